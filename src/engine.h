@@ -1,0 +1,122 @@
+/* engine.h — the core pipeline: samples in, series registry, detectors, alerts.
+ *
+ * Data flows one way: a caller (HTTP handler, replay thread) opens a batch,
+ * adds samples, and closes it. For each sample the engine finds or creates
+ * the series (registry, cardinality limit), drops out-of-order and duplicate
+ * samples, runs the series' detector model, records the result in the
+ * series' in-memory history ring and steps its alert state machine. Alert
+ * transitions are collected and written to the store in one transaction when
+ * the batch closes, before the caller answers: an alert is never served
+ * before it is durable. No samples are written to SQLite on this path.
+ *
+ * Locking: one engine mutex, taken by engine_batch_begin() and released by
+ * engine_batch_end(), and taken briefly by every read function, which copy
+ * out what they return. The engine owns the registry, the models and the
+ * per-series state; it borrows the store and the selfstats.
+ */
+#ifndef FORESHOCK_ENGINE_H
+#define FORESHOCK_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "detector.h"
+#include "labels.h"
+#include "selector.h"
+#include "selfstats.h"
+
+struct engine;
+struct store;
+
+struct engine_config {
+	size_t max_series;                /* cardinality limit (new series beyond are rejected) */
+	size_t history_points;            /* per-series ring of recent samples and scores */
+	struct label_limits label_limits;
+	int64_t alert_retention_ms;       /* ended alerts kept this long (event time) */
+	const char *alertname;            /* label value of alertname, e.g. "ForeshockAnomaly" */
+	const char *external_url;         /* base URL used in annotation links; may be NULL */
+};
+void engine_config_default(struct engine_config *c);
+
+/* Creates the engine. Takes ownership of `model` (the default model for
+ * every series). Borrows store and stats, which must outlive the engine. */
+struct engine *engine_new(const struct engine_config *cfg, struct model *model,
+                          struct store *store, struct selfstats *stats, char *err, size_t errlen);
+void engine_free(struct engine *e);
+
+/* One batch = one request body. Sample results are counted in `res`. */
+struct engine_result {
+	size_t accepted;
+	size_t rejected[REJ__COUNT];
+	size_t series_created;
+};
+
+struct engine_batch {
+	struct engine *e;
+	struct engine_result res;
+};
+
+/* Takes the engine lock. */
+void engine_batch_begin(struct engine *e, struct engine_batch *b);
+/* Adds one sample. labels must include __name__. Returns 0 if accepted, or
+ * the reject reason (> 0, an enum reject_reason + 1) with a message in err
+ * naming the series or metric. Counted in b->res and in selfstats. */
+int engine_batch_add(struct engine_batch *b, const struct label_ref *labels, size_t n,
+                     int64_t ts_ms, double value, char *err, size_t errlen);
+/* Persists the batch's alert transitions and releases the lock. Returns 0, or
+ * -1 if the store failed (transitions stay queued and are retried by the next
+ * batch; the error is logged and counted). */
+int engine_batch_end(struct engine_batch *b);
+
+/* --- read side (thread-safe; each call copies under the lock) --- */
+
+struct series_info {
+	const struct labels *labels;   /* valid during the callback only */
+	const char *key;               /* canonical name{...} */
+	uint64_t samples;              /* samples accepted */
+	int64_t first_ts_ms, last_ts_ms;
+	double last_value;
+	struct det_result last;        /* last detector result (component string is static) */
+	int alert_state;               /* enum alert_state */
+};
+typedef int (*engine_series_fn)(void *ctx, const struct series_info *s);
+/* Calls fn for each series matching any of the selectors (all series when
+ * nsel == 0), in creation order. fn returns nonzero to stop. */
+int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
+                          engine_series_fn fn, void *ctx);
+
+struct history_point {
+	int64_t ts_ms;
+	float value, score, expected, lower, upper;
+	int8_t direction;
+	const char *component;         /* static string */
+};
+typedef int (*engine_history_fn)(void *ctx, const struct series_info *s,
+                                 const struct history_point *pts, size_t n);
+/* Recent history of each matching series with ts in [start_ms, end_ms]. */
+int engine_history(struct engine *e, const struct selector *sel, size_t nsel, int64_t start_ms,
+                   int64_t end_ms, engine_history_fn fn, void *ctx);
+
+struct engine_stats {
+	size_t series;
+	size_t max_series;
+	size_t pending_transitions;    /* not yet durable (store failing) */
+	int64_t last_sample_ms;        /* newest event time seen */
+	const char *model_name;
+};
+void engine_get_stats(struct engine *e, struct engine_stats *st);
+
+/* Write every series' detector and alert state to the store in one
+ * transaction (shutdown, and periodically). Returns 0 or -1. */
+int engine_checkpoint(struct engine *e, char *err, size_t errlen);
+/* Recreate series and their state from the last checkpoint; series whose
+ * model fingerprint changed start fresh. Call before serving. Returns the
+ * number of series restored, or -1. */
+long engine_restore(struct engine *e, char *err, size_t errlen);
+/* Swap in a new default model (SIGHUP). Takes ownership of m; series whose
+ * fingerprint changes re-learn from scratch (logged). */
+void engine_set_model(struct engine *e, struct model *m);
+/* Drop ended alerts older than the retention (event time). */
+int engine_prune(struct engine *e);
+
+#endif

@@ -1,0 +1,57 @@
+/* selfstats.h — the daemon's own counters, exported on /metrics.
+ *
+ * One struct selfstats is owned by main and outlives the engine and the HTTP
+ * server, which hold borrowed pointers. Fields are C11 atomics updated with
+ * relaxed ordering: they are statistics, not synchronisation.
+ */
+#ifndef FORESHOCK_SELFSTATS_H
+#define FORESHOCK_SELFSTATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Why a sample (or a line) was not stored. Keep in step with
+ * selfstats_reject_name(). */
+enum reject_reason {
+	REJ_PARSE = 0,       /* malformed line / payload */
+	REJ_LABELS,          /* invalid or too many labels, too long */
+	REJ_CARDINALITY,     /* series limit reached */
+	REJ_OUT_OF_ORDER,    /* older than the series' last sample */
+	REJ_DUPLICATE,       /* same timestamp as the series' last sample */
+	REJ_NON_FINITE,      /* NaN or infinite value */
+	REJ_TOO_OLD,         /* reserved: before the retention horizon */
+	REJ__COUNT
+};
+
+#define SELFSTATS_LATENCY_BUCKETS 12
+enum http_route {
+	ROUTE_WRITE = 0, ROUTE_IMPORT, ROUTE_REMOTE_WRITE, ROUTE_IMPORT_PROM, ROUTE_ALERTS,
+	ROUTE_SERIES, ROUTE_ANOMALIES, ROUTE_METRICS, ROUTE_HEALTH, ROUTE_QUERY, ROUTE_FORECAST,
+	ROUTE_UI, ROUTE_OTHER, ROUTE__COUNT
+};
+
+struct selfstats {
+	_Atomic uint64_t samples_accepted;
+	_Atomic uint64_t samples_rejected[REJ__COUNT];
+	_Atomic uint64_t fields_ignored;        /* string/bool fields: not series */
+	_Atomic uint64_t requests[ROUTE__COUNT][6]; /* by route and status class 1xx..5xx (index 1..5), 0 = other */
+	_Atomic uint64_t latency_bucket[ROUTE__COUNT][SELFSTATS_LATENCY_BUCKETS + 1];
+	_Atomic uint64_t latency_sum_us[ROUTE__COUNT];
+	_Atomic uint64_t bodies_too_large;
+	_Atomic uint64_t alert_transitions;
+	_Atomic uint64_t store_errors;
+	_Atomic uint64_t notifications_sent;
+	_Atomic uint64_t notifications_failed;
+	int64_t start_time_ms;                  /* set once before threads start */
+};
+
+void selfstats_init(struct selfstats *s);
+const char *selfstats_reject_name(enum reject_reason r);
+const char *selfstats_route_name(enum http_route r);
+/* Upper bounds (seconds) of the request-latency histogram buckets. */
+extern const double selfstats_latency_bounds[SELFSTATS_LATENCY_BUCKETS];
+void selfstats_observe_request(struct selfstats *s, enum http_route r, unsigned status,
+                               uint64_t micros);
+
+#endif
