@@ -1,0 +1,650 @@
+/* detector.c — detector models: YAML loading, per-series state layout and the
+ * scoring pipeline (components -> anomaly likelihood -> ensemble -> alert
+ * suppression). Components live in src/detectors/, behind detectors/detectors.h.
+ *
+ * Pipeline for one sample (all O(1), no allocation):
+ *   1. sampling-interval estimate and elapsed "steps" (gaps count as time);
+ *   2. each component scores the sample (raw >= 0) and learns from it;
+ *   3. each raw score goes through its own anomaly-likelihood stage: a short
+ *      moving average of log(1 + raw) compared with the long-run Gaussian of
+ *      that average; the tail probability Q is log-scaled to [0,1];
+ *   4. the ensemble takes the weighted max (or noisy-OR / mean);
+ *   5. warm-up forces 0; after a detection (score >= alert threshold) the
+ *      score is capped at `hold` for `suppress` samples, so one event gives
+ *      one detection while a sustained anomaly still stays above
+ *      clear_threshold (see docs/detectors.md).
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "detector.h"
+#include "detectors/detectors.h"
+#include "log.h"
+#include "yaml_tree.h"
+
+#define MAX_COMPONENTS 6
+#define LK_MAX_WINDOW 32
+#define STATE_VERSION 3u
+
+enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN };
+
+struct comp_inst {
+	const struct comp_kind *kind;
+	double p[DET_MAX_PARAMS];
+	double weight;
+	size_t off;    /* offset of the component's own state in the block */
+	size_t lk_off; /* offset of its likelihood state */
+};
+
+struct model {
+	char name[64];
+	struct comp_inst comp[MAX_COMPONENTS];
+	int ncomp;
+	enum combine_mode combine;
+	/* likelihood stage */
+	int lk_enabled;
+	int lk_window;        /* short moving average, samples */
+	double lk_halflife;   /* long-run Gaussian, samples */
+	double lk_min_std;    /* floor on its standard deviation */
+	/* post-processing */
+	uint32_t warmup;      /* samples scored 0 */
+	uint32_t suppress;    /* samples capped after a detection */
+	double hold;          /* cap during suppression */
+	struct model_alerting alert;
+	char severity[32];
+	size_t state_size;
+	uint64_t fingerprint;
+};
+
+/* Per-series header; component and likelihood blocks follow, 8-aligned. */
+struct model_hdr {
+	int64_t last_ts;
+	float interval;      /* typical sampling interval, ms */
+	uint32_t n;          /* samples seen */
+	uint32_t since_fire; /* samples since the last detection (UINT32_MAX: none) */
+	uint32_t pad;
+};
+
+struct lk_state {
+	double mean, var;       /* long-run Gaussian of the moving average */
+	float ring[LK_MAX_WINDOW];
+	float sum;
+	uint16_t pos, len;
+	uint32_t n;
+};
+
+static const struct comp_kind *const kinds[] = { &comp_level, &comp_seasonal, &comp_context,
+	                                         &comp_cusum, NULL };
+
+/* The built-in default; models/default.yml must say the same (a unit test
+ * compares fingerprints). */
+static const char builtin_yaml[] =
+	"name: default\n"
+	"components:\n"
+	"  - kind: level\n"
+	"  - kind: seasonal\n"
+	"combine: max\n"
+	"likelihood:\n"
+	"  window: 10\n"
+	"  halflife: 2000\n"
+	"  min_std: 0.05\n"
+	"warmup: 150\n"
+	"suppress: 200\n"
+	"hold: 0.45\n"
+	"alert:\n"
+	"  threshold: 0.5\n"
+	"  clear_threshold: 0.4\n"
+	"  for: 1m\n"
+	"  resolve: 5m\n"
+	"  severity: warning\n";
+
+static size_t align8(size_t x)
+{
+	return (x + 7) & ~(size_t)7;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static void model_finish(struct model *m)
+{
+	size_t off = align8(sizeof(struct model_hdr));
+	uint64_t h = 14695981039346656037ull;
+	uint32_t v = STATE_VERSION;
+	h = fnv(h, &v, sizeof v);
+	for (int i = 0; i < m->ncomp; i++) {
+		struct comp_inst *c = &m->comp[i];
+		c->lk_off = off;
+		off = align8(off + sizeof(struct lk_state));
+		c->off = off;
+		off = align8(off + c->kind->state_size(c->p));
+		h = fnv(h, c->kind->name, strlen(c->kind->name));
+		h = fnv(h, c->p, sizeof c->p);
+		h = fnv(h, &c->weight, sizeof c->weight);
+	}
+	m->state_size = off;
+	h = fnv(h, &m->combine, sizeof m->combine);
+	h = fnv(h, &m->lk_enabled, sizeof m->lk_enabled);
+	h = fnv(h, &m->lk_window, sizeof m->lk_window);
+	h = fnv(h, &m->lk_halflife, sizeof m->lk_halflife);
+	h = fnv(h, &m->lk_min_std, sizeof m->lk_min_std);
+	h = fnv(h, &m->warmup, sizeof m->warmup);
+	h = fnv(h, &m->suppress, sizeof m->suppress);
+	h = fnv(h, &m->hold, sizeof m->hold);
+	h = fnv(h, &m->alert.threshold, sizeof m->alert.threshold);
+	m->fingerprint = h;
+	m->alert.severity = m->severity;
+}
+
+/* ---- YAML ---------------------------------------------------------------- */
+
+static int read_range(const struct ynode *n, const char *what, double lo, double hi, double *out,
+                      char *err, size_t errlen)
+{
+	if (ynode_double(n, what, out, err, errlen) < 0)
+		return -1;
+	if (*out < lo || *out > hi) {
+		yerr(err, errlen, n, "value '%s' for '%s' out of range [%g, %g]", n->scalar, what, lo,
+		     hi);
+		return -1;
+	}
+	return 0;
+}
+
+static int read_param(const struct param_def *d, const struct ynode *n, double *out, char *err,
+                      size_t errlen)
+{
+	switch (d->type) {
+	case PARAM_NUMBER:
+		return read_range(n, d->name, d->min, d->max, out, err, errlen);
+	case PARAM_INT: {
+		int64_t v;
+		if (ynode_int(n, d->name, &v, err, errlen) < 0)
+			return -1;
+		if ((double)v < d->min || (double)v > d->max) {
+			yerr(err, errlen, n, "value '%s' for '%s' out of range [%g, %g]", n->scalar,
+			     d->name, d->min, d->max);
+			return -1;
+		}
+		*out = (double)v;
+		return 0;
+	}
+	case PARAM_DURATION: {
+		int64_t v;
+		if (ynode_duration_ms(n, d->name, &v, err, errlen) < 0)
+			return -1;
+		if ((double)v < d->min || (double)v > d->max) {
+			yerr(err, errlen, n, "duration '%s' for '%s' out of range [%gs, %gs]", n->scalar,
+			     d->name, d->min / 1000, d->max / 1000);
+			return -1;
+		}
+		*out = (double)v;
+		return 0;
+	}
+	case PARAM_BOOL: {
+		int v;
+		if (ynode_bool(n, d->name, &v, err, errlen) < 0)
+			return -1;
+		*out = v;
+		return 0;
+	}
+	}
+	return -1;
+}
+
+static int parse_component(struct model *m, const struct ynode *n, char *err, size_t errlen)
+{
+	if (n->type != Y_MAP) {
+		yerr(err, errlen, n, "a component must be a map with 'kind:'");
+		return -1;
+	}
+	const struct ynode *kn = ymap_get(n, "kind");
+	if (!kn) {
+		yerr(err, errlen, n, "missing 'kind' in component");
+		return -1;
+	}
+	const char *kname;
+	if (ynode_string(kn, "kind", &kname, err, errlen) < 0)
+		return -1;
+	const struct comp_kind *kind = NULL;
+	for (int i = 0; kinds[i]; i++)
+		if (!strcmp(kinds[i]->name, kname))
+			kind = kinds[i];
+	if (!kind) {
+		yerr(err, errlen, kn, "unknown component kind '%s' (known: level, seasonal, context, cusum)",
+		     kname);
+		return -1;
+	}
+	if (m->ncomp >= MAX_COMPONENTS) {
+		yerr(err, errlen, n, "too many components (at most %d)", MAX_COMPONENTS);
+		return -1;
+	}
+	const char *allowed[DET_MAX_PARAMS + 3];
+	size_t na = 0;
+	allowed[na++] = "kind";
+	allowed[na++] = "weight";
+	for (size_t i = 0; i < kind->nparams; i++)
+		allowed[na++] = kind->params[i].name;
+	allowed[na] = NULL;
+	if (ymap_check_keys(n, allowed, err, errlen) < 0)
+		return -1;
+	struct comp_inst *c = &m->comp[m->ncomp];
+	memset(c, 0, sizeof *c);
+	c->kind = kind;
+	c->weight = 1.0;
+	const struct ynode *w = ymap_get(n, "weight");
+	if (w && read_range(w, "weight", 0, 1, &c->weight, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < kind->nparams; i++) {
+		const struct param_def *d = &kind->params[i];
+		c->p[i] = d->def;
+		const struct ynode *pn = ymap_get(n, d->name);
+		if (pn && read_param(d, pn, &c->p[i], err, errlen) < 0)
+			return -1;
+	}
+	m->ncomp++;
+	return 0;
+}
+
+static int parse_duration_key(const struct ynode *map, const char *key, int64_t *out, char *err,
+                              size_t errlen)
+{
+	const struct ynode *n = ymap_get(map, key);
+	if (!n)
+		return 0;
+	if (ynode_duration_ms(n, key, out, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int parse_model(struct model *m, const struct ynode *root, char *err, size_t errlen)
+{
+	static const char *const top[] = { "name", "components", "combine", "likelihood", "warmup",
+		                           "suppress", "hold", "alert", NULL };
+	if (root->type != Y_MAP) {
+		yerr(err, errlen, root, "a model must be a map");
+		return -1;
+	}
+	if (ymap_check_keys(root, top, err, errlen) < 0)
+		return -1;
+	const struct ynode *n;
+	const char *s;
+	double d;
+
+	if ((n = ymap_get(root, "name"))) {
+		if (ynode_string(n, "name", &s, err, errlen) < 0)
+			return -1;
+		if (strlen(s) >= sizeof m->name || !*s) {
+			yerr(err, errlen, n, "invalid model name '%s' (1 to %zu characters)", s,
+			     sizeof m->name - 1);
+			return -1;
+		}
+		snprintf(m->name, sizeof m->name, "%s", s);
+	}
+	n = ymap_get(root, "components");
+	if (!n) {
+		yerr(err, errlen, root, "missing 'components'");
+		return -1;
+	}
+	if (n->type != Y_SEQ || n->n == 0) {
+		yerr(err, errlen, n, "'components' must be a non-empty list");
+		return -1;
+	}
+	for (size_t i = 0; i < n->n; i++)
+		if (parse_component(m, n->items[i], err, errlen) < 0)
+			return -1;
+
+	if ((n = ymap_get(root, "combine"))) {
+		if (ynode_string(n, "combine", &s, err, errlen) < 0)
+			return -1;
+		if (!strcmp(s, "max"))
+			m->combine = COMBINE_MAX;
+		else if (!strcmp(s, "noisy_or"))
+			m->combine = COMBINE_NOISY_OR;
+		else if (!strcmp(s, "mean"))
+			m->combine = COMBINE_MEAN;
+		else {
+			yerr(err, errlen, n, "invalid value '%s' for 'combine' (max, noisy_or, mean)", s);
+			return -1;
+		}
+	}
+	if ((n = ymap_get(root, "likelihood"))) {
+		static const char *const lk[] = { "enabled", "window", "halflife", "min_std", NULL };
+		if (n->type != Y_MAP) {
+			yerr(err, errlen, n, "'likelihood' must be a map");
+			return -1;
+		}
+		if (ymap_check_keys(n, lk, err, errlen) < 0)
+			return -1;
+		const struct ynode *v;
+		if ((v = ymap_get(n, "enabled")) && ynode_bool(v, "enabled", &m->lk_enabled, err, errlen) < 0)
+			return -1;
+		if ((v = ymap_get(n, "window"))) {
+			if (read_range(v, "window", 1, LK_MAX_WINDOW, &d, err, errlen) < 0)
+				return -1;
+			m->lk_window = (int)d;
+		}
+		if ((v = ymap_get(n, "halflife")) &&
+		    read_range(v, "halflife", 10, 1e7, &m->lk_halflife, err, errlen) < 0)
+			return -1;
+		if ((v = ymap_get(n, "min_std")) &&
+		    read_range(v, "min_std", 1e-6, 10, &m->lk_min_std, err, errlen) < 0)
+			return -1;
+	}
+	if ((n = ymap_get(root, "warmup"))) {
+		if (read_range(n, "warmup", 0, 1e7, &d, err, errlen) < 0)
+			return -1;
+		m->warmup = (uint32_t)d;
+	}
+	if ((n = ymap_get(root, "suppress"))) {
+		if (read_range(n, "suppress", 0, 1e7, &d, err, errlen) < 0)
+			return -1;
+		m->suppress = (uint32_t)d;
+	}
+	if ((n = ymap_get(root, "hold")) && read_range(n, "hold", 0, 1, &m->hold, err, errlen) < 0)
+		return -1;
+
+	if ((n = ymap_get(root, "alert"))) {
+		static const char *const al[] = { "threshold", "clear_threshold", "for", "resolve",
+			                          "severity", NULL };
+		if (n->type != Y_MAP) {
+			yerr(err, errlen, n, "'alert' must be a map");
+			return -1;
+		}
+		if (ymap_check_keys(n, al, err, errlen) < 0)
+			return -1;
+		const struct ynode *v;
+		if ((v = ymap_get(n, "threshold")) &&
+		    read_range(v, "threshold", 0, 1, &m->alert.threshold, err, errlen) < 0)
+			return -1;
+		if ((v = ymap_get(n, "clear_threshold")) &&
+		    read_range(v, "clear_threshold", 0, 1, &m->alert.clear_threshold, err, errlen) < 0)
+			return -1;
+		if (m->alert.clear_threshold > m->alert.threshold) {
+			yerr(err, errlen, v ? v : n, "'clear_threshold' %g is above 'threshold' %g",
+			     m->alert.clear_threshold, m->alert.threshold);
+			return -1;
+		}
+		if (parse_duration_key(n, "for", &m->alert.for_ms, err, errlen) < 0 ||
+		    parse_duration_key(n, "resolve", &m->alert.resolve_ms, err, errlen) < 0)
+			return -1;
+		if ((v = ymap_get(n, "severity"))) {
+			if (ynode_string(v, "severity", &s, err, errlen) < 0)
+				return -1;
+			if (!*s || strlen(s) >= sizeof m->severity) {
+				yerr(err, errlen, v, "invalid severity '%s' (1 to %zu characters)", s,
+				     sizeof m->severity - 1);
+				return -1;
+			}
+			snprintf(m->severity, sizeof m->severity, "%s", s);
+		}
+	}
+	return 0;
+}
+
+static void model_defaults(struct model *m)
+{
+	memset(m, 0, sizeof *m);
+	snprintf(m->name, sizeof m->name, "unnamed");
+	m->combine = COMBINE_MAX;
+	m->lk_enabled = 1;
+	m->lk_window = 10;
+	m->lk_halflife = 2000;
+	m->lk_min_std = 0.05;
+	m->warmup = 150;
+	m->suppress = 200;
+	m->hold = 0.45;
+	m->alert.threshold = 0.5;
+	m->alert.clear_threshold = 0.4;
+	m->alert.for_ms = 60000;
+	m->alert.resolve_ms = 300000;
+	snprintf(m->severity, sizeof m->severity, "warning");
+}
+
+static struct model *model_from_tree(const struct ynode *root, char *err, size_t errlen)
+{
+	struct model *m = malloc(sizeof *m);
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	model_defaults(m);
+	if (parse_model(m, root, err, errlen) < 0) {
+		free(m);
+		return NULL;
+	}
+	if (m->hold >= m->alert.threshold && m->suppress > 0) {
+		yerr(err, errlen, ymap_get(root, "hold") ? ymap_get(root, "hold") : root,
+		     "'hold' %g must be below the alert threshold %g", m->hold, m->alert.threshold);
+		free(m);
+		return NULL;
+	}
+	model_finish(m);
+	return m;
+}
+
+struct model *model_load_string(const char *yaml, size_t len, const char *name, char *err,
+                                size_t errlen)
+{
+	struct ynode *root = ytree_load_string(yaml, len, name, err, errlen);
+	if (!root)
+		return NULL;
+	struct model *m = model_from_tree(root, err, errlen);
+	ytree_free(root);
+	return m;
+}
+
+struct model *model_load_file(const char *path, char *err, size_t errlen)
+{
+	struct ynode *root = ytree_load_file(path, err, errlen);
+	if (!root)
+		return NULL;
+	struct model *m = model_from_tree(root, err, errlen);
+	ytree_free(root);
+	return m;
+}
+
+struct model *model_builtin_default(void)
+{
+	char err[256];
+	struct model *m = model_load_string(builtin_yaml, sizeof builtin_yaml - 1, "<builtin>", err,
+	                                    sizeof err);
+	if (!m) {
+		/* The embedded text is tested; this is a programming error. */
+		log_msg(LOG_ERROR, "event=builtin_model_invalid error=\"%s\"", err);
+		abort();
+	}
+	return m;
+}
+
+void model_free(struct model *m)
+{
+	free(m);
+}
+
+const char *model_name(const struct model *m)
+{
+	return m->name;
+}
+
+const struct model_alerting *model_alerting(const struct model *m)
+{
+	return &m->alert;
+}
+
+uint64_t model_fingerprint(const struct model *m)
+{
+	return m->fingerprint;
+}
+
+size_t model_state_size(const struct model *m)
+{
+	return m->state_size;
+}
+
+void model_state_init(const struct model *m, void *state)
+{
+	memset(state, 0, m->state_size);
+	struct model_hdr *h = state;
+	h->since_fire = UINT32_MAX;
+	for (int i = 0; i < m->ncomp; i++)
+		m->comp[i].kind->init(m->comp[i].p, (char *)state + m->comp[i].off);
+}
+
+/* ---- scoring ------------------------------------------------------------- */
+
+/* Anomaly likelihood of one component's raw score, in [0,1]. */
+static double likelihood(const struct model *m, struct lk_state *s, double raw)
+{
+	float u = (float)log1p(raw);
+	int w = m->lk_window;
+	if (s->len < w) {
+		s->ring[s->len++] = u;
+		s->sum += u;
+	} else {
+		s->sum += u - s->ring[s->pos];
+		s->ring[s->pos] = u;
+		s->pos = (uint16_t)((s->pos + 1) % w);
+	}
+	/* recompute now and then to cancel float drift */
+	if (s->pos == 0) {
+		float t = 0;
+		for (int i = 0; i < s->len; i++)
+			t += s->ring[i];
+		s->sum = t;
+	}
+	double avg = (double)s->sum / s->len;
+	double score = 0;
+	if (s->n > 0) {
+		double sd = sqrt(s->var);
+		if (sd < m->lk_min_std)
+			sd = m->lk_min_std;
+		double z = (avg - s->mean) / sd;
+		if (z > 0) {
+			double q = 0.5 * erfc(z * M_SQRT1_2);
+			score = log(q + 1e-10) / log(1e-10);
+			if (score > 1)
+				score = 1;
+		}
+	}
+	/* learn the long-run distribution */
+	if (s->n == 0) {
+		s->mean = avg;
+		s->var = 0;
+	} else {
+		double a = s->n < m->lk_halflife ? 1.0 / (s->n + 1) : det_alpha(m->lk_halflife, 1);
+		double d = avg - s->mean;
+		s->mean += a * d;
+		s->var = (1 - a) * (s->var + a * d * d);
+	}
+	if (s->n < UINT32_MAX)
+		s->n++;
+	return score;
+}
+
+void model_update(const struct model *m, void *state, int64_t ts_ms, double value,
+                  struct det_result *out)
+{
+	struct model_hdr *h = state;
+	struct comp_ctx c;
+	c.ts_ms = ts_ms;
+	c.value = value;
+	c.steps = 1;
+	if (h->n > 0) {
+		double dt = (double)(ts_ms - h->last_ts);
+		if (dt < 1)
+			dt = 1;
+		if (h->interval <= 0)
+			h->interval = (float)dt;
+		c.steps = dt / (double)h->interval;
+		if (c.steps < 1)
+			c.steps = 1;
+		else if (c.steps > 64)
+			c.steps = 64;
+		/* streaming median of the interval, in log space */
+		if (dt > (double)h->interval)
+			h->interval *= 1.02f;
+		else if (dt < (double)h->interval)
+			h->interval *= 0.98f;
+	}
+	h->last_ts = ts_ms;
+	if (h->n < UINT32_MAX)
+		h->n++;
+	c.n = h->n;
+	c.interval_ms = h->interval;
+
+	double best = -1, combined = 0, prod = 1, sum = 0, wsum = 0;
+	int bi = 0, base = -1;
+	struct comp_out o0 = { 0 }, ob = { 0 };
+	for (int i = 0; i < m->ncomp; i++) {
+		const struct comp_inst *ci = &m->comp[i];
+		struct comp_out o = { 0, NAN, NAN, NAN, 0 };
+		ci->kind->update(ci->p, (char *)state + ci->off, &c, &o);
+		double sc;
+		if (m->lk_enabled)
+			sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off), o.raw);
+		else
+			sc = o.raw > 1 ? 1 : o.raw;
+		sc *= ci->weight;
+		if (sc > best) {
+			best = sc;
+			bi = i;
+			ob = o;
+		}
+		if (base < 0 && !isnan(o.expected)) {
+			base = i;
+			o0 = o;
+		}
+		prod *= 1 - sc;
+		sum += sc;
+		wsum += ci->weight;
+	}
+	switch (m->combine) {
+	case COMBINE_MAX:
+		combined = best;
+		break;
+	case COMBINE_NOISY_OR:
+		combined = 1 - prod;
+		break;
+	case COMBINE_MEAN:
+		combined = wsum > 0 ? sum / wsum : 0;
+		break;
+	}
+	if (combined < 0)
+		combined = 0;
+	if (h->n <= m->warmup)
+		combined = 0;
+
+	/* one detection per event: cap for `suppress` samples after a detection */
+	if (h->since_fire < m->suppress) {
+		if (combined > m->hold)
+			combined = m->hold;
+		h->since_fire++;
+	} else if (combined >= m->alert.threshold) {
+		h->since_fire = 0;
+	} else if (h->since_fire != UINT32_MAX) {
+		h->since_fire++;
+	}
+
+	out->score = combined;
+	out->component = m->comp[bi].kind->name;
+	if (!isnan(ob.expected))
+		o0 = ob;
+	else if (base < 0)
+		o0 = ob;
+	out->expected = o0.expected;
+	out->lower = o0.lower;
+	out->upper = o0.upper;
+	out->direction = ob.direction ? ob.direction : o0.direction;
+}

@@ -1,0 +1,15 @@
+/* detectors/common.c — small numeric helpers shared by the detector components. */
+#include "config.h"
+
+#include <math.h>
+
+#include "detectors/detectors.h"
+
+double det_alpha(double halflife, double steps)
+{
+	if (halflife <= 0)
+		return 1.0;
+	/* (1 - a)^halflife = 1/2 per sample; over `steps` samples of elapsed time the
+	 * old estimate keeps (1/2)^(steps/halflife) of its weight. */
+	return 1.0 - exp2(-steps / halflife);
+}

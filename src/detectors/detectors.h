@@ -1,0 +1,69 @@
+/* detectors.h — private to detector.c and the src/detectors/ files: the component vtable.
+ *
+ * A model is an ensemble of components. Each component kind describes its
+ * parameters in a table (name, type, default, range) so that detector.c can
+ * parse and range-check YAML generically, and provides state_size/init/update
+ * over a fixed-size block of plain data (no pointers) that detector.c carves
+ * out of the per-series state. Components never allocate and never keep
+ * global state; parameters are read-only doubles indexed like the table.
+ */
+#ifndef FORESHOCK_DETECTORS_H
+#define FORESHOCK_DETECTORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DET_MAX_PARAMS 12
+
+enum param_type {
+	PARAM_NUMBER,   /* any real number within [min, max] */
+	PARAM_INT,      /* integer within [min, max] */
+	PARAM_DURATION, /* "5m", "1d"; stored as milliseconds, range in ms */
+	PARAM_BOOL      /* 0 or 1 */
+};
+
+struct param_def {
+	const char *name;
+	enum param_type type;
+	double def, min, max;
+};
+
+/* Per-sample context computed once by the model and shared by components. */
+struct comp_ctx {
+	int64_t ts_ms;     /* event time of this sample */
+	double value;      /* the sample */
+	double steps;      /* elapsed time in typical sampling intervals, clamped to
+	                    * [1, 64]; 1 for the first sample. Components decay by
+	                    * this so that gaps count as elapsed time. */
+	double interval_ms;/* running estimate of the typical sampling interval */
+	uint32_t n;        /* samples seen by the model, this one included (1-based) */
+};
+
+/* One component's verdict on one sample. */
+struct comp_out {
+	double raw;          /* raw anomaly score, >= 0; 0 = perfectly normal */
+	double expected;     /* baseline value, NAN if the component has none */
+	double lower, upper; /* band, NAN if none */
+	int direction;       /* +1 above, -1 below, 0 inside / unknown */
+};
+
+struct comp_kind {
+	const char *name; /* YAML `kind:` and det_result.component */
+	const struct param_def *params;
+	size_t nparams;   /* <= DET_MAX_PARAMS */
+	size_t (*state_size)(const double *p);
+	void (*init)(const double *p, void *state);
+	/* Score the sample against the state, then learn from it. */
+	void (*update)(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o);
+};
+
+extern const struct comp_kind comp_level;
+extern const struct comp_kind comp_seasonal;
+extern const struct comp_kind comp_context;
+extern const struct comp_kind comp_cusum;
+
+/* Helpers shared by components (detectors/common.c). */
+/* EWMA weight for a half-life of `halflife` samples, raised to `steps`. */
+double det_alpha(double halflife, double steps);
+
+#endif

@@ -1,0 +1,128 @@
+/* detectors/seasonal.c — "seasonal": time-of-period profile around a slow level.
+ *
+ * The period (default one day) is cut into B buckets keyed by event time
+ * (ts mod period), not by row index, so irregular sampling and gaps keep each
+ * sample in the right bucket. A slow EWMA level L follows the trend; each
+ * bucket keeps an EWMA of the offset x - L and of its absolute deviation.
+ * Expected value: L + offset[b]. Raw score: |x - expected| in robust sigmas of
+ * that bucket (pooled with the series-wide deviation so sparse buckets are not
+ * over-confident). A bucket scores 0 until it has seen `min_count` samples.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "detectors/detectors.h"
+
+#define SEAS_MAX_BUCKETS 168
+
+enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL };
+
+static const struct param_def params[] = {
+	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
+	{ "buckets", PARAM_INT, 48, 2, SEAS_MAX_BUCKETS },
+	{ "halflife", PARAM_NUMBER, 24, 1, 1e6 },        /* bucket updates */
+	{ "level_halflife", PARAM_NUMBER, 288, 1, 1e7 }, /* samples */
+	{ "min_count", PARAM_INT, 12, 1, 1000 },
+	{ "band", PARAM_NUMBER, 3, 0.5, 100 },
+	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
+};
+
+struct seas_state {
+	double level;
+	float gdev;   /* series-wide deviation of the residual */
+	float absmax;
+	uint32_t n;
+	/* followed by B bucket records */
+};
+
+struct seas_bucket {
+	float off, dev;
+	uint32_t cnt;
+};
+
+static size_t seas_size(const double *p)
+{
+	return sizeof(struct seas_state) + (size_t)p[P_BUCKETS] * sizeof(struct seas_bucket);
+}
+
+static void seas_init(const double *p, void *state)
+{
+	memset(state, 0, seas_size(p));
+}
+
+static void seas_update(const double *p, void *state, const struct comp_ctx *c,
+                        struct comp_out *o)
+{
+	struct seas_state *s = state;
+	struct seas_bucket *bk = (struct seas_bucket *)(s + 1);
+	int nb = (int)p[P_BUCKETS];
+	int64_t period = (int64_t)p[P_PERIOD];
+	int64_t ph = c->ts_ms % period;
+	if (ph < 0)
+		ph += period;
+	int b = (int)(ph * nb / period);
+	struct seas_bucket *k = &bk[b];
+	double x = c->value;
+
+	if (s->n == 0) {
+		s->level = x;
+		s->absmax = (float)fabs(x);
+	}
+	double floor = p[P_MIN_REL] * (double)s->absmax + 1e-12;
+	double exp_v = s->level + k->off;
+	double sig_b = 1.2533 * (0.5 * (double)k->dev + 0.5 * (double)s->gdev);
+	if (sig_b < floor)
+		sig_b = floor;
+	double r = x - exp_v;
+	if (k->cnt >= (uint32_t)p[P_MIN_COUNT]) {
+		o->raw = fabs(r) / sig_b;
+		o->expected = exp_v;
+		o->lower = exp_v - p[P_BAND] * sig_b;
+		o->upper = exp_v + p[P_BAND] * sig_b;
+		o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
+	} else {
+		o->raw = 0;
+		o->expected = o->lower = o->upper = NAN;
+		o->direction = 0;
+	}
+
+	/* learn */
+	double al = det_alpha(p[P_LEVEL_HALFLIFE], c->steps);
+	double ab = k->cnt < 4 ? 1.0 / (k->cnt + 1) : det_alpha(p[P_HALFLIFE], 1);
+	double lim = 4 * sig_b;
+	double rc = r;
+	if (k->cnt >= 4) {
+		if (rc > lim)
+			rc = lim;
+		else if (rc < -lim)
+			rc = -lim;
+	}
+	double off = (double)k->off + ab * rc;
+	if (k->cnt == 0)
+		off = x - s->level;
+	k->dev += (float)(ab * (fabs(rc) - (double)k->dev));
+	k->off = (float)off;
+	if (k->cnt < UINT32_MAX)
+		k->cnt++;
+	if (s->n > 0 || k->cnt > 1)
+		s->gdev += (float)(det_alpha(p[P_LEVEL_HALFLIFE], c->steps) * (fabs(rc) - (double)s->gdev));
+	/* the level follows the deseasonalised value */
+	double des = x - (double)k->off;
+	double dl = des - s->level;
+	s->level += al * dl;
+	float ax = (float)fabs(x);
+	s->absmax = ax > s->absmax ? ax : s->absmax + (float)al * (ax - s->absmax);
+	if (s->n < UINT32_MAX)
+		s->n++;
+}
+
+const struct comp_kind comp_seasonal = {
+	.name = "seasonal",
+	.params = params,
+	.nparams = sizeof params / sizeof params[0],
+	.state_size = seas_size,
+	.init = seas_init,
+	.update = seas_update,
+};

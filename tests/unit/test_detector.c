@@ -1,0 +1,393 @@
+/* test_detector.c — unit tests of the detector models (src/detector.c and the
+ * components in src/detectors/): streaming contract (determinism, prefix
+ * invariance, state snapshots), detection behaviour on synthetic series,
+ * irregular timestamps, YAML validation with line numbers and the size of the
+ * per-series state. With $FORESHOCK_SHARED_DATA set, prefix invariance is also
+ * checked on NAB files.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "detector.h"
+#include "timefmt.h"
+
+/* ---- deterministic synthetic data ---------------------------------------- */
+
+struct rng {
+	uint64_t s;
+};
+
+static double rng_uniform(struct rng *r)
+{
+	r->s ^= r->s << 13;
+	r->s ^= r->s >> 7;
+	r->s ^= r->s << 17;
+	return ((double)(r->s >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double rng_normal(struct rng *r)
+{
+	double u = rng_uniform(r), v = rng_uniform(r);
+	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+#define T0 1396310400000LL /* 2014-04-01 00:00:00 */
+
+/* Score n samples (ts[i], v[i]) from a fresh state into score[]. */
+static void run(const struct model *m, const int64_t *ts, const double *v, size_t n, double *score,
+                struct det_result *res)
+{
+	void *st = malloc(model_state_size(m));
+	assert_non_null(st);
+	model_state_init(m, st);
+	for (size_t i = 0; i < n; i++) {
+		struct det_result r;
+		model_update(m, st, ts[i], v[i], &r);
+		score[i] = r.score;
+		if (res)
+			res[i] = r;
+	}
+	free(st);
+}
+
+/* A daily-seasonal noisy series sampled every `step_ms`. */
+static void make_series(int64_t *ts, double *v, size_t n, int64_t step_ms, uint64_t seed)
+{
+	struct rng r = { seed };
+	for (size_t i = 0; i < n; i++) {
+		ts[i] = T0 + (int64_t)i * step_ms;
+		double ph = (double)(ts[i] % 86400000) / 86400000.0;
+		v[i] = 50 + 10 * sin(2 * M_PI * ph) + rng_normal(&r);
+	}
+}
+
+/* ---- streaming contract -------------------------------------------------- */
+
+static void test_determinism_and_prefix(void **ctx)
+{
+	struct model *m = model_builtin_default();
+	enum { N = 20000 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+	make_series(ts, v, N, 300000, 42);
+	for (int i = 9000; i < 9050; i++)
+		v[i] += 25; /* an anomaly, so the scores are not all 0 */
+	run(m, ts, v, N, a, NULL);
+	run(m, ts, v, N, b, NULL);
+	assert_memory_equal(a, b, N * sizeof *a);
+	/* prefix invariance: cutting the input at k does not change rows < k */
+	static const size_t cuts[] = { 1, 151, 1000, 9010, 15000 };
+	for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+		run(m, ts, v, cuts[c], b, NULL);
+		assert_memory_equal(a, b, cuts[c] * sizeof *a);
+	}
+	/* a state block is plain data: a byte copy taken mid-stream continues identically */
+	void *st = malloc(model_state_size(m)), *cp = malloc(model_state_size(m));
+	model_state_init(m, st);
+	struct det_result r;
+	for (int i = 0; i < 9005; i++)
+		model_update(m, st, ts[i], v[i], &r);
+	memcpy(cp, st, model_state_size(m));
+	memset(st, 0xAB, model_state_size(m));
+	for (int i = 9005; i < N; i++) {
+		model_update(m, cp, ts[i], v[i], &r);
+		assert_true(r.score == a[i]);
+	}
+	int fired = 0;
+	for (int i = 9000; i < 9010; i++)
+		fired |= a[i] >= model_alerting(m)->threshold;
+	assert_true(fired);
+	free(st);
+	free(cp);
+	free(ts);
+	free(v);
+	free(a);
+	free(b);
+	model_free(m);
+}
+
+static int load_csv(const char *path, int64_t **ts, double **v, size_t *n)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char line[256];
+	size_t cap = 1024;
+	*ts = malloc(cap * sizeof **ts);
+	*v = malloc(cap * sizeof **v);
+	*n = 0;
+	if (!fgets(line, sizeof line, f)) {
+		fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof line, f)) {
+		char *comma = strchr(line, ',');
+		if (!comma)
+			continue;
+		if (*n == cap) {
+			cap *= 2;
+			*ts = realloc(*ts, cap * sizeof **ts);
+			*v = realloc(*v, cap * sizeof **v);
+		}
+		if (time_parse_ms(line, (size_t)(comma - line), &(*ts)[*n]) < 0)
+			continue;
+		(*v)[*n] = strtod(comma + 1, NULL);
+		(*n)++;
+	}
+	fclose(f);
+	return 0;
+}
+
+static void test_prefix_nab(void **ctx)
+{
+	const char *dir = getenv("FORESHOCK_SHARED_DATA");
+	if (!dir)
+		skip();
+	static const char *const files[] = {
+		"nab/data/realTweets/Twitter_volume_AAPL.csv",
+		"nab/data/realAdExchange/exchange-2_cpc_results.csv",
+		"nab/data/artificialWithAnomaly/art_daily_jumpsup.csv",
+		"nab/data/realTraffic/speed_7578.csv",
+	};
+	struct model *m = model_builtin_default();
+	int done = 0;
+	for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+		char path[1024];
+		snprintf(path, sizeof path, "%s/%s", dir, files[f]);
+		int64_t *ts;
+		double *v;
+		size_t n;
+		if (load_csv(path, &ts, &v, &n) < 0)
+			continue;
+		double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+		run(m, ts, v, n, a, NULL);
+		for (size_t i = 0; i < n; i++)
+			assert_true(a[i] >= 0 && a[i] <= 1);
+		size_t cuts[] = { n / 7, n / 3, n / 2 + 1, n - 1 };
+		for (size_t c = 0; c < 4; c++) {
+			run(m, ts, v, cuts[c], b, NULL);
+			assert_memory_equal(a, b, cuts[c] * sizeof *a);
+		}
+		free(a);
+		free(b);
+		free(ts);
+		free(v);
+		done++;
+	}
+	model_free(m);
+	if (!done)
+		skip();
+}
+
+/* ---- behaviour ------------------------------------------------------------ */
+
+/* Daemon-like stream: 10 s samples, noise sigma 1, then a 5 sigma level shift
+ * that stays. The score must cross the threshold within a few samples and
+ * stay above clear_threshold for at least 3 minutes (the alert's `for`). */
+static void test_step_change(void **ctx)
+{
+	struct model *m = model_builtin_default();
+	const struct model_alerting *al = model_alerting(m);
+	enum { N = 4000, ONSET = 3000 };
+	int64_t ts[N];
+	double v[N], s[N];
+	struct rng r = { 7 };
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 10000;
+		v[i] = 100 + rng_normal(&r) + (i >= ONSET ? 5 : 0);
+	}
+	run(m, ts, v, N, s, NULL);
+	int first = -1;
+	for (int i = ONSET; i < N && first < 0; i++)
+		if (s[i] >= al->threshold)
+			first = i;
+	assert_true(first >= ONSET && first <= ONSET + 5);
+	for (int i = first; i < first + 18; i++) /* 3 minutes */
+		assert_true(s[i] >= al->clear_threshold);
+	model_free(m);
+}
+
+static void test_spikes_and_quiet(void **ctx)
+{
+	struct model *m = model_builtin_default();
+	const struct model_alerting *al = model_alerting(m);
+	enum { N = 12000 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *s = malloc(N * sizeof *s);
+	make_series(ts, v, N, 300000, 99);
+	run(m, ts, v, N, s, NULL);
+	int noisy = 0;
+	for (int i = 0; i < N; i++)
+		noisy += s[i] >= al->threshold;
+	/* a stationary noisy series stays mostly quiet */
+	assert_true(noisy <= N / 500);
+	/* isolated spikes are detected on the spot */
+	static const int at[] = { 5000, 8000, 11000 };
+	for (int k = 0; k < 3; k++)
+		v[at[k]] += 12;
+	run(m, ts, v, N, s, NULL);
+	for (int k = 0; k < 3; k++)
+		assert_true(s[at[k]] >= al->threshold);
+	free(ts);
+	free(v);
+	free(s);
+	model_free(m);
+}
+
+/* Irregular sampling with long gaps: scores stay in [0,1], the seasonal
+ * profile still works (keyed by time of day), and a shift after a gap is
+ * detected. */
+static void test_gappy_timestamps(void **ctx)
+{
+	struct model *m = model_builtin_default();
+	const struct model_alerting *al = model_alerting(m);
+	enum { N = 8000 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *s = malloc(N * sizeof *s);
+	struct det_result *res = malloc(N * sizeof *res);
+	struct rng r = { 3 };
+	int64_t t = T0;
+	for (int i = 0; i < N; i++) {
+		t += 60000 + (int64_t)(rng_uniform(&r) * 240000); /* 1..5 min, jittered */
+		if (i % 1000 == 999)
+			t += 6 * 3600000; /* a 6 hour gap */
+		ts[i] = t;
+		double ph = (double)(t % 86400000) / 86400000.0;
+		v[i] = 20 + 8 * sin(2 * M_PI * ph) + 0.5 * rng_normal(&r) + (i >= 7000 ? 6 : 0);
+	}
+	run(m, ts, v, N, s, res);
+	int fired = 0, before = 0;
+	for (int i = 0; i < N; i++) {
+		assert_true(s[i] >= 0 && s[i] <= 1);
+		assert_non_null(res[i].component);
+		if (i >= 7000 && i < 7010)
+			fired |= s[i] >= al->threshold;
+		if (i >= 1500 && i < 6990)
+			before += s[i] >= al->threshold;
+	}
+	assert_true(fired);
+	assert_true(before <= 25);
+	/* after learning, the expected value follows the daily cycle */
+	assert_false(isnan(res[6500].expected));
+	assert_true(fabs(res[6500].expected - v[6500]) < 4);
+	free(ts);
+	free(v);
+	free(s);
+	free(res);
+	model_free(m);
+}
+
+/* ---- YAML ------------------------------------------------------------------ */
+
+static void expect_error(const char *yaml, const char *want)
+{
+	char err[512] = "";
+	struct model *m = model_load_string(yaml, strlen(yaml), "m.yml", err, sizeof err);
+	if (m || !strstr(err, want)) {
+		fprintf(stderr, "yaml:\n%s\nwant '%s', got '%s'\n", yaml, want, err);
+		model_free(m);
+		fail();
+	}
+}
+
+static void test_yaml_errors(void **ctx)
+{
+	expect_error("name: x\ncomponents:\n  - kind: level\n    halflif: 3\n",
+	             "m.yml:4: unknown key 'halflif'");
+	expect_error("name: x\ncomponents:\n  - kind: level\n    halflife: 0\n",
+	             "m.yml:4: value '0' for 'halflife' out of range");
+	expect_error("name: x\ncomponents:\n  - kind: nope\n", "m.yml:3: unknown component kind 'nope'");
+	expect_error("name: x\n", "missing 'components'");
+	expect_error("components:\n  - kind: seasonal\n    buckets: 1000\n",
+	             "m.yml:3: value '1000' for 'buckets' out of range");
+	expect_error("components:\n  - kind: seasonal\n    period: 5x\n", "m.yml:3: invalid duration");
+	expect_error("components:\n  - kind: level\nbogus: 1\n", "m.yml:3: unknown key 'bogus'");
+	expect_error("components:\n  - kind: level\nalert:\n  threshold: 0.5\n  clear_threshold: 0.7\n",
+	             "m.yml:5: 'clear_threshold' 0.7 is above 'threshold' 0.5");
+	expect_error("components:\n  - kind: level\nalert:\n  threshold: 2\n",
+	             "m.yml:4: value '2' for 'threshold' out of range");
+	expect_error("components:\n  - kind: level\ncombine: avg\n", "m.yml:3: invalid value 'avg'");
+	expect_error("components:\n  - kind: level\nlikelihood:\n  window: abc\n",
+	             "m.yml:4: invalid number 'abc'");
+	expect_error("components: [\n", "m.yml:");
+
+	const char *ok = "name: custom\ncomponents:\n  - kind: level\n    halflife: 10\n"
+	                 "  - kind: cusum\n    weight: 0.5\n  - kind: context\ncombine: noisy_or\n"
+	                 "alert:\n  threshold: 0.6\n  clear_threshold: 0.3\n  for: 2m\n  resolve: 10m\n"
+	                 "  severity: critical\n";
+	char err[256];
+	struct model *m = model_load_string(ok, strlen(ok), "ok.yml", err, sizeof err);
+	assert_non_null(m);
+	assert_string_equal(model_name(m), "custom");
+	const struct model_alerting *al = model_alerting(m);
+	assert_true(al->threshold == 0.6 && al->clear_threshold == 0.3);
+	assert_int_equal(al->for_ms, 120000);
+	assert_int_equal(al->resolve_ms, 600000);
+	assert_string_equal(al->severity, "critical");
+	struct model *d = model_builtin_default();
+	assert_true(model_fingerprint(m) != model_fingerprint(d));
+	model_free(d);
+	model_free(m);
+}
+
+static void test_default_file_matches_builtin(void **ctx)
+{
+	const char *src = getenv("FORESHOCK_SRCDIR");
+	if (!src)
+		skip();
+	char path[1024], err[512];
+	snprintf(path, sizeof path, "%s/models/default.yml", src);
+	struct model *f = model_load_file(path, err, sizeof err);
+	if (!f)
+		fprintf(stderr, "%s\n", err);
+	assert_non_null(f);
+	struct model *d = model_builtin_default();
+	assert_true(model_fingerprint(f) == model_fingerprint(d));
+	assert_string_equal(model_name(f), model_name(d));
+	const struct model_alerting *a = model_alerting(f), *b = model_alerting(d);
+	assert_true(a->threshold == b->threshold && a->clear_threshold == b->clear_threshold);
+	assert_true(a->for_ms == b->for_ms && a->resolve_ms == b->resolve_ms);
+	assert_string_equal(a->severity, b->severity);
+	model_free(f);
+	model_free(d);
+}
+
+static void test_state_size(void **ctx)
+{
+	struct model *m = model_builtin_default();
+	assert_true(model_state_size(m) <= 2048);
+	assert_true(model_state_size(m) % 8 == 0);
+	model_free(m);
+	/* the largest allowed seasonal profile still fits the 4 KiB series budget */
+	const char *y = "components:\n  - kind: seasonal\n    buckets: 168\n  - kind: level\n";
+	char err[256];
+	m = model_load_string(y, strlen(y), "big.yml", err, sizeof err);
+	assert_non_null(m);
+	assert_true(model_state_size(m) <= 4096);
+	model_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_determinism_and_prefix),
+		cmocka_unit_test(test_prefix_nab),
+		cmocka_unit_test(test_step_change),
+		cmocka_unit_test(test_spikes_and_quiet),
+		cmocka_unit_test(test_gappy_timestamps),
+		cmocka_unit_test(test_yaml_errors),
+		cmocka_unit_test(test_default_file_matches_builtin),
+		cmocka_unit_test(test_state_size),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
