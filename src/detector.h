@@ -13,7 +13,7 @@
  * strictly increasing (out-of-order and duplicate samples are dropped before
  * they get here). Non-finite values are never passed in.
  *
- * Dependencies point down: detector.c and detectors/*.c use GSL, yaml_tree.h
+ * Dependencies point down: detector.c and the files in detectors/ use GSL, yaml_tree.h
  * and log.h, nothing above them.
  */
 #ifndef FORESHOCK_DETECTOR_H

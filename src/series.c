@@ -1,0 +1,193 @@
+/* series.c — the series registry (see series.h). */
+#include "series.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int registry_init(struct series_registry *r, size_t max_series, size_t state_size,
+                  size_t hist_cap)
+{
+	memset(r, 0, sizeof *r);
+	r->max_series = max_series;
+	r->state_size = state_size;
+	r->hist_cap = hist_cap;
+	r->table_mask = 1023;
+	r->table = calloc(r->table_mask + 1, sizeof *r->table);
+	return r->table ? 0 : -1;
+}
+
+static void series_free(struct series *s)
+{
+	if (!s)
+		return;
+	labels_free(&s->labels);
+	free(s->key);
+	free(s);
+}
+
+void registry_free(struct series_registry *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		series_free(r->v[i]);
+	free(r->v);
+	free(r->table);
+	memset(r, 0, sizeof *r);
+}
+
+/* Does the stored set equal the refs (any order, empty values dropped)? */
+static int labels_equal_refs(const struct labels *l, const struct label_ref *refs, size_t n)
+{
+	size_t nonempty = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (refs[i].value_len == 0)
+			continue;
+		nonempty++;
+		/* binary search by name in the sorted set */
+		size_t lo = 0, hi = l->n;
+		int found = 0;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			const char *nm = l->names[mid];
+			size_t nl = strlen(nm);
+			size_t m = nl < refs[i].name_len ? nl : refs[i].name_len;
+			int c = memcmp(nm, refs[i].name, m);
+			if (c == 0)
+				c = (nl > refs[i].name_len) - (nl < refs[i].name_len);
+			if (c == 0) {
+				const char *v = l->values[mid];
+				found = strlen(v) == refs[i].value_len &&
+				        memcmp(v, refs[i].value, refs[i].value_len) == 0;
+				break;
+			}
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (!found)
+			return 0;
+	}
+	return nonempty == l->n;
+}
+
+struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
+                                  const struct label_ref *refs, size_t n)
+{
+	for (size_t i = hash & r->table_mask;; i = (i + 1) & r->table_mask) {
+		uint32_t slot = r->table[i];
+		if (slot == 0)
+			return NULL;
+		struct series *s = r->v[slot - 1];
+		if (s->hash == hash && labels_equal_refs(&s->labels, refs, n))
+			return s;
+	}
+}
+
+struct series *registry_find(struct series_registry *r, const struct labels *l)
+{
+	uint64_t hash = labels_hash(l);
+	for (size_t i = hash & r->table_mask;; i = (i + 1) & r->table_mask) {
+		uint32_t slot = r->table[i];
+		if (slot == 0)
+			return NULL;
+		struct series *s = r->v[slot - 1];
+		if (s->hash == hash && labels_equal(&s->labels, l))
+			return s;
+	}
+}
+
+static int grow_table(struct series_registry *r)
+{
+	size_t ncap = (r->table_mask + 1) * 2;
+	uint32_t *t = calloc(ncap, sizeof *t);
+	if (!t)
+		return -1;
+	size_t mask = ncap - 1;
+	for (size_t k = 0; k < r->n; k++) {
+		size_t i = r->v[k]->hash & mask;
+		while (t[i])
+			i = (i + 1) & mask;
+		t[i] = (uint32_t)(k + 1);
+	}
+	free(r->table);
+	r->table = t;
+	r->table_mask = mask;
+	return 0;
+}
+
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+struct series *registry_insert(struct series_registry *r, struct labels *labels, uint64_t hash)
+{
+	if (r->n >= r->max_series || r->n >= UINT32_MAX - 1)
+		goto fail;
+	if ((r->n + 1) * 2 > r->table_mask + 1 && grow_table(r) < 0)
+		goto fail;
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 1024;
+		struct series **v = realloc(r->v, ncap * sizeof *v);
+		if (!v)
+			goto fail;
+		r->v = v;
+		r->cap = ncap;
+	}
+	size_t head = align16(sizeof(struct series));
+	size_t hist = align16(r->hist_cap * sizeof(struct hist_entry));
+	struct series *s = calloc(1, head + hist + r->state_size);
+	if (!s)
+		goto fail;
+	s->key = labels_to_string(labels);
+	if (!s->key) {
+		free(s);
+		goto fail;
+	}
+	s->labels = *labels;
+	memset(labels, 0, sizeof *labels);
+	s->hash = hash;
+	s->hist = (struct hist_entry *)((char *)s + head);
+	s->det_state = (unsigned char *)s + head + hist;
+	alert_fsm_init(&s->alert);
+	size_t i = hash & r->table_mask;
+	while (r->table[i])
+		i = (i + 1) & r->table_mask;
+	r->v[r->n] = s;
+	r->table[i] = (uint32_t)(r->n + 1);
+	r->n++;
+	return s;
+fail:
+	labels_free(labels);
+	return NULL;
+}
+
+int registry_resize_state(struct series_registry *r, size_t state_size)
+{
+	if (state_size == r->state_size) {
+		for (size_t k = 0; k < r->n; k++)
+			memset(r->v[k]->det_state, 0, state_size);
+		return 0;
+	}
+	size_t head = align16(sizeof(struct series));
+	size_t hist = align16(r->hist_cap * sizeof(struct hist_entry));
+	for (size_t k = 0; k < r->n; k++) {
+		struct series *s = r->v[k];
+		struct series *ns = realloc(s, head + hist + state_size);
+		if (!ns)
+			return -1;
+		ns->hist = (struct hist_entry *)((char *)ns + head);
+		ns->det_state = (unsigned char *)ns + head + hist;
+		memset(ns->det_state, 0, state_size);
+		r->v[k] = ns;
+	}
+	r->state_size = state_size;
+	return 0;
+}
+
+void series_hist_push(struct series *s, size_t cap, const struct hist_entry *e)
+{
+	if (cap == 0)
+		return;
+	s->hist[s->hist_head] = *e;
+	s->hist_head = (uint32_t)((s->hist_head + 1) % cap);
+	if (s->hist_len < cap)
+		s->hist_len++;
+}

@@ -1,0 +1,79 @@
+/* series.h — the series registry: label set -> series, and per-series state.
+ *
+ * An open-addressing table (linear probing, power-of-two size, load <= 0.5)
+ * maps the 64-bit label-set hash to a series index; lookups compare the
+ * borrowed label refs against the stored set without allocating. Series are
+ * never removed while the daemon runs (ids are stable), so readers may keep
+ * an index. Growth rehashes the whole table; with load 0.5 that is amortised
+ * O(1) per insertion.
+ *
+ * Each series owns: its label set and canonical key, the detector state
+ * block (state_size bytes, carved from one allocation with the series), the
+ * alert state machine and a ring of the most recent history points. The
+ * registry owns every series; it is not thread-safe (the engine's lock
+ * guards it).
+ */
+#ifndef FORESHOCK_SERIES_H
+#define FORESHOCK_SERIES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alert.h"
+#include "detector.h"
+#include "labels.h"
+
+/* One entry of a series' recent history (32 bytes). */
+struct hist_entry {
+	int64_t ts_ms;
+	float value;
+	float score;
+	float expected;
+	float lower, upper;    /* expected band; NAN if none */
+	int8_t direction;
+	uint8_t pad[3];
+	const char *component; /* static string from the detector */
+};
+
+struct series {
+	struct labels labels;
+	char *key;             /* canonical name{...}; owned */
+	uint64_t hash;
+	uint64_t samples;
+	int64_t first_ts_ms, last_ts_ms;
+	double last_value;
+	struct det_result last;
+	struct alert_fsm alert;
+	uint32_t hist_head;    /* next slot to write */
+	uint32_t hist_len;
+	struct hist_entry *hist;     /* ring of registry->hist_cap entries; in the same allocation */
+	unsigned char *det_state;    /* registry->state_size bytes; in the same allocation */
+};
+
+struct series_registry {
+	struct series **v;     /* by index, creation order */
+	size_t n, cap;
+	uint32_t *table;       /* index + 1, 0 = empty */
+	size_t table_mask;
+	size_t max_series;
+	size_t state_size;
+	size_t hist_cap;
+};
+
+int registry_init(struct series_registry *r, size_t max_series, size_t state_size,
+                  size_t hist_cap);
+void registry_free(struct series_registry *r);
+/* Find by hash + labels (refs in any order, empty values ignored). NULL if absent. */
+struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
+                                  const struct label_ref *refs, size_t n);
+struct series *registry_find(struct series_registry *r, const struct labels *l);
+/* Insert a new series, taking ownership of *labels (moved: *labels is zeroed).
+ * Returns NULL when the limit is reached or memory runs out (labels freed). */
+struct series *registry_insert(struct series_registry *r, struct labels *labels, uint64_t hash);
+/* Change the detector state size (model swap): every series' state block is
+ * reallocated and left zeroed for the caller to re-initialise. */
+int registry_resize_state(struct series_registry *r, size_t state_size);
+
+void series_hist_push(struct series *s, size_t cap, const struct hist_entry *e);
+
+#endif
