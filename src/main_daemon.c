@@ -6,7 +6,7 @@
  * (no new batches) -> checkpoint detector state -> close store. SIGHUP
  * reloads the detector model; a bad model is rejected and the old one kept.
  */
-#include "config.h"
+#include "config.h" /* autoconf */
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -21,13 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "detector.h"
 #include "engine.h"
 #include "http.h"
 #include "ingest_line.h"
 #include "log.h"
 #include "selfstats.h"
+#include "settings.h"
 #include "store.h"
 
 static void usage(FILE *f)

@@ -1,5 +1,5 @@
-/* config.c — defaults and the YAML configuration file (see config.h). */
-#include "config.h"
+/* settings.c — defaults and the YAML configuration file (see settings.h). */
+#include "settings.h"
 
 #include <stdlib.h>
 #include <string.h>
