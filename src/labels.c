@@ -136,7 +136,7 @@ fail:
 
 int labels_copy(struct labels *dst, const struct labels *src)
 {
-	struct label_ref small[64];
+	struct label_ref small[64] = { { 0 } };
 	struct label_ref *refs = src->n <= 64 ? small : malloc(src->n * sizeof *refs);
 	if (!refs)
 		return -1;
