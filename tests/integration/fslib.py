@@ -1,0 +1,161 @@
+"""fslib — helpers for foreshock's integration tests: start the real daemon
+on a free loopback port in a temporary directory, talk HTTP to it, stop it.
+
+Standard library only. The daemon comes from $FORESHOCK_BUILDDIR/src/foreshockd
+and models from $FORESHOCK_SRCDIR/models (both set by `make check`).
+"""
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+SRCDIR = os.environ.get("FORESHOCK_SRCDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILDDIR = os.environ.get("FORESHOCK_BUILDDIR", os.path.join(SRCDIR, "build"))
+DAEMON = os.path.join(BUILDDIR, "src", "foreshockd")
+CLI = os.path.join(BUILDDIR, "src", "foreshock")
+SHARED = os.environ.get("FORESHOCK_SHARED_DATA", os.path.join(SRCDIR, "..", "shared", "data"))
+
+
+class Failed(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failed(msg)
+
+
+class Daemon:
+    """A foreshockd process. `args` are extra flags."""
+
+    def __init__(self, datadir=None, args=(), config=None):
+        self.own_dir = datadir is None
+        self.dir = datadir or tempfile.mkdtemp(prefix="foreshock-it-")
+        self.args = list(args)
+        self.config = config
+        self.proc = None
+        self.port = None
+        self.logpath = None
+
+    def start(self, timeout=20):
+        cmd = [DAEMON, "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "var"),
+               "--model", os.path.join(SRCDIR, "models", "default.yml"), "--log-level", "info"]
+        if self.config:
+            path = os.path.join(self.dir, "foreshock.yml")
+            with open(path, "w") as f:
+                f.write(self.config)
+            cmd += ["--config", path]
+        cmd += self.args
+        n = len([p for p in os.listdir(self.dir) if p.startswith("daemon")])
+        self.logpath = os.path.join(self.dir, "daemon%d.log" % n)
+        self.log = open(self.logpath, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise Failed("foreshockd exited with %s:\n%s" % (self.proc.returncode, self.logtext()))
+            m = re.search(r"event=listening .*port=(\d+)", self.logtext())
+            if m:
+                self.port = int(m.group(1))
+                try:
+                    if self.get("/readyz")[0] == 200:
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise Failed("foreshockd did not become ready:\n" + self.logtext())
+
+    def logtext(self):
+        with open(self.logpath) as f:
+            return f.read()
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        if isinstance(body, str):
+            body = body.encode()
+        req = urllib.request.Request(self.url(path), data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def get_json(self, path):
+        status, body = self.get(path)
+        check(status == 200, "GET %s -> %d %s" % (path, status, body[:300]))
+        return json.loads(body)
+
+    def write(self, lines, precision="s", gzip_body=False):
+        body = lines if isinstance(lines, (bytes, str)) else "\n".join(lines) + "\n"
+        if isinstance(body, str):
+            body = body.encode()
+        headers = {"Content-Type": "text/plain"}
+        if gzip_body:
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        return self.request("POST", "/write?precision=" + precision, body, headers)
+
+    def alerts(self, state=None):
+        q = "?state=" + state if state else ""
+        return self.get_json("/api/v1/alerts" + q)["data"]["alerts"]
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise Failed("foreshockd did not stop within %ds" % timeout)
+        if self.log:
+            self.log.close()
+            self.log = None
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+        self.log = None
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_tests(tests):
+    """Run test functions; print a line per test and a summary; exit 1 on failure."""
+    if not os.path.exists(DAEMON):
+        print("SKIP: %s not built" % DAEMON)
+        sys.exit(77)
+    failed = 0
+    for t in tests:
+        t0 = time.time()
+        try:
+            t()
+            print("ok %s (%.1fs)" % (t.__name__, time.time() - t0))
+        except Exception as e:  # noqa: BLE001 — report every failure
+            failed += 1
+            print("FAIL %s: %s: %s" % (t.__name__, type(e).__name__, e))
+            import traceback
+            traceback.print_exc(file=sys.stdout)
+    print("%d passed, %d failed" % (len(tests) - failed, failed))
+    sys.exit(1 if failed else 0)

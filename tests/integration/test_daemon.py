@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""End-to-end tests of foreshockd through its HTTP API: ingest, detection,
+alert life cycle, persistence across restart, kill -9 durability, bad input,
+and agreement of `foreshock replay` with the daemon."""
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fslib import CLI, Daemon, Failed, check, run_tests  # noqa: E402
+
+T0 = 1767225600  # 2026-01-01T00:00:00Z
+STEP = 10
+
+
+def normal_lines(name, tags, n, start=T0, mean=100.0, sd=2.0, seed=1):
+    rng = random.Random(seed)
+    return ["%s,%s value=%.4f %d" % (name, tags, rng.gauss(mean, sd), start + i * STEP) for i in range(n)]
+
+
+def drive_to_firing(d, name, tags, series_label, start_i, n_max=200, shift=40.0, seed=2):
+    """Push shifted samples one request at a time; return the states seen."""
+    rng = random.Random(seed)
+    seen = []
+    for i in range(start_i, start_i + n_max):
+        status, body = d.write(["%s,%s value=%.4f %d" % (name, tags, rng.gauss(100 + shift, 2.0), T0 + i * STEP)])
+        check(status == 204, "write -> %d %s" % (status, body))
+        for a in d.alerts():
+            if a["labels"].get("__name__") == name and a["labels"].get(series_label[0]) == series_label[1]:
+                if not seen or seen[-1] != a["state"]:
+                    seen.append(a["state"])
+        if seen and seen[-1] == "firing":
+            return seen, i
+    raise Failed("alert never fired; states seen: %s" % seen)
+
+
+def test_alert_lifecycle_and_restart():
+    d = Daemon().start()
+    try:
+        status, body = d.write(normal_lines("api_latency", "service=checkout", 720))
+        check(status == 204, "baseline write -> %d %s" % (status, body))
+        check(d.alerts() == [], "no alert on a quiet baseline: %s" % d.alerts())
+        seen, last_i = drive_to_firing(d, "api_latency", "service=checkout", ("service", "checkout"), 720)
+        check(seen[0] == "pending" or len(seen) == 1, "pending comes first: %s" % seen)
+        fired = [a for a in d.alerts() if a["state"] == "firing"][0]
+        for k in ("labels", "annotations", "state", "activeAt", "firingAt", "value"):
+            check(k in fired, "alert has %s: %s" % (k, fired))
+        check(fired["labels"]["service"] == "checkout", "series labels on the alert")
+        check("alertname" in fired["labels"] and "summary" in fired["annotations"], "alertname/summary")
+        # event time, not wall clock: activeAt lies in 2026-01-01
+        check(fired["activeAt"].startswith("2026-01-0"), "activeAt follows sample time: %s" % fired["activeAt"])
+        # back to normal: the alert resolves (event time) after enough quiet samples
+        rng = random.Random(3)
+        for i in range(last_i + 1, last_i + 400, 20):
+            d.write(["api_latency,service=checkout value=%.4f %d" % (rng.gauss(140, 2.0), T0 + (i + k) * STEP) for k in range(20)])
+        hist = d.get_json("/api/v1/alerts/history")
+        check(len(hist["data"]) >= 2, "history has transitions: %s" % hist)
+        before = d.alerts(state="all")
+        check(d.stop() == 0, "clean shutdown exit code 0")
+        check("event=checkpoint" in d.logtext(), "checkpoint written at shutdown")
+
+        d2 = Daemon(datadir=d.dir).start()
+        try:
+            check("series_restored=1" in d2.logtext(), "detector state restored: " + d2.logtext()[-500:])
+            after = d2.alerts(state="all")
+            key = lambda a: (a["labels"].get("__name__"), a["activeAt"], a["state"])
+            check(sorted(map(key, before)) == sorted(map(key, after)),
+                  "alerts survive restart:\n%s\n%s" % (before, after))
+            hist2 = d2.get_json("/api/v1/alerts/history")
+            check(len(hist2["data"]) == len(hist["data"]) or len(hist2["data"]) >= len(hist["data"]),
+                  "history survives restart")
+            # no re-learning: a normal sample right after restart scores low
+            s, _ = d2.write(["api_latency,service=checkout value=140.1 %d" % (T0 + (last_i + 500) * STEP)])
+            check(s == 204, "write after restart")
+            series = d2.get_json("/api/v1/series?match[]=api_latency")["data"]
+            check(len(series) == 1, "one series after restart: %s" % series)
+        finally:
+            d2.stop()
+    finally:
+        d.cleanup()
+
+
+def test_kill9_durability():
+    d = Daemon().start()
+    served = set()
+    stop = threading.Event()
+
+    def writer():
+        rng = random.Random(9)
+        i = 0
+        while not stop.is_set():
+            lines = []
+            for s in range(20):
+                # every series shifts at a different time, so transitions keep coming
+                shift = 60 if (i // 50) % 2 == 1 and (s + i // 100) % 3 == 0 else 0
+                lines.append("svc_load,shard=s%d value=%.3f %d" % (s, rng.gauss(100 + shift, 2), T0 + i * STEP))
+            try:
+                d.write(lines)
+            except OSError:
+                return
+            i += 1
+
+    t = threading.Thread(target=writer, daemon=True)
+    try:
+        t.start()
+        deadline = time.time() + random.uniform(4, 8)
+        while time.time() < deadline:
+            try:
+                for a in d.alerts(state="all"):
+                    served.add((a["labels"].get("shard"), a["activeAt"]))
+            except (OSError, Failed):
+                pass
+            time.sleep(0.05)
+        d.kill9()
+        stop.set()
+        t.join(5)
+        db = os.path.join(d.dir, "var", "foreshock.db")
+        con = sqlite3.connect(db)
+        check(con.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity_check ok after kill -9")
+        con.close()
+        d2 = Daemon(datadir=d.dir).start()
+        try:
+            have = {(a["labels"].get("shard"), a["activeAt"]) for a in d2.alerts(state="all")}
+            missing = served - have
+            check(not missing, "alerts served before kill -9 are still there; missing %s" % sorted(missing)[:5])
+            print("  kill -9: %d served alerts all present after restart" % len(served))
+        finally:
+            d2.stop()
+    finally:
+        stop.set()
+        d.cleanup()
+
+
+def test_bad_input():
+    d = Daemon(args=["--max-series", "5"], config="http:\n  max_body: 64KiB\n").start()
+    try:
+        body = "\n".join([
+            "cpu,host=a usage=1 %d" % T0,
+            "cpu,host=a usage=oops %d" % (T0 + 10),
+            "cpu,host=a usage=3 %d" % (T0 + 20),
+            "this is not line protocol",
+        ]) + "\n"
+        status, resp = d.write(body)
+        check(status == 400, "partial write -> 400, got %d" % status)
+        r = json.loads(resp)
+        check(r["accepted"] == 2 and r["rejected"] == 2, "counts: %s" % r)
+        lines = sorted(e["line"] for e in r["errors"])
+        check(lines == [2, 4], "line numbers of the bad lines: %s" % r["errors"])
+        pts = d.get_json("/api/v1/anomalies?series=cpu_usage&start=0&end=9999999999")
+        check(len(pts["data"]) == 1 and len(pts["data"][0]["points"]) == 2, "valid lines kept: %s" % pts)
+        # out of order and duplicate: counted and skipped, not an error
+        status, resp = d.write(["cpu,host=a usage=5 %d" % T0, "cpu,host=a usage=6 %d" % (T0 + 20)])
+        check(status in (200, 204), "out-of-order is skipped, not failed: %d %s" % (status, resp))
+        # oversized body
+        big = ("cpu,host=a usage=1 %d\n" % T0) * 5000
+        status, resp = d.write(big)
+        check(status == 413, "oversized body -> 413, got %d" % status)
+        # cardinality limit names the metric
+        status, resp = d.write(["conn_count,pod=p%d value=1 %d" % (i, T0) for i in range(10)])
+        check(status == 400 and b"conn_count" in resp, "cardinality error names the metric: %d %s" % (status, resp[:300]))
+        series = d.get_json("/api/v1/series?match[]={__name__=~\".+\"}")["data"]
+        check(len(series) == 5, "series limit holds: %d" % len(series))
+        m = d.get("/metrics")[1].decode()
+        check("foreshock_samples_rejected_total" in m and "foreshock_anomaly_score" in m, "/metrics content")
+        check('reason="cardinality_limit"' in m and 'reason="out_of_order"' in m, "reject reasons counted")
+        # gzip body
+        status, _ = d.write(["cpu,host=b usage=1 %d" % T0], gzip_body=True)
+        check(status == 204, "gzip write -> %d" % status)
+        # JSON import
+        doc = {"series": [{"labels": {"__name__": "queue_depth", "queue": "q1"},
+                           "samples": [[T0 * 1000, 1], [T0 * 1000 + 10000, 2]]}]}
+        status, resp = d.request("POST", "/api/v1/import", json.dumps(doc), {"Content-Type": "application/json"})
+        check(status in (200, 204), "json import -> %d %s" % (status, resp))
+        # still alive and healthy
+        check(d.get("/healthz")[0] == 200, "healthz after bad input")
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def test_replay_matches_daemon():
+    n = 1500
+    rng = random.Random(5)
+    rows = []
+    for i in range(n):
+        v = 50 + 10 * ((i // 100) % 2) + rng.gauss(0, 1.5)
+        if i in (400, 900):
+            v += 30
+        rows.append((T0 + i * 60, v))
+    d = Daemon(config="history:\n  points: 2000\n").start()
+    try:
+        csv = os.path.join(d.dir, "series.csv")
+        with open(csv, "w") as f:
+            f.write("timestamp,value\n")
+            for t, v in rows:
+                f.write("%d,%.6f\n" % (t, v))
+        out = subprocess.run([CLI, "replay", "--model", os.path.join(os.environ.get("FORESHOCK_SRCDIR", "."), "models", "default.yml"), csv],
+                             capture_output=True, text=True, check=True).stdout.strip().split("\n")
+        check(out[0].startswith("timestamp,value,anomaly_score"), "replay header: %s" % out[0])
+        replay_scores = [float(l.split(",")[2]) for l in out[1:]]
+        check(len(replay_scores) == n, "one output row per input row")
+        for k in range(0, n, 250):
+            d.write(["replayed value=%.6f %d" % (v, t) for t, v in rows[k:k + 250]])
+        pts = d.get_json("/api/v1/anomalies?series=replayed&start=0&end=9999999999")["data"][0]["points"]
+        check(len(pts) == n, "daemon kept all points: %d" % len(pts))
+        worst = max(abs(p["score"] - s) for p, s in zip(pts, replay_scores))
+        check(worst < 1e-5, "replay and daemon scores agree (max diff %g)" % worst)
+        # prefix invariance through the CLI
+        cut = os.path.join(d.dir, "cut.csv")
+        with open(cut, "w") as f:
+            f.write("timestamp,value\n")
+            for t, v in rows[:700]:
+                f.write("%d,%.6f\n" % (t, v))
+        out2 = subprocess.run([CLI, "replay", "--model", os.path.join(os.environ.get("FORESHOCK_SRCDIR", "."), "models", "default.yml"), cut],
+                              capture_output=True, text=True, check=True).stdout.strip().split("\n")
+        check(out2[1:] == out[1:701], "prefix invariance: first 700 rows identical")
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def test_cli_flags():
+    for args in (["--help"], ["--version"]):
+        r = subprocess.run([os.path.join(os.path.dirname(CLI), "foreshockd")] + args, capture_output=True, text=True)
+        check(r.returncode == 0 and r.stdout, "foreshockd %s" % args)
+    r = subprocess.run([os.path.join(os.path.dirname(CLI), "foreshockd"), "--config", "/nonexistent.yml"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and "nonexistent" in r.stderr, "missing config is a clear error: %s" % r.stderr)
+    d = Daemon()
+    bad = os.path.join(d.dir, "bad.yml")
+    with open(bad, "w") as f:
+        f.write("listen: 127.0.0.1:0\nlimits:\n  max_series: many\n")
+    r = subprocess.run([os.path.join(os.path.dirname(CLI), "foreshockd"), "--config", bad, "--check-config"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and "bad.yml:3" in r.stderr and "max_series" in r.stderr,
+          "config error names file, line and key: %s" % r.stderr)
+    d.cleanup()
+
+
+if __name__ == "__main__":
+    run_tests([test_cli_flags, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
+               test_replay_matches_daemon])
