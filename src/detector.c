@@ -30,7 +30,7 @@
 #define LK_MAX_WINDOW 32
 #define STATE_VERSION 3u
 
-enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN };
+enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN };
 
 struct comp_inst {
 	const struct comp_kind *kind;
@@ -50,10 +50,15 @@ struct model {
 	int lk_window;        /* short moving average, samples */
 	double lk_halflife;   /* long-run Gaussian, samples */
 	double lk_min_std;    /* floor on its standard deviation */
+	int lk_instant;       /* also score the single sample (spikes) */
+	int lk_exp_tail;      /* exponential instead of Gaussian tail */
+	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
 	/* post-processing */
 	uint32_t warmup;      /* samples scored 0 */
 	uint32_t suppress;    /* samples capped after a detection */
+	int64_t suppress_ms;  /* and/or event time capped after a detection */
 	double hold;          /* cap during suppression */
+	double refire;        /* re-detect during suppression if evidence grows this much (0: never) */
 	struct model_alerting alert;
 	char severity[32];
 	size_t state_size;
@@ -66,11 +71,14 @@ struct model_hdr {
 	float interval;      /* typical sampling interval, ms */
 	uint32_t n;          /* samples seen */
 	uint32_t since_fire; /* samples since the last detection (UINT32_MAX: none) */
-	uint32_t pad;
+	float fire_z;        /* evidence (likelihood z) of the last detection */
+	int64_t fire_ts;     /* event time of the last detection */
 };
 
 struct lk_state {
 	double mean, var;       /* long-run Gaussian of the moving average */
+	double mean1, var1;     /* long-run Gaussian of single samples */
+	float ex, px;           /* exponential tail: mean excess over the mean, P(above) */
 	float ring[LK_MAX_WINDOW];
 	float sum;
 	uint16_t pos, len;
@@ -85,18 +93,18 @@ static const struct comp_kind *const kinds[] = { &comp_level, &comp_seasonal, &c
 static const char builtin_yaml[] =
 	"name: default\n"
 	"components:\n"
-	"  - kind: level\n"
 	"  - kind: seasonal\n"
+	"  - kind: level\n"
 	"combine: max\n"
 	"likelihood:\n"
-	"  window: 10\n"
-	"  halflife: 2000\n"
+	"  window: 3\n"
+	"  halflife: 4000\n"
 	"  min_std: 0.05\n"
 	"warmup: 150\n"
-	"suppress: 200\n"
+	"suppress: 100\n"
 	"hold: 0.45\n"
 	"alert:\n"
-	"  threshold: 0.5\n"
+	"  threshold: 0.7\n"
 	"  clear_threshold: 0.4\n"
 	"  for: 1m\n"
 	"  resolve: 5m\n"
@@ -139,8 +147,13 @@ static void model_finish(struct model *m)
 	h = fnv(h, &m->lk_window, sizeof m->lk_window);
 	h = fnv(h, &m->lk_halflife, sizeof m->lk_halflife);
 	h = fnv(h, &m->lk_min_std, sizeof m->lk_min_std);
+	h = fnv(h, &m->lk_instant, sizeof m->lk_instant);
+	h = fnv(h, &m->raw_scale, sizeof m->raw_scale);
+	h = fnv(h, &m->lk_exp_tail, sizeof m->lk_exp_tail);
+	h = fnv(h, &m->refire, sizeof m->refire);
 	h = fnv(h, &m->warmup, sizeof m->warmup);
 	h = fnv(h, &m->suppress, sizeof m->suppress);
+	h = fnv(h, &m->suppress_ms, sizeof m->suppress_ms);
 	h = fnv(h, &m->hold, sizeof m->hold);
 	h = fnv(h, &m->alert.threshold, sizeof m->alert.threshold);
 	m->fingerprint = h;
@@ -271,7 +284,8 @@ static int parse_duration_key(const struct ynode *map, const char *key, int64_t 
 static int parse_model(struct model *m, const struct ynode *root, char *err, size_t errlen)
 {
 	static const char *const top[] = { "name", "components", "combine", "likelihood", "warmup",
-		                           "suppress", "hold", "alert", NULL };
+		                           "suppress", "suppress_for", "hold", "refire", "alert",
+		                           NULL };
 	if (root->type != Y_MAP) {
 		yerr(err, errlen, root, "a model must be a map");
 		return -1;
@@ -314,13 +328,16 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 			m->combine = COMBINE_NOISY_OR;
 		else if (!strcmp(s, "mean"))
 			m->combine = COMBINE_MEAN;
+		else if (!strcmp(s, "min"))
+			m->combine = COMBINE_MIN;
 		else {
-			yerr(err, errlen, n, "invalid value '%s' for 'combine' (max, noisy_or, mean)", s);
+			yerr(err, errlen, n, "invalid value '%s' for 'combine' (max, noisy_or, mean, min)", s);
 			return -1;
 		}
 	}
 	if ((n = ymap_get(root, "likelihood"))) {
-		static const char *const lk[] = { "enabled", "window", "halflife", "min_std", NULL };
+		static const char *const lk[] = { "enabled", "window", "halflife", "min_std", "instant",
+			                          "raw_scale", "tail", NULL };
 		if (n->type != Y_MAP) {
 			yerr(err, errlen, n, "'likelihood' must be a map");
 			return -1;
@@ -329,6 +346,23 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 			return -1;
 		const struct ynode *v;
 		if ((v = ymap_get(n, "enabled")) && ynode_bool(v, "enabled", &m->lk_enabled, err, errlen) < 0)
+			return -1;
+		if ((v = ymap_get(n, "tail"))) {
+			if (ynode_string(v, "tail", &s, err, errlen) < 0)
+				return -1;
+			if (!strcmp(s, "gaussian"))
+				m->lk_exp_tail = 0;
+			else if (!strcmp(s, "exponential"))
+				m->lk_exp_tail = 1;
+			else {
+				yerr(err, errlen, v, "invalid value '%s' for 'tail' (gaussian, exponential)", s);
+				return -1;
+			}
+		}
+		if ((v = ymap_get(n, "raw_scale")) &&
+		    read_range(v, "raw_scale", 1e-6, 1e6, &m->raw_scale, err, errlen) < 0)
+			return -1;
+		if ((v = ymap_get(n, "instant")) && ynode_bool(v, "instant", &m->lk_instant, err, errlen) < 0)
 			return -1;
 		if ((v = ymap_get(n, "window"))) {
 			if (read_range(v, "window", 1, LK_MAX_WINDOW, &d, err, errlen) < 0)
@@ -352,7 +386,12 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 			return -1;
 		m->suppress = (uint32_t)d;
 	}
+	if (parse_duration_key(root, "suppress_for", &m->suppress_ms, err, errlen) < 0)
+		return -1;
 	if ((n = ymap_get(root, "hold")) && read_range(n, "hold", 0, 1, &m->hold, err, errlen) < 0)
+		return -1;
+	if ((n = ymap_get(root, "refire")) &&
+	    read_range(n, "refire", 0, 100, &m->refire, err, errlen) < 0)
 		return -1;
 
 	if ((n = ymap_get(root, "alert"))) {
@@ -402,6 +441,7 @@ static void model_defaults(struct model *m)
 	m->lk_window = 10;
 	m->lk_halflife = 2000;
 	m->lk_min_std = 0.05;
+	m->raw_scale = 6;
 	m->warmup = 150;
 	m->suppress = 200;
 	m->hold = 0.45;
@@ -504,8 +544,49 @@ void model_state_init(const struct model *m, void *state)
 
 /* ---- scoring ------------------------------------------------------------- */
 
-/* Anomaly likelihood of one component's raw score, in [0,1]. */
-static double likelihood(const struct model *m, struct lk_state *s, double raw)
+static double tail_score(double z)
+{
+	if (z <= 0)
+		return 0;
+	double q = 0.5 * erfc(z * M_SQRT1_2);
+	double sc = log(q + 1e-10) / log(1e-10);
+	return sc > 1 ? 1 : sc;
+}
+
+/* Gaussian z whose upper tail probability is exp(lq), for lq < log(1/2):
+ * inverse of the tail by Newton steps on the log tail (a few iterations). */
+static double q_to_z(double lq)
+{
+	double z = sqrt(-2 * lq); /* good start for small q */
+	for (int i = 0; i < 4; i++) {
+		double q = 0.5 * erfc(z * M_SQRT1_2);
+		if (q <= 0)
+			break;
+		double pdf = exp(-0.5 * z * z) / sqrt(2 * M_PI);
+		/* d log q / dz = -pdf / q */
+		z += (log(q) - lq) * q / pdf;
+		if (z < 0)
+			z = 0;
+	}
+	return z;
+}
+
+static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, double x)
+{
+	if (n == 0) {
+		*mean = x;
+		*var = 0;
+		return;
+	}
+	double a = n < halflife ? 1.0 / (n + 1) : det_alpha(halflife, 1);
+	double d = x - *mean;
+	*mean += a * d;
+	*var = (1 - a) * (*var + a * d * d);
+}
+
+/* Anomaly likelihood of one component's raw score, in [0,1]; *zout is the
+ * evidence in standard deviations of the long-run distribution. */
+static double likelihood(const struct model *m, struct lk_state *s, double raw, double *zout)
 {
 	float u = (float)log1p(raw);
 	int w = m->lk_window;
@@ -525,32 +606,44 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw)
 		s->sum = t;
 	}
 	double avg = (double)s->sum / s->len;
-	double score = 0;
+	double z = 0;
 	if (s->n > 0) {
 		double sd = sqrt(s->var);
 		if (sd < m->lk_min_std)
 			sd = m->lk_min_std;
-		double z = (avg - s->mean) / sd;
-		if (z > 0) {
-			double q = 0.5 * erfc(z * M_SQRT1_2);
-			score = log(q + 1e-10) / log(1e-10);
-			if (score > 1)
-				score = 1;
+		z = (avg - s->mean) / sd;
+		if (m->lk_exp_tail) {
+			/* P(avg > x) ~ px * exp(-(x - mean) / beta), beta = mean excess.
+			 * Report it as the Gaussian z with the same tail probability. */
+			double beta = s->px > 0 ? (double)s->ex / (double)s->px : 0;
+			if (beta < m->lk_min_std)
+				beta = m->lk_min_std;
+			double d = avg - s->mean;
+			double lq = d > 0 ? log(s->px > 0.01f ? (double)s->px : 0.01) - d / beta : 0;
+			z = lq < -0.7 ? q_to_z(lq) : 0;
+		}
+		if (m->lk_instant) {
+			double sd1 = sqrt(s->var1);
+			if (sd1 < m->lk_min_std)
+				sd1 = m->lk_min_std;
+			double z1 = (u - s->mean1) / sd1;
+			if (z1 > z)
+				z = z1;
 		}
 	}
-	/* learn the long-run distribution */
-	if (s->n == 0) {
-		s->mean = avg;
-		s->var = 0;
-	} else {
+	if (m->lk_exp_tail) {
 		double a = s->n < m->lk_halflife ? 1.0 / (s->n + 1) : det_alpha(m->lk_halflife, 1);
 		double d = avg - s->mean;
-		s->mean += a * d;
-		s->var = (1 - a) * (s->var + a * d * d);
+		s->ex += (float)(a * ((d > 0 ? d : 0) - (double)s->ex));
+		s->px += (float)(a * ((d > 0 ? 1.0 : 0.0) - (double)s->px));
 	}
+	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, avg);
+	if (m->lk_instant)
+		gauss_learn(&s->mean1, &s->var1, s->n, m->lk_halflife, u);
 	if (s->n < UINT32_MAX)
 		s->n++;
-	return score;
+	*zout = z;
+	return tail_score(z);
 }
 
 void model_update(const struct model *m, void *state, int64_t ts_ms, double value,
@@ -584,21 +677,22 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	c.n = h->n;
 	c.interval_ms = h->interval;
 
-	double best = -1, combined = 0, prod = 1, sum = 0, wsum = 0;
+	double least = 2, bz = 0, best = -1, combined = 0, prod = 1, sum = 0, wsum = 0;
 	int bi = 0, base = -1;
 	struct comp_out o0 = { 0 }, ob = { 0 };
 	for (int i = 0; i < m->ncomp; i++) {
 		const struct comp_inst *ci = &m->comp[i];
 		struct comp_out o = { 0, NAN, NAN, NAN, 0 };
 		ci->kind->update(ci->p, (char *)state + ci->off, &c, &o);
-		double sc;
+		double sc, z = o.raw;
 		if (m->lk_enabled)
-			sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off), o.raw);
+			sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off), o.raw, &z);
 		else
-			sc = o.raw > 1 ? 1 : o.raw;
+			sc = o.raw / (o.raw + m->raw_scale);
 		sc *= ci->weight;
 		if (sc > best) {
 			best = sc;
+			bz = z;
 			bi = i;
 			ob = o;
 		}
@@ -606,6 +700,8 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 			base = i;
 			o0 = o;
 		}
+		if (sc < least)
+			least = sc;
 		prod *= 1 - sc;
 		sum += sc;
 		wsum += ci->weight;
@@ -620,6 +716,9 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	case COMBINE_MEAN:
 		combined = wsum > 0 ? sum / wsum : 0;
 		break;
+	case COMBINE_MIN:
+		combined = least;
+		break;
 	}
 	if (combined < 0)
 		combined = 0;
@@ -627,12 +726,17 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		combined = 0;
 
 	/* one detection per event: cap for `suppress` samples after a detection */
-	if (h->since_fire < m->suppress) {
+	int in_sup = h->since_fire != UINT32_MAX &&
+	             (h->since_fire < m->suppress || ts_ms - h->fire_ts < m->suppress_ms);
+	if (in_sup &&
+	    !(m->refire > 0 && combined >= m->alert.threshold && bz > m->refire * (double)h->fire_z)) {
 		if (combined > m->hold)
 			combined = m->hold;
 		h->since_fire++;
 	} else if (combined >= m->alert.threshold) {
 		h->since_fire = 0;
+		h->fire_ts = ts_ms;
+		h->fire_z = (float)bz;
 	} else if (h->since_fire != UINT32_MAX) {
 		h->since_fire++;
 	}

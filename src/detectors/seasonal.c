@@ -17,7 +17,7 @@
 
 #define SEAS_MAX_BUCKETS 168
 
-enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL };
+enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL, P_POOL };
 
 static const struct param_def params[] = {
 	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
@@ -27,6 +27,7 @@ static const struct param_def params[] = {
 	{ "min_count", PARAM_INT, 12, 1, 1000 },
 	{ "band", PARAM_NUMBER, 3, 0.5, 100 },
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
+	{ "bucket_weight", PARAM_NUMBER, 0.5, 0, 1 }, /* bucket vs series-wide deviation */
 };
 
 struct seas_state {
@@ -72,7 +73,8 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	}
 	double floor = p[P_MIN_REL] * (double)s->absmax + 1e-12;
 	double exp_v = s->level + k->off;
-	double sig_b = 1.2533 * (0.5 * (double)k->dev + 0.5 * (double)s->gdev);
+	double wb = p[P_POOL];
+	double sig_b = 1.2533 * (wb * (double)k->dev + (1 - wb) * (double)s->gdev);
 	if (sig_b < floor)
 		sig_b = floor;
 	double r = x - exp_v;

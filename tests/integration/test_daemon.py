@@ -154,7 +154,7 @@ def test_bad_input():
         pts = d.get_json("/api/v1/anomalies?series=cpu_usage&start=0&end=9999999999")
         check(len(pts["data"]) == 1 and len(pts["data"][0]["points"]) == 2, "valid lines kept: %s" % pts)
         # out of order and duplicate: counted and skipped, not an error
-        status, resp = d.write(["cpu,host=a usage=5 %d" % T0, "cpu,host=a usage=6 %d" % (T0 + 20)])
+        status, resp = d.write(["cpu,host=a usage=5 %d" % (T0 + 5), "cpu,host=a usage=6 %d" % (T0 + 20)])
         check(status in (200, 204), "out-of-order is skipped, not failed: %d %s" % (status, resp))
         # oversized body
         big = ("cpu,host=a usage=1 %d\n" % T0) * 5000
