@@ -468,7 +468,7 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 		snprintf(err, errlen, "pending alert transitions could not be written");
 		goto out;
 	}
-	if (store_ckpt_begin(e->store) < 0 || store_ckpt_clear(e->store) < 0) {
+	if (store_ckpt_begin(e->store) < 0) {
 		snprintf(err, errlen, "cannot start checkpoint transaction");
 		store_ckpt_rollback(e->store);
 		goto out;
