@@ -442,13 +442,13 @@ int cli_backtest_main(int argc, char **argv)
 	if (!quiet) {
 		const struct nab_result *r = &results[0];
 		printf("\nper file (%s, threshold %.6g):\n", r->profile->name, r->threshold);
-		printf("%-52s %6s %7s %4s %6s %7s %8s\n", "file", "rows", "windows", "hit", "missed",
-		       "FP rows", "raw");
+		printf("%-52s %6s %7s %4s %6s %8s %7s %7s %8s\n", "file", "rows", "windows", "hit",
+		       "missed", "det rows", "TP rows", "FP rows", "raw");
 		for (size_t fi = 0; fi < c.nfiles; fi++) {
 			const struct nab_counts *k = &r->files[fi].counts;
-			printf("%-52s %6zu %7zu %4zu %6zu %7zu %8.3f\n", c.files[fi].name, c.files[fi].n,
-			       k->windows, k->windows_hit, k->windows - k->windows_hit, k->fp,
-			       r->files[fi].raw);
+			printf("%-52s %6zu %7zu %4zu %6zu %8zu %7zu %7zu %8.3f\n", c.files[fi].name,
+			       c.files[fi].n, k->windows, k->windows_hit, k->windows - k->windows_hit,
+			       k->detections, k->tp, k->fp, r->files[fi].raw);
 		}
 	}
 

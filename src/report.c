@@ -4,6 +4,7 @@
 #include "report.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -206,6 +207,50 @@ out:
 	return rc;
 }
 
+static json_t *counts_json(const struct nab_counts *k)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "tp", (json_int_t)k->tp, "fp",
+	                 (json_int_t)k->fp, "fn", (json_int_t)k->fn, "tn", (json_int_t)k->tn,
+	                 "windows", (json_int_t)k->windows, "windows_hit", (json_int_t)k->windows_hit,
+	                 "detections", (json_int_t)k->detections);
+}
+
+/* OUT_DIR/summary.json: the scores for scripts (one object per profile). */
+static int write_summary(const char *out_dir, const struct nab_corpus *c,
+                         const struct report_info *info, char *err, size_t errlen)
+{
+	json_t *root = json_object(), *profiles = json_object();
+	json_object_set_new(root, "model", json_string(info->model ? info->model : ""));
+	json_object_set_new(root, "corpus", json_string(info->corpus ? info->corpus : ""));
+	json_object_set_new(root, "files", json_integer((json_int_t)c->nfiles));
+	if (info->cpu_seconds >= 0)
+		json_object_set_new(root, "detector_cpu_seconds", json_real(info->cpu_seconds));
+	for (size_t k = 0; k < info->nresults; k++) {
+		const struct nab_result *r = &info->results[k];
+		json_t *files = json_object();
+		for (size_t fi = 0; fi < r->nfiles && fi < c->nfiles; fi++) {
+			json_t *fo = counts_json(&r->files[fi].counts);
+			json_object_set_new(fo, "raw", json_real(r->files[fi].raw));
+			json_object_set_new(files, c->files[fi].name, fo);
+		}
+		json_t *po = json_pack("{s:f,s:f,s:f,s:f,s:f,s:o,s:o}", "score", r->normalized,
+		                       "threshold", r->threshold, "raw", r->raw, "null", r->null_raw,
+		                       "perfect", r->perfect, "counts", counts_json(&r->counts),
+		                       "files", files);
+		json_object_set_new(profiles, r->profile->name, po);
+	}
+	json_object_set_new(root, "profiles", profiles);
+	char path[4096];
+	snprintf(path, sizeof path, "%s/summary.json", out_dir);
+	int rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+	json_decref(root);
+	if (rc) {
+		set_err(err, errlen, "cannot write '%s'", path);
+		return -1;
+	}
+	return 0;
+}
+
 int report_write(const char *out_dir, const struct nab_corpus *c, const struct report_info *info,
                  char *err, size_t errlen)
 {
@@ -225,6 +270,8 @@ int report_write(const char *out_dir, const struct nab_corpus *c, const struct r
 			return -1;
 		}
 	}
+	if (write_summary(out_dir, c, info, err, errlen))
+		return -1;
 	snprintf(path, sizeof path, "%s/index.html", out_dir);
 	FILE *fp = fopen(path, "w");
 	if (!fp) {

@@ -23,7 +23,8 @@ struct report_info {
 	size_t primary;               /* index into results used for the marks (standard) */
 };
 
-/* Write OUT_DIR/index.html and OUT_DIR/<category>/<name>.svg for every file
+/* Write OUT_DIR/index.html, OUT_DIR/summary.json (scores, thresholds, counts
+ * per profile and per file) and OUT_DIR/<category>/<name>.svg for every file
  * (directories must exist). Returns 0, or -1 with a message in err. */
 int report_write(const char *out_dir, const struct nab_corpus *c, const struct report_info *info,
                  char *err, size_t errlen);
