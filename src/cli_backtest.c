@@ -475,8 +475,8 @@ int cli_backtest_main(int argc, char **argv)
 done:
 	for (size_t k = 0; k < nres; k++)
 		nab_result_free(&results[k]);
-	if (m && model_path)
-		model_free(m);
+	if (m)
+		model_free(m); /* model_builtin_default() also returns a fresh model */
 	nab_corpus_free(&c);
 	return rc;
 }
