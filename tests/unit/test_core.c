@@ -1,0 +1,361 @@
+/* test_core.c — unit tests of the core primitives: labels, selectors, the
+ * series registry, yaml_tree, settings and the engine (with a real store in
+ * a temporary directory). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "labels.h"
+#include "selector.h"
+#include "series.h"
+#include "settings.h"
+#include "store.h"
+#include "yaml_tree.h"
+
+#define REF(n, v) { n, sizeof(n) - 1, v, sizeof(v) - 1 }
+
+static void test_labels_sort_hash_string(void **st)
+{
+	(void)st;
+	struct label_ref a[] = { REF("job", "api"), REF("__name__", "up"), REF("instance", "x:1") };
+	struct label_ref b[] = { REF("instance", "x:1"), REF("job", "api"), REF("__name__", "up") };
+	struct labels la, lb;
+	char err[128];
+	assert_int_equal(labels_from_refs(&la, a, 3, NULL, err, sizeof err), 0);
+	assert_int_equal(labels_from_refs(&lb, b, 3, NULL, err, sizeof err), 0);
+	assert_true(labels_equal(&la, &lb));
+	assert_true(labels_hash(&la) == labels_hash(&lb));
+	assert_true(labels_hash_refs(a, 3) == labels_hash(&la));
+	assert_true(labels_hash_refs(b, 3) == labels_hash(&la));
+	assert_string_equal(la.names[0], "__name__");
+	char *s = labels_to_string(&la);
+	assert_string_equal(s, "up{instance=\"x:1\",job=\"api\"}");
+	free(s);
+	assert_string_equal(labels_metric_name(&la), "up");
+	assert_null(labels_get(&la, "nope"));
+	labels_free(&la);
+	labels_free(&lb);
+}
+
+static void test_labels_escape_and_empty(void **st)
+{
+	(void)st;
+	struct label_ref a[] = { REF("__name__", "m"), REF("path", "a\"b\\c\nd"), REF("empty", "") };
+	struct labels l;
+	char err[128];
+	assert_int_equal(labels_from_refs(&l, a, 3, NULL, err, sizeof err), 0);
+	assert_int_equal(l.n, 2); /* empty value dropped */
+	char *s = labels_to_string(&l);
+	assert_string_equal(s, "m{path=\"a\\\"b\\\\c\\nd\"}");
+	free(s);
+	assert_true(labels_hash_refs(a, 3) == labels_hash(&l));
+	labels_free(&l);
+}
+
+static void test_labels_reject(void **st)
+{
+	(void)st;
+	struct labels l;
+	char err[128];
+	struct label_ref dup[] = { REF("__name__", "m"), REF("a", "1"), REF("a", "2") };
+	assert_int_equal(labels_from_refs(&l, dup, 3, NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "duplicate label name 'a'"));
+	struct label_ref bad[] = { REF("__name__", "m"), REF("1abc", "1") };
+	assert_int_equal(labels_from_refs(&l, bad, 2, NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "invalid label name"));
+	struct label_limits lim = { 2, 8, 4 };
+	struct label_ref many[] = { REF("__name__", "m"), REF("a", "1"), REF("b", "2") };
+	assert_int_equal(labels_from_refs(&l, many, 3, &lim, err, sizeof err), -1);
+	assert_non_null(strstr(err, "too many labels"));
+	struct label_ref longv[] = { REF("__name__", "m"), REF("a", "12345") };
+	assert_int_equal(labels_from_refs(&l, longv, 2, &lim, err, sizeof err), -1);
+	assert_non_null(strstr(err, "too long"));
+	assert_true(metric_name_valid("a:b_c1", 6));
+	assert_false(metric_name_valid("1a", 2));
+	assert_false(label_name_valid("a:b", 3));
+}
+
+static void make_labels(struct labels *l, const char *name, const char *job, const char *code)
+{
+	struct label_ref r[3] = { { "__name__", 8, name, strlen(name) },
+		                  { "job", 3, job, strlen(job) },
+		                  { "code", 4, code, strlen(code) } };
+	char err[64];
+	assert_int_equal(labels_from_refs(l, r, 3, NULL, err, sizeof err), 0);
+}
+
+static void test_selector(void **st)
+{
+	(void)st;
+	struct labels l;
+	make_labels(&l, "http_requests_total", "api", "500");
+	struct selector s;
+	char err[256];
+	const char *yes[] = { "http_requests_total", "{job=\"api\"}", "http_requests_total{code=~\"5..\"}",
+		              "{__name__=~\"http_.*\",job!=\"db\"}", "{code!~\"2..\", job='api'}",
+		              "http_requests_total{missing=\"\"}", NULL };
+	const char *no[] = { "up", "{job=\"db\"}", "{code=~\"5\"}", "http_requests_total{code!~\"5..\"}",
+		             NULL };
+	for (int i = 0; yes[i]; i++) {
+		assert_int_equal(selector_parse(&s, yes[i], err, sizeof err), 0);
+		assert_true(selector_matches(&s, &l));
+		selector_free(&s);
+	}
+	for (int i = 0; no[i]; i++) {
+		assert_int_equal(selector_parse(&s, no[i], err, sizeof err), 0);
+		assert_false(selector_matches(&s, &l));
+		selector_free(&s);
+	}
+	const char *bad[] = { "", "{}", "{job=\"\"}", "rate(x[5m])", "{job=api}", "{job=~\"(\"}",
+		              "x{a=\"b\"", NULL };
+	for (int i = 0; bad[i]; i++) {
+		assert_int_equal(selector_parse(&s, bad[i], err, sizeof err), -1);
+		assert_true(strlen(err) > 0);
+	}
+	labels_free(&l);
+}
+
+static void test_registry(void **st)
+{
+	(void)st;
+	struct series_registry r;
+	assert_int_equal(registry_init(&r, 3000, 40, 8), 0);
+	char name[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof name, "m%d", i);
+		struct labels l;
+		make_labels(&l, name, "api", "200");
+		uint64_t h = labels_hash(&l);
+		struct series *s = registry_insert(&r, &l, h);
+		assert_non_null(s);
+		assert_int_equal(l.n, 0); /* moved */
+	}
+	assert_int_equal(r.n, 3000);
+	/* full: the next insert fails and frees the labels */
+	struct labels extra;
+	make_labels(&extra, "one_more", "api", "200");
+	assert_null(registry_insert(&r, &extra, labels_hash(&extra)));
+	for (int i = 0; i < 3000; i += 7) {
+		snprintf(name, sizeof name, "m%d", i);
+		struct label_ref refs[3] = { { "code", 4, "200", 3 }, { "__name__", 8, name, strlen(name) },
+			                     { "job", 3, "api", 3 } };
+		struct series *s = registry_find_refs(&r, labels_hash_refs(refs, 3), refs, 3);
+		assert_non_null(s);
+		assert_string_equal(labels_metric_name(&s->labels), name);
+	}
+	struct label_ref missing[2] = { { "__name__", 8, "m1", 2 }, { "job", 3, "api", 3 } };
+	assert_null(registry_find_refs(&r, labels_hash_refs(missing, 2), missing, 2));
+	/* history ring keeps the last cap entries in order */
+	struct series *s = r.v[0];
+	for (int i = 0; i < 20; i++) {
+		struct hist_entry e = { .ts_ms = i };
+		series_hist_push(s, r.hist_cap, &e);
+	}
+	assert_int_equal(s->hist_len, 8);
+	assert_int_equal(s->hist[(s->hist_head + 8 - 1) % 8].ts_ms, 19);
+	assert_int_equal(registry_resize_state(&r, 80), 0);
+	assert_int_equal(r.state_size, 80);
+	registry_free(&r);
+}
+
+static void test_yaml_tree(void **st)
+{
+	(void)st;
+	const char *doc = "a: 1\nb:\n  c: 5m\n  d: [x, y]\n  e: 10MiB\nf: true\n";
+	char err[256];
+	struct ynode *root = ytree_load_string(doc, strlen(doc), "t.yml", err, sizeof err);
+	assert_non_null(root);
+	int64_t v;
+	assert_int_equal(ynode_int(ymap_get(root, "a"), "a", &v, err, sizeof err), 0);
+	assert_int_equal(v, 1);
+	const struct ynode *b = ymap_get(root, "b");
+	assert_int_equal(ynode_duration_ms(ymap_get(b, "c"), "c", &v, err, sizeof err), 0);
+	assert_int_equal(v, 300000);
+	assert_int_equal(ynode_bytes(ymap_get(b, "e"), "e", &v, err, sizeof err), 0);
+	assert_int_equal(v, 10 << 20);
+	assert_int_equal(ymap_get(b, "d")->n, 2);
+	assert_int_equal(ymap_get(b, "d")->line, 4);
+	int bo;
+	assert_int_equal(ynode_bool(ymap_get(root, "f"), "f", &bo, err, sizeof err), 0);
+	assert_true(bo);
+	assert_int_equal(ynode_int(ymap_get(b, "c"), "c", &v, err, sizeof err), -1);
+	assert_string_equal(err, "t.yml:3: invalid integer '5m' for 'c'");
+	static const char *const allowed[] = { "a", "b", NULL };
+	assert_int_equal(ymap_check_keys(root, allowed, err, sizeof err), -1);
+	assert_string_equal(err, "t.yml:6: unknown key 'f' (allowed: a, b)");
+	ytree_free(root);
+	assert_null(ytree_load_string("a: [1, 2\n", 9, "bad.yml", err, sizeof err));
+	assert_non_null(strstr(err, "bad.yml:"));
+	assert_null(ytree_load_string("a: 1\na: 2\n", 10, "dup.yml", err, sizeof err));
+	assert_string_equal(err, "dup.yml:2: duplicate key 'a'");
+	assert_int_equal(parse_duration_ms("1h30m", &v), 0);
+	assert_int_equal(v, 5400000);
+	assert_int_equal(parse_duration_ms("250ms", &v), 0);
+	assert_int_equal(v, 250);
+	assert_int_equal(parse_duration_ms("5x", &v), -1);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_settings(void **st)
+{
+	(void)st;
+	char dir[] = "/tmp/fs-settings-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[256];
+	snprintf(path, sizeof path, "%s/c.yml", dir);
+	write_file(path, "listen: 127.0.0.1:1234\nlimits:\n  max_series: 10\nhttp:\n  max_body: 1MiB\n"
+	                 "alerts:\n  retention: 2d\n");
+	struct fs_config c;
+	config_defaults(&c);
+	char err[256];
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
+	assert_string_equal(c.listen, "127.0.0.1:1234");
+	assert_int_equal(c.engine.max_series, 10);
+	assert_int_equal(c.max_body, 1 << 20);
+	assert_int_equal(c.engine.alert_retention_ms, 2LL * 86400000);
+	assert_string_equal(c.data_dir, "./var");
+	config_free(&c);
+	write_file(path, "listen: x\nlimits:\n  max_serie: 10\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, "c.yml:3: unknown key 'max_serie'"));
+	config_free(&c);
+	write_file(path, "log_level: loud\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, "c.yml:1: invalid log_level 'loud'"));
+	config_free(&c);
+	unlink(path);
+	rmdir(dir);
+}
+
+struct count_ctx {
+	int n;
+	int firing;
+	int pending;
+};
+
+static int count_alerts(void *ctx, const struct alert_rec *r)
+{
+	struct count_ctx *c = ctx;
+	c->n++;
+	c->firing += !strcmp(r->state, "firing");
+	c->pending += !strcmp(r->state, "pending");
+	return 0;
+}
+
+static int count_series(void *ctx, const struct series_info *s)
+{
+	(*(int *)ctx)++;
+	assert_true(s->samples > 0);
+	return 0;
+}
+
+static void test_engine(void **st)
+{
+	(void)st;
+	char dir[] = "/tmp/fs-engine-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char db[256], err[256];
+	snprintf(db, sizeof db, "%s/f.db", dir);
+	struct store *store = store_open(db, err, sizeof err);
+	assert_non_null(store);
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_series = 2;
+	cfg.history_points = 16;
+	struct engine *e = engine_new(&cfg, model_builtin_default(), store, &stats, err, sizeof err);
+	assert_non_null(e);
+
+	struct engine_batch b;
+	engine_batch_begin(e, &b);
+	uint64_t seed = 42;
+	int64_t t0 = 1767225600000LL;
+	for (int i = 0; i < 2000; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		double noise = ((double)(seed >> 11) / 9007199254740992.0 - 0.5) * 2;
+		double v = (i < 1500 ? 100 : 160) + noise;
+		struct label_ref r[2] = { REF("__name__", "lat"), REF("svc", "a") };
+		assert_int_equal(engine_batch_add(&b, r, 2, t0 + i * 10000LL, v, err, sizeof err), 0);
+	}
+	struct label_ref r2[2] = { REF("__name__", "lat"), REF("svc", "a") };
+	/* duplicate and out of order */
+	assert_int_equal(engine_batch_add(&b, r2, 2, t0, 1, err, sizeof err), REJ_OUT_OF_ORDER + 1);
+	assert_int_equal(engine_batch_add(&b, r2, 2, t0 + 1999 * 10000LL, 1, err, sizeof err),
+	                 REJ_DUPLICATE + 1);
+	assert_int_equal(engine_batch_add(&b, r2, 2, t0 + 3000 * 10000LL, NAN, err, sizeof err),
+	                 REJ_NON_FINITE + 1);
+	/* cardinality */
+	struct label_ref r3[1] = { REF("__name__", "b") };
+	struct label_ref r4[1] = { REF("__name__", "c") };
+	assert_int_equal(engine_batch_add(&b, r3, 1, t0, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_add(&b, r4, 1, t0, 1, err, sizeof err), REJ_CARDINALITY + 1);
+	assert_non_null(strstr(err, "'c'"));
+	struct label_ref bad[1] = { REF("__name__", "9bad") };
+	assert_int_equal(engine_batch_add(&b, bad, 1, t0, 1, err, sizeof err), REJ_LABELS + 1);
+	assert_int_equal(engine_batch_end(&b), 0);
+	assert_int_equal(b.res.accepted, 2001);
+	assert_int_equal(stats.samples_accepted, 2001);
+	assert_int_equal(stats.samples_rejected[REJ_DUPLICATE], 1);
+
+	struct count_ctx cc = { 0 };
+	assert_int_equal(store_alerts_scan(store, 1, 0, count_alerts, &cc), 0);
+	assert_true(cc.n >= 1); /* the level shift raised an alert, durable in the store */
+	int ns = 0;
+	engine_series_foreach(e, NULL, 0, count_series, &ns);
+	assert_int_equal(ns, 2);
+
+	assert_int_equal(engine_checkpoint(e, err, sizeof err), 0);
+	engine_free(e);
+	/* restore into a fresh engine */
+	e = engine_new(&cfg, model_builtin_default(), store, &stats, err, sizeof err);
+	assert_non_null(e);
+	assert_int_equal(engine_restore(e, err, sizeof err), 2);
+	struct engine_stats es;
+	engine_get_stats(e, &es);
+	assert_int_equal(es.series, 2);
+	assert_int_equal(es.last_sample_ms, t0 + 1999 * 10000LL);
+	engine_batch_begin(e, &b);
+	/* the restored series still rejects old samples: state came back */
+	assert_int_equal(engine_batch_add(&b, r2, 2, t0 + 5 * 10000LL, 1, err, sizeof err),
+	                 REJ_OUT_OF_ORDER + 1);
+	engine_batch_end(&b);
+	engine_free(e);
+	store_close(store);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_labels_sort_hash_string),
+		cmocka_unit_test(test_labels_escape_and_empty),
+		cmocka_unit_test(test_labels_reject),
+		cmocka_unit_test(test_selector),
+		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_yaml_tree),
+		cmocka_unit_test(test_settings),
+		cmocka_unit_test(test_engine),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
