@@ -73,6 +73,9 @@ struct model_hdr {
 	uint32_t since_fire; /* samples since the last detection (UINT32_MAX: none) */
 	float fire_z;        /* evidence (likelihood z) of the last detection */
 	int64_t fire_ts;     /* event time of the last detection */
+	int32_t fire_dir;    /* direction of the last detection (+1/-1, 0 unknown) */
+	float fire_ref;      /* halfway between the expected value and the band edge that
+	                      * was crossed, at the last detection (NAN if unknown) */
 };
 
 struct lk_state {
@@ -104,7 +107,7 @@ static const char builtin_yaml[] =
 	"suppress: 100\n"
 	"hold: 0.45\n"
 	"alert:\n"
-	"  threshold: 0.7\n"
+	"  threshold: 0.55\n"
 	"  clear_threshold: 0.4\n"
 	"  for: 1m\n"
 	"  resolve: 5m\n"
@@ -586,7 +589,8 @@ static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, 
 
 /* Anomaly likelihood of one component's raw score, in [0,1]; *zout is the
  * evidence in standard deviations of the long-run distribution. */
-static double likelihood(const struct model *m, struct lk_state *s, double raw, double *zout)
+static double likelihood(const struct model *m, struct lk_state *s, double raw, int learn,
+                         double *zout)
 {
 	float u = (float)log1p(raw);
 	int w = m->lk_window;
@@ -631,11 +635,15 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 				z = z1;
 		}
 	}
-	if (m->lk_exp_tail) {
+	if (learn && m->lk_exp_tail) {
 		double a = s->n < m->lk_halflife ? 1.0 / (s->n + 1) : det_alpha(m->lk_halflife, 1);
 		double d = avg - s->mean;
 		s->ex += (float)(a * ((d > 0 ? d : 0) - (double)s->ex));
 		s->px += (float)(a * ((d > 0 ? 1.0 : 0.0) - (double)s->px));
+	}
+	if (!learn) {
+		*zout = 0;
+		return 0;
 	}
 	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, avg);
 	if (m->lk_instant)
@@ -686,7 +694,8 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		ci->kind->update(ci->p, (char *)state + ci->off, &c, &o);
 		double sc, z = o.raw;
 		if (m->lk_enabled)
-			sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off), o.raw, &z);
+			sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off), o.raw,
+			                h->n > m->warmup / 2, &z);
 		else
 			sc = o.raw / (o.raw + m->raw_scale);
 		sc *= ci->weight;
@@ -726,17 +735,34 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		combined = 0;
 
 	/* one detection per event: cap for `suppress` samples after a detection */
+	int dir = ob.direction ? ob.direction : (base >= 0 ? o0.direction : 0);
 	int in_sup = h->since_fire != UINT32_MAX &&
 	             (h->since_fire < m->suppress || ts_ms - h->fire_ts < m->suppress_ms);
 	if (in_sup &&
 	    !(m->refire > 0 && combined >= m->alert.threshold && bz > m->refire * (double)h->fire_z)) {
-		if (combined > m->hold)
+		/* Suppressed: capped at `hold`, and held there while the sample is
+		 * still outside the band on the side that fired (hysteresis for a
+		 * sustained shift). */
+		int persists;
+		if (isnan(h->fire_ref))
+			persists = dir != 0 && dir == h->fire_dir;
+		else
+			persists = h->fire_dir > 0 ? value > (double)h->fire_ref :
+			           h->fire_dir < 0 ? value < (double)h->fire_ref : 0;
+		if (combined > m->hold || persists)
 			combined = m->hold;
 		h->since_fire++;
 	} else if (combined >= m->alert.threshold) {
 		h->since_fire = 0;
 		h->fire_ts = ts_ms;
 		h->fire_z = (float)bz;
+		h->fire_dir = dir;
+		{
+			const struct comp_out *f = !isnan(ob.expected) ? &ob : &o0;
+			double edge = dir > 0 ? f->upper : f->lower;
+			h->fire_ref = (dir != 0 && !isnan(f->expected) && !isnan(edge)) ?
+			              (float)(0.5 * (f->expected + edge)) : NAN;
+		}
 	} else if (h->since_fire != UINT32_MAX) {
 		h->since_fire++;
 	}
@@ -750,5 +776,5 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	out->expected = o0.expected;
 	out->lower = o0.lower;
 	out->upper = o0.upper;
-	out->direction = ob.direction ? ob.direction : o0.direction;
+	out->direction = dir;
 }

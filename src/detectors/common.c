@@ -13,3 +13,10 @@ double det_alpha(double halflife, double steps)
 	 * old estimate keeps (1/2)^(steps/halflife) of its weight. */
 	return 1.0 - exp2(-steps / halflife);
 }
+
+double det_warm_alpha(double halflife, double steps, uint32_t n)
+{
+	double a = det_alpha(halflife, steps);
+	double w = 1.0 / ((double)n + 1.0);
+	return a > w ? a : w;
+}

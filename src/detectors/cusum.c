@@ -72,7 +72,7 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 	o->raw = stat / p[P_H];
 	o->direction = s->sp > s->sn ? 1 : s->sn > 0 ? -1 : 0;
 
-	double a = det_alpha(p[P_HALFLIFE], c->steps);
+	double a = det_warm_alpha(p[P_HALFLIFE], c->steps, s->n);
 	double af = det_alpha(p[P_FAST], c->steps);
 	s->fast += (float)(af * (x - (double)s->fast));
 	double r = x - s->mu;

@@ -65,5 +65,8 @@ extern const struct comp_kind comp_cusum;
 /* Helpers shared by components (detectors/common.c). */
 /* EWMA weight for a half-life of `halflife` samples, raised to `steps`. */
 double det_alpha(double halflife, double steps);
+/* Same, but at least 1/(n+1) while n samples have been seen: a running mean
+ * at the start, so estimates are not biased towards their zero initial value. */
+double det_warm_alpha(double halflife, double steps, uint32_t n);
 
 #endif

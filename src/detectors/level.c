@@ -67,8 +67,9 @@ static void level_update(const double *p, void *state, const struct comp_ctx *c,
 	o->upper = s->mu + p[P_BAND] * sigma;
 	o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
 
-	double a = det_alpha(p[P_HALFLIFE], c->steps);
-	double ad = det_alpha(p[P_DEV_HALFLIFE], c->steps);
+	/* warm start: running means until the EWMA weights take over */
+	double a = det_warm_alpha(p[P_HALFLIFE], c->steps, s->n);
+	double ad = det_warm_alpha(p[P_DEV_HALFLIFE], c->steps, s->n);
 	double lim = p[P_CLIP] * sigma;
 	double rc = r;
 	if (s->n > 8) {

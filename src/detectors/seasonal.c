@@ -4,7 +4,8 @@
  * (ts mod period), not by row index, so irregular sampling and gaps keep each
  * sample in the right bucket. A slow EWMA level L follows the trend; each
  * bucket keeps an EWMA of the offset x - L and of its absolute deviation.
- * Expected value: L + offset[b]. Raw score: |x - expected| in robust sigmas of
+ * Bucket half-lives are in periods (visits), so a 10 s stream and a 5 min
+ * stream forget at the same pace in event time. Expected value: L + offset[b]. Raw score: |x - expected| in robust sigmas of
  * that bucket (pooled with the series-wide deviation so sparse buckets are not
  * over-confident). A bucket scores 0 until it has seen `min_count` samples.
  */
@@ -22,7 +23,7 @@ enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P
 static const struct param_def params[] = {
 	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
 	{ "buckets", PARAM_INT, 48, 2, SEAS_MAX_BUCKETS },
-	{ "halflife", PARAM_NUMBER, 24, 1, 1e6 },        /* bucket updates */
+	{ "halflife", PARAM_NUMBER, 8, 0.05, 1e4 },      /* periods (visits of a bucket) */
 	{ "level_halflife", PARAM_NUMBER, 288, 1, 1e7 }, /* samples */
 	{ "min_count", PARAM_INT, 12, 1, 1000 },
 	{ "band", PARAM_NUMBER, 3, 0.5, 100 },
@@ -91,8 +92,17 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	}
 
 	/* learn */
-	double al = det_alpha(p[P_LEVEL_HALFLIFE], c->steps);
-	double ab = k->cnt < 4 ? 1.0 / (k->cnt + 1) : det_alpha(p[P_HALFLIFE], 1);
+	double al = det_warm_alpha(p[P_LEVEL_HALFLIFE], c->steps, s->n);
+	/* A bucket's half-life is counted in periods, whatever the sampling rate:
+	 * one visit of the bucket lasts period/B and holds about that many
+	 * sampling intervals. */
+	double spv = ((double)period / nb) / c->interval_ms;
+	if (!(spv >= 1))
+		spv = 1;
+	/* warm start: a plain running mean until the EWMA weight takes over */
+	double ab = det_alpha(p[P_HALFLIFE] * spv, c->steps);
+	if (ab < 1.0 / (k->cnt + 1))
+		ab = 1.0 / (k->cnt + 1);
 	double lim = 4 * sig_b;
 	double rc = r;
 	if (k->cnt >= 4) {
@@ -109,7 +119,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	if (k->cnt < UINT32_MAX)
 		k->cnt++;
 	if (s->n > 0 || k->cnt > 1)
-		s->gdev += (float)(det_alpha(p[P_LEVEL_HALFLIFE], c->steps) * (fabs(rc) - (double)s->gdev));
+		s->gdev += (float)(al * (fabs(rc) - (double)s->gdev));
 	/* the level follows the deseasonalised value */
 	double des = x - (double)k->off;
 	double dl = des - s->level;
