@@ -92,6 +92,22 @@ enum alert_event alert_fsm_step(struct alert_fsm *f, const struct model_alerting
 	return AEV_NONE;
 }
 
+int alert_fsm_restore(struct alert_fsm *f, enum alert_state st, int64_t alert_id,
+                      int64_t active_at_ms, int64_t firing_at_ms, double score)
+{
+	if (st != ALERT_PENDING && st != ALERT_FIRING)
+		return -1;
+	alert_fsm_init(f);
+	f->state = (uint8_t)st;
+	f->alert_id = alert_id;
+	f->active_at_ms = active_at_ms;
+	f->firing_at_ms = st == ALERT_FIRING ? firing_at_ms : 0;
+	f->value = 0;
+	f->score = score;
+	f->peak_score = score;
+	return 0;
+}
+
 int alert_fsm_check(const struct alert_fsm *f)
 {
 	switch ((enum alert_state)f->state) {

@@ -71,6 +71,14 @@ void alert_fsm_init(struct alert_fsm *f);
 enum alert_event alert_fsm_step(struct alert_fsm *f, const struct model_alerting *p,
                                 int64_t ts_ms, double score, double value);
 
+/* Put f into the state of an open alert read back from the store (startup
+ * reconciliation: every transition is written to the store synchronously,
+ * detector checkpoints only periodically, so after a crash the store is the
+ * newer truth). st must be ALERT_PENDING or ALERT_FIRING; peak_score, value
+ * and score start from score. Returns 0, or -1 (f untouched) for a bad st. */
+int alert_fsm_restore(struct alert_fsm *f, enum alert_state st, int64_t alert_id,
+                      int64_t active_at_ms, int64_t firing_at_ms, double score);
+
 /* Sanity check of a block restored from a checkpoint: 0 if plausible, -1 if
  * the state byte or the timestamps cannot have come from alert_fsm_step(). */
 int alert_fsm_check(const struct alert_fsm *f);

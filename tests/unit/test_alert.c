@@ -259,6 +259,26 @@ static void test_checkpoint_roundtrip_and_check(void **st)
 	assert_int_equal(alert_fsm_check(&g), -1);
 }
 
+static void test_restore_from_store(void **st)
+{
+	struct alert_fsm f;
+	memset(&f, 0x55, sizeof f);
+	assert_int_equal(alert_fsm_restore(&f, ALERT_INACTIVE, 1, T0, 0, 0.9), -1);
+	assert_int_equal(alert_fsm_restore(&f, ALERT_FIRING, 17, T0, T0 + 60000, 0.9), 0);
+	assert_int_equal(alert_fsm_check(&f), 0);
+	assert_int_equal(f.alert_id, 17);
+	assert_int_equal(f.normal_since_ms, 0);
+	assert_int_equal(f.resolved_at_ms, 0);
+	/* it continues exactly like a machine that never stopped */
+	assert_int_equal(STEP(&f, &P, T0 + 100000, 0.1), AEV_NONE);
+	assert_int_equal(STEP(&f, &P, T0 + 220000, 0.1), AEV_RESOLVED);
+	assert_int_equal(f.alert_id, 17);
+	assert_int_equal(alert_fsm_restore(&f, ALERT_PENDING, 18, T0, 12345, 0.9), 0);
+	assert_int_equal(f.firing_at_ms, 0);
+	assert_int_equal(STEP(&f, &P, T0 + 60000, 0.9), AEV_FIRING);
+	assert_int_equal(f.alert_id, 18);
+}
+
 static void test_names(void **st)
 {
 	assert_string_equal(alert_state_name(ALERT_INACTIVE), "inactive");
@@ -312,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_overlapping_thresholds),
 		cmocka_unit_test(test_saturating_time),
 		cmocka_unit_test(test_checkpoint_roundtrip_and_check),
+		cmocka_unit_test(test_restore_from_store),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_deterministic_replay),
 	};
