@@ -52,6 +52,8 @@ struct model {
 	double lk_min_std;    /* floor on its standard deviation */
 	int lk_instant;       /* also score the single sample (spikes) */
 	int lk_exp_tail;      /* exponential instead of Gaussian tail */
+	uint32_t lk_min_n;    /* samples learnt before it scores */
+	double lk_decades;    /* tail probability 10^-decades scores 1 */
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
 	/* post-processing */
 	uint32_t warmup;      /* samples scored 0 */
@@ -103,11 +105,13 @@ static const char builtin_yaml[] =
 	"  window: 3\n"
 	"  halflife: 4000\n"
 	"  min_std: 0.05\n"
+	"  min_samples: 100\n"
+	"  decades: 12\n"
 	"warmup: 150\n"
 	"suppress: 100\n"
 	"hold: 0.45\n"
 	"alert:\n"
-	"  threshold: 0.55\n"
+	"  threshold: 0.5\n"
 	"  clear_threshold: 0.4\n"
 	"  for: 1m\n"
 	"  resolve: 5m\n"
@@ -153,6 +157,8 @@ static void model_finish(struct model *m)
 	h = fnv(h, &m->lk_instant, sizeof m->lk_instant);
 	h = fnv(h, &m->raw_scale, sizeof m->raw_scale);
 	h = fnv(h, &m->lk_exp_tail, sizeof m->lk_exp_tail);
+	h = fnv(h, &m->lk_min_n, sizeof m->lk_min_n);
+	h = fnv(h, &m->lk_decades, sizeof m->lk_decades);
 	h = fnv(h, &m->refire, sizeof m->refire);
 	h = fnv(h, &m->warmup, sizeof m->warmup);
 	h = fnv(h, &m->suppress, sizeof m->suppress);
@@ -340,7 +346,7 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 	}
 	if ((n = ymap_get(root, "likelihood"))) {
 		static const char *const lk[] = { "enabled", "window", "halflife", "min_std", "instant",
-			                          "raw_scale", "tail", NULL };
+			                          "raw_scale", "tail", "min_samples", "decades", NULL };
 		if (n->type != Y_MAP) {
 			yerr(err, errlen, n, "'likelihood' must be a map");
 			return -1;
@@ -350,6 +356,14 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 		const struct ynode *v;
 		if ((v = ymap_get(n, "enabled")) && ynode_bool(v, "enabled", &m->lk_enabled, err, errlen) < 0)
 			return -1;
+		if ((v = ymap_get(n, "decades")) &&
+		    read_range(v, "decades", 1, 300, &m->lk_decades, err, errlen) < 0)
+			return -1;
+		if ((v = ymap_get(n, "min_samples"))) {
+			if (read_range(v, "min_samples", 1, 1e6, &d, err, errlen) < 0)
+				return -1;
+			m->lk_min_n = (uint32_t)d;
+		}
 		if ((v = ymap_get(n, "tail"))) {
 			if (ynode_string(v, "tail", &s, err, errlen) < 0)
 				return -1;
@@ -445,6 +459,8 @@ static void model_defaults(struct model *m)
 	m->lk_halflife = 2000;
 	m->lk_min_std = 0.05;
 	m->raw_scale = 6;
+	m->lk_min_n = 1;
+	m->lk_decades = 10;
 	m->warmup = 150;
 	m->suppress = 200;
 	m->hold = 0.45;
@@ -547,12 +563,18 @@ void model_state_init(const struct model *m, void *state)
 
 /* ---- scoring ------------------------------------------------------------- */
 
-static double tail_score(double z)
+/* Log-scaled tail probability: q = 10^-decades maps to 1, q = 1/2 to ~0.
+ * For large z, log q ~ -z^2/2, computed without underflow. */
+static double tail_score(double z, double decades)
 {
 	if (z <= 0)
 		return 0;
-	double q = 0.5 * erfc(z * M_SQRT1_2);
-	double sc = log(q + 1e-10) / log(1e-10);
+	double lq;
+	if (z < 30)
+		lq = log(0.5 * erfc(z * M_SQRT1_2));
+	else
+		lq = -0.5 * z * z - log(z * sqrt(2 * M_PI));
+	double sc = -lq / (decades * M_LN10);
 	return sc > 1 ? 1 : sc;
 }
 
@@ -611,7 +633,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	}
 	double avg = (double)s->sum / s->len;
 	double z = 0;
-	if (s->n > 0) {
+	if (s->n >= m->lk_min_n) {
 		double sd = sqrt(s->var);
 		if (sd < m->lk_min_std)
 			sd = m->lk_min_std;
@@ -651,7 +673,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	if (s->n < UINT32_MAX)
 		s->n++;
 	*zout = z;
-	return tail_score(z);
+	return tail_score(z, m->lk_decades);
 }
 
 void model_update(const struct model *m, void *state, int64_t ts_ms, double value,
@@ -693,7 +715,9 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		struct comp_out o = { 0, NAN, NAN, NAN, 0 };
 		ci->kind->update(ci->p, (char *)state + ci->off, &c, &o);
 		double sc, z = o.raw;
-		if (m->lk_enabled)
+		if (isnan(o.raw))
+			sc = z = 0;
+		else if (m->lk_enabled)
 			sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off), o.raw,
 			                h->n > m->warmup / 2, &z);
 		else

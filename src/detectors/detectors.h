@@ -41,7 +41,9 @@ struct comp_ctx {
 
 /* One component's verdict on one sample. */
 struct comp_out {
-	double raw;          /* raw anomaly score, >= 0; 0 = perfectly normal */
+	double raw;          /* raw anomaly score, >= 0; 0 = perfectly normal; NAN while
+	                      * the component is not ready (it then neither scores
+	                      * nor feeds the likelihood stage) */
 	double expected;     /* baseline value, NAN if the component has none */
 	double lower, upper; /* band, NAN if none */
 	int direction;       /* +1 above, -1 below, 0 inside / unknown */

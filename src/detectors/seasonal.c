@@ -86,7 +86,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		o->upper = exp_v + p[P_BAND] * sig_b;
 		o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
 	} else {
-		o->raw = 0;
+		o->raw = NAN; /* not ready: the likelihood stage neither scores nor learns */
 		o->expected = o->lower = o->upper = NAN;
 		o->direction = 0;
 	}
