@@ -122,13 +122,21 @@ static void influx_error(void *ctx, size_t lineno, const char *reason)
 	put_error(ctx, lineno, reason);
 }
 
-static int run_influx(const struct parse_opts *o, const char *buf, size_t len)
+static int check_influx(const struct parse_opts *o)
 {
-	enum lp_precision prec = LP_NS;
+	enum lp_precision prec;
 	if (o->precision && lp_precision_parse(o->precision, &prec) != 0) {
 		fprintf(stderr, "foreshock parse: invalid precision '%s' (want ns, us, ms or s)\n", o->precision);
 		return 2;
 	}
+	return 0;
+}
+
+static int run_influx(const struct parse_opts *o, const char *buf, size_t len)
+{
+	enum lp_precision prec = LP_NS;
+	if (o->precision)
+		lp_precision_parse(o->precision, &prec); /* checked by check_influx */
 	struct lp_parser p;
 	if (lp_parser_init(&p, NULL) != 0) {
 		fprintf(stderr, "foreshock parse: out of memory\n");
@@ -144,11 +152,14 @@ static int run_influx(const struct parse_opts *o, const char *buf, size_t len)
 struct format {
 	const char *name;
 	const char *help;
+	/* Validate format-specific options before stdin is read: 0 or 2. */
+	int (*check)(const struct parse_opts *o);
+	/* Parse the whole body and print; returns the exit status. */
 	int (*run)(const struct parse_opts *o, const char *buf, size_t len);
 };
 
 static const struct format formats[] = {
-	{ "influx", "InfluxDB line protocol (--precision applies)", run_influx },
+	{ "influx", "InfluxDB line protocol (--precision applies)", check_influx, run_influx },
 };
 
 static void usage(FILE *f)
@@ -258,6 +269,8 @@ int cli_parse_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (fmt->check && fmt->check(&o) != 0)
+		return 2;
 	if (!o.has_default_time) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);

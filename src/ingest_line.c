@@ -562,7 +562,7 @@ static int scratch_reserve(struct lp_parser *p, size_t need)
 	if (need <= p->scratch_cap)
 		return 0;
 	if (need > p->scratch_max)
-		return fail(p, "line too long to unescape (%zu bytes, limit %zu)", need, p->scratch_max);
+		return fail(p, "line too long (over %zu bytes)", p->scratch_max);
 	size_t cap = p->scratch_cap ? p->scratch_cap : 256;
 	while (cap < need)
 		cap = cap > p->scratch_max / 2 ? p->scratch_max : cap * 2;
@@ -637,11 +637,16 @@ static void take_eol(struct cur *c)
 	}
 }
 
+/* The byte at c->s for a message: "'x'" (quoted), or "end of line". */
 static const char *char_name(struct qbuf *qb, const struct cur *c)
 {
-	if (c->s >= c->end)
+	if (is_eol(c))
 		return "end of line";
-	return q(qb, c->s, 1);
+	q(qb, c->s, 1);
+	memmove(qb->b + 1, qb->b, strlen(qb->b) + 1);
+	qb->b[0] = '\'';
+	strcat(qb->b, "'");
+	return qb->b;
 }
 
 static int check_len(struct lp_parser *p, const char *what, struct lp_str s, size_t limit)
@@ -745,7 +750,7 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 	e->name.len = (size_t)(c->s - t0);
 	e->has_bsl |= fl & 1;
 	if (e->name.len == 0)
-		return fail(p, "invalid character '%s' at start of measurement", char_name(&qa, c));
+		return fail(p, "invalid character %s at start of measurement", char_name(&qa, c));
 	if (e->name.p[0] == '#')
 		return fail(p, "invalid character in comment");
 	if ((fl & 2) && !utf8_valid((const unsigned char *)e->name.p, e->name.len))
@@ -767,14 +772,14 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 		t->key.len = (size_t)(c->s - t0);
 		e->has_bsl |= fl & 1;
 		if (t->key.len == 0)
-			return fail(p, "invalid character '%s' at start of tag key", char_name(&qa, c));
+			return fail(p, "invalid character %s at start of tag key", char_name(&qa, c));
 		if ((fl & 2) && !utf8_valid((const unsigned char *)t->key.p, t->key.len))
 			return fail(p, "invalid utf-8 in tag key '%s'", qs(&qa, t->key));
 		if (check_len(p, "tag key", t->key, p->lim.max_key_len) != 0)
 			return -1;
 		if (c->s >= c->end || *c->s != '=')
-			return fail(p, "missing '=' after tag key '%s' (found %s%s%s)", qs(&qa, t->key),
-			            c->s < c->end ? "'" : "", char_name(&qb, c), c->s < c->end ? "'" : "");
+			return fail(p, "missing '=' after tag key '%s' (found %s)", qs(&qa, t->key),
+			            char_name(&qb, c));
 		c->s++;
 		t0 = c->s;
 		c->s = scan_token(c->s, c->end, C_TVSTOP, C_KESC, &fl);
@@ -792,7 +797,7 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 	if (c->s >= c->end || is_eol(c))
 		return fail(p, "missing fields for '%s'", qs(&qa, e->name));
 	if (*c->s != ' ')
-		return fail(p, "invalid character '%s' after %s", char_name(&qa, c),
+		return fail(p, "invalid character %s after %s", char_name(&qa, c),
 		            e->ntags ? "tag value" : "measurement");
 	while (c->s < c->end && *c->s == ' ')
 		c->s++;
@@ -810,15 +815,15 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 		if (f->key.len == 0) {
 			if (is_eol(c))
 				return fail(p, "missing field key for '%s'", qs(&qa, e->name));
-			return fail(p, "invalid character '%s' at start of field key", char_name(&qa, c));
+			return fail(p, "invalid character %s at start of field key", char_name(&qa, c));
 		}
 		if ((fl & 2) && !utf8_valid((const unsigned char *)f->key.p, f->key.len))
 			return fail(p, "invalid utf-8 in field key '%s'", qs(&qa, f->key));
 		if (check_len(p, "field key", f->key, p->lim.max_key_len) != 0)
 			return -1;
 		if (c->s >= c->end || *c->s != '=')
-			return fail(p, "missing '=' after field key '%s' (found %s%s%s)", qs(&qa, f->key),
-			            c->s < c->end ? "'" : "", char_name(&qb, c), c->s < c->end ? "'" : "");
+			return fail(p, "missing '=' after field key '%s' (found %s)", qs(&qa, f->key),
+			            char_name(&qb, c));
 		c->s++;
 		if (c->s >= c->end)
 			return fail(p, "missing field value for '%s'", qs(&qa, f->key));
@@ -834,7 +839,7 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 			continue;
 		}
 		if (!(cls[(unsigned char)*c->s] & C_WS))
-			return fail(p, "unexpected character '%s' after field '%s'", char_name(&qa, c),
+			return fail(p, "unexpected character %s after field '%s'", char_name(&qa, c),
 			            qs(&qb, f->key));
 		break;
 	}

@@ -212,7 +212,8 @@ static void test_must_not_parse(void **state)
 	must_not_parse("cpu,host=a", "missing fields");
 	must_not_parse("cpu,", "missing tag key after ','");
 	must_not_parse("cpu, v=1", "missing tag key after ','");
-	must_not_parse("cpu,host v=1", "missing '=' after tag key 'host'");
+	must_not_parse("cpu,host v=1", "missing '=' after tag key 'host' (found ' ')");
+	must_not_parse("cpu v\r\n", "missing '=' after field key 'v' (found end of line)");
 	must_not_parse("cpu,host= v=1", "missing tag value for 'host'");
 	must_not_parse("cpu,=a v=1", "at start of tag key");
 	must_not_parse("cpu,a=b=c v=1", "invalid character '=' after tag value");
@@ -261,7 +262,7 @@ static void test_must_not_parse(void **state)
 	must_not_parse("cpu v=1 -92233720368547758078", "timestamp out of range");
 	must_not_parse("cpu v=1 1 2", "unexpected text after timestamp '2'");
 	must_not_parse("cpu v=1 1\rx", "unexpected text after timestamp");
-	must_not_parse("\rcpu v=1", "at start of measurement");
+	must_not_parse("\rcpu v=1", "invalid character '\\x0d' at start of measurement");
 	must_not_parse("#comment\twith tab", "invalid character in comment");
 	must_not_parse("bad\xff v=1", "invalid utf-8 in measurement");
 	must_not_parse("m,bad\xff=v v=1", "invalid utf-8 in tag key");
