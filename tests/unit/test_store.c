@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "log.h"
 #include "store.h"
 
 struct fixture {
@@ -123,6 +124,22 @@ static void test_open_invalid(void **st)
 	assert_null(store_open("/nonexistent-dir-foreshock/x.db", err, sizeof err));
 	assert_non_null(strstr(err, "unable to open '/nonexistent-dir-foreshock/x.db'"));
 	store_close(NULL);
+}
+
+static void test_open_not_a_database(void **state)
+{
+	struct fixture *fx = *state;
+	char err[256] = "", path[700];
+	snprintf(path, sizeof path, "%s/garbage.db", fx->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 200; i++)
+		fputs("this is not an sqlite database\n", f);
+	fclose(f);
+	assert_null(store_open(path, err, sizeof err));
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "not a database"));
+	rm_db_files(path);
 }
 
 static void test_reopen_and_newer_schema(void **state)
@@ -570,8 +587,11 @@ static void test_bulk_checkpoint(void **state)
 
 int main(void)
 {
+	/* The error paths under test log at level error; keep the output readable. */
+	log_set_level(getenv("STORE_TEST_LOG") ? LOG_DEBUG : LOG_OFF);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_invalid),
+		cmocka_unit_test_setup_teardown(test_open_not_a_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_and_newer_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_assigns_ids_and_upserts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_rejects_bad_records, setup, teardown),
