@@ -1,0 +1,115 @@
+/* api.h — the JSON API handlers behind http.c, and the output buffer they
+ * write into.
+ *
+ * Layering: http.c turns an MHD request into a struct api_request (method,
+ * path, decoded query arguments, the buffered body) and sends back the
+ * struct api_response; the handlers in api*.c never see MHD, so they can be
+ * driven directly by tests. Handlers read the engine, the store and the
+ * selfstats through struct api_ctx (http.h) and feed ingest bodies to the
+ * engine in one batch per request.
+ *
+ * Files: api.c (routing, helpers, alerts/series/anomalies/health),
+ * api_ingest.c (write, import, remote_write), api_metrics.c (/metrics),
+ * ui.c (the status page).
+ */
+#ifndef FORESHOCK_API_H
+#define FORESHOCK_API_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "selfstats.h"
+
+/* --- growable output buffer ---------------------------------------------
+ * Invariants: p is NULL or NUL-terminated at p[len]; once an append fails
+ * (out of memory, or len would pass max) `failed` is set, further appends are
+ * ignored and the content must not be sent. */
+struct obuf {
+	char *p;
+	size_t len, cap;
+	size_t max;   /* cap on len (0 = 1 GiB) */
+	int failed;
+};
+void obuf_init(struct obuf *b, size_t max);
+void obuf_add(struct obuf *b, const char *s, size_t n);
+void obuf_puts(struct obuf *b, const char *s);
+void obuf_printf(struct obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A JSON string literal (quotes, escapes; invalid UTF-8 bytes become U+FFFD). */
+void obuf_json_str(struct obuf *b, const char *s, size_t n);
+/* A JSON number in its shortest round-trip form, or null if not finite.
+ * is_float: v came from a float (round-trip to float precision). */
+void obuf_json_num(struct obuf *b, double v, int is_float);
+/* RFC 3339 UTC timestamp as a JSON string. */
+void obuf_json_time(struct obuf *b, int64_t ms);
+/* Take the buffer (malloc'd; caller frees) and reset b. */
+char *obuf_steal(struct obuf *b, size_t *len);
+void obuf_free(struct obuf *b);
+
+/* Shortest decimal in Go's strconv 'e' format ("1.25e+01", "NaN", "+Inf"),
+ * as Prometheus prints alert values. buf >= 32 bytes. */
+const char *api_format_value(double v, char *buf, size_t len);
+
+/* --- requests ------------------------------------------------------------ */
+struct api_arg {
+	const char *key, *value; /* NUL-terminated, URL-decoded */
+};
+
+struct api_request {
+	const char *method;           /* "GET", "POST", ... */
+	const char *path;             /* without the query string */
+	const struct api_arg *args;   /* query arguments in order (repeatable keys) */
+	size_t nargs;
+	const char *content_type;     /* NULL if absent */
+	const char *content_encoding; /* NULL if absent */
+	char *body;                   /* POST body (owned by the caller, NUL-terminated;
+	                               * handlers may modify it in place) */
+	size_t body_len;
+	int64_t now_ms;               /* receive time (wall clock) */
+};
+
+#define API_MAX_HEADERS 4
+struct api_response {
+	unsigned status;
+	const char *content_type;     /* static string */
+	char *body;                   /* malloc'd (or NULL); the caller frees it */
+	size_t len;
+	size_t nheaders;
+	struct {
+		const char *name;         /* static */
+		char value[64];
+	} headers[API_MAX_HEADERS];
+};
+
+/* Route of a path, for statistics and dispatch. */
+enum http_route api_route(const char *path);
+/* Handle one request completely; always fills resp (status, body). */
+void api_handle(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
+
+/* First value of query argument key, or NULL. */
+const char *api_arg(const struct api_request *req, const char *key);
+
+/* Set resp to a Prometheus-style error:
+ * {"status":"error","errorType":TYPE,"error":"..."}. */
+void api_error(struct api_response *resp, unsigned status, const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Hand a finished buffer to resp (on a failed buffer: 500). */
+void api_send(struct api_response *resp, unsigned status, const char *content_type,
+              struct obuf *b);
+void api_add_header(struct api_response *resp, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Handlers in the other api files. */
+void api_write_lp(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
+void api_import_json(struct api_ctx *api, const struct api_request *req,
+                     struct api_response *resp);
+void api_import_prom(struct api_ctx *api, const struct api_request *req,
+                     struct api_response *resp);
+void api_remote_write(struct api_ctx *api, const struct api_request *req,
+                      struct api_response *resp);
+void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
+/* The embedded status page (static, NUL-terminated). */
+const char *ui_page(size_t *len);
+
+#endif

@@ -1,0 +1,418 @@
+/* http.c — libmicrohttpd glue: listen address parsing, the access handler
+ * (per-connection body buffering with the max_body cap), turning an MHD
+ * request into a struct api_request for api_handle(), sending the response,
+ * and counting every request in selfstats with its route and latency.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "api.h"
+#include "log.h"
+#include "selfstats.h"
+
+#define DEFAULT_MAX_BODY ((size_t)32 << 20)
+#define MAX_ARGS 256
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct api_ctx *api;
+	unsigned short port;
+};
+
+/* Per-connection (per-request) state, freed in on_completed. */
+struct conn_state {
+	enum http_route route;
+	uint64_t start_us;     /* monotonic */
+	int64_t now_ms;        /* wall clock at arrival */
+	char *body;            /* NUL-terminated when not NULL */
+	size_t len, cap;
+	int too_large;         /* body passed max_body: stop buffering, answer 413 */
+	int oom;
+	unsigned status;       /* status of the queued response (0 = none) */
+};
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t max_body(const struct http_server *srv)
+{
+	return srv->api->max_body ? srv->api->max_body : DEFAULT_MAX_BODY;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, struct conn_state *cs,
+                             struct api_response *r)
+{
+	struct MHD_Response *resp;
+	if (r->body && r->len)
+		resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+	else {
+		free(r->body);
+		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	}
+	r->body = NULL;
+	if (!resp)
+		return MHD_NO;
+	if (r->content_type && r->status != 204)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+	for (size_t i = 0; i < r->nheaders; i++)
+		MHD_add_response_header(resp, r->headers[i].name, r->headers[i].value);
+	enum MHD_Result ret = MHD_queue_response(conn, r->status, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES)
+		cs->status = r->status;
+	return ret;
+}
+
+static enum MHD_Result respond_error(struct MHD_Connection *conn, struct conn_state *cs,
+                                     unsigned status, const char *type, const char *msg)
+{
+	struct api_response r;
+	memset(&r, 0, sizeof r);
+	api_error(&r, status, type, "%s", msg);
+	return queue(conn, cs, &r);
+}
+
+struct argv {
+	struct api_arg a[MAX_ARGS];
+	size_t n;
+};
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+	struct argv *v = cls;
+	if (v->n < MAX_ARGS && key) {
+		v->a[v->n].key = key;
+		v->a[v->n].value = value ? value : "";
+		v->n++;
+	}
+	return MHD_YES;
+}
+
+/* Decode an application/x-www-form-urlencoded body in place into args. */
+static void form_args(char *body, struct argv *v)
+{
+	char *save = NULL;
+	for (char *tok = strtok_r(body, "&", &save); tok && v->n < MAX_ARGS;
+	     tok = strtok_r(NULL, "&", &save)) {
+		for (char *p = tok; *p; p++)
+			if (*p == '+')
+				*p = ' ';
+		char *eq = strchr(tok, '=');
+		char *val = (char *)"";
+		if (eq) {
+			*eq = 0;
+			val = eq + 1;
+		}
+		MHD_http_unescape(tok);
+		MHD_http_unescape(val);
+		v->a[v->n].key = tok;
+		v->a[v->n].value = val;
+		v->n++;
+	}
+}
+
+static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *conn,
+                                struct conn_state *cs, const char *url, const char *method)
+{
+	struct argv *args = malloc(sizeof *args);
+	if (!args)
+		return MHD_NO;
+	args->n = 0;
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, args);
+	const char *ctype =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (cs->body && cs->route == ROUTE_SERIES && ctype &&
+	    !strncasecmp(ctype, "application/x-www-form-urlencoded", 33))
+		form_args(cs->body, args);
+	struct api_request req = {
+		.method = method,
+		.path = url,
+		.args = args->a,
+		.nargs = args->n,
+		.content_type = ctype,
+		.content_encoding = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                                MHD_HTTP_HEADER_CONTENT_ENCODING),
+		.body = cs->body,
+		.body_len = cs->len,
+		.now_ms = cs->now_ms,
+	};
+	struct api_response r;
+	memset(&r, 0, sizeof r);
+	api_handle(srv->api, &req, &r);
+	free(args);
+	if (!r.status) {
+		free(r.body);
+		memset(&r, 0, sizeof r);
+		api_error(&r, 500, "internal", "no response");
+	}
+	return queue(conn, cs, &r);
+}
+
+static int has_body(const char *method)
+{
+	return !strcmp(method, MHD_HTTP_METHOD_POST) || !strcmp(method, MHD_HTTP_METHOD_PUT) ||
+	       !strcmp(method, MHD_HTTP_METHOD_PATCH);
+}
+
+static void note_too_large(struct http_server *srv)
+{
+	if (srv->api->stats)
+		atomic_fetch_add_explicit(&srv->api->stats->bodies_too_large, 1, memory_order_relaxed);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct conn_state *cs = *con_cls;
+	char msg[160];
+
+	if (!cs) {
+		cs = calloc(1, sizeof *cs);
+		if (!cs)
+			return MHD_NO;
+		cs->start_us = mono_us();
+		cs->now_ms = wall_ms();
+		cs->route = api_route(url);
+		*con_cls = cs;
+		/* Answer on a later call (once MHD has read the request), so that
+		 * the connection can be kept alive. */
+		if (!has_body(method))
+			return MHD_YES;
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl) {
+			char *end;
+			errno = 0;
+			unsigned long long n = strtoull(cl, &end, 10);
+			if (errno == 0 && *end == 0 && n > max_body(srv)) {
+				note_too_large(srv);
+				snprintf(msg, sizeof msg,
+				         "request body too large: %llu bytes (limit %zu bytes)", n,
+				         max_body(srv));
+				return respond_error(conn, cs, 413, "too_large", msg);
+			}
+		}
+		return MHD_YES;
+	}
+	if (cs->status) { /* answered early (413): discard the rest */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (cs->too_large || cs->oom)
+			return MHD_YES;
+		if (n > max_body(srv) - cs->len) {
+			cs->too_large = 1; /* stop buffering now; answer 413 at the end */
+			free(cs->body);
+			cs->body = NULL;
+			cs->len = cs->cap = 0;
+			return MHD_YES;
+		}
+		if (cs->len + n + 1 > cs->cap) {
+			size_t cap = cs->cap ? cs->cap : 16384;
+			while (cap < cs->len + n + 1)
+				cap *= 2;
+			char *nb = realloc(cs->body, cap);
+			if (!nb) {
+				cs->oom = 1;
+				free(cs->body);
+				cs->body = NULL;
+				cs->len = cs->cap = 0;
+				return MHD_YES;
+			}
+			cs->body = nb;
+			cs->cap = cap;
+		}
+		memcpy(cs->body + cs->len, upload_data, n);
+		cs->len += n;
+		cs->body[cs->len] = 0;
+		return MHD_YES;
+	}
+	/* the whole body is here */
+	if (cs->too_large) {
+		note_too_large(srv);
+		snprintf(msg, sizeof msg, "request body too large: more than %zu bytes", max_body(srv));
+		return respond_error(conn, cs, 413, "too_large", msg);
+	}
+	if (cs->oom)
+		return respond_error(conn, cs, 500, "internal", "out of memory buffering the body");
+	return dispatch(srv, conn, cs, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *srv = cls;
+	struct conn_state *cs = *con_cls;
+	if (!cs)
+		return;
+	if (cs->status && srv->api->stats)
+		selfstats_observe_request(srv->api->stats, cs->route, cs->status,
+		                          mono_us() - cs->start_us);
+	free(cs->body);
+	free(cs);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = 0;
+	for (char *p = msg; *p; p++)
+		if (*p == '"')
+			*p = '\'';
+	log_msg(LOG_WARN, "event=http_error msg=\"%s\"", msg);
+}
+
+/* Split "host:port", "[v6]:port" or ":port". host is empty for "all
+ * interfaces". Returns 0 or -1. */
+static int split_listen(const char *listen, char *host, size_t hostlen, unsigned *port)
+{
+	const char *ps;
+	if (listen[0] == '[') {
+		const char *rb = strchr(listen, ']');
+		if (!rb || rb[1] != ':' || (size_t)(rb - listen - 1) >= hostlen)
+			return -1;
+		memcpy(host, listen + 1, (size_t)(rb - listen - 1));
+		host[rb - listen - 1] = 0;
+		ps = rb + 2;
+	} else {
+		const char *colon = strrchr(listen, ':');
+		if (!colon || (size_t)(colon - listen) >= hostlen)
+			return -1;
+		memcpy(host, listen, (size_t)(colon - listen));
+		host[colon - listen] = 0;
+		if (strchr(host, ':')) /* bare IPv6 without brackets */
+			return -1;
+		ps = colon + 1;
+	}
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(ps, &end, 10);
+	if (!*ps || *end || errno || p > 65535)
+		return -1;
+	*port = (unsigned)p;
+	return 0;
+}
+
+struct http_server *http_start(const struct http_config *cfg, struct api_ctx *api, char *err,
+                               size_t errlen)
+{
+	const char *listen = cfg->listen && *cfg->listen ? cfg->listen : "127.0.0.1:9790";
+	char host[256];
+	unsigned port;
+	if (split_listen(listen, host, sizeof host, &port)) {
+		snprintf(err, errlen,
+		         "invalid listen address '%s' (use host:port, [v6addr]:port or :port)", listen);
+		return NULL;
+	}
+	struct http_server *srv = calloc(1, sizeof *srv);
+	if (!srv) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	srv->api = api;
+	unsigned threads = cfg->threads ? cfg->threads : 2;
+	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	struct sockaddr_storage ss;
+	int use_addr = 0;
+	if (*host) {
+		struct addrinfo hints, *res = NULL;
+		memset(&hints, 0, sizeof hints);
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+		char portstr[8];
+		snprintf(portstr, sizeof portstr, "%u", port);
+		int rc = getaddrinfo(host, portstr, &hints, &res);
+		if (rc || !res) {
+			snprintf(err, errlen, "cannot resolve listen host '%s': %s", host, gai_strerror(rc));
+			free(srv);
+			return NULL;
+		}
+		memcpy(&ss, res->ai_addr, res->ai_addrlen);
+		if (res->ai_family == AF_INET6)
+			flags |= MHD_USE_IPv6;
+		freeaddrinfo(res);
+		use_addr = 1;
+	}
+	struct MHD_OptionItem opts[8];
+	size_t no = 0;
+	if (threads > 1)
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL };
+	if (cfg->connection_timeout_s)
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+			                                  cfg->connection_timeout_s, NULL };
+	if (cfg->max_connections)
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+			                                  (intptr_t)cfg->max_connections, NULL };
+	if (use_addr)
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+
+	errno = 0;
+	for (int attempt = 0; attempt < 2 && !srv->d; attempt++) {
+		unsigned int f = flags;
+		if (!use_addr && attempt == 0)
+			f |= MHD_USE_DUAL_STACK; /* ":port": IPv6 and IPv4 */
+		else if (!use_addr && attempt == 1)
+			f &= ~(unsigned int)MHD_USE_IPv6; /* no IPv6 here: IPv4 only */
+		else if (attempt == 1)
+			break;
+		srv->d = MHD_start_daemon(f, (uint16_t)port, NULL, NULL, on_request, srv,
+		                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+		                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		                          MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+		                          MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	}
+	if (!srv->d) {
+		snprintf(err, errlen, "cannot listen on '%s': %s", listen,
+		         errno ? strerror(errno) : "libmicrohttpd failed to start");
+		free(srv);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? info->port : (unsigned short)port;
+	return srv;
+}
+
+unsigned short http_port(const struct http_server *srv)
+{
+	return srv ? srv->port : 0;
+}
+
+void http_stop(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	MHD_stop_daemon(srv->d);
+	free(srv);
+}
