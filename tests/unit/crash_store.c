@@ -457,10 +457,10 @@ static void rm_db(const char *dir, const char *path)
 {
 	char p[700];
 	unlink(path);
-	snprintf(p, sizeof p, "%s-wal", path);
-	unlink(p);
-	snprintf(p, sizeof p, "%s-shm", path);
-	unlink(p);
+	if (snprintf(p, sizeof p, "%s-wal", path) < (int)sizeof p)
+		unlink(p);
+	if (snprintf(p, sizeof p, "%s-shm", path) < (int)sizeof p)
+		unlink(p);
 	rmdir(dir);
 }
 
