@@ -379,9 +379,8 @@ static int parse_float(const char *s, size_t n, char *tmp, double *out)
 	}
 	if (!digits)
 		return NUM_SYNTAX;
-	int exp = 0, has_exp = 0;
+	int exp = 0;
 	if (i < n && (s[i] | 0x20) == (hex ? 'p' : 'e')) {
-		has_exp = 1;
 		i++;
 		int eneg = 0;
 		if (i < n && (s[i] == '-' || s[i] == '+'))
@@ -405,7 +404,6 @@ static int parse_float(const char *s, size_t n, char *tmp, double *out)
 		return NUM_SYNTAX;
 	if (unders && !underscores_ok(s, n))
 		return NUM_SYNTAX;
-	(void)has_exp;
 
 	/* Exact fast path: mantissa and 10^k both exact doubles, one rounding. */
 	if (!hex && !unders && mdigits <= 15) {
