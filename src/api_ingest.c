@@ -523,7 +523,12 @@ void api_remote_write(struct api_ctx *api, const struct api_request *req,
 	int rc = prw_decode_ex(req->body ? req->body : "", req->body_len, NULL, &plim,
 	                       prom_on_sample, NULL, &s, &st, err, sizeof err);
 	engine_batch_end(&s.batch);
-	if (rc < 0) {
+	if (rc < 0 && strstr(err, "too large")) {
+		if (api->stats)
+			atomic_fetch_add_explicit(&api->stats->bodies_too_large, 1,
+			                          memory_order_relaxed);
+		api_error(resp, 413, "too_large", "remote_write payload too large: %s", err);
+	} else if (rc < 0) {
 		count_parse_rejects(&s, 1);
 		api_error(resp, 400, "bad_data", "invalid remote_write payload: %s", err);
 	} else {
