@@ -1,4 +1,6 @@
 /* engine.c — samples -> series -> detector -> alert state -> store (see engine.h). */
+#include "config.h" /* autoconf: _GNU_SOURCE */
+
 #include "engine.h"
 
 #include <jansson.h>
@@ -16,7 +18,6 @@
 
 /* An alert transition waiting to be made durable. Strings are owned. */
 struct pending_tr {
-	size_t series_idx;
 	int new_alert;         /* first transition of a new alert: id assigned here */
 	struct alert_rec rec;  /* rec.series_key/labels_json/annotations_json owned */
 };
@@ -153,7 +154,7 @@ static void fmt_num(char *buf, size_t len, double v)
 }
 
 static char *annotations_json(const struct engine *e, const struct series *s,
-                              const struct det_result *r, double value)
+                              const struct det_result *r, double value, enum alert_event ev)
 {
 	char val[32], exp[32], lo[32], hi[32];
 	fmt_num(val, sizeof val, value);
@@ -161,14 +162,26 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	fmt_num(lo, sizeof lo, r->lower);
 	fmt_num(hi, sizeof hi, r->upper);
 	const char *dir = r->direction > 0 ? "above" : r->direction < 0 ? "below" : "within";
+	const struct model_alerting *al = model_alerting(e->model);
 	char summary[1024], desc[2048];
-	snprintf(summary, sizeof summary, "%s is anomalous: %s, %s the expected %s (band %s to %s)",
-	         s->key, val, dir, exp, lo, hi);
-	snprintf(desc, sizeof desc,
-	         "Model '%s' scored %.3f (threshold %.3f); the component that fired most was '%s'. "
-	         "Value %s is %s the expected band [%s, %s] around %s.",
-	         model_name(e->model), r->score, model_alerting(e->model)->threshold,
-	         r->component ? r->component : "unknown", val, dir, lo, hi, exp);
+	if (ev == AEV_RESOLVED || ev == AEV_CANCELLED) {
+		snprintf(summary, sizeof summary,
+		         "%s is back to normal: %s, expected %s (band %s to %s)", s->key, val, exp, lo,
+		         hi);
+		snprintf(desc, sizeof desc,
+		         "Model '%s' score fell to %.3f (below %.3f); the highest score of this alert "
+		         "was %.3f.",
+		         model_name(e->model), r->score, al->clear_threshold, s->alert.peak_score);
+	} else {
+		snprintf(summary, sizeof summary,
+		         "%s is anomalous: %s, %s the expected %s (band %s to %s)", s->key, val, dir, exp,
+		         lo, hi);
+		snprintf(desc, sizeof desc,
+		         "Model '%s' scored %.3f (threshold %.3f); the component that fired most was "
+		         "'%s'. Value %s is %s the expected band [%s, %s] around %s.",
+		         model_name(e->model), r->score, al->threshold,
+		         r->component ? r->component : "unknown", val, dir, lo, hi, exp);
+	}
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
@@ -183,11 +196,8 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	json_object_set_new(o, "direction", json_string(dir));
 	json_object_set_new(o, "model", json_string(model_name(e->model)));
 	if (e->external_url) {
-		char *q = s->key; /* the link is informative; clients URL-encode as needed */
-		size_t n = strlen(e->external_url) + strlen(q) + 64;
-		char *url = malloc(n);
-		if (url) {
-			snprintf(url, n, "%s/api/v1/anomalies?series=%s", e->external_url, q);
+		char *url = NULL;
+		if (asprintf(&url, "%s/api/v1/anomalies?series=%s", e->external_url, s->key) >= 0) {
 			json_object_set_new(o, "link", json_string(url));
 			free(url);
 		}
@@ -197,7 +207,7 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	return out;
 }
 
-static void queue_transition(struct engine *e, size_t idx, struct series *s, enum alert_event ev,
+static void queue_transition(struct engine *e, struct series *s, enum alert_event ev,
                              const struct det_result *r, int64_t ts, double value)
 {
 	if (e->npend == e->cappend) {
@@ -213,7 +223,6 @@ static void queue_transition(struct engine *e, size_t idx, struct series *s, enu
 	const struct alert_fsm *f = &s->alert;
 	struct pending_tr *p = &e->pend[e->npend];
 	memset(p, 0, sizeof *p);
-	p->series_idx = idx;
 	if (ev == AEV_PENDING || (ev == AEV_FIRING && f->active_at_ms == ts && s->alert.alert_id == 0)) {
 		p->new_alert = 1;
 		s->alert.alert_id = e->next_alert_id++;
@@ -221,7 +230,7 @@ static void queue_transition(struct engine *e, size_t idx, struct series *s, enu
 	p->rec.id = s->alert.alert_id;
 	p->rec.series_key = strdup(s->key);
 	p->rec.labels_json = labels_json(&s->labels, e->alertname, model_alerting(e->model)->severity);
-	p->rec.annotations_json = annotations_json(e, s, r, value);
+	p->rec.annotations_json = annotations_json(e, s, r, value, ev);
 	p->rec.state = alert_event_name(ev);
 	p->rec.active_at_ms = f->active_at_ms;
 	p->rec.firing_at_ms = f->firing_at_ms;
@@ -250,7 +259,6 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 	}
 	uint64_t hash = labels_hash_refs(refs, n);
 	struct series *s = registry_find_refs(&e->reg, hash, refs, n);
-	size_t idx;
 	if (!s) {
 		struct labels l;
 		if (labels_from_refs(&l, refs, n, &e->cfg.label_limits, err, errlen) < 0)
@@ -276,9 +284,6 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 		}
 		model_state_init(e->model, s->det_state);
 		b->res.series_created++;
-		idx = e->reg.n - 1;
-	} else {
-		idx = 0; /* found lazily below only when needed */
 	}
 	if (s->samples > 0 && ts_ms <= s->last_ts_ms) {
 		if (ts_ms == s->last_ts_ms) {
@@ -310,10 +315,8 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 	if (ts_ms > e->last_sample_ms)
 		e->last_sample_ms = ts_ms;
 	enum alert_event ev = alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms, r.score, value);
-	if (ev != AEV_NONE) {
-		(void)idx;
-		queue_transition(e, idx, s, ev, &r, ts_ms, value);
-	}
+	if (ev != AEV_NONE)
+		queue_transition(e, s, ev, &r, ts_ms, value);
 	b->res.accepted++;
 	atomic_fetch_add_explicit(&e->stats->samples_accepted, 1, memory_order_relaxed);
 	return 0;
@@ -425,6 +428,19 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 	pthread_mutex_unlock(&e->mu);
 	free(pts);
 	return rc;
+}
+
+int engine_set_external_url(struct engine *e, const char *url)
+{
+	char *u = url ? strdup(url) : NULL;
+	if (url && !u)
+		return -1;
+	pthread_mutex_lock(&e->mu);
+	free(e->external_url);
+	e->external_url = u;
+	e->cfg.external_url = u;
+	pthread_mutex_unlock(&e->mu);
+	return 0;
 }
 
 void engine_get_stats(struct engine *e, struct engine_stats *st)

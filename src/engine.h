@@ -105,6 +105,8 @@ struct engine_stats {
 	const char *model_name;
 };
 void engine_get_stats(struct engine *e, struct engine_stats *st);
+/* Base URL for links in alert annotations (set once the port is known). */
+int engine_set_external_url(struct engine *e, const char *url);
 
 /* Write every series' detector and alert state to the store in one
  * transaction (shutdown, and periodically). Returns 0 or -1. */

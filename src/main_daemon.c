@@ -362,12 +362,7 @@ int main(int argc, char **argv)
 		model_free(model);
 		goto out;
 	}
-	char ext[256];
-	if (!cfg.external_url) {
-		snprintf(ext, sizeof ext, "http://%s", cfg.listen);
-		cfg.engine.external_url = ext;
-	} else
-		cfg.engine.external_url = cfg.external_url;
+	cfg.engine.external_url = cfg.external_url;
 	log_msg(LOG_INFO, "event=model_loaded model=%s file=%s", model_name(model), model_path);
 	engine = engine_new(&cfg.engine, model, store, &stats, err, sizeof err);
 	if (!engine) {
@@ -394,6 +389,16 @@ int main(int argc, char **argv)
 	}
 	log_msg(LOG_INFO, "event=listening listen=%s port=%u data_dir=%s version=%s", cfg.listen,
 	        http_port(http), cfg.data_dir, PACKAGE_VERSION);
+	if (!cfg.external_url) {
+		/* links in annotations point at the address we really listen on */
+		char ext[300], host[256];
+		snprintf(host, sizeof host, "%s", cfg.listen);
+		char *colon = strrchr(host, ':');
+		if (colon)
+			*colon = '\0';
+		snprintf(ext, sizeof ext, "http://%s:%u", host[0] ? host : "127.0.0.1", http_port(http));
+		engine_set_external_url(engine, ext);
+	}
 	long restored = engine_restore(engine, err, sizeof err);
 	if (restored < 0) {
 		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);
