@@ -54,6 +54,8 @@ struct model {
 	int lk_exp_tail;      /* exponential instead of Gaussian tail */
 	uint32_t lk_min_n;    /* samples learnt before it scores */
 	double lk_decades;    /* tail probability 10^-decades scores 1 */
+	double lk_qref;       /* calibration level (0: no calibration) */
+	double lk_clip;       /* Huber clip of the long-run estimates, in sd (0: off) */
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
 	/* post-processing */
 	uint32_t warmup;      /* samples scored 0 */
@@ -84,6 +86,8 @@ struct lk_state {
 	double mean, var;       /* long-run Gaussian of the moving average */
 	double mean1, var1;     /* long-run Gaussian of single samples */
 	float ex, px;           /* exponential tail: mean excess over the mean, P(above) */
+	float rate;             /* observed rate of tail probabilities below lk_qref */
+	float pad;
 	float ring[LK_MAX_WINDOW];
 	float sum;
 	uint16_t pos, len;
@@ -91,7 +95,7 @@ struct lk_state {
 };
 
 static const struct comp_kind *const kinds[] = { &comp_level, &comp_seasonal, &comp_context,
-	                                         &comp_cusum, NULL };
+	                                         &comp_cusum, &comp_volatility, NULL };
 
 /* The built-in default; models/default.yml must say the same (a unit test
  * compares fingerprints). */
@@ -100,6 +104,7 @@ static const char builtin_yaml[] =
 	"components:\n"
 	"  - kind: seasonal\n"
 	"  - kind: level\n"
+	"  - kind: cusum\n"
 	"combine: max\n"
 	"likelihood:\n"
 	"  window: 3\n"
@@ -107,12 +112,13 @@ static const char builtin_yaml[] =
 	"  min_std: 0.05\n"
 	"  min_samples: 100\n"
 	"  decades: 12\n"
+	"  calibrate: 0.001\n"
 	"warmup: 150\n"
 	"suppress: 100\n"
-	"hold: 0.45\n"
+	"hold: 0.4\n"
 	"alert:\n"
-	"  threshold: 0.5\n"
-	"  clear_threshold: 0.4\n"
+	"  threshold: 0.45\n"
+	"  clear_threshold: 0.35\n"
 	"  for: 1m\n"
 	"  resolve: 5m\n"
 	"  severity: warning\n";
@@ -159,6 +165,8 @@ static void model_finish(struct model *m)
 	h = fnv(h, &m->lk_exp_tail, sizeof m->lk_exp_tail);
 	h = fnv(h, &m->lk_min_n, sizeof m->lk_min_n);
 	h = fnv(h, &m->lk_decades, sizeof m->lk_decades);
+	h = fnv(h, &m->lk_qref, sizeof m->lk_qref);
+	h = fnv(h, &m->lk_clip, sizeof m->lk_clip);
 	h = fnv(h, &m->refire, sizeof m->refire);
 	h = fnv(h, &m->warmup, sizeof m->warmup);
 	h = fnv(h, &m->suppress, sizeof m->suppress);
@@ -244,7 +252,7 @@ static int parse_component(struct model *m, const struct ynode *n, char *err, si
 		if (!strcmp(kinds[i]->name, kname))
 			kind = kinds[i];
 	if (!kind) {
-		yerr(err, errlen, kn, "unknown component kind '%s' (known: level, seasonal, context, cusum)",
+		yerr(err, errlen, kn, "unknown component kind '%s' (known: level, seasonal, context, cusum, volatility)",
 		     kname);
 		return -1;
 	}
@@ -346,7 +354,8 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 	}
 	if ((n = ymap_get(root, "likelihood"))) {
 		static const char *const lk[] = { "enabled", "window", "halflife", "min_std", "instant",
-			                          "raw_scale", "tail", "min_samples", "decades", NULL };
+			                          "raw_scale", "tail", "min_samples", "decades",
+			                          "calibrate", "clip", NULL };
 		if (n->type != Y_MAP) {
 			yerr(err, errlen, n, "'likelihood' must be a map");
 			return -1;
@@ -355,6 +364,12 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 			return -1;
 		const struct ynode *v;
 		if ((v = ymap_get(n, "enabled")) && ynode_bool(v, "enabled", &m->lk_enabled, err, errlen) < 0)
+			return -1;
+		if ((v = ymap_get(n, "clip")) &&
+		    read_range(v, "clip", 0, 100, &m->lk_clip, err, errlen) < 0)
+			return -1;
+		if ((v = ymap_get(n, "calibrate")) &&
+		    read_range(v, "calibrate", 0, 0.5, &m->lk_qref, err, errlen) < 0)
 			return -1;
 		if ((v = ymap_get(n, "decades")) &&
 		    read_range(v, "decades", 1, 300, &m->lk_decades, err, errlen) < 0)
@@ -565,15 +580,18 @@ void model_state_init(const struct model *m, void *state)
 
 /* Log-scaled tail probability: q = 10^-decades maps to 1, q = 1/2 to ~0.
  * For large z, log q ~ -z^2/2, computed without underflow. */
+static double log_tail(double z)
+{
+	if (z < 30)
+		return log(0.5 * erfc(z * M_SQRT1_2));
+	return -0.5 * z * z - log(z * sqrt(2 * M_PI));
+}
+
 static double tail_score(double z, double decades)
 {
 	if (z <= 0)
 		return 0;
-	double lq;
-	if (z < 30)
-		lq = log(0.5 * erfc(z * M_SQRT1_2));
-	else
-		lq = -0.5 * z * z - log(z * sqrt(2 * M_PI));
+	double lq = log_tail(z);
 	double sc = -lq / (decades * M_LN10);
 	return sc > 1 ? 1 : sc;
 }
@@ -596,7 +614,8 @@ static double q_to_z(double lq)
 	return z;
 }
 
-static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, double x)
+static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, double x,
+                        double clip, double min_std)
 {
 	if (n == 0) {
 		*mean = x;
@@ -605,6 +624,17 @@ static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, 
 	}
 	double a = n < halflife ? 1.0 / (n + 1) : det_alpha(halflife, 1);
 	double d = x - *mean;
+	if (clip > 0 && n > 30) {
+		/* Huber: an extreme value moves the estimate as if it were at
+		 * clip standard deviations */
+		double sd = sqrt(*var);
+		if (sd < min_std)
+			sd = min_std;
+		if (d > clip * sd)
+			d = clip * sd;
+		else if (d < -clip * sd)
+			d = -clip * sd;
+	}
 	*mean += a * d;
 	*var = (1 - a) * (*var + a * d * d);
 }
@@ -667,12 +697,27 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		*zout = 0;
 		return 0;
 	}
-	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, avg);
+	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, avg, m->lk_clip, m->lk_min_std);
 	if (m->lk_instant)
-		gauss_learn(&s->mean1, &s->var1, s->n, m->lk_halflife, u);
+		gauss_learn(&s->mean1, &s->var1, s->n, m->lk_halflife, u, m->lk_clip, m->lk_min_std);
 	if (s->n < UINT32_MAX)
 		s->n++;
 	*zout = z;
+	if (m->lk_qref > 0) {
+		/* Calibrate the Gaussian tail with the observed frequency of tail
+		 * events at level qref: if they happen c times more often than the
+		 * model says, tail probabilities are c times larger (never smaller). */
+		double lq = z > 0 ? log_tail(z) : log(0.5);
+		if (s->rate <= 0)
+			s->rate = (float)m->lk_qref;
+		double c = (double)s->rate / m->lk_qref;
+		if (c > 1)
+			lq += log(c);
+		double a = det_alpha(m->lk_halflife, 1);
+		s->rate += (float)(a * ((lq < log(m->lk_qref) ? 1.0 : 0.0) - (double)s->rate));
+		double sc = -lq / (m->lk_decades * M_LN10);
+		return sc < 0 ? 0 : sc > 1 ? 1 : sc;
+	}
 	return tail_score(z, m->lk_decades);
 }
 

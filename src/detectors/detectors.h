@@ -63,6 +63,7 @@ extern const struct comp_kind comp_level;
 extern const struct comp_kind comp_seasonal;
 extern const struct comp_kind comp_context;
 extern const struct comp_kind comp_cusum;
+extern const struct comp_kind comp_volatility;
 
 /* Helpers shared by components (detectors/common.c). */
 /* EWMA weight for a half-life of `halflife` samples, raised to `steps`. */
