@@ -27,7 +27,7 @@
 #include "yaml_tree.h"
 
 #define MAX_COMPONENTS 6
-#define LK_MAX_WINDOW 32
+#define LK_MAX_WINDOW 16
 #define STATE_VERSION 3u
 
 enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN };
