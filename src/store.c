@@ -110,6 +110,8 @@ static const char *const migrations[] = {
 	  "a.active_at_ms, a.firing_at_ms, a.resolved_at_ms, e.event_at_ms, e.value, e.score " \
 	  "FROM alert_events e JOIN alerts a ON a.id = e.alert_id WHERE e.series_key = ?1 " \
 	  "AND e.event_at_ms BETWEEN ?2 AND ?3 ORDER BY e.event_at_ms DESC, e.seq DESC LIMIT ?4") \
+	X(max_id, 'r', "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'alerts'), 0), " \
+	  "coalesce((SELECT max(id) FROM alerts), 0))") \
 	X(ckpt_scan, 'r', "SELECT series_key, labels_json, model, fingerprint, last_ts_ms, state " \
 	  "FROM checkpoints ORDER BY seq")
 
@@ -587,6 +589,19 @@ fail:
 out:
 	pthread_mutex_unlock(&s->wmu);
 	return ret;
+}
+
+int store_alerts_max_id(struct store *s, int64_t *out)
+{
+	pthread_mutex_lock(&s->rmu);
+	int rc = sqlite3_step(s->max_id);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s->max_id, 0);
+	else
+		log_db_err(s->r, "alerts_max_id");
+	sqlite3_reset(s->max_id);
+	pthread_mutex_unlock(&s->rmu);
+	return rc == SQLITE_ROW ? 0 : -1;
 }
 
 /* ---- checkpoints ---- */

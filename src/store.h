@@ -79,6 +79,12 @@ int store_alert_history(struct store *s, const char *series_key, int64_t start_m
  * number of alerts deleted, or -1. */
 int store_alerts_prune(struct store *s, int64_t before_ms);
 
+/* Highest alert id ever stored, pruned alerts included (0 if none), into
+ * *out. For callers that pre-assign ids (so that several transitions of a new
+ * alert can share one batch): start at *out + 1 and ids are never reused.
+ * Returns 0 or -1. */
+int store_alerts_max_id(struct store *s, int64_t *out);
+
 /* Detector checkpoint of one series. Pointers borrowed for the call. */
 struct store_ckpt {
 	const char *series_key;  /* canonical label string */

@@ -178,6 +178,9 @@ static void test_write_assigns_ids_and_upserts(void **state)
 {
 	struct fixture *fx = *state;
 	char err[256];
+	int64_t max = -1;
+	assert_int_equal(store_alerts_max_id(fx->s, &max), 0);
+	assert_int_equal(max, 0);
 	struct alert_rec r[2] = { rec("cpu{host=\"a\"}", "pending", 1000, 1000),
 	                          rec("cpu{host=\"b\"}", "pending", 500, 2000) };
 	r[1].annotations_json = "{\"summary\":\"hot\"}";
@@ -329,15 +332,26 @@ static void test_prune(void **state)
 	assert_int_equal(g.n, 1);
 	assert_string_equal(g.key[0], "b");
 
+	/* the max id covers pruned alerts, so pre-assigned ids are not reused */
+	int64_t max = 0;
+	assert_int_equal(store_alerts_max_id(fx->s, &max), 0);
+	assert_int_equal(max, recent.id);
+	struct alert_rec pre = rec("e", "pending", 400, 400);
+	pre.id = max + 10; /* caller-assigned id */
+	assert_int_equal(store_alerts_write(fx->s, &pre, 1, err, sizeof err), 0);
+	assert_int_equal(pre.id, max + 10);
+	assert_int_equal(store_alerts_max_id(fx->s, &max), 0);
+	assert_int_equal(max, pre.id);
+
 	/* ids are not reused after pruning; a write to a pruned id recreates it */
 	struct alert_rec fresh = rec("d", "pending", 300, 300);
 	assert_int_equal(store_alerts_write(fx->s, &fresh, 1, err, sizeof err), 0);
-	assert_true(fresh.id > recent.id);
+	assert_true(fresh.id > pre.id);
 	old.state = "firing";
 	assert_int_equal(store_alerts_write(fx->s, &old, 1, err, sizeof err), 0);
 	memset(&g, 0, sizeof g);
 	assert_int_equal(store_alerts_scan(fx->s, 0, 0, collect, &g), 0);
-	assert_int_equal(g.n, 3);
+	assert_int_equal(g.n, 4);
 	assert_int_equal(g.id[0], old.id);
 	assert_string_equal(g.state[0], "firing");
 	assert_int_equal(store_integrity_check(fx->s, err, sizeof err), 0);
