@@ -36,12 +36,42 @@ struct engine {
 	size_t npend, cappend;
 	int64_t next_alert_id;
 	int64_t last_sample_ms;
+	/* metric family -> enum metric_type (from # TYPE / remote_write metadata) */
+	char **fam_names;
+	uint8_t *fam_types;
+	size_t fam_mask, fam_n;
+	/* histogram label groups feeding foreshock:pNN:<name> */
+	struct hgroup **groups;
+	size_t ngroups, capgroups;
+	uint32_t *gtable;
+	size_t gmask;
+};
+
+#define HGROUP_MAX_BUCKETS 64
+#define FAMILY_MAX 65536
+
+/* One histogram: the buckets of one label set (le removed) of one family. */
+struct hgroup {
+	uint64_t hash;                       /* labels_hash(&labels) */
+	struct labels labels;                /* __name__ = family (no _bucket), no le */
+	uint32_t nb;                         /* buckets known, sorted by le */
+	int finalized;                       /* cur_ts already turned into quantiles */
+	int have_prev;
+	int64_t cur_ts, prev_ts;
+	double le[HGROUP_MAX_BUCKETS];
+	double cur[HGROUP_MAX_BUCKETS];      /* cumulative counts at cur_ts; NAN = not seen */
+	double prev[HGROUP_MAX_BUCKETS];     /* cumulative counts at prev_ts */
+	uint32_t qseries[ENGINE_MAX_QUANTILES]; /* index + 1 of each quantile series */
 };
 
 void engine_config_default(struct engine_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->max_series = 1000000;
+	c->quantiles[0] = 0.5;
+	c->quantiles[1] = 0.9;
+	c->quantiles[2] = 0.99;
+	c->nquantiles = 3;
 	c->history_points = 360;
 	c->label_limits = (struct label_limits)LABEL_LIMITS_DEFAULT;
 	c->alert_retention_ms = 7LL * 86400 * 1000;
@@ -106,6 +136,16 @@ void engine_free(struct engine *e)
 	for (size_t i = 0; i < e->npend; i++)
 		pending_free(&e->pend[i]);
 	free(e->pend);
+	for (size_t i = 0; i <= e->fam_mask && e->fam_names; i++)
+		free(e->fam_names[i]);
+	free(e->fam_names);
+	free(e->fam_types);
+	for (size_t i = 0; i < e->ngroups; i++) {
+		labels_free(&e->groups[i]->labels);
+		free(e->groups[i]);
+	}
+	free(e->groups);
+	free(e->gtable);
 	registry_free(&e->reg);
 	model_free(e->model);
 	free(e->alertname);
@@ -249,42 +289,176 @@ static void queue_transition(struct engine *e, struct series *s, enum alert_even
 	        alert_event_name(ev), (long long)p->rec.id, s->key, r->score, value);
 }
 
-int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_t n, int64_t ts_ms,
-                     double value, char *err, size_t errlen)
+/* --- metric family types --------------------------------------------- */
+
+static uint64_t str_hash(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h ^ (h >> 29);
+}
+
+static enum metric_type family_lookup(const struct engine *e, const char *name, size_t n)
+{
+	if (!e->fam_names)
+		return METRIC_UNKNOWN;
+	for (size_t i = str_hash(name, n) & e->fam_mask;; i = (i + 1) & e->fam_mask) {
+		const char *k = e->fam_names[i];
+		if (!k)
+			return METRIC_UNKNOWN;
+		if (strlen(k) == n && memcmp(k, name, n) == 0)
+			return (enum metric_type)e->fam_types[i];
+	}
+}
+
+void engine_batch_set_type(struct engine_batch *b, const char *family, size_t len,
+                           enum metric_type type)
 {
 	struct engine *e = b->e;
-	if (!isfinite(value)) {
-		snprintf(err, errlen, "non-finite value");
-		return reject(b, REJ_NON_FINITE);
+	if (len == 0 || len > 256 || type == METRIC_UNKNOWN)
+		return;
+	if (!e->fam_names) {
+		e->fam_mask = 255;
+		e->fam_names = calloc(e->fam_mask + 1, sizeof *e->fam_names);
+		e->fam_types = calloc(e->fam_mask + 1, 1);
+		if (!e->fam_names || !e->fam_types) {
+			free(e->fam_names);
+			free(e->fam_types);
+			e->fam_names = NULL;
+			e->fam_types = NULL;
+			return;
+		}
 	}
+	size_t i;
+	for (i = str_hash(family, len) & e->fam_mask; e->fam_names[i];
+	     i = (i + 1) & e->fam_mask) {
+		if (strlen(e->fam_names[i]) == len && memcmp(e->fam_names[i], family, len) == 0) {
+			e->fam_types[i] = (uint8_t)type;
+			return;
+		}
+	}
+	if (e->fam_n >= FAMILY_MAX)
+		return; /* bounded: further families fall back to the name suffix rules */
+	if ((e->fam_n + 1) * 2 > e->fam_mask + 1) {
+		size_t nmask = e->fam_mask * 2 + 1;
+		char **nn = calloc(nmask + 1, sizeof *nn);
+		uint8_t *nt = calloc(nmask + 1, 1);
+		if (!nn || !nt) {
+			free(nn);
+			free(nt);
+			return;
+		}
+		for (size_t k = 0; k <= e->fam_mask; k++) {
+			if (!e->fam_names[k])
+				continue;
+			size_t j = str_hash(e->fam_names[k], strlen(e->fam_names[k])) & nmask;
+			while (nn[j])
+				j = (j + 1) & nmask;
+			nn[j] = e->fam_names[k];
+			nt[j] = e->fam_types[k];
+		}
+		free(e->fam_names);
+		free(e->fam_types);
+		e->fam_names = nn;
+		e->fam_types = nt;
+		e->fam_mask = nmask;
+		for (i = str_hash(family, len) & e->fam_mask; e->fam_names[i];
+		     i = (i + 1) & e->fam_mask)
+			;
+	}
+	e->fam_names[i] = strndup(family, len);
+	if (e->fam_names[i]) {
+		e->fam_types[i] = (uint8_t)type;
+		e->fam_n++;
+	}
+}
+
+static int has_suffix(const char *s, size_t n, const char *suf)
+{
+	size_t k = strlen(suf);
+	return n > k && memcmp(s + n - k, suf, k) == 0;
+}
+
+/* Decide what a new series is: see enum series_kind. */
+static enum series_kind classify(const struct engine *e, const struct labels *l)
+{
+	const char *name = labels_metric_name(l);
+	size_t n = strlen(name);
+	if (strncmp(name, "foreshock:", 10) == 0)
+		return SERIES_DERIVED;
+	enum metric_type t = family_lookup(e, name, n);
+	static const char *const sufs[] = { "_bucket", "_count", "_sum", "_total" };
+	enum metric_type parent = METRIC_UNKNOWN;
+	for (int i = 0; i < 4 && t == METRIC_UNKNOWN && parent == METRIC_UNKNOWN; i++)
+		if (has_suffix(name, n, sufs[i]))
+			parent = family_lookup(e, name, n - strlen(sufs[i]));
+	if (t == METRIC_GAUGE || (t == METRIC_UNKNOWN && parent == METRIC_GAUGE))
+		return SERIES_GAUGE;
+	if (has_suffix(name, n, "_bucket") && labels_get(l, "le") &&
+	    (parent == METRIC_UNKNOWN || parent == METRIC_HISTOGRAM))
+		return SERIES_BUCKET;
+	if (t == METRIC_COUNTER)
+		return SERIES_COUNTER;
+	if (has_suffix(name, n, "_total") || has_suffix(name, n, "_count") ||
+	    has_suffix(name, n, "_sum") || has_suffix(name, n, "_bucket"))
+		return SERIES_COUNTER;
+	return SERIES_GAUGE;
+}
+
+/* --- series lookup and sample processing -------------------------------- */
+
+/* Find or create the series for refs. Returns NULL with *rej set (an enum
+ * reject_reason) and a message in err. */
+static struct series *find_or_create(struct engine_batch *b, const struct label_ref *refs,
+                                     size_t n, int derived, int *rej, char *err, size_t errlen)
+{
+	struct engine *e = b->e;
 	uint64_t hash = labels_hash_refs(refs, n);
 	struct series *s = registry_find_refs(&e->reg, hash, refs, n);
-	if (!s) {
-		struct labels l;
-		if (labels_from_refs(&l, refs, n, &e->cfg.label_limits, err, errlen) < 0)
-			return reject(b, REJ_LABELS);
-		const char *name = labels_get(&l, "__name__");
-		if (!name || !metric_name_valid(name, strlen(name))) {
-			snprintf(err, errlen, "invalid or missing metric name '%s'", name ? name : "");
-			labels_free(&l);
-			return reject(b, REJ_LABELS);
-		}
-		if (e->reg.n >= e->reg.max_series) {
-			snprintf(err, errlen,
-			         "series limit %zu reached: new series of metric '%s' rejected "
-			         "(raise limits.max_series or reduce label cardinality)",
-			         e->reg.max_series, name);
-			labels_free(&l);
-			return reject(b, REJ_CARDINALITY);
-		}
-		s = registry_insert(&e->reg, &l, hash);
-		if (!s) {
-			snprintf(err, errlen, "out of memory creating a series");
-			return reject(b, REJ_CARDINALITY);
-		}
-		model_state_init(e->model, s->det_state);
-		b->res.series_created++;
+	if (s)
+		return s;
+	struct labels l;
+	if (labels_from_refs(&l, refs, n, &e->cfg.label_limits, err, errlen) < 0) {
+		*rej = REJ_LABELS;
+		return NULL;
 	}
+	const char *name = labels_get(&l, "__name__");
+	if (!name || !metric_name_valid(name, strlen(name))) {
+		snprintf(err, errlen, "invalid or missing metric name '%s'", name ? name : "");
+		labels_free(&l);
+		*rej = REJ_LABELS;
+		return NULL;
+	}
+	if (e->reg.n >= e->reg.max_series) {
+		snprintf(err, errlen,
+		         "series limit %zu reached: new series of metric '%s' rejected "
+		         "(raise limits.max_series or reduce label cardinality)",
+		         e->reg.max_series, name);
+		labels_free(&l);
+		*rej = REJ_CARDINALITY;
+		return NULL;
+	}
+	enum series_kind kind = derived ? SERIES_DERIVED : classify(e, &l);
+	s = registry_insert(&e->reg, &l, hash);
+	if (!s) {
+		snprintf(err, errlen, "out of memory creating a series");
+		*rej = REJ_CARDINALITY;
+		return NULL;
+	}
+	s->kind = (uint8_t)kind;
+	model_state_init(e->model, s->det_state);
+	b->res.series_created++;
+	return s;
+}
+
+/* Ordering check and bookkeeping shared by every kind. Returns 0 or the
+ * reject reason + 1. */
+static int check_order(struct engine_batch *b, struct series *s, int64_t ts_ms, char *err,
+                       size_t errlen)
+{
 	if (s->samples > 0 && ts_ms <= s->last_ts_ms) {
 		if (ts_ms == s->last_ts_ms) {
 			snprintf(err, errlen, "duplicate sample for '%s' at %lld ms", s->key,
@@ -295,28 +469,324 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 		         (long long)ts_ms, (long long)s->last_ts_ms);
 		return reject(b, REJ_OUT_OF_ORDER);
 	}
-	struct det_result r;
-	model_update(e->model, s->det_state, ts_ms, value, &r);
+	return 0;
+}
+
+static void record(struct engine *e, struct series *s, int64_t ts_ms, double value,
+                   const struct det_result *r)
+{
 	if (s->samples == 0)
 		s->first_ts_ms = ts_ms;
 	s->samples++;
 	s->last_ts_ms = ts_ms;
 	s->last_value = value;
-	s->last = r;
+	s->last = *r;
 	struct hist_entry h = { .ts_ms = ts_ms,
 		                .value = (float)value,
-		                .score = (float)r.score,
-		                .expected = (float)r.expected,
-		                .lower = (float)r.lower,
-		                .upper = (float)r.upper,
-		                .direction = (int8_t)r.direction,
-		                .component = r.component };
+		                .score = (float)r->score,
+		                .expected = (float)r->expected,
+		                .lower = (float)r->lower,
+		                .upper = (float)r->upper,
+		                .direction = (int8_t)r->direction,
+		                .component = r->component };
 	series_hist_push(s, e->reg.hist_cap, &h);
 	if (ts_ms > e->last_sample_ms)
 		e->last_sample_ms = ts_ms;
-	enum alert_event ev = alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms, r.score, value);
+}
+
+/* A gauge or derived sample: detector, history, alert. */
+static void detect(struct engine *e, struct series *s, int64_t ts_ms, double value)
+{
+	struct det_result r;
+	model_update(e->model, s->det_state, ts_ms, value, &r);
+	record(e, s, ts_ms, value, &r);
+	enum alert_event ev =
+		alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms, r.score, value);
 	if (ev != AEV_NONE)
 		queue_transition(e, s, ev, &r, ts_ms, value);
+}
+
+static const struct det_result raw_result = { .score = 0, .expected = NAN, .lower = NAN,
+	                                      .upper = NAN, .direction = 0, .component = "raw" };
+
+/* Build refs for a derived series: the labels of `l` with __name__ replaced
+ * and `drop` (if any) removed. refs must hold l->n entries. */
+static size_t derived_refs(const struct labels *l, const char *name, const char *drop,
+                           struct label_ref *refs)
+{
+	size_t k = 0;
+	refs[k++] = (struct label_ref){ "__name__", 8, name, strlen(name) };
+	for (size_t i = 0; i < l->n; i++) {
+		if (!strcmp(l->names[i], "__name__") || (drop && !strcmp(l->names[i], drop)))
+			continue;
+		refs[k++] = (struct label_ref){ l->names[i], strlen(l->names[i]), l->values[i],
+			                        strlen(l->values[i]) };
+	}
+	return k;
+}
+
+/* Emit one derived sample into the series named `name` built from l. */
+static struct series *emit_derived(struct engine_batch *b, const struct labels *l, const char *name,
+                                   const char *drop, uint32_t *cache, int64_t ts_ms, double v)
+{
+	struct engine *e = b->e;
+	struct series *d = NULL;
+	if (*cache && *cache <= e->reg.n)
+		d = e->reg.v[*cache - 1];
+	if (!d) {
+		struct label_ref small[64];
+		struct label_ref *refs = l->n + 1 <= 64 ? small : malloc((l->n + 1) * sizeof *refs);
+		if (!refs)
+			return NULL;
+		size_t n = derived_refs(l, name, drop, refs);
+		char err[256];
+		int rej = 0;
+		d = find_or_create(b, refs, n, 1, &rej, err, sizeof err);
+		if (refs != small)
+			free(refs);
+		if (!d) {
+			b->res.rejected[rej]++;
+			atomic_fetch_add_explicit(&e->stats->samples_rejected[rej], 1, memory_order_relaxed);
+			log_msg(LOG_DEBUG, "event=derived_rejected name=%s error=\"%s\"", name, err);
+			return NULL;
+		}
+		*cache = d->idx + 1;
+	}
+	char err[256];
+	if (!isfinite(v) || check_order(b, d, ts_ms, err, sizeof err) != 0)
+		return d;
+	detect(e, d, ts_ms, v);
+	return d;
+}
+
+static void counter_sample(struct engine_batch *b, struct series *s, int64_t ts_ms, double value)
+{
+	if (s->samples > 0 && ts_ms > s->last_ts_ms) {
+		double inc = value >= s->last_value ? value - s->last_value : value; /* reset */
+		double rate = inc / ((double)(ts_ms - s->last_ts_ms) / 1000.0);
+		char name[300];
+		snprintf(name, sizeof name, "foreshock:rate:%s", labels_metric_name(&s->labels));
+		emit_derived(b, &s->labels, name, NULL, &s->derived, ts_ms, rate);
+	}
+	record(b->e, s, ts_ms, value, &raw_result);
+}
+
+/* Prometheus's histogram_quantile over cumulative counts (last bound +Inf). */
+static double bucket_quantile(double q, const double *le, const double *cnt, size_t nb)
+{
+	if (nb < 2 || !isinf(le[nb - 1]))
+		return NAN;
+	double total = cnt[nb - 1];
+	if (!(total > 0))
+		return NAN;
+	double rank = q * total;
+	size_t b = 0;
+	while (b < nb - 1 && cnt[b] < rank)
+		b++;
+	if (b == nb - 1)
+		return le[nb - 2];
+	if (b == 0 && le[0] <= 0)
+		return le[0];
+	double start = 0, end = le[b], count = cnt[b];
+	if (b > 0) {
+		start = le[b - 1];
+		count -= cnt[b - 1];
+		rank -= cnt[b - 1];
+	}
+	if (count <= 0)
+		return start;
+	return start + (end - start) * (rank / count);
+}
+
+static void quantile_name(char *buf, size_t len, double q, const char *family)
+{
+	char digits[16];
+	snprintf(digits, sizeof digits, "%.6g", q);
+	const char *d = strchr(digits, '.');
+	char frac[16] = "";
+	if (d)
+		snprintf(frac, sizeof frac, "%s", d + 1);
+	if (strlen(frac) < 2)
+		strcat(frac, strlen(frac) == 1 ? "0" : "00");
+	if (q >= 1)
+		snprintf(frac, sizeof frac, "100");
+	snprintf(buf, len, "foreshock:p%s:%s", frac, family);
+}
+
+static void group_finalize(struct engine_batch *b, struct hgroup *g)
+{
+	struct engine *e = b->e;
+	if (g->finalized || g->cur_ts == 0)
+		return;
+	g->finalized = 1;
+	for (uint32_t i = 0; i < g->nb; i++)
+		if (isnan(g->cur[i]))
+			g->cur[i] = g->have_prev ? g->prev[i] : NAN;
+	if (g->have_prev && g->cur_ts > g->prev_ts) {
+		double inc[HGROUP_MAX_BUCKETS];
+		int ok = 1;
+		for (uint32_t i = 0; i < g->nb; i++) {
+			if (isnan(g->cur[i]) || isnan(g->prev[i])) {
+				ok = 0;
+				break;
+			}
+			inc[i] = g->cur[i] >= g->prev[i] ? g->cur[i] - g->prev[i] : g->cur[i];
+			if (i > 0 && inc[i] < inc[i - 1])
+				inc[i] = inc[i - 1]; /* keep cumulative counts monotonic */
+		}
+		for (size_t q = 0; ok && q < e->cfg.nquantiles; q++) {
+			double v = bucket_quantile(e->cfg.quantiles[q], g->le, inc, g->nb);
+			if (isnan(v))
+				continue;
+			char name[300];
+			quantile_name(name, sizeof name, e->cfg.quantiles[q], labels_metric_name(&g->labels));
+			emit_derived(b, &g->labels, name, NULL, &g->qseries[q], g->cur_ts, v);
+		}
+	}
+	memcpy(g->prev, g->cur, sizeof g->cur);
+	g->prev_ts = g->cur_ts;
+	g->have_prev = 1;
+	for (uint32_t i = 0; i < g->nb; i++)
+		if (isnan(g->prev[i]))
+			g->have_prev = 0;
+}
+
+static struct hgroup *group_for(struct engine *e, struct series *s)
+{
+	if (s->derived && s->derived <= e->ngroups)
+		return e->groups[s->derived - 1];
+	/* group labels: family name (without _bucket), le removed */
+	const char *name = labels_metric_name(&s->labels);
+	char family[300];
+	snprintf(family, sizeof family, "%.*s", (int)(strlen(name) - 7), name);
+	struct label_ref small[64];
+	struct label_ref *refs = s->labels.n <= 64 ? small : malloc(s->labels.n * sizeof *refs);
+	if (!refs)
+		return NULL;
+	size_t n = derived_refs(&s->labels, family, "le", refs);
+	uint64_t hash = labels_hash_refs(refs, n);
+	struct hgroup *g = NULL;
+	if (e->gtable) {
+		for (size_t i = hash & e->gmask; e->gtable[i]; i = (i + 1) & e->gmask) {
+			struct hgroup *c = e->groups[e->gtable[i] - 1];
+			if (c->hash != hash)
+				continue;
+			struct labels tmp;
+			char err[64];
+			if (labels_from_refs(&tmp, refs, n, NULL, err, sizeof err) == 0) {
+				int eq = labels_equal(&tmp, &c->labels);
+				labels_free(&tmp);
+				if (eq) {
+					g = c;
+					s->derived = e->gtable[i];
+					break;
+				}
+			}
+		}
+	}
+	if (!g) {
+		if ((e->ngroups + 1) * 2 > (e->gtable ? e->gmask + 1 : 0)) {
+			size_t ncap = e->gtable ? (e->gmask + 1) * 2 : 256;
+			uint32_t *t = calloc(ncap, sizeof *t);
+			if (!t)
+				goto out;
+			for (size_t k = 0; k < e->ngroups; k++) {
+				size_t i = e->groups[k]->hash & (ncap - 1);
+				while (t[i])
+					i = (i + 1) & (ncap - 1);
+				t[i] = (uint32_t)(k + 1);
+			}
+			free(e->gtable);
+			e->gtable = t;
+			e->gmask = ncap - 1;
+		}
+		if (e->ngroups == e->capgroups) {
+			size_t ncap = e->capgroups ? e->capgroups * 2 : 64;
+			struct hgroup **ng = realloc(e->groups, ncap * sizeof *ng);
+			if (!ng)
+				goto out;
+			e->groups = ng;
+			e->capgroups = ncap;
+		}
+		g = calloc(1, sizeof *g);
+		char err[64];
+		if (!g || labels_from_refs(&g->labels, refs, n, NULL, err, sizeof err) < 0) {
+			free(g);
+			g = NULL;
+			goto out;
+		}
+		g->hash = hash;
+		e->groups[e->ngroups++] = g;
+		size_t i = hash & e->gmask;
+		while (e->gtable[i])
+			i = (i + 1) & e->gmask;
+		e->gtable[i] = (uint32_t)e->ngroups;
+		s->derived = (uint32_t)e->ngroups;
+	}
+out:
+	if (refs != small)
+		free(refs);
+	return g;
+}
+
+static void bucket_sample(struct engine_batch *b, struct series *s, int64_t ts_ms, double value)
+{
+	struct engine *e = b->e;
+	record(e, s, ts_ms, value, &raw_result);
+	const char *les = labels_get(&s->labels, "le");
+	char *end;
+	double le = les ? strtod(les, &end) : NAN;
+	if (!les || *end || isnan(le))
+		return;
+	struct hgroup *g = group_for(e, s);
+	if (!g)
+		return;
+	if (g->cur_ts != ts_ms) {
+		group_finalize(b, g);
+		g->cur_ts = ts_ms;
+		g->finalized = 0;
+		for (uint32_t i = 0; i < g->nb; i++)
+			g->cur[i] = NAN;
+	}
+	uint32_t i = 0;
+	while (i < g->nb && g->le[i] < le)
+		i++;
+	if (i == g->nb || g->le[i] != le) {
+		if (g->nb == HGROUP_MAX_BUCKETS)
+			return;
+		memmove(&g->le[i + 1], &g->le[i], (g->nb - i) * sizeof g->le[0]);
+		memmove(&g->cur[i + 1], &g->cur[i], (g->nb - i) * sizeof g->cur[0]);
+		memmove(&g->prev[i + 1], &g->prev[i], (g->nb - i) * sizeof g->prev[0]);
+		g->le[i] = le;
+		g->prev[i] = NAN;
+		g->have_prev = 0; /* the bucket layout changed */
+		g->nb++;
+	}
+	g->cur[i] = value;
+	if (isinf(le) && le > 0)
+		group_finalize(b, g); /* +Inf arrives last in a scrape */
+}
+
+int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_t n, int64_t ts_ms,
+                     double value, char *err, size_t errlen)
+{
+	struct engine *e = b->e;
+	if (!isfinite(value)) {
+		snprintf(err, errlen, "non-finite value");
+		return reject(b, REJ_NON_FINITE);
+	}
+	int rej = 0;
+	struct series *s = find_or_create(b, refs, n, 0, &rej, err, errlen);
+	if (!s)
+		return reject(b, (enum reject_reason)rej);
+	int rc = check_order(b, s, ts_ms, err, errlen);
+	if (rc)
+		return rc;
+	switch (s->kind) {
+	case SERIES_COUNTER: counter_sample(b, s, ts_ms, value); break;
+	case SERIES_BUCKET: bucket_sample(b, s, ts_ms, value); break;
+	default: detect(e, s, ts_ms, value); break;
+	}
 	b->res.accepted++;
 	atomic_fetch_add_explicit(&e->stats->samples_accepted, 1, memory_order_relaxed);
 	return 0;
@@ -374,6 +844,7 @@ static void fill_info(const struct series *s, struct series_info *si)
 	si->last_value = s->last_value;
 	si->last = s->last;
 	si->alert_state = s->alert.state;
+	si->kind = s->kind;
 }
 
 int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
@@ -580,11 +1051,13 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 		rc->failed++;
 		return 0;
 	}
+	enum series_kind kind = classify(e, &l);
 	struct series *s = registry_insert(&e->reg, &l, hash);
 	if (!s) {
 		rc->failed++;
 		return 0;
 	}
+	s->kind = (uint8_t)kind;
 	size_t ss = e->reg.state_size;
 	struct ckpt_head h;
 	const unsigned char *blob = c->state;

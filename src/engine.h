@@ -28,8 +28,12 @@
 struct engine;
 struct store;
 
+#define ENGINE_MAX_QUANTILES 8
+
 struct engine_config {
 	size_t max_series;                /* cardinality limit (new series beyond are rejected) */
+	double quantiles[ENGINE_MAX_QUANTILES]; /* derived from histograms: foreshock:pNN:<name> */
+	size_t nquantiles;                /* default 3: 0.5, 0.9, 0.99 */
 	size_t history_points;            /* per-series ring of recent samples and scores */
 	struct label_limits label_limits;
 	int64_t alert_retention_ms;       /* ended alerts kept this long (event time) */
@@ -63,6 +67,16 @@ void engine_batch_begin(struct engine *e, struct engine_batch *b);
  * naming the series or metric. Counted in b->res and in selfstats. */
 int engine_batch_add(struct engine_batch *b, const struct label_ref *labels, size_t n,
                      int64_t ts_ms, double value, char *err, size_t errlen);
+/* Metric family types, as announced by # TYPE lines or remote_write
+ * metadata. A family typed counter (or named *_total, *_count, *_sum) is a
+ * counter: detectors see its per-second rate as foreshock:rate:<name>.
+ * Histogram buckets (<name>_bucket with an le label) are turned into
+ * quantile signals foreshock:pNN:<name> per label group. */
+enum metric_type { METRIC_UNKNOWN = 0, METRIC_GAUGE, METRIC_COUNTER, METRIC_HISTOGRAM,
+	           METRIC_SUMMARY };
+void engine_batch_set_type(struct engine_batch *b, const char *family, size_t len,
+                           enum metric_type type);
+
 /* Persists the batch's alert transitions and releases the lock. Returns 0, or
  * -1 if the store failed (transitions stay queued and are retried by the next
  * batch; the error is logged and counted). */
@@ -78,6 +92,7 @@ struct series_info {
 	double last_value;
 	struct det_result last;        /* last detector result (component string is static) */
 	int alert_state;               /* enum alert_state */
+	int kind;                      /* enum series_kind (series.h) */
 };
 typedef int (*engine_series_fn)(void *ctx, const struct series_info *s);
 /* Calls fn for each series matching any of the selectors (all series when

@@ -150,6 +150,7 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 	size_t i = hash & r->table_mask;
 	while (r->table[i])
 		i = (i + 1) & r->table_mask;
+	s->idx = (uint32_t)r->n;
 	r->v[r->n] = s;
 	r->table[i] = (uint32_t)(r->n + 1);
 	r->n++;

@@ -35,10 +35,21 @@ struct hist_entry {
 	const char *component; /* static string from the detector */
 };
 
+/* What a series is, which decides what runs on it. */
+enum series_kind {
+	SERIES_GAUGE = 0,      /* detectors run on the values as they are */
+	SERIES_COUNTER = 1,    /* raw counter: no detector; feeds foreshock:rate:<name> */
+	SERIES_BUCKET = 2,     /* raw histogram bucket (<name>_bucket{le}): feeds foreshock:pNN:<name> */
+	SERIES_DERIVED = 3,    /* a derived signal (rate, quantile): a gauge made by foreshock */
+};
+
 struct series {
 	struct labels labels;
 	char *key;             /* canonical name{...}; owned */
 	uint64_t hash;
+	uint32_t idx;          /* own index in the registry (stable) */
+	uint8_t kind;          /* enum series_kind */
+	uint32_t derived;      /* COUNTER: index + 1 of its rate series; BUCKET: index + 1 of its group; 0 = none yet */
 	uint64_t samples;
 	int64_t first_ts_ms, last_ts_ms;
 	double last_value;

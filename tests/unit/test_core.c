@@ -17,6 +17,7 @@
 #include "labels.h"
 #include "selector.h"
 #include "series.h"
+#include "selfstats.h"
 #include "settings.h"
 #include "store.h"
 #include "yaml_tree.h"
@@ -345,6 +346,96 @@ static void test_engine(void **st)
 	assert_int_equal(system(cmd), 0);
 }
 
+struct values_ctx {
+	double v[16];
+	int64_t t[16];
+	size_t n;
+	int kind;
+};
+
+static int collect_values(void *ctx, const struct series_info *si, const struct history_point *p,
+                          size_t n)
+{
+	struct values_ctx *c = ctx;
+	c->kind = si->kind;
+	for (size_t i = 0; i < n && c->n < 16; i++) {
+		c->v[c->n] = p[i].value;
+		c->t[c->n++] = p[i].ts_ms;
+	}
+	return 0;
+}
+
+static void read_series(struct engine *e, const char *sel, struct values_ctx *c)
+{
+	struct selector s;
+	char err[128];
+	memset(c, 0, sizeof *c);
+	assert_int_equal(selector_parse(&s, sel, err, sizeof err), 0);
+	engine_history(e, &s, 1, 0, INT64_MAX, collect_values, c);
+	selector_free(&s);
+}
+
+static void test_engine_derived(void **st)
+{
+	(void)st;
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	char err[256];
+	struct engine *e = engine_new(&cfg, model_builtin_default(), NULL, &stats, err, sizeof err);
+	assert_non_null(e);
+	struct engine_batch b;
+	engine_batch_begin(e, &b);
+	/* counter with a reset: rates 1, 1, 0.5, 1 per second */
+	const double cv[] = { 0, 10, 20, 5, 15 };
+	for (int i = 0; i < 5; i++) {
+		struct label_ref r[2] = { REF("__name__", "req_total"), REF("job", "a") };
+		assert_int_equal(engine_batch_add(&b, r, 2, 1000000 + i * 10000, cv[i], err, sizeof err), 0);
+	}
+	/* a histogram typed by metadata, two scrapes: 100 observations, 50 <= 0.1, 90 <= 0.5 */
+	engine_batch_set_type(&b, "lat_seconds", 11, METRIC_HISTOGRAM);
+	const char *les[] = { "0.1", "0.5", "+Inf" };
+	const double c1[] = { 10, 20, 30 }, c2[] = { 60, 110, 130 };
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < 3; i++) {
+			struct label_ref r[3] = { REF("__name__", "lat_seconds_bucket"), REF("job", "a"),
+				                  { "le", 2, les[i], strlen(les[i]) } };
+			assert_int_equal(engine_batch_add(&b, r, 3, 1000000 + k * 15000,
+			                                  k ? c2[i] : c1[i], err, sizeof err),
+			                 0);
+		}
+	/* a gauge-typed family keeps its values even with a counter-like name */
+	engine_batch_set_type(&b, "temp_total", 10, METRIC_GAUGE);
+	struct label_ref g[1] = { REF("__name__", "temp_total") };
+	assert_int_equal(engine_batch_add(&b, g, 1, 1000000, 3, err, sizeof err), 0);
+	engine_batch_end(&b);
+
+	struct values_ctx c;
+	read_series(e, "foreshock:rate:req_total{job=\"a\"}", &c);
+	assert_int_equal(c.n, 4);
+	assert_int_equal(c.kind, SERIES_DERIVED);
+	assert_true(fabs(c.v[0] - 1) < 1e-6 && fabs(c.v[1] - 1) < 1e-6);
+	assert_true(fabs(c.v[2] - 0.5) < 1e-6 && fabs(c.v[3] - 1) < 1e-6);
+	read_series(e, "req_total", &c);
+	assert_int_equal(c.kind, SERIES_COUNTER);
+	assert_int_equal(c.n, 5);
+	/* increases: 50 <= 0.1, 90 <= 0.5, 100 total. p50 = 0.1 (rank 50 ends bucket 1);
+	 * p90 = 0.5; p99 = +Inf bucket -> highest finite bound 0.5 */
+	read_series(e, "foreshock:p50:lat_seconds{job=\"a\"}", &c);
+	assert_int_equal(c.n, 1);
+	assert_true(fabs(c.v[0] - 0.1) < 1e-6);
+	assert_int_equal(c.t[0], 1015000);
+	read_series(e, "foreshock:p90:lat_seconds", &c);
+	assert_int_equal(c.n, 1);
+	assert_true(fabs(c.v[0] - 0.5) < 1e-6);
+	read_series(e, "foreshock:p99:lat_seconds", &c);
+	assert_true(fabs(c.v[0] - 0.5) < 1e-6);
+	read_series(e, "temp_total", &c);
+	assert_int_equal(c.kind, SERIES_GAUGE);
+	engine_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +447,7 @@ int main(void)
 		cmocka_unit_test(test_yaml_tree),
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_engine),
+		cmocka_unit_test(test_engine_derived),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
