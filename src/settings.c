@@ -109,7 +109,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	}
 	static const char *const top[] = { "listen", "data_dir", "log_level", "model",
 		                            "external_url", "http", "limits", "history",
-		                            "alerts", "checkpoint", "replay", NULL };
+		                            "alerts", "checkpoint", "replay", "derived", NULL };
 	if (ymap_check_keys(root, top, err, errlen) < 0)
 		goto out;
 	if (get_str(root, "listen", &c->listen, err, errlen) < 0 ||
@@ -169,6 +169,28 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		    get_str(s, "alertname", &c->alertname, err, errlen) < 0)
 			goto out;
 		c->engine.alertname = c->alertname;
+	}
+	static const char *const der_keys[] = { "quantiles", NULL };
+	if (section(root, "derived", der_keys, &s, err, errlen) < 0)
+		goto out;
+	const struct ynode *qs = s ? ymap_get(s, "quantiles") : NULL;
+	if (qs) {
+		if (qs->type != Y_SEQ || qs->n == 0 || qs->n > ENGINE_MAX_QUANTILES) {
+			yerr(err, errlen, qs, "'quantiles' must be a list of 1 to %d numbers in (0, 1)",
+			     ENGINE_MAX_QUANTILES);
+			goto out;
+		}
+		for (size_t i = 0; i < qs->n; i++) {
+			double q;
+			if (ynode_double(qs->items[i], "quantiles", &q, err, errlen) < 0)
+				goto out;
+			if (!(q > 0 && q < 1)) {
+				yerr(err, errlen, qs->items[i], "quantile %g must be between 0 and 1", q);
+				goto out;
+			}
+			c->engine.quantiles[i] = q;
+		}
+		c->engine.nquantiles = qs->n;
 	}
 	static const char *const ck_keys[] = { "interval", NULL };
 	if (section(root, "checkpoint", ck_keys, &s, err, errlen) < 0)
