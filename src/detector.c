@@ -55,6 +55,7 @@ struct model {
 	uint32_t lk_min_n;    /* samples learnt before it scores */
 	double lk_decades;    /* tail probability 10^-decades scores 1 */
 	double lk_qref;       /* calibration level (0: no calibration) */
+	double lk_log_qref;   /* log(lk_qref) */
 	double lk_clip;       /* Huber clip of the long-run estimates, in sd (0: off) */
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
 	/* post-processing */
@@ -155,6 +156,7 @@ static void model_finish(struct model *m)
 		h = fnv(h, &c->weight, sizeof c->weight);
 	}
 	m->state_size = off;
+	m->lk_log_qref = m->lk_qref > 0 ? log(m->lk_qref) : 0;
 	h = fnv(h, &m->combine, sizeof m->combine);
 	h = fnv(h, &m->lk_enabled, sizeof m->lk_enabled);
 	h = fnv(h, &m->lk_window, sizeof m->lk_window);
@@ -714,7 +716,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		if (c > 1)
 			lq += log(c);
 		double a = det_alpha(m->lk_halflife, 1);
-		s->rate += (float)(a * ((lq < log(m->lk_qref) ? 1.0 : 0.0) - (double)s->rate));
+		s->rate += (float)(a * ((lq < m->lk_log_qref ? 1.0 : 0.0) - (double)s->rate));
 		double sc = -lq / (m->lk_decades * M_LN10);
 		return sc < 0 ? 0 : sc > 1 ? 1 : sc;
 	}
@@ -760,8 +762,8 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		struct comp_out o = { 0, NAN, NAN, NAN, 0 };
 		ci->kind->update(ci->p, (char *)state + ci->off, &c, &o);
 		double sc, z = o.raw;
-		if (isnan(o.raw))
-			sc = z = 0;
+		if (!isfinite(o.raw))
+			sc = z = 0; /* not ready (or beyond float range): no score, no learning */
 		else if (m->lk_enabled)
 			sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off), o.raw,
 			                h->n > m->warmup / 2, &z);
@@ -798,8 +800,10 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		combined = least;
 		break;
 	}
-	if (combined < 0)
-		combined = 0;
+	if (!(combined >= 0))
+		combined = 0; /* also NaN */
+	if (combined > 1)
+		combined = 1;
 	if (h->n <= m->warmup)
 		combined = 0;
 

@@ -367,6 +367,30 @@ static void test_default_file_matches_builtin(void **ctx)
 	model_free(d);
 }
 
+/* Extreme values (beyond float range, huge jumps) never produce NaN scores. */
+static void test_extreme_values(void **ctx)
+{
+	struct model *m = model_builtin_default();
+	void *st = malloc(model_state_size(m));
+	model_state_init(m, st);
+	struct rng r = { 11 };
+	struct det_result res;
+	for (int i = 0; i < 3000; i++) {
+		double v = rng_normal(&r);
+		if (i == 1000)
+			v = 1e300;
+		if (i == 1500)
+			v = -1e300;
+		if (i == 2000)
+			v = 1e-300;
+		model_update(m, st, T0 + (int64_t)i * 1000, v, &res);
+		assert_true(res.score >= 0 && res.score <= 1);
+		assert_non_null(res.component);
+	}
+	free(st);
+	model_free(m);
+}
+
 static void test_state_size(void **ctx)
 {
 	struct model *m = model_builtin_default();
@@ -392,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_gappy_timestamps),
 		cmocka_unit_test(test_yaml_errors),
 		cmocka_unit_test(test_default_file_matches_builtin),
+		cmocka_unit_test(test_extreme_values),
 		cmocka_unit_test(test_state_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
