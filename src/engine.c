@@ -79,14 +79,6 @@ void engine_config_default(struct engine_config *c)
 	c->external_url = NULL;
 }
 
-static int max_id_cb(void *ctx, const struct alert_rec *rec)
-{
-	int64_t *max = ctx;
-	if (rec->id > *max)
-		*max = rec->id;
-	return 0;
-}
-
 struct engine *engine_new(const struct engine_config *cfg, struct model *model,
                           struct store *store, struct selfstats *stats, char *err, size_t errlen)
 {
@@ -113,7 +105,7 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 		return NULL;
 	}
 	int64_t max = 0;
-	if (store && store_alerts_scan(store, 1, 0, max_id_cb, &max) < 0) {
+	if (store && store_alerts_max_id(store, &max) < 0) {
 		snprintf(err, errlen, "cannot read alerts from the store");
 		engine_free(e);
 		return NULL;
@@ -1096,6 +1088,151 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 	return 0;
 }
 
+/* Open alerts read back from the store at start-up. */
+struct open_alert {
+	int64_t id;
+	char *series_key;
+	char *labels_json;
+	char *annotations_json;
+	int state;           /* ALERT_PENDING or ALERT_FIRING */
+	int64_t active_at_ms, firing_at_ms, event_at_ms;
+	double value, score;
+};
+
+struct open_alerts {
+	struct open_alert *v;
+	size_t n, cap;
+};
+
+static int collect_open(void *ctx, const struct alert_rec *r)
+{
+	struct open_alerts *oa = ctx;
+	if (oa->n == oa->cap) {
+		size_t ncap = oa->cap ? oa->cap * 2 : 16;
+		struct open_alert *nv = realloc(oa->v, ncap * sizeof *nv);
+		if (!nv)
+			return -1;
+		oa->v = nv;
+		oa->cap = ncap;
+	}
+	struct open_alert *a = &oa->v[oa->n];
+	memset(a, 0, sizeof *a);
+	a->id = r->id;
+	a->series_key = strdup(r->series_key);
+	a->labels_json = strdup(r->labels_json ? r->labels_json : "{}");
+	a->annotations_json = strdup(r->annotations_json ? r->annotations_json : "{}");
+	a->state = !strcmp(r->state, "firing") ? ALERT_FIRING : ALERT_PENDING;
+	a->active_at_ms = r->active_at_ms;
+	a->firing_at_ms = r->firing_at_ms;
+	a->event_at_ms = r->event_at_ms;
+	a->value = r->value;
+	a->score = r->score;
+	if (!a->series_key || !a->labels_json || !a->annotations_json) {
+		free(a->series_key);
+		free(a->labels_json);
+		free(a->annotations_json);
+		return -1;
+	}
+	oa->n++;
+	return 0;
+}
+
+/* The store is written synchronously at every transition, checkpoints only
+ * periodically: after a crash the store is the newer truth. Bring each
+ * series' alert state machine in line with the open alerts of the store, and
+ * close alerts whose series did not survive (no checkpoint yet). */
+static void reconcile_alerts(struct engine *e)
+{
+	struct open_alerts oa = { 0 };
+	if (store_alerts_scan(e->store, 0, 0, collect_open, &oa) < 0) {
+		log_msg(LOG_ERROR, "event=reconcile_failed reason=\"cannot read open alerts\"");
+		goto out;
+	}
+	size_t adopted = 0, closed = 0, reset = 0;
+	/* series keyed by canonical key: temporary table, only when alerts are open */
+	size_t mask = 1;
+	while (mask < e->reg.n * 2 + 1)
+		mask <<= 1;
+	mask--;
+	uint32_t *t = oa.n ? calloc(mask + 1, sizeof *t) : NULL;
+	if (oa.n && !t)
+		goto out;
+	for (size_t k = 0; t && k < e->reg.n; k++) {
+		size_t i = str_hash(e->reg.v[k]->key, strlen(e->reg.v[k]->key)) & mask;
+		while (t[i])
+			i = (i + 1) & mask;
+		t[i] = (uint32_t)(k + 1);
+	}
+	struct alert_rec *closing = calloc(oa.n ? oa.n : 1, sizeof *closing);
+	size_t nclosing = 0;
+	for (size_t a = 0; a < oa.n; a++) {
+		struct series *s = NULL;
+		for (size_t i = str_hash(oa.v[a].series_key, strlen(oa.v[a].series_key)) & mask;
+		     t && t[i]; i = (i + 1) & mask) {
+			if (!strcmp(e->reg.v[t[i] - 1]->key, oa.v[a].series_key)) {
+				s = e->reg.v[t[i] - 1];
+				break;
+			}
+		}
+		if (s) {
+			if (s->alert.alert_id != oa.v[a].id || s->alert.state != oa.v[a].state) {
+				alert_fsm_restore(&s->alert, (enum alert_state)oa.v[a].state, oa.v[a].id,
+				                  oa.v[a].active_at_ms, oa.v[a].firing_at_ms, oa.v[a].score);
+				adopted++;
+			}
+			continue;
+		}
+		if (!closing)
+			continue;
+		/* the series' state was lost (crash before its first checkpoint) */
+		struct alert_rec *r = &closing[nclosing++];
+		r->id = oa.v[a].id;
+		r->series_key = oa.v[a].series_key;
+		r->labels_json = oa.v[a].labels_json;
+		r->annotations_json = oa.v[a].annotations_json;
+		r->state = oa.v[a].state == ALERT_FIRING ? "resolved" : "cancelled";
+		r->active_at_ms = oa.v[a].active_at_ms;
+		r->firing_at_ms = oa.v[a].firing_at_ms;
+		r->resolved_at_ms = oa.v[a].event_at_ms;
+		r->event_at_ms = oa.v[a].event_at_ms;
+		r->value = oa.v[a].value;
+		r->score = oa.v[a].score;
+		closed++;
+	}
+	/* series whose checkpoint says "open" but the store has it ended */
+	for (size_t k = 0; k < e->reg.n; k++) {
+		struct series *s = e->reg.v[k];
+		if (s->alert.state == ALERT_INACTIVE)
+			continue;
+		int open = 0;
+		for (size_t a = 0; a < oa.n && !open; a++)
+			open = oa.v[a].id == s->alert.alert_id;
+		if (!open) {
+			int64_t id = s->alert.alert_id;
+			alert_fsm_init(&s->alert);
+			s->alert.alert_id = id;
+			reset++;
+		}
+	}
+	if (nclosing) {
+		char err[256];
+		if (store_alerts_write(e->store, closing, nclosing, err, sizeof err) < 0)
+			log_msg(LOG_ERROR, "event=reconcile_failed error=\"%s\"", err);
+	}
+	free(closing);
+	free(t);
+	if (adopted || closed || reset)
+		log_msg(LOG_INFO, "event=alerts_reconciled adopted=%zu closed_orphans=%zu reset=%zu",
+		        adopted, closed, reset);
+out:
+	for (size_t a = 0; a < oa.n; a++) {
+		free(oa.v[a].series_key);
+		free(oa.v[a].labels_json);
+		free(oa.v[a].annotations_json);
+	}
+	free(oa.v);
+}
+
 long engine_restore(struct engine *e, char *err, size_t errlen)
 {
 	if (!e->store)
@@ -1103,6 +1240,8 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 	struct restore_ctx rc = { .e = e };
 	pthread_mutex_lock(&e->mu);
 	int r = store_ckpt_scan(e->store, restore_cb, &rc);
+	if (r >= 0)
+		reconcile_alerts(e);
 	pthread_mutex_unlock(&e->mu);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read detector checkpoints");

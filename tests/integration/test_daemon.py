@@ -132,6 +132,14 @@ def test_kill9_durability():
             missing = served - have
             check(not missing, "alerts served before kill -9 are still there; missing %s" % sorted(missing)[:5])
             print("  kill -9: %d served alerts all present after restart" % len(served))
+            # no alert is left stuck open: after quiet data every alert resolves
+            rng = random.Random(11)
+            t_next = T0 + 100000 * STEP
+            for k in range(60):
+                d2.write(["svc_load,shard=s%d value=%.3f %d" % (s, rng.gauss(100, 2), t_next + k * STEP) for s in range(20)])
+            open_alerts = d2.alerts()
+            check(open_alerts == [], "every alert resolves after restart and quiet data: %s" %
+                  [(a["labels"].get("shard"), a["state"]) for a in open_alerts])
         finally:
             d2.stop()
     finally:
