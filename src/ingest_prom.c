@@ -201,7 +201,7 @@ struct lexer {
 	size_t max_labels, max_name_len, max_value_len;
 	struct label_ref *refs;    /* capacity max_labels (+ exemplar room if strict) */
 	size_t cap;
-	char *scratch, *sp, *send; /* unescaped values; sp reset per line */
+	char *scratch, *sp;        /* unescaped values (line-sized); sp reset per line */
 	char reason[256];
 };
 
@@ -318,7 +318,7 @@ static int lex_labels(struct lexer *lx, const char **pp, const char *e, size_t *
 		r->name = ns;
 		r->name_len = (size_t)(p - ns);
 		if (r->name_len > lx->max_name_len)
-			return lex_fail(lx, "label name too long '%.*s' (limit %zu)", 40, ns, lx->max_name_len);
+			return lex_fail(lx, "label name too long '%.*s' (limit %zu)", (int)(r->name_len > 40 ? 40 : r->name_len), ns, lx->max_name_len);
 		if (!strict)
 			while (p < e && is_blank(*p))
 				p++;
@@ -422,7 +422,7 @@ static int lex_sample(struct lexer *lx, const char *p, const char *e, struct pli
 	if (p < e && *p != '{' && !is_blank(*p))
 		return lex_fail(lx, "invalid metric name '%.*s'", tok_len(ns, e, " \t{"), ns);
 	if ((size_t)(p - ns) > lx->max_name_len)
-		return lex_fail(lx, "metric name too long '%.*s' (limit %zu)", 40, ns, lx->max_name_len);
+		return lex_fail(lx, "metric name too long '%.*s' (limit %zu)", (int)(p - ns > 40 ? 40 : p - ns), ns, lx->max_name_len);
 	lx->refs[0] = (struct label_ref){ "__name__", 8, ns, (size_t)(p - ns) };
 	pl->nlabels = 1;
 	if (p < e && *p == '{') {
@@ -683,7 +683,6 @@ size_t prom_parse(const char *body, size_t len, enum prom_format fmt,
 			on_error(ctx, 0, "out of memory");
 		return SIZE_MAX;
 	}
-	lx.send = lx.scratch + maxline + 1;
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -1279,7 +1278,6 @@ int prom_om_validate(const char *body, size_t len, char *err, size_t errlen, siz
 		om_fail(&st, "out of memory");
 		goto out;
 	}
-	st.lx.send = st.lx.scratch + len + 1;
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -339,6 +339,19 @@ static void test_limits(void **state)
 	assert_int_equal(k.ns, 2);
 	assert_int_equal(k.err_line[0], 2);
 	assert_string_equal(k.err[0], "line too long (41 bytes, limit 40)");
+	/* an over-long name at the very end of an exact-size buffer (fuzz find) */
+	static const char tail[] = "abcdefghijklmnop";
+	char *exact = malloc(sizeof tail - 1);
+	assert_non_null(exact);
+	memcpy(exact, tail, sizeof tail - 1);
+	memset(&k, 0, sizeof k);
+	assert_int_equal(prom_parse(exact, sizeof tail - 1, PROM_FORMAT_TEXT, &lim, on_sample, NULL, on_error, &k, NULL), 1);
+	assert_string_equal(k.err[0], "metric name too long 'abcdefghijklmnop' (limit 8)");
+	memcpy(exact, "a{abcdefghijklmn", sizeof tail - 1);
+	memset(&k, 0, sizeof k);
+	assert_int_equal(prom_parse(exact, sizeof tail - 1, PROM_FORMAT_TEXT, &lim, on_sample, NULL, on_error, &k, NULL), 1);
+	assert_string_equal(k.err[0], "label name too long 'abcdefghijklmn' (limit 8)");
+	free(exact);
 	/* zero fields mean defaults */
 	struct prom_limits zero = { 0, 0, 0, 0 };
 	assert_int_equal(parse_fmt(&k, "a{b=\"1\"} 1", PROM_FORMAT_TEXT, &zero), 0);
