@@ -378,6 +378,9 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
+	/* No MHD_OPTION_LISTENING_ADDRESS_REUSE: on Linux it means SO_REUSEPORT,
+	 * which would let a second daemon share the port. MHD's default
+	 * SO_REUSEADDR already allows a quick restart. */
 	errno = 0;
 	for (int attempt = 0; attempt < 2 && !srv->d; attempt++) {
 		unsigned int f = flags;
@@ -390,7 +393,6 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 		srv->d = MHD_start_daemon(f, (uint16_t)port, NULL, NULL, on_request, srv,
 		                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 		                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-		                          MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
 		                          MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	}
 	if (!srv->d) {
