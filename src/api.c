@@ -766,6 +766,15 @@ void api_handle(struct api_ctx *api, const struct api_request *req, struct api_r
 		return;
 	}
 	const char *p = r->path;
+	int is_write = r->route == ROUTE_WRITE || r->route == ROUTE_IMPORT ||
+	               r->route == ROUTE_IMPORT_PROM || r->route == ROUTE_REMOTE_WRITE;
+	if (is_write && !atomic_load(&api->ready)) {
+		/* Samples fed before the checkpoint restore would race with it:
+		 * ask the client to retry (remote_write and Telegraf do on 503). */
+		api_error(resp, 503, "unavailable", "restoring state: not ready for writes yet");
+		api_add_header(resp, "Retry-After", "1");
+		return;
+	}
 	switch (r->route) {
 	case ROUTE_WRITE:
 		api_write_lp(api, req, resp);
@@ -797,15 +806,15 @@ void api_handle(struct api_ctx *api, const struct api_request *req, struct api_r
 	case ROUTE_HEALTH:
 		if (!strcmp(p, "/readyz")) {
 			if (atomic_load(&api->ready))
-				send_text(resp, 200, "ready\n");
+				send_text(resp, 200, "ready");
 			else
-				send_text(resp, 503, "restoring\n");
+				send_text(resp, 503, "restoring");
 		} else if (!strcmp(p, "/ping")) {
 			resp->status = 204; /* InfluxDB clients probe this */
 			api_add_header(resp, "X-Influxdb-Version", "foreshock-%s",
 			               api->version ? api->version : "dev");
 		} else {
-			send_text(resp, 200, "ok\n");
+			send_text(resp, 200, "ok");
 		}
 		return;
 	case ROUTE_UI: {
