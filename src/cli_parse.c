@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 
 #include "cli.h"
 #include "ingest_line.h"
+#include "ingest_prom.h"
 
 struct parse_opts {
 	const char *format;
@@ -147,6 +149,89 @@ static int run_influx(const struct parse_opts *o, const char *buf, size_t len)
 	return rejected ? 1 : 0;
 }
 
+/* ---- prometheus / openmetrics text --------------------------------------- */
+
+/* One object per sample: {"name":"x","labels":[{"key":"a","value":"b"}],
+ * "value":1.5,"time":1700000000000,"line":3} (time in ms, null when absent;
+ * NaN and infinities as the strings "NaN", "+Inf", "-Inf"), and one per type
+ * line: {"family":"x","type":"counter"}. */
+static int prom_sample(void *ctx, const struct label_ref *labels, size_t n, double value,
+                       int64_t ts_ms, int has_ts, size_t lineno)
+{
+	FILE *out = ctx;
+	fputs("{\"name\":", out);
+	put_json_str(out, labels[0].value, labels[0].value_len);
+	fputs(",\"labels\":[", out);
+	for (size_t i = 1; i < n; i++) {
+		fputs(i > 1 ? ",{\"key\":" : "{\"key\":", out);
+		put_json_str(out, labels[i].name, labels[i].name_len);
+		fputs(",\"value\":", out);
+		put_json_str(out, labels[i].value, labels[i].value_len);
+		fputc('}', out);
+	}
+	fputs("],\"value\":", out);
+	if (isnan(value))
+		fputs(prom_is_stale(value) ? "\"stale\"" : "\"NaN\"", out);
+	else if (isinf(value))
+		fputs(value > 0 ? "\"+Inf\"" : "\"-Inf\"", out);
+	else
+		put_json_double(out, value);
+	if (has_ts)
+		fprintf(out, ",\"time\":%" PRId64, ts_ms);
+	else
+		fputs(",\"time\":null", out);
+	fprintf(out, ",\"line\":%zu}\n", lineno);
+	return 0;
+}
+
+static void prom_meta(void *ctx, const char *family, size_t len, enum prom_type type)
+{
+	FILE *out = ctx;
+	fputs("{\"family\":", out);
+	put_json_str(out, family, len);
+	fprintf(out, ",\"type\":\"%s\"}\n", prom_type_name(type));
+}
+
+static void prom_error(void *ctx, size_t lineno, const char *reason)
+{
+	put_error(ctx, lineno, reason);
+}
+
+static int check_prom(const struct parse_opts *o)
+{
+	if (o->precision || o->has_default_time) {
+		fprintf(stderr, "foreshock parse: --precision and --default-time apply to the influx "
+		                "format only\n");
+		return 2;
+	}
+	return 0;
+}
+
+static int run_prom_fmt(const struct parse_opts *o, const char *buf, size_t len,
+                        enum prom_format fmt)
+{
+	struct prom_stats st;
+	size_t rejected =
+		prom_parse(buf, len, fmt, NULL, prom_sample, prom_meta, prom_error, o->out, &st);
+	return rejected ? 1 : 0;
+}
+
+static int run_prom(const struct parse_opts *o, const char *buf, size_t len)
+{
+	return run_prom_fmt(o, buf, len, PROM_FORMAT_TEXT);
+}
+
+static int run_openmetrics(const struct parse_opts *o, const char *buf, size_t len)
+{
+	char err[256];
+	size_t line = 0;
+	if (!prom_om_validate(buf, len, err, sizeof err, &line)) {
+		put_error(o->out, line, err);
+		return 1;
+	}
+	return run_prom_fmt(o, buf, len, PROM_FORMAT_OPENMETRICS);
+}
+
 /* ---- format table and command line -------------------------------------- */
 
 struct format {
@@ -160,6 +245,9 @@ struct format {
 
 static const struct format formats[] = {
 	{ "influx", "InfluxDB line protocol (--precision applies)", check_influx, run_influx },
+	{ "prometheus", "Prometheus text exposition format 0.0.4", check_prom, run_prom },
+	{ "openmetrics", "OpenMetrics 1.0 text (validated as a whole document)", check_prom,
+	  run_openmetrics },
 };
 
 static void usage(FILE *f)

@@ -253,6 +253,24 @@ def test_cli_flags():
     d.cleanup()
 
 
+def test_cli_parse():
+    r = subprocess.run([CLI, "parse", "--format", "influx", "--precision", "s"], input="cpu,host=a usage=0.5,n=3i 1700000000\ncpu usage=\n",
+                       capture_output=True, text=True)
+    out = [json.loads(l) for l in r.stdout.splitlines()]
+    check(r.returncode == 1, "a rejected line makes parse exit 1")
+    check(out[0] == {"name": "cpu", "tags": [{"key": "host", "value": "a"}],
+                     "fields": [{"key": "usage", "value": {"float": 0.5}}, {"key": "n", "value": {"int": 3}}],
+                     "time": 1700000000000000000}, "influx point JSON: %s" % out[0])
+    check(out[1]["line"] == 2 and out[1]["error"], "influx error names the line: %s" % out[1])
+    r = subprocess.run([CLI, "parse", "--format", "prometheus"],
+                       input='# TYPE x_total counter\nx_total{a="b"} 3 1700000000000\n', capture_output=True, text=True)
+    out = [json.loads(l) for l in r.stdout.splitlines()]
+    check(r.returncode == 0, "valid prometheus text exits 0: %s" % r.stderr)
+    check(out == [{"family": "x_total", "type": "counter"},
+                  {"name": "x_total", "labels": [{"key": "a", "value": "b"}], "value": 3, "time": 1700000000000, "line": 2}],
+          "prometheus JSON: %s" % out)
+
+
 if __name__ == "__main__":
-    run_tests([test_cli_flags, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
+    run_tests([test_cli_flags, test_cli_parse, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
                test_replay_matches_daemon])
