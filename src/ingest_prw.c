@@ -25,7 +25,7 @@
 struct arena_chunk {
 	struct arena_chunk *next;
 	size_t size, used;
-	_Alignas(16) unsigned char mem[];
+	_Alignas(8) unsigned char mem[];
 };
 
 struct arena {
@@ -43,9 +43,11 @@ static void *arena_alloc(void *data, size_t size)
 		a->exhausted = 1;
 		return NULL;
 	}
-	size = (size + 15) & ~(size_t)15;
+	/* 8-byte alignment: protobuf-c structs hold only pointers, size_t,
+	 * int64 and double */
+	size = (size + 7) & ~(size_t)7;
 	if (!size)
-		size = 16;
+		size = 8;
 	if (!c || c->size - c->used < size) {
 		size_t want = c ? c->size * 2 : 64 * 1024;
 		if (want > 4u << 20)

@@ -30,7 +30,9 @@
 /* Resource caps for one request. A zero field means "use the default". */
 struct prw_limits {
 	size_t max_uncompressed; /* snappy's declared length; larger is refused unread */
-	size_t max_decoded;      /* bytes the protobuf arena may take */
+	size_t max_decoded;      /* bytes the protobuf arena may take; typical
+	                          * requests unpack to 3-4.3x their uncompressed
+	                          * size: keep >= 8 * max_uncompressed */
 	int keep_stale;          /* 1: emit stale markers instead of skipping them */
 };
 #define PRW_MAX_UNCOMPRESSED_DEFAULT ((size_t)64 << 20)
