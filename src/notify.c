@@ -647,11 +647,19 @@ struct scan_rows {
 	struct entry *v;
 	size_t n, cap;
 	int oom;
+	const struct entry *old; /* the notifier's entries, sorted by id */
+	size_t nold;
 };
 
 static char *dup0(const char *s)
 {
 	return strdup(s ? s : "");
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 static int scan_cb(void *ctx, const struct alert_rec *r)
@@ -670,6 +678,15 @@ static int scan_cb(void *ctx, const struct alert_rec *r)
 	struct entry *e = &rows->v[rows->n];
 	memset(e, 0, sizeof *e);
 	e->id = r->id;
+	snprintf(e->state, sizeof e->state, "%s", r->state ? r->state : "");
+	e->event_at_ms = r->event_at_ms;
+	/* unchanged since the last scan (the common case): no copy, merge keeps the old entry */
+	const struct entry *o =
+		rows->nold ? bsearch(e, rows->old, rows->nold, sizeof *e, cmp_entry) : NULL;
+	if (o && !strcmp(o->state, e->state) && o->event_at_ms == e->event_at_ms) {
+		rows->n++;
+		return 0;
+	}
 	e->series_key = dup0(r->series_key);
 	e->labels_json = dup0(r->labels_json ? r->labels_json : "{}");
 	e->annotations_json = dup0(r->annotations_json ? r->annotations_json : "{}");
@@ -678,21 +695,13 @@ static int scan_cb(void *ctx, const struct alert_rec *r)
 		rows->oom = 1;
 		return 1;
 	}
-	snprintf(e->state, sizeof e->state, "%s", r->state ? r->state : "");
 	e->active_at_ms = r->active_at_ms;
 	e->firing_at_ms = r->firing_at_ms;
 	e->resolved_at_ms = r->resolved_at_ms;
-	e->event_at_ms = r->event_at_ms;
 	e->value = r->value;
 	e->score = r->score;
 	rows->n++;
 	return 0;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;
-	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 static void stats_lock(struct notifier *n)
@@ -821,7 +830,7 @@ static void poll_store(struct notifier *n, int64_t now)
 	for (size_t i = 0; i < n->nentries; i++)
 		if (!n->entries[i].ended_seen_ms && n->entries[i].event_at_ms < since)
 			since = n->entries[i].event_at_ms;
-	struct scan_rows rows = { 0 };
+	struct scan_rows rows = { .old = n->entries, .nold = n->nentries };
 	int rc = store_alerts_scan(n->store, 1, since, scan_cb, &rows);
 	if (rc != 0 || rows.oom) {
 		log_msg(LOG_ERROR, "event=notify_scan_failed error=\"%s\"",
@@ -831,7 +840,8 @@ static void poll_store(struct notifier *n, int64_t now)
 		free(rows.v);
 		return;
 	}
-	qsort(rows.v, rows.n, sizeof *rows.v, cmp_entry);
+	if (rows.n)
+		qsort(rows.v, rows.n, sizeof *rows.v, cmp_entry);
 	struct entry *out = malloc((rows.n + n->nentries + 1) * sizeof *out);
 	if (!out) {
 		for (size_t i = 0; i < rows.n; i++)
