@@ -24,8 +24,8 @@ static const struct param_def params[] = {
 	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
 	{ "buckets", PARAM_INT, 48, 2, SEAS_MAX_BUCKETS },
 	{ "halflife", PARAM_NUMBER, 8, 0.05, 1e4 },      /* periods (visits of a bucket) */
-	{ "level_halflife", PARAM_NUMBER, 288, 1, 1e7 }, /* samples */
-	{ "min_count", PARAM_INT, 12, 1, 1000 },
+	{ "level_halflife", PARAM_NUMBER, 1000, 1, 1e7 }, /* samples */
+	{ "min_count", PARAM_INT, 8, 1, 1000 },
 	{ "band", PARAM_NUMBER, 3, 0.5, 100 },
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
 	{ "bucket_weight", PARAM_NUMBER, 0.5, 0, 1 }, /* bucket vs series-wide deviation */
