@@ -90,6 +90,20 @@ static int add_matcher(struct selector *sel, char *name, char *value, enum match
 	sel->n++;
 	if (op == MATCH_RE || op == MATCH_NRE) {
 		size_t len = strlen(value);
+		/* POSIX ERE would read these RE2 constructs differently: refuse them
+		 * rather than give a wrong answer */
+		static const char *const re2_only[] = { "\\d", "\\D", "\\w", "\\W", "\\s",
+			                                 "\\S", "\\b", "\\B", "(?", "\\p", "\\P",
+			                                 "\\A", "\\z", NULL };
+		for (int k = 0; re2_only[k]; k++) {
+			if (strstr(value, re2_only[k])) {
+				snprintf(err, errlen,
+				         "unsupported regular expression syntax '%s' in '%s' for label '%s' "
+				         "(POSIX extended syntax: use [0-9], [[:alnum:]_], [[:space:]])",
+				         re2_only[k], value, name);
+				return -1;
+			}
+		}
 		char *anch = malloc(len + 7);
 		if (!anch) {
 			snprintf(err, errlen, "out of memory");

@@ -117,6 +117,7 @@ static void test_selector(void **st)
 		selector_free(&s);
 	}
 	const char *bad[] = { "", "{}", "{job=\"\"}", "rate(x[5m])", "{job=api}", "{job=~\"(\"}",
+		              "{job=~\"\\\\d+\"}", "{job=~\"(?i)api\"}",
 		              "x{a=\"b\"", NULL };
 	for (int i = 0; bad[i]; i++) {
 		assert_int_equal(selector_parse(&s, bad[i], err, sizeof err), -1);
