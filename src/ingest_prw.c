@@ -296,14 +296,22 @@ int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
 
 	/* validate everything before emitting anything */
 	name_idx = malloc((wr->n_timeseries ? wr->n_timeseries : 1) * sizeof *name_idx);
-	refs = malloc(L.max_labels * sizeof *refs);
-	if (!name_idx || !refs) {
+	if (!name_idx) {
 		fail(err, errlen, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < wr->n_timeseries; i++)
+	size_t max_n = 1;
+	for (size_t i = 0; i < wr->n_timeseries; i++) {
 		if (check_series(wr->timeseries[i], i, &L, &name_idx[i], err, errlen) != 0)
 			goto out;
+		if (wr->timeseries[i]->n_labels > max_n)
+			max_n = wr->timeseries[i]->n_labels;
+	}
+	refs = malloc(max_n * sizeof *refs); /* max_n <= max_labels, and bounded by the input */
+	if (!refs) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < wr->n_metadata; i++) {
 		const ProtobufCBinaryData *f = &wr->metadata[i]->metric_family_name;
 		if (f->len == 0 || f->len > L.max_name_len || !utf8_valid(f->data, f->len)) {

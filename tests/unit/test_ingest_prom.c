@@ -352,6 +352,10 @@ static void test_limits(void **state)
 	assert_int_equal(prom_parse(exact, sizeof tail - 1, PROM_FORMAT_TEXT, &lim, on_sample, NULL, on_error, &k, NULL), 1);
 	assert_string_equal(k.err[0], "label name too long 'abcdefghijklmn' (limit 8)");
 	free(exact);
+	/* huge limits must not overflow any allocation size */
+	const struct prom_limits huge = { SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX };
+	assert_int_equal(parse_fmt(&k, "a{b=\"1\"} 1\nc 2", PROM_FORMAT_TEXT, &huge), 0);
+	assert_int_equal(k.ns, 2);
 	/* zero fields mean defaults */
 	struct prom_limits zero = { 0, 0, 0, 0 };
 	assert_int_equal(parse_fmt(&k, "a{b=\"1\"} 1", PROM_FORMAT_TEXT, &zero), 0);

@@ -187,6 +187,10 @@ static void test_basic(void **state)
 	assert_int_equal(st.series, 2);
 	assert_int_equal(st.samples, 3);
 	assert_int_equal(st.metadata, 2);
+	/* huge limits must not overflow any allocation size */
+	const struct prom_limits huge = { SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX };
+	assert_int_equal(decode(&k, body, clen, &huge, NULL, &st, err), 0);
+	assert_int_equal(k.ns, 3);
 	/* the plain entry point, NULL on_meta */
 	memset(&k, 0, sizeof k);
 	assert_int_equal(prw_decode(body, clen, NULL, on_sample, NULL, &k, NULL, 0), 0);
