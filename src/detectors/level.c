@@ -16,7 +16,7 @@ enum { P_HALFLIFE, P_DEV_HALFLIFE, P_CLIP, P_BAND, P_MIN_REL };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 32, 1, 1e6 },      /* samples, mean */
-	{ "dev_halflife", PARAM_NUMBER, 256, 1, 1e6 }, /* samples, deviation */
+	{ "dev_halflife", PARAM_NUMBER, 1000, 1, 1e6 }, /* samples, deviation */
 	{ "clip", PARAM_NUMBER, 4, 0.5, 100 },         /* Huber clip, sigmas */
 	{ "band", PARAM_NUMBER, 3, 0.5, 100 },         /* band half-width, sigmas */
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },   /* deviation floor relative to |mu| */
