@@ -5,11 +5,11 @@
  * grid bucket runs one damped-trend exponential-smoothing step, updates the
  * seasonal profiles, resolves/issues the pending forecasts that measure h-step
  * errors, and appends to two small rings (the recent grid values, for the
- * refit, and 3-hourly means, for season detection). Every ~160 grid steps the
- * smoothing constants are refitted (Nelder-Mead, <= 60 iterations over <= 160
- * points); every ~day of data the seasonality is re-detected (autocorrelation
- * over <= 112 points). Both are bounded and allocation-free except the GSL
- * minimiser itself.
+ * refit, and 3-hourly means, for season detection and the profiles'
+ * baseline). Every NFINE grid steps the smoothing constants are refitted
+ * (12 candidates x <= 136 points, or Nelder-Mead <= 60 iterations x <= 136
+ * points); every day of data the seasonality is re-detected (autocorrelation
+ * over <= 112 points). Both are bounded; only Nelder-Mead allocates.
  */
 #include "config.h"
 
@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include <gsl/gsl_fit.h>
 #include <gsl/gsl_multimin.h>
@@ -28,8 +29,8 @@
 #define MS_DAY 86400000LL
 #define MS_WEEK (7 * MS_DAY)
 
-#define NWARM 32    /* samples collected before the grid step is chosen */
-#define NFINE 160   /* recent grid values kept for the refit */
+#define NWARM 24    /* samples collected before the grid step is chosen */
+#define NFINE 136   /* recent grid values kept for the refit */
 #define NCOARSE 112 /* 3-hourly means kept for season detection (14 days) */
 #define NDAILY 48   /* daily profile bins (30 min at a 1 day period) */
 #define NWEEKLY 56  /* weekly profile bins (3 h) */
@@ -38,6 +39,8 @@
 #define NQ 5        /* tracked quantiles of the standardised error */
 #define NMIN_ERR 5  /* errors needed before a horizon bucket is used */
 #define SLOT_FREE UINT32_MAX
+#define NGRID_A 6   /* refit candidates: alpha values x beta values */
+#define NGRID_B 2
 #define MAGIC 0x46435331u /* "FCS1" */
 
 #define SEASON_DAILY 1
@@ -85,6 +88,9 @@ struct fstate {
 	double fine_ref, coarse_ref; /* rings store value - ref as bfloat16 */
 	float alpha, beta;
 	float acf_d, acf_w;
+	float dev_scale;         /* EWMA |deviation from baseline|: caps profile steps */
+	uint32_t dev_n;
+	float fit_score[NGRID_A * NGRID_B]; /* running refit score per candidate */
 	uint32_t steps_since_refit;
 	uint32_t samples, steps, dropped, refits;
 	struct err_bucket eb[NBUCKET];
@@ -192,7 +198,14 @@ static double profile_get(const float *prof, int nb, int64_t period, int64_t t)
 /* Move the two bins around t towards x with weights g*(1-w) and g*w (a
  * kernel-weighted EWMA per bin); an unvisited bin takes x at its first
  * visit from its own half. */
-static void profile_learn(float *prof, int nb, int64_t period, int64_t t, double x, double g)
+static double clampd(double x, double lim)
+{
+	return x > lim ? lim : x < -lim ? -lim : x;
+}
+
+/* lim > 0 caps the step towards x (robust to spikes). */
+static void profile_learn(float *prof, int nb, int64_t period, int64_t t, double x, double g,
+                          double lim)
 {
 	int i0, i1;
 	double w;
@@ -203,9 +216,10 @@ static void profile_learn(float *prof, int nb, int64_t period, int64_t t, double
 		float *b = &prof[idx[j]];
 		if (isnan(*b)) {
 			if (om[j] >= 0.5)
-				*b = (float)x;
+				*b = (float)(lim > 0 ? clampd(x, lim) : x);
 		} else {
-			*b += (float)(g * om[j] * (x - *b));
+			double d = x - *b;
+			*b += (float)(g * om[j] * (lim > 0 ? clampd(d, lim) : d));
 		}
 	}
 }
@@ -257,6 +271,8 @@ void forecast_params_default(struct forecast_params *p)
 	p->quantile_rate = 0.02;
 	p->scale_rate = 0.02;
 	p->median_correct = 1;
+	p->huber_k = 3.0;
+	p->profile_clip = 4.0;
 }
 
 size_t forecast_state_size(const struct forecast_params *p)
@@ -415,33 +431,34 @@ static double lag_corr(const double *x, int n, int lag, int *npairs)
 	return isfinite(r) ? r : 0;
 }
 
-/* Switch the running model to log(y + c) space. */
+/* Switch the running model to log(y + c) space, keeping the current fitted
+ * value; the profiles are relearnt. */
 static void switch_to_log(struct fstate *s, double c)
 {
-	double base = s->level + c;
-	if (!(base > 0))
-		base = c > 0 ? c : 1;
+	int64_t t = bucket_time(s, s->last_k);
+	double fitted = s->level + season_used(s, t); /* raw space */
+	double ref = (isnan(s->slow) ? s->level : s->slow) + c;
+	if (!(ref > 0))
+		ref = c > 0 ? c : 1;
 	s->offset = c;
 	s->mult = 1;
-	s->level = log(base);
 	if (!isnan(s->slow))
-		s->slow = log(s->slow + c > base * 0.05 ? s->slow + c : base * 0.05);
-	s->trend = s->trend / base;
-	for (int i = 0; i < NDAILY; i++) {
-		if (isnan(s->daily[i]))
-			continue;
-		double r = (base + s->daily[i]) / base;
-		s->daily[i] = (float)log(r > 0.05 ? r : 0.05);
-	}
-	for (int i = 0; i < NWEEKLY; i++) {
-		if (isnan(s->weekly[i]))
-			continue;
-		double r = (base + s->weekly[i]) / base;
-		s->weekly[i] = (float)log(r > 0.05 ? r : 0.05);
-	}
+		s->slow = log(ref);
+	/* Converting additive profiles bin by bin amplifies their noise (a bin
+	 * below -ref has no logarithm): relearn them in log space instead. */
+	for (int i = 0; i < NDAILY; i++)
+		s->daily[i] = NAN;
+	for (int i = 0; i < NWEEKLY; i++)
+		s->weekly[i] = NAN;
+	s->prof_k = -1;
+	s->dev_n = 0;
+	s->dev_scale = 0;
+	double fz = fitted + c > 0.05 * ref ? fitted + c : 0.05 * ref;
+	s->level = log(fz);
+	s->trend = s->trend / fz;
 	for (int b = 0; b < NBUCKET; b++) {
 		struct err_bucket *e = &s->eb[b];
-		e->scale = (float)(e->scale / base);
+		e->scale = (float)(e->scale / fz);
 		for (int j = 0; j < NSLOT; j++)
 			if (e->slot_k[j] != SLOT_FREE) {
 				double f = e->slot_f[j];
@@ -455,46 +472,84 @@ static void switch_to_log(struct fstate *s, double c)
  * vary by >= 10%, all values >= 0. */
 static void decide_mode(struct fstate *s, const double *x, int n, int per_day)
 {
-	double lm[NCOARSE], ls[NCOARSE];
-	int nd = 0;
+	double dm[NCOARSE / 2];
+	int dok[NCOARSE / 2];
+	int nd = 0, ndays = n / per_day;
 	double sum = 0;
 	int cnt = 0;
 	for (int i = 0; i < n; i++) {
 		if (isnan(x[i]))
 			continue;
 		if (x[i] < 0) {
-			s->mode_decided = 1;
+			s->mode_decided = 1; /* negative values: additive for good */
 			return;
 		}
 		sum += x[i];
 		cnt++;
 	}
-	for (int d = 0; (d + 1) * per_day <= n; d++) {
+	for (int d = 0; d < ndays; d++) {
 		double v[NCOARSE];
 		int m = 0;
 		for (int i = d * per_day; i < (d + 1) * per_day; i++)
 			if (!isnan(x[i]))
 				v[m++] = x[i];
-		if (m < (per_day * 3) / 4 || m < 3)
-			continue;
-		double mean = gsl_stats_mean(v, 1, (size_t)m);
-		double sd = gsl_stats_sd_m(v, 1, (size_t)m, mean);
-		if (!(mean > 0) || !(sd > 0))
-			continue;
-		lm[nd] = log(mean);
-		ls[nd] = log(sd);
-		nd++;
+		dok[d] = m >= (per_day * 3) / 4 && m >= 3;
+		dm[d] = dok[d] ? gsl_stats_mean(v, 1, (size_t)m) : NAN;
+		if (dok[d] && !(dm[d] > 0))
+			dok[d] = 0;
+		nd += dok[d];
 	}
 	if (nd < 4 || cnt == 0)
-		return; /* not enough days yet: decide later */
+		return; /* not enough whole days yet: decide later */
 	s->mode_decided = 1;
-	double sdm = gsl_stats_sd(lm, 1, (size_t)nd);
-	if (!(sdm > 0.1))
-		return; /* level too steady to tell: additive */
-	double c0, c1, cov00, cov01, cov11, sumsq;
-	if (gsl_fit_linear(lm, 1, ls, 1, (size_t)nd, &c0, &c1, &cov00, &cov01, &cov11, &sumsq))
-		return;
-	if (c1 > 0.5)
+	/* In-sample fit of day mean + additive profile vs day mean x profile. */
+	double pa[NCOARSE], pm[NCOARSE];
+	int pn[NCOARSE];
+	for (int j = 0; j < per_day; j++) {
+		pa[j] = pm[j] = 0;
+		pn[j] = 0;
+	}
+	for (int d = 0; d < ndays; d++)
+		for (int j = 0; dok[d] && j < per_day; j++) {
+			double v = x[d * per_day + j];
+			if (isnan(v))
+				continue;
+			pa[j] += v - dm[d];
+			pm[j] += v / dm[d];
+			pn[j]++;
+		}
+	double ea = 0, em = 0;
+	for (int d = 0; d < ndays; d++)
+		for (int j = 0; dok[d] && j < per_day; j++) {
+			double v = x[d * per_day + j];
+			if (isnan(v) || !pn[j])
+				continue;
+			ea += fabs(v - dm[d] - pa[j] / pn[j]);
+			em += fabs(v - dm[d] * pm[j] / pn[j]);
+		}
+	/* Spread growing with the level: slope of log(day sd) on log(day mean). */
+	double lm[NCOARSE / 2], ls[NCOARSE / 2];
+	int nl = 0;
+	for (int d = 0; d < ndays; d++) {
+		if (!dok[d])
+			continue;
+		double v[NCOARSE];
+		int m = 0;
+		for (int i = d * per_day; i < (d + 1) * per_day; i++)
+			if (!isnan(x[i]))
+				v[m++] = x[i];
+		double sd = gsl_stats_sd_m(v, 1, (size_t)m, dm[d]);
+		if (!(sd > 0))
+			continue;
+		lm[nl] = log(dm[d]);
+		ls[nl] = log(sd);
+		nl++;
+	}
+	double slope = 0, c0, cov00, cov01, cov11, sumsq;
+	if (nl >= 4 && gsl_stats_sd(lm, 1, (size_t)nl) > 0.1 &&
+	    gsl_fit_linear(lm, 1, ls, 1, (size_t)nl, &c0, &slope, &cov00, &cov01, &cov11, &sumsq))
+		slope = 0;
+	if (em < 0.9 * ea || slope > 0.5)
 		switch_to_log(s, 0.2 * sum / cnt + 1e-9);
 }
 
@@ -581,11 +636,8 @@ static void fit_map(const gsl_vector *v, double *alpha, double *beta)
 	*beta = 0.3 / (1 + exp(-u1));
 }
 
-static double fit_objective(const gsl_vector *v, void *params)
+static double fit_eval(const struct fit_data *d, double alpha, double beta)
 {
-	const struct fit_data *d = params;
-	double alpha, beta;
-	fit_map(v, &alpha, &beta);
 	double hp[NFINE];
 	int first = -1;
 	for (int i = 0; i < d->n; i++) {
@@ -613,12 +665,50 @@ static double fit_objective(const gsl_vector *v, void *params)
 		}
 		double ae = 1 - pow(1 - alpha, m);
 		l = pred + ae * e;
-		b = pow(d->phi, m) * b + ae * beta * e;
+		b = pow(d->phi, m) * b + ae * beta * e / m;
 		last = i;
 		if (i + d->h < d->n)
 			hp[i + d->h] = l + damp_sum(d->phi, d->h) * b;
 	}
 	return (n1 ? s1 / n1 : 0) + (nh ? sh / nh : 0);
+}
+
+static double fit_objective(const gsl_vector *v, void *params)
+{
+	double alpha, beta;
+	fit_map(v, &alpha, &beta);
+	return fit_eval(params, alpha, beta);
+}
+
+/* Candidate (alpha, beta) pairs of the grid refit. */
+static const float grid_alpha[NGRID_A] = { 0.01f, 0.03f, 0.07f, 0.15f, 0.3f, 0.6f };
+static const float grid_beta[NGRID_B] = { 0.0f, 0.1f };
+
+/* Score every candidate on this window, relative to the window's best, and
+ * fold into a running (EWMA) score: the choice reflects many windows, not
+ * the last few hours. */
+static void refit_grid(struct fstate *s, const struct fit_data *fd)
+{
+	double obj[NGRID_A * NGRID_B], best = INFINITY;
+	for (int i = 0; i < NGRID_A; i++)
+		for (int j = 0; j < NGRID_B; j++) {
+			double v = fit_eval(fd, grid_alpha[i], grid_beta[j]);
+			obj[i * NGRID_B + j] = v;
+			if (v < best)
+				best = v;
+		}
+	if (!(best > 0) || !isfinite(best))
+		return;
+	int arg = 0;
+	double rho = s->refits == 0 ? 1.0 : 0.2;
+	for (int c = 0; c < NGRID_A * NGRID_B; c++) {
+		s->fit_score[c] += (float)(rho * (obj[c] / best - s->fit_score[c]));
+		if (s->fit_score[c] < s->fit_score[arg])
+			arg = c;
+	}
+	s->alpha = grid_alpha[arg / NGRID_B];
+	s->beta = grid_beta[arg % NGRID_B];
+	s->refits++;
 }
 
 static void renormalise_profiles(struct fstate *s)
@@ -673,6 +763,11 @@ static void refit(const struct forecast_params *p, struct fstate *s)
 	if (h > n / 3)
 		h = n / 3;
 	struct fit_data fd = { x, n, h, p->phi };
+	if (p->fit != 2) {
+		refit_grid(s, &fd);
+		rings_rebase(s);
+		return;
+	}
 	const gsl_multimin_fminimizer_type *T = gsl_multimin_fminimizer_nmsimplex2;
 	gsl_multimin_fminimizer *m = gsl_multimin_fminimizer_alloc(T, 2);
 	gsl_vector *start = gsl_vector_alloc(2), *step = gsl_vector_alloc(2);
@@ -798,8 +893,10 @@ static void close_bucket(const struct forecast_params *p, struct fstate *s, int6
 	double e = z - (base + season_used(s, tc));
 	double ae = 1 - pow(1 - s->alpha, m);
 	double sd = season_daily(s, tc), sw = season_weekly(s, tc);
+	if (p->huber_k > 0 && s->eb[0].n >= NMIN_ERR)
+		e = clampd(e, p->huber_k * s->eb[0].scale);
 	s->level = base + ae * e;
-	s->trend = pow(phi, m) * s->trend + ae * s->beta * e;
+	s->trend = pow(phi, m) * s->trend + ae * s->beta * e / m; /* slope over the gap */
 	/* gamma is per pass over a bin (a running mean over the first passes),
 	 * scaled by the share of a bin this step covers */
 	if (!isnan(s->slow)) {
@@ -812,9 +909,13 @@ static void close_bucket(const struct forecast_params *p, struct fstate *s, int6
 		                          (double)s->step_ms * NWEEKLY / MS_WEEK);
 		/* hierarchical: the daily profile learns the average day, the weekly one
 		 * what is left (weekday-specific deviations) */
-		profile_learn(s->daily, NDAILY, MS_DAY, tc,
-		              z - s->slow - ((s->season & SEASON_WEEKLY) ? sw : 0), gd);
-		profile_learn(s->weekly, NWEEKLY, MS_WEEK, tc, z - s->slow - sd, gw);
+		double xd = z - s->slow - ((s->season & SEASON_WEEKLY) ? sw : 0);
+		double lim = s->dev_n >= 12 ? p->profile_clip * s->dev_scale : 0;
+		profile_learn(s->daily, NDAILY, MS_DAY, tc, xd, gd, lim);
+		profile_learn(s->weekly, NWEEKLY, MS_WEEK, tc, z - s->slow - sd, gw, lim);
+		double r = s->dev_n < 100 ? 1.0 / (s->dev_n + 1) : 0.01;
+		s->dev_scale += (float)(r * (fabs(xd) - s->dev_scale));
+		s->dev_n++;
 	}
 	s->last_k = k;
 	s->steps++;
@@ -915,6 +1016,12 @@ static void start_running(const struct forecast_params *p, struct fstate *s)
 	memcpy(v, s->u.w.v, sizeof(v));
 	memset(&s->u, 0, sizeof(s->u));
 
+	if (s->mult && !(s->offset > 0)) { /* forced multiplicative: offset from the warm-up */
+		double sum = 0;
+		for (int i = 0; i < n; i++)
+			sum += fabs(v[i]);
+		s->offset = 0.2 * sum / (n > 0 ? n : 1) + 1e-9;
+	}
 	s->running = 1;
 	s->step_ms = step;
 	s->t0_ms = floor_div(ts[0], step) * step;
@@ -975,7 +1082,7 @@ static void get_origin(const struct forecast_params *p, const struct fstate *s, 
 		double e = z - (base + season_used(s, tc));
 		double ae = 1 - pow(1 - s->alpha, m);
 		o->level = base + ae * e;
-		o->trend = pow(p->phi, m) * s->trend + ae * s->beta * e;
+		o->trend = pow(p->phi, m) * s->trend + ae * s->beta * e / m;
 		o->t = tc;
 	}
 }

@@ -6,16 +6,17 @@
  * of the first samples; a damped-trend exponential-smoothing model with a
  * daily and a weekly seasonal profile runs on that grid (in log space when the
  * seasonal amplitude scales with the level). Daily/weekly seasonality is
- * detected from a downsampled history by autocorrelation, and the smoothing
- * constants are refitted by Nelder-Mead on the recent history; both run
+ * detected from a downsampled history by autocorrelation (GSL), and the
+ * smoothing constants are refitted on the recent history (a candidate grid
+ * scored over many windows, or GSL Nelder-Mead on the last window); both run
  * rarely, with bounded work. Prediction intervals come from empirical,
  * online-tracked quantiles of the realised h-step errors per horizon bucket.
  *
  * Memory and ownership: the per-series state is one fixed-size block of plain
  * data (no pointers) of forecast_state_size() bytes (<= FORECAST_STATE_MAX),
  * owned by the caller (pool it, checkpoint it as bytes; it must be 8-byte
- * aligned). forecast_update() never allocates on the sample path; the rare
- * refit allocates a GSL minimiser and frees it before returning. No global
+ * aligned). forecast_update() never allocates; only fit=2 (Nelder-Mead)
+ * allocates a GSL minimiser during the rare refit and frees it. No global
  * state: different states may be used from different threads; one state must
  * not be updated and read at the same time.
  *
@@ -43,12 +44,15 @@ enum forecast_mode {
  * start from forecast_params_default(). The same params must be passed to every
  * call on a given state. */
 struct forecast_params {
-	double alpha;            /* level smoothing (initial; refitted when fit=1) */
+	double alpha;            /* level smoothing per grid step (initial; refitted when fit>0) */
 	double beta;             /* trend smoothing, as a fraction of alpha (initial; refitted) */
 	double phi;              /* trend damping per step, 0..1 (fixed) */
 	double gamma_daily;      /* daily profile smoothing per visit (fixed) */
 	double gamma_weekly;     /* weekly profile smoothing per visit (fixed) */
-	int fit;                 /* 1: refit alpha and beta on recent history */
+	int fit;                 /* refit alpha and beta every ~136 grid steps: 0 never,
+	                          * 1 grid of 6x2 candidates scored by a running mean over
+	                          * refit windows (default), 2 GSL Nelder-Mead on the last
+	                          * window only (noisier; kept for comparison) */
 	int64_t fit_horizon_ms;  /* the fit minimises 1-step + this-horizon absolute error */
 	int detect_season;       /* 1: detect daily/weekly seasonality; 0: never seasonal */
 	int mode;                /* enum forecast_mode */
@@ -59,6 +63,10 @@ struct forecast_params {
 	double quantile_rate;    /* floor of the online quantile step size */
 	double scale_rate;       /* floor of the online error-scale EWMA rate */
 	int median_correct;      /* 1: point forecast is the predictive median (learned bias) */
+	double huber_k;          /* level/trend errors are capped at this many mean abs errors
+	                          * (robust to spikes); 0: no cap */
+	double profile_clip;     /* seasonal profile steps capped at this many mean abs
+	                          * deviations from the baseline; 0: no cap */
 };
 
 /* Fill *p with the defaults documented in docs/forecasting.md. */
