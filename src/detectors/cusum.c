@@ -14,7 +14,7 @@
 
 #include "detectors/detectors.h"
 
-enum { P_HALFLIFE, P_K, P_H, P_FAST, P_MIN_REL };
+enum { P_HALFLIFE, P_K, P_H, P_FAST, P_MIN_REL, P_DEV_HALFLIFE };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 256, 1, 1e6 },
@@ -22,6 +22,7 @@ static const struct param_def params[] = {
 	{ "h", PARAM_NUMBER, 8, 0.5, 1000 },
 	{ "fast_halflife", PARAM_NUMBER, 4, 1, 1e4 },
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
+	{ "dev_halflife", PARAM_NUMBER, 256, 1, 1e6 },
 };
 
 struct cusum_state {
@@ -86,7 +87,8 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 	} else {
 		s->mu += a * rc;
 	}
-	s->dev += (float)(a * (fabs(rc) - (double)s->dev));
+	double ad = det_warm_alpha(p[P_DEV_HALFLIFE], c->steps, s->n);
+	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)a * (ax - s->absmax);
 	if (s->n < UINT32_MAX)
