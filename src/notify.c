@@ -795,7 +795,7 @@ static void merge_row(struct notifier *n, struct entry *dst, struct entry *old, 
 			 * is recent (first scan after start, or newer than what we knew) and
 			 * it would have been sent while active */
 			int would = dst->firing_at_ms != 0 || n->cfg.send_pending;
-			if (would && (n->first_scan || dst->event_at_ms >= recent_since)) {
+			if (would && dst->event_at_ms >= recent_since) {
 				dst->sent = 1;
 				announce(n, dst, now);
 			}
@@ -825,8 +825,18 @@ static void merge_row(struct notifier *n, struct entry *dst, struct entry *old, 
 /* Scan the store and merge into n->entries. */
 static void poll_store(struct notifier *n, int64_t now)
 {
-	int64_t base = n->event_hwm < now ? n->event_hwm : now;
-	int64_t since = base - n->cfg.resolved_resend_ms;
+	/* Which ended alerts to read: those whose last event is within
+	 * resolved_resend of the newest event time seen so far (event time, so
+	 * that replayed data works), and any older than an open alert we track.
+	 * Until the store has shown us any alert, everything: it is empty or this
+	 * is the first scan. */
+	int known = n->event_hwm != INT64_MAX;
+	int64_t base = known && n->event_hwm < now ? n->event_hwm : now;
+	int64_t since = known ? base - n->cfg.resolved_resend_ms : INT64_MIN;
+	/* which ended alerts we did not see active still deserve a "resolved":
+	 * after a start, those ended within resolved_resend of the wall clock;
+	 * later, those newer than what we knew (fired and resolved between polls) */
+	int64_t recent_since = n->first_scan ? now - n->cfg.resolved_resend_ms : since;
 	for (size_t i = 0; i < n->nentries; i++)
 		if (!n->entries[i].ended_seen_ms && n->entries[i].event_at_ms < since)
 			since = n->entries[i].event_at_ms;
@@ -849,7 +859,6 @@ static void poll_store(struct notifier *n, int64_t now)
 		free(rows.v);
 		return;
 	}
-	int64_t recent_since = base - n->cfg.resolved_resend_ms;
 	size_t i = 0, j = 0, k = 0;
 	int64_t hwm = n->event_hwm == INT64_MAX ? INT64_MIN : n->event_hwm;
 	while (i < n->nentries || j < rows.n) {

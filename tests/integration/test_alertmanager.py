@@ -254,6 +254,57 @@ def test_receiver_down_then_up():
             fake.close()
 
 
+def test_restart_resends_from_store():
+    """After a restart of foreshockd the firing alert is sent again (the store
+    is the notifier's source of truth), then its resolution."""
+    fake = Fake(fail=0)
+    d = d2 = None
+    try:
+        cfg = notify_config(am_url="http://127.0.0.1:%d" % fake.port)
+        d = Daemon(config=cfg).start()
+        i = fire(d)
+        wait_for("firing delivered", lambda: [x for b, _ in fake.accepted("/api/v2/alerts") for x in [am_alert(b, False)] if x], 15)
+        check(d.stop() == 0, "clean shutdown")
+        n0 = len(fake.accepted("/api/v2/alerts"))
+        d2 = Daemon(datadir=d.dir, config=cfg).start()
+        wait_for("firing re-sent after restart",
+                 lambda: [x for b, _ in fake.accepted("/api/v2/alerts")[n0:] for x in [am_alert(b, False)] if x], 15)
+        resolve(d2, i)
+        wait_for("resolved after restart", lambda: [x for b, _ in fake.accepted("/api/v2/alerts") for x in [am_alert(b, True)] if x], 15)
+        check(d2.stop() == 0, "clean shutdown")
+    finally:
+        for x in (d2, d):
+            if x:
+                x.cleanup()
+        fake.close()
+
+
+def test_fire_and_resolve_between_polls():
+    """A burst of replayed data in which an alert fires and resolves before the
+    notifier looks: Alertmanager still hears about it (as resolved)."""
+    fake = Fake(fail=0)
+    d = None
+    try:
+        cfg = notify_config(am_url="http://127.0.0.1:%d" % fake.port).replace("poll_interval: 100ms", "poll_interval: 3s")
+        d = Daemon(config=cfg).start()
+        time.sleep(0.5)  # let the notifier's first scan (empty store) happen
+        rng = random.Random(1)
+        lines = ["api_latency,service=checkout value=%.4f %d" % (rng.gauss(100 if i < 720 else 140, 2.0), T0 + i * STEP)
+                 for i in range(1400)]
+        status, body = d.write(lines)
+        check(status == 204, "write -> %d %s" % (status, body))
+        a = daemon_alert(d)
+        check(a and a["state"] == "resolved", "fired and resolved within one request: %s" % a)
+        got = wait_for("the resolved alert at the fake Alertmanager",
+                       lambda: [x for b, _ in fake.accepted("/api/v2/alerts") for x in [am_alert(b, True)] if x], 15)
+        check(got[0]["startsAt"].startswith("2026-01-0") and got[0]["endsAt"].startswith("2026-01-0"),
+              "event times: %s" % got[0])
+    finally:
+        if d:
+            d.cleanup()
+        fake.close()
+
+
 # ---- 2. the real Alertmanager ----------------------------------------------
 
 def am_get(port, path):
@@ -356,7 +407,9 @@ def main():
         print("SKIP: foreshockd does not know the notify: section yet")
         sys.exit(77)
     failed = skipped = 0
-    tests = [test_fake_alertmanager_retries, test_receiver_down_then_up, test_real_alertmanager]
+    tests = [test_fake_alertmanager_retries, test_receiver_down_then_up, test_restart_resends_from_store,
+             test_fire_and_resolve_between_polls,
+             test_real_alertmanager]
     for t in tests:
         t0 = time.time()
         try:
