@@ -1,0 +1,491 @@
+#!/usr/bin/env bash
+# bench/run.sh — foreshock's benchmark suite: foreshockd side by side with
+# VictoriaMetrics (single node) and InfluxDB 1.x on this machine, plus the
+# detector engine alone. See docs/performance.md for what each part measures.
+#
+#   bench/run.sh [--quick] [--foreshock-only] [--reps N] [--duration S] [--no-profile]
+#
+#   --quick           small sizes (1k series), 1 repetition, ~1 s per step; checks
+#                     that numbers come out (CI runs it); never installs packages
+#   --foreshock-only  skip VictoriaMetrics and InfluxDB
+#   --reps N          repetitions per ingest measurement (default 3; medians reported)
+#   --duration S      seconds per ingest repetition (default 10)
+#   --no-profile      skip the perf profile of foreshockd under ingest
+#
+# Environment: BENCH_BUILDDIR (default <top>/build, built with scripts/build.sh),
+# BENCH_OUTDIR (default <top>/bench/out), BENCH_NO_INSTALL=1 (never apt-get),
+# BENCH_SIZES (ingest series counts, e.g. "1000 100000 1000000").
+#
+# Every target listens on 127.0.0.1 only, on free ports, with a temporary data
+# dir; every loop is bounded in count and time; everything this script starts
+# is killed on exit (trap). Output: $BENCH_OUTDIR/results-DATE.json and .md,
+# and the table on stdout.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+orig_args="$*"
+quick=0
+fs_only=0
+reps=3
+dur=10
+profile=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) quick=1 ;;
+	--foreshock-only) fs_only=1 ;;
+	--reps) reps=$2; shift ;;
+	--duration) dur=$2; shift ;;
+	--no-profile) profile=0 ;;
+	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [ "$quick" = 1 ]; then
+	reps=1; dur=1; profile=0
+fi
+case "$reps" in ''|*[!0-9]*) echo "run.sh: invalid --reps '$reps'" >&2; exit 2 ;; esac
+[ "$reps" -ge 1 ] && [ "$reps" -le 9 ] || { echo "run.sh: --reps must be 1..9" >&2; exit 2; }
+
+builddir=${BENCH_BUILDDIR:-$top/build}
+outdir=${BENCH_OUTDIR:-$top/bench/out}
+mkdir -p "$outdir"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+work=$(mktemp -d /tmp/foreshock-bench.XXXXXX)
+steps=$work/steps.jsonl
+: > "$steps"
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# ---- cleanup: every process we start is recorded in $pids ------------------
+pids=()
+# ours PID: still our own child (guards against a recycled pid)
+ours() { [ -n "$1" ] && [ "$(awk '{print $4}' "/proc/$1/stat" 2>/dev/null)" = "$$" ]; }
+cleanup() {
+	local p
+	for p in "${pids[@]-}"; do
+		ours "$p" && kill "$p" 2>/dev/null || true
+	done
+	sleep 0.5
+	for p in "${pids[@]-}"; do
+		ours "$p" && kill -9 "$p" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- dependencies -----------------------------------------------------------
+have_vm=0; have_influx=0
+command -v victoria-metrics >/dev/null && have_vm=1
+command -v influxd >/dev/null && have_influx=1
+if [ "$fs_only" = 0 ] && [ "$quick" = 0 ] && { [ $have_vm = 0 ] || [ $have_influx = 0 ]; }; then
+	missing=()
+	[ $have_vm = 0 ] && missing+=(victoria-metrics)
+	[ $have_influx = 0 ] && missing+=(influxdb)
+	if [ "$(id -u)" = 0 ] && [ "${BENCH_NO_INSTALL:-0}" != 1 ]; then
+		log "installing ${missing[*]} (daemons kept from autostarting by policy-rc.d)"
+		made_policy=0
+		if [ ! -e /usr/sbin/policy-rc.d ]; then
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+			chmod +x /usr/sbin/policy-rc.d
+			made_policy=1
+		fi
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq || true
+		apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null ||
+			log "apt-get failed: comparing with what is installed"
+		[ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+		command -v victoria-metrics >/dev/null && have_vm=1
+		command -v influxd >/dev/null && have_influx=1
+	else
+		log "not installed: ${missing[*]}; to compare with them, run as root:"
+		log "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+	fi
+fi
+[ "$fs_only" = 1 ] && { have_vm=0; have_influx=0; }
+for t in curl python3; do
+	command -v $t >/dev/null || { echo "run.sh: '$t' is required" >&2; exit 1; }
+done
+
+# ---- build ---------------------------------------------------------------------
+if [ -z "${BENCH_BUILDDIR:-}" ] || [ ! -x "$builddir/src/foreshockd" ]; then
+	log "building foreshock in $builddir"
+	"$top/scripts/build.sh" "$builddir"
+fi
+make -C "$builddir" -s bench/loadgen bench/engine_bench > "$work/make.log" 2>&1 ||
+	{ cat "$work/make.log" >&2; exit 1; }
+fsd=$builddir/src/foreshockd
+loadgen=$builddir/bench/loadgen
+engbench=$builddir/bench/engine_bench
+
+# ---- helpers ---------------------------------------------------------------------
+# rec KIND JSON: append one result record
+rec() { printf '{"kind":"%s","data":%s}\n' "$1" "$2" >> "$steps"; }
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+clk=$(getconf CLK_TCK)
+now() { date +%s.%N; }
+# jget JSON KEY[.KEY...]: one value out of a JSON object
+jget() { python3 -c 'import json,sys
+v=json.loads(sys.argv[1])
+for k in sys.argv[2].split("."): v=v[k]
+print(v)' "$1" "$2"; }
+
+# wait_http URL SECONDS: until URL answers 2xx (bounded)
+wait_http() {
+	local url=$1 limit=$2 i n
+	n=$(python3 -c "print(int($limit*20))")
+	for ((i = 0; i < n; i++)); do
+		curl -sf -o /dev/null -m 2 "$url" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+tpid=""; tport=""; tdir=""; target=""
+start_target() { # start_target NAME MAXSERIES
+	target=$1
+	tport=$(free_port)
+	tdir=$work/data-$1-$RANDOM
+	mkdir -p "$tdir"
+	case "$1" in
+	foreshock)
+		"$fsd" --listen "127.0.0.1:$tport" --data-dir "$tdir" --model "$top/models/default.yml" \
+			--max-series "$2" --log-level info > "$tdir/log" 2>&1 &
+		tpid=$!; pids+=("$tpid")
+		wait_http "http://127.0.0.1:$tport/readyz" 120 ;;
+	vm)
+		victoria-metrics -httpListenAddr="127.0.0.1:$tport" -storageDataPath="$tdir" \
+			-retentionPeriod=12 -loggerLevel=ERROR > "$tdir/log" 2>&1 &
+		tpid=$!; pids+=("$tpid")
+		wait_http "http://127.0.0.1:$tport/health" 60 ;;
+	influx)
+		local rpc; rpc=$(free_port)
+		cat > "$tdir/influxdb.conf" <<-EOF
+		reporting-disabled = true
+		bind-address = "127.0.0.1:$rpc"
+		[meta]
+		  dir = "$tdir/meta"
+		[data]
+		  dir = "$tdir/data"
+		  wal-dir = "$tdir/wal"
+		  max-series-per-database = 0
+		  max-values-per-tag = 0
+		  query-log-enabled = false
+		[coordinator]
+		  query-timeout = "120s"
+		[monitor]
+		  store-enabled = false
+		[http]
+		  bind-address = "127.0.0.1:$tport"
+		  log-enabled = false
+		[logging]
+		  level = "error"
+		[continuous_queries]
+		  enabled = false
+		EOF
+		influxd -config "$tdir/influxdb.conf" > "$tdir/log" 2>&1 &
+		tpid=$!; pids+=("$tpid")
+		wait_http "http://127.0.0.1:$tport/ping" 60 &&
+			curl -sf -m 10 -XPOST "http://127.0.0.1:$tport/query" \
+				--data-urlencode 'q=CREATE DATABASE bench' >/dev/null ;;
+	esac
+}
+stop_target() {
+	[ -n "$tpid" ] || return 0
+	kill "$tpid" 2>/dev/null || true
+	local i
+	for ((i = 0; i < 600; i++)); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$tpid" 2>/dev/null || true
+	wait "$tpid" 2>/dev/null || true
+	rm -rf "$tdir"
+	tpid=""
+}
+write_path() {
+	case "$target" in
+	influx) echo "/write?db=bench&precision=ms" ;;
+	*) echo "/write?precision=ms" ;;
+	esac
+}
+# accepted: the target's own count of samples it accepted and stored
+accepted() {
+	case "$target" in
+	foreshock)
+		curl -sf -m 30 "http://127.0.0.1:$tport/metrics" |
+			awk '/^foreshock_samples_accepted_total / {printf "%d\n", $2; f=1} END {if (!f) print 0}' ;;
+	vm) # rows accepted by the influx handler (stored: see stored_count)
+		curl -sf -m 30 "http://127.0.0.1:$tport/metrics" |
+			awk '/^vm_rows_inserted_total\{type="influx"\}/ {printf "%d\n", $2; f=1} END {if (!f) print 0}' ;;
+	influx)
+		curl -sf -m 120 -G "http://127.0.0.1:$tport/query" --data-urlencode db=bench \
+			--data-urlencode 'q=SELECT count(value) FROM bench_cpu' |
+			python3 -c 'import json,sys
+try:
+    print(json.load(sys.stdin)["results"][0]["series"][0]["values"][0][1])
+except Exception:
+    print(0)' ;;
+	esac
+}
+# stored_count: what a reader would find (VictoriaMetrics: rows in storage
+# parts after a forced flush; the others count stored samples already)
+stored_count() {
+	if [ "$target" = vm ]; then
+		curl -sf -m 60 "http://127.0.0.1:$tport/internal/force_flush" >/dev/null || true
+		sleep 1
+		curl -sf -m 30 "http://127.0.0.1:$tport/metrics" |
+			awk '/^vm_rows\{type="storage\// {s += $2} END {printf "%d\n", s}'
+	else
+		accepted
+	fi
+}
+series_count() {
+	case "$target" in
+	foreshock)
+		curl -sf -m 30 "http://127.0.0.1:$tport/metrics" |
+			awk '/^foreshock_series / {printf "%d\n", $2; f=1} END {if (!f) print 0}' ;;
+	vm)
+		curl -sf -m 60 "http://127.0.0.1:$tport/api/v1/series/count" |
+			python3 -c 'import json,sys; print(json.load(sys.stdin)["data"][0])' 2>/dev/null || echo 0 ;;
+	influx)
+		curl -sf -m 120 -G "http://127.0.0.1:$tport/query" --data-urlencode db=bench \
+			--data-urlencode 'q=SHOW SERIES CARDINALITY' |
+			python3 -c 'import json,sys
+try:
+    print(json.load(sys.stdin)["results"][0]["series"][0]["values"][0][0])
+except Exception:
+    print(0)' ;;
+	esac
+}
+
+targets=(foreshock)
+[ $have_vm = 1 ] && targets+=(vm)
+[ $have_influx = 1 ] && targets+=(influx)
+lines=5000
+conns=2
+day=86400000
+base_t0=$(( ($(date +%s) - 25 * 86400) * 1000 ))
+
+# ---- 2. detector engine alone ------------------------------------------------------
+bench_engine() {
+	local series=$1 secs=$2 warm=$3 model=$4 extra=${5:-} r out
+	for ((r = 1; r <= ${6:-1}; r++)); do
+		if [ -n "$model" ]; then
+			out=$(timeout 300 "$engbench" --series "$series" --seconds "$secs" --warm "$warm" \
+				--model "$model" $extra)
+		else
+			out=$(timeout 300 "$engbench" --series "$series" --seconds "$secs" --warm "$warm" $extra)
+		fi
+		rec engine "$out"
+	done
+}
+log "engine benchmark (no HTTP, no store)"
+if [ "$quick" = 1 ]; then
+	bench_engine 1 0.3 160 "" "" 1
+	bench_engine 1000 0.3 160 "" "" 1
+	bench_engine 1000 0.3 160 "" --engine 1
+else
+	bench_engine 1 3 160 "" "" "$reps"
+	bench_engine 100000 3 160 "" "" "$reps"
+	bench_engine 1 3 160 "" --engine "$reps"
+	bench_engine 100000 3 160 "" --engine "$reps"
+	for m in "$top/models/default.yml" "$top"/bench/models/*.yml; do
+		bench_engine 10000 2 160 "$m" "" 1
+	done
+fi
+
+# ---- 1. ingest throughput (+ 3. memory from the same runs) -------------------------
+if [ -n "${BENCH_SIZES:-}" ]; then
+	read -r -a sizes <<< "$BENCH_SIZES"
+elif [ "$quick" = 1 ]; then
+	sizes=(1000)
+else
+	sizes=(1000 100000 1000000)
+fi
+# ingest_run TARGET SERIES: fresh target; one untimed round creates the series
+# (timed separately), then $reps timed repetitions of $dur seconds each.
+ingest_run() {
+	local tg=$1 s=$2 maxs
+	maxs=$(( s * 2 > 2000000 ? s * 2 : 2000000 ))
+	start_target "$tg" "$maxs" || { log "$tg failed to start"; stop_target; return 0; }
+	sleep 1
+	local rss0; rss0=$(rss_kb "$tpid")
+	local t0=$base_t0 out a0 a1 c0 c1 w
+	# series creation: one sample per series
+	a0=$(accepted); c0=$(cpu_ticks "$tpid")
+	out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines $lines \
+		--conns $conns --rounds 1 --duration 600 --t0 "$t0")
+	a1=$(accepted); c1=$(cpu_ticks "$tpid")
+	rec create "{\"target\":\"$tg\",\"series\":$s,\"accepted\":$((a1 - a0)),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
+	local r
+	for ((r = 1; r <= reps; r++)); do
+		t0=$((base_t0 + r * 3 * day))
+		a0=$(accepted); c0=$(cpu_ticks "$tpid")
+		out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines $lines \
+			--conns $conns --duration "$dur" --rounds $((3 * day / 10000 - 1)) --t0 "$t0")
+		a1=$(accepted); c1=$(cpu_ticks "$tpid")
+		w=$(jget "$out" wall_s)
+		rec ingest "{\"target\":\"$tg\",\"series\":$s,\"rep\":$r,\"accepted\":$((a1 - a0)),\"wall_s\":$w,\"samples_per_s\":$(python3 -c "print(($a1-$a0)/$w)"),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
+		log "  $tg series=$s rep=$r: $(python3 -c "print(round(($a1-$a0)/$w))") samples/s accepted"
+	done
+	sleep 1
+	local stored total_sent nser hwm rss
+	stored=$(stored_count); nser=$(series_count)
+	hwm=$(hwm_kb "$tpid"); rss=$(rss_kb "$tpid")
+	rec stored "{\"target\":\"$tg\",\"series\":$s,\"stored\":$stored,\"series_seen\":$nser,\"rss_empty_kb\":$rss0,\"hwm_kb\":$hwm,\"rss_kb\":$rss}"
+	stop_target
+}
+log "ingest throughput: sizes ${sizes[*]}, targets ${targets[*]}, $reps x ${dur}s"
+for s in "${sizes[@]}"; do
+	for tg in "${targets[@]}"; do
+		log "ingest $tg series=$s"
+		ingest_run "$tg" "$s"
+	done
+done
+
+# max ingest rate of foreshock at SIZE (median of the reps), for pacing
+fs_max_rate() {
+	python3 - "$steps" "$1" <<-'EOF'
+	import json, sys, statistics
+	v = [json.loads(l)["data"] for l in open(sys.argv[1])]
+	r = [d["samples_per_s"] for d in v if "samples_per_s" in d and d.get("target") == "foreshock"
+	     and d.get("series") == int(sys.argv[2]) and "rep" in d]
+	print(int(statistics.median(r)) if r else 100000)
+	EOF
+}
+
+# ---- 3. memory at 10k series (few samples, and the history ring full) ----------
+mem_run() { # mem_run TARGET SERIES ROUNDS
+	local tg=$1 s=$2 rounds=$3
+	start_target "$tg" 2000000 || { log "$tg failed to start"; stop_target; return 0; }
+	sleep 1
+	local rss0; rss0=$(rss_kb "$tpid")
+	local out
+	out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines $lines \
+		--conns $conns --rounds "$rounds" --duration 300 --t0 "$base_t0")
+	[ "$tg" = vm ] && curl -sf -m 60 "http://127.0.0.1:$tport/internal/force_flush" >/dev/null
+	sleep 2
+	rec memory "{\"target\":\"$tg\",\"series\":$s,\"rounds\":$rounds,\"samples_sent\":$(jget "$out" samples_2xx),\"rss_empty_kb\":$rss0,\"hwm_kb\":$(hwm_kb "$tpid"),\"rss_kb\":$(rss_kb "$tpid")}"
+	stop_target
+}
+log "memory per series"
+if [ "$quick" = 1 ]; then
+	mem_run foreshock 1000 5
+else
+	for tg in "${targets[@]}"; do
+		[ "$tg" = influx ] && continue
+		mem_run "$tg" 10000 10
+		mem_run "$tg" 10000 370
+	done
+fi
+
+# ---- 4. query latency under load, 5. restart, 6. overload, profile (foreshock) ----
+ls=$([ "$quick" = 1 ] && echo 1000 || echo 100000)
+log "query latency under ~80% load (foreshock, $ls series)"
+start_target foreshock 2000000
+"$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --rounds 3 \
+	--duration 600 --t0 "$base_t0" > /dev/null
+maxr=$(fs_max_rate "$ls")
+rate=$((maxr * 8 / 10))
+ldur=$([ "$quick" = 1 ] && echo 2 || echo 20)
+sel=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("bench_cpu_value{host=\"h0000042\"}"))')
+qpaths=(--path /api/v1/alerts --path "/api/v1/anomalies?series=$sel" --path /metrics)
+# idle first (no ingest), then under load
+out=$("$loadgen" get --port "$tport" "${qpaths[@]}" --interval-ms 20 --duration "$ldur")
+rec latency "{\"load\":\"idle\",\"series\":$ls,\"rate\":0,\"get\":$out}"
+"$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --rate "$rate" \
+	--duration "$((ldur + 2))" --t0 "$((base_t0 + day))" > "$work/lat-write.json" &
+lw=$!; pids+=("$lw")
+sleep 1
+out=$("$loadgen" get --port "$tport" "${qpaths[@]}" --interval-ms 20 --duration "$ldur")
+wait "$lw" || true
+rec latency "{\"load\":\"80%\",\"series\":$ls,\"rate\":$rate,\"max_rate\":$maxr,\"get\":$out,\"write\":$(cat "$work/lat-write.json")}"
+
+if [ "$profile" = 1 ] && command -v perf >/dev/null; then
+	log "profile: perf record of foreshockd under unpaced ingest ($ls series, 10 s)"
+	"$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --duration 12 \
+		--t0 "$((base_t0 + 2 * day))" > /dev/null &
+	lw=$!; pids+=("$lw")
+	sleep 1
+	timeout 30 perf record -F 499 -g -p "$tpid" -o "$work/perf.data" -- sleep 10 >/dev/null 2>&1 || true
+	wait "$lw" || true
+	if [ -s "$work/perf.data" ]; then
+		perf report -i "$work/perf.data" --no-children --percent-limit 0.7 --stdio \
+			--sort symbol -g none 2>/dev/null | grep -v '^$' > "$outdir/profile-$stamp.txt" || true
+		perf report -i "$work/perf.data" --children --percent-limit 3 --stdio \
+			--sort symbol -g none 2>/dev/null | grep -v '^$' > "$outdir/profile-children-$stamp.txt" || true
+	fi
+fi
+
+log "restart with $ls series checkpointed"
+a_before=$(accepted)
+t_a=$(now); kill -TERM "$tpid"
+for ((i = 0; i < 1200; i++)); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.05; done
+t_b=$(now)
+ckpt_ms=$(grep -o 'event=checkpoint series=[0-9]* ms=[0-9]*' "$tdir/log" | tail -1 | sed 's/.*ms=//' || true)
+# keep the data dir: restart on it
+"$fsd" --listen "127.0.0.1:$tport" --data-dir "$tdir" --model "$top/models/default.yml" \
+	--max-series 2000000 --log-level info > "$tdir/log2" 2>&1 &
+t_c=$(now); tpid=$!; pids+=("$tpid")
+wait_http "http://127.0.0.1:$tport/readyz" 120 || log "foreshockd not ready after 120 s"
+t_d=$(now)
+restored=$(grep -o 'series_restored=[0-9]*' "$tdir/log2" | tail -1 | sed 's/.*=//' || true)
+rec restart "{\"series\":$ls,\"samples_before\":$a_before,\"shutdown_s\":$(python3 -c "print($t_b-$t_a)"),\"checkpoint_ms\":${ckpt_ms:-null},\"ready_s\":$(python3 -c "print($t_d-$t_c)"),\"series_restored\":${restored:-0},\"rss_after_restore_kb\":$(rss_kb "$tpid")}"
+
+log "overload: 32 connections unpaced, then a 20 MB body"
+odur=$([ "$quick" = 1 ] && echo 2 || echo 15)
+overload() { # on the running target
+	local ocon=32 rss_max=0 r
+	"$loadgen" write --port "$tport" --path "$(write_path)" --series "$ls" --lines $lines \
+		--conns $ocon --duration "$odur" --t0 "$((base_t0 + 4 * day))" > "$work/ov-write.json" &
+	lw=$!; pids+=("$lw")
+	"$loadgen" get --port "$tport" --path "$1" --interval-ms 100 --duration "$odur" \
+		> "$work/ov-get.json" &
+	local lg=$!; pids+=("$lg")
+	local i
+	for ((i = 0; i < odur * 4 + 40; i++)); do
+		kill -0 "$lw" 2>/dev/null || break
+		r=$(rss_kb "$tpid"); [ "$r" -gt "$rss_max" ] && rss_max=$r
+		sleep 0.25
+	done
+	wait "$lw" || true; wait "$lg" || true
+	local big
+	big=$("$loadgen" write --port "$tport" --path "$(write_path)" --series 300000 --lines 300000 \
+		--conns 1 --rounds 1 --duration 60 --t0 "$((base_t0 + 8 * day))")
+	local alive=0
+	kill -0 "$tpid" 2>/dev/null && alive=1
+	rec overload "{\"target\":\"$target\",\"series\":$ls,\"conns\":$ocon,\"rss_max_kb\":$rss_max,\"rss_after_kb\":$(rss_kb "$tpid"),\"alive\":$alive,\"write\":$(cat "$work/ov-write.json"),\"probe\":$(cat "$work/ov-get.json"),\"big_body\":$big}"
+}
+overload /readyz
+stop_target
+if [ $have_vm = 1 ] && [ "$quick" = 0 ]; then
+	start_target vm 2000000
+	"$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --rounds 3 \
+		--duration 600 --t0 "$base_t0" > /dev/null
+	overload /health
+	stop_target
+fi
+
+# ---- report -------------------------------------------------------------------------
+meta=$(python3 - <<-EOF
+import json, os, platform
+mem = open("/proc/meminfo").read().split("\n")[0].split()[1]
+cpu = [l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][:1]
+print(json.dumps({"date": "$stamp", "nproc": os.cpu_count(), "mem_kb": int(mem),
+  "cpu": cpu[0] if cpu else "", "kernel": platform.release(), "quick": $quick,
+  "reps": $reps, "duration_s": $dur, "command": "bench/run.sh $orig_args".strip(),
+  "loadavg_end": open("/proc/loadavg").read().split()[:3],
+  "foreshock_version": "$("$fsd" --version 2>/dev/null | head -1)",
+  "victoria_metrics_version": "$( [ $have_vm = 1 ] && victoria-metrics -version 2>/dev/null | head -1 || true)",
+  "influxdb_version": "$( [ $have_influx = 1 ] && influxd version 2>/dev/null | head -1 || true)"}))
+EOF
+)
+rec meta "$meta"
+cp "$steps" "$outdir/steps-$stamp.jsonl"
+python3 "$top/bench/report.py" "$steps" "$outdir/results-$stamp.json" "$outdir/results-$stamp.md"
+cat "$outdir/results-$stamp.md"
+log "results: $outdir/results-$stamp.json, $outdir/results-$stamp.md"
