@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "alert.h"
+#include "api_prom.h"
 #include "engine.h"
 #include "selector.h"
 #include "store.h"
@@ -301,8 +302,8 @@ const char *api_arg(const struct api_request *req, const char *key)
 
 /* Optional time parameter: 0 if absent (*ms untouched), 1 if set, -1 (and
  * a 400 in resp) if invalid. */
-static int time_arg(const struct api_request *req, const char *key, int64_t *ms,
-                    struct api_response *resp)
+int api_time_arg(const struct api_request *req, const char *key, int64_t *ms,
+                 struct api_response *resp)
 {
 	const char *v = api_arg(req, key);
 	if (!v || !*v)
@@ -318,8 +319,8 @@ static int time_arg(const struct api_request *req, const char *key, int64_t *ms,
 
 /* Parse every argument named key (and alt, if not NULL) as a selector.
  * Returns the count (sel[] filled, caller frees) or -1 with a 400 in resp. */
-static long parse_selectors(const struct api_request *req, const char *key, const char *alt,
-                            struct selector **out, struct api_response *resp)
+long api_parse_selectors(const struct api_request *req, const char *key, const char *alt,
+                         struct selector **out, struct api_response *resp)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < req->nargs; i++)
@@ -352,14 +353,14 @@ static long parse_selectors(const struct api_request *req, const char *key, cons
 	return (long)n;
 }
 
-static void free_selectors(struct selector *sel, long n)
+void api_free_selectors(struct selector *sel, long n)
 {
 	for (long i = 0; i < n; i++)
 		selector_free(&sel[i]);
 	free(sel);
 }
 
-static void json_labels(struct obuf *b, const struct labels *l)
+void api_json_labels(struct obuf *b, const struct labels *l)
 {
 	obuf_add(b, "{", 1);
 	for (size_t i = 0; i < l->n; i++) {
@@ -468,7 +469,7 @@ static void handle_alerts(struct api_ctx *api, const struct api_request *req,
 		return;
 	}
 	int64_t since = INT64_MIN;
-	if (time_arg(req, "since", &since, resp) < 0)
+	if (api_time_arg(req, "since", &since, resp) < 0)
 		return;
 	if (!api->store) {
 		api_error(resp, 503, "unavailable", "no alert store");
@@ -493,7 +494,7 @@ static void handle_alert_history(struct api_ctx *api, const struct api_request *
 {
 	const char *series = api_arg(req, "series");
 	int64_t start = INT64_MIN, end = INT64_MAX;
-	if (time_arg(req, "start", &start, resp) < 0 || time_arg(req, "end", &end, resp) < 0)
+	if (api_time_arg(req, "start", &start, resp) < 0 || api_time_arg(req, "end", &end, resp) < 0)
 		return;
 	if (start > end) {
 		api_error(resp, 400, "bad_data", "invalid parameters: 'end' is before 'start'");
@@ -531,47 +532,6 @@ static void handle_alert_history(struct api_ctx *api, const struct api_request *
 }
 
 /* ------------------------------------------------------------------------ */
-/* GET /api/v1/series */
-
-struct series_ctx {
-	struct obuf *b;
-	size_t n;
-};
-
-static int series_cb(void *vctx, const struct series_info *s)
-{
-	struct series_ctx *c = vctx;
-	if (c->n++)
-		obuf_add(c->b, ",", 1);
-	json_labels(c->b, s->labels);
-	return c->b->failed;
-}
-
-static void handle_series(struct api_ctx *api, const struct api_request *req,
-                          struct api_response *resp)
-{
-	struct selector *sel;
-	long nsel = parse_selectors(req, "match[]", NULL, &sel, resp);
-	if (nsel < 0)
-		return;
-	/* start/end are accepted (Grafana sends them) and ignored: the registry
-	 * holds only live series. */
-	int64_t ignored;
-	if (time_arg(req, "start", &ignored, resp) < 0 || time_arg(req, "end", &ignored, resp) < 0) {
-		free_selectors(sel, nsel);
-		return;
-	}
-	struct obuf b;
-	obuf_init(&b, 0);
-	struct series_ctx c = { &b, 0 };
-	obuf_puts(&b, "{\"status\":\"success\",\"data\":[");
-	engine_series_foreach(api->engine, sel, (size_t)nsel, series_cb, &c);
-	obuf_puts(&b, "]}\n");
-	free_selectors(sel, nsel);
-	api_send(resp, 200, "application/json", &b);
-}
-
-/* ------------------------------------------------------------------------ */
 /* GET /api/v1/anomalies */
 
 #define DEFAULT_WINDOW_MS (3600 * 1000LL)
@@ -594,7 +554,7 @@ static int anom_cb(void *vctx, const struct series_info *s, const struct history
 	struct anom_ctx *c = vctx;
 	struct obuf *b = c->b;
 	obuf_puts(b, c->n++ ? ",{\"labels\":" : "{\"labels\":");
-	json_labels(b, s->labels);
+	api_json_labels(b, s->labels);
 	obuf_puts(b, ",\"series\":");
 	obuf_json_str(b, s->key, strlen(s->key));
 	obuf_printf(b, ",\"samples\":%llu", (unsigned long long)s->samples);
@@ -665,10 +625,10 @@ static void handle_anomalies(struct api_ctx *api, const struct api_request *req,
                              struct api_response *resp)
 {
 	int64_t start = INT64_MIN, end = INT64_MAX;
-	int has_start = time_arg(req, "start", &start, resp);
+	int has_start = api_time_arg(req, "start", &start, resp);
 	if (has_start < 0)
 		return;
-	int has_end = time_arg(req, "end", &end, resp);
+	int has_end = api_time_arg(req, "end", &end, resp);
 	if (has_end < 0)
 		return;
 	if (!has_start && has_end)
@@ -682,7 +642,7 @@ static void handle_anomalies(struct api_ctx *api, const struct api_request *req,
 	if (pts && (!strcmp(pts, "0") || !strcmp(pts, "false")))
 		c.with_points = 0;
 	struct selector *sel;
-	long nsel = parse_selectors(req, "series", "match[]", &sel, resp);
+	long nsel = api_parse_selectors(req, "series", "match[]", &sel, resp);
 	if (nsel < 0)
 		return;
 	struct obuf b;
@@ -691,7 +651,7 @@ static void handle_anomalies(struct api_ctx *api, const struct api_request *req,
 	obuf_puts(&b, "{\"status\":\"success\",\"data\":[");
 	engine_history(api->engine, sel, (size_t)nsel, start, end, anom_cb, &c);
 	obuf_puts(&b, "]}\n");
-	free_selectors(sel, nsel);
+	api_free_selectors(sel, nsel);
 	api_send(resp, 200, "application/json", &b);
 }
 
@@ -714,6 +674,17 @@ static const struct route routes[] = {
 	{ "/api/v1/alerts/history", ROUTE_ALERTS, "GET" },
 	{ "/api/v1/series", ROUTE_SERIES, "GET,POST" },
 	{ "/api/v1/anomalies", ROUTE_ANOMALIES, "GET" },
+	/* Prometheus query API (api_prom.c) */
+	{ "/api/v1/query", ROUTE_QUERY, "GET,POST" },
+	{ "/api/v1/query_range", ROUTE_QUERY, "GET,POST" },
+	{ "/api/v1/labels", ROUTE_QUERY, "GET,POST" },
+	{ "/api/v1/label/<name>/values", ROUTE_QUERY, "GET" }, /* matched by prefix */
+	{ "/api/v1/metadata", ROUTE_QUERY, "GET" },
+	{ "/api/v1/query_exemplars", ROUTE_QUERY, "GET,POST" },
+	{ "/api/v1/rules", ROUTE_QUERY, "GET" },
+	{ "/api/v1/status/buildinfo", ROUTE_QUERY, "GET" },
+	{ "/api/v1/status/runtimeinfo", ROUTE_QUERY, "GET" },
+	{ "/api/v1/forecast", ROUTE_FORECAST, "GET" },
 	{ "/metrics", ROUTE_METRICS, "GET" },
 	{ "/healthz", ROUTE_HEALTH, "GET" },
 	{ "/readyz", ROUTE_HEALTH, "GET" },
@@ -724,6 +695,8 @@ static const struct route routes[] = {
 
 static const struct route *find_route(const char *path)
 {
+	if (api_prom_is_label_values(path))
+		path = "/api/v1/label/<name>/values";
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
 		if (!strcmp(routes[i].path, path))
 			return &routes[i];
@@ -795,13 +768,19 @@ void api_handle(struct api_ctx *api, const struct api_request *req, struct api_r
 			handle_alert_history(api, req, resp);
 		return;
 	case ROUTE_SERIES:
-		handle_series(api, req, resp);
+		api_prom_series(api, req, resp);
+		return;
+	case ROUTE_QUERY:
+		api_prom_handle(api, req, resp);
 		return;
 	case ROUTE_ANOMALIES:
 		handle_anomalies(api, req, resp);
 		return;
 	case ROUTE_METRICS:
 		api_metrics(api, req, resp);
+		return;
+	case ROUTE_FORECAST:
+		api_forecast(api, req, resp);
 		return;
 	case ROUTE_HEALTH:
 		if (!strcmp(p, "/readyz")) {

@@ -100,7 +100,23 @@ void api_send(struct api_response *resp, unsigned status, const char *content_ty
 void api_add_header(struct api_response *resp, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Shared parameter helpers. api_time_arg: 0 if the argument is absent (*ms
+ * untouched), 1 if set, -1 with a 400 in resp if invalid (RFC 3339 or epoch
+ * seconds). api_parse_selectors: every argument named key (or alt) parsed as
+ * a series selector; returns the count (caller frees with
+ * api_free_selectors) or -1 with a 400 in resp. */
+struct selector;
+struct labels;
+int api_time_arg(const struct api_request *req, const char *key, int64_t *ms,
+                 struct api_response *resp);
+long api_parse_selectors(const struct api_request *req, const char *key, const char *alt,
+                         struct selector **out, struct api_response *resp);
+void api_free_selectors(struct selector *sel, long n);
+/* A label set as a JSON object. */
+void api_json_labels(struct obuf *b, const struct labels *l);
+
 /* Handlers in the other api files. */
+void api_forecast(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
 void api_write_lp(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
 void api_import_json(struct api_ctx *api, const struct api_request *req,
                      struct api_response *resp);

@@ -28,7 +28,9 @@ struct engine {
 	char *alertname;
 	char *external_url;
 	struct model *model;
-	uint64_t fingerprint;
+	uint64_t fingerprint;       /* of the model and the forecaster: checkpoints must match */
+	size_t det_size;            /* model state bytes at the start of each state block */
+	size_t fc_off, fc_size;     /* forecaster state within the block (fc_size 0 = off) */
 	struct series_registry reg;
 	struct store *store;
 	struct selfstats *stats;
@@ -77,6 +79,36 @@ void engine_config_default(struct engine_config *c)
 	c->alert_retention_ms = 7LL * 86400 * 1000;
 	c->alertname = "ForeshockAnomaly";
 	c->external_url = NULL;
+	c->forecast = 1;
+	forecast_params_default(&c->forecast_params);
+}
+
+/* The per-series state block: [model state][forecaster state], and the
+ * fingerprint that guards checkpoints of that layout. */
+static void set_layout(struct engine *e)
+{
+	e->det_size = model_state_size(e->model);
+	e->fc_off = (e->det_size + 15) & ~(size_t)15;
+	e->fc_size = e->cfg.forecast ? forecast_state_size(&e->cfg.forecast_params) : 0;
+	uint64_t fp = model_fingerprint(e->model);
+	if (e->fc_size) {
+		/* fold the forecaster's parameters into the fingerprint */
+		const unsigned char *b = (const unsigned char *)&e->cfg.forecast_params;
+		uint64_t h = 0xcbf29ce484222325ULL ^ e->fc_size;
+		for (size_t i = 0; i < sizeof e->cfg.forecast_params; i++) {
+			h ^= b[i];
+			h *= 0x100000001b3ULL;
+		}
+		fp ^= h;
+	}
+	e->fingerprint = fp;
+}
+
+static void state_init(struct engine *e, struct series *s)
+{
+	model_state_init(e->model, s->det_state);
+	if (e->fc_size)
+		forecast_state_init(&e->cfg.forecast_params, s->det_state + e->fc_off);
 }
 
 struct engine *engine_new(const struct engine_config *cfg, struct model *model,
@@ -95,11 +127,11 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 	e->cfg.alertname = e->alertname;
 	e->cfg.external_url = e->external_url;
 	e->model = model;
-	e->fingerprint = model_fingerprint(model);
 	e->store = store;
 	e->stats = stats;
+	set_layout(e);
 	if (!e->alertname ||
-	    registry_init(&e->reg, cfg->max_series, model_state_size(model), cfg->history_points) < 0) {
+	    registry_init(&e->reg, cfg->max_series, e->fc_off + e->fc_size, cfg->history_points) < 0) {
 		snprintf(err, errlen, "out of memory");
 		engine_free(e);
 		return NULL;
@@ -441,7 +473,7 @@ static struct series *find_or_create(struct engine_batch *b, const struct label_
 		return NULL;
 	}
 	s->kind = (uint8_t)kind;
-	model_state_init(e->model, s->det_state);
+	state_init(e, s);
 	b->res.series_created++;
 	return s;
 }
@@ -491,6 +523,8 @@ static void detect(struct engine *e, struct series *s, int64_t ts_ms, double val
 {
 	struct det_result r;
 	model_update(e->model, s->det_state, ts_ms, value, &r);
+	if (e->fc_size)
+		forecast_update(&e->cfg.forecast_params, s->det_state + e->fc_off, ts_ms, value);
 	record(e, s, ts_ms, value, &r);
 	enum alert_event ev =
 		alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms, r.score, value);
@@ -893,6 +927,42 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 	return rc;
 }
 
+int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
+                    size_t n, double limit, int above, engine_forecast_fn fn, void *ctx)
+{
+	if (n == 0 || step_ms <= 0)
+		return -1;
+	struct forecast_point *pts = malloc(n * sizeof *pts);
+	if (!pts)
+		return -1;
+	int rc = 0;
+	pthread_mutex_lock(&e->mu);
+	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
+		const struct series *s = e->reg.v[i];
+		if (!e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET ||
+		    !series_selected(s, sel, nsel))
+			continue;
+		const void *st = s->det_state + e->fc_off;
+		struct series_info si;
+		fill_info(s, &si);
+		struct forecast_info info;
+		forecast_info_get(st, &info);
+		size_t got = 0;
+		if (forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms, step_ms, n,
+		                     pts) == 0)
+			got = n;
+		struct breach br, *brp = NULL;
+		if (got && !isnan(limit) &&
+		    forecast_time_to_breach(&e->cfg.forecast_params, st, s->last_ts_ms,
+		                            (int64_t)n * step_ms, limit, above, &br) == 0)
+			brp = &br;
+		rc = fn(ctx, &si, pts, got, brp, &info);
+	}
+	pthread_mutex_unlock(&e->mu);
+	free(pts);
+	return rc;
+}
+
 int engine_set_external_url(struct engine *e, const char *url)
 {
 	char *u = url ? strdup(url) : NULL;
@@ -1080,7 +1150,7 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 		}
 	}
 	/* Model changed: keep the series and its alert, re-learn the detector. */
-	model_state_init(e->model, s->det_state);
+	state_init(e, s);
 	s->last_ts_ms = c->last_ts_ms;
 	s->samples = c->last_ts_ms > 0 ? 1 : 0;
 	s->first_ts_ms = c->last_ts_ms;
@@ -1255,24 +1325,31 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 void engine_set_model(struct engine *e, struct model *m)
 {
 	pthread_mutex_lock(&e->mu);
-	uint64_t fp = model_fingerprint(m);
-	if (fp != e->fingerprint) {
-		if (registry_resize_state(&e->reg, model_state_size(m)) < 0) {
+	struct model *old = e->model;
+	uint64_t old_fp = e->fingerprint;
+	size_t old_size = e->fc_off + e->fc_size;
+	e->model = m;
+	set_layout(e);
+	if (e->fingerprint != old_fp) {
+		size_t new_size = e->fc_off + e->fc_size;
+		if (new_size != old_size && registry_resize_state(&e->reg, new_size) < 0) {
 			log_msg(LOG_ERROR, "event=reload_failed reason=oom model=%s", model_name(m));
+			e->model = old;
+			set_layout(e);
 			pthread_mutex_unlock(&e->mu);
 			model_free(m);
 			return;
 		}
+		/* The forecaster state could be kept, but its offset may have
+		 * moved with the model's state size: re-learn both. */
 		for (size_t i = 0; i < e->reg.n; i++)
-			model_state_init(m, e->reg.v[i]->det_state);
+			state_init(e, e->reg.v[i]);
 		log_msg(LOG_INFO, "event=model_changed model=%s series_relearning=%zu", model_name(m),
 		        e->reg.n);
 	} else {
 		log_msg(LOG_INFO, "event=model_unchanged model=%s", model_name(m));
 	}
-	model_free(e->model);
-	e->model = m;
-	e->fingerprint = fp;
+	model_free(old);
 	pthread_mutex_unlock(&e->mu);
 }
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "detector.h"
+#include "forecast.h"
 #include "labels.h"
 #include "selector.h"
 #include "selfstats.h"
@@ -39,6 +40,8 @@ struct engine_config {
 	int64_t alert_retention_ms;       /* ended alerts kept this long (event time) */
 	const char *alertname;            /* label value of alertname, e.g. "ForeshockAnomaly" */
 	const char *external_url;         /* base URL used in annotation links; may be NULL */
+	int forecast;                     /* 1: a seasonal forecaster runs on every gauge/derived series */
+	struct forecast_params forecast_params;
 };
 void engine_config_default(struct engine_config *c);
 
@@ -120,6 +123,17 @@ struct engine_stats {
 	const char *model_name;
 };
 void engine_get_stats(struct engine *e, struct engine_stats *st);
+/* Forecasts of each matching series (gauges and derived signals): n points
+ * from just after the series' last sample, step_ms apart. If limit is not
+ * NAN, breach is filled with the time-to-breach of that limit within
+ * n * step_ms (above = 1: breach when the signal rises above it). Series
+ * whose forecaster is not ready yet are passed with n = 0. */
+typedef int (*engine_forecast_fn)(void *ctx, const struct series_info *s,
+                                  const struct forecast_point *pts, size_t n,
+                                  const struct breach *breach, const struct forecast_info *info);
+int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
+                    size_t n, double limit, int above, engine_forecast_fn fn, void *ctx);
+
 /* Base URL for links in alert annotations (set once the port is known). */
 int engine_set_external_url(struct engine *e, const char *url);
 

@@ -281,6 +281,10 @@ char *labels_to_string(const struct labels *l)
 	size_t nl = strlen(name);
 	memcpy(p, name, nl);
 	p += nl;
+	if (l->n == (labels_get(l, "__name__") ? 1u : 0u)) {
+		*p = '\0'; /* no labels besides the name: just "name" */
+		return s;
+	}
 	*p++ = '{';
 	int first = 1;
 	for (size_t i = 0; i < l->n; i++) {
