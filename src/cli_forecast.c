@@ -143,7 +143,7 @@ static int set_param(struct forecast_params *p, const char *kv)
 #define P(field) if (n == strlen(#field) && !strncmp(kv, #field, n)) { p->field = (__typeof__(p->field))v; return 0; }
 	P(alpha) P(beta) P(phi) P(gamma_daily) P(gamma_weekly) P(fit) P(fit_horizon_ms)
 	P(detect_season) P(acf_threshold) P(min_step_ms) P(max_step_ms) P(min_steps)
-	P(quantile_rate) P(scale_rate) P(median_correct) P(huber_k) P(profile_clip)
+	P(quantile_rate) P(scale_rate) P(median_correct) P(huber_k) P(profile_clip) P(shift_run)
 #undef P
 	return -1;
 }

@@ -37,7 +37,8 @@
 #define NBUCKET 7   /* error-tracking horizons 1, 3, 9, ..., 729 grid steps */
 #define NSLOT 3     /* pending forecasts per horizon */
 #define NQ 5        /* tracked quantiles of the standardised error */
-#define NMIN_ERR 5  /* errors needed before a horizon bucket is used */
+#define NMIN_ERR 5  /* errors needed before the 1-step bucket is used */
+#define NMIN_ERR_LONG 20 /* ... and before a longer horizon bucket is used */
 #define SLOT_FREE UINT32_MAX
 #define NGRID_A 6   /* refit candidates: alpha values x beta values */
 #define NGRID_B 2
@@ -65,6 +66,7 @@ struct fstate {
 	uint8_t mult;            /* model runs on log(y + offset) */
 	uint8_t mode_decided;    /* additive/multiplicative decided (AUTO mode) */
 	uint8_t season;          /* SEASON_DAILY | SEASON_WEEKLY, as detected */
+	int8_t clip_run;         /* +-n: the last n level errors were all beyond the cap */
 	uint16_t nwarm;          /* samples in u.w */
 	uint16_t fine_len, coarse_len, coarse_head;
 	uint16_t fine_head, coarse_since_detect;
@@ -273,6 +275,7 @@ void forecast_params_default(struct forecast_params *p)
 	p->median_correct = 1;
 	p->huber_k = 3.0;
 	p->profile_clip = 4.0;
+	p->shift_run = 6;
 }
 
 size_t forecast_state_size(const struct forecast_params *p)
@@ -893,8 +896,19 @@ static void close_bucket(const struct forecast_params *p, struct fstate *s, int6
 	double e = z - (base + season_used(s, tc));
 	double ae = 1 - pow(1 - s->alpha, m);
 	double sd = season_daily(s, tc), sw = season_weekly(s, tc);
-	if (p->huber_k > 0 && s->eb[0].n >= NMIN_ERR)
-		e = clampd(e, p->huber_k * s->eb[0].scale);
+	/* Robust level: outliers move the level by at most huber_k mean errors;
+	 * more than shift_run in a row on the same side are a level shift and go
+	 * through unclipped. */
+	if (p->huber_k > 0 && s->eb[0].n >= NMIN_ERR) {
+		double lim = p->huber_k * s->eb[0].scale;
+		int sign = e > lim ? 1 : e < -lim ? -1 : 0;
+		int run = s->clip_run * sign > 0 ? abs(s->clip_run) + 1 : 1;
+		if (run > 100)
+			run = 100;
+		s->clip_run = (int8_t)(sign * run);
+		if (sign != 0 && run <= (int)p->shift_run)
+			e = clampd(e, lim);
+	}
 	s->level = base + ae * e;
 	s->trend = pow(phi, m) * s->trend + ae * s->beta * e / m; /* slope over the gap */
 	/* gamma is per pass over a bin (a running mean over the first passes),
@@ -1091,7 +1105,7 @@ static void get_origin(const struct forecast_params *p, const struct fstate *s, 
 static void err_at(const struct fstate *s, double j, double *scale, double q[NQ])
 {
 	int top = 0;
-	while (top + 1 < NBUCKET && s->eb[top + 1].n >= NMIN_ERR)
+	while (top + 1 < NBUCKET && s->eb[top + 1].n >= NMIN_ERR_LONG)
 		top++;
 	if (j <= 1) {
 		*scale = s->eb[0].scale;

@@ -65,6 +65,8 @@ struct forecast_params {
 	int median_correct;      /* 1: point forecast is the predictive median (learned bias) */
 	double huber_k;          /* level/trend errors are capped at this many mean abs errors
 	                          * (robust to spikes); 0: no cap */
+	uint32_t shift_run;      /* ... except after this many capped errors in a row on one
+	                          * side (a level shift, not a spike) */
 	double profile_clip;     /* seasonal profile steps capped at this many mean abs
 	                          * deviations from the baseline; 0: no cap */
 };
