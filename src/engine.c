@@ -271,46 +271,57 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	return out;
 }
 
-static void queue_transition(struct engine *e, struct series *s, enum alert_event ev,
-                             const struct det_result *r, int64_t ts, double value)
+/* Queue one transition of the alert whose state machine is f. Takes
+ * ownership of key, labels and annotations (freed on failure). Assigns the
+ * alert id when the transition opens a new alert. */
+static void queue_rec(struct engine *e, struct alert_fsm *f, enum alert_event ev, char *key,
+                      char *labels, char *annotations, int64_t ts, double value, double score)
 {
+	if (!key || !labels || !annotations)
+		goto oom;
 	if (e->npend == e->cappend) {
 		size_t ncap = e->cappend ? e->cappend * 2 : 16;
 		struct pending_tr *np = realloc(e->pend, ncap * sizeof *np);
-		if (!np) {
-			log_msg(LOG_ERROR, "event=alert_dropped series=%s reason=oom", s->key);
-			return;
-		}
+		if (!np)
+			goto oom;
 		e->pend = np;
 		e->cappend = ncap;
 	}
-	const struct alert_fsm *f = &s->alert;
 	struct pending_tr *p = &e->pend[e->npend];
 	memset(p, 0, sizeof *p);
-	if (ev == AEV_PENDING || (ev == AEV_FIRING && f->active_at_ms == ts && s->alert.alert_id == 0)) {
+	if (ev == AEV_PENDING || (ev == AEV_FIRING && f->active_at_ms == ts && f->alert_id == 0)) {
 		p->new_alert = 1;
-		s->alert.alert_id = e->next_alert_id++;
+		f->alert_id = e->next_alert_id++;
 	}
-	p->rec.id = s->alert.alert_id;
-	p->rec.series_key = strdup(s->key);
-	p->rec.labels_json = labels_json(&s->labels, e->alertname, model_alerting(e->model)->severity);
-	p->rec.annotations_json = annotations_json(e, s, r, value, ev);
+	p->rec.id = f->alert_id;
+	p->rec.series_key = key;
+	p->rec.labels_json = labels;
+	p->rec.annotations_json = annotations;
 	p->rec.state = alert_event_name(ev);
 	p->rec.active_at_ms = f->active_at_ms;
 	p->rec.firing_at_ms = f->firing_at_ms;
 	p->rec.resolved_at_ms = (ev == AEV_RESOLVED || ev == AEV_CANCELLED) ? ts : 0;
 	p->rec.event_at_ms = ts;
 	p->rec.value = value;
-	p->rec.score = r->score;
-	if (!p->rec.series_key || !p->rec.labels_json || !p->rec.annotations_json) {
-		pending_free(p);
-		log_msg(LOG_ERROR, "event=alert_dropped series=%s reason=oom", s->key);
-		return;
-	}
+	p->rec.score = score;
 	e->npend++;
 	atomic_fetch_add_explicit(&e->stats->alert_transitions, 1, memory_order_relaxed);
 	log_msg(LOG_INFO, "event=alert_%s alert_id=%lld series=%s score=%.3f value=%g",
-	        alert_event_name(ev), (long long)p->rec.id, s->key, r->score, value);
+	        alert_event_name(ev), (long long)p->rec.id, key, score, value);
+	return;
+oom:
+	log_msg(LOG_ERROR, "event=alert_dropped series=%s reason=oom", key ? key : "?");
+	free(key);
+	free(labels);
+	free(annotations);
+}
+
+static void queue_transition(struct engine *e, struct series *s, enum alert_event ev,
+                             const struct det_result *r, int64_t ts, double value)
+{
+	queue_rec(e, &s->alert, ev, strdup(s->key),
+	          labels_json(&s->labels, e->alertname, model_alerting(e->model)->severity),
+	          annotations_json(e, s, r, value, ev), ts, value, r->score);
 }
 
 /* --- metric family types --------------------------------------------- */
