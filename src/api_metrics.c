@@ -85,22 +85,72 @@ struct fam_ctx {
 	struct obuf fam[SERIES_FAMILIES];
 };
 
+/* The label block of a series' gauges: {series_name="…",<its labels>EXTRA} */
+static void series_label_block(struct obuf *lb, const struct labels *l, const char *extra)
+{
+	obuf_puts(lb, "{series_name=");
+	prom_label_value(lb, labels_metric_name(l));
+	for (size_t i = 0; i < l->n; i++) {
+		const char *n = l->names[i];
+		if (!strcmp(n, "__name__"))
+			continue;
+		obuf_printf(lb, ",%s%s=", strcmp(n, "series_name") ? "" : "exported_", n);
+		prom_label_value(lb, l->values[i]);
+	}
+	if (extra)
+		obuf_puts(lb, extra);
+	obuf_puts(lb, "} ");
+}
+
+/* Forecast gauges: the forecast FORECAST_METRIC_HORIZON after each series'
+ * last sample, with its 95% interval. */
+#define FORECAST_FAMILIES 3
+#define FORECAST_METRIC_HORIZON_MS (15 * 60 * 1000)
+static const char *const fc_name[FORECAST_FAMILIES] = {
+	"foreshock_forecast_value", "foreshock_forecast_lower", "foreshock_forecast_upper",
+};
+static const char *const fc_help[FORECAST_FAMILIES] = {
+	"Forecast of the series 15 minutes after its last sample (point forecast).",
+	"Lower edge of the 95% prediction interval of that forecast.",
+	"Upper edge of the 95% prediction interval of that forecast.",
+};
+
+struct fc_ctx {
+	struct obuf fam[FORECAST_FAMILIES];
+};
+
+static int forecast_metrics_cb(void *vctx, const struct series_info *s,
+                               const struct forecast_point *pts, size_t n,
+                               const struct breach *br, const struct forecast_info *info)
+{
+	struct fc_ctx *c = vctx;
+	(void)br;
+	(void)info;
+	if (n == 0)
+		return 0;
+	struct obuf lb;
+	obuf_init(&lb, 0);
+	series_label_block(&lb, s->labels, ",horizon=\"15m\"");
+	double v[FORECAST_FAMILIES] = { pts[0].mean, pts[0].lo95, pts[0].hi95 };
+	int failed = lb.failed;
+	for (int f = 0; f < FORECAST_FAMILIES && !failed; f++) {
+		obuf_puts(&c->fam[f], fc_name[f]);
+		obuf_add(&c->fam[f], lb.p, lb.len);
+		prom_value(&c->fam[f], v[f]);
+		obuf_add(&c->fam[f], "\n", 1);
+		failed |= c->fam[f].failed;
+	}
+	obuf_free(&lb);
+	return failed;
+}
+
 static int series_metrics_cb(void *vctx, const struct series_info *s)
 {
 	struct fam_ctx *c = vctx;
 	/* label block, shared by the families */
 	struct obuf lb;
 	obuf_init(&lb, 0);
-	obuf_puts(&lb, "{series_name=");
-	prom_label_value(&lb, labels_metric_name(s->labels));
-	for (size_t i = 0; i < s->labels->n; i++) {
-		const char *n = s->labels->names[i];
-		if (!strcmp(n, "__name__"))
-			continue;
-		obuf_printf(&lb, ",%s%s=", strcmp(n, "series_name") ? "" : "exported_", n);
-		prom_label_value(&lb, s->labels->values[i]);
-	}
-	obuf_puts(&lb, "} ");
+	series_label_block(&lb, s->labels, NULL);
 	if (lb.failed) {
 		obuf_free(&lb);
 		return 1;
@@ -228,6 +278,18 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 				b.failed = 1;
 			obuf_add(&b, c.fam[f].p ? c.fam[f].p : "", c.fam[f].len);
 			obuf_free(&c.fam[f]);
+		}
+		struct fc_ctx fc;
+		for (int f = 0; f < FORECAST_FAMILIES; f++)
+			obuf_init(&fc.fam[f], 0);
+		engine_forecast(api->engine, NULL, 0, FORECAST_METRIC_HORIZON_MS, 1, NAN, 1,
+		                forecast_metrics_cb, &fc);
+		for (int f = 0; f < FORECAST_FAMILIES; f++) {
+			header(&b, fc_name[f], "gauge", fc_help[f]);
+			if (fc.fam[f].failed)
+				b.failed = 1;
+			obuf_add(&b, fc.fam[f].p ? fc.fam[f].p : "", fc.fam[f].len);
+			obuf_free(&fc.fam[f]);
 		}
 	}
 	api_send(resp, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
