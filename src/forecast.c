@@ -1049,7 +1049,10 @@ static void start_running(const struct forecast_params *p, struct fstate *s)
 void forecast_update(const struct forecast_params *p, void *state, int64_t ts_ms, double value)
 {
 	struct fstate *s = state;
-	if (!isfinite(value)) {
+	/* NaN/inf, magnitudes a float cannot hold, and times beyond +-3000 years
+	 * (whose grid arithmetic could overflow) are dropped. */
+	if (!isfinite(value) || fabs(value) > 1e30 || ts_ms > 100000000000000LL ||
+	    ts_ms < -100000000000000LL) {
 		s->dropped++;
 		return;
 	}
@@ -1207,6 +1210,18 @@ static double exceed_prob(const struct pred_z *z, double x)
 	return 0;
 }
 
+/* Where the linear interpolation of f between (t0, f0 < 0) and (t1, f1 >= 0)
+ * reaches 0. */
+static int64_t cross_time(int64_t t0, double f0, int64_t t1, double f1, int first)
+{
+	if (first)
+		return t1;
+	double frac = -f0 / (f1 - f0);
+	if (!(frac >= 0 && frac <= 1))
+		return t1;
+	return t0 + (int64_t)((double)(t1 - t0) * frac);
+}
+
 int forecast_time_to_breach(const struct forecast_params *p, const void *state, int64_t now_ms,
                             int64_t horizon_ms, double limit, int above, struct breach *out)
 {
@@ -1251,13 +1266,11 @@ int forecast_time_to_breach(const struct forecast_params *p, const void *state, 
 			pmax = pr;
 		if (!out->mean_crosses && fm >= 0) {
 			out->mean_crosses = 1;
-			out->mean_at_ms = t == now_ms || !(fm > fm_prev) ? t :
-			                  t_prev + (int64_t)((double)(t - t_prev) * (-fm_prev) / (fm - fm_prev));
+			out->mean_at_ms = cross_time(t_prev, fm_prev, t, fm, t == now_ms);
 		}
 		if (!out->upper_crosses && fu >= 0) {
 			out->upper_crosses = 1;
-			out->upper_at_ms = t == now_ms || !(fu > fu_prev) ? t :
-			                   t_prev + (int64_t)((double)(t - t_prev) * (-fu_prev) / (fu - fu_prev));
+			out->upper_at_ms = cross_time(t_prev, fu_prev, t, fu, t == now_ms);
 		}
 		fm_prev = fm;
 		fu_prev = fu;

@@ -82,7 +82,7 @@ void forecast_state_init(const struct forecast_params *p, void *state);
 
 /* Feed one sample. Timestamps should be non-decreasing; a sample older than the
  * grid bucket being filled is dropped (counted in forecast_info.dropped), as
- * are NaN/inf values. O(1) amortised; no allocation except during the rare
+ * are NaN/inf values, |value| > 1e30 and |ts_ms| > 1e14 (3000 years). O(1) amortised; no allocation except during the rare
  * refit (see above). */
 void forecast_update(const struct forecast_params *p, void *state, int64_t ts_ms, double value);
 

@@ -251,6 +251,48 @@ static void test_determinism(void **unused)
 	assert_memory_equal(pa, pc, sizeof(pa));
 }
 
+/* Hostile input: random jumps back and forth in time, NaN, huge values,
+ * bursts of identical timestamps. Must not crash (run under the sanitizers)
+ * and must give finite, ordered intervals or -1. */
+static void test_garbage(void **unused)
+{
+	struct fc f;
+	fc_init(&f);
+	struct rng r = { 13 };
+	int64_t t = T0;
+	for (int i = 0; i < 200000; i++) {
+		double u = unif(&r);
+		if (u < 0.01)
+			t -= (int64_t)(unif(&r) * DAY_MS);
+		else if (u < 0.02)
+			t += (int64_t)(unif(&r) * 30 * DAY_MS);
+		else if (u > 0.3)
+			t += (int64_t)(unif(&r) * 10 * MIN_MS);
+		double v = 100 * gauss(&r);
+		double w = unif(&r);
+		if (w < 0.01)
+			v = NAN;
+		else if (w < 0.02)
+			v = (unif(&r) < 0.5 ? -1 : 1) * 1e29;
+		else if (w < 0.03)
+			v = INFINITY;
+		forecast_update(&f.p, f.st, t, v);
+		if (i % 997 == 0) {
+			struct forecast_point pts[4];
+			if (forecast_predict(&f.p, f.st, t, HOUR_MS, 4, pts) == 0)
+				for (int j = 0; j < 4; j++) {
+					assert_false(isnan(pts[j].mean));
+					assert_true(pts[j].lo95 <= pts[j].hi95);
+				}
+			struct breach b;
+			forecast_time_to_breach(&f.p, f.st, t, 7 * DAY_MS, 50, i % 2, &b);
+			assert_true(b.probability >= 0 && b.probability <= 1);
+		}
+	}
+	forecast_update(&f.p, f.st, INT64_MAX, 1);
+	forecast_update(&f.p, f.st, INT64_MIN, 1);
+}
+
 int main(void)
 {
 	gsl_set_error_handler_off();
@@ -263,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_breach_ramp),
 		cmocka_unit_test(test_gappy),
 		cmocka_unit_test(test_determinism),
+		cmocka_unit_test(test_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
