@@ -466,6 +466,25 @@ static int prom_on_sample(void *vctx, const struct label_ref *labels, size_t nla
 	return sink_add(s, labels, nlabels, has_ts ? ts_ms : s->now_ms, value, lineno, NULL);
 }
 
+/* # TYPE lines and remote_write metadata: the engine decides from the type
+ * whether a family is a counter (rate), a histogram (quantiles) or a gauge. */
+static void prom_on_meta(void *vctx, const char *family, size_t len, enum prom_type type)
+{
+	struct sink *s = vctx;
+	enum metric_type t;
+	switch (type) {
+	case PROM_COUNTER: t = METRIC_COUNTER; break;
+	case PROM_HISTOGRAM: t = METRIC_HISTOGRAM; break;
+	case PROM_SUMMARY: t = METRIC_SUMMARY; break;
+	case PROM_GAUGE:
+	case PROM_GAUGE_HISTOGRAM: /* buckets go up and down: not counters */
+	case PROM_INFO:
+	case PROM_STATESET: t = METRIC_GAUGE; break;
+	default: return;
+	}
+	engine_batch_set_type(&s->batch, family, len, t);
+}
+
 static void prom_on_error(void *vctx, size_t lineno, const char *reason)
 {
 	struct sink *s = vctx;
@@ -489,7 +508,8 @@ void api_import_prom(struct api_ctx *api, const struct api_request *req,
 	struct prom_stats st;
 	memset(&st, 0, sizeof st);
 	engine_batch_begin(api->engine, &s.batch);
-	size_t rejected = prom_parse(body, len, fmt, NULL, prom_on_sample, NULL, prom_on_error, &s, &st);
+	size_t rejected = prom_parse(body, len, fmt, NULL, prom_on_sample, prom_on_meta, prom_on_error,
+	                             &s, &st);
 	engine_batch_end(&s.batch);
 	if (rejected == SIZE_MAX)
 		api_error(resp, 500, "internal", "out of memory");
@@ -521,7 +541,7 @@ void api_remote_write(struct api_ctx *api, const struct api_request *req,
 	char err[256] = "";
 	engine_batch_begin(api->engine, &s.batch);
 	int rc = prw_decode_ex(req->body ? req->body : "", req->body_len, NULL, &plim,
-	                       prom_on_sample, NULL, &s, &st, err, sizeof err);
+	                       prom_on_sample, prom_on_meta, &s, &st, err, sizeof err);
 	engine_batch_end(&s.batch);
 	if (rc < 0 && strstr(err, "too large")) {
 		if (api->stats)

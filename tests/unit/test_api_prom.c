@@ -1,0 +1,327 @@
+/* test_api_prom.c — the Prometheus query API (src/api_prom.c), driven
+ * through api_handle() with hand-built requests against an in-memory engine
+ * (no store, no HTTP): response shapes, staleness, steps, limits, virtual
+ * families, label/metadata endpoints and the errors for unsupported PromQL.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "engine.h"
+#include "selfstats.h"
+
+#define T0 1700000000000LL /* ms */
+
+struct fixture {
+	struct selfstats stats;
+	struct engine *e;
+	struct api_ctx api;
+};
+
+static void add(struct engine *e, const char *name, const char *k, const char *v, int64_t ts,
+                double val)
+{
+	struct engine_batch b;
+	engine_batch_begin(e, &b);
+	struct label_ref refs[2] = { { "__name__", 8, name, strlen(name) },
+		                     { k, k ? strlen(k) : 0, v, v ? strlen(v) : 0 } };
+	char err[256];
+	int rc = engine_batch_add(&b, refs, k ? 2 : 1, ts, val, err, sizeof err);
+	engine_batch_end(&b);
+	assert_int_equal(rc, 0);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	selfstats_init(&f->stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	char err[256];
+	f->e = engine_new(&cfg, model_builtin_default(), NULL, &f->stats, err, sizeof err);
+	assert_non_null(f->e);
+	f->api.engine = f->e;
+	f->api.stats = &f->stats;
+	f->api.version = "1.2.3";
+	/* a gauge every 10 s for 100 s, a second series, and a counter */
+	for (int i = 0; i < 10; i++) {
+		add(f->e, "temp", "room", "a", T0 + i * 10000, 20 + i);
+		add(f->e, "temp", "room", "b", T0 + i * 10000, 0.1);
+		add(f->e, "reqs_total", "code", "200", T0 + i * 10000, 100.0 * i);
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	engine_free(f->e);
+	free(f);
+	return 0;
+}
+
+/* GET path with "k=v" args (NULL-terminated); or POST form when body. */
+static json_t *call(struct fixture *f, const char *method, const char *path, const char *body,
+                    unsigned want_status, ...)
+{
+	struct api_arg args[16];
+	size_t n = 0;
+	va_list ap;
+	va_start(ap, want_status);
+	for (const char *k; (k = va_arg(ap, const char *)) != NULL && n < 16;)
+		args[n++] = (struct api_arg){ k, va_arg(ap, const char *) };
+	va_end(ap);
+	char *b = body ? strdup(body) : NULL;
+	struct api_request req = { .method = method, .path = path, .args = args, .nargs = n,
+		                   .content_type = body ? "application/x-www-form-urlencoded" : NULL,
+		                   .body = b, .body_len = body ? strlen(body) : 0,
+		                   .now_ms = T0 + 95000 };
+	struct api_response resp;
+	memset(&resp, 0, sizeof resp);
+	api_handle(&f->api, &req, &resp);
+	free(b);
+	if (resp.status != want_status)
+		fail_msg("%s %s: status %u, want %u: %.*s", method, path, resp.status, want_status,
+		         (int)resp.len, resp.body ? resp.body : "");
+	json_error_t je;
+	json_t *j = json_loadb(resp.body, resp.len, 0, &je);
+	if (!j)
+		fail_msg("%s %s: not JSON: %.*s", method, path, (int)resp.len, resp.body);
+	free(resp.body);
+	return j;
+}
+
+static const char *sval(json_t *j, const char *path_fmt)
+{
+	(void)path_fmt;
+	return json_string_value(j);
+}
+
+static void test_instant_vector(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j = call(f, "GET", "/api/v1/query", NULL, 200, "query", "temp{room=\"a\"}", "time",
+	                 "1700000045", NULL);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "success");
+	json_t *d = json_object_get(j, "data");
+	assert_string_equal(json_string_value(json_object_get(d, "resultType")), "vector");
+	json_t *r = json_object_get(d, "result");
+	assert_int_equal(json_array_size(r), 1);
+	json_t *m = json_object_get(json_array_get(r, 0), "metric");
+	assert_string_equal(sval(json_object_get(m, "__name__"), ""), "temp");
+	assert_string_equal(sval(json_object_get(m, "room"), ""), "a");
+	json_t *v = json_object_get(json_array_get(r, 0), "value");
+	/* evaluation time, and the sample at 40 s (value 24) */
+	assert_int_equal((long long)json_number_value(json_array_get(v, 0)), 1700000045);
+	assert_string_equal(json_string_value(json_array_get(v, 1)), "24");
+	json_decref(j);
+
+	/* POST form, default time = now (T0+95s): latest sample 29; 0.1 stays "0.1" */
+	j = call(f, "POST", "/api/v1/query", "query=temp&time=1700000095.5", 200, NULL);
+	r = json_object_get(json_object_get(j, "data"), "result");
+	assert_int_equal(json_array_size(r), 2);
+	int seen = 0;
+	for (size_t i = 0; i < 2; i++) {
+		json_t *x = json_array_get(r, i);
+		const char *room = json_string_value(json_object_get(json_object_get(x, "metric"), "room"));
+		json_t *val = json_object_get(x, "value");
+		assert_true(json_real_value(json_array_get(val, 0)) == 1700000095.5);
+		const char *s = json_string_value(json_array_get(val, 1));
+		if (!strcmp(room, "a"))
+			assert_string_equal(s, "29"), seen |= 1;
+		else
+			assert_string_equal(s, "0.1"), seen |= 2;
+	}
+	assert_int_equal(seen, 3);
+	json_decref(j);
+
+	/* staleness: 5 minutes after the last sample (90 s) nothing is left */
+	j = call(f, "GET", "/api/v1/query", NULL, 200, "query", "temp", "time", "1700000391", NULL);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j, "data"), "result")), 0);
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/query", NULL, 200, "query", "temp", "time", "1700000389", NULL);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j, "data"), "result")), 2);
+	json_decref(j);
+	/* before the first sample: nothing */
+	j = call(f, "GET", "/api/v1/query", NULL, 200, "query", "temp", "time", "1699999999", NULL);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j, "data"), "result")), 0);
+	json_decref(j);
+}
+
+static void test_range(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j = call(f, "GET", "/api/v1/query_range", NULL, 200, "query", "{__name__=\"temp\",room=~\"a\"}",
+	                 "start", "1699999990", "end", "1700000030", "step", "5s", NULL);
+	json_t *d = json_object_get(j, "data");
+	assert_string_equal(json_string_value(json_object_get(d, "resultType")), "matrix");
+	json_t *r = json_object_get(d, "result");
+	assert_int_equal(json_array_size(r), 1);
+	json_t *vals = json_object_get(json_array_get(r, 0), "values");
+	/* steps -10,-5 have no sample yet; 0..30 every 5 s: 7 points */
+	assert_int_equal(json_array_size(vals), 7);
+	json_t *p = json_array_get(vals, 1); /* t=5 s: latest is the sample at 0 s */
+	assert_int_equal((long long)json_number_value(json_array_get(p, 0)), 1700000005);
+	assert_string_equal(json_string_value(json_array_get(p, 1)), "20");
+	p = json_array_get(vals, 6);
+	assert_string_equal(json_string_value(json_array_get(p, 1)), "23");
+	json_decref(j);
+
+	/* durations as Prometheus takes them */
+	j = call(f, "GET", "/api/v1/query_range", NULL, 200, "query", "temp", "start", "1700000000",
+	         "end", "1700000090", "step", "1m", NULL);
+	r = json_object_get(json_object_get(j, "data"), "result");
+	assert_int_equal(json_array_size(json_object_get(json_array_get(r, 0), "values")), 2);
+	json_decref(j);
+
+	/* 11,000 points per series at most */
+	j = call(f, "GET", "/api/v1/query_range", NULL, 400, "query", "temp", "start", "0", "end",
+	         "11001", "step", "1", NULL);
+	assert_string_equal(json_string_value(json_object_get(j, "errorType")), "bad_data");
+	assert_non_null(strstr(json_string_value(json_object_get(j, "error")), "11,000 points"));
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/query_range", NULL, 200, "query", "temp", "start", "0", "end",
+	         "11000", "step", "1", NULL);
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/query_range", NULL, 400, "query", "temp", "start", "10", "end",
+	         "0", "step", "1", NULL);
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/query_range", NULL, 400, "query", "temp", "start", "0", "end",
+	         "10", "step", "0", NULL);
+	json_decref(j);
+}
+
+static void test_scalar_and_unsupported(void **state)
+{
+	struct fixture *f = *state;
+	/* Grafana's "Save & test": 1+1 at time=4 */
+	json_t *j = call(f, "POST", "/api/v1/query", "query=1%2B1&time=4", 200, NULL);
+	json_t *d = json_object_get(j, "data");
+	assert_string_equal(json_string_value(json_object_get(d, "resultType")), "scalar");
+	json_t *r = json_object_get(d, "result");
+	assert_int_equal((long long)json_number_value(json_array_get(r, 0)), 4);
+	assert_string_equal(json_string_value(json_array_get(r, 1)), "2");
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/query", NULL, 200, "query", "-2^2 * (3 - 1) / 8", NULL);
+	r = json_object_get(json_object_get(j, "data"), "result");
+	assert_string_equal(json_string_value(json_array_get(r, 1)), "-1");
+	json_decref(j);
+
+	static const char *const bad[] = { "rate(reqs_total[5m])", "reqs_total[5m]",
+		                               "sum by (code) (reqs_total)", "temp offset 5m",
+		                               "temp + 1", "temp @ 100", "-temp", "(temp)",
+		                               "temp{room=\"a\"", "" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		j = call(f, "GET", "/api/v1/query", NULL, 400, "query", bad[i], NULL);
+		assert_string_equal(json_string_value(json_object_get(j, "status")), "error");
+		assert_string_equal(json_string_value(json_object_get(j, "errorType")), "bad_data");
+		json_decref(j);
+	}
+	j = call(f, "GET", "/api/v1/query", NULL, 400, "query", "rate(reqs_total[5m])", NULL);
+	assert_non_null(strstr(json_string_value(json_object_get(j, "error")),
+	                       "unsupported PromQL: only series selectors are supported"));
+	json_decref(j);
+}
+
+static void test_virtual(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j = call(f, "GET", "/api/v1/query", NULL, 200, "query",
+	                 "foreshock_anomaly_score{series_name=\"temp\",room=\"a\"}", NULL);
+	json_t *r = json_object_get(json_object_get(j, "data"), "result");
+	assert_int_equal(json_array_size(r), 1);
+	json_t *m = json_object_get(json_array_get(r, 0), "metric");
+	assert_string_equal(json_string_value(json_object_get(m, "__name__")), "foreshock_anomaly_score");
+	assert_string_equal(json_string_value(json_object_get(m, "series_name")), "temp");
+	json_decref(j);
+	/* raw counters have no detector: only their derived rate series is scored */
+	j = call(f, "GET", "/api/v1/query", NULL, 200, "query", "foreshock_anomaly_score", NULL);
+	r = json_object_get(json_object_get(j, "data"), "result");
+	for (size_t i = 0; i < json_array_size(r); i++) {
+		const char *sn = json_string_value(
+			json_object_get(json_object_get(json_array_get(r, i), "metric"), "series_name"));
+		assert_string_not_equal(sn, "reqs_total");
+	}
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/series", NULL, 200, "match[]",
+	         "foreshock_expected_upper{series_name=~\"foreshock:rate:.*\"}", NULL);
+	json_t *d = json_object_get(j, "data");
+	assert_int_equal(json_array_size(d), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(d, 0), "series_name")),
+	                    "foreshock:rate:reqs_total");
+	json_decref(j);
+}
+
+static void test_labels_series_metadata(void **state)
+{
+	struct fixture *f = *state;
+	json_t *j = call(f, "GET", "/api/v1/label/__name__/values", NULL, 200, NULL);
+	json_t *d = json_object_get(j, "data");
+	int temp = 0, rate = 0, score = 0;
+	for (size_t i = 0; i < json_array_size(d); i++) {
+		const char *s = json_string_value(json_array_get(d, i));
+		temp |= !strcmp(s, "temp");
+		rate |= !strcmp(s, "foreshock:rate:reqs_total");
+		score |= !strcmp(s, "foreshock_anomaly_score");
+		if (i)
+			assert_true(strcmp(json_string_value(json_array_get(d, i - 1)), s) < 0);
+	}
+	assert_true(temp && rate && score);
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/label/room/values", NULL, 200, "match[]", "temp", NULL);
+	d = json_object_get(j, "data");
+	assert_int_equal(json_array_size(d), 2);
+	json_decref(j);
+	j = call(f, "POST", "/api/v1/labels", "match%5B%5D=reqs_total", 200, NULL);
+	d = json_object_get(j, "data");
+	assert_int_equal(json_array_size(d), 2); /* __name__, code */
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/label/1bad/values", NULL, 400, NULL);
+	json_decref(j);
+
+	/* series: start/end select series with samples in the window */
+	j = call(f, "GET", "/api/v1/series", NULL, 200, "match[]", "temp", "start", "1700000000",
+	         "end", "1700000100", NULL);
+	assert_int_equal(json_array_size(json_object_get(j, "data")), 2);
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/series", NULL, 200, "match[]", "temp", "start", "1700000200",
+	         NULL);
+	assert_int_equal(json_array_size(json_object_get(j, "data")), 0);
+	json_decref(j);
+
+	j = call(f, "GET", "/api/v1/metadata", NULL, 200, NULL);
+	d = json_object_get(j, "data");
+	json_t *e = json_array_get(json_object_get(d, "reqs_total"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "type")), "counter");
+	e = json_array_get(json_object_get(d, "temp"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "type")), "gauge");
+	e = json_array_get(json_object_get(d, "foreshock:rate:reqs_total"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "type")), "gauge");
+	json_decref(j);
+
+	j = call(f, "GET", "/api/v1/status/buildinfo", NULL, 200, NULL);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(j, "data"), "version")), "1.2.3");
+	json_decref(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_instant_vector, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scalar_and_unsupported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_virtual, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_labels_series_metadata, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
