@@ -271,7 +271,7 @@ void forecast_params_default(struct forecast_params *p)
 	p->max_step_ms = MS_DAY;
 	p->min_steps = 12;
 	p->quantile_rate = 0.02;
-	p->scale_rate = 0.02;
+	p->scale_rate = 0.05;
 	p->median_correct = 1;
 	p->huber_k = 3.0;
 	p->profile_clip = 4.0;
