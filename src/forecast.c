@@ -1098,6 +1098,9 @@ static void get_origin(const struct forecast_params *p, const struct fstate *s, 
 		double base = s->level + damp_sum(p->phi, m) * s->trend;
 		double e = z - (base + season_used(s, tc));
 		double ae = 1 - pow(1 - s->alpha, m);
+		if (p->huber_k > 0 && s->eb[0].n >= NMIN_ERR &&
+		    !(s->clip_run * (e > 0 ? 1 : -1) >= (int)p->shift_run))
+			e = clampd(e, p->huber_k * s->eb[0].scale);
 		o->level = base + ae * e;
 		o->trend = pow(p->phi, m) * s->trend + ae * s->beta * e / m;
 		o->t = tc;
