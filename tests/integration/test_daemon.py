@@ -5,6 +5,8 @@ and agreement of `foreshock replay` with the daemon."""
 import json
 import os
 import random
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -253,6 +255,39 @@ def test_cli_flags():
     d.cleanup()
 
 
+def test_sighup_reload():
+    d = Daemon()
+    try:
+        model = os.path.join(d.dir, "model.yml")
+        src = open(os.path.join(os.environ.get("FORESHOCK_SRCDIR", "."), "models", "default.yml")).read()
+        with open(model, "w") as f:
+            f.write(src)
+        d.args = ["--model", model]
+        d.start()
+        d.write(normal_lines("reload_probe", "k=v", 50))
+        with open(model, "w") as f:
+            f.write(src + "\nthis_key_does_not_exist: 1\n")
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "event=reload_failed" not in d.logtext() and time.time() < deadline:
+            time.sleep(0.1)
+        log = d.logtext()
+        check("event=reload_failed" in log and "model.yml:" in log, "bad model rejected with file:line: %s" % log[-600:])
+        check(d.get("/healthz")[0] == 200, "still serving after a bad reload")
+        s1, _ = d.write(["reload_probe,k=v value=100 %d" % (T0 + 60 * STEP)])
+        check(s1 == 204, "still ingesting with the previous model")
+        with open(model, "w") as f:
+            f.write(src)
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while "event=model_unchanged" not in d.logtext() and time.time() < deadline:
+            time.sleep(0.1)
+        check("event=model_unchanged" in d.logtext(), "good reload of the same model keeps state")
+    finally:
+        d.stop()
+        d.cleanup()
+
+
 def test_cli_parse():
     r = subprocess.run([CLI, "parse", "--format", "influx", "--precision", "s"], input="cpu,host=a usage=0.5,n=3i 1700000000\ncpu usage=\n",
                        capture_output=True, text=True)
@@ -272,5 +307,5 @@ def test_cli_parse():
 
 
 if __name__ == "__main__":
-    run_tests([test_cli_flags, test_cli_parse, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
+    run_tests([test_cli_flags, test_cli_parse, test_sighup_reload, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
                test_replay_matches_daemon])
