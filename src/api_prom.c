@@ -36,6 +36,9 @@
 #define MAX_POINTS_PER_SERIES 11000
 #define MAX_FORM_ARGS 256
 #define MAX_SET_ENTRIES 1000000
+/* Times beyond about ±36 million years are refused, so that time arithmetic
+ * (end - start, t - lookback) cannot overflow. */
+#define MAX_ABS_TIME_MS ((int64_t)1 << 60)
 
 /* ------------------------------------------------------------------------ */
 /* virtual families */
@@ -251,9 +254,9 @@ static int time_param(const struct api_request *req, const char *key, int64_t *m
 	const char *v = api_arg(req, key);
 	if (!v || !*v)
 		return 0;
-	if (time_parse_param_ms(v, ms)) {
-		api_error(resp, 400, "bad_data", "invalid parameter '%s': cannot parse '%.64s' to a valid timestamp",
-		          key, v);
+	if (time_parse_param_ms(v, ms) || *ms > MAX_ABS_TIME_MS || *ms < -MAX_ABS_TIME_MS) {
+		api_error(resp, 400, "bad_data",
+		          "invalid parameter '%s': cannot parse '%.64s' to a valid timestamp", key, v);
 		return -1;
 	}
 	return 1;
@@ -265,7 +268,7 @@ static int lookback_param(const struct api_request *req, int64_t *lb, struct api
 	const char *v = api_arg(req, "lookback_delta");
 	if (!v || !*v)
 		return 0;
-	if (parse_duration_ms(v, lb) || *lb <= 0) {
+	if (parse_duration_ms(v, lb) || *lb <= 0 || *lb > MAX_ABS_TIME_MS) {
 		api_error(resp, 400, "bad_data",
 		          "invalid parameter 'lookback_delta': '%.32s' is not a positive duration", v);
 		return -1;
@@ -781,7 +784,9 @@ static int eval_cb(void *vctx, const struct series_info *s, const struct history
 	}
 	size_t emitted = 0, j = 0;
 	int have = 0;
-	for (int64_t t = c->start; t <= c->end; t += c->step) {
+	int64_t nsteps = (c->end - c->start) / c->step; /* <= 11000, times bounded */
+	for (int64_t st = 0; st <= nsteps; st++) {
+		int64_t t = c->start + st * c->step;
 		while (j < k && c->ts[j] <= t) {
 			j++;
 			have = 1;
@@ -797,8 +802,6 @@ static int eval_cb(void *vctx, const struct series_info *s, const struct history
 		}
 		json_point(b, t, c->val[j - 1], c->isf[j - 1]);
 		emitted++;
-		if (c->end - t < c->step)
-			break;
 	}
 	if (emitted)
 		obuf_puts(b, "]}");
@@ -878,12 +881,10 @@ static void handle_query(struct api_ctx *api, const struct api_request *req,
 		} else {
 			obuf_puts(&b, "{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":"
 			              "[{\"metric\":{},\"values\":[");
-			for (int64_t x = start; x <= end; x += step) {
-				if (x != start)
+			for (int64_t st = 0; st <= (end - start) / step; st++) {
+				if (st)
 					obuf_add(&b, ",", 1);
-				json_point(&b, x, q.scalar, 0);
-				if (end - x < step)
-					break;
+				json_point(&b, start + st * step, q.scalar, 0);
 			}
 			obuf_puts(&b, "]}]}}\n");
 		}

@@ -51,6 +51,7 @@ static int setup(void **state)
 	f->api.engine = f->e;
 	f->api.stats = &f->stats;
 	f->api.version = "1.2.3";
+	atomic_store(&f->api.ready, 1);
 	/* a gauge every 10 s for 100 s, a second series, and a counter */
 	for (int i = 0; i < 10; i++) {
 		add(f->e, "temp", "room", "a", T0 + i * 10000, 20 + i);
@@ -314,6 +315,67 @@ static void test_labels_series_metadata(void **state)
 	json_decref(j);
 }
 
+/* # TYPE on the text import decides the kind: a counter without a _total
+ * suffix is rated, a gauge named *_total is not. */
+static void test_type_metadata(void **state)
+{
+	struct fixture *f = *state;
+	for (int i = 0; i < 3; i++) {
+		char body[256];
+		snprintf(body, sizeof body,
+		         "# TYPE jobs_done counter\njobs_done %d %lld\n"
+		         "# TYPE queue_total gauge\nqueue_total %d %lld\n",
+		         10 * i, (long long)(T0 + 200000 + i * 10000), i, (long long)(T0 + 200000 + i * 10000));
+		struct api_request req = { .method = "POST", .path = "/api/v1/import/prometheus",
+			                   .content_type = "text/plain", .body = body,
+			                   .body_len = strlen(body), .now_ms = T0 + 300000 };
+		struct api_response resp;
+		memset(&resp, 0, sizeof resp);
+		api_handle(&f->api, &req, &resp);
+		assert_int_equal(resp.status, 204);
+		free(resp.body);
+	}
+	json_t *j = call(f, "GET", "/api/v1/series", NULL, 200, "match[]",
+	                 "{__name__=~\"foreshock:rate:(jobs_done|queue_total)\"}", NULL);
+	json_t *d = json_object_get(j, "data");
+	assert_int_equal(json_array_size(d), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(d, 0), "__name__")),
+	                    "foreshock:rate:jobs_done");
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/metadata", NULL, 200, "metric", "queue_total", NULL);
+	json_t *e = json_array_get(json_object_get(json_object_get(j, "data"), "queue_total"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "type")), "gauge");
+	json_decref(j);
+}
+
+static void test_limits(void **state)
+{
+	struct fixture *f = *state;
+	/* times far outside any history are refused rather than overflowing */
+	json_t *j = call(f, "GET", "/api/v1/query_range", NULL, 400, "query", "temp", "start",
+	                 "-9000000000000000", "end", "9000000000000000", "step", "1y", NULL);
+	json_decref(j);
+	/* a step longer than the range: one point */
+	j = call(f, "GET", "/api/v1/query_range", NULL, 200, "query", "temp{room=\"a\"}", "start",
+	         "1700000050", "end", "1700000060", "step", "100000000000", NULL);
+	json_t *r = json_object_get(json_object_get(j, "data"), "result");
+	assert_int_equal(json_array_size(json_object_get(json_array_get(r, 0), "values")), 1);
+	json_decref(j);
+	/* lookback_delta: 5 s after a 10-s sample interval leaves gaps */
+	j = call(f, "GET", "/api/v1/query_range", NULL, 200, "query", "temp{room=\"a\"}", "start",
+	         "1700000000", "end", "1700000009", "step", "1", "lookback_delta", "5s", NULL);
+	r = json_object_get(json_object_get(j, "data"), "result");
+	assert_int_equal(json_array_size(json_object_get(json_array_get(r, 0), "values")), 6);
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/query", NULL, 400, "query", "temp", "lookback_delta", "-1s", NULL);
+	json_decref(j);
+	/* unknown endpoints under the API stay 404, wrong methods 405 */
+	j = call(f, "GET", "/api/v1/targets", NULL, 404, NULL);
+	json_decref(j);
+	j = call(f, "POST", "/api/v1/metadata", "x=1", 405, NULL);
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +384,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scalar_and_unsupported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_virtual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_labels_series_metadata, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_type_metadata, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
