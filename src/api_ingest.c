@@ -533,8 +533,9 @@ void api_remote_write(struct api_ctx *api, const struct api_request *req,
 	struct prw_limits plim = PRW_LIMITS_DEFAULT;
 	if (api->max_body) {
 		plim.max_uncompressed = api->max_body;
-		if (plim.max_decoded > api->max_body * 4)
-			plim.max_decoded = api->max_body * 4;
+		/* decoded requests measure 3.2-4.3x their uncompressed size */
+		if (plim.max_decoded > api->max_body * 8)
+			plim.max_decoded = api->max_body * 8;
 	}
 	struct prw_stats st;
 	memset(&st, 0, sizeof st);
