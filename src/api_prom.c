@@ -162,9 +162,8 @@ static int pargs_init(struct pargs *a, const struct api_request *req, int decode
 	a->args = calloc(req->nargs + nform + 1, sizeof *a->args);
 	if (!a->args)
 		goto oom;
+	/* body values first: they take precedence, as in Go's Request.Form */
 	size_t n = 0;
-	for (size_t i = 0; i < req->nargs; i++)
-		a->args[n++] = req->args[i];
 	if (a->buf) {
 		char *save = NULL;
 		size_t k = 0;
@@ -179,6 +178,8 @@ static int pargs_init(struct pargs *a, const struct api_request *req, int decode
 			a->args[n++] = (struct api_arg){ tok, val };
 		}
 	}
+	for (size_t i = 0; i < req->nargs; i++)
+		a->args[n++] = req->args[i];
 	a->r.args = a->args;
 	a->r.nargs = n;
 	return 0;
