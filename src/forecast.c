@@ -30,10 +30,11 @@
 #define MS_WEEK (7 * MS_DAY)
 
 #define NWARM 24    /* samples collected before the grid step is chosen */
-#define NFINE 136   /* recent grid values kept for the refit */
+#define NFINE 112   /* recent grid values kept for the refit */
 #define NCOARSE 112 /* 3-hourly means kept for season detection (14 days) */
 #define NDAILY 48   /* daily profile bins (30 min at a 1 day period) */
 #define NWEEKLY 56  /* weekly profile bins (3 h) */
+#define NVOL 24     /* time-of-day volatility bins (1 h) */
 #define NBUCKET 7   /* error-tracking horizons 1, 3, 9, ..., 729 grid steps */
 #define NSLOT 3     /* pending forecasts per horizon */
 #define NQ 5        /* tracked quantiles of the standardised error */
@@ -93,6 +94,8 @@ struct fstate {
 	float dev_scale;         /* EWMA |deviation from baseline|: caps profile steps */
 	uint32_t dev_n;
 	float fit_score[NGRID_A * NGRID_B]; /* running refit score per candidate */
+	uint16_t vol[NVOL];      /* bfloat16 EWMA of |one-step error| by time of day, NAN
+	                          * until visited: h-step errors are measured in its units */
 	uint32_t steps_since_refit;
 	uint32_t samples, steps, dropped, refits;
 	struct err_bucket eb[NBUCKET];
@@ -247,6 +250,50 @@ static double season_used(const struct fstate *s, int64_t t)
 	return v;
 }
 
+/* Time-of-day volatility: |one-step error| by hour, relative to its mean
+ * over the day. 1 until every hour has been seen. */
+static double vol_ratio(const struct fstate *s, int64_t t)
+{
+	double sum = 0;
+	for (int i = 0; i < NVOL; i++) {
+		double v = bf16_dec(s->vol[i]);
+		if (isnan(v))
+			return 1;
+		sum += v;
+	}
+	if (!(sum > 0))
+		return 1;
+	int i0, i1;
+	double w;
+	profile_pos(t, MS_DAY, NVOL, &i0, &i1, &w);
+	double r = ((1 - w) * bf16_dec(s->vol[i0]) + w * bf16_dec(s->vol[i1])) / (sum / NVOL);
+	return r < 0.2 ? 0.2 : r > 5 ? 5 : r;
+}
+
+static void vol_learn(struct fstate *s, int64_t t, double abs_err, double g)
+{
+	int i0, i1;
+	double w;
+	profile_pos(t, MS_DAY, NVOL, &i0, &i1, &w);
+	int idx[2] = { i0, i1 };
+	double om[2] = { 1 - w, w };
+	for (int j = 0; j < 2; j++) {
+		double v = bf16_dec(s->vol[idx[j]]);
+		if (isnan(v)) {
+			if (om[j] >= 0.5)
+				s->vol[idx[j]] = bf16_enc(abs_err);
+		} else {
+			s->vol[idx[j]] = bf16_enc(v + g * om[j] * (abs_err - v));
+		}
+	}
+}
+
+static void vol_reset(struct fstate *s)
+{
+	for (int i = 0; i < NVOL; i++)
+		s->vol[i] = bf16_enc(NAN);
+}
+
 static int64_t bucket_time(const struct fstate *s, int64_t k)
 {
 	return s->t0_ms + k * s->step_ms + s->step_ms / 2;
@@ -296,6 +343,7 @@ void forecast_state_init(const struct forecast_params *p, void *state)
 		s->daily[i] = NAN;
 	for (int i = 0; i < NWEEKLY; i++)
 		s->weekly[i] = NAN;
+	vol_reset(s);
 	s->alpha = (float)p->alpha;
 	s->beta = (float)p->beta;
 	s->mult = p->mode == FORECAST_MODE_MULTIPLICATIVE;
@@ -454,6 +502,7 @@ static void switch_to_log(struct fstate *s, double c)
 	for (int i = 0; i < NWEEKLY; i++)
 		s->weekly[i] = NAN;
 	s->prof_k = -1;
+	vol_reset(s);
 	s->dev_n = 0;
 	s->dev_scale = 0;
 	double fz = fitted + c > 0.05 * ref ? fitted + c : 0.05 * ref;
@@ -877,14 +926,15 @@ static void close_bucket(const struct forecast_params *p, struct fstate *s, int6
 		return;
 	}
 
-	/* resolve pending forecasts */
+	/* resolve pending forecasts; errors in units of the time-of-day volatility */
+	double vr = vol_ratio(s, tc);
 	for (int b = 0; b < NBUCKET; b++) {
 		struct err_bucket *e = &s->eb[b];
 		for (int j = 0; j < NSLOT; j++) {
 			if (e->slot_k[j] == SLOT_FREE)
 				continue;
 			if ((int64_t)e->slot_k[j] == k)
-				err_record(p, e, z - e->slot_f[j]);
+				err_record(p, e, (z - e->slot_f[j]) / vr);
 			if ((int64_t)e->slot_k[j] <= k)
 				e->slot_k[j] = SLOT_FREE;
 		}
@@ -896,11 +946,16 @@ static void close_bucket(const struct forecast_params *p, struct fstate *s, int6
 	double e = z - (base + season_used(s, tc));
 	double ae = 1 - pow(1 - s->alpha, m);
 	double sd = season_daily(s, tc), sw = season_weekly(s, tc);
+	if (m == 1) { /* after a gap the error is not a one-step error */
+		double vdays = (double)s->steps * (double)s->step_ms / MS_DAY;
+		vol_learn(s, tc, fabs(e),
+		          fmin(1.0, fmax(0.1, 1 / (vdays + 1)) * (double)s->step_ms * NVOL / MS_DAY));
+	}
 	/* Robust level: outliers move the level by at most huber_k mean errors;
 	 * more than shift_run in a row on the same side are a level shift and go
 	 * through unclipped. */
 	if (p->huber_k > 0 && s->eb[0].n >= NMIN_ERR) {
-		double lim = p->huber_k * s->eb[0].scale;
+		double lim = p->huber_k * s->eb[0].scale * vr;
 		int sign = e > lim ? 1 : e < -lim ? -1 : 0;
 		int run = s->clip_run * sign > 0 ? abs(s->clip_run) + 1 : 1;
 		if (run > 100)
@@ -916,10 +971,10 @@ static void close_bucket(const struct forecast_params *p, struct fstate *s, int6
 	if (!isnan(s->slow)) {
 		if (s->prof_k < 0)
 			s->prof_k = k;
-		double days = (double)(k - s->prof_k) * (double)s->step_ms / MS_DAY;
-		double gd = fmin(1.0, fmax(p->gamma_daily, 1 / (days + 1)) *
+		double pdays = (double)(k - s->prof_k) * (double)s->step_ms / MS_DAY;
+		double gd = fmin(1.0, fmax(p->gamma_daily, 1 / (pdays + 1)) *
 		                          (double)s->step_ms * NDAILY / MS_DAY);
-		double gw = fmin(1.0, fmax(p->gamma_weekly, 1 / (days / 7 + 1)) *
+		double gw = fmin(1.0, fmax(p->gamma_weekly, 1 / (pdays / 7 + 1)) *
 		                          (double)s->step_ms * NWEEKLY / MS_WEEK);
 		/* hierarchical: the daily profile learns the average day, the weekly one
 		 * what is left (weekday-specific deviations) */
@@ -1100,16 +1155,19 @@ static void get_origin(const struct forecast_params *p, const struct fstate *s, 
 		double ae = 1 - pow(1 - s->alpha, m);
 		if (p->huber_k > 0 && s->eb[0].n >= NMIN_ERR &&
 		    !(s->clip_run * (e > 0 ? 1 : -1) >= (int)p->shift_run))
-			e = clampd(e, p->huber_k * s->eb[0].scale);
+			e = clampd(e, p->huber_k * s->eb[0].scale * vol_ratio(s, tc));
 		o->level = base + ae * e;
 		o->trend = pow(p->phi, m) * s->trend + ae * s->beta * e / m;
 		o->t = tc;
 	}
 }
 
-/* Error scale and standardised quantiles at horizon j grid steps. */
-static void err_at(const struct fstate *s, double j, double *scale, double q[NQ])
+/* Error scale (unit volatility) and standardised quantiles at horizon j grid
+ * steps. *grow > 1 when j is beyond the longest populated horizon and the
+ * scale was extrapolated (not applied to the median: a bias does not grow). */
+static void err_at(const struct fstate *s, double j, double *scale, double q[NQ], double *grow)
 {
+	*grow = 1;
 	int top = 0;
 	while (top + 1 < NBUCKET && s->eb[top + 1].n >= NMIN_ERR_LONG)
 		top++;
@@ -1134,7 +1192,8 @@ static void err_at(const struct fstate *s, double j, double *scale, double q[NQ]
 		return;
 	}
 	const struct err_bucket *e = &s->eb[top];
-	*scale = e->scale * sqrt(j / horizon_steps[top]);
+	*grow = sqrt(j / horizon_steps[top]);
+	*scale = e->scale * *grow;
 	for (int i = 0; i < NQ; i++)
 		q[i] = e->q[i];
 }
@@ -1150,11 +1209,16 @@ static void predict_z(const struct forecast_params *p, const struct fstate *s,
 	double j = (double)(t - o->t) / (double)s->step_ms;
 	if (j < 0)
 		j = 0;
-	double scale, q[NQ];
-	err_at(s, j, &scale, q);
+	double scale, q[NQ], grow;
+	err_at(s, j, &scale, q, &grow);
+	scale *= vol_ratio(s, t);
 	out->centre = o->level + damp_sum(p->phi, j) * o->trend + season_used(s, t);
 	for (int i = 0; i < NQ; i++)
-		out->knot[i] = out->centre + scale * q[i];
+		out->knot[i] = out->centre + scale * (i == 2 ? q[i] / grow : q[i]);
+	if (out->knot[2] < out->knot[1])
+		out->knot[2] = out->knot[1];
+	if (out->knot[2] > out->knot[3])
+		out->knot[2] = out->knot[3];
 }
 
 static void fill_point(const struct forecast_params *p, const struct fstate *s,
