@@ -7,7 +7,7 @@
  * errors, and appends to two small rings (the recent grid values, for the
  * refit, and 3-hourly means, for season detection and the profiles'
  * baseline). Every NFINE grid steps the smoothing constants are refitted
- * (12 candidates x <= 136 points, or Nelder-Mead <= 60 iterations x <= 136
+ * (12 candidates x <= 112 points, or Nelder-Mead <= 60 iterations x <= 112
  * points); every day of data the seasonality is re-detected (autocorrelation
  * over <= 112 points). Both are bounded; only Nelder-Mead allocates.
  */

@@ -10,7 +10,8 @@
  * smoothing constants are refitted on the recent history (a candidate grid
  * scored over many windows, or GSL Nelder-Mead on the last window); both run
  * rarely, with bounded work. Prediction intervals come from empirical,
- * online-tracked quantiles of the realised h-step errors per horizon bucket.
+ * online-tracked quantiles of the realised h-step errors per horizon bucket,
+ * scaled by a time-of-day profile of the error size.
  *
  * Memory and ownership: the per-series state is one fixed-size block of plain
  * data (no pointers) of forecast_state_size() bytes (<= FORECAST_STATE_MAX),
@@ -49,7 +50,7 @@ struct forecast_params {
 	double phi;              /* trend damping per step, 0..1 (fixed) */
 	double gamma_daily;      /* daily profile smoothing per visit (fixed) */
 	double gamma_weekly;     /* weekly profile smoothing per visit (fixed) */
-	int fit;                 /* refit alpha and beta every ~136 grid steps: 0 never,
+	int fit;                 /* refit alpha and beta every 112 grid steps: 0 never,
 	                          * 1 grid of 6x2 candidates scored by a running mean over
 	                          * refit windows (default), 2 GSL Nelder-Mead on the last
 	                          * window only (noisier; kept for comparison) */
