@@ -162,6 +162,30 @@ static void test_coverage(void **unused)
 	assert_true(c95 > 0.90 && c95 < 0.98);
 }
 
+/* Additive or multiplicative by the data: day levels vary 4x; the daily swing
+ * is proportional to the level in one series and constant in the other. */
+static void test_mode_choice(void **unused)
+{
+	static const double day_level[8] = { 50, 200, 80, 150, 60, 220, 100, 70 };
+	for (int mult = 0; mult <= 1; mult++) {
+		struct fc f;
+		fc_init(&f);
+		struct rng r = { 17 };
+		for (int64_t t = T0; t < T0 + 8 * DAY_MS; t += 5 * MIN_MS) {
+			double lv = day_level[(t - T0) / DAY_MS];
+			double cyc = sin(2 * M_PI * (double)(t % DAY_MS) / DAY_MS);
+			double y = mult ? lv * (1 + 0.6 * cyc) : lv + 30 * cyc;
+			forecast_update(&f.p, f.st, t, y + 0.5 * gauss(&r));
+		}
+		struct forecast_info info;
+		forecast_info_get(f.st, &info);
+		print_message("mode: generated %s, chosen %s (offset %.2f)\n",
+		              mult ? "multiplicative" : "additive",
+		              info.multiplicative ? "multiplicative" : "additive", info.offset);
+		assert_int_equal(info.multiplicative, mult);
+	}
+}
+
 /* A linear ramp of 1 per minute: a limit 60 above the current value is
  * crossed in about an hour (phi = 1: no damping). */
 static void test_breach_ramp(void **unused)
@@ -302,6 +326,7 @@ int main(void)
 		cmocka_unit_test(test_sinusoid),
 		cmocka_unit_test(test_period_detection),
 		cmocka_unit_test(test_coverage),
+		cmocka_unit_test(test_mode_choice),
 		cmocka_unit_test(test_breach_ramp),
 		cmocka_unit_test(test_gappy),
 		cmocka_unit_test(test_determinism),
