@@ -26,6 +26,7 @@
 #include "http.h"
 #include "ingest_line.h"
 #include "log.h"
+#include "notify.h"
 #include "selfstats.h"
 #include "settings.h"
 #include "store.h"
@@ -344,6 +345,7 @@ int main(int argc, char **argv)
 	struct store *store = NULL;
 	struct engine *engine = NULL;
 	struct http_server *http = NULL;
+	struct notifier *notifier = NULL;
 	struct replayer rep = { 0 };
 	struct selfstats stats;
 	selfstats_init(&stats);
@@ -398,9 +400,19 @@ int main(int argc, char **argv)
 			*colon = '\0';
 		snprintf(ext, sizeof ext, "http://%s:%u", host[0] ? host : "127.0.0.1", http_port(http));
 		engine_set_external_url(engine, ext);
+		if (!cfg.notify.external_url)
+			config_set_str(&cfg.notify.external_url, ext);
 	}
 	long restored = engine_restore(engine, err, sizeof err);
 	if (restored < 0) {
+		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);
+		goto out;
+	}
+	/* alert notifications: a thread that reads the store (notify.h) */
+	if (!cfg.notify.external_url && cfg.external_url)
+		config_set_str(&cfg.notify.external_url, cfg.external_url);
+	notifier = notifier_start(&cfg.notify, store, &stats, err, sizeof err);
+	if (!notifier) {
 		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);
 		goto out;
 	}
@@ -456,6 +468,7 @@ out:
 		atomic_store(&rep.stop, 1);
 		pthread_join(rep.tid, NULL);
 	}
+	notifier_stop(notifier);
 	if (http)
 		http_stop(http);
 	if (engine && rc == 0) {

@@ -29,6 +29,7 @@ void config_defaults(struct fs_config *c)
 	c->checkpoint_interval_ms = 5 * 60 * 1000;
 	c->replay_speed = 360;
 	engine_config_default(&c->engine);
+	notify_config_init(&c->notify);
 	config_set_str(&c->alertname, c->engine.alertname);
 	c->engine.alertname = c->alertname;
 }
@@ -43,6 +44,7 @@ void config_free(struct fs_config *c)
 	free(c->alertname);
 	free(c->replay_file);
 	free(c->replay_precision);
+	notify_config_free(&c->notify);
 	memset(c, 0, sizeof *c);
 }
 
@@ -109,7 +111,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	}
 	static const char *const top[] = { "listen", "data_dir", "log_level", "model",
 		                            "external_url", "http", "limits", "history",
-		                            "alerts", "checkpoint", "replay", "derived", NULL };
+		                            "alerts", "checkpoint", "replay", "derived", "notify", NULL };
 	if (ymap_check_keys(root, top, err, errlen) < 0)
 		goto out;
 	if (get_str(root, "listen", &c->listen, err, errlen) < 0 ||
@@ -212,6 +214,8 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 			goto out;
 		}
 	}
+	if (notify_config_parse(&c->notify, ymap_get(root, "notify"), err, errlen) < 0)
+		goto out;
 	rc = 0;
 out:
 	ytree_free(root);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "notify.h"
 
 struct fs_config {
 	char *listen;               /* "127.0.0.1:9790" */
@@ -26,6 +27,7 @@ struct fs_config {
 	char *replay_file;          /* --replay: line protocol to push through the HTTP API after start */
 	double replay_speed;        /* event-time seconds per wall second; 0 = as fast as possible */
 	char *replay_precision;     /* precision of the replay file, "ns" */
+	struct notify_config notify; /* `notify:` section (notify.h); no targets by default */
 };
 
 void config_defaults(struct fs_config *c);
