@@ -9,6 +9,7 @@
 #include "config.h" /* autoconf */
 
 #include <curl/curl.h>
+#include <gsl/gsl_errno.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -340,6 +341,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	gsl_set_error_handler_off(); /* GSL errors are return codes, never abort() */
 
 	int rc = 1;
 	struct store *store = NULL;
