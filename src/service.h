@@ -1,6 +1,6 @@
 /* service.h — service models and early-warning detectors (outage prediction).
  *
- * A service model (models/*.yml with `kind: service`) names a service's
+ * A service model (a YAML file in the models directory with `kind: service`) names a service's
  * signals by series selectors — request rate, errors and total, latency,
  * optional saturation — with its SLOs and capacity. The engine binds each
  * new series to at most one (service, role) with services_bind() and then
@@ -42,8 +42,16 @@ enum service_role {
 	ROLE_TOTAL,       /* all requests, the denominator of the error ratio (may equal REQUESTS) */
 	ROLE_LATENCY,     /* latency signal (e.g. foreshock:p99:...) or a gauge */
 	ROLE_SATURATION,  /* CPU, in-flight requests, queue length (0..1 or with a limit) */
+	ROLE_INSTANCES,   /* instance count (e.g. up{job="checkout"}, summed): capacity per instance */
 	ROLE__COUNT
 };
+
+/* The role mask services_bind() returns has bit (1 << role) for each role;
+ * bits SERVICE_SAT_SHIFT.. carry the index of the saturation signal the series
+ * matched (a model may list several, e.g. CPU and memory, each with its own
+ * limit). The engine stores the mask and hands it back to services_observe()
+ * unchanged; it need not look inside. */
+#define SERVICE_SAT_SHIFT 16
 
 /* Load every *.yml in dir whose top-level `kind` is `service` (other files
  * are detector models and are skipped). Returns an empty set when there are
@@ -60,7 +68,10 @@ size_t services_count(const struct services *s);
  * (1 << role) for one service. Returns 0 when the series is not bound. */
 uint32_t services_bind(const struct services *s, const struct labels *l, uint32_t *svc);
 
-/* One alert transition of a service-level alert. Strings are malloc'd and
+/* One alert transition of a service-level alert. Alert kinds and keys
+ * ("service:NAME:ALERT"): ErrorRatio, SLOBurnRate:page, SLOBurnRate:ticket,
+ * OverloadRisk:warning, OverloadRisk:critical (each its own alert_fsm; the
+ * labels carry alertname, service and severity). Strings are malloc'd and
  * owned by the receiver (the engine frees them). fsm points into the
  * services object: the engine writes the store-assigned id into
  * fsm->alert_id when ev opens a new alert. */
@@ -77,7 +88,7 @@ struct service_transition {
 /* Feed one sample of a bound series: series_idx is its registry index,
  * roles the mask services_bind() returned, det the series' detector result
  * for this sample. Appends transitions to *out (growing it with realloc;
- * *nout/*capout track it). Returns 0, or -1 on allocation failure. */
+ * *nout and *capout track it). Returns 0, or -1 on allocation failure. */
 int services_observe(struct services *s, uint32_t svc, uint32_t roles, uint32_t series_idx,
                      int64_t ts_ms, double value, const struct det_result *det,
                      struct service_transition **out, size_t *nout, size_t *capout);

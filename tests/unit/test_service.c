@@ -1,0 +1,585 @@
+/* test_service.c — unit tests of service models and their early-warning
+ * detectors (src/service.c): model parsing (good and bad files, with line
+ * numbers), binding series to roles, the event-time grid, burn-rate
+ * arithmetic on known inputs, the count-aware error-ratio test (2 errors in 3
+ * requests at night vs 0.5% at 10k req/s), overload risk on a synthetic
+ * surge, and determinism. The test includes service.c to reach its static
+ * helpers (the library copy is then not linked). */
+#include "config.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../src/service.c"
+
+#define T0 1700006400000LL /* 2023-11-15T00:00:00Z */
+
+static const char *good_model =
+	"kind: service\n"
+	"name: checkout\n"
+	"step: 30s\n"
+	"signals:\n"
+	"  requests: 'foreshock:rate:http_requests_total{job=\"checkout\"}'\n"
+	"  errors: 'foreshock:rate:http_requests_total{job=\"checkout\",code=~\"5..\"}'\n"
+	"  latency:\n"
+	"    selector: 'foreshock:p99:http_request_duration_seconds{job=\"checkout\"}'\n"
+	"    unit: s\n"
+	"  saturation:\n"
+	"    - name: cpu\n"
+	"      selector: 'foreshock:rate:process_cpu_seconds_total{job=\"checkout\"}'\n"
+	"      limit: 2\n"
+	"    - name: memory\n"
+	"      selector: 'process_resident_memory_bytes{job=\"checkout\"}'\n"
+	"      limit: 1GiB\n"
+	"  instances: 'up{job=\"checkout\"}'\n"
+	"slos:\n"
+	"  availability:\n"
+	"    objective: 99.9%\n"
+	"  latency:\n"
+	"    threshold: 500ms\n"
+	"    percentile: 99\n"
+	"capacity:\n"
+	"  per_instance: 100\n";
+
+/* Write text to a temp file; returns its path (static buffer per call site). */
+static void write_tmp(char *path, size_t len, const char *name, const char *text)
+{
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(path, len, "%s/test_service_%d_%s", dir, (int)getpid(), name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static struct services *load_text(const char *text, char *err, size_t errlen)
+{
+	char path[512];
+	write_tmp(path, sizeof path, "m.yml", text);
+	struct services *s = services_load_file(path, err, errlen);
+	unlink(path);
+	return s;
+}
+
+static struct labels mk_labels(const char *name, ...)
+{
+	struct label_ref refs[16];
+	size_t n = 0;
+	refs[n++] = (struct label_ref){ "__name__", 8, name, strlen(name) };
+	va_list ap;
+	va_start(ap, name);
+	const char *k;
+	while ((k = va_arg(ap, const char *))) {
+		const char *v = va_arg(ap, const char *);
+		refs[n++] = (struct label_ref){ k, strlen(k), v, strlen(v) };
+	}
+	va_end(ap);
+	struct labels l;
+	char err[128];
+	assert_int_equal(labels_from_refs(&l, refs, n, NULL, err, sizeof err), 0);
+	return l;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static void test_parse_good(void **state)
+{
+	(void)state;
+	char err[512] = "";
+	struct services *s = load_text(good_model, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(services_count(s), 1);
+	const struct svc_model *m = &s->v[0].m;
+	assert_string_equal(m->name, "checkout");
+	assert_int_equal(m->step_ms, 30000);
+	assert_true(fabs(m->objective - 0.999) < 1e-12);
+	assert_true(fabs(m->lat_threshold_s - 0.5) < 1e-12);
+	assert_int_equal(m->nsat, 2);
+	assert_true(m->sat[1].limit == 1073741824.0);
+	assert_string_equal(m->sat[0].name, "cpu");
+	assert_int_equal(m->nwin, 4);
+	assert_true(m->win[0].factor == 14.4 && m->win[0].long_ms == 3600000 &&
+	            m->win[0].short_ms == 300000 && m->win[0].page);
+	assert_true(m->win[3].factor == 1 && !m->win[3].page);
+	services_free(s);
+}
+
+static void test_parse_shipped_example(void **state)
+{
+	(void)state;
+	const char *src = getenv("FORESHOCK_SRCDIR");
+	char path[1024];
+	snprintf(path, sizeof path, "%s/models/http-service.yml", src ? src : ".");
+	if (access(path, R_OK) != 0)
+		skip();
+	char err[512] = "";
+	struct services *s = services_load_file(path, err, sizeof err);
+	if (!s)
+		fail_msg("%s", err);
+	assert_int_equal(services_count(s), 1);
+	services_free(s);
+	/* the directory loader skips detector models (kind absent) */
+	snprintf(path, sizeof path, "%s/models", src ? src : ".");
+	s = services_load_dir(path, err, sizeof err);
+	if (!s)
+		fail_msg("%s", err);
+	assert_true(services_count(s) >= 1);
+	services_free(s);
+}
+
+struct bad_case {
+	const char *text;
+	const char *want; /* substring of the error, including ":LINE:" */
+};
+
+static void test_parse_bad(void **state)
+{
+	(void)state;
+	static const struct bad_case cases[] = {
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x{a=\"b\"}'\n  bogus: 1\n",
+		  ":5: unknown key 'bogus'" },
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x{a=~\"(\"}'\n", ":4: invalid selector" },
+		{ "kind: service\nname: a\nsignals:\n  requests: '{}'\n", ":4: invalid selector" },
+		{ "kind: service\nname: a\nsignals:\n  errors: 'x'\n", ":4: missing 'requests'" },
+		{ "kind: service\nsignals:\n  requests: 'x'\n", ":1: missing 'name'" },
+		{ "kind: service\nname: 'a b'\nsignals:\n  requests: 'x'\n", ":2: invalid service name" },
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x'\nslos:\n  availability:\n"
+		  "    objective: 101%\n",
+		  ":7: objective '101%' out of range" },
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x'\nslos:\n  latency:\n"
+		  "    threshold: fast\n",
+		  ":7:" },
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x'\ncapacity:\n  per_instance: 10\n",
+		  ":6: 'capacity.per_instance' needs 'signals.instances'" },
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x'\ncapacity:\n  total: -3\n",
+		  ":6: value -3 for 'total' out of range" },
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x'\n  saturation:\n"
+		  "    - selector: 'y'\n      limit: 0\n",
+		  ":7: limit 0 for 'saturation' must be > 0" },
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x'\n  latency:\n    selector: 'y'\n"
+		  "    unit: parsecs\n",
+		  ":7: invalid unit 'parsecs'" },
+		{ "kind: service\nname: a\nstep: 7s\nsignals:\n  requests: 'x'\n",
+		  ":3: step must divide a minute" },
+		{ "kind: service\nname: a\nlag: 9\nsignals:\n  requests: 'x'\n", ":3: lag 9 out of range" },
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x'\nslos:\n  availability:\n"
+		  "    objective: 99%\n    windows:\n      - {long: 5m, short: 1h, burn: 2}\n",
+		  ":9: 'short' window longer than 'long'" },
+		{ "kind: service\nname: a\nsignals:\n  requests: 'x'\ndetectors:\n  overload:\n"
+		  "    warning: 0.9\n    critical: 0.5\n",
+		  ":7: 'critical' (0.5) below 'warning' (0.9)" },
+		{ "name: a\nsignals:\n  requests: 'x'\n", "not a service model" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char err[512] = "";
+		struct services *s = load_text(cases[i].text, err, sizeof err);
+		if (s || !strstr(err, cases[i].want))
+			fail_msg("case %zu: want '%s', got '%s'", i, cases[i].want, s ? "(loaded)" : err);
+		assert_non_null(strstr(err, "test_service_")); /* names the file */
+	}
+}
+
+/* ---- binding ------------------------------------------------------------ */
+
+static void test_bind(void **state)
+{
+	(void)state;
+	char err[512];
+	struct services *s = load_text(good_model, err, sizeof err);
+	assert_non_null(s);
+	uint32_t svc = 99;
+	struct labels l = mk_labels("foreshock:rate:http_requests_total", "job", "checkout", "code",
+	                            "500", "instance", "a", NULL);
+	uint32_t m = services_bind(s, &l, &svc);
+	assert_int_equal(svc, 0);
+	assert_int_equal(m, (1u << ROLE_REQUESTS) | (1u << ROLE_ERRORS) | (1u << ROLE_TOTAL));
+	labels_free(&l);
+	l = mk_labels("foreshock:rate:http_requests_total", "job", "checkout", "code", "200", NULL);
+	assert_int_equal(services_bind(s, &l, &svc), (1u << ROLE_REQUESTS) | (1u << ROLE_TOTAL));
+	labels_free(&l);
+	l = mk_labels("foreshock:p99:http_request_duration_seconds", "job", "checkout", NULL);
+	assert_int_equal(services_bind(s, &l, &svc), 1u << ROLE_LATENCY);
+	labels_free(&l);
+	l = mk_labels("process_resident_memory_bytes", "job", "checkout", "instance", "b", NULL);
+	assert_int_equal(services_bind(s, &l, &svc),
+	                 (1u << ROLE_SATURATION) | (1u << SERVICE_SAT_SHIFT));
+	labels_free(&l);
+	l = mk_labels("up", "job", "checkout", NULL);
+	assert_int_equal(services_bind(s, &l, &svc), 1u << ROLE_INSTANCES);
+	labels_free(&l);
+	l = mk_labels("foreshock:rate:http_requests_total", "job", "search", NULL);
+	assert_int_equal(services_bind(s, &l, &svc), 0);
+	labels_free(&l);
+	l = mk_labels("http_requests_total", "job", "checkout", NULL); /* the raw counter */
+	assert_int_equal(services_bind(s, &l, &svc), 0);
+	labels_free(&l);
+	services_free(s);
+}
+
+/* ---- a small driver: feed samples, collect transitions ------------------ */
+
+struct drv {
+	struct services *s;
+	struct service_transition *t;
+	size_t n, cap;
+};
+
+static void drv_feed(struct drv *d, uint32_t roles, uint32_t idx, int64_t ts, double v)
+{
+	assert_int_equal(services_observe(d->s, 0, roles, idx, ts, v, NULL, &d->t, &d->n, &d->cap), 0);
+}
+
+static void drv_free(struct drv *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->t[i].key);
+		free(d->t[i].labels_json);
+		free(d->t[i].annotations_json);
+	}
+	free(d->t);
+	services_free(d->s);
+}
+
+/* first transition of key with event ev, or NULL */
+static const struct service_transition *drv_find(const struct drv *d, const char *key,
+                                                 enum alert_event ev)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (!strcmp(d->t[i].key, key) && d->t[i].ev == ev)
+			return &d->t[i];
+	return NULL;
+}
+
+#define R_REQ ((1u << ROLE_REQUESTS) | (1u << ROLE_TOTAL))
+#define R_ERR ((1u << ROLE_REQUESTS) | (1u << ROLE_ERRORS) | (1u << ROLE_TOTAL))
+
+/* ---- the grid ------------------------------------------------------------ */
+
+static void test_grid(void **state)
+{
+	(void)state;
+	char err[512];
+	struct drv d = { 0 };
+	d.s = load_text(good_model, err, sizeof err);
+	assert_non_null(d.s);
+	struct svc *s = &d.s->v[0];
+	/* two instances at slightly different times in each 30 s bucket */
+	for (int i = 0; i < 10; i++) {
+		drv_feed(&d, R_REQ, 1, T0 + i * 30000 + 29900, 10);
+		drv_feed(&d, R_REQ, 2, T0 + i * 30000 + 30100 - 30000 + 100, 5);
+	}
+	/* buckets close with one step of lag: 10 buckets of data, 8 closed */
+	assert_int_equal(s->steps, 8);
+	assert_true(fabs(s->snap.req - 15) < 1e-9);
+	/* a sample for a closed bucket is late and dropped */
+	drv_feed(&d, R_REQ, 2, T0 + 30000, 5);
+	assert_int_equal(s->late_dropped, 1);
+	/* a member that stops reporting drops out after `stale` (5 min) */
+	for (int i = 10; i < 30; i++)
+		drv_feed(&d, R_REQ, 1, T0 + i * 30000 + 29900, 10);
+	assert_true(fabs(s->snap.req - 10) < 1e-9);
+	drv_free(&d);
+}
+
+/* ---- burn rate ------------------------------------------------------------ */
+
+static const char *burn_model = "kind: service\n"
+                                "name: b\n"
+                                "step: 60s\n"
+                                "signals:\n"
+                                "  requests: 'r'\n"
+                                "  errors: 'r{code=\"500\"}'\n"
+                                "slos:\n"
+                                "  availability:\n"
+                                "    objective: 99.9%\n"
+                                "detectors:\n"
+                                "  error_ratio: {min_errors: 1e12}\n";
+
+static void test_burn_rate(void **state)
+{
+	(void)state;
+	char err[512];
+	struct drv d = { 0 };
+	d.s = load_text(burn_model, err, sizeof err);
+	assert_non_null(d.s);
+	struct svc *s = &d.s->v[0];
+	/* 100 req/s, 0.1% errors for 4 days: burn rate exactly 1 on every window */
+	int64_t t = T0;
+	for (int i = 0; i < 4 * 1440; i++, t += 60000) {
+		drv_feed(&d, R_REQ, 1, t, 99.9);
+		drv_feed(&d, R_ERR, 2, t, 0.1);
+	}
+	for (int w = 0; w < 4; w++)
+		for (int j = 0; j < 2; j++)
+			assert_true(fabs(s->snap.burn[w][j] - 1.0) < 1e-6);
+	assert_null(drv_find(&d, "service:b:SLOBurnRate:page", AEV_FIRING));
+	/* the 3d/6h ticket pair is at its threshold (1x): score 0.5 */
+	assert_true(fabs(s->snap.burn_score_ticket - 0.5) < 1e-6);
+	/* now 2% errors: burn 20. After 5 minutes the 5m window is at 20 and the
+	 * 1h window at (5*20 + 55*1)/60 = 2.58: no page yet. */
+	for (int i = 0; i < 5; i++, t += 60000) {
+		drv_feed(&d, R_REQ, 1, t, 98);
+		drv_feed(&d, R_ERR, 2, t, 2);
+	}
+	/* bucket k closes when bucket k + 2 arrives (lag 1): 3 of the 5 count */
+	double short5 = s->snap.burn[0][1], long1h = s->snap.burn[0][0];
+	print_message("burn 5m %.6f 1h %.6f\n", short5, long1h);
+	assert_true(fabs(short5 - (3 * 20 + 2 * 1) / 5.0) < 1e-6);
+	assert_true(fabs(long1h - (3 * 20 + 57 * 1) / 60.0) < 1e-6);
+	assert_null(drv_find(&d, "service:b:SLOBurnRate:page", AEV_FIRING));
+	/* the 1h window reaches 14.4 when 20k + (60-k) >= 864, k >= 42.3 */
+	int fired_at = -1;
+	for (int i = 5; i < 60; i++, t += 60000) {
+		drv_feed(&d, R_REQ, 1, t, 98);
+		drv_feed(&d, R_ERR, 2, t, 2);
+		if (fired_at < 0 && drv_find(&d, "service:b:SLOBurnRate:page", AEV_FIRING))
+			fired_at = i;
+	}
+	/* step i closes bucket i-1 (i buckets of 2% counted: need 43) */
+	assert_int_equal(fired_at, 44);
+	const struct service_transition *tr = drv_find(&d, "service:b:SLOBurnRate:page", AEV_FIRING);
+	assert_non_null(strstr(tr->labels_json, "\"severity\":\"critical\""));
+	assert_non_null(strstr(tr->annotations_json, "burning its 99.9% availability error budget"));
+	drv_free(&d);
+}
+
+/* ---- error ratio ---------------------------------------------------------- */
+
+static void test_error_ratio_math(void **state)
+{
+	(void)state;
+	/* exact binomial tail: P(X >= 2 | n = 3, p = 0.001) = 3p^2 - 2p^3 */
+	double l = log_binom_upper(2, 3, 0.001);
+	assert_true(fabs(exp(l) - (3e-6 - 2e-9)) < 1e-12);
+	/* P(X >= 1 | n, p) = 1 - (1-p)^n */
+	l = log_binom_upper(1, 50, 0.01);
+	assert_true(fabs(exp(l) - (1 - pow(0.99, 50))) < 1e-9);
+	/* 2 errors in 3 requests at night, baseline 0.1%: p = 3e-6, not below
+	 * alpha = 1e-6, and fewer than min_errors anyway */
+	double night = error_log10p(2, 3, 0.001, 1);
+	assert_true(night > -6 && night < -5);
+	/* 0.5% of 10k req/s over 5 minutes against 0.1%: overwhelming */
+	double busy = error_log10p(0.005 * 3e6, 3e6, 0.001, 1);
+	assert_true(busy < -100);
+	/* even with a dispersion of 10 (errors cluster 10x more than binomial) */
+	assert_true(error_log10p(0.005 * 3e6, 3e6, 0.001, 10) < -100);
+	/* 0.12% at 10k req/s is statistically real (z = 11) but is not an
+	 * outage: the detector's min_factor gate handles that, not the test */
+	assert_true(error_log10p(0.0012 * 3e6, 3e6, 0.001, 1) < -6);
+}
+
+static const char *er_model = "kind: service\n"
+                              "name: e\n"
+                              "signals:\n"
+                              "  requests: 'r'\n"
+                              "  errors: 'r{code=\"500\"}'\n";
+
+/* Run a service for two days at `rate` req/s with 0.1% errors, then one
+ * 5-minute window at `err_ratio`; return the last error score. */
+static double er_scenario(double rate, double err_ratio, double err_count_override, int *fired)
+{
+	char err[512];
+	struct drv d = { 0 };
+	d.s = load_text(er_model, err, sizeof err);
+	assert_non_null(d.s);
+	struct svc *s = &d.s->v[0];
+	int64_t t = T0;
+	for (int i = 0; i < 2 * 2880; i++, t += 30000) {
+		drv_feed(&d, R_REQ, 1, t, rate * 0.999);
+		drv_feed(&d, R_ERR, 2, t, rate * 0.001);
+	}
+	double maxs = 0;
+	for (int i = 0; i < 10; i++, t += 30000) {
+		double e = err_count_override >= 0 ? (i == 0 ? err_count_override / 30 : 0)
+		                                   : rate * err_ratio;
+		drv_feed(&d, R_REQ, 1, t, rate - e);
+		drv_feed(&d, R_ERR, 2, t, e);
+		if (s->snap.er_score > maxs)
+			maxs = s->snap.er_score;
+	}
+	*fired = drv_find(&d, "service:e:ErrorRatio", AEV_PENDING) != NULL;
+	drv_free(&d);
+	return maxs;
+}
+
+static void test_error_ratio_detector(void **state)
+{
+	(void)state;
+	int fired;
+	/* night: 0.1 req/s (3 requests per step), 2 of 3 fail once */
+	double sn = er_scenario(0.1, 0, 2, &fired);
+	assert_true(sn < 0.5);
+	assert_false(fired);
+	/* day: 10k req/s with 0.5% errors */
+	double sd = er_scenario(10000, 0.005, -1, &fired);
+	assert_true(sd >= 0.99);
+	assert_true(fired);
+	/* day: 10k req/s with 0.11% errors: noise */
+	sd = er_scenario(10000, 0.0011, -1, &fired);
+	assert_true(sd < 0.5);
+	assert_false(fired);
+}
+
+/* ---- overload risk on a synthetic surge ------------------------------------ */
+
+static const char *surge_model = "kind: service\n"
+                                 "name: shop\n"
+                                 "signals:\n"
+                                 "  requests: 'r'\n"
+                                 "  errors: 'r{code=\"500\"}'\n"
+                                 "  latency: 'p99'\n"
+                                 "  instances: 'up'\n"
+                                 "slos:\n"
+                                 "  availability: {objective: 99.9%}\n"
+                                 "  latency: {threshold: 500ms}\n"
+                                 "capacity:\n"
+                                 "  per_instance: 100\n";
+
+struct rng {
+	uint64_t s;
+};
+
+static double unif(struct rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return ((z >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double gauss(struct rng *r)
+{
+	double u = unif(r), v = unif(r);
+	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+/* 3 days of seasonal traffic (peak 150 req/s against a capacity of 300),
+ * then on day 4 at 10:00 a surge ramping to 2.5x over an hour. Latency
+ * follows an M/M/1-like curve 0.1 s / (1 - utilisation). Returns the
+ * transitions in d (caller frees) and the time load reached capacity. */
+static int64_t run_surge(struct drv *d, int surge)
+{
+	char err[512];
+	d->s = load_text(surge_model, err, sizeof err);
+	assert_non_null(d->s);
+	struct rng r = { 42 };
+	int64_t surge_at = T0 + 3 * 86400000LL + 10 * 3600000LL, breach = 0;
+	for (int64_t t = T0; t < T0 + 3 * 86400000LL + 13 * 3600000LL; t += 30000) {
+		double day = (double)((t - T0) % 86400000LL) / 86400000.0;
+		double base = 90 + 60 * sin(2 * M_PI * (day - 0.25));
+		double f = 1;
+		if (surge && t >= surge_at)
+			f = 1 + 1.5 * fmin(1.0, (double)(t - surge_at) / 3600000.0);
+		double rate = base * f * (1 + 0.03 * gauss(&r));
+		double u = rate / 300;
+		if (u >= 1 && !breach)
+			breach = t;
+		double lat = 0.1 / fmax(0.05, 1 - u) * (1 + 0.05 * gauss(&r));
+		drv_feed(d, R_REQ, 1, t, rate * 0.9995);
+		drv_feed(d, R_ERR, 2, t, rate * 0.0005);
+		drv_feed(d, 1u << ROLE_LATENCY, 3, t, lat);
+		drv_feed(d, 1u << ROLE_INSTANCES, 4, t, 3);
+		if (getenv("SVC_DEBUG") && (t % 1800000 == 0 || (t > T0 + 82 * 3600000LL && t < T0 + 83 * 3600000LL && t % 120000 == 0)))
+			fprintf(stderr, "t=%.2fh req=%.1f ref=%.1f hi=%.1f lat=%.3f lref=%.3f risk=%.2f etacap=%.0f etalat=%.0f c=%.2f/%.2f/%.2f\n",
+			        (double)(t - T0) / 3600000.0, d->s->v[0].snap.req, d->s->v[0].snap.req_ref,
+			        d->s->v[0].snap.req_hi, d->s->v[0].snap.lat_s, d->s->v[0].snap.lat_ref,
+			        d->s->v[0].snap.risk, d->s->v[0].snap.eta_cap_s, d->s->v[0].snap.eta_lat_s,
+			        d->s->v[0].snap.comp[0], d->s->v[0].snap.comp[1], d->s->v[0].snap.comp[2]);
+	}
+	return breach;
+}
+
+static void test_overload_surge(void **state)
+{
+	(void)state;
+	struct drv d = { 0 };
+	int64_t breach = run_surge(&d, 1);
+	assert_true(breach > 0);
+	const struct service_transition *w =
+		drv_find(&d, "service:shop:OverloadRisk:warning", AEV_FIRING);
+	assert_non_null(w);
+	/* warned at least 10 minutes before load reached capacity */
+	if (!(w->ts_ms <= breach - 10 * 60000))
+		fail_msg("warning at %lld, breach at %lld (lead %.1f min)", (long long)w->ts_ms,
+		         (long long)breach, (double)(breach - w->ts_ms) / 60000);
+	print_message("lead %.1f min: %.300s\n", (double)(breach - w->ts_ms) / 60000,
+	              w->annotations_json);
+	assert_non_null(strstr(w->annotations_json, "shop is heading for an outage"));
+	assert_non_null(strstr(w->annotations_json, "the seasonal forecast"));
+	assert_non_null(strstr(w->labels_json, "\"alertname\":\"OverloadRisk\""));
+	assert_non_null(drv_find(&d, "service:shop:OverloadRisk:critical", AEV_FIRING));
+	/* and no risk alert in the three quiet days before */
+	for (size_t i = 0; i < d.n; i++)
+		if (strstr(d.t[i].key, "OverloadRisk") && d.t[i].ev == AEV_PENDING &&
+		    d.t[i].ts_ms < T0 + 3 * 86400000LL + 10 * 3600000LL)
+			fail_msg("early %s at %.2f h: %s", d.t[i].key,
+			         (double)(d.t[i].ts_ms - T0) / 3600000.0, d.t[i].annotations_json);
+	drv_free(&d);
+	/* the same days without the surge: no alert at all */
+	struct drv q = { 0 };
+	run_surge(&q, 0);
+	for (size_t i = 0; i < q.n; i++)
+		if (q.t[i].ev == AEV_FIRING)
+			fail_msg("quiet run fired %s at %lld: %s", q.t[i].key, (long long)q.t[i].ts_ms,
+			         q.t[i].annotations_json);
+	drv_free(&q);
+}
+
+static void test_determinism(void **state)
+{
+	(void)state;
+	struct drv a = { 0 }, b = { 0 };
+	run_surge(&a, 1);
+	run_surge(&b, 1);
+	assert_int_equal(a.n, b.n);
+	assert_true(a.n > 0);
+	for (size_t i = 0; i < a.n; i++) {
+		assert_string_equal(a.t[i].key, b.t[i].key);
+		assert_int_equal(a.t[i].ev, b.t[i].ev);
+		assert_int_equal(a.t[i].ts_ms, b.t[i].ts_ms);
+		assert_string_equal(a.t[i].annotations_json, b.t[i].annotations_json);
+	}
+	/* JSON state renders */
+	struct obuf o;
+	obuf_init(&o, 0);
+	services_json(a.s, &o);
+	assert_false(o.failed);
+	assert_non_null(strstr(o.p, "\"name\":\"shop\""));
+	assert_non_null(strstr(o.p, "\"burn_rates\":["));
+	obuf_free(&o);
+	drv_free(&a);
+	drv_free(&b);
+}
+
+int main(void)
+{
+	if (getenv("SVC_DEBUG")) {
+		struct drv d = { 0 };
+		run_surge(&d, 1);
+		drv_free(&d);
+		return 0;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_good),
+		cmocka_unit_test(test_parse_shipped_example),
+		cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_bind),
+		cmocka_unit_test(test_grid),
+		cmocka_unit_test(test_burn_rate),
+		cmocka_unit_test(test_error_ratio_math),
+		cmocka_unit_test(test_error_ratio_detector),
+		cmocka_unit_test(test_overload_surge),
+		cmocka_unit_test(test_determinism),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
