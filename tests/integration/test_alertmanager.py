@@ -117,7 +117,7 @@ def notify_config(am_url=None, hook_url=None):
 class Fake:
     """Records every POST by path; the first `fail` requests of each path get 503."""
 
-    def __init__(self, fail=3, port=0):
+    def __init__(self, fail=3, port=0, fail_status=503):
         self.fail = fail
         self.lock = threading.Lock()
         self.requests = {}  # path -> [(status, parsed body, wall time)]
@@ -129,7 +129,7 @@ class Fake:
                 raw = self.rfile.read(n)
                 with fake.lock:
                     got = fake.requests.setdefault(self.path, [])
-                    status = 503 if len(got) < fake.fail else 200
+                    status = fail_status if len(got) < fake.fail else 200
                     try:
                         body = json.loads(raw)
                     except ValueError:
@@ -305,6 +305,62 @@ def test_fire_and_resolve_between_polls():
         fake.close()
 
 
+def test_rejected_not_retried():
+    """A 4xx answer is a payload/auth problem: logged, not retried in a loop."""
+    fake = Fake(fail=10 ** 6, fail_status=400)
+    d = None
+    try:
+        base = "http://127.0.0.1:%d" % fake.port
+        d = Daemon(config=notify_config(hook_url=base + "/hook")).start()
+        fire(d)
+        wait_for("the rejected webhook", lambda: fake.all("/hook"), 15)
+        time.sleep(3)  # several backoff periods
+        check(len(fake.all("/hook")) == 1, "one request, no retries: %d" % len(fake.all("/hook")))
+        check("status=400" in d.logtext() and "retry=no" in d.logtext(), "rejection logged")
+    finally:
+        if d:
+            d.cleanup()
+        fake.close()
+
+
+def test_stop_with_hanging_receiver():
+    """A receiver that accepts the connection and never answers must not hold
+    up shutdown: the request in flight is aborted."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    conns = []
+    stop = threading.Event()
+
+    def accept():
+        lsock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conns.append(lsock.accept()[0])  # read nothing, answer nothing
+            except OSError:
+                pass
+    th = threading.Thread(target=accept, daemon=True)
+    th.start()
+    d = None
+    try:
+        cfg = notify_config(am_url="http://127.0.0.1:%d" % lsock.getsockname()[1]).replace("timeout: 3s", "timeout: 60s")
+        d = Daemon(config=cfg).start()
+        fire(d)
+        wait_for("a request in flight", lambda: conns, 15)
+        time.sleep(0.5)
+        t0 = time.time()
+        check(d.stop(timeout=20) == 0, "clean shutdown")
+        check(time.time() - t0 < 5, "shutdown took %.1fs with a hanging receiver" % (time.time() - t0))
+    finally:
+        stop.set()
+        th.join(5)
+        for c in conns:
+            c.close()
+        lsock.close()
+        if d:
+            d.cleanup()
+
+
 # ---- 2. the real Alertmanager ----------------------------------------------
 
 def am_get(port, path):
@@ -408,7 +464,8 @@ def main():
         sys.exit(77)
     failed = skipped = 0
     tests = [test_fake_alertmanager_retries, test_receiver_down_then_up, test_restart_resends_from_store,
-             test_fire_and_resolve_between_polls,
+             test_fire_and_resolve_between_polls, test_rejected_not_retried,
+             test_stop_with_hanging_receiver,
              test_real_alertmanager]
     for t in tests:
         t0 = time.time()
