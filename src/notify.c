@@ -972,7 +972,10 @@ static enum post_result post_json(struct notifier *n, struct target *t, const ch
 		const char *e = rc != CURLE_OK ? (t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc))
 		                               : t->resp;
 		char eb[NOTIFY_RESP_MAX];
-		snprintf(eb, sizeof eb, "%s", e);
+		if (*e)
+			snprintf(eb, sizeof eb, "%s", e);
+		else /* an empty error body: say at least what the status was */
+			snprintf(eb, sizeof eb, "http status %ld", code);
 		log_safe(eb);
 		log_msg(res == POST_REJECTED ? LOG_ERROR : LOG_WARN,
 		        "event=notify_failed target=%s kind=%s status=%ld alerts=%zu error=\"%.300s\"%s",
