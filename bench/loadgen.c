@@ -20,7 +20,8 @@
  * path.
  *
  * Output: one JSON object on stdout (counts, status codes, latency
- * percentiles in ms, wall time, the generator's own CPU seconds).
+ * percentiles in ms, wall time, the generator's own CPU seconds, and next_t0:
+ * the first timestamp newer than everything sent, to continue the timeline).
  * 127.0.0.1 only: there is no host option on purpose.
  */
 #define _GNU_SOURCE
@@ -341,6 +342,7 @@ struct wthread {
 	struct stats st;
 	double stop_at;
 	uint64_t rounds_done;
+	uint64_t rounds_started;     /* rounds of which at least one body was sent */
 };
 
 static void put_digits(char *p, uint64_t v, int w)
@@ -422,6 +424,7 @@ static void *write_main(void *arg)
 				memcpy(b->text + b->ts_off[i], ts, TS_W);
 				put_value(b->text + b->val_off[i], b->first_series + (uint32_t)i, r, &rng);
 			}
+			t->rounds_started = r + 1;
 			if (my_rate > 0) {
 				double due = start + (double)t->st.lines_sent / my_rate;
 				double w = due - now_s();
@@ -557,11 +560,13 @@ static int run_write(const struct wopts *o)
 		th[c].st.rng = c + 7;
 		pthread_create(&th[c].tid, NULL, write_main, &th[c]);
 	}
-	uint64_t rounds_min = UINT64_MAX;
+	uint64_t rounds_min = UINT64_MAX, started_max = 0;
 	for (size_t c = 0; c < o->conns; c++) {
 		pthread_join(th[c].tid, NULL);
 		if (th[c].nbodies && th[c].rounds_done < rounds_min)
 			rounds_min = th[c].rounds_done;
+		if (th[c].rounds_started > started_max)
+			started_max = th[c].rounds_started;
 	}
 	double wall = now_s() - t0;
 	struct stats *all = calloc(o->conns, sizeof *all);
@@ -575,9 +580,10 @@ static int run_write(const struct wopts *o)
 	}
 	snprintf(extra, sizeof extra,
 	         ",\"series\":%zu,\"lines_per_body\":%zu,\"conns\":%zu,\"rounds_complete\":%llu,"
-	         "\"samples_per_s_sent\":%.1f,\"samples_per_s_2xx\":%.1f",
+	         "\"next_t0\":%lld,\"samples_per_s_sent\":%.1f,\"samples_per_s_2xx\":%.1f",
 	         o->series, L, o->conns,
 	         (unsigned long long)(rounds_min == UINT64_MAX ? 0 : rounds_min),
+	         (long long)(o->t0 + (int64_t)started_max * o->step),
 	         wall > 0 ? (double)sent / wall : 0, wall > 0 ? (double)ok / wall : 0);
 	print_stats("write", all, o->conns, wall, extra);
 	for (size_t c = 0; c < o->conns; c++) {

@@ -53,19 +53,25 @@ def main():
     for d in by.get("ingest", []):
         ing.setdefault((d["target"], d["series"]), []).append(d)
     stored = {(d["target"], d["series"]): d for d in by.get("stored", [])}
+    warm = {(d["target"], d["series"]): d for d in by.get("warm", [])}
     create = {(d["target"], d["series"]): d for d in by.get("create", [])}
     ingest = []
     order = {"foreshock": 0, "vm": 1, "influx": 2}
     for (tg, s), ds in sorted(ing.items(), key=lambda k: (k[0][1], order.get(k[0][0], 9))):
         st = stored.get((tg, s), {})
         cr = create.get((tg, s), {})
+        wm = warm.get((tg, s), {})
         sent_total = sum(d["loadgen"]["samples_2xx"] for d in ds) + \
-            (cr.get("loadgen", {}).get("samples_2xx", 0))
-        row = {"target": tg, "series": s, "reps": len(ds),
+            (cr.get("loadgen", {}).get("samples_2xx", 0)) + \
+            (wm.get("loadgen", {}).get("samples_2xx", 0))
+        row = {"target": tg, "series": s, "reps": len(ds), "warm_rounds": wm.get("rounds", 0),
+               "warm_samples_per_s": wm.get("loadgen", {}).get("samples_per_s_2xx"),
                "samples_per_s": med([d["samples_per_s"] for d in ds]),
                "samples_per_s_all": [round(d["samples_per_s"]) for d in ds],
                "loadgen_cpu_cores": med([d["loadgen"]["cpu_cores"] for d in ds]),
                "target_cpu_cores": med([d["target_cpu_s"] / d["wall_s"] for d in ds]),
+               "samples_per_cpu_s": med([d["accepted"] / d["target_cpu_s"] for d in ds
+                                         if d["target_cpu_s"] > 0]),
                "req_p99_ms": med([d["loadgen"]["lat_ms"]["p99"] for d in ds]),
                "non2xx": sum(d["loadgen"]["status"]["4xx"] + d["loadgen"]["status"]["5xx"]
                              for d in ds),
@@ -82,6 +88,10 @@ def main():
     for r in ingest:
         if r["target"] != "foreshock" and fs.get(r["series"]) and r["samples_per_s"]:
             r["foreshock_ratio"] = fs[r["series"]] / r["samples_per_s"]
+    fsc = {r["series"]: r["samples_per_cpu_s"] for r in ingest if r["target"] == "foreshock"}
+    for r in ingest:
+        if r["target"] != "foreshock" and fsc.get(r["series"]) and r["samples_per_cpu_s"]:
+            r["foreshock_ratio_per_cpu"] = fsc[r["series"]] / r["samples_per_cpu_s"]
 
     memory = []
     for d in by.get("memory", []):
@@ -107,17 +117,20 @@ def main():
         L.append(f"| {e['mode']} | {e['series']:,} | {e['model']} | {fmt(e['samples_per_s'])} | "
                  f"{fmt(e['ns_per_sample'], 1)} | {e['state_bytes']} |")
     L.append("\n## Ingest, line protocol, 2 connections x 5000-line bodies (medians)\n")
-    L.append("| target | series | samples/s accepted | reps | vs foreshock | target CPU (cores) "
+    L.append("| target | series (warm-up rounds) | samples/s accepted (each rep) | reps | foreshock ratio "
+             "| target CPU (cores) | samples per target CPU-s "
              "| loadgen CPU (cores) | req p99 ms | series creation samples/s | stored / sent "
              "| peak RSS - empty, bytes/series (samples/series) |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in ingest:
-        ratio = f"foreshock {r['foreshock_ratio']:.2f}x" if r.get("foreshock_ratio") else ""
+        ratio = (f"{r['foreshock_ratio']:.2f}x (per CPU {r.get('foreshock_ratio_per_cpu', 0):.2f}x)"
+                 if r.get("foreshock_ratio") else "")
         bps = (f"{fmt(r.get('bytes_per_series'))} ({r.get('samples_per_series', 0):.0f})"
                if r.get("bytes_per_series") is not None else "-")
-        L.append(f"| {names.get(r['target'], r['target'])} | {r['series']:,} | "
+        L.append(f"| {names.get(r['target'], r['target'])} | {r['series']:,} ({r['warm_rounds']}) | "
                  f"{fmt(r['samples_per_s'])} {r['samples_per_s_all']} | {r['reps']} | {ratio} | "
-                 f"{fmt(r['target_cpu_cores'], 2)} | {fmt(r['loadgen_cpu_cores'], 3)} | "
+                 f"{fmt(r['target_cpu_cores'], 2)} | {fmt(r['samples_per_cpu_s'])} | "
+                 f"{fmt(r['loadgen_cpu_cores'], 3)} | "
                  f"{fmt(r['req_p99_ms'], 1)} | {fmt(r['create_samples_per_s'])} | "
                  f"{fmt(r['stored'])} / {fmt(r['sent_2xx_total'])} | {bps} |")
     if memory:
@@ -129,7 +142,9 @@ def main():
                      f"{m['hwm_kb'] / 1024:.0f} | {m['rss_empty_kb'] / 1024:.0f} | "
                      f"{fmt(m['bytes_per_series'])} |")
     for d in by.get("latency", []):
-        L.append(f"\n## Query latency, foreshockd, {d['series']:,} series, load {d['load']}"
+        L.append(f"\n## Query latency, foreshockd, {d['series']:,} series"
+                 + (f" ({d['alerts']} alerts listed)" if "alerts" in d else "")
+                 + f", load {d['load']}"
                  + (f" ({d['rate']:,} samples/s paced; max measured {d.get('max_rate', 0):,})"
                     if d["rate"] else "") + "\n")
         if d.get("write"):

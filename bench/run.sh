@@ -4,6 +4,7 @@
 # detector engine alone. See docs/performance.md for what each part measures.
 #
 #   bench/run.sh [--quick] [--foreshock-only] [--reps N] [--duration S] [--no-profile]
+#                [--warm K] [--phases LIST]
 #
 #   --quick           small sizes (1k series), 1 repetition, ~1 s per step; checks
 #                     that numbers come out (CI runs it); never installs packages
@@ -11,6 +12,14 @@
 #   --reps N          repetitions per ingest measurement (default 3; medians reported)
 #   --duration S      seconds per ingest repetition (default 10)
 #   --no-profile      skip the perf profile of foreshockd under ingest
+#   --warm K          untimed rounds (samples per series) sent before the timed
+#                     ingest repetitions and the latency probe, so the detectors
+#                     are past their warm-up (default 160, the default model's
+#                     warm-up is 150 samples); skipped where it would take more
+#                     than 20M samples (1M series are measured in warm-up)
+#   --phases LIST     comma-separated subset of engine,ingest,memory,latency,
+#                     restart,overload (default: all; restart and overload
+#                     need latency)
 #
 # Environment: BENCH_BUILDDIR (default <top>/build, built with scripts/build.sh),
 # BENCH_OUTDIR (default <top>/bench/out), BENCH_NO_INSTALL=1 (never apt-get),
@@ -29,6 +38,8 @@ fs_only=0
 reps=3
 dur=10
 profile=1
+warm=160
+phases=engine,ingest,memory,latency,restart,overload
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -36,14 +47,18 @@ while [ $# -gt 0 ]; do
 	--reps) reps=$2; shift ;;
 	--duration) dur=$2; shift ;;
 	--no-profile) profile=0 ;;
-	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	--warm) warm=$2; shift ;;
+	--phases) phases=$2; shift ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
 	esac
 	shift
 done
 if [ "$quick" = 1 ]; then
-	reps=1; dur=1; profile=0
+	reps=1; dur=1; profile=0; warm=0
 fi
+case "$warm" in ''|*[!0-9]*) echo "run.sh: invalid --warm '$warm'" >&2; exit 2 ;; esac
+phase() { case ",$phases," in *",$1,"*) return 0 ;; esac; return 1; }
 case "$reps" in ''|*[!0-9]*) echo "run.sh: invalid --reps '$reps'" >&2; exit 2 ;; esac
 [ "$reps" -ge 1 ] && [ "$reps" -le 9 ] || { echo "run.sh: --reps must be 1..9" >&2; exit 2; }
 
@@ -268,7 +283,11 @@ targets=(foreshock)
 lines=5000
 conns=2
 day=86400000
-base_t0=$(( ($(date +%s) - 25 * 86400) * 1000 ))
+# One timeline per target: starts 20 days ago at 01:00 UTC and every write
+# continues where the previous ended (loadgen's next_t0), 10 s per round, so
+# day-partitioned stores (VictoriaMetrics' per-day index, InfluxDB's shard
+# groups) see the same day changes a live feed would, not extra ones.
+base_t0=$(( (($(date +%s) / 86400 - 20) * 86400 + 3600) * 1000 ))
 
 # ---- 2. detector engine alone ------------------------------------------------------
 bench_engine() {
@@ -283,8 +302,10 @@ bench_engine() {
 		rec engine "$out"
 	done
 }
-log "engine benchmark (no HTTP, no store)"
-if [ "$quick" = 1 ]; then
+phase engine && log "engine benchmark (no HTTP, no store)"
+if ! phase engine; then
+	:
+elif [ "$quick" = 1 ]; then
 	bench_engine 1 0.3 160 "" "" 1
 	bench_engine 1000 0.3 160 "" "" 1
 	bench_engine 1000 0.3 160 "" --engine 1
@@ -306,6 +327,11 @@ elif [ "$quick" = 1 ]; then
 else
 	sizes=(1000 100000 1000000)
 fi
+# warm_rounds SERIES: --warm, or 0 when that would take more than 20M samples
+# (the run would not fit its time; such sizes are measured in warm-up)
+warm_rounds() {
+	if [ $((warm * $1)) -gt 20000000 ]; then echo 0; else echo "$warm"; fi
+}
 # ingest_run TARGET SERIES: fresh target; one untimed round creates the series
 # (timed separately), then $reps timed repetitions of $dur seconds each.
 ingest_run() {
@@ -321,13 +347,21 @@ ingest_run() {
 		--conns $conns --rounds 1 --duration 600 --t0 "$t0")
 	a1=$(accepted); c1=$(cpu_ticks "$tpid")
 	rec create "{\"target\":\"$tg\",\"series\":$s,\"accepted\":$((a1 - a0)),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
+	t0=$(jget "$out" next_t0)
+	local wr; wr=$(warm_rounds "$s")
+	if [ "$wr" -gt 0 ]; then
+		out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines $lines \
+			--conns $conns --rounds "$wr" --duration 600 --t0 "$t0")
+		rec warm "{\"target\":\"$tg\",\"series\":$s,\"rounds\":$wr,\"loadgen\":$out}"
+		t0=$(jget "$out" next_t0)
+	fi
 	local r
 	for ((r = 1; r <= reps; r++)); do
-		t0=$((base_t0 + r * 3 * day))
 		a0=$(accepted); c0=$(cpu_ticks "$tpid")
 		out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines $lines \
-			--conns $conns --duration "$dur" --rounds $((3 * day / 10000 - 1)) --t0 "$t0")
+			--conns $conns --duration "$dur" --t0 "$t0")
 		a1=$(accepted); c1=$(cpu_ticks "$tpid")
+		t0=$(jget "$out" next_t0)
 		w=$(jget "$out" wall_s)
 		rec ingest "{\"target\":\"$tg\",\"series\":$s,\"rep\":$r,\"accepted\":$((a1 - a0)),\"wall_s\":$w,\"samples_per_s\":$(python3 -c "print(($a1-$a0)/$w)"),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
 		log "  $tg series=$s rep=$r: $(python3 -c "print(round(($a1-$a0)/$w))") samples/s accepted"
@@ -339,7 +373,8 @@ ingest_run() {
 	rec stored "{\"target\":\"$tg\",\"series\":$s,\"stored\":$stored,\"series_seen\":$nser,\"rss_empty_kb\":$rss0,\"hwm_kb\":$hwm,\"rss_kb\":$rss}"
 	stop_target
 }
-log "ingest throughput: sizes ${sizes[*]}, targets ${targets[*]}, $reps x ${dur}s"
+phase ingest && log "ingest throughput: sizes ${sizes[*]}, targets ${targets[*]}, $reps x ${dur}s"
+phase ingest || sizes=()
 for s in "${sizes[@]}"; do
 	for tg in "${targets[@]}"; do
 		log "ingest $tg series=$s"
@@ -372,8 +407,10 @@ mem_run() { # mem_run TARGET SERIES ROUNDS
 	rec memory "{\"target\":\"$tg\",\"series\":$s,\"rounds\":$rounds,\"samples_sent\":$(jget "$out" samples_2xx),\"rss_empty_kb\":$rss0,\"hwm_kb\":$(hwm_kb "$tpid"),\"rss_kb\":$(rss_kb "$tpid")}"
 	stop_target
 }
-log "memory per series"
-if [ "$quick" = 1 ]; then
+phase memory && log "memory per series"
+if ! phase memory; then
+	:
+elif [ "$quick" = 1 ]; then
 	mem_run foreshock 1000 5
 else
 	for tg in "${targets[@]}"; do
@@ -385,10 +422,12 @@ fi
 
 # ---- 4. query latency under load, 5. restart, 6. overload, profile (foreshock) ----
 ls=$([ "$quick" = 1 ] && echo 1000 || echo 100000)
-log "query latency under ~80% load (foreshock, $ls series)"
+if phase latency; then
+log "query latency under ~80% load (foreshock, $ls series, $(warm_rounds "$ls") warm-up rounds first)"
 start_target foreshock 2000000
-"$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --rounds 3 \
-	--duration 600 --t0 "$base_t0" > /dev/null
+out=$("$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns \
+	--rounds "$(( $(warm_rounds "$ls") + 3 ))" --duration 600 --t0 "$base_t0")
+tl=$(jget "$out" next_t0)
 maxr=$(fs_max_rate "$ls")
 rate=$((maxr * 8 / 10))
 ldur=$([ "$quick" = 1 ] && echo 2 || echo 20)
@@ -396,23 +435,28 @@ sel=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("bench_cpu_value
 qpaths=(--path /api/v1/alerts --path "/api/v1/anomalies?series=$sel" --path /metrics)
 # idle first (no ingest), then under load
 out=$("$loadgen" get --port "$tport" "${qpaths[@]}" --interval-ms 20 --duration "$ldur")
-rec latency "{\"load\":\"idle\",\"series\":$ls,\"rate\":0,\"get\":$out}"
+nalerts=$(curl -sf -m 30 "http://127.0.0.1:$tport/api/v1/alerts" | python3 -c 'import json,sys
+d=json.load(sys.stdin); a=d.get("data",d); a=a.get("alerts",a) if isinstance(a,dict) else a
+print(len(a) if isinstance(a,list) else 0)' 2>/dev/null || echo 0)
+rec latency "{\"load\":\"idle\",\"series\":$ls,\"rate\":0,\"alerts\":$nalerts,\"get\":$out}"
 "$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --rate "$rate" \
-	--duration "$((ldur + 2))" --t0 "$((base_t0 + day))" > "$work/lat-write.json" &
+	--duration "$((ldur + 2))" --t0 "$tl" > "$work/lat-write.json" &
 lw=$!; pids+=("$lw")
 sleep 1
 out=$("$loadgen" get --port "$tport" "${qpaths[@]}" --interval-ms 20 --duration "$ldur")
 wait "$lw" || true
+tl=$(jget "$(cat "$work/lat-write.json")" next_t0)
 rec latency "{\"load\":\"80%\",\"series\":$ls,\"rate\":$rate,\"max_rate\":$maxr,\"get\":$out,\"write\":$(cat "$work/lat-write.json")}"
 
 if [ "$profile" = 1 ] && command -v perf >/dev/null; then
 	log "profile: perf record of foreshockd under unpaced ingest ($ls series, 10 s)"
 	"$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --duration 12 \
-		--t0 "$((base_t0 + 2 * day))" > /dev/null &
+		--t0 "$tl" > "$work/prof-write.json" &
 	lw=$!; pids+=("$lw")
 	sleep 1
 	timeout 30 perf record -F 499 -g -p "$tpid" -o "$work/perf.data" -- sleep 10 >/dev/null 2>&1 || true
 	wait "$lw" || true
+	tl=$(jget "$(cat "$work/prof-write.json")" next_t0)
 	if [ -s "$work/perf.data" ]; then
 		perf report -i "$work/perf.data" --no-children --percent-limit 0.7 --stdio \
 			--sort symbol -g none 2>/dev/null | grep -v '^$' > "$outdir/profile-$stamp.txt" || true
@@ -421,6 +465,8 @@ if [ "$profile" = 1 ] && command -v perf >/dev/null; then
 	fi
 fi
 
+fi # latency
+if phase latency && phase restart; then
 log "restart with $ls series checkpointed"
 a_before=$(accepted)
 t_a=$(now); kill -TERM "$tpid"
@@ -436,12 +482,14 @@ t_d=$(now)
 restored=$(grep -o 'series_restored=[0-9]*' "$tdir/log2" | tail -1 | sed 's/.*=//' || true)
 rec restart "{\"series\":$ls,\"samples_before\":$a_before,\"shutdown_s\":$(python3 -c "print($t_b-$t_a)"),\"checkpoint_ms\":${ckpt_ms:-null},\"ready_s\":$(python3 -c "print($t_d-$t_c)"),\"series_restored\":${restored:-0},\"rss_after_restore_kb\":$(rss_kb "$tpid")}"
 
+fi # restart
+if phase latency && phase overload; then
 log "overload: 32 connections unpaced, then a 20 MB body"
 odur=$([ "$quick" = 1 ] && echo 2 || echo 15)
 overload() { # on the running target
 	local ocon=32 rss_max=0 r
 	"$loadgen" write --port "$tport" --path "$(write_path)" --series "$ls" --lines $lines \
-		--conns $ocon --duration "$odur" --t0 "$((base_t0 + 4 * day))" > "$work/ov-write.json" &
+		--conns $ocon --duration "$odur" --t0 "$tl" > "$work/ov-write.json" &
 	lw=$!; pids+=("$lw")
 	"$loadgen" get --port "$tport" --path "$1" --interval-ms 100 --duration "$odur" \
 		> "$work/ov-get.json" &
@@ -453,9 +501,10 @@ overload() { # on the running target
 		sleep 0.25
 	done
 	wait "$lw" || true; wait "$lg" || true
+	tl=$(jget "$(cat "$work/ov-write.json")" next_t0)
 	local big
 	big=$("$loadgen" write --port "$tport" --path "$(write_path)" --series 300000 --lines 300000 \
-		--conns 1 --rounds 1 --duration 60 --t0 "$((base_t0 + 8 * day))")
+		--conns 1 --rounds 1 --duration 60 --t0 "$tl")
 	local alive=0
 	kill -0 "$tpid" 2>/dev/null && alive=1
 	rec overload "{\"target\":\"$target\",\"series\":$ls,\"conns\":$ocon,\"rss_max_kb\":$rss_max,\"rss_after_kb\":$(rss_kb "$tpid"),\"alive\":$alive,\"write\":$(cat "$work/ov-write.json"),\"probe\":$(cat "$work/ov-get.json"),\"big_body\":$big}"
@@ -464,11 +513,14 @@ overload /readyz
 stop_target
 if [ $have_vm = 1 ] && [ "$quick" = 0 ]; then
 	start_target vm 2000000
-	"$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --rounds 3 \
-		--duration 600 --t0 "$base_t0" > /dev/null
+	out=$("$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --rounds 3 \
+		--duration 600 --t0 "$base_t0")
+	tl=$(jget "$out" next_t0)
 	overload /health
 	stop_target
 fi
+fi # overload
+stop_target
 
 # ---- report -------------------------------------------------------------------------
 meta=$(python3 - <<-EOF
@@ -480,6 +532,7 @@ print(json.dumps({"date": "$stamp", "nproc": os.cpu_count(), "mem_kb": int(mem),
   "reps": $reps, "duration_s": $dur, "command": "bench/run.sh $orig_args".strip(),
   "loadavg_end": open("/proc/loadavg").read().split()[:3],
   "foreshock_version": "$("$fsd" --version 2>/dev/null | head -1)",
+  "git": "$(git -C "$top" rev-parse --short HEAD 2>/dev/null || true)",
   "victoria_metrics_version": "$( [ $have_vm = 1 ] && victoria-metrics -version 2>/dev/null | head -1 || true)",
   "influxdb_version": "$( [ $have_influx = 1 ] && influxd version 2>/dev/null | head -1 || true)"}))
 EOF
