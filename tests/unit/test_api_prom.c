@@ -376,6 +376,35 @@ static void test_limits(void **state)
 	json_decref(j);
 }
 
+/* Patterns glibc's regcomp() takes seconds or minutes to compile are
+ * refused up front (RE2 refuses most of them too); ordinary ones pass. */
+static void test_regex_guard(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = {
+		"temp{room=~\"a++++++++++++++++++++++++\"}",
+		"temp{room!~\"(a*)*+\"}",
+		"{__name__=~\"((((((((((a+)+)+)+)+)+)+)+)+)+)\"}",
+		"temp{room=~\"((a{1,100}){1,100})\"}",
+		"temp{room=~'a{2}{3}'}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *j = call(f, "GET", "/api/v1/query", NULL, 400, "query", bad[i], NULL);
+		json_decref(j);
+		j = call(f, "GET", "/api/v1/series", NULL, 400, "match[]", bad[i], NULL);
+		json_decref(j);
+	}
+	static const char *const good[] = {
+		"temp{room=~\"a+?\"}", "temp{room=~\"[a-z]+\"}", "temp{room=~\"(a|b)+\"}",
+		"temp{room=~\"a{1,3}\"}", "{__name__=~\"foreshock:.*\"}", "temp{room=~\"[+*]+\"}",
+		"temp{room=~\"\\\\++\"}", "temp{room=\"a++\"}", "temp{room=~`[[:alpha:]]+`}",
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		json_t *j = call(f, "GET", "/api/v1/query", NULL, 200, "query", good[i], NULL);
+		json_decref(j);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +415,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_labels_series_metadata, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_type_metadata, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_regex_guard, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
