@@ -19,33 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "http.h"
 #include "selfstats.h"
-
-/* --- growable output buffer ---------------------------------------------
- * Invariants: p is NULL or NUL-terminated at p[len]; once an append fails
- * (out of memory, or len would pass max) `failed` is set, further appends are
- * ignored and the content must not be sent. */
-struct obuf {
-	char *p;
-	size_t len, cap;
-	size_t max;   /* cap on len (0 = 1 GiB) */
-	int failed;
-};
-void obuf_init(struct obuf *b, size_t max);
-void obuf_add(struct obuf *b, const char *s, size_t n);
-void obuf_puts(struct obuf *b, const char *s);
-void obuf_printf(struct obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A JSON string literal (quotes, escapes; invalid UTF-8 bytes become U+FFFD). */
-void obuf_json_str(struct obuf *b, const char *s, size_t n);
-/* A JSON number in its shortest round-trip form, or null if not finite.
- * is_float: v came from a float (round-trip to float precision). */
-void obuf_json_num(struct obuf *b, double v, int is_float);
-/* RFC 3339 UTC timestamp as a JSON string. */
-void obuf_json_time(struct obuf *b, int64_t ms);
-/* Take the buffer (malloc'd; caller frees) and reset b. */
-char *obuf_steal(struct obuf *b, size_t *len);
-void obuf_free(struct obuf *b);
 
 /* Shortest decimal in Go's strconv 'e' format ("1.25e+01", "NaN", "+Inf"),
  * as Prometheus prints alert values. buf >= 32 bytes. */
