@@ -488,6 +488,7 @@ static const struct route routes[] = {
 	{ "/api/v1/status/buildinfo", ROUTE_QUERY, "GET" },
 	{ "/api/v1/status/runtimeinfo", ROUTE_QUERY, "GET" },
 	{ "/api/v1/forecast", ROUTE_FORECAST, "GET" },
+	{ "/api/v1/services", ROUTE_FORECAST, "GET" },
 	{ "/metrics", ROUTE_METRICS, "GET" },
 	{ "/healthz", ROUTE_HEALTH, "GET" },
 	{ "/readyz", ROUTE_HEALTH, "GET" },
@@ -583,7 +584,10 @@ void api_handle(struct api_ctx *api, const struct api_request *req, struct api_r
 		api_metrics(api, req, resp);
 		return;
 	case ROUTE_FORECAST:
-		api_forecast(api, req, resp);
+		if (!strcmp(r->path, "/api/v1/services"))
+			api_services(api, req, resp);
+		else
+			api_forecast(api, req, resp);
 		return;
 	case ROUTE_HEALTH:
 		if (!strcmp(p, "/readyz")) {

@@ -93,6 +93,7 @@ void api_json_labels(struct obuf *b, const struct labels *l);
 
 /* Handlers in the other api files. */
 void api_forecast(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
+void api_services(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
 void api_write_lp(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
 void api_import_json(struct api_ctx *api, const struct api_request *req,
                      struct api_response *resp);

@@ -1,5 +1,7 @@
-/* api_forecast.c — GET /api/v1/forecast: per-series forecasts with 80% and
- * 95% prediction intervals, and the time-to-breach of an optional limit.
+/* api_forecast.c — the prediction endpoints. GET /api/v1/forecast:
+ * per-series forecasts with 80% and 95% prediction intervals, and the
+ * time-to-breach of an optional limit; GET /api/v1/services: the service
+ * models' state (signals, burn rates, overload risk).
  *
  *   /api/v1/forecast?series=SEL[&horizon=1h][&step=1m][&limit=X][&direction=above|below]
  *
@@ -149,5 +151,17 @@ void api_forecast(struct api_ctx *api, const struct api_request *req, struct api
 	                &c);
 	obuf_puts(&b, "]}\n");
 	api_free_selectors(sel, nsel);
+	api_send(resp, 200, "application/json", &b);
+}
+
+/* GET /api/v1/services: every service model's current state (service.h). */
+void api_services(struct api_ctx *api, const struct api_request *req, struct api_response *resp)
+{
+	(void)req;
+	struct obuf b;
+	obuf_init(&b, 0);
+	obuf_puts(&b, "{\"status\":\"success\",\"data\":");
+	engine_services_json(api->engine, &b);
+	obuf_puts(&b, "}\n");
 	api_send(resp, 200, "application/json", &b);
 }

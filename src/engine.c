@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include "alert.h"
+#include "buf.h"
 #include "log.h"
 #include "series.h"
+#include "service.h"
 #include "store.h"
 #include "timefmt.h"
 
@@ -42,6 +44,10 @@ struct engine {
 	char **fam_names;
 	uint8_t *fam_types;
 	size_t fam_mask, fam_n;
+	/* service models and the transitions of their alerts (service.h) */
+	struct services *svcs;
+	struct service_transition *str;
+	size_t nstr, capstr;
 	/* histogram label groups feeding foreshock:pNN:<name> */
 	struct hgroup **groups;
 	size_t ngroups, capgroups;
@@ -170,6 +176,8 @@ void engine_free(struct engine *e)
 	}
 	free(e->groups);
 	free(e->gtable);
+	services_free(e->svcs);
+	free(e->str);
 	registry_free(&e->reg);
 	model_free(e->model);
 	free(e->alertname);
@@ -485,6 +493,8 @@ static struct series *find_or_create(struct engine_batch *b, const struct label_
 	}
 	s->kind = (uint8_t)kind;
 	state_init(e, s);
+	if (e->svcs)
+		s->roles = services_bind(e->svcs, &s->labels, &s->svc);
 	b->res.series_created++;
 	return s;
 }
@@ -541,6 +551,18 @@ static void detect(struct engine *e, struct series *s, int64_t ts_ms, double val
 		alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms, r.score, value);
 	if (ev != AEV_NONE)
 		queue_transition(e, s, ev, &r, ts_ms, value);
+	if (s->roles && e->svcs) {
+		e->nstr = 0;
+		if (services_observe(e->svcs, s->svc, s->roles, s->idx, ts_ms, value, &r, &e->str,
+		                     &e->nstr, &e->capstr) < 0)
+			log_msg(LOG_ERROR, "event=service_observe_failed series=%s reason=oom", s->key);
+		for (size_t i = 0; i < e->nstr; i++) {
+			struct service_transition *t = &e->str[i];
+			queue_rec(e, t->fsm, t->ev, t->key, t->labels_json, t->annotations_json, t->ts_ms,
+			          t->value, t->score);
+		}
+		e->nstr = 0;
+	}
 }
 
 static const struct det_result raw_result = { .score = 0, .expected = NAN, .lower = NAN,
@@ -974,6 +996,32 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 	return rc;
 }
 
+void engine_set_services(struct engine *e, struct services *svcs)
+{
+	pthread_mutex_lock(&e->mu);
+	services_free(e->svcs);
+	e->svcs = svcs;
+	size_t bound = 0;
+	for (size_t i = 0; i < e->reg.n; i++) {
+		struct series *s = e->reg.v[i];
+		s->roles = svcs ? services_bind(svcs, &s->labels, &s->svc) : 0;
+		bound += s->roles != 0;
+	}
+	pthread_mutex_unlock(&e->mu);
+	log_msg(LOG_INFO, "event=services_loaded services=%zu series_bound=%zu",
+	        svcs ? services_count(svcs) : 0, bound);
+}
+
+void engine_services_json(struct engine *e, struct obuf *b)
+{
+	pthread_mutex_lock(&e->mu);
+	if (e->svcs)
+		services_json(e->svcs, b);
+	else
+		obuf_puts(b, "[]");
+	pthread_mutex_unlock(&e->mu);
+}
+
 int engine_set_external_url(struct engine *e, const char *url)
 {
 	char *u = url ? strdup(url) : NULL;
@@ -1131,6 +1179,8 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 		return 0;
 	}
 	s->kind = (uint8_t)kind;
+	if (e->svcs)
+		s->roles = services_bind(e->svcs, &s->labels, &s->svc);
 	size_t ss = e->reg.state_size;
 	struct ckpt_head h;
 	const unsigned char *blob = c->state;

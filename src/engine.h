@@ -28,6 +28,8 @@
 
 struct engine;
 struct store;
+struct services;
+struct obuf;
 
 #define ENGINE_MAX_QUANTILES 8
 
@@ -133,6 +135,12 @@ typedef int (*engine_forecast_fn)(void *ctx, const struct series_info *s,
                                   const struct breach *breach, const struct forecast_info *info);
 int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
                     size_t n, double limit, int above, engine_forecast_fn fn, void *ctx);
+
+/* Install a set of service models (service.h), taking ownership; the
+ * previous set is freed and every series is bound again. NULL removes them. */
+void engine_set_services(struct engine *e, struct services *svcs);
+/* The services' current state as a JSON array (GET /api/v1/services). */
+void engine_services_json(struct engine *e, struct obuf *b);
 
 /* Base URL for links in alert annotations (set once the port is known). */
 int engine_set_external_url(struct engine *e, const char *url);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "notify.h"
 #include "selfstats.h"
+#include "service.h"
 #include "settings.h"
 #include "store.h"
 
@@ -44,6 +45,7 @@ static void usage(FILE *f)
 	        "  -l, --listen ADDR:PORT   HTTP listen address (default 127.0.0.1:9790; :0 picks a port)\n"
 	        "  -d, --data-dir DIR       directory of the SQLite store (default ./var)\n"
 	        "  -m, --model FILE         detector model (default models/default.yml)\n"
+	        "      --models-dir DIR     service models, files with kind: service (default ./models)\n"
 	        "      --log-level LEVEL    debug, info, warn, error (default info)\n"
 	        "      --max-series N       cardinality limit (default 1000000)\n"
 	        "      --replay FILE        push a line-protocol file through the HTTP API after start\n"
@@ -91,6 +93,21 @@ static struct model *load_model(const char *path, char *err, size_t errlen, char
 	}
 	*used = strdup("(built-in default)");
 	return model_builtin_default();
+}
+
+/* Service models: the configured directory, else ./models when it exists.
+ * Returns 0 with *out set (NULL when there is nothing to load), or -1 on an
+ * invalid model (err says file, line and reason). */
+static int load_services(const char *dir, struct services **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!dir) {
+		if (access("models", R_OK | X_OK) != 0)
+			return 0;
+		dir = "models";
+	}
+	*out = services_load_dir(dir, err, errlen);
+	return *out ? 0 : -1;
 }
 
 /* --- demo/replay: pushes a recorded line-protocol file through our own HTTP
@@ -222,7 +239,7 @@ static void *replay_main(void *arg)
 
 enum {
 	OPT_LOG_LEVEL = 256, OPT_MAX_SERIES, OPT_REPLAY, OPT_REPLAY_SPEED, OPT_REPLAY_PRECISION,
-	OPT_CHECK
+	OPT_CHECK, OPT_MODELS_DIR
 };
 
 int main(int argc, char **argv)
@@ -238,6 +255,7 @@ int main(int argc, char **argv)
 		{ "replay-speed", required_argument, NULL, OPT_REPLAY_SPEED },
 		{ "replay-precision", required_argument, NULL, OPT_REPLAY_PRECISION },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
+		{ "models-dir", required_argument, NULL, OPT_MODELS_DIR },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -297,6 +315,7 @@ int main(int argc, char **argv)
 			break;
 		case OPT_REPLAY_PRECISION: config_set_str(&cfg.replay_precision, optarg); break;
 		case OPT_CHECK: check_only = 1; break;
+		case OPT_MODELS_DIR: config_set_str(&cfg.models_dir, optarg); break;
 		default:
 			usage(stderr);
 			config_free(&cfg);
@@ -324,8 +343,18 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 2;
 	}
+	struct services *svcs = NULL;
+	if (load_services(cfg.models_dir, &svcs, err, sizeof err) < 0) {
+		fprintf(stderr, "foreshockd: invalid service model: %s\n", err);
+		model_free(model);
+		free(model_path);
+		config_free(&cfg);
+		return 2;
+	}
 	if (check_only) {
-		printf("configuration ok; model '%s' from %s\n", model_name(model), model_path);
+		printf("configuration ok; model '%s' from %s; %zu service model(s)\n", model_name(model),
+		       model_path, svcs ? services_count(svcs) : 0);
+		services_free(svcs);
 		model_free(model);
 		free(model_path);
 		config_free(&cfg);
@@ -405,6 +434,8 @@ int main(int argc, char **argv)
 		if (!cfg.notify.external_url)
 			config_set_str(&cfg.notify.external_url, ext);
 	}
+	engine_set_services(engine, svcs); /* before restore, so restored series bind too */
+	svcs = NULL;
 	long restored = engine_restore(engine, err, sizeof err);
 	if (restored < 0) {
 		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);
@@ -450,6 +481,12 @@ int main(int argc, char **argv)
 				engine_set_model(engine, m);
 			}
 			free(path);
+			struct services *ns = NULL;
+			if (load_services(cfg.models_dir, &ns, err, sizeof err) < 0)
+				log_msg(LOG_ERROR, "event=reload_failed what=services error=\"%s\" "
+				                   "keeping=previous", err);
+			else
+				engine_set_services(engine, ns);
 			continue;
 		}
 		struct timespec now;
@@ -487,6 +524,7 @@ out:
 			        (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
 		}
 	}
+	services_free(svcs); /* only if start-up failed before the engine took them */
 	engine_free(engine);
 	store_close(store);
 	free(model_path);

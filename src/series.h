@@ -50,6 +50,8 @@ struct series {
 	uint32_t idx;          /* own index in the registry (stable) */
 	uint8_t kind;          /* enum series_kind */
 	uint32_t derived;      /* COUNTER: index + 1 of its rate series; BUCKET: index + 1 of its group; 0 = none yet */
+	uint32_t svc;          /* service index (service.h) when roles != 0 */
+	uint32_t roles;        /* bit mask of enum service_role this series feeds; 0 = none */
 	uint64_t samples;
 	int64_t first_ts_ms, last_ts_ms;
 	double last_value;

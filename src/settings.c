@@ -40,6 +40,7 @@ void config_free(struct fs_config *c)
 	free(c->data_dir);
 	free(c->log_level);
 	free(c->model_file);
+	free(c->models_dir);
 	free(c->external_url);
 	free(c->alertname);
 	free(c->replay_file);
@@ -109,7 +110,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		yerr(err, errlen, root, "the configuration must be a mapping");
 		goto out;
 	}
-	static const char *const top[] = { "listen", "data_dir", "log_level", "model",
+	static const char *const top[] = { "listen", "data_dir", "log_level", "model", "models_dir",
 		                            "external_url", "http", "limits", "history",
 		                            "alerts", "checkpoint", "replay", "derived", "notify", NULL };
 	if (ymap_check_keys(root, top, err, errlen) < 0)
@@ -118,6 +119,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	    get_str(root, "data_dir", &c->data_dir, err, errlen) < 0 ||
 	    get_str(root, "log_level", &c->log_level, err, errlen) < 0 ||
 	    get_str(root, "model", &c->model_file, err, errlen) < 0 ||
+	    get_str(root, "models_dir", &c->models_dir, err, errlen) < 0 ||
 	    get_str(root, "external_url", &c->external_url, err, errlen) < 0)
 		goto out;
 	enum log_level lv;

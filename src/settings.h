@@ -18,6 +18,7 @@ struct fs_config {
 	char *data_dir;             /* "./var" */
 	char *log_level;            /* "info" */
 	char *model_file;           /* NULL = search models/default.yml, then the installed copy, then built-in */
+	char *models_dir;           /* service models (kind: service); NULL = ./models if it exists */
 	char *external_url;         /* base URL for links in alert annotations; NULL = http://<listen> */
 	unsigned http_threads;      /* 2 */
 	int64_t max_body;           /* 16 MiB, applies after decompression too */
