@@ -1262,6 +1262,8 @@ static void burn_update(struct svc *s, int64_t k, double x, double n)
 		double sc = clamp01(0.5 * lo / m->win[w].factor);
 		if (ex[0] < m->burn_min_errors && sc >= 0.5)
 			sc = 0.45; /* too few errors to page anyone */
+		if ((double)s->steps * (double)m->step_ms < (double)m->win[w].short_ms)
+			sc = 0; /* not even the short window has data yet */
 		if (m->win[w].page)
 			sp = sc > sp ? sc : sp;
 		else
@@ -1401,8 +1403,10 @@ static void risk_update(struct svc *s, int64_t k)
 	if (p->have_req && isfinite(p->req_ref) && p->req_ref > 0 &&
 	    forecast_period_ms(s->fcst + FC_LOAD * s->fc_size) > 0) {
 		double ex = p->req / p->req_ref;
+		/* load alone is not an outage (a benign burst, a marketing
+		 * mail): it contributes, it never reaches the warning alone */
 		if (p->req > p->req_hi)
-			c[RC_LOAD] = ramp(ex, 1.3, 2.0);
+			c[RC_LOAD] = 0.45 * ramp(ex, 1.3, 2.0);
 	}
 	/* capacity: utilisation, and when the load reaches it at this rate
 	 * (linear trend) or by the seasonal forecast */
@@ -1455,7 +1459,7 @@ static void risk_update(struct svc *s, int64_t k)
 		c[RC_LATENCY] = cl;
 	}
 	/* error onset: the error-ratio detector's evidence */
-	c[RC_ERRORS] = ramp(p->er_score, 0.3, 0.5);
+	c[RC_ERRORS] = ramp(p->er_score, 0.45, 0.65);
 	/* saturation near its limit, or reaching it at this rate */
 	p->eta_sat_s = NAN;
 	if (p->have_sat) {
