@@ -12,7 +12,7 @@
 
 #include "detectors/detectors.h"
 
-enum { P_HALFLIFE, P_DEV_HALFLIFE, P_CLIP, P_BAND, P_MIN_REL };
+enum { P_HALFLIFE, P_DEV_HALFLIFE, P_CLIP, P_BAND, P_MIN_REL, P_LOG };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 32, 1, 1e6 },      /* samples, mean */
@@ -20,6 +20,7 @@ static const struct param_def params[] = {
 	{ "clip", PARAM_NUMBER, 4, 0.5, 100 },         /* Huber clip, sigmas */
 	{ "band", PARAM_NUMBER, 3, 0.5, 100 },         /* band half-width, sigmas */
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },   /* deviation floor relative to |mu| */
+	{ "log", PARAM_BOOL, 0, 0, 1 },                /* model asinh(x / typical |x|) instead of x */
 };
 
 struct level_state {
@@ -27,6 +28,8 @@ struct level_state {
 	float dev;
 	float absmax; /* running scale of |x| for the floor */
 	uint32_t n;
+	float mag;    /* typical |x| (log mode) */
+	float pad;
 };
 
 static size_t level_size(const double *p)
@@ -44,14 +47,21 @@ static void level_update(const double *p, void *state, const struct comp_ctx *c,
 {
 	struct level_state *s = state;
 	double x = c->value;
+	double mag = 1;
+	if (p[P_LOG] > 0) {
+		if (s->n == 0)
+			s->mag = (float)fabs(x);
+		mag = (double)s->mag > 1e-9 ? (double)s->mag : 1e-9;
+		x = asinh(x / mag);
+	}
 	if (s->n == 0) {
 		s->mu = x;
 		s->dev = 0;
 		s->absmax = (float)fabs(x);
 		s->n = 1;
 		o->raw = 0;
-		o->expected = x;
-		o->lower = o->upper = x;
+		o->expected = c->value;
+		o->lower = o->upper = c->value;
 		o->direction = 0;
 		return;
 	}
@@ -66,6 +76,11 @@ static void level_update(const double *p, void *state, const struct comp_ctx *c,
 	o->lower = s->mu - p[P_BAND] * sigma;
 	o->upper = s->mu + p[P_BAND] * sigma;
 	o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
+	if (p[P_LOG] > 0) {
+		o->expected = mag * sinh(o->expected);
+		o->lower = mag * sinh(o->lower);
+		o->upper = mag * sinh(o->upper);
+	}
 
 	/* warm start: running means until the EWMA weights take over */
 	double a = det_warm_alpha(p[P_HALFLIFE], c->steps, s->n);
@@ -80,6 +95,8 @@ static void level_update(const double *p, void *state, const struct comp_ctx *c,
 	}
 	s->mu += a * rc;
 	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
+	if (p[P_LOG] > 0)
+		s->mag += (float)(ad * (fabs(c->value) - (double)s->mag));
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)ad * (ax - s->absmax);
 	if (s->n < UINT32_MAX)

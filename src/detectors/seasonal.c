@@ -18,7 +18,7 @@
 
 #define SEAS_MAX_BUCKETS 168
 
-enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL, P_POOL };
+enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL, P_POOL, P_LOG };
 
 static const struct param_def params[] = {
 	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
@@ -29,6 +29,7 @@ static const struct param_def params[] = {
 	{ "band", PARAM_NUMBER, 3, 0.5, 100 },
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
 	{ "bucket_weight", PARAM_NUMBER, 0.5, 0, 1 }, /* bucket vs series-wide deviation */
+	{ "log", PARAM_BOOL, 0, 0, 1 }, /* model asinh(x / typical |x|) instead of x */
 };
 
 struct seas_state {
@@ -36,6 +37,7 @@ struct seas_state {
 	float gdev;   /* series-wide deviation of the residual */
 	float absmax;
 	uint32_t n;
+	float mag;    /* typical |x| (log mode) */
 	/* followed by B bucket records */
 };
 
@@ -67,6 +69,13 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	int b = (int)(ph * nb / period);
 	struct seas_bucket *k = &bk[b];
 	double x = c->value;
+	double mag = 1;
+	if (p[P_LOG] > 0) {
+		if (s->n == 0)
+			s->mag = (float)fabs(x);
+		mag = (double)s->mag > 1e-9 ? (double)s->mag : 1e-9;
+		x = asinh(x / mag);
+	}
 
 	if (s->n == 0) {
 		s->level = x;
@@ -85,6 +94,11 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		o->lower = exp_v - p[P_BAND] * sig_b;
 		o->upper = exp_v + p[P_BAND] * sig_b;
 		o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
+		if (p[P_LOG] > 0) {
+			o->expected = mag * sinh(o->expected);
+			o->lower = mag * sinh(o->lower);
+			o->upper = mag * sinh(o->upper);
+		}
 	} else {
 		o->raw = NAN; /* not ready: the likelihood stage neither scores nor learns */
 		o->expected = o->lower = o->upper = NAN;
@@ -124,6 +138,8 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	double des = x - (double)k->off;
 	double dl = des - s->level;
 	s->level += al * dl;
+	if (p[P_LOG] > 0)
+		s->mag += (float)(al * (fabs(c->value) - (double)s->mag));
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)al * (ax - s->absmax);
 	if (s->n < UINT32_MAX)
