@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "buf.h"
 #include "log.h"
 #include "selector.h"
 #include "yaml_tree.h"
