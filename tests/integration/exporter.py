@@ -8,9 +8,10 @@ It serves /metrics (text format 0.0.4) with
 Each scrape advances the counters by rate x elapsed time, so the per-second
 rate Prometheus (and foreshock) computes is smooth: about --rate requests/s
 with a few percent of noise, and a log-normal latency with median --median
-seconds. --incident-after seconds after start an incident begins: the
-request rate is multiplied by --surge (errors by 10 x --surge) and the
-latency median by --slowdown. Everything is deterministic given --seed.
+seconds. Samples carry the time they were computed at, so rates are exact
+whatever the scrape jitter. --incident-after seconds after start an incident
+begins: the request rate is multiplied by --surge (errors by 10 x --surge)
+and the latency median by --slowdown. The noise is deterministic given --seed.
 
   exporter.py --port 0 --incident-after 60     # prints "listening port=N"
 Options can also come from the environment: EXPORTER_INCIDENT_AFTER,
@@ -68,7 +69,8 @@ class State:
 
     def render(self):
         with self.lock:
-            self.advance(time.time())
+            now = time.time()
+            self.advance(now)
             out = [
                 "# HELP http_requests_total Requests served.",
                 "# TYPE http_requests_total counter",
@@ -87,8 +89,13 @@ class State:
             out += [
                 "# HELP exporter_incident 1 while the injected incident runs.",
                 "# TYPE exporter_incident gauge",
-                "exporter_incident %d" % (1 if self.incident(time.time()) else 0),
+                "exporter_incident %d" % (1 if self.incident(now) else 0),
             ]
+            # Explicit timestamps (Prometheus honours them by default): the
+            # sample time is when the counters were advanced, so the rate a
+            # reader computes does not depend on scrape scheduling jitter.
+            ts = " %d" % int(now * 1000)
+            out = [line if line.startswith("#") else line + ts for line in out]
             return ("\n".join(out) + "\n").encode()
 
 
