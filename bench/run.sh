@@ -151,12 +151,17 @@ v=json.loads(sys.argv[1])
 for k in sys.argv[2].split("."): v=v[k]
 print(v)' "$1" "$2"; }
 
-# wait_http URL SECONDS: until URL answers 2xx (bounded)
+# wait_http URL SECONDS [PID]: until URL answers 2xx (bounded); fails at
+# once if PID exits
 wait_http() {
-	local url=$1 limit=$2 i n
+	local url=$1 limit=$2 pid=${3:-} i n
 	n=$(python3 -c "print(int($limit*20))")
 	for ((i = 0; i < n; i++)); do
 		curl -sf -o /dev/null -m 2 "$url" && return 0
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			log "process $pid exited: $(tail -2 "$tdir/log" 2>/dev/null)"
+			return 1
+		fi
 		sleep 0.05
 	done
 	return 1
@@ -173,12 +178,12 @@ start_target() { # start_target NAME MAXSERIES
 		"$fsd" --listen "127.0.0.1:$tport" --data-dir "$tdir" --model "$top/models/default.yml" \
 			--max-series "$2" --log-level info > "$tdir/log" 2>&1 &
 		tpid=$!; pids+=("$tpid")
-		wait_http "http://127.0.0.1:$tport/readyz" 120 ;;
+		wait_http "http://127.0.0.1:$tport/readyz" 120 "$tpid" ;;
 	vm)
 		victoria-metrics -httpListenAddr="127.0.0.1:$tport" -storageDataPath="$tdir" \
 			-retentionPeriod=12 -loggerLevel=ERROR > "$tdir/log" 2>&1 &
 		tpid=$!; pids+=("$tpid")
-		wait_http "http://127.0.0.1:$tport/health" 60 ;;
+		wait_http "http://127.0.0.1:$tport/health" 60 "$tpid" ;;
 	influx)
 		local rpc; rpc=$(free_port)
 		cat > "$tdir/influxdb.conf" <<-EOF
@@ -206,7 +211,7 @@ start_target() { # start_target NAME MAXSERIES
 		EOF
 		influxd -config "$tdir/influxdb.conf" > "$tdir/log" 2>&1 &
 		tpid=$!; pids+=("$tpid")
-		wait_http "http://127.0.0.1:$tport/ping" 60 &&
+		wait_http "http://127.0.0.1:$tport/ping" 60 "$tpid" &&
 			curl -sf -m 10 -XPOST "http://127.0.0.1:$tport/query" \
 				--data-urlencode 'q=CREATE DATABASE bench' >/dev/null ;;
 	esac
