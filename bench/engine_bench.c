@@ -170,7 +170,7 @@ static int bench_engine(const struct opts *o)
 		snprintf(hosts + i * 9, 9, "h%07zu", i % 10000000);
 	const int64_t t0 = 1700000000000LL, step = 10000;
 	struct label_ref refs[4] = {
-		{ "__name__", 8, "bench_cpu_value", 15 },
+		{ "__name__", 8, "bench_cpu", 9 },
 		{ "host", 4, NULL, 8 },
 		{ "dc", 2, NULL, 3 },
 		{ "job", 3, "node", 4 },

@@ -436,7 +436,7 @@ tl=$(jget "$out" next_t0)
 maxr=$(fs_max_rate "$ls")
 rate=$((maxr * 8 / 10))
 ldur=$([ "$quick" = 1 ] && echo 2 || echo 20)
-sel=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("bench_cpu_value{host=\"h0000042\"}"))')
+sel=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("bench_cpu{host=\"h0000042\"}"))')
 qpaths=(--path /api/v1/alerts --path "/api/v1/anomalies?series=$sel" --path /metrics)
 # idle first (no ingest), then under load
 out=$("$loadgen" get --port "$tport" "${qpaths[@]}" --interval-ms 20 --duration "$ldur")
