@@ -5,10 +5,10 @@
    every second and remote_writes (with metadata) to foreshockd; foreshockd
    lists foreshock:rate:http_requests_total and
    foreshock:p99:http_request_duration_seconds and raises an alert on a
-   derived signal after the exporter's injected incident. The daemon runs a
-   copy of models/default.yml with a short warm-up and `for` (the default's
-   150-sample warm-up and 1m `for` would take four minutes at 1 s scrapes);
-   everything else in the model is the default.
+   derived signal after the exporter's injected incident (pending, then
+   firing). The daemon runs a copy of models/default.yml with a short
+   warm-up and `for` (the default's 150-sample warm-up and 1m `for` would
+   take four minutes at 1 s scrapes); everything else is the default.
 2. promtool (`promtool query instant|range|series|labels`) reads foreshockd's
    Prometheus API: plain selectors, the virtual foreshock_anomaly_score
    family, and the error for unsupported PromQL.
@@ -201,6 +201,11 @@ remote_write:
         check(active >= t_exporter + INCIDENT_AFTER - 1,
               "alert %.1fs before the incident (a false positive): %r"
               % (t_exporter + INCIDENT_AFTER - active, a))
+        # the surge is sustained: the alert fires once the model's `for` (2s) has passed
+        def firing():
+            return next((x for x in d.alerts(state="firing") if x["series"].startswith("foreshock:")), None)
+        f = wait_for("a firing alert on a derived series", firing, 30, interval=0.5)
+        print("  firing after %.1fs: %s" % (time.time() - t_start, f["series"]))
         # the alert's series is scored in the query API too
         sel = 'foreshock_anomaly_score{series_name=%s}' % json.dumps(a["series"].split("{")[0])
         r = d.get_json("/api/v1/query?" + urllib.parse.urlencode({"query": sel}))
