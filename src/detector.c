@@ -31,7 +31,7 @@
 #define LK_MAX_LEVELS 8
 #define STATE_VERSION 4u
 
-enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN };
+enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN, COMBINE_BLEND };
 
 struct comp_inst {
 	const struct comp_kind *kind;
@@ -69,6 +69,7 @@ struct model {
 	double suppress_max;  /* cap of the fractional suppression, samples */
 	double hold;          /* cap during suppression */
 	double refire;        /* re-detect during suppression if evidence grows this much (0: never) */
+	double blend;         /* COMBINE_BLEND: weight of the best score vs the second best */
 	double peak_halflife; /* decayed running max of the score, samples (0: off) */
 	double peak_ratio;    /* scores below peak_ratio * peak are shrunk */
 	double peak_power;    /* by (score / (peak_ratio * peak))^peak_power */
@@ -107,7 +108,7 @@ struct lk_state {
 };
 
 static const struct comp_kind *const kinds[] = { &comp_level, &comp_seasonal, &comp_context,
-	                                         &comp_cusum, &comp_volatility, NULL };
+	                                         &comp_cusum, &comp_volatility, &comp_record, NULL };
 
 /* The built-in default; models/default.yml must say the same (a unit test
  * compares fingerprints). */
@@ -118,6 +119,8 @@ static const char builtin_yaml[] =
 	"  - kind: level\n"
 	"    log: true\n"
 	"  - kind: cusum\n"
+	"  - kind: record\n"
+	"    halflife: 8000\n"
 	"combine: max\n"
 	"likelihood:\n"
 	"  window: 3\n"
@@ -172,6 +175,7 @@ static void model_finish(struct model *m)
 	m->state_size = off;
 	m->lk_log_qref = m->lk_qref > 0 ? log(m->lk_qref) : 0;
 	h = fnv(h, &m->combine, sizeof m->combine);
+	h = fnv(h, &m->blend, sizeof m->blend);
 	h = fnv(h, &m->lk_enabled, sizeof m->lk_enabled);
 	h = fnv(h, &m->lk_window, sizeof m->lk_window);
 	h = fnv(h, &m->lk_halflife, sizeof m->lk_halflife);
@@ -275,7 +279,7 @@ static int parse_component(struct model *m, const struct ynode *n, char *err, si
 		if (!strcmp(kinds[i]->name, kname))
 			kind = kinds[i];
 	if (!kind) {
-		yerr(err, errlen, kn, "unknown component kind '%s' (known: level, seasonal, context, cusum, volatility)",
+		yerr(err, errlen, kn, "unknown component kind '%s' (known: level, seasonal, context, cusum, volatility, record)",
 		     kname);
 		return -1;
 	}
@@ -325,7 +329,7 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 {
 	static const char *const top[] = { "name", "components", "combine", "likelihood", "warmup",
 		                           "suppress", "suppress_for", "hold", "refire", "alert",
-		                           "peak", "suppress_frac", "suppress_max", NULL };
+		                           "peak", "suppress_frac", "suppress_max", "blend", NULL };
 	if (root->type != Y_MAP) {
 		yerr(err, errlen, root, "a model must be a map");
 		return -1;
@@ -370,6 +374,8 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 			m->combine = COMBINE_MEAN;
 		else if (!strcmp(s, "min"))
 			m->combine = COMBINE_MIN;
+		else if (!strcmp(s, "blend"))
+			m->combine = COMBINE_BLEND;
 		else {
 			yerr(err, errlen, n, "invalid value '%s' for 'combine' (max, noisy_or, mean, min)", s);
 			return -1;
@@ -450,6 +456,8 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 		m->suppress = (uint32_t)d;
 	}
 	if (parse_duration_key(root, "suppress_for", &m->suppress_ms, err, errlen) < 0)
+		return -1;
+	if ((n = ymap_get(root, "blend")) && read_range(n, "blend", 0, 1, &m->blend, err, errlen) < 0)
 		return -1;
 	if ((n = ymap_get(root, "suppress_frac")) &&
 	    read_range(n, "suppress_frac", 0, 1, &m->suppress_frac, err, errlen) < 0)
@@ -537,6 +545,7 @@ static void model_defaults(struct model *m)
 	m->suppress = 200;
 	m->hold = 0.45;
 	m->suppress_max = 1e7;
+	m->blend = 1;
 	m->peak_ratio = 1;
 	m->peak_power = 1;
 	m->alert.threshold = 0.5;
@@ -836,7 +845,7 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	c.n = h->n;
 	c.interval_ms = h->interval;
 
-	double least = 2, bz = 0, best = -1, combined = 0, prod = 1, sum = 0, wsum = 0;
+	double least = 2, bz = 0, best = -1, second = 0, combined = 0, prod = 1, sum = 0, wsum = 0;
 	int bi = 0, base = -1;
 	struct comp_out o0 = { 0 }, ob = { 0 };
 	for (int i = 0; i < m->ncomp; i++) {
@@ -852,13 +861,16 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		else
 			sc = o.raw / (o.raw + m->raw_scale);
 		sc *= ci->weight;
-		if (m->combine != COMBINE_MAX && sc > 1)
+		if (m->combine != COMBINE_MAX && m->combine != COMBINE_BLEND && sc > 1)
 			sc = 1;
 		if (sc > best) {
+			second = best > 0 ? best : 0;
 			best = sc;
 			bz = z;
 			bi = i;
 			ob = o;
+		} else if (sc > second) {
+			second = sc;
 		}
 		if (base < 0 && !isnan(o.expected)) {
 			base = i;
@@ -882,6 +894,10 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		break;
 	case COMBINE_MIN:
 		combined = least;
+		break;
+	case COMBINE_BLEND:
+		/* the best score, discounted unless another component agrees */
+		combined = m->blend * best + (1 - m->blend) * second;
 		break;
 	}
 	if (!(combined >= 0))

@@ -14,7 +14,7 @@
 
 #include "detectors/detectors.h"
 
-enum { P_HALFLIFE, P_K, P_H, P_FAST, P_MIN_REL, P_DEV_HALFLIFE };
+enum { P_HALFLIFE, P_K, P_H, P_FAST, P_MIN_REL, P_DEV_HALFLIFE, P_LOG };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 256, 1, 1e6 },
@@ -23,12 +23,15 @@ static const struct param_def params[] = {
 	{ "fast_halflife", PARAM_NUMBER, 4, 1, 1e4 },
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
 	{ "dev_halflife", PARAM_NUMBER, 256, 1, 1e6 },
+	{ "log", PARAM_BOOL, 0, 0, 1 }, /* accumulate asinh(x / typical |x|) instead of x */
 };
 
 struct cusum_state {
 	double mu;
 	float dev, fast, sp, sn, absmax;
 	uint32_t n;
+	float mag; /* typical |x| (log mode) */
+	float pad;
 };
 
 static size_t cusum_size(const double *p)
@@ -46,6 +49,12 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 {
 	struct cusum_state *s = state;
 	double x = c->value;
+	if (p[P_LOG] > 0) {
+		if (s->n == 0)
+			s->mag = (float)fabs(x);
+		double mag = (double)s->mag > 1e-9 ? (double)s->mag : 1e-9;
+		x = asinh(x / mag);
+	}
 	o->expected = o->lower = o->upper = NAN;
 	o->direction = 0;
 	if (s->n == 0) {
@@ -89,6 +98,8 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 	}
 	double ad = det_warm_alpha(p[P_DEV_HALFLIFE], c->steps, s->n);
 	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
+	if (p[P_LOG] > 0)
+		s->mag += (float)(ad * (fabs(c->value) - (double)s->mag));
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)a * (ax - s->absmax);
 	if (s->n < UINT32_MAX)

@@ -64,6 +64,7 @@ extern const struct comp_kind comp_seasonal;
 extern const struct comp_kind comp_context;
 extern const struct comp_kind comp_cusum;
 extern const struct comp_kind comp_volatility;
+extern const struct comp_kind comp_record;
 
 /* Helpers shared by components (detectors/common.c). */
 /* EWMA weight for a half-life of `halflife` samples, raised to `steps`. */
