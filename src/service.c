@@ -177,6 +177,8 @@ struct svc {
 	/* trends */
 	struct trend tr[FC__COUNT];
 	struct snapshot snap;
+	struct snapshot peak[AK__COUNT]; /* evidence at each alert's highest score */
+	double peak_score[AK__COUNT];
 	struct alert_fsm fsm[AK__COUNT];
 };
 
@@ -855,6 +857,8 @@ static int is_service_doc(const struct ynode *root)
 	return k && k->type == Y_SCALAR && !strcmp(k->scalar, "service");
 }
 
+static void fix_severity_pointers(struct svc_model *m);
+
 /* Parse root into a new entry of set (which grows). */
 static int add_service(struct services *set, const struct ynode *root, const char *path, char *err,
                        size_t errlen)
@@ -879,6 +883,8 @@ static int add_service(struct services *set, const struct ynode *root, const cha
 			return -1;
 		}
 	set->n++;
+	for (size_t i = 0; i < set->n; i++)
+		fix_severity_pointers(&set->v[i].m); /* the array may have moved */
 	return 0;
 }
 
@@ -1105,16 +1111,18 @@ static int trend_fit(const struct trend *t, double *slope, double *level, double
 
 /* Seconds until the trend reaches limit (going up), or NAN if it does not
  * rise significantly; 0 if already at or above the limit. */
-static double trend_eta_s(const struct trend *t, double limit, double step_s, double min_t)
+static double trend_eta_s(const struct trend *t, double limit, double step_s, double min_t,
+                          double cur)
 {
 	double b, a, ts;
-	if (trend_fit(t, &b, &a, &ts) < 0 || !(limit > 0))
-		return NAN;
-	if (a >= limit)
+	if (cur >= limit)
 		return 0;
-	if (!(b > 0) || ts < min_t)
+	if (trend_fit(t, &b, &a, &ts) < 0 || !(limit > 0) || !(b > 0) || ts < min_t)
 		return NAN;
-	return (limit - a) / b * step_s;
+	/* from the fitted level, or from the value itself when the fit lags
+	 * behind a fall */
+	double from = a < limit ? a : cur;
+	return (limit - from) / b * step_s;
 }
 
 /* ---- error-ratio test -------------------------------------------------- */
@@ -1414,7 +1422,7 @@ static void risk_update(struct svc *s, int64_t k)
 	p->eta_cap_s = NAN;
 	if (p->have_req && p->cap > 0) {
 		p->util = p->req / p->cap;
-		double e1 = trend_eta_s(&s->tr[FC_LOAD], p->cap, step_s, 4);
+		double e1 = trend_eta_s(&s->tr[FC_LOAD], p->cap, step_s, 4, p->req);
 		struct breach br;
 		double e2 = NAN;
 		if (forecast_time_to_breach(&s->fp[FC_LOAD], s->fcst + FC_LOAD * s->fc_size, k * m->step_ms,
@@ -1448,7 +1456,7 @@ static void risk_update(struct svc *s, int64_t k)
 		}
 		if (m->lat_threshold_s > 0) {
 			double cs = ramp(p->lat_s / m->lat_threshold_s, 0.75, 1.0);
-			double eta = trend_eta_s(&s->tr[FC_LATENCY], m->lat_threshold_s, step_s, 4);
+			double eta = trend_eta_s(&s->tr[FC_LATENCY], m->lat_threshold_s, step_s, 4, p->lat_s);
 			if (p->lat_s < 0.5 * m->lat_threshold_s)
 				eta = NAN;
 			p->eta_lat_s = eta;
@@ -1464,7 +1472,7 @@ static void risk_update(struct svc *s, int64_t k)
 	p->eta_sat_s = NAN;
 	if (p->have_sat) {
 		double cs = ramp(p->sat, 0.85, 1.0);
-		double eta = p->sat >= 0.5 ? trend_eta_s(&s->tr[FC_SAT], 1.0, step_s, 6) : NAN;
+		double eta = p->sat >= 0.5 ? trend_eta_s(&s->tr[FC_SAT], 1.0, step_s, 6, p->sat) : NAN;
 		p->eta_sat_s = eta;
 		double ce = eta_comp(eta, ew);
 		c[RC_SATURATION] = cs > ce ? cs : ce;
@@ -1526,10 +1534,9 @@ static void clause(struct obuf *b, int *n, const char *fmt, ...)
 
 /* Human explanation of the risk: which signals moved, by how much against
  * their forecast, and what is projected. Returns a malloc'd string. */
-static char *risk_explanation(const struct svc *s)
+static char *risk_explanation(const struct svc *s, const struct snapshot *p)
 {
 	const struct svc_model *m = &s->m;
-	const struct snapshot *p = &s->snap;
 	struct obuf b;
 	obuf_init(&b, 4096);
 	int n = 0;
@@ -1613,24 +1620,30 @@ static char *labels_for(const struct svc *s, int ak)
 	return out;
 }
 
-static char *annotations_for(const struct svc *s, int ak)
+/* Annotations of a transition. An alert that ended keeps the evidence of its
+ * peak (the snapshot of the step with its highest score), so the store's row
+ * of a resolved alert still says what happened. */
+static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 {
 	const struct svc_model *m = &s->m;
-	const struct snapshot *p = &s->snap;
+	int ended = ev == AEV_RESOLVED || ev == AEV_CANCELLED;
+	const struct snapshot *p = ended && s->peak[ak].ts_ms > 0 ? &s->peak[ak] : &s->snap;
 	struct obuf b;
 	obuf_init(&b, 0);
 	char *sum = NULL, *desc = NULL;
 	if (ak == AK_RISK_WARNING || ak == AK_RISK_CRITICAL) {
-		char *ex = risk_explanation(s);
-		sum = fmt_dup("%s is heading for an outage: %s", m->name, ex ? ex : "");
+		char *ex = risk_explanation(s, p);
+		sum = fmt_dup("%s%s is heading for an outage: %s", ended ? "resolved; at its peak: " : "",
+		              m->name, ex ? ex : "");
 		desc = fmt_dup("overload risk %.2f (%s at %.2f). %s", p->risk,
 		               ak == AK_RISK_CRITICAL ? "critical" : "warning",
 		               ak == AK_RISK_CRITICAL ? m->risk_critical : m->risk_warning,
 		               ex ? ex : "");
 		free(ex);
 	} else if (ak == AK_ERROR_RATIO) {
-		sum = fmt_dup("%s errors are %.2f%% of requests vs a %.2f%% baseline", m->name,
-		              100 * p->er_ratio, 100 * p->er_base);
+		sum = fmt_dup("%s%s errors are %.2f%% of requests vs a %.2f%% baseline",
+		              ended ? "resolved; at its peak: " : "", m->name, 100 * p->er_ratio,
+		              100 * p->er_base);
 		desc = fmt_dup("%.0f errors in %.0f requests over the last %lld s; p-value 1e%.1f "
 		               "under the learned baseline (dispersion %.2f)",
 		               p->er_x, p->er_n, (long long)(m->er_window_ms / 1000), p->er_log10p,
@@ -1650,8 +1663,9 @@ static char *annotations_for(const struct svc *s, int ak)
 		}
 		if (best >= 0) {
 			const struct burn_window *w = &m->win[best];
-			sum = fmt_dup("%s is burning its %.4g%% availability error budget %.1fx too fast",
-			              m->name, 100 * m->objective, p->burn[best][1]);
+			sum = fmt_dup("%s%s is burning its %.4g%% availability error budget %.1fx too fast",
+			              ended ? "resolved; at its peak: " : "", m->name, 100 * m->objective,
+			              p->burn[best][1]);
 			desc = fmt_dup("burn rate %.1f over %lldm and %.1f over %lldm (threshold %.1f); at "
 			               "this rate the %lld-day budget lasts %.1f days",
 			               p->burn[best][0], (long long)(w->long_ms / MS_MIN), p->burn[best][1],
@@ -1668,6 +1682,8 @@ static char *annotations_for(const struct svc *s, int ak)
 	obuf_json_str(&b, desc ? desc : "", desc ? strlen(desc) : 0);
 	free(sum);
 	free(desc);
+	obuf_puts(&b, ",\"evidence_at\":");
+	obuf_json_time(&b, p->ts_ms);
 	json_num_field(&b, "risk", p->risk);
 	for (int i = 0; i < RC__COUNT; i++) {
 		char k[40];
@@ -1728,7 +1744,7 @@ static int push_transition(struct svc *s, int ak, enum alert_event ev, int64_t t
 	t->ev = ev;
 	t->key = fmt_dup("service:%s:%s%s", s->m.name, ak_alertname[ak], ak_suffix[ak]);
 	t->labels_json = labels_for(s, ak);
-	t->annotations_json = annotations_for(s, ak);
+	t->annotations_json = annotations_for(s, ak, ev);
 	t->ts_ms = ts;
 	t->value = value;
 	t->score = score;
@@ -1866,6 +1882,12 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 		if (!p->have_total && (a == AK_ERROR_RATIO))
 			continue;
 		enum alert_event ev = alert_fsm_step(&s->fsm[a], &m->al[a], ts, scores[a], values[a]);
+		/* the first step at the alert's highest score */
+		if ((ev == AEV_PENDING || (ev == AEV_FIRING && s->fsm[a].active_at_ms == ts)) ||
+		    (s->fsm[a].state != ALERT_INACTIVE && scores[a] > s->peak_score[a])) {
+			s->peak[a] = *p;
+			s->peak_score[a] = scores[a];
+		}
 		if (ev != AEV_NONE &&
 		    push_transition(s, a, ev, ts, values[a], scores[a], out, nout, capout) < 0)
 			return -1;
@@ -1931,6 +1953,88 @@ int services_observe(struct services *set, uint32_t svc, uint32_t roles, uint32_
 		s->next_close = kk + 1;
 	}
 	return 0;
+}
+
+/* ---- reload and restart ---------------------------------------------------- */
+
+static struct svc *find_service(struct services *set, const char *name, size_t len)
+{
+	for (size_t i = 0; set && i < set->n; i++)
+		if (strlen(set->v[i].m.name) == len && !memcmp(set->v[i].m.name, name, len))
+			return &set->v[i];
+	return NULL;
+}
+
+/* Same grid and windows: the learned state fits the new model. */
+static int state_compatible(const struct svc_model *a, const struct svc_model *b)
+{
+	if (a->step_ms != b->step_ms || a->lag_steps != b->lag_steps ||
+	    a->reference_ms != b->reference_ms || a->er_window_ms != b->er_window_ms ||
+	    a->nwin != b->nwin || (a->objective > 0) != (b->objective > 0))
+		return 0;
+	for (int w = 0; w < a->nwin; w++)
+		if (a->win[w].long_ms != b->win[w].long_ms || a->win[w].short_ms != b->win[w].short_ms)
+			return 0;
+	return 1;
+}
+
+static void fix_severity_pointers(struct svc_model *m)
+{
+	for (int i = 0; i < AK__COUNT; i++)
+		m->al[i].severity = m->sev[i];
+}
+
+void services_adopt(struct services *nw, struct services *old)
+{
+	for (size_t i = 0; nw && old && i < nw->n; i++) {
+		struct svc *n = &nw->v[i];
+		struct svc *o = find_service(old, n->m.name, strlen(n->m.name));
+		if (!o)
+			continue;
+		if (state_compatible(&n->m, &o->m)) {
+			/* swap everything, then swap the models back: old keeps the
+			 * fresh state (freed with it), new runs on what was learned */
+			struct svc t = *n;
+			*n = *o;
+			*o = t;
+			struct svc_model tm = n->m;
+			n->m = o->m;
+			o->m = tm;
+			fix_severity_pointers(&n->m);
+			fix_severity_pointers(&o->m);
+		} else {
+			memcpy(n->fsm, o->fsm, sizeof n->fsm);
+			memcpy(n->peak, o->peak, sizeof n->peak);
+			memcpy(n->peak_score, o->peak_score, sizeof n->peak_score);
+		}
+		log_msg(LOG_INFO, "event=service_reloaded service=%s state=%s", n->m.name,
+		        state_compatible(&n->m, &o->m) ? "kept" : "alerts_only");
+	}
+}
+
+int services_restore_alert(struct services *set, const char *key, enum alert_state st,
+                           int64_t alert_id, int64_t active_at_ms, int64_t firing_at_ms,
+                           double score)
+{
+	if (!set || !key || strncmp(key, "service:", 8))
+		return -1;
+	const char *name = key + 8;
+	const char *colon = strchr(name, ':');
+	if (!colon)
+		return -1;
+	struct svc *s = find_service(set, name, (size_t)(colon - name));
+	if (!s)
+		return -1;
+	for (int a = 0; a < AK__COUNT; a++) {
+		char want[96];
+		snprintf(want, sizeof want, "%s%s", ak_alertname[a], ak_suffix[a]);
+		if (strcmp(colon + 1, want))
+			continue;
+		if ((a == AK_BURN_PAGE || a == AK_BURN_TICKET) && s->m.objective <= 0)
+			return -1;
+		return alert_fsm_restore(&s->fsm[a], st, alert_id, active_at_ms, firing_at_ms, score);
+	}
+	return -1;
 }
 
 /* ---- JSON --------------------------------------------------------------- */
@@ -2002,7 +2106,7 @@ void services_json(const struct services *set, struct obuf *b)
 			obuf_json_num(b, p->comp[c], 0);
 		}
 		obuf_puts(b, "},\"explanation\":");
-		char *ex = s->steps ? risk_explanation(s) : NULL;
+		char *ex = s->steps ? risk_explanation(s, &s->snap) : NULL;
 		obuf_json_str(b, ex ? ex : "", ex ? strlen(ex) : 0);
 		free(ex);
 		obuf_puts(b, "},\"alerts\":[");

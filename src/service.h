@@ -93,6 +93,24 @@ int services_observe(struct services *s, uint32_t svc, uint32_t roles, uint32_t 
                      int64_t ts_ms, double value, const struct det_result *det,
                      struct service_transition **out, size_t *nout, size_t *capout);
 
+/* Reload (SIGHUP): carry the state of each service present in both sets
+ * (same name) from old into nw — always the alert state machines (open
+ * alerts keep their store ids and end with a transition instead of staying
+ * open in the store), and, when the grid step, lag, reference horizon,
+ * error window and burn-rate windows are unchanged, everything learned
+ * (forecasts, burn-rate counters, error baseline, members). Call under the
+ * engine lock, before services_free(old). Either may be NULL. */
+void services_adopt(struct services *nw, struct services *old);
+
+/* Start-up: reopen a service alert read back from the store as open (key
+ * as in service_transition.key, st ALERT_PENDING or ALERT_FIRING), so that
+ * it resolves with a transition when the data say so. Returns 0, or -1 when
+ * no loaded service has that alert (the model was removed: the caller
+ * should end it in the store). */
+int services_restore_alert(struct services *s, const char *key, enum alert_state st,
+                           int64_t alert_id, int64_t active_at_ms, int64_t firing_at_ms,
+                           double score);
+
 /* JSON array of the services' current state (signals, forecasts, burn rates,
  * risk score and its evidence, alert states) for GET /api/v1/services. */
 void services_json(const struct services *s, struct obuf *b);

@@ -518,6 +518,11 @@ static void test_overload_surge(void **state)
 	assert_non_null(strstr(w->annotations_json, "the seasonal forecast"));
 	assert_non_null(strstr(w->labels_json, "\"alertname\":\"OverloadRisk\""));
 	assert_non_null(drv_find(&d, "service:shop:OverloadRisk:critical", AEV_FIRING));
+	/* an alert that ended keeps the evidence of its peak */
+	const struct service_transition *res =
+		drv_find(&d, "service:shop:OverloadRisk:warning", AEV_RESOLVED);
+	if (res)
+		assert_non_null(strstr(res->annotations_json, "resolved; at its peak: shop is heading"));
 	/* and no risk alert in the three quiet days before */
 	for (size_t i = 0; i < d.n; i++)
 		if (strstr(d.t[i].key, "OverloadRisk") && d.t[i].ev == AEV_PENDING &&
@@ -561,6 +566,58 @@ static void test_determinism(void **state)
 	drv_free(&b);
 }
 
+static void test_reload_and_restore(void **state)
+{
+	(void)state;
+	struct drv a = { 0 };
+	run_surge(&a, 1);
+	struct svc *o = &a.s->v[0];
+	assert_int_equal(o->fsm[AK_RISK_WARNING].state, ALERT_FIRING);
+	o->fsm[AK_RISK_WARNING].alert_id = 77;
+	uint64_t steps = o->steps;
+	/* same model reloaded: everything learned carries over */
+	char err[512];
+	struct services *nw = load_text(surge_model, err, sizeof err);
+	assert_non_null(nw);
+	services_adopt(nw, a.s);
+	assert_int_equal(nw->v[0].steps, steps);
+	assert_int_equal(nw->v[0].fsm[AK_RISK_WARNING].alert_id, 77);
+	assert_true(nw->v[0].m.al[AK_RISK_WARNING].severity == nw->v[0].m.sev[AK_RISK_WARNING]);
+	services_free(nw);
+	drv_free(&a);
+	memset(&a, 0, sizeof a);
+	run_surge(&a, 1);
+	a.s->v[0].fsm[AK_RISK_WARNING].alert_id = 77;
+	/* a different step: only the alerts carry over */
+	char *changed = malloc(strlen(surge_model) + 16);
+	sprintf(changed, "step: 60s\n%s", surge_model);
+	nw = load_text(changed, err, sizeof err);
+	free(changed);
+	assert_non_null(nw);
+	services_adopt(nw, a.s);
+	assert_int_equal(nw->v[0].steps, 0);
+	assert_int_equal(nw->v[0].fsm[AK_RISK_WARNING].alert_id, 77);
+	assert_int_equal(nw->v[0].fsm[AK_RISK_WARNING].state, ALERT_FIRING);
+	/* restart: an open alert read back from the store */
+	struct services *fresh = load_text(surge_model, err, sizeof err);
+	assert_int_equal(services_restore_alert(fresh, "service:shop:OverloadRisk:critical",
+	                                        ALERT_FIRING, 5, T0, T0 + 60000, 0.9),
+	                 0);
+	assert_int_equal(fresh->v[0].fsm[AK_RISK_CRITICAL].state, ALERT_FIRING);
+	assert_int_equal(fresh->v[0].fsm[AK_RISK_CRITICAL].alert_id, 5);
+	assert_int_equal(services_restore_alert(fresh, "service:shop:Nope", ALERT_FIRING, 5, T0,
+	                                        T0, 0.9),
+	                 -1);
+	assert_int_equal(services_restore_alert(fresh, "service:other:ErrorRatio", ALERT_FIRING, 5,
+	                                        T0, T0, 0.9),
+	                 -1);
+	assert_int_equal(services_restore_alert(fresh, "cpu{a=\"b\"}", ALERT_FIRING, 5, T0, T0, 0.9),
+	                 -1);
+	services_free(fresh);
+	services_free(nw);
+	drv_free(&a);
+}
+
 int main(void)
 {
 	if (getenv("SVC_DEBUG")) {
@@ -580,6 +637,7 @@ int main(void)
 		cmocka_unit_test(test_error_ratio_detector),
 		cmocka_unit_test(test_overload_surge),
 		cmocka_unit_test(test_determinism),
+		cmocka_unit_test(test_reload_and_restore),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
