@@ -101,12 +101,6 @@ static json_t *call(struct fixture *f, const char *method, const char *path, con
 	return j;
 }
 
-static const char *sval(json_t *j, const char *path_fmt)
-{
-	(void)path_fmt;
-	return json_string_value(j);
-}
-
 static void test_instant_vector(void **state)
 {
 	struct fixture *f = *state;
@@ -118,8 +112,8 @@ static void test_instant_vector(void **state)
 	json_t *r = json_object_get(d, "result");
 	assert_int_equal(json_array_size(r), 1);
 	json_t *m = json_object_get(json_array_get(r, 0), "metric");
-	assert_string_equal(sval(json_object_get(m, "__name__"), ""), "temp");
-	assert_string_equal(sval(json_object_get(m, "room"), ""), "a");
+	assert_string_equal(json_string_value(json_object_get(m, "__name__")), "temp");
+	assert_string_equal(json_string_value(json_object_get(m, "room")), "a");
 	json_t *v = json_object_get(json_array_get(r, 0), "value");
 	/* evaluation time, and the sample at 40 s (value 24) */
 	assert_int_equal((long long)json_number_value(json_array_get(v, 0)), 1700000045);
