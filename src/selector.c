@@ -71,6 +71,137 @@ static char *read_string(const char **p, char *err, size_t errlen)
 	return out;
 }
 
+/* glibc's regcomp() takes exponential time on some patterns RE2 (and so
+ * Prometheus) rejects or handles in linear time: a+++++++++++++++++++++++
+ * (24 '+': 47 s), ((((a+)+)+)...)+ nested 24 deep (26 s), and large
+ * counted repetitions ((a{1,100}){1,100}){1,100}. Refuse them before
+ * selector_parse() compiles them, with RE2's wording where RE2 refuses too:
+ * nested repetition operators, and repeat counts whose product exceeds 1000;
+ * and, beyond RE2, more than REGEX_MAX_QDEPTH nested repeated groups. */
+#define REGEX_MAX_QDEPTH 8
+#define REGEX_MAX_REPEAT 1000
+#define REGEX_MAX_GROUPS 64
+
+/* Parse a repetition operator at p ("*", "+", "?", "{m}", "{m,}", "{m,n}").
+ * Returns its length (0 if none) and the count it multiplies by. */
+static size_t regex_quantifier(const char *p, const char *end, long *count)
+{
+	*count = 1;
+	if (p >= end)
+		return 0;
+	if (*p == '*' || *p == '+' || *p == '?')
+		return 1;
+	if (*p != '{')
+		return 0;
+	const char *q = p + 1;
+	long m = 0, n = -1;
+	if (q >= end || !isdigit((unsigned char)*q))
+		return 0;
+	while (q < end && isdigit((unsigned char)*q) && m < 100000)
+		m = m * 10 + (*q++ - '0');
+	if (q < end && *q == ',') {
+		q++;
+		if (q < end && isdigit((unsigned char)*q)) {
+			n = 0;
+			while (q < end && isdigit((unsigned char)*q) && n < 100000)
+				n = n * 10 + (*q++ - '0');
+		}
+	}
+	if (q >= end || *q != '}')
+		return 0;
+	*count = n > m ? n : m;
+	if (*count < 1)
+		*count = 1;
+	return (size_t)(q + 1 - p);
+}
+
+/* Is the POSIX regular expression re safe to hand to regcomp()? Returns 0,
+ * or -1 with the reason in err. */
+int selector_regex_safe(const char *re, size_t n, char *err, size_t errlen)
+{
+	/* per open group: deepest nesting of repeated groups, largest repeat product */
+	int qdepth[REGEX_MAX_GROUPS + 1] = { 0 };
+	long weight[REGEX_MAX_GROUPS + 1] = { 0 };
+	int sp = 0, rc = 0;
+	const char *p = re, *e = re + n;
+	while (p < e && rc == 0) {
+		int aq = 0;      /* the atom's own nesting of repetitions */
+		long aw = 1;     /* and repeat product */
+		if (*p == '(') {
+			if (sp == REGEX_MAX_GROUPS) {
+				snprintf(err, errlen, "regular expression nests groups more than %d deep",
+				         REGEX_MAX_GROUPS);
+				rc = -1;
+				break;
+			}
+			sp++;
+			qdepth[sp] = 0;
+			weight[sp] = 1;
+			p++;
+			continue;
+		}
+		if (*p == ')' && sp > 0) {
+			aq = qdepth[sp];
+			aw = weight[sp];
+			sp--;
+			p++;
+		} else if (*p == '[') {
+			const char *b = p + 1;
+			if (b < e && *b == '^')
+				b++;
+			if (b < e && *b == ']')
+				b++;
+			while (b < e && *b != ']') {
+				if (*b == '[' && b + 1 < e && (b[1] == ':' || b[1] == '.' || b[1] == '=')) {
+					char c = b[1];
+					b += 2;
+					while (b + 1 < e && !(b[0] == c && b[1] == ']'))
+						b++;
+					b += 2;
+					continue;
+				}
+				b++;
+			}
+			p = b < e ? b + 1 : e;
+		} else if (*p == '\\' && p + 1 < e) {
+			p += 2;
+		} else {
+			p++;
+		}
+		long c;
+		size_t ql = regex_quantifier(p, e, &c);
+		if (ql) {
+			p += ql;
+			aq++;
+			aw *= c;
+			if (p < e && *p == '?') /* RE2's non-greedy suffix */
+				p++;
+			long c2;
+			size_t ql2 = regex_quantifier(p, e, &c2);
+			if (ql2) {
+				snprintf(err, errlen, "invalid nested repetition operator: '%.*s'",
+				         (int)(ql2 + 1), p - 1);
+				rc = -1;
+				break;
+			}
+		}
+		if (aw > REGEX_MAX_REPEAT) {
+			snprintf(err, errlen, "invalid repeat count: more than %d repetitions",
+			         REGEX_MAX_REPEAT);
+			rc = -1;
+		} else if (aq > REGEX_MAX_QDEPTH) {
+			snprintf(err, errlen, "regular expression too complex: repetitions nested more "
+			                      "than %d deep", REGEX_MAX_QDEPTH);
+			rc = -1;
+		}
+		if (qdepth[sp] < aq)
+			qdepth[sp] = aq;
+		if (weight[sp] < aw)
+			weight[sp] = aw;
+	}
+	return rc;
+}
+
 static int add_matcher(struct selector *sel, char *name, char *value, enum match_op op, char *err,
                        size_t errlen)
 {
@@ -95,6 +226,13 @@ static int add_matcher(struct selector *sel, char *name, char *value, enum match
 		static const char *const re2_only[] = { "\\d", "\\D", "\\w", "\\W", "\\s",
 			                                 "\\S", "\\b", "\\B", "(?", "\\p", "\\P",
 			                                 "\\A", "\\z", NULL };
+		if (selector_regex_safe(value, len, err, errlen) < 0) {
+			char why[200];
+			snprintf(why, sizeof why, "%s", err);
+			snprintf(err, errlen, "invalid regular expression '%.64s' for label '%s': %s", value,
+			         name, why);
+			return -1;
+		}
 		for (int k = 0; re2_only[k]; k++) {
 			if (strstr(value, re2_only[k])) {
 				snprintf(err, errlen,

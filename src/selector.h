@@ -33,5 +33,10 @@ struct selector {
 int selector_parse(struct selector *sel, const char *s, char *err, size_t errlen);
 int selector_matches(const struct selector *sel, const struct labels *l);
 void selector_free(struct selector *sel);
+/* Refuse regular expressions that glibc's regcomp() would compile in
+ * exponential time (nested repetition operators, repeat counts whose product
+ * exceeds 1000, repetitions nested more than 8 deep). selector_parse() calls
+ * it on every =~ and !~ matcher. Returns 0, or -1 with the reason in err. */
+int selector_regex_safe(const char *re, size_t n, char *err, size_t errlen);
 
 #endif
