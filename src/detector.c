@@ -28,10 +28,9 @@
 
 #define MAX_COMPONENTS 6
 #define LK_MAX_WINDOW 16
-#define LK_MAX_LEVELS 8
 #define STATE_VERSION 4u
 
-enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN, COMBINE_BLEND };
+enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN };
 
 struct comp_inst {
 	const struct comp_kind *kind;
@@ -57,8 +56,6 @@ struct model {
 	double lk_decades;    /* tail probability 10^-decades scores 1 */
 	double lk_qref;       /* calibration level (0: no calibration) */
 	double lk_log_qref;   /* log(lk_qref) */
-	int lk_levels;        /* multi-level calibration: levels qref, qref/10, ... (0: single level) */
-	double lk_prior;      /* pseudo-count shrinking each level's factor towards 1 */
 	double lk_clip;       /* Huber clip of the long-run estimates, in sd (0: off) */
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
 	/* post-processing */
@@ -69,10 +66,6 @@ struct model {
 	double suppress_max;  /* cap of the fractional suppression, samples */
 	double hold;          /* cap during suppression */
 	double refire;        /* re-detect during suppression if evidence grows this much (0: never) */
-	double blend;         /* COMBINE_BLEND: weight of the best score vs the second best */
-	double peak_halflife; /* decayed running max of the score, samples (0: off) */
-	double peak_ratio;    /* scores below peak_ratio * peak are shrunk */
-	double peak_power;    /* by (score / (peak_ratio * peak))^peak_power */
 	struct model_alerting alert;
 	char severity[32];
 	size_t state_size;
@@ -90,8 +83,6 @@ struct model_hdr {
 	int32_t fire_dir;    /* direction of the last detection (+1/-1, 0 unknown) */
 	float fire_ref;      /* halfway between the expected value and the band edge that
 	                      * was crossed, at the last detection (NAN if unknown) */
-	float peak;          /* decayed running max of the combined score */
-	float pad;
 };
 
 struct lk_state {
@@ -99,8 +90,7 @@ struct lk_state {
 	double mean1, var1;     /* long-run Gaussian of single samples */
 	float ex, px;           /* exponential tail: mean excess over the mean, P(above) */
 	float rate;             /* observed rate of tail probabilities below lk_qref */
-	float neff;             /* decayed number of learnt values (multi-level calibration) */
-	float cnt[LK_MAX_LEVELS]; /* decayed counts of raw tail probabilities below each level */
+	float pad;
 	float ring[LK_MAX_WINDOW];
 	float sum;
 	uint16_t pos, len;
@@ -119,6 +109,7 @@ static const char builtin_yaml[] =
 	"  - kind: level\n"
 	"    log: true\n"
 	"  - kind: cusum\n"
+	"    halflife: 512\n"
 	"  - kind: record\n"
 	"    halflife: 8000\n"
 	"combine: max\n"
@@ -127,7 +118,7 @@ static const char builtin_yaml[] =
 	"  halflife: 4000\n"
 	"  min_std: 0.05\n"
 	"  min_samples: 100\n"
-	"  decades: 12\n"
+	"  decades: 11.5\n"
 	"  calibrate: 0.001\n"
 	"warmup: 150\n"
 	"suppress: 100\n"
@@ -175,7 +166,6 @@ static void model_finish(struct model *m)
 	m->state_size = off;
 	m->lk_log_qref = m->lk_qref > 0 ? log(m->lk_qref) : 0;
 	h = fnv(h, &m->combine, sizeof m->combine);
-	h = fnv(h, &m->blend, sizeof m->blend);
 	h = fnv(h, &m->lk_enabled, sizeof m->lk_enabled);
 	h = fnv(h, &m->lk_window, sizeof m->lk_window);
 	h = fnv(h, &m->lk_halflife, sizeof m->lk_halflife);
@@ -186,13 +176,8 @@ static void model_finish(struct model *m)
 	h = fnv(h, &m->lk_min_n, sizeof m->lk_min_n);
 	h = fnv(h, &m->lk_decades, sizeof m->lk_decades);
 	h = fnv(h, &m->lk_qref, sizeof m->lk_qref);
-	h = fnv(h, &m->lk_levels, sizeof m->lk_levels);
-	h = fnv(h, &m->lk_prior, sizeof m->lk_prior);
 	h = fnv(h, &m->lk_clip, sizeof m->lk_clip);
 	h = fnv(h, &m->refire, sizeof m->refire);
-	h = fnv(h, &m->peak_halflife, sizeof m->peak_halflife);
-	h = fnv(h, &m->peak_ratio, sizeof m->peak_ratio);
-	h = fnv(h, &m->peak_power, sizeof m->peak_power);
 	h = fnv(h, &m->warmup, sizeof m->warmup);
 	h = fnv(h, &m->suppress, sizeof m->suppress);
 	h = fnv(h, &m->suppress_ms, sizeof m->suppress_ms);
@@ -329,7 +314,7 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 {
 	static const char *const top[] = { "name", "components", "combine", "likelihood", "warmup",
 		                           "suppress", "suppress_for", "hold", "refire", "alert",
-		                           "peak", "suppress_frac", "suppress_max", "blend", NULL };
+		                           "suppress_frac", "suppress_max", NULL };
 	if (root->type != Y_MAP) {
 		yerr(err, errlen, root, "a model must be a map");
 		return -1;
@@ -374,8 +359,6 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 			m->combine = COMBINE_MEAN;
 		else if (!strcmp(s, "min"))
 			m->combine = COMBINE_MIN;
-		else if (!strcmp(s, "blend"))
-			m->combine = COMBINE_BLEND;
 		else {
 			yerr(err, errlen, n, "invalid value '%s' for 'combine' (max, noisy_or, mean, min)", s);
 			return -1;
@@ -384,7 +367,7 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 	if ((n = ymap_get(root, "likelihood"))) {
 		static const char *const lk[] = { "enabled", "window", "halflife", "min_std", "instant",
 			                          "raw_scale", "tail", "min_samples", "decades",
-			                          "calibrate", "clip", "levels", "prior", NULL };
+			                          "calibrate", "clip", NULL };
 		if (n->type != Y_MAP) {
 			yerr(err, errlen, n, "'likelihood' must be a map");
 			return -1;
@@ -396,14 +379,6 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 			return -1;
 		if ((v = ymap_get(n, "clip")) &&
 		    read_range(v, "clip", 0, 100, &m->lk_clip, err, errlen) < 0)
-			return -1;
-		if ((v = ymap_get(n, "levels"))) {
-			if (read_range(v, "levels", 0, LK_MAX_LEVELS, &d, err, errlen) < 0)
-				return -1;
-			m->lk_levels = (int)d;
-		}
-		if ((v = ymap_get(n, "prior")) &&
-		    read_range(v, "prior", 0.01, 1e6, &m->lk_prior, err, errlen) < 0)
 			return -1;
 		if ((v = ymap_get(n, "calibrate")) &&
 		    read_range(v, "calibrate", 0, 0.5, &m->lk_qref, err, errlen) < 0)
@@ -457,8 +432,6 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 	}
 	if (parse_duration_key(root, "suppress_for", &m->suppress_ms, err, errlen) < 0)
 		return -1;
-	if ((n = ymap_get(root, "blend")) && read_range(n, "blend", 0, 1, &m->blend, err, errlen) < 0)
-		return -1;
 	if ((n = ymap_get(root, "suppress_frac")) &&
 	    read_range(n, "suppress_frac", 0, 1, &m->suppress_frac, err, errlen) < 0)
 		return -1;
@@ -467,25 +440,6 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 		return -1;
 	if ((n = ymap_get(root, "hold")) && read_range(n, "hold", 0, 1, &m->hold, err, errlen) < 0)
 		return -1;
-	if ((n = ymap_get(root, "peak"))) {
-		static const char *const pk[] = { "halflife", "ratio", "power", NULL };
-		if (n->type != Y_MAP) {
-			yerr(err, errlen, n, "'peak' must be a map");
-			return -1;
-		}
-		if (ymap_check_keys(n, pk, err, errlen) < 0)
-			return -1;
-		const struct ynode *v;
-		if ((v = ymap_get(n, "halflife")) &&
-		    read_range(v, "halflife", 0, 1e7, &m->peak_halflife, err, errlen) < 0)
-			return -1;
-		if ((v = ymap_get(n, "ratio")) &&
-		    read_range(v, "ratio", 0, 2, &m->peak_ratio, err, errlen) < 0)
-			return -1;
-		if ((v = ymap_get(n, "power")) &&
-		    read_range(v, "power", 0, 100, &m->peak_power, err, errlen) < 0)
-			return -1;
-	}
 	if ((n = ymap_get(root, "refire")) &&
 	    read_range(n, "refire", 0, 100, &m->refire, err, errlen) < 0)
 		return -1;
@@ -540,14 +494,10 @@ static void model_defaults(struct model *m)
 	m->raw_scale = 6;
 	m->lk_min_n = 1;
 	m->lk_decades = 10;
-	m->lk_prior = 1;
 	m->warmup = 150;
 	m->suppress = 200;
 	m->hold = 0.45;
 	m->suppress_max = 1e7;
-	m->blend = 1;
-	m->peak_ratio = 1;
-	m->peak_power = 1;
 	m->alert.threshold = 0.5;
 	m->alert.clear_threshold = 0.4;
 	m->alert.for_ms = 60000;
@@ -772,30 +722,6 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	if (s->n < UINT32_MAX)
 		s->n++;
 	*zout = z;
-	if (m->lk_qref > 0 && m->lk_levels > 0) {
-		/* Multi-level calibration: at levels L_k = qref * 10^-k, compare
-		 * the decayed count of raw tail probabilities below L_k with the
-		 * count the Gaussian promises (L_k * neff), shrunk towards 1 by a
-		 * pseudo-count. Tail probabilities are multiplied by the largest
-		 * factor (never divided): a series whose extremes come far more
-		 * often than Gaussian learns how much more, at every depth. */
-		double lq = z > 0 ? log_tail(z) : log(0.5);
-		double a = det_alpha(m->lk_halflife, 1);
-		double c = 1, L = m->lk_qref, lL = m->lk_log_qref;
-		for (int k = 0; k < m->lk_levels; k++) {
-			double ck = ((double)s->cnt[k] + m->lk_prior) /
-			            (L * (double)s->neff + m->lk_prior);
-			if (ck > c)
-				c = ck;
-			s->cnt[k] = (float)((1 - a) * (double)s->cnt[k] + (lq < lL ? 1.0 : 0.0));
-			L *= 0.1;
-			lL -= M_LN10;
-		}
-		s->neff = (float)((1 - a) * (double)s->neff + 1.0);
-		lq += log(c);
-		double sc = -lq / (m->lk_decades * M_LN10);
-		return sc < 0 ? 0 : sc;
-	}
 	if (m->lk_qref > 0) {
 		/* Calibrate the Gaussian tail with the observed frequency of tail
 		 * events at level qref: if they happen c times more often than the
@@ -809,7 +735,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		double a = det_alpha(m->lk_halflife, 1);
 		s->rate += (float)(a * ((lq < m->lk_log_qref ? 1.0 : 0.0) - (double)s->rate));
 		double sc = -lq / (m->lk_decades * M_LN10);
-		return sc < 0 ? 0 : sc; /* not capped at 1 here: the peak stage compares beyond it */
+		return sc < 0 ? 0 : sc > 1 ? 1 : sc;
 	}
 	return tail_score(z, m->lk_decades);
 }
@@ -845,7 +771,7 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	c.n = h->n;
 	c.interval_ms = h->interval;
 
-	double least = 2, bz = 0, best = -1, second = 0, combined = 0, prod = 1, sum = 0, wsum = 0;
+	double least = 2, bz = 0, best = -1, combined = 0, prod = 1, sum = 0, wsum = 0;
 	int bi = 0, base = -1;
 	struct comp_out o0 = { 0 }, ob = { 0 };
 	for (int i = 0; i < m->ncomp; i++) {
@@ -861,16 +787,11 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		else
 			sc = o.raw / (o.raw + m->raw_scale);
 		sc *= ci->weight;
-		if (m->combine != COMBINE_MAX && m->combine != COMBINE_BLEND && sc > 1)
-			sc = 1;
 		if (sc > best) {
-			second = best > 0 ? best : 0;
 			best = sc;
 			bz = z;
 			bi = i;
 			ob = o;
-		} else if (sc > second) {
-			second = sc;
 		}
 		if (base < 0 && !isnan(o.expected)) {
 			base = i;
@@ -895,27 +816,13 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	case COMBINE_MIN:
 		combined = least;
 		break;
-	case COMBINE_BLEND:
-		/* the best score, discounted unless another component agrees */
-		combined = m->blend * best + (1 - m->blend) * second;
-		break;
 	}
 	if (!(combined >= 0))
 		combined = 0; /* also NaN */
-	if (h->n <= m->warmup)
-		combined = 0;
-	if (m->peak_halflife > 0) {
-		/* rarity against the series' own history: a score well below the
-		 * largest recent scores is shrunk */
-		double ref = m->peak_ratio * (double)h->peak;
-		double raw_c = combined;
-		if (combined > 0 && combined < ref)
-			combined *= pow(combined / ref, m->peak_power);
-		double pk = (double)h->peak * (1 - det_alpha(m->peak_halflife, c.steps));
-		h->peak = (float)(raw_c > pk ? raw_c : pk);
-	}
 	if (combined > 1)
 		combined = 1;
+	if (h->n <= m->warmup)
+		combined = 0;
 
 	/* one detection per event: cap for `suppress` samples after a detection */
 	int dir = ob.direction ? ob.direction : (base >= 0 ? o0.direction : 0);

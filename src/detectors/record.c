@@ -14,7 +14,7 @@
 
 #include "detectors/detectors.h"
 
-enum { P_HALFLIFE, P_MEAN_HALFLIFE, P_LOG, P_MIN_REL, P_MARGIN };
+enum { P_HALFLIFE, P_MEAN_HALFLIFE, P_LOG, P_MIN_REL, P_MARGIN, P_HALFLIFE_T };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 2000, 1, 1e7 },     /* range relaxation, samples */
@@ -22,6 +22,7 @@ static const struct param_def params[] = {
 	{ "log", PARAM_BOOL, 0, 0, 1 },
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
 	{ "margin", PARAM_NUMBER, 0, 0, 100 },          /* sigmas inside the range that already count */
+	{ "halflife_time", PARAM_DURATION, 0, 0, 3650 * 86400e3 }, /* range relaxation in event time (0: use halflife) */
 };
 
 struct record_state {
@@ -76,7 +77,10 @@ static void record_update(const double *p, void *state, const struct comp_ctx *c
 	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
 	s->mu += a * rc;
 	s->dev += (float)(a * (fabs(rc) - (double)s->dev));
-	double ar = det_alpha(p[P_HALFLIFE], c->steps);
+	double hl = p[P_HALFLIFE];
+	if (p[P_HALFLIFE_T] > 0 && c->interval_ms > 0)
+		hl = p[P_HALFLIFE_T] / c->interval_ms;
+	double ar = det_alpha(hl, c->steps);
 	double hi = (double)s->hi - ar * ((double)s->hi - s->mu);
 	double lo = (double)s->lo - ar * ((double)s->lo - s->mu);
 	s->hi = (float)(x > hi ? x : hi);
