@@ -47,8 +47,8 @@ static const char *const ak_suffix[AK__COUNT] = { "", ":page", ":ticket", ":warn
 enum { FC_LOAD, FC_LATENCY, FC_SAT, FC__COUNT };
 
 /* Risk components (order used in explanations and JSON). */
-enum { RC_LOAD, RC_CAPACITY, RC_LATENCY, RC_ERRORS, RC_SATURATION, RC__COUNT };
-static const char *const rc_name[RC__COUNT] = { "load", "capacity", "latency", "errors",
+enum { RC_LOAD, RC_CAPACITY, RC_HEADROOM, RC_LATENCY, RC_ERRORS, RC_SATURATION, RC__COUNT };
+static const char *const rc_name[RC__COUNT] = { "load", "capacity", "headroom", "latency", "errors",
 	                                        "saturation" };
 
 struct sat_sig {
@@ -86,6 +86,7 @@ struct svc_model {
 	double lat_percentile;
 	/* capacity */
 	double cap_total, cap_per_instance;
+	double util_limit;       /* the knee: latency climbs steeply beyond this utilisation */
 	/* error-ratio detector */
 	int64_t er_window_ms;
 	double er_alpha, er_min_errors, er_min_factor, er_floor;
@@ -93,6 +94,7 @@ struct svc_model {
 	/* overload risk */
 	double risk_warning, risk_critical;
 	int64_t eta_warning_ms, horizon_ms, reference_ms, trend_halflife_ms, sat_halflife_ms;
+	int64_t peak_horizon_ms;
 	/* alerting */
 	struct model_alerting al[AK__COUNT];
 	char sev[AK__COUNT][24];
@@ -124,6 +126,15 @@ struct trend {
  * in the expectation). */
 #define NREF 3
 
+/* Exponentially weighted quadratic regression y ~ a + b t + c t^2 (t in
+ * steps, 0 = newest): "bending upward" and where the bend leads. */
+struct qtrend {
+	double s[5];             /* sum w t^k, k = 0..4 */
+	double y[3];             /* sum w t^k y, k = 0..2 */
+	double yy;
+	uint32_t n;
+};
+
 struct fc_ref {
 	int64_t k;               /* grid bucket this reference forecast is for */
 	double mean, hi95;
@@ -137,6 +148,7 @@ struct snapshot {
 	int sat_sig;
 	double req_ref, req_hi, lat_ref, lat_hi;
 	double util, eta_cap_s, eta_lat_s, eta_sat_s, lat_slope_rel, req_slope_rel;
+	double peak_req, peak_in_s;  /* forecast peak load within peak_horizon, and when */
 	double er_x, er_n, er_ratio, er_base, er_log10p, er_score;
 	double burn[SVC_MAX_WIN][2];
 	double burn_score_page, burn_score_ticket;
@@ -176,6 +188,7 @@ struct svc {
 	double base_x, base_n, disp;
 	/* trends */
 	struct trend tr[FC__COUNT];
+	struct qtrend qlat;      /* latency, quadratic */
 	struct snapshot snap;
 	struct snapshot peak[AK__COUNT]; /* evidence at each alert's highest score */
 	double peak_score[AK__COUNT];
@@ -315,10 +328,12 @@ static void model_defaults(struct svc_model *m)
 	m->er_min_factor = 2;
 	m->er_floor = 1e-4;
 	m->er_halflife_ms = 6 * MS_HOUR;
+	m->util_limit = 0.9;
 	m->risk_warning = 0.5;
 	m->risk_critical = 0.8;
 	m->eta_warning_ms = 30 * MS_MIN;
 	m->horizon_ms = MS_HOUR;
+	m->peak_horizon_ms = 6 * MS_HOUR;
 	m->reference_ms = MS_HOUR;
 	m->trend_halflife_ms = 5 * MS_MIN;
 	m->sat_halflife_ms = 30 * MS_MIN;
@@ -558,11 +573,12 @@ static int load_slos(struct svc_model *m, const struct ynode *slos, char *err, s
 
 static int load_capacity(struct svc_model *m, const struct ynode *c, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "total", "per_instance", NULL };
+	static const char *const keys[] = { "total", "per_instance", "utilization_limit", NULL };
 	if (need_map(c, "capacity", err, errlen) < 0 || ymap_check_keys(c, keys, err, errlen) < 0)
 		return -1;
 	if (get_double_range(c, "total", 1e-9, 1e12, &m->cap_total, err, errlen) < 0 ||
-	    get_double_range(c, "per_instance", 1e-9, 1e12, &m->cap_per_instance, err, errlen) < 0)
+	    get_double_range(c, "per_instance", 1e-9, 1e12, &m->cap_per_instance, err, errlen) < 0 ||
+	    get_double_range(c, "utilization_limit", 0.2, 1, &m->util_limit, err, errlen) < 0)
 		return -1;
 	if (m->cap_total == 0 && m->cap_per_instance == 0) {
 		yerr(err, errlen, c, "'capacity' needs 'total' or 'per_instance'");
@@ -592,13 +608,14 @@ static int load_detectors(struct svc_model *m, const struct ynode *d, char *err,
 	const struct ynode *o = ymap_get(d, "overload");
 	if (o) {
 		static const char *const ok[] = { "warning", "critical", "eta_warning", "horizon",
-			                          "reference", "trend_halflife", "saturation_halflife",
+			                          "reference", "trend_halflife", "saturation_halflife", "peak_horizon",
 			                          NULL };
 		if (need_map(o, "overload", err, errlen) < 0 || ymap_check_keys(o, ok, err, errlen) < 0 ||
 		    get_double_range(o, "warning", 0.01, 1, &m->risk_warning, err, errlen) < 0 ||
 		    get_double_range(o, "critical", 0.01, 1, &m->risk_critical, err, errlen) < 0 ||
 		    get_duration(o, "eta_warning", MS_MIN, MS_DAY, &m->eta_warning_ms, err, errlen) < 0 ||
 		    get_duration(o, "horizon", MS_MIN, 7 * MS_DAY, &m->horizon_ms, err, errlen) < 0 ||
+		    get_duration(o, "peak_horizon", 0, 7 * MS_DAY, &m->peak_horizon_ms, err, errlen) < 0 ||
 		    get_duration(o, "reference", MS_MIN, MS_DAY, &m->reference_ms, err, errlen) < 0 ||
 		    get_duration(o, "trend_halflife", MS_MIN, MS_DAY, &m->trend_halflife_ms, err,
 		                 errlen) < 0 ||
@@ -1125,6 +1142,61 @@ static double trend_eta_s(const struct trend *t, double limit, double step_s, do
 	return (limit - from) / b * step_s;
 }
 
+
+static void qtrend_add(struct qtrend *q, double decay, double y, int have)
+{
+	double *S = q->s, *Y = q->y;
+	double s1 = S[1] - S[0];
+	double s2 = S[2] - 2 * S[1] + S[0];
+	double s3 = S[3] - 3 * S[2] + 3 * S[1] - S[0];
+	double s4 = S[4] - 4 * S[3] + 6 * S[2] - 4 * S[1] + S[0];
+	double y1 = Y[1] - Y[0];
+	double y2 = Y[2] - 2 * Y[1] + Y[0];
+	S[1] = s1, S[2] = s2, S[3] = s3, S[4] = s4, Y[1] = y1, Y[2] = y2;
+	for (int k = 0; k < 5; k++)
+		S[k] *= decay;
+	for (int k = 0; k < 3; k++)
+		Y[k] *= decay;
+	q->yy *= decay;
+	if (have && isfinite(y)) {
+		S[0] += 1;
+		Y[0] += y;
+		q->yy += y * y;
+		q->n++;
+	}
+}
+
+/* Seconds until the fitted parabola reaches limit, when its curvature is
+ * positive and significant (t >= min_t); NAN otherwise. */
+static double qtrend_eta_s(const struct qtrend *q, double limit, double step_s, double min_t)
+{
+	const double *S = q->s, *Y = q->y;
+	if (q->n < 12 || S[0] < 6)
+		return NAN;
+	/* inverse of the symmetric 3x3 normal matrix by cofactors */
+	double m00 = S[0], m01 = S[1], m02 = S[2], m11 = S[2], m12 = S[3], m22 = S[4];
+	double c00 = m11 * m22 - m12 * m12, c01 = m02 * m12 - m01 * m22, c02 = m01 * m12 - m02 * m11;
+	double c11 = m00 * m22 - m02 * m02, c12 = m01 * m02 - m00 * m12, c22 = m00 * m11 - m01 * m01;
+	double det = m00 * c00 + m01 * c01 + m02 * c02;
+	if (!(fabs(det) > 1e-9))
+		return NAN;
+	double a = (c00 * Y[0] + c01 * Y[1] + c02 * Y[2]) / det;
+	double b = (c01 * Y[0] + c11 * Y[1] + c12 * Y[2]) / det;
+	double c = (c02 * Y[0] + c12 * Y[1] + c22 * Y[2]) / det;
+	double rss = q->yy - (a * Y[0] + b * Y[1] + c * Y[2]);
+	if (rss < 0)
+		rss = 0;
+	double sigma2 = rss / (S[0] - 3 > 1 ? S[0] - 3 : 1);
+	double var_c = sigma2 * c22 / det;
+	if (!(c > 0) || !(var_c > 0) || c / sqrt(var_c) < min_t || a >= limit)
+		return NAN;
+	double disc = b * b + 4 * c * (limit - a);
+	if (disc < 0)
+		return NAN;
+	double tau = (-b + sqrt(disc)) / (2 * c);
+	return tau > 0 ? tau * step_s : NAN;
+}
+
 /* ---- error-ratio test -------------------------------------------------- */
 
 /* log of the regularised incomplete beta I_x(a, b) by Lentz's continued
@@ -1416,17 +1488,20 @@ static void risk_update(struct svc *s, int64_t k)
 		if (p->req > p->req_hi)
 			c[RC_LOAD] = 0.45 * ramp(ex, 1.3, 2.0);
 	}
-	/* capacity: utilisation, and when the load reaches it at this rate
-	 * (linear trend) or by the seasonal forecast */
+	/* capacity: utilisation, and when the load reaches the knee
+	 * (utilization_limit x capacity) at this rate (linear trend) or by the
+	 * seasonal forecast (the daily peak still to come) */
 	p->util = NAN;
 	p->eta_cap_s = NAN;
 	if (p->have_req && p->cap > 0) {
 		p->util = p->req / p->cap;
-		double e1 = trend_eta_s(&s->tr[FC_LOAD], p->cap, step_s, 4, p->req);
+		double knee = m->util_limit * p->cap;
+		double e1 = trend_eta_s(&s->tr[FC_LOAD], knee, step_s, 4, p->req);
 		struct breach br;
 		double e2 = NAN;
-		if (forecast_time_to_breach(&s->fp[FC_LOAD], s->fcst + FC_LOAD * s->fc_size, k * m->step_ms,
-		                            m->horizon_ms, p->cap, 1, &br) == 0 &&
+		if (forecast_period_ms(s->fcst + FC_LOAD * s->fc_size) > 0 &&
+		    forecast_time_to_breach(&s->fp[FC_LOAD], s->fcst + FC_LOAD * s->fc_size, k * m->step_ms,
+		                            m->horizon_ms, knee, 1, &br) == 0 &&
 		    br.mean_crosses)
 			e2 = (double)(br.mean_at_ms - k * m->step_ms) / 1000.0;
 		double eta = e1;
@@ -1435,7 +1510,30 @@ static void risk_update(struct svc *s, int64_t k)
 		if (p->util < 0.5)
 			eta = NAN; /* far from capacity: trends are noise */
 		p->eta_cap_s = eta;
-		double cu = ramp(p->util, 0.75, 1.0);
+		double cu = ramp(p->util, m->util_limit - 0.15, m->util_limit + 0.1);
+		/* headroom: does the seasonal forecast's peak within peak_horizon
+		 * (the daily peak still to come) pass the knee? Recomputed every
+		 * 10 minutes of event time (36 forecast points each time). */
+		if (m->peak_horizon_ms > 0 && k % (10 * MS_MIN / m->step_ms) == 0) {
+			p->peak_req = NAN;
+			p->peak_in_s = NAN;
+			if (forecast_period_ms(s->fcst + FC_LOAD * s->fc_size) > 0) {
+				struct forecast_point pts[64];
+				size_t np = (size_t)(m->peak_horizon_ms / (10 * MS_MIN));
+				if (np > 64)
+					np = 64;
+				if (np && forecast_predict(&s->fp[FC_LOAD], s->fcst + FC_LOAD * s->fc_size,
+				                           k * m->step_ms + 10 * MS_MIN, 10 * MS_MIN, np,
+				                           pts) == 0)
+					for (size_t j = 0; j < np; j++)
+						if (!(pts[j].mean <= p->peak_req)) {
+							p->peak_req = pts[j].mean;
+							p->peak_in_s = (double)(j + 1) * 600;
+						}
+			}
+		}
+		if (isfinite(p->peak_req) && p->peak_req > p->req)
+			c[RC_HEADROOM] = 0.7 * ramp(p->peak_req / knee, 0.95, 1.15);
 		double ce = eta_comp(eta, ew);
 		c[RC_CAPACITY] = cu > ce ? cu : ce;
 	}
@@ -1457,6 +1555,9 @@ static void risk_update(struct svc *s, int64_t k)
 		if (m->lat_threshold_s > 0) {
 			double cs = ramp(p->lat_s / m->lat_threshold_s, 0.75, 1.0);
 			double eta = trend_eta_s(&s->tr[FC_LATENCY], m->lat_threshold_s, step_s, 4, p->lat_s);
+			double qeta = qtrend_eta_s(&s->qlat, m->lat_threshold_s, step_s, 4);
+			if (isfinite(qeta) && (!isfinite(eta) || qeta < eta))
+				eta = qeta;
 			if (p->lat_s < 0.5 * m->lat_threshold_s)
 				eta = NAN;
 			p->eta_lat_s = eta;
@@ -1548,10 +1649,18 @@ static char *risk_explanation(const struct svc *s, const struct snapshot *p)
 	if (p->comp[RC_CAPACITY] > 0.05) {
 		if (isfinite(p->eta_cap_s) && p->eta_cap_s > 0)
 			fmt_eta(t1, sizeof t1, p->eta_cap_s), clause(&b, &n,
-			       "load is at %.0f%% of capacity (%.3g/s) and reaches it in about %s",
-			       100 * p->util, p->cap, t1);
+			       "load is at %.0f%% of capacity (%.3g/s) and reaches %.0f%% in about %s",
+			       100 * p->util, p->cap, 100 * m->util_limit, t1);
 		else
 			clause(&b, &n, "load is at %.0f%% of capacity (%.3g/s)", 100 * p->util, p->cap);
+	}
+	if (p->comp[RC_HEADROOM] > 0.05) {
+		char inst[48] = "";
+		if (p->have_inst)
+			snprintf(inst, sizeof inst, " with %.0f instances up", p->inst);
+		fmt_eta(t1, sizeof t1, p->peak_in_s);
+		clause(&b, &n, "the forecast peak of %.3g/s in about %s is %.0f%% of capacity (%.3g/s%s)",
+		       p->peak_req, t1, 100 * p->peak_req / p->cap, p->cap, inst);
 	}
 	if (p->comp[RC_LATENCY] > 0.05) {
 		fmt_lat(t1, sizeof t1, p->lat_s);
@@ -1697,6 +1806,8 @@ static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 	json_num_field(&b, "capacity_per_s", p->cap > 0 ? p->cap : NAN);
 	json_num_field(&b, "capacity_utilization", p->util);
 	json_num_field(&b, "capacity_eta_s", p->eta_cap_s);
+	json_num_field(&b, "peak_requests_per_s", p->peak_req);
+	json_num_field(&b, "peak_in_s", p->peak_in_s);
 	json_num_field(&b, "latency_s", p->have_lat ? p->lat_s : NAN);
 	json_num_field(&b, "latency_expected_s", p->lat_ref);
 	json_num_field(&b, "latency_slo_s", m->lat_threshold_s > 0 ? m->lat_threshold_s : NAN);
@@ -1852,6 +1963,7 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 	double dec = exp2(-1.0 / hl);
 	trend_add(&s->tr[FC_LOAD], dec, req, p->have_req);
 	trend_add(&s->tr[FC_LATENCY], dec, lat, p->have_lat);
+	qtrend_add(&s->qlat, exp2(-0.5 / hl), lat, p->have_lat);
 	trend_add(&s->tr[FC_SAT], exp2(-(double)m->step_ms / (double)m->sat_halflife_ms), sat,
 	          p->have_sat);
 	{
@@ -2077,6 +2189,8 @@ void services_json(const struct services *set, struct obuf *b)
 		json_num_field(b, "capacity_eta_s", p->eta_cap_s);
 		json_num_field(b, "latency_slo_eta_s", p->eta_lat_s);
 		json_num_field(b, "saturation_eta_s", p->eta_sat_s);
+		json_num_field(b, "peak_requests_per_s", p->peak_req);
+		json_num_field(b, "peak_in_s", p->peak_in_s);
 		obuf_puts(b, "},\"error_ratio\":{\"ratio\":");
 		obuf_json_num(b, p->er_ratio, 0);
 		json_num_field(b, "baseline", p->er_base);

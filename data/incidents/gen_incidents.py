@@ -35,10 +35,11 @@ An outage is any 30-s step in which the noise-free p99 latency exceeds the
 of the incident. The precursor is the phase between the incident's start
 and the onset (none for an outage that starts at once).
 
-Usage: gen_incidents.py [--out DIR] [--scenario NAME ...] [--days-scale X]
+Usage: gen_incidents.py [--out DIR] [--scenario NAME ...] [--gzip] [--seed N]
 Writes DIR/NAME.prom (or .prom.gz with --gzip) and DIR/incidents.json. The
 output is a pure function of the arguments (random.Random per scenario,
-fixed seeds), so two runs give byte-identical files.
+fixed seeds; --seed N shifts every seed, for a sensitivity check on other
+noise and bursts), so two runs give byte-identical files.
 """
 import argparse
 import gzip
@@ -124,10 +125,11 @@ def binom(rng, n, p):
 class Scenario:
     """State of one service's generator."""
 
-    def __init__(self, name):
+    def __init__(self, name, seed_shift=0):
         self.name = name
         self.days, seed, self.peak = SCENARIOS[name]
-        self.rng = random.Random(seed)
+        self.seed = seed + 1000003 * seed_shift
+        self.rng = random.Random(self.seed)
         self.end = T0 + int(self.days * 86400)
         self.inc_day = T0 + 4 * 86400
         self.counts = {}          # (instance, code) -> cumulative requests
@@ -144,7 +146,7 @@ class Scenario:
         self._plan()
 
     def _plan(self):
-        pr = random.Random(1000 + SCENARIOS[self.name][1])
+        pr = random.Random(1000 + self.seed)
         t = T0 + 6 * 3600
         while t < self.end:
             # a benign burst every 4-10 hours: 1.5-2x for 1-3 minutes
@@ -323,8 +325,8 @@ class Scenario:
             self.onset = self.onset_leak
 
 
-def generate(name, outdir, use_gzip):
-    sc = Scenario(name)
+def generate(name, outdir, use_gzip, seed_shift=0):
+    sc = Scenario(name, seed_shift)
     path = os.path.join(outdir, name + (".prom.gz" if use_gzip else ".prom"))
     opener = (lambda p: gzip.GzipFile(p, "wb", mtime=0)) if use_gzip else (lambda p: open(p, "wb"))
     with opener(path) as f:
@@ -358,11 +360,12 @@ def main():
     ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     ap.add_argument("--gzip", action="store_true")
+    ap.add_argument("--seed", type=int, default=0, help="shift every seed by this (default 0)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     truths = []
     for name in args.scenario or list(SCENARIOS):
-        truths.append(generate(name, args.out, args.gzip))
+        truths.append(generate(name, args.out, args.gzip, args.seed))
         print("%s: onset %s" % (name, truths[-1]["onset"]), file=sys.stderr)
     with open(os.path.join(args.out, "incidents.json"), "w") as f:
         json.dump(truths, f, indent=1, sort_keys=True)
