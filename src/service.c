@@ -135,6 +135,17 @@ struct qtrend {
 	uint32_t n;
 };
 
+/* Seasonal-naive memory for the headroom check: 10-minute means of the
+ * load over the last day. */
+#define DAYBIN_MS (10 * MS_MIN)
+#define NDAYBIN 144
+
+struct daybin {
+	int64_t bin;             /* floor(t / 10 min); INT64_MIN = empty */
+	double sum;
+	uint32_t n;
+};
+
 struct fc_ref {
 	int64_t k;               /* grid bucket this reference forecast is for */
 	double mean, hi95;
@@ -189,6 +200,10 @@ struct svc {
 	/* trends */
 	struct trend tr[FC__COUNT];
 	struct qtrend qlat;      /* latency, quadratic */
+	struct daybin day[NDAYBIN];
+	double level_ratio;      /* EWMA of load / load a day ago (same 10 minutes) */
+	double yday_mean;        /* yesterday's mean of the current 10 minutes */
+	uint32_t level_ratio_n;
 	struct snapshot snap;
 	struct snapshot peak[AK__COUNT]; /* evidence at each alert's highest score */
 	double peak_score[AK__COUNT];
@@ -830,6 +845,9 @@ static int svc_alloc(struct svc *s, char *err, size_t errlen)
 		s->bwin_len[i][1] = sh < 1 ? 1 : sh;
 	}
 	s->disp = 1;
+	for (int i = 0; i < NDAYBIN; i++)
+		s->day[i].bin = INT64_MIN;
+	s->yday_mean = NAN;
 	for (int i = 0; i < AK__COUNT; i++)
 		alert_fsm_init(&s->fsm[i]);
 	return 0;
@@ -1464,6 +1482,30 @@ static void ref_issue(struct svc *s, int f, int64_t k)
 	}
 }
 
+/* Record the load of bucket k in its 10-minute bin (the slot held the
+ * same 10 minutes of yesterday until now) and update today's level against
+ * yesterday's: an EWMA (half-life 30 minutes) of load / yesterday's mean. */
+static void daybin_update(struct svc *s, int64_t k, double req)
+{
+	int64_t t = k * s->m.step_ms;
+	int64_t bin = floor_div(t, DAYBIN_MS);
+	struct daybin *d = &s->day[(size_t)(((bin % NDAYBIN) + NDAYBIN) % NDAYBIN)];
+	if (d->bin != bin) {
+		s->yday_mean = d->bin == bin - NDAYBIN && d->n ? d->sum / d->n : NAN;
+		d->bin = bin;
+		d->sum = 0;
+		d->n = 0;
+	}
+	d->sum += req;
+	d->n++;
+	if (isfinite(s->yday_mean) && s->yday_mean > 0) {
+		double r = req / s->yday_mean;
+		double w = 1 - exp2(-(double)s->m.step_ms / (30.0 * MS_MIN));
+		s->level_ratio = s->level_ratio_n ? s->level_ratio + w * (r - s->level_ratio) : r;
+		s->level_ratio_n++;
+	}
+}
+
 /* ETA -> risk component: 0.5 at eta_warning, 1 at 0, 0 at 2 x eta_warning. */
 static double eta_comp(double eta_s, double eta_warning_s)
 {
@@ -1511,26 +1553,30 @@ static void risk_update(struct svc *s, int64_t k)
 			eta = NAN; /* far from capacity: trends are noise */
 		p->eta_cap_s = eta;
 		double cu = ramp(p->util, m->util_limit - 0.15, m->util_limit + 0.1);
-		/* headroom: does the seasonal forecast's peak within peak_horizon
-		 * (the daily peak still to come) pass the knee? Recomputed every
-		 * 10 minutes of event time (36 forecast points each time). */
-		if (m->peak_horizon_ms > 0 && k % (10 * MS_MIN / m->step_ms) == 0) {
+		/* headroom: the peak within peak_horizon by a seasonal-naive
+		 * forecast (yesterday's 10-minute means over the coming hours,
+		 * scaled by today's level against yesterday's): robust and easy
+		 * to explain. Recomputed every 10 minutes of event time. */
+		if (m->peak_horizon_ms > 0 && k % (DAYBIN_MS / m->step_ms) == 0) {
 			p->peak_req = NAN;
 			p->peak_in_s = NAN;
-			if (forecast_period_ms(s->fcst + FC_LOAD * s->fc_size) > 0) {
-				struct forecast_point pts[64];
-				size_t np = (size_t)(m->peak_horizon_ms / (10 * MS_MIN));
-				if (np > 64)
-					np = 64;
-				if (np && forecast_predict(&s->fp[FC_LOAD], s->fcst + FC_LOAD * s->fc_size,
-				                           k * m->step_ms + 10 * MS_MIN, 10 * MS_MIN, np,
-				                           pts) == 0)
-					for (size_t j = 0; j < np; j++)
-						if (!(pts[j].mean <= p->peak_req)) {
-							p->peak_req = pts[j].mean;
-							p->peak_in_s = (double)(j + 1) * 600;
-						}
-			}
+			int64_t bin = floor_div(k * m->step_ms, DAYBIN_MS);
+			int nb = (int)(m->peak_horizon_ms / DAYBIN_MS);
+			if (nb > NDAYBIN - 1)
+				nb = NDAYBIN - 1;
+			if (s->level_ratio_n >= 6)
+				for (int j = 1; j <= nb; j++) {
+					int64_t yb = bin + j - NDAYBIN;
+					const struct daybin *d =
+						&s->day[(size_t)(((yb % NDAYBIN) + NDAYBIN) % NDAYBIN)];
+					if (d->bin != yb || d->n == 0)
+						continue;
+					double v = d->sum / d->n * s->level_ratio;
+					if (!(v <= p->peak_req)) {
+						p->peak_req = v;
+						p->peak_in_s = (double)(j * DAYBIN_MS) / 1000.0;
+					}
+				}
 		}
 		if (isfinite(p->peak_req) && p->peak_req > p->req)
 			c[RC_HEADROOM] = 0.7 * ramp(p->peak_req / knee, 0.95, 1.15);
@@ -1971,6 +2017,8 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 		p->lat_slope_rel = trend_fit(&s->tr[FC_LATENCY], &b, &a, &tt) == 0 && a > 0 ? b / a : 0;
 		p->req_slope_rel = trend_fit(&s->tr[FC_LOAD], &b, &a, &tt) == 0 && a > 0 ? b / a : 0;
 	}
+	if (p->have_req)
+		daybin_update(s, k, req);
 	risk_update(s, k);
 	/* alert state machines */
 	double scores[AK__COUNT] = { p->er_score, p->burn_score_page, p->burn_score_ticket, p->risk,
