@@ -50,10 +50,8 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 	struct cusum_state *s = state;
 	double x = c->value;
 	if (p[P_LOG] > 0) {
-		if (s->n == 0)
-			s->mag = (float)fabs(x);
-		double mag = (double)s->mag > 1e-9 ? (double)s->mag : 1e-9;
-		x = asinh(x / mag);
+		double mag;
+		x = det_asinh_scale(&s->mag, s->n, x, &mag);
 	}
 	o->expected = o->lower = o->upper = NAN;
 	o->direction = 0;
@@ -99,7 +97,7 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 	double ad = det_warm_alpha(p[P_DEV_HALFLIFE], c->steps, s->n);
 	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
 	if (p[P_LOG] > 0)
-		s->mag += (float)(ad * (fabs(c->value) - (double)s->mag));
+		det_mag_learn(&s->mag, ad, c->value);
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)a * (ax - s->absmax);
 	if (s->n < UINT32_MAX)

@@ -72,5 +72,13 @@ double det_alpha(double halflife, double steps);
 /* Same, but at least 1/(n+1) while n samples have been seen: a running mean
  * at the start, so estimates are not biased towards their zero initial value. */
 double det_warm_alpha(double halflife, double steps, uint32_t n);
+/* The `log` option of level, seasonal, cusum and record: model asinh(x / m)
+ * instead of x, where m is a slow EWMA of |x| (*mag, updated by
+ * det_mag_learn with weight a). Close to x/m for |x| << m and to a
+ * logarithm beyond, so multiplicative bursts (counts) are judged as ratios.
+ * det_asinh_scale initialises *mag on the first sample (n == 0) and returns
+ * the transformed value and, in *scale, the m used (> 0): x = scale * sinh(y). */
+double det_asinh_scale(float *mag, uint32_t n, double x, double *scale);
+void det_mag_learn(float *mag, double a, double x);
 
 #endif

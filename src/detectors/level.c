@@ -49,10 +49,7 @@ static void level_update(const double *p, void *state, const struct comp_ctx *c,
 	double x = c->value;
 	double mag = 1;
 	if (p[P_LOG] > 0) {
-		if (s->n == 0)
-			s->mag = (float)fabs(x);
-		mag = (double)s->mag > 1e-9 ? (double)s->mag : 1e-9;
-		x = asinh(x / mag);
+		x = det_asinh_scale(&s->mag, s->n, x, &mag);
 	}
 	if (s->n == 0) {
 		s->mu = x;
@@ -96,7 +93,7 @@ static void level_update(const double *p, void *state, const struct comp_ctx *c,
 	s->mu += a * rc;
 	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
 	if (p[P_LOG] > 0)
-		s->mag += (float)(ad * (fabs(c->value) - (double)s->mag));
+		det_mag_learn(&s->mag, ad, c->value);
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)ad * (ax - s->absmax);
 	if (s->n < UINT32_MAX)

@@ -45,14 +45,15 @@ static void record_update(const double *p, void *state, const struct comp_ctx *c
                           struct comp_out *o)
 {
 	struct record_state *s = state;
-	double x = c->value;
+	/* the range is kept in floats: clamp so that one absurd value cannot
+	 * turn it into inf/NaN for good */
+	double x = c->value > 1e30 ? 1e30 : c->value < -1e30 ? -1e30 : c->value;
 	o->expected = o->lower = o->upper = NAN;
 	o->direction = 0;
+	double x0 = x;
 	if (p[P_LOG] > 0) {
-		if (s->n == 0)
-			s->mag = (float)fabs(x);
-		double mag = (double)s->mag > 1e-9 ? (double)s->mag : 1e-9;
-		x = asinh(x / mag);
+		double mag;
+		x = det_asinh_scale(&s->mag, s->n, x, &mag);
 	}
 	if (s->n == 0) {
 		s->mu = x;
@@ -86,7 +87,7 @@ static void record_update(const double *p, void *state, const struct comp_ctx *c
 	s->hi = (float)(x > hi ? x : hi);
 	s->lo = (float)(x < lo ? x : lo);
 	if (p[P_LOG] > 0)
-		s->mag += (float)(a * (fabs(c->value) - (double)s->mag));
+		det_mag_learn(&s->mag, a, x0);
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)a * (ax - s->absmax);
 	if (s->n < UINT32_MAX)

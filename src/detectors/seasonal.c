@@ -71,10 +71,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	double x = c->value;
 	double mag = 1;
 	if (p[P_LOG] > 0) {
-		if (s->n == 0)
-			s->mag = (float)fabs(x);
-		mag = (double)s->mag > 1e-9 ? (double)s->mag : 1e-9;
-		x = asinh(x / mag);
+		x = det_asinh_scale(&s->mag, s->n, x, &mag);
 	}
 
 	if (s->n == 0) {
@@ -139,7 +136,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	double dl = des - s->level;
 	s->level += al * dl;
 	if (p[P_LOG] > 0)
-		s->mag += (float)(al * (fabs(c->value) - (double)s->mag));
+		det_mag_learn(&s->mag, al, c->value);
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)al * (ax - s->absmax);
 	if (s->n < UINT32_MAX)

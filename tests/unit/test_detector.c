@@ -292,6 +292,89 @@ static void test_gappy_timestamps(void **ctx)
 	model_free(m);
 }
 
+static void expect_error(const char *yaml, const char *want);
+
+/* The record component: a noisy series with recurring bursts of the same
+ * size. The bursts stay inside the range seen before, so a record-only model
+ * learns them; a burst beyond anything seen is detected at once. */
+static void test_record(void **ctx)
+{
+	const char *y = "components:\n  - kind: record\n    halflife: 8000\n"
+	                "likelihood:\n  window: 3\n  halflife: 4000\n  min_samples: 100\n"
+	                "  decades: 11.5\n  calibrate: 0.001\nsuppress: 100\nhold: 0.4\n"
+	                "alert:\n  threshold: 0.45\n  clear_threshold: 0.35\n";
+	char err[256];
+	struct model *m = model_load_string(y, strlen(y), "rec.yml", err, sizeof err);
+	assert_non_null(m);
+	const struct model_alerting *al = model_alerting(m);
+	enum { N = 6000, BIG = 5200 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *s = malloc(N * sizeof *s);
+	struct rng r = { 5 };
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 300000;
+		v[i] = 10 + rng_normal(&r);
+		if (i % 300 == 150)
+			v[i] += 8; /* a burst every 300 samples, always the same size */
+	}
+	v[BIG] += 20;
+	run(m, ts, v, N, s, NULL);
+	int repeats = 0;
+	for (int i = 1500; i < BIG; i++)
+		repeats += s[i] >= al->threshold;
+	assert_true(repeats <= 2);
+	double best = 0;
+	for (int i = BIG; i < BIG + 3; i++)
+		best = s[i] > best ? s[i] : best;
+	assert_true(best >= al->threshold);
+	free(ts);
+	free(v);
+	free(s);
+	model_free(m);
+}
+
+/* suppress_frac: after a detection, scores stay capped for that fraction of
+ * the samples seen so far (at most suppress_max), then detections resume. */
+static void test_suppress_frac(void **ctx)
+{
+	const char *y = "components:\n  - kind: level\nsuppress: 10\nsuppress_frac: 0.1\n"
+	                "suppress_max: 300\nhold: 0.4\nalert:\n  threshold: 0.45\n"
+	                "  clear_threshold: 0.35\n";
+	char err[256];
+	struct model *m = model_load_string(y, strlen(y), "sf.yml", err, sizeof err);
+	assert_non_null(m);
+	const struct model_alerting *al = model_alerting(m);
+	enum { N = 5000 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *s = malloc(N * sizeof *s);
+	struct rng r = { 9 };
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 10000;
+		v[i] = 100 + rng_normal(&r);
+		if (i >= 2000 && i % 50 == 0)
+			v[i] += 60; /* a large spike every 50 samples from sample 2000 */
+	}
+	run(m, ts, v, N, s, NULL);
+	int first = -1, last = -1, count = 0;
+	for (int i = 2000; i < N; i++)
+		if (s[i] >= al->threshold) {
+			if (first < 0)
+				first = i;
+			else
+				assert_true(i - last >= 200); /* 10% of >= 2000 samples */
+			last = i;
+			count++;
+		}
+	assert_true(first >= 2000 && first <= 2002);
+	assert_true(count >= 2); /* suppression ends: later spikes are detected again */
+	expect_error("components:\n  - kind: level\nsuppress_frac: 2\n",
+	             "m.yml:3: value '2' for 'suppress_frac' out of range");
+	free(ts);
+	free(v);
+	free(s);
+	model_free(m);
+}
+
 /* ---- YAML ------------------------------------------------------------------ */
 
 static void expect_error(const char *yaml, const char *want)
@@ -325,6 +408,9 @@ static void test_yaml_errors(void **ctx)
 	expect_error("components:\n  - kind: level\nlikelihood:\n  window: abc\n",
 	             "m.yml:4: invalid number 'abc'");
 	expect_error("components: [\n", "m.yml:");
+	expect_error("components:\n  - kind: record\n    halflife: 0\n",
+	             "m.yml:3: value '0' for 'halflife' out of range");
+	expect_error("components:\n  - kind: level\n    log: maybe\n", "m.yml:3:");
 
 	const char *ok = "name: custom\ncomponents:\n  - kind: level\n    halflife: 10\n"
 	                 "  - kind: cusum\n    weight: 0.5\n  - kind: context\ncombine: noisy_or\n"
@@ -414,6 +500,8 @@ int main(void)
 		cmocka_unit_test(test_step_change),
 		cmocka_unit_test(test_spikes_and_quiet),
 		cmocka_unit_test(test_gappy_timestamps),
+		cmocka_unit_test(test_record),
+		cmocka_unit_test(test_suppress_frac),
 		cmocka_unit_test(test_yaml_errors),
 		cmocka_unit_test(test_default_file_matches_builtin),
 		cmocka_unit_test(test_extreme_values),
