@@ -125,6 +125,7 @@ static const char builtin_yaml[] =
 	"suppress_frac: 0.04\n"
 	"suppress_max: 1000\n"
 	"hold: 0.4\n"
+	"refire: 3\n"
 	"alert:\n"
 	"  threshold: 0.45\n"
 	"  clear_threshold: 0.35\n"
