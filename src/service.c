@@ -1579,7 +1579,7 @@ static void risk_update(struct svc *s, int64_t k)
 				}
 		}
 		if (isfinite(p->peak_req) && p->peak_req > p->req)
-			c[RC_HEADROOM] = 0.7 * ramp(p->peak_req / knee, 0.95, 1.15);
+			c[RC_HEADROOM] = 0.7 * ramp(p->peak_req / knee, 0.95, 1.1);
 		double ce = eta_comp(eta, ew);
 		c[RC_CAPACITY] = cu > ce ? cu : ce;
 	}

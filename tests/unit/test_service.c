@@ -469,6 +469,8 @@ static double gauss(struct rng *r)
  * transitions in d (caller frees) and the time load reached capacity. */
 static int64_t run_surge(struct drv *d, int surge)
 {
+	/* surge: 0 quiet, 1 surge, 2 traffic 1.3x and one of three instances
+	 * lost at 06:00 on day 4 */
 	char err[512];
 	d->s = load_text(surge_model, err, sizeof err);
 	assert_non_null(d->s);
@@ -478,17 +480,20 @@ static int64_t run_surge(struct drv *d, int surge)
 		double day = (double)((t - T0) % 86400000LL) / 86400000.0;
 		double base = 90 + 60 * sin(2 * M_PI * (day - 0.25));
 		double f = 1;
-		if (surge && t >= surge_at)
+		if (surge == 1 && t >= surge_at)
 			f = 1 + 1.5 * fmin(1.0, (double)(t - surge_at) / 3600000.0);
+		if (surge == 2)
+			f = 1.3;
+		double inst = surge == 2 && t >= T0 + 3 * 86400000LL + 6 * 3600000LL ? 2 : 3;
 		double rate = base * f * (1 + 0.03 * gauss(&r));
-		double u = rate / 300;
+		double u = rate / (100 * inst);
 		if (u >= 1 && !breach)
 			breach = t;
 		double lat = 0.1 / fmax(0.05, 1 - u) * (1 + 0.05 * gauss(&r));
 		drv_feed(d, R_REQ, 1, t, rate * 0.9995);
 		drv_feed(d, R_ERR, 2, t, rate * 0.0005);
 		drv_feed(d, 1u << ROLE_LATENCY, 3, t, lat);
-		drv_feed(d, 1u << ROLE_INSTANCES, 4, t, 3);
+		drv_feed(d, 1u << ROLE_INSTANCES, 4, t, inst);
 		if (getenv("SVC_DEBUG") && (t % 1800000 == 0 || (t > T0 + 82 * 3600000LL && t < T0 + 83 * 3600000LL && t % 120000 == 0)))
 			fprintf(stderr, "t=%.2fh req=%.1f ref=%.1f hi=%.1f lat=%.3f lref=%.3f risk=%.2f etacap=%.0f etalat=%.0f c=%.2f/%.2f/%.2f\n",
 			        (double)(t - T0) / 3600000.0, d->s->v[0].snap.req, d->s->v[0].snap.req_ref,
@@ -538,6 +543,25 @@ static void test_overload_surge(void **state)
 			fail_msg("quiet run fired %s at %lld: %s", q.t[i].key, (long long)q.t[i].ts_ms,
 			         q.t[i].annotations_json);
 	drv_free(&q);
+}
+
+static void test_overload_instance_loss(void **state)
+{
+	(void)state;
+	struct drv d = { 0 };
+	run_surge(&d, 2);
+	/* at 06:00 the load is ~40% of the remaining capacity, but yesterday's
+	 * peak (195/s) does not fit under 90% of 200/s: warn within minutes */
+	int64_t lost = T0 + 3 * 86400000LL + 6 * 3600000LL;
+	const struct service_transition *w =
+		drv_find(&d, "service:shop:OverloadRisk:warning", AEV_FIRING);
+	assert_non_null(w);
+	if (!(w->ts_ms >= lost && w->ts_ms <= lost + 15 * 60000))
+		fail_msg("warning at %+.1f min from the loss: %s", (double)(w->ts_ms - lost) / 60000,
+		         w->annotations_json);
+	assert_non_null(strstr(w->annotations_json, "the forecast peak of"));
+	assert_non_null(strstr(w->annotations_json, "with 2 instances up"));
+	drv_free(&d);
 }
 
 static void test_determinism(void **state)
@@ -636,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_error_ratio_math),
 		cmocka_unit_test(test_error_ratio_detector),
 		cmocka_unit_test(test_overload_surge),
+		cmocka_unit_test(test_overload_instance_loss),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_reload_and_restore),
 	};
