@@ -95,6 +95,7 @@ struct svc_model {
 	double risk_warning, risk_critical;
 	int64_t eta_warning_ms, horizon_ms, reference_ms, trend_halflife_ms, sat_halflife_ms;
 	int64_t peak_horizon_ms;
+	int64_t cap_eta_warning_ms; /* eta_warning for the load reaching the knee */
 	/* alerting */
 	struct model_alerting al[AK__COUNT];
 	char sev[AK__COUNT][24];
@@ -349,6 +350,7 @@ static void model_defaults(struct svc_model *m)
 	m->eta_warning_ms = 30 * MS_MIN;
 	m->horizon_ms = MS_HOUR;
 	m->peak_horizon_ms = 6 * MS_HOUR;
+	m->cap_eta_warning_ms = 20 * MS_MIN;
 	m->reference_ms = MS_HOUR;
 	m->trend_halflife_ms = 5 * MS_MIN;
 	m->sat_halflife_ms = 30 * MS_MIN;
@@ -624,6 +626,7 @@ static int load_detectors(struct svc_model *m, const struct ynode *d, char *err,
 	if (o) {
 		static const char *const ok[] = { "warning", "critical", "eta_warning", "horizon",
 			                          "reference", "trend_halflife", "saturation_halflife", "peak_horizon",
+			                          "capacity_eta_warning",
 			                          NULL };
 		if (need_map(o, "overload", err, errlen) < 0 || ymap_check_keys(o, ok, err, errlen) < 0 ||
 		    get_double_range(o, "warning", 0.01, 1, &m->risk_warning, err, errlen) < 0 ||
@@ -631,6 +634,8 @@ static int load_detectors(struct svc_model *m, const struct ynode *d, char *err,
 		    get_duration(o, "eta_warning", MS_MIN, MS_DAY, &m->eta_warning_ms, err, errlen) < 0 ||
 		    get_duration(o, "horizon", MS_MIN, 7 * MS_DAY, &m->horizon_ms, err, errlen) < 0 ||
 		    get_duration(o, "peak_horizon", 0, 7 * MS_DAY, &m->peak_horizon_ms, err, errlen) < 0 ||
+		    get_duration(o, "capacity_eta_warning", MS_MIN, MS_DAY, &m->cap_eta_warning_ms, err,
+		                 errlen) < 0 ||
 		    get_duration(o, "reference", MS_MIN, MS_DAY, &m->reference_ms, err, errlen) < 0 ||
 		    get_duration(o, "trend_halflife", MS_MIN, MS_DAY, &m->trend_halflife_ms, err,
 		                 errlen) < 0 ||
@@ -1539,6 +1544,7 @@ static void risk_update(struct svc *s, int64_t k)
 		p->util = p->req / p->cap;
 		double knee = m->util_limit * p->cap;
 		double e1 = trend_eta_s(&s->tr[FC_LOAD], knee, step_s, 4, p->req);
+
 		struct breach br;
 		double e2 = NAN;
 		if (forecast_period_ms(s->fcst + FC_LOAD * s->fc_size) > 0 &&
@@ -1580,7 +1586,9 @@ static void risk_update(struct svc *s, int64_t k)
 		}
 		if (isfinite(p->peak_req) && p->peak_req > p->req)
 			c[RC_HEADROOM] = 0.7 * ramp(p->peak_req / knee, 0.95, 1.1);
-		double ce = eta_comp(eta, ew);
+		/* a load projection is less sure than a leak's: a campaign's
+		 * ramp-in looks like a surge for its first minutes */
+		double ce = eta_comp(eta, (double)m->cap_eta_warning_ms / 1000.0);
 		c[RC_CAPACITY] = cu > ce ? cu : ce;
 	}
 	/* latency: against its reference, against the SLO, and the knee

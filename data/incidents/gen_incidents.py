@@ -18,8 +18,11 @@ Traffic follows a daily cycle (peak mid-afternoon, quieter weekends) with
 Poisson noise; latency is log-normal per request with a queueing factor that
 grows with the load per instance (1 + 0.3 u / (1 - u)); above capacity
 (100 requests/s per instance) the excess is answered with 503 after a long
-wait. Quiet stretches carry benign bursts (1.5-2x traffic for 1-3 minutes,
-a few errors at night).
+wait. Quiet stretches carry benign events: bursts (1.5-2x traffic for 1-3
+minutes, never beyond 70% of capacity), night "blips" (a client's 2-4 failing
+retries on one instance), marketing campaigns (+35% for 30-60 minutes), GC
+pauses (one instance 2.5x slower for 1-2 minutes) and rolling restarts at
+night (each instance down for a minute in turn, counters reset).
 
 Scenarios (incidents on the last day, after four days to learn from):
     surge         traffic ramps to 2.6x over 50 minutes from 10:30
@@ -171,6 +174,30 @@ class Scenario:
             self.kind, self.precursor, self.truth_end = "instance loss", d + 10.5 * 3600, d + 16 * 3600
         else:
             self.kind = "quiet"
+        # Other benign events, from their own generator (the bursts and blips
+        # above do not change): marketing campaigns (+35% for 30-60 min),
+        # GC pauses (one instance 2.5x slower for 1-2 min) and rolling
+        # restarts at night (each instance down for a minute in turn). None
+        # within two hours of an incident.
+        br = random.Random(2000 + self.seed)
+        self.campaigns, self.gcs, self.restarts = [], [], []
+        day = 1
+        while T0 + day * 86400 < self.end:
+            d0 = T0 + day * 86400
+            if br.random() < 0.5:
+                a = d0 + br.randint(9 * 3600, 17 * 3600)
+                self.campaigns.append((a, a + br.randint(1800, 3600)))
+            for _ in range(br.randint(1, 3)):
+                a = d0 + br.randint(0, 86399)
+                self.gcs.append((a, a + br.randint(2, 4) * STEP_S, br.choice(INSTANCES)))
+            if br.random() < 0.4:
+                self.restarts.append(d0 + br.randint(1 * 3600, 5 * 3600))
+            day += 1
+        if self.precursor is not None:
+            lo, hi = self.precursor - 2 * 3600, self.truth_end + 3600
+            self.campaigns = [c for c in self.campaigns if c[1] < lo or c[0] > hi]
+            self.gcs = [g for g in self.gcs if g[1] < lo or g[0] > hi]
+            self.restarts = [r for r in self.restarts if r + 600 < lo or r > hi]
 
     # --- the incident's effect at time t --------------------------------
     def traffic_factor(self, t):
@@ -183,6 +210,12 @@ class Scenario:
                 f = 2.6
             elif dt < 6000:
                 f = 2.6 - 1.6 * (dt - 4800) / 1200
+        for (a, b) in self.campaigns:
+            if a <= t < b:
+                ramp_in = min(1.0, (t - a) / 300.0, (b - t) / 300.0)
+                cap = CAP_PER_INSTANCE * len(INSTANCES)
+                base = self.peak * daily(t) * f
+                f *= max(1.0, min(1 + 0.35 * ramp_in, 0.7 * cap / base))
         for (a, b, k) in self.bursts:
             if a <= t < b:
                 # benign: never beyond 70% of the service's capacity
@@ -191,10 +224,22 @@ class Scenario:
                 f *= max(1.0, min(k, 0.7 * cap / base))
         return f
 
+    def restarting(self, inst, t):
+        j = INSTANCES.index(inst)
+        return any(r + 150 * j <= t < r + 150 * j + 60 for r in self.restarts)
+
     def alive(self, inst, t):
         if self.name == "instanceloss" and inst == "c" and self.precursor <= t < self.truth_end:
             return False
+        if self.restarting(inst, t):
+            return False
         return t >= self.down_until[inst]
+
+    def gc_mult(self, inst, t):
+        for (a, b, i) in self.gcs:
+            if i == inst and a <= t < b:
+                return 2.5
+        return 1.0
 
     def err_extra(self, inst, t):
         if self.name == "deploy":
@@ -242,7 +287,7 @@ class Scenario:
         u = share / CAP_PER_INSTANCE
         lm = self.lat_mult(t)
         # noise-free truth for the outage label
-        med = MEDIAN0 * lat_factor(u) * lm
+        med = MEDIAN0 * lat_factor(u) * lm * max([self.gc_mult(i, t) for i in alive] or [1.0])
         p99 = med * math.exp(Z99 * SIGMA) if u < 1 else 10.0
         err = 0.0005 + (1 - 1 / u if u > 1 else 0)
         errs = [self.err_extra(i, t) for i in alive]
@@ -258,7 +303,7 @@ class Scenario:
             lab = 'job="%s",instance="%s"' % (job, inst)
             if inst not in alive:
                 out.append('up{%s} 0 %s\n' % (lab, ts))
-                if self.name == "leak":
+                if self.name == "leak" or self.restarting(inst, t):
                     # restarted process: counters start over
                     for code in ("200", "404", "500", "503"):
                         self.counts.pop((inst, code), None)
@@ -287,7 +332,7 @@ class Scenario:
             served = n - n503
             b = self.buckets[inst]
             if served > 0:
-                mu = math.log(MEDIAN0 * lat_factor(u) * lm)
+                mu = math.log(MEDIAN0 * lat_factor(u) * lm * self.gc_mult(inst, t))
                 if served <= 40:
                     inc = [0] * len(LE)
                     for _ in range(served):
