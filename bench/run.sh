@@ -67,7 +67,8 @@ outdir=${BENCH_OUTDIR:-$top/bench/out}
 mkdir -p "$outdir"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 work=$(mktemp -d /tmp/foreshock-bench.XXXXXX)
-steps=$work/steps.jsonl
+# raw records go straight to the output dir, so a run that dies keeps them
+steps=$outdir/steps-$stamp.jsonl
 : > "$steps"
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -130,6 +131,15 @@ fi
 make -C "$builddir" -s bench/loadgen bench/engine_bench > "$work/make.log" 2>&1 ||
 	{ cat "$work/make.log" >&2; exit 1; }
 fsd=$builddir/src/foreshockd
+# The model is copied once, next to nothing else, and foreshockd runs in its
+# data dir: files that appear in the tree's models/ during a run (service
+# models are read from ./models) cannot change what is measured.
+mkdir -p "$work/model"
+cp "$top/models/default.yml" "$work/model/default.yml"
+model=$work/model/default.yml
+"$fsd" --check-config --model "$model" > /dev/null 2>&1 ||
+	(cd "$work/model" && "$fsd" --check-config --model "$model") ||
+	{ echo "run.sh: foreshockd rejects $top/models/default.yml: rebuild $builddir" >&2; exit 1; }
 loadgen=$builddir/bench/loadgen
 engbench=$builddir/bench/engine_bench
 
@@ -175,8 +185,8 @@ start_target() { # start_target NAME MAXSERIES
 	mkdir -p "$tdir"
 	case "$1" in
 	foreshock)
-		"$fsd" --listen "127.0.0.1:$tport" --data-dir "$tdir" --model "$top/models/default.yml" \
-			--max-series "$2" --log-level info > "$tdir/log" 2>&1 &
+		(cd "$tdir" && exec "$fsd" --listen "127.0.0.1:$tport" --data-dir "$tdir" --model "$model" \
+			--max-series "$2" --log-level info > "$tdir/log" 2>&1) &
 		tpid=$!; pids+=("$tpid")
 		wait_http "http://127.0.0.1:$tport/readyz" 120 "$tpid" ;;
 	vm)
@@ -429,7 +439,9 @@ fi
 ls=$([ "$quick" = 1 ] && echo 1000 || echo 100000)
 if phase latency; then
 log "query latency under ~80% load (foreshock, $ls series, $(warm_rounds "$ls") warm-up rounds first)"
-start_target foreshock 2000000
+start_target foreshock 2000000 || { log "foreshockd failed to start: no latency, restart, overload"; phases=engine; }
+fi
+if phase latency; then
 out=$("$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns \
 	--rounds "$(( $(warm_rounds "$ls") + 3 ))" --duration 600 --t0 "$base_t0")
 tl=$(jget "$out" next_t0)
@@ -479,8 +491,8 @@ for ((i = 0; i < 1200; i++)); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.0
 t_b=$(now)
 ckpt_ms=$(grep -o 'event=checkpoint series=[0-9]* ms=[0-9]*' "$tdir/log" | tail -1 | sed 's/.*ms=//' || true)
 # keep the data dir: restart on it
-"$fsd" --listen "127.0.0.1:$tport" --data-dir "$tdir" --model "$top/models/default.yml" \
-	--max-series 2000000 --log-level info > "$tdir/log2" 2>&1 &
+(cd "$tdir" && exec "$fsd" --listen "127.0.0.1:$tport" --data-dir "$tdir" --model "$model" \
+	--max-series 2000000 --log-level info > "$tdir/log2" 2>&1) &
 t_c=$(now); tpid=$!; pids+=("$tpid")
 wait_http "http://127.0.0.1:$tport/readyz" 120 || log "foreshockd not ready after 120 s"
 t_d=$(now)
@@ -543,7 +555,6 @@ print(json.dumps({"date": "$stamp", "nproc": os.cpu_count(), "mem_kb": int(mem),
 EOF
 )
 rec meta "$meta"
-cp "$steps" "$outdir/steps-$stamp.jsonl"
 python3 "$top/bench/report.py" "$steps" "$outdir/results-$stamp.json" "$outdir/results-$stamp.md"
 cat "$outdir/results-$stamp.md"
 log "results: $outdir/results-$stamp.json, $outdir/results-$stamp.md"
