@@ -9,7 +9,8 @@
  *      moving average of log(1 + raw) compared with the long-run Gaussian of
  *      that average; the tail probability Q is log-scaled to [0,1];
  *   4. the ensemble takes the weighted max (or noisy-OR / mean);
- *   5. warm-up forces 0; after a detection (score >= alert threshold) the
+ *   5. warm-up forces 0; after a detection (score >= `arm`, by default the
+ *      alert threshold) the
  *      score is capped at `hold` for `suppress` samples, so one event gives
  *      one detection while a sustained anomaly still stays above
  *      clear_threshold (see docs/detectors.md).
@@ -66,6 +67,7 @@ struct model {
 	double suppress_max;  /* cap of the fractional suppression, samples */
 	double hold;          /* cap during suppression */
 	double refire;        /* re-detect during suppression if evidence grows this much (0: never) */
+	double arm;           /* a score >= arm starts a suppression (0: the alert threshold) */
 	struct model_alerting alert;
 	char severity[32];
 	size_t state_size;
@@ -126,8 +128,9 @@ static const char builtin_yaml[] =
 	"suppress_max: 1000\n"
 	"hold: 0.4\n"
 	"refire: 3\n"
+	"arm: 0.45\n"
 	"alert:\n"
-	"  threshold: 0.45\n"
+	"  threshold: 0.49\n"
 	"  clear_threshold: 0.35\n"
 	"  for: 1m\n"
 	"  resolve: 5m\n"
@@ -186,6 +189,7 @@ static void model_finish(struct model *m)
 	h = fnv(h, &m->suppress_max, sizeof m->suppress_max);
 	h = fnv(h, &m->hold, sizeof m->hold);
 	h = fnv(h, &m->alert.threshold, sizeof m->alert.threshold);
+	h = fnv(h, &m->arm, sizeof m->arm);
 	m->fingerprint = h;
 	m->alert.severity = m->severity;
 }
@@ -315,7 +319,7 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 {
 	static const char *const top[] = { "name", "components", "combine", "likelihood", "warmup",
 		                           "suppress", "suppress_for", "hold", "refire", "alert",
-		                           "suppress_frac", "suppress_max", NULL };
+		                           "suppress_frac", "suppress_max", "arm", NULL };
 	if (root->type != Y_MAP) {
 		yerr(err, errlen, root, "a model must be a map");
 		return -1;
@@ -441,6 +445,8 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 		return -1;
 	if ((n = ymap_get(root, "hold")) && read_range(n, "hold", 0, 1, &m->hold, err, errlen) < 0)
 		return -1;
+	if ((n = ymap_get(root, "arm")) && read_range(n, "arm", 0, 1, &m->arm, err, errlen) < 0)
+		return -1;
 	if ((n = ymap_get(root, "refire")) &&
 	    read_range(n, "refire", 0, 100, &m->refire, err, errlen) < 0)
 		return -1;
@@ -518,9 +524,17 @@ static struct model *model_from_tree(const struct ynode *root, char *err, size_t
 		free(m);
 		return NULL;
 	}
-	if (m->hold >= m->alert.threshold && m->suppress > 0) {
+	if (m->arm > m->alert.threshold) {
+		yerr(err, errlen, ymap_get(root, "arm"),
+		     "'arm' %g must not be above the alert threshold %g", m->arm, m->alert.threshold);
+		free(m);
+		return NULL;
+	}
+	if (m->arm <= 0)
+		m->arm = m->alert.threshold;
+	if (m->hold >= m->arm && m->suppress > 0) {
 		yerr(err, errlen, ymap_get(root, "hold") ? ymap_get(root, "hold") : root,
-		     "'hold' %g must be below the alert threshold %g", m->hold, m->alert.threshold);
+		     "'hold' %g must be below the alert threshold and 'arm' %g", m->hold, m->arm);
 		free(m);
 		return NULL;
 	}
@@ -836,7 +850,7 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	             (h->since_fire < m->suppress || ts_ms - h->fire_ts < m->suppress_ms ||
 	              (double)h->since_fire < sup_frac);
 	if (in_sup &&
-	    !(m->refire > 0 && combined >= m->alert.threshold && bz > m->refire * (double)h->fire_z)) {
+	    !(m->refire > 0 && combined >= m->arm && bz > m->refire * (double)h->fire_z)) {
 		/* Suppressed: capped at `hold`, and held there while the sample is
 		 * still outside the band on the side that fired (hysteresis for a
 		 * sustained shift). */
@@ -849,7 +863,7 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		if (combined > m->hold || persists)
 			combined = m->hold;
 		h->since_fire++;
-	} else if (combined >= m->alert.threshold) {
+	} else if (combined >= m->arm) {
 		h->since_fire = 0;
 		h->fire_ts = ts_ms;
 		h->fire_z = (float)bz;

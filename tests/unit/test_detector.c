@@ -411,6 +411,10 @@ static void test_yaml_errors(void **ctx)
 	expect_error("components:\n  - kind: record\n    halflife: 0\n",
 	             "m.yml:3: value '0' for 'halflife' out of range");
 	expect_error("components:\n  - kind: level\n    log: maybe\n", "m.yml:3:");
+	expect_error("components:\n  - kind: level\narm: 0.6\nalert:\n  threshold: 0.5\n",
+	             "m.yml:3: 'arm' 0.6 must not be above the alert threshold 0.5");
+	expect_error("components:\n  - kind: level\narm: 0.3\nhold: 0.35\n",
+	             "'hold' 0.35 must be below the alert threshold and 'arm' 0.3");
 
 	const char *ok = "name: custom\ncomponents:\n  - kind: level\n    halflife: 10\n"
 	                 "  - kind: cusum\n    weight: 0.5\n  - kind: context\ncombine: noisy_or\n"
