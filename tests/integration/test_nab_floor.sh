@@ -11,9 +11,9 @@ model="${FORESHOCK_SRCDIR:-.}/models/default.yml"
 [ -x "$bin" ] || { echo "no $bin: skipped"; exit 77; }
 
 # floors: standard, reward_low_FP_rate, reward_low_FN_rate
-FLOOR_STANDARD=66
-FLOOR_LOW_FP=54
-FLOOR_LOW_FN=71
+FLOOR_STANDARD=73
+FLOOR_LOW_FP=65
+FLOOR_LOW_FN=78
 
 out1=$("$bin" backtest --corpus "$data" --model "$model" --quiet 2>&1) || { echo "$out1"; exit 1; }
 out2=$("$bin" backtest --corpus "$data" --model "$model" --quiet 2>&1) || { echo "$out2"; exit 1; }
