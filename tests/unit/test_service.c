@@ -564,6 +564,36 @@ static void test_overload_instance_loss(void **state)
 	drv_free(&d);
 }
 
+/* A memory leak: saturation creeping from 40% to its limit over 6 hours on
+ * an otherwise steady service; the warning must say when it is full. */
+static void test_overload_leak(void **state)
+{
+	(void)state;
+	char err[512];
+	struct drv d = { 0 };
+	d.s = load_text(good_model, err, sizeof err);
+	assert_non_null(d.s);
+	struct rng r = { 7 };
+	int64_t start = T0 + 86400000LL, full = start + 6 * 3600000LL;
+	uint32_t mem_roles = (1u << ROLE_SATURATION) | (1u << SERVICE_SAT_SHIFT); /* memory */
+	for (int64_t t = T0; t < full; t += 30000) {
+		double used = 0.4 + (t > start ? 0.6 * (double)(t - start) / (double)(full - start) : 0);
+		double gib = 1073741824.0;
+		drv_feed(&d, R_REQ, 1, t, 50 * (1 + 0.02 * gauss(&r)));
+		drv_feed(&d, mem_roles, 2, t, used * gib * (1 + 0.005 * gauss(&r)));
+		drv_feed(&d, 1u << ROLE_INSTANCES, 3, t, 1);
+	}
+	const struct service_transition *w =
+		drv_find(&d, "service:checkout:OverloadRisk:warning", AEV_FIRING);
+	assert_non_null(w);
+	if (!(w->ts_ms <= full - 20 * 60000 && w->ts_ms >= start + 3 * 3600000LL))
+		fail_msg("warning %.1f min before the limit: %s", (double)(full - w->ts_ms) / 60000,
+		         w->annotations_json);
+	assert_non_null(strstr(w->annotations_json, "memory is at"));
+	assert_non_null(strstr(w->annotations_json, "full in about"));
+	drv_free(&d);
+}
+
 static void test_determinism(void **state)
 {
 	(void)state;
@@ -661,6 +691,7 @@ int main(void)
 		cmocka_unit_test(test_error_ratio_detector),
 		cmocka_unit_test(test_overload_surge),
 		cmocka_unit_test(test_overload_instance_loss),
+		cmocka_unit_test(test_overload_leak),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_reload_and_restore),
 	};
