@@ -999,6 +999,7 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 void engine_set_services(struct engine *e, struct services *svcs)
 {
 	pthread_mutex_lock(&e->mu);
+	services_adopt(svcs, e->svcs); /* open service alerts and what was learned carry over */
 	services_free(e->svcs);
 	e->svcs = svcs;
 	size_t bound = 0;
@@ -1304,6 +1305,14 @@ static void reconcile_alerts(struct engine *e)
 				s = e->reg.v[t[i] - 1];
 				break;
 			}
+		}
+		if (!s && strncmp(oa.v[a].series_key, "service:", 8) == 0 && e->svcs &&
+		    services_restore_alert(e->svcs, oa.v[a].series_key,
+		                           (enum alert_state)oa.v[a].state, oa.v[a].id,
+		                           oa.v[a].active_at_ms, oa.v[a].firing_at_ms,
+		                           oa.v[a].score) == 0) {
+			adopted++;
+			continue;
 		}
 		if (s) {
 			if (s->alert.alert_id != oa.v[a].id || s->alert.state != oa.v[a].state) {
