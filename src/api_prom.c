@@ -11,6 +11,13 @@
  *     each scored series' history. Their labels are the series' own with
  *     its metric name in `series_name` (a label already called series_name
  *     becomes exported_series_name), exactly as /metrics exports them;
+ *   - the forecast families foreshock_forecast_value, foreshock_forecast_lower
+ *     and foreshock_forecast_upper (95% band), foreshock_forecast_lower80 and
+ *     foreshock_forecast_upper80, with the same labels. They exist only in the
+ *     future of each series: at grid times strictly after its last sample and
+ *     at most FORECAST_HORIZON_MS after it (later times are clipped, not
+ *     refused). Past forecasts are not stored, so at or before the last
+ *     sample there is no point. No lookback applies to them;
  *   - constant arithmetic on number literals (Grafana's "1+1" health check).
  * Values come from the in-memory history ring (engine_history), with
  * Prometheus's staleness rule: at each evaluation time t, the latest sample
@@ -39,22 +46,59 @@
 /* Times beyond about ±36 million years are refused, so that time arithmetic
  * (end - start, t - lookback) cannot overflow. */
 #define MAX_ABS_TIME_MS ((int64_t)1 << 60)
+/* Forecast families: no point later than this after a series' last sample. */
+#define FORECAST_HORIZON_MS (7 * 86400 * 1000LL)
 
 /* ------------------------------------------------------------------------ */
 /* virtual families */
 
-#define NFAMILIES 4
-enum { FAM_PLAIN = -1, FAM_SCORE = 0, FAM_EXPECTED, FAM_LOWER, FAM_UPPER };
+/* Families from FAM_FC_VALUE on are forecasts (engine_forecast_at), the
+ * others come from the history ring. A view mask has bit f+1 for family f
+ * and bit 0 for the series itself. */
+#define NFAMILIES 9
+enum { FAM_PLAIN = -1, FAM_SCORE = 0, FAM_EXPECTED, FAM_LOWER, FAM_UPPER, FAM_FC_VALUE,
+       FAM_FC_LOWER, FAM_FC_UPPER, FAM_FC_LOWER80, FAM_FC_UPPER80 };
+#define ALL_VIRTUAL_MASK (((1u << NFAMILIES) - 1u) << 1)
+#define FORECAST_MASK (ALL_VIRTUAL_MASK & ~((1u << (FAM_FC_VALUE + 1)) - 1u))
 static const char *const fam_name[NFAMILIES] = {
 	"foreshock_anomaly_score", "foreshock_expected_value", "foreshock_expected_lower",
-	"foreshock_expected_upper",
+	"foreshock_expected_upper", "foreshock_forecast_value", "foreshock_forecast_lower",
+	"foreshock_forecast_upper", "foreshock_forecast_lower80", "foreshock_forecast_upper80",
 };
 static const char *const fam_help[NFAMILIES] = {
 	"Anomaly score in [0,1] of each scored series (virtual, from its history).",
 	"Expected value of each scored series (the model's baseline; virtual).",
 	"Lower edge of the expected band of each scored series (virtual).",
 	"Upper edge of the expected band of each scored series (virtual).",
+	"Forecast (point forecast) of each scored series, only after its last sample and "
+	"at most 7 days ahead (virtual).",
+	"Lower edge of the 95% forecast interval of each scored series (virtual, future only).",
+	"Upper edge of the 95% forecast interval of each scored series (virtual, future only).",
+	"Lower edge of the 80% forecast interval of each scored series (virtual, future only).",
+	"Upper edge of the 80% forecast interval of each scored series (virtual, future only).",
 };
+
+static int is_forecast(int fam)
+{
+	return fam >= FAM_FC_VALUE;
+}
+
+/* The last time a forecast family shows for a series whose last sample is at last_ms. */
+static int64_t horizon_end(int64_t last_ms)
+{
+	return last_ms > INT64_MAX - FORECAST_HORIZON_MS ? INT64_MAX : last_ms + FORECAST_HORIZON_MS;
+}
+
+static double forecast_field(const struct forecast_point *p, int fam)
+{
+	switch (fam) {
+	case FAM_FC_LOWER: return p->lo95;
+	case FAM_FC_UPPER: return p->hi95;
+	case FAM_FC_LOWER80: return p->lo80;
+	case FAM_FC_UPPER80: return p->hi80;
+	default: return p->mean;
+	}
+}
 
 static int family_of(const char *name)
 {
@@ -855,6 +899,82 @@ static int eval_cb(void *vctx, const struct series_info *s, const struct history
 	return b->failed;
 }
 
+/* Forecast families: fn of engine_forecast_at. The grid is the query's
+ * (start + k * step, or just t); points later than FORECAST_HORIZON_MS after
+ * the series' last sample are clipped. */
+static int forecast_cb(void *vctx, const struct series_info *s, const struct forecast_point *pts,
+                       size_t n, const struct breach *br, const struct forecast_info *info)
+{
+	struct eval_ctx *c = vctx;
+	(void)br;
+	(void)info;
+	if (query_matches(c->q, s) == -2)
+		return 0;
+	struct obuf *b = c->b;
+	size_t emitted = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (pts[i].ts_ms <= s->last_ts_ms || pts[i].ts_ms > horizon_end(s->last_ts_ms))
+			break;
+		double v = forecast_field(&pts[i], c->q->fam);
+		if (!isfinite(v))
+			continue;
+		if (emitted == 0) {
+			obuf_puts(b, c->n++ ? ",{\"metric\":" : "{\"metric\":");
+			json_view_labels(b, s->labels, c->q->fam);
+			obuf_puts(b, c->range ? ",\"values\":[" : ",\"value\":");
+		} else {
+			obuf_add(b, ",", 1);
+		}
+		json_point(b, pts[i].ts_ms, v, 0);
+		emitted++;
+		if (!c->range)
+			break;
+	}
+	if (emitted)
+		obuf_puts(b, c->range ? "]}" : "}");
+	return b->failed;
+}
+
+struct last_ctx {
+	const struct pquery *q;
+	int64_t max_last;     /* newest last sample of the matching series */
+	int any;
+};
+
+static int last_cb(void *vctx, const struct series_info *s)
+{
+	struct last_ctx *c = vctx;
+	if (query_matches(c->q, s) != -2 && s->samples) {
+		if (!c->any || s->last_ts_ms > c->max_last)
+			c->max_last = s->last_ts_ms;
+		c->any = 1;
+	}
+	return 0;
+}
+
+/* The forecast families of handle_query. Returns 0, or -1 (out of memory). */
+static int eval_forecast(struct api_ctx *api, struct eval_ctx *c)
+{
+	if (!c->range) /* one grid point: t itself (empty if t is not in the future) */
+		return engine_forecast_at(api->engine, &c->q->sel, 1, c->t, 1, 1, forecast_cb, c) < 0
+		               ? -1 : 0;
+	/* Only grid points up to the horizon of the newest matching series can
+	 * have a value: cut the grid there so that no forecast is computed for
+	 * times every series would clip. */
+	struct last_ctx lc = { .q = c->q };
+	engine_series_foreach(api->engine, &c->q->sel, 1, last_cb, &lc);
+	if (!lc.any)
+		return 0;
+	int64_t nsteps = (c->end - c->start) / c->step; /* <= 11000, times bounded */
+	int64_t limit = horizon_end(lc.max_last);
+	if (limit < c->start)
+		return 0;
+	if (limit < c->end)
+		nsteps = (limit - c->start) / c->step;
+	return engine_forecast_at(api->engine, &c->q->sel, 1, c->start, c->step, (size_t)nsteps + 1,
+	                          forecast_cb, c) < 0 ? -1 : 0;
+}
+
 static void send_query_error(struct api_response *resp, const char *err)
 {
 	api_error(resp, 400, "bad_data", "invalid parameter 'query': %s", err);
@@ -943,7 +1063,10 @@ static void handle_query(struct api_ctx *api, const struct api_request *req,
 		              .step = step, .lookback = lookback, .range = range };
 	obuf_printf(&b, "{\"status\":\"success\",\"data\":{\"resultType\":\"%s\",\"result\":[",
 	            range ? "matrix" : "vector");
-	if (!q.none) {
+	if (!q.none && is_forecast(q.fam)) {
+		if (eval_forecast(api, &c))
+			b.failed = 1;
+	} else if (!q.none) {
 		int64_t from = range ? start : t, to = range ? end : t;
 		from = from > INT64_MIN + lookback ? from - lookback : INT64_MIN;
 		if (engine_history(api->engine, &q.sel, 1, from, to, eval_cb, &c) < 0)
@@ -1020,16 +1143,26 @@ static int matchset_init(struct matchset *m, const struct api_request *req,
 static unsigned matchset_views(const struct matchset *m, const struct series_info *s,
                                int all_virtual)
 {
-	if (m->has_window && (s->samples == 0 || s->last_ts_ms < m->start || s->first_ts_ms > m->end))
-		return 0;
-	if (m->n == 0)
-		return 1u | (all_virtual && scored(s) ? 0x1eu : 0u);
 	unsigned mask = 0;
-	for (size_t i = 0; i < m->n; i++) {
-		int f = query_matches(&m->q[i], s);
-		if (f != -2)
-			mask |= 1u << (f + 1);
+	if (m->n == 0) {
+		mask = 1u | (all_virtual && scored(s) ? ALL_VIRTUAL_MASK : 0u);
+	} else {
+		for (size_t i = 0; i < m->n; i++) {
+			int f = query_matches(&m->q[i], s);
+			if (f != -2)
+				mask |= 1u << (f + 1);
+		}
 	}
+	if (!m->has_window || !mask)
+		return mask;
+	if (s->samples == 0)
+		return 0;
+	/* the window must meet the view's data: the history for the series and
+	 * the history families, (last, last + horizon] for the forecasts */
+	if (s->last_ts_ms < m->start || s->first_ts_ms > m->end)
+		mask &= FORECAST_MASK;
+	if (s->last_ts_ms >= m->end || horizon_end(s->last_ts_ms) < m->start)
+		mask &= ~FORECAST_MASK;
 	return mask;
 }
 

@@ -996,6 +996,46 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 	return rc;
 }
 
+int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel, int64_t from_ms,
+                       int64_t step_ms, size_t n, engine_forecast_fn fn, void *ctx)
+{
+	int64_t last_grid;
+	if (n == 0 || step_ms <= 0 || n > SIZE_MAX / sizeof(struct forecast_point) ||
+	    __builtin_mul_overflow((int64_t)(n - 1), step_ms, &last_grid) ||
+	    __builtin_add_overflow(from_ms, last_grid, &last_grid))
+		return -1;
+	struct forecast_point *pts = malloc(n * sizeof *pts);
+	if (!pts)
+		return -1;
+	int rc = 0;
+	pthread_mutex_lock(&e->mu);
+	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
+		const struct series *s = e->reg.v[i];
+		if (!e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET ||
+		    !series_selected(s, sel, nsel))
+			continue;
+		const void *st = s->det_state + e->fc_off;
+		struct series_info si;
+		fill_info(s, &si);
+		struct forecast_info info;
+		forecast_info_get(st, &info);
+		/* k0: the first grid index strictly after the last sample */
+		size_t k0 = 0, got = 0;
+		if (s->last_ts_ms >= last_grid)
+			k0 = n;
+		else if (s->last_ts_ms >= from_ms)
+			k0 = (size_t)((s->last_ts_ms - from_ms) / step_ms) + 1;
+		if (k0 < n &&
+		    forecast_predict(&e->cfg.forecast_params, st, from_ms + (int64_t)k0 * step_ms,
+		                     step_ms, n - k0, pts) == 0)
+			got = n - k0;
+		rc = fn(ctx, &si, pts, got, NULL, &info);
+	}
+	pthread_mutex_unlock(&e->mu);
+	free(pts);
+	return rc;
+}
+
 void engine_set_services(struct engine *e, struct services *svcs)
 {
 	pthread_mutex_lock(&e->mu);

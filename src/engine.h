@@ -135,6 +135,18 @@ typedef int (*engine_forecast_fn)(void *ctx, const struct series_info *s,
                                   const struct breach *breach, const struct forecast_info *info);
 int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
                     size_t n, double limit, int above, engine_forecast_fn fn, void *ctx);
+/* Forecasts on a fixed grid from_ms + k * step_ms, k = 0 .. n-1 (step_ms > 0):
+ * for each matching series, only the grid points strictly after its last
+ * sample (s->last_ts_ms) are forecast, so fn gets the tail of the grid
+ * starting at the first such point (pts[i].ts_ms on the grid), or n = 0 when
+ * no grid point lies after the last sample or the forecaster is not ready.
+ * Counters and buckets are skipped, and every series when forecasting is
+ * off (engine_config.forecast = 0). breach is always NULL. fn is
+ * called under the engine lock (pts and s are valid during the call only);
+ * it returns nonzero to stop. Returns fn's last value, or -1 on bad
+ * arguments or out of memory. */
+int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel, int64_t from_ms,
+                       int64_t step_ms, size_t n, engine_forecast_fn fn, void *ctx);
 
 /* Install a set of service models (service.h), taking ownership; the
  * previous set is freed and every series is bound again. NULL removes them. */

@@ -1,7 +1,8 @@
 /* test_api_prom.c — the Prometheus query API (src/api_prom.c), driven
  * through api_handle() with hand-built requests against an in-memory engine
  * (no store, no HTTP): response shapes, staleness, steps, limits, virtual
- * families, label/metadata endpoints and the errors for unsupported PromQL.
+ * families, label/metadata endpoints and the errors for unsupported PromQL,
+ * and the forecast families (future only, on the query's grid).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,6 +344,188 @@ static void test_type_metadata(void **state)
 	json_decref(j);
 }
 
+/* The forecast families: a series with an hourly wave, one sample a minute
+ * for 10 hours (the forecaster is ready; the fixture's 10-sample series are
+ * not, and the counter has no forecast). */
+#define FC_N 600
+#define FC_LAST (T0 + (FC_N - 1) * 60000LL)
+
+static void add_wave(struct fixture *f)
+{
+	for (int i = 0; i < FC_N; i++)
+		add(f->e, "load", "host", "x", T0 + i * 60000LL,
+		    50 + 10 * sin(2 * M_PI * i / 60.0) + 0.5 * ((i * 7919) % 13 - 6) / 6.0);
+}
+
+/* GET path with one query and the given times (seconds relative to FC_LAST, as
+ * "start","end","step" or "time"): the result array (borrowed from *j). */
+static json_t *fc_query(struct fixture *f, json_t **j, const char *query, int range,
+                        long a, long b, long step)
+{
+	char s1[32], s2[32], s3[32];
+	snprintf(s1, sizeof s1, "%lld", (long long)(FC_LAST / 1000 + a));
+	snprintf(s2, sizeof s2, "%lld", (long long)(FC_LAST / 1000 + b));
+	snprintf(s3, sizeof s3, "%ld", step);
+	if (range)
+		*j = call(f, "GET", "/api/v1/query_range", NULL, 200, "query", query, "start", s1,
+		          "end", s2, "step", s3, NULL);
+	else
+		*j = call(f, "GET", "/api/v1/query", NULL, 200, "query", query, "time", s1, NULL);
+	json_t *d = json_object_get(*j, "data");
+	assert_string_equal(json_string_value(json_object_get(d, "resultType")),
+	                    range ? "matrix" : "vector");
+	return json_object_get(d, "result");
+}
+
+static double pt_val(json_t *pt)
+{
+	return atof(json_string_value(json_array_get(pt, 1)));
+}
+
+static long long pt_ts(json_t *pt)
+{
+	return (long long)json_number_value(json_array_get(pt, 0));
+}
+
+static void test_forecast(void **state)
+{
+	struct fixture *f = *state;
+	add_wave(f);
+	json_t *jv, *jl, *ju;
+
+	/* [last - 1h, last + 1h] every minute: the 60 grid points after the last
+	 * sample, the band around the forecast */
+	json_t *rv = fc_query(f, &jv, "foreshock_forecast_value{series_name=\"load\"}", 1, -3600,
+	                      3600, 60);
+	json_t *rl = fc_query(f, &jl, "foreshock_forecast_lower{series_name=\"load\"}", 1, -3600,
+	                      3600, 60);
+	json_t *ru = fc_query(f, &ju, "foreshock_forecast_upper{series_name=\"load\"}", 1, -3600,
+	                      3600, 60);
+	assert_int_equal(json_array_size(rv), 1);
+	assert_int_equal(json_array_size(rl), 1);
+	assert_int_equal(json_array_size(ru), 1);
+	json_t *m = json_object_get(json_array_get(rv, 0), "metric");
+	assert_string_equal(json_string_value(json_object_get(m, "__name__")),
+	                    "foreshock_forecast_value");
+	assert_string_equal(json_string_value(json_object_get(m, "series_name")), "load");
+	assert_string_equal(json_string_value(json_object_get(m, "host")), "x");
+	json_t *v = json_object_get(json_array_get(rv, 0), "values");
+	json_t *lo = json_object_get(json_array_get(rl, 0), "values");
+	json_t *hi = json_object_get(json_array_get(ru, 0), "values");
+	assert_int_equal(json_array_size(v), 60);
+	assert_int_equal(json_array_size(lo), 60);
+	assert_int_equal(json_array_size(hi), 60);
+	for (size_t i = 0; i < 60; i++) {
+		long long ts = pt_ts(json_array_get(v, i));
+		assert_int_equal(ts, FC_LAST / 1000 + 60 * (long long)(i + 1)); /* on the grid */
+		assert_int_equal(pt_ts(json_array_get(lo, i)), ts);
+		assert_int_equal(pt_ts(json_array_get(hi, i)), ts);
+		double x = pt_val(json_array_get(v, i));
+		double l = pt_val(json_array_get(lo, i)), u = pt_val(json_array_get(hi, i));
+		assert_true(l <= x && x <= u);
+		assert_true(x > 30 && x < 70); /* the wave is 40..60 */
+	}
+	json_decref(jv);
+	json_decref(jl);
+	json_decref(ju);
+
+	/* an off-grid start: points stay on the query's grid, 80% band inside 95% */
+	rl = fc_query(f, &jl, "foreshock_forecast_lower80{series_name=\"load\"}", 1, -1, 119, 30);
+	rv = fc_query(f, &jv, "foreshock_forecast_lower{series_name=\"load\"}", 1, -1, 119, 30);
+	lo = json_object_get(json_array_get(rl, 0), "values");
+	v = json_object_get(json_array_get(rv, 0), "values");
+	assert_int_equal(json_array_size(lo), 4);
+	assert_int_equal(pt_ts(json_array_get(lo, 0)), FC_LAST / 1000 + 29);
+	for (size_t i = 0; i < 4; i++)
+		assert_true(pt_val(json_array_get(v, i)) <= pt_val(json_array_get(lo, i)));
+	json_decref(jl);
+	json_decref(jv);
+
+	/* instant: no forecast at or before the last sample, the forecast for T after it */
+	rv = fc_query(f, &jv, "foreshock_forecast_value{series_name=\"load\"}", 0, -60, 0, 0);
+	assert_int_equal(json_array_size(rv), 0);
+	json_decref(jv);
+	rv = fc_query(f, &jv, "foreshock_forecast_value{series_name=\"load\"}", 0, 0, 0, 0);
+	assert_int_equal(json_array_size(rv), 0);
+	json_decref(jv);
+	rv = fc_query(f, &jv, "foreshock_forecast_upper{host=\"x\"}", 0, 300, 0, 0);
+	assert_int_equal(json_array_size(rv), 1);
+	json_t *val = json_object_get(json_array_get(rv, 0), "value");
+	assert_int_equal(pt_ts(val), FC_LAST / 1000 + 300);
+	assert_true(isfinite(pt_val(val)));
+	json_decref(jv);
+
+	/* the selector matches on series_name: other names, and the fixture's
+	 * series (not ready) and counter (no forecaster), give nothing */
+	rv = fc_query(f, &jv, "foreshock_forecast_value{series_name=\"temp\"}", 0, 300, 0, 0);
+	assert_int_equal(json_array_size(rv), 0);
+	json_decref(jv);
+	rv = fc_query(f, &jv, "foreshock_forecast_value{series_name=~\"lo.d\"}", 0, 300, 0, 0);
+	assert_int_equal(json_array_size(rv), 1);
+	json_decref(jv);
+	rv = fc_query(f, &jv, "foreshock_forecast_value", 1, -3600, 3600, 600);
+	assert_int_equal(json_array_size(rv), 1);
+	json_decref(jv);
+	rv = fc_query(f, &jv, "{__name__=\"foreshock_forecast_value\",series_name=\"reqs_total\"}",
+	              0, 300, 0, 0);
+	assert_int_equal(json_array_size(rv), 0);
+	json_decref(jv);
+
+	/* the horizon: 7 days after the last sample, later times are clipped */
+	rv = fc_query(f, &jv, "foreshock_forecast_value", 0, 8 * 86400, 0, 0);
+	assert_int_equal(json_array_size(rv), 0);
+	json_decref(jv);
+	rv = fc_query(f, &jv, "foreshock_forecast_value", 1, 0, 10 * 86400, 3600);
+	v = json_object_get(json_array_get(rv, 0), "values");
+	assert_int_equal(json_array_size(v), 7 * 24);
+	assert_int_equal(pt_ts(json_array_get(v, 7 * 24 - 1)), FC_LAST / 1000 + 7 * 86400);
+	json_decref(jv);
+
+	/* series, labels and metadata list them like the other virtual families;
+	 * a window in the future selects the forecast views only */
+	char s1[32], s2[32];
+	snprintf(s1, sizeof s1, "%lld", (long long)(FC_LAST / 1000 + 3600));
+	snprintf(s2, sizeof s2, "%lld", (long long)(FC_LAST / 1000 + 7200));
+	json_t *j = call(f, "GET", "/api/v1/series", NULL, 200, "match[]",
+	                 "foreshock_forecast_upper{series_name=\"load\"}", "match[]",
+	                 "foreshock_expected_upper{series_name=\"load\"}", "start", s1, "end", s2,
+	                 NULL);
+	json_t *d = json_object_get(j, "data");
+	assert_int_equal(json_array_size(d), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(d, 0), "__name__")),
+	                    "foreshock_forecast_upper");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(d, 0), "series_name")),
+	                    "load");
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/label/__name__/values", NULL, 200, NULL);
+	d = json_object_get(j, "data");
+	int seen = 0;
+	for (size_t i = 0; i < json_array_size(d); i++) {
+		const char *n = json_string_value(json_array_get(d, i));
+		seen |= !strcmp(n, "foreshock_forecast_value");
+		seen |= !strcmp(n, "foreshock_forecast_lower") << 1;
+		seen |= !strcmp(n, "foreshock_forecast_upper80") << 2;
+	}
+	assert_int_equal(seen, 7);
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/labels", NULL, 200, "match[]", "foreshock_forecast_lower", NULL);
+	d = json_object_get(j, "data");
+	seen = 0;
+	for (size_t i = 0; i < json_array_size(d); i++) {
+		const char *n = json_string_value(json_array_get(d, i));
+		seen |= !strcmp(n, "series_name");
+		seen |= !strcmp(n, "host") << 1;
+	}
+	assert_int_equal(seen, 3);
+	json_decref(j);
+	j = call(f, "GET", "/api/v1/metadata", NULL, 200, "metric", "foreshock_forecast_lower", NULL);
+	d = json_object_get(j, "data");
+	assert_int_equal(json_object_size(d), 1);
+	json_t *e = json_array_get(json_object_get(d, "foreshock_forecast_lower"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "type")), "gauge");
+	json_decref(j);
+}
+
 static void test_limits(void **state)
 {
 	struct fixture *f = *state;
@@ -408,6 +592,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_virtual, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_labels_series_metadata, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_type_metadata, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forecast, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_regex_guard, setup, teardown),
 	};
