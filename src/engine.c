@@ -44,6 +44,9 @@ struct engine {
 	char **fam_names;
 	uint8_t *fam_types;
 	size_t fam_mask, fam_n;
+	/* names of detector components seen, for the packed history (static strings) */
+	const char *comps[64];
+	unsigned ncomps;
 	/* service models and the transitions of their alerts (service.h) */
 	struct services *svcs;
 	struct service_transition *str;
@@ -80,7 +83,7 @@ void engine_config_default(struct engine_config *c)
 	c->quantiles[1] = 0.9;
 	c->quantiles[2] = 0.99;
 	c->nquantiles = 3;
-	c->history_points = 360;
+	c->history_points = 32;
 	c->label_limits = (struct label_limits)LABEL_LIMITS_DEFAULT;
 	c->alert_retention_ms = 7LL * 86400 * 1000;
 	c->alertname = "ForeshockAnomaly";
@@ -517,6 +520,23 @@ static int check_order(struct engine_batch *b, struct series *s, int64_t ts_ms, 
 	return 0;
 }
 
+/* Index of a component name in the engine's table (0 = unknown/none). The
+ * names are static strings of the detectors, compared by pointer first. */
+static unsigned comp_index(struct engine *e, const char *name)
+{
+	if (!name)
+		return 0;
+	for (unsigned i = 1; i < e->ncomps; i++)
+		if (e->comps[i] == name || !strcmp(e->comps[i], name))
+			return i;
+	if (e->ncomps == 0)
+		e->ncomps = 1; /* slot 0 means none */
+	if (e->ncomps >= 64)
+		return 0;
+	e->comps[e->ncomps] = name;
+	return e->ncomps++;
+}
+
 static void record(struct engine *e, struct series *s, int64_t ts_ms, double value,
                    const struct det_result *r)
 {
@@ -526,14 +546,14 @@ static void record(struct engine *e, struct series *s, int64_t ts_ms, double val
 	s->last_ts_ms = ts_ms;
 	s->last_value = value;
 	s->last = *r;
-	struct hist_entry h = { .ts_ms = ts_ms,
-		                .value = (float)value,
-		                .score = (float)r->score,
-		                .expected = (float)r->expected,
-		                .lower = (float)r->lower,
-		                .upper = (float)r->upper,
-		                .direction = (int8_t)r->direction,
-		                .component = r->component };
+	struct hist_point h = { .ts_ms = ts_ms,
+		                .value = value,
+		                .score = r->score,
+		                .expected = r->expected,
+		                .lower = r->lower,
+		                .upper = r->upper,
+		                .direction = r->direction,
+		                .comp = comp_index(e, r->component) };
 	series_hist_push(s, e->reg.hist_cap, &h);
 	if (ts_ms > e->last_sample_ms)
 		e->last_sample_ms = ts_ms;
@@ -937,19 +957,21 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 		if (!series_selected(s, sel, nsel))
 			continue;
 		size_t n = 0;
-		size_t first = (s->hist_head + cap - s->hist_len) % (cap ? cap : 1);
 		for (size_t k = 0; k < s->hist_len; k++) {
-			const struct hist_entry *h = &s->hist[(first + k) % cap];
-			if (h->ts_ms < start_ms || h->ts_ms > end_ms)
+			struct hist_point h;
+			series_hist_get(s, cap, k, &h);
+			if (h.ts_ms < start_ms || h.ts_ms > end_ms)
 				continue;
-			pts[n++] = (struct history_point){ .ts_ms = h->ts_ms,
-				                           .value = h->value,
-				                           .score = h->score,
-				                           .expected = h->expected,
-				                           .lower = h->lower,
-				                           .upper = h->upper,
-				                           .direction = h->direction,
-				                           .component = h->component };
+			pts[n++] = (struct history_point){ .ts_ms = h.ts_ms,
+				                           .value = (float)h.value,
+				                           .score = (float)h.score,
+				                           .expected = (float)h.expected,
+				                           .lower = (float)h.lower,
+				                           .upper = (float)h.upper,
+				                           .direction = (int8_t)h.direction,
+				                           .component = h.comp && h.comp < e->ncomps ?
+				                                                e->comps[h.comp] :
+				                                                NULL };
 		}
 		struct series_info si;
 		fill_info(s, &si);

@@ -1,6 +1,7 @@
 /* series.c — the series registry (see series.h). */
 #include "series.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,12 +184,76 @@ int registry_resize_state(struct series_registry *r, size_t state_size)
 	return 0;
 }
 
-void series_hist_push(struct series *s, size_t cap, const struct hist_entry *e)
+static uint16_t to_bf16(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof u);
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return 0x7fc0; /* NaN */
+	u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
+	return (uint16_t)(u >> 16);
+}
+
+static float from_bf16(uint16_t h)
+{
+	uint32_t u = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &u, sizeof f);
+	return f;
+}
+
+void series_hist_push(struct series *s, size_t cap, const struct hist_point *p)
 {
 	if (cap == 0)
 		return;
-	s->hist[s->hist_head] = *e;
+	if (s->hist_len == 0)
+		s->hist_base_ms = p->ts_ms;
+	int64_t dt = p->ts_ms - s->hist_base_ms;
+	if (dt > INT32_MAX) {
+		/* rebase: move the base up; entries that fall off the int32 range
+		 * (older than ~24 days before the newest) are dropped */
+		int64_t shift = dt - (INT32_MAX / 2);
+		size_t first = (s->hist_head + cap - s->hist_len) % cap;
+		size_t keep = 0;
+		for (size_t k = 0; k < s->hist_len; k++) {
+			struct hist_entry *h = &s->hist[(first + k) % cap];
+			if ((int64_t)h->dt_ms - shift >= INT32_MIN) {
+				h->dt_ms = (int32_t)((int64_t)h->dt_ms - shift);
+				keep++;
+			}
+		}
+		/* dropped entries are the oldest: shrink from the front */
+		s->hist_len = (uint32_t)keep;
+		s->hist_base_ms += shift;
+		dt -= shift;
+	}
+	double score = p->score < 0 ? 0 : p->score > 1 ? 1 : p->score;
+	struct hist_entry e = {
+		.dt_ms = (int32_t)dt,
+		.value = (float)p->value,
+		.expected = (float)p->expected,
+		.score = (uint16_t)(isnan(score) ? 0 : score * 65535.0 + 0.5),
+		.below = to_bf16((float)(p->expected - p->lower)),
+		.above = to_bf16((float)(p->upper - p->expected)),
+		.comp_dir = (uint8_t)((p->comp & 0x3f) |
+		                      ((unsigned)((p->direction > 0) - (p->direction < 0) + 1) << 6)),
+	};
+	s->hist[s->hist_head] = e;
 	s->hist_head = (uint32_t)((s->hist_head + 1) % cap);
 	if (s->hist_len < cap)
 		s->hist_len++;
+}
+
+void series_hist_get(const struct series *s, size_t cap, size_t k, struct hist_point *out)
+{
+	size_t first = (s->hist_head + cap - s->hist_len) % cap;
+	const struct hist_entry *h = &s->hist[(first + k) % cap];
+	out->ts_ms = s->hist_base_ms + h->dt_ms;
+	out->value = h->value;
+	out->expected = h->expected;
+	out->score = h->score / 65535.0;
+	out->lower = h->expected - from_bf16(h->below);
+	out->upper = h->expected + from_bf16(h->above);
+	out->direction = (int)(h->comp_dir >> 6) - 1;
+	out->comp = h->comp_dir & 0x3f;
 }

@@ -23,16 +23,29 @@
 #include "detector.h"
 #include "labels.h"
 
-/* One entry of a series' recent history (32 bytes). */
+/* One entry of a series' recent history, packed to 20 bytes (memory per
+ * series is dominated by this ring): the timestamp as a signed offset from
+ * the series' hist_base_ms, value and expected value as float, the score
+ * as a 16-bit fraction, the band edges as bfloat16 offsets from the
+ * expected value, and the direction and the component (an index into the
+ * engine's table of component names) in one byte. */
 struct hist_entry {
-	int64_t ts_ms;
+	int32_t dt_ms;         /* ts - series.hist_base_ms */
 	float value;
-	float score;
-	float expected;
-	float lower, upper;    /* expected band; NAN if none */
-	int8_t direction;
-	uint8_t pad[3];
-	const char *component; /* static string from the detector */
+	float expected;        /* NAN if unknown */
+	uint16_t score;        /* score * 65535 */
+	uint16_t below;        /* bfloat16 of expected - lower (NAN if unknown) */
+	uint16_t above;        /* bfloat16 of upper - expected */
+	uint8_t comp_dir;      /* bits 0-5 component index, bits 6-7 direction + 1 */
+	uint8_t pad;
+};
+
+/* A history entry unpacked. */
+struct hist_point {
+	int64_t ts_ms;
+	double value, score, expected, lower, upper;
+	int direction;
+	unsigned comp;         /* component index */
 };
 
 /* What a series is, which decides what runs on it. */
@@ -57,6 +70,7 @@ struct series {
 	double last_value;
 	struct det_result last;
 	struct alert_fsm alert;
+	int64_t hist_base_ms;  /* timestamps of the ring are offsets from this */
 	uint32_t hist_head;    /* next slot to write */
 	uint32_t hist_len;
 	struct hist_entry *hist;     /* ring of registry->hist_cap entries; in the same allocation */
@@ -87,6 +101,9 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
  * reallocated and left zeroed for the caller to re-initialise. */
 int registry_resize_state(struct series_registry *r, size_t state_size);
 
-void series_hist_push(struct series *s, size_t cap, const struct hist_entry *e);
+/* Append one point (oldest dropped when full). */
+void series_hist_push(struct series *s, size_t cap, const struct hist_point *p);
+/* The k-th oldest point of the ring (k < s->hist_len). */
+void series_hist_get(const struct series *s, size_t cap, size_t k, struct hist_point *out);
 
 #endif

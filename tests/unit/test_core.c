@@ -156,14 +156,32 @@ static void test_registry(void **st)
 	}
 	struct label_ref missing[2] = { { "__name__", 8, "m1", 2 }, { "job", 3, "api", 3 } };
 	assert_null(registry_find_refs(&r, labels_hash_refs(missing, 2), missing, 2));
-	/* history ring keeps the last cap entries in order */
+	/* history ring keeps the last cap entries in order, packed losslessly
+	 * enough: ms timestamps, float values, score to 1/65535, band to bfloat16 */
 	struct series *s = r.v[0];
 	for (int i = 0; i < 20; i++) {
-		struct hist_entry e = { .ts_ms = i };
+		struct hist_point e = { .ts_ms = 1767225600000LL + i * 1500, .value = i * 1.5,
+			                .score = i / 19.0, .expected = 10, .lower = 9, .upper = 12.5,
+			                .direction = i % 3 - 1, .comp = (unsigned)i % 5 };
 		series_hist_push(s, r.hist_cap, &e);
 	}
 	assert_int_equal(s->hist_len, 8);
-	assert_int_equal(s->hist[(s->hist_head + 8 - 1) % 8].ts_ms, 19);
+	struct hist_point h;
+	series_hist_get(s, r.hist_cap, 7, &h);
+	assert_true(h.ts_ms == 1767225600000LL + 19 * 1500);
+	assert_true(h.value == 19 * 1.5);
+	assert_true(fabs(h.score - 1.0) < 1e-4);
+	assert_true(fabs(h.lower - 9) < 0.01 && fabs(h.upper - 12.5) < 0.02);
+	assert_int_equal(h.direction, 19 % 3 - 1);
+	assert_int_equal(h.comp, 19 % 5);
+	series_hist_get(s, r.hist_cap, 0, &h);
+	assert_true(h.ts_ms == 1767225600000LL + 12 * 1500);
+	/* a gap of 30 days rebases the offsets; older points fall off */
+	struct hist_point late = { .ts_ms = 1767225600000LL + 30LL * 86400000, .value = 1 };
+	series_hist_push(s, r.hist_cap, &late);
+	series_hist_get(s, r.hist_cap, s->hist_len - 1, &h);
+	assert_true(h.ts_ms == late.ts_ms);
+	assert_true(s->hist_len >= 1);
 	assert_int_equal(registry_resize_state(&r, 80), 0);
 	assert_int_equal(r.state_size, 80);
 	registry_free(&r);
