@@ -147,6 +147,8 @@ def main():
                  + f", load {d['load']}"
                  + (f" ({d['rate']:,} samples/s paced; max measured {d.get('max_rate', 0):,})"
                     if d["rate"] else "") + "\n")
+        if d.get("accepted_per_s") is not None:
+            L.append(f"ingest accepted during the probe: {fmt(d['accepted_per_s'])} samples/s\n")
         if d.get("write"):
             w = d["write"]
             L.append(f"ingest during the probe: {fmt(w['samples_per_s_2xx'])} samples/s, "

@@ -23,7 +23,8 @@
 #
 # Environment: BENCH_BUILDDIR (default <top>/build, built with scripts/build.sh),
 # BENCH_OUTDIR (default <top>/bench/out), BENCH_NO_INSTALL=1 (never apt-get),
-# BENCH_SIZES (ingest series counts, e.g. "1000 100000 1000000").
+# BENCH_SIZES (ingest series counts, e.g. "1000 100000 1000000"), BENCH_MAX_RATE
+# (samples/s taken as 100% for the latency phase when it runs without ingest).
 #
 # Every target listens on 127.0.0.1 only, on free ports, with a temporary data
 # dir; every loop is bounded in count and time; everything this script starts
@@ -445,7 +446,7 @@ if phase latency; then
 out=$("$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns \
 	--rounds "$(( $(warm_rounds "$ls") + 3 ))" --duration 600 --t0 "$base_t0")
 tl=$(jget "$out" next_t0)
-maxr=$(fs_max_rate "$ls")
+maxr=${BENCH_MAX_RATE:-$(fs_max_rate "$ls")}
 rate=$((maxr * 8 / 10))
 ldur=$([ "$quick" = 1 ] && echo 2 || echo 20)
 sel=$(python3 -c 'import urllib.parse; print(urllib.parse.quote("bench_cpu{host=\"h0000042\"}"))')
@@ -456,14 +457,20 @@ nalerts=$(curl -sf -m 30 "http://127.0.0.1:$tport/api/v1/alerts" | python3 -c 'i
 d=json.load(sys.stdin); a=d.get("data",d); a=a.get("alerts",a) if isinstance(a,dict) else a
 print(len(a) if isinstance(a,list) else 0)' 2>/dev/null || echo 0)
 rec latency "{\"load\":\"idle\",\"series\":$ls,\"rate\":0,\"alerts\":$nalerts,\"get\":$out}"
+# under load: first the API alone (alerts, anomalies), then with /metrics,
+# which formats every series under the engine lock and so stalls ingest
 "$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --rate "$rate" \
-	--duration "$((ldur + 2))" --t0 "$tl" > "$work/lat-write.json" &
+	--duration "$((2 * ldur + 3))" --t0 "$tl" > "$work/lat-write.json" &
 lw=$!; pids+=("$lw")
 sleep 1
+c0=$(cpu_ticks "$tpid"); a0=$(accepted)
+out=$("$loadgen" get --port "$tport" "${qpaths[@]:0:4}" --interval-ms 20 --duration "$ldur")
+a1=$(accepted); c1=$(cpu_ticks "$tpid")
+rec latency "{\"load\":\"80%, API only\",\"series\":$ls,\"rate\":$rate,\"max_rate\":$maxr,\"accepted_per_s\":$(python3 -c "print(($a1-$a0)/$ldur)"),\"get\":$out}"
 out=$("$loadgen" get --port "$tport" "${qpaths[@]}" --interval-ms 20 --duration "$ldur")
 wait "$lw" || true
 tl=$(jget "$(cat "$work/lat-write.json")" next_t0)
-rec latency "{\"load\":\"80%\",\"series\":$ls,\"rate\":$rate,\"max_rate\":$maxr,\"get\":$out,\"write\":$(cat "$work/lat-write.json")}"
+rec latency "{\"load\":\"80%, with /metrics\",\"series\":$ls,\"rate\":$rate,\"max_rate\":$maxr,\"get\":$out,\"write\":$(cat "$work/lat-write.json")}"
 
 if [ "$profile" = 1 ] && command -v perf >/dev/null; then
 	log "profile: perf record of foreshockd under unpaced ingest ($ls series, 10 s)"
