@@ -191,6 +191,9 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 		counter(&b, "foreshock_bodies_too_large_total",
 		        "Request bodies refused with 413 (over the body limit).",
 		        ld(&st->bodies_too_large));
+		counter(&b, "foreshock_writes_shed_total",
+		        "Write requests answered 503 because too many were in flight (overload).",
+		        ld(&st->writes_shed));
 		counter(&b, "foreshock_alert_transitions_total",
 		        "Alert state transitions written to the store.", ld(&st->alert_transitions));
 		counter(&b, "foreshock_store_errors_total", "Failed store operations.",

@@ -6,6 +6,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@ struct http_server {
 	struct MHD_Daemon *d;
 	struct api_ctx *api;
 	unsigned short port;
+	unsigned max_inflight_writes;
+	atomic_uint inflight_writes;   /* admission control of ingest requests */
 };
 
 /* Per-connection (per-request) state, freed in on_completed. */
@@ -36,6 +39,7 @@ struct conn_state {
 	size_t len, cap;
 	int too_large;         /* body passed max_body: stop buffering, answer 413 */
 	int oom;
+	int admitted;          /* counted in inflight_writes: release in on_completed */
 	unsigned status;       /* status of the queued response (0 = none) */
 };
 
@@ -168,6 +172,12 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
 	return queue(conn, cs, &r);
 }
 
+static int is_write_route(enum http_route r)
+{
+	return r == ROUTE_WRITE || r == ROUTE_IMPORT || r == ROUTE_IMPORT_PROM ||
+	       r == ROUTE_REMOTE_WRITE;
+}
+
 static int has_body(const char *method)
 {
 	return !strcmp(method, MHD_HTTP_METHOD_POST) || !strcmp(method, MHD_HTTP_METHOD_PUT) ||
@@ -201,6 +211,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		 * the connection can be kept alive. */
 		if (!has_body(method))
 			return MHD_YES;
+		if (is_write_route(cs->route)) {
+			/* Past capacity, shed load before buffering the body: senders
+			 * (remote_write, Telegraf, vmagent) retry on 503. */
+			unsigned n = atomic_fetch_add(&srv->inflight_writes, 1);
+			if (n >= srv->max_inflight_writes) {
+				atomic_fetch_sub(&srv->inflight_writes, 1);
+				if (srv->api->stats)
+					atomic_fetch_add_explicit(&srv->api->stats->writes_shed, 1,
+					                          memory_order_relaxed);
+				struct api_response r;
+				memset(&r, 0, sizeof r);
+				api_error(&r, 503, "overloaded",
+				          "overloaded: %u write requests in flight (limit %u); retry later", n,
+				          srv->max_inflight_writes);
+				api_add_header(&r, "Retry-After", "1");
+				return queue(conn, cs, &r);
+			}
+			cs->admitted = 1;
+		}
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl) {
@@ -274,6 +303,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (cs->status && srv->api->stats)
 		selfstats_observe_request(srv->api->stats, cs->route, cs->status,
 		                          mono_us() - cs->start_us);
+	if (cs->admitted)
+		atomic_fetch_sub(&srv->inflight_writes, 1);
 	free(cs->body);
 	free(cs);
 	*con_cls = NULL;
@@ -340,6 +371,8 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 		return NULL;
 	}
 	srv->api = api;
+	srv->max_inflight_writes = cfg->max_inflight_writes ? cfg->max_inflight_writes : 8;
+	atomic_init(&srv->inflight_writes, 0);
 	unsigned threads = cfg->threads ? cfg->threads : 2;
 	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 	struct sockaddr_storage ss;

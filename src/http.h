@@ -37,6 +37,8 @@ struct http_config {
 	unsigned threads;               /* MHD thread pool size; 0 = 2 */
 	unsigned connection_timeout_s;  /* idle connections closed after this; 0 = none */
 	size_t max_connections;         /* 0 = MHD's default */
+	unsigned max_inflight_writes;   /* write requests being received or processed at once;
+	                                 * beyond, 503 with Retry-After (0 = 8) */
 };
 
 struct http_server;

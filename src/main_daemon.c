@@ -414,7 +414,8 @@ int main(int argc, char **argv)
 	struct http_config hc = { .listen = cfg.listen,
 		                  .threads = cfg.http_threads,
 		                  .connection_timeout_s = 60,
-		                  .max_connections = 1024 };
+		                  .max_connections = 1024,
+		                  .max_inflight_writes = cfg.max_inflight_writes };
 	http = http_start(&hc, &api, err, sizeof err);
 	if (!http) {
 		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);

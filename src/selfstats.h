@@ -39,6 +39,7 @@ struct selfstats {
 	_Atomic uint64_t latency_bucket[ROUTE__COUNT][SELFSTATS_LATENCY_BUCKETS + 1];
 	_Atomic uint64_t latency_sum_us[ROUTE__COUNT];
 	_Atomic uint64_t bodies_too_large;
+	_Atomic uint64_t writes_shed;           /* write requests answered 503 (overload) */
 	_Atomic uint64_t alert_transitions;
 	_Atomic uint64_t store_errors;
 	_Atomic uint64_t notifications_sent;

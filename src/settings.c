@@ -24,7 +24,8 @@ void config_defaults(struct fs_config *c)
 	config_set_str(&c->data_dir, "./var");
 	config_set_str(&c->log_level, "info");
 	config_set_str(&c->replay_precision, "ns");
-	c->http_threads = 2;
+	c->http_threads = 4;
+	c->max_inflight_writes = 8;
 	c->max_body = 16LL << 20;
 	c->checkpoint_interval_ms = 5 * 60 * 1000;
 	c->replay_speed = 360;
@@ -130,7 +131,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	}
 
 	const struct ynode *s;
-	static const char *const http_keys[] = { "threads", "max_body", NULL };
+	static const char *const http_keys[] = { "threads", "max_body", "max_inflight_writes", NULL };
 	if (section(root, "http", http_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -138,6 +139,10 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		if (get_size(s, "threads", &threads, 1, 64, err, errlen) < 0)
 			goto out;
 		c->http_threads = (unsigned)threads;
+		size_t inflight = c->max_inflight_writes;
+		if (get_size(s, "max_inflight_writes", &inflight, 1, 4096, err, errlen) < 0)
+			goto out;
+		c->max_inflight_writes = (unsigned)inflight;
 		const struct ynode *mb = ymap_get(s, "max_body");
 		if (mb && ynode_bytes(mb, "max_body", &c->max_body, err, errlen) < 0)
 			goto out;

@@ -288,6 +288,36 @@ def test_sighup_reload():
         d.cleanup()
 
 
+def test_overload_sheds_writes():
+    d = Daemon(config="http:\n  max_inflight_writes: 1\n").start()
+    try:
+        import socket
+        body = ("shed_probe value=1 %d\n" % T0).encode()
+        slow = socket.create_connection(("127.0.0.1", d.port))
+        slow.sendall(b"POST /write?precision=s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+                     + body[:5])
+        time.sleep(0.3)  # the first write is now in flight, holding the only slot
+        status, resp = d.write(["shed_probe2 value=1 %d" % T0])
+        check(status == 503, "second write is shed with 503 while the first is in flight: %d %s" % (status, resp))
+        check(b"overloaded" in resp, "503 says why: %s" % resp)
+        check(d.get("/api/v1/alerts")[0] == 200, "reads are still served")
+        slow.sendall(body[5:])
+        reply = slow.recv(4096)
+        slow.close()
+        check(reply.startswith(b"HTTP/1.1 204"), "the admitted write completes: %r" % reply[:40])
+        for _ in range(50):  # the slot is released when MHD completes the request
+            status, _ = d.write(["shed_probe2 value=1 %d" % T0])
+            if status != 503:
+                break
+            time.sleep(0.02)
+        check(status == 204, "after the slot frees, writes are accepted again: %d" % status)
+        m = d.get("/metrics")[1].decode()
+        check("foreshock_writes_shed_total 1" in m, "shed writes are counted")
+    finally:
+        d.stop()
+        d.cleanup()
+
+
 def test_cli_parse():
     r = subprocess.run([CLI, "parse", "--format", "influx", "--precision", "s"], input="cpu,host=a usage=0.5,n=3i 1700000000\ncpu usage=\n",
                        capture_output=True, text=True)
@@ -307,5 +337,5 @@ def test_cli_parse():
 
 
 if __name__ == "__main__":
-    run_tests([test_cli_flags, test_cli_parse, test_sighup_reload, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
+    run_tests([test_cli_flags, test_cli_parse, test_sighup_reload, test_overload_sheds_writes, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
                test_replay_matches_daemon])
