@@ -484,8 +484,6 @@ if [ "$profile" = 1 ] && command -v perf >/dev/null; then
 	if [ -s "$work/perf.data" ]; then
 		perf report -i "$work/perf.data" --no-children --percent-limit 0.7 --stdio \
 			--sort symbol -g none 2>/dev/null | grep -v '^$' > "$outdir/profile-$stamp.txt" || true
-		perf report -i "$work/perf.data" --children --percent-limit 3 --stdio \
-			--sort symbol -g none 2>/dev/null | grep -v '^$' > "$outdir/profile-children-$stamp.txt" || true
 	fi
 fi
 
