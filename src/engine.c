@@ -873,8 +873,14 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 
 static int flush_locked(struct engine *e)
 {
-	if (e->npend == 0 || !e->store)
+	if (e->npend == 0)
 		return 0;
+	if (!e->store) { /* embedded without a store (tests, benchmarks): nothing to keep */
+		for (size_t i = 0; i < e->npend; i++)
+			pending_free(&e->pend[i]);
+		e->npend = 0;
+		return 0;
+	}
 	struct alert_rec *recs = malloc(e->npend * sizeof *recs);
 	if (!recs)
 		return -1;
@@ -901,6 +907,19 @@ int engine_batch_end(struct engine_batch *b)
 	int rc = flush_locked(e);
 	pthread_mutex_unlock(&e->mu);
 	return rc;
+}
+
+/* Readers walking every series release the lock every READ_CHUNK series so
+ * that a scrape of /metrics or a wide query never stalls ingest for long.
+ * Safe because series are never removed and indices are stable; pointers are
+ * re-read from e->reg.v after reacquiring (a model reload may move them). */
+#define READ_CHUNK 1024
+static void yield_lock(struct engine *e, size_t i)
+{
+	if (i > 0 && i % READ_CHUNK == 0) {
+		pthread_mutex_unlock(&e->mu);
+		pthread_mutex_lock(&e->mu);
+	}
 }
 
 static int series_selected(const struct series *s, const struct selector *sel, size_t nsel)
@@ -932,6 +951,7 @@ int engine_series_foreach(struct engine *e, const struct selector *sel, size_t n
 	int rc = 0;
 	pthread_mutex_lock(&e->mu);
 	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
+		yield_lock(e, i);
 		const struct series *s = e->reg.v[i];
 		if (!series_selected(s, sel, nsel))
 			continue;
@@ -953,6 +973,7 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 		return -1;
 	pthread_mutex_lock(&e->mu);
 	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
+		yield_lock(e, i);
 		const struct series *s = e->reg.v[i];
 		if (!series_selected(s, sel, nsel))
 			continue;
@@ -993,6 +1014,7 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 	int rc = 0;
 	pthread_mutex_lock(&e->mu);
 	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
+		yield_lock(e, i);
 		const struct series *s = e->reg.v[i];
 		if (!e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET ||
 		    !series_selected(s, sel, nsel))
@@ -1032,6 +1054,7 @@ int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel
 	int rc = 0;
 	pthread_mutex_lock(&e->mu);
 	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
+		yield_lock(e, i);
 		const struct series *s = e->reg.v[i];
 		if (!e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET ||
 		    !series_selected(s, sel, nsel))

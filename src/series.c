@@ -74,11 +74,14 @@ static int labels_equal_refs(const struct labels *l, const struct label_ref *ref
 struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
                                   const struct label_ref *refs, size_t n)
 {
+	uint32_t tag = (uint32_t)(hash >> 32);
 	for (size_t i = hash & r->table_mask;; i = (i + 1) & r->table_mask) {
-		uint32_t slot = r->table[i];
-		if (slot == 0)
+		const struct reg_slot *slot = &r->table[i];
+		if (slot->idx1 == 0)
 			return NULL;
-		struct series *s = r->v[slot - 1];
+		if (slot->tag != tag)
+			continue;
+		struct series *s = r->v[slot->idx1 - 1];
 		if (s->hash == hash && labels_equal_refs(&s->labels, refs, n))
 			return s;
 	}
@@ -87,11 +90,14 @@ struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
 struct series *registry_find(struct series_registry *r, const struct labels *l)
 {
 	uint64_t hash = labels_hash(l);
+	uint32_t tag = (uint32_t)(hash >> 32);
 	for (size_t i = hash & r->table_mask;; i = (i + 1) & r->table_mask) {
-		uint32_t slot = r->table[i];
-		if (slot == 0)
+		const struct reg_slot *slot = &r->table[i];
+		if (slot->idx1 == 0)
 			return NULL;
-		struct series *s = r->v[slot - 1];
+		if (slot->tag != tag)
+			continue;
+		struct series *s = r->v[slot->idx1 - 1];
 		if (s->hash == hash && labels_equal(&s->labels, l))
 			return s;
 	}
@@ -100,15 +106,15 @@ struct series *registry_find(struct series_registry *r, const struct labels *l)
 static int grow_table(struct series_registry *r)
 {
 	size_t ncap = (r->table_mask + 1) * 2;
-	uint32_t *t = calloc(ncap, sizeof *t);
+	struct reg_slot *t = calloc(ncap, sizeof *t);
 	if (!t)
 		return -1;
 	size_t mask = ncap - 1;
 	for (size_t k = 0; k < r->n; k++) {
 		size_t i = r->v[k]->hash & mask;
-		while (t[i])
+		while (t[i].idx1)
 			i = (i + 1) & mask;
-		t[i] = (uint32_t)(k + 1);
+		t[i] = (struct reg_slot){ (uint32_t)(k + 1), (uint32_t)(r->v[k]->hash >> 32) };
 	}
 	free(r->table);
 	r->table = t;
@@ -149,11 +155,11 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 	s->det_state = (unsigned char *)s + head + hist;
 	alert_fsm_init(&s->alert);
 	size_t i = hash & r->table_mask;
-	while (r->table[i])
+	while (r->table[i].idx1)
 		i = (i + 1) & r->table_mask;
 	s->idx = (uint32_t)r->n;
 	r->v[r->n] = s;
-	r->table[i] = (uint32_t)(r->n + 1);
+	r->table[i] = (struct reg_slot){ (uint32_t)(r->n + 1), (uint32_t)(hash >> 32) };
 	r->n++;
 	return s;
 fail:

@@ -77,10 +77,18 @@ struct series {
 	unsigned char *det_state;    /* registry->state_size bytes; in the same allocation */
 };
 
+/* A table slot keeps the upper half of the label-set hash next to the index,
+ * so probing past other series never touches their memory (a cache miss
+ * each): only a slot whose tag matches leads to a label comparison. */
+struct reg_slot {
+	uint32_t idx1;
+	uint32_t tag;          /* hash >> 32 */
+};
+
 struct series_registry {
 	struct series **v;     /* by index, creation order */
 	size_t n, cap;
-	uint32_t *table;       /* index + 1, 0 = empty */
+	struct reg_slot *table; /* open addressing; idx1 = index + 1, 0 = empty */
 	size_t table_mask;
 	size_t max_series;
 	size_t state_size;
