@@ -1003,6 +1003,17 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 	return rc;
 }
 
+/* The forecaster state of a selected gauge or derived series, or NULL
+ * (forecasting off, a raw counter or bucket, or not selected). */
+static const void *forecast_state_of(const struct engine *e, const struct series *s,
+                                     const struct selector *sel, size_t nsel)
+{
+	if (!e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET ||
+	    !series_selected(s, sel, nsel))
+		return NULL;
+	return s->det_state + e->fc_off;
+}
+
 int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
                     size_t n, double limit, int above, engine_forecast_fn fn, void *ctx)
 {
@@ -1016,10 +1027,9 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
 		yield_lock(e, i);
 		const struct series *s = e->reg.v[i];
-		if (!e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET ||
-		    !series_selected(s, sel, nsel))
+		const void *st = forecast_state_of(e, s, sel, nsel);
+		if (!st)
 			continue;
-		const void *st = s->det_state + e->fc_off;
 		struct series_info si;
 		fill_info(s, &si);
 		struct forecast_info info;
@@ -1056,10 +1066,9 @@ int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel
 	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
 		yield_lock(e, i);
 		const struct series *s = e->reg.v[i];
-		if (!e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET ||
-		    !series_selected(s, sel, nsel))
+		const void *st = forecast_state_of(e, s, sel, nsel);
+		if (!st)
 			continue;
-		const void *st = s->det_state + e->fc_off;
 		struct series_info si;
 		fill_info(s, &si);
 		struct forecast_info info;
