@@ -89,18 +89,17 @@ struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
 
 struct series *registry_find(struct series_registry *r, const struct labels *l)
 {
-	uint64_t hash = labels_hash(l);
-	uint32_t tag = (uint32_t)(hash >> 32);
-	for (size_t i = hash & r->table_mask;; i = (i + 1) & r->table_mask) {
-		const struct reg_slot *slot = &r->table[i];
-		if (slot->idx1 == 0)
-			return NULL;
-		if (slot->tag != tag)
-			continue;
-		struct series *s = r->v[slot->idx1 - 1];
-		if (s->hash == hash && labels_equal(&s->labels, l))
-			return s;
-	}
+	struct label_ref small[64];
+	struct label_ref *refs = l->n <= 64 ? small : malloc(l->n * sizeof *refs);
+	if (!refs)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		refs[i] = (struct label_ref){ l->names[i], strlen(l->names[i]), l->values[i],
+			                      strlen(l->values[i]) };
+	struct series *s = registry_find_refs(r, labels_hash(l), refs, l->n);
+	if (refs != small)
+		free(refs);
+	return s;
 }
 
 static int grow_table(struct series_registry *r)
