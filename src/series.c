@@ -89,7 +89,7 @@ struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
 
 struct series *registry_find(struct series_registry *r, const struct labels *l)
 {
-	struct label_ref small[64];
+	struct label_ref small[64] = { { 0 } };
 	struct label_ref *refs = l->n <= 64 ? small : malloc(l->n * sizeof *refs);
 	if (!refs)
 		return NULL;
