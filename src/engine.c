@@ -46,7 +46,7 @@ struct shard {
 	struct series_registry reg;
 	struct pending_tr *pend;
 	size_t npend, cappend;
-	atomic_size_t npend_a;      /* npend, readable without the lock */
+	atomic_size_t npend_a;      /* not yet durable: npend + in flight (flush_shard) */
 	int64_t last_sample_ms;
 	/* names of detector components seen, for the packed history (static strings) */
 	const char *comps[64];
@@ -371,7 +371,7 @@ static void queue_rec(struct engine *e, struct shard *sh, struct alert_fsm *f,
 	p->rec.value = value;
 	p->rec.score = score;
 	sh->npend++;
-	atomic_store(&sh->npend_a, sh->npend);
+	atomic_fetch_add(&sh->npend_a, 1);
 	atomic_fetch_add_explicit(&e->stats->alert_transitions, 1, memory_order_relaxed);
 	log_msg(LOG_INFO, "event=alert_%s alert_id=%lld series=%s score=%.3f value=%g",
 	        alert_event_name(ev), (long long)p->rec.id, key, score, value);
@@ -1041,44 +1041,81 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 	return 0;
 }
 
-static int flush_locked(struct engine *e, struct shard *sh)
+/* Writes the pending transitions of one shard to the store. Called with
+ * flush_mu held (which keeps the queue's order: transitions are written by
+ * one thread at a time, oldest first), takes the shard lock only to detach
+ * the queue and, if the write fails, to put it back in front, so the store's
+ * write lock is never taken under a shard lock (engine_checkpoint takes them
+ * the other way round). npend_a counts transitions queued and not yet
+ * durable, in flight included: a batch that reads 0 knows its own
+ * transitions were written. */
+static int flush_shard(struct engine *e, struct shard *sh)
 {
-	if (sh->npend == 0)
-		return 0;
-	if (!e->store) { /* embedded without a store (tests, benchmarks): nothing to keep */
-		for (size_t i = 0; i < sh->npend; i++)
-			pending_free(&sh->pend[i]);
-		sh->npend = 0;
-		atomic_store(&sh->npend_a, 0);
+	pthread_mutex_lock(&sh->mu);
+	struct pending_tr *p = sh->pend;
+	size_t n = sh->npend, cap = sh->cappend;
+	sh->pend = NULL;
+	sh->npend = sh->cappend = 0;
+	pthread_mutex_unlock(&sh->mu);
+	if (n == 0) {
+		free(p);
 		return 0;
 	}
-	struct alert_rec *recs = malloc(sh->npend * sizeof *recs);
-	if (!recs)
-		return -1;
-	for (size_t i = 0; i < sh->npend; i++)
-		recs[i] = sh->pend[i].rec;
-	char err[256];
-	int rc = store_alerts_write(e->store, recs, sh->npend, err, sizeof err);
-	free(recs);
-	if (rc < 0) {
-		atomic_fetch_add_explicit(&e->stats->store_errors, 1, memory_order_relaxed);
-		log_msg(LOG_ERROR, "event=store_error op=alerts_write pending=%zu error=\"%s\"", sh->npend,
-		        err);
-		return -1;
+	int rc = 0;
+	if (e->store) {
+		struct alert_rec *recs = malloc(n * sizeof *recs);
+		char err[256] = "out of memory";
+		if (recs) {
+			for (size_t i = 0; i < n; i++)
+				recs[i] = p[i].rec;
+			rc = store_alerts_write(e->store, recs, n, err, sizeof err);
+			free(recs);
+		} else {
+			rc = -1;
+		}
+		if (rc < 0) {
+			atomic_fetch_add_explicit(&e->stats->store_errors, 1, memory_order_relaxed);
+			log_msg(LOG_ERROR, "event=store_error op=alerts_write pending=%zu error=\"%s\"",
+			        n, err);
+		}
+	} /* else embedded without a store (tests, benchmarks): nothing to keep */
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++)
+			pending_free(&p[i]);
+		free(p);
+		atomic_fetch_sub(&sh->npend_a, n);
+		return 0;
 	}
-	for (size_t i = 0; i < sh->npend; i++)
-		pending_free(&sh->pend[i]);
-	sh->npend = 0;
-	atomic_store(&sh->npend_a, 0);
-	return 0;
+	/* put them back in front of what was queued meanwhile; retried later */
+	pthread_mutex_lock(&sh->mu);
+	if (sh->npend > 0) {
+		struct pending_tr *np = n + sh->npend <= cap ? p : realloc(p, (n + sh->npend) * sizeof *np);
+		if (!np) {
+			log_msg(LOG_ERROR, "event=alert_dropped count=%zu reason=oom", n);
+			for (size_t i = 0; i < n; i++)
+				pending_free(&p[i]);
+			free(p);
+			atomic_fetch_sub(&sh->npend_a, n);
+			pthread_mutex_unlock(&sh->mu);
+			return -1;
+		}
+		p = np;
+		if (n + sh->npend > cap)
+			cap = n + sh->npend;
+		memcpy(p + n, sh->pend, sh->npend * sizeof *p);
+		free(sh->pend);
+	}
+	sh->pend = p;
+	sh->npend += n;
+	sh->cappend = cap;
+	pthread_mutex_unlock(&sh->mu);
+	return -1;
 }
 
 /* Releases the batch's shard lock, then writes the pending transitions of
- * every shard the batch touched (under flush_mu, each under its shard lock),
- * so they are durable before this returns. A shard's queue may hold other
- * batches' transitions too: they are written in queue order by whichever
- * batch comes first; a batch that finds its queue empty knows its
- * transitions were written (a queue is emptied only by a successful write). */
+ * every shard the batch touched (flush_shard), so they are durable before
+ * this returns. A shard's queue may hold other batches' transitions too:
+ * they are written in queue order by whichever batch comes first. */
 int engine_batch_end(struct engine_batch *b)
 {
 	struct engine *e = b->e;
@@ -1093,14 +1130,9 @@ int engine_batch_end(struct engine_batch *b)
 		return 0;
 	int rc = 0;
 	pthread_mutex_lock(&e->flush_mu);
-	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-		if (!(todo & (1u << k)))
-			continue;
-		pthread_mutex_lock(&e->sh[k].mu);
-		if (flush_locked(e, &e->sh[k]) < 0)
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++)
+		if ((todo & (1u << k)) && flush_shard(e, &e->sh[k]) < 0)
 			rc = -1;
-		pthread_mutex_unlock(&e->sh[k].mu);
-	}
 	pthread_mutex_unlock(&e->flush_mu);
 	return rc;
 }
@@ -1351,7 +1383,7 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 		struct shard *sh = &e->sh[k];
 		pthread_mutex_lock(&sh->mu);
 		st->series += sh->reg.n;
-		st->pending_transitions += sh->npend;
+		st->pending_transitions += atomic_load(&sh->npend_a);
 		if (sh->last_sample_ms > st->last_sample_ms)
 			st->last_sample_ms = sh->last_sample_ms;
 		if (k == 0)
@@ -1385,12 +1417,7 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 	int rc = -1;
 	struct shard *sh = NULL;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-		sh = &e->sh[k];
-		pthread_mutex_lock(&sh->mu);
-		int frc = flush_locked(e, sh);
-		pthread_mutex_unlock(&sh->mu);
-		sh = NULL;
-		if (frc < 0) {
+		if (flush_shard(e, &e->sh[k]) < 0) {
 			snprintf(err, errlen, "pending alert transitions could not be written");
 			goto out;
 		}
@@ -1620,8 +1647,11 @@ static struct series *series_at(struct engine *e, uint32_t g)
 	return i < sh->reg.n ? sh->reg.v[i] : NULL;
 }
 
+/* Called with every shard and svc_mu locked; returns with them released
+ * (the store's write lock is not taken under a shard lock: see flush_shard). */
 static void reconcile_alerts(struct engine *e)
 {
+	int locked = 1;
 	struct open_alerts oa = { 0 };
 	if (store_alerts_scan(e->store, 0, 0, collect_open, &oa) < 0) {
 		log_msg(LOG_ERROR, "event=reconcile_failed reason=\"cannot read open alerts\"");
@@ -1709,6 +1739,9 @@ static void reconcile_alerts(struct engine *e)
 			reset++;
 		}
 	}
+	pthread_mutex_unlock(&e->svc_mu);
+	unlock_all(e);
+	locked = 0;
 	if (nclosing) {
 		char err[256];
 		if (store_alerts_write(e->store, closing, nclosing, err, sizeof err) < 0)
@@ -1720,6 +1753,10 @@ static void reconcile_alerts(struct engine *e)
 		log_msg(LOG_INFO, "event=alerts_reconciled adopted=%zu closed_orphans=%zu reset=%zu",
 		        adopted, closed, reset);
 out:
+	if (locked) {
+		pthread_mutex_unlock(&e->svc_mu);
+		unlock_all(e);
+	}
 	for (size_t a = 0; a < oa.n; a++) {
 		free(oa.v[a].series_key);
 		free(oa.v[a].labels_json);
@@ -1736,10 +1773,12 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 	lock_all(e);
 	pthread_mutex_lock(&e->svc_mu);
 	int r = store_ckpt_scan(e->store, restore_cb, &rc);
-	if (r >= 0)
-		reconcile_alerts(e);
-	pthread_mutex_unlock(&e->svc_mu);
-	unlock_all(e);
+	if (r >= 0) {
+		reconcile_alerts(e); /* releases the locks */
+	} else {
+		pthread_mutex_unlock(&e->svc_mu);
+		unlock_all(e);
+	}
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read detector checkpoints");
 		return -1;
