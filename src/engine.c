@@ -38,7 +38,7 @@ struct pending_tr {
  * Lock order: flush_mu -> shard[i] (ascending i when several) -> svc_mu ->
  * fam_mu. The store's own write lock is taken under a shard lock (flushes)
  * or under flush_mu (checkpoints), never the other way round. */
-#define ENGINE_SHARDS 4
+#define ENGINE_SHARDS 16
 
 struct shard {
 	pthread_mutex_t mu;
@@ -171,10 +171,17 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 	pthread_mutex_init(&e->flush_mu, NULL);
 	pthread_mutex_init(&e->fam_mu, NULL);
 	pthread_mutex_init(&e->svc_mu, NULL);
+	/* adaptive: a batch holds a shard for one sample at a time, so a
+	 * contended lock is usually free again within a few hundred ns:
+	 * spin briefly before sleeping in the kernel */
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
 	for (unsigned i = 0; i < ENGINE_SHARDS; i++) {
-		pthread_mutex_init(&e->sh[i].mu, NULL);
+		pthread_mutex_init(&e->sh[i].mu, &ma);
 		e->sh[i].id = i;
 	}
+	pthread_mutexattr_destroy(&ma);
 	e->cfg = *cfg;
 	e->alertname = strdup(cfg->alertname ? cfg->alertname : "ForeshockAnomaly");
 	e->external_url = cfg->external_url ? strdup(cfg->external_url) : NULL;
@@ -1036,8 +1043,7 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 	case SERIES_BUCKET: bucket_sample(b, sh, s, ts_ms, value); break;
 	default: detect(e, sh, s, ts_ms, value); break;
 	}
-	b->res.accepted++;
-	atomic_fetch_add_explicit(&e->stats->samples_accepted, 1, memory_order_relaxed);
+	b->res.accepted++; /* added to selfstats in engine_batch_end: one shared write per batch */
 	return 0;
 }
 
@@ -1122,6 +1128,11 @@ int engine_batch_end(struct engine_batch *b)
 	if (b->shard >= 0)
 		pthread_mutex_unlock(&e->sh[b->shard].mu);
 	b->shard = -1;
+	if (b->res.accepted > b->counted) {
+		atomic_fetch_add_explicit(&e->stats->samples_accepted, b->res.accepted - b->counted,
+		                          memory_order_relaxed);
+		b->counted = b->res.accepted;
+	}
 	unsigned todo = 0;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++)
 		if ((b->touched & (1u << k)) && atomic_load(&e->sh[k].npend_a) > 0)

@@ -68,13 +68,15 @@ struct engine_batch {
 	struct engine_result res;
 	int shard;                /* private to engine.c: shard locked now, -1 = none */
 	unsigned touched;         /* private to engine.c: bit mask of shards used */
+	size_t counted;           /* private to engine.c: res.accepted already in selfstats */
 };
 
 /* Starts a batch (shard locks are taken by engine_batch_add). */
 void engine_batch_begin(struct engine *e, struct engine_batch *b);
 /* Adds one sample. labels must include __name__. Returns 0 if accepted, or
  * the reject reason (> 0, an enum reject_reason + 1) with a message in err
- * naming the series or metric. Counted in b->res and in selfstats. */
+ * naming the series or metric. Counted in b->res and in selfstats (accepted
+ * samples reach selfstats in engine_batch_end). */
 int engine_batch_add(struct engine_batch *b, const struct label_ref *labels, size_t n,
                      int64_t ts_ms, double value, char *err, size_t errlen);
 /* Metric family types, as announced by # TYPE lines or remote_write
