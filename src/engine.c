@@ -543,8 +543,9 @@ static enum series_kind classify_locked(const struct engine *e, const struct lab
 
 /* Shard routing (see struct shard): a hash of the labels, independent of
  * their order, without `le` and empty values, with __name__ reduced to its
- * family: foreshock:rate: and foreshock:p<digits>: prefixes, then a _bucket
- * suffix, removed. */
+ * family: foreshock:rate: and foreshock:p<...>: prefixes, then a _bucket
+ * suffix, removed. The same function routes checkpointed series at restore,
+ * so derived series come back in their parent's shard. */
 static uint64_t route_fnv(uint64_t h, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -563,10 +564,11 @@ static uint64_t route_pair(const char *name, size_t nl, const char *value, size_
 			value += 15;
 			vl -= 15;
 		} else if (vl > 11 && memcmp(value, "foreshock:p", 11) == 0) {
+			/* up to the next ':' (quantile_name: digits, or e.g. 5e-05) */
 			size_t i = 11;
-			while (i < vl && value[i] >= '0' && value[i] <= '9')
+			while (i < vl && value[i] != ':')
 				i++;
-			if (i > 11 && i < vl && value[i] == ':') {
+			if (i > 11 && i < vl) {
 				value += i + 1;
 				vl -= i + 1;
 			}
