@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,40 @@ struct pending_tr {
 	struct alert_rec rec;  /* rec.series_key/labels_json/annotations_json owned */
 };
 
-struct engine {
+/* The engine is split into ENGINE_SHARDS shards, each with its own lock,
+ * registry, pending transitions, histogram groups and component table, so
+ * that ingest requests on different threads run in parallel. A sample goes
+ * to the shard of route_refs(): a hash of its labels without `le`, and with
+ * the metric name reduced to its family (foreshock:rate: / foreshock:pNN:
+ * prefixes and a _bucket suffix removed). So every bucket of a histogram
+ * group, and every derived series with its parent, share one shard (derived
+ * series are created in the current shard's registry directly), and a
+ * user-sent foreshock: series lands where the engine would derive it.
+ *
+ * Lock order: flush_mu -> shard[i] (ascending i when several) -> svc_mu ->
+ * fam_mu. The store's own write lock is taken under a shard lock (flushes)
+ * or under flush_mu (checkpoints), never the other way round. */
+#define ENGINE_SHARDS 16
+
+struct shard {
 	pthread_mutex_t mu;
+	unsigned id;
+	struct series_registry reg;
+	struct pending_tr *pend;
+	size_t npend, cappend;
+	atomic_size_t npend_a;      /* not yet durable: npend + in flight (flush_shard) */
+	int64_t last_sample_ms;
+	/* names of detector components seen, for the packed history (static strings) */
+	const char *comps[64];
+	unsigned ncomps;
+	/* histogram label groups feeding foreshock:pNN:<name> */
+	struct hgroup **groups;
+	size_t ngroups, capgroups;
+	uint32_t *gtable;
+	size_t gmask;
+};
+
+struct engine {
 	struct engine_config cfg;
 	char *alertname;
 	char *external_url;
@@ -33,30 +66,36 @@ struct engine {
 	uint64_t fingerprint;       /* of the model and the forecaster: checkpoints must match */
 	size_t det_size;            /* model state bytes at the start of each state block */
 	size_t fc_off, fc_size;     /* forecaster state within the block (fc_size 0 = off) */
-	struct series_registry reg;
 	struct store *store;
 	struct selfstats *stats;
-	struct pending_tr *pend;
-	size_t npend, cappend;
-	int64_t next_alert_id;
-	int64_t last_sample_ms;
+	atomic_int_least64_t next_alert_id;
+	atomic_size_t nseries;      /* over all shards (cardinality limit) */
+	pthread_mutex_t flush_mu;   /* serializes store writes of pending transitions */
 	/* metric family -> enum metric_type (from # TYPE / remote_write metadata) */
+	pthread_mutex_t fam_mu;
 	char **fam_names;
 	uint8_t *fam_types;
 	size_t fam_mask, fam_n;
-	/* names of detector components seen, for the packed history (static strings) */
-	const char *comps[64];
-	unsigned ncomps;
-	/* service models and the transitions of their alerts (service.h) */
+	/* service models and the transitions of their alerts (service.h);
+	 * svc_mu guards svcs' state and str (swapping svcs also takes every shard) */
+	pthread_mutex_t svc_mu;
 	struct services *svcs;
 	struct service_transition *str;
 	size_t nstr, capstr;
-	/* histogram label groups feeding foreshock:pNN:<name> */
-	struct hgroup **groups;
-	size_t ngroups, capgroups;
-	uint32_t *gtable;
-	size_t gmask;
+	struct shard sh[ENGINE_SHARDS];
 };
+
+static void lock_all(struct engine *e)
+{
+	for (unsigned i = 0; i < ENGINE_SHARDS; i++)
+		pthread_mutex_lock(&e->sh[i].mu);
+}
+
+static void unlock_all(struct engine *e)
+{
+	for (unsigned i = ENGINE_SHARDS; i-- > 0;)
+		pthread_mutex_unlock(&e->sh[i].mu);
+}
 
 #define HGROUP_MAX_BUCKETS 64
 #define FAMILY_MAX 65536
@@ -129,7 +168,20 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 		model_free(model);
 		return NULL;
 	}
-	pthread_mutex_init(&e->mu, NULL);
+	pthread_mutex_init(&e->flush_mu, NULL);
+	pthread_mutex_init(&e->fam_mu, NULL);
+	pthread_mutex_init(&e->svc_mu, NULL);
+	/* adaptive: a batch holds a shard for one sample at a time, so a
+	 * contended lock is usually free again within a few hundred ns:
+	 * spin briefly before sleeping in the kernel */
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	for (unsigned i = 0; i < ENGINE_SHARDS; i++) {
+		pthread_mutex_init(&e->sh[i].mu, &ma);
+		e->sh[i].id = i;
+	}
+	pthread_mutexattr_destroy(&ma);
 	e->cfg = *cfg;
 	e->alertname = strdup(cfg->alertname ? cfg->alertname : "ForeshockAnomaly");
 	e->external_url = cfg->external_url ? strdup(cfg->external_url) : NULL;
@@ -139,8 +191,11 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 	e->store = store;
 	e->stats = stats;
 	set_layout(e);
-	if (!e->alertname ||
-	    registry_init(&e->reg, cfg->max_series, e->fc_off + e->fc_size, cfg->history_points) < 0) {
+	int ok = e->alertname != NULL;
+	for (unsigned i = 0; i < ENGINE_SHARDS && ok; i++)
+		ok = registry_init(&e->sh[i].reg, cfg->max_series, e->fc_off + e->fc_size,
+		                   cfg->history_points) == 0;
+	if (!ok) {
 		snprintf(err, errlen, "out of memory");
 		engine_free(e);
 		return NULL;
@@ -151,7 +206,7 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 		engine_free(e);
 		return NULL;
 	}
-	e->next_alert_id = max + 1;
+	atomic_store(&e->next_alert_id, max + 1);
 	return e;
 }
 
@@ -166,26 +221,32 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	for (size_t i = 0; i < e->npend; i++)
-		pending_free(&e->pend[i]);
-	free(e->pend);
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		struct shard *sh = &e->sh[k];
+		for (size_t i = 0; i < sh->npend; i++)
+			pending_free(&sh->pend[i]);
+		free(sh->pend);
+		for (size_t i = 0; i < sh->ngroups; i++) {
+			labels_free(&sh->groups[i]->labels);
+			free(sh->groups[i]);
+		}
+		free(sh->groups);
+		free(sh->gtable);
+		registry_free(&sh->reg);
+		pthread_mutex_destroy(&sh->mu);
+	}
 	for (size_t i = 0; i <= e->fam_mask && e->fam_names; i++)
 		free(e->fam_names[i]);
 	free(e->fam_names);
 	free(e->fam_types);
-	for (size_t i = 0; i < e->ngroups; i++) {
-		labels_free(&e->groups[i]->labels);
-		free(e->groups[i]);
-	}
-	free(e->groups);
-	free(e->gtable);
 	services_free(e->svcs);
 	free(e->str);
-	registry_free(&e->reg);
 	model_free(e->model);
 	free(e->alertname);
 	free(e->external_url);
-	pthread_mutex_destroy(&e->mu);
+	pthread_mutex_destroy(&e->flush_mu);
+	pthread_mutex_destroy(&e->fam_mu);
+	pthread_mutex_destroy(&e->svc_mu);
 	free(e);
 }
 
@@ -193,7 +254,7 @@ void engine_batch_begin(struct engine *e, struct engine_batch *b)
 {
 	memset(b, 0, sizeof *b);
 	b->e = e;
-	pthread_mutex_lock(&e->mu);
+	b->shard = -1;
 }
 
 static int reject(struct engine_batch *b, enum reject_reason r)
@@ -285,24 +346,25 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 /* Queue one transition of the alert whose state machine is f. Takes
  * ownership of key, labels and annotations (freed on failure). Assigns the
  * alert id when the transition opens a new alert. */
-static void queue_rec(struct engine *e, struct alert_fsm *f, enum alert_event ev, char *key,
-                      char *labels, char *annotations, int64_t ts, double value, double score)
+static void queue_rec(struct engine *e, struct shard *sh, struct alert_fsm *f,
+                      enum alert_event ev, char *key, char *labels, char *annotations, int64_t ts,
+                      double value, double score)
 {
 	if (!key || !labels || !annotations)
 		goto oom;
-	if (e->npend == e->cappend) {
-		size_t ncap = e->cappend ? e->cappend * 2 : 16;
-		struct pending_tr *np = realloc(e->pend, ncap * sizeof *np);
+	if (sh->npend == sh->cappend) {
+		size_t ncap = sh->cappend ? sh->cappend * 2 : 16;
+		struct pending_tr *np = realloc(sh->pend, ncap * sizeof *np);
 		if (!np)
 			goto oom;
-		e->pend = np;
-		e->cappend = ncap;
+		sh->pend = np;
+		sh->cappend = ncap;
 	}
-	struct pending_tr *p = &e->pend[e->npend];
+	struct pending_tr *p = &sh->pend[sh->npend];
 	memset(p, 0, sizeof *p);
 	if (ev == AEV_PENDING || (ev == AEV_FIRING && f->active_at_ms == ts && f->alert_id == 0)) {
 		p->new_alert = 1;
-		f->alert_id = e->next_alert_id++;
+		f->alert_id = atomic_fetch_add(&e->next_alert_id, 1);
 	}
 	p->rec.id = f->alert_id;
 	p->rec.series_key = key;
@@ -315,7 +377,8 @@ static void queue_rec(struct engine *e, struct alert_fsm *f, enum alert_event ev
 	p->rec.event_at_ms = ts;
 	p->rec.value = value;
 	p->rec.score = score;
-	e->npend++;
+	sh->npend++;
+	atomic_fetch_add(&sh->npend_a, 1);
 	atomic_fetch_add_explicit(&e->stats->alert_transitions, 1, memory_order_relaxed);
 	log_msg(LOG_INFO, "event=alert_%s alert_id=%lld series=%s score=%.3f value=%g",
 	        alert_event_name(ev), (long long)p->rec.id, key, score, value);
@@ -327,10 +390,11 @@ oom:
 	free(annotations);
 }
 
-static void queue_transition(struct engine *e, struct series *s, enum alert_event ev,
-                             const struct det_result *r, int64_t ts, double value)
+static void queue_transition(struct engine *e, struct shard *sh, struct series *s,
+                             enum alert_event ev, const struct det_result *r, int64_t ts,
+                             double value)
 {
-	queue_rec(e, &s->alert, ev, strdup(s->key),
+	queue_rec(e, sh, &s->alert, ev, strdup(s->key),
 	          labels_json(&s->labels, e->alertname, model_alerting(e->model)->severity),
 	          annotations_json(e, s, r, value, ev), ts, value, r->score);
 }
@@ -360,12 +424,23 @@ static enum metric_type family_lookup(const struct engine *e, const char *name, 
 	}
 }
 
+static void family_set_locked(struct engine *e, const char *family, size_t len,
+                              enum metric_type type);
+
 void engine_batch_set_type(struct engine_batch *b, const char *family, size_t len,
                            enum metric_type type)
 {
 	struct engine *e = b->e;
 	if (len == 0 || len > 256 || type == METRIC_UNKNOWN)
 		return;
+	pthread_mutex_lock(&e->fam_mu);
+	family_set_locked(e, family, len, type);
+	pthread_mutex_unlock(&e->fam_mu);
+}
+
+static void family_set_locked(struct engine *e, const char *family, size_t len,
+                              enum metric_type type)
+{
 	if (!e->fam_names) {
 		e->fam_mask = 255;
 		e->fam_names = calloc(e->fam_mask + 1, sizeof *e->fam_names);
@@ -429,7 +504,17 @@ static int has_suffix(const char *s, size_t n, const char *suf)
 }
 
 /* Decide what a new series is: see enum series_kind. */
-static enum series_kind classify(const struct engine *e, const struct labels *l)
+static enum series_kind classify_locked(const struct engine *e, const struct labels *l);
+
+static enum series_kind classify(struct engine *e, const struct labels *l)
+{
+	pthread_mutex_lock(&e->fam_mu);
+	enum series_kind k = classify_locked(e, l);
+	pthread_mutex_unlock(&e->fam_mu);
+	return k;
+}
+
+static enum series_kind classify_locked(const struct engine *e, const struct labels *l)
 {
 	const char *name = labels_metric_name(l);
 	size_t n = strlen(name);
@@ -456,14 +541,83 @@ static enum series_kind classify(const struct engine *e, const struct labels *l)
 
 /* --- series lookup and sample processing -------------------------------- */
 
+/* Shard routing (see struct shard): a hash of the labels, independent of
+ * their order, without `le` and empty values, with __name__ reduced to its
+ * family: foreshock:rate: and foreshock:p<...>: prefixes, then a _bucket
+ * suffix, removed. The same function routes checkpointed series at restore,
+ * so derived series come back in their parent's shard. */
+static uint64_t route_fnv(uint64_t h, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t route_pair(const char *name, size_t nl, const char *value, size_t vl)
+{
+	if (vl == 0 || (nl == 2 && name[0] == 'l' && name[1] == 'e'))
+		return 0;
+	if (nl == 8 && memcmp(name, "__name__", 8) == 0) {
+		if (vl > 15 && memcmp(value, "foreshock:rate:", 15) == 0) {
+			value += 15;
+			vl -= 15;
+		} else if (vl > 11 && memcmp(value, "foreshock:p", 11) == 0) {
+			/* up to the next ':' (quantile_name: digits, or e.g. 5e-05) */
+			size_t i = 11;
+			while (i < vl && value[i] != ':')
+				i++;
+			if (i > 11 && i < vl) {
+				value += i + 1;
+				vl -= i + 1;
+			}
+		}
+		if (vl > 7 && memcmp(value + vl - 7, "_bucket", 7) == 0)
+			vl -= 7;
+	}
+	uint64_t h = route_fnv(0xcbf29ce484222325ULL, name, nl);
+	h = route_fnv(h, "\xff", 1);
+	h = route_fnv(h, value, vl);
+	h ^= h >> 31;
+	h *= 0x9e3779b97f4a7c15ULL;
+	h ^= h >> 29;
+	return h;
+}
+
+static unsigned route_mix(uint64_t acc)
+{
+	acc ^= acc >> 33;
+	acc *= 0xff51afd7ed558ccdULL;
+	acc ^= acc >> 33;
+	return (unsigned)(acc >> 8);
+}
+
+static unsigned route_refs(const struct label_ref *refs, size_t n)
+{
+	uint64_t acc = 0;
+	for (size_t i = 0; i < n; i++)
+		acc += route_pair(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len);
+	return route_mix(acc);
+}
+
+static unsigned route_labels(const struct labels *l)
+{
+	uint64_t acc = 0;
+	for (size_t i = 0; i < l->n; i++)
+		acc += route_pair(l->names[i], strlen(l->names[i]), l->values[i], strlen(l->values[i]));
+	return route_mix(acc);
+}
+
 /* Find or create the series for refs. Returns NULL with *rej set (an enum
  * reject_reason) and a message in err. */
-static struct series *find_or_create(struct engine_batch *b, const struct label_ref *refs,
-                                     size_t n, int derived, int *rej, char *err, size_t errlen)
+static struct series *find_or_create(struct engine_batch *b, struct shard *sh,
+                                     const struct label_ref *refs, size_t n, int derived, int *rej,
+                                     char *err, size_t errlen)
 {
 	struct engine *e = b->e;
 	uint64_t hash = labels_hash_refs(refs, n);
-	struct series *s = registry_find_refs(&e->reg, hash, refs, n);
+	struct series *s = registry_find_refs(&sh->reg, hash, refs, n);
 	if (s)
 		return s;
 	struct labels l;
@@ -478,26 +632,31 @@ static struct series *find_or_create(struct engine_batch *b, const struct label_
 		*rej = REJ_LABELS;
 		return NULL;
 	}
-	if (e->reg.n >= e->reg.max_series) {
+	if (atomic_fetch_add(&e->nseries, 1) >= e->cfg.max_series) {
+		atomic_fetch_sub(&e->nseries, 1);
 		snprintf(err, errlen,
 		         "series limit %zu reached: new series of metric '%s' rejected "
 		         "(raise limits.max_series or reduce label cardinality)",
-		         e->reg.max_series, name);
+		         e->cfg.max_series, name);
 		labels_free(&l);
 		*rej = REJ_CARDINALITY;
 		return NULL;
 	}
 	enum series_kind kind = derived ? SERIES_DERIVED : classify(e, &l);
-	s = registry_insert(&e->reg, &l, hash);
+	s = registry_insert(&sh->reg, &l, hash);
 	if (!s) {
+		atomic_fetch_sub(&e->nseries, 1);
 		snprintf(err, errlen, "out of memory creating a series");
 		*rej = REJ_CARDINALITY;
 		return NULL;
 	}
 	s->kind = (uint8_t)kind;
 	state_init(e, s);
-	if (e->svcs)
+	if (e->svcs) {
+		pthread_mutex_lock(&e->svc_mu);
 		s->roles = services_bind(e->svcs, &s->labels, &s->svc);
+		pthread_mutex_unlock(&e->svc_mu);
+	}
 	b->res.series_created++;
 	return s;
 }
@@ -522,22 +681,22 @@ static int check_order(struct engine_batch *b, struct series *s, int64_t ts_ms, 
 
 /* Index of a component name in the engine's table (0 = unknown/none). The
  * names are static strings of the detectors, compared by pointer first. */
-static unsigned comp_index(struct engine *e, const char *name)
+static unsigned comp_index(struct shard *sh, const char *name)
 {
 	if (!name)
 		return 0;
-	for (unsigned i = 1; i < e->ncomps; i++)
-		if (e->comps[i] == name || !strcmp(e->comps[i], name))
+	for (unsigned i = 1; i < sh->ncomps; i++)
+		if (sh->comps[i] == name || !strcmp(sh->comps[i], name))
 			return i;
-	if (e->ncomps == 0)
-		e->ncomps = 1; /* slot 0 means none */
-	if (e->ncomps >= 64)
+	if (sh->ncomps == 0)
+		sh->ncomps = 1; /* slot 0 means none */
+	if (sh->ncomps >= 64)
 		return 0;
-	e->comps[e->ncomps] = name;
-	return e->ncomps++;
+	sh->comps[sh->ncomps] = name;
+	return sh->ncomps++;
 }
 
-static void record(struct engine *e, struct series *s, int64_t ts_ms, double value,
+static void record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
                    const struct det_result *r)
 {
 	if (s->samples == 0)
@@ -553,35 +712,44 @@ static void record(struct engine *e, struct series *s, int64_t ts_ms, double val
 		                .lower = r->lower,
 		                .upper = r->upper,
 		                .direction = r->direction,
-		                .comp = comp_index(e, r->component) };
-	series_hist_push(s, e->reg.hist_cap, &h);
-	if (ts_ms > e->last_sample_ms)
-		e->last_sample_ms = ts_ms;
+		                .comp = comp_index(sh, r->component) };
+	series_hist_push(s, sh->reg.hist_cap, &h);
+	if (ts_ms > sh->last_sample_ms)
+		sh->last_sample_ms = ts_ms;
 }
 
 /* A gauge or derived sample: detector, history, alert. */
-static void detect(struct engine *e, struct series *s, int64_t ts_ms, double value)
+/* The id of a series among all shards (services key their members by it). */
+static uint32_t global_idx(const struct shard *sh, const struct series *s)
+{
+	return s->idx * ENGINE_SHARDS + sh->id;
+}
+
+static void detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
+                   double value)
 {
 	struct det_result r;
 	model_update(e->model, s->det_state, ts_ms, value, &r);
 	if (e->fc_size)
 		forecast_update(&e->cfg.forecast_params, s->det_state + e->fc_off, ts_ms, value);
-	record(e, s, ts_ms, value, &r);
+	record(sh, s, ts_ms, value, &r);
 	enum alert_event ev =
 		alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms, r.score, value);
 	if (ev != AEV_NONE)
-		queue_transition(e, s, ev, &r, ts_ms, value);
+		queue_transition(e, sh, s, ev, &r, ts_ms, value);
 	if (s->roles && e->svcs) {
+		pthread_mutex_lock(&e->svc_mu);
 		e->nstr = 0;
-		if (services_observe(e->svcs, s->svc, s->roles, s->idx, ts_ms, value, &r, &e->str,
-		                     &e->nstr, &e->capstr) < 0)
+		if (services_observe(e->svcs, s->svc, s->roles, global_idx(sh, s), ts_ms, value, &r,
+		                     &e->str, &e->nstr, &e->capstr) < 0)
 			log_msg(LOG_ERROR, "event=service_observe_failed series=%s reason=oom", s->key);
 		for (size_t i = 0; i < e->nstr; i++) {
 			struct service_transition *t = &e->str[i];
-			queue_rec(e, t->fsm, t->ev, t->key, t->labels_json, t->annotations_json, t->ts_ms,
-			          t->value, t->score);
+			queue_rec(e, sh, t->fsm, t->ev, t->key, t->labels_json, t->annotations_json,
+			          t->ts_ms, t->value, t->score);
 		}
 		e->nstr = 0;
+		pthread_mutex_unlock(&e->svc_mu);
 	}
 }
 
@@ -605,13 +773,14 @@ static size_t derived_refs(const struct labels *l, const char *name, const char 
 }
 
 /* Emit one derived sample into the series named `name` built from l. */
-static struct series *emit_derived(struct engine_batch *b, const struct labels *l, const char *name,
-                                   const char *drop, uint32_t *cache, int64_t ts_ms, double v)
+static struct series *emit_derived(struct engine_batch *b, struct shard *sh, const struct labels *l,
+                                   const char *name, const char *drop, uint32_t *cache,
+                                   int64_t ts_ms, double v)
 {
 	struct engine *e = b->e;
 	struct series *d = NULL;
-	if (*cache && *cache <= e->reg.n)
-		d = e->reg.v[*cache - 1];
+	if (*cache && *cache <= sh->reg.n)
+		d = sh->reg.v[*cache - 1];
 	if (!d) {
 		struct label_ref small[64];
 		struct label_ref *refs = l->n + 1 <= 64 ? small : malloc((l->n + 1) * sizeof *refs);
@@ -620,7 +789,7 @@ static struct series *emit_derived(struct engine_batch *b, const struct labels *
 		size_t n = derived_refs(l, name, drop, refs);
 		char err[256];
 		int rej = 0;
-		d = find_or_create(b, refs, n, 1, &rej, err, sizeof err);
+		d = find_or_create(b, sh, refs, n, 1, &rej, err, sizeof err);
 		if (refs != small)
 			free(refs);
 		if (!d) {
@@ -634,20 +803,21 @@ static struct series *emit_derived(struct engine_batch *b, const struct labels *
 	char err[256];
 	if (!isfinite(v) || check_order(b, d, ts_ms, err, sizeof err) != 0)
 		return d;
-	detect(e, d, ts_ms, v);
+	detect(e, sh, d, ts_ms, v);
 	return d;
 }
 
-static void counter_sample(struct engine_batch *b, struct series *s, int64_t ts_ms, double value)
+static void counter_sample(struct engine_batch *b, struct shard *sh, struct series *s,
+                           int64_t ts_ms, double value)
 {
 	if (s->samples > 0 && ts_ms > s->last_ts_ms) {
 		double inc = value >= s->last_value ? value - s->last_value : value; /* reset */
 		double rate = inc / ((double)(ts_ms - s->last_ts_ms) / 1000.0);
 		char name[300];
 		snprintf(name, sizeof name, "foreshock:rate:%s", labels_metric_name(&s->labels));
-		emit_derived(b, &s->labels, name, NULL, &s->derived, ts_ms, rate);
+		emit_derived(b, sh, &s->labels, name, NULL, &s->derived, ts_ms, rate);
 	}
-	record(b->e, s, ts_ms, value, &raw_result);
+	record(sh, s, ts_ms, value, &raw_result);
 }
 
 /* Prometheus's histogram_quantile over cumulative counts (last bound +Inf). */
@@ -692,7 +862,7 @@ static void quantile_name(char *buf, size_t len, double q, const char *family)
 	snprintf(buf, len, "foreshock:p%s:%s", frac, family);
 }
 
-static void group_finalize(struct engine_batch *b, struct hgroup *g)
+static void group_finalize(struct engine_batch *b, struct shard *sh, struct hgroup *g)
 {
 	struct engine *e = b->e;
 	if (g->finalized || g->cur_ts == 0)
@@ -719,7 +889,7 @@ static void group_finalize(struct engine_batch *b, struct hgroup *g)
 				continue;
 			char name[300];
 			quantile_name(name, sizeof name, e->cfg.quantiles[q], labels_metric_name(&g->labels));
-			emit_derived(b, &g->labels, name, NULL, &g->qseries[q], g->cur_ts, v);
+			emit_derived(b, sh, &g->labels, name, NULL, &g->qseries[q], g->cur_ts, v);
 		}
 	}
 	memcpy(g->prev, g->cur, sizeof g->cur);
@@ -730,10 +900,10 @@ static void group_finalize(struct engine_batch *b, struct hgroup *g)
 			g->have_prev = 0;
 }
 
-static struct hgroup *group_for(struct engine *e, struct series *s)
+static struct hgroup *group_for(struct shard *sh, struct series *s)
 {
-	if (s->derived && s->derived <= e->ngroups)
-		return e->groups[s->derived - 1];
+	if (s->derived && s->derived <= sh->ngroups)
+		return sh->groups[s->derived - 1];
 	/* group labels: family name (without _bucket), le removed */
 	const char *name = labels_metric_name(&s->labels);
 	char family[300];
@@ -745,9 +915,9 @@ static struct hgroup *group_for(struct engine *e, struct series *s)
 	size_t n = derived_refs(&s->labels, family, "le", refs);
 	uint64_t hash = labels_hash_refs(refs, n);
 	struct hgroup *g = NULL;
-	if (e->gtable) {
-		for (size_t i = hash & e->gmask; e->gtable[i]; i = (i + 1) & e->gmask) {
-			struct hgroup *c = e->groups[e->gtable[i] - 1];
+	if (sh->gtable) {
+		for (size_t i = hash & sh->gmask; sh->gtable[i]; i = (i + 1) & sh->gmask) {
+			struct hgroup *c = sh->groups[sh->gtable[i] - 1];
 			if (c->hash != hash)
 				continue;
 			struct labels tmp;
@@ -757,35 +927,35 @@ static struct hgroup *group_for(struct engine *e, struct series *s)
 				labels_free(&tmp);
 				if (eq) {
 					g = c;
-					s->derived = e->gtable[i];
+					s->derived = sh->gtable[i];
 					break;
 				}
 			}
 		}
 	}
 	if (!g) {
-		if ((e->ngroups + 1) * 2 > (e->gtable ? e->gmask + 1 : 0)) {
-			size_t ncap = e->gtable ? (e->gmask + 1) * 2 : 256;
+		if ((sh->ngroups + 1) * 2 > (sh->gtable ? sh->gmask + 1 : 0)) {
+			size_t ncap = sh->gtable ? (sh->gmask + 1) * 2 : 256;
 			uint32_t *t = calloc(ncap, sizeof *t);
 			if (!t)
 				goto out;
-			for (size_t k = 0; k < e->ngroups; k++) {
-				size_t i = e->groups[k]->hash & (ncap - 1);
+			for (size_t k = 0; k < sh->ngroups; k++) {
+				size_t i = sh->groups[k]->hash & (ncap - 1);
 				while (t[i])
 					i = (i + 1) & (ncap - 1);
 				t[i] = (uint32_t)(k + 1);
 			}
-			free(e->gtable);
-			e->gtable = t;
-			e->gmask = ncap - 1;
+			free(sh->gtable);
+			sh->gtable = t;
+			sh->gmask = ncap - 1;
 		}
-		if (e->ngroups == e->capgroups) {
-			size_t ncap = e->capgroups ? e->capgroups * 2 : 64;
-			struct hgroup **ng = realloc(e->groups, ncap * sizeof *ng);
+		if (sh->ngroups == sh->capgroups) {
+			size_t ncap = sh->capgroups ? sh->capgroups * 2 : 64;
+			struct hgroup **ng = realloc(sh->groups, ncap * sizeof *ng);
 			if (!ng)
 				goto out;
-			e->groups = ng;
-			e->capgroups = ncap;
+			sh->groups = ng;
+			sh->capgroups = ncap;
 		}
 		g = calloc(1, sizeof *g);
 		char err[64];
@@ -795,12 +965,12 @@ static struct hgroup *group_for(struct engine *e, struct series *s)
 			goto out;
 		}
 		g->hash = hash;
-		e->groups[e->ngroups++] = g;
-		size_t i = hash & e->gmask;
-		while (e->gtable[i])
-			i = (i + 1) & e->gmask;
-		e->gtable[i] = (uint32_t)e->ngroups;
-		s->derived = (uint32_t)e->ngroups;
+		sh->groups[sh->ngroups++] = g;
+		size_t i = hash & sh->gmask;
+		while (sh->gtable[i])
+			i = (i + 1) & sh->gmask;
+		sh->gtable[i] = (uint32_t)sh->ngroups;
+		s->derived = (uint32_t)sh->ngroups;
 	}
 out:
 	if (refs != small)
@@ -808,20 +978,20 @@ out:
 	return g;
 }
 
-static void bucket_sample(struct engine_batch *b, struct series *s, int64_t ts_ms, double value)
+static void bucket_sample(struct engine_batch *b, struct shard *sh, struct series *s,
+                          int64_t ts_ms, double value)
 {
-	struct engine *e = b->e;
-	record(e, s, ts_ms, value, &raw_result);
+	record(sh, s, ts_ms, value, &raw_result);
 	const char *les = labels_get(&s->labels, "le");
 	char *end;
 	double le = les ? strtod(les, &end) : NAN;
 	if (!les || *end || isnan(le))
 		return;
-	struct hgroup *g = group_for(e, s);
+	struct hgroup *g = group_for(sh, s);
 	if (!g)
 		return;
 	if (g->cur_ts != ts_ms) {
-		group_finalize(b, g);
+		group_finalize(b, sh, g);
 		g->cur_ts = ts_ms;
 		g->finalized = 0;
 		for (uint32_t i = 0; i < g->nb; i++)
@@ -843,7 +1013,7 @@ static void bucket_sample(struct engine_batch *b, struct series *s, int64_t ts_m
 	}
 	g->cur[i] = value;
 	if (isinf(le) && le > 0)
-		group_finalize(b, g); /* +Inf arrives last in a scrape */
+		group_finalize(b, sh, g); /* +Inf arrives last in a scrape */
 }
 
 int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_t n, int64_t ts_ms,
@@ -854,71 +1024,142 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 		snprintf(err, errlen, "non-finite value");
 		return reject(b, REJ_NON_FINITE);
 	}
+	unsigned k = route_refs(refs, n) % ENGINE_SHARDS;
+	if (b->shard != (int)k) {
+		if (b->shard >= 0)
+			pthread_mutex_unlock(&e->sh[b->shard].mu);
+		pthread_mutex_lock(&e->sh[k].mu);
+		b->shard = (int)k;
+		b->touched |= 1u << k;
+	}
+	struct shard *sh = &e->sh[k];
 	int rej = 0;
-	struct series *s = find_or_create(b, refs, n, 0, &rej, err, errlen);
+	struct series *s = find_or_create(b, sh, refs, n, 0, &rej, err, errlen);
 	if (!s)
 		return reject(b, (enum reject_reason)rej);
 	int rc = check_order(b, s, ts_ms, err, errlen);
 	if (rc)
 		return rc;
 	switch (s->kind) {
-	case SERIES_COUNTER: counter_sample(b, s, ts_ms, value); break;
-	case SERIES_BUCKET: bucket_sample(b, s, ts_ms, value); break;
-	default: detect(e, s, ts_ms, value); break;
+	case SERIES_COUNTER: counter_sample(b, sh, s, ts_ms, value); break;
+	case SERIES_BUCKET: bucket_sample(b, sh, s, ts_ms, value); break;
+	default: detect(e, sh, s, ts_ms, value); break;
 	}
-	b->res.accepted++;
-	atomic_fetch_add_explicit(&e->stats->samples_accepted, 1, memory_order_relaxed);
+	b->res.accepted++; /* added to selfstats in engine_batch_end: one shared write per batch */
 	return 0;
 }
 
-static int flush_locked(struct engine *e)
+/* Writes the pending transitions of one shard to the store. Called with
+ * flush_mu held (which keeps the queue's order: transitions are written by
+ * one thread at a time, oldest first), takes the shard lock only to detach
+ * the queue and, if the write fails, to put it back in front, so the store's
+ * write lock is never taken under a shard lock (engine_checkpoint takes them
+ * the other way round). npend_a counts transitions queued and not yet
+ * durable, in flight included: a batch that reads 0 knows its own
+ * transitions were written. */
+static int flush_shard(struct engine *e, struct shard *sh)
 {
-	if (e->npend == 0)
-		return 0;
-	if (!e->store) { /* embedded without a store (tests, benchmarks): nothing to keep */
-		for (size_t i = 0; i < e->npend; i++)
-			pending_free(&e->pend[i]);
-		e->npend = 0;
+	pthread_mutex_lock(&sh->mu);
+	struct pending_tr *p = sh->pend;
+	size_t n = sh->npend, cap = sh->cappend;
+	sh->pend = NULL;
+	sh->npend = sh->cappend = 0;
+	pthread_mutex_unlock(&sh->mu);
+	if (n == 0) {
+		free(p);
 		return 0;
 	}
-	struct alert_rec *recs = malloc(e->npend * sizeof *recs);
-	if (!recs)
-		return -1;
-	for (size_t i = 0; i < e->npend; i++)
-		recs[i] = e->pend[i].rec;
-	char err[256];
-	int rc = store_alerts_write(e->store, recs, e->npend, err, sizeof err);
-	free(recs);
-	if (rc < 0) {
-		atomic_fetch_add_explicit(&e->stats->store_errors, 1, memory_order_relaxed);
-		log_msg(LOG_ERROR, "event=store_error op=alerts_write pending=%zu error=\"%s\"", e->npend,
-		        err);
-		return -1;
+	int rc = 0;
+	if (e->store) {
+		struct alert_rec *recs = malloc(n * sizeof *recs);
+		char err[256] = "out of memory";
+		if (recs) {
+			for (size_t i = 0; i < n; i++)
+				recs[i] = p[i].rec;
+			rc = store_alerts_write(e->store, recs, n, err, sizeof err);
+			free(recs);
+		} else {
+			rc = -1;
+		}
+		if (rc < 0) {
+			atomic_fetch_add_explicit(&e->stats->store_errors, 1, memory_order_relaxed);
+			log_msg(LOG_ERROR, "event=store_error op=alerts_write pending=%zu error=\"%s\"",
+			        n, err);
+		}
+	} /* else embedded without a store (tests, benchmarks): nothing to keep */
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++)
+			pending_free(&p[i]);
+		free(p);
+		atomic_fetch_sub(&sh->npend_a, n);
+		return 0;
 	}
-	for (size_t i = 0; i < e->npend; i++)
-		pending_free(&e->pend[i]);
-	e->npend = 0;
-	return 0;
+	/* put them back in front of what was queued meanwhile; retried later */
+	pthread_mutex_lock(&sh->mu);
+	if (sh->npend > 0) {
+		struct pending_tr *np = n + sh->npend <= cap ? p : realloc(p, (n + sh->npend) * sizeof *np);
+		if (!np) {
+			log_msg(LOG_ERROR, "event=alert_dropped count=%zu reason=oom", n);
+			for (size_t i = 0; i < n; i++)
+				pending_free(&p[i]);
+			free(p);
+			atomic_fetch_sub(&sh->npend_a, n);
+			pthread_mutex_unlock(&sh->mu);
+			return -1;
+		}
+		p = np;
+		if (n + sh->npend > cap)
+			cap = n + sh->npend;
+		memcpy(p + n, sh->pend, sh->npend * sizeof *p);
+		free(sh->pend);
+	}
+	sh->pend = p;
+	sh->npend += n;
+	sh->cappend = cap;
+	pthread_mutex_unlock(&sh->mu);
+	return -1;
 }
 
+/* Releases the batch's shard lock, then writes the pending transitions of
+ * every shard the batch touched (flush_shard), so they are durable before
+ * this returns. A shard's queue may hold other batches' transitions too:
+ * they are written in queue order by whichever batch comes first. */
 int engine_batch_end(struct engine_batch *b)
 {
 	struct engine *e = b->e;
-	int rc = flush_locked(e);
-	pthread_mutex_unlock(&e->mu);
+	if (b->shard >= 0)
+		pthread_mutex_unlock(&e->sh[b->shard].mu);
+	b->shard = -1;
+	if (b->res.accepted > b->counted) {
+		atomic_fetch_add_explicit(&e->stats->samples_accepted, b->res.accepted - b->counted,
+		                          memory_order_relaxed);
+		b->counted = b->res.accepted;
+	}
+	unsigned todo = 0;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++)
+		if ((b->touched & (1u << k)) && atomic_load(&e->sh[k].npend_a) > 0)
+			todo |= 1u << k;
+	if (!todo)
+		return 0;
+	int rc = 0;
+	pthread_mutex_lock(&e->flush_mu);
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++)
+		if ((todo & (1u << k)) && flush_shard(e, &e->sh[k]) < 0)
+			rc = -1;
+	pthread_mutex_unlock(&e->flush_mu);
 	return rc;
 }
 
 /* Readers walking every series release the lock every READ_CHUNK series so
  * that a scrape of /metrics or a wide query never stalls ingest for long.
  * Safe because series are never removed and indices are stable; pointers are
- * re-read from e->reg.v after reacquiring (a model reload may move them). */
+ * re-read from sh->reg.v after reacquiring (a model reload may move them). */
 #define READ_CHUNK 1024
-static void yield_lock(struct engine *e, size_t i)
+static void yield_lock(struct shard *sh, size_t i)
 {
 	if (i > 0 && i % READ_CHUNK == 0) {
-		pthread_mutex_unlock(&e->mu);
-		pthread_mutex_lock(&e->mu);
+		pthread_mutex_unlock(&sh->mu);
+		pthread_mutex_lock(&sh->mu);
 	}
 }
 
@@ -949,17 +1190,20 @@ int engine_series_foreach(struct engine *e, const struct selector *sel, size_t n
                           engine_series_fn fn, void *ctx)
 {
 	int rc = 0;
-	pthread_mutex_lock(&e->mu);
-	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
-		yield_lock(e, i);
-		const struct series *s = e->reg.v[i];
-		if (!series_selected(s, sel, nsel))
-			continue;
-		struct series_info si;
-		fill_info(s, &si);
-		rc = fn(ctx, &si);
+	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
+		struct shard *sh = &e->sh[sk];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
+			yield_lock(sh, i);
+			const struct series *s = sh->reg.v[i];
+			if (!series_selected(s, sel, nsel))
+				continue;
+			struct series_info si;
+			fill_info(s, &si);
+			rc = fn(ctx, &si);
+		}
+		pthread_mutex_unlock(&sh->mu);
 	}
-	pthread_mutex_unlock(&e->mu);
 	return rc;
 }
 
@@ -971,34 +1215,37 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 	struct history_point *pts = malloc((cap ? cap : 1) * sizeof *pts);
 	if (!pts)
 		return -1;
-	pthread_mutex_lock(&e->mu);
-	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
-		yield_lock(e, i);
-		const struct series *s = e->reg.v[i];
-		if (!series_selected(s, sel, nsel))
-			continue;
-		size_t n = 0;
-		for (size_t k = 0; k < s->hist_len; k++) {
-			struct hist_point h;
-			series_hist_get(s, cap, k, &h);
-			if (h.ts_ms < start_ms || h.ts_ms > end_ms)
+	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
+		struct shard *sh = &e->sh[sk];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
+			yield_lock(sh, i);
+			const struct series *s = sh->reg.v[i];
+			if (!series_selected(s, sel, nsel))
 				continue;
-			pts[n++] = (struct history_point){ .ts_ms = h.ts_ms,
-				                           .value = (float)h.value,
-				                           .score = (float)h.score,
-				                           .expected = (float)h.expected,
-				                           .lower = (float)h.lower,
-				                           .upper = (float)h.upper,
-				                           .direction = (int8_t)h.direction,
-				                           .component = h.comp && h.comp < e->ncomps ?
-				                                                e->comps[h.comp] :
-				                                                NULL };
+			size_t n = 0;
+			for (size_t k = 0; k < s->hist_len; k++) {
+				struct hist_point h;
+				series_hist_get(s, cap, k, &h);
+				if (h.ts_ms < start_ms || h.ts_ms > end_ms)
+					continue;
+				pts[n++] = (struct history_point){ .ts_ms = h.ts_ms,
+					                           .value = (float)h.value,
+					                           .score = (float)h.score,
+					                           .expected = (float)h.expected,
+					                           .lower = (float)h.lower,
+					                           .upper = (float)h.upper,
+					                           .direction = (int8_t)h.direction,
+					                           .component = h.comp && h.comp < sh->ncomps ?
+					                                                sh->comps[h.comp] :
+					                                                NULL };
+			}
+			struct series_info si;
+			fill_info(s, &si);
+			rc = fn(ctx, &si, pts, n);
 		}
-		struct series_info si;
-		fill_info(s, &si);
-		rc = fn(ctx, &si, pts, n);
+		pthread_mutex_unlock(&sh->mu);
 	}
-	pthread_mutex_unlock(&e->mu);
 	free(pts);
 	return rc;
 }
@@ -1023,29 +1270,32 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 	if (!pts)
 		return -1;
 	int rc = 0;
-	pthread_mutex_lock(&e->mu);
-	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
-		yield_lock(e, i);
-		const struct series *s = e->reg.v[i];
-		const void *st = forecast_state_of(e, s, sel, nsel);
-		if (!st)
-			continue;
-		struct series_info si;
-		fill_info(s, &si);
-		struct forecast_info info;
-		forecast_info_get(st, &info);
-		size_t got = 0;
-		if (forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms, step_ms, n,
-		                     pts) == 0)
-			got = n;
-		struct breach br, *brp = NULL;
-		if (got && !isnan(limit) &&
-		    forecast_time_to_breach(&e->cfg.forecast_params, st, s->last_ts_ms,
-		                            (int64_t)n * step_ms, limit, above, &br) == 0)
-			brp = &br;
-		rc = fn(ctx, &si, pts, got, brp, &info);
+	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
+		struct shard *sh = &e->sh[sk];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
+			yield_lock(sh, i);
+			const struct series *s = sh->reg.v[i];
+			const void *st = forecast_state_of(e, s, sel, nsel);
+			if (!st)
+				continue;
+			struct series_info si;
+			fill_info(s, &si);
+			struct forecast_info info;
+			forecast_info_get(st, &info);
+			size_t got = 0;
+			if (forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms, step_ms, n,
+			                     pts) == 0)
+				got = n;
+			struct breach br, *brp = NULL;
+			if (got && !isnan(limit) &&
+			    forecast_time_to_breach(&e->cfg.forecast_params, st, s->last_ts_ms,
+			                            (int64_t)n * step_ms, limit, above, &br) == 0)
+				brp = &br;
+			rc = fn(ctx, &si, pts, got, brp, &info);
+		}
+		pthread_mutex_unlock(&sh->mu);
 	}
-	pthread_mutex_unlock(&e->mu);
 	free(pts);
 	return rc;
 }
@@ -1062,59 +1312,67 @@ int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel
 	if (!pts)
 		return -1;
 	int rc = 0;
-	pthread_mutex_lock(&e->mu);
-	for (size_t i = 0; i < e->reg.n && rc == 0; i++) {
-		yield_lock(e, i);
-		const struct series *s = e->reg.v[i];
-		const void *st = forecast_state_of(e, s, sel, nsel);
-		if (!st)
-			continue;
-		struct series_info si;
-		fill_info(s, &si);
-		struct forecast_info info;
-		forecast_info_get(st, &info);
-		/* k0: the first grid index strictly after the last sample */
-		size_t k0 = 0, got = 0;
-		if (s->last_ts_ms >= last_grid)
-			k0 = n;
-		else if (s->last_ts_ms >= from_ms)
-			k0 = (size_t)((s->last_ts_ms - from_ms) / step_ms) + 1;
-		if (k0 < n &&
-		    forecast_predict(&e->cfg.forecast_params, st, from_ms + (int64_t)k0 * step_ms,
-		                     step_ms, n - k0, pts) == 0)
-			got = n - k0;
-		rc = fn(ctx, &si, pts, got, NULL, &info);
+	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
+		struct shard *sh = &e->sh[sk];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
+			yield_lock(sh, i);
+			const struct series *s = sh->reg.v[i];
+			const void *st = forecast_state_of(e, s, sel, nsel);
+			if (!st)
+				continue;
+			struct series_info si;
+			fill_info(s, &si);
+			struct forecast_info info;
+			forecast_info_get(st, &info);
+			/* k0: the first grid index strictly after the last sample */
+			size_t k0 = 0, got = 0;
+			if (s->last_ts_ms >= last_grid)
+				k0 = n;
+			else if (s->last_ts_ms >= from_ms)
+				k0 = (size_t)((s->last_ts_ms - from_ms) / step_ms) + 1;
+			if (k0 < n &&
+			    forecast_predict(&e->cfg.forecast_params, st, from_ms + (int64_t)k0 * step_ms,
+			                     step_ms, n - k0, pts) == 0)
+				got = n - k0;
+			rc = fn(ctx, &si, pts, got, NULL, &info);
+		}
+		pthread_mutex_unlock(&sh->mu);
 	}
-	pthread_mutex_unlock(&e->mu);
 	free(pts);
 	return rc;
 }
 
 void engine_set_services(struct engine *e, struct services *svcs)
 {
-	pthread_mutex_lock(&e->mu);
+	lock_all(e);
+	pthread_mutex_lock(&e->svc_mu);
 	services_adopt(svcs, e->svcs); /* open service alerts and what was learned carry over */
 	services_free(e->svcs);
 	e->svcs = svcs;
 	size_t bound = 0;
-	for (size_t i = 0; i < e->reg.n; i++) {
-		struct series *s = e->reg.v[i];
-		s->roles = svcs ? services_bind(svcs, &s->labels, &s->svc) : 0;
-		bound += s->roles != 0;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		struct shard *sh = &e->sh[k];
+		for (size_t i = 0; i < sh->reg.n; i++) {
+			struct series *s = sh->reg.v[i];
+			s->roles = svcs ? services_bind(svcs, &s->labels, &s->svc) : 0;
+			bound += s->roles != 0;
+		}
 	}
-	pthread_mutex_unlock(&e->mu);
+	pthread_mutex_unlock(&e->svc_mu);
+	unlock_all(e);
 	log_msg(LOG_INFO, "event=services_loaded services=%zu series_bound=%zu",
 	        svcs ? services_count(svcs) : 0, bound);
 }
 
 void engine_services_json(struct engine *e, struct obuf *b)
 {
-	pthread_mutex_lock(&e->mu);
+	pthread_mutex_lock(&e->svc_mu);
 	if (e->svcs)
 		services_json(e->svcs, b);
 	else
 		obuf_puts(b, "[]");
-	pthread_mutex_unlock(&e->mu);
+	pthread_mutex_unlock(&e->svc_mu);
 }
 
 int engine_set_external_url(struct engine *e, const char *url)
@@ -1122,23 +1380,29 @@ int engine_set_external_url(struct engine *e, const char *url)
 	char *u = url ? strdup(url) : NULL;
 	if (url && !u)
 		return -1;
-	pthread_mutex_lock(&e->mu);
+	lock_all(e); /* annotations read it under a shard lock */
 	free(e->external_url);
 	e->external_url = u;
 	e->cfg.external_url = u;
-	pthread_mutex_unlock(&e->mu);
+	unlock_all(e);
 	return 0;
 }
 
 void engine_get_stats(struct engine *e, struct engine_stats *st)
 {
-	pthread_mutex_lock(&e->mu);
-	st->series = e->reg.n;
-	st->max_series = e->reg.max_series;
-	st->pending_transitions = e->npend;
-	st->last_sample_ms = e->last_sample_ms;
-	st->model_name = model_name(e->model);
-	pthread_mutex_unlock(&e->mu);
+	memset(st, 0, sizeof *st);
+	st->max_series = e->cfg.max_series;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		struct shard *sh = &e->sh[k];
+		pthread_mutex_lock(&sh->mu);
+		st->series += sh->reg.n;
+		st->pending_transitions += atomic_load(&sh->npend_a);
+		if (sh->last_sample_ms > st->last_sample_ms)
+			st->last_sample_ms = sh->last_sample_ms;
+		if (k == 0)
+			st->model_name = model_name(e->model); /* swapped under every shard lock */
+		pthread_mutex_unlock(&sh->mu);
+	}
 }
 
 /* Checkpoint blob: header, alert fsm, detector state. */
@@ -1158,56 +1422,73 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 {
 	if (!e->store)
 		return 0;
-	pthread_mutex_lock(&e->mu);
-	size_t ss = e->reg.state_size;
-	size_t blob_len = sizeof(struct ckpt_head) + sizeof(struct alert_fsm) + ss;
-	unsigned char *blob = malloc(blob_len);
+	/* flush_mu first: no batch can then wait for the store's write lock
+	 * (held for the whole checkpoint transaction) while holding a shard. */
+	pthread_mutex_lock(&e->flush_mu);
+	unsigned char *blob = NULL;
+	size_t blob_len = 0, ss = 0;
 	int rc = -1;
-	if (!blob) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	if (flush_locked(e) < 0) {
-		snprintf(err, errlen, "pending alert transitions could not be written");
-		goto out;
+	struct shard *sh = NULL;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		if (flush_shard(e, &e->sh[k]) < 0) {
+			snprintf(err, errlen, "pending alert transitions could not be written");
+			goto out;
+		}
 	}
 	if (store_ckpt_begin(e->store) < 0) {
 		snprintf(err, errlen, "cannot start checkpoint transaction");
 		store_ckpt_rollback(e->store);
 		goto out;
 	}
-	for (size_t i = 0; i < e->reg.n; i++) {
-		struct series *s = e->reg.v[i];
-		struct ckpt_head h;
-		memset(&h, 0, sizeof h);
-		h.magic = CKPT_MAGIC;
-		h.state_size = (uint32_t)ss;
-		h.samples = s->samples;
-		h.first_ts_ms = s->first_ts_ms;
-		h.last_value = s->last_value;
-		h.score = s->last.score;
-		h.expected = s->last.expected;
-		h.lower = s->last.lower;
-		h.upper = s->last.upper;
-		h.direction = s->last.direction;
-		memcpy(blob, &h, sizeof h);
-		memcpy(blob + sizeof h, &s->alert, sizeof s->alert);
-		memcpy(blob + sizeof h + sizeof s->alert, s->det_state, ss);
-		char *lj = labels_json(&s->labels, NULL, NULL);
-		struct store_ckpt c = { .series_key = s->key,
-			                .labels_json = lj,
-			                .model = model_name(e->model),
-			                .fingerprint = e->fingerprint,
-			                .last_ts_ms = s->last_ts_ms,
-			                .state = blob,
-			                .state_len = blob_len };
-		int prc = lj ? store_ckpt_put(e->store, &c) : -1;
-		free(lj);
-		if (prc < 0) {
-			snprintf(err, errlen, "cannot write checkpoint of '%s'", s->key);
-			store_ckpt_rollback(e->store);
-			goto out;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		sh = &e->sh[k];
+		pthread_mutex_lock(&sh->mu);
+		if (sh->reg.state_size != ss || !blob) { /* a model swap may change it between shards */
+			ss = sh->reg.state_size;
+			blob_len = sizeof(struct ckpt_head) + sizeof(struct alert_fsm) + ss;
+			free(blob);
+			blob = malloc(blob_len);
+			if (!blob) {
+				snprintf(err, errlen, "out of memory");
+				store_ckpt_rollback(e->store);
+				goto out;
+			}
 		}
+		for (size_t i = 0; i < sh->reg.n; i++) {
+			struct series *s = sh->reg.v[i];
+			struct ckpt_head h;
+			memset(&h, 0, sizeof h);
+			h.magic = CKPT_MAGIC;
+			h.state_size = (uint32_t)ss;
+			h.samples = s->samples;
+			h.first_ts_ms = s->first_ts_ms;
+			h.last_value = s->last_value;
+			h.score = s->last.score;
+			h.expected = s->last.expected;
+			h.lower = s->last.lower;
+			h.upper = s->last.upper;
+			h.direction = s->last.direction;
+			memcpy(blob, &h, sizeof h);
+			memcpy(blob + sizeof h, &s->alert, sizeof s->alert);
+			memcpy(blob + sizeof h + sizeof s->alert, s->det_state, ss);
+			char *lj = labels_json(&s->labels, NULL, NULL);
+			struct store_ckpt c = { .series_key = s->key,
+				                .labels_json = lj,
+				                .model = model_name(e->model),
+				                .fingerprint = e->fingerprint,
+				                .last_ts_ms = s->last_ts_ms,
+				                .state = blob,
+				                .state_len = blob_len };
+			int prc = lj ? store_ckpt_put(e->store, &c) : -1;
+			free(lj);
+			if (prc < 0) {
+				snprintf(err, errlen, "cannot write checkpoint of '%s'", s->key);
+				store_ckpt_rollback(e->store);
+				goto out;
+			}
+		}
+		pthread_mutex_unlock(&sh->mu);
+		sh = NULL;
 	}
 	if (store_ckpt_commit(e->store) < 0) {
 		snprintf(err, errlen, "checkpoint commit failed");
@@ -1215,7 +1496,9 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 	}
 	rc = 0;
 out:
-	pthread_mutex_unlock(&e->mu);
+	if (sh)
+		pthread_mutex_unlock(&sh->mu);
+	pthread_mutex_unlock(&e->flush_mu);
 	free(blob);
 	return rc;
 }
@@ -1261,22 +1544,24 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 	uint64_t hash = ok ? labels_hash(&l) : 0;
 	free(refs);
 	json_decref(o);
-	if (!ok || registry_find(&e->reg, &l)) {
+	struct shard *sh = ok ? &e->sh[route_labels(&l) % ENGINE_SHARDS] : NULL;
+	if (!ok || registry_find(&sh->reg, &l)) {
 		if (ok)
 			labels_free(&l);
 		rc->failed++;
 		return 0;
 	}
 	enum series_kind kind = classify(e, &l);
-	struct series *s = registry_insert(&e->reg, &l, hash);
+	struct series *s = registry_insert(&sh->reg, &l, hash);
 	if (!s) {
 		rc->failed++;
 		return 0;
 	}
+	atomic_fetch_add(&e->nseries, 1);
 	s->kind = (uint8_t)kind;
 	if (e->svcs)
 		s->roles = services_bind(e->svcs, &s->labels, &s->svc);
-	size_t ss = e->reg.state_size;
+	size_t ss = sh->reg.state_size;
 	struct ckpt_head h;
 	const unsigned char *blob = c->state;
 	if (c->fingerprint == e->fingerprint &&
@@ -1297,10 +1582,10 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 			s->last.component = NULL;
 			s->alert = f;
 			memcpy(s->det_state, blob + sizeof h + sizeof f, ss);
-			if (c->last_ts_ms > e->last_sample_ms)
-				e->last_sample_ms = c->last_ts_ms;
-			if (f.alert_id >= e->next_alert_id)
-				e->next_alert_id = f.alert_id + 1;
+			if (c->last_ts_ms > sh->last_sample_ms)
+				sh->last_sample_ms = c->last_ts_ms;
+			if (f.alert_id >= atomic_load(&e->next_alert_id))
+				atomic_store(&e->next_alert_id, f.alert_id + 1);
 			rc->restored++;
 			return 0;
 		}
@@ -1367,27 +1652,45 @@ static int collect_open(void *ctx, const struct alert_rec *r)
  * periodically: after a crash the store is the newer truth. Bring each
  * series' alert state machine in line with the open alerts of the store, and
  * close alerts whose series did not survive (no checkpoint yet). */
+/* The series of a global_idx, or NULL. */
+static struct series *series_at(struct engine *e, uint32_t g)
+{
+	struct shard *sh = &e->sh[g % ENGINE_SHARDS];
+	size_t i = g / ENGINE_SHARDS;
+	return i < sh->reg.n ? sh->reg.v[i] : NULL;
+}
+
+/* Called with every shard and svc_mu locked; returns with them released
+ * (the store's write lock is not taken under a shard lock: see flush_shard). */
 static void reconcile_alerts(struct engine *e)
 {
+	int locked = 1;
 	struct open_alerts oa = { 0 };
 	if (store_alerts_scan(e->store, 0, 0, collect_open, &oa) < 0) {
 		log_msg(LOG_ERROR, "event=reconcile_failed reason=\"cannot read open alerts\"");
 		goto out;
 	}
 	size_t adopted = 0, closed = 0, reset = 0;
-	/* series keyed by canonical key: temporary table, only when alerts are open */
+	/* series keyed by canonical key: temporary table, only when alerts are
+	 * open; entries are global_idx + 1 (index * ENGINE_SHARDS + shard) */
+	size_t total = 0;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++)
+		total += e->sh[k].reg.n;
 	size_t mask = 1;
-	while (mask < e->reg.n * 2 + 1)
+	while (mask < total * 2 + 1)
 		mask <<= 1;
 	mask--;
 	uint32_t *t = oa.n ? calloc(mask + 1, sizeof *t) : NULL;
 	if (oa.n && !t)
 		goto out;
-	for (size_t k = 0; t && k < e->reg.n; k++) {
-		size_t i = str_hash(e->reg.v[k]->key, strlen(e->reg.v[k]->key)) & mask;
-		while (t[i])
-			i = (i + 1) & mask;
-		t[i] = (uint32_t)(k + 1);
+	for (unsigned sk = 0; t && sk < ENGINE_SHARDS; sk++) {
+		struct shard *sh = &e->sh[sk];
+		for (size_t k = 0; k < sh->reg.n; k++) {
+			size_t i = str_hash(sh->reg.v[k]->key, strlen(sh->reg.v[k]->key)) & mask;
+			while (t[i])
+				i = (i + 1) & mask;
+			t[i] = global_idx(sh, sh->reg.v[k]) + 1;
+		}
 	}
 	struct alert_rec *closing = calloc(oa.n ? oa.n : 1, sizeof *closing);
 	size_t nclosing = 0;
@@ -1395,8 +1698,9 @@ static void reconcile_alerts(struct engine *e)
 		struct series *s = NULL;
 		for (size_t i = str_hash(oa.v[a].series_key, strlen(oa.v[a].series_key)) & mask;
 		     t && t[i]; i = (i + 1) & mask) {
-			if (!strcmp(e->reg.v[t[i] - 1]->key, oa.v[a].series_key)) {
-				s = e->reg.v[t[i] - 1];
+			struct series *c = series_at(e, t[i] - 1);
+			if (!strcmp(c->key, oa.v[a].series_key)) {
+				s = c;
 				break;
 			}
 		}
@@ -1434,9 +1738,9 @@ static void reconcile_alerts(struct engine *e)
 		closed++;
 	}
 	/* series whose checkpoint says "open" but the store has it ended */
-	for (size_t k = 0; k < e->reg.n; k++) {
-		struct series *s = e->reg.v[k];
-		if (s->alert.state == ALERT_INACTIVE)
+	for (size_t g = 0; g < total; g++) {
+		struct series *s = series_at(e, (uint32_t)g);
+		if (!s || s->alert.state == ALERT_INACTIVE)
 			continue;
 		int open = 0;
 		for (size_t a = 0; a < oa.n && !open; a++)
@@ -1448,6 +1752,9 @@ static void reconcile_alerts(struct engine *e)
 			reset++;
 		}
 	}
+	pthread_mutex_unlock(&e->svc_mu);
+	unlock_all(e);
+	locked = 0;
 	if (nclosing) {
 		char err[256];
 		if (store_alerts_write(e->store, closing, nclosing, err, sizeof err) < 0)
@@ -1459,6 +1766,10 @@ static void reconcile_alerts(struct engine *e)
 		log_msg(LOG_INFO, "event=alerts_reconciled adopted=%zu closed_orphans=%zu reset=%zu",
 		        adopted, closed, reset);
 out:
+	if (locked) {
+		pthread_mutex_unlock(&e->svc_mu);
+		unlock_all(e);
+	}
 	for (size_t a = 0; a < oa.n; a++) {
 		free(oa.v[a].series_key);
 		free(oa.v[a].labels_json);
@@ -1472,11 +1783,15 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 	if (!e->store)
 		return 0;
 	struct restore_ctx rc = { .e = e };
-	pthread_mutex_lock(&e->mu);
+	lock_all(e);
+	pthread_mutex_lock(&e->svc_mu);
 	int r = store_ckpt_scan(e->store, restore_cb, &rc);
-	if (r >= 0)
-		reconcile_alerts(e);
-	pthread_mutex_unlock(&e->mu);
+	if (r >= 0) {
+		reconcile_alerts(e); /* releases the locks */
+	} else {
+		pthread_mutex_unlock(&e->svc_mu);
+		unlock_all(e);
+	}
 	if (r < 0) {
 		snprintf(err, errlen, "cannot read detector checkpoints");
 		return -1;
@@ -1488,7 +1803,7 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 
 void engine_set_model(struct engine *e, struct model *m)
 {
-	pthread_mutex_lock(&e->mu);
+	lock_all(e);
 	struct model *old = e->model;
 	uint64_t old_fp = e->fingerprint;
 	size_t old_size = e->fc_off + e->fc_size;
@@ -1496,34 +1811,53 @@ void engine_set_model(struct engine *e, struct model *m)
 	set_layout(e);
 	if (e->fingerprint != old_fp) {
 		size_t new_size = e->fc_off + e->fc_size;
-		if (new_size != old_size && registry_resize_state(&e->reg, new_size) < 0) {
+		unsigned done = 0;
+		while (new_size != old_size && done < ENGINE_SHARDS &&
+		       registry_resize_state(&e->sh[done].reg, new_size) == 0)
+			done++;
+		if (new_size != old_size && done < ENGINE_SHARDS) {
 			log_msg(LOG_ERROR, "event=reload_failed reason=oom model=%s", model_name(m));
+			/* back to the old layout (shrinking back; the old states are lost
+			 * only if even that fails) */
+			for (unsigned k = 0; k < done; k++)
+				if (registry_resize_state(&e->sh[k].reg, old_size) < 0)
+					log_msg(LOG_ERROR, "event=reload_revert_failed shard=%u", k);
 			e->model = old;
 			set_layout(e);
-			pthread_mutex_unlock(&e->mu);
+			unlock_all(e);
 			model_free(m);
 			return;
 		}
 		/* The forecaster state could be kept, but its offset may have
 		 * moved with the model's state size: re-learn both. */
-		for (size_t i = 0; i < e->reg.n; i++)
-			state_init(e, e->reg.v[i]);
+		size_t total = 0;
+		for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+			struct shard *sh = &e->sh[k];
+			for (size_t i = 0; i < sh->reg.n; i++)
+				state_init(e, sh->reg.v[i]);
+			total += sh->reg.n;
+		}
 		log_msg(LOG_INFO, "event=model_changed model=%s series_relearning=%zu", model_name(m),
-		        e->reg.n);
+		        total);
 	} else {
 		log_msg(LOG_INFO, "event=model_unchanged model=%s", model_name(m));
 	}
 	model_free(old);
-	pthread_mutex_unlock(&e->mu);
+	unlock_all(e);
 }
 
 int engine_prune(struct engine *e)
 {
 	if (!e->store)
 		return 0;
-	pthread_mutex_lock(&e->mu);
-	int64_t horizon = e->last_sample_ms - e->cfg.alert_retention_ms;
-	pthread_mutex_unlock(&e->mu);
+	int64_t last = 0;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		pthread_mutex_lock(&e->sh[k].mu);
+		if (e->sh[k].last_sample_ms > last)
+			last = e->sh[k].last_sample_ms;
+		pthread_mutex_unlock(&e->sh[k].mu);
+	}
+	int64_t horizon = last - e->cfg.alert_retention_ms;
 	if (horizon <= 0)
 		return 0;
 	return store_alerts_prune(e->store, horizon);

@@ -9,8 +9,11 @@
  * the batch closes, before the caller answers: an alert is never served
  * before it is durable. No samples are written to SQLite on this path.
  *
- * Locking: one engine mutex, taken by engine_batch_begin() and released by
- * engine_batch_end(), and taken briefly by every read function, which copy
+ * Locking: the engine is sharded internally (engine.c), each shard with its
+ * own mutex; a batch holds at most one shard lock at a time (the shard of
+ * the sample being added) and releases it in engine_batch_end(), so batches
+ * on different threads run in parallel and a batch is not atomic with
+ * respect to readers. Read functions take each shard's lock in turn and copy
  * out what they return. The engine owns the registry, the models and the
  * per-series state; it borrows the store and the selfstats.
  */
@@ -63,13 +66,17 @@ struct engine_result {
 struct engine_batch {
 	struct engine *e;
 	struct engine_result res;
+	int shard;                /* private to engine.c: shard locked now, -1 = none */
+	unsigned touched;         /* private to engine.c: bit mask of shards used */
+	size_t counted;           /* private to engine.c: res.accepted already in selfstats */
 };
 
-/* Takes the engine lock. */
+/* Starts a batch (shard locks are taken by engine_batch_add). */
 void engine_batch_begin(struct engine *e, struct engine_batch *b);
 /* Adds one sample. labels must include __name__. Returns 0 if accepted, or
  * the reject reason (> 0, an enum reject_reason + 1) with a message in err
- * naming the series or metric. Counted in b->res and in selfstats. */
+ * naming the series or metric. Counted in b->res and in selfstats (accepted
+ * samples reach selfstats in engine_batch_end). */
 int engine_batch_add(struct engine_batch *b, const struct label_ref *labels, size_t n,
                      int64_t ts_ms, double value, char *err, size_t errlen);
 /* Metric family types, as announced by # TYPE lines or remote_write
@@ -82,7 +89,7 @@ enum metric_type { METRIC_UNKNOWN = 0, METRIC_GAUGE, METRIC_COUNTER, METRIC_HIST
 void engine_batch_set_type(struct engine_batch *b, const char *family, size_t len,
                            enum metric_type type);
 
-/* Persists the batch's alert transitions and releases the lock. Returns 0, or
+/* Persists the batch's alert transitions and releases its lock. Returns 0, or
  * -1 if the store failed (transitions stay queued and are retried by the next
  * batch; the error is logged and counted). */
 int engine_batch_end(struct engine_batch *b);
@@ -101,7 +108,8 @@ struct series_info {
 };
 typedef int (*engine_series_fn)(void *ctx, const struct series_info *s);
 /* Calls fn for each series matching any of the selectors (all series when
- * nsel == 0), in creation order. fn returns nonzero to stop. */
+ * nsel == 0): shard by shard, in creation order within a shard. fn returns
+ * nonzero to stop. */
 int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
                           engine_series_fn fn, void *ctx);
 
@@ -142,7 +150,7 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
  * no grid point lies after the last sample or the forecaster is not ready.
  * Counters and buckets are skipped, and every series when forecasting is
  * off (engine_config.forecast = 0). breach is always NULL. fn is
- * called under the engine lock (pts and s are valid during the call only);
+ * called under a shard lock (pts and s are valid during the call only);
  * it returns nonzero to stop. Returns fn's last value, or -1 on bad
  * arguments or out of memory. */
 int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel, int64_t from_ms,

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -455,6 +456,213 @@ static void test_engine_derived(void **st)
 	engine_free(e);
 }
 
+/* Two threads ingest into one engine at once (the engine is sharded
+ * internally): gauges, counters and a histogram per thread, while a third
+ * thread reads. Every sample must be counted, every derived series made. */
+#define CT_ROUNDS 40
+#define CT_GAUGES 300
+#define CT_COUNTERS 100
+#define CT_GROUPS 8
+
+struct ct_arg {
+	struct engine *e;
+	int t;
+	size_t accepted, rejected, created;
+};
+
+static void *ct_ingest(void *arg)
+{
+	struct ct_arg *a = arg;
+	char tv[8], iv[16], err[256];
+	snprintf(tv, sizeof tv, "%d", a->t);
+	const char *les[] = { "0.1", "0.5", "+Inf" };
+	for (int r = 0; r < CT_ROUNDS; r++) {
+		struct engine_batch b;
+		engine_batch_begin(a->e, &b);
+		engine_batch_set_type(&b, "ct_lat", 6, METRIC_HISTOGRAM);
+		int64_t ts = 1767225600000LL + r * 10000LL;
+		for (int i = 0; i < CT_GAUGES + CT_COUNTERS; i++) {
+			snprintf(iv, sizeof iv, "%d", i);
+			const char *name = i < CT_GAUGES ? "ct_gauge" : "ct_req_total";
+			struct label_ref l[3] = { { "__name__", 8, name, strlen(name) },
+				                  { "t", 1, tv, strlen(tv) },
+				                  { "i", 1, iv, strlen(iv) } };
+			double v = i < CT_GAUGES ? 50 + (i + r) % 7 : 10.0 * r; /* counters: 1/s */
+			if (engine_batch_add(&b, l, 3, ts, v, err, sizeof err) != 0)
+				fail_msg("rejected: %s", err);
+		}
+		for (int g = 0; g < CT_GROUPS; g++) {
+			snprintf(iv, sizeof iv, "%d", g);
+			for (int k = 0; k < 3; k++) {
+				struct label_ref l[4] = { REF("__name__", "ct_lat_bucket"),
+					                  { "t", 1, tv, strlen(tv) },
+					                  { "g", 1, iv, strlen(iv) },
+					                  { "le", 2, les[k], strlen(les[k]) } };
+				double v = (double)r * (k + 1) * 10;
+				if (engine_batch_add(&b, l, 4, ts, v, err, sizeof err) != 0)
+					fail_msg("rejected: %s", err);
+			}
+		}
+		if (engine_batch_end(&b) != 0)
+			fail_msg("batch_end failed");
+		a->accepted += b.res.accepted;
+		a->created += b.res.series_created;
+		for (int k = 0; k < REJ__COUNT; k++)
+			a->rejected += b.res.rejected[k];
+	}
+	return NULL;
+}
+
+static volatile int ct_stop;
+
+static int ct_count(void *ctx, const struct series_info *s)
+{
+	(void)s;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static void *ct_read(void *arg)
+{
+	struct engine *e = arg;
+	while (!__atomic_load_n(&ct_stop, __ATOMIC_RELAXED)) {
+		size_t n = 0;
+		engine_series_foreach(e, NULL, 0, ct_count, &n);
+		struct engine_stats es;
+		engine_get_stats(e, &es);
+	}
+	return NULL;
+}
+
+struct ct_check {
+	size_t series, rates, quantiles, bad;
+};
+
+static int ct_check_cb(void *ctx, const struct series_info *s)
+{
+	struct ct_check *c = ctx;
+	c->series++;
+	const char *name = labels_metric_name(s->labels);
+	if (!strncmp(name, "foreshock:rate:", 15)) {
+		c->rates++;
+		if (s->samples != CT_ROUNDS - 1 || fabs(s->last_value - 1.0) > 1e-9)
+			c->bad++;
+	} else if (!strncmp(name, "foreshock:p", 11)) {
+		c->quantiles++;
+		if (s->samples != CT_ROUNDS - 1 || strcmp(strchr(name + 11, ':'), ":ct_lat"))
+			c->bad++;
+	} else if (s->samples != CT_ROUNDS) {
+		c->bad++;
+	}
+	return 0;
+}
+
+static void test_engine_concurrent(void **st)
+{
+	(void)st;
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	char err[256];
+	struct engine *e = engine_new(&cfg, model_builtin_default(), NULL, &stats, err, sizeof err);
+	assert_non_null(e);
+	struct ct_arg a[2] = { { .e = e, .t = 0 }, { .e = e, .t = 1 } };
+	pthread_t th[2], rd;
+	ct_stop = 0;
+	assert_int_equal(pthread_create(&rd, NULL, ct_read, e), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, ct_ingest, &a[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	__atomic_store_n(&ct_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(rd, NULL);
+
+	size_t per_thread = (size_t)CT_ROUNDS * (CT_GAUGES + CT_COUNTERS + CT_GROUPS * 3);
+	size_t raw = CT_GAUGES + CT_COUNTERS + CT_GROUPS * 3;
+	size_t derived = CT_COUNTERS + CT_GROUPS * cfg.nquantiles;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(a[i].accepted, per_thread);
+		assert_int_equal(a[i].rejected, 0);
+		assert_int_equal(a[i].created, raw + derived);
+	}
+	assert_int_equal(stats.samples_accepted, 2 * per_thread);
+	struct ct_check c = { 0 };
+	engine_series_foreach(e, NULL, 0, ct_check_cb, &c);
+	assert_int_equal(c.series, 2 * (raw + derived));
+	assert_int_equal(c.rates, 2 * CT_COUNTERS);
+	assert_int_equal(c.quantiles, 2 * CT_GROUPS * cfg.nquantiles);
+	assert_int_equal(c.bad, 0);
+	struct engine_stats es;
+	engine_get_stats(e, &es);
+	assert_int_equal(es.series, 2 * (raw + derived));
+	assert_int_equal(es.last_sample_ms, 1767225600000LL + (CT_ROUNDS - 1) * 10000LL);
+	engine_free(e);
+}
+
+/* After a restore, derived series are found again where the engine derives
+ * them (the parent's shard): no second foreshock:rate:/pNN: series appears
+ * and they carry on from their checkpointed state. */
+static void test_engine_restore_derived(void **st)
+{
+	(void)st;
+	char dir[] = "/tmp/fs-engine-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char db[256], err[256];
+	snprintf(db, sizeof db, "%s/f.db", dir);
+	struct store *store = store_open(db, err, sizeof err);
+	assert_non_null(store);
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	const char *les[] = { "0.1", "0.5", "+Inf" };
+	size_t nseries = 0;
+	for (int phase = 0; phase < 2; phase++) {
+		struct engine *e =
+			engine_new(&cfg, model_builtin_default(), store, &stats, err, sizeof err);
+		assert_non_null(e);
+		if (phase == 1)
+			assert_int_equal(engine_restore(e, err, sizeof err), (long)nseries);
+		struct engine_batch b;
+		engine_batch_begin(e, &b);
+		engine_batch_set_type(&b, "rd_lat", 6, METRIC_HISTOGRAM);
+		for (int r = phase * 5; r < phase * 5 + 5; r++) {
+			int64_t ts = 1767225600000LL + r * 10000LL;
+			for (int i = 0; i < 50; i++) {
+				char iv[8];
+				snprintf(iv, sizeof iv, "%d", i);
+				struct label_ref l[2] = { REF("__name__", "rd_req_total"),
+					                  { "i", 1, iv, strlen(iv) } };
+				assert_int_equal(engine_batch_add(&b, l, 2, ts, 10.0 * r, err, sizeof err), 0);
+				for (int k = 0; k < 3; k++) {
+					struct label_ref h[3] = { REF("__name__", "rd_lat_bucket"),
+						                  { "i", 1, iv, strlen(iv) },
+						                  { "le", 2, les[k], strlen(les[k]) } };
+					assert_int_equal(engine_batch_add(&b, h, 3, ts, (double)r * (k + 1),
+					                                  err, sizeof err), 0);
+				}
+			}
+		}
+		assert_int_equal(engine_batch_end(&b), 0);
+		if (phase == 1)
+			assert_int_equal(b.res.series_created, 0);
+		struct ct_check c = { 0 };
+		engine_series_foreach(e, NULL, 0, ct_check_cb, &c);
+		/* 50 counters + 50 rates + 150 buckets + 50 * 3 quantiles */
+		assert_int_equal(c.series, 400);
+		assert_int_equal(c.rates, 50);
+		assert_int_equal(c.quantiles, 150);
+		nseries = c.series;
+		assert_int_equal(engine_checkpoint(e, err, sizeof err), 0);
+		engine_free(e);
+	}
+	store_close(store);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -467,6 +675,8 @@ int main(void)
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_engine),
 		cmocka_unit_test(test_engine_derived),
+		cmocka_unit_test(test_engine_concurrent),
+		cmocka_unit_test(test_engine_restore_derived),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
