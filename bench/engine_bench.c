@@ -1,10 +1,12 @@
 /* engine_bench.c — the detector engine alone, in memory, no HTTP, no store.
  *
  *   engine_bench [--model FILE] [--series N] [--samples N] [--seconds S] [--warm K]
- *                [--engine]
+ *                [--engine [--direct]]
  *
  * Drives model_update() (src/detector.h) over N series round-robin, or with
- * --engine the whole engine_batch_add() path (src/engine.h: registry lookup
+ * --engine the whole engine path as the HTTP handlers drive it (src/engine.h:
+ * engine_batch_stage() per sample, engine_batch_commit() per batch; with
+ * --direct, engine_batch_add() per sample instead: registry lookup
  * by label hash, out-of-order check, model, history ring, alert state
  * machine) with no store, in batches of 5000 samples. Single thread, so
  * samples/s is per core. Values are a deterministic sine plus noise; every
@@ -67,6 +69,7 @@ struct opts {
 	uint64_t samples;
 	double seconds;
 	int engine;
+	int direct;             /* --engine --direct: engine_batch_add per sample */
 	uint64_t warm;   /* untimed rounds after the first */
 };
 
@@ -188,14 +191,22 @@ static int bench_engine(const struct opts *o)
 				engine_batch_begin(e, &b);
 			refs[1].value = hosts + i * 9;
 			refs[2].value = dcs[i % 8];
-			if (engine_batch_add(&b, refs, 4, ts, vals[(i + round) % VTAB], err, sizeof err))
+			if (o->direct) {
+				if (engine_batch_add(&b, refs, 4, ts, vals[(i + round) % VTAB], err,
+				                     sizeof err))
+					rejected++;
+			} else if (engine_batch_stage(&b, refs, 4, ts, vals[(i + round) % VTAB], err,
+			                              sizeof err)) {
 				rejected++;
+			}
 			if (++inbatch == BATCH) {
+				rejected += engine_batch_commit(&b, NULL, NULL);
 				engine_batch_end(&b);
 				inbatch = 0;
 			}
 		}
 		if (inbatch) {
+			rejected += engine_batch_commit(&b, NULL, NULL);
 			engine_batch_end(&b);
 			inbatch = 0;
 		}
@@ -210,10 +221,11 @@ static int bench_engine(const struct opts *o)
 		fprintf(stderr, "engine_bench: %llu samples rejected\n", (unsigned long long)rejected);
 	struct engine_stats es;
 	engine_get_stats(e, &es);
-	printf("{\"mode\":\"engine_batch_add\",\"model\":\"%s\",\"model_file\":\"%s\","
+	printf("{\"mode\":\"%s\",\"model\":\"%s\",\"model_file\":\"%s\","
 	       "\"series\":%zu,\"warm_rounds\":%llu,\"samples\":%llu,\"rejected\":%llu,\"cpu_s\":%.3f,"
 	       "\"samples_per_s\":%.0f,\"ns_per_sample\":%.1f,\"state_bytes\":%zu,"
 	       "\"hist_entry_bytes\":%zu,\"history_points\":%zu,\"series_struct_bytes\":%zu}\n",
+	       o->direct ? "engine_batch_add" : "engine_batch_stage",
 	       es.model_name, o->model ? o->model : "(builtin default)", es.series,
 	       (unsigned long long)o->warm, (unsigned long long)n, (unsigned long long)rejected, c1 - c0,
 	       c1 > c0 ? (double)n / (c1 - c0) : 0, n ? (c1 - c0) * 1e9 / (double)n : 0, ss,
@@ -229,6 +241,10 @@ int main(int argc, char **argv)
 	struct opts o = { .series = 1, .samples = 20000000, .seconds = 3 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
+		if (!strcmp(a, "--direct")) {
+			o.engine = o.direct = 1;
+			continue;
+		}
 		if (!strcmp(a, "--engine")) {
 			o.engine = 1;
 			continue;
@@ -256,6 +272,6 @@ int main(int argc, char **argv)
 	return o.engine ? bench_engine(&o) : bench_model(&o);
 usage:
 	fprintf(stderr, "usage: engine_bench [--model FILE] [--series N] [--samples N] "
-	                "[--seconds S] [--warm K] [--engine]\n");
+	                "[--seconds S] [--warm K] [--engine [--direct]]\n");
 	return 2;
 }

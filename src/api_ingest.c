@@ -27,82 +27,245 @@
 
 #define MAX_ERROR_ENTRIES 20
 
+/* One listed error. Samples are staged while the body is decoded and run
+ * through the engine afterwards (engine_batch_commit), so the engine's
+ * rejections arrive after the decoder's: each error carries the position it
+ * would have had if every sample had been processed as it was decoded
+ * (2 x the staging index, + 1 for the engine's verdict on that sample; seq
+ * breaks ties), and the response lists the first MAX_ERROR_ENTRIES in that
+ * order. */
+struct err_entry {
+	uint64_t pos;
+	size_t seq;
+	char *json;               /* {"line":..,"error":..} */
+};
+
 struct sink {
 	struct api_ctx *api;
 	struct engine_batch batch;
 	int64_t now_ms;
 	size_t skipped_ooo, skipped_dup, skipped_stale;
 	size_t errors_total;      /* error reports, including those not listed */
-	size_t nlisted;           /* entries in errs (<= MAX_ERROR_ENTRIES) */
-	struct obuf errs;         /* ,{"line":..,"error":..} items */
+	size_t seq;
+	struct err_entry errs[MAX_ERROR_ENTRIES];
+	size_t nlisted;
+	int oom;
+	/* per staged sample (engine_batch_stage index) */
+	size_t nstaged;
+	size_t *lines;
+	uint32_t *pathoff;        /* into paths; UINT32_MAX = none */
+	uint8_t *flags;           /* SF_* */
+	size_t capstaged;
+	char *paths;
+	size_t npaths, cappaths;
+	size_t refused;           /* staged samples the engine refused (not skips) */
 	struct label_ref *refs;   /* /write: labels of the current point */
 	size_t refs_cap;
 	char *scratch;            /* /write: sanitised names of the current point */
 	size_t scratch_cap;
 };
 
+#define SF_LINE_COUNTED 1     /* its line was already counted as rejected */
+#define SF_REFUSED 2          /* the engine refused it */
+
 static void sink_init(struct sink *s, struct api_ctx *api, int64_t now_ms)
 {
 	memset(s, 0, sizeof *s);
 	s->api = api;
 	s->now_ms = now_ms;
-	obuf_init(&s->errs, 1 << 20);
 }
 
 static void sink_free(struct sink *s)
 {
-	obuf_free(&s->errs);
+	for (size_t i = 0; i < s->nlisted; i++)
+		free(s->errs[i].json);
+	free(s->lines);
+	free(s->pathoff);
+	free(s->flags);
+	free(s->paths);
 	free(s->refs);
 	free(s->scratch);
 }
 
-/* Record one error entry (line 0 = whole body; path may be NULL). */
-static void sink_error(struct sink *s, size_t line, const char *path, const char *reason)
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-	s->errors_total++;
-	if (s->nlisted >= MAX_ERROR_ENTRIES)
-		return;
-	struct obuf *b = &s->errs;
-	obuf_printf(b, "%s{\"line\":%zu", s->nlisted ? "," : "", line);
-	if (path) {
-		obuf_puts(b, ",\"path\":");
-		obuf_json_str(b, path, strlen(path));
-	}
-	obuf_puts(b, ",\"error\":");
-	obuf_json_str(b, reason, strlen(reason));
-	obuf_add(b, "}", 1);
-	s->nlisted++;
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap : 16;
+	while (ncap < need)
+		ncap *= 2;
+	void *np = realloc(*p, ncap * elem);
+	if (!np)
+		return -1;
+	*p = np;
+	*cap = ncap;
+	return 0;
 }
 
-/* Feed one sample to the engine. Returns 0 if stored or skipped (out of
- * order, duplicate), 1 if rejected (error recorded). */
+static int entry_before(const struct err_entry *a, uint64_t pos, size_t seq)
+{
+	return a->pos < pos || (a->pos == pos && a->seq < seq);
+}
+
+/* Record one error entry at position pos (line 0 = whole body; path may be
+ * NULL). Keeps the MAX_ERROR_ENTRIES first by position. */
+static void sink_error_at(struct sink *s, uint64_t pos, size_t line, const char *path,
+                          const char *reason)
+{
+	s->errors_total++;
+	size_t seq = s->seq++;
+	size_t slot = s->nlisted;
+	if (s->nlisted == MAX_ERROR_ENTRIES) {
+		slot = 0; /* the last in order, to be replaced if the new one is before it */
+		for (size_t i = 1; i < s->nlisted; i++)
+			if (entry_before(&s->errs[slot], s->errs[i].pos, s->errs[i].seq))
+				slot = i;
+		if (entry_before(&s->errs[slot], pos, seq))
+			return;
+	}
+	struct obuf b;
+	obuf_init(&b, 0);
+	obuf_printf(&b, "{\"line\":%zu", line);
+	if (path) {
+		obuf_puts(&b, ",\"path\":");
+		obuf_json_str(&b, path, strlen(path));
+	}
+	obuf_puts(&b, ",\"error\":");
+	obuf_json_str(&b, reason, strlen(reason));
+	obuf_add(&b, "}", 2); /* with its NUL */
+	char *json = b.failed ? NULL : obuf_steal(&b, NULL);
+	obuf_free(&b);
+	if (!json) {
+		s->oom = 1;
+		return;
+	}
+	if (slot < s->nlisted)
+		free(s->errs[slot].json);
+	else
+		s->nlisted++;
+	s->errs[slot] = (struct err_entry){ pos, seq, json };
+}
+
+/* An error found while decoding: it comes after every sample staged so far. */
+static void sink_error(struct sink *s, size_t line, const char *path, const char *reason)
+{
+	sink_error_at(s, 2 * (uint64_t)s->nstaged, line, path, reason);
+}
+
+/* Room for one more staged sample's bookkeeping. */
+static int staged_reserve(struct sink *s)
+{
+	if (s->nstaged < s->capstaged)
+		return 0;
+	size_t ncap = s->capstaged ? s->capstaged * 2 : 256;
+	size_t *l = realloc(s->lines, ncap * sizeof *l);
+	if (!l)
+		return -1;
+	s->lines = l;
+	uint32_t *po = realloc(s->pathoff, ncap * sizeof *po);
+	if (!po)
+		return -1;
+	s->pathoff = po;
+	uint8_t *f = realloc(s->flags, ncap);
+	if (!f)
+		return -1;
+	s->flags = f;
+	s->capstaged = ncap;
+	return 0;
+}
+
+/* Stage one sample for the engine. Returns 0 if staged, 1 if refused at
+ * once (non-finite value, too many labels; error recorded). The engine's
+ * own verdict comes in sink_commit(). */
 static int sink_add(struct sink *s, const struct label_ref *labels, size_t n, int64_t ts_ms,
                     double value, size_t line, const char *path)
 {
 	char err[320];
 	err[0] = 0;
-	int rc = engine_batch_add(&s->batch, labels, n, ts_ms, value, err, sizeof err);
-	if (rc == 0)
-		return 0;
+	size_t pl = path ? strlen(path) + 1 : 0;
+	if (staged_reserve(s) < 0 || (path && (s->npaths + pl > UINT32_MAX ||
+	                                       grow((void **)&s->paths, &s->cappaths,
+	                                            s->npaths + pl, 1) < 0))) {
+		sink_error(s, line, path, "out of memory");
+		return 1;
+	}
+	int rc = engine_batch_stage(&s->batch, labels, n, ts_ms, value, err, sizeof err);
+	if (rc != 0) {
+		if (!err[0])
+			snprintf(err, sizeof err, "sample rejected (%s)",
+			         selfstats_reject_name((enum reject_reason)(rc - 1)));
+		if (path) {
+			char full[400];
+			snprintf(full, sizeof full, "%s at %s", err, path);
+			sink_error(s, line, path, full);
+		} else {
+			sink_error(s, line, NULL, err);
+		}
+		return 1;
+	}
+	size_t k = s->nstaged++;
+	s->lines[k] = line;
+	s->flags[k] = 0;
+	s->pathoff[k] = UINT32_MAX;
+	if (path) {
+		memcpy(s->paths + s->npaths, path, pl);
+		s->pathoff[k] = (uint32_t)s->npaths;
+		s->npaths += pl;
+	}
+	return 0;
+}
+
+/* The engine's verdict on staged sample k (engine_reject_fn). */
+static void sink_refused(void *ctx, size_t k, int rc, const char *err)
+{
+	struct sink *s = ctx;
 	if (rc - 1 == REJ_OUT_OF_ORDER) {
 		s->skipped_ooo++;
-		return 0;
+		return;
 	}
 	if (rc - 1 == REJ_DUPLICATE) {
 		s->skipped_dup++;
-		return 0;
+		return;
 	}
-	if (!err[0])
-		snprintf(err, sizeof err, "sample rejected (%s)",
-		         selfstats_reject_name((enum reject_reason)(rc - 1)));
+	s->refused++;
+	s->flags[k] |= SF_REFUSED;
+	const char *path = s->pathoff[k] != UINT32_MAX ? s->paths + s->pathoff[k] : NULL;
+	uint64_t pos = 2 * (uint64_t)k + 1;
 	if (path) {
 		char full[400];
 		snprintf(full, sizeof full, "%s at %s", err, path);
-		sink_error(s, line, path, full);
+		sink_error_at(s, pos, s->lines[k], path, full);
 	} else {
-		sink_error(s, line, NULL, err);
+		sink_error_at(s, pos, s->lines[k], NULL, err);
 	}
-	return 1;
+}
+
+/* Runs the staged samples through the engine. Returns the number refused
+ * (out-of-order and duplicate samples are skips, not refusals). */
+static size_t sink_commit(struct sink *s)
+{
+	engine_batch_commit(&s->batch, sink_refused, s);
+	return s->refused;
+}
+
+/* Lines with a sample the engine refused that the decoder had counted as
+ * accepted (line protocol: a line is rejected if any of its fields is). */
+static size_t refused_lines(const struct sink *s)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < s->nstaged;) {
+		size_t e = k;
+		int refused = 0, counted = 0;
+		while (e < s->nstaged && s->lines[e] == s->lines[k]) {
+			refused |= s->flags[e] & SF_REFUSED;
+			counted |= s->flags[e] & SF_LINE_COUNTED;
+			e++;
+		}
+		if (refused && !counted)
+			n++;
+		k = e;
+	}
+	return n;
 }
 
 static void count_parse_rejects(struct sink *s, size_t n)
@@ -117,7 +280,7 @@ static void count_parse_rejects(struct sink *s, size_t n)
 static void sink_respond(struct sink *s, struct api_response *resp, size_t accepted,
                          size_t rejected, const char *unit)
 {
-	if (s->errs.failed) {
+	if (s->oom) {
 		api_error(resp, 500, "internal", "out of memory");
 		return;
 	}
@@ -143,7 +306,21 @@ static void sink_respond(struct sink *s, struct api_response *resp, size_t accep
 	if (s->skipped_stale)
 		obuf_printf(&b, "\"skipped_stale\":%zu,", s->skipped_stale);
 	obuf_printf(&b, "\"errors_total\":%zu,\"errors\":[", s->errors_total);
-	obuf_add(&b, s->errs.p ? s->errs.p : "", s->errs.len);
+	/* listed in position order (insertion sort: at most MAX_ERROR_ENTRIES) */
+	for (size_t i = 1; i < s->nlisted; i++) {
+		struct err_entry x = s->errs[i];
+		size_t j = i;
+		while (j > 0 && !entry_before(&s->errs[j - 1], x.pos, x.seq)) {
+			s->errs[j] = s->errs[j - 1];
+			j--;
+		}
+		s->errs[j] = x;
+	}
+	for (size_t i = 0; i < s->nlisted; i++) {
+		if (i)
+			obuf_add(&b, ",", 1);
+		obuf_puts(&b, s->errs[i].json);
+	}
 	obuf_puts(&b, "]}\n");
 	api_send(resp, 400, "application/json", &b);
 }
@@ -287,20 +464,6 @@ static size_t sanitize(char *dst, const char *src, size_t n, int allow_colon)
 	return k;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t ncap = *cap ? *cap : 16;
-	while (ncap < need)
-		ncap *= 2;
-	void *np = realloc(*p, ncap * elem);
-	if (!np)
-		return -1;
-	*p = np;
-	*cap = ncap;
-	return 0;
-}
 
 static int floor_div(int64_t a, int64_t b, int64_t *q)
 {
@@ -337,7 +500,7 @@ static int lp_on_point(void *vctx, const struct lp_point *pt, size_t lineno)
 	int64_t ts_ms;
 	floor_div(pt->time_ns, 1000000, &ts_ms);
 	int rejected = 0;
-	size_t ignored = 0;
+	size_t ignored = 0, first = s->nstaged;
 	for (size_t i = 0; i < pt->nfields; i++) {
 		const struct lp_field *f = &pt->fields[i];
 		double v;
@@ -372,6 +535,9 @@ static int lp_on_point(void *vctx, const struct lp_point *pt, size_t lineno)
 	if (ignored && s->api->stats)
 		atomic_fetch_add_explicit(&s->api->stats->fields_ignored, ignored,
 		                          memory_order_relaxed);
+	if (rejected) /* lp_parse counts this line as rejected */
+		for (size_t k = first; k < s->nstaged; k++)
+			s->flags[k] |= SF_LINE_COUNTED;
 	return rejected;
 }
 
@@ -409,6 +575,11 @@ void api_write_lp(struct api_ctx *api, const struct api_request *req, struct api
 	size_t rejected = lp_parse(&p, body, len, prec, req->now_ms * 1000000, lp_on_point,
 	                           lp_on_error, &s);
 	size_t accepted = p.npoints;
+	if (sink_commit(&s) > 0) {
+		size_t lines = refused_lines(&s);
+		rejected += lines;
+		accepted -= lines;
+	}
 	engine_batch_end(&s.batch);
 	sink_respond(&s, resp, accepted, rejected, "lines");
 	sink_free(&s);
@@ -446,6 +617,9 @@ void api_import_json(struct api_ctx *api, const struct api_request *req,
 	struct json_import_stats st;
 	engine_batch_begin(api->engine, &s.batch);
 	size_t rejected = json_import_parse(body, len, &lim, json_on_sample, json_on_error, &s, &st);
+	size_t refused = sink_commit(&s);
+	rejected += refused;
+	st.samples -= refused;
 	engine_batch_end(&s.batch);
 	sink_respond(&s, resp, st.samples, rejected, "samples");
 	sink_free(&s);
@@ -510,6 +684,11 @@ void api_import_prom(struct api_ctx *api, const struct api_request *req,
 	engine_batch_begin(api->engine, &s.batch);
 	size_t rejected = prom_parse(body, len, fmt, NULL, prom_on_sample, prom_on_meta, prom_on_error,
 	                             &s, &st);
+	size_t refused = sink_commit(&s);
+	if (rejected != SIZE_MAX) {
+		rejected += refused;
+		st.samples -= refused;
+	}
 	engine_batch_end(&s.batch);
 	if (rejected == SIZE_MAX)
 		api_error(resp, 500, "internal", "out of memory");
@@ -543,6 +722,9 @@ void api_remote_write(struct api_ctx *api, const struct api_request *req,
 	engine_batch_begin(api->engine, &s.batch);
 	int rc = prw_decode_ex(req->body ? req->body : "", req->body_len, NULL, &plim,
 	                       prom_on_sample, prom_on_meta, &s, &st, err, sizeof err);
+	size_t refused = sink_commit(&s);
+	st.refused += refused;
+	st.samples -= refused;
 	engine_batch_end(&s.batch);
 	if (rc < 0 && strstr(err, "too large")) {
 		if (api->stats)

@@ -17,12 +17,10 @@ int registry_init(struct series_registry *r, size_t max_series, size_t state_siz
 	return r->table ? 0 : -1;
 }
 
+/* The label set and the key live in the series' own allocation (see
+ * registry_insert): one free releases everything. */
 static void series_free(struct series *s)
 {
-	if (!s)
-		return;
-	labels_free(&s->labels);
-	free(s->key);
 	free(s);
 }
 
@@ -35,37 +33,40 @@ void registry_free(struct series_registry *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* Does the stored set equal the refs (any order, empty values dropped)? */
+/* Is the stored string exactly the len bytes at p? (strncmp stops at the
+ * stored NUL, so a shorter stored string is never read past.) */
+static inline int str_is(const char *stored, const char *p, size_t len)
+{
+	if (len == 0)
+		return stored[0] == '\0';
+	return stored[0] == p[0] && strncmp(stored, p, len) == 0 && stored[len] == '\0';
+}
+
+/* Does the stored set equal the refs (any order, empty values dropped)?
+ * Every string compared lives in the series' own allocation, next to the
+ * struct, so a hit costs no cache miss beyond the series itself. */
 static int labels_equal_refs(const struct labels *l, const struct label_ref *refs, size_t n)
 {
+	/* fast path: refs in canonical (sorted) order, none empty */
+	if (n == l->n) {
+		size_t i = 0;
+		while (i < n && refs[i].value_len && str_is(l->names[i], refs[i].name, refs[i].name_len) &&
+		       str_is(l->values[i], refs[i].value, refs[i].value_len))
+			i++;
+		if (i == n)
+			return 1;
+	}
 	size_t nonempty = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (refs[i].value_len == 0)
 			continue;
 		nonempty++;
-		/* binary search by name in the sorted set */
-		size_t lo = 0, hi = l->n;
-		int found = 0;
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			const char *nm = l->names[mid];
-			size_t nl = strlen(nm);
-			size_t m = nl < refs[i].name_len ? nl : refs[i].name_len;
-			int c = memcmp(nm, refs[i].name, m);
-			if (c == 0)
-				c = (nl > refs[i].name_len) - (nl < refs[i].name_len);
-			if (c == 0) {
-				const char *v = l->values[mid];
-				found = strlen(v) == refs[i].value_len &&
-				        memcmp(v, refs[i].value, refs[i].value_len) == 0;
+		/* label sets are small: a linear scan, the same position first */
+		size_t k = i < l->n ? i : 0, tried = 0;
+		for (; tried < l->n; tried++, k = k + 1 == l->n ? 0 : k + 1)
+			if (str_is(l->names[k], refs[i].name, refs[i].name_len))
 				break;
-			}
-			if (c < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		if (!found)
+		if (tried == l->n || !str_is(l->values[k], refs[i].value, refs[i].value_len))
 			return 0;
 	}
 	return nonempty == l->n;
@@ -137,21 +138,45 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 		r->v = v;
 		r->cap = ncap;
 	}
-	size_t head = align16(sizeof(struct series));
-	size_t hist = align16(r->hist_cap * sizeof(struct hist_entry));
-	struct series *s = calloc(1, head + hist + r->state_size);
-	if (!s)
+	/* One allocation per series: the struct, its label set (pointer arrays,
+	 * then the strings) and key, the history ring, the detector state. */
+	char *key = labels_to_string(labels);
+	if (!key)
 		goto fail;
-	s->key = labels_to_string(labels);
-	if (!s->key) {
-		free(s);
+	size_t keylen = strlen(key) + 1;
+	size_t strbytes = 0;
+	for (size_t k = 0; k < labels->n; k++)
+		strbytes += strlen(labels->names[k]) + strlen(labels->values[k]) + 2;
+	size_t head = align16(sizeof(struct series));
+	size_t lab = align16(2 * labels->n * sizeof(char *) + strbytes + keylen);
+	size_t hist = align16(r->hist_cap * sizeof(struct hist_entry));
+	struct series *s = calloc(1, head + lab + hist + r->state_size);
+	if (!s) {
+		free(key);
 		goto fail;
 	}
-	s->labels = *labels;
-	memset(labels, 0, sizeof *labels);
+	char *p = (char *)s + head;
+	const char **names = (const char **)(void *)p;
+	const char **values = names + labels->n;
+	p = (char *)(values + labels->n);
+	for (size_t k = 0; k < labels->n; k++) {
+		size_t nl = strlen(labels->names[k]) + 1, vl = strlen(labels->values[k]) + 1;
+		memcpy(p, labels->names[k], nl);
+		names[k] = p;
+		p += nl;
+		memcpy(p, labels->values[k], vl);
+		values[k] = p;
+		p += vl;
+	}
+	memcpy(p, key, keylen);
+	free(key);
+	s->key = p;
+	s->labels = (struct labels){ .n = labels->n, .names = names, .values = values, .mem = NULL };
+	labels_free(labels);
 	s->hash = hash;
-	s->hist = (struct hist_entry *)((char *)s + head);
-	s->det_state = (unsigned char *)s + head + hist;
+	s->hist = (struct hist_entry *)((char *)s + head + lab);
+	s->det_state = (unsigned char *)s + head + lab + hist;
+	s->block_size = head + lab + hist + r->state_size;
 	alert_fsm_init(&s->alert);
 	size_t i = hash & r->table_mask;
 	while (r->table[i].idx1)
@@ -173,15 +198,28 @@ int registry_resize_state(struct series_registry *r, size_t state_size)
 			memset(r->v[k]->det_state, 0, state_size);
 		return 0;
 	}
-	size_t head = align16(sizeof(struct series));
-	size_t hist = align16(r->hist_cap * sizeof(struct hist_entry));
 	for (size_t k = 0; k < r->n; k++) {
 		struct series *s = r->v[k];
-		struct series *ns = realloc(s, head + hist + state_size);
+		/* the state block is last; everything before it moves with the
+		 * allocation, so pointers into it are rebased by offset */
+		uintptr_t old = (uintptr_t)s;
+		size_t state_off = (size_t)(s->det_state - (unsigned char *)s);
+		struct series *ns = realloc(s, state_off + state_size);
 		if (!ns)
 			return -1;
-		ns->hist = (struct hist_entry *)((char *)ns + head);
-		ns->det_state = (unsigned char *)ns + head + hist;
+		char *base = (char *)ns;
+#define REBASE(ptr) ((void *)(base + ((uintptr_t)(ptr) - old)))
+		ns->labels.names = REBASE(ns->labels.names);
+		ns->labels.values = REBASE(ns->labels.values);
+		for (size_t i = 0; i < ns->labels.n; i++) {
+			ns->labels.names[i] = REBASE(ns->labels.names[i]);
+			ns->labels.values[i] = REBASE(ns->labels.values[i]);
+		}
+		ns->key = REBASE(ns->key);
+		ns->hist = REBASE(ns->hist);
+#undef REBASE
+		ns->det_state = (unsigned char *)base + state_off;
+		ns->block_size = state_off + state_size;
 		memset(ns->det_state, 0, state_size);
 		r->v[k] = ns;
 	}

@@ -7,9 +7,11 @@
  * an index. Growth rehashes the whole table; with load 0.5 that is amortised
  * O(1) per insertion.
  *
- * Each series owns: its label set and canonical key, the detector state
- * block (state_size bytes, carved from one allocation with the series), the
- * alert state machine and a ring of the most recent history points. The
+ * Each series is one allocation: the struct, its label set and canonical
+ * key, a ring of the most recent history points and the detector state
+ * block (state_size bytes, last), so finding a series and comparing its
+ * labels touches one contiguous block. It also holds the alert state
+ * machine. The
  * registry owns every series; it is not thread-safe (the engine's lock
  * guards it).
  */
@@ -57,8 +59,8 @@ enum series_kind {
 };
 
 struct series {
-	struct labels labels;
-	char *key;             /* canonical name{...}; owned */
+	struct labels labels;  /* in the series' allocation (labels.mem is NULL) */
+	char *key;             /* canonical name{...}; in the series' allocation */
 	uint64_t hash;
 	uint32_t idx;          /* own index in the registry (stable) */
 	uint8_t kind;          /* enum series_kind */
@@ -74,7 +76,8 @@ struct series {
 	uint32_t hist_head;    /* next slot to write */
 	uint32_t hist_len;
 	struct hist_entry *hist;     /* ring of registry->hist_cap entries; in the same allocation */
-	unsigned char *det_state;    /* registry->state_size bytes; in the same allocation */
+	unsigned char *det_state;    /* registry->state_size bytes; in the same allocation, last */
+	size_t block_size;     /* bytes of the whole allocation */
 };
 
 /* A table slot keeps the upper half of the label-set hash next to the index,
