@@ -2,6 +2,13 @@
  * (per-connection body buffering with the max_body cap), turning an MHD
  * request into a struct api_request for api_handle(), sending the response,
  * and counting every request in selfstats with its route and latency.
+ *
+ * Threading: libmicrohttpd runs one listen thread and one thread per
+ * connection (MHD_USE_THREAD_PER_CONNECTION). A request's handler, including
+ * the CPU work of an ingest body (decode and detectors), runs on its
+ * connection's own thread, so concurrent connections use every core and a
+ * read never waits for another connection's request (only for the engine
+ * locks they share). The connection limit bounds the number of threads.
  */
 #include "http.h"
 
@@ -21,6 +28,16 @@
 
 #define DEFAULT_MAX_BODY ((size_t)32 << 20)
 #define MAX_ARGS 256
+/* Connections (so threads) at once when the caller sets no limit. */
+#define DEFAULT_MAX_CONNECTIONS 512
+/* Stack of every MHD thread. The request paths (decode, detectors, engine
+ * batch, SQLite, snprintf) need a few tens of KiB: gcc -fstack-usage puts
+ * the largest frame on a request path at ~7 KiB, the recursive parsers are
+ * depth-limited (64), and the whole integration suite (imports, gzip,
+ * remote_write, query API) passed with 64 KiB stacks. 512 KiB keeps a wide
+ * margin, and 1024 connections reserve (not touch) 512 MiB of address space
+ * instead of 8 GiB with the usual 8 MiB default. */
+#define THREAD_STACK_SIZE ((size_t)512 << 10)
 
 struct http_server {
 	struct MHD_Daemon *d;
@@ -373,8 +390,16 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 	srv->api = api;
 	srv->max_inflight_writes = cfg->max_inflight_writes ? cfg->max_inflight_writes : 8;
 	atomic_init(&srv->inflight_writes, 0);
-	unsigned threads = cfg->threads ? cfg->threads : 2;
-	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	/* One thread per connection: poll() (MHD_USE_AUTO picks it) in a listen
+	 * thread, and each accepted connection gets its own thread. Not
+	 * combinable with MHD_OPTION_THREAD_POOL_SIZE (or epoll). */
+	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	                     MHD_USE_ERROR_LOG;
+	if (cfg->threads)
+		log_msg(LOG_WARN, "event=config_deprecated key=http.threads value=%u "
+		                  "reason=\"ignored: every connection has its own thread\"",
+		        cfg->threads);
+	size_t max_conn = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
 	struct sockaddr_storage ss;
 	int use_addr = 0;
 	if (*host) {
@@ -399,14 +424,12 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 	}
 	struct MHD_OptionItem opts[8];
 	size_t no = 0;
-	if (threads > 1)
-		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_STACK_SIZE,
+		                                  (intptr_t)THREAD_STACK_SIZE, NULL };
 	if (cfg->connection_timeout_s)
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
 			                                  cfg->connection_timeout_s, NULL };
-	if (cfg->max_connections)
-		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
-			                                  (intptr_t)cfg->max_connections, NULL };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_conn, NULL };
 	if (use_addr)
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
@@ -436,6 +459,9 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? info->port : (unsigned short)port;
+	log_msg(LOG_INFO, "event=http_started model=thread_per_connection max_connections=%zu "
+	                  "idle_timeout_s=%u thread_stack_kib=%zu",
+	        max_conn, cfg->connection_timeout_s, THREAD_STACK_SIZE >> 10);
 	return srv;
 }
 
@@ -448,6 +474,9 @@ void http_stop(struct http_server *srv)
 {
 	if (!srv)
 		return;
+	/* Closes the listen socket, shuts down every connection's socket (idle
+	 * keep-alive threads wake up and exit), waits for running handlers and
+	 * joins all threads. */
 	MHD_stop_daemon(srv->d);
 	free(srv);
 }

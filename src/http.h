@@ -1,9 +1,11 @@
 /* http.h — the HTTP server: libmicrohttpd glue, routing, body caps.
  *
- * http_start() runs MHD's internal thread pool; each request is routed to a
- * handler in api*.c (api.h), which never sees MHD. POST bodies are buffered
- * per connection up to api->max_body (413 beyond, decided from Content-Length
- * when the client sends one, else as soon as the buffer would overflow).
+ * http_start() runs MHD with one thread per connection (bounded by
+ * max_connections); each request is routed to a handler in api*.c (api.h),
+ * which never sees MHD and runs on its connection's thread. POST bodies are
+ * buffered per connection up to api->max_body (413 beyond, decided from
+ * Content-Length when the client sends one, else as soon as the buffer would
+ * overflow).
  * Every response is counted with selfstats_observe_request().
  *
  * Memory: the server borrows `api` and everything it points to; they must
@@ -34,9 +36,10 @@ struct api_ctx {                /* borrowed pointers, all outlive the server */
 struct http_config {
 	const char *listen;             /* "127.0.0.1:9790", "[::1]:9790", ":9790" (all
 	                                 * interfaces); port 0 picks a free port */
-	unsigned threads;               /* MHD thread pool size; 0 = 2 */
+	unsigned threads;               /* deprecated, ignored (one thread per connection);
+	                                 * nonzero logs a warning at start */
 	unsigned connection_timeout_s;  /* idle connections closed after this; 0 = none */
-	size_t max_connections;         /* 0 = MHD's default */
+	size_t max_connections;         /* connections, so threads, at once; 0 = 512 */
 	unsigned max_inflight_writes;   /* write requests being received or processed at once;
 	                                 * beyond, 503 with Retry-After (0 = 8) */
 };

@@ -24,7 +24,7 @@ void config_defaults(struct fs_config *c)
 	config_set_str(&c->data_dir, "./var");
 	config_set_str(&c->log_level, "info");
 	config_set_str(&c->replay_precision, "ns");
-	c->http_threads = 4;
+	c->http_threads = 0; /* http.threads is deprecated: 0 = not set */
 	c->max_inflight_writes = 8;
 	c->max_body = 16LL << 20;
 	c->checkpoint_interval_ms = 5 * 60 * 1000;
@@ -135,6 +135,8 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	if (section(root, "http", http_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
+		/* deprecated and ignored (one thread per connection); still accepted so
+		 * old files load, and http_start() logs a warning when it is set */
 		size_t threads = c->http_threads;
 		if (get_size(s, "threads", &threads, 1, 64, err, errlen) < 0)
 			goto out;

@@ -20,7 +20,7 @@ struct fs_config {
 	char *model_file;           /* NULL = search models/default.yml, then the installed copy, then built-in */
 	char *models_dir;           /* service models (kind: service); NULL = ./models if it exists */
 	char *external_url;         /* base URL for links in alert annotations; NULL = http://<listen> */
-	unsigned http_threads;      /* 4 */
+	unsigned http_threads;      /* deprecated http.threads: ignored, warned; 0 = not set */
 	unsigned max_inflight_writes; /* 8: ingest requests at once; beyond, 503 + Retry-After */
 	int64_t max_body;           /* 16 MiB, applies after decompression too */
 	int64_t checkpoint_interval_ms; /* 5 min; 0 = only at shutdown */

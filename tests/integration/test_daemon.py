@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """End-to-end tests of foreshockd through its HTTP API: ingest, detection,
 alert life cycle, persistence across restart, kill -9 durability, bad input,
-and agreement of `foreshock replay` with the daemon."""
+and agreement of `foreshock replay` with the daemon, and HTTP concurrency
+(one thread per connection) and shutdown with open connections."""
+import http.client
 import json
 import os
 import random
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -337,6 +340,115 @@ def test_cli_parse():
           "prometheus JSON: %s" % out)
 
 
+def heavy_body(name, lines, fields=100):
+    """Line protocol that keeps a handler busy: `fields` series per line."""
+    fl = ",".join("f%d=%d" % (k, k % 10) for k in range(fields))
+    return "".join("%s,s=a %s %d\n" % (name, fl, T0 + i * STEP) for i in range(lines)).encode()
+
+
+def test_reader_not_stuck_behind_writer():
+    """A read on a second connection is answered quickly while a long ingest
+    request runs on the first. With one thread per connection the two run on
+    different threads; with libmicrohttpd's thread pool and `threads: 1`
+    (the old model, kept in the config: it is now ignored) the read waited
+    for the whole write."""
+    d = Daemon(config="http:\n  threads: 1\n  max_body: 256MiB\n").start()
+    try:
+        lines = 30000
+        for attempt in range(3):
+            body = heavy_body("heavy%d" % attempt, lines)
+            w = socket.create_connection(("127.0.0.1", d.port))
+            w.settimeout(300)
+            res = {}
+
+            def writer():
+                w.sendall(b"POST /write?precision=s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                res["sent"] = time.monotonic()
+                reply = b""
+                while b"\r\n\r\n" not in reply:
+                    chunk = w.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+                res["reply"] = reply
+                res["done"] = time.monotonic()
+
+            t = threading.Thread(target=writer, daemon=True)
+            t.start()
+            while "sent" not in res and t.is_alive():
+                time.sleep(0.002)
+            probe = http.client.HTTPConnection("127.0.0.1", d.port, timeout=300)
+            probes = []  # (start, end, path, status) on one keep-alive connection
+            while "done" not in res and t.is_alive():
+                path = ("/healthz", "/api/v1/alerts")[len(probes) % 2]
+                p0 = time.monotonic()
+                probe.request("GET", path)
+                r = probe.getresponse()
+                r.read()
+                probes.append((p0, time.monotonic(), path, r.status))
+                time.sleep(0.02)
+            t.join(300)
+            probe.close()
+            w.close()
+            check(res.get("reply", b"").startswith(b"HTTP/1.1 204"), "heavy write -> %r" % res.get("reply", b"")[:60])
+            busy = res["done"] - res["sent"]
+            during = [p for p in probes if p[0] < res["done"]]
+            worst = max((p[1] - p[0] for p in during), default=0.0)
+            print("  attempt %d: write of %.1f MB busy for %.2fs; %d reads meanwhile, slowest %.3fs"
+                  % (attempt, len(body) / 1e6, busy, len(during), worst))
+            check(all(p[3] == 200 for p in probes), "reads answered 200: %s" % [p[2:] for p in probes if p[3] != 200])
+            check(worst < 1.0, "a read on another connection waited %.2fs behind a %.2fs write" % (worst, busy))
+            if busy >= 2.0:
+                inside = [p for p in during if p[1] < res["done"]]
+                check(len(inside) >= 5, "reads completed while the write ran: %d" % len(inside))
+                check("event=config_deprecated key=http.threads" in d.logtext(),
+                      "http.threads is reported as ignored: " + d.logtext()[-600:])
+                return
+            lines *= 2  # too fast here to prove anything: a longer write
+        raise Failed("could not make one write last 2s (last %.2fs)" % busy)
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def test_stop_with_open_connections():
+    """SIGTERM with idle keep-alive connections and a half-sent body open:
+    every connection has its own thread, and shutdown still ends promptly."""
+    d = Daemon().start()
+    conns = []
+    try:
+        task_dir = "/proc/%d/task" % d.proc.pid
+        time.sleep(0.5)  # the thread of start()'s last /readyz connection has exited
+        before = len(os.listdir(task_dir)) if os.path.isdir(task_dir) else None
+        for _ in range(4):  # keep-alive connections, idle after one request
+            c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            r.read()
+            check(r.status == 200, "healthz -> %d" % r.status)
+            conns.append(c)
+        if before is not None:
+            after = len(os.listdir(task_dir))
+            check(after >= before + 4, "one thread per open connection: %d threads, %d before" % (after, before))
+        half = socket.create_connection(("127.0.0.1", d.port))
+        half.sendall(b"POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nopen_body value=1")
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        rc = d.stop(timeout=15)
+        took = time.monotonic() - t0
+        check(rc == 0, "clean exit with open connections: %s" % rc)
+        check(took < 10, "shutdown took %.1fs" % took)
+        check("event=checkpoint" in d.logtext(), "checkpoint written at shutdown")
+        half.close()
+    finally:
+        for c in conns:
+            c.close()
+        d.stop()
+        d.cleanup()
+
+
 if __name__ == "__main__":
-    run_tests([test_cli_flags, test_cli_parse, test_sighup_reload, test_overload_sheds_writes, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
+    run_tests([test_cli_flags, test_cli_parse, test_sighup_reload, test_overload_sheds_writes,
+               test_reader_not_stuck_behind_writer, test_stop_with_open_connections, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
                test_replay_matches_daemon])
