@@ -1,14 +1,19 @@
 /* engine_bench.c — the detector engine alone, in memory, no HTTP, no store.
  *
  *   engine_bench [--model FILE] [--series N] [--samples N] [--seconds S] [--warm K]
- *                [--engine [--direct]]
+ *                [--engine [--direct] | --forecast-only]
  *
  * Drives model_update() (src/detector.h) over N series round-robin, or with
  * --engine the whole engine path as the HTTP handlers drive it (src/engine.h:
  * engine_batch_stage() per sample, engine_batch_commit() per batch; with
  * --direct, engine_batch_add() per sample instead: registry lookup
  * by label hash, out-of-order check, model, history ring, alert state
- * machine) with no store, in batches of 5000 samples. Single thread, so
+ * machine) with no store, in batches of 5000 samples, or with
+ * --forecast-only forecast_update() (src/forecast.h, default params) alone
+ * over N series round-robin, as the engine runs it. With a 10 s spacing the
+ * forecaster's grid step is 10 s, so every sample closes a grid bucket; its
+ * refit runs every 112 rounds (first at round 49, then 161, 273, ...), so
+ * with --warm 160 the first timed round includes one refit of every series. Single thread, so
  * samples/s is per core. Values are a deterministic sine plus noise; every
  * series gets strictly increasing timestamps 10 s apart. Stops after
  * --samples samples or --seconds of CPU time, whichever comes first (both
@@ -27,8 +32,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <gsl/gsl_errno.h>
+
 #include "detector.h"
 #include "engine.h"
+#include "forecast.h"
 #include "labels.h"
 #include "log.h"
 #include "selfstats.h"
@@ -69,7 +77,8 @@ struct opts {
 	uint64_t samples;
 	double seconds;
 	int engine;
-	int direct;             /* --engine --direct: engine_batch_add per sample */
+	int direct;      /* --engine --direct: engine_batch_add per sample */
+	int forecast;    /* --forecast-only */
 	uint64_t warm;   /* untimed rounds after the first */
 };
 
@@ -141,6 +150,52 @@ static int bench_model(const struct opts *o)
 	free(st);
 	free(vals);
 	model_free(m);
+	return 0;
+}
+
+static int bench_forecast(const struct opts *o)
+{
+	struct forecast_params p;
+	forecast_params_default(&p);
+	size_t ss = (forecast_state_size(&p) + 7) & ~(size_t)7; /* states must be 8-byte aligned */
+	unsigned char *st = malloc(ss * o->series);
+	double *vals = malloc(VTAB * sizeof *vals);
+	if (!st || !vals) {
+		fprintf(stderr, "engine_bench: out of memory (%zu series x %zu bytes)\n", o->series, ss);
+		return 1;
+	}
+	gsl_set_error_handler_off();
+	fill_values(vals);
+	for (size_t i = 0; i < o->series; i++)
+		forecast_state_init(&p, st + i * ss);
+	const int64_t t0 = 1700000000000LL, step = 10000;
+	/* untimed: the first pass and the warm-up rounds */
+	for (uint64_t round = 0; round <= o->warm; round++)
+		for (size_t i = 0; i < o->series; i++)
+			forecast_update(&p, st + i * ss, t0 + (int64_t)round * step,
+			                vals[(i + round) % VTAB]);
+	uint64_t n = 0;
+	double c0 = cpu_s(), c1 = c0;
+	for (uint64_t round = o->warm + 1; n < o->samples; round++) {
+		int64_t ts = t0 + (int64_t)round * step;
+		for (size_t i = 0; i < o->series; i++)
+			forecast_update(&p, st + i * ss, ts, vals[(i + round) % VTAB]);
+		n += o->series;
+		if (n % 65536 < o->series && (c1 = cpu_s()) - c0 >= o->seconds)
+			break;
+	}
+	c1 = cpu_s();
+	struct forecast_info info;
+	forecast_info_get(st, &info);
+	printf("{\"mode\":\"forecast_update\",\"series\":%zu,\"warm_rounds\":%llu,\"samples\":%llu,"
+	       "\"cpu_s\":%.3f,\"samples_per_s\":%.0f,\"ns_per_sample\":%.1f,\"state_bytes\":%zu,"
+	       "\"step_ms\":%lld,\"steps\":%llu,\"refits\":%llu}\n",
+	       o->series, (unsigned long long)o->warm, (unsigned long long)n, c1 - c0,
+	       c1 > c0 ? (double)n / (c1 - c0) : 0, n ? (c1 - c0) * 1e9 / (double)n : 0,
+	       forecast_state_size(&p), (long long)info.step_ms, (unsigned long long)info.steps,
+	       (unsigned long long)info.refits);
+	free(st);
+	free(vals);
 	return 0;
 }
 
@@ -249,6 +304,10 @@ int main(int argc, char **argv)
 			o.engine = 1;
 			continue;
 		}
+		if (!strcmp(a, "--forecast-only")) {
+			o.forecast = 1;
+			continue;
+		}
 		if (i + 1 >= argc)
 			goto usage;
 		const char *v = argv[++i];
@@ -266,12 +325,14 @@ int main(int argc, char **argv)
 			goto usage;
 	}
 	if (o.series == 0 || o.series > 10000000 || o.seconds <= 0 || o.seconds > 600 ||
-	    o.warm > 100000)
+	    o.warm > 100000 || (o.engine && o.forecast))
 		goto usage;
 	log_set_level(LOG_WARN);
+	if (o.forecast)
+		return bench_forecast(&o);
 	return o.engine ? bench_engine(&o) : bench_model(&o);
 usage:
 	fprintf(stderr, "usage: engine_bench [--model FILE] [--series N] [--samples N] "
-	                "[--seconds S] [--warm K] [--engine [--direct]]\n");
+	                "[--seconds S] [--warm K] [--engine [--direct] | --forecast-only]\n");
 	return 2;
 }

@@ -186,26 +186,48 @@ static double from_model(const struct fstate *s, double z)
 	return exp(z) - s->offset;
 }
 
-/* Linear interpolation position of time t in a profile of nb bins over period. */
-static void profile_pos(int64_t t, int64_t period, int nb, int *i0, int *i1, double *w)
+/* fmin/fmax without the libm call (same results, NaN included: a NaN
+ * argument yields the other one). */
+static inline double fmax_(double a, double b)
 {
-	double ph = (double)mod_pos(t, period) / (double)period * nb;
+	return a > b || isnan(b) ? a : b;
+}
+
+static inline double fmin_(double a, double b)
+{
+	return a < b || isnan(b) ? a : b;
+}
+
+/* Linear interpolation position in a profile of nb bins: bins i0 and i1,
+ * weight w of i1. */
+struct ppos {
+	int i0, i1;
+	double w;
+};
+
+/* Linear interpolation position of time t in a profile of nb bins over
+ * period, from its phase r = mod_pos(t, period) (0 <= r < period). close_bucket
+ * computes the phases of a step once (the day phase is the week phase mod a
+ * day) and passes the positions to the _at functions below. */
+static inline struct ppos ppos_at(int64_t r, int64_t period, int nb)
+{
+	double ph = (double)r / (double)period * nb;
 	int i = (int)ph;
 	if (i >= nb)
 		i = nb - 1;
-	*i0 = i;
-	*i1 = (i + 1) % nb;
-	*w = ph - i;
+	return (struct ppos){ i, i + 1 < nb ? i + 1 : 0, ph - i };
 }
 
 /* Profile bins hold NAN until first visited; a missing bin reads as 0. */
+static inline double profile_get_at(const float *prof, struct ppos q)
+{
+	double a = isnan(prof[q.i0]) ? 0 : prof[q.i0], b = isnan(prof[q.i1]) ? 0 : prof[q.i1];
+	return (1 - q.w) * a + q.w * b;
+}
+
 static double profile_get(const float *prof, int nb, int64_t period, int64_t t)
 {
-	int i0, i1;
-	double w;
-	profile_pos(t, period, nb, &i0, &i1, &w);
-	double a = isnan(prof[i0]) ? 0 : prof[i0], b = isnan(prof[i1]) ? 0 : prof[i1];
-	return (1 - w) * a + w * b;
+	return profile_get_at(prof, ppos_at(mod_pos(t, period), period, nb));
 }
 
 /* Move the two bins around t towards x with weights g*(1-w) and g*w (a
@@ -217,14 +239,10 @@ static double clampd(double x, double lim)
 }
 
 /* lim > 0 caps the step towards x (robust to spikes). */
-static void profile_learn(float *prof, int nb, int64_t period, int64_t t, double x, double g,
-                          double lim)
+static void profile_learn_at(float *prof, struct ppos q, double x, double g, double lim)
 {
-	int i0, i1;
-	double w;
-	profile_pos(t, period, nb, &i0, &i1, &w);
-	int idx[2] = { i0, i1 };
-	double om[2] = { 1 - w, w };
+	int idx[2] = { q.i0, q.i1 };
+	double om[2] = { 1 - q.w, q.w };
 	for (int j = 0; j < 2; j++) {
 		float *b = &prof[idx[j]];
 		if (isnan(*b)) {
@@ -260,7 +278,7 @@ static double season_used(const struct fstate *s, int64_t t)
 
 /* Time-of-day volatility: |one-step error| by hour, relative to its mean
  * over the day. 1 until every hour has been seen. */
-static double vol_ratio(const struct fstate *s, int64_t t)
+static double vol_ratio_at(const struct fstate *s, struct ppos q)
 {
 	double sum = 0;
 	for (int i = 0; i < NVOL; i++) {
@@ -271,20 +289,19 @@ static double vol_ratio(const struct fstate *s, int64_t t)
 	}
 	if (!(sum > 0))
 		return 1;
-	int i0, i1;
-	double w;
-	profile_pos(t, MS_DAY, NVOL, &i0, &i1, &w);
-	double r = ((1 - w) * bf16_dec(s->vol[i0]) + w * bf16_dec(s->vol[i1])) / (sum / NVOL);
+	double r = ((1 - q.w) * bf16_dec(s->vol[q.i0]) + q.w * bf16_dec(s->vol[q.i1])) / (sum / NVOL);
 	return r < 0.2 ? 0.2 : r > 5 ? 5 : r;
 }
 
-static void vol_learn(struct fstate *s, int64_t t, double abs_err, double g)
+static double vol_ratio(const struct fstate *s, int64_t t)
 {
-	int i0, i1;
-	double w;
-	profile_pos(t, MS_DAY, NVOL, &i0, &i1, &w);
-	int idx[2] = { i0, i1 };
-	double om[2] = { 1 - w, w };
+	return vol_ratio_at(s, ppos_at(mod_pos(t, MS_DAY), MS_DAY, NVOL));
+}
+
+static void vol_learn_at(struct fstate *s, struct ppos q, double abs_err, double g)
+{
+	int idx[2] = { q.i0, q.i1 };
+	double om[2] = { 1 - q.w, q.w };
 	for (int j = 0; j < 2; j++) {
 		double v = bf16_dec(s->vol[idx[j]]);
 		if (isnan(v)) {
@@ -682,12 +699,51 @@ static void detect_season(const struct forecast_params *p, struct fstate *s)
 
 /* ---- refit of alpha and beta ---- */
 
+#define NCAND (NGRID_A * NGRID_B)
+
+/* The refit's data and what every candidate shares (phi is fixed): the
+ * present values after the first, the gap m before each and the damping
+ * factors of that gap, all computed once per refit by fit_prepare(). */
 struct fit_data {
 	const double *x;         /* deseasonalised model-space values, NAN = missing */
 	int n;
 	int h;                   /* second horizon in the objective, grid steps */
 	double phi;
+	int first;               /* index of the first present value, -1 if none */
+	int np;                  /* present values after it */
+	int idx[NFINE];          /* their indices */
+	int gap[NFINE];          /* m = idx - previous present index */
+	double dsum[NFINE];      /* damp_sum(phi, m) */
+	double pm[NFINE];        /* powm(phi, m) */
+	double dh;               /* damp_sum(phi, h) */
 };
+
+static void fit_prepare(struct fit_data *d, const double *x, int n, int h, double phi)
+{
+	d->x = x;
+	d->n = n;
+	d->h = h;
+	d->phi = phi;
+	d->first = -1;
+	d->np = 0;
+	d->dh = damp_sum(phi, h);
+	int last = -1;
+	for (int i = 0; i < n; i++) {
+		if (isnan(x[i]))
+			continue;
+		if (last >= 0) {
+			int m = i - last;
+			d->idx[d->np] = i;
+			d->gap[d->np] = m;
+			d->dsum[d->np] = damp_sum(phi, m);
+			d->pm[d->np] = powm(phi, m);
+			d->np++;
+		} else {
+			d->first = i;
+		}
+		last = i;
+	}
+}
 
 static void fit_map(const gsl_vector *v, double *alpha, double *beta)
 {
@@ -696,48 +752,71 @@ static void fit_map(const gsl_vector *v, double *alpha, double *beta)
 	*beta = 0.3 / (1 + exp(-u1));
 }
 
-static double fit_eval(const struct fit_data *d, double alpha, double beta)
+/* Objective of nc <= NCAND candidates (alpha[c], beta[c]) into out[c]: the
+ * mean absolute 1-step error plus the mean absolute h-step error of the
+ * damped-trend recursion run over the window. The candidates run side by
+ * side through one pass over the points (independent recursions, so they
+ * overlap in the pipeline); each one's arithmetic is the one-candidate loop's. */
+static void fit_eval_n(const struct fit_data *d, int nc, const double *alpha, const double *beta,
+                       double *out)
 {
-	double hp[NFINE];
-	int first = -1;
-	for (int i = 0; i < d->n; i++) {
-		hp[i] = NAN;
-		if (first < 0 && !isnan(d->x[i]))
-			first = i;
+	if (d->first < 0) {
+		for (int c = 0; c < nc; c++)
+			out[c] = 0;
+		return;
 	}
-	if (first < 0)
-		return 0;
-	double l = d->x[first], b = 0, s1 = 0, sh = 0;
-	int n1 = 0, nh = 0, last = first;
-	for (int i = first + 1; i < d->n; i++) {
-		if (isnan(d->x[i]))
-			continue;
-		int m = i - last;
-		double pred = l + damp_sum(d->phi, m) * b;
-		double e = d->x[i] - pred;
-		if (i - first > 8) {
-			s1 += fabs(e);
-			n1++;
-			if (!isnan(hp[i])) {
-				sh += fabs(d->x[i] - hp[i]);
-				nh++;
-			}
+	double l[NCAND], b[NCAND], s1[NCAND], sh[NCAND], ae1[NCAND], aem[NCAND];
+	double hp[NFINE][NCAND]; /* h-step forecasts for index i, valid where hp_set[i] */
+	unsigned char hp_set[NFINE];
+	int nh[NCAND], n1 = 0;
+	const int first = d->first, h = d->h, n = d->n;
+	memset(hp_set, 0, sizeof hp_set);
+	for (int c = 0; c < nc; c++) {
+		l[c] = d->x[first];
+		b[c] = 0;
+		s1[c] = sh[c] = 0;
+		nh[c] = 0;
+		ae1[c] = 1 - (1 - alpha[c]); /* 1 - powm(1 - alpha, 1) */
+	}
+	for (int j = 0; j < d->np; j++) {
+		const int i = d->idx[j], m = d->gap[j];
+		const double xi = d->x[i], ds = d->dsum[j], pm = d->pm[j];
+		const int scored = i - first > 8, hps = hp_set[i], fwd = i + h < n;
+		const double *a = ae1;
+		if (m != 1) { /* after a gap */
+			for (int c = 0; c < nc; c++)
+				aem[c] = 1 - pow(1 - alpha[c], m);
+			a = aem;
 		}
-		double ae = 1 - powm(1 - alpha, m);
-		l = pred + ae * e;
-		b = powm(d->phi, m) * b + ae * beta * e / m;
-		last = i;
-		if (i + d->h < d->n)
-			hp[i + d->h] = l + damp_sum(d->phi, d->h) * b;
+		n1 += scored;
+		for (int c = 0; c < nc; c++) {
+			double pred = l[c] + ds * b[c];
+			double e = xi - pred;
+			if (scored) {
+				s1[c] += fabs(e);
+				if (hps && !isnan(hp[i][c])) {
+					sh[c] += fabs(xi - hp[i][c]);
+					nh[c]++;
+				}
+			}
+			l[c] = pred + a[c] * e;
+			b[c] = pm * b[c] + a[c] * beta[c] * e / m;
+			if (fwd)
+				hp[i + h][c] = l[c] + d->dh * b[c];
+		}
+		if (fwd)
+			hp_set[i + h] = 1;
 	}
-	return (n1 ? s1 / n1 : 0) + (nh ? sh / nh : 0);
+	for (int c = 0; c < nc; c++)
+		out[c] = (n1 ? s1[c] / n1 : 0) + (nh[c] ? sh[c] / nh[c] : 0);
 }
 
 static double fit_objective(const gsl_vector *v, void *params)
 {
-	double alpha, beta;
+	double alpha, beta, obj;
 	fit_map(v, &alpha, &beta);
-	return fit_eval(params, alpha, beta);
+	fit_eval_n(params, 1, &alpha, &beta, &obj);
+	return obj;
 }
 
 /* Candidate (alpha, beta) pairs of the grid refit. */
@@ -749,14 +828,16 @@ static const float grid_beta[NGRID_B] = { 0.0f, 0.1f };
  * the last few hours. */
 static void refit_grid(struct fstate *s, const struct fit_data *fd)
 {
-	double obj[NGRID_A * NGRID_B], best = INFINITY;
+	double obj[NCAND], ca[NCAND], cb[NCAND], best = INFINITY;
 	for (int i = 0; i < NGRID_A; i++)
 		for (int j = 0; j < NGRID_B; j++) {
-			double v = fit_eval(fd, grid_alpha[i], grid_beta[j]);
-			obj[i * NGRID_B + j] = v;
-			if (v < best)
-				best = v;
+			ca[i * NGRID_B + j] = grid_alpha[i];
+			cb[i * NGRID_B + j] = grid_beta[j];
 		}
+	fit_eval_n(fd, NCAND, ca, cb, obj);
+	for (int c = 0; c < NCAND; c++)
+		if (obj[c] < best)
+			best = obj[c];
 	if (!(best > 0) || !isfinite(best))
 		return;
 	int arg = 0;
@@ -822,7 +903,8 @@ static void refit(const struct forecast_params *p, struct fstate *s)
 		h = 1;
 	if (h > n / 3)
 		h = n / 3;
-	struct fit_data fd = { x, n, h, p->phi };
+	struct fit_data fd;
+	fit_prepare(&fd, x, n, h, p->phi);
 	if (p->fit != 2) {
 		refit_grid(s, &fd);
 		rings_rebase(s);
@@ -870,20 +952,34 @@ out:
 
 static void err_record(const struct forecast_params *p, struct err_bucket *e, double err)
 {
+	/* The step sizes fall as 1/sqrt(n) and 1/n to their floors: once clearly
+	 * below (by far more than the rounding of the division), take the floor
+	 * without the sqrt and the division; near the switch compute as always. */
+	double n1 = e->n + 1.0;
 	if (e->n > 0 && e->scale > 0) {
 		double u = err / e->scale;
-		double eta = 0.5 / sqrt(e->n + 1.0);
-		if (eta < p->quantile_rate)
-			eta = p->quantile_rate;
+		double qr = p->quantile_rate, eta;
+		if (qr > 0 && n1 * qr * qr > 0.25 * (1 + 1e-9)) {
+			eta = qr;
+		} else {
+			eta = 0.5 / sqrt(n1);
+			if (eta < qr)
+				eta = qr;
+		}
 		for (int i = 0; i < NQ; i++)
 			e->q[i] += (float)(eta * (qtau[i] - (u <= e->q[i] ? 1.0 : 0.0)));
 		for (int i = 1; i < NQ; i++)
 			if (e->q[i] < e->q[i - 1])
 				e->q[i] = e->q[i - 1];
 	}
-	double rho = 1.0 / (e->n + 1.0);
-	if (rho < p->scale_rate)
-		rho = p->scale_rate;
+	double sr = p->scale_rate, rho;
+	if (sr > 0 && n1 * sr > 1 + 1e-9) {
+		rho = sr;
+	} else {
+		rho = 1.0 / n1;
+		if (rho < sr)
+			rho = sr;
+	}
 	e->scale += (float)(rho * (fabs(err) - e->scale));
 	e->n++;
 }
@@ -893,6 +989,10 @@ static void err_record(const struct forecast_params *p, struct err_bucket *e, do
 static void close_bucket(const struct forecast_params *p, struct fstate *s, int64_t k, double y)
 {
 	int64_t tc = bucket_time(s, k);
+	/* profile positions of this step: week phase, and day phase from it */
+	int64_t rw = mod_pos(tc, MS_WEEK), rd = rw % MS_DAY;
+	struct ppos pd = ppos_at(rd, MS_DAY, NDAILY), pw = ppos_at(rw, MS_WEEK, NWEEKLY);
+	struct ppos pv = ppos_at(rd, MS_DAY, NVOL);
 	double z = to_model(s, y);
 	double phi = p->phi;
 
@@ -935,7 +1035,7 @@ static void close_bucket(const struct forecast_params *p, struct fstate *s, int6
 	}
 
 	/* resolve pending forecasts; errors in units of the time-of-day volatility */
-	double vr = vol_ratio(s, tc);
+	double vr = vol_ratio_at(s, pv);
 	for (int b = 0; b < NBUCKET; b++) {
 		struct err_bucket *e = &s->eb[b];
 		for (int j = 0; j < NSLOT; j++) {
@@ -951,13 +1051,18 @@ static void close_bucket(const struct forecast_params *p, struct fstate *s, int6
 	/* damped-trend smoothing step (error-correction form); m > 1 after a gap */
 	double m = (double)(k - s->last_k);
 	double base = s->level + damp_sum(phi, m) * s->trend;
-	double e = z - (base + season_used(s, tc));
+	double sd = profile_get_at(s->daily, pd), sw = profile_get_at(s->weekly, pw);
+	double su = 0; /* season_used(s, tc), from the same two values */
+	if (s->season & SEASON_DAILY)
+		su += sd;
+	if (s->season & SEASON_WEEKLY)
+		su += sw;
+	double e = z - (base + su);
 	double ae = 1 - powm(1 - s->alpha, m);
-	double sd = season_daily(s, tc), sw = season_weekly(s, tc);
 	if (m == 1) { /* after a gap the error is not a one-step error */
 		double vdays = (double)s->steps * (double)s->step_ms / MS_DAY;
-		vol_learn(s, tc, fabs(e),
-		          fmin(1.0, fmax(0.1, 1 / (vdays + 1)) * (double)s->step_ms * NVOL / MS_DAY));
+		vol_learn_at(s, pv, fabs(e),
+		             fmin_(1.0, fmax_(0.1, 1 / (vdays + 1)) * (double)s->step_ms * NVOL / MS_DAY));
 	}
 	/* Robust level: outliers move the level by at most huber_k mean errors;
 	 * more than shift_run in a row on the same side are a level shift and go
@@ -980,16 +1085,16 @@ static void close_bucket(const struct forecast_params *p, struct fstate *s, int6
 		if (s->prof_k < 0)
 			s->prof_k = k;
 		double pdays = (double)(k - s->prof_k) * (double)s->step_ms / MS_DAY;
-		double gd = fmin(1.0, fmax(p->gamma_daily, 1 / (pdays + 1)) *
-		                          (double)s->step_ms * NDAILY / MS_DAY);
-		double gw = fmin(1.0, fmax(p->gamma_weekly, 1 / (pdays / 7 + 1)) *
-		                          (double)s->step_ms * NWEEKLY / MS_WEEK);
+		double gd = fmin_(1.0, fmax_(p->gamma_daily, 1 / (pdays + 1)) *
+		                           (double)s->step_ms * NDAILY / MS_DAY);
+		double gw = fmin_(1.0, fmax_(p->gamma_weekly, 1 / (pdays / 7 + 1)) *
+		                           (double)s->step_ms * NWEEKLY / MS_WEEK);
 		/* hierarchical: the daily profile learns the average day, the weekly one
 		 * what is left (weekday-specific deviations) */
 		double xd = z - s->slow - ((s->season & SEASON_WEEKLY) ? sw : 0);
 		double lim = s->dev_n >= 12 ? p->profile_clip * s->dev_scale : 0;
-		profile_learn(s->daily, NDAILY, MS_DAY, tc, xd, gd, lim);
-		profile_learn(s->weekly, NWEEKLY, MS_WEEK, tc, z - s->slow - sd, gw, lim);
+		profile_learn_at(s->daily, pd, xd, gd, lim);
+		profile_learn_at(s->weekly, pw, z - s->slow - sd, gw, lim);
 		double r = s->dev_n < 100 ? 1.0 / (s->dev_n + 1) : 0.01;
 		s->dev_scale += (float)(r * (fabs(xd) - s->dev_scale));
 		s->dev_n++;
