@@ -83,6 +83,8 @@ struct fstate {
 	double acc_sum;          /* open grid bucket */
 	double coarse_sum;       /* open coarse bucket */
 	uint32_t acc_n, coarse_n;
+	uint32_t samples, dropped; /* with the fields above: what a sample that closes
+	                          * no bucket touches, in the first 128 bytes */
 	double level, trend;     /* model space */
 	double slow;             /* baseline the profiles learn deviations from: mean of
 	                          * the last day (week, once weekly) of the coarse ring,
@@ -97,7 +99,7 @@ struct fstate {
 	uint16_t vol[NVOL];      /* bfloat16 EWMA of |one-step error| by time of day, NAN
 	                          * until visited: h-step errors are measured in its units */
 	uint32_t steps_since_refit;
-	uint32_t samples, steps, dropped, refits;
+	uint32_t steps, refits;
 	struct err_bucket eb[NBUCKET];
 	float daily[NDAILY];     /* seasonal profiles, model space, always learnt */
 	float weekly[NWEEKLY];
@@ -339,7 +341,7 @@ void forecast_params_default(struct forecast_params *p)
 	p->detect_season = 1;
 	p->mode = FORECAST_MODE_AUTO;
 	p->acf_threshold = 0.3;
-	p->min_step_ms = 1000;
+	p->min_step_ms = 60000; /* 1 min: finer grids cost a bucket close per sample for no gain at the 15 min - 1 h horizons */
 	p->max_step_ms = MS_DAY;
 	p->min_steps = 12;
 	p->quantile_rate = 0.02;
