@@ -57,6 +57,7 @@ struct model {
 	double lk_decades;    /* tail probability 10^-decades scores 1 */
 	double lk_qref;       /* calibration level (0: no calibration) */
 	double lk_log_qref;   /* log(lk_qref) */
+	double lk_alpha;      /* det_alpha(lk_halflife, 1), computed once (model_finish) */
 	double lk_clip;       /* Huber clip of the long-run estimates, in sd (0: off) */
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
 	/* post-processing */
@@ -169,6 +170,7 @@ static void model_finish(struct model *m)
 	}
 	m->state_size = off;
 	m->lk_log_qref = m->lk_qref > 0 ? log(m->lk_qref) : 0;
+	m->lk_alpha = det_alpha(m->lk_halflife, 1);
 	h = fnv(h, &m->combine, sizeof m->combine);
 	h = fnv(h, &m->lk_enabled, sizeof m->lk_enabled);
 	h = fnv(h, &m->lk_window, sizeof m->lk_window);
@@ -648,15 +650,16 @@ static double q_to_z(double lq)
 	return z;
 }
 
-static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, double x,
-                        double clip, double min_std)
+/* alpha = det_alpha(halflife, 1), the weight once n reaches halflife */
+static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, double alpha,
+                        double x, double clip, double min_std)
 {
 	if (n == 0) {
 		*mean = x;
 		*var = 0;
 		return;
 	}
-	double a = n < halflife ? 1.0 / (n + 1) : det_alpha(halflife, 1);
+	double a = n < halflife ? 1.0 / (n + 1) : alpha;
 	double d = x - *mean;
 	if (clip > 0 && n > 30) {
 		/* Huber: an extreme value moves the estimate as if it were at
@@ -722,7 +725,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		}
 	}
 	if (learn && m->lk_exp_tail) {
-		double a = s->n < m->lk_halflife ? 1.0 / (s->n + 1) : det_alpha(m->lk_halflife, 1);
+		double a = s->n < m->lk_halflife ? 1.0 / (s->n + 1) : m->lk_alpha;
 		double d = avg - s->mean;
 		s->ex += (float)(a * ((d > 0 ? d : 0) - (double)s->ex));
 		s->px += (float)(a * ((d > 0 ? 1.0 : 0.0) - (double)s->px));
@@ -731,9 +734,11 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		*zout = 0;
 		return 0;
 	}
-	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, avg, m->lk_clip, m->lk_min_std);
+	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, m->lk_alpha, avg, m->lk_clip,
+	            m->lk_min_std);
 	if (m->lk_instant)
-		gauss_learn(&s->mean1, &s->var1, s->n, m->lk_halflife, u, m->lk_clip, m->lk_min_std);
+		gauss_learn(&s->mean1, &s->var1, s->n, m->lk_halflife, m->lk_alpha, u, m->lk_clip,
+		            m->lk_min_std);
 	if (s->n < UINT32_MAX)
 		s->n++;
 	*zout = z;
@@ -747,12 +752,22 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		double c = (double)s->rate / m->lk_qref;
 		if (c > 1)
 			lq += log(c);
-		double a = det_alpha(m->lk_halflife, 1);
+		double a = m->lk_alpha;
 		s->rate += (float)(a * ((lq < m->lk_log_qref ? 1.0 : 0.0) - (double)s->rate));
 		double sc = -lq / (m->lk_decades * M_LN10);
 		return sc < 0 ? 0 : sc > 1 ? 1 : sc;
 	}
 	return tail_score(z, m->lk_decades);
+}
+
+static void comp_linear(struct comp_out *o)
+{
+	if (o->mag > 0) {
+		o->expected = o->mag * sinh(o->expected);
+		o->lower = o->mag * sinh(o->lower);
+		o->upper = o->mag * sinh(o->upper);
+		o->mag = 0;
+	}
 }
 
 void model_update(const struct model *m, void *state, int64_t ts_ms, double value,
@@ -791,7 +806,7 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	struct comp_out o0 = { 0 }, ob = { 0 };
 	for (int i = 0; i < m->ncomp; i++) {
 		const struct comp_inst *ci = &m->comp[i];
-		struct comp_out o = { 0, NAN, NAN, NAN, 0 };
+		struct comp_out o = { 0, NAN, NAN, NAN, 0, 0 };
 		ci->kind->update(ci->p, (char *)state + ci->off, &c, &o);
 		double sc, z = o.raw;
 		if (!isfinite(o.raw))
@@ -818,6 +833,9 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		sum += sc;
 		wsum += ci->weight;
 	}
+	/* the band of the outputs used below, back from asinh space */
+	comp_linear(&ob);
+	comp_linear(&o0);
 	switch (m->combine) {
 	case COMBINE_MAX:
 		combined = best;

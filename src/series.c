@@ -33,8 +33,9 @@ void registry_free(struct series_registry *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* Is the stored string exactly the len bytes at p? (strncmp stops at the
- * stored NUL, so a shorter stored string is never read past.) */
+/* Is the stored string exactly the len bytes at p? Stops at the first
+ * difference or at the stored NUL, so a shorter stored string is never read
+ * past. Inline: label strings are short. */
 static inline int str_is(const char *stored, const char *p, size_t len)
 {
 	if (len == 0)

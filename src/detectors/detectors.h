@@ -47,6 +47,9 @@ struct comp_out {
 	double expected;     /* baseline value, NAN if the component has none */
 	double lower, upper; /* band, NAN if none */
 	int direction;       /* +1 above, -1 below, 0 inside / unknown */
+	double mag;          /* > 0: expected, lower and upper are in asinh(x / mag) space
+	                      * ("log" components); model_update maps back (mag *
+	                      * sinh) only the outputs it reports, not every component's */
 };
 
 struct comp_kind {

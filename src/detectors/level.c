@@ -73,11 +73,8 @@ static void level_update(const double *p, void *state, const struct comp_ctx *c,
 	o->lower = s->mu - p[P_BAND] * sigma;
 	o->upper = s->mu + p[P_BAND] * sigma;
 	o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
-	if (p[P_LOG] > 0) {
-		o->expected = mag * sinh(o->expected);
-		o->lower = mag * sinh(o->lower);
-		o->upper = mag * sinh(o->upper);
-	}
+	if (p[P_LOG] > 0)
+		o->mag = mag; /* mapped back by model_update if reported */
 
 	/* warm start: running means until the EWMA weights take over */
 	double a = det_warm_alpha(p[P_HALFLIFE], c->steps, s->n);

@@ -91,11 +91,8 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		o->lower = exp_v - p[P_BAND] * sig_b;
 		o->upper = exp_v + p[P_BAND] * sig_b;
 		o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
-		if (p[P_LOG] > 0) {
-			o->expected = mag * sinh(o->expected);
-			o->lower = mag * sinh(o->lower);
-			o->upper = mag * sinh(o->upper);
-		}
+		if (p[P_LOG] > 0)
+			o->mag = mag; /* mapped back by model_update if reported */
 	} else {
 		o->raw = NAN; /* not ready: the likelihood stage neither scores nor learns */
 		o->expected = o->lower = o->upper = NAN;
