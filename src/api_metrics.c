@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "engine.h"
+#include "selector.h"
 
 static void prom_value(struct obuf *b, double v)
 {
@@ -81,8 +83,31 @@ static const char *const family_help[SERIES_FAMILIES] = {
 	"Alert state of the series: 0 inactive, 1 pending, 2 firing.",
 };
 
+/* Which series get per-series gauges (see api_metrics). */
+struct pick {
+	size_t limit;          /* at most this many series */
+	int alerting_only;     /* only series with a pending or firing alert */
+	size_t exported, omitted;
+};
+
+/* Does s get gauges? Counts what it leaves out. */
+static int pick_series(struct pick *p, const struct series_info *s)
+{
+	if (p->alerting_only && s->alert_state == ALERT_INACTIVE) {
+		p->omitted++;
+		return 0;
+	}
+	if (p->exported >= p->limit) {
+		p->omitted++;
+		return 0;
+	}
+	p->exported++;
+	return 1;
+}
+
 struct fam_ctx {
 	struct obuf fam[SERIES_FAMILIES];
+	struct pick pick;
 };
 
 /* The label block of a series' gauges: {series_name="…",<its labels>EXTRA} */
@@ -117,6 +142,7 @@ static const char *const fc_help[FORECAST_FAMILIES] = {
 
 struct fc_ctx {
 	struct obuf fam[FORECAST_FAMILIES];
+	struct pick pick;
 };
 
 static int forecast_metrics_cb(void *vctx, const struct series_info *s,
@@ -126,7 +152,7 @@ static int forecast_metrics_cb(void *vctx, const struct series_info *s,
 	struct fc_ctx *c = vctx;
 	(void)br;
 	(void)info;
-	if (n == 0)
+	if (n == 0 || !pick_series(&c->pick, s))
 		return 0;
 	struct obuf lb;
 	obuf_init(&lb, 0);
@@ -147,6 +173,8 @@ static int forecast_metrics_cb(void *vctx, const struct series_info *s,
 static int series_metrics_cb(void *vctx, const struct series_info *s)
 {
 	struct fam_ctx *c = vctx;
+	if (!pick_series(&c->pick, s))
+		return 0;
 	/* label block, shared by the families */
 	struct obuf lb;
 	obuf_init(&lb, 0);
@@ -270,11 +298,42 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 	prom_label_value(&b, es.model_name ? es.model_name : "");
 	obuf_puts(&b, "} 1\n");
 
-	if (api->engine) {
+	if (api->engine && api->metrics_series_limit > 0) {
+		/* Per-series gauges: every series while there are at most
+		 * metrics_series_limit of them; beyond, only the series with an open
+		 * alert (up to the limit), so that a scrape stays small at 1M series.
+		 * match[] selectors (as Prometheus' /federate takes them) pick the
+		 * series instead, still up to the limit. */
+		struct selector *sel = NULL;
+		size_t nsel = 0;
+		for (size_t i = 0; i < req->nargs; i++)
+			nsel += !strcmp(req->args[i].key, "match[]");
+		if (nsel && !(sel = calloc(nsel, sizeof *sel))) {
+			obuf_free(&b);
+			api_error(resp, 500, "internal", "out of memory");
+			return;
+		}
+		for (size_t i = 0, k = 0; i < req->nargs; i++) {
+			if (strcmp(req->args[i].key, "match[]"))
+				continue;
+			char err[256];
+			if (selector_parse(&sel[k], req->args[i].value, err, sizeof err) < 0) {
+				for (size_t j = 0; j < k; j++)
+					selector_free(&sel[j]);
+				free(sel);
+				obuf_free(&b);
+				api_error(resp, 400, "bad_data", "invalid parameter 'match[]': %s", err);
+				return;
+			}
+			k++;
+		}
+		struct pick pick = { .limit = api->metrics_series_limit,
+			             .alerting_only = nsel == 0 && es.series > api->metrics_series_limit };
 		struct fam_ctx c;
+		c.pick = pick;
 		for (int f = 0; f < SERIES_FAMILIES; f++)
 			obuf_init(&c.fam[f], 0);
-		engine_series_foreach(api->engine, NULL, 0, series_metrics_cb, &c);
+		engine_series_foreach(api->engine, sel, nsel, series_metrics_cb, &c);
 		for (int f = 0; f < SERIES_FAMILIES; f++) {
 			header(&b, family_name[f], "gauge", family_help[f]);
 			if (c.fam[f].failed)
@@ -283,9 +342,10 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 			obuf_free(&c.fam[f]);
 		}
 		struct fc_ctx fc;
+		fc.pick = pick;
 		for (int f = 0; f < FORECAST_FAMILIES; f++)
 			obuf_init(&fc.fam[f], 0);
-		engine_forecast(api->engine, NULL, 0, FORECAST_METRIC_HORIZON_MS, 1, NAN, 1,
+		engine_forecast(api->engine, sel, nsel, FORECAST_METRIC_HORIZON_MS, 1, NAN, 1,
 		                forecast_metrics_cb, &fc);
 		for (int f = 0; f < FORECAST_FAMILIES; f++) {
 			header(&b, fc_name[f], "gauge", fc_help[f]);
@@ -294,6 +354,16 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 			obuf_add(&b, fc.fam[f].p ? fc.fam[f].p : "", fc.fam[f].len);
 			obuf_free(&fc.fam[f]);
 		}
+		header(&b, "foreshock_metrics_series_exported", "gauge",
+		       "Series with per-series gauges in this scrape.");
+		obuf_printf(&b, "foreshock_metrics_series_exported %zu\n", c.pick.exported);
+		header(&b, "foreshock_metrics_series_omitted", "gauge",
+		       "Series left out of this scrape's per-series gauges (over metrics.series_limit, "
+		       "or no open alert once there are more series than that).");
+		obuf_printf(&b, "foreshock_metrics_series_omitted %zu\n", c.pick.omitted);
+		for (size_t j = 0; j < nsel; j++)
+			selector_free(&sel[j]);
+		free(sel);
 	}
 	api_send(resp, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

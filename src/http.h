@@ -30,6 +30,8 @@ struct api_ctx {                /* borrowed pointers, all outlive the server */
 	_Atomic int ready;          /* 1 once restore finished: /readyz 200, else 503 */
 	size_t max_body;            /* bytes, after decompression too (413 beyond) */
 	struct lp_limits lp_limits; /* line-protocol limits */
+	size_t metrics_series_limit; /* /metrics: per-series gauges for at most this many
+	                             * series (alerting ones first past it); 0 = none */
 	const char *version;
 };
 

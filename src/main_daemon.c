@@ -409,6 +409,7 @@ int main(int argc, char **argv)
 	api.stats = &stats;
 	api.max_body = (size_t)cfg.max_body;
 	api.lp_limits = (struct lp_limits)LP_LIMITS_DEFAULT;
+	api.metrics_series_limit = cfg.metrics_series_limit;
 	api.version = PACKAGE_VERSION;
 	atomic_store(&api.ready, 0);
 	struct http_config hc = { .listen = cfg.listen,

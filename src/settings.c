@@ -28,6 +28,7 @@ void config_defaults(struct fs_config *c)
 	c->max_inflight_writes = 8;
 	c->max_body = 16LL << 20;
 	c->checkpoint_interval_ms = 5 * 60 * 1000;
+	c->metrics_series_limit = 10000;
 	c->replay_speed = 360;
 	engine_config_default(&c->engine);
 	notify_config_init(&c->notify);
@@ -113,7 +114,8 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	}
 	static const char *const top[] = { "listen", "data_dir", "log_level", "model", "models_dir",
 		                            "external_url", "http", "limits", "history",
-		                            "alerts", "checkpoint", "replay", "derived", "notify", NULL };
+		                            "alerts", "checkpoint", "replay", "derived", "notify",
+		                            "metrics", NULL };
 	if (ymap_check_keys(root, top, err, errlen) < 0)
 		goto out;
 	if (get_str(root, "listen", &c->listen, err, errlen) < 0 ||
@@ -203,6 +205,11 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		}
 		c->engine.nquantiles = qs->n;
 	}
+	static const char *const mt_keys[] = { "series_limit", NULL };
+	if (section(root, "metrics", mt_keys, &s, err, errlen) < 0)
+		goto out;
+	if (s && get_size(s, "series_limit", &c->metrics_series_limit, 0, 10000000, err, errlen) < 0)
+		goto out;
 	static const char *const ck_keys[] = { "interval", NULL };
 	if (section(root, "checkpoint", ck_keys, &s, err, errlen) < 0)
 		goto out;

@@ -24,6 +24,7 @@ struct fs_config {
 	unsigned max_inflight_writes; /* 8: ingest requests at once; beyond, 503 + Retry-After */
 	int64_t max_body;           /* 16 MiB, applies after decompression too */
 	int64_t checkpoint_interval_ms; /* 5 min; 0 = only at shutdown */
+	size_t metrics_series_limit; /* metrics.series_limit: 10000; 0 = no per-series gauges */
 	struct engine_config engine;
 	char *alertname;            /* owned copy behind engine.alertname */
 	char *replay_file;          /* --replay: line protocol to push through the HTTP API after start */

@@ -448,7 +448,52 @@ def test_stop_with_open_connections():
         d.cleanup()
 
 
+def test_metrics_series_limit():
+    """/metrics carries per-series gauges for every series up to
+    metrics.series_limit; past it only series with an open alert; match[]
+    picks series instead (up to the limit); a bad match[] is a 400."""
+    def gauge(m, name):
+        g = re.search(r"^%s (\d+)" % name, m, re.M)
+        check(g, "%s in /metrics" % name)
+        return int(g.group(1))
+
+    def scored(m):
+        return sorted(set(re.findall(r'^foreshock_anomaly_score\{series_name="(\w+)"', m, re.M)))
+
+    d = Daemon(config="metrics:\n  series_limit: 3\n").start()
+    try:
+        status, body = d.write(["lim_a value=1 %d" % T0, "lim_b value=1 %d" % T0])
+        check(status == 204, "write -> %d %s" % (status, body))
+        m = d.get("/metrics")[1].decode()
+        check(scored(m) == ["lim_a", "lim_b"], "both series under the limit: %s" % scored(m))
+        check(gauge(m, "foreshock_metrics_series_exported") == 2, "exported count")
+        check(gauge(m, "foreshock_metrics_series_omitted") == 0, "omitted count")
+        status, body = d.write(["lim_%s value=1 %d" % (c, T0) for c in "cdef"])
+        check(status == 204, "write -> %d %s" % (status, body))
+        m = d.get("/metrics")[1].decode()
+        check(scored(m) == [], "6 series > limit 3 and no alert: no per-series gauges: %s" % scored(m))
+        check(gauge(m, "foreshock_metrics_series_omitted") == 6, "all 6 omitted")
+        check(re.search(r"^foreshock_samples_accepted_total 6$", m, re.M), "own counters still there")
+        st, body = d.get("/metrics?match[]=" + urllib.parse.quote('{__name__=~"lim_[ab]"}'))
+        m = body.decode()
+        check(st == 200 and scored(m) == ["lim_a", "lim_b"], "match[] picks series: %s" % scored(m))
+        st, body = d.get("/metrics?match[]=" + urllib.parse.quote('{__name__=~"lim_.*"}'))
+        m = body.decode()
+        check(len(scored(m)) == 3 and gauge(m, "foreshock_metrics_series_omitted") == 3,
+              "match[] stays within the limit: %s" % scored(m))
+        st, body = d.get("/metrics?match[]=" + urllib.parse.quote("lim_a{"))
+        check(st == 400 and b"match[]" in body, "bad match[] -> 400: %d %s" % (st, body[:200]))
+        # past the limit, a series with an open alert is still exported
+        d.write(normal_lines("lim_alert", "k=v", 720, start=T0 + 10))
+        drive_to_firing(d, "lim_alert", "k=v", ("k", "v"), 721)
+        m = d.get("/metrics")[1].decode()
+        check(scored(m) == ["lim_alert"], "only the alerting series past the limit: %s" % scored(m))
+    finally:
+        d.stop()
+        d.cleanup()
+
+
 if __name__ == "__main__":
     run_tests([test_cli_flags, test_cli_parse, test_sighup_reload, test_overload_sheds_writes,
                test_reader_not_stuck_behind_writer, test_stop_with_open_connections, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
-               test_replay_matches_daemon])
+               test_replay_matches_daemon, test_metrics_series_limit])
