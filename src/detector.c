@@ -760,6 +760,30 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	return tail_score(z, m->lk_decades);
 }
 
+static void prefetch_range(const void *p, size_t n)
+{
+	const char *c = p;
+	for (size_t off = 0; off < n; off += 64)
+		__builtin_prefetch(c + off, 1);
+	if (n)
+		__builtin_prefetch(c + n - 1, 1);
+}
+
+void model_prefetch(const struct model *m, const void *state, int64_t ts_ms)
+{
+	const char *b = state;
+	__builtin_prefetch(b, 1); /* struct model_hdr */
+	for (int i = 0; i < m->ncomp; i++) {
+		const struct comp_inst *ci = &m->comp[i];
+		if (m->lk_enabled)
+			prefetch_range(b + ci->lk_off, sizeof(struct lk_state));
+		if (ci->kind->prefetch)
+			ci->kind->prefetch(ci->p, b + ci->off, ts_ms);
+		else
+			prefetch_range(b + ci->off, ci->kind->state_size(ci->p));
+	}
+}
+
 static void comp_linear(struct comp_out *o)
 {
 	if (o->mag > 0) {

@@ -59,6 +59,9 @@ uint64_t model_fingerprint(const struct model *m);
 
 size_t model_state_size(const struct model *m);
 void model_state_init(const struct model *m, void *state);
+/* Prefetch the lines of state a sample at ts_ms will touch (the engine
+ * calls it a few samples ahead: at 100k series the state is not in cache). */
+void model_prefetch(const struct model *m, const void *state, int64_t ts_ms);
 /* Feed one sample; fills *out. */
 void model_update(const struct model *m, void *state, int64_t ts_ms, double value,
                   struct det_result *out);

@@ -1154,18 +1154,24 @@ static const struct series *peek_series(const struct shard *sh, const struct eng
 	return sh->reg.v[slot->idx1 - 1];
 }
 
-/* The block of a series: struct, labels, history ring, detector state,
- * forecaster state; one allocation of about 4 KB. A sample touches most of
- * it up to the forecaster state, of which only the first 128 bytes unless
- * the sample closes a grid bucket (one sample in six at a 10 s interval and
- * the default 1 min grid): prefetch that much. */
-static void prefetch_series(const struct engine *e, const struct series *s)
+/* What a sample will touch of its series' block (struct, labels and key,
+ * history ring, detector state, forecaster state: one allocation of about
+ * 4 KB): the struct with the labels, the history entry it writes, the lines
+ * of detector state the model says it needs (model_prefetch: the seasonal
+ * component's one bucket, not all 48), and the forecaster's first 128 bytes
+ * (all a sample touches unless it closes a grid bucket: one sample in six
+ * at a 10 s interval and the 1 min grid). */
+static void prefetch_series(const struct engine *e, const struct series *s, int64_t ts_ms)
 {
-	const char *p = (const char *)s;
-	const char *end = e->fc_size ? (const char *)s->det_state + e->fc_off + 128
-	                             : p + s->block_size;
-	for (; p < end; p += 64)
+	for (const char *p = (const char *)s; p < (const char *)s->hist; p += 64)
 		__builtin_prefetch(p, 1);
+	if (s->hist_len > 0 || s->hist_head > 0)
+		__builtin_prefetch(&s->hist[s->hist_head], 1);
+	model_prefetch(e->model, s->det_state, ts_ms);
+	if (e->fc_size) {
+		__builtin_prefetch(s->det_state + e->fc_off, 1);
+		__builtin_prefetch(s->det_state + e->fc_off + 64, 1);
+	}
 }
 
 size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ctx)
@@ -1213,7 +1219,7 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 		if (j + PF_SERIES < n && b->st[order[j + PF_SERIES]].shard == st->shard) {
 			const struct series *ps = peek_series(sh, &b->st[order[j + PF_SERIES]]);
 			if (ps)
-				prefetch_series(b->e, ps);
+				prefetch_series(b->e, ps, b->st[order[j + PF_SERIES]].ts_ms);
 		}
 		const uint32_t *w = b->sref + st->ref0;
 		for (size_t i = 0; i < st->nref; i++, w += 4)

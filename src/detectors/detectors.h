@@ -60,6 +60,9 @@ struct comp_kind {
 	void (*init)(const double *p, void *state);
 	/* Score the sample against the state, then learn from it. */
 	void (*update)(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o);
+	/* Optional: prefetch the lines of state that update() will touch for a
+	 * sample at ts_ms (NULL: the whole state is prefetched). */
+	void (*prefetch)(const double *p, const void *state, int64_t ts_ms);
 };
 
 extern const struct comp_kind comp_level;

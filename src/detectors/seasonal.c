@@ -140,6 +140,20 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		s->n++;
 }
 
+/* A sample touches the header and the bucket of its phase only. */
+static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
+{
+	const struct seas_state *s = state;
+	const struct seas_bucket *bk = (const struct seas_bucket *)(s + 1);
+	int nb = (int)p[P_BUCKETS];
+	int64_t period = (int64_t)p[P_PERIOD];
+	int64_t ph = ts_ms % period;
+	if (ph < 0)
+		ph += period;
+	__builtin_prefetch(s, 1);
+	__builtin_prefetch(&bk[ph * nb / period], 1);
+}
+
 const struct comp_kind comp_seasonal = {
 	.name = "seasonal",
 	.params = params,
@@ -147,4 +161,5 @@ const struct comp_kind comp_seasonal = {
 	.state_size = seas_size,
 	.init = seas_init,
 	.update = seas_update,
+	.prefetch = seas_prefetch,
 };
