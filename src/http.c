@@ -243,6 +243,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				          "overloaded: %u write requests in flight (limit %u); retry later", n,
 				          srv->max_inflight_writes);
 				api_add_header(&r, "Retry-After", "1");
+				/* and close: otherwise MHD would still read (and we discard)
+				 * the whole body, which under overload costs more CPU than
+				 * the client's reconnect */
+				api_add_header(&r, "Connection", "close");
 				return queue(conn, cs, &r);
 			}
 			cs->admitted = 1;
