@@ -625,20 +625,21 @@ static enum series_kind classify_locked(const struct engine *e, const struct lab
  * family: foreshock:rate: and foreshock:p<...>: prefixes, then a _bucket
  * suffix, removed. The same function routes checkpointed series at restore,
  * so derived series come back in their parent's shard. */
-static uint64_t route_fnv(uint64_t h, const char *p, size_t n)
+/* The routing hash of one pair: 0 for `le` and empty values, the family
+ * for __name__, else the pair's label hash. *same (may be NULL) is set when
+ * that equals label_pair_hash() of the pair as given, *pair (may be NULL)
+ * to label_pair_hash() of the pair as given, so staging hashes each pair
+ * once for both. */
+static uint64_t route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
+                              uint64_t *pair)
 {
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static uint64_t route_pair(const char *name, size_t nl, const char *value, size_t vl)
-{
+	uint64_t ph = vl ? label_pair_hash(name, nl, value, vl) : 0;
+	if (pair)
+		*pair = ph;
 	if (vl == 0 || (nl == 2 && name[0] == 'l' && name[1] == 'e'))
 		return 0;
 	if (nl == 8 && memcmp(name, "__name__", 8) == 0) {
+		size_t ovl = vl;
 		if (vl > 15 && memcmp(value, "foreshock:rate:", 15) == 0) {
 			value += 15;
 			vl -= 15;
@@ -654,14 +655,15 @@ static uint64_t route_pair(const char *name, size_t nl, const char *value, size_
 		}
 		if (vl > 7 && memcmp(value + vl - 7, "_bucket", 7) == 0)
 			vl -= 7;
+		if (vl != ovl)
+			return label_pair_hash(name, nl, value, vl);
 	}
-	uint64_t h = route_fnv(0xcbf29ce484222325ULL, name, nl);
-	h = route_fnv(h, "\xff", 1);
-	h = route_fnv(h, value, vl);
-	h ^= h >> 31;
-	h *= 0x9e3779b97f4a7c15ULL;
-	h ^= h >> 29;
-	return h;
+	return ph;
+}
+
+static uint64_t route_pair(const char *name, size_t nl, const char *value, size_t vl)
+{
+	return route_pair_ex(name, nl, value, vl, NULL);
 }
 
 static unsigned route_mix(uint64_t acc)
@@ -670,6 +672,20 @@ static unsigned route_mix(uint64_t acc)
 	acc *= 0xff51afd7ed558ccdULL;
 	acc ^= acc >> 33;
 	return (unsigned)(acc >> 8);
+}
+
+/* Route and label hash (labels_hash_refs) of refs in one pass. */
+static unsigned route_and_hash(const struct label_ref *refs, size_t n, uint64_t *hash)
+{
+	uint64_t acc = 0, hacc = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t ph;
+		acc += route_pair_ex(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len,
+		                     &ph);
+		hacc += ph;
+	}
+	*hash = labels_hash_from_sum(hacc);
+	return route_mix(acc);
 }
 
 static unsigned route_refs(const struct label_ref *refs, size_t n)
@@ -1184,8 +1200,7 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	struct engine_staged *st = &b->st[b->nst++];
 	st->ts_ms = ts_ms;
 	st->value = value;
-	st->hash = labels_hash_refs(refs, n);
-	st->shard = (uint8_t)(route_refs(refs, n) % ENGINE_SHARDS);
+	st->shard = (uint8_t)(route_and_hash(refs, n, &st->hash) % ENGINE_SHARDS);
 	st->ref0 = (uint32_t)b->nsref;
 	st->nref = (uint16_t)n;
 	uint32_t *w = b->sref + b->nsref;

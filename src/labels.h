@@ -50,12 +50,17 @@ void labels_free(struct labels *l);
 const char *labels_get(const struct labels *l, const char *name); /* NULL if absent */
 const char *labels_metric_name(const struct labels *l);           /* "" if absent */
 int labels_equal(const struct labels *a, const struct labels *b);
-/* 64-bit hash of the sorted set (stable across runs). */
+/* 64-bit hash of the set (the same in every run of a build; kept in memory
+ * only, never stored). */
 uint64_t labels_hash(const struct labels *l);
 /* Hash the same set given as refs (unsorted): equals labels_hash() of the
  * set labels_from_refs() would build. Lets the registry look a series up
  * without allocating. */
 uint64_t labels_hash_refs(const struct label_ref *refs, size_t n);
+/* The hash of one pair; a set's hash is built from its pairs' (any order). */
+uint64_t label_pair_hash(const char *name, size_t name_len, const char *value, size_t value_len);
+/* The set's hash from the sum of its non-empty pairs' label_pair_hash(). */
+uint64_t labels_hash_from_sum(uint64_t sum);
 
 /* Canonical text form into a malloc'd string: name{a="x",b="y"}. */
 char *labels_to_string(const struct labels *l);
