@@ -89,17 +89,7 @@ static void sink_free(struct sink *s)
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
-	if (need <= *cap)
-		return 0;
-	size_t ncap = *cap ? *cap : 16;
-	while (ncap < need)
-		ncap *= 2;
-	void *np = realloc(*p, ncap * elem);
-	if (!np)
-		return -1;
-	*p = np;
-	*cap = ncap;
-	return 0;
+	return array_grow(p, cap, need, elem, 16);
 }
 
 static int entry_before(const struct err_entry *a, uint64_t pos, size_t seq)
@@ -132,7 +122,7 @@ static void sink_error_at(struct sink *s, uint64_t pos, size_t line, const char 
 	}
 	obuf_puts(&b, ",\"error\":");
 	obuf_json_str(&b, reason, strlen(reason));
-	obuf_add(&b, "}", 2); /* with its NUL */
+	obuf_add(&b, "}", 1);
 	char *json = b.failed ? NULL : obuf_steal(&b, NULL);
 	obuf_free(&b);
 	if (!json) {

@@ -33,5 +33,10 @@ void obuf_json_time(struct obuf *b, int64_t ms);
 char *obuf_steal(struct obuf *b, size_t *len);
 void obuf_free(struct obuf *b);
 
+/* Grow the array *p (*cap elements of elem bytes) to hold at least need,
+ * doubling from first. Returns 0, or -1 when out of memory or the size would
+ * overflow (*p and *cap unchanged). */
+int array_grow(void **p, size_t *cap, size_t need, size_t elem, size_t first);
+
 
 #endif

@@ -1162,17 +1162,7 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 
 static int grow_arr(void **p, size_t *cap, size_t need, size_t elem)
 {
-	if (need <= *cap)
-		return 0;
-	size_t ncap = *cap ? *cap : 256;
-	while (ncap < need)
-		ncap *= 2;
-	void *np = realloc(*p, ncap * elem);
-	if (!np)
-		return -1;
-	*p = np;
-	*cap = ncap;
-	return 0;
+	return array_grow(p, cap, need, elem, 256);
 }
 
 int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, size_t n,
