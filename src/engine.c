@@ -263,9 +263,11 @@ struct engine_staged {
  * has its own thread, so its next request reuses them): a 5,000-line body
  * stages ~700 KB, and allocating and returning that per request cost page
  * faults on every one (3% of the ingest profile). A thread keeps at most
- * STAGE_KEEP bytes; the buffers are freed when the thread exits. The cache
- * is thread-local: no thread ever sees another's. */
-#define STAGE_KEEP ((size_t)64 << 20)
+ * STAGE_KEEP bytes (about 15,000 staged samples), so 1,024 idle keep-alive
+ * connections hold at most 2 GiB between requests, and a larger body's
+ * buffers are freed after it; they are freed when the thread exits. The
+ * cache is thread-local: no thread ever sees another's. */
+#define STAGE_KEEP ((size_t)2 << 20)
 
 struct stage_cache {
 	struct engine_staged *st;
