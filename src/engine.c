@@ -28,7 +28,7 @@ struct pending_tr {
 /* The engine is split into ENGINE_SHARDS shards, each with its own lock,
  * registry, pending transitions, histogram groups and component table, so
  * that ingest requests on different threads run in parallel. A sample goes
- * to the shard of route_refs(): a hash of its labels without `le`, and with
+ * to the shard of route_and_hash(): a hash of its labels without `le`, and with
  * the metric name reduced to its family (foreshock:rate: / foreshock:pNN:
  * prefixes and a _bucket suffix removed). So every bucket of a histogram
  * group, and every derived series with its parent, share one shard (derived
@@ -690,14 +690,6 @@ static unsigned route_and_hash(const struct label_ref *refs, size_t n, uint64_t 
 	return route_mix(acc);
 }
 
-static unsigned route_refs(const struct label_ref *refs, size_t n)
-{
-	uint64_t acc = 0;
-	for (size_t i = 0; i < n; i++)
-		acc += route_pair(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len);
-	return route_mix(acc);
-}
-
 static unsigned route_labels(const struct labels *l)
 {
 	uint64_t acc = 0;
@@ -1155,8 +1147,9 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 		snprintf(err, errlen, "non-finite value");
 		return reject(b, REJ_NON_FINITE);
 	}
-	struct shard *sh = batch_lock(b, route_refs(refs, n) % ENGINE_SHARDS);
-	return add_locked(b, sh, refs, n, labels_hash_refs(refs, n), ts_ms, value, err, errlen);
+	uint64_t hash;
+	struct shard *sh = batch_lock(b, route_and_hash(refs, n, &hash) % ENGINE_SHARDS);
+	return add_locked(b, sh, refs, n, hash, ts_ms, value, err, errlen);
 }
 
 /* --- staged ingest (engine_batch_stage / engine_batch_commit) ------------ */
