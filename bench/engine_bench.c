@@ -1,14 +1,14 @@
 /* engine_bench.c — the detector engine alone, in memory, no HTTP, no store.
  *
  *   engine_bench [--model FILE] [--series N] [--samples N] [--seconds S] [--warm K]
- *                [--engine [--direct] | --forecast-only]
+ *                [--engine [--direct] [--batch B] | --forecast-only]
  *
  * Drives model_update() (src/detector.h) over N series round-robin, or with
  * --engine the whole engine path as the HTTP handlers drive it (src/engine.h:
  * engine_batch_stage() per sample, engine_batch_commit() per batch; with
  * --direct, engine_batch_add() per sample instead: registry lookup
  * by label hash, out-of-order check, model, history ring, alert state
- * machine) with no store, in batches of 5000 samples, or with
+ * machine) with no store, in batches of B samples (default 5000), or with
  * --forecast-only forecast_update() (src/forecast.h, default params) alone
  * over N series round-robin, as the engine runs it. With a 10 s spacing the
  * forecaster's grid step is 10 s, so every sample closes a grid bucket; its
@@ -42,7 +42,7 @@
 #include "selfstats.h"
 #include "series.h"
 
-#define BATCH 5000
+#define BATCH 5000 /* default --batch */
 
 static double cpu_s(void)
 {
@@ -80,6 +80,7 @@ struct opts {
 	int direct;      /* --engine --direct: engine_batch_add per sample */
 	int forecast;    /* --forecast-only */
 	uint64_t warm;   /* untimed rounds after the first */
+	size_t batch;    /* --engine: samples per engine_batch_commit */
 };
 
 static struct model *load(const struct opts *o)
@@ -254,7 +255,7 @@ static int bench_engine(const struct opts *o)
 			                              sizeof err)) {
 				rejected++;
 			}
-			if (++inbatch == BATCH) {
+			if (++inbatch == o->batch) {
 				rejected += engine_batch_commit(&b, NULL, NULL);
 				engine_batch_end(&b);
 				inbatch = 0;
@@ -279,12 +280,14 @@ static int bench_engine(const struct opts *o)
 	printf("{\"mode\":\"%s\",\"model\":\"%s\",\"model_file\":\"%s\","
 	       "\"series\":%zu,\"warm_rounds\":%llu,\"samples\":%llu,\"rejected\":%llu,\"cpu_s\":%.3f,"
 	       "\"samples_per_s\":%.0f,\"ns_per_sample\":%.1f,\"state_bytes\":%zu,"
-	       "\"hist_entry_bytes\":%zu,\"history_points\":%zu,\"series_struct_bytes\":%zu}\n",
+	       "\"hist_entry_bytes\":%zu,\"history_points\":%zu,\"series_struct_bytes\":%zu,"
+	       "\"batch\":%zu}\n",
 	       o->direct ? "engine_batch_add" : "engine_batch_stage",
 	       es.model_name, o->model ? o->model : "(builtin default)", es.series,
 	       (unsigned long long)o->warm, (unsigned long long)n, (unsigned long long)rejected, c1 - c0,
 	       c1 > c0 ? (double)n / (c1 - c0) : 0, n ? (c1 - c0) * 1e9 / (double)n : 0, ss,
-	       sizeof(struct hist_entry), cfg.history_points, sizeof(struct series));
+	       sizeof(struct hist_entry), cfg.history_points, sizeof(struct series),
+	       o->direct ? (size_t)1 : o->batch);
 	engine_free(e);
 	free(hosts);
 	free(vals);
@@ -293,7 +296,7 @@ static int bench_engine(const struct opts *o)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .series = 1, .samples = 20000000, .seconds = 3 };
+	struct opts o = { .series = 1, .samples = 20000000, .seconds = 3, .batch = BATCH };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--direct")) {
@@ -321,11 +324,13 @@ int main(int argc, char **argv)
 			o.seconds = atof(v);
 		else if (!strcmp(a, "--warm"))
 			o.warm = strtoull(v, NULL, 10);
+		else if (!strcmp(a, "--batch"))
+			o.batch = strtoull(v, NULL, 10);
 		else
 			goto usage;
 	}
 	if (o.series == 0 || o.series > 10000000 || o.seconds <= 0 || o.seconds > 600 ||
-	    o.warm > 100000 || (o.engine && o.forecast))
+	    o.warm > 100000 || o.batch == 0 || o.batch > 10000000 || (o.engine && o.forecast))
 		goto usage;
 	log_set_level(LOG_WARN);
 	if (o.forecast)
@@ -333,6 +338,6 @@ int main(int argc, char **argv)
 	return o.engine ? bench_engine(&o) : bench_model(&o);
 usage:
 	fprintf(stderr, "usage: engine_bench [--model FILE] [--series N] [--samples N] "
-	                "[--seconds S] [--warm K] [--engine [--direct] | --forecast-only]\n");
+	                "[--seconds S] [--warm K] [--engine [--direct] [--batch B] | --forecast-only]\n");
 	return 2;
 }

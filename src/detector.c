@@ -29,7 +29,7 @@
 
 #define MAX_COMPONENTS 6
 #define LK_MAX_WINDOW 16
-#define STATE_VERSION 4u
+#define STATE_VERSION 5u
 
 enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN };
 
@@ -59,6 +59,8 @@ struct model {
 	double lk_log_qref;   /* log(lk_qref) */
 	double lk_alpha;      /* det_alpha(lk_halflife, 1), computed once (model_finish) */
 	double lk_clip;       /* Huber clip of the long-run estimates, in sd (0: off) */
+	size_t lk_size;       /* bytes of one component's likelihood state (model_finish) */
+	size_t lk_cold_off;   /* offset of its struct lk_cold (0: none) */
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
 	/* post-processing */
 	uint32_t warmup;      /* samples scored 0 */
@@ -88,16 +90,25 @@ struct model_hdr {
 	                      * was crossed, at the last detection (NAN if unknown) */
 };
 
+/* Likelihood state of one component. The fields read and written on every
+ * sample come first and are followed by the moving-average ring, sized by
+ * the model's window (lk_window floats), so with the default window the
+ * whole per-sample part is 44 bytes and the likelihood states of all the
+ * components sit in a few cache lines after the header. The fields of the
+ * optional stages (instant scoring, exponential tail) follow the ring, only
+ * when the model uses them (struct lk_cold, at model->lk_cold_off). */
 struct lk_state {
 	double mean, var;       /* long-run Gaussian of the moving average */
-	double mean1, var1;     /* long-run Gaussian of single samples */
-	float ex, px;           /* exponential tail: mean excess over the mean, P(above) */
+	float sum;              /* of the ring */
 	float rate;             /* observed rate of tail probabilities below lk_qref */
-	float pad;
-	float ring[LK_MAX_WINDOW];
-	float sum;
 	uint16_t pos, len;
 	uint32_t n;
+	float ring[];           /* lk_window entries */
+};
+
+struct lk_cold {
+	double mean1, var1;     /* long-run Gaussian of single samples */
+	float ex, px;           /* exponential tail: mean excess over the mean, P(above) */
 };
 
 static const struct comp_kind *const kinds[] = { &comp_level, &comp_seasonal, &comp_context,
@@ -158,10 +169,19 @@ static void model_finish(struct model *m)
 	uint64_t h = 14695981039346656037ull;
 	uint32_t v = STATE_VERSION;
 	h = fnv(h, &v, sizeof v);
+	/* the header and every component's likelihood state first, packed (the
+	 * part of the state every sample touches), then the components' own
+	 * states */
+	m->lk_size = align8(sizeof(struct lk_state) + (size_t)m->lk_window * sizeof(float));
+	m->lk_cold_off = 0;
+	if (m->lk_instant || m->lk_exp_tail) {
+		m->lk_cold_off = m->lk_size;
+		m->lk_size += align8(sizeof(struct lk_cold));
+	}
 	for (int i = 0; i < m->ncomp; i++) {
 		struct comp_inst *c = &m->comp[i];
 		c->lk_off = off;
-		off = align8(off + sizeof(struct lk_state));
+		off += m->lk_size;
 		c->off = off;
 		off = align8(off + c->kind->state_size(c->p));
 		h = fnv(h, c->kind->name, strlen(c->kind->name));
@@ -681,7 +701,13 @@ static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, 
 static double likelihood(const struct model *m, struct lk_state *s, double raw, int learn,
                          double *zout)
 {
-	float u = (float)log1p(raw);
+	/* u is kept as a float, so log1p, which is slow, is not needed: once
+	 * raw >= 2^-10, log(1 + raw) is exact to well within float precision
+	 * (the rounding of 1 + raw is 2^-53 absolute); below, four terms of the
+	 * series are (relative error < raw^4 / 5 < 2^-42). Raw scores are often
+	 * exactly 0. */
+	float u = raw >= 0x1p-10 ? (float)log(1 + raw) :
+	          (float)(raw * (1 - raw * (0.5 - raw * (1.0 / 3 - raw * 0.25))));
 	int w = m->lk_window;
 	if (s->len < w) {
 		s->ring[s->len++] = u;
@@ -699,6 +725,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		s->sum = t;
 	}
 	double avg = (double)s->sum / s->len;
+	struct lk_cold *cold = m->lk_cold_off ? (struct lk_cold *)((char *)s + m->lk_cold_off) : NULL;
 	double z = 0;
 	if (s->n >= m->lk_min_n) {
 		double sd = sqrt(s->var);
@@ -708,18 +735,18 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		if (m->lk_exp_tail) {
 			/* P(avg > x) ~ px * exp(-(x - mean) / beta), beta = mean excess.
 			 * Report it as the Gaussian z with the same tail probability. */
-			double beta = s->px > 0 ? (double)s->ex / (double)s->px : 0;
+			double beta = cold->px > 0 ? (double)cold->ex / (double)cold->px : 0;
 			if (beta < m->lk_min_std)
 				beta = m->lk_min_std;
 			double d = avg - s->mean;
-			double lq = d > 0 ? log(s->px > 0.01f ? (double)s->px : 0.01) - d / beta : 0;
+			double lq = d > 0 ? log(cold->px > 0.01f ? (double)cold->px : 0.01) - d / beta : 0;
 			z = lq < -0.7 ? q_to_z(lq) : 0;
 		}
 		if (m->lk_instant) {
-			double sd1 = sqrt(s->var1);
+			double sd1 = sqrt(cold->var1);
 			if (sd1 < m->lk_min_std)
 				sd1 = m->lk_min_std;
-			double z1 = (u - s->mean1) / sd1;
+			double z1 = (u - cold->mean1) / sd1;
 			if (z1 > z)
 				z = z1;
 		}
@@ -727,8 +754,8 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	if (learn && m->lk_exp_tail) {
 		double a = s->n < m->lk_halflife ? 1.0 / (s->n + 1) : m->lk_alpha;
 		double d = avg - s->mean;
-		s->ex += (float)(a * ((d > 0 ? d : 0) - (double)s->ex));
-		s->px += (float)(a * ((d > 0 ? 1.0 : 0.0) - (double)s->px));
+		cold->ex += (float)(a * ((d > 0 ? d : 0) - (double)cold->ex));
+		cold->px += (float)(a * ((d > 0 ? 1.0 : 0.0) - (double)cold->px));
 	}
 	if (!learn) {
 		*zout = 0;
@@ -737,7 +764,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, m->lk_alpha, avg, m->lk_clip,
 	            m->lk_min_std);
 	if (m->lk_instant)
-		gauss_learn(&s->mean1, &s->var1, s->n, m->lk_halflife, m->lk_alpha, u, m->lk_clip,
+		gauss_learn(&cold->mean1, &cold->var1, s->n, m->lk_halflife, m->lk_alpha, u, m->lk_clip,
 		            m->lk_min_std);
 	if (s->n < UINT32_MAX)
 		s->n++;
@@ -772,11 +799,12 @@ static void prefetch_range(const void *p, size_t n)
 void model_prefetch(const struct model *m, const void *state, int64_t ts_ms)
 {
 	const char *b = state;
-	__builtin_prefetch(b, 1); /* struct model_hdr */
+	/* the header and the likelihood states, packed in front */
+	__builtin_prefetch(b, 1);
 	for (int i = 0; i < m->ncomp; i++) {
 		const struct comp_inst *ci = &m->comp[i];
 		if (m->lk_enabled)
-			prefetch_range(b + ci->lk_off, sizeof(struct lk_state));
+			prefetch_range(b + ci->lk_off, m->lk_size);
 		if (ci->kind->prefetch)
 			ci->kind->prefetch(ci->p, b + ci->off, ts_ms);
 		else

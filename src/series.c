@@ -33,26 +33,41 @@ void registry_free(struct series_registry *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* Is the stored string exactly the len bytes at p? Stops at the first
- * difference or at the stored NUL, so a shorter stored string is never read
- * past. Inline: label strings are short. */
-static inline int str_is(const char *stored, const char *p, size_t len)
+/* Lengths of a stored label name or value, from the layout registry_insert
+ * gives every series: name0 NUL value0 NUL name1 NUL ... valueN-1 NUL key,
+ * consecutive in the series' allocation. No strlen, no read past a string. */
+static inline size_t stored_name_len(const struct series *s, size_t k)
 {
-	if (len == 0)
-		return stored[0] == '\0';
-	return stored[0] == p[0] && strncmp(stored, p, len) == 0 && stored[len] == '\0';
+	return (size_t)(s->labels.values[k] - s->labels.names[k]) - 1;
 }
 
-/* Does the stored set equal the refs (any order, empty values dropped)?
- * Every string compared lives in the series' own allocation, next to the
- * struct, so a hit costs no cache miss beyond the series itself. */
-static int labels_equal_refs(const struct labels *l, const struct label_ref *refs, size_t n)
+static inline size_t stored_value_len(const struct series *s, size_t k)
 {
+	const char *end = k + 1 < s->labels.n ? s->labels.names[k + 1] : s->key;
+	return (size_t)(end - s->labels.values[k]) - 1;
+}
+
+static inline int name_is(const struct series *s, size_t k, const char *p, size_t len)
+{
+	return stored_name_len(s, k) == len && memcmp(s->labels.names[k], p, len) == 0;
+}
+
+static inline int value_is(const struct series *s, size_t k, const char *p, size_t len)
+{
+	return stored_value_len(s, k) == len && memcmp(s->labels.values[k], p, len) == 0;
+}
+
+/* Does the series' label set equal the refs (any order, empty values
+ * dropped)? Every string compared lives in the series' own allocation, next
+ * to the struct, so a hit costs no cache miss beyond the series itself. */
+static int labels_equal_refs(const struct series *s, const struct label_ref *refs, size_t n)
+{
+	size_t ln = s->labels.n;
 	/* fast path: refs in canonical (sorted) order, none empty */
-	if (n == l->n) {
+	if (n == ln) {
 		size_t i = 0;
-		while (i < n && refs[i].value_len && str_is(l->names[i], refs[i].name, refs[i].name_len) &&
-		       str_is(l->values[i], refs[i].value, refs[i].value_len))
+		while (i < n && refs[i].value_len && name_is(s, i, refs[i].name, refs[i].name_len) &&
+		       value_is(s, i, refs[i].value, refs[i].value_len))
 			i++;
 		if (i == n)
 			return 1;
@@ -63,14 +78,14 @@ static int labels_equal_refs(const struct labels *l, const struct label_ref *ref
 			continue;
 		nonempty++;
 		/* label sets are small: a linear scan, the same position first */
-		size_t k = i < l->n ? i : 0, tried = 0;
-		for (; tried < l->n; tried++, k = k + 1 == l->n ? 0 : k + 1)
-			if (str_is(l->names[k], refs[i].name, refs[i].name_len))
+		size_t k = i < ln ? i : 0, tried = 0;
+		for (; tried < ln; tried++, k = k + 1 == ln ? 0 : k + 1)
+			if (name_is(s, k, refs[i].name, refs[i].name_len))
 				break;
-		if (tried == l->n || !str_is(l->values[k], refs[i].value, refs[i].value_len))
+		if (tried == ln || !value_is(s, k, refs[i].value, refs[i].value_len))
 			return 0;
 	}
-	return nonempty == l->n;
+	return nonempty == ln;
 }
 
 struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
@@ -84,7 +99,7 @@ struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
 		if (slot->tag != tag)
 			continue;
 		struct series *s = r->v[slot->idx1 - 1];
-		if (s->hash == hash && labels_equal_refs(&s->labels, refs, n))
+		if (s->hash == hash && labels_equal_refs(s, refs, n))
 			return s;
 	}
 }
