@@ -1206,27 +1206,14 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	return 0;
 }
 
-/* Prefetch distances, in samples. A lookup is a chain of dependent loads
- * (table slot -> series pointer -> series struct -> the lines of its block
- * a sample touches), so each link is prefetched a few samples after the one
- * it depends on, when that one is in cache: reading it then costs no stall. */
-#define PF_STAGED 24
-#define PF_SLOT 16
-#define PF_PTR 11
-#define PF_HEAD 7
-#define PF_SERIES 3
+/* Prefetch distances, in samples: the registry slot first, then (once the
+ * slot is in cache) the series block it points to. */
+#define PF_SLOT 8
+#define PF_SERIES 4
 
 static void prefetch_slot(const struct shard *sh, const struct engine_staged *st)
 {
 	__builtin_prefetch(&sh->reg.table[st->hash & sh->reg.table_mask]);
-}
-
-/* The slot is in cache: prefetch the registry's pointer to the series. */
-static void prefetch_ptr(const struct shard *sh, const struct engine_staged *st)
-{
-	const struct reg_slot *slot = &sh->reg.table[st->hash & sh->reg.table_mask];
-	if (slot->idx1 != 0 && slot->tag == (uint32_t)(st->hash >> 32))
-		__builtin_prefetch(&sh->reg.v[slot->idx1 - 1]);
 }
 
 /* The series of st if its first probe hits (the usual case), else NULL. */
@@ -1245,18 +1232,9 @@ static const struct series *peek_series(const struct shard *sh, const struct eng
  * component's one bucket, not all 48), and the forecaster's first 128 bytes
  * (all a sample touches unless it closes a grid bucket: one sample in six
  * at a 10 s interval and the 1 min grid). */
-/* The struct first, from its address alone (nothing of it is read yet). */
-static void prefetch_head(const struct series *s)
-{
-	for (size_t off = 0; off < sizeof *s; off += 64)
-		__builtin_prefetch((const char *)s + off, 1);
-}
-
-/* The struct is in cache: the labels and key after it, and what the sample
- * will write. */
 static void prefetch_series(const struct engine *e, const struct series *s, int64_t ts_ms)
 {
-	for (const char *p = (const char *)s + sizeof *s; p < (const char *)s->hist; p += 64)
+	for (const char *p = (const char *)s; p < (const char *)s->hist; p += 64)
 		__builtin_prefetch(p, 1);
 	if (s->hist_len > 0 || s->hist_head > 0)
 		__builtin_prefetch(&s->hist[s->hist_head], 1);
@@ -1307,29 +1285,9 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 		const struct engine_staged *st = &b->st[order[j]];
 		struct shard *sh = batch_lock(b, st->shard);
 		/* look ahead within the shard whose lock is held */
-		/* the staged sample too: commit visits the batch in shard order, not
-		 * in the order it was staged (and written to memory) */
-		if (j + PF_STAGED < n)
-			__builtin_prefetch(&b->st[order[j + PF_STAGED]]);
-		if (j + PF_SLOT < n) {
-			const struct engine_staged *ahead = &b->st[order[j + PF_SLOT]];
-			__builtin_prefetch(b->sref + ahead->ref0);
-			if (ahead->shard == st->shard)
-				prefetch_slot(sh, ahead);
-		}
-		if (j + PF_PTR < n) {
-			const struct engine_staged *ahead = &b->st[order[j + PF_PTR]];
-			const char *bytes = b->sbytes + b->sref[ahead->ref0];
-			__builtin_prefetch(bytes);
-			__builtin_prefetch(bytes + 63);
-			if (ahead->shard == st->shard)
-				prefetch_ptr(sh, ahead);
-		}
-		if (j + PF_HEAD < n && b->st[order[j + PF_HEAD]].shard == st->shard) {
-			const struct series *ps = peek_series(sh, &b->st[order[j + PF_HEAD]]);
-			if (ps)
-				prefetch_head(ps);
-		}
+		/* look ahead within the shard whose lock is held */
+		if (j + PF_SLOT < n && b->st[order[j + PF_SLOT]].shard == st->shard)
+			prefetch_slot(sh, &b->st[order[j + PF_SLOT]]);
 		if (j + PF_SERIES < n && b->st[order[j + PF_SERIES]].shard == st->shard) {
 			const struct series *ps = peek_series(sh, &b->st[order[j + PF_SERIES]]);
 			if (ps)
