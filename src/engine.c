@@ -1285,7 +1285,6 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 		const struct engine_staged *st = &b->st[order[j]];
 		struct shard *sh = batch_lock(b, st->shard);
 		/* look ahead within the shard whose lock is held */
-		/* look ahead within the shard whose lock is held */
 		if (j + PF_SLOT < n && b->st[order[j + PF_SLOT]].shard == st->shard)
 			prefetch_slot(sh, &b->st[order[j + PF_SLOT]]);
 		if (j + PF_SERIES < n && b->st[order[j + PF_SERIES]].shard == st->shard) {
