@@ -174,10 +174,12 @@ def main():
                  f"{ms(w['lat_ms']['p99'])} ms, max {ms(w['lat_ms']['max'])} ms; RSS max "
                  f"{d['rss_max_kb'] / 1024:.0f} MiB, after {d['rss_after_kb'] / 1024:.0f} MiB; "
                  f"health probe `{p['path']}` p99 {ms(p['p99'])} ms, max {ms(p['max'])} ms, "
-                 f"failures {p['non2xx'] + p['errors']}; 20 MB body: status 2xx "
-                 f"{b['status']['2xx']}, 413 {b['status']['413']}, other 4xx/5xx "
-                 f"{b['status']['4xx'] - b['status']['413'] + b['status']['5xx']}, errors "
-                 f"{b['errors']}; process alive after: {'yes' if d['alive'] else 'NO'}\n")
+                 f"failures {p['non2xx'] + p['errors']}; "
+                 + (f"20 MB body: status 2xx "
+                    f"{b['status']['2xx']}, 413 {b['status']['413']}, other 4xx/5xx "
+                    f"{b['status']['4xx'] - b['status']['413'] + b['status']['5xx']}, errors "
+                    f"{b['errors']}; " if b else "")
+                 + f"process alive after: {'yes' if d['alive'] else 'NO'}\n")
     with open(out_md, "w") as f:
         f.write("\n".join(L) + "\n")
 

@@ -506,10 +506,10 @@ rec restart "{\"series\":$ls,\"samples_before\":$a_before,\"shutdown_s\":$(pytho
 
 fi # restart
 if phase latency && phase overload; then
-log "overload: 32 connections unpaced, then a 20 MB body"
+log "overload: 32, then 256 connections unpaced, then a 20 MB body"
 odur=$([ "$quick" = 1 ] && echo 2 || echo 15)
-overload() { # on the running target
-	local ocon=32 rss_max=0 r
+overload() { # PROBE_PATH CONNS BIG_BODY(0/1), on the running target
+	local ocon=$2 rss_max=0 r
 	"$loadgen" write --port "$tport" --path "$(write_path)" --series "$ls" --lines $lines \
 		--conns $ocon --duration "$odur" --t0 "$tl" > "$work/ov-write.json" &
 	lw=$!; pids+=("$lw")
@@ -524,21 +524,24 @@ overload() { # on the running target
 	done
 	wait "$lw" || true; wait "$lg" || true
 	tl=$(jget "$(cat "$work/ov-write.json")" next_t0)
-	local big
-	big=$("$loadgen" write --port "$tport" --path "$(write_path)" --series 300000 --lines 300000 \
-		--conns 1 --rounds 1 --duration 60 --t0 "$tl")
+	local big=null
+	[ "$3" = 1 ] && big=$("$loadgen" write --port "$tport" --path "$(write_path)" --series 300000 \
+		--lines 300000 --conns 1 --rounds 1 --duration 60 --t0 "$tl")
 	local alive=0
 	kill -0 "$tpid" 2>/dev/null && alive=1
 	rec overload "{\"target\":\"$target\",\"series\":$ls,\"conns\":$ocon,\"rss_max_kb\":$rss_max,\"rss_after_kb\":$(rss_kb "$tpid"),\"alive\":$alive,\"write\":$(cat "$work/ov-write.json"),\"probe\":$(cat "$work/ov-get.json"),\"big_body\":$big}"
 }
-overload /readyz
+# 32 senders fit in foreshockd's write queue (8 in flight + 64 waiting); 256 do not
+overload /readyz 32 0
+overload /readyz 256 1
 stop_target
 if [ $have_vm = 1 ] && [ "$quick" = 0 ]; then
 	start_target vm 2000000
 	out=$("$loadgen" write --port "$tport" --series "$ls" --lines $lines --conns $conns --rounds 3 \
 		--duration 600 --t0 "$base_t0")
 	tl=$(jget "$out" next_t0)
-	overload /health
+	overload /health 32 0
+	overload /health 256 1
 	stop_target
 fi
 fi # overload

@@ -220,8 +220,16 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 		        "Request bodies refused with 413 (over the body limit).",
 		        ld(&st->bodies_too_large));
 		counter(&b, "foreshock_writes_shed_total",
-		        "Write requests answered 503 because too many were in flight (overload).",
+		        "Write requests answered 503: too many in flight and the wait queue full "
+		        "or its timeout passed (overload).",
 		        ld(&st->writes_shed));
+		counter(&b, "foreshock_writes_queued_total",
+		        "Write requests that waited for a slot before their body was read.",
+		        ld(&st->writes_queued));
+		header(&b, "foreshock_write_queue_seconds_total", "counter",
+		       "Total time write requests waited for a slot.");
+		obuf_printf(&b, "foreshock_write_queue_seconds_total %.6f\n",
+		            (double)ld(&st->write_queue_us) / 1e6);
 		counter(&b, "foreshock_alert_transitions_total",
 		        "Alert state transitions written to the store.", ld(&st->alert_transitions));
 		counter(&b, "foreshock_store_errors_total", "Failed store operations.",

@@ -9,6 +9,14 @@
  * connection's own thread, so concurrent connections use every core and a
  * read never waits for another connection's request (only for the engine
  * locks they share). The connection limit bounds the number of threads.
+ *
+ * Admission of write requests: at most max_inflight_writes bodies are
+ * received and processed at once. A write request past that waits, before
+ * its body is read, for up to queue_timeout_ms, with at most
+ * max_queued_writes waiting; past either bound it is answered 503 with
+ * Retry-After and the connection is closed. Waiting costs its connection's
+ * thread and the socket's kernel buffer, never a body buffer, so memory
+ * stays bounded while a burst is absorbed without failed requests.
  */
 #include "http.h"
 
@@ -16,6 +24,7 @@
 #include <stdatomic.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +52,15 @@ struct http_server {
 	struct MHD_Daemon *d;
 	struct api_ctx *api;
 	unsigned short port;
+	/* admission control of write requests (see the top of this file) */
+	pthread_mutex_t adm_mu;
+	pthread_cond_t adm_cv;         /* signalled when a slot frees or on stop */
 	unsigned max_inflight_writes;
-	atomic_uint inflight_writes;   /* admission control of ingest requests */
+	unsigned max_queued_writes;
+	int64_t queue_timeout_ms;
+	unsigned inflight_writes;      /* under adm_mu */
+	unsigned queued_writes;        /* under adm_mu */
+	int stopping;                  /* under adm_mu: waiters give up */
 };
 
 /* Per-connection (per-request) state, freed in on_completed. */
@@ -72,6 +88,54 @@ static int64_t wall_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Take a write slot, waiting for one within the queue's bounds. Returns 1
+ * when admitted (release with release_write), 0 when shed; *waited_us is
+ * the time spent waiting, *busy the requests in flight when it gave up. */
+static int admit_write(struct http_server *srv, uint64_t *waited_us, unsigned *busy)
+{
+	*waited_us = 0;
+	pthread_mutex_lock(&srv->adm_mu);
+	if (srv->inflight_writes >= srv->max_inflight_writes && !srv->stopping &&
+	    srv->queued_writes < srv->max_queued_writes && srv->queue_timeout_ms > 0) {
+		uint64_t t0 = mono_us();
+		struct timespec dl;
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		dl.tv_sec += (time_t)(srv->queue_timeout_ms / 1000);
+		dl.tv_nsec += (long)(srv->queue_timeout_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		srv->queued_writes++;
+		while (srv->inflight_writes >= srv->max_inflight_writes && !srv->stopping)
+			if (pthread_cond_timedwait(&srv->adm_cv, &srv->adm_mu, &dl) == ETIMEDOUT)
+				break;
+		srv->queued_writes--;
+		*waited_us = mono_us() - t0;
+	}
+	int ok = srv->inflight_writes < srv->max_inflight_writes && !srv->stopping;
+	if (ok)
+		srv->inflight_writes++;
+	*busy = srv->inflight_writes;
+	pthread_mutex_unlock(&srv->adm_mu);
+	return ok;
+}
+
+static void release_write(struct http_server *srv)
+{
+	pthread_mutex_lock(&srv->adm_mu);
+	srv->inflight_writes--;
+	pthread_cond_signal(&srv->adm_cv);
+	pthread_mutex_unlock(&srv->adm_mu);
+}
+
+static void srv_free(struct http_server *srv)
+{
+	pthread_cond_destroy(&srv->adm_cv);
+	pthread_mutex_destroy(&srv->adm_mu);
+	free(srv);
 }
 
 static size_t max_body(const struct http_server *srv)
@@ -228,29 +292,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		 * the connection can be kept alive. */
 		if (!has_body(method))
 			return MHD_YES;
-		if (is_write_route(cs->route)) {
-			/* Past capacity, shed load before buffering the body: senders
-			 * (remote_write, Telegraf, vmagent) retry on 503. */
-			unsigned n = atomic_fetch_add(&srv->inflight_writes, 1);
-			if (n >= srv->max_inflight_writes) {
-				atomic_fetch_sub(&srv->inflight_writes, 1);
-				if (srv->api->stats)
-					atomic_fetch_add_explicit(&srv->api->stats->writes_shed, 1,
-					                          memory_order_relaxed);
-				struct api_response r;
-				memset(&r, 0, sizeof r);
-				api_error(&r, 503, "overloaded",
-				          "overloaded: %u write requests in flight (limit %u); retry later", n,
-				          srv->max_inflight_writes);
-				api_add_header(&r, "Retry-After", "1");
-				/* and close: otherwise MHD would still read (and we discard)
-				 * the whole body, which under overload costs more CPU than
-				 * the client's reconnect */
-				api_add_header(&r, "Connection", "close");
-				return queue(conn, cs, &r);
-			}
-			cs->admitted = 1;
-		}
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl) {
@@ -264,6 +305,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				         max_body(srv));
 				return respond_error(conn, cs, 413, "too_large", msg);
 			}
+		}
+		if (is_write_route(cs->route)) {
+			/* Past capacity, queue (bounded) and then shed load before
+			 * buffering the body: senders (remote_write, Telegraf,
+			 * vmagent) retry on 503. */
+			uint64_t waited_us;
+			unsigned busy;
+			int ok = admit_write(srv, &waited_us, &busy);
+			if (srv->api->stats && waited_us) {
+				atomic_fetch_add_explicit(&srv->api->stats->writes_queued, 1,
+				                          memory_order_relaxed);
+				atomic_fetch_add_explicit(&srv->api->stats->write_queue_us, waited_us,
+				                          memory_order_relaxed);
+			}
+			if (!ok) {
+				if (srv->api->stats)
+					atomic_fetch_add_explicit(&srv->api->stats->writes_shed, 1,
+					                          memory_order_relaxed);
+				struct api_response r;
+				memset(&r, 0, sizeof r);
+				api_error(&r, 503, "overloaded",
+				          "overloaded: %u write requests in flight (limit %u) and the "
+				          "queue full or waited %.1f s; retry later",
+				          busy, srv->max_inflight_writes, (double)waited_us / 1e6);
+				api_add_header(&r, "Retry-After", "1");
+				/* and close: otherwise MHD would still read (and we discard)
+				 * the whole body, which under overload costs more CPU than
+				 * the client's reconnect */
+				api_add_header(&r, "Connection", "close");
+				return queue(conn, cs, &r);
+			}
+			cs->admitted = 1;
 		}
 		return MHD_YES;
 	}
@@ -325,7 +398,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		selfstats_observe_request(srv->api->stats, cs->route, cs->status,
 		                          mono_us() - cs->start_us);
 	if (cs->admitted)
-		atomic_fetch_sub(&srv->inflight_writes, 1);
+		release_write(srv);
 	free(cs->body);
 	free(cs);
 	*con_cls = NULL;
@@ -393,7 +466,16 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 	}
 	srv->api = api;
 	srv->max_inflight_writes = cfg->max_inflight_writes ? cfg->max_inflight_writes : 8;
-	atomic_init(&srv->inflight_writes, 0);
+	srv->max_queued_writes = cfg->max_queued_writes;
+	srv->queue_timeout_ms = cfg->queue_timeout_ms;
+	pthread_mutex_init(&srv->adm_mu, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&srv->adm_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	/* One thread per connection: poll() (MHD_USE_AUTO picks it) in a listen
 	 * thread, and each accepted connection gets its own thread. Not
 	 * combinable with MHD_OPTION_THREAD_POOL_SIZE (or epoll). */
@@ -417,7 +499,7 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 		int rc = getaddrinfo(host, portstr, &hints, &res);
 		if (rc || !res) {
 			snprintf(err, errlen, "cannot resolve listen host '%s': %s", host, gai_strerror(rc));
-			free(srv);
+			srv_free(srv);
 			return NULL;
 		}
 		memcpy(&ss, res->ai_addr, res->ai_addrlen);
@@ -458,7 +540,7 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 	if (!srv->d) {
 		snprintf(err, errlen, "cannot listen on '%s': %s", listen,
 		         errno ? strerror(errno) : "libmicrohttpd failed to start");
-		free(srv);
+		srv_free(srv);
 		return NULL;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -480,7 +562,12 @@ void http_stop(struct http_server *srv)
 		return;
 	/* Closes the listen socket, shuts down every connection's socket (idle
 	 * keep-alive threads wake up and exit), waits for running handlers and
-	 * joins all threads. */
+	 * joins all threads. Requests waiting for a write slot give up first
+	 * (503), so none of them holds the stop for its queue timeout. */
+	pthread_mutex_lock(&srv->adm_mu);
+	srv->stopping = 1;
+	pthread_cond_broadcast(&srv->adm_cv);
+	pthread_mutex_unlock(&srv->adm_mu);
 	MHD_stop_daemon(srv->d);
-	free(srv);
+	srv_free(srv);
 }

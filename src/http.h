@@ -43,7 +43,10 @@ struct http_config {
 	unsigned connection_timeout_s;  /* idle connections closed after this; 0 = none */
 	size_t max_connections;         /* connections, so threads, at once; 0 = 512 */
 	unsigned max_inflight_writes;   /* write requests being received or processed at once;
-	                                 * beyond, 503 with Retry-After (0 = 8) */
+	                                 * beyond, they queue (0 = 8) */
+	unsigned max_queued_writes;     /* write requests waiting for a slot at once; beyond,
+	                                 * 503 with Retry-After (0 = none wait) */
+	int64_t queue_timeout_ms;       /* longest wait for a slot, then 503 (0 = none wait) */
 };
 
 struct http_server;

@@ -416,7 +416,9 @@ int main(int argc, char **argv)
 		                  .threads = cfg.http_threads,
 		                  .connection_timeout_s = 60,
 		                  .max_connections = 1024,
-		                  .max_inflight_writes = cfg.max_inflight_writes };
+		                  .max_inflight_writes = cfg.max_inflight_writes,
+		                  .max_queued_writes = cfg.max_queued_writes,
+		                  .queue_timeout_ms = cfg.queue_timeout_ms };
 	http = http_start(&hc, &api, err, sizeof err);
 	if (!http) {
 		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);

@@ -40,6 +40,8 @@ struct selfstats {
 	_Atomic uint64_t latency_sum_us[ROUTE__COUNT];
 	_Atomic uint64_t bodies_too_large;
 	_Atomic uint64_t writes_shed;           /* write requests answered 503 (overload) */
+	_Atomic uint64_t writes_queued;         /* write requests that waited for a slot */
+	_Atomic uint64_t write_queue_us;        /* total time they waited, microseconds */
 	_Atomic uint64_t alert_transitions;
 	_Atomic uint64_t store_errors;
 	_Atomic uint64_t notifications_sent;

@@ -26,6 +26,8 @@ void config_defaults(struct fs_config *c)
 	config_set_str(&c->replay_precision, "ns");
 	c->http_threads = 0; /* http.threads is deprecated: 0 = not set */
 	c->max_inflight_writes = 8;
+	c->max_queued_writes = 64;
+	c->queue_timeout_ms = 2000;
 	c->max_body = 16LL << 20;
 	c->checkpoint_interval_ms = 5 * 60 * 1000;
 	c->metrics_series_limit = 10000;
@@ -133,7 +135,8 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	}
 
 	const struct ynode *s;
-	static const char *const http_keys[] = { "threads", "max_body", "max_inflight_writes", NULL };
+	static const char *const http_keys[] = { "threads", "max_body", "max_inflight_writes",
+		                                  "max_queued_writes", "queue_timeout", NULL };
 	if (section(root, "http", http_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -147,6 +150,17 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		if (get_size(s, "max_inflight_writes", &inflight, 1, 4096, err, errlen) < 0)
 			goto out;
 		c->max_inflight_writes = (unsigned)inflight;
+		size_t queued = c->max_queued_writes;
+		if (get_size(s, "max_queued_writes", &queued, 0, 65536, err, errlen) < 0)
+			goto out;
+		c->max_queued_writes = (unsigned)queued;
+		const struct ynode *qt = ymap_get(s, "queue_timeout");
+		if (qt && get_duration(s, "queue_timeout", &c->queue_timeout_ms, err, errlen) < 0)
+			goto out;
+		if (qt && (c->queue_timeout_ms < 0 || c->queue_timeout_ms > 300000)) {
+			yerr(err, errlen, qt, "'queue_timeout' must be between 0s and 5m");
+			goto out;
+		}
 		const struct ynode *mb = ymap_get(s, "max_body");
 		if (mb && ynode_bytes(mb, "max_body", &c->max_body, err, errlen) < 0)
 			goto out;

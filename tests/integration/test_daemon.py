@@ -292,7 +292,8 @@ def test_sighup_reload():
 
 
 def test_overload_sheds_writes():
-    d = Daemon(config="http:\n  max_inflight_writes: 1\n").start()
+    # no queue: a write past the in-flight limit is shed at once
+    d = Daemon(config="http:\n  max_inflight_writes: 1\n  max_queued_writes: 0\n").start()
     try:
         import socket
         body = ("shed_probe value=1 %d\n" % T0).encode()
@@ -317,6 +318,99 @@ def test_overload_sheds_writes():
         m = d.get("/metrics")[1].decode()
         shed = re.search(r"^foreshock_writes_shed_total (\d+)", m, re.M)
         check(shed and int(shed.group(1)) >= 1, "shed writes are counted")
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def hold_write_slot(d, name):
+    """Open a write whose body is half sent: it holds a write slot until
+    finish() sends the rest. Returns finish, which returns the reply."""
+    body = ("%s value=1 %d\n" % (name, T0)).encode()
+    c = socket.create_connection(("127.0.0.1", d.port))
+    c.sendall(b"POST /write?precision=s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+              + body[:5])
+    time.sleep(0.3)  # admitted: its body is being read
+
+    def finish():
+        c.sendall(body[5:])
+        reply = c.recv(4096)
+        c.close()
+        return reply
+    return finish
+
+
+def test_overload_queues_writes():
+    """Past max_inflight_writes a write waits (before its body is read) for a
+    free slot, up to queue_timeout, with at most max_queued_writes waiting;
+    past either bound it is shed (503, Retry-After). A stop does not wait for
+    queued writes' timeouts."""
+    d = Daemon(config="http:\n  max_inflight_writes: 1\n  max_queued_writes: 1\n"
+                      "  queue_timeout: 20s\n").start()
+    try:
+        finish = hold_write_slot(d, "queue_hold")
+        result = {}
+
+        def queued_write():
+            t0 = time.monotonic()
+            result["status"], result["body"] = d.write(["queue_waiter value=1 %d" % T0])
+            result["took"] = time.monotonic() - t0
+        th = threading.Thread(target=queued_write)
+        th.start()
+        time.sleep(0.5)
+        check(th.is_alive(), "a write past the in-flight limit waits in the queue")
+        t0 = time.monotonic()
+        status, resp = d.write(["queue_third value=1 %d" % T0])
+        check(status == 503 and b"queue" in resp, "with the queue full a write is shed: %d %s" % (status, resp))
+        check(time.monotonic() - t0 < 2, "the shed answer does not wait")
+        check(d.get("/api/v1/alerts")[0] == 200, "reads are served while writes queue")
+        reply = finish()
+        check(reply.startswith(b"HTTP/1.1 204"), "the admitted write completes: %r" % reply[:40])
+        th.join(10)
+        check(not th.is_alive() and result.get("status") == 204,
+              "the queued write is accepted once the slot frees: %s" % result)
+        check(result["took"] >= 0.4, "it waited: %.2fs" % result["took"])
+        check(d.get_json("/api/v1/series?match[]=queue_waiter")["data"], "its sample was ingested")
+        m = d.get("/metrics")[1].decode()
+        q = re.search(r"^foreshock_writes_queued_total (\d+)", m, re.M)
+        qs = re.search(r"^foreshock_write_queue_seconds_total ([0-9.]+)", m, re.M)
+        check(q and int(q.group(1)) >= 1, "queued writes are counted")
+        check(qs and float(qs.group(1)) >= 0.4, "and the time they waited: %s" % (qs and qs.group(1)))
+    finally:
+        d.stop()
+        d.cleanup()
+
+    # the timeout: a queued write is shed once it has waited queue_timeout
+    d = Daemon(config="http:\n  max_inflight_writes: 1\n  queue_timeout: 300ms\n").start()
+    try:
+        finish = hold_write_slot(d, "queue_hold")
+        t0 = time.monotonic()
+        status, resp = d.write(["queue_late value=1 %d" % T0])
+        took = time.monotonic() - t0
+        check(status == 503, "a write that waited queue_timeout is shed: %d %s" % (status, resp))
+        check(0.25 <= took < 3, "after about the timeout: %.2fs" % took)
+        check(finish().startswith(b"HTTP/1.1 204"), "the admitted write completes")
+    finally:
+        d.stop()
+        d.cleanup()
+
+    # stop with a write queued for up to a minute: the waiter gives up at once
+    d = Daemon(config="http:\n  max_inflight_writes: 1\n  queue_timeout: 60s\n").start()
+    try:
+        finish = hold_write_slot(d, "queue_hold")
+        def doomed_write():
+            try:  # answered 503, or the connection closes: either way the stop goes on
+                d.write(["queue_stop value=1 %d" % T0])
+            except OSError:
+                pass
+        th = threading.Thread(target=doomed_write)
+        th.daemon = True
+        th.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        rc = d.stop(timeout=30)
+        took = time.monotonic() - t0
+        check(rc == 0 and took < 10, "stop with a queued write: rc %s in %.1fs" % (rc, took))
     finally:
         d.stop()
         d.cleanup()
@@ -495,5 +589,6 @@ def test_metrics_series_limit():
 
 if __name__ == "__main__":
     run_tests([test_cli_flags, test_cli_parse, test_sighup_reload, test_overload_sheds_writes,
+               test_overload_queues_writes,
                test_reader_not_stuck_behind_writer, test_stop_with_open_connections, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
                test_replay_matches_daemon, test_metrics_series_limit])

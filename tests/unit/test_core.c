@@ -262,6 +262,22 @@ static void test_settings(void **st)
 	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
 	assert_non_null(strstr(err, "c.yml:1: invalid log_level 'loud'"));
 	config_free(&c);
+	/* the write queue: defaults, a setting, and a bad value */
+	config_defaults(&c);
+	assert_int_equal(c.max_queued_writes, 64);
+	assert_int_equal(c.queue_timeout_ms, 2000);
+	config_free(&c);
+	write_file(path, "http:\n  max_queued_writes: 0\n  queue_timeout: 500ms\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
+	assert_int_equal(c.max_queued_writes, 0);
+	assert_int_equal(c.queue_timeout_ms, 500);
+	config_free(&c);
+	write_file(path, "http:\n  queue_timeout: 10m\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, "c.yml:2: 'queue_timeout' must be between 0s and 5m"));
+	config_free(&c);
 	unlink(path);
 	rmdir(dir);
 }
