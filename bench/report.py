@@ -39,11 +39,12 @@ def main():
     # engine: median per (mode, series, model)
     eng = {}
     for d in by.get("engine", []):
-        eng.setdefault((d["mode"], d["series"], d["model_file"], d["model"]), []).append(d)
+        eng.setdefault((d["mode"], d["series"], d["model_file"], d["model"], d.get("batch")),
+                       []).append(d)
     engine = []
-    for (mode, series, mfile, mname), ds in eng.items():
+    for (mode, series, mfile, mname, batch), ds in eng.items():
         engine.append({"mode": mode, "series": series, "model": mname, "model_file": mfile,
-                       "reps": len(ds),
+                       "batch": batch, "reps": len(ds),
                        "samples_per_s": med([d["samples_per_s"] for d in ds]),
                        "ns_per_sample": med([d["ns_per_sample"] for d in ds]),
                        "state_bytes": ds[0]["state_bytes"]})
@@ -101,7 +102,7 @@ def main():
 
     summary = {"meta": meta, "engine": engine, "ingest": ingest, "memory": memory,
                "latency": by.get("latency", []), "restart": by.get("restart", []),
-               "overload": by.get("overload", []), "raw": recs}
+               "overload": by.get("overload", []), "batch": by.get("batch", []), "raw": recs}
     with open(out_json, "w") as f:
         json.dump(summary, f, indent=1)
 
@@ -111,11 +112,11 @@ def main():
              f"{meta.get('cpu', '')}; `{meta.get('command', '')}`; {meta.get('reps')} reps x "
              f"{meta.get('duration_s')} s; load average at end {meta.get('loadavg_end')}\n")
     L.append("## Detector engine alone (one core, no HTTP, no store)\n")
-    L.append("| path | series | model | samples/s/core | ns/sample | state bytes |")
-    L.append("|---|---:|---|---:|---:|---:|")
+    L.append("| path | series | model | batch | samples/s/core | ns/sample | state bytes |")
+    L.append("|---|---:|---|---:|---:|---:|---:|")
     for e in engine:
-        L.append(f"| {e['mode']} | {e['series']:,} | {e['model']} | {fmt(e['samples_per_s'])} | "
-                 f"{fmt(e['ns_per_sample'], 1)} | {e['state_bytes']} |")
+        L.append(f"| {e['mode']} | {e['series']:,} | {e['model']} | {e.get('batch') or ''} | "
+                 f"{fmt(e['samples_per_s'])} | {fmt(e['ns_per_sample'], 1)} | {e['state_bytes']} |")
     L.append("\n## Ingest, line protocol, 2 connections x 5000-line bodies (medians)\n")
     L.append("| target | series (warm-up rounds) | samples/s accepted (each rep) | reps | foreshock ratio "
              "| target CPU (cores) | samples per target CPU-s "
@@ -133,6 +134,18 @@ def main():
                  f"{fmt(r['loadgen_cpu_cores'], 3)} | "
                  f"{fmt(r['req_p99_ms'], 1)} | {fmt(r['create_samples_per_s'])} | "
                  f"{fmt(r['stored'])} / {fmt(r['sent_2xx_total'])} | {bps} |")
+    if by.get("batch"):
+        L.append("\n## Ingest as the body size varies (line protocol, 2 connections, one run "
+                 "per size)\n")
+        L.append("| target | series | lines per body | samples/s accepted | target CPU (cores) "
+                 "| samples per target CPU-s | req p99 ms |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        for d in sorted(by["batch"], key=lambda d: (order.get(d["target"], 9), d["lines"])):
+            cpu = d["target_cpu_s"]
+            L.append(f"| {names.get(d['target'], d['target'])} | {d['series']:,} | {d['lines']:,} | "
+                     f"{fmt(d['samples_per_s'])} | {fmt(cpu / d['wall_s'], 2)} | "
+                     f"{fmt(d['accepted'] / cpu if cpu > 0 else None)} | "
+                     f"{fmt(d['loadgen']['lat_ms']['p99'], 1)} |")
     if memory:
         L.append("\n## Memory per active series (peak RSS minus the empty process)\n")
         L.append("| target | series | samples/series | peak RSS MiB | empty MiB | bytes/series |")
@@ -165,8 +178,9 @@ def main():
                  f"{d['series_restored']:,}; RSS after restore {d['rss_after_restore_kb'] / 1024:.0f} MiB\n")
     for d in by.get("overload", []):
         w, p, b = d["write"], d["probe"]["paths"][0], d["big_body"]
-        L.append(f"\n## Overload, {names.get(d['target'], d['target'])}, {d['conns']} connections "
-                 f"unpaced, {d['series']:,} series\n")
+        setup = f", {d['setup']}" if d.get("setup") and d["setup"] != "defaults" else ""
+        L.append(f"\n## Overload, {names.get(d['target'], d['target'])}{setup}, {d['conns']} "
+                 f"connections unpaced, {d['series']:,} series\n")
         L.append(f"accepted (2xx) {fmt(w['samples_per_s_2xx'])} samples/s; status 2xx "
                  f"{w['status']['2xx']}, 4xx {w['status']['4xx']}, 5xx {w['status']['5xx']} "
                  f"(429: {w['status']['429']}, 503: {w['status']['503']}), transport errors "

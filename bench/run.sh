@@ -17,7 +17,7 @@
 #                     are past their warm-up (default 160, the default model's
 #                     warm-up is 150 samples); skipped where it would take more
 #                     than 20M samples (1M series are measured in warm-up)
-#   --phases LIST     comma-separated subset of engine,ingest,memory,latency,
+#   --phases LIST     comma-separated subset of engine,ingest,batch,memory,latency,
 #                     restart,overload (default: all; restart and overload
 #                     need latency)
 #
@@ -40,7 +40,7 @@ reps=3
 dur=10
 profile=1
 warm=160
-phases=engine,ingest,memory,latency,restart,overload
+phases=engine,ingest,batch,memory,latency,restart,overload
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -333,6 +333,10 @@ else
 	for m in "$top/models/default.yml" "$top"/bench/models/*.yml; do
 		bench_engine 10000 2 160 "$m" "" 1
 	done
+	# the engine path as the batch (request body) grows
+	for b in 100 1000 5000 20000 100000; do
+		bench_engine 100000 2 160 "" "--engine --batch $b" 1
+	done
 fi
 
 # ---- 1. ingest throughput (+ 3. memory from the same runs) -------------------------
@@ -397,6 +401,46 @@ for s in "${sizes[@]}"; do
 		ingest_run "$tg" "$s"
 	done
 done
+
+# ---- 6b. throughput as the body (batch) size varies, 100k series -------------------
+batch_run() { # batch_run TARGET SERIES
+	local tg=$1 s=$2
+	start_target "$tg" 2000000 || { log "$tg failed to start"; stop_target; return 0; }
+	sleep 1
+	local t0=$base_t0 out a0 a1 c0 c1 w wr L
+	out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines 5000 \
+		--conns $conns --rounds 1 --duration 600 --t0 "$t0")
+	t0=$(jget "$out" next_t0)
+	wr=$(warm_rounds "$s")
+	if [ "$wr" -gt 0 ]; then
+		out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines 5000 \
+			--conns $conns --rounds "$wr" --duration 600 --t0 "$t0")
+		t0=$(jget "$out" next_t0)
+	fi
+	for L in $batch_sizes; do
+		a0=$(accepted); c0=$(cpu_ticks "$tpid")
+		out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines "$L" \
+			--conns $conns --duration "$bdur" --t0 "$t0")
+		a1=$(accepted); c1=$(cpu_ticks "$tpid")
+		t0=$(jget "$out" next_t0)
+		w=$(jget "$out" wall_s)
+		rec batch "{\"target\":\"$tg\",\"series\":$s,\"lines\":$L,\"accepted\":$((a1 - a0)),\"wall_s\":$w,\"samples_per_s\":$(python3 -c "print(($a1-$a0)/$w)"),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
+		log "  $tg series=$s lines=$L: $(python3 -c "print(round(($a1-$a0)/$w))") samples/s accepted"
+	done
+	stop_target
+}
+if phase batch; then
+	if [ "$quick" = 1 ]; then
+		batch_sizes="100 1000"; bdur=1; bs=1000
+	else
+		batch_sizes="100 500 1000 5000 20000"; bdur=6; bs=100000
+	fi
+	log "throughput vs body size: $bs series, lines per body: $batch_sizes"
+	for tg in "${targets[@]}"; do
+		[ "$tg" = influx ] && continue
+		batch_run "$tg" "$bs"
+	done
+fi
 
 # max ingest rate of foreshock at SIZE (median of the reps), for pacing
 fs_max_rate() {
@@ -506,10 +550,10 @@ rec restart "{\"series\":$ls,\"samples_before\":$a_before,\"shutdown_s\":$(pytho
 
 fi # restart
 if phase latency && phase overload; then
-log "overload: 32, then 256 connections unpaced, then a 20 MB body"
+log "overload: 32, then 256 connections unpaced; a small write queue; a 20 MB body"
 odur=$([ "$quick" = 1 ] && echo 2 || echo 15)
-overload() { # PROBE_PATH CONNS BIG_BODY(0/1), on the running target
-	local ocon=$2 rss_max=0 r
+overload() { # PROBE_PATH CONNS BIG_BODY(0/1) [SETUP], on the running target
+	local ocon=$2 rss_max=0 r setup=${4:-defaults}
 	"$loadgen" write --port "$tport" --path "$(write_path)" --series "$ls" --lines $lines \
 		--conns $ocon --duration "$odur" --t0 "$tl" > "$work/ov-write.json" &
 	lw=$!; pids+=("$lw")
@@ -529,11 +573,24 @@ overload() { # PROBE_PATH CONNS BIG_BODY(0/1), on the running target
 		--lines 300000 --conns 1 --rounds 1 --duration 60 --t0 "$tl")
 	local alive=0
 	kill -0 "$tpid" 2>/dev/null && alive=1
-	rec overload "{\"target\":\"$target\",\"series\":$ls,\"conns\":$ocon,\"rss_max_kb\":$rss_max,\"rss_after_kb\":$(rss_kb "$tpid"),\"alive\":$alive,\"write\":$(cat "$work/ov-write.json"),\"probe\":$(cat "$work/ov-get.json"),\"big_body\":$big}"
+	rec overload "{\"target\":\"$target\",\"setup\":\"$setup\",\"series\":$ls,\"conns\":$ocon,\"rss_max_kb\":$rss_max,\"rss_after_kb\":$(rss_kb "$tpid"),\"alive\":$alive,\"write\":$(cat "$work/ov-write.json"),\"probe\":$(cat "$work/ov-get.json"),\"big_body\":$big}"
 }
-# 32 senders fit in foreshockd's write queue (8 in flight + 64 waiting); 256 do not
+# with the defaults (8 writes in flight, up to 1024 waiting for up to 2 s) both
+# fit in the write queue
 overload /readyz 32 0
-overload /readyz 256 1
+overload /readyz 256 0
+# the shed path: the same daemon, restarted on its data dir with a small queue
+kill -TERM "$tpid"
+for ((i = 0; i < 1200; i++)); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.05; done
+printf 'http:\n  max_queued_writes: 16\n  queue_timeout: 200ms\n' > "$tdir/small-queue.yml"
+(cd "$tdir" && exec "$fsd" --config "$tdir/small-queue.yml" --listen "127.0.0.1:$tport" \
+	--data-dir "$tdir" --model "$model" --max-series 2000000 --log-level info > "$tdir/log3" 2>&1) &
+tpid=$!; pids+=("$tpid")
+if wait_http "http://127.0.0.1:$tport/readyz" 120 "$tpid"; then
+	overload /readyz 256 1 "queue 16, 200 ms"
+else
+	log "foreshockd with a small write queue did not start"
+fi
 stop_target
 if [ $have_vm = 1 ] && [ "$quick" = 0 ]; then
 	start_target vm 2000000

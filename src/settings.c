@@ -26,7 +26,7 @@ void config_defaults(struct fs_config *c)
 	config_set_str(&c->replay_precision, "ns");
 	c->http_threads = 0; /* http.threads is deprecated: 0 = not set */
 	c->max_inflight_writes = 8;
-	c->max_queued_writes = 64;
+	c->max_queued_writes = 1024;
 	c->queue_timeout_ms = 2000;
 	c->max_body = 16LL << 20;
 	c->checkpoint_interval_ms = 5 * 60 * 1000;

@@ -22,7 +22,7 @@ struct fs_config {
 	char *external_url;         /* base URL for links in alert annotations; NULL = http://<listen> */
 	unsigned http_threads;      /* deprecated http.threads: ignored, warned; 0 = not set */
 	unsigned max_inflight_writes; /* 8: ingest requests at once; beyond, they queue */
-	unsigned max_queued_writes;   /* 64: ingest requests waiting at once; beyond, 503 */
+	unsigned max_queued_writes;   /* 1024: ingest requests waiting at once; beyond, 503 */
 	int64_t queue_timeout_ms;     /* 2 s: longest wait in that queue, then 503 */
 	int64_t max_body;           /* 16 MiB, applies after decompression too */
 	int64_t checkpoint_interval_ms; /* 5 min; 0 = only at shutdown */

@@ -264,7 +264,7 @@ static void test_settings(void **st)
 	config_free(&c);
 	/* the write queue: defaults, a setting, and a bad value */
 	config_defaults(&c);
-	assert_int_equal(c.max_queued_writes, 64);
+	assert_int_equal(c.max_queued_writes, 1024);
 	assert_int_equal(c.queue_timeout_ms, 2000);
 	config_free(&c);
 	write_file(path, "http:\n  max_queued_writes: 0\n  queue_timeout: 500ms\n");
