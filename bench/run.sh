@@ -352,6 +352,20 @@ fi
 warm_rounds() {
 	if [ $((warm * $1)) -gt 20000000 ]; then echo 0; else echo "$warm"; fi
 }
+# timed_write KIND LINES SECONDS JSON_FIELDS: one timed loadgen run of $s series
+# against the running target from $t0 (both the caller's; t0 moves on), recorded
+# as KIND with JSON_FIELDS and what was accepted; sets last_rate (samples/s)
+timed_write() {
+	local kind=$1 L=$2 secs=$3 fields=$4 out a0 a1 c0 c1 w
+	a0=$(accepted); c0=$(cpu_ticks "$tpid")
+	out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines "$L" \
+		--conns $conns --duration "$secs" --t0 "$t0")
+	a1=$(accepted); c1=$(cpu_ticks "$tpid")
+	t0=$(jget "$out" next_t0)
+	w=$(jget "$out" wall_s)
+	rec "$kind" "{$fields,\"accepted\":$((a1 - a0)),\"wall_s\":$w,\"samples_per_s\":$(python3 -c "print(($a1-$a0)/$w)"),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
+	last_rate=$(python3 -c "print(round(($a1-$a0)/$w))")
+}
 # ingest_run TARGET SERIES: fresh target; one untimed round creates the series
 # (timed separately), then $reps timed repetitions of $dur seconds each.
 ingest_run() {
@@ -377,14 +391,8 @@ ingest_run() {
 	fi
 	local r
 	for ((r = 1; r <= reps; r++)); do
-		a0=$(accepted); c0=$(cpu_ticks "$tpid")
-		out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines $lines \
-			--conns $conns --duration "$dur" --t0 "$t0")
-		a1=$(accepted); c1=$(cpu_ticks "$tpid")
-		t0=$(jget "$out" next_t0)
-		w=$(jget "$out" wall_s)
-		rec ingest "{\"target\":\"$tg\",\"series\":$s,\"rep\":$r,\"accepted\":$((a1 - a0)),\"wall_s\":$w,\"samples_per_s\":$(python3 -c "print(($a1-$a0)/$w)"),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
-		log "  $tg series=$s rep=$r: $(python3 -c "print(round(($a1-$a0)/$w))") samples/s accepted"
+		timed_write ingest "$lines" "$dur" "\"target\":\"$tg\",\"series\":$s,\"rep\":$r"
+		log "  $tg series=$s rep=$r: $last_rate samples/s accepted"
 	done
 	sleep 1
 	local stored total_sent nser hwm rss
@@ -407,7 +415,7 @@ batch_run() { # batch_run TARGET SERIES
 	local tg=$1 s=$2
 	start_target "$tg" 2000000 || { log "$tg failed to start"; stop_target; return 0; }
 	sleep 1
-	local t0=$base_t0 out a0 a1 c0 c1 w wr L
+	local t0=$base_t0 out wr L
 	out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines 5000 \
 		--conns $conns --rounds 1 --duration 600 --t0 "$t0")
 	t0=$(jget "$out" next_t0)
@@ -418,14 +426,8 @@ batch_run() { # batch_run TARGET SERIES
 		t0=$(jget "$out" next_t0)
 	fi
 	for L in $batch_sizes; do
-		a0=$(accepted); c0=$(cpu_ticks "$tpid")
-		out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines "$L" \
-			--conns $conns --duration "$bdur" --t0 "$t0")
-		a1=$(accepted); c1=$(cpu_ticks "$tpid")
-		t0=$(jget "$out" next_t0)
-		w=$(jget "$out" wall_s)
-		rec batch "{\"target\":\"$tg\",\"series\":$s,\"lines\":$L,\"accepted\":$((a1 - a0)),\"wall_s\":$w,\"samples_per_s\":$(python3 -c "print(($a1-$a0)/$w)"),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
-		log "  $tg series=$s lines=$L: $(python3 -c "print(round(($a1-$a0)/$w))") samples/s accepted"
+		timed_write batch "$L" "$bdur" "\"target\":\"$tg\",\"series\":$s,\"lines\":$L"
+		log "  $tg series=$s lines=$L: $last_rate samples/s accepted"
 	done
 	stop_target
 }

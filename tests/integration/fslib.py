@@ -45,6 +45,7 @@ class Daemon:
         self.proc = None
         self.port = None
         self.logpath = None
+        self.log = None  # stop() and cleanup() work on a daemon that never started
 
     def start(self, timeout=20):
         cmd = [DAEMON, "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "var"),
