@@ -1,9 +1,12 @@
 /* engine_bench.c — the detector engine alone, in memory, no HTTP, no store.
  *
  *   engine_bench [--model FILE] [--series N] [--samples N] [--seconds S] [--warm K]
- *                [--engine [--direct] [--batch B] | --forecast-only]
+ *                [--shuffle] [--prefetch] [--engine [--direct] [--batch B] | --forecast-only]
  *
- * Drives model_update() (src/detector.h) over N series round-robin, or with
+ * Drives model_update() (src/detector.h) over N series round-robin (states in
+ * memory order; --shuffle: in a fixed random order, so that every state is a
+ * cache miss; --prefetch: model_prefetch() of the state 4 series ahead, as
+ * the engine's commit does), or with
  * --engine the whole engine path as the HTTP handlers drive it (src/engine.h:
  * engine_batch_stage() per sample, engine_batch_commit() per batch; with
  * --direct, engine_batch_add() per sample instead: registry lookup
@@ -81,6 +84,8 @@ struct opts {
 	int forecast;    /* --forecast-only */
 	uint64_t warm;   /* untimed rounds after the first */
 	size_t batch;    /* --engine: samples per engine_batch_commit */
+	int shuffle;     /* model_update: visit the series in a fixed random order */
+	int prefetch;    /* model_update: model_prefetch() the state 4 series ahead */
 };
 
 static struct model *load(const struct opts *o)
@@ -121,14 +126,34 @@ static int bench_model(const struct opts *o)
 	fill_values(vals);
 	for (size_t i = 0; i < o->series; i++)
 		model_state_init(m, st + i * ss);
+	/* visiting order: the states in memory order (the hardware prefetcher
+	 * streams them), or --shuffle, a fixed random permutation (every state a
+	 * cache miss, as the engine's series blocks are) */
+	size_t *perm = malloc(o->series * sizeof *perm);
+	if (!perm) {
+		fprintf(stderr, "engine_bench: out of memory\n");
+		return 1;
+	}
+	for (size_t i = 0; i < o->series; i++)
+		perm[i] = i;
+	if (o->shuffle) {
+		uint64_t rng = 0x9e3779b97f4a7c15ULL;
+		for (size_t i = o->series; i > 1; i--) {
+			size_t j = (size_t)(xorshift(&rng) % i);
+			size_t t = perm[i - 1];
+			perm[i - 1] = perm[j];
+			perm[j] = t;
+		}
+	}
 	const int64_t t0 = 1700000000000LL, step = 10000;
 	struct det_result r;
 	double sink = 0;
 	/* untimed: the first pass and the warm-up rounds */
 	for (uint64_t round = 0; round <= o->warm; round++)
 		for (size_t i = 0; i < o->series; i++) {
-			model_update(m, st + i * ss, t0 + (int64_t)round * step,
-			             vals[(i + round) % VTAB], &r);
+			size_t k = perm[i];
+			model_update(m, st + k * ss, t0 + (int64_t)round * step,
+			             vals[(k + round) % VTAB], &r);
 			sink += r.score;
 		}
 	uint64_t n = 0;
@@ -136,7 +161,10 @@ static int bench_model(const struct opts *o)
 	for (uint64_t round = o->warm + 1; n < o->samples; round++) {
 		int64_t ts = t0 + (int64_t)round * step;
 		for (size_t i = 0; i < o->series; i++) {
-			model_update(m, st + i * ss, ts, vals[(i + round) % VTAB], &r);
+			size_t k = perm[i];
+			if (o->prefetch && i + 4 < o->series)
+				model_prefetch(m, st + perm[i + 4] * ss, ts);
+			model_update(m, st + k * ss, ts, vals[(k + round) % VTAB], &r);
 			sink += r.score;
 		}
 		n += o->series;
@@ -147,7 +175,10 @@ static int bench_model(const struct opts *o)
 	c1 = cpu_s();
 	if (sink == -1)
 		puts("");
-	report(o, "model_update", m, n, c1 - c0, ss);
+	report(o, o->shuffle ? (o->prefetch ? "model_update_shuffled_prefetch" : "model_update_shuffled") :
+	                       (o->prefetch ? "model_update_prefetch" : "model_update"),
+	       m, n, c1 - c0, ss);
+	free(perm);
 	free(st);
 	free(vals);
 	model_free(m);
@@ -311,6 +342,14 @@ int main(int argc, char **argv)
 			o.forecast = 1;
 			continue;
 		}
+		if (!strcmp(a, "--shuffle")) {
+			o.shuffle = 1;
+			continue;
+		}
+		if (!strcmp(a, "--prefetch")) {
+			o.prefetch = 1;
+			continue;
+		}
 		if (i + 1 >= argc)
 			goto usage;
 		const char *v = argv[++i];
@@ -338,6 +377,7 @@ int main(int argc, char **argv)
 	return o.engine ? bench_engine(&o) : bench_model(&o);
 usage:
 	fprintf(stderr, "usage: engine_bench [--model FILE] [--series N] [--samples N] "
-	                "[--seconds S] [--warm K] [--engine [--direct] [--batch B] | --forecast-only]\n");
+	                "[--seconds S] [--warm K] [--shuffle] [--prefetch]\n"
+	                "                    [--engine [--direct] [--batch B] | --forecast-only]\n");
 	return 2;
 }

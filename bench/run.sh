@@ -328,6 +328,9 @@ elif [ "$quick" = 1 ]; then
 else
 	bench_engine 1 3 160 "" "" "$reps"
 	bench_engine 100000 3 160 "" "" "$reps"
+	# the states in a random order: without, then with the engine's prefetch
+	bench_engine 100000 3 160 "" --shuffle "$reps"
+	bench_engine 100000 3 160 "" "--shuffle --prefetch" "$reps"
 	bench_engine 1 3 160 "" --engine "$reps"
 	bench_engine 100000 3 160 "" --engine "$reps"
 	for m in "$top/models/default.yml" "$top"/bench/models/*.yml; do
