@@ -496,6 +496,52 @@ static void test_state_size(void **ctx)
 	model_free(m);
 }
 
+/* The optional likelihood stages (instant scoring, exponential tail) keep
+ * their fields after the ring, only in models that use them; the widest
+ * window fills the whole ring. Under ASan this also checks the layout. */
+static void test_optional_likelihood_stages(void **ctx)
+{
+	(void)ctx;
+	const char *base = "components:\n  - kind: level\n  - kind: cusum\n"
+	                   "likelihood:\n  window: 16\n  min_samples: 50\n"
+	                   "warmup: 100\nsuppress: 50\n";
+	const char *opt = "components:\n  - kind: level\n  - kind: cusum\n"
+	                  "likelihood:\n  window: 16\n  min_samples: 50\n  instant: true\n"
+	                  "  tail: exponential\nwarmup: 100\nsuppress: 50\n";
+	char err[256];
+	struct model *mb = model_load_string(base, strlen(base), "base.yml", err, sizeof err);
+	struct model *mo = model_load_string(opt, strlen(opt), "opt.yml", err, sizeof err);
+	assert_non_null(mb);
+	assert_non_null(mo);
+	/* two components, each with the optional fields (two doubles, two floats) */
+	assert_int_equal(model_state_size(mo), model_state_size(mb) + 2 * 24);
+	assert_true(model_fingerprint(mo) != model_fingerprint(mb));
+	enum { N = 3000, SPIKE = 2500 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *s1 = malloc(N * sizeof *s1), *s2 = malloc(N * sizeof *s2);
+	struct rng r = { 11 };
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 60000;
+		v[i] = 100 + rng_normal(&r);
+	}
+	v[SPIKE] += 40;
+	const struct model_alerting *al = model_alerting(mo);
+	run(mo, ts, v, N, s1, NULL);
+	run(mo, ts, v, N, s2, NULL);
+	assert_memory_equal(s1, s2, N * sizeof *s1); /* no uninitialised state */
+	assert_true(s1[SPIKE] >= al->threshold);
+	int quiet = 0;
+	for (int i = 1000; i < SPIKE; i++)
+		quiet += s1[i] >= al->threshold;
+	assert_true(quiet <= 3);
+	free(ts);
+	free(v);
+	free(s1);
+	free(s2);
+	model_free(mb);
+	model_free(mo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +556,7 @@ int main(void)
 		cmocka_unit_test(test_default_file_matches_builtin),
 		cmocka_unit_test(test_extreme_values),
 		cmocka_unit_test(test_state_size),
+		cmocka_unit_test(test_optional_likelihood_stages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
