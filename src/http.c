@@ -15,8 +15,9 @@
  * its body is read, for up to queue_timeout_ms, with at most
  * max_queued_writes waiting; past either bound it is answered 503 with
  * Retry-After and the connection is closed. Waiting costs its connection's
- * thread and the socket's kernel buffer, never a body buffer, so memory
- * stays bounded while a burst is absorbed without failed requests.
+ * thread, the socket's kernel buffer and MHD's per-connection pool (32 KiB by
+ * default), never a body buffer, so memory stays bounded while a burst is
+ * absorbed without failed requests.
  */
 #include "http.h"
 
@@ -90,10 +91,11 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Take a write slot, waiting for one within the queue's bounds. Returns 1
- * when admitted (release with release_write), 0 when shed; *waited_us is
- * the time spent waiting, *busy the requests in flight when it gave up. */
-static int admit_write(struct http_server *srv, uint64_t *waited_us, unsigned *busy)
+enum admit { ADMITTED, SHED_QUEUE_FULL, SHED_TIMEOUT, SHED_STOPPING };
+
+/* Take a write slot, waiting for one within the queue's bounds (release an
+ * admitted one with release_write). *waited_us is the time spent waiting. */
+static enum admit admit_write(struct http_server *srv, uint64_t *waited_us)
 {
 	*waited_us = 0;
 	pthread_mutex_lock(&srv->adm_mu);
@@ -115,12 +117,13 @@ static int admit_write(struct http_server *srv, uint64_t *waited_us, unsigned *b
 		srv->queued_writes--;
 		*waited_us = mono_us() - t0;
 	}
-	int ok = srv->inflight_writes < srv->max_inflight_writes && !srv->stopping;
-	if (ok)
+	enum admit a = srv->stopping ? SHED_STOPPING :
+	               srv->inflight_writes < srv->max_inflight_writes ? ADMITTED :
+	               *waited_us ? SHED_TIMEOUT : SHED_QUEUE_FULL;
+	if (a == ADMITTED)
 		srv->inflight_writes++;
-	*busy = srv->inflight_writes;
 	pthread_mutex_unlock(&srv->adm_mu);
-	return ok;
+	return a;
 }
 
 static void release_write(struct http_server *srv)
@@ -311,24 +314,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			 * buffering the body: senders (remote_write, Telegraf,
 			 * vmagent) retry on 503. */
 			uint64_t waited_us;
-			unsigned busy;
-			int ok = admit_write(srv, &waited_us, &busy);
+			enum admit a = admit_write(srv, &waited_us);
 			if (srv->api->stats && waited_us) {
 				atomic_fetch_add_explicit(&srv->api->stats->writes_queued, 1,
 				                          memory_order_relaxed);
 				atomic_fetch_add_explicit(&srv->api->stats->write_queue_us, waited_us,
 				                          memory_order_relaxed);
 			}
-			if (!ok) {
+			if (a != ADMITTED) {
 				if (srv->api->stats)
 					atomic_fetch_add_explicit(&srv->api->stats->writes_shed, 1,
 					                          memory_order_relaxed);
 				struct api_response r;
 				memset(&r, 0, sizeof r);
-				api_error(&r, 503, "overloaded",
-				          "overloaded: %u write requests in flight (limit %u) and the "
-				          "queue full or waited %.1f s; retry later",
-				          busy, srv->max_inflight_writes, (double)waited_us / 1e6);
+				if (a == SHED_STOPPING)
+					api_error(&r, 503, "unavailable", "shutting down; retry later");
+				else if (a == SHED_TIMEOUT)
+					api_error(&r, 503, "overloaded",
+					          "overloaded: no write slot free within %.1f s (%u write "
+					          "requests at once); retry later",
+					          (double)waited_us / 1e6, srv->max_inflight_writes);
+				else if (srv->max_queued_writes && srv->queue_timeout_ms)
+					api_error(&r, 503, "overloaded",
+					          "overloaded: %u write requests in flight and the write "
+					          "queue is full (%u waiting); retry later",
+					          srv->max_inflight_writes, srv->max_queued_writes);
+				else
+					api_error(&r, 503, "overloaded",
+					          "overloaded: %u write requests in flight; retry later",
+					          srv->max_inflight_writes);
 				api_add_header(&r, "Retry-After", "1");
 				/* and close: otherwise MHD would still read (and we discard)
 				 * the whole body, which under overload costs more CPU than

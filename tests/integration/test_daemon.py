@@ -387,7 +387,8 @@ def test_overload_queues_writes():
         t0 = time.monotonic()
         status, resp = d.write(["queue_late value=1 %d" % T0])
         took = time.monotonic() - t0
-        check(status == 503, "a write that waited queue_timeout is shed: %d %s" % (status, resp))
+        check(status == 503 and b"no write slot free within" in resp,
+              "a write that waited queue_timeout is shed, and the answer says so: %d %s" % (status, resp))
         check(0.25 <= took < 3, "after about the timeout: %.2fs" % took)
         check(finish().startswith(b"HTTP/1.1 204"), "the admitted write completes")
     finally:
