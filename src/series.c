@@ -155,7 +155,9 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 		r->cap = ncap;
 	}
 	/* One allocation per series: the struct, its label set (pointer arrays,
-	 * then the strings) and key, the history ring, the detector state. */
+	 * then the strings) and key, the history ring, the detector state. The
+	 * strings are consecutive (name0 NUL value0 NUL ... key): the lookup
+	 * (stored_name_len, stored_value_len) takes their lengths from that. */
 	char *key = labels_to_string(labels);
 	if (!key)
 		goto fail;
