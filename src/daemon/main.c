@@ -24,6 +24,7 @@
 
 #include "detect/detector.h"
 #include "engine/engine.h"
+#include "http/api.h"
 #include "http/server.h"
 #include "ingest/line.h"
 #include "util/log.h"

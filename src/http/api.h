@@ -1,27 +1,45 @@
 /* api.h — the JSON API handlers behind http.c, and the output buffer they
  * write into.
  *
- * Layering: http.c turns an MHD request into a struct api_request (method,
+ * Layering: server.c turns an MHD request into a struct api_request (method,
  * path, decoded query arguments, the buffered body) and sends back the
  * struct api_response; the handlers in api*.c never see MHD, so they can be
  * driven directly by tests. Handlers read the engine, the store and the
- * selfstats through struct api_ctx (http.h) and feed ingest bodies to the
- * engine in one batch per request.
+ * selfstats through struct api_ctx and feed ingest bodies to the engine in
+ * one batch per request.
  *
- * Files: api.c (routing, helpers, alerts/series/anomalies/health),
- * api_ingest.c (write, import, remote_write), api_metrics.c (/metrics),
- * ui.c (the status page).
+ * Files: route.c (the route table), router.c (dispatch, health, UI),
+ * api.c (these helpers), the handlers (handlers.h): api_alerts.c (alerts,
+ * alert history, anomalies), api_ingest.c (write, import, remote_write),
+ * api_forecast.c (forecast, services), api_metrics.c (/metrics), ui.c (the
+ * status page), api_prom.c (the Prometheus query API, api_prom.h).
  */
 #ifndef FORESHOCK_API_H
 #define FORESHOCK_API_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingest/line.h"
 #include "util/buf.h"
-#include "http/server.h"
-#include "util/selfstats.h"
+
+struct engine;
+struct store;
+struct selfstats;
+
+struct api_ctx {                /* borrowed pointers, all outlive the server */
+	struct engine *engine;
+	struct store *store;
+	struct selfstats *stats;
+	_Atomic int ready;          /* 1 once restore finished: /readyz 200, else 503 */
+	size_t max_body;            /* bytes, after decompression too (413 beyond) */
+	struct lp_limits lp_limits; /* line-protocol limits */
+	size_t metrics_series_limit; /* /metrics: per-series gauges for at most this many
+	                             * series (alerting ones first past it); 0 = none */
+	const char *version;
+};
 
 /* Shortest decimal in Go's strconv 'e' format ("1.25e+01", "NaN", "+Inf"),
  * as Prometheus prints alert values. buf >= 32 bytes. */
@@ -58,11 +76,6 @@ struct api_response {
 	} headers[API_MAX_HEADERS];
 };
 
-/* Route of a path, for statistics and dispatch. */
-enum http_route api_route(const char *path);
-/* Handle one request completely; always fills resp (status, body). */
-void api_handle(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
-
 /* First value of query argument key, or NULL. */
 const char *api_arg(const struct api_request *req, const char *key);
 
@@ -90,19 +103,5 @@ long api_parse_selectors(const struct api_request *req, const char *key, const c
 void api_free_selectors(struct selector *sel, long n);
 /* A label set as a JSON object. */
 void api_json_labels(struct obuf *b, const struct labels *l);
-
-/* Handlers in the other api files. */
-void api_forecast(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
-void api_services(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
-void api_write_lp(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
-void api_import_json(struct api_ctx *api, const struct api_request *req,
-                     struct api_response *resp);
-void api_import_prom(struct api_ctx *api, const struct api_request *req,
-                     struct api_response *resp);
-void api_remote_write(struct api_ctx *api, const struct api_request *req,
-                      struct api_response *resp);
-void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
-/* The embedded status page (static, NUL-terminated). */
-const char *ui_page(size_t *len);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "http/api.h"
+#include "http/handlers.h"
 #include "engine/engine.h"
 #include "util/selector.h"
 #include "util/yaml_tree.h"

@@ -10,6 +10,7 @@
  * nothing was rejected, else 400 with the partial-write body (docs/api.md).
  */
 #include "http/api.h"
+#include "http/handlers.h"
 
 #include <strings.h>
 #include <math.h>

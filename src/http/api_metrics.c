@@ -8,6 +8,8 @@
  * exported_series_name, the way Prometheus renames conflicting labels).
  */
 #include "http/api.h"
+#include "http/handlers.h"
+#include "http/route.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -248,7 +250,7 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 				if (n)
 					obuf_printf(&b,
 					            "foreshock_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
-					            selfstats_route_name((enum http_route)r), cls[k],
+					            http_route_name((enum http_route)r), cls[k],
 					            (unsigned long long)n);
 			}
 		header(&b, "foreshock_http_request_duration_seconds", "histogram",
@@ -259,7 +261,7 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 				total += ld(&st->latency_bucket[r][k]);
 			if (!total)
 				continue;
-			const char *rn = selfstats_route_name((enum http_route)r);
+			const char *rn = http_route_name((enum http_route)r);
 			uint64_t cum = 0;
 			for (int k = 0; k < SELFSTATS_LATENCY_BUCKETS; k++) {
 				cum += ld(&st->latency_bucket[r][k]);

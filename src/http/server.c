@@ -33,6 +33,8 @@
 #include <time.h>
 
 #include "http/api.h"
+#include "http/route.h"
+#include "http/router.h"
 #include "util/log.h"
 #include "util/selfstats.h"
 

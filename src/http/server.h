@@ -1,8 +1,8 @@
-/* http.h — the HTTP server: libmicrohttpd glue, routing, body caps.
+/* server.h — the HTTP server: libmicrohttpd glue, body caps.
  *
  * http_start() runs MHD with one thread per connection (bounded by
- * max_connections); each request is routed to a handler in api*.c (api.h),
- * which never sees MHD and runs on its connection's thread. POST bodies are
+ * max_connections); each request goes to api_handle() (router.h), which
+ * never sees MHD and runs on its connection's thread. POST bodies are
  * buffered per connection up to api->max_body (413 beyond, decided from
  * Content-Length when the client sends one, else as soon as the buffer would
  * overflow).
@@ -11,29 +11,13 @@
  * Memory: the server borrows `api` and everything it points to; they must
  * outlive http_stop(). cfg is copied.
  */
-#ifndef FORESHOCK_HTTP_H
-#define FORESHOCK_HTTP_H
+#ifndef FORESHOCK_HTTP_SERVER_H
+#define FORESHOCK_HTTP_SERVER_H
 
-#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "ingest/line.h"
-
-struct engine;
-struct store;
-struct selfstats;
-
-struct api_ctx {                /* borrowed pointers, all outlive the server */
-	struct engine *engine;
-	struct store *store;
-	struct selfstats *stats;
-	_Atomic int ready;          /* 1 once restore finished: /readyz 200, else 503 */
-	size_t max_body;            /* bytes, after decompression too (413 beyond) */
-	struct lp_limits lp_limits; /* line-protocol limits */
-	size_t metrics_series_limit; /* /metrics: per-series gauges for at most this many
-	                             * series (alerting ones first past it); 0 = none */
-	const char *version;
-};
+struct api_ctx;
 
 struct http_config {
 	const char *listen;             /* "127.0.0.1:9790", "[::1]:9790", ":9790" (all

@@ -3,6 +3,7 @@
  * and /api/v1/anomalies and draws the selected series as an inline SVG
  * (values, expected band, anomaly score). Edit the HTML here directly. */
 #include "http/api.h"
+#include "http/handlers.h"
 
 static const char page[] =
 	"<!doctype html>\n"

@@ -25,21 +25,11 @@ const char *selfstats_reject_name(enum reject_reason r)
 	return (unsigned)r < REJ__COUNT ? names[r] : "unknown";
 }
 
-const char *selfstats_route_name(enum http_route r)
-{
-	static const char *const names[ROUTE__COUNT] = {
-		"write",  "import",    "remote_write", "import_prometheus", "alerts",
-		"series", "anomalies", "metrics",      "health",            "query",
-		"forecast", "ui",      "other",
-	};
-	return (unsigned)r < ROUTE__COUNT ? names[r] : "other";
-}
-
-void selfstats_observe_request(struct selfstats *s, enum http_route r, unsigned status,
+void selfstats_observe_request(struct selfstats *s, unsigned r, unsigned status,
                                uint64_t micros)
 {
-	if ((unsigned)r >= ROUTE__COUNT)
-		r = ROUTE_OTHER;
+	if (r >= SELFSTATS_ROUTES)
+		r = SELFSTATS_ROUTES - 1;
 	unsigned cls = status / 100;
 	if (cls > 5)
 		cls = 0;

@@ -25,19 +25,17 @@ enum reject_reason {
 };
 
 #define SELFSTATS_LATENCY_BUCKETS 12
-enum http_route {
-	ROUTE_WRITE = 0, ROUTE_IMPORT, ROUTE_REMOTE_WRITE, ROUTE_IMPORT_PROM, ROUTE_ALERTS,
-	ROUTE_SERIES, ROUTE_ANOMALIES, ROUTE_METRICS, ROUTE_HEALTH, ROUTE_QUERY, ROUTE_FORECAST,
-	ROUTE_UI, ROUTE_OTHER, ROUTE__COUNT
-};
+/* Requests are counted by route: an index the HTTP layer assigns
+ * (enum http_route, http/route.h), below SELFSTATS_ROUTES. */
+#define SELFSTATS_ROUTES 16
 
 struct selfstats {
 	_Atomic uint64_t samples_accepted;
 	_Atomic uint64_t samples_rejected[REJ__COUNT];
 	_Atomic uint64_t fields_ignored;        /* string/bool fields: not series */
-	_Atomic uint64_t requests[ROUTE__COUNT][6]; /* by route and status class 1xx..5xx (index 1..5), 0 = other */
-	_Atomic uint64_t latency_bucket[ROUTE__COUNT][SELFSTATS_LATENCY_BUCKETS + 1];
-	_Atomic uint64_t latency_sum_us[ROUTE__COUNT];
+	_Atomic uint64_t requests[SELFSTATS_ROUTES][6]; /* by route and status class 1xx..5xx (index 1..5), 0 = other */
+	_Atomic uint64_t latency_bucket[SELFSTATS_ROUTES][SELFSTATS_LATENCY_BUCKETS + 1];
+	_Atomic uint64_t latency_sum_us[SELFSTATS_ROUTES];
 	_Atomic uint64_t bodies_too_large;
 	_Atomic uint64_t writes_shed;           /* write requests answered 503 (overload) */
 	_Atomic uint64_t writes_queued;         /* write requests that waited for a slot */
@@ -51,10 +49,10 @@ struct selfstats {
 
 void selfstats_init(struct selfstats *s);
 const char *selfstats_reject_name(enum reject_reason r);
-const char *selfstats_route_name(enum http_route r);
 /* Upper bounds (seconds) of the request-latency histogram buckets. */
 extern const double selfstats_latency_bounds[SELFSTATS_LATENCY_BUCKETS];
-void selfstats_observe_request(struct selfstats *s, enum http_route r, unsigned status,
+/* Count one response of route r (r >= SELFSTATS_ROUTES counts as the last). */
+void selfstats_observe_request(struct selfstats *s, unsigned r, unsigned status,
                                uint64_t micros);
 
 #endif

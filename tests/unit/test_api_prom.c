@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "http/api.h"
+#include "http/router.h"
 #include "engine/engine.h"
 #include "util/selfstats.h"
 
