@@ -1,4 +1,4 @@
-/* alert.c — per-series alert state machine on event time (see alert.h). */
+/* alert/alert.c — per-series alert state machine on event time (see alert.h). */
 #include "alert/alert.h"
 
 #include <string.h>

@@ -1,4 +1,4 @@
-/* alert.h — per-series alert state machine (inactive -> pending -> firing ->
+/* alert/alert.h — per-series alert state machine (inactive -> pending -> firing ->
  * resolved), driven by EVENT time: the timestamps of the samples, never the
  * wall clock. Replaying the same samples always gives the same transitions.
  *

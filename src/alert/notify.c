@@ -1,4 +1,4 @@
-/* notify.c — the alert notifier: a background thread that scans the store
+/* alert/notify.c — the alert notifier: a background thread that scans the store
  * for alert changes and pushes them to Alertmanager (POST /api/v2/alerts) and
  * to JSON webhooks, with per-target retries and jittered exponential backoff.
  *

@@ -1,4 +1,4 @@
-/* notify.h — push alerts to Prometheus Alertmanager (API v2) and to generic
+/* alert/notify.h — push alerts to Prometheus Alertmanager (API v2) and to generic
  * JSON webhooks.
  *
  * The notifier is a background thread that reads the store (store.h): it

@@ -1,4 +1,4 @@
-/* cli_backtest.c — `foreshock backtest`: run a detector model over a
+/* cli/backtest.c — `foreshock backtest`: run a detector model over a
  * labelled corpus (NAB layout: DIR/data/<category>/<name>.csv, DIR/windows.json,
  * DIR/profiles.json) exactly as the daemon would, one streaming state per
  * file, and score it the NAB way (nab.h). Or score precomputed result CSVs

@@ -1,4 +1,4 @@
-/* cli.h — sub-commands of the `foreshock` tool; main_cli.c dispatches.
+/* cli/cli.h — sub-commands of the `foreshock` tool; cli/main.c dispatches.
  * Each returns the process exit status (0 ok, 1 failure/rejections, 2 usage). */
 #ifndef FORESHOCK_CLI_H
 #define FORESHOCK_CLI_H

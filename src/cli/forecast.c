@@ -1,4 +1,4 @@
-/* cli_forecast.c — `foreshock forecast-eval`: honest walk-forward evaluation of
+/* cli/forecast.c — `foreshock forecast-eval`: honest walk-forward evaluation of
  * the forecaster (src/detect/forecast.c) against two baselines, the seasonal naive
  * forecast and a least-squares linear trend (Prometheus predict_linear), on
  * CSV files (timestamp,value) and/or built-in deterministic synthetic series.

@@ -1,4 +1,4 @@
-/* main_cli.c — the `foreshock` command-line tool: offline use of the daemon's
+/* cli/main.c — the `foreshock` command-line tool: offline use of the daemon's
  * own code (replay, parse, backtest, forecast evaluation). */
 #include "config.h"
 

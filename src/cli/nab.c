@@ -1,4 +1,4 @@
-/* nab.c — NAB scoring: corpus loading, per-row sweep weights, scoring at a
+/* cli/nab.c — NAB scoring: corpus loading, per-row sweep weights, scoring at a
  * threshold and corpus-wide threshold optimisation. Follows numenta/NAB
  * nab/sweeper.py (calcSweepScore, calcScoreByThreshold, scoreDataSet),
  * nab/optimizer.py and nab/runner.py (normalize) step by step; comments name

@@ -1,4 +1,4 @@
-/* nab.h — Numenta Anomaly Benchmark (NAB v1.x) scoring, replicated from
+/* cli/nab.h — Numenta Anomaly Benchmark (NAB v1.x) scoring, replicated from
  * numenta/NAB nab/sweeper.py, nab/optimizer.py and nab/runner.py normalize().
  *
  * A corpus is a set of labelled series (timestamps, values, windows). The

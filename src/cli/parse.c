@@ -1,4 +1,4 @@
-/* cli_parse.c — `foreshock parse`: run the daemon's ingest parsers over stdin
+/* cli/parse.c — `foreshock parse`: run the daemon's ingest parsers over stdin
  * and print, one JSON object per line, what they accept and reject.
  *
  *   foreshock parse --format influx [--precision ns|us|ms|s] [--default-time NS]

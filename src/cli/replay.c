@@ -1,4 +1,4 @@
-/* cli_replay.c — `foreshock replay [--model FILE] FILE.csv`: score a CSV
+/* cli/replay.c — `foreshock replay [--model FILE] FILE.csv`: score a CSV
  * series with a detector model, exactly as the daemon would score it.
  *
  * Input: a header `timestamp,value`, then one sample per line; timestamps as

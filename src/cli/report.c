@@ -1,4 +1,4 @@
-/* report.c — backtest report writer: SVG plots and index.html (see report.h).
+/* cli/report.c — backtest report writer: SVG plots and index.html (see report.h).
  * Plots are downsampled to one min/max pair per pixel column so a 16k-row
  * series stays a small file. */
 #include "cli/report.h"

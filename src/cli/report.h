@@ -1,4 +1,4 @@
-/* report.h — human-readable backtest report: one SVG per corpus file (series,
+/* cli/report.h — human-readable backtest report: one SVG per corpus file (series,
  * anomaly score, labelled windows shaded, detections marked TP/FP at a
  * threshold) and an index.html tying them together with the NAB scores.
  * Reads a scored corpus (nab.h); writes files only; no state. */

@@ -1,4 +1,4 @@
-/* main_daemon.c — foreshockd: command line, start-up and shutdown order,
+/* daemon/main.c — foreshockd: command line, start-up and shutdown order,
  * signals, housekeeping (checkpoints, retention) and the demo replayer.
  *
  * Start-up: config -> log level -> data dir -> store -> model -> engine ->

@@ -1,4 +1,4 @@
-/* settings.c — defaults and the YAML configuration file (see settings.h). */
+/* daemon/settings.c — defaults and the YAML configuration file (see settings.h). */
 #include "daemon/settings.h"
 
 #include <stdlib.h>

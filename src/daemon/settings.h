@@ -1,4 +1,4 @@
-/* settings.h — daemon configuration: defaults, YAML file, command-line overrides.
+/* daemon/settings.h — daemon configuration: defaults, YAML file, command-line overrides.
  *
  * Precedence: built-in defaults < --config FILE < command-line flags. Every
  * key is documented in docs/configuration.md with its default. Errors name

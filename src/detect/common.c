@@ -1,4 +1,4 @@
-/* detectors/common.c — small numeric helpers shared by the detector components. */
+/* detect/common.c — small numeric helpers shared by the detector components. */
 #include "config.h"
 
 #include <float.h>

@@ -1,4 +1,4 @@
-/* detectors/context.c — "context": novelty of short discretised patterns.
+/* detect/context.c — "context": novelty of short discretised patterns.
  *
  * In the spirit of CAD OSE (contextual anomaly detection): the value is
  * quantised into `bins` levels between a running minimum and maximum, and the

@@ -1,4 +1,4 @@
-/* detectors/cusum.c — "cusum": two-sided CUSUM change-point statistic.
+/* detect/cusum.c — "cusum": two-sided CUSUM change-point statistic.
  *
  * Standardises each sample against a slow robust EWMA (mean mu, deviation d)
  * and accumulates S+ = max(0, S+ + z - k), S- = max(0, S- - z - k). The raw

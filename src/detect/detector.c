@@ -1,6 +1,6 @@
-/* detector.c — detector models: YAML loading, per-series state layout and the
+/* detect/detector.c — detector models: YAML loading, per-series state layout and the
  * scoring pipeline (components -> anomaly likelihood -> ensemble -> alert
- * suppression). Components live in src/detect/, behind detectors/detectors.h.
+ * suppression). Components live in src/detect/, behind detect/detectors.h.
  *
  * Pipeline for one sample (all O(1), no allocation):
  *   1. sampling-interval estimate and elapsed "steps" (gaps count as time);

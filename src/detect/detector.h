@@ -1,4 +1,4 @@
-/* detector.h — streaming anomaly-detector models.
+/* detect/detector.h — streaming anomaly-detector models.
  *
  * A model (struct model) is loaded once from YAML (models/default.yml), is
  * immutable afterwards and is shared read-only by every series and every
@@ -13,7 +13,7 @@
  * strictly increasing (out-of-order and duplicate samples are dropped before
  * they get here). Non-finite values are never passed in.
  *
- * Dependencies point down: detector.c and the files in detectors/ use GSL, yaml_tree.h
+ * Dependencies point down: detector.c and its component files use GSL, yaml_tree.h
  * and log.h, nothing above them.
  */
 #ifndef FORESHOCK_DETECTOR_H

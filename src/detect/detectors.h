@@ -72,7 +72,7 @@ extern const struct comp_kind comp_cusum;
 extern const struct comp_kind comp_volatility;
 extern const struct comp_kind comp_record;
 
-/* Helpers shared by components (detectors/common.c). */
+/* Helpers shared by components (detect/common.c). */
 /* EWMA weight for a half-life of `halflife` samples, raised to `steps`. */
 double det_alpha(double halflife, double steps);
 /* Same, but at least 1/(n+1) while n samples have been seen: a running mean

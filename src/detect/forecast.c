@@ -1,4 +1,4 @@
-/* forecast.c — streaming per-series seasonal forecaster (see forecast.h and
+/* detect/forecast.c — streaming per-series seasonal forecaster (see forecast.h and
  * docs/forecasting.md for the model, the intervals and time-to-breach).
  *
  * Layout of the work: forecast_update() buckets samples onto a grid; closing a

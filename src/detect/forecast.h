@@ -1,4 +1,4 @@
-/* forecast.h — streaming per-series seasonal forecaster: point forecasts,
+/* detect/forecast.h — streaming per-series seasonal forecaster: point forecasts,
  * 80%/95% prediction intervals and time-to-breach for one metric series.
  *
  * Model (details and mathematics in docs/forecasting.md): samples are bucketed

@@ -1,4 +1,4 @@
-/* detectors/level.c — "level": robust EWMA baseline of the value.
+/* detect/level.c — "level": robust EWMA baseline of the value.
  *
  * Keeps an exponentially weighted mean mu and mean absolute deviation d of the
  * residual (Huber-clipped, so one outlier barely moves either). The raw score

@@ -1,4 +1,4 @@
-/* detectors/record.c — "record": how far a sample breaks the recent range.
+/* detect/record.c — "record": how far a sample breaks the recent range.
  *
  * Keeps a slow robust mean mu and deviation d of the value (on asinh(x/|x|~)
  * with `log`), and a decayed running maximum and minimum that relax towards

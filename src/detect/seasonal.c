@@ -1,4 +1,4 @@
-/* detectors/seasonal.c — "seasonal": time-of-period profile around a slow level.
+/* detect/seasonal.c — "seasonal": time-of-period profile around a slow level.
  *
  * The period (default one day) is cut into B buckets keyed by event time
  * (ts mod period), not by row index, so irregular sampling and gaps keep each

@@ -1,4 +1,4 @@
-/* detectors/volatility.c — "volatility": change in the size of sample-to-sample moves.
+/* detect/volatility.c — "volatility": change in the size of sample-to-sample moves.
  *
  * Tracks the mean absolute step |x_t - x_{t-1}| with a short EWMA s and a
  * long EWMA L (both warm-started). The raw score is |log((s + e) / (L + e))|,

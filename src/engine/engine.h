@@ -1,4 +1,4 @@
-/* engine.h — the core pipeline: samples in, series registry, detectors, alerts.
+/* engine/engine.h — the core pipeline: samples in, series registry, detectors, alerts.
  *
  * Data flows one way: a caller (HTTP handler, replay thread) opens a batch,
  * adds samples, and closes it. For each sample the engine finds or creates
@@ -9,7 +9,7 @@
  * the batch closes, before the caller answers: an alert is never served
  * before it is durable. No samples are written to SQLite on this path.
  *
- * Locking: the engine is sharded internally (engine.c), each shard with its
+ * Locking: the engine is sharded internally (src/engine/), each shard with its
  * own mutex; a batch holds at most one shard lock at a time (the shard of
  * the sample being added) and releases it in engine_batch_end(), so batches
  * on different threads run in parallel and a batch is not atomic with
@@ -67,10 +67,10 @@ struct engine_staged;
 struct engine_batch {
 	struct engine *e;
 	struct engine_result res;
-	int shard;                /* private to engine.c: shard locked now, -1 = none */
-	unsigned touched;         /* private to engine.c: bit mask of shards used */
-	size_t counted;           /* private to engine.c: res.accepted already in selfstats */
-	/* private to engine.c: samples staged by engine_batch_stage() */
+	int shard;                /* private to the engine: shard locked now, -1 = none */
+	unsigned touched;         /* private to the engine: bit mask of shards used */
+	size_t counted;           /* private to the engine: res.accepted already in selfstats */
+	/* private to the engine: samples staged by engine_batch_stage() */
 	struct engine_staged *st;
 	size_t nst, capst;
 	uint32_t *sref;           /* per label: name offset, length, value offset, length */

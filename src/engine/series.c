@@ -1,4 +1,4 @@
-/* series.c — the series registry (see series.h). */
+/* engine/series.c — the series registry (see series.h). */
 #include "engine/series.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* series.h — the series registry: label set -> series, and per-series state.
+/* engine/series.h — the series registry: label set -> series, and per-series state.
  *
  * An open-addressing table (linear probing, power-of-two size, load <= 0.5)
  * maps the 64-bit label-set hash to a series index; lookups compare the

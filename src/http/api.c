@@ -1,4 +1,4 @@
-/* api.c — the helpers every handler uses: response building (api_send,
+/* http/api.c — the helpers every handler uses: response building (api_send,
  * api_error, api_add_header), query arguments, time and selector parameters,
  * label sets and values as JSON. It calls no handler and routes nothing
  * (router.c does). See api.h.

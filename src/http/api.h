@@ -1,4 +1,4 @@
-/* api.h — the JSON API handlers behind http.c, and the output buffer they
+/* http/api.h — the JSON API handlers behind server.c, and the output buffer they
  * write into.
  *
  * Layering: server.c turns an MHD request into a struct api_request (method,

@@ -1,4 +1,4 @@
-/* api_forecast.c — the prediction endpoints. GET /api/v1/forecast:
+/* http/api_forecast.c — the prediction endpoints. GET /api/v1/forecast:
  * per-series forecasts with 80% and 95% prediction intervals, and the
  * time-to-breach of an optional limit; GET /api/v1/services: the service
  * models' state (signals, burn rates, overload risk).

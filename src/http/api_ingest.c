@@ -1,4 +1,4 @@
-/* api_ingest.c — the write endpoints: InfluxDB line protocol (/write,
+/* http/api_ingest.c — the write endpoints: InfluxDB line protocol (/write,
  * /api/v2/write), JSON import (/api/v1/import), Prometheus text import
  * (/api/v1/import/prometheus) and remote_write (/api/v1/write).
  *

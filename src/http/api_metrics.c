@@ -1,4 +1,4 @@
-/* api_metrics.c — GET /metrics: the daemon's own counters and one gauge per
+/* http/api_metrics.c — GET /metrics: the daemon's own counters and one gauge per
  * series and result field (score, expected value, band) in the Prometheus
  * text format 0.0.4. Streamed into growable buffers, one per metric family
  * (the format wants each family's lines together), never a JSON tree.

@@ -1,4 +1,4 @@
-/* api_prom.c — the Prometheus HTTP API subset that lets Grafana (as a
+/* http/api_prom.c — the Prometheus HTTP API subset that lets Grafana (as a
  * "Prometheus" data source) and promtool read foreshock: /api/v1/query,
  * /api/v1/query_range, /api/v1/series, /api/v1/labels,
  * /api/v1/label/<name>/values, /api/v1/metadata and the status probes.

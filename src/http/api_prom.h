@@ -1,4 +1,4 @@
-/* api_prom.h — the Prometheus HTTP API subset (api_prom.c): instant and range
+/* http/api_prom.h — the Prometheus HTTP API subset (api_prom.c): instant and range
  * queries over plain series selectors and the virtual score/band families,
  * series, labels, label values, metadata and the status probes that Grafana
  * and promtool use. See docs/api.md ("Prometheus query API").
@@ -19,7 +19,7 @@
  * /api/v1/query_exemplars, /api/v1/rules: dispatched on req->path. */
 void api_prom_handle(struct api_ctx *api, const struct api_request *req,
                      struct api_response *resp);
-/* /api/v1/series (match[], start, end). http.c has already decoded a
+/* /api/v1/series (match[], start, end). server.c has already decoded a
  * form-encoded body into req->args for this route. */
 void api_prom_series(struct api_ctx *api, const struct api_request *req,
                      struct api_response *resp);

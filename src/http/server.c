@@ -1,4 +1,4 @@
-/* http.c — libmicrohttpd glue: listen address parsing, the access handler
+/* http/server.c — libmicrohttpd glue: listen address parsing, the access handler
  * (per-connection body buffering with the max_body cap), turning an MHD
  * request into a struct api_request for api_handle(), sending the response,
  * and counting every request in selfstats with its route and latency.

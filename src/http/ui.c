@@ -1,4 +1,4 @@
-/* ui.c — the embedded status page served at GET / : one self-contained HTML
+/* http/ui.c — the embedded status page served at GET / : one self-contained HTML
  * document (inline CSS and JS, no external assets) that polls /api/v1/alerts
  * and /api/v1/anomalies and draws the selected series as an inline SVG
  * (values, expected band, anomaly score). Edit the HTML here directly. */

@@ -1,4 +1,4 @@
-/* ingest_json.c — decoder for the JSON import format (see ingest_json.h and
+/* ingest/json.c — decoder for the JSON import format (see ingest/json.h and
  * docs/api.md). Uses jansson to parse one top-level object at a time
  * (JSON_DISABLE_EOF_CHECK), so a body may hold one document or many (NDJSON).
  */

@@ -1,4 +1,4 @@
-/* ingest_json.h — decoder for foreshock's JSON import format (POST /api/v1/import).
+/* ingest/json.h — decoder for foreshock's JSON import format (POST /api/v1/import).
  *
  * Bytes in, samples out, like ingest_line and ingest_prom: json_import_parse()
  * walks a whole body and hands each sample to a callback. It knows nothing

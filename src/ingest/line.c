@@ -1,4 +1,4 @@
-/* ingest_line.c — InfluxDB line-protocol parser (see ingest_line.h).
+/* ingest/line.c — InfluxDB line-protocol parser (see ingest/line.h).
  *
  * One entry (usually one line) is parsed in two passes:
  *

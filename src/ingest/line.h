@@ -1,4 +1,4 @@
-/* ingest_line.h — InfluxDB line-protocol parser: bytes in, points out.
+/* ingest/line.h — InfluxDB line-protocol parser: bytes in, points out.
  *
  * lp_parse() walks a whole request body held by the caller and calls
  * on_point() once per accepted line and on_error() once per rejected line.

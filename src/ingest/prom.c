@@ -1,4 +1,4 @@
-/* ingest_prom.c — Prometheus text exposition / OpenMetrics text decoder.
+/* ingest/prom.c — Prometheus text exposition / OpenMetrics text decoder.
  *
  * Two users share one line lexer:
  *   prom_parse()       lenient ingest: blanks between tokens, trailing comma in

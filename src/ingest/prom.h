@@ -1,4 +1,4 @@
-/* ingest_prom.h — Prometheus text exposition decoder (and OpenMetrics text).
+/* ingest/prom.h — Prometheus text exposition decoder (and OpenMetrics text).
  *
  * Bytes in, samples out, like ingest_line: prom_parse() walks a body line by
  * line and hands each sample to a callback as borrowed label_refs (the metric

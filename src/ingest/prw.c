@@ -1,4 +1,4 @@
-/* ingest_prw.c — Prometheus remote_write 1.0 decoder.
+/* ingest/prw.c — Prometheus remote_write 1.0 decoder.
  *
  *   body ──snappy block──> WriteRequest bytes ──protobuf-c──> messages in an arena
  *        length header checked              unknown fields kept, ignored

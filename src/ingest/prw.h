@@ -1,4 +1,4 @@
-/* ingest_prw.h — Prometheus remote_write 1.0 decoder: bytes in, samples out.
+/* ingest/prw.h — Prometheus remote_write 1.0 decoder: bytes in, samples out.
  *
  * A remote_write body is a snappy *block* (not framed) holding a protobuf
  * prometheus.WriteRequest (proto/remote.proto). prw_decode() checks the
@@ -7,7 +7,7 @@
  * only then emits the samples — a payload is accepted or refused whole, so a
  * 400 never leaves half a request ingested.
  *
- * Samples reach the same callbacks as the text decoder (ingest_prom.h):
+ * Samples reach the same callbacks as the text decoder (ingest/prom.h):
  * labels[0] is {"__name__", metric name}, then the other labels in wire order
  * (empty values kept: the registry drops them); ts_ms is the sender's
  * timestamp (has_ts is always 1); lineno is 0.
@@ -18,7 +18,7 @@
  *
  * Memory: everything handed to callbacks lives in buffers owned by the
  * decoder and freed before prw_decode() returns; copy what you keep. The
- * caller keeps `body`. Depends on ingest_prom.h, libsnappy, libprotobuf-c.
+ * caller keeps `body`. Depends on ingest/prom.h, libsnappy, libprotobuf-c.
  */
 #ifndef FORESHOCK_INGEST_PRW_H
 #define FORESHOCK_INGEST_PRW_H

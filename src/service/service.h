@@ -1,4 +1,4 @@
-/* service.h — service models and early-warning detectors (outage prediction).
+/* service/service.h — service models and early-warning detectors (outage prediction).
  *
  * A service model (a YAML file in the models directory with `kind: service`) names a service's
  * signals by series selectors — request rate, errors and total, latency,

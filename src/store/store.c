@@ -1,4 +1,4 @@
-/* store.c — SQLite (WAL) store for alerts, alert history and detector
+/* store/store.c — SQLite (WAL) store for alerts, alert history and detector
  * checkpoints (see store.h for the contract, docs/storage.md for the schema
  * and the durability argument). The only file that includes sqlite3.h.
  *

@@ -1,4 +1,4 @@
-/* store.h — the embedded SQLite store: alerts, their transition history, and
+/* store/store.h — the embedded SQLite store: alerts, their transition history, and
  * detector checkpoints. store.c is the only file that includes sqlite3.h.
  *
  * Layer: knows nothing about HTTP, series or detectors; callers hand it plain

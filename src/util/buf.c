@@ -1,4 +1,4 @@
-/* buf.c — the growable output buffer with a size cap and JSON helpers
+/* util/buf.c — the growable output buffer with a size cap and JSON helpers
  * (see buf.h). */
 #include "util/buf.h"
 

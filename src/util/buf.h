@@ -1,4 +1,4 @@
-/* buf.h — a growable output buffer with a size cap (curl's dynbuf habit),
+/* util/buf.h — a growable output buffer with a size cap (curl's dynbuf habit),
  * and the JSON writers that the API and the service models share. Depends
  * on nothing above libc and timefmt.
  *

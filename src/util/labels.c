@@ -1,4 +1,4 @@
-/* labels.c — owned, sorted label sets; hashing and canonical text (see labels.h). */
+/* util/labels.c — owned, sorted label sets; hashing and canonical text (see labels.h). */
 #include "util/labels.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* labels.h — label sets: the identity of a series.
+/* util/labels.h — label sets: the identity of a series.
  *
  * A label set is a list of (name, value) pairs sorted by name, names unique,
  * with the metric name stored as the label "__name__" (Prometheus's model).

@@ -1,4 +1,4 @@
-/* log.c — leveled key=value logging to stderr (see log.h). */
+/* util/log.c — leveled key=value logging to stderr (see log.h). */
 #include "util/log.h"
 
 #include <stdarg.h>

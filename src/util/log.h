@@ -1,4 +1,4 @@
-/* log.h — leveled key=value logging to stderr.
+/* util/log.h — leveled key=value logging to stderr.
  *
  * Lines look like `ts=2026-11-25T13:00:00.123Z level=info event=startup listen=127.0.0.1:9790`
  * so that grep and log shippers can read them. The level threshold is set once

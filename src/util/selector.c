@@ -1,4 +1,4 @@
-/* selector.c — parse and match Prometheus series selectors (see selector.h). */
+/* util/selector.c — parse and match Prometheus series selectors (see selector.h). */
 #include "util/selector.h"
 
 #include <ctype.h>

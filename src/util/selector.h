@@ -1,4 +1,4 @@
-/* selector.h — Prometheus series selectors: name{a="x",b!="y",c=~"re",d!~"re"}.
+/* util/selector.h — Prometheus series selectors: name{a="x",b!="y",c=~"re",d!~"re"}.
  *
  * Used by the API's match[] parameters and the query endpoints. Regular
  * expressions are POSIX extended, fully anchored as in Prometheus (RE2 syntax

@@ -1,4 +1,4 @@
-/* selfstats.c — the daemon's own counters (see selfstats.h). */
+/* util/selfstats.c — the daemon's own counters (see selfstats.h). */
 #include "util/selfstats.h"
 
 #include <string.h>

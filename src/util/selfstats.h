@@ -1,4 +1,4 @@
-/* selfstats.h — the daemon's own counters, exported on /metrics.
+/* util/selfstats.h — the daemon's own counters, exported on /metrics.
  *
  * One struct selfstats is owned by main and outlives the engine and the HTTP
  * server, which hold borrowed pointers. Fields are C11 atomics updated with

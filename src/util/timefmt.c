@@ -1,4 +1,4 @@
-/* timefmt.c — UTC timestamp parsing/formatting without libc time zones.
+/* util/timefmt.c — UTC timestamp parsing/formatting without libc time zones.
  * Calendar conversion follows Howard Hinnant's days_from_civil /
  * civil_from_days algorithms (proleptic Gregorian, exact for all int64 years
  * we can represent in milliseconds). */

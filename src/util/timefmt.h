@@ -1,4 +1,4 @@
-/* timefmt.h — timestamp parsing and formatting in UTC, independent of the C
+/* util/timefmt.h — timestamp parsing and formatting in UTC, independent of the C
  * library's locale and time zone (no timegm/strptime): calendar arithmetic is
  * done here with days-from-civil. All times are int64 milliseconds since the
  * Unix epoch. Pure functions, no state, thread-safe; callers own all buffers.

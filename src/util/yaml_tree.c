@@ -1,4 +1,4 @@
-/* yaml_tree.c — libyaml event stream -> struct ynode tree with line numbers
+/* util/yaml_tree.c — libyaml event stream -> struct ynode tree with line numbers
  * (see yaml_tree.h). Used by the config and model loaders. */
 #include "util/yaml_tree.h"
 

@@ -1,4 +1,4 @@
-/* yaml_tree.h — load a YAML document into a small tree that remembers line numbers.
+/* util/yaml_tree.h — load a YAML document into a small tree that remembers line numbers.
  *
  * Config and model loaders walk this tree and report errors as
  * "FILE:LINE: reason". Built on libyaml. Anchors/aliases and multiple
