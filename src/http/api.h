@@ -26,6 +26,7 @@
 #include "util/buf.h"
 
 struct engine;
+struct labels;
 struct store;
 struct selfstats;
 
@@ -39,6 +40,7 @@ struct api_ctx {                /* borrowed pointers, all outlive the server */
 	size_t metrics_series_limit; /* /metrics: per-series gauges for at most this many
 	                             * series (alerting ones first past it); 0 = none */
 	const char *version;
+	const struct labels *external_labels; /* the daemon's identity (shard, ...); may be NULL */
 };
 
 /* Shortest decimal in Go's strconv 'e' format ("1.25e+01", "NaN", "+Inf"),
