@@ -21,6 +21,7 @@
 
 #include <sqlite3.h>
 
+#include "util/lockrank.h"
 #include "util/log.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -320,7 +321,7 @@ void store_close(struct store *s)
 		return;
 	if (s->in_ckpt) {
 		rollback_quiet(s->w);
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 	}
 	finalize_all(s);
 	sqlite3_close(s->r);
@@ -339,7 +340,7 @@ void store_close(struct store *s)
 /* Take the write lock; -1 if this thread already holds it (checkpoint open). */
 static int wlock(struct store *s)
 {
-	return pthread_mutex_lock(&s->wmu) == 0 ? 0 : -1;
+	return lockrank_lock(&s->wmu, LOCK_RANK_STORE_W) == 0 ? 0 : -1;
 }
 
 /* ---- alerts ---- */
@@ -487,7 +488,7 @@ int store_alerts_write(struct store *s, struct alert_rec *recs, size_t n, char *
 	}
 	ret = 0;
 out:
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 unlocked:
 	if (ret < 0) {
 		for (size_t i = 0; i < n; i++)
@@ -534,19 +535,19 @@ static int emit_alerts(struct store *s, sqlite3_stmt *st, const char *op, store_
 int store_alerts_scan(struct store *s, int include_ended, int64_t since_ms, store_alert_fn fn,
                       void *ctx)
 {
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = include_ended ? s->scan_all : s->scan_open;
 	if (include_ended)
 		sqlite3_bind_int64(st, 1, since_ms);
 	int ret = emit_alerts(s, st, "alerts_scan", fn, ctx);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return ret;
 }
 
 int store_alert_history(struct store *s, const char *series_key, int64_t start_ms, int64_t end_ms,
                         size_t limit, store_alert_fn fn, void *ctx)
 {
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = series_key ? s->hist_series : s->hist_all;
 	if (series_key)
 		sqlite3_bind_text(st, 1, series_key, -1, SQLITE_STATIC);
@@ -554,7 +555,7 @@ int store_alert_history(struct store *s, const char *series_key, int64_t start_m
 	sqlite3_bind_int64(st, 3, end_ms);
 	sqlite3_bind_int64(st, 4, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
 	int ret = emit_alerts(s, st, "alert_history", fn, ctx);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return ret;
 }
 
@@ -587,20 +588,20 @@ fail:
 	log_db_err(s->w, "alerts_prune");
 	rollback_quiet(s->w);
 out:
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	return ret;
 }
 
 int store_alerts_max_id(struct store *s, int64_t *out)
 {
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	int rc = sqlite3_step(s->max_id);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(s->max_id, 0);
 	else
 		log_db_err(s->r, "alerts_max_id");
 	sqlite3_reset(s->max_id);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
@@ -622,7 +623,7 @@ int store_ckpt_begin(struct store *s)
 	    sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		log_db_err(s->w, "ckpt_begin");
 		sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 		return -1;
 	}
 	/* The new snapshot replaces the old one; both happen in this one
@@ -631,7 +632,7 @@ int store_ckpt_begin(struct store *s)
 		log_db_err(s->w, "ckpt_begin");
 		rollback_quiet(s->w);
 		sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 		return -1;
 	}
 	s->in_ckpt = 1;
@@ -692,7 +693,7 @@ static int ckpt_end(struct store *s, int commit)
 		log_db_err(s->w, "ckpt_restore_synchronous");
 	s->in_ckpt = 0;
 	s->ckpt_failed = 0;
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	return ret;
 }
 
@@ -701,7 +702,7 @@ int store_ckpt_rollback(struct store *s) { return ckpt_end(s, 0); }
 
 int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckpt *c), void *ctx)
 {
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = s->ckpt_scan;
 	int rc, ret = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -723,7 +724,7 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 		ret = -1;
 	}
 	sqlite3_reset(st);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return ret;
 }
 
@@ -732,7 +733,7 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 int store_integrity_check(struct store *s, char *err, size_t errlen)
 {
 	int ret = 0;
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(s->r, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
 		set_err(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
@@ -768,6 +769,6 @@ int store_integrity_check(struct store *s, char *err, size_t errlen)
 	}
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return ret;
 }
