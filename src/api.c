@@ -591,10 +591,16 @@ void api_handle(struct api_ctx *api, const struct api_request *req, struct api_r
 		return;
 	case ROUTE_HEALTH:
 		if (!strcmp(p, "/readyz")) {
-			if (atomic_load(&api->ready))
-				send_text(resp, 200, "ready");
-			else
+			char why[300];
+			if (!atomic_load(&api->ready))
 				send_text(resp, 503, "restoring");
+			else if (api->store && !store_healthy(api->store, why, sizeof why)) {
+				char text[340];
+				snprintf(text, sizeof text, "store unhealthy: %s", why);
+				send_text(resp, 503, text);
+			}
+			else
+				send_text(resp, 200, "ready");
 		} else if (!strcmp(p, "/ping")) {
 			resp->status = 204; /* InfluxDB clients probe this */
 			api_add_header(resp, "X-Influxdb-Version", "foreshock-%s",
