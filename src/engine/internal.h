@@ -37,7 +37,7 @@ struct pending_tr {
  * ranks and, built with FORESHOCK_LOCK_CHECK, checks them):
  *
  *   flush_mu -> store wmu -> shard[0] -> ... -> shard[15] -> svc_mu
- *            -> store rmu -> fam_mu
+ *            -> store rmu -> fam_mu -> store fmu (the store's fault text, a leaf)
  *
  * A thread only takes a lock ranked after every lock it holds. In practice:
  * - a batch holds one shard at a time (batch_lock), and under it svc_mu

@@ -213,12 +213,12 @@ static int is_storage_fault(int rc)
 /* Mark the store unhealthy (logging the change once) with a reason. */
 static void set_fault(struct store *s, const char *op, int rc, const char *msg)
 {
-	pthread_mutex_lock(&s->fmu);
+	lockrank_lock(&s->fmu, LOCK_RANK_STORE_FAULT);
 	int was = atomic_exchange(&s->healthy, 0);
 	snprintf(s->fault, sizeof s->fault, "%s: %s", op, msg);
 	if (was)
 		clock_gettime(CLOCK_MONOTONIC, &s->since);
-	pthread_mutex_unlock(&s->fmu);
+	lockrank_unlock(&s->fmu);
 	if (was)
 		log_msg(LOG_ERROR, "event=store_fault file=%s op=%s code=%s error=\"%s\"", s->path,
 		        op, code_name(rc), msg);
@@ -244,14 +244,14 @@ static void note_ok(struct store *s)
 {
 	if (atomic_load(&s->healthy) || atomic_load(&s->moved))
 		return;
-	pthread_mutex_lock(&s->fmu);
+	lockrank_lock(&s->fmu, LOCK_RANK_STORE_FAULT);
 	int was = atomic_exchange(&s->healthy, 1);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	long ms = (long)((now.tv_sec - s->since.tv_sec) * 1000 +
 	                 (now.tv_nsec - s->since.tv_nsec) / 1000000);
 	s->fault[0] = '\0';
-	pthread_mutex_unlock(&s->fmu);
+	lockrank_unlock(&s->fmu);
 	if (!was)
 		log_msg(LOG_INFO, "event=store_recovered file=%s unhealthy_ms=%ld", s->path, ms);
 }
@@ -561,9 +561,9 @@ int store_healthy(struct store *s, char *why, size_t len)
 {
 	int ok = atomic_load(&s->healthy);
 	if (why && len) {
-		pthread_mutex_lock(&s->fmu);
+		lockrank_lock(&s->fmu, LOCK_RANK_STORE_FAULT);
 		snprintf(why, len, "%s", ok ? "" : s->fault);
-		pthread_mutex_unlock(&s->fmu);
+		lockrank_unlock(&s->fmu);
 	}
 	return ok;
 }
@@ -592,8 +592,8 @@ static void file_moved(struct store *s)
 	if (!gone)
 		return;
 	char err[512] = "";
-	pthread_mutex_lock(&s->wmu);
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->wmu, LOCK_RANK_STORE_W);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	int ok = 0;
 	if (!s->in_ckpt) {
 		char *sql = sqlite3_mprintf("VACUUM INTO %Q", s->path);
@@ -618,8 +618,8 @@ static void file_moved(struct store *s)
 	} else if (err[0]) {
 		log_msg(LOG_ERROR, "event=store_error file=%s op=rewrite error=\"%s\"", s->path, err);
 	}
-	pthread_mutex_unlock(&s->rmu);
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->rmu);
+	lockrank_unlock(&s->wmu);
 	if (ok)
 		note_ok(s);
 }
@@ -627,10 +627,10 @@ static void file_moved(struct store *s)
 int store_check(struct store *s)
 {
 	int moved = 0;
-	pthread_mutex_lock(&s->wmu);
+	lockrank_lock(&s->wmu, LOCK_RANK_STORE_W);
 	if (s->w && sqlite3_file_control(s->w, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK)
 		moved = 0;
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	if (moved || (atomic_load(&s->moved) && s->w == NULL)) {
 		file_moved(s);
 		return atomic_load(&s->healthy);
@@ -639,10 +639,10 @@ int store_check(struct store *s)
 		return 1;
 	/* Unhealthy: try a small durable write. Success means the fault (disk
 	 * full, read-only file system, lock held elsewhere) has cleared. */
-	if (atomic_load(&s->moved) || pthread_mutex_trylock(&s->wmu) != 0)
+	if (atomic_load(&s->moved) || lockrank_trylock(&s->wmu, LOCK_RANK_STORE_W) != 0)
 		return 0;
 	if (s->in_ckpt) {
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 		return 0;
 	}
 	struct timespec now;
@@ -659,7 +659,7 @@ int store_check(struct store *s)
 		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
 		rollback_quiet(s->w);
 	}
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	if (ok)
 		note_ok(s);
 	return ok;
@@ -672,12 +672,12 @@ int store_maintain(struct store *s)
 	/* PASSIVE: copies what no reader still needs, never waits for readers
 	 * or blocks writers for long; the WAL restarts from the top once fully
 	 * copied and journal_size_limit truncates it. */
-	pthread_mutex_lock(&s->wmu);
+	lockrank_lock(&s->wmu, LOCK_RANK_STORE_W);
 	int rc = s->in_ckpt ? SQLITE_OK :
 	         sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	if (rc != SQLITE_OK)
 		log_db_err(s->w, "wal_checkpoint");
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
@@ -978,7 +978,7 @@ int store_ckpt_begin(struct store *s)
 	char err[256];
 	if (refuse_moved(s, err, sizeof err) < 0) {
 		log_msg(LOG_ERROR, "event=store_error file=%s op=ckpt_begin error=\"%s\"", s->path, err);
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 		return -1;
 	}
 	if (sqlite3_exec(s->w, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK ||

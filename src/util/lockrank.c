@@ -59,6 +59,19 @@ int lockrank_lock(pthread_mutex_t *mu, int rank)
 	return rc;
 }
 
+int lockrank_trylock(pthread_mutex_t *mu, int rank)
+{
+	int rc = pthread_mutex_trylock(mu);
+	if (rc == 0) {
+		if (nheld == LOCKRANK_MAX) {
+			fprintf(stderr, "lockrank: more than %d locks held\n", LOCKRANK_MAX);
+			abort();
+		}
+		held[nheld++] = (struct held){ mu, rank };
+	}
+	return rc;
+}
+
 int lockrank_unlock(pthread_mutex_t *mu)
 {
 	for (int i = nheld; i-- > 0;) {

@@ -22,11 +22,14 @@ enum lock_rank {
 	LOCK_RANK_SVC = 100,     /* engine svc_mu: service models */
 	LOCK_RANK_STORE_R = 110, /* store rmu: the read-only connection */
 	LOCK_RANK_FAM = 120,     /* engine fam_mu: metric family types */
+	LOCK_RANK_STORE_FAULT = 130, /* store fmu: the fault text (a leaf) */
 };
 
 #ifdef FORESHOCK_LOCK_CHECK
 int lockrank_lock(pthread_mutex_t *mu, int rank);
 int lockrank_unlock(pthread_mutex_t *mu);
+/* A trylock cannot deadlock: no order check; held once it succeeds. */
+int lockrank_trylock(pthread_mutex_t *mu, int rank);
 /* Called with the rank held highest and the rank wanted; the default
  * prints both and aborts. NULL restores the default. */
 typedef void (*lockrank_handler)(int held, int wanted);
@@ -42,6 +45,11 @@ static inline int lockrank_lock(pthread_mutex_t *mu, int rank)
 static inline int lockrank_unlock(pthread_mutex_t *mu)
 {
 	return pthread_mutex_unlock(mu);
+}
+static inline int lockrank_trylock(pthread_mutex_t *mu, int rank)
+{
+	(void)rank;
+	return pthread_mutex_trylock(mu);
 }
 #endif
 

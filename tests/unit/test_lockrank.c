@@ -4,8 +4,9 @@
  * objects (mk/engine.am), so it checks in every build, not only debug ones:
  * first that a lock taken out of order is reported, then that ingest (with
  * counters, histograms, family types, services and alerts), flushes,
- * checkpoints, restore with reconciliation, the readers, a model reload and
- * pruning take every lock in rank order. */
+ * checkpoints, restore with reconciliation, the readers, a model reload,
+ * pruning and the store's health check and WAL maintenance take every lock
+ * in rank order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -219,6 +220,10 @@ static void test_engine_keeps_the_order(void **st)
 	engine_set_model(e, model_builtin_default());
 	assert_int_equal(engine_set_external_url(e, "http://x"), 0);
 	assert_true(engine_prune(e) >= 0);
+	char why[128];
+	assert_int_equal(store_healthy(store, why, sizeof why), 1);
+	assert_int_equal(store_check(store), 1);
+	assert_int_equal(store_maintain(store), 0);
 	engine_free(e);
 	/* restart: restore and reconcile under every shard lock */
 	e = engine_new(&cfg, model_builtin_default(), store, &stats, err, sizeof err);
