@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <gsl/gsl_errno.h>
 
 #include <errno.h>
 #include <math.h>
@@ -250,6 +251,7 @@ static void test_engine_keeps_the_order(void **st)
 
 int main(void)
 {
+	gsl_set_error_handler_off(); /* as the daemon does (service.h) */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_out_of_order_is_reported),
 		cmocka_unit_test(test_relock_left_to_the_mutex),
