@@ -3,7 +3,6 @@
  * arguments merged with a form-encoded body, durations and times, value
  * formatting as Prometheus prints it, and the parser of the small query
  * language (selectors, virtual families, constant arithmetic). */
-#include "http/api_prom.h"
 #include "http/promql.h"
 
 #include <ctype.h>
