@@ -118,12 +118,86 @@ static void test_selector(void **st)
 		selector_free(&s);
 	}
 	const char *bad[] = { "", "{}", "{job=\"\"}", "rate(x[5m])", "{job=api}", "{job=~\"(\"}",
-		              "{job=~\"\\\\d+\"}", "{job=~\"(?i)api\"}",
 		              "x{a=\"b\"", NULL };
 	for (int i = 0; bad[i]; i++) {
 		assert_int_equal(selector_parse(&s, bad[i], err, sizeof err), -1);
 		assert_true(strlen(err) > 0);
 	}
+	labels_free(&l);
+}
+
+/* Prometheus' regular expressions (RE2 syntax, compiled with PCRE2): what
+ * POSIX ERE refused now works; PCRE-only syntax is refused; limits hold. */
+static void test_selector_regex(void **st)
+{
+	(void)st;
+	struct labels l;
+	make_labels(&l, "http_requests_total", "Api-1", "500");
+	struct selector s;
+	char err[256];
+	const char *yes[] = { "{code=~\"\\\\d+\"}", "{job=~\"(?i)api-\\\\d\"}",
+		              "{job=~`\\w+-\\d`}", "{job=~\"[[:alpha:]]+.1\"}",
+		              "{__name__=~\"http_.*_total\"}", "{job=\"Api-1\",code!~\"\\\\D+\"}",
+		              "{job=~\"(?P<n>A)pi.+\"}", "{job=~\"\\\\pL+-1\"}",
+		              "{code=~\"5..|4..\"}", "{job=~`\\QApi-1\\E`}", NULL };
+	/* fully anchored: a substring does not match; case matters without (?i) */
+	const char *no[] = { "{code=~\"0\"}", "{job=~\"api-1\"}", "{code=~\"50\"}",
+		             "{code=~\"5|4..\"}", "{code=\"500\",job!~\"(?i)API-1\"}", NULL };
+	for (int i = 0; yes[i]; i++) {
+		assert_int_equal(selector_parse(&s, yes[i], err, sizeof err), 0);
+		assert_true(selector_matches(&s, &l));
+		assert_false(selector_limit_hit(&s));
+		selector_free(&s);
+	}
+	for (int i = 0; no[i]; i++) {
+		assert_int_equal(selector_parse(&s, no[i], err, sizeof err), 0);
+		assert_false(selector_matches(&s, &l));
+		selector_free(&s);
+	}
+	/* not RE2: refused with the construct named */
+	const char *bad[] = { "{job=~\"(?=a)a\"}", "{job=~\"(a)\\\\1\"}", "{job=~\"(?>a)\"}",
+		              "{job=~\"a*+\"}", "{job=~\"(*UTF)a\"}", "{job=~\"a{2}{3}\"}",
+		              "{job=~\"(?x)a\"}", "{job=~\"((a{1,100}){1,100})\"}", NULL };
+	for (int i = 0; bad[i]; i++) {
+		assert_int_equal(selector_parse(&s, bad[i], err, sizeof err), -1);
+		assert_non_null(strstr(err, "invalid"));
+	}
+	/* '.' matches a newline, '$' only at the very end (Prometheus' (?s:)) */
+	struct labels nl;
+	struct label_ref r[2] = { { "__name__", 8, "m", 1 }, { "job", 3, "a\nb", 3 } };
+	assert_int_equal(labels_from_refs(&nl, r, 2, NULL, err, sizeof err), 0);
+	assert_int_equal(selector_parse(&s, "{job=~\"a.b\"}", err, sizeof err), 0);
+	assert_true(selector_matches(&s, &nl));
+	selector_free(&s);
+	assert_int_equal(selector_parse(&s, "{job=~\"a\"}", err, sizeof err), 0);
+	assert_false(selector_matches(&s, &nl));
+	selector_free(&s);
+	labels_free(&nl);
+	/* the issue's bomb: 5,000 repeats of .* then x (10 KB) is refused by length */
+	size_t n = 5000;
+	char *bomb = malloc(2 * n + 64);
+	assert_non_null(bomb);
+	char *w = bomb + sprintf(bomb, "{__name__=~\"");
+	for (size_t i = 0; i < n; i++)
+		w += sprintf(w, ".*");
+	sprintf(w, "x\"}");
+	assert_int_equal(selector_parse(&s, bomb, err, sizeof err), -1);
+	assert_non_null(strstr(err, "too long"));
+	/* under the length cap, an exponential pattern stops at the match
+	 * limit: no match, and the selector says a limit was hit */
+	w = bomb + sprintf(bomb, "{job=~\"(a|aa)*(b|c)\"}");
+	assert_int_equal(selector_parse(&s, bomb, err, sizeof err), 0);
+	char val[64];
+	memset(val, 'a', 60);
+	val[60] = 0;
+	struct labels la;
+	struct label_ref ra[2] = { { "__name__", 8, "m", 1 }, { "job", 3, val, 60 } };
+	assert_int_equal(labels_from_refs(&la, ra, 2, NULL, err, sizeof err), 0);
+	assert_false(selector_matches(&s, &la));
+	assert_true(selector_limit_hit(&s));
+	selector_free(&s);
+	labels_free(&la);
+	free(bomb);
 	labels_free(&l);
 }
 
@@ -895,6 +969,7 @@ int main(void)
 		cmocka_unit_test(test_labels_escape_and_empty),
 		cmocka_unit_test(test_labels_reject),
 		cmocka_unit_test(test_selector),
+		cmocka_unit_test(test_selector_regex),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_yaml_tree),
 		cmocka_unit_test(test_settings),
