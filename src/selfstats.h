@@ -42,6 +42,11 @@ struct selfstats {
 	_Atomic uint64_t writes_shed;           /* write requests answered 503 (overload) */
 	_Atomic uint64_t writes_queued;         /* write requests that waited for a slot */
 	_Atomic uint64_t write_queue_us;        /* total time they waited, microseconds */
+	_Atomic uint64_t reads_shed;            /* API reads answered 503 (read slots full) */
+	_Atomic uint64_t http_unauthorized;     /* 401: no or unknown bearer token */
+	_Atomic uint64_t http_forbidden;        /* 403: wrong scope, foreign Host or Origin */
+	_Atomic uint64_t http_timeouts;         /* connections closed by the header/body deadline */
+	_Atomic uint64_t responses_too_large;   /* 422: response over http.max_response */
 	_Atomic uint64_t alert_transitions;
 	_Atomic uint64_t store_errors;
 	_Atomic uint64_t notifications_sent;
