@@ -16,6 +16,7 @@
 
 #include "alert.h"
 #include "engine.h"
+#include "labels.h"
 #include "selector.h"
 
 static void prom_value(struct obuf *b, double v)
@@ -320,6 +321,17 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 	obuf_puts(&b, ",model=");
 	prom_label_value(&b, es.model_name ? es.model_name : "");
 	obuf_puts(&b, "} 1\n");
+	header(&b, "foreshock_shard_info", "gauge",
+	       "The daemon's external labels (shard=... from --shard or external_labels); always 1.");
+	obuf_puts(&b, "foreshock_shard_info");
+	const struct labels *xl = api->external_labels;
+	for (size_t i = 0; xl && i < xl->n; i++) {
+		obuf_puts(&b, i ? "," : "{");
+		obuf_puts(&b, xl->names[i]);
+		obuf_puts(&b, "=");
+		prom_label_value(&b, xl->values[i]);
+	}
+	obuf_puts(&b, xl && xl->n ? "} 1\n" : " 1\n");
 
 	if (api->engine && api->metrics_series_limit > 0) {
 		/* Per-series gauges: every series while there are at most

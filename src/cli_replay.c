@@ -6,8 +6,8 @@
  * seconds. Output on stdout, one row per input row:
  *   timestamp,value,anomaly_score,expected,lower,upper,direction,component
  * timestamp and value are echoed as written. Samples the daemon would drop
- * (timestamp not after the previous accepted one, non-finite value) are
- * dropped here too, so scores match the daemon's: they get a warning on
+ * (det_admit(): missing or non-finite value, timestamp repeating or before the
+ * previous accepted one) are dropped here too, so scores match the daemon's: they get a warning on
  * stderr naming the line and an output row with empty score fields and
  * component "dropped". A malformed line (bad timestamp, non-numeric value,
  * wrong number of fields) is an error: message with the line number, exit 1.
@@ -44,9 +44,10 @@ static void replay_usage(FILE *f)
 	        "  -h, --help     this text\n"
 	        "\n"
 	        "Timestamps: '2014-04-01 00:00:00' (UTC) or epoch seconds. Rows whose\n"
-	        "timestamp is not after the previous accepted row, and non-finite values,\n"
-	        "are dropped as the daemon drops them (warning on stderr, empty score,\n"
-	        "component 'dropped'). A malformed row is an error (exit 1).\n");
+	        "timestamp is not after the previous accepted row, and missing (empty) or\n"
+	        "non-finite values, are dropped as the daemon drops them (warning on stderr,\n"
+	        "empty score, component 'dropped'; a missing value is a gap). A malformed\n"
+	        "row is an error (exit 1).\n");
 }
 
 static void chomp(char *s, size_t *len)
@@ -126,7 +127,7 @@ int cli_replay_main(int argc, char **argv)
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t got;
-	long lineno = 0, rows = 0, dropped = 0;
+	long lineno = 0, rows = 0, ndropped = 0, dropped[DET_DROP__COUNT] = { 0 };
 	int rc = 0, have_prev = 0;
 	int64_t prev_ts = 0;
 	FILE *out = stdout;
@@ -170,8 +171,10 @@ int cli_replay_main(int argc, char **argv)
 		const char *vs = comma + 1;
 		char *end;
 		errno = 0;
-		double v = strtod(vs, &end);
-		if (end == vs || *end || errno == EINVAL) {
+		double v = NAN; /* an empty value is a missing sample: a gap */
+		if (*vs)
+			v = strtod(vs, &end);
+		if (*vs && (end == vs || *end || errno == EINVAL)) {
 			fprintf(stderr, "foreshock replay: invalid value '%s' in '%s' (line %ld)\n", vs, name,
 			        lineno);
 			rc = 1;
@@ -179,12 +182,18 @@ int cli_replay_main(int argc, char **argv)
 		}
 		rows++;
 		*comma = '\0';
-		if (!isfinite(v) || (have_prev && ts <= prev_ts)) {
-			fprintf(stderr, "foreshock replay: warning: dropped row in '%s' (line %ld): %s\n",
-			        name, lineno, isfinite(v) ? "timestamp not after the previous row" :
-			                                    "value is not finite");
+		enum det_drop why = det_admit(have_prev, prev_ts, ts, v);
+		if (why != DET_KEEP) {
+			static const char *const what[DET_DROP__COUNT] = {
+				[DET_DROP_NON_FINITE] = "value missing or not finite",
+				[DET_DROP_DUPLICATE] = "timestamp repeats the previous row",
+				[DET_DROP_OUT_OF_ORDER] = "timestamp before the previous row",
+			};
+			fprintf(stderr, "foreshock replay: warning: dropped row in '%s' (line %ld): %s (%s)\n",
+			        name, lineno, what[why], det_drop_name(why));
 			fprintf(out, "%s,%s,,,,,,dropped\n", line, vs);
-			dropped++;
+			dropped[why]++;
+			ndropped++;
 		} else {
 			struct det_result r;
 			model_update(m, state, ts, v, &r);
@@ -214,8 +223,11 @@ int cli_replay_main(int argc, char **argv)
 		fprintf(stderr, "foreshock replay: write error: %s\n", strerror(errno));
 		rc = 1;
 	}
-	if (dropped)
-		fprintf(stderr, "foreshock replay: %ld of %ld rows dropped\n", dropped, rows);
+	if (ndropped)
+		fprintf(stderr,
+		        "foreshock replay: %ld of %ld rows dropped (non_finite %ld, duplicate %ld, out_of_order %ld)\n",
+		        ndropped, rows, dropped[DET_DROP_NON_FINITE], dropped[DET_DROP_DUPLICATE],
+		        dropped[DET_DROP_OUT_OF_ORDER]);
 	free(line);
 	free(state);
 	if (in != stdin)

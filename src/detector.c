@@ -787,6 +787,16 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	return tail_score(z, m->lk_decades);
 }
 
+const char *det_drop_name(enum det_drop d)
+{
+	switch (d) {
+	case DET_DROP_NON_FINITE: return "non_finite";
+	case DET_DROP_DUPLICATE: return "duplicate";
+	case DET_DROP_OUT_OF_ORDER: return "out_of_order";
+	default: return "";
+	}
+}
+
 static void prefetch_range(const void *p, size_t n)
 {
 	const char *c = p;

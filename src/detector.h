@@ -62,6 +62,29 @@ void model_state_init(const struct model *m, void *state);
 /* Prefetch the lines of state a sample at ts_ms will touch (the engine
  * calls it a few samples ahead: at 100k series the state is not in cache). */
 void model_prefetch(const struct model *m, const void *state, int64_t ts_ms);
+/* Which samples a model never sees. The daemon's engine, `foreshock replay`
+ * and `foreshock backtest` drop the same samples, checked in this order, and
+ * count them under the same names (foreshock_samples_rejected_total reasons):
+ * a missing or non-finite value ("non_finite": a gap, not an error), a
+ * timestamp equal to the last accepted one ("duplicate") or before it
+ * ("out_of_order"). The dropped sample leaves the state untouched, so the
+ * next accepted one sees the elapsed time as a gap. */
+enum det_drop { DET_KEEP = 0, DET_DROP_NON_FINITE, DET_DROP_DUPLICATE, DET_DROP_OUT_OF_ORDER,
+	        DET_DROP__COUNT };
+/* have_last: some sample was accepted before, at last_ts. */
+static inline enum det_drop det_admit(int have_last, int64_t last_ts, int64_t ts, double value)
+{
+	if (!(value - value == 0)) /* NaN or infinite, without <math.h> */
+		return DET_DROP_NON_FINITE;
+	if (have_last && ts == last_ts)
+		return DET_DROP_DUPLICATE;
+	if (have_last && ts < last_ts)
+		return DET_DROP_OUT_OF_ORDER;
+	return DET_KEEP;
+}
+/* "non_finite", "duplicate", "out_of_order" ("" for DET_KEEP) */
+const char *det_drop_name(enum det_drop d);
+
 /* Feed one sample; fills *out. */
 void model_update(const struct model *m, void *state, int64_t ts_ms, double value,
                   struct det_result *out);

@@ -23,6 +23,7 @@
 #include "ingest_line.h"
 
 struct engine;
+struct labels;
 struct store;
 struct selfstats;
 
@@ -36,6 +37,7 @@ struct api_ctx {                /* borrowed pointers, all outlive the server */
 	size_t metrics_series_limit; /* /metrics: per-series gauges for at most this many
 	                             * series (alerting ones first past it); 0 = none */
 	const char *version;
+	const struct labels *external_labels; /* the daemon's identity (shard, ...); may be NULL */
 };
 
 struct http_config {

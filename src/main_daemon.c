@@ -48,6 +48,8 @@ static void usage(FILE *f)
 	        "      --models-dir DIR     service models, files with kind: service (default ./models)\n"
 	        "      --log-level LEVEL    debug, info, warn, error (default info)\n"
 	        "      --max-series N       cardinality limit (default 1000000)\n"
+	        "      --shard NAME         this daemon's shard: the external label shard=NAME,\n"
+	        "                           on alerts sent out and in /metrics (foreshock_shard_info)\n"
 	        "      --replay FILE        push a line-protocol file through the HTTP API after start\n"
 	        "      --replay-speed X     event-time seconds per wall second (default 360; 0 = max)\n"
 	        "      --replay-precision P precision of the replay file: ns, us, ms, s (default ns)\n"
@@ -259,8 +261,8 @@ static void *replay_main(void *arg)
 
 enum {
 	OPT_LOG_LEVEL = 256, OPT_MAX_SERIES, OPT_REPLAY, OPT_REPLAY_SPEED, OPT_REPLAY_PRECISION,
-	OPT_CHECK, OPT_MODELS_DIR, OPT_HEALTH_LISTEN, OPT_WRITE_TOKEN_FILE, OPT_READ_TOKEN_FILE,
-	OPT_TLS_CERT_FILE, OPT_TLS_KEY_FILE
+	OPT_CHECK, OPT_MODELS_DIR, OPT_SHARD, OPT_HEALTH_LISTEN, OPT_WRITE_TOKEN_FILE,
+	OPT_READ_TOKEN_FILE, OPT_TLS_CERT_FILE, OPT_TLS_KEY_FILE
 };
 
 int main(int argc, char **argv)
@@ -277,6 +279,7 @@ int main(int argc, char **argv)
 		{ "replay-precision", required_argument, NULL, OPT_REPLAY_PRECISION },
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "models-dir", required_argument, NULL, OPT_MODELS_DIR },
+		{ "shard", required_argument, NULL, OPT_SHARD },
 		{ "health-listen", required_argument, NULL, OPT_HEALTH_LISTEN },
 		{ "write-token-file", required_argument, NULL, OPT_WRITE_TOKEN_FILE },
 		{ "read-token-file", required_argument, NULL, OPT_READ_TOKEN_FILE },
@@ -342,6 +345,13 @@ int main(int argc, char **argv)
 		case OPT_REPLAY_PRECISION: config_set_str(&cfg.replay_precision, optarg); break;
 		case OPT_CHECK: check_only = 1; break;
 		case OPT_MODELS_DIR: config_set_str(&cfg.models_dir, optarg); break;
+		case OPT_SHARD:
+			if (config_set_external_label(&cfg, "shard", optarg, err, sizeof err) < 0) {
+				fprintf(stderr, "foreshockd: invalid --shard '%s': %s\n", optarg, err);
+				config_free(&cfg);
+				return 2;
+			}
+			break;
 		case OPT_HEALTH_LISTEN: config_set_str(&cfg.health_listen, optarg); break;
 		case OPT_WRITE_TOKEN_FILE: config_set_str(&cfg.write_token_file, optarg); break;
 		case OPT_READ_TOKEN_FILE: config_set_str(&cfg.read_token_file, optarg); break;
@@ -442,6 +452,7 @@ int main(int argc, char **argv)
 	api.lp_limits = (struct lp_limits)LP_LIMITS_DEFAULT;
 	api.metrics_series_limit = cfg.metrics_series_limit;
 	api.version = PACKAGE_VERSION;
+	api.external_labels = &cfg.external_labels;
 	atomic_store(&api.ready, 0);
 	struct http_config hc;
 	config_http(&cfg, &hc);
@@ -479,13 +490,21 @@ int main(int argc, char **argv)
 	/* alert notifications: a thread that reads the store (notify.h) */
 	if (!cfg.notify.external_url && cfg.external_url)
 		config_set_str(&cfg.notify.external_url, cfg.external_url);
+	labels_free(&cfg.notify.external_labels);
+	if (labels_copy(&cfg.notify.external_labels, &cfg.external_labels) < 0) {
+		log_msg(LOG_ERROR, "event=startup_failed reason=\"out of memory\"");
+		goto out;
+	}
 	notifier = notifier_start(&cfg.notify, store, &stats, err, sizeof err);
 	if (!notifier) {
 		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);
 		goto out;
 	}
 	atomic_store(&api.ready, 1);
-	log_msg(LOG_INFO, "event=ready series_restored=%ld", restored);
+	char *ident = labels_to_string(&cfg.external_labels);
+	log_msg(LOG_INFO, "event=ready series_restored=%ld external_labels=%s", restored,
+	        ident && *ident ? ident : "{}");
+	free(ident);
 
 	if (cfg.replay_file) {
 		rep.file = cfg.replay_file;

@@ -192,6 +192,21 @@ static int file_prepare(struct nab_file *f, double probation_percent)
 	if (!f->row_window || !f->row_unit)
 		return -1;
 	f->probation = probation_rows(probation_percent, f->n);
+	/* Rows whose timestamp goes backwards are kept (NAB scores rows by
+	 * position); windows are snapped on the running maximum of the
+	 * timestamps, so such a row belongs where it stands. */
+	const int64_t *ts = f->ts;
+	int64_t *cummax = NULL;
+	for (size_t i = 1; i < f->n && !cummax; i++)
+		if (f->ts[i] < f->ts[i - 1]) {
+			cummax = malloc(f->n * sizeof *cummax);
+			if (!cummax)
+				return -1;
+			cummax[0] = f->ts[0];
+			for (size_t j = 1; j < f->n; j++)
+				cummax[j] = f->ts[j] > cummax[j - 1] ? f->ts[j] : cummax[j - 1];
+			ts = cummax;
+		}
 
 	/* Snap windows to the rows inside [start, end] (scorer.Window). Windows
 	 * without any row are dropped from scoring (first > last). */
@@ -200,9 +215,9 @@ static int file_prepare(struct nab_file *f, double probation_percent)
 		/* With repeated timestamps NAB enters at the first row equal to the
 		 * start and leaves at the first row equal to the end
 		 * (timestamps.index()). */
-		size_t a = lower_bound(f->ts, f->n, win->start_ms);
-		size_t b = lower_bound(f->ts, f->n, win->end_ms);
-		if (b < f->n && f->ts[b] == win->end_ms)
+		size_t a = lower_bound(ts, f->n, win->start_ms);
+		size_t b = lower_bound(ts, f->n, win->end_ms);
+		if (b < f->n && ts[b] == win->end_ms)
 			b++; /* one past the last row; otherwise the last row inside is b - 1 */
 		if (b > a) {
 			win->first = a;
@@ -213,6 +228,7 @@ static int file_prepare(struct nab_file *f, double probation_percent)
 		}
 		win->scorable = b > a && win->last >= f->probation;
 	}
+	free(cummax);
 
 	size_t next = 0;          /* next window to enter */
 	long cur = -1;            /* current window index or -1 */
@@ -337,14 +353,19 @@ int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double *
 		char tmp[64];
 		size_t vl = (size_t)(ve - vs);
 		char *e;
-		if (vl == 0 || vl >= sizeof tmp)
+		double v = NAN; /* an empty value is a missing one: kept as NAN */
+		if (vl >= sizeof tmp)
 			goto badval;
-		memcpy(tmp, vs, vl);
-		tmp[vl] = 0;
-		errno = 0;
-		double v = strtod(tmp, &e);
-		if (*e || !isfinite(v))
-			goto badval;
+		if (vl > 0) {
+			memcpy(tmp, vs, vl);
+			tmp[vl] = 0;
+			errno = 0;
+			v = strtod(tmp, &e);
+			if (*e || e == tmp)
+				goto badval;
+			if (!isfinite(v))
+				v = NAN; /* "nan", "inf": missing as well */
+		}
 		double x = 0;
 		if (extra_out) {
 			if (!c2) {
@@ -369,11 +390,6 @@ int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double *
 				        name, line);
 				goto fail;
 			}
-		}
-		if (n > 0 && t < ts[n - 1]) {
-			set_err(err, errlen, "timestamp '%.*s' before the previous row in '%s' (line %zu)",
-			        (int)(c1 - p), p, name, line);
-			goto fail;
 		}
 		if (n == cap) {
 			cap *= 2;

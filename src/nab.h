@@ -63,8 +63,9 @@ struct nab_window {
 struct nab_file {
 	char *name;               /* "category/name.csv", owned */
 	size_t n;                 /* rows */
-	int64_t *ts;              /* [n] timestamps, ms, non-decreasing (NAB data repeats a few) */
-	double *value;            /* [n] values */
+	int64_t *ts;              /* [n] timestamps, ms; NAB data repeats a few, messy data
+	                           * may go backwards (windows snap on the running maximum) */
+	double *value;            /* [n] values; NAN where the row has none (a gap) */
 	double *score;            /* [n] anomaly scores, filled by the caller (zeroed at load) */
 	struct nab_window *windows; /* [nwindows], sorted, non-overlapping */
 	size_t nwindows;
@@ -153,8 +154,10 @@ double nab_scaled_sigmoid(double x);
 
 /* Parse CSV text "timestamp,value[,anomaly_score,...]" (NAB data and result
  * files). A first line whose timestamp does not parse is a header. With
- * extra_out, column 3 (anomaly_score) is required and returned. Timestamps
- * must not decrease (NAB files repeat a few; each row is still scored). On success returns 0 and malloc'd arrays the
+ * extra_out, column 3 (anomaly_score) is required and returned. Every row is
+ * kept, as NAB scores rows by position: timestamps may repeat or go backwards,
+ * and an empty or non-finite value is returned as NAN (a missing value; the
+ * detector never sees such rows, see det_admit()). On success returns 0 and malloc'd arrays the
  * caller frees; else -1 with a message naming name and the line. */
 int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double **val_out,
                   double **extra_out, size_t *n_out, char *err, size_t errlen);

@@ -68,6 +68,7 @@ void notify_config_free(struct notify_config *c)
 		target_free(&c->targets[i]);
 	free(c->targets);
 	free(c->external_url);
+	labels_free(&c->external_labels);
 	notify_config_init(c);
 }
 
@@ -454,9 +455,16 @@ static char *url_encode(const char *s)
 }
 
 static json_t *alert_obj(const struct alert_rec *r, const struct notify_clock *t,
-                         const char *external_url, int webhook)
+                         const char *external_url, const struct labels *ext, int webhook)
 {
 	json_t *labels = string_map(r->labels_json, 1);
+	/* external labels (shard, ...): the alert's own labels win, as in Prometheus */
+	for (size_t i = 0; labels && ext && i < ext->n; i++)
+		if (!json_object_get(labels, ext->names[i]) &&
+		    json_object_set_new(labels, ext->names[i], json_string(ext->values[i])) < 0) {
+			json_decref(labels);
+			labels = NULL;
+		}
 	json_t *ann = string_map(r->annotations_json, 0);
 	json_t *o = json_object();
 	if (!labels || !ann || !o) {
@@ -497,9 +505,9 @@ static json_t *alert_obj(const struct alert_rec *r, const struct notify_clock *t
 }
 
 char *notify_alert_json(const struct alert_rec *r, const struct notify_clock *t,
-                        const char *external_url, int webhook)
+                        const char *external_url, const struct labels *ext, int webhook)
 {
-	json_t *o = alert_obj(r, t, external_url, webhook);
+	json_t *o = alert_obj(r, t, external_url, ext, webhook);
 	if (!o)
 		return NULL;
 	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -729,7 +737,7 @@ static void announce(struct notifier *n, struct entry *e, int64_t now)
 			t->dirty = 1;
 			continue;
 		}
-		if (!wa && !(wa = alert_obj(&r, &c, n->cfg.external_url, 1))) {
+		if (!wa && !(wa = alert_obj(&r, &c, n->cfg.external_url, &n->cfg.external_labels, 1))) {
 			log_msg(LOG_ERROR, "event=notify_failed target=%s error=\"cannot build alert %lld\"",
 			        t->cfg.url, (long long)e->id);
 			continue;
@@ -1042,7 +1050,7 @@ static void send_alertmanager(struct notifier *n, struct target *t, int64_t now)
 			struct alert_rec r;
 			entry_rec(e, &r);
 			struct notify_clock c = entry_clock(n, e, now);
-			json_t *a = alert_obj(&r, &c, n->cfg.external_url, 0);
+			json_t *a = alert_obj(&r, &c, n->cfg.external_url, &n->cfg.external_labels, 0);
 			if (a && json_array_append_new(arr, a) == 0)
 				cnt++;
 		}
@@ -1283,6 +1291,7 @@ static void notifier_free(struct notifier *n)
 		entry_free(&n->entries[i]);
 	free(n->entries);
 	free(n->cfg.external_url);
+	labels_free(&n->cfg.external_labels);
 	pthread_cond_destroy(&n->cv);
 	pthread_mutex_destroy(&n->mu);
 	free(n);
@@ -1300,6 +1309,7 @@ struct notifier *notifier_start(const struct notify_config *c, struct store *sto
 	n->cfg.targets = NULL;
 	n->cfg.ntargets = 0;
 	n->cfg.external_url = NULL;
+	memset(&n->cfg.external_labels, 0, sizeof n->cfg.external_labels);
 	if (n->cfg.poll_ms < 10)
 		n->cfg.poll_ms = 10;
 	if (n->cfg.resend_interval_ms < 1000)
@@ -1317,7 +1327,8 @@ struct notifier *notifier_start(const struct notify_config *c, struct store *sto
 	pthread_cond_init(&n->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&n->mu, NULL);
-	if (c->external_url && !(n->cfg.external_url = strdup(c->external_url))) {
+	if ((c->external_url && !(n->cfg.external_url = strdup(c->external_url))) ||
+	    labels_copy(&n->cfg.external_labels, &c->external_labels) < 0) {
 		snprintf(err, errlen, "out of memory");
 		notifier_free(n);
 		return NULL;

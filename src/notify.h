@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "labels.h"
 #include "store.h"
 
 struct ynode;
@@ -51,6 +52,8 @@ struct notify_config {
 	int64_t max_backoff_ms;        /* 1 m: retry delay cap */
 	int send_pending;              /* 0: pending alerts are not sent (as in Prometheus) */
 	char *external_url;            /* base of generatorURL; NULL = the daemon's external_url; owned */
+	struct labels external_labels; /* added to every alert's labels unless it has that label
+	                                * (the daemon's external_labels, set by foreshockd); owned */
 };
 
 /* Defaults: no targets, the intervals above. */
@@ -93,9 +96,10 @@ int notify_label_name_valid(const char *s);
  *              fingerprint; endsAt of an active alert is 0001-01-01T00:00:00Z).
  * Labels come from labels_json (invalid names sanitised, non-strings turned
  * into strings, `metric` added as a copy of `__name__` unless present),
+ * then each external label the alert does not have already (ext may be NULL),
  * annotations from annotations_json. external_url may be NULL (no generatorURL). */
 char *notify_alert_json(const struct alert_rec *r, const struct notify_clock *t,
-                        const char *external_url, int webhook);
+                        const char *external_url, const struct labels *ext, int webhook);
 
 /* Alertmanager's fingerprint of a label set (FNV-1a 64 of the sorted pairs),
  * of the labels notify_alert_json would send. */

@@ -1,6 +1,7 @@
 /* settings.c — defaults and the YAML configuration file (see settings.h). */
 #include "settings.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,7 +68,68 @@ void config_free(struct fs_config *c)
 			free(*h);
 	free(c->allowed_hosts);
 	notify_config_free(&c->notify);
+	labels_free(&c->external_labels);
 	memset(c, 0, sizeof *c);
+}
+
+int config_set_external_label(struct fs_config *c, const char *name, const char *value, char *err,
+                              size_t errlen)
+{
+	size_t nl = strlen(name), vl = strlen(value);
+	if (!label_name_valid(name, nl) || (nl >= 2 && name[0] == '_' && name[1] == '_')) {
+		snprintf(err, errlen, "invalid external label name '%.64s' ([a-zA-Z_][a-zA-Z0-9_]*, "
+		                      "not starting with __)", name);
+		return -1;
+	}
+	if (vl == 0 || vl > 1024) {
+		snprintf(err, errlen, "value of external label '%s' must be 1 to 1024 bytes", name);
+		return -1;
+	}
+	const struct labels *old = &c->external_labels;
+	struct label_ref refs[CONFIG_MAX_EXTERNAL_LABELS + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < old->n && n < CONFIG_MAX_EXTERNAL_LABELS; i++) {
+		if (!strcmp(old->names[i], name))
+			continue;
+		refs[n++] = (struct label_ref){ old->names[i], strlen(old->names[i]), old->values[i],
+			                        strlen(old->values[i]) };
+	}
+	if (n == CONFIG_MAX_EXTERNAL_LABELS) {
+		snprintf(err, errlen, "too many external labels (at most %d)",
+		         CONFIG_MAX_EXTERNAL_LABELS);
+		return -1;
+	}
+	refs[n++] = (struct label_ref){ name, nl, value, vl };
+	struct labels nw;
+	if (labels_from_refs(&nw, refs, n, NULL, err, errlen) < 0)
+		return -1;
+	labels_free(&c->external_labels);
+	c->external_labels = nw;
+	return 0;
+}
+
+/* external_labels: a map of label name to string value. */
+static int get_external_labels(struct fs_config *c, const struct ynode *root, char *err,
+                               size_t errlen)
+{
+	const struct ynode *m = ymap_get(root, "external_labels");
+	if (!m)
+		return 0;
+	if (m->type != Y_MAP) {
+		yerr(err, errlen, m, "'external_labels' must be a mapping of label names to values");
+		return -1;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		const char *v;
+		char why[256];
+		if (ynode_string(m->items[i], m->keys[i], &v, err, errlen) < 0)
+			return -1;
+		if (config_set_external_label(c, m->keys[i], v, why, sizeof why) < 0) {
+			yerr(err, errlen, m->items[i], "%s", why);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int get_str(const struct ynode *map, const char *key, char **field, char *err, size_t errlen)
@@ -209,7 +271,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	static const char *const top[] = { "listen", "data_dir", "log_level", "model", "models_dir",
 		                            "external_url", "http", "limits", "history",
 		                            "alerts", "checkpoint", "replay", "derived", "notify",
-		                            "metrics", "auth", "tls", NULL };
+		                            "metrics", "external_labels", "auth", "tls", NULL };
 	if (ymap_check_keys(root, top, err, errlen) < 0)
 		goto out;
 	if (get_str(root, "listen", &c->listen, err, errlen) < 0 ||
@@ -217,7 +279,8 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	    get_str(root, "log_level", &c->log_level, err, errlen) < 0 ||
 	    get_str(root, "model", &c->model_file, err, errlen) < 0 ||
 	    get_str(root, "models_dir", &c->models_dir, err, errlen) < 0 ||
-	    get_str(root, "external_url", &c->external_url, err, errlen) < 0)
+	    get_str(root, "external_url", &c->external_url, err, errlen) < 0 ||
+	    get_external_labels(c, root, err, errlen) < 0)
 		goto out;
 	enum log_level lv;
 	if (log_level_parse(c->log_level, &lv) < 0) {

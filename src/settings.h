@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "labels.h"
 #include "notify.h"
 
 struct fs_config {
@@ -48,6 +49,8 @@ struct fs_config {
 	double replay_speed;        /* event-time seconds per wall second; 0 = as fast as possible */
 	char *replay_precision;     /* precision of the replay file, "ns" */
 	struct notify_config notify; /* `notify:` section (notify.h); no targets by default */
+	struct labels external_labels; /* external_labels: + --shard: the daemon's identity in a
+	                                * fleet, sorted, owned; on alerts sent out and /metrics */
 };
 
 void config_defaults(struct fs_config *c);
@@ -59,5 +62,12 @@ void config_http(const struct fs_config *c, struct http_config *hc);
 /* Replace an owned string field. */
 int config_set_str(char **field, const char *value);
 void config_free(struct fs_config *c);
+/* Set external label name to value, replacing a label of that name (as
+ * --shard does for "shard"). Names follow Prometheus' label rules and may not
+ * start with "__"; values are 1 to 1024 bytes; at most CONFIG_MAX_EXTERNAL_LABELS
+ * labels. Returns 0, or -1 with the reason in err. */
+#define CONFIG_MAX_EXTERNAL_LABELS 16
+int config_set_external_label(struct fs_config *c, const char *name, const char *value, char *err,
+                              size_t errlen);
 
 #endif
