@@ -379,7 +379,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		goto out;
 	}
 	static const char *const lim_keys[] = { "max_series", "max_labels", "max_label_name_length",
-		                                 "max_label_value_length", NULL };
+		                                 "max_label_value_length", "max_label_bytes", NULL };
 	if (section(root, "limits", lim_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -389,7 +389,9 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		    get_size(s, "max_label_name_length", &c->engine.label_limits.max_name_len, 1, 65536,
 		             err, errlen) < 0 ||
 		    get_size(s, "max_label_value_length", &c->engine.label_limits.max_value_len, 1,
-		             1 << 20, err, errlen) < 0)
+		             1 << 20, err, errlen) < 0 ||
+		    get_size(s, "max_label_bytes", &c->engine.label_limits.max_bytes, 0, 1 << 24, err,
+		             errlen) < 0)
 			goto out;
 	}
 	static const char *const hist_keys[] = { "points", NULL };

@@ -74,13 +74,27 @@ static void test_labels_reject(void **st)
 	struct label_ref bad[] = { REF("__name__", "m"), REF("1abc", "1") };
 	assert_int_equal(labels_from_refs(&l, bad, 2, NULL, err, sizeof err), -1);
 	assert_non_null(strstr(err, "invalid label name"));
-	struct label_limits lim = { 2, 8, 4 };
+	struct label_limits lim = { 2, 8, 4, 0 };
 	struct label_ref many[] = { REF("__name__", "m"), REF("a", "1"), REF("b", "2") };
 	assert_int_equal(labels_from_refs(&l, many, 3, &lim, err, sizeof err), -1);
 	assert_non_null(strstr(err, "too many labels"));
 	struct label_ref longv[] = { REF("__name__", "m"), REF("a", "12345") };
 	assert_int_equal(labels_from_refs(&l, longv, 2, &lim, err, sizeof err), -1);
 	assert_non_null(strstr(err, "too long"));
+	/* the bytes of the whole set: 31 labels of 1,000 bytes (issue #15) are refused */
+	struct label_limits dflt = LABEL_LIMITS_DEFAULT;
+	static char big[31][1001];
+	static char names[31][8];
+	struct label_ref many[32] = { REF("__name__", "m") };
+	for (int i = 0; i < 31; i++) {
+		memset(big[i], 'v', 1000);
+		snprintf(names[i], sizeof names[i], "l%02d", i);
+		many[i + 1] = (struct label_ref){ names[i], strlen(names[i]), big[i], 1000 };
+	}
+	assert_int_equal(labels_from_refs(&l, many, 32, &dflt, err, sizeof err), -1);
+	assert_non_null(strstr(err, "labels too large"));
+	assert_int_equal(labels_from_refs(&l, many, 4, &dflt, err, sizeof err), 0); /* 3 KB */
+	labels_free(&l);
 	assert_true(metric_name_valid("a:b_c1", 6));
 	assert_false(metric_name_valid("1a", 2));
 	assert_false(label_name_valid("a:b", 3));
