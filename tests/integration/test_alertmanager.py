@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end tests of alert notification (src/notify.c):
+"""End-to-end tests of alert notification (src/alert/notify.c):
 
 1. a fake Alertmanager + webhook receiver (http.server on 127.0.0.1:0) that
    answers 503 to the first requests and then accepts: foreshockd must retry

@@ -14,14 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "labels.h"
-#include "selector.h"
-#include "series.h"
-#include "selfstats.h"
-#include "settings.h"
-#include "store.h"
-#include "yaml_tree.h"
+#include "engine/engine.h"
+#include "util/labels.h"
+#include "util/selector.h"
+#include "engine/series.h"
+#include "util/selfstats.h"
+#include "daemon/settings.h"
+#include "store/store.h"
+#include "util/yaml_tree.h"
 
 #define REF(n, v) { n, sizeof(n) - 1, v, sizeof(v) - 1 }
 

@@ -1,4 +1,4 @@
-/* test_nab.c — checks of the NAB scorer (src/nab.c).
+/* test_nab.c — checks of the NAB scorer (src/cli/nab.c).
  *
  * Hand-made cases: expected values are worked out from NAB's formulas in the
  * comments. With S(x) = 2/(1+exp(5x)) - 1 = -tanh(2.5x):
@@ -21,7 +21,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "nab.h"
+#include "cli/nab.h"
 
 static const struct nab_profile *STD = &nab_default_profiles[0];
 static const struct nab_profile *LOWFP = &nab_default_profiles[1];

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "notify.h"
-#include "timefmt.h"
-#include "yaml_tree.h"
+#include "alert/notify.h"
+#include "util/timefmt.h"
+#include "util/yaml_tree.h"
 
 /* ---- configuration ------------------------------------------------------ */
 
