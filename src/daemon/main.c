@@ -127,7 +127,7 @@ struct replayer {
 	char precision[8];
 	unsigned short port;
 	int tls;                 /* the daemon serves HTTPS: talk TLS to ourselves */
-	const char *token;       /* write token to send, or NULL */
+	const char *token;       /* the server's replay token (event time; valid for writes) */
 	atomic_int stop;
 	int started;
 };
@@ -194,7 +194,7 @@ static void *replay_main(void *arg)
 	         r->port, r->precision);
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: text/plain");
 	if (r->token) {
-		/* our own write token; the address is our own loopback listener,
+		/* our replay token (event time); the address is our own loopback listener,
 		 * so its certificate (maybe issued for another name) is not checked */
 		char auth[600];
 		snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->token);
@@ -513,7 +513,7 @@ int main(int argc, char **argv)
 		snprintf(rep.precision, sizeof rep.precision, "%s", cfg.replay_precision);
 		rep.port = http_port(http);
 		rep.tls = http_tls(http);
-		rep.token = http_write_token(http);
+		rep.token = http_replay_token(http);
 		if (pthread_create(&rep.tid, NULL, replay_main, &rep) == 0)
 			rep.started = 1;
 	}

@@ -379,7 +379,8 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		goto out;
 	}
 	static const char *const lim_keys[] = { "max_series", "max_labels", "max_label_name_length",
-		                                 "max_label_value_length", "max_label_bytes", NULL };
+		                                 "max_label_value_length", "max_label_bytes",
+		                                 "max_sample_age", "max_sample_future", NULL };
 	if (section(root, "limits", lim_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -391,7 +392,12 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		    get_size(s, "max_label_value_length", &c->engine.label_limits.max_value_len, 1,
 		             1 << 20, err, errlen) < 0 ||
 		    get_size(s, "max_label_bytes", &c->engine.label_limits.max_bytes, 0, 1 << 24, err,
-		             errlen) < 0)
+		             errlen) < 0 ||
+		    get_timeout(s, "max_sample_age", &c->engine.max_sample_age_ms, 0,
+		                100LL * 365 * 86400 * 1000, "0s and 100 years (0: no limit)", err,
+		                errlen) < 0 ||
+		    get_timeout(s, "max_sample_future", &c->engine.max_sample_future_ms, 0,
+		                365LL * 86400 * 1000, "0s and 1 year (0: no limit)", err, errlen) < 0)
 			goto out;
 	}
 	static const char *const hist_keys[] = { "points", NULL };

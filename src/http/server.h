@@ -62,8 +62,10 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 /* The port actually bound (useful with ":0"); the health listener's, 0 if none. */
 unsigned short http_port(const struct http_server *srv);
 unsigned short http_health_port(const struct http_server *srv);
-/* The write scope's first token (for the daemon's own replay sender), NULL if none. */
-const char *http_write_token(const struct http_server *srv);
+/* The token of the daemon's own --replay sender: random per start, never
+ * logged, valid only on the write endpoints, where it also marks the samples
+ * as event time (no window around the clock: old demo data replays). */
+const char *http_replay_token(const struct http_server *srv);
 /* 1 when serving HTTPS. */
 int http_tls(const struct http_server *srv);
 /* Stop accepting, finish running requests, free the server. NULL is a no-op. */

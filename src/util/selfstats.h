@@ -21,6 +21,7 @@ enum reject_reason {
 	REJ_DUPLICATE,       /* same timestamp as the series' last sample */
 	REJ_NON_FINITE,      /* NaN or infinite value */
 	REJ_TOO_OLD,         /* reserved: before the retention horizon */
+	REJ_OUT_OF_BOUNDS,   /* timestamp outside the accepted window around the clock */
 	REJ__COUNT
 };
 

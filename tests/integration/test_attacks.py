@@ -443,7 +443,177 @@ def test_tls():
         d.cleanup()
 
 
+# --- timestamps -------------------------------------------------------------
+
+def varint(n):
+    n &= (1 << 64) - 1  # int64 as protobuf encodes it (two's complement, 10 bytes if < 0)
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(num, wire, payload):
+    key = varint((num << 3) | wire)
+    if wire == 2:
+        return key + varint(len(payload)) + payload
+    return key + payload
+
+
+def snappy_literal(data):
+    """Snappy block format with the whole input as literals (valid, not compressed)."""
+    out = bytearray(varint(len(data)))
+    i = 0
+    while i < len(data):
+        chunk = data[i:i + 65536]
+        n = len(chunk) - 1
+        if n < 60:
+            out.append(n << 2)
+        elif n < 256:
+            out += bytes([60 << 2, n])
+        else:
+            out += bytes([61 << 2, n & 0xFF, n >> 8])
+        out += chunk
+        i += len(chunk)
+    return bytes(out)
+
+
+def remote_write_body(labels, samples):
+    import struct
+    ts = b"".join(field(1, 2, field(1, 2, k.encode()) + field(2, 2, v.encode()))
+                  for k, v in labels)
+    for value, t in samples:
+        ts += field(2, 2, field(1, 1, struct.pack("<d", value)) + field(2, 0, varint(t)))
+    return snappy_literal(field(1, 2, ts))
+
+
+def test_timestamps():
+    """Far-future and INT64 timestamps: rejected per line/sample as out of
+    bounds (counted), the good ones kept, and the series not poisoned."""
+    d = start()
+    try:
+        now = int(time.time())
+        with HealthProbe(d.health_port):
+            lines = ["ts_lp v=1 %d" % (now * 10**9),
+                     "ts_lp v=2 9223372036854775807",         # 2262, the issue's sample
+                     "ts_lp v=3 %d" % ((now + 3600) * 10**9),  # an hour ahead
+                     "ts_lp v=4 -9223372036854775808"]
+            st, body = d.request("POST", "/write", "\n".join(lines) + "\n",
+                                 {"Content-Type": "text/plain"})
+            # INT64_MIN ns is 1677: no past window by default, so it is simply older
+            # than the series' last sample (skipped as out of order, not stored)
+            j = json.loads(body)
+            check(st == 400 and j["samples_accepted"] == 1 and j["rejected"] == 2 and
+                  j["skipped_out_of_order"] == 1,
+                  "line protocol: 1 kept, 2 out of bounds, 1 out of order: %s" % body[:300])
+            check([e["line"] for e in j["errors"]] == [2, 3] and
+                  all("out of bounds" in e["error"] for e in j["errors"]),
+                  "per-line errors: %s" % j["errors"])
+            check("ahead of the server's clock" in j["errors"][0]["error"], j["errors"][0]["error"])
+            # remote_write, milliseconds, INT64_MIN / INT64_MAX
+            body = remote_write_body([("__name__", "ts_rw"), ("job", "a")],
+                                     [(1.0, now * 1000), (2.0, 2**63 - 1), (3.0, -2**63),
+                                      (4.0, (now + 86400 * 365 * 200) * 1000)])
+            st, resp = d.request("POST", "/api/v1/write", body,
+                                 {"Content-Type": "application/x-protobuf",
+                                  "Content-Encoding": "snappy"})
+            check(st == 400 and b"out" in resp, "remote_write out of bounds: %d %s" % (st, resp[:300]))
+            # the series keep working: the far-future samples did not move them forward
+            st, _ = d.write(["ts_lp v=5 %d" % (now + 1)])
+            check(st == 204, "ts_lp next sample accepted: %d" % st)
+            body = remote_write_body([("__name__", "ts_rw"), ("job", "a")], [(5.0, now * 1000 + 1000)])
+            st, resp = d.request("POST", "/api/v1/write", body,
+                                 {"Content-Type": "application/x-protobuf",
+                                  "Content-Encoding": "snappy"})
+            check(st == 204, "ts_rw next sample accepted: %d %s" % (st, resp[:200]))
+            m = d.get("/metrics")[1].decode()
+            import re
+            got = re.search(r'foreshock_samples_rejected_total\{reason="out_of_bounds"\} (\d+)', m)
+            check(got and int(got.group(1)) == 5, "out_of_bounds counted: %s" % (got and got.group(0)))
+        survives(d)
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def test_replay_keeps_event_time():
+    """--replay of old data (the demo) still works: the daemon's own sender
+    keeps event time, while a live sender of the same line is refused."""
+    tmp = tempfile.mkdtemp(prefix="foreshock-replay-")
+    path = os.path.join(tmp, "old.lp")
+    old = 1500000000  # 2017
+    with open(path, "w") as f:
+        for i in range(60):
+            f.write("replayed,host=a v=%d %d\n" % (i % 5, old + i))
+    d = start(args=["--replay", path, "--replay-speed", "0", "--replay-precision", "s"],
+              config="limits:\n  max_sample_age: 1h\n")
+    try:
+        deadline = time.time() + 20
+        while "event=replay_done" not in d.logtext() and time.time() < deadline:
+            time.sleep(0.1)
+        check("event=replay_done file=%s lines=60" % path in d.logtext(), "replay done")
+        check("replay_post_failed" not in d.logtext(), "no replay post failed")
+        st, body = d.get("/api/v1/series?match[]=replayed_v&start=%d" % old)
+        check(st == 200 and len(json.loads(body)["data"]) == 1, "replayed series: %s" % body[:200])
+        st, body = d.write(["replayed,host=b v=1 %d" % old])
+        check(st == 400 and "behind the server's clock" in body.decode(), "live old sample refused: %s" % body[:200])
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+# --- labels, alert labels, secrets -------------------------------------------
+
+def test_huge_labels():
+    d = start()
+    try:
+        now = int(time.time())
+        with HealthProbe(d.health_port):
+            tags = ",".join("l%02d=%s" % (i, "v" * 1000) for i in range(31))
+            st, body = d.request("POST", "/write?precision=s",
+                                 "big,%s v=1 %d\nsmall,a=b v=1 %d\n" % (tags, now, now),
+                                 {"Content-Type": "text/plain"})
+            j = json.loads(body)
+            check(st == 400 and j["accepted"] == 1 and "labels too large" in j["errors"][0]["error"],
+                  "31 labels of 1,000 bytes refused, the other line kept: %s" % body[:300])
+        survives(d)
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def test_secrets_not_logged():
+    cfg = ("notify:\n  webhooks:\n    - url: http://hookuser:S3cretPASS@127.0.0.1:9/hook?token=T0kenValue&x=1\n")
+    d = start(config=cfg)
+    try:
+        log = d.logtext()
+        check("event=notify_target" in log and "hookuser:xxxxx@127.0.0.1:9" in log and
+              "token=xxxxx" in log, "target logged, redacted: %s" % log[-600:])
+        m = d.get("/metrics")[1].decode()
+        check("S3cretPASS" not in m and "T0kenValue" not in m, "no secret on /metrics")
+    finally:
+        d.stop()
+        log = d.logtext()
+        d.cleanup()
+    check("S3cretPASS" not in log and "T0kenValue" not in log, "no secret in the log")
+    # a bad URL in the configuration: the error names it without the password
+    d = Daemon(config="notify:\n  webhooks:\n    - url: ftp://u:S3cretPASS@x/\n")
+    try:
+        d.start(timeout=5)
+        raise Failed("started with an ftp:// webhook")
+    except Failed as e:
+        check("S3cretPASS" not in str(e) and "u:xxxxx@x" in str(e), "config error redacted: %s" % str(e)[-300:])
+    finally:
+        d.cleanup()
+
+
 if __name__ == "__main__":
     run_tests([test_regex_bomb, test_connection_flood_and_slowloris, test_slow_body,
                test_heavy_reads, test_response_cap, test_cross_origin_and_host, test_tokens,
-               test_tls])
+               test_tls, test_timestamps, test_replay_keeps_event_time, test_huge_labels,
+               test_secrets_not_logged])

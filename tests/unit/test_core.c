@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -85,15 +86,15 @@ static void test_labels_reject(void **st)
 	struct label_limits dflt = LABEL_LIMITS_DEFAULT;
 	static char big[31][1001];
 	static char names[31][8];
-	struct label_ref many[32] = { REF("__name__", "m") };
+	struct label_ref wide[32] = { REF("__name__", "m") };
 	for (int i = 0; i < 31; i++) {
 		memset(big[i], 'v', 1000);
 		snprintf(names[i], sizeof names[i], "l%02d", i);
-		many[i + 1] = (struct label_ref){ names[i], strlen(names[i]), big[i], 1000 };
+		wide[i + 1] = (struct label_ref){ names[i], strlen(names[i]), big[i], 1000 };
 	}
-	assert_int_equal(labels_from_refs(&l, many, 32, &dflt, err, sizeof err), -1);
+	assert_int_equal(labels_from_refs(&l, wide, 32, &dflt, err, sizeof err), -1);
 	assert_non_null(strstr(err, "labels too large"));
-	assert_int_equal(labels_from_refs(&l, many, 4, &dflt, err, sizeof err), 0); /* 3 KB */
+	assert_int_equal(labels_from_refs(&l, wide, 4, &dflt, err, sizeof err), 0); /* 3 KB */
 	labels_free(&l);
 	assert_true(metric_name_valid("a:b_c1", 6));
 	assert_false(metric_name_valid("1a", 2));
@@ -844,6 +845,116 @@ static size_t sg_sample(int r, int i, struct label_ref *l, char *iv, int64_t *ts
 	return n;
 }
 
+/* Timestamps: the window around the clock of a live batch (out_of_bounds,
+ * counted, the other samples kept), no window for event-time batches, and
+ * INT64_MIN/INT64_MAX refused everywhere (no signed overflow downstream:
+ * run under UBSan in the sanitizer build). */
+static void test_engine_time_window(void **st)
+{
+	(void)st;
+	struct selfstats ss;
+	selfstats_init(&ss);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_sample_age_ms = 3600 * 1000;
+	char err[320];
+	struct engine *e = engine_new(&cfg, model_builtin_default(), NULL, &ss, err, sizeof err);
+	assert_non_null(e);
+	const int64_t now = 1700000000000;
+	struct label_ref l[2] = { { "__name__", 8, "t", 1 }, { "k", 1, "a", 1 } };
+	struct engine_batch b;
+	engine_batch_begin(e, &b);
+	engine_batch_set_clock(&b, now);
+	assert_int_equal(engine_batch_add(&b, l, 2, now - 1000, 1, err, sizeof err), 0);
+	/* 2262 (the sample) and 11 minutes ahead: out of bounds */
+	assert_int_equal(engine_batch_add(&b, l, 2, 9223372036854, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_non_null(strstr(err, "ahead of the server's clock"));
+	assert_int_equal(engine_batch_add(&b, l, 2, now + 11 * 60000, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_int_equal(engine_batch_add(&b, l, 2, now - 2 * 3600000, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_non_null(strstr(err, "behind the server's clock"));
+	assert_int_equal(engine_batch_add(&b, l, 2, INT64_MAX, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_int_equal(engine_batch_add(&b, l, 2, INT64_MIN, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	/* within the window, the series goes on (the far-future one did not poison it) */
+	assert_int_equal(engine_batch_add(&b, l, 2, now + 5 * 60000, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_stage(&b, l, 2, INT64_MAX, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_int_equal(engine_batch_stage(&b, l, 2, now + 6 * 60000, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_commit(&b, NULL, NULL), 0);
+	assert_int_equal(b.res.rejected[REJ_OUT_OF_BOUNDS], 6);
+	engine_batch_end(&b);
+	assert_int_equal(atomic_load(&ss.samples_rejected[REJ_OUT_OF_BOUNDS]), 6);
+	/* event time (replay, backtest): old data passes, the absolute limit holds */
+	struct label_ref l2[2] = { { "__name__", 8, "t", 1 }, { "k", 1, "old", 3 } };
+	engine_batch_begin(e, &b);
+	assert_int_equal(engine_batch_add(&b, l2, 2, 86400000, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_add(&b, l2, 2, INT64_MAX, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_int_equal(engine_batch_add(&b, l2, 2, 86400000 + ENGINE_TS_LIMIT_MS, 1, err,
+	                                  sizeof err), REJ_OUT_OF_BOUNDS + 1);
+	for (int i = 1; i < 50; i++)
+		assert_int_equal(engine_batch_add(&b, l2, 2, 86400000 + i * 1000, i % 3, err,
+		                                  sizeof err), 0);
+	engine_batch_end(&b);
+	engine_free(e);
+}
+
+static int count_alert(void *ctx, const struct alert_rec *rec)
+{
+	(void)rec;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* The retention horizon follows the newest sample but never passes the wall
+ * clock: an event-time sample dated 30 days ahead does not prune history. */
+static void test_engine_prune_horizon(void **st)
+{
+	(void)st;
+	char dir[] = "/tmp/fs-engine-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char db[256], err[256];
+	snprintf(db, sizeof db, "%s/f.db", dir);
+	struct store *store = store_open(db, err, sizeof err);
+	assert_non_null(store);
+	struct timespec tsp;
+	clock_gettime(CLOCK_REALTIME, &tsp);
+	int64_t now = (int64_t)tsp.tv_sec * 1000;
+	struct alert_rec r = { .series_key = "m{a=\"1\"}", .state = "resolved",
+		               .active_at_ms = now - 3600000, .resolved_at_ms = now - 1800000,
+		               .event_at_ms = now - 1800000 };
+	assert_int_equal(store_alerts_write(store, &r, 1, err, sizeof err), 0);
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	struct engine *e = engine_new(&cfg, model_builtin_default(), store, &stats, err, sizeof err);
+	assert_non_null(e);
+	struct label_ref l[1] = { { "__name__", 8, "f", 1 } };
+	struct engine_batch b;
+	engine_batch_begin(e, &b); /* event time: no window */
+	assert_int_equal(engine_batch_add(&b, l, 1, now + 30LL * 86400000, 1, err, sizeof err), 0);
+	engine_batch_end(&b);
+	/* without the cap the horizon would be now + 23 days and prune it */
+	assert_int_equal(engine_prune(e), 0); /* the 30-minute-old alert stays */
+	int n = 0;
+	assert_int_equal(store_alerts_scan(store, 1, 0, count_alert, &n), 0);
+	assert_int_equal(n, 1);
+	engine_free(e);
+	store_close(store);
+	unlink(db);
+	char p[300];
+	snprintf(p, sizeof p, "%s-wal", db);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", db);
+	unlink(p);
+	rmdir(dir);
+}
+
 static void test_engine_staged(void **st)
 {
 	(void)st;
@@ -1026,6 +1137,8 @@ int main(void)
 		cmocka_unit_test(test_engine_derived),
 		cmocka_unit_test(test_engine_concurrent),
 		cmocka_unit_test(test_engine_staged),
+		cmocka_unit_test(test_engine_time_window),
+		cmocka_unit_test(test_engine_prune_horizon),
 		cmocka_unit_test(test_engine_restore_derived),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
