@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet  # noqa: E402
 from fslib import DAEMON, SRCDIR, Daemon, Failed, check  # noqa: E402
 from test_alertmanager import parse_ts  # noqa: E402
-from test_prometheus import Proc, Skip, free_port, http_ok, need, wait_for  # noqa: E402
+from test_prometheus import Proc, free_port, http_ok, need, run_with_skips, wait_for  # noqa: E402
 
 VMAGENT = os.environ.get("VMAGENT_BIN", "/usr/bin/vmagent")
 ALERTMANAGER = os.environ.get("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
@@ -401,31 +401,5 @@ def test_vmagent_naming():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main():
-    if not os.path.exists(DAEMON):
-        print("SKIP: %s not built" % DAEMON)
-        return 77
-    tests = [test_config_files, test_vmagent_naming, test_fleet]
-    ran = failed = 0
-    for t in tests:
-        t0 = time.time()
-        try:
-            t()
-            ran += 1
-            print("ok %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
-        except Skip as e:
-            print("SKIP %s: %s" % (t.__name__, e), flush=True)
-        except Exception as e:  # noqa: BLE001 — report every failure
-            ran += 1
-            failed += 1
-            print("FAIL %s: %s: %s" % (t.__name__, type(e).__name__, e), flush=True)
-            import traceback
-            traceback.print_exc(file=sys.stdout)
-    print("%d passed, %d failed, %d skipped" % (ran - failed, failed, len(tests) - ran))
-    if ran == 0:
-        return 77
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_with_skips([test_config_files, test_vmagent_naming, test_fleet]))
