@@ -495,6 +495,8 @@ static const struct route routes[] = {
 	{ "/ping", ROUTE_HEALTH, "GET" },
 	{ "/", ROUTE_UI, "GET" },
 	{ "/index.html", ROUTE_UI, "GET" },
+	{ "/ui/dygraph.min.js", ROUTE_UI, "GET" },
+	{ "/ui/dygraph.min.css", ROUTE_UI, "GET" },
 };
 
 static const struct route *find_route(const char *path)
@@ -605,11 +607,16 @@ void api_handle(struct api_ctx *api, const struct api_request *req, struct api_r
 		return;
 	case ROUTE_UI: {
 		size_t len;
-		const char *page = ui_page(&len);
+		const char *ctype = NULL;
+		const char *page = ui_asset(r->path, &len, &ctype);
+		if (!page) {
+			api_error(resp, 404, "not_found", "unknown path '%.200s'", req->path);
+			return;
+		}
 		struct obuf b;
-		obuf_init(&b, 0);
+		obuf_init(&b, len + 1);
 		obuf_add(&b, page, len);
-		api_send(resp, 200, "text/html; charset=utf-8", &b);
+		api_send(resp, 200, ctype, &b);
 		return;
 	}
 	default:
