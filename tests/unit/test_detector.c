@@ -1,5 +1,5 @@
-/* test_detector.c — unit tests of the detector models (src/detector.c and the
- * components in src/detectors/): streaming contract (determinism, prefix
+/* test_detector.c — unit tests of the detector models (src/detect/detector.c and the
+ * components in src/detect/): streaming contract (determinism, prefix
  * invariance, state snapshots), detection behaviour on synthetic series,
  * irregular timestamps, YAML validation with line numbers and the size of the
  * per-series state. With $FORESHOCK_SHARED_DATA set, prefix invariance is also
@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "detector.h"
-#include "timefmt.h"
+#include "detect/detector.h"
+#include "util/timefmt.h"
 
 /* ---- deterministic synthetic data ---------------------------------------- */
 

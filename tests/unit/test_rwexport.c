@@ -16,9 +16,9 @@
 #include <cmocka.h>
 #include <microhttpd.h>
 
-#include "ingest_prw.h"
-#include "rwexport.h"
-#include "yaml_tree.h"
+#include "ingest/prw.h"
+#include "store/rwexport.h"
+#include "util/yaml_tree.h"
 
 #define MAXGOT 40000
 

@@ -1,4 +1,4 @@
-/* test_store.c — unit tests of the SQLite store (src/store.c): schema and
+/* test_store.c — unit tests of the SQLite store (src/store/store.c): schema and
  * migrations, alert upsert/scan/history/prune, checkpoints, integrity check,
  * concurrent readers and writers, and a timed bulk checkpoint.
  *
@@ -20,8 +20,8 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "log.h"
-#include "store.h"
+#include "util/log.h"
+#include "store/store.h"
 
 struct fixture {
 	char dir[512];
