@@ -18,6 +18,7 @@
 
 #include "alert/alert.h"
 #include "engine/engine.h"
+#include "store/rwexport.h"
 #include "util/labels.h"
 #include "util/selector.h"
 
@@ -241,6 +242,35 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 		        ld(&st->notifications_sent));
 		counter(&b, "foreshock_notifications_failed_total", "Alert notifications that failed.",
 		        ld(&st->notifications_failed));
+		if (api->exporter) {
+			struct rwexport_stats xs;
+			rwexport_get_stats(api->exporter, &xs);
+			counter(&b, "foreshock_export_samples_total",
+			        "Output samples handed to the remote_write exporter.", xs.samples_in);
+			counter(&b, "foreshock_export_samples_sent_total",
+			        "Output samples the TSDB acknowledged.", xs.samples_sent);
+			counter(&b, "foreshock_export_samples_dropped_total",
+			        "Output samples lost: a queue bound hit, refused by the TSDB (4xx), or unsent at stop.",
+			        xs.samples_dropped);
+			counter(&b, "foreshock_export_samples_rejected_total",
+			        "Of the dropped samples, those the TSDB refused with a 4xx.", xs.samples_rejected);
+			counter(&b, "foreshock_export_requests_total", "remote_write requests acknowledged.",
+			        xs.requests_sent);
+			counter(&b, "foreshock_export_requests_failed_total",
+			        "remote_write attempts that failed (each retry counted).", xs.requests_failed);
+			header(&b, "foreshock_export_queue_samples", "gauge",
+			       "Output samples waiting to be sent (queued and pending).");
+			obuf_printf(&b, "foreshock_export_queue_samples %llu\n",
+			            (unsigned long long)xs.queue_samples);
+			header(&b, "foreshock_export_queue_bytes", "gauge",
+			       "Bytes of those samples (compressed requests and pending records).");
+			obuf_printf(&b, "foreshock_export_queue_bytes %llu\n",
+			            (unsigned long long)xs.queue_bytes);
+			header(&b, "foreshock_export_last_success_timestamp_seconds", "gauge",
+			       "Wall-clock time of the last acknowledged request (0: never).");
+			obuf_printf(&b, "foreshock_export_last_success_timestamp_seconds %.3f\n",
+			            (double)xs.last_success_ms / 1000.0);
+		}
 
 		header(&b, "foreshock_http_requests_total", "counter",
 		       "HTTP requests by route and status class.");

@@ -42,8 +42,8 @@ void rwexport_config_init(struct rwexport_config *c)
 	c->timeout_ms = 10000;
 	c->flush_ms = 1000;
 	c->max_samples_per_send = 2000;
-	c->max_queue_bytes = 256LL << 20;
-	c->max_pending_bytes = 64LL << 20;
+	c->max_queue_bytes = 1LL << 30;
+	c->max_pending_bytes = 256LL << 20;
 	c->min_backoff_ms = 250;
 	c->max_backoff_ms = 5000;
 	c->drain_ms = 5000;

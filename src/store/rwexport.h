@@ -44,8 +44,8 @@ struct rwexport_config {
 	int64_t timeout_ms;        /* 10 s: one request, connect included */
 	int64_t flush_ms;          /* 1 s: a sample waits at most about this long to be sent */
 	size_t max_samples_per_send; /* 2000 */
-	int64_t max_queue_bytes;   /* 256 MiB of compressed requests */
-	int64_t max_pending_bytes; /* 64 MiB of samples not yet encoded */
+	int64_t max_queue_bytes;   /* 1 GiB of compressed requests */
+	int64_t max_pending_bytes; /* 256 MiB of samples not yet encoded */
 	int64_t min_backoff_ms;    /* 250 ms: first retry delay, doubled per failure */
 	int64_t max_backoff_ms;    /* 5 s: retry delay cap */
 	int64_t drain_ms;          /* 5 s: at stop, how long to keep sending what is queued */
