@@ -12,8 +12,9 @@ both on free loopback ports.
    same port and data directory, and the third part follows. Checks: the exporter retried and
    dropped nothing (foreshock_export_samples_dropped_total 0); every sample
    it was handed was acknowledged; VictoriaMetrics holds exactly that many
-   samples; and the latency signal's score series has one sample per scrape
-   across the outage (no gap).
+   samples; the latency signal's score series has one sample per scrape
+   across the outage (no gap); every series carries the external label
+   shard="t1" (--shard).
 2. Grafana-style queries return data on scores, bands, forecasts, service
    outputs and alerts: rate(), sum by, avg_over_time, max_over_time,
    histogram_quantile (on foreshock_anomaly_score_bucket), offset.
@@ -193,7 +194,8 @@ def test_export_outage_queries_dashboards():
         config = ("history:\n  points: 1500\n"
                   "export:\n  url: http://127.0.0.1:%d/api/v1/write\n  flush_interval: 200ms\n"
                   "  max_backoff: 2s\n" % st.vm_port)
-        st.d = d = Daemon(config=config, args=["--models-dir", os.path.join(fslib.SRCDIR, "models")])
+        st.d = d = Daemon(config=config, args=["--models-dir", os.path.join(fslib.SRCDIR, "models"),
+                                               "--shard", "t1"])
         d.start()
         raw = demo_lines()
         last = int(raw[-1].rsplit(" ", 1)[1])
@@ -240,6 +242,11 @@ def test_export_outage_queries_dashboards():
         cnt = st.q("/api/v1/query", query="count_over_time(%s[%ds])" % (sel, t1 - t0 + 600), time=t1 + 1)["result"]
         check(cnt and int(float(cnt[0]["value"][1])) == len(stamps) - 1,
               "p99 score samples: %r, want %d" % (cnt, len(stamps) - 1))
+        # the external labels (--shard) are on every exported series
+        for sel in ('{__name__=~"%s",shard="t1"}' % FAMILIES, '{__name__=~"%s",shard=""}' % FAMILIES):
+            r = st.q("/api/v1/query", query="count(last_over_time(%s[%ds]))" % (sel, t1 - t0 + 600), time=t1 + 1)["result"]
+            n = int(float(r[0]["value"][1])) if r else 0
+            check((n > 0) == ('"t1"' in sel), "%s: %d series" % (sel, n))
         print("exported %d samples, %d in VictoriaMetrics, none dropped" % (sent, stored))
 
         nq = run_queries(st, t0, t1)
