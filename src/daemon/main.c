@@ -638,12 +638,9 @@ int main(int argc, char **argv)
 
 	struct timespec last_ckpt;
 	clock_gettime(CLOCK_MONOTONIC, &last_ckpt);
-<<<<<<< HEAD
 	struct reject_log rlog;
 	reject_log_init(&rlog, &stats);
-=======
 	unsigned tick = 0;
->>>>>>> main
 	for (;;) {
 		struct timespec tmo = { .tv_sec = 1, .tv_nsec = 0 };
 		int sig = sigtimedwait(&sigs, NULL, &tmo);
