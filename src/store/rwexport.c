@@ -25,6 +25,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/httpcheck.h"
 #include "util/log.h"
 #include "proto/remote.pb-c.h"
 #include "store/rwexport.h"
@@ -64,26 +65,9 @@ void rwexport_config_free(struct rwexport_config *c)
 	rwexport_config_init(c);
 }
 
-static int valid_url(const char *u)
-{
-	const char *rest;
-	if (!strncmp(u, "http://", 7))
-		rest = u + 7;
-	else if (!strncmp(u, "https://", 8))
-		rest = u + 8;
-	else
-		return 0;
-	if (!*rest || *rest == '/')
-		return 0;
-	for (const char *p = u; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f)
-			return 0;
-	return 1;
-}
-
 int rwexport_config_set_url(struct rwexport_config *c, const char *url, char *err, size_t errlen)
 {
-	if (!valid_url(url)) {
+	if (!http_url_valid(url)) {
 		snprintf(err, errlen, "invalid export url '%s' (http:// or https:// and a host)", url);
 		return -1;
 	}
@@ -158,20 +142,6 @@ static int get_bytes(const struct ynode *map, const char *key, int64_t min, int6
 	return 0;
 }
 
-static int header_valid(const char *name, const char *value)
-{
-	if (!*name)
-		return 0;
-	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      strchr("!#$%&'*+-.^_`|~", *p)))
-			return 0;
-	for (const char *p = value; *p; p++)
-		if (*p == '\r' || *p == '\n')
-			return 0;
-	return 1;
-}
-
 int rwexport_config_parse(struct rwexport_config *c, const struct ynode *sec, char *err,
                           size_t errlen)
 {
@@ -190,7 +160,7 @@ int rwexport_config_parse(struct rwexport_config *c, const struct ynode *sec, ch
 		const char *s;
 		if (ynode_string(u, "url", &s, err, errlen) < 0)
 			return -1;
-		if (!valid_url(s)) {
+		if (!http_url_valid(s)) {
 			yerr(err, errlen, u, "invalid export url '%s' (http:// or https:// and a host)", s);
 			return -1;
 		}
@@ -234,7 +204,7 @@ int rwexport_config_parse(struct rwexport_config *c, const struct ynode *sec, ch
 			const char *v;
 			if (ynode_string(h->items[i], h->keys[i], &v, err, errlen) < 0)
 				return -1;
-			if (!header_valid(h->keys[i], v) || !strcasecmp(h->keys[i], "content-type") ||
+			if (!http_header_valid(h->keys[i], v) || !strcasecmp(h->keys[i], "content-type") ||
 			    !strcasecmp(h->keys[i], "content-encoding")) {
 				yerr(err, errlen, h->items[i], "invalid export header '%s'", h->keys[i]);
 				return -1;
