@@ -354,53 +354,45 @@ static int cmp_label(const void *a, const void *b)
 	return x->name.len < y->name.len ? -1 : x->name.len > y->name.len;
 }
 
-char *rwexport_encode(const struct rwexport_config *c, const char *p, size_t len, size_t max,
-                      size_t *used, size_t *nsamples, size_t *outlen)
+/* Pass 1: how many records (at most max) and labels, and are they well
+ * formed. Returns the record count, 0 on a malformed buffer. */
+static size_t count_records(const char *p, size_t len, size_t max, size_t *nlabels)
 {
-	*used = *nsamples = *outlen = 0;
-	/* pass 1: how many records, and are they well formed */
-	size_t k = 0, off = 0, nlabels_total = 0;
+	size_t k = 0, off = 0;
+	*nlabels = 0;
 	while (off < len && k < max) {
 		uint32_t rl;
 		if (len - off < REC_HDR)
-			return NULL;
+			return 0;
 		memcpy(&rl, p + off, 4);
 		if (rl < REC_HDR || rl > len - off)
-			return NULL;
-		nlabels_total += get16(p + off + 20);
+			return 0;
+		*nlabels += get16(p + off + 20);
 		off += rl;
 		k++;
 	}
-	if (k == 0)
-		return NULL;
-	size_t tsize = 16;
-	while (tsize < 2 * k)
-		tsize *= 2;
-	size_t *table = malloc(tsize * sizeof *table); /* series index + 1, 0 = empty */
-	size_t *recs = malloc(k * sizeof *recs), *sidx = malloc(k * sizeof *sidx);
-	struct enc_series *ser = malloc(k * sizeof *ser);
-	char *out = NULL;
-	Prometheus__TimeSeries *ts = NULL, **tsp = NULL;
-	Prometheus__Sample *sm = NULL, **smp = NULL;
-	Prometheus__Label *lb = NULL, **lbp = NULL;
-	uint8_t *raw = NULL;
-	if (!table || !recs || !sidx || !ser)
-		goto done;
+	return k;
+}
+
+/* Pass 2: the k records' offsets (recs), their series (sidx) and the series
+ * (ser: first record, samples; samples laid out by series from `first`), by
+ * their label bytes. Returns the number of series; *used = bytes read. */
+static size_t group_records(const char *p, size_t k, size_t *recs, size_t *sidx,
+                            struct enc_series *ser, size_t *table, size_t tsize, size_t *used)
+{
+	size_t nser = 0, off = 0;
 	memset(table, 0, tsize * sizeof *table);
-	size_t nser = 0;
-	off = 0;
 	for (size_t i = 0; i < k; i++) {
 		uint32_t rl;
 		memcpy(&rl, p + off, 4);
 		recs[i] = off;
 		const char *lab = p + off + REC_HDR - 2;
 		size_t llen = rl - (REC_HDR - 2);
-		uint64_t h = fnv(lab, llen);
-		size_t slot = (size_t)h & (tsize - 1);
-		for (;;) {
+		size_t slot = (size_t)fnv(lab, llen) & (tsize - 1);
+		for (;; slot = (slot + 1) & (tsize - 1)) {
 			size_t e = table[slot];
 			if (!e) {
-				ser[nser] = (struct enc_series){ .rec = off, .nsamples = 0 };
+				ser[nser] = (struct enc_series){ .rec = off };
 				table[slot] = ++nser;
 				sidx[i] = nser - 1;
 				break;
@@ -412,7 +404,6 @@ char *rwexport_encode(const struct rwexport_config *c, const char *p, size_t len
 				sidx[i] = e - 1;
 				break;
 			}
-			slot = (slot + 1) & (tsize - 1);
 		}
 		ser[sidx[i]].nsamples++;
 		off += rl;
@@ -422,15 +413,92 @@ char *rwexport_encode(const struct rwexport_config *c, const char *p, size_t len
 		acc += ser[s].nsamples;
 		ser[s].nsamples = 0;
 	}
-	ts = calloc(nser, sizeof *ts);
-	tsp = malloc(nser * sizeof *tsp);
-	sm = calloc(k, sizeof *sm);
-	smp = malloc(k * sizeof *smp);
-	size_t lcap = nlabels_total + nser * c->next + 1;
-	lb = calloc(lcap, sizeof *lb);
-	lbp = malloc(lcap * sizeof *lbp);
-	if (!ts || !tsp || !sm || !smp || !lb || !lbp)
+	*used = off;
+	return nser;
+}
+
+/* The labels of the series whose first record is at q, plus the external
+ * labels it does not have, sorted by name, into lb/lbp. Returns how many. */
+static size_t series_labels(const struct rwexport_config *c, const char *q, Prometheus__Label *lb,
+                            Prometheus__Label **lbp)
+{
+	size_t nl = get16(q + 20), n = 0;
+	q += REC_HDR;
+	for (size_t j = 0; j < nl; j++, n++) {
+		Prometheus__Label *l = &lb[n];
+		prometheus__label__init(l);
+		l->name.len = get16(q);
+		l->name.data = (uint8_t *)(q + 2);
+		q += 2 + l->name.len;
+		l->value.len = get16(q);
+		l->value.data = (uint8_t *)(q + 2);
+		q += 2 + l->value.len;
+		lbp[n] = l;
+	}
+	for (size_t j = 0; j < c->next; j++) {
+		size_t nn = strlen(c->ext_names[j]);
+		int present = 0;
+		for (size_t m = 0; m < nl && !present; m++)
+			present = lb[m].name.len == nn && !memcmp(lb[m].name.data, c->ext_names[j], nn);
+		if (present || !*c->ext_values[j])
+			continue; /* the series' own label wins, as in Prometheus */
+		Prometheus__Label *l = &lb[n];
+		prometheus__label__init(l);
+		l->name.len = nn;
+		l->name.data = (uint8_t *)c->ext_names[j];
+		l->value.len = strlen(c->ext_values[j]);
+		l->value.data = (uint8_t *)c->ext_values[j];
+		lbp[n++] = l;
+	}
+	qsort(lbp, n, sizeof *lbp, cmp_label);
+	return n;
+}
+
+/* Pack and snappy-compress a WriteRequest of nser series. */
+static char *pack_request(Prometheus__TimeSeries **tsp, size_t nser, size_t *outlen)
+{
+	Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+	wr.timeseries = tsp;
+	wr.n_timeseries = nser;
+	size_t rawlen = prometheus__write_request__get_packed_size(&wr);
+	uint8_t *raw = malloc(rawlen ? rawlen : 1);
+	if (!raw)
+		return NULL;
+	prometheus__write_request__pack(&wr, raw);
+	size_t clen = snappy_max_compressed_length(rawlen);
+	char *out = malloc(clen);
+	if (out && snappy_compress((const char *)raw, rawlen, out, &clen) != SNAPPY_OK) {
+		free(out);
+		out = NULL;
+	}
+	free(raw);
+	*outlen = clen;
+	return out;
+}
+
+char *rwexport_encode(const struct rwexport_config *c, const char *p, size_t len, size_t max,
+                      size_t *used, size_t *nsamples, size_t *outlen)
+{
+	*used = *nsamples = *outlen = 0;
+	size_t nlabels_total;
+	size_t k = count_records(p, len, max, &nlabels_total);
+	if (k == 0)
+		return NULL;
+	size_t tsize = 16;
+	while (tsize < 2 * k)
+		tsize *= 2;
+	size_t *table = malloc(tsize * sizeof *table); /* series index + 1, 0 = empty */
+	size_t *recs = malloc(k * sizeof *recs), *sidx = malloc(k * sizeof *sidx);
+	struct enc_series *ser = malloc(k * sizeof *ser);
+	size_t lcap = nlabels_total + k * c->next + 1;
+	Prometheus__TimeSeries *ts = calloc(k, sizeof *ts), **tsp = malloc(k * sizeof *tsp);
+	Prometheus__Sample *sm = calloc(k, sizeof *sm), **smp = malloc(k * sizeof *smp);
+	Prometheus__Label *lb = calloc(lcap, sizeof *lb), **lbp = malloc(lcap * sizeof *lbp);
+	char *out = NULL;
+	if (!table || !recs || !sidx || !ser || !ts || !tsp || !sm || !smp || !lb || !lbp)
 		goto done;
+	size_t off;
+	size_t nser = group_records(p, k, recs, sidx, ser, table, tsize, &off);
 	for (size_t i = 0; i < k; i++) {
 		struct enc_series *s = &ser[sidx[i]];
 		size_t at = s->first + s->nsamples++;
@@ -439,68 +507,20 @@ char *rwexport_encode(const struct rwexport_config *c, const char *p, size_t len
 		memcpy(&sm[at].value, p + recs[i] + 12, 8);
 		smp[at] = &sm[at];
 	}
-	size_t li = 0;
-	for (size_t s = 0; s < nser; s++) {
-		Prometheus__TimeSeries *t = &ts[s];
-		prometheus__time_series__init(t);
-		t->samples = &smp[ser[s].first];
-		t->n_samples = ser[s].nsamples;
-		const char *q = p + ser[s].rec;
-		size_t nl = get16(q + 20);
-		q += REC_HDR;
-		size_t first = li;
-		for (size_t j = 0; j < nl; j++) {
-			Prometheus__Label *l = &lb[li];
-			prometheus__label__init(l);
-			l->name.len = get16(q);
-			l->name.data = (uint8_t *)(q + 2);
-			q += 2 + l->name.len;
-			l->value.len = get16(q);
-			l->value.data = (uint8_t *)(q + 2);
-			q += 2 + l->value.len;
-			lbp[li] = l;
-			li++;
-		}
-		for (size_t j = 0; j < c->next; j++) {
-			size_t nn = strlen(c->ext_names[j]);
-			int present = 0;
-			for (size_t m = first; m < li && !present; m++)
-				present = lb[m].name.len == nn && !memcmp(lb[m].name.data, c->ext_names[j], nn);
-			if (present || !*c->ext_values[j])
-				continue; /* the series' own label wins, as in Prometheus */
-			Prometheus__Label *l = &lb[li];
-			prometheus__label__init(l);
-			l->name.len = nn;
-			l->name.data = (uint8_t *)c->ext_names[j];
-			l->value.len = strlen(c->ext_values[j]);
-			l->value.data = (uint8_t *)c->ext_values[j];
-			lbp[li++] = l;
-		}
-		qsort(&lbp[first], li - first, sizeof *lbp, cmp_label);
-		t->labels = &lbp[first];
-		t->n_labels = li - first;
-		tsp[s] = t;
+	for (size_t s = 0, li = 0; s < nser; s++) {
+		prometheus__time_series__init(&ts[s]);
+		ts[s].samples = &smp[ser[s].first];
+		ts[s].n_samples = ser[s].nsamples;
+		ts[s].labels = &lbp[li];
+		ts[s].n_labels = series_labels(c, p + ser[s].rec, &lb[li], &lbp[li]);
+		li += ts[s].n_labels;
+		tsp[s] = &ts[s];
 	}
-	Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
-	wr.timeseries = tsp;
-	wr.n_timeseries = nser;
-	size_t rawlen = prometheus__write_request__get_packed_size(&wr);
-	raw = malloc(rawlen ? rawlen : 1);
-	if (!raw)
-		goto done;
-	prometheus__write_request__pack(&wr, raw);
-	size_t clen = snappy_max_compressed_length(rawlen);
-	out = malloc(clen);
-	if (!out)
-		goto done;
-	if (snappy_compress((const char *)raw, rawlen, out, &clen) != SNAPPY_OK) {
-		free(out);
-		out = NULL;
-		goto done;
+	out = pack_request(tsp, nser, outlen);
+	if (out) {
+		*used = off;
+		*nsamples = k;
 	}
-	*used = off;
-	*nsamples = k;
-	*outlen = clen;
 done:
 	free(table);
 	free(recs);
@@ -512,7 +532,6 @@ done:
 	free(smp);
 	free(lb);
 	free(lbp);
-	free(raw);
 	return out;
 }
 
