@@ -30,7 +30,8 @@ void config_defaults(struct fs_config *c)
 	c->max_queued_writes = 1024;
 	c->queue_timeout_ms = 2000;
 	c->max_body = 16LL << 20;
-	c->checkpoint_interval_ms = 5 * 60 * 1000;
+	c->checkpoint_interval_ms = 2000;
+	c->checkpoint_max_series = 50000;
 	c->metrics_series_limit = 10000;
 	c->replay_speed = 360;
 	engine_config_default(&c->engine);
@@ -287,10 +288,12 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		goto out;
 	if (s && get_size(s, "series_limit", &c->metrics_series_limit, 0, 10000000, err, errlen) < 0)
 		goto out;
-	static const char *const ck_keys[] = { "interval", NULL };
+	static const char *const ck_keys[] = { "interval", "max_series", NULL };
 	if (section(root, "checkpoint", ck_keys, &s, err, errlen) < 0)
 		goto out;
-	if (s && get_duration(s, "interval", &c->checkpoint_interval_ms, err, errlen) < 0)
+	if (s && (get_duration(s, "interval", &c->checkpoint_interval_ms, err, errlen) < 0 ||
+	          get_size(s, "max_series", &c->checkpoint_max_series, 1, 100000000, err,
+	                   errlen) < 0))
 		goto out;
 	static const char *const rp_keys[] = { "file", "speed", "precision", NULL };
 	if (section(root, "replay", rp_keys, &s, err, errlen) < 0)

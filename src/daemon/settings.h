@@ -26,7 +26,9 @@ struct fs_config {
 	unsigned max_queued_writes;   /* 1024: ingest requests waiting at once; beyond, 503 */
 	int64_t queue_timeout_ms;     /* 2 s: longest wait in that queue, then 503 */
 	int64_t max_body;           /* 16 MiB, applies after decompression too */
-	int64_t checkpoint_interval_ms; /* 5 min; 0 = only at shutdown */
+	int64_t checkpoint_interval_ms; /* 2 s: changed series' state written this often;
+	                                 * 0 = only at shutdown */
+	size_t checkpoint_max_series;   /* 50000: at most this many series per interval */
 	size_t metrics_series_limit; /* metrics.series_limit: 10000; 0 = no per-series gauges */
 	struct engine_config engine;
 	char *alertname;            /* owned copy behind engine.alertname */

@@ -14,6 +14,7 @@
 
 struct services;
 struct service_transition;
+struct open_alert;
 
 
 /* An alert transition waiting to be made durable. Strings are owned. */
@@ -53,6 +54,10 @@ struct shard {
 	size_t ngroups, capgroups;
 	uint32_t *gtable;
 	size_t gmask;
+	/* series whose state changed since it was last written, oldest first:
+	 * registry indexes in dirty[dhead .. ndirty) (checkpoint.c) */
+	uint32_t *dirty;
+	size_t dhead, ndirty, capdirty;
 };
 
 struct engine {
@@ -68,6 +73,15 @@ struct engine {
 	atomic_int_least64_t next_alert_id;
 	atomic_size_t nseries;      /* over all shards (cardinality limit) */
 	pthread_mutex_t flush_mu;   /* serializes store writes of pending transitions */
+	/* incremental state writes (checkpoint.c): one engine_persist at a time */
+	pthread_mutex_t persist_mu;
+	atomic_int_least64_t next_sid; /* next persistent series id */
+	unsigned persist_next;      /* shard the next engine_persist starts with */
+	atomic_uint_least64_t state_writes; /* series states written */
+	/* open alerts whose series was not restored: adopted when it reappears */
+	pthread_mutex_t orphan_mu;
+	atomic_size_t norphans;
+	struct open_alert *orphans;
 	/* metric family -> enum metric_type (from # TYPE / remote_write metadata) */
 	pthread_mutex_t fam_mu;
 	char **fam_names;
@@ -131,6 +145,11 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
                 double value);
 int eng_flush_shard(struct engine *e, struct shard *sh);
+
+/* checkpoint.c: incremental state */
+void eng_mark_dirty(struct shard *sh, struct series *s);
+void eng_adopt_orphan(struct engine *e, struct series *s);
+void eng_orphans_free(struct engine *e);
 
 /* derive.c: metric family types, counter rates, histogram quantiles */
 uint64_t eng_str_hash(const char *p, size_t n);

@@ -122,6 +122,11 @@ static const char *const migrations[] = {
 	X(ckpt_put, 'w', "INSERT INTO series_state (series_key, labels_json, model, " \
 	  "fingerprint, last_ts_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
 	X(ckpt_clear, 'w', "DELETE FROM series_state") \
+	X(state_put, 'w', "INSERT OR REPLACE INTO series_state (sid, series_key, labels_json, " \
+	  "model, fingerprint, last_ts_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)") \
+	X(state_upd, 'w', "UPDATE series_state SET model = ?4, fingerprint = ?5, last_ts_ms = ?6, " \
+	  "state = ?7 WHERE sid = ?1") \
+	X(state_max, 'r', "SELECT coalesce(max(sid), 0) FROM series_state") \
 	X(probe, 'w', "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?1)") \
 	X(scan_open, 'r', "SELECT " ALERT_COLS " FROM alerts WHERE state IN ('pending','firing') " \
 	  "ORDER BY active_at_ms, id") \
@@ -1075,6 +1080,7 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 			.last_ts_ms = sqlite3_column_int64(st, 4),
 			.state = sqlite3_column_blob(st, 5),
 			.state_len = (size_t)sqlite3_column_bytes(st, 5),
+			.sid = sqlite3_column_int64(st, 6),
 		};
 		ret = fn(ctx, &c);
 		if (ret != 0)
@@ -1087,6 +1093,87 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->rmu);
 	return ret;
+}
+
+/* ---- incremental series state ---- */
+
+int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].sid <= 0 || v[i].model == NULL || (v[i].state == NULL && v[i].state_len > 0) ||
+		    v[i].state_len > INT32_MAX || (!v[i].update && v[i].series_key == NULL)) {
+			set_err(err, errlen, "invalid series state record %zu (sid %lld)", i,
+			        (long long)v[i].sid);
+			return -1;
+		}
+	}
+	if (n == 0)
+		return 0;
+	if (wlock(s) < 0) {
+		set_err(err, errlen, "unable to write series state: checkpoint open on this thread");
+		return -1;
+	}
+	int ret = -1;
+	if (refuse_moved(s, err, errlen) < 0)
+		goto out;
+	/* NORMAL: no fsync at COMMIT (see store_ckpt_begin); back to FULL below,
+	 * before the write lock is released. */
+	if (exec_sql(s->w, "PRAGMA synchronous=NORMAL", "set synchronous", err, errlen) < 0 ||
+	    exec_sql(s->w, "BEGIN IMMEDIATE", "begin state transaction", err, errlen) < 0) {
+		note_err(s, s->w, "state_write");
+		goto restore;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store_ckpt *c = &v[i];
+		sqlite3_stmt *st = c->update ? s->state_upd : s->state_put;
+		c->missing = 0;
+		sqlite3_bind_int64(st, 1, c->sid);
+		if (!c->update) {
+			sqlite3_bind_text(st, 2, c->series_key, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, c->labels_json ? c->labels_json : "{}", -1,
+			                  SQLITE_STATIC);
+		}
+		sqlite3_bind_text(st, 4, c->model, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, (int64_t)c->fingerprint);
+		sqlite3_bind_int64(st, 6, c->last_ts_ms);
+		sqlite3_bind_blob(st, 7, c->state_len ? c->state : "", (int)c->state_len,
+		                  SQLITE_STATIC);
+		if (step_done(st) < 0) {
+			set_err(err, errlen, "unable to write the state of '%s': %s",
+			        c->series_key ? c->series_key : "?", sqlite3_errmsg(s->w));
+			note_err(s, s->w, "state_write");
+			rollback_quiet(s->w);
+			goto restore;
+		}
+		if (c->update && sqlite3_changes(s->w) == 0)
+			c->missing = 1;
+	}
+	if (exec_sql(s->w, "COMMIT", "commit state transaction", err, errlen) < 0) {
+		note_err(s, s->w, "state_write");
+		rollback_quiet(s->w);
+		goto restore;
+	}
+	ret = 0;
+	note_ok(s);
+restore:
+	if (sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+		log_db_err(s->w, "state_restore_synchronous");
+out:
+	pthread_mutex_unlock(&s->wmu);
+	return ret;
+}
+
+int store_state_max_sid(struct store *s, int64_t *out)
+{
+	pthread_mutex_lock(&s->rmu);
+	int rc = sqlite3_step(s->state_max);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s->state_max, 0);
+	else
+		log_db_err(s->r, "state_max_sid");
+	sqlite3_reset(s->state_max);
+	pthread_mutex_unlock(&s->rmu);
+	return rc == SQLITE_ROW ? 0 : -1;
 }
 
 /* ---- maintenance ---- */
