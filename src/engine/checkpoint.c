@@ -91,12 +91,12 @@ static long persist_batch(struct engine *e, struct shard *sh, size_t want, struc
                           size_t errlen)
 {
 	char mname[128];
-	pthread_mutex_lock(&sh->mu);
+	shard_lock(sh);
 	size_t m = sh->ndirty - sh->dhead;
 	if (m > want)
 		m = want;
 	if (m == 0) {
-		pthread_mutex_unlock(&sh->mu);
+		shard_unlock(sh);
 		return 0;
 	}
 	size_t ss = sh->reg.state_size;
@@ -104,7 +104,7 @@ static long persist_batch(struct engine *e, struct shard *sh, size_t want, struc
 	if (m * bl > *blobs_cap) {
 		unsigned char *nb = realloc(*blobs, m * bl);
 		if (!nb) {
-			pthread_mutex_unlock(&sh->mu);
+			shard_unlock(sh);
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
@@ -149,11 +149,11 @@ static long persist_batch(struct engine *e, struct shard *sh, size_t want, struc
 	sh->dhead += m;
 	if (sh->dhead == sh->ndirty)
 		sh->dhead = sh->ndirty = 0;
-	pthread_mutex_unlock(&sh->mu);
+	shard_unlock(sh);
 
 	int rc = store_state_write(e->store, recs, got, err, errlen);
 
-	pthread_mutex_lock(&sh->mu);
+	shard_lock(sh);
 	for (size_t j = 0; j < got; j++) {
 		struct series *s = sh->reg.v[idx[j]];
 		if (rc < 0 || recs[j].missing) {
@@ -164,7 +164,7 @@ static long persist_batch(struct engine *e, struct shard *sh, size_t want, struc
 			s->stored = 1;
 		}
 	}
-	pthread_mutex_unlock(&sh->mu);
+	shard_unlock(sh);
 	for (size_t j = 0; j < got; j++) {
 		free((char *)recs[j].series_key);
 		free((char *)recs[j].labels_json);
@@ -189,7 +189,7 @@ long engine_persist(struct engine *e, size_t max_series, char *err, size_t errle
 		written = -1;
 		goto out;
 	}
-	pthread_mutex_lock(&e->persist_mu);
+	lockrank_lock(&e->persist_mu, LOCK_RANK_PERSIST);
 	/* Round robin over the shards, one batch each in turn, starting where
 	 * the previous call stopped: with a budget smaller than the dirty
 	 * series, every shard still gets its share. */
@@ -211,7 +211,7 @@ long engine_persist(struct engine *e, size_t max_series, char *err, size_t errle
 		idle = n ? 0 : idle + 1;
 		e->persist_next = (k + 1) % ENGINE_SHARDS;
 	}
-	pthread_mutex_unlock(&e->persist_mu);
+	lockrank_unlock(&e->persist_mu);
 out:
 	free(recs);
 	free(idx);
@@ -223,9 +223,9 @@ size_t engine_dirty_series(struct engine *e)
 {
 	size_t n = 0;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-		pthread_mutex_lock(&e->sh[k].mu);
+		shard_lock(&e->sh[k]);
 		n += e->sh[k].ndirty - e->sh[k].dhead;
-		pthread_mutex_unlock(&e->sh[k].mu);
+		shard_unlock(&e->sh[k]);
 	}
 	return n;
 }
@@ -234,15 +234,15 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 {
 	if (!e->store)
 		return 0;
-	pthread_mutex_lock(&e->flush_mu);
+	lockrank_lock(&e->flush_mu, LOCK_RANK_FLUSH);
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 		if (eng_flush_shard(e, &e->sh[k]) < 0) {
-			pthread_mutex_unlock(&e->flush_mu);
+			lockrank_unlock(&e->flush_mu);
 			snprintf(err, errlen, "pending alert transitions could not be written");
 			return -1;
 		}
 	}
-	pthread_mutex_unlock(&e->flush_mu);
+	lockrank_unlock(&e->flush_mu);
 	return engine_persist(e, 0, err, errlen) < 0 ? -1 : 0;
 }
 
@@ -519,7 +519,7 @@ static void reconcile_alerts(struct engine *e)
 		}
 	}
 	atomic_store(&e->norphans, orphaned);
-	pthread_mutex_unlock(&e->svc_mu);
+	lockrank_unlock(&e->svc_mu);
 	unlock_all(e);
 	locked = 0;
 	if (nclosing) {
@@ -534,7 +534,7 @@ static void reconcile_alerts(struct engine *e)
 		        "closed_service_orphans=%zu reset=%zu", adopted, orphaned, closed, reset);
 out:
 	if (locked) {
-		pthread_mutex_unlock(&e->svc_mu);
+		lockrank_unlock(&e->svc_mu);
 		unlock_all(e);
 	}
 	for (size_t a = 0; a < oa.n; a++) {
@@ -547,7 +547,7 @@ out:
 
 void eng_adopt_orphan(struct engine *e, struct series *s)
 {
-	pthread_mutex_lock(&e->orphan_mu);
+	lockrank_lock(&e->orphan_mu, LOCK_RANK_ORPHAN);
 	size_t n = atomic_load(&e->norphans);
 	for (size_t a = 0; a < n; a++) {
 		struct open_alert *o = &e->orphans[a];
@@ -564,7 +564,7 @@ void eng_adopt_orphan(struct engine *e, struct series *s)
 		atomic_store(&e->norphans, n - 1);
 		break;
 	}
-	pthread_mutex_unlock(&e->orphan_mu);
+	lockrank_unlock(&e->orphan_mu);
 }
 
 void eng_orphans_free(struct engine *e)
@@ -586,12 +586,12 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 		return 0;
 	struct restore_ctx rc = { .e = e };
 	lock_all(e);
-	pthread_mutex_lock(&e->svc_mu);
+	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 	int r = store_ckpt_scan(e->store, restore_cb, &rc);
 	if (r >= 0) {
 		reconcile_alerts(e); /* releases the locks */
 	} else {
-		pthread_mutex_unlock(&e->svc_mu);
+		lockrank_unlock(&e->svc_mu);
 		unlock_all(e);
 	}
 	if (r < 0) {
