@@ -5,7 +5,9 @@
  *
  * Per-series gauges carry the series' own labels, with its metric name moved
  * to the label `series_name` (a label already called series_name is renamed
- * exported_series_name, the way Prometheus renames conflicting labels).
+ * exported_series_name, the way Prometheus renames conflicting labels),
+ * then the daemon's external labels (shard, …) that the series lacks, so the
+ * gauges of a whole fleet can sit in one TSDB.
  */
 #include "http/api.h"
 #include "http/handlers.h"
@@ -112,10 +114,13 @@ static int pick_series(struct pick *p, const struct series_info *s)
 struct fam_ctx {
 	struct obuf fam[SERIES_FAMILIES];
 	struct pick pick;
+	const struct labels *ext; /* the daemon's external labels, may be NULL */
 };
 
-/* The label block of a series' gauges: {series_name="…",<its labels>EXTRA} */
-static void series_label_block(struct obuf *lb, const struct labels *l, const char *extra)
+/* The label block of a series' gauges: {series_name="…",<its labels>EXTRA},
+ * then each external label (shard, …) the series does not have itself. */
+static void series_label_block(struct obuf *lb, const struct labels *l, const char *extra,
+                               const struct labels *ext)
 {
 	obuf_puts(lb, "{series_name=");
 	prom_label_value(lb, labels_metric_name(l));
@@ -128,6 +133,13 @@ static void series_label_block(struct obuf *lb, const struct labels *l, const ch
 	}
 	if (extra)
 		obuf_puts(lb, extra);
+	for (size_t i = 0; ext && i < ext->n; i++) {
+		const char *n = ext->names[i];
+		if (labels_get(l, n) || !strcmp(n, "series_name") || (extra && !strcmp(n, "horizon")))
+			continue;
+		obuf_printf(lb, ",%s=", n);
+		prom_label_value(lb, ext->values[i]);
+	}
 	obuf_puts(lb, "} ");
 }
 
@@ -147,6 +159,7 @@ static const char *const fc_help[FORECAST_FAMILIES] = {
 struct fc_ctx {
 	struct obuf fam[FORECAST_FAMILIES];
 	struct pick pick;
+	const struct labels *ext;
 };
 
 static int forecast_metrics_cb(void *vctx, const struct series_info *s,
@@ -160,7 +173,7 @@ static int forecast_metrics_cb(void *vctx, const struct series_info *s,
 		return 0;
 	struct obuf lb;
 	obuf_init(&lb, 0);
-	series_label_block(&lb, s->labels, ",horizon=\"15m\"");
+	series_label_block(&lb, s->labels, ",horizon=\"15m\"", c->ext);
 	double v[FORECAST_FAMILIES] = { pts[0].mean, pts[0].lo95, pts[0].hi95 };
 	int failed = lb.failed;
 	for (int f = 0; f < FORECAST_FAMILIES && !failed; f++) {
@@ -182,7 +195,7 @@ static int series_metrics_cb(void *vctx, const struct series_info *s)
 	/* label block, shared by the families */
 	struct obuf lb;
 	obuf_init(&lb, 0);
-	series_label_block(&lb, s->labels, NULL);
+	series_label_block(&lb, s->labels, NULL, c->ext);
 	if (lb.failed) {
 		obuf_free(&lb);
 		return 1;
@@ -366,6 +379,7 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 			             .alerting_only = nsel == 0 && es.series > api->metrics_series_limit };
 		struct fam_ctx c;
 		c.pick = pick;
+		c.ext = api->external_labels;
 		for (int f = 0; f < SERIES_FAMILIES; f++)
 			obuf_init(&c.fam[f], 0);
 		engine_series_foreach(api->engine, sel, nsel, series_metrics_cb, &c);
@@ -378,6 +392,7 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 		}
 		struct fc_ctx fc;
 		fc.pick = pick;
+		fc.ext = api->external_labels;
 		for (int f = 0; f < FORECAST_FAMILIES; f++)
 			obuf_init(&fc.fam[f], 0);
 		engine_forecast(api->engine, sel, nsel, FORECAST_METRIC_HORIZON_MS, 1, NAN, 1,
