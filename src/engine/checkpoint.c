@@ -408,6 +408,24 @@ static struct series *series_at(struct engine *e, uint32_t g)
 	return i < sh->reg.n ? sh->reg.v[i] : NULL;
 }
 
+/* An open alert whose series' state was not written before a crash (it was
+ * created moments before) stays open, and the series adopts it when its
+ * next sample creates it again (eng_adopt_orphan): the restart closes
+ * nothing. Takes a's strings. Service alerts are not kept (their service is
+ * gone). Returns 0 if kept. */
+static int keep_orphan(struct engine *e, size_t *n, struct open_alert *a)
+{
+	if (strncmp(a->series_key, "service:", 8) == 0)
+		return -1;
+	struct open_alert *no = realloc(e->orphans, (*n + 1) * sizeof *no);
+	if (!no)
+		return -1;
+	e->orphans = no;
+	e->orphans[(*n)++] = *a;
+	a->series_key = a->labels_json = a->annotations_json = NULL;
+	return 0;
+}
+
 /* Called with every shard and svc_mu locked; returns with them released
  * (the store's write lock is not taken under a shard lock: see flush_shard). */
 static void reconcile_alerts(struct engine *e)
@@ -472,19 +490,8 @@ static void reconcile_alerts(struct engine *e)
 			}
 			continue;
 		}
-		if (strncmp(oa.v[a].series_key, "service:", 8) != 0) {
-			/* The series' state was not written before a crash (it was
-			 * created moments before): the alert stays open, and the
-			 * series adopts it when its next sample creates it again
-			 * (eng_adopt_orphan). The restart closes nothing. */
-			struct open_alert *no = realloc(e->orphans, (orphaned + 1) * sizeof *no);
-			if (no) {
-				e->orphans = no;
-				e->orphans[orphaned++] = oa.v[a];
-				oa.v[a].series_key = oa.v[a].labels_json = oa.v[a].annotations_json = NULL;
-				continue;
-			}
-		}
+		if (keep_orphan(e, &orphaned, &oa.v[a]) == 0)
+			continue;
 		if (!closing)
 			continue;
 		/* a service alert whose service is no longer configured */

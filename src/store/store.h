@@ -1,5 +1,6 @@
 /* store/store.h — the embedded SQLite store: alerts, their transition history, and
- * detector checkpoints. store.c is the only file that includes sqlite3.h.
+ * per-series state. store.c and backup.c are the only files that include
+ * sqlite3.h.
  *
  * Layer: knows nothing about HTTP, series or detectors; callers hand it plain
  * records. Durability (see docs/storage.md): store_alerts_write() commits with
