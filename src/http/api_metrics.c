@@ -244,6 +244,21 @@ static void self_metrics(struct obuf *b, struct selfstats *st, struct api_ctx *a
 	       "Total time write requests waited for a slot.");
 	obuf_printf(b, "foreshock_write_queue_seconds_total %.6f\n",
 	            (double)ld(&st->write_queue_us) / 1e6);
+	counter(b, "foreshock_reads_shed_total",
+	        "API reads answered 503: every read slot busy and the wait queue full or "
+	        "its timeout passed.", ld(&st->reads_shed));
+	counter(b, "foreshock_http_unauthorized_total",
+	        "Requests answered 401: a token is required and none or an unknown one "
+	        "was sent.", ld(&st->http_unauthorized));
+	counter(b, "foreshock_http_forbidden_total",
+	        "Requests answered 403: token of the other scope, foreign Host or "
+	        "cross-origin browser request.", ld(&st->http_forbidden));
+	counter(b, "foreshock_http_timeouts_total",
+	        "Connections closed because request headers or body did not arrive in "
+	        "time.", ld(&st->http_timeouts));
+	counter(b, "foreshock_responses_too_large_total",
+	        "Responses replaced by a 422 because they passed http.max_response.",
+	        ld(&st->responses_too_large));
 	counter(b, "foreshock_alert_transitions_total",
 	        "Alert state transitions written to the store.", ld(&st->alert_transitions));
 	counter(b, "foreshock_store_errors_total", "Failed store operations.",

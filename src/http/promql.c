@@ -547,15 +547,12 @@ static int devirtualize(struct pquery *q, size_t fam_matcher, char *err, size_t 
 		struct matcher *m = &sel->m[i];
 		const char *rename = NULL;
 		if (!strcmp(m->name, "__name__")) {
-			struct selector one = { 1, m };
+			struct selector one = { 1, m, 0 };
 			struct labels l = { 1, (const char *[]){ "__name__" },
 				            (const char *[]){ fam_name[q->fam] }, NULL };
 			if (i != fam_matcher && !selector_matches(&one, &l))
 				q->none = 1;
-			free(m->name);
-			free(m->value);
-			if (m->has_re)
-				regfree(&m->re);
+			matcher_free(m);
 			continue;
 		}
 		if (!strcmp(m->name, "series_name"))
@@ -644,7 +641,7 @@ int prom_parse_query(const char *text, int selector_only, struct pquery *q, char
 				}
 			} else if (*p == '"' || *p == '\'' || *p == '`') {
 				quote = *p;
-				/* the value of a =~ or !~ matcher: check it before regcomp sees it */
+				/* the value of a =~ or !~ matcher: check it before PCRE2 compiles it */
 				if (*prev == '~')
 					qstart = p;
 			} else if (*p == '}') {
