@@ -14,6 +14,7 @@
 
 #include "config.h"
 
+#include "detect/forecast.h"
 #include "detect/forecast_int.h"
 
 #include <math.h>

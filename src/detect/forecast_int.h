@@ -3,11 +3,10 @@
  * prediction share (static inline: each file keeps its own inlined copy).
  * forecast.c: params, init, rings, the grid step and forecast_update();
  * forecast_fit.c: season detection and the refit of alpha and beta;
- * forecast_predict.c: forecast_predict(), time to breach and info. */
+ * forecast_predict.c: forecast_predict(), time to breach and info.
+ * Include after detect/forecast.h (struct forecast_params). */
 #ifndef FORESHOCK_DETECT_FORECAST_INT_H
 #define FORESHOCK_DETECT_FORECAST_INT_H
-
-#include "detect/forecast.h"
 
 #include <math.h>
 #include <stdint.h>

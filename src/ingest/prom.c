@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/prom.h"
 #include "ingest/prom_int.h"
 
 /* ---- lenient ingest ---------------------------------------------------- */

@@ -1,13 +1,12 @@
 /* ingest/prom_int.h — internal to ingest/prom*.c: the line lexer both the
  * lenient ingest (prom.c) and the strict OpenMetrics validator (prom_om.c)
- * use (prom_lex.c), and the small character helpers they share. */
+ * use (prom_lex.c), and the small character helpers they share. Include
+ * after ingest/prom.h (struct label_ref). */
 #ifndef FORESHOCK_INGEST_PROM_INT_H
 #define FORESHOCK_INGEST_PROM_INT_H
 
 #include <stddef.h>
 #include <string.h>
-
-#include "ingest/prom.h"
 
 /* ---- character classes and small helpers ------------------------------ */
 

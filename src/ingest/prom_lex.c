@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/prom.h"
 #include "ingest/prom_int.h"
 
 

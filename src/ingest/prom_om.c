@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/prom.h"
 #include "ingest/prom_int.h"
 
 #define OM_MAX_LABELS 1024 /* strict validator: labels per line */
