@@ -4,7 +4,7 @@
 # detector engine alone. See docs/performance.md for what each part measures.
 #
 #   bench/run.sh [--quick] [--foreshock-only] [--reps N] [--duration S] [--no-profile]
-#                [--warm K] [--phases LIST] [--shapes LIST]
+#                [--warm K] [--phases LIST] [--shapes LIST] [--targets LIST]
 #
 #   --quick           small sizes (1k series), 1 repetition, ~1 s per step; checks
 #                     that numbers come out (CI runs it); never installs packages
@@ -26,6 +26,8 @@
 #                     and net lines, 4 tags, 10/3/8 fields); prw = Prometheus
 #                     remote_write (snappy protobuf, 2,000 samples per request).
 #                     InfluxDB gets the single shape only.
+#   --targets LIST    which of foreshock,vm,influx to run where installed
+#                     (default all three)
 #
 # Environment: BENCH_BUILDDIR (default <top>/build, built with scripts/build.sh),
 # BENCH_OUTDIR (default <top>/bench/out), BENCH_NO_INSTALL=1 (never apt-get),
@@ -56,6 +58,7 @@ profile=1
 warm=160
 phases=engine,ingest,batch,memory,latency,restart,overload
 shapes=${BENCH_SHAPES:-single,multi,prw}
+want_targets=foreshock,vm,influx
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -66,6 +69,7 @@ while [ $# -gt 0 ]; do
 	--warm) warm=$2; shift ;;
 	--phases) phases=$2; shift ;;
 	--shapes) shapes=$2; shift ;;
+	--targets) want_targets=$2; shift ;;
 	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
 	esac
@@ -140,6 +144,8 @@ if [ "$fs_only" = 0 ] && [ "$quick" = 0 ] && { [ $have_vm = 0 ] || [ $have_influ
 	fi
 fi
 [ "$fs_only" = 1 ] && { have_vm=0; have_influx=0; }
+case ",$want_targets," in *,vm,*) ;; *) have_vm=0 ;; esac
+case ",$want_targets," in *,influx,*) ;; *) have_influx=0 ;; esac
 for t in curl python3; do
 	command -v $t >/dev/null || { echo "run.sh: '$t' is required" >&2; exit 1; }
 done

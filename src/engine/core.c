@@ -161,8 +161,10 @@ struct engine_staged {
 	double value;
 	uint64_t hash;             /* labels_hash_refs() */
 	uint32_t ref0;             /* first label in b->sref (4 words per label) */
-	uint16_t nref;
+	uint16_t nref;             /* labels, __name__ included */
 	uint8_t shard;
+	uint8_t named;             /* engine_batch_stage_named(): sref[ref0] is
+	                            * { tag set's ref0, its count, name offset, length } */
 };
 
 /* Staging buffers are kept per thread between batches (an HTTP connection
@@ -550,6 +552,7 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	st->shard = (uint8_t)(route_and_hash(refs, n, &st->hash) % ENGINE_SHARDS);
 	st->ref0 = (uint32_t)b->nsref;
 	st->nref = (uint16_t)n;
+	st->named = 0;
 	uint32_t *w = b->sref + b->nsref;
 	for (size_t i = 0; i < n; i++) {
 		w[0] = (uint32_t)b->nbytes;
@@ -565,6 +568,92 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	b->nsref += 4 * n;
 	if (n > b->max_nref)
 		b->max_nref = n;
+	return 0;
+}
+
+int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags, size_t n,
+                            char *err, size_t errlen)
+{
+	b->tag_ok = 0;
+	if (n + 1 > b->e->cfg.label_limits.max_labels) {
+		snprintf(err, errlen, "too many labels (%zu, limit %zu)", n + 1,
+		         b->e->cfg.label_limits.max_labels);
+		return -1;
+	}
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += tags[i].name_len + tags[i].value_len;
+	if (n + 1 > UINT16_MAX || b->nsref + 4 * n > UINT32_MAX || b->nbytes + bytes > UINT32_MAX ||
+	    grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
+	    grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
+		snprintf(err, errlen, "out of memory staging a sample");
+		return -1;
+	}
+	uint64_t acc = 0, hacc = 0;
+	uint32_t *w = b->sref + b->nsref;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t ph;
+		acc += route_pair_ex(tags[i].name, tags[i].name_len, tags[i].value, tags[i].value_len,
+		                     &ph);
+		hacc += ph;
+		w[0] = (uint32_t)b->nbytes;
+		w[1] = (uint32_t)tags[i].name_len;
+		memcpy(b->sbytes + b->nbytes, tags[i].name, tags[i].name_len);
+		b->nbytes += tags[i].name_len;
+		w[2] = (uint32_t)b->nbytes;
+		w[3] = (uint32_t)tags[i].value_len;
+		memcpy(b->sbytes + b->nbytes, tags[i].value, tags[i].value_len);
+		b->nbytes += tags[i].value_len;
+		w += 4;
+	}
+	b->tag_ref0 = (uint32_t)b->nsref;
+	b->tag_n = (uint16_t)n;
+	b->tag_route = acc;
+	b->tag_hash = hacc;
+	b->nsref += 4 * n;
+	b->tag_ok = 1;
+	return 0;
+}
+
+int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t len,
+                             int64_t ts_ms, double value, char *err, size_t errlen)
+{
+	if (!isfinite(value)) {
+		snprintf(err, errlen, "non-finite value");
+		return eng_reject(b, REJ_NON_FINITE);
+	}
+	if (!b->tag_ok) {
+		snprintf(err, errlen, "no tag set staged for metric '%.*s'", (int)(len < 64 ? len : 64),
+		         name);
+		return eng_reject(b, REJ_LABELS);
+	}
+	if (b->nsref + 4 > UINT32_MAX || b->nbytes + len > UINT32_MAX ||
+	    grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
+	    grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4, sizeof *b->sref) ||
+	    grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + len + 1, 1)) {
+		snprintf(err, errlen, "out of memory staging a sample");
+		return eng_reject(b, REJ_CARDINALITY);
+	}
+	uint64_t ph;
+	uint64_t acc = b->tag_route + route_pair_ex("__name__", 8, name, len, &ph);
+	struct engine_staged *st = &b->st[b->nst++];
+	st->ts_ms = ts_ms;
+	st->value = value;
+	st->hash = labels_hash_from_sum(b->tag_hash + ph);
+	st->shard = (uint8_t)(route_mix(acc) % ENGINE_SHARDS);
+	st->ref0 = (uint32_t)b->nsref;
+	st->nref = (uint16_t)(b->tag_n + 1);
+	st->named = 1;
+	uint32_t *w = b->sref + b->nsref;
+	w[0] = b->tag_ref0;
+	w[1] = b->tag_n;
+	w[2] = (uint32_t)b->nbytes;
+	w[3] = (uint32_t)len;
+	memcpy(b->sbytes + b->nbytes, name, len);
+	b->nbytes += len;
+	b->nsref += 4;
+	if (st->nref > b->max_nref)
+		b->max_nref = st->nref;
 	return 0;
 }
 
@@ -655,7 +744,12 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 				prefetch_series(b->e, ps, b->st[order[j + PF_SERIES]].ts_ms);
 		}
 		const uint32_t *w = b->sref + st->ref0;
-		for (size_t i = 0; i < st->nref; i++, w += 4)
+		size_t i = 0;
+		if (st->named) { /* {__name__=name}, then the tag set */
+			refs[i++] = (struct label_ref){ "__name__", 8, b->sbytes + w[2], w[3] };
+			w = b->sref + w[0];
+		}
+		for (; i < st->nref; i++, w += 4)
 			refs[i] = (struct label_ref){ b->sbytes + w[0], w[1], b->sbytes + w[2], w[3] };
 		err[0] = 0;
 		int rc = add_locked(b, sh, refs, st->nref, st->hash, st->ts_ms, st->value, err,
@@ -676,6 +770,7 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 out:
 	b->nst = b->nsref = b->nbytes = 0;
 	b->max_nref = 0;
+	b->tag_ok = 0; /* its labels were in the buffers just emptied */
 	return refused;
 }
 

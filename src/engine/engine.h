@@ -78,6 +78,11 @@ struct engine_batch {
 	char *sbytes;             /* label bytes of the staged samples */
 	size_t nbytes, capbytes;
 	size_t max_nref;
+	/* private to the engine: the tag set of engine_batch_stage_tags() */
+	uint64_t tag_route, tag_hash;
+	uint32_t tag_ref0;
+	uint16_t tag_n;
+	uint8_t tag_ok;
 };
 
 /* Starts a batch (shard locks are taken by engine_batch_add). */
@@ -110,6 +115,23 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *labels, siz
  * commits anything still staged. */
 int engine_batch_stage(struct engine_batch *b, const struct label_ref *labels, size_t n,
                        int64_t ts_ms, double value, char *err, size_t errlen);
+/* Samples that share every label but the metric name (the fields of one
+ * line-protocol line): engine_batch_stage_tags() stages the shared labels
+ * (tags: no __name__) once, hashing and copying them once; then each
+ * engine_batch_stage_named() stages one sample with that tag set and its
+ * own metric name, which is all it hashes and copies. A named sample is
+ * exactly the sample engine_batch_stage() would stage with the labels
+ * {__name__=name} followed by the tags (same hash, shard, order, verdicts
+ * and messages). stage_tags returns 0, or -1 with a message in err (more
+ * labels than the limit allows, out of memory) without counting anything:
+ * the caller then stages the samples one by one with engine_batch_stage(),
+ * which refuses them as it would have. The tag set stays current until the
+ * next stage_tags or commit; stage_named without one refuses the sample
+ * (invalid labels). stage_named returns like engine_batch_stage(). */
+int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags, size_t n,
+                            char *err, size_t errlen);
+int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t len,
+                             int64_t ts_ms, double value, char *err, size_t errlen);
 typedef void (*engine_reject_fn)(void *ctx, size_t index, int rc, const char *err);
 size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ctx);
 
