@@ -476,6 +476,7 @@ static struct shard *batch_lock(struct engine_batch *b, unsigned k)
 		if (b->shard >= 0)
 			pthread_mutex_unlock(&e->sh[b->shard].mu);
 		pthread_mutex_lock(&e->sh[k].mu);
+		e->sh[k].gen++; /* samples change series: readers' caches of it are stale */
 		b->shard = (int)k;
 		b->touched |= 1u << k;
 	}

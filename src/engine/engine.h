@@ -168,6 +168,17 @@ typedef int (*engine_series_fn)(void *ctx, const struct series_info *s);
  * nonzero to stop. */
 int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
                           engine_series_fn fn, void *ctx);
+/* The engine's shards, for readers that build something per shard and keep
+ * it (GET /metrics): engine_series_foreach() is shard 0, 1, ... in turn,
+ * each one engine_series_foreach_shard(). A shard's generation changes
+ * whenever one of its series may have changed (every batch that touches
+ * it, a model swap, a restore): what a reader built from shard k after
+ * reading generation g is still current while engine_shard_generation(k)
+ * returns g (read it before the walk, never after). */
+unsigned engine_shard_count(void);
+uint64_t engine_shard_generation(struct engine *e, unsigned k);
+int engine_series_foreach_shard(struct engine *e, unsigned k, const struct selector *sel,
+                                size_t nsel, engine_series_fn fn, void *ctx);
 
 struct history_point {
 	int64_t ts_ms;
@@ -199,6 +210,14 @@ typedef int (*engine_forecast_fn)(void *ctx, const struct series_info *s,
                                   const struct breach *breach, const struct forecast_info *info);
 int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
                     size_t n, double limit, int above, engine_forecast_fn fn, void *ctx);
+/* engine_forecast() of one shard (see engine_shard_generation), without a
+ * breach; want (may be NULL) is asked first for each series that has a
+ * forecaster, and a series it returns 0 for is skipped before its forecast
+ * is computed. Returns fn's last value, or -1 on bad arguments or out of
+ * memory. */
+int engine_forecast_shard(struct engine *e, unsigned k, const struct selector *sel, size_t nsel,
+                          int64_t step_ms, size_t n, engine_series_fn want,
+                          engine_forecast_fn fn, void *ctx);
 /* Forecasts on a fixed grid from_ms + k * step_ms, k = 0 .. n-1 (step_ms > 0):
  * for each matching series, only the grid points strictly after its last
  * sample (s->last_ts_ms) are forecast, so fn gets the tail of the grid

@@ -45,6 +45,8 @@ struct shard {
 	size_t npend, cappend;
 	atomic_size_t npend_a;      /* not yet durable: npend + in flight (flush_shard) */
 	int64_t last_sample_ms;
+	uint64_t gen;               /* bumped whenever its series may change (under mu):
+	                             * engine_shard_generation() */
 	/* names of detector components seen, for the packed history (static strings) */
 	const char *comps[64];
 	unsigned ncomps;
@@ -82,10 +84,13 @@ struct engine {
 	struct shard sh[ENGINE_SHARDS];
 };
 
+/* Every shard locked, for a change to all of them: their generations move. */
 static inline void lock_all(struct engine *e)
 {
-	for (unsigned i = 0; i < ENGINE_SHARDS; i++)
+	for (unsigned i = 0; i < ENGINE_SHARDS; i++) {
 		pthread_mutex_lock(&e->sh[i].mu);
+		e->sh[i].gen++;
+	}
 }
 
 static inline void unlock_all(struct engine *e)

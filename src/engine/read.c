@@ -46,24 +46,49 @@ static void fill_info(const struct series *s, struct series_info *si)
 	si->kind = s->kind;
 }
 
+unsigned engine_shard_count(void)
+{
+	return ENGINE_SHARDS;
+}
+
+uint64_t engine_shard_generation(struct engine *e, unsigned k)
+{
+	if (k >= ENGINE_SHARDS)
+		return 0;
+	struct shard *sh = &e->sh[k];
+	pthread_mutex_lock(&sh->mu);
+	uint64_t g = sh->gen;
+	pthread_mutex_unlock(&sh->mu);
+	return g;
+}
+
+int engine_series_foreach_shard(struct engine *e, unsigned k, const struct selector *sel,
+                                size_t nsel, engine_series_fn fn, void *ctx)
+{
+	if (k >= ENGINE_SHARDS)
+		return -1;
+	int rc = 0;
+	struct shard *sh = &e->sh[k];
+	pthread_mutex_lock(&sh->mu);
+	for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
+		yield_lock(sh, i);
+		const struct series *s = sh->reg.v[i];
+		if (!series_selected(s, sel, nsel))
+			continue;
+		struct series_info si;
+		fill_info(s, &si);
+		rc = fn(ctx, &si);
+	}
+	pthread_mutex_unlock(&sh->mu);
+	return rc;
+}
+
 int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
                           engine_series_fn fn, void *ctx)
 {
 	int rc = 0;
-	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
-		struct shard *sh = &e->sh[sk];
-		pthread_mutex_lock(&sh->mu);
-		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
-			yield_lock(sh, i);
-			const struct series *s = sh->reg.v[i];
-			if (!series_selected(s, sel, nsel))
-				continue;
-			struct series_info si;
-			fill_info(s, &si);
-			rc = fn(ctx, &si);
-		}
-		pthread_mutex_unlock(&sh->mu);
-	}
+	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++)
+		rc = engine_series_foreach_shard(e, sk, sel, nsel, fn, ctx);
 	return rc;
 }
 
@@ -121,16 +146,18 @@ static const void *forecast_state_of(const struct engine *e, const struct series
 	return s->det_state + e->fc_off;
 }
 
-int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
-                    size_t n, double limit, int above, engine_forecast_fn fn, void *ctx)
+/* engine_forecast() over shards [k0, k1), with the want filter. */
+static int forecast_shards(struct engine *e, unsigned k0, unsigned k1, const struct selector *sel,
+                           size_t nsel, int64_t step_ms, size_t n, double limit, int above,
+                           engine_series_fn want, engine_forecast_fn fn, void *ctx)
 {
-	if (n == 0 || step_ms <= 0)
+	if (n == 0 || step_ms <= 0 || k1 > ENGINE_SHARDS)
 		return -1;
 	struct forecast_point *pts = malloc(n * sizeof *pts);
 	if (!pts)
 		return -1;
 	int rc = 0;
-	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
+	for (unsigned sk = k0; sk < k1 && rc == 0; sk++) {
 		struct shard *sh = &e->sh[sk];
 		pthread_mutex_lock(&sh->mu);
 		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
@@ -141,6 +168,8 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 				continue;
 			struct series_info si;
 			fill_info(s, &si);
+			if (want && !want(ctx, &si))
+				continue;
 			struct forecast_info info;
 			forecast_info_get(st, &info);
 			size_t got = 0;
@@ -158,6 +187,22 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 	}
 	free(pts);
 	return rc;
+}
+
+int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
+                    size_t n, double limit, int above, engine_forecast_fn fn, void *ctx)
+{
+	return forecast_shards(e, 0, ENGINE_SHARDS, sel, nsel, step_ms, n, limit, above, NULL, fn,
+	                       ctx);
+}
+
+int engine_forecast_shard(struct engine *e, unsigned k, const struct selector *sel, size_t nsel,
+                          int64_t step_ms, size_t n, engine_series_fn want,
+                          engine_forecast_fn fn, void *ctx)
+{
+	if (k >= ENGINE_SHARDS)
+		return -1;
+	return forecast_shards(e, k, k + 1, sel, nsel, step_ms, n, NAN, 1, want, fn, ctx);
 }
 
 int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel, int64_t from_ms,
