@@ -7,5 +7,7 @@ int cli_replay_main(int argc, char **argv);     /* foreshock replay [--model FIL
 int cli_parse_main(int argc, char **argv);      /* foreshock parse --format influx|prometheus ... */
 int cli_backtest_main(int argc, char **argv);   /* foreshock backtest --corpus DIR ... */
 int cli_forecast_main(int argc, char **argv);   /* foreshock forecast-eval ... */
+int cli_backup_main(int argc, char **argv);     /* foreshock backup --out FILE ... */
+int cli_restore_main(int argc, char **argv);    /* foreshock restore --from FILE --data-dir DIR */
 
 #endif

@@ -19,6 +19,8 @@ static void usage(FILE *f)
 	        "  parse --format influx|prometheus read metrics on stdin, print what is accepted/rejected\n"
 	        "  backtest --corpus DIR [...]      run a model over a labelled corpus, NAB scoring\n"
 	        "  forecast-eval [...]              walk-forward forecast accuracy (MASE, coverage)\n"
+	        "  backup --data-dir DIR --out FILE online backup of foreshockd's store\n"
+	        "  restore --from FILE --data-dir DIR  restore a backup (foreshockd stopped)\n"
 	        "\n"
 	        "`foreshock COMMAND --help` describes each command. See foreshock(1).\n");
 }
@@ -46,6 +48,10 @@ int main(int argc, char **argv)
 		return cli_backtest_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "forecast-eval"))
 		return cli_forecast_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "backup"))
+		return cli_backup_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "restore"))
+		return cli_restore_main(argc - 1, argv + 1);
 	fprintf(stderr, "foreshock: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return 2;

@@ -33,6 +33,7 @@
 #include "service/service.h"
 #include "daemon/settings.h"
 #include "store/store.h"
+#include "store/datadir.h"
 
 static void usage(FILE *f)
 {
@@ -240,6 +241,47 @@ static void *replay_main(void *arg)
 	return NULL;
 }
 
+/* Open DATA_DIR/foreshock.db, checking it against the data dir's marker
+ * (datadir.h): a marker without a database means the database was deleted
+ * since the last run, and starting empty would silently lose every alert and
+ * all learned state, so that is refused with what to do instead. */
+static int open_store(const char *dir, const char *dbpath, struct store **out, char *err,
+                      size_t errlen)
+{
+	char id[64], merr[512];
+	int have = datadir_marker_read(dir, id, sizeof id, merr, sizeof merr);
+	if (have < 0) {
+		snprintf(err, errlen, "%s", merr);
+		return -1;
+	}
+	if (have && access(dbpath, F_OK) != 0 && errno == ENOENT) {
+		snprintf(err, errlen, "database '%.300s' is missing, but data dir '%.300s' held "
+		         "database %s (marker 'foreshock.id' there): restore a backup with 'foreshock "
+		         "restore', or remove the marker to start with an empty database", dbpath, dir,
+		         id);
+		return -1;
+	}
+	char serr[768];
+	struct store *s = store_open(dbpath, serr, sizeof serr);
+	if (!s) {
+		snprintf(err, errlen, "cannot open store: %s", serr);
+		return -1;
+	}
+	if (!have || strcmp(id, store_id(s)) != 0) {
+		if (have)
+			log_msg(LOG_WARN, "event=store_replaced file=%s previous_id=%s id=%s "
+			        "reason=\"the database is not the one this data dir held last\"", dbpath,
+			        id, store_id(s));
+		if (datadir_marker_write(dir, store_id(s), merr, sizeof merr) < 0) {
+			snprintf(err, errlen, "%s", merr);
+			store_close(s);
+			return -1;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
 enum {
 	OPT_LOG_LEVEL = 256, OPT_MAX_SERIES, OPT_REPLAY, OPT_REPLAY_SPEED, OPT_REPLAY_PRECISION,
 	OPT_CHECK, OPT_MODELS_DIR, OPT_SHARD
@@ -390,6 +432,7 @@ int main(int argc, char **argv)
 	struct metrics_cache *mcache = NULL;
 	struct notifier *notifier = NULL;
 	struct replayer rep = { 0 };
+	int lockfd = -1;
 	struct selfstats stats;
 	selfstats_init(&stats);
 
@@ -399,11 +442,16 @@ int main(int argc, char **argv)
 		model_free(model);
 		goto out;
 	}
+	lockfd = datadir_lock(cfg.data_dir, err, sizeof err);
+	if (lockfd < 0) {
+		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);
+		model_free(model);
+		goto out;
+	}
 	char dbpath[4096];
 	snprintf(dbpath, sizeof dbpath, "%s/foreshock.db", cfg.data_dir);
-	store = store_open(dbpath, err, sizeof err);
-	if (!store) {
-		log_msg(LOG_ERROR, "event=startup_failed reason=\"cannot open store: %s\"", err);
+	if (open_store(cfg.data_dir, dbpath, &store, err, sizeof err) < 0) {
+		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);
 		model_free(model);
 		goto out;
 	}
@@ -489,6 +537,7 @@ int main(int argc, char **argv)
 
 	struct timespec last_ckpt;
 	clock_gettime(CLOCK_MONOTONIC, &last_ckpt);
+	unsigned tick = 0;
 	for (;;) {
 		struct timespec tmo = { .tv_sec = 1, .tv_nsec = 0 };
 		int sig = sigtimedwait(&sigs, NULL, &tmo);
@@ -515,6 +564,10 @@ int main(int argc, char **argv)
 				engine_set_services(engine, ns);
 			continue;
 		}
+		/* storage faults are noticed within a second (store.h) */
+		store_check(store);
+		if (++tick % 5 == 0)
+			store_maintain(store);
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		int64_t since = (int64_t)(now.tv_sec - last_ckpt.tv_sec) * 1000;
@@ -554,6 +607,8 @@ out:
 	metrics_cache_free(mcache); /* the server (its only user) has stopped */
 	engine_free(engine);
 	store_close(store);
+	if (lockfd >= 0)
+		close(lockfd);
 	free(model_path);
 	config_free(&cfg);
 	curl_global_cleanup();

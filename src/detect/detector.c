@@ -141,7 +141,7 @@ static const char builtin_yaml[] =
 	"suppress_frac: 0.04\n"
 	"suppress_max: 1000\n"
 	"hold: 0.4\n"
-	"refire: 3\n"
+	"refire: 1.5\n"
 	"arm: 0.45\n"
 	"alert:\n"
 	"  threshold: 0.49\n"

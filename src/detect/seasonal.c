@@ -18,7 +18,8 @@
 
 #define SEAS_MAX_BUCKETS 168
 
-enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL, P_POOL, P_LOG };
+enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL, P_POOL, P_LOG,
+       P_WEEKDAY };
 
 static const struct param_def params[] = {
 	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
@@ -30,7 +31,10 @@ static const struct param_def params[] = {
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
 	{ "bucket_weight", PARAM_NUMBER, 0.5, 0, 1 }, /* bucket vs series-wide deviation */
 	{ "log", PARAM_BOOL, 0, 0, 1 }, /* model asinh(x / typical |x|) instead of x */
+	{ "weekday", PARAM_BOOL, 0, 0, 1 }, /* and an offset per day of the week (UTC) */
 };
+
+#define DAY_MS 86400000LL
 
 struct seas_state {
 	double level;
@@ -46,9 +50,11 @@ struct seas_bucket {
 	uint32_t cnt;
 };
 
+/* The buckets of the period, then (weekday) one per day of the week. */
 static size_t seas_size(const double *p)
 {
-	return sizeof(struct seas_state) + (size_t)p[P_BUCKETS] * sizeof(struct seas_bucket);
+	return sizeof(struct seas_state) +
+	       ((size_t)p[P_BUCKETS] + (p[P_WEEKDAY] > 0 ? 7 : 0)) * sizeof(struct seas_bucket);
 }
 
 static void seas_init(const double *p, void *state)
@@ -68,6 +74,15 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		ph += period;
 	int b = (int)(ph * nb / period);
 	struct seas_bucket *k = &bk[b];
+	/* the day-of-week offset: 0 until that day has been seen */
+	struct seas_bucket *wd = NULL;
+	double wo = 0;
+	if (p[P_WEEKDAY] > 0) {
+		int64_t day = c->ts_ms >= 0 ? c->ts_ms / DAY_MS : (c->ts_ms - DAY_MS + 1) / DAY_MS;
+		int d = (int)(((day % 7) + 7) % 7);
+		wd = &bk[nb + d];
+		wo = wd->cnt ? (double)wd->off : 0;
+	}
 	double x = c->value;
 	double mag = 1;
 	if (p[P_LOG] > 0) {
@@ -79,7 +94,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		s->absmax = (float)fabs(x);
 	}
 	double floor = p[P_MIN_REL] * (double)s->absmax + 1e-12;
-	double exp_v = s->level + k->off;
+	double exp_v = s->level + k->off + wo;
 	double wb = p[P_POOL];
 	double sig_b = 1.2533 * (wb * (double)k->dev + (1 - wb) * (double)s->gdev);
 	if (sig_b < floor)
@@ -121,7 +136,18 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	}
 	double off = (double)k->off + ab * rc;
 	if (k->cnt == 0)
-		off = x - s->level;
+		off = x - s->level - wo;
+	if (wd) {
+		/* the weekday offset learns what the daily profile leaves, at the
+		 * same pace in event time (a day is B buckets), warm-started */
+		double aw = det_alpha(p[P_HALFLIFE] * spv * nb, c->steps);
+		if (aw < 1.0 / (wd->cnt + 1))
+			aw = 1.0 / (wd->cnt + 1);
+		double rw = k->cnt >= 4 ? rc : 0; /* once the bucket knows its offset */
+		wd->off = (float)((double)wd->off + aw * rw);
+		if (wd->cnt < UINT32_MAX && k->cnt >= 4)
+			wd->cnt++;
+	}
 	k->dev += (float)(ab * (fabs(rc) - (double)k->dev));
 	k->off = (float)off;
 	if (k->cnt < UINT32_MAX)
@@ -129,7 +155,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	if (s->n > 0 || k->cnt > 1)
 		s->gdev += (float)(al * (fabs(rc) - (double)s->gdev));
 	/* the level follows the deseasonalised value */
-	double des = x - (double)k->off;
+	double des = x - (double)k->off - (wd ? (double)wd->off : 0);
 	double dl = des - s->level;
 	s->level += al * dl;
 	if (p[P_LOG] > 0)

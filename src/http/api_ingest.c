@@ -25,6 +25,7 @@
 #include "ingest/prom.h"
 #include "ingest/prw.h"
 #include "util/log.h"
+#include "store/store.h"
 
 #define MAX_ERROR_ENTRIES 20
 
@@ -239,6 +240,25 @@ static void sink_refused(void *ctx, size_t k, int rc, const char *err)
 	} else {
 		sink_error_at(s, pos, s->lines[k], NULL, err);
 	}
+}
+
+/* Ends the engine batch (its alert transitions are written to the store).
+ * If they could not be made durable (the store is failing), the request is
+ * answered 503 with the store's fault and 1 is returned: the sender retries,
+ * and the samples already folded in are then skipped as duplicates, while
+ * the transitions stay queued and are written once the store recovers. */
+static int sink_end(struct sink *s, struct api_response *resp)
+{
+	if (engine_batch_end(&s->batch) == 0)
+		return 0;
+	char why[256] = "";
+	if (s->api->store)
+		store_healthy(s->api->store, why, sizeof why);
+	api_error(resp, 503, "unavailable",
+	          "alert transitions could not be made durable (%s); retry later",
+	          why[0] ? why : "store error");
+	api_add_header(resp, "Retry-After", "1");
+	return 1;
 }
 
 /* Runs the staged samples through the engine. Returns the number refused
@@ -592,8 +612,8 @@ void api_write_lp(struct api_ctx *api, const struct api_request *req, struct api
 		rejected += lines;
 		accepted -= lines;
 	}
-	engine_batch_end(&s.batch);
-	sink_respond(&s, resp, accepted, rejected, "lines");
+	if (!sink_end(&s, resp))
+		sink_respond(&s, resp, accepted, rejected, "lines");
 	sink_free(&s);
 	lp_parser_free(&p);
 	free(owned);
@@ -632,8 +652,8 @@ void api_import_json(struct api_ctx *api, const struct api_request *req,
 	size_t refused = sink_commit(&s);
 	rejected += refused;
 	st.samples -= refused;
-	engine_batch_end(&s.batch);
-	sink_respond(&s, resp, st.samples, rejected, "samples");
+	if (!sink_end(&s, resp))
+		sink_respond(&s, resp, st.samples, rejected, "samples");
 	sink_free(&s);
 	free(owned);
 }
@@ -701,8 +721,9 @@ void api_import_prom(struct api_ctx *api, const struct api_request *req,
 		rejected += refused;
 		st.samples -= refused;
 	}
-	engine_batch_end(&s.batch);
-	if (rejected == SIZE_MAX)
+	if (sink_end(&s, resp))
+		; /* 503 */
+	else if (rejected == SIZE_MAX)
 		api_error(resp, 500, "internal", "out of memory");
 	else
 		sink_respond(&s, resp, st.samples, rejected, "samples");
@@ -737,8 +758,9 @@ void api_remote_write(struct api_ctx *api, const struct api_request *req,
 	size_t refused = sink_commit(&s);
 	st.refused += refused;
 	st.samples -= refused;
-	engine_batch_end(&s.batch);
-	if (rc < 0 && strstr(err, "too large")) {
+	if (sink_end(&s, resp))
+		; /* 503 */
+	else if (rc < 0 && strstr(err, "too large")) {
 		if (api->stats)
 			atomic_fetch_add_explicit(&api->stats->bodies_too_large, 1,
 			                          memory_order_relaxed);

@@ -21,6 +21,7 @@
 #include "engine/engine.h"
 #include "util/labels.h"
 #include "util/selector.h"
+#include "store/store.h"
 
 static void prom_value(struct obuf *b, double v)
 {
@@ -387,7 +388,7 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 		counter(&b, "foreshock_alert_transitions_total",
 		        "Alert state transitions written to the store.", ld(&st->alert_transitions));
 		counter(&b, "foreshock_store_errors_total", "Failed store operations.",
-		        ld(&st->store_errors));
+		        api->store ? store_error_count(api->store) : ld(&st->store_errors));
 		counter(&b, "foreshock_notifications_sent_total", "Alert notifications delivered.",
 		        ld(&st->notifications_sent));
 		counter(&b, "foreshock_notifications_failed_total", "Alert notifications that failed.",
@@ -451,6 +452,12 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 	       "Newest event time seen, in seconds since the epoch.");
 	obuf_printf(&b, "foreshock_last_sample_timestamp_seconds %.3f\n",
 	            (double)es.last_sample_ms / 1e3);
+	if (api->store) {
+		header(&b, "foreshock_store_healthy", "gauge",
+		       "1 while the store accepts writes; 0 after a storage fault (disk full, "
+		       "read-only, database deleted, replaced or corrupt) until it clears.");
+		obuf_printf(&b, "foreshock_store_healthy %d\n", store_healthy(api->store, NULL, 0));
+	}
 	header(&b, "foreshock_ready", "gauge", "1 once state restore finished.");
 	obuf_printf(&b, "foreshock_ready %d\n", atomic_load(&api->ready) ? 1 : 0);
 	header(&b, "foreshock_build_info", "gauge", "Build information (always 1).");

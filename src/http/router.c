@@ -1,17 +1,19 @@
 /* router.c — one request to its handler: route lookup, method check
  * (405 with Allow), writes refused (503) until the restore is done, then the
- * handler of the route; health, readiness and the UI page are answered
- * here. See router.h.
+ * handler of the route; health, readiness (503 also while the store is
+ * unhealthy) and the UI page are answered here. See router.h.
  */
 #include "http/router.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "http/api.h"
 #include "http/api_prom.h"
 #include "http/handlers.h"
 #include "http/route.h"
+#include "store/store.h"
 
 static void send_text(struct api_response *resp, unsigned status, const char *text)
 {
@@ -99,10 +101,16 @@ void api_handle(struct api_ctx *api, const struct api_request *req, struct api_r
 		return;
 	case ROUTE_HEALTH:
 		if (!strcmp(p, "/readyz")) {
-			if (atomic_load(&api->ready))
-				send_text(resp, 200, "ready");
-			else
+			char why[300];
+			if (!atomic_load(&api->ready)) {
 				send_text(resp, 503, "restoring");
+			} else if (api->store && !store_healthy(api->store, why, sizeof why)) {
+				char text[340];
+				snprintf(text, sizeof text, "store unhealthy: %s", why);
+				send_text(resp, 503, text);
+			} else {
+				send_text(resp, 200, "ready");
+			}
 		} else if (!strcmp(p, "/ping")) {
 			resp->status = 204; /* InfluxDB clients probe this */
 			api_add_header(resp, "X-Influxdb-Version", "foreshock-%s",

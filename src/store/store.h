@@ -26,9 +26,10 @@
 
 struct store;
 
-/* Open (creating if needed) the database at path: schema, migrations
- * (schema_version table), WAL, busy_timeout. Refuses a database written by a
- * newer schema. Returns NULL with a reason in err. */
+/* Open (creating if needed) the database at path: quick_check, schema,
+ * migrations (schema_version table), WAL, busy_timeout. Refuses a database
+ * written by a newer schema, and a damaged one with "database 'PATH' is
+ * corrupt: REASON". Returns NULL with a reason in err. */
 struct store *store_open(const char *path, char *err, size_t errlen);
 /* Final WAL checkpoint (truncate), finalize statements, close. NULL is a no-op.
  * No other call on this store may be running or follow. */
@@ -114,6 +115,55 @@ int store_ckpt_rollback(struct store *s);
 
 /* Every series of the last committed snapshot, in put order. Returns like store_alerts_scan. */
 int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckpt *c), void *ctx);
+
+/* ---- health ----
+ * A failed write that is the storage's fault (disk full, read-only file
+ * system, I/O error, corruption, lock held elsewhere past busy_timeout) makes
+ * the store unhealthy; it logs `event=store_fault file=... op=... code=...
+ * error=...` once, and every failed operation logs `event=store_error` with
+ * the same keys and counts in store_error_count(). The next write that
+ * commits makes it healthy again (`event=store_recovered`). */
+
+/* 1 if healthy, else 0 with the fault ("op: SQLite message") copied into
+ * why (may be NULL). Cheap: an atomic load, plus a copy when unhealthy. */
+int store_healthy(struct store *s, char *why, size_t len);
+/* Failed store operations since open. */
+uint64_t store_error_count(struct store *s);
+/* Call every second or so from a housekeeping thread (not while holding a
+ * checkpoint open). Notices a database file deleted or replaced while open
+ * (SQLITE_FCNTL_HAS_MOVED): a deleted file is written back from the open
+ * copy (VACUUM INTO) and reopened, so nothing is lost; a replaced one makes
+ * every later write fail until restart (it would go to a file no one reads).
+ * When unhealthy, tries a tiny durable write to see whether the fault has
+ * cleared. Returns 1 if healthy afterwards, else 0. */
+int store_check(struct store *s);
+/* Passive WAL checkpoint (automatic ones are off so that alert commits never
+ * copy the WAL back). Call from a housekeeping thread every few seconds.
+ * Returns 0 or -1. */
+int store_maintain(struct store *s);
+/* The path given to store_open, and the database's identity (meta.store_id,
+ * 16 hex digits, kept by backups). Valid until store_close. */
+const char *store_path(const struct store *s);
+const char *store_id(const struct store *s);
+
+/* ---- backup and restore ---- */
+
+struct store_info {
+	int version;            /* schema version */
+	char id[40];            /* meta.store_id ("" before version 2) */
+	int64_t alerts, open_alerts, events, series;
+};
+/* Copy the database at src to dst with SQLite's online backup API, as one
+ * consistent snapshot even while a daemon writes src (in WAL mode the copy
+ * is a reader: it never blocks the daemon). src is checked first
+ * (quick_check, a foreshock schema this build knows). The copy is written to
+ * dst + ".tmp", fsync'ed and renamed over dst, so dst is either the old file
+ * or a complete copy; stale dst-wal/dst-shm files are removed first.
+ * standalone = 1 leaves dst as a single file (rollback journal: a backup);
+ * 0 keeps WAL mode (a data dir's database). The caller makes sure no process
+ * has dst open. info (may be NULL) describes the copy. Returns 0 or -1. */
+int store_copy(const char *src, const char *dst, int standalone, struct store_info *info,
+               char *err, size_t errlen);
 
 /* PRAGMA integrity_check plus PRAGMA foreign_key_check: 0 if clean, else -1
  * with the first problem in err. */

@@ -17,12 +17,12 @@ done
 
 # floors: corpus profile out-of-fold in-sample
 FLOORS="
-nab      standard            75 76
-nab      reward_low_FP_rate  66 68
-nab      reward_low_FN_rate  76 80
-cloudmon standard            15 20
-cloudmon reward_low_FP_rate  14 18
-cloudmon reward_low_FN_rate  19 22
+nab      standard            74 75.5
+nab      reward_low_FP_rate  64 66.5
+nab      reward_low_FN_rate  77 80
+cloudmon standard            20 24
+cloudmon reward_low_FP_rate  19 21.5
+cloudmon reward_low_FN_rate  21 26
 "
 
 run() { "$bin" backtest --corpus "$shared/nab" --corpus "$shared/cloudmon" --cv 5 --model "$model" --quiet 2>&1; }

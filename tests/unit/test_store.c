@@ -167,7 +167,7 @@ static void test_reopen_and_newer_schema(void **state)
 	assert_null(store_open(fx->path, err, sizeof err));
 	assert_non_null(strstr(err, "unsupported schema version 99"));
 	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 1", NULL, NULL,
+	assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 2", NULL, NULL,
 	                              NULL), SQLITE_OK);
 	sqlite3_close(db);
 	fx->s = store_open(fx->path, err, sizeof err);
