@@ -52,6 +52,8 @@ static void usage(FILE *f)
 	        "                    together: per fold, the threshold (and the --model among\n"
 	        "                    several) chosen on the other folds; prints out-of-fold\n"
 	        "                    scores per corpus and profile next to the in-sample ones\n"
+	        "  --cv-pooled       choose on the pooled raw score of the training files\n"
+	        "                    (default: each corpus counts equally)\n"
 	        "  --windows FILE    labelled windows (default DIR/windows.json; one corpus)\n"
 	        "  --profiles FILE   NAB profiles.json (default: the first DIR/profiles.json, else\n"
 	        "                    built-in standard, reward_low_FP_rate, reward_low_FN_rate)\n"
@@ -392,13 +394,16 @@ static void print_result(const struct nab_result *r)
 
 /* k-fold cross-validation by file over every corpus together: for each fold
  * and profile, the model (among the candidates) and the threshold that give
- * the best NAB raw score on the other folds (their files pooled, as NAB pools
- * its categories) are chosen, and the fold's files are scored with them.
- * Prints the choices per fold and the out-of-fold score per corpus and
- * profile next to the in-sample one (insample[ci][p]). Returns 0 or -1. */
+ * the best score on the other folds are chosen, and the fold's files are
+ * scored with them. The training score is the sum over the corpora of their
+ * training files' normalised NAB scores (each corpus counts equally), or with
+ * cv_pooled the raw score of all training files pooled (as NAB pools its
+ * categories). Prints the choices per fold and the out-of-fold score per
+ * corpus and profile next to the in-sample one (insample[ci][p]). Returns 0
+ * or -1. */
 static int cross_validate(struct bt_corpus *bcs, size_t nbc, struct model **models, size_t nm,
                           const struct nab_profile *profiles, size_t nprof, unsigned folds,
-                          double insample[MAX_CORPORA][NAB_MAX_PROFILES])
+                          int cv_pooled, double insample[MAX_CORPORA][NAB_MAX_PROFILES])
 {
 	struct cv_score (*acc)[NAB_MAX_PROFILES] = calloc(nbc, sizeof *acc);
 	if (!acc)
@@ -406,8 +411,9 @@ static int cross_validate(struct bt_corpus *bcs, size_t nbc, struct model **mode
 	int rc = -1;
 	printf("\ncross-validation: %u folds by file over %zu corpora (fold = FNV-1a of "
 	       "'<category>/<name>.csv' mod %u);\n"
-	       "per fold, %s threshold chosen on the other folds' files pooled\n",
-	       folds, nbc, folds, nm > 1 ? "model and" : "the");
+	       "per fold, %s threshold chosen on the other folds' files (%s)\n",
+	       folds, nbc, folds, nm > 1 ? "model and" : "the",
+	       cv_pooled ? "pooled raw score" : "sum of the corpora's normalised scores");
 	printf("\n%-5s", "fold");
 	for (size_t ci = 0; ci < nbc; ci++)
 		printf(" %10.10s", bcs[ci].label);
@@ -422,27 +428,45 @@ static int cross_validate(struct bt_corpus *bcs, size_t nbc, struct model **mode
 				nf += cv_fold(bcs[ci].c.files[fi].name, folds) == k;
 			printf(" %4zu files", nf);
 		}
-		struct nab_corpus train;
-		if (cv_view(bcs, nbc, -1, folds, k, 0, &train))
-			goto out;
+		/* the training files of each corpus */
+		struct nab_corpus train[MAX_CORPORA];
+		const struct nab_corpus *tp[MAX_CORPORA];
+		size_t nt = 0;
+		for (size_t ci = 0; ci < nbc; ci++) {
+			if (cv_view(bcs, nbc, (int)ci, folds, k, 0, &train[ci])) {
+				for (size_t cj = 0; cj < ci; cj++)
+					free(train[cj].files);
+				goto out;
+			}
+			tp[ci] = &train[ci];
+			nt++;
+		}
 		for (size_t p = 0; p < nprof; p++) {
 			double best = -INFINITY, best_t = NAN;
 			size_t best_m = 0;
+			/* each corpus counts equally: its raw score weighted by
+			 * 100 / (perfect - null) of its training files, so the
+			 * objective is the sum of the normalised scores */
+			double wt[MAX_CORPORA];
+			for (size_t ci = 0; ci < nbc; ci++) {
+				struct nab_result r;
+				if (isnan(nab_score(&train[ci], &profiles[p], 2.0, &r)))
+					goto out_train;
+				double den = r.perfect - r.null_raw;
+				wt[ci] = cv_pooled ? 1.0 : den > 0 ? 100.0 / den : 0;
+				nab_result_free(&r);
+			}
 			for (size_t mi = 0; mi < nm; mi++) {
 				for (size_t ci = 0; ci < nbc; ci++)
 					use_model(&bcs[ci], mi);
-				struct nab_result r;
-				double t;
-				if (isnan(nab_optimize(&train, &profiles[p], &t, &r))) {
-					free(train.files);
-					goto out;
-				}
-				if (r.raw > best) {
-					best = r.raw;
+				double t, tot = nab_optimize_weighted(tp, wt, nbc, &profiles[p], &t);
+				if (isnan(tot))
+					goto out_train;
+				if (tot > best) {
+					best = tot;
 					best_t = t;
 					best_m = mi;
 				}
-				nab_result_free(&r);
 			}
 			if (nm > 1)
 				printf("  %-9.9s %8.6f", model_name(models[best_m]), best_t);
@@ -451,24 +475,26 @@ static int cross_validate(struct bt_corpus *bcs, size_t nbc, struct model **mode
 			for (size_t ci = 0; ci < nbc; ci++) {
 				use_model(&bcs[ci], best_m);
 				struct nab_corpus test;
-				if (cv_view(bcs, nbc, (int)ci, folds, k, 1, &test)) {
-					free(train.files);
-					goto out;
-				}
+				if (cv_view(bcs, nbc, (int)ci, folds, k, 1, &test))
+					goto out_train;
 				struct nab_result r;
 				double s = nab_score(&test, &profiles[p], best_t, &r);
 				free(test.files);
-				if (isnan(s)) {
-					free(train.files);
-					goto out;
-				}
+				if (isnan(s))
+					goto out_train;
 				acc[ci][p].raw += r.raw;
 				counts_add_cli(&acc[ci][p].counts, &r.counts);
 				nab_result_free(&r);
 			}
 		}
 		printf("\n");
-		free(train.files);
+		for (size_t ci = 0; ci < nt; ci++)
+			free(train[ci].files);
+		continue;
+	out_train:
+		for (size_t ci = 0; ci < nt; ci++)
+			free(train[ci].files);
+		goto out;
 	}
 	printf("\n%-12s %-20s %12s %12s %9s %8s\n", "corpus", "profile", "out-of-fold", "in-sample",
 	       "windows", "FP rows");
@@ -504,6 +530,7 @@ int cli_backtest_main(int argc, char **argv)
 		{ "scores", required_argument, NULL, 's' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "cv", required_argument, NULL, 'k' },
+		{ "cv-pooled", no_argument, NULL, 'P' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -515,6 +542,7 @@ int cli_backtest_main(int argc, char **argv)
 	const char *scores_dir = NULL, *out = NULL;
 	double fixed = NAN;
 	unsigned folds = 0;
+	int cv_pooled = 0;
 	int quiet = 0;
 	optind = 1;
 	int ch;
@@ -539,6 +567,7 @@ int cli_backtest_main(int argc, char **argv)
 		case 's': scores_dir = optarg; break;
 		case 'o': out = optarg; break;
 		case 'q': quiet = 1; break;
+		case 'P': cv_pooled = 1; break;
 		case 't': {
 			char *e;
 			fixed = strtod(optarg, &e);
@@ -773,7 +802,8 @@ int cli_backtest_main(int argc, char **argv)
 	}
 
 	if (folds) {
-		if (cross_validate(bcs, ncorp, models, nm ? nm : 1, profiles, nprof, folds, insample))
+		if (cross_validate(bcs, ncorp, models, nm ? nm : 1, profiles, nprof, folds, cv_pooled,
+		                   insample))
 			goto oom;
 	}
 	if (ncorp > 1 || folds)

@@ -824,42 +824,49 @@ static int cmp_row_desc(const void *a, const void *b)
 
 /* sweeper.calcScoreByThreshold over the whole corpus + optimizer: rows sorted
  * by decreasing score; the score for threshold t counts every row with score
- * >= t. The best (first maximum, i.e. highest threshold on ties) is kept. */
-double nab_optimize(const struct nab_corpus *c, const struct nab_profile *p,
-                    double *best_threshold, struct nab_result *out)
+ * >= t. The best (first maximum, i.e. highest threshold on ties) is kept.
+ * Several corpora are swept together, corpus k's rows and windows weighted by
+ * w[k] (1 for NAB's own optimiser). Returns the best weighted raw total, NAN
+ * if out of memory. */
+static double sweep_best(const struct nab_corpus *const *cs, const double *w, size_t ncs,
+                         const struct nab_profile *p, double *best_threshold)
 {
 	size_t nrows = 0, nwin = 0;
-	for (size_t fi = 0; fi < c->nfiles; fi++) {
-		const struct nab_file *f = &c->files[fi];
-		nrows += f->n > f->probation ? f->n - f->probation : 0;
-		nwin += f->nwindows;
-	}
+	for (size_t ci = 0; ci < ncs; ci++)
+		for (size_t fi = 0; fi < cs[ci]->nfiles; fi++) {
+			const struct nab_file *f = &cs[ci]->files[fi];
+			nrows += f->n > f->probation ? f->n - f->probation : 0;
+			nwin += f->nwindows;
+		}
 	struct sweep_row *rows = malloc((nrows ? nrows : 1) * sizeof *rows);
 	double *parts = malloc((nwin ? nwin : 1) * sizeof *parts);
 	if (!rows || !parts) {
 		free(rows);
 		free(parts);
-		memset(out, 0, sizeof *out);
 		return NAN;
 	}
 	double maxtp = max_tp(), total = 0, maxscore = -INFINITY;
 	size_t k = 0, wbase = 0;
-	for (size_t fi = 0; fi < c->nfiles; fi++) {
-		const struct nab_file *f = &c->files[fi];
-		for (size_t w = 0; w < f->nwindows; w++) {
-			parts[wbase + w] = -p->fn_weight;
-			if (f->windows[w].scorable)
-				total -= p->fn_weight;
+	for (size_t ci = 0; ci < ncs; ci++) {
+		double wk = w[ci];
+		for (size_t fi = 0; fi < cs[ci]->nfiles; fi++) {
+			const struct nab_file *f = &cs[ci]->files[fi];
+			for (size_t wi = 0; wi < f->nwindows; wi++) {
+				parts[wbase + wi] = -p->fn_weight * wk;
+				if (f->windows[wi].scorable)
+					total -= p->fn_weight * wk;
+			}
+			for (size_t i = f->probation; i < f->n; i++) {
+				rows[k].score = f->score[i];
+				rows[k].sweep = row_sweep(f, i, p, maxtp) * wk;
+				rows[k].window = f->row_window[i] >= 0 ?
+				                 (int32_t)(wbase + (size_t)f->row_window[i]) : -1;
+				if (f->score[i] > maxscore)
+					maxscore = f->score[i];
+				k++;
+			}
+			wbase += f->nwindows;
 		}
-		for (size_t i = f->probation; i < f->n; i++) {
-			rows[k].score = f->score[i];
-			rows[k].sweep = row_sweep(f, i, p, maxtp);
-			rows[k].window = f->row_window[i] >= 0 ? (int32_t)(wbase + (size_t)f->row_window[i]) : -1;
-			if (f->score[i] > maxscore)
-				maxscore = f->score[i];
-			k++;
-		}
-		wbase += f->nwindows;
 	}
 	qsort(rows, nrows, sizeof *rows, cmp_row_desc);
 
@@ -891,9 +898,27 @@ double nab_optimize(const struct nab_corpus *c, const struct nab_profile *p,
 	}
 	free(rows);
 	free(parts);
+	*best_threshold = best_t;
+	return best;
+}
+
+double nab_optimize(const struct nab_corpus *c, const struct nab_profile *p,
+                    double *best_threshold, struct nab_result *out)
+{
+	double t, one = 1.0;
+	if (isnan(sweep_best(&c, &one, 1, p, &t))) {
+		memset(out, 0, sizeof *out);
+		return NAN;
+	}
 	if (best_threshold)
-		*best_threshold = best_t;
-	return nab_score(c, p, best_t, out);
+		*best_threshold = t;
+	return nab_score(c, p, t, out);
+}
+
+double nab_optimize_weighted(const struct nab_corpus *const *cs, const double *weights, size_t n,
+                             const struct nab_profile *p, double *best_threshold)
+{
+	return sweep_best(cs, weights, n, p, best_threshold);
 }
 
 void nab_file_kinds(const struct nab_file *f, double threshold, uint8_t *kind)

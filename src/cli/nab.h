@@ -149,6 +149,12 @@ double nab_score(const struct nab_corpus *c, const struct nab_profile *p, double
 double nab_optimize(const struct nab_corpus *c, const struct nab_profile *p,
                     double *best_threshold, struct nab_result *out);
 
+/* The one threshold that maximises sum_k weights[k] * raw score of cs[k]
+ * (n corpora swept together; NAB's optimiser when n = 1 and the weight is
+ * 1). Returns the weighted total at *best_threshold; NAN if out of memory. */
+double nab_optimize_weighted(const struct nab_corpus *const *cs, const double *weights, size_t n,
+                             const struct nab_profile *p, double *best_threshold);
+
 /* NAB's scaled sigmoid S(x). */
 double nab_scaled_sigmoid(double x);
 

@@ -1,10 +1,12 @@
 /* daemon/main.c — foreshockd: command line, start-up and shutdown order,
  * signals, housekeeping (checkpoints, retention) and the demo replayer.
  *
- * Start-up: config -> log level -> data dir -> store -> model -> engine ->
- * restore checkpoint -> HTTP -> ready. Shutdown (SIGTERM/SIGINT): stop HTTP
- * (no new batches) -> checkpoint detector state -> close store. SIGHUP
- * reloads the detector model; a bad model is rejected and the old one kept.
+ * Start-up: config -> log level -> model and service models -> data dir ->
+ * store -> engine -> HTTP (writes and /readyz 503 until ready) -> services
+ * bound -> restore checkpoint -> notifier -> ready -> replay. Shutdown
+ * (SIGTERM/SIGINT): stop the replay -> stop the notifier -> stop HTTP (no new
+ * batches) -> checkpoint detector state -> close store. SIGHUP reloads the
+ * detector model; a bad model is rejected and the old one kept.
  */
 #include "config.h" /* autoconf */
 

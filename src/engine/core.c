@@ -374,9 +374,9 @@ struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
 	s->kind = (uint8_t)kind;
 	eng_state_init(e, s);
 	if (e->svcs) {
-		pthread_mutex_lock(&e->svc_mu);
+		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 		s->roles = services_bind(e->svcs, &s->labels, &s->svc);
-		pthread_mutex_unlock(&e->svc_mu);
+		lockrank_unlock(&e->svc_mu);
 	}
 	b->res.series_created++;
 	return s;
@@ -454,7 +454,7 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	if (ev != AEV_NONE)
 		eng_queue_transition(e, sh, s, ev, &r, ts_ms, value);
 	if (s->roles && e->svcs) {
-		pthread_mutex_lock(&e->svc_mu);
+		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 		e->nstr = 0;
 		if (services_observe(e->svcs, s->svc, s->roles, global_idx(sh, s), ts_ms, value, &r,
 		                     &e->str, &e->nstr, &e->capstr) < 0)
@@ -465,7 +465,7 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 			          t->ts_ms, t->value, t->score);
 		}
 		e->nstr = 0;
-		pthread_mutex_unlock(&e->svc_mu);
+		lockrank_unlock(&e->svc_mu);
 	}
 }
 /* Takes shard k's lock for the batch (releasing the one it held). */
@@ -474,8 +474,8 @@ static struct shard *batch_lock(struct engine_batch *b, unsigned k)
 	struct engine *e = b->e;
 	if (b->shard != (int)k) {
 		if (b->shard >= 0)
-			pthread_mutex_unlock(&e->sh[b->shard].mu);
-		pthread_mutex_lock(&e->sh[k].mu);
+			shard_unlock(&e->sh[b->shard]);
+		shard_lock(&e->sh[k]);
 		e->sh[k].gen++; /* samples change series: readers' caches of it are stale */
 		b->shard = (int)k;
 		b->touched |= 1u << k;
@@ -785,12 +785,12 @@ out:
  * transitions were written. */
 int eng_flush_shard(struct engine *e, struct shard *sh)
 {
-	pthread_mutex_lock(&sh->mu);
+	shard_lock(sh);
 	struct pending_tr *p = sh->pend;
 	size_t n = sh->npend, cap = sh->cappend;
 	sh->pend = NULL;
 	sh->npend = sh->cappend = 0;
-	pthread_mutex_unlock(&sh->mu);
+	shard_unlock(sh);
 	if (n == 0) {
 		free(p);
 		return 0;
@@ -821,7 +821,7 @@ int eng_flush_shard(struct engine *e, struct shard *sh)
 		return 0;
 	}
 	/* put them back in front of what was queued meanwhile; retried later */
-	pthread_mutex_lock(&sh->mu);
+	shard_lock(sh);
 	if (sh->npend > 0) {
 		struct pending_tr *np = n + sh->npend <= cap ? p : realloc(p, (n + sh->npend) * sizeof *np);
 		if (!np) {
@@ -830,7 +830,7 @@ int eng_flush_shard(struct engine *e, struct shard *sh)
 				pending_free(&p[i]);
 			free(p);
 			atomic_fetch_sub(&sh->npend_a, n);
-			pthread_mutex_unlock(&sh->mu);
+			shard_unlock(sh);
 			return -1;
 		}
 		p = np;
@@ -842,7 +842,7 @@ int eng_flush_shard(struct engine *e, struct shard *sh)
 	sh->pend = p;
 	sh->npend += n;
 	sh->cappend = cap;
-	pthread_mutex_unlock(&sh->mu);
+	shard_unlock(sh);
 	return -1;
 }
 
@@ -856,7 +856,7 @@ int engine_batch_end(struct engine_batch *b)
 	engine_batch_commit(b, NULL, NULL);
 	stage_release(b);
 	if (b->shard >= 0)
-		pthread_mutex_unlock(&e->sh[b->shard].mu);
+		shard_unlock(&e->sh[b->shard]);
 	b->shard = -1;
 	if (b->res.accepted > b->counted) {
 		atomic_fetch_add_explicit(&e->stats->samples_accepted, b->res.accepted - b->counted,
@@ -870,18 +870,18 @@ int engine_batch_end(struct engine_batch *b)
 	if (!todo)
 		return 0;
 	int rc = 0;
-	pthread_mutex_lock(&e->flush_mu);
+	lockrank_lock(&e->flush_mu, LOCK_RANK_FLUSH);
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++)
 		if ((todo & (1u << k)) && eng_flush_shard(e, &e->sh[k]) < 0)
 			rc = -1;
-	pthread_mutex_unlock(&e->flush_mu);
+	lockrank_unlock(&e->flush_mu);
 	return rc;
 }
 
 void engine_set_services(struct engine *e, struct services *svcs)
 {
 	lock_all(e);
-	pthread_mutex_lock(&e->svc_mu);
+	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 	services_adopt(svcs, e->svcs); /* open service alerts and what was learned carry over */
 	services_free(e->svcs);
 	e->svcs = svcs;
@@ -894,7 +894,7 @@ void engine_set_services(struct engine *e, struct services *svcs)
 			bound += s->roles != 0;
 		}
 	}
-	pthread_mutex_unlock(&e->svc_mu);
+	lockrank_unlock(&e->svc_mu);
 	unlock_all(e);
 	log_msg(LOG_INFO, "event=services_loaded services=%zu series_bound=%zu",
 	        svcs ? services_count(svcs) : 0, bound);
@@ -902,12 +902,12 @@ void engine_set_services(struct engine *e, struct services *svcs)
 
 void engine_services_json(struct engine *e, struct obuf *b)
 {
-	pthread_mutex_lock(&e->svc_mu);
+	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 	if (e->svcs)
 		services_json(e->svcs, b);
 	else
 		obuf_puts(b, "[]");
-	pthread_mutex_unlock(&e->svc_mu);
+	lockrank_unlock(&e->svc_mu);
 }
 
 int engine_set_external_url(struct engine *e, const char *url)
@@ -929,14 +929,14 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 	st->max_series = e->cfg.max_series;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 		struct shard *sh = &e->sh[k];
-		pthread_mutex_lock(&sh->mu);
+		shard_lock(sh);
 		st->series += sh->reg.n;
 		st->pending_transitions += atomic_load(&sh->npend_a);
 		if (sh->last_sample_ms > st->last_sample_ms)
 			st->last_sample_ms = sh->last_sample_ms;
 		if (k == 0)
 			st->model_name = model_name(e->model); /* swapped under every shard lock */
-		pthread_mutex_unlock(&sh->mu);
+		shard_unlock(sh);
 	}
 }
 
@@ -992,10 +992,10 @@ int engine_prune(struct engine *e)
 		return 0;
 	int64_t last = 0;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-		pthread_mutex_lock(&e->sh[k].mu);
+		shard_lock(&e->sh[k]);
 		if (e->sh[k].last_sample_ms > last)
 			last = e->sh[k].last_sample_ms;
-		pthread_mutex_unlock(&e->sh[k].mu);
+		shard_unlock(&e->sh[k]);
 	}
 	int64_t horizon = last - e->cfg.alert_retention_ms;
 	if (horizon <= 0)

@@ -7,6 +7,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_sf_gamma.h>
+#include <gsl/gsl_sf_hyperg.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,46 +23,24 @@
 
 /* ---- error-ratio test -------------------------------------------------- */
 
-/* log of the regularised incomplete beta I_x(a, b) by Lentz's continued
- * fraction (valid for x < (a+1)/(a+b+2)); NAN if it does not converge. */
-static double log_ibeta_cf(double a, double b, double x)
+/* log of the regularised incomplete beta I_x(a, b) (GSL): log of
+ * gsl_sf_beta_inc() where that is a normal double; deep in the tail, where
+ * it would underflow, I_x(a,b) = x^a (1-x)^b / (a B(a,b)) *
+ * 2F1(a+b, 1; a+1; x) in logs (2F1 >= 1 there). NAN if GSL cannot evaluate
+ * it (the caller falls back to a normal tail). GSL errors must be return
+ * codes: the programs call gsl_set_error_handler_off() (service.h). */
+static double log_ibeta(double a, double b, double x)
 {
-	const double tiny = 1e-300;
-	double qab = a + b, qap = a + 1, qam = a - 1;
-	double c = 1, d = 1 - qab * x / qap;
-	if (fabs(d) < tiny)
-		d = tiny;
-	d = 1 / d;
-	double h = d;
-	int m;
-	for (m = 1; m <= 2000; m++) {
-		int m2 = 2 * m;
-		double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-		d = 1 + aa * d;
-		if (fabs(d) < tiny)
-			d = tiny;
-		c = 1 + aa / c;
-		if (fabs(c) < tiny)
-			c = tiny;
-		d = 1 / d;
-		h *= d * c;
-		aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-		d = 1 + aa * d;
-		if (fabs(d) < tiny)
-			d = tiny;
-		c = 1 + aa / c;
-		if (fabs(c) < tiny)
-			c = tiny;
-		d = 1 / d;
-		double del = d * c;
-		h *= del;
-		if (fabs(del - 1) < 1e-12)
-			break;
+	double lpre = a * log(x) + b * log1p(-x) - gsl_sf_lnbeta(a, b) - log(a);
+	gsl_sf_result r;
+	if (lpre > -600) {
+		if (gsl_sf_beta_inc_e(a, b, x, &r) != GSL_SUCCESS || !(r.val > 0))
+			return NAN;
+		return log(r.val);
 	}
-	if (m > 2000)
+	if (gsl_sf_hyperg_2F1_e(a + b, 1, a + 1, x, &r) != GSL_SUCCESS || !(r.val > 0))
 		return NAN;
-	double lfront = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
-	return lfront + log(h) - log(a);
+	return lpre + log(r.val);
 }
 
 /* log P(X >= x) for X ~ Binomial(n, p), continuous in x and n:
@@ -76,9 +57,9 @@ double log_binom_upper(double x, double n, double p)
 	double lv;
 	if (n * p < 5000 && n < 1e7) {
 		if (p < (a + 1) / (a + b + 2)) {
-			lv = log_ibeta_cf(a, b, p);
+			lv = log_ibeta(a, b, p);
 		} else {
-			double lq = log_ibeta_cf(b, a, 1 - p); /* I_p(a,b) = 1 - I_{1-p}(b,a) */
+			double lq = log_ibeta(b, a, 1 - p); /* I_p(a,b) = 1 - I_{1-p}(b,a) */
 			lv = isfinite(lq) ? log1p(-exp(lq)) : NAN;
 		}
 		if (isfinite(lv) || lv == -INFINITY)

@@ -254,6 +254,47 @@ static void test_optimize_two_files(void **state)
 	nab_corpus_free(&c);
 }
 
+/* nab_optimize_weighted: corpus A wants threshold 0.8 (its window's only
+ * detection), corpus B 0.9 (0.8 there hits 5 FP rows before B's window, each
+ * -0.11). Swept together with weights, the heavier corpus wins; with one
+ * corpus and weight 1 it is NAB's optimiser. */
+static void test_optimize_weighted(void **state)
+{
+	(void)state;
+	static const size_t wa[1][2] = { { 30, 32 } }, wb[1][2] = { { 30, 32 } };
+	struct nab_corpus ca, cb;
+	nab_corpus_init(&ca);
+	nab_corpus_init(&cb);
+	struct nab_file *a = make_file(&ca, "t/a.csv", 40, wa, 1);
+	struct nab_file *b = make_file(&cb, "t/b.csv", 40, wb, 1);
+	a->score[30] = 0.8;
+	b->score[30] = 0.9;
+	for (size_t i = 1; i <= 5; i++)
+		b->score[i] = 0.8;
+	assert_int_equal(nab_corpus_prepare(&ca, 0.0), 0);
+	assert_int_equal(nab_corpus_prepare(&cb, 0.0), 0);
+	const struct nab_corpus *cs[2] = { &ca, &cb };
+	double t, t1, one = 1;
+	struct nab_result r;
+	nab_optimize(&cb, STD, &t1, &r);
+	double raw1 = r.raw;
+	nab_result_free(&r);
+	assert_true(nab_optimize_weighted(&cs[1], &one, 1, STD, &t) == raw1);
+	assert_true(t == t1 && t == 0.9 && fabs(raw1 - 1.0) < EPS);
+	/* equal weights: at 0.8, A gains 2 and B loses 0.55: 0.8 wins */
+	double w[2] = { 1, 1 };
+	double tot = nab_optimize_weighted(cs, w, 2, STD, &t);
+	assert_true(t == 0.8);
+	assert_true(fabs(tot - (1 + 1 - 0.55)) < EPS);
+	/* B weighs 5x: 0.8 gives 1 + 5 * 0.45 = 3.25, 0.9 gives -1 + 5 = 4 */
+	w[1] = 5;
+	tot = nab_optimize_weighted(cs, w, 2, STD, &t);
+	assert_true(t == 0.9);
+	assert_true(fabs(tot - 4.0) < EPS);
+	nab_corpus_free(&ca);
+	nab_corpus_free(&cb);
+}
+
 static void test_null_detects_all(void **state)
 {
 	(void)state;
@@ -507,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_far_fp_and_tiny_window),
 		cmocka_unit_test(test_probation),
 		cmocka_unit_test(test_optimize_two_files),
+		cmocka_unit_test(test_optimize_weighted),
 		cmocka_unit_test(test_null_detects_all),
 		cmocka_unit_test(test_window_snapping_and_kinds),
 		cmocka_unit_test(test_csv),
