@@ -122,6 +122,7 @@ static const char builtin_yaml[] =
 	"name: default\n"
 	"components:\n"
 	"  - kind: seasonal\n"
+	"    weekday: true\n"
 	"  - kind: level\n"
 	"    log: true\n"
 	"  - kind: cusum\n"

@@ -5,7 +5,9 @@
  *
  * Per-series gauges carry the series' own labels, with its metric name moved
  * to the label `series_name` (a label already called series_name is renamed
- * exported_series_name, the way Prometheus renames conflicting labels).
+ * exported_series_name, the way Prometheus renames conflicting labels),
+ * then the daemon's external labels (shard, …) that the series lacks, so the
+ * gauges of a whole fleet can sit in one TSDB.
  */
 #include "http/api.h"
 #include "http/handlers.h"
@@ -113,10 +115,13 @@ static int pick_series(struct pick *p, const struct series_info *s)
 struct fam_ctx {
 	struct obuf fam[SERIES_FAMILIES];
 	struct pick pick;
+	const struct labels *ext; /* the daemon's external labels, may be NULL */
 };
 
-/* The label block of a series' gauges: {series_name="…",<its labels>EXTRA} */
-static void series_label_block(struct obuf *lb, const struct labels *l, const char *extra)
+/* The label block of a series' gauges: {series_name="…",<its labels>EXTRA},
+ * then each external label (shard, …) the series does not have itself. */
+static void series_label_block(struct obuf *lb, const struct labels *l, const char *extra,
+                               const struct labels *ext)
 {
 	obuf_puts(lb, "{series_name=");
 	prom_label_value(lb, labels_metric_name(l));
@@ -129,6 +134,13 @@ static void series_label_block(struct obuf *lb, const struct labels *l, const ch
 	}
 	if (extra)
 		obuf_puts(lb, extra);
+	for (size_t i = 0; ext && i < ext->n; i++) {
+		const char *n = ext->names[i];
+		if (labels_get(l, n) || !strcmp(n, "series_name") || (extra && !strcmp(n, "horizon")))
+			continue;
+		obuf_printf(lb, ",%s=", n);
+		prom_label_value(lb, ext->values[i]);
+	}
 	obuf_puts(lb, "} ");
 }
 
@@ -148,6 +160,7 @@ static const char *const fc_help[FORECAST_FAMILIES] = {
 struct fc_ctx {
 	struct obuf fam[FORECAST_FAMILIES];
 	struct pick pick;
+	const struct labels *ext;
 };
 
 static int forecast_metrics_cb(void *vctx, const struct series_info *s,
@@ -161,7 +174,7 @@ static int forecast_metrics_cb(void *vctx, const struct series_info *s,
 		return 0;
 	struct obuf lb;
 	obuf_init(&lb, 0);
-	series_label_block(&lb, s->labels, ",horizon=\"15m\"");
+	series_label_block(&lb, s->labels, ",horizon=\"15m\"", c->ext);
 	double v[FORECAST_FAMILIES] = { pts[0].mean, pts[0].lo95, pts[0].hi95 };
 	int failed = lb.failed;
 	for (int f = 0; f < FORECAST_FAMILIES && !failed; f++) {
@@ -183,7 +196,7 @@ static int series_metrics_cb(void *vctx, const struct series_info *s)
 	/* label block, shared by the families */
 	struct obuf lb;
 	obuf_init(&lb, 0);
-	series_label_block(&lb, s->labels, NULL);
+	series_label_block(&lb, s->labels, NULL, c->ext);
 	if (lb.failed) {
 		obuf_free(&lb);
 		return 1;
@@ -230,7 +243,8 @@ struct shard_text {
 
 struct metrics_cache {
 	pthread_mutex_t mu;        /* held for a whole scrape's per-series part */
-	const struct engine *engine;
+	const struct engine *engine; /* what the text was built from */
+	const struct labels *ext;
 	unsigned n;
 	struct shard_text *sh;
 };
@@ -270,15 +284,18 @@ void metrics_cache_free(struct metrics_cache *c)
 
 /* Builds shard k's per-series gauges into t (its picks: at most budget and
  * fc_budget series). Returns 0, or -1 out of memory. */
-static int build_shard(struct engine *e, unsigned k, const struct selector *sel, size_t nsel,
-                       int alerting_only, size_t budget, size_t fc_budget, struct shard_text *t)
+static int build_shard(struct engine *e, const struct labels *ext, unsigned k,
+                       const struct selector *sel, size_t nsel, int alerting_only, size_t budget,
+                       size_t fc_budget, struct shard_text *t)
 {
 	struct fam_ctx c;
 	c.pick = (struct pick){ .limit = budget, .alerting_only = alerting_only };
+	c.ext = ext;
 	for (int f = 0; f < SERIES_FAMILIES; f++)
 		obuf_init(&c.fam[f], 0);
 	struct fc_ctx fc;
 	fc.pick = (struct pick){ .limit = fc_budget, .alerting_only = alerting_only };
+	fc.ext = ext;
 	for (int f = 0; f < FORECAST_FAMILIES; f++)
 		obuf_init(&fc.fam[f], 0);
 	engine_series_foreach_shard(e, k, sel, nsel, series_metrics_cb, &c);
@@ -315,10 +332,11 @@ static int series_gauges(struct api_ctx *api, const struct selector *sel, size_t
 	*reused = 0;
 	if (mc) {
 		pthread_mutex_lock(&mc->mu);
-		if (mc->engine != api->engine || mc->n != nsh) { /* another engine: start over */
-			for (unsigned k = 0; k < mc->n; k++)
+		if (mc->engine != api->engine || mc->ext != api->external_labels || mc->n != nsh) {
+			for (unsigned k = 0; k < mc->n; k++) /* another engine: start over */
 				shard_text_clear(&mc->sh[k]);
 			mc->engine = api->engine;
+			mc->ext = api->external_labels;
 			if (mc->n != nsh)
 				mc = NULL;
 		}
@@ -336,8 +354,8 @@ static int series_gauges(struct api_ctx *api, const struct selector *sel, size_t
 				shard_text_clear(t);
 			else
 				memset(&tmp, 0, sizeof tmp);
-			rc = build_shard(api->engine, k, sel, nsel, pick->alerting_only, budget, fc_budget,
-			                 t);
+			rc = build_shard(api->engine, api->external_labels, k, sel, nsel,
+			                 pick->alerting_only, budget, fc_budget, t);
 			t->gen = gen;
 			t->valid = rc == 0;
 		}

@@ -15,6 +15,7 @@ configuration files of deploy/sharding:
    alert fires on it. Checked:
    - each service's series all landed on one shard (GET /api/v1/series on
      every daemon), both shards got some, and replicas hold the same series;
+     the per-series gauges on /metrics carry the shard label;
    - every alert the surviving daemons fired during the incident reaches
      the webhook exactly once (one firing notification per alert: the
      shipped route groups by every label), with its shard's label; alerts
@@ -33,6 +34,7 @@ configuration files of deploy/sharding:
 
 Exit 77 when vmagent or prometheus-alertmanager is missing. Every process
 started here is killed at the end; every wait is bounded."""
+import hashlib
 import os
 import re
 import shutil
@@ -264,7 +266,17 @@ def test_fleet():
         check(sa and sb, "both shards got services: a=%s b=%s" % (sorted(sa), sorted(sb)))
         check(not (sa & sb), "no service on two shards: a=%s b=%s" % (sorted(sa), sorted(sb)))
         check(sa | sb == set(SERVICES), "every service landed: %s" % sorted(sa | sb))
-        print("  shard a: %s; shard b: %s" % (sorted(sa), sorted(sb)))
+        # Prometheus' hashmod (MD5, its low 64 bits, modulo) on the same key:
+        # not vmagent's, so the two relays must not feed one fleet (docs/scaling.md)
+        prom = {s: int.from_bytes(hashlib.md5(s.encode()).digest()[8:], "big") % 2 for s in SERVICES}
+        moved = sorted(s for s in SERVICES if (prom[s] == 0) != (s in sa))
+        print("  shard a: %s; shard b: %s; Prometheus' hashmod would place %s on the other shard"
+              % (sorted(sa), sorted(sb), moved or "none"))
+        # the per-series gauges (what a Prometheus scraping the fleet stores) carry the shard
+        m = a2.get("/metrics")[1].decode()
+        for fam in ("foreshock_anomaly_score", "foreshock_forecast_value"):
+            check(re.search(r'^%s\{series_name="http_latency_ms",[^}]*shard="a"\} ' % fam, m, re.M),
+                  "%s of a2 with shard=\"a\": %s" % (fam, [l for l in m.splitlines() if l.startswith(fam)][:2]))
 
         # alerts: what the survivors have firing must reach the webhook once
         def fired(d, shard):  # fired during the incident, firing or resolved since
@@ -321,10 +333,12 @@ def test_fleet():
 
         # the killed replica comes back: checkpoint, then vmagent's queue
         a1.args += ["--listen", "127.0.0.1:%d" % a1.port]  # where vmagent sends it
+        t_back = time.time()
         a1.start()
         restored = int(re.findall(r"series_restored=(\d+)", a1.logtext())[-1])
         check(restored > 0, "a1 restored its checkpoint (%d series)" % restored)
         wait_for("a1 caught up from vmagent's queue", lambda: last_sample(a1) >= end, 90, interval=0.5)
+        caught_up_s = time.time() - t_back
         check(services_of(a1)[1] == series_a, "a1 holds the same series as a2")
         # What a1 re-announces and its twin also has is not notified again. a1
         # lost the samples it had taken after its last checkpoint, so until its
@@ -342,9 +356,9 @@ def test_fleet():
         extra = set(again) - expected
         check(extra <= own and all(again[k] == 1 for k in extra),
               "after a1's return, only alerts a1 raised itself are new, once each: %s" % sorted(extra - own)[:2])
-        print("  a1 restarted: %d series restored from its checkpoint, caught up to the newest sample; "
+        print("  a1 restarted: %d series restored from its checkpoint, caught up to the newest sample in %.1fs; "
               "%d of its alerts are a2's (not notified again), %d its own (notified once)"
-              % (restored, len(own & expected), len(extra)))
+              % (restored, caught_up_s, len(own & expected), len(extra)))
     finally:
         for d in daemons:
             d.cleanup()

@@ -636,7 +636,8 @@ static void test_optional_likelihood_stages(void **ctx)
 }
 
 /* seasonal with weekday: true learns a weekend level (an offset per day of
- * the week, on top of the daily profile), so in the fifth week a weekend
+ * the week, on top of the daily profile, used once the days differ by more
+ * than the noise), so in the fifth week a weekend
  * sample is expected near the weekend level and scores low; without it the
  * daily profile expects the weekday level there. The state grows by 7
  * records of 12 bytes (8-aligned). */
@@ -687,6 +688,16 @@ static void test_weekday(void **ctx)
 	assert_true(err_exp[1] < 5);
 	assert_true(err_exp[0] > 15);
 	assert_true(raw_score[1] < raw_score[0]);
+	/* without a weekly pattern the offsets stay within the noise and do not
+	 * count: the scores are those of the daily profile alone */
+	double *sc0 = malloc(N * sizeof *sc0);
+	assert_non_null(sc0);
+	for (int i = 0; i < N; i++)
+		v[i] = 100 + 10 * sin(2 * M_PI * (i % 24) / 24.0) + rng_normal(&r);
+	run(m[0], ts, v, N, sc0, NULL);
+	run(m[1], ts, v, N, sc, NULL);
+	assert_memory_equal(sc0, sc, N * sizeof *sc);
+	free(sc0);
 	free(ts);
 	free(v);
 	free(sc);
