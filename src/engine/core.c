@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/buf.h"
 #include "util/log.h"
@@ -34,7 +35,43 @@ void engine_config_default(struct engine_config *c)
 	c->alertname = "ForeshockAnomaly";
 	c->external_url = NULL;
 	c->forecast = 1;
+	c->max_sample_age_ms = 0;
+	c->max_sample_future_ms = 10 * 60 * 1000;
 	forecast_params_default(&c->forecast_params);
+}
+
+void engine_batch_set_clock(struct engine_batch *b, int64_t now_ms)
+{
+	b->now_ms = now_ms;
+}
+
+/* Is ts_ms acceptable in this batch? Returns 0, or the reject reason + 1
+ * with the reason in err. */
+static int check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errlen)
+{
+	const struct engine_config *c = &b->e->cfg;
+	if (ts_ms > ENGINE_TS_LIMIT_MS || ts_ms < -ENGINE_TS_LIMIT_MS) {
+		snprintf(err, errlen, "timestamp %lld ms out of range (more than 2,000 years from "
+		         "1970)", (long long)ts_ms);
+		return eng_reject(b, REJ_OUT_OF_BOUNDS);
+	}
+	if (!b->now_ms)
+		return 0;
+	if (c->max_sample_future_ms && ts_ms > b->now_ms + c->max_sample_future_ms) {
+		snprintf(err, errlen, "out of bounds: timestamp %lld ms is %.0f s ahead of the "
+		         "server's clock (limits.max_sample_future: %lld s)", (long long)ts_ms,
+		         (double)(ts_ms - b->now_ms) / 1000.0,
+		         (long long)(c->max_sample_future_ms / 1000));
+		return eng_reject(b, REJ_OUT_OF_BOUNDS);
+	}
+	if (c->max_sample_age_ms && ts_ms < b->now_ms - c->max_sample_age_ms) {
+		snprintf(err, errlen, "out of bounds: timestamp %lld ms is %.0f s behind the "
+		         "server's clock (limits.max_sample_age: %lld s)", (long long)ts_ms,
+		         (double)(b->now_ms - ts_ms) / 1000.0,
+		         (long long)(c->max_sample_age_ms / 1000));
+		return eng_reject(b, REJ_OUT_OF_BOUNDS);
+	}
+	return 0;
 }
 
 /* The per-series state block: [model state][forecaster state], and the
@@ -512,6 +549,9 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
+	int trc = check_time(b, ts_ms, err, errlen);
+	if (trc)
+		return trc;
 	uint64_t hash;
 	struct shard *sh = batch_lock(b, route_and_hash(refs, n, &hash) % ENGINE_SHARDS);
 	return add_locked(b, sh, refs, n, hash, ts_ms, value, err, errlen);
@@ -532,6 +572,9 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
+	int trc = check_time(b, ts_ms, err, errlen);
+	if (trc)
+		return trc;
 	if (n > b->e->cfg.label_limits.max_labels) {
 		snprintf(err, errlen, "too many labels (%zu, limit %zu)", n,
 		         b->e->cfg.label_limits.max_labels);
@@ -623,6 +666,9 @@ int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t le
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
+	int trc = check_time(b, ts_ms, err, errlen);
+	if (trc)
+		return trc;
 	if (!b->tag_ok) {
 		snprintf(err, errlen, "no tag set staged for metric '%.*s'", (int)(len < 64 ? len : 64),
 		         name);
@@ -997,6 +1043,13 @@ int engine_prune(struct engine *e)
 			last = e->sh[k].last_sample_ms;
 		shard_unlock(&e->sh[k]);
 	}
+	/* never past the wall clock: a sample dated in the future (replayed or
+	 * event-time ingest has no window) must not make history look old */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (last > now)
+		last = now;
 	int64_t horizon = last - e->cfg.alert_retention_ms;
 	if (horizon <= 0)
 		return 0;

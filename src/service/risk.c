@@ -204,6 +204,47 @@ static void risk_update(struct svc *s, int64_t k)
 	p->risk = 1 - q;
 }
 
+/* Step the alert state machines of bucket ending at ts (the snapshot
+ * holds its signals); queue their transitions. */
+static int step_alerts(struct svc *s, int64_t ts, struct service_transition **out,
+                       size_t *nout, size_t *capout)
+{
+	const struct svc_model *m = &s->m;
+	struct snapshot *p = &s->snap;
+	double scores[AK__COUNT] = { p->er_score, p->burn_score_page, p->burn_score_ticket, p->risk,
+		                     p->risk };
+	double values[AK__COUNT] = { p->er_ratio, 0, 0, p->risk, p->risk };
+	if (m->objective > 0) {
+		double bp = 0, bt = 0;
+		for (int w = 0; w < m->nwin; w++) {
+			double v = p->burn[w][1];
+			if (m->win[w].page)
+				bp = v > bp ? v : bp;
+			else
+				bt = v > bt ? v : bt;
+		}
+		values[AK_BURN_PAGE] = bp;
+		values[AK_BURN_TICKET] = bt;
+	}
+	for (int a = 0; a < AK__COUNT; a++) {
+		if ((a == AK_BURN_PAGE || a == AK_BURN_TICKET) && m->objective <= 0)
+			continue;
+		if (!p->have_total && (a == AK_ERROR_RATIO))
+			continue;
+		enum alert_event ev = alert_fsm_step(&s->fsm[a], &m->al[a], ts, scores[a], values[a]);
+		/* the first step at the alert's highest score */
+		if ((ev == AEV_PENDING || (ev == AEV_FIRING && s->fsm[a].active_at_ms == ts)) ||
+		    (s->fsm[a].state != ALERT_INACTIVE && scores[a] > s->peak_score[a])) {
+			s->peak[a] = *p;
+			s->peak_score[a] = scores[a];
+		}
+		if (ev != AEV_NONE &&
+		    push_transition(s, a, ev, ts, values[a], scores[a], out, nout, capout) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Evaluate grid bucket k (all its data are in). */
 static int eval_step(struct svc *s, int64_t k, struct service_transition **out, size_t *nout,
                      size_t *capout)
@@ -309,39 +350,7 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 	if (p->have_req)
 		daybin_update(s, k, req);
 	risk_update(s, k);
-	/* alert state machines */
-	double scores[AK__COUNT] = { p->er_score, p->burn_score_page, p->burn_score_ticket, p->risk,
-		                     p->risk };
-	double values[AK__COUNT] = { p->er_ratio, 0, 0, p->risk, p->risk };
-	if (m->objective > 0) {
-		double bp = 0, bt = 0;
-		for (int w = 0; w < m->nwin; w++) {
-			double v = p->burn[w][1];
-			if (m->win[w].page)
-				bp = v > bp ? v : bp;
-			else
-				bt = v > bt ? v : bt;
-		}
-		values[AK_BURN_PAGE] = bp;
-		values[AK_BURN_TICKET] = bt;
-	}
-	for (int a = 0; a < AK__COUNT; a++) {
-		if ((a == AK_BURN_PAGE || a == AK_BURN_TICKET) && m->objective <= 0)
-			continue;
-		if (!p->have_total && (a == AK_ERROR_RATIO))
-			continue;
-		enum alert_event ev = alert_fsm_step(&s->fsm[a], &m->al[a], ts, scores[a], values[a]);
-		/* the first step at the alert's highest score */
-		if ((ev == AEV_PENDING || (ev == AEV_FIRING && s->fsm[a].active_at_ms == ts)) ||
-		    (s->fsm[a].state != ALERT_INACTIVE && scores[a] > s->peak_score[a])) {
-			s->peak[a] = *p;
-			s->peak_score[a] = scores[a];
-		}
-		if (ev != AEV_NONE &&
-		    push_transition(s, a, ev, ts, values[a], scores[a], out, nout, capout) < 0)
-			return -1;
-	}
-	return 0;
+	return step_alerts(s, ts, out, nout, capout);
 }
 
 int services_observe(struct services *set, uint32_t svc, uint32_t roles, uint32_t series_idx,

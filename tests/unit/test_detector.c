@@ -706,6 +706,40 @@ static void test_weekday(void **ctx)
 	model_free(m[1]);
 }
 
+/* warmup_for ends the warm-up of a slow series by event time: hourly samples
+ * with `warmup: 150` and `warmup_for: 1d` score from the 31st sample (at
+ * least 30 samples), not the 151st; without it, from the 151st. */
+static void test_warmup_for(void **ctx)
+{
+	(void)ctx;
+	static const char *const yaml[2] = {
+		"components:\n  - kind: level\nlikelihood:\n  enabled: false\nwarmup: 150\n",
+		"components:\n  - kind: level\nlikelihood:\n  enabled: false\nwarmup: 150\nwarmup_for: 1d\n",
+	};
+	enum { N = 200 };
+	int64_t ts[N];
+	double v[N], sc[N];
+	struct rng r = { 7 };
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 3600000;
+		v[i] = 10 + rng_normal(&r);
+	}
+	int first[2];
+	for (int k = 0; k < 2; k++) {
+		char err[256];
+		struct model *m = model_load_string(yaml[k], strlen(yaml[k]), "wf", err, sizeof err);
+		assert_non_null(m);
+		run(m, ts, v, N, sc, NULL);
+		first[k] = -1;
+		for (int i = 0; i < N && first[k] < 0; i++)
+			if (sc[i] > 0)
+				first[k] = i;
+		model_free(m);
+	}
+	assert_int_equal(first[0], 150);
+	assert_int_equal(first[1], 30);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -724,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_state_size),
 		cmocka_unit_test(test_optional_likelihood_stages),
 		cmocka_unit_test(test_weekday),
+		cmocka_unit_test(test_warmup_for),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
