@@ -565,6 +565,23 @@ static int grow_arr(void **p, size_t *cap, size_t need, size_t elem)
 	return array_grow(p, cap, need, elem, 256);
 }
 
+/* Appends n labels to the staging buffers (room already made). */
+static void copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n)
+{
+	uint32_t *w = b->sref + b->nsref;
+	for (size_t i = 0; i < n; i++, w += 4) {
+		w[0] = (uint32_t)b->nbytes;
+		w[1] = (uint32_t)refs[i].name_len;
+		memcpy(b->sbytes + b->nbytes, refs[i].name, refs[i].name_len);
+		b->nbytes += refs[i].name_len;
+		w[2] = (uint32_t)b->nbytes;
+		w[3] = (uint32_t)refs[i].value_len;
+		memcpy(b->sbytes + b->nbytes, refs[i].value, refs[i].value_len);
+		b->nbytes += refs[i].value_len;
+	}
+	b->nsref += 4 * n;
+}
+
 int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, size_t n,
                        int64_t ts_ms, double value, char *err, size_t errlen)
 {
@@ -597,19 +614,7 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	st->ref0 = (uint32_t)b->nsref;
 	st->nref = (uint16_t)n;
 	st->named = 0;
-	uint32_t *w = b->sref + b->nsref;
-	for (size_t i = 0; i < n; i++) {
-		w[0] = (uint32_t)b->nbytes;
-		w[1] = (uint32_t)refs[i].name_len;
-		memcpy(b->sbytes + b->nbytes, refs[i].name, refs[i].name_len);
-		b->nbytes += refs[i].name_len;
-		w[2] = (uint32_t)b->nbytes;
-		w[3] = (uint32_t)refs[i].value_len;
-		memcpy(b->sbytes + b->nbytes, refs[i].value, refs[i].value_len);
-		b->nbytes += refs[i].value_len;
-		w += 4;
-	}
-	b->nsref += 4 * n;
+	copy_refs(b, refs, n);
 	if (n > b->max_nref)
 		b->max_nref = n;
 	return 0;
@@ -633,28 +638,16 @@ int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags
 		snprintf(err, errlen, "out of memory staging a sample");
 		return -1;
 	}
-	uint64_t acc = 0, hacc = 0;
-	uint32_t *w = b->sref + b->nsref;
+	b->tag_route = b->tag_hash = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t ph;
-		acc += route_pair_ex(tags[i].name, tags[i].name_len, tags[i].value, tags[i].value_len,
-		                     &ph);
-		hacc += ph;
-		w[0] = (uint32_t)b->nbytes;
-		w[1] = (uint32_t)tags[i].name_len;
-		memcpy(b->sbytes + b->nbytes, tags[i].name, tags[i].name_len);
-		b->nbytes += tags[i].name_len;
-		w[2] = (uint32_t)b->nbytes;
-		w[3] = (uint32_t)tags[i].value_len;
-		memcpy(b->sbytes + b->nbytes, tags[i].value, tags[i].value_len);
-		b->nbytes += tags[i].value_len;
-		w += 4;
+		b->tag_route += route_pair_ex(tags[i].name, tags[i].name_len, tags[i].value,
+		                              tags[i].value_len, &ph);
+		b->tag_hash += ph;
 	}
 	b->tag_ref0 = (uint32_t)b->nsref;
 	b->tag_n = (uint16_t)n;
-	b->tag_route = acc;
-	b->tag_hash = hacc;
-	b->nsref += 4 * n;
+	copy_refs(b, tags, n);
 	b->tag_ok = 1;
 	return 0;
 }
