@@ -47,7 +47,7 @@ void engine_batch_set_clock(struct engine_batch *b, int64_t now_ms)
 
 /* Is ts_ms acceptable in this batch? Returns 0, or the reject reason + 1
  * with the reason in err. */
-static int check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errlen)
+int eng_check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errlen)
 {
 	const struct engine_config *c = &b->e->cfg;
 	if (ts_ms > ENGINE_TS_LIMIT_MS || ts_ms < -ENGINE_TS_LIMIT_MS) {
@@ -193,16 +193,6 @@ void engine_free(struct engine *e)
 	free(e);
 }
 
-struct engine_staged {
-	int64_t ts_ms;
-	double value;
-	uint64_t hash;             /* labels_hash_refs() */
-	uint32_t ref0;             /* first label in b->sref (4 words per label) */
-	uint16_t nref;             /* labels, __name__ included */
-	uint8_t shard;
-	uint8_t named;             /* engine_batch_stage_named(): sref[ref0] is
-	                            * { tag set's ref0, its count, name offset, length } */
-};
 
 /* Staging buffers are kept per thread between batches (an HTTP connection
  * has its own thread, so its next request reuses them): a 5,000-line body
@@ -302,7 +292,7 @@ int eng_reject(struct engine_batch *b, enum reject_reason r)
  * that equals label_pair_hash() of the pair as given, *pair (may be NULL)
  * to label_pair_hash() of the pair as given, so staging hashes each pair
  * once for both. */
-static uint64_t route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
+uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
                               uint64_t *pair)
 {
 	uint64_t ph = vl ? label_pair_hash(name, nl, value, vl) : 0;
@@ -335,10 +325,10 @@ static uint64_t route_pair_ex(const char *name, size_t nl, const char *value, si
 
 static uint64_t route_pair(const char *name, size_t nl, const char *value, size_t vl)
 {
-	return route_pair_ex(name, nl, value, vl, NULL);
+	return eng_route_pair_ex(name, nl, value, vl, NULL);
 }
 
-static unsigned route_mix(uint64_t acc)
+unsigned eng_route_mix(uint64_t acc)
 {
 	acc ^= acc >> 33;
 	acc *= 0xff51afd7ed558ccdULL;
@@ -352,12 +342,12 @@ static unsigned route_and_hash(const struct label_ref *refs, size_t n, uint64_t 
 	uint64_t acc = 0, hacc = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t ph;
-		acc += route_pair_ex(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len,
+		acc += eng_route_pair_ex(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len,
 		                     &ph);
 		hacc += ph;
 	}
 	*hash = labels_hash_from_sum(hacc);
-	return route_mix(acc);
+	return eng_route_mix(acc);
 }
 
 unsigned eng_route_labels(const struct labels *l)
@@ -365,7 +355,7 @@ unsigned eng_route_labels(const struct labels *l)
 	uint64_t acc = 0;
 	for (size_t i = 0; i < l->n; i++)
 		acc += route_pair(l->names[i], strlen(l->names[i]), l->values[i], strlen(l->values[i]));
-	return route_mix(acc);
+	return eng_route_mix(acc);
 }
 
 /* Find or create the series for refs. Returns NULL with *rej set (an enum
@@ -476,6 +466,43 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 		sh->last_sample_ms = ts_ms;
 }
 
+/* Hand one scored sample to the exporters (engine_set_outputs). */
+static void emit_output(struct engine *e, const struct series *s, int64_t ts_ms, double value,
+                        const struct det_result *r)
+{
+	const struct model_alerting *al = model_alerting(e->model);
+	struct forecast_point fp;
+	int have_fc = e->fc_size && e->out.fc_horizon_ms > 0 &&
+	              forecast_predict(&e->cfg.forecast_params, s->det_state + e->fc_off,
+	                               ts_ms + e->out.fc_horizon_ms, 0, 1, &fp) == 0;
+	struct engine_output o = {
+		.labels = &s->labels,
+		.ts_ms = ts_ms,
+		.value = value,
+		.det = r,
+		.alert_state = s->alert.state,
+		.active_at_ms = s->alert.state != ALERT_INACTIVE ? s->alert.active_at_ms : 0,
+		.alertname = e->alertname,
+		.severity = al && al->severity ? al->severity : "warning",
+		.fc = have_fc ? &fp : NULL,
+		.service = s->roles && e->svcs ? services_name(e->svcs, s->svc) : NULL,
+		.role = s->roles ? services_role_name(s->roles) : NULL,
+	};
+	e->out.series(e->out.ctx, &o);
+}
+
+void engine_set_outputs(struct engine *e, const struct engine_outputs *o)
+{
+	lock_all(e);
+	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
+	if (o)
+		e->out = *o;
+	else
+		memset(&e->out, 0, sizeof e->out);
+	lockrank_unlock(&e->svc_mu);
+	unlock_all(e);
+}
+
 /* A gauge or derived sample: detector, history, alert. */
 
 void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
@@ -490,6 +517,8 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 		alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms, r.score, value);
 	if (ev != AEV_NONE)
 		eng_queue_transition(e, sh, s, ev, &r, ts_ms, value);
+	if (e->out.series)
+		emit_output(e, s, ts_ms, value, &r);
 	if (s->roles && e->svcs) {
 		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 		e->nstr = 0;
@@ -502,6 +531,9 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 			          t->ts_ms, t->value, t->score);
 		}
 		e->nstr = 0;
+		struct service_output so;
+		if (e->out.service && services_take_output(e->svcs, s->svc, &so))
+			e->out.service(e->out.ctx, &so);
 		lockrank_unlock(&e->svc_mu);
 	}
 }
@@ -549,7 +581,7 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
-	int trc = check_time(b, ts_ms, err, errlen);
+	int trc = eng_check_time(b, ts_ms, err, errlen);
 	if (trc)
 		return trc;
 	uint64_t hash;
@@ -560,13 +592,13 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 /* --- staged ingest (engine_batch_stage / engine_batch_commit) ------------ */
 
 
-static int grow_arr(void **p, size_t *cap, size_t need, size_t elem)
+int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem)
 {
 	return array_grow(p, cap, need, elem, 256);
 }
 
 /* Appends n labels to the staging buffers (room already made). */
-static void copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n)
+void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n)
 {
 	uint32_t *w = b->sref + b->nsref;
 	for (size_t i = 0; i < n; i++, w += 4) {
@@ -589,7 +621,7 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
-	int trc = check_time(b, ts_ms, err, errlen);
+	int trc = eng_check_time(b, ts_ms, err, errlen);
 	if (trc)
 		return trc;
 	if (n > b->e->cfg.label_limits.max_labels) {
@@ -601,9 +633,9 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	for (size_t i = 0; i < n; i++)
 		bytes += refs[i].name_len + refs[i].value_len;
 	if (n > UINT16_MAX || b->nsref + 4 * n > UINT32_MAX || b->nbytes + bytes > UINT32_MAX ||
-	    grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
-	    grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
-	    grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
+	    eng_grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
+	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
+	    eng_grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
 		snprintf(err, errlen, "out of memory staging a sample");
 		return eng_reject(b, REJ_CARDINALITY);
 	}
@@ -614,86 +646,9 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	st->ref0 = (uint32_t)b->nsref;
 	st->nref = (uint16_t)n;
 	st->named = 0;
-	copy_refs(b, refs, n);
+	eng_copy_refs(b, refs, n);
 	if (n > b->max_nref)
 		b->max_nref = n;
-	return 0;
-}
-
-int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags, size_t n,
-                            char *err, size_t errlen)
-{
-	b->tag_ok = 0;
-	if (n + 1 > b->e->cfg.label_limits.max_labels) {
-		snprintf(err, errlen, "too many labels (%zu, limit %zu)", n + 1,
-		         b->e->cfg.label_limits.max_labels);
-		return -1;
-	}
-	size_t bytes = 0;
-	for (size_t i = 0; i < n; i++)
-		bytes += tags[i].name_len + tags[i].value_len;
-	if (n + 1 > UINT16_MAX || b->nsref + 4 * n > UINT32_MAX || b->nbytes + bytes > UINT32_MAX ||
-	    grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
-	    grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
-		snprintf(err, errlen, "out of memory staging a sample");
-		return -1;
-	}
-	b->tag_route = b->tag_hash = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t ph;
-		b->tag_route += route_pair_ex(tags[i].name, tags[i].name_len, tags[i].value,
-		                              tags[i].value_len, &ph);
-		b->tag_hash += ph;
-	}
-	b->tag_ref0 = (uint32_t)b->nsref;
-	b->tag_n = (uint16_t)n;
-	copy_refs(b, tags, n);
-	b->tag_ok = 1;
-	return 0;
-}
-
-int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t len,
-                             int64_t ts_ms, double value, char *err, size_t errlen)
-{
-	if (!isfinite(value)) {
-		snprintf(err, errlen, "non-finite value");
-		return eng_reject(b, REJ_NON_FINITE);
-	}
-	int trc = check_time(b, ts_ms, err, errlen);
-	if (trc)
-		return trc;
-	if (!b->tag_ok) {
-		snprintf(err, errlen, "no tag set staged for metric '%.*s'", (int)(len < 64 ? len : 64),
-		         name);
-		return eng_reject(b, REJ_LABELS);
-	}
-	if (b->nsref + 4 > UINT32_MAX || b->nbytes + len > UINT32_MAX ||
-	    grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
-	    grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4, sizeof *b->sref) ||
-	    grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + len + 1, 1)) {
-		snprintf(err, errlen, "out of memory staging a sample");
-		return eng_reject(b, REJ_CARDINALITY);
-	}
-	uint64_t ph;
-	uint64_t acc = b->tag_route + route_pair_ex("__name__", 8, name, len, &ph);
-	struct engine_staged *st = &b->st[b->nst++];
-	st->ts_ms = ts_ms;
-	st->value = value;
-	st->hash = labels_hash_from_sum(b->tag_hash + ph);
-	st->shard = (uint8_t)(route_mix(acc) % ENGINE_SHARDS);
-	st->ref0 = (uint32_t)b->nsref;
-	st->nref = (uint16_t)(b->tag_n + 1);
-	st->named = 1;
-	uint32_t *w = b->sref + b->nsref;
-	w[0] = b->tag_ref0;
-	w[1] = b->tag_n;
-	w[2] = (uint32_t)b->nbytes;
-	w[3] = (uint32_t)len;
-	memcpy(b->sbytes + b->nbytes, name, len);
-	b->nbytes += len;
-	b->nsref += 4;
-	if (st->nref > b->max_nref)
-		b->max_nref = st->nref;
 	return 0;
 }
 

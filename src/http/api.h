@@ -29,6 +29,7 @@ struct engine;
 struct labels;
 struct store;
 struct selfstats;
+struct rwexport;
 
 struct api_ctx {                /* borrowed pointers, all outlive the server */
 	struct engine *engine;
@@ -44,6 +45,7 @@ struct api_ctx {                /* borrowed pointers, all outlive the server */
 	struct metrics_cache *metrics_cache; /* /metrics: per-series text kept per engine shard
 	                             * between scrapes (owned by whoever set up the ctx);
 	                             * NULL: every scrape builds it all */
+	struct rwexport *exporter;     /* remote_write exporter (store/rwexport.h); may be NULL */
 };
 
 /* The cache of GET /metrics' per-series gauges (api_metrics.c): per engine
