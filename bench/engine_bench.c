@@ -3,16 +3,16 @@
  *   engine_bench [--model FILE] [--series N] [--samples N] [--seconds S] [--warm K]
  *                [--shuffle] [--prefetch] [--engine [--direct] [--batch B] | --forecast-only]
  *
- * Drives model_update() (src/detector.h) over N series round-robin (states in
+ * Drives model_update() (src/detect/detector.h) over N series round-robin (states in
  * memory order; --shuffle: in a fixed random order, so that every state is a
  * cache miss; --prefetch: model_prefetch() of the state 4 series ahead, as
  * the engine's commit does), or with
- * --engine the whole engine path as the HTTP handlers drive it (src/engine.h:
+ * --engine the whole engine path as the HTTP handlers drive it (src/engine/engine.h:
  * engine_batch_stage() per sample, engine_batch_commit() per batch; with
  * --direct, engine_batch_add() per sample instead: registry lookup
  * by label hash, out-of-order check, model, history ring, alert state
  * machine) with no store, in batches of B samples (default 5000), or with
- * --forecast-only forecast_update() (src/forecast.h, default params) alone
+ * --forecast-only forecast_update() (src/detect/forecast.h, default params) alone
  * over N series round-robin, as the engine runs it. With a 10 s spacing the
  * forecaster's grid step is 10 s, so every sample closes a grid bucket; its
  * refit runs every 112 rounds (first at round 49, then 161, 273, ...), so
@@ -37,13 +37,13 @@
 
 #include <gsl/gsl_errno.h>
 
-#include "detector.h"
-#include "engine.h"
-#include "forecast.h"
-#include "labels.h"
-#include "log.h"
-#include "selfstats.h"
-#include "series.h"
+#include "detect/detector.h"
+#include "engine/engine.h"
+#include "detect/forecast.h"
+#include "util/labels.h"
+#include "util/log.h"
+#include "util/selfstats.h"
+#include "engine/series.h"
 
 #define BATCH 5000 /* default --batch */
 

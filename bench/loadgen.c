@@ -1,17 +1,34 @@
 /* loadgen.c — the benchmark's HTTP load generator (bench/run.sh drives it).
  *
  *   loadgen write --port P [--path /write?precision=ms] --series S [--lines L]
- *                 [--conns C] [--duration SEC] [--max-samples N] [--rate R]
- *                 [--t0 MS] [--step MS] [--rounds K] [--seed X]
+ *                 [--shape single|multi|prw] [--conns C] [--duration SEC]
+ *                 [--max-samples N] [--rate R] [--t0 MS] [--step MS] [--rounds K]
+ *                 [--seed X]
  *   loadgen get --port P --path PATH [--path PATH ...] [--interval-ms MS]
  *               [--duration SEC] [--max-requests N]
  *
- * write: InfluxDB line protocol, one sample per line, one line per series per
- * round, ms timestamps. The bodies are built once (L lines each, S series split
- * into ceil(S/L) bodies; body b belongs to connection b % C, so each series is
- * only ever sent on one connection, in timestamp order). Each round patches
- * the fixed-width timestamp and value fields in place: no per-request
- * formatting, so the generator's own CPU stays small. Keep-alive HTTP/1.1
+ * write: S series, one sample per series per round, ms timestamps, in one of
+ * three shapes (--shape):
+ *   single  InfluxDB line protocol, one field per line:
+ *           bench_cpu,host=h0001234,dc=dc3,job=node value=512.345 1700000000000
+ *   multi   line protocol as Telegraf sends it: per host a cpu line (10
+ *           fields), a mem line (3) and a net line (8), 4 tags each, e.g.
+ *           mem,dc=dc3,env=prod,host=h0001234,rack=r12 available=...,used=...,
+ *           used_percent=... 1700000000000 (S counts fields, so S/21 hosts)
+ *   prw     Prometheus remote_write: a snappy-compressed protobuf
+ *           WriteRequest, one sample per TimeSeries, 5 labels each (__name__
+ *           out of 10 node_exporter gauge names, dc, env, instance, job),
+ *           sorted, as Prometheus and vmagent send them; POST it to
+ *           /api/v1/write
+ * The bodies are built once (L lines, or L time series for prw, each; the
+ * series split into bodies, body b belonging to connection b % C, so each
+ * series is only ever sent on one connection, in timestamp order). Each round
+ * patches the fixed-width timestamp and value fields in place (a prw
+ * timestamp is a 6-byte varint, its value a fixed 8-byte double) and, for
+ * prw, compresses the body again (snappy, as a sender does per request): no
+ * per-request formatting, so the generator's own CPU stays small. Counts
+ * (samples_sent, samples_2xx) are samples: fields of a multi line count
+ * one each. Keep-alive HTTP/1.1
  * over plain sockets, one thread per connection, closed loop (next request
  * after the answer) or paced to --rate samples/s. Every loop is bounded by
  * --duration (default 10 s), --max-samples and --rounds.
@@ -42,6 +59,8 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <snappy-c.h>
 
 #define MAX_PATHS 8
 #define MAX_LAT 200000   /* latency samples kept per thread */
@@ -316,12 +335,19 @@ static void stats_status(struct stats *s, int st)
 
 /* ---- write mode ------------------------------------------------------------ */
 
+enum shape { SHAPE_SINGLE, SHAPE_MULTI, SHAPE_PRW };
+static const char *const shape_names[] = { "single", "multi", "prw" };
+
 struct body {
 	char *text;
 	size_t len;
-	size_t nlines;
-	uint32_t *ts_off, *val_off;  /* where each line's fields start */
-	uint32_t first_series;
+	size_t nlines;               /* lines (prw: time series) */
+	size_t nsamples;             /* samples: one per value field */
+	uint32_t *ts_off;            /* per line: where its timestamp starts */
+	uint32_t *val_off;           /* per sample: where its value starts */
+	uint32_t first_series;       /* series id of the first sample */
+	char *z;                     /* prw: the compressed body */
+	size_t zcap, zlen;
 };
 
 struct wopts {
@@ -332,6 +358,7 @@ struct wopts {
 	uint64_t max_samples, rounds;
 	int64_t t0, step;
 	uint64_t seed;
+	enum shape shape;
 };
 
 struct wthread {
@@ -355,7 +382,7 @@ static void put_digits(char *p, uint64_t v, int w)
 
 /* A deterministic series value in [100.000, 999.999]: a daily-ish sine with
  * a per-series phase plus noise. */
-static void put_value(char *p, uint32_t series, uint64_t round, uint64_t *rng)
+static uint64_t value_milli(uint32_t series, uint64_t round, uint64_t *rng)
 {
 	double ph = (double)(series % 360) * (M_PI / 180.0);
 	double v = 500.0 + 150.0 * sin(ph + (double)round * (2 * M_PI / 360.0)) +
@@ -365,31 +392,179 @@ static void put_value(char *p, uint32_t series, uint64_t round, uint64_t *rng)
 		m = 100000;
 	if (m > 999999)
 		m = 999999;
+	return m;
+}
+
+static void put_value(char *p, uint32_t series, uint64_t round, uint64_t *rng)
+{
+	uint64_t m = value_milli(series, round, rng);
 	put_digits(p, m / 1000, 3);
 	p[3] = '.';
 	put_digits(p + 4, m % 1000, 3);
 }
 
-static void build_body(struct body *b, uint32_t first, size_t n)
+/* The multi shape: per host a cpu, a mem and a net line (Telegraf's inputs),
+ * 4 tags each, sorted by key as Telegraf sends them. */
+static const char *const multi_fields[3][10] = {
+	{ "usage_user", "usage_system", "usage_idle", "usage_iowait", "usage_irq",
+	  "usage_softirq", "usage_steal", "usage_nice", "usage_guest", "usage_guest_nice" },
+	{ "available", "used", "used_percent" },
+	{ "bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "err_in", "err_out",
+	  "drop_in", "drop_out" },
+};
+static const unsigned multi_nf[3] = { 10, 3, 8 };
+static const unsigned multi_off[3] = { 0, 10, 13 };
+#define MULTI_PER_HOST 21
+
+/* The prw shape: 10 node_exporter gauges per instance. */
+static const char *const prw_names[10] = {
+	"node_load1", "node_load5", "node_load15", "node_memory_MemAvailable_bytes",
+	"node_memory_MemFree_bytes", "node_memory_Cached_bytes", "node_filesystem_avail_bytes",
+	"node_filesystem_free_bytes", "node_procs_running", "node_procs_blocked",
+};
+
+/* Lines (time series for prw) it takes to send S series once. */
+static size_t total_lines(enum shape sh, size_t S)
 {
-	/* bench_cpu,host=h0001234,dc=dc3,job=node value=ddd.ddd 1700000000000\n */
-	size_t cap = n * 80 + 1;
+	if (sh != SHAPE_MULTI)
+		return S;
+	size_t rem = S % MULTI_PER_HOST;
+	return S / MULTI_PER_HOST * 3 + (rem == 0 ? 0 : rem <= 10 ? 1 : rem <= 13 ? 2 : 3);
+}
+
+/* Line k's first series id and its number of samples. */
+static uint32_t line_series(enum shape sh, size_t S, size_t k, size_t *nf)
+{
+	if (sh != SHAPE_MULTI) {
+		*nf = 1;
+		return (uint32_t)k;
+	}
+	size_t first = k / 3 * MULTI_PER_HOST + multi_off[k % 3];
+	size_t n = multi_nf[k % 3];
+	*nf = first + n <= S ? n : S - first;
+	return (uint32_t)first;
+}
+
+static size_t put_varint(char *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (char)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (char)v;
+	return n;
+}
+
+/* A protobuf length-delimited field: tag, length, bytes. */
+static size_t put_lenfield(char *p, unsigned char tag, const char *v, size_t n)
+{
+	size_t k = 0;
+	p[k++] = (char)tag;
+	k += put_varint(p + k, n);
+	memcpy(p + k, v, n);
+	return k + n;
+}
+
+#define PRW_TS_W 6   /* a ms timestamp in [2^35, 2^42) (1971-2109) is a 6-byte varint */
+
+static int put_ts_varint(char *p, int64_t t)
+{
+	if (t < ((int64_t)1 << 35) || t >= ((int64_t)1 << 42))
+		return -1;
+	return put_varint(p, (uint64_t)t) == PRW_TS_W ? 0 : -1;
+}
+
+/* Bodies: L lines starting at line first_line (the caller keeps them within
+ * the shape's total_lines). */
+static void build_body(struct body *b, const struct wopts *o, size_t first_line, size_t n)
+{
+	size_t cap = n * (o->shape == SHAPE_MULTI ? 400 : 200) + 1;
+	size_t nsamp = 0, nf;
+	for (size_t i = 0; i < n; i++) {
+		line_series(o->shape, o->series, first_line + i, &nf);
+		nsamp += nf;
+	}
 	b->text = malloc(cap);
 	b->ts_off = malloc(n * sizeof *b->ts_off);
-	b->val_off = malloc(n * sizeof *b->val_off);
+	b->val_off = malloc(nsamp * sizeof *b->val_off);
 	if (!b->text || !b->ts_off || !b->val_off) {
 		fprintf(stderr, "loadgen: out of memory building bodies\n");
 		exit(1);
 	}
-	size_t len = 0;
+	size_t len = 0, j = 0;
 	for (size_t i = 0; i < n; i++) {
-		uint32_t id = first + (uint32_t)i;
-		int k = snprintf(b->text + len, cap - len, "bench_cpu,host=h%07u,dc=dc%u,job=node value=",
-		                 id, id % 8);
-		len += (size_t)k;
-		b->val_off[i] = (uint32_t)len;
-		memset(b->text + len, '0', VAL_W);
-		len += VAL_W;
+		size_t k = first_line + i;
+		uint32_t id = line_series(o->shape, o->series, k, &nf);
+		if (i == 0)
+			b->first_series = id;
+		if (o->shape == SHAPE_PRW) {
+			/* WriteRequest.timeseries (1) { labels (1) { name (1) value (2) } ...,
+			 * samples (2) { value (1, double), timestamp (2, varint) } } */
+			char lab[5][64], ts[512];
+			const char *names[5] = { "__name__", "dc", "env", "instance", "job" };
+			uint32_t host = id / 10;
+			snprintf(lab[0], sizeof lab[0], "%s", prw_names[id % 10]);
+			snprintf(lab[1], sizeof lab[1], "dc%u", host % 8);
+			snprintf(lab[2], sizeof lab[2], "prod");
+			snprintf(lab[3], sizeof lab[3], "h%07u:9100", host);
+			snprintf(lab[4], sizeof lab[4], "node");
+			size_t tl = 0;
+			for (int l = 0; l < 5; l++) {
+				char one[160];
+				size_t ol = put_lenfield(one, 0x0a, names[l], strlen(names[l]));
+				ol += put_lenfield(one + ol, 0x12, lab[l], strlen(lab[l]));
+				tl += put_lenfield(ts + tl, 0x0a, one, ol);
+			}
+			ts[tl++] = 0x12;
+			ts[tl++] = 1 + 8 + 1 + PRW_TS_W;
+			size_t sample_at = tl;
+			ts[tl++] = 0x09;
+			memset(ts + tl, 0, 8);
+			tl += 8;
+			ts[tl++] = 0x10;
+			memset(ts + tl, 0, PRW_TS_W);
+			tl += PRW_TS_W;
+			b->text[len++] = 0x0a;
+			len += put_varint(b->text + len, tl);
+			b->val_off[j++] = (uint32_t)(len + sample_at + 1);
+			b->ts_off[i] = (uint32_t)(len + sample_at + 10);
+			memcpy(b->text + len, ts, tl);
+			len += tl;
+			continue;
+		}
+		int w;
+		if (o->shape == SHAPE_SINGLE) {
+			/* bench_cpu,host=h0001234,dc=dc3,job=node value=ddd.ddd 1700000000000\n */
+			w = snprintf(b->text + len, cap - len, "bench_cpu,host=h%07u,dc=dc%u,job=node value=",
+			             id, id % 8);
+			len += (size_t)w;
+			b->val_off[j++] = (uint32_t)len;
+			memset(b->text + len, '0', VAL_W);
+			len += VAL_W;
+		} else {
+			uint32_t host = (uint32_t)(k / 3);
+			unsigned m = (unsigned)(k % 3);
+			if (m == 0)
+				w = snprintf(b->text + len, cap - len,
+				             "cpu,cpu=cpu-total,dc=dc%u,env=prod,host=h%07u ", host % 8, host);
+			else if (m == 1)
+				w = snprintf(b->text + len, cap - len,
+				             "mem,dc=dc%u,env=prod,host=h%07u,rack=r%02u ", host % 8, host,
+				             host % 40);
+			else
+				w = snprintf(b->text + len, cap - len,
+				             "net,dc=dc%u,env=prod,host=h%07u,interface=eth0 ", host % 8, host);
+			len += (size_t)w;
+			for (size_t f = 0; f < nf; f++) {
+				w = snprintf(b->text + len, cap - len, "%s%s=", f ? "," : "",
+				             multi_fields[m][f]);
+				len += (size_t)w;
+				b->val_off[j++] = (uint32_t)len;
+				memset(b->text + len, '0', VAL_W);
+				len += VAL_W;
+			}
+		}
 		b->text[len++] = ' ';
 		b->ts_off[i] = (uint32_t)len;
 		memset(b->text + len, '0', TS_W);
@@ -398,7 +573,15 @@ static void build_body(struct body *b, uint32_t first, size_t n)
 	}
 	b->len = len;
 	b->nlines = n;
-	b->first_series = first;
+	b->nsamples = nsamp;
+	if (o->shape == SHAPE_PRW) {
+		b->zcap = snappy_max_compressed_length(len);
+		b->z = malloc(b->zcap);
+		if (!b->z) {
+			fprintf(stderr, "loadgen: out of memory building bodies\n");
+			exit(1);
+		}
+	}
 }
 
 static void *write_main(void *arg)
@@ -413,16 +596,44 @@ static void *write_main(void *arg)
 	uint64_t rng = o->seed * 2654435761u + (uint64_t)(t - (struct wthread *)0) + 1;
 	rng = rng ? rng : 1;
 	char ts[TS_W];
+	int prw = o->shape == SHAPE_PRW;
 
 	for (uint64_t r = 0; r < o->rounds; r++) {
-		put_digits(ts, (uint64_t)(o->t0 + (int64_t)r * o->step), TS_W);
+		int64_t tsv = o->t0 + (int64_t)r * o->step;
+		if (prw) {
+			if (put_ts_varint(ts, tsv) < 0) {
+				fprintf(stderr, "loadgen: timestamp %lld out of the prw range\n",
+				        (long long)tsv);
+				exit(1);
+			}
+		} else {
+			put_digits(ts, (uint64_t)tsv, TS_W);
+		}
 		for (size_t bi = 0; bi < t->nbodies; bi++) {
 			if (now_s() >= t->stop_at || t->st.lines_sent >= budget)
 				goto done;
 			struct body *b = &t->bodies[bi];
-			for (size_t i = 0; i < b->nlines; i++) {
-				memcpy(b->text + b->ts_off[i], ts, TS_W);
-				put_value(b->text + b->val_off[i], b->first_series + (uint32_t)i, r, &rng);
+			for (size_t i = 0; i < b->nlines; i++)
+				memcpy(b->text + b->ts_off[i], ts, prw ? PRW_TS_W : TS_W);
+			for (size_t i = 0; i < b->nsamples; i++) {
+				uint32_t id = b->first_series + (uint32_t)i;
+				if (prw) {
+					double v = (double)value_milli(id, r, &rng) / 1000.0;
+					memcpy(b->text + b->val_off[i], &v, 8); /* little-endian, as protobuf */
+				} else {
+					put_value(b->text + b->val_off[i], id, r, &rng);
+				}
+			}
+			const char *payload = b->text;
+			size_t plen = b->len;
+			if (prw) {
+				b->zlen = b->zcap;
+				if (snappy_compress(b->text, b->len, b->z, &b->zlen) != SNAPPY_OK) {
+					fprintf(stderr, "loadgen: snappy_compress failed\n");
+					exit(1);
+				}
+				payload = b->z;
+				plen = b->zlen;
 			}
 			t->rounds_started = r + 1;
 			if (my_rate > 0) {
@@ -434,10 +645,14 @@ static void *write_main(void *arg)
 					goto done;
 			}
 			int hl = snprintf(hdr, sizeof hdr,
-			                  "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-			                  "Content-Type: text/plain; charset=utf-8\r\n"
+			                  "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s"
 			                  "Content-Length: %zu\r\n\r\n",
-			                  o->path, o->port, b->len);
+			                  o->path, o->port,
+			                  prw ? "Content-Type: application/x-protobuf\r\n"
+			                        "Content-Encoding: snappy\r\n"
+			                        "X-Prometheus-Remote-Write-Version: 0.1.0\r\n"
+			                      : "Content-Type: text/plain; charset=utf-8\r\n",
+			                  plen);
 			for (int attempt = 0; attempt < 2; attempt++) {
 				if (c.fd < 0) {
 					if (conn_open(&c) < 0) {
@@ -448,7 +663,7 @@ static void *write_main(void *arg)
 					t->st.reconnects++;
 				}
 				double t0 = now_s();
-				struct iovec iov[2] = { { hdr, (size_t)hl }, { b->text, b->len } };
+				struct iovec iov[2] = { { hdr, (size_t)hl }, { (void *)payload, plen } };
 				int keep = 0;
 				size_t bb = 0;
 				/* a server may answer early (413) and close while we still
@@ -467,14 +682,14 @@ static void *write_main(void *arg)
 				stats_lat(&t->st, (now_s() - t0) * 1e3);
 				stats_status(&t->st, st);
 				t->st.requests++;
-				t->st.bytes_sent += b->len;
+				t->st.bytes_sent += plen;
 				if (st >= 200 && st < 300)
-					t->st.lines_2xx += b->nlines;
+					t->st.lines_2xx += b->nsamples;
 				if (!keep)
 					conn_close(&c);
 				break;
 			}
-			t->st.lines_sent += b->nlines;
+			t->st.lines_sent += b->nsamples;
 		}
 		t->rounds_done = r + 1;
 	}
@@ -533,12 +748,13 @@ static void print_stats(const char *mode, struct stats *all, size_t n, double wa
 static int run_write(const struct wopts *o)
 {
 	size_t L = o->lines;
-	size_t per_conn = (o->series + o->conns - 1) / o->conns;
+	size_t nlines = total_lines(o->shape, o->series);
+	size_t per_conn = (nlines + o->conns - 1) / o->conns;
 	if (L > per_conn)
 		L = per_conn;
 	if (L == 0)
 		L = 1;
-	size_t nb = (o->series + L - 1) / L;
+	size_t nb = (nlines + L - 1) / L;
 	struct wthread *th = calloc(o->conns, sizeof *th);
 	struct body **mine = calloc(o->conns, sizeof *mine);
 	if (!th || !mine)
@@ -547,9 +763,9 @@ static int run_write(const struct wopts *o)
 		mine[c] = calloc(nb / o->conns + 1, sizeof **mine);
 	for (size_t b = 0; b < nb; b++) {
 		size_t first = b * L;
-		size_t n = first + L <= o->series ? L : o->series - first;
+		size_t n = first + L <= nlines ? L : nlines - first;
 		struct wthread *t = &th[b % o->conns];
-		build_body(&mine[b % o->conns][t->nbodies++], (uint32_t)first, n);
+		build_body(&mine[b % o->conns][t->nbodies++], o, first, n);
 	}
 	double t0 = now_s();
 	for (size_t c = 0; c < o->conns; c++) {
@@ -572,16 +788,17 @@ static int run_write(const struct wopts *o)
 	struct stats *all = calloc(o->conns, sizeof *all);
 	for (size_t c = 0; c < o->conns; c++)
 		all[c] = th[c].st;
-	char extra[256];
+	char extra[384];
 	uint64_t sent = 0, ok = 0;
 	for (size_t c = 0; c < o->conns; c++) {
 		sent += all[c].lines_sent;
 		ok += all[c].lines_2xx;
 	}
 	snprintf(extra, sizeof extra,
-	         ",\"series\":%zu,\"lines_per_body\":%zu,\"conns\":%zu,\"rounds_complete\":%llu,"
+	         ",\"series\":%zu,\"shape\":\"%s\",\"lines_per_body\":%zu,\"conns\":%zu,"
+	         "\"rounds_complete\":%llu,"
 	         "\"next_t0\":%lld,\"samples_per_s_sent\":%.1f,\"samples_per_s_2xx\":%.1f",
-	         o->series, L, o->conns,
+	         o->series, shape_names[o->shape], L, o->conns,
 	         (unsigned long long)(rounds_min == UINT64_MAX ? 0 : rounds_min),
 	         (long long)(o->t0 + (int64_t)started_max * o->step),
 	         wall > 0 ? (double)sent / wall : 0, wall > 0 ? (double)ok / wall : 0);
@@ -591,6 +808,7 @@ static int run_write(const struct wopts *o)
 			free(mine[c][i].text);
 			free(mine[c][i].ts_off);
 			free(mine[c][i].val_off);
+			free(mine[c][i].z);
 		}
 		free(mine[c]);
 		free(th[c].st.lat);
@@ -681,6 +899,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 	        "usage: loadgen write --port P [--path P] --series S [--lines L] [--conns C]\n"
+	        "                     [--shape single|multi|prw]\n"
 	        "                     [--duration SEC] [--max-samples N] [--rate R] [--t0 MS]\n"
 	        "                     [--step MS] [--rounds K] [--seed X]\n"
 	        "       loadgen get --port P --path PATH [--path PATH ...] [--interval-ms MS]\n"
@@ -730,7 +949,16 @@ int main(int argc, char **argv)
 			o.step = strtoll(v, NULL, 10);
 		else if (!strcmp(a, "--rounds"))
 			o.rounds = strtoull(v, NULL, 10);
-		else if (!strcmp(a, "--seed"))
+		else if (!strcmp(a, "--shape")) {
+			if (!strcmp(v, "single"))
+				o.shape = SHAPE_SINGLE;
+			else if (!strcmp(v, "multi"))
+				o.shape = SHAPE_MULTI;
+			else if (!strcmp(v, "prw"))
+				o.shape = SHAPE_PRW;
+			else
+				usage();
+		} else if (!strcmp(a, "--seed"))
 			o.seed = strtoull(v, NULL, 10);
 		else if (!strcmp(a, "--interval-ms"))
 			interval_ms = atof(v);

@@ -49,23 +49,29 @@ def main():
                        "ns_per_sample": med([d["ns_per_sample"] for d in ds]),
                        "state_bytes": ds[0]["state_bytes"]})
 
-    # ingest: median per (target, series)
+    # ingest: median per (target, series, shape); records from before the
+    # shapes existed are the single shape
+    def key(d):
+        return (d["target"], d["series"], d.get("shape", "single"))
     ing = {}
     for d in by.get("ingest", []):
-        ing.setdefault((d["target"], d["series"]), []).append(d)
-    stored = {(d["target"], d["series"]): d for d in by.get("stored", [])}
-    warm = {(d["target"], d["series"]): d for d in by.get("warm", [])}
-    create = {(d["target"], d["series"]): d for d in by.get("create", [])}
+        ing.setdefault(key(d), []).append(d)
+    stored = {key(d): d for d in by.get("stored", [])}
+    warm = {key(d): d for d in by.get("warm", [])}
+    create = {key(d): d for d in by.get("create", [])}
     ingest = []
     order = {"foreshock": 0, "vm": 1, "influx": 2}
-    for (tg, s), ds in sorted(ing.items(), key=lambda k: (k[0][1], order.get(k[0][0], 9))):
-        st = stored.get((tg, s), {})
-        cr = create.get((tg, s), {})
-        wm = warm.get((tg, s), {})
+    sorder = {"single": 0, "multi": 1, "prw": 2}
+    for (tg, s, shp), ds in sorted(ing.items(), key=lambda k: (k[0][1], sorder.get(k[0][2], 9),
+                                                               order.get(k[0][0], 9))):
+        st = stored.get((tg, s, shp), {})
+        cr = create.get((tg, s, shp), {})
+        wm = warm.get((tg, s, shp), {})
         sent_total = sum(d["loadgen"]["samples_2xx"] for d in ds) + \
             (cr.get("loadgen", {}).get("samples_2xx", 0)) + \
             (wm.get("loadgen", {}).get("samples_2xx", 0))
-        row = {"target": tg, "series": s, "reps": len(ds), "warm_rounds": wm.get("rounds", 0),
+        row = {"target": tg, "series": s, "shape": shp, "reps": len(ds),
+               "warm_rounds": wm.get("rounds", 0),
                "warm_samples_per_s": wm.get("loadgen", {}).get("samples_per_s_2xx"),
                "samples_per_s": med([d["samples_per_s"] for d in ds]),
                "samples_per_s_all": [round(d["samples_per_s"]) for d in ds],
@@ -85,14 +91,18 @@ def main():
             row["bytes_per_series"] = (st["hwm_kb"] - st["rss_empty_kb"]) * 1024 / s
             row["samples_per_series"] = sent_total / s
         ingest.append(row)
-    fs = {r["series"]: r["samples_per_s"] for r in ingest if r["target"] == "foreshock"}
+    fs = {(r["series"], r["shape"]): r["samples_per_s"] for r in ingest
+          if r["target"] == "foreshock"}
     for r in ingest:
-        if r["target"] != "foreshock" and fs.get(r["series"]) and r["samples_per_s"]:
-            r["foreshock_ratio"] = fs[r["series"]] / r["samples_per_s"]
-    fsc = {r["series"]: r["samples_per_cpu_s"] for r in ingest if r["target"] == "foreshock"}
+        k = (r["series"], r["shape"])
+        if r["target"] != "foreshock" and fs.get(k) and r["samples_per_s"]:
+            r["foreshock_ratio"] = fs[k] / r["samples_per_s"]
+    fsc = {(r["series"], r["shape"]): r["samples_per_cpu_s"] for r in ingest
+           if r["target"] == "foreshock"}
     for r in ingest:
-        if r["target"] != "foreshock" and fsc.get(r["series"]) and r["samples_per_cpu_s"]:
-            r["foreshock_ratio_per_cpu"] = fsc[r["series"]] / r["samples_per_cpu_s"]
+        k = (r["series"], r["shape"])
+        if r["target"] != "foreshock" and fsc.get(k) and r["samples_per_cpu_s"]:
+            r["foreshock_ratio_per_cpu"] = fsc[k] / r["samples_per_cpu_s"]
 
     memory = []
     for d in by.get("memory", []):
@@ -117,18 +127,23 @@ def main():
     for e in engine:
         L.append(f"| {e['mode']} | {e['series']:,} | {e['model']} | {e.get('batch') or ''} | "
                  f"{fmt(e['samples_per_s'])} | {fmt(e['ns_per_sample'], 1)} | {e['state_bytes']} |")
-    L.append("\n## Ingest, line protocol, 2 connections x 5000-line bodies (medians)\n")
-    L.append("| target | series (warm-up rounds) | samples/s accepted (each rep) | reps | foreshock ratio "
+    L.append("\n## Ingest, 2 connections (medians; repetitions alternate between the targets)\n")
+    L.append("Shapes: single = line protocol, one field per line, 5,000-line bodies; multi = "
+             "line protocol as Telegraf sends it (cpu/mem/net lines, 4 tags, 10/3/8 fields), "
+             "5,000-line bodies; prw = Prometheus remote_write, snappy protobuf, 2,000 samples "
+             "per request.\n")
+    L.append("| target | shape | series (warm-up rounds) | samples/s accepted (each rep) | reps | foreshock ratio "
              "| target CPU (cores) | samples per target CPU-s "
              "| loadgen CPU (cores) | req p99 ms | series creation samples/s | stored / sent "
              "| peak RSS - empty, bytes/series (samples/series) |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in ingest:
         ratio = (f"{r['foreshock_ratio']:.2f}x (per CPU {r.get('foreshock_ratio_per_cpu', 0):.2f}x)"
                  if r.get("foreshock_ratio") else "")
         bps = (f"{fmt(r.get('bytes_per_series'))} ({r.get('samples_per_series', 0):.0f})"
                if r.get("bytes_per_series") is not None else "-")
-        L.append(f"| {names.get(r['target'], r['target'])} | {r['series']:,} ({r['warm_rounds']}) | "
+        L.append(f"| {names.get(r['target'], r['target'])} | {r['shape']} | "
+                 f"{r['series']:,} ({r['warm_rounds']}) | "
                  f"{fmt(r['samples_per_s'])} {r['samples_per_s_all']} | {r['reps']} | {ratio} | "
                  f"{fmt(r['target_cpu_cores'], 2)} | {fmt(r['samples_per_cpu_s'])} | "
                  f"{fmt(r['loadgen_cpu_cores'], 3)} | "

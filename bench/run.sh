@@ -4,7 +4,7 @@
 # detector engine alone. See docs/performance.md for what each part measures.
 #
 #   bench/run.sh [--quick] [--foreshock-only] [--reps N] [--duration S] [--no-profile]
-#                [--warm K] [--phases LIST]
+#                [--warm K] [--phases LIST] [--shapes LIST]
 #
 #   --quick           small sizes (1k series), 1 repetition, ~1 s per step; checks
 #                     that numbers come out (CI runs it); never installs packages
@@ -20,11 +20,25 @@
 #   --phases LIST     comma-separated subset of engine,ingest,batch,memory,latency,
 #                     restart,overload (default: all; restart and overload
 #                     need latency)
+#   --shapes LIST     what the ingest phase sends, comma-separated (default
+#                     single,multi,prw): single = line protocol, one field per
+#                     line; multi = line protocol as Telegraf sends it (cpu, mem
+#                     and net lines, 4 tags, 10/3/8 fields); prw = Prometheus
+#                     remote_write (snappy protobuf, 2,000 samples per request).
+#                     InfluxDB gets the single shape only.
 #
 # Environment: BENCH_BUILDDIR (default <top>/build, built with scripts/build.sh),
 # BENCH_OUTDIR (default <top>/bench/out), BENCH_NO_INSTALL=1 (never apt-get),
-# BENCH_SIZES (ingest series counts, e.g. "1000 100000 1000000"), BENCH_MAX_RATE
-# (samples/s taken as 100% for the latency phase when it runs without ingest).
+# BENCH_SIZES (ingest series counts, default "10000 100000 1000000"),
+# BENCH_SHAPES (as --shapes), BENCH_MAX_RATE (samples/s taken as 100% for the
+# latency phase when it runs without ingest).
+#
+# In the ingest phase the targets of one size and shape run at the same time
+# and take turns: every target is created and warmed up, then the timed
+# repetitions alternate (foreshockd, VictoriaMetrics, InfluxDB, foreshockd,
+# ...), and the targets not being measured are paused (SIGSTOP), so a drift in
+# the machine's load hits every target alike and an idle target's background
+# work does not run during another's repetition.
 #
 # Every target listens on 127.0.0.1 only, on free ports, with a temporary data
 # dir; every loop is bounded in count and time; everything this script starts
@@ -41,6 +55,7 @@ dur=10
 profile=1
 warm=160
 phases=engine,ingest,batch,memory,latency,restart,overload
+shapes=${BENCH_SHAPES:-single,multi,prw}
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -50,6 +65,7 @@ while [ $# -gt 0 ]; do
 	--no-profile) profile=0 ;;
 	--warm) warm=$2; shift ;;
 	--phases) phases=$2; shift ;;
+	--shapes) shapes=$2; shift ;;
 	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
 	esac
@@ -60,6 +76,10 @@ if [ "$quick" = 1 ]; then
 fi
 case "$warm" in ''|*[!0-9]*) echo "run.sh: invalid --warm '$warm'" >&2; exit 2 ;; esac
 phase() { case ",$phases," in *",$1,"*) return 0 ;; esac; return 1; }
+shapes=${shapes//,/ }
+for sh in $shapes; do
+	case "$sh" in single|multi|prw) ;; *) echo "run.sh: unknown shape '$sh'" >&2; exit 2 ;; esac
+done
 case "$reps" in ''|*[!0-9]*) echo "run.sh: invalid --reps '$reps'" >&2; exit 2 ;; esac
 [ "$reps" -ge 1 ] && [ "$reps" -le 9 ] || { echo "run.sh: --reps must be 1..9" >&2; exit 2; }
 
@@ -80,7 +100,7 @@ ours() { [ -n "$1" ] && [ "$(awk '{print $4}' "/proc/$1/stat" 2>/dev/null)" = "$
 cleanup() {
 	local p
 	for p in "${pids[@]-}"; do
-		ours "$p" && kill "$p" 2>/dev/null || true
+		ours "$p" && { kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; } || true
 	done
 	sleep 0.5
 	for p in "${pids[@]-}"; do
@@ -237,21 +257,34 @@ stop_target() {
 	rm -rf "$tdir"
 	tpid=""
 }
+# the shape being sent (ingest phase; every other phase sends single)
+shape=single
 write_path() {
+	if [ "$shape" = prw ]; then
+		echo "/api/v1/write"
+		return
+	fi
 	case "$target" in
 	influx) echo "/write?db=bench&precision=ms" ;;
 	*) echo "/write?precision=ms" ;;
 	esac
 }
+# loadgen write options for the shape: Telegraf sends up to metric_batch_size
+# lines (default 1,000; 5,000 here, as for single), Prometheus up to
+# max_samples_per_send samples per request (2,000 in recent releases)
+shape_lines() { [ "$shape" = prw ] && echo 2000 || echo $lines; }
 # accepted: the target's own count of samples it accepted and stored
 accepted() {
 	case "$target" in
 	foreshock)
 		curl -sf -m 30 "http://127.0.0.1:$tport/metrics" |
 			awk '/^foreshock_samples_accepted_total / {printf "%d\n", $2; f=1} END {if (!f) print 0}' ;;
-	vm) # rows accepted by the influx handler (stored: see stored_count)
+	vm) # rows (samples: one per field) accepted by the handler of the shape
+		# (stored: see stored_count)
+		local vt=influx
+		[ "$shape" = prw ] && vt=promremotewrite
 		curl -sf -m 30 "http://127.0.0.1:$tport/metrics" |
-			awk '/^vm_rows_inserted_total\{type="influx"\}/ {printf "%d\n", $2; f=1} END {if (!f) print 0}' ;;
+			awk -v t="$vt" '$1 == "vm_rows_inserted_total{type=\"" t "\"}" {printf "%d\n", $2; f=1} END {if (!f) print 0}' ;;
 	influx)
 		curl -sf -m 120 -G "http://127.0.0.1:$tport/query" --data-urlencode db=bench \
 			--data-urlencode 'q=SELECT count(value) FROM bench_cpu' |
@@ -348,7 +381,7 @@ if [ -n "${BENCH_SIZES:-}" ]; then
 elif [ "$quick" = 1 ]; then
 	sizes=(1000)
 else
-	sizes=(1000 100000 1000000)
+	sizes=(10000 100000 1000000)
 fi
 # warm_rounds SERIES: --warm, or 0 when that would take more than 20M samples
 # (the run would not fit its time; such sizes are measured in warm-up)
@@ -361,57 +394,93 @@ warm_rounds() {
 timed_write() {
 	local kind=$1 L=$2 secs=$3 fields=$4 out a0 a1 c0 c1 w
 	a0=$(accepted); c0=$(cpu_ticks "$tpid")
-	out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines "$L" \
-		--conns $conns --duration "$secs" --t0 "$t0")
+	out=$("$loadgen" write --port "$tport" --path "$(write_path)" --shape "$shape" --series "$s" \
+		--lines "$L" --conns $conns --duration "$secs" --t0 "$t0")
 	a1=$(accepted); c1=$(cpu_ticks "$tpid")
 	t0=$(jget "$out" next_t0)
 	w=$(jget "$out" wall_s)
 	rec "$kind" "{$fields,\"accepted\":$((a1 - a0)),\"wall_s\":$w,\"samples_per_s\":$(python3 -c "print(($a1-$a0)/$w)"),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
 	last_rate=$(python3 -c "print(round(($a1-$a0)/$w))")
 }
-# ingest_run TARGET SERIES: fresh target; one untimed round creates the series
-# (timed separately), then $reps timed repetitions of $dur seconds each.
-ingest_run() {
+# ingest_setup TARGET SERIES: a fresh target, its state kept in the T_* arrays;
+# one untimed round creates the series (timed separately: "create"), then
+# the warm-up rounds. Leaves the target paused.
+declare -A T_pid T_port T_dir T_t0 T_rss0
+ingest_setup() {
 	local tg=$1 s=$2 maxs
 	maxs=$(( s * 2 > 2000000 ? s * 2 : 2000000 ))
-	start_target "$tg" "$maxs" || { log "$tg failed to start"; stop_target; return 0; }
+	start_target "$tg" "$maxs" || { log "$tg failed to start"; stop_target; return 1; }
 	sleep 1
 	local rss0; rss0=$(rss_kb "$tpid")
-	local t0=$base_t0 out a0 a1 c0 c1 w
+	local t0=$base_t0 out a0 a1 c0 c1 L; L=$(shape_lines)
 	# series creation: one sample per series
 	a0=$(accepted); c0=$(cpu_ticks "$tpid")
-	out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines $lines \
-		--conns $conns --rounds 1 --duration 600 --t0 "$t0")
+	out=$("$loadgen" write --port "$tport" --path "$(write_path)" --shape "$shape" --series "$s" \
+		--lines "$L" --conns $conns --rounds 1 --duration 600 --t0 "$t0")
 	a1=$(accepted); c1=$(cpu_ticks "$tpid")
-	rec create "{\"target\":\"$tg\",\"series\":$s,\"accepted\":$((a1 - a0)),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
+	rec create "{\"target\":\"$tg\",\"series\":$s,\"shape\":\"$shape\",\"accepted\":$((a1 - a0)),\"target_cpu_s\":$(python3 -c "print(($c1-$c0)/$clk)"),\"loadgen\":$out}"
 	t0=$(jget "$out" next_t0)
 	local wr; wr=$(warm_rounds "$s")
 	if [ "$wr" -gt 0 ]; then
-		out=$("$loadgen" write --port "$tport" --path "$(write_path)" --series "$s" --lines $lines \
-			--conns $conns --rounds "$wr" --duration 600 --t0 "$t0")
-		rec warm "{\"target\":\"$tg\",\"series\":$s,\"rounds\":$wr,\"loadgen\":$out}"
+		out=$("$loadgen" write --port "$tport" --path "$(write_path)" --shape "$shape" \
+			--series "$s" --lines "$L" --conns $conns --rounds "$wr" --duration 600 --t0 "$t0")
+		rec warm "{\"target\":\"$tg\",\"series\":$s,\"shape\":\"$shape\",\"rounds\":$wr,\"loadgen\":$out}"
 		t0=$(jget "$out" next_t0)
 	fi
-	local r
-	for ((r = 1; r <= reps; r++)); do
-		timed_write ingest "$lines" "$dur" "\"target\":\"$tg\",\"series\":$s,\"rep\":$r"
-		log "  $tg series=$s rep=$r: $last_rate samples/s accepted"
-	done
-	sleep 1
-	local stored total_sent nser hwm rss
-	stored=$(stored_count); nser=$(series_count)
-	hwm=$(hwm_kb "$tpid"); rss=$(rss_kb "$tpid")
-	rec stored "{\"target\":\"$tg\",\"series\":$s,\"stored\":$stored,\"series_seen\":$nser,\"rss_empty_kb\":$rss0,\"hwm_kb\":$hwm,\"rss_kb\":$rss}"
-	stop_target
+	T_pid[$tg]=$tpid; T_port[$tg]=$tport; T_dir[$tg]=$tdir; T_t0[$tg]=$t0; T_rss0[$tg]=$rss0
+	kill -STOP "$tpid"
+	tpid=""
 }
-phase ingest && log "ingest throughput: sizes ${sizes[*]}, targets ${targets[*]}, $reps x ${dur}s"
+# use_target TARGET: make a set-up target current and resume it (the caller
+# pauses it again)
+use_target() {
+	target=$1; tpid=${T_pid[$1]}; tport=${T_port[$1]}; tdir=${T_dir[$1]}
+	kill -CONT "$tpid"
+	sleep 0.2
+}
+# ingest_runs SERIES: every target of the shape set up, then $reps timed
+# repetitions of $dur seconds, alternating between the targets; then the
+# stored count and memory of each, and stop.
+ingest_runs() {
+	local s=$1 tg r t0 tgs=() up=()
+	for tg in "${targets[@]}"; do
+		[ "$shape" != single ] && [ "$tg" = influx ] && continue
+		tgs+=("$tg")
+	done
+	for tg in "${tgs[@]}"; do
+		log "ingest $tg series=$s shape=$shape: create and warm up"
+		ingest_setup "$tg" "$s" && up+=("$tg")
+	done
+	[ ${#up[@]} -gt 0 ] || return 0
+	for ((r = 1; r <= reps; r++)); do
+		for tg in "${up[@]}"; do
+			use_target "$tg"
+			t0=${T_t0[$tg]}
+			timed_write ingest "$(shape_lines)" "$dur" "\"target\":\"$tg\",\"series\":$s,\"shape\":\"$shape\",\"rep\":$r"
+			T_t0[$tg]=$t0
+			kill -STOP "$tpid"
+			log "  $tg series=$s shape=$shape rep=$r: $last_rate samples/s accepted"
+		done
+	done
+	for tg in "${up[@]}"; do
+		use_target "$tg"
+		sleep 1
+		local stored nser hwm rss
+		stored=$(stored_count); nser=$(series_count)
+		hwm=$(hwm_kb "$tpid"); rss=$(rss_kb "$tpid")
+		rec stored "{\"target\":\"$tg\",\"series\":$s,\"shape\":\"$shape\",\"stored\":$stored,\"series_seen\":$nser,\"rss_empty_kb\":${T_rss0[$tg]},\"hwm_kb\":$hwm,\"rss_kb\":$rss}"
+		stop_target
+		unset "T_pid[$tg]"
+	done
+}
+phase ingest && log "ingest throughput: sizes ${sizes[*]}, shapes $shapes, targets ${targets[*]}, $reps x ${dur}s"
 phase ingest || sizes=()
 for s in "${sizes[@]}"; do
-	for tg in "${targets[@]}"; do
-		log "ingest $tg series=$s"
-		ingest_run "$tg" "$s"
+	for shape in $shapes; do
+		ingest_runs "$s"
 	done
 done
+shape=single
 
 # ---- 6b. throughput as the body (batch) size varies, 100k series -------------------
 batch_run() { # batch_run TARGET SERIES

@@ -1,11 +1,11 @@
 /* fuzz_import_json.c — fuzz target for the JSON import decoder
- * (src/ingest_json.c): any bytes in, no crash, no leak, and the counts the
+ * (src/ingest/json.c): any bytes in, no crash, no leak, and the counts the
  * decoder returns agree with what the callbacks saw. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingest_json.h"
+#include "ingest/json.h"
 
 struct counts {
 	size_t samples, errors;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingest_line.h"
+#include "ingest/line.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

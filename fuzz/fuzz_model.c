@@ -1,11 +1,11 @@
-/* fuzz_model.c — the YAML tree loader (src/yaml_tree.c) and the detector
- * model loader (src/detector.c) on arbitrary bytes: every accepted model must
+/* fuzz_model.c — the YAML tree loader (src/util/yaml_tree.c) and the detector
+ * model loader (src/detect/detector.c) on arbitrary bytes: every accepted model must
  * also run. */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "detector.h"
-#include "yaml_tree.h"
+#include "detect/detector.h"
+#include "util/yaml_tree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

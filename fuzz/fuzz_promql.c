@@ -1,4 +1,4 @@
-/* fuzz_promql.c — the Prometheus query API (src/api_prom.c) on arbitrary
+/* fuzz_promql.c — the Prometheus query API (src/http/api_prom.c) on arbitrary
  * bytes: the input is split at the first two newlines into a query, a
  * match[] selector and a form-encoded POST body, and sent to /api/v1/query,
  * /api/v1/query_range, /api/v1/series, /api/v1/labels and a label-values path
@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "engine.h"
-#include "selfstats.h"
+#include "http/api.h"
+#include "http/router.h"
+#include "engine/engine.h"
+#include "util/selfstats.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,7 +9,7 @@
 
 #include <snappy-c.h>
 
-#include "ingest_prw.h"
+#include "ingest/prw.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

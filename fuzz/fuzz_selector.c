@@ -1,12 +1,12 @@
-/* fuzz_selector.c — series selectors (src/selector.c) and query-time
- * parameters (src/timefmt.c) on arbitrary bytes. */
+/* fuzz_selector.c — series selectors (src/util/selector.c) and query-time
+ * parameters (src/util/timefmt.c) on arbitrary bytes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "labels.h"
-#include "selector.h"
-#include "timefmt.h"
+#include "util/labels.h"
+#include "util/selector.h"
+#include "util/timefmt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,7 +11,8 @@ build_pkgs=(gcc make autoconf automake libtool pkg-config
   libmicrohttpd-dev libsqlite3-dev libgsl-dev libjansson-dev libyaml-dev
   zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev
   sqlite3 curl ca-certificates)
-test_pkgs=(libcmocka-dev python3 prometheus prometheus-alertmanager victoria-metrics)
+test_pkgs=(libcmocka-dev python3 prometheus prometheus-alertmanager victoria-metrics
+  systemd e2fsprogs)
 bench_pkgs=(wrk victoria-metrics influxdb hyperfine)
 
 want=()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end tests of alert notification (src/notify.c):
+"""End-to-end tests of alert notification (src/alert/notify.c):
 
 1. a fake Alertmanager + webhook receiver (http.server on 127.0.0.1:0) that
    answers 503 to the first requests and then accepts: foreshockd must retry
@@ -179,7 +179,12 @@ def test_fake_alertmanager_retries():
     d = None
     try:
         base = "http://127.0.0.1:%d" % fake.port
-        d = Daemon(config=notify_config(am_url=base, hook_url=base + "/hook")).start()
+        # the file's shard is overridden by --shard; region comes from the file
+        cfg = notify_config(am_url=base, hook_url=base + "/hook") + "external_labels:\n  shard: x\n  region: eu\n"
+        d = Daemon(config=cfg, args=["--shard", "blue"]).start()
+        status, metrics = d.get("/metrics")
+        check(b'foreshock_shard_info{region="eu",shard="blue"} 1\n' in metrics,
+              "foreshock_shard_info in /metrics: %s" % [l for l in metrics.split(b"\n") if b"shard" in l])
         i = fire(d)
         # firing: delivered after the 503s, with backoff between attempts
         got = wait_for("a firing batch accepted by the fake Alertmanager",
@@ -192,6 +197,8 @@ def test_fake_alertmanager_retries():
         check(all(ct == "application/json" for _, _, _, ct in reqs), "Content-Type application/json")
         check(a["labels"]["alertname"] and a["labels"]["metric"] == "api_latency"
               and a["labels"]["__name__"] == "api_latency", "labels: %s" % a["labels"])
+        check(a["labels"].get("shard") == "blue" and a["labels"].get("region") == "eu",
+              "external labels on the alert: %s" % a["labels"])
         check(a["annotations"].get("summary"), "annotations: %s" % a["annotations"])
         check(a["startsAt"].startswith("2026-01-0"), "startsAt is the firing (event) time: %s" % a["startsAt"])
         ends = parse_ts(a["endsAt"])
@@ -208,6 +215,7 @@ def test_fake_alertmanager_retries():
         h = hooks[0]
         check(h["version"] == "4" and h["alerts"][0]["status"] == "firing"
               and h["alerts"][0]["labels"]["service"] == "checkout"
+              and h["alerts"][0]["labels"]["shard"] == "blue"
               and len(h["alerts"][0]["fingerprint"]) == 16
               and h["commonLabels"]["service"] == "checkout", "webhook document: %s" % h)
 

@@ -1,4 +1,4 @@
-/* crash_store.c — kill -9 crash harness for the store (src/store.c).
+/* crash_store.c — kill -9 crash harness for the store (src/store/store.c).
  *
  * In SQLite's test6.c spirit: prove the store survives a kill at any point.
  * Each round forks a child that opens the database and writes alert
@@ -36,8 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "store.h"
+#include "util/log.h"
+#include "store/store.h"
 
 #define MAX_BATCH 4
 #define MAX_OPEN 64

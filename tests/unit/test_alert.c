@@ -1,4 +1,4 @@
-/* test_alert.c — unit tests of the alert state machine (src/alert.c): every
+/* test_alert.c — unit tests of the alert state machine (src/alert/alert.c): every
  * transition, exact for/resolve boundaries, hysteresis, irregular gaps. */
 #include <math.h>
 #include <setjmp.h>
@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "alert.h"
+#include "alert/alert.h"
 
 /* threshold 0.8, clear 0.5, for 60 s, resolve 120 s */
 static const struct model_alerting P = { 0.8, 0.5, 60000, 120000, "warning" };

@@ -1,4 +1,4 @@
-/* test_api_prom.c — the Prometheus query API (src/api_prom.c), driven
+/* test_api_prom.c — the Prometheus query API (src/http/api_prom.c), driven
  * through api_handle() with hand-built requests against an in-memory engine
  * (no store, no HTTP): response shapes, staleness, steps, limits, virtual
  * families, label/metadata endpoints and the errors for unsupported PromQL,
@@ -16,9 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "engine.h"
-#include "selfstats.h"
+#include "http/api.h"
+#include "http/router.h"
+#include "engine/engine.h"
+#include "util/selfstats.h"
 
 #define T0 1700000000000LL /* ms */
 

@@ -14,14 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "labels.h"
-#include "selector.h"
-#include "series.h"
-#include "selfstats.h"
-#include "settings.h"
-#include "store.h"
-#include "yaml_tree.h"
+#include "engine/engine.h"
+#include "util/labels.h"
+#include "util/selector.h"
+#include "engine/series.h"
+#include "util/selfstats.h"
+#include "daemon/settings.h"
+#include "store/store.h"
+#include "util/yaml_tree.h"
 
 #define REF(n, v) { n, sizeof(n) - 1, v, sizeof(v) - 1 }
 
@@ -277,6 +277,41 @@ static void test_settings(void **st)
 	config_defaults(&c);
 	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
 	assert_non_null(strstr(err, "c.yml:2: 'queue_timeout' must be between 0s and 5m"));
+	config_free(&c);
+	/* external_labels: a map, sorted; --shard (config_set_external_label) overrides */
+	write_file(path, "external_labels:\n  shard: a\n  region: eu\n");
+	config_defaults(&c);
+	assert_int_equal(c.external_labels.n, 0);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
+	assert_int_equal(c.external_labels.n, 2);
+	assert_string_equal(c.external_labels.names[0], "region");
+	assert_string_equal(labels_get(&c.external_labels, "shard"), "a");
+	assert_int_equal(config_set_external_label(&c, "shard", "b", err, sizeof err), 0);
+	assert_int_equal(c.external_labels.n, 2);
+	assert_string_equal(labels_get(&c.external_labels, "shard"), "b");
+	assert_string_equal(labels_get(&c.external_labels, "region"), "eu");
+	assert_int_equal(config_set_external_label(&c, "__shard", "b", err, sizeof err), -1);
+	assert_int_equal(config_set_external_label(&c, "sh-ard", "b", err, sizeof err), -1);
+	assert_non_null(strstr(err, "invalid external label name 'sh-ard'"));
+	assert_int_equal(config_set_external_label(&c, "shard", "", err, sizeof err), -1);
+	for (int i = 0; i < CONFIG_MAX_EXTERNAL_LABELS - 2; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "l%d", i);
+		assert_int_equal(config_set_external_label(&c, name, "v", err, sizeof err), 0);
+	}
+	assert_int_equal(config_set_external_label(&c, "shard", "c", err, sizeof err), 0);
+	assert_int_equal(config_set_external_label(&c, "one_more", "v", err, sizeof err), -1);
+	assert_non_null(strstr(err, "too many external labels"));
+	config_free(&c);
+	write_file(path, "external_labels:\n  shard: a\n  bad-name: x\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, "c.yml:3: invalid external label name 'bad-name'"));
+	config_free(&c);
+	write_file(path, "external_labels: [a, b]\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, "c.yml:1: 'external_labels' must be a mapping"));
 	config_free(&c);
 	unlink(path);
 	rmdir(dir);

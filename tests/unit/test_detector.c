@@ -1,5 +1,5 @@
-/* test_detector.c — unit tests of the detector models (src/detector.c and the
- * components in src/detectors/): streaming contract (determinism, prefix
+/* test_detector.c — unit tests of the detector models (src/detect/detector.c and the
+ * components in src/detect/): streaming contract (determinism, prefix
  * invariance, state snapshots), detection behaviour on synthetic series,
  * irregular timestamps, YAML validation with line numbers and the size of the
  * per-series state. With $FORESHOCK_SHARED_DATA set, prefix invariance is also
@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "detector.h"
-#include "timefmt.h"
+#include "detect/detector.h"
+#include "util/timefmt.h"
 
 /* ---- deterministic synthetic data ---------------------------------------- */
 
@@ -542,6 +542,66 @@ static void test_optional_likelihood_stages(void **ctx)
 	model_free(mo);
 }
 
+/* seasonal with weekday: true learns a weekend level (an offset per day of
+ * the week, on top of the daily profile), so in the fifth week a weekend
+ * sample is expected near the weekend level and scores low; without it the
+ * daily profile expects the weekday level there. The state grows by 7
+ * records of 12 bytes (8-aligned). */
+static void test_weekday(void **ctx)
+{
+	(void)ctx;
+	static const char *const yaml[2] = {
+		"components:\n  - kind: seasonal\nlikelihood:\n  enabled: false\nwarmup: 10\n",
+		"components:\n  - kind: seasonal\n    weekday: true\nlikelihood:\n  enabled: false\nwarmup: 10\n",
+	};
+	char err[256];
+	struct model *m[2];
+	for (int k = 0; k < 2; k++) {
+		m[k] = model_load_string(yaml[k], strlen(yaml[k]), "wd", err, sizeof err);
+		assert_non_null(m[k]);
+	}
+	size_t grow = model_state_size(m[1]) - model_state_size(m[0]);
+	assert_true(grow >= 7 * 12 && grow <= 7 * 12 + 7); /* 8-aligned */
+	/* hourly, 5 weeks; 2014-04-05 and -06 (T0 + 4 and 5 days) are a weekend */
+	enum { N = 5 * 7 * 24 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *sc = malloc(N * sizeof *sc);
+	struct det_result *res = malloc(N * sizeof *res);
+	assert_true(ts && v && sc && res);
+	struct rng r = { 99 };
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 3600000;
+		int day = (i / 24) % 7;
+		int weekend = day == 4 || day == 5;
+		v[i] = (weekend ? 50 : 100) + 10 * sin(2 * M_PI * (i % 24) / 24.0) + rng_normal(&r);
+	}
+	double err_exp[2], raw_score[2];
+	for (int k = 0; k < 2; k++) {
+		run(m[k], ts, v, N, sc, res);
+		/* the last weekend: days 32 and 33 */
+		double e = 0, s = 0;
+		int cnt = 0;
+		for (int i = 32 * 24 + 6; i < 34 * 24; i++) {
+			e += fabs(res[i].expected - v[i]);
+			s += sc[i];
+			cnt++;
+		}
+		err_exp[k] = e / cnt;
+		raw_score[k] = s / cnt;
+		print_message("weekday %d: mean |expected - value| %.2f, mean score %.3f on the last weekend\n",
+		              k, err_exp[k], raw_score[k]);
+	}
+	assert_true(err_exp[1] < 5);
+	assert_true(err_exp[0] > 15);
+	assert_true(raw_score[1] < raw_score[0]);
+	free(ts);
+	free(v);
+	free(sc);
+	free(res);
+	model_free(m[0]);
+	model_free(m[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_extreme_values),
 		cmocka_unit_test(test_state_size),
 		cmocka_unit_test(test_optional_likelihood_stages),
+		cmocka_unit_test(test_weekday),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

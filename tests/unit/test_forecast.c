@@ -1,4 +1,4 @@
-/* test_forecast.c — unit tests of the streaming forecaster (src/forecast.c):
+/* test_forecast.c — unit tests of the streaming forecaster (src/detect/forecast.c):
  * learning a daily sinusoid, season detection, interval coverage on noisy
  * data, time-to-breach on a ramp, gappy timestamps, determinism, outputs
  * pinned to the values before the speed-ups, and the state-size / plain-data
@@ -16,7 +16,7 @@
 #include <cmocka.h>
 #include <gsl/gsl_errno.h>
 
-#include "forecast.h"
+#include "detect/forecast.h"
 
 #define MIN_MS 60000LL
 #define HOUR_MS 3600000LL

@@ -1,4 +1,4 @@
-/* test_ingest_json.c — unit tests for src/ingest_json.c, the JSON import
+/* test_ingest_json.c — unit tests for src/ingest/json.c, the JSON import
  * decoder: bodies that must decode (with the samples they yield) and bodies
  * or elements that must be rejected (with the path named in the error). */
 #include <math.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ingest_json.h"
+#include "ingest/json.h"
 
 #define MAXS 16
 

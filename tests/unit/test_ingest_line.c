@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "ingest_line.h"
+#include "ingest/line.h"
 
 #define DFLT 42 /* default time (ns) used by the tables */
 

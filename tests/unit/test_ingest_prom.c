@@ -1,5 +1,5 @@
 /* test_ingest_prom.c — unit tests of the Prometheus text decoder
- * (src/ingest_prom.c): must_parse()/must_not_parse() line tables, escapes,
+ * (src/ingest/prom.c): must_parse()/must_not_parse() line tables, escapes,
  * NaN/±Inf, timestamps in both formats, comments, HELP/TYPE, line numbers,
  * limits, OpenMetrics specifics, and strict-validator cases beyond the corpus. */
 #include <math.h>
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "ingest_prom.h"
+#include "ingest/prom.h"
 
 /* ---- a collecting sink ------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /* test_ingest_prw.c — unit tests of the remote_write decoder
- * (src/ingest_prw.c). Requests are built here with the generated protobuf-c
+ * (src/ingest/prw.c). Requests are built here with the generated protobuf-c
  * code and snappy, then decoded: samples and label order, metadata, stale
  * markers, malformed snappy, truncated protobuf, oversize lengths, label
  * limits and validation (a bad series refuses the whole request). */
@@ -15,7 +15,7 @@
 #include <cmocka.h>
 #include <snappy-c.h>
 
-#include "ingest_prw.h"
+#include "ingest/prw.h"
 #include "proto/remote.pb-c.h"
 
 /* ---- building requests -------------------------------------------------- */

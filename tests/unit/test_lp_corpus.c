@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingest_line.h"
+#include "ingest/line.h"
 
 /* Cases the corpus decides in a way we deliberately do not follow; each is
  * explained in docs/line-protocol.md. Keyed by the case's "key". */

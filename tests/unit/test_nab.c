@@ -1,4 +1,4 @@
-/* test_nab.c — checks of the NAB scorer (src/nab.c).
+/* test_nab.c — checks of the NAB scorer (src/cli/nab.c).
  *
  * Hand-made cases: expected values are worked out from NAB's formulas in the
  * comments. With S(x) = 2/(1+exp(5x)) - 1 = -tanh(2.5x):
@@ -10,18 +10,18 @@
  * against figures produced by an independent transcription of NAB's
  * sweeper.py (calcSweepScore + calcScoreByThreshold + scoreDataSet) run on the
  * same scores, and print the figures. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
 
-#include "nab.h"
+#include "cli/nab.h"
 
 static const struct nab_profile *STD = &nab_default_profiles[0];
 static const struct nab_profile *LOWFP = &nab_default_profiles[1];
@@ -254,6 +254,47 @@ static void test_optimize_two_files(void **state)
 	nab_corpus_free(&c);
 }
 
+/* nab_optimize_weighted: corpus A wants threshold 0.8 (its window's only
+ * detection), corpus B 0.9 (0.8 there hits 5 FP rows before B's window, each
+ * -0.11). Swept together with weights, the heavier corpus wins; with one
+ * corpus and weight 1 it is NAB's optimiser. */
+static void test_optimize_weighted(void **state)
+{
+	(void)state;
+	static const size_t wa[1][2] = { { 30, 32 } }, wb[1][2] = { { 30, 32 } };
+	struct nab_corpus ca, cb;
+	nab_corpus_init(&ca);
+	nab_corpus_init(&cb);
+	struct nab_file *a = make_file(&ca, "t/a.csv", 40, wa, 1);
+	struct nab_file *b = make_file(&cb, "t/b.csv", 40, wb, 1);
+	a->score[30] = 0.8;
+	b->score[30] = 0.9;
+	for (size_t i = 1; i <= 5; i++)
+		b->score[i] = 0.8;
+	assert_int_equal(nab_corpus_prepare(&ca, 0.0), 0);
+	assert_int_equal(nab_corpus_prepare(&cb, 0.0), 0);
+	const struct nab_corpus *cs[2] = { &ca, &cb };
+	double t, t1, one = 1;
+	struct nab_result r;
+	nab_optimize(&cb, STD, &t1, &r);
+	double raw1 = r.raw;
+	nab_result_free(&r);
+	assert_true(nab_optimize_weighted(&cs[1], &one, 1, STD, &t) == raw1);
+	assert_true(t == t1 && t == 0.9 && fabs(raw1 - 1.0) < EPS);
+	/* equal weights: at 0.8, A gains 2 and B loses 0.55: 0.8 wins */
+	double w[2] = { 1, 1 };
+	double tot = nab_optimize_weighted(cs, w, 2, STD, &t);
+	assert_true(t == 0.8);
+	assert_true(fabs(tot - (1 + 1 - 0.55)) < EPS);
+	/* B weighs 5x: 0.8 gives 1 + 5 * 0.45 = 3.25, 0.9 gives -1 + 5 = 4 */
+	w[1] = 5;
+	tot = nab_optimize_weighted(cs, w, 2, STD, &t);
+	assert_true(t == 0.9);
+	assert_true(fabs(tot - 4.0) < EPS);
+	nab_corpus_free(&ca);
+	nab_corpus_free(&cb);
+}
+
 static void test_null_detects_all(void **state)
 {
 	(void)state;
@@ -304,6 +345,20 @@ static void test_window_snapping_and_kinds(void **state)
 	assert_int_equal(kind[4], NAB_ROW_TP);
 	assert_int_equal(kind[5], NAB_ROW_TP_LATER);
 	nab_corpus_free(&c);
+
+	/* a row whose timestamp goes back stays where it stands: windows snap
+	 * on the running maximum of the timestamps */
+	int64_t back[8] = { 0, 1000, 2000, 500, 3000, 4000, 5000, 6000 };
+	nab_corpus_init(&c);
+	f = nab_corpus_add(&c, "t/b.csv", back, NULL, 8);
+	assert_non_null(f);
+	assert_int_equal(nab_file_add_window(f, 2000, 4000), 0);
+	assert_int_equal(nab_corpus_prepare(&c, 0.0), 0);
+	assert_int_equal(f->windows[0].first, 2);
+	assert_int_equal(f->windows[0].last, 5);
+	assert_int_equal(f->row_window[3], 0);
+	assert_int_equal(f->row_window[6], -1);
+	nab_corpus_free(&c);
 }
 
 static void test_csv(void **state)
@@ -325,14 +380,21 @@ static void test_csv(void **state)
 	static const char *const bad[] = {
 		"timestamp,value\n2014-04-01 00:00:00,abc\n",
 		"timestamp,value\n2014-04-01 00:00:00,1\nnot a time,2\n",
-		"timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,2\n", /* goes back */
-		"timestamp,value\n2014-04-01 00:00:00,nan\n",
-		"timestamp,value\n2014-04-01 00:00:00,\n",
+		"timestamp,value\n2014-04-01 00:00:00,1x\n",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		assert_int_equal(nab_csv_parse(bad[i], "bad", &ts, &v, NULL, &n, err, sizeof err), -1);
 		print_message("rejected as expected: %s\n", err);
 	}
+	/* messy rows are kept, as NAB scores rows by position: a timestamp that
+	 * goes back, a missing value and a NaN (both NAN: the detector skips them) */
+	const char *messy = "timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,2\n"
+	                    "2014-04-01 00:10:00,\n2014-04-01 00:15:00,nan\n2014-04-01 00:20:00,5\n";
+	assert_int_equal(nab_csv_parse(messy, "messy", &ts, &v, NULL, &n, err, sizeof err), 0);
+	assert_int_equal(n, 5);
+	assert_true(ts[1] < ts[0] && v[1] == 2 && isnan(v[2]) && isnan(v[3]) && v[4] == 5);
+	free(ts);
+	free(v);
 	/* score column required with extra_out */
 	assert_int_equal(nab_csv_parse("2014-04-01 00:00:00,1\n", "x", &ts, &v, &x, &n, err,
 	                               sizeof err), -1);
@@ -486,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_far_fp_and_tiny_window),
 		cmocka_unit_test(test_probation),
 		cmocka_unit_test(test_optimize_two_files),
+		cmocka_unit_test(test_optimize_weighted),
 		cmocka_unit_test(test_null_detects_all),
 		cmocka_unit_test(test_window_snapping_and_kinds),
 		cmocka_unit_test(test_csv),

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "notify.h"
-#include "timefmt.h"
-#include "yaml_tree.h"
+#include "alert/notify.h"
+#include "util/timefmt.h"
+#include "util/yaml_tree.h"
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -226,7 +226,7 @@ static void test_postable_alert(void **st)
 	(void)st;
 	struct notify_clock t = { .now_ms = NOW, .seen_ms = NOW, .valid_ms = 4 * MIN };
 	struct alert_rec r = rec("firing", NOW - 400 * MIN, 0, NOW - 400 * MIN);
-	json_t *o = load(notify_alert_json(&r, &t, "http://fs.example:9790", 0));
+	json_t *o = load(notify_alert_json(&r, &t, "http://fs.example:9790", NULL, 0));
 	char b[40];
 	/* exactly the postableAlert fields */
 	assert_int_equal(json_object_size(o), 5);
@@ -247,7 +247,7 @@ static void test_postable_alert(void **st)
 	/* resolved: endsAt is the resolved time; no external URL -> no generatorURL */
 	t.ended_seen_ms = NOW;
 	r = rec("resolved", NOW - 400 * MIN, NOW - 390 * MIN, NOW - 390 * MIN);
-	o = load(notify_alert_json(&r, &t, NULL, 0));
+	o = load(notify_alert_json(&r, &t, NULL, NULL, 0));
 	ms_str(NOW - 390 * MIN, b);
 	assert_string_equal(jstr(o, "endsAt", NULL), b);
 	assert_null(json_object_get(o, "generatorURL"));
@@ -263,7 +263,7 @@ static void test_labels_sanitised(void **st)
 	r.labels_json = "{\"__name__\":\"cpu\",\"metric\":\"own\",\"host.name\":\"a\",\"1st\":\"b\","
 	                "\"host_name\":\"real\",\"n\":3,\"skip\":null,\"\":\"empty\"}";
 	r.annotations_json = "{\"summary\":\"x\",\"score\":0.5,\"ok\":true,\"bad-key\":\"v\"}";
-	json_t *o = load(notify_alert_json(&r, &t, NULL, 0));
+	json_t *o = load(notify_alert_json(&r, &t, NULL, NULL, 0));
 	json_t *l = json_object_get(o, "labels");
 	assert_string_equal(jstr(l, "metric", NULL), "own"); /* an existing metric label wins */
 	assert_string_equal(jstr(l, "host_name", NULL), "real"); /* real name beats sanitised one */
@@ -291,7 +291,7 @@ static void test_labels_sanitised(void **st)
 	assert_false(notify_label_name_valid(""));
 	/* bad JSON from the store: no payload rather than a wrong one */
 	r.labels_json = "{not json";
-	assert_null(notify_alert_json(&r, &t, NULL, 0));
+	assert_null(notify_alert_json(&r, &t, NULL, NULL, 0));
 }
 
 static void test_webhook_alert_and_fingerprint(void **st)
@@ -303,7 +303,7 @@ static void test_webhook_alert_and_fingerprint(void **st)
 	            5799056148416392346ULL);
 	struct notify_clock t = { .now_ms = NOW, .valid_ms = 4 * MIN };
 	struct alert_rec r = rec("firing", NOW - MIN, 0, NOW - MIN);
-	json_t *o = load(notify_alert_json(&r, &t, "http://x", 1));
+	json_t *o = load(notify_alert_json(&r, &t, "http://x", NULL, 1));
 	assert_string_equal(jstr(o, "status", NULL), "firing");
 	assert_string_equal(jstr(o, "endsAt", NULL), "0001-01-01T00:00:00Z");
 	char fp[24];
@@ -312,13 +312,54 @@ static void test_webhook_alert_and_fingerprint(void **st)
 	assert_non_null(json_object_get(o, "generatorURL"));
 	json_decref(o);
 	r = rec("resolved", NOW - 10 * MIN, NOW - MIN, NOW - MIN);
-	o = load(notify_alert_json(&r, &t, NULL, 1));
+	o = load(notify_alert_json(&r, &t, NULL, NULL, 1));
 	assert_string_equal(jstr(o, "status", NULL), "resolved");
 	char b[40];
 	ms_str(NOW - MIN, b);
 	assert_string_equal(jstr(o, "endsAt", NULL), b);
 	assert_string_equal(jstr(o, "fingerprint", NULL), fp); /* same labels, same fingerprint */
 	json_decref(o);
+}
+
+/* External labels (shard, ...) go onto every alert, the alert's own labels
+ * win, and the webhook fingerprint covers the labels as sent. */
+static void test_external_labels(void **st)
+{
+	(void)st;
+	struct label_ref refs[] = { { "shard", 5, "a", 1 },
+		                    { "region", 6, "eu", 2 },
+		                    { "service", 7, "other", 5 } };
+	struct labels ext;
+	char err[128];
+	assert_int_equal(labels_from_refs(&ext, refs, 3, NULL, err, sizeof err), 0);
+	struct notify_clock t = { .now_ms = NOW, .valid_ms = 4 * MIN };
+	struct alert_rec r = rec("firing", NOW - MIN, 0, NOW - MIN);
+	for (int webhook = 0; webhook <= 1; webhook++) {
+		json_t *o = load(notify_alert_json(&r, &t, NULL, &ext, webhook));
+		json_t *l = json_object_get(o, "labels");
+		assert_string_equal(jstr(l, "shard", NULL), "a");
+		assert_string_equal(jstr(l, "region", NULL), "eu");
+		assert_string_equal(jstr(l, "service", NULL), "checkout"); /* the alert's own wins */
+		assert_string_equal(jstr(l, "__name__", NULL), "api_latency");
+		if (webhook) {
+			char *sent = json_dumps(l, JSON_COMPACT);
+			char fp[24], fp_own[24];
+			snprintf(fp, sizeof fp, "%016llx", (unsigned long long)notify_fingerprint(sent));
+			snprintf(fp_own, sizeof fp_own, "%016llx",
+			         (unsigned long long)notify_fingerprint(r.labels_json));
+			assert_string_equal(jstr(o, "fingerprint", NULL), fp);
+			assert_string_not_equal(fp, fp_own);
+			free(sent);
+		}
+		json_decref(o);
+	}
+	/* an empty set changes nothing */
+	struct labels none = { 0 };
+	char *a = notify_alert_json(&r, &t, NULL, &none, 1), *b = notify_alert_json(&r, &t, NULL, NULL, 1);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	labels_free(&ext);
 }
 
 /* ---- backoff ------------------------------------------------------------ */
@@ -366,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_postable_alert),
 		cmocka_unit_test(test_labels_sanitised),
 		cmocka_unit_test(test_webhook_alert_and_fingerprint),
+		cmocka_unit_test(test_external_labels),
 		cmocka_unit_test(test_backoff),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

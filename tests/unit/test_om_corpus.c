@@ -19,7 +19,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "ingest_prom.h"
+#include "ingest/prom.h"
 
 /* Cases we knowingly get wrong; keep in sync with docs/prometheus-formats.md.
  * Currently none. */

@@ -51,6 +51,11 @@ printf 'timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,2\n2014-04-0
 [ "$(grep -c ',dropped$' "$T/ooo.out")" -eq 2 ] && grep -q "line 4" "$T/ooo.err" && grep -q "line 5" "$T/ooo.err" \
 	&& ok || bad "dropped rows: $(cat "$T/ooo.out")"
 [ "$(wc -l <"$T/ooo.out")" -eq 6 ] && ok || bad "ooo row count"
+grep -q "2 of 5 rows dropped (non_finite 0, duplicate 1, out_of_order 1)" "$T/ooo.err" && ok || bad "drop counts: $(cat "$T/ooo.err")"
+# a missing value is a gap (dropped, counted), not an error
+printf 'timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,\n2014-04-01 00:10:00,NaN\n2014-04-01 00:15:00,5\n' >"$T/gap.csv"
+"$BIN" replay "$T/gap.csv" >"$T/gap.out" 2>"$T/gap.err" && ok || bad "missing value: exit status $(cat "$T/gap.err")"
+[ "$(grep -c ',dropped$' "$T/gap.out")" -eq 2 ] && grep -q "non_finite 2" "$T/gap.err" && ok || bad "missing values: $(cat "$T/gap.out" "$T/gap.err")"
 
 # unknown option / bad model
 "$BIN" replay --bogus "$T/s.csv" >/dev/null 2>&1

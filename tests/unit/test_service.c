@@ -1,10 +1,10 @@
 /* test_service.c — unit tests of service models and their early-warning
- * detectors (src/service.c): model parsing (good and bad files, with line
+ * detectors (src/service/): model parsing (good and bad files, with line
  * numbers), binding series to roles, the event-time grid, burn-rate
  * arithmetic on known inputs, the count-aware error-ratio test (2 errors in 3
  * requests at night vs 0.5% at 10k req/s), overload risk on a synthetic
- * surge, and determinism. The test includes service.c to reach its static
- * helpers (the library copy is then not linked). */
+ * surge, and determinism. It reaches the service state and the
+ * error-ratio helpers through service/internal.h. */
 #include "config.h"
 
 #include <math.h>
@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "../../src/service.c"
+#include "service/internal.h"
 
 #define T0 1700006400000LL /* 2023-11-15T00:00:00Z */
 

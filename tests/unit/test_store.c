@@ -1,4 +1,4 @@
-/* test_store.c — unit tests of the SQLite store (src/store.c): schema and
+/* test_store.c — unit tests of the SQLite store (src/store/store.c): schema and
  * migrations, alert upsert/scan/history/prune, checkpoints, integrity check,
  * concurrent readers and writers, and a timed bulk checkpoint.
  *
@@ -20,8 +20,8 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "log.h"
-#include "store.h"
+#include "util/log.h"
+#include "store/store.h"
 
 struct fixture {
 	char dir[512];
@@ -167,7 +167,7 @@ static void test_reopen_and_newer_schema(void **state)
 	assert_null(store_open(fx->path, err, sizeof err));
 	assert_non_null(strstr(err, "unsupported schema version 99"));
 	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 1", NULL, NULL,
+	assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 2", NULL, NULL,
 	                              NULL), SQLITE_OK);
 	sqlite3_close(db);
 	fx->s = store_open(fx->path, err, sizeof err);

@@ -1,4 +1,4 @@
-/* test_timefmt.c — unit tests for src/timefmt.c: accepted and rejected
+/* test_timefmt.c — unit tests for src/util/timefmt.c: accepted and rejected
  * timestamps, round trips, and the calendar arithmetic over a wide range. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "timefmt.h"
+#include "util/timefmt.h"
 
 struct ok_case {
 	const char *in;

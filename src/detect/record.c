@@ -1,0 +1,104 @@
+/* detect/record.c — "record": how far a sample breaks the recent range.
+ *
+ * Keeps a slow robust mean mu and deviation d of the value (on asinh(x/|x|~)
+ * with `log`), and a decayed running maximum and minimum that relax towards
+ * mu with half-life `halflife` samples. The raw score is how far the sample
+ * lies beyond that range, in robust sigmas: 0 inside the range, so the many
+ * ordinary bursts of a spiky series that stay below earlier peaks score
+ * nothing, while a value beyond anything seen for a while scores high.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "detect/detectors.h"
+
+enum { P_HALFLIFE, P_MEAN_HALFLIFE, P_LOG, P_MIN_REL, P_MARGIN, P_HALFLIFE_T };
+
+static const struct param_def params[] = {
+	{ "halflife", PARAM_NUMBER, 2000, 1, 1e7 },     /* range relaxation, samples */
+	{ "mean_halflife", PARAM_NUMBER, 1000, 1, 1e7 },/* mean and deviation, samples */
+	{ "log", PARAM_BOOL, 0, 0, 1 },
+	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
+	{ "margin", PARAM_NUMBER, 0, 0, 100 },          /* sigmas inside the range that already count */
+	{ "halflife_time", PARAM_DURATION, 0, 0, 3650 * 86400e3 }, /* range relaxation in event time (0: use halflife) */
+};
+
+struct record_state {
+	double mu;
+	float dev, hi, lo, mag, absmax;
+	uint32_t n;
+};
+
+static size_t record_size(const double *p)
+{
+	return sizeof(struct record_state);
+}
+
+static void record_init(const double *p, void *state)
+{
+	memset(state, 0, sizeof(struct record_state));
+}
+
+static void record_update(const double *p, void *state, const struct comp_ctx *c,
+                          struct comp_out *o)
+{
+	struct record_state *s = state;
+	/* the range is kept in floats: clamp so that one absurd value cannot
+	 * turn it into inf/NaN for good */
+	double x = c->value > 1e30 ? 1e30 : c->value < -1e30 ? -1e30 : c->value;
+	o->expected = o->lower = o->upper = NAN;
+	o->direction = 0;
+	double x0 = x;
+	if (p[P_LOG] > 0) {
+		double mag;
+		x = det_asinh_scale(&s->mag, s->n, x, &mag);
+	}
+	if (s->n == 0) {
+		s->mu = x;
+		s->hi = s->lo = (float)x;
+		s->absmax = (float)fabs(x);
+		s->n = 1;
+		o->raw = 0;
+		return;
+	}
+	double floor = p[P_MIN_REL] * (double)s->absmax + 1e-12;
+	double sigma = 1.2533 * (double)s->dev;
+	if (sigma < floor)
+		sigma = floor;
+	double up = (x - ((double)s->hi - p[P_MARGIN] * sigma)) / sigma;
+	double dn = (((double)s->lo + p[P_MARGIN] * sigma) - x) / sigma;
+	o->raw = up > 0 ? up : dn > 0 ? dn : 0;
+	o->direction = up > 0 ? 1 : dn > 0 ? -1 : 0;
+
+	double a = det_warm_alpha(p[P_MEAN_HALFLIFE], c->steps, s->n);
+	double r = x - s->mu;
+	double lim = 4 * sigma;
+	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
+	s->mu += a * rc;
+	s->dev += (float)(a * (fabs(rc) - (double)s->dev));
+	double hl = p[P_HALFLIFE];
+	if (p[P_HALFLIFE_T] > 0 && c->interval_ms > 0)
+		hl = p[P_HALFLIFE_T] / c->interval_ms;
+	double ar = det_alpha(hl, c->steps);
+	double hi = (double)s->hi - ar * ((double)s->hi - s->mu);
+	double lo = (double)s->lo - ar * ((double)s->lo - s->mu);
+	s->hi = (float)(x > hi ? x : hi);
+	s->lo = (float)(x < lo ? x : lo);
+	if (p[P_LOG] > 0)
+		det_mag_learn(&s->mag, a, x0);
+	float ax = (float)fabs(x);
+	s->absmax = ax > s->absmax ? ax : s->absmax + (float)a * (ax - s->absmax);
+	if (s->n < UINT32_MAX)
+		s->n++;
+}
+
+const struct comp_kind comp_record = {
+	.name = "record",
+	.params = params,
+	.nparams = sizeof params / sizeof params[0],
+	.state_size = record_size,
+	.init = record_init,
+	.update = record_update,
+};

@@ -1,0 +1,191 @@
+/* detect/seasonal.c — "seasonal": time-of-period profile around a slow level.
+ *
+ * The period (default one day) is cut into B buckets keyed by event time
+ * (ts mod period), not by row index, so irregular sampling and gaps keep each
+ * sample in the right bucket. A slow EWMA level L follows the trend; each
+ * bucket keeps an EWMA of the offset x - L and of its absolute deviation.
+ * Bucket half-lives are in periods (visits), so a 10 s stream and a 5 min
+ * stream forget at the same pace in event time. Expected value: L + offset[b]. Raw score: |x - expected| in robust sigmas of
+ * that bucket (pooled with the series-wide deviation so sparse buckets are not
+ * over-confident). A bucket scores 0 until it has seen `min_count` samples.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "detect/detectors.h"
+
+#define SEAS_MAX_BUCKETS 168
+
+enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL, P_POOL, P_LOG,
+       P_WEEKDAY };
+
+static const struct param_def params[] = {
+	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
+	{ "buckets", PARAM_INT, 48, 2, SEAS_MAX_BUCKETS },
+	{ "halflife", PARAM_NUMBER, 8, 0.05, 1e4 },      /* periods (visits of a bucket) */
+	{ "level_halflife", PARAM_NUMBER, 1000, 1, 1e7 }, /* samples */
+	{ "min_count", PARAM_INT, 8, 1, 1000 },
+	{ "band", PARAM_NUMBER, 3, 0.5, 100 },
+	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
+	{ "bucket_weight", PARAM_NUMBER, 0.5, 0, 1 }, /* bucket vs series-wide deviation */
+	{ "log", PARAM_BOOL, 0, 0, 1 }, /* model asinh(x / typical |x|) instead of x */
+	{ "weekday", PARAM_BOOL, 0, 0, 1 }, /* and an offset per day of the week (UTC) */
+};
+
+#define DAY_MS 86400000LL
+
+struct seas_state {
+	double level;
+	float gdev;   /* series-wide deviation of the residual */
+	float absmax;
+	uint32_t n;
+	float mag;    /* typical |x| (log mode) */
+	/* followed by B bucket records */
+};
+
+struct seas_bucket {
+	float off, dev;
+	uint32_t cnt;
+};
+
+/* The buckets of the period, then (weekday) one per day of the week. */
+static size_t seas_size(const double *p)
+{
+	return sizeof(struct seas_state) +
+	       ((size_t)p[P_BUCKETS] + (p[P_WEEKDAY] > 0 ? 7 : 0)) * sizeof(struct seas_bucket);
+}
+
+static void seas_init(const double *p, void *state)
+{
+	memset(state, 0, seas_size(p));
+}
+
+static void seas_update(const double *p, void *state, const struct comp_ctx *c,
+                        struct comp_out *o)
+{
+	struct seas_state *s = state;
+	struct seas_bucket *bk = (struct seas_bucket *)(s + 1);
+	int nb = (int)p[P_BUCKETS];
+	int64_t period = (int64_t)p[P_PERIOD];
+	int64_t ph = c->ts_ms % period;
+	if (ph < 0)
+		ph += period;
+	int b = (int)(ph * nb / period);
+	struct seas_bucket *k = &bk[b];
+	/* the day-of-week offset: 0 until that day has been seen */
+	struct seas_bucket *wd = NULL;
+	double wo = 0;
+	if (p[P_WEEKDAY] > 0) {
+		int64_t day = c->ts_ms >= 0 ? c->ts_ms / DAY_MS : (c->ts_ms - DAY_MS + 1) / DAY_MS;
+		int d = (int)(((day % 7) + 7) % 7);
+		wd = &bk[nb + d];
+		wo = wd->cnt ? (double)wd->off : 0;
+	}
+	double x = c->value;
+	double mag = 1;
+	if (p[P_LOG] > 0) {
+		x = det_asinh_scale(&s->mag, s->n, x, &mag);
+	}
+
+	if (s->n == 0) {
+		s->level = x;
+		s->absmax = (float)fabs(x);
+	}
+	double floor = p[P_MIN_REL] * (double)s->absmax + 1e-12;
+	double exp_v = s->level + k->off + wo;
+	double wb = p[P_POOL];
+	double sig_b = 1.2533 * (wb * (double)k->dev + (1 - wb) * (double)s->gdev);
+	if (sig_b < floor)
+		sig_b = floor;
+	double r = x - exp_v;
+	if (k->cnt >= (uint32_t)p[P_MIN_COUNT]) {
+		o->raw = fabs(r) / sig_b;
+		o->expected = exp_v;
+		o->lower = exp_v - p[P_BAND] * sig_b;
+		o->upper = exp_v + p[P_BAND] * sig_b;
+		o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
+		if (p[P_LOG] > 0)
+			o->mag = mag; /* mapped back by model_update if reported */
+	} else {
+		o->raw = NAN; /* not ready: the likelihood stage neither scores nor learns */
+		o->expected = o->lower = o->upper = NAN;
+		o->direction = 0;
+	}
+
+	/* learn */
+	double al = det_warm_alpha(p[P_LEVEL_HALFLIFE], c->steps, s->n);
+	/* A bucket's half-life is counted in periods, whatever the sampling rate:
+	 * one visit of the bucket lasts period/B and holds about that many
+	 * sampling intervals. */
+	double spv = ((double)period / nb) / c->interval_ms;
+	if (!(spv >= 1))
+		spv = 1;
+	/* warm start: a plain running mean until the EWMA weight takes over */
+	double ab = det_alpha(p[P_HALFLIFE] * spv, c->steps);
+	if (ab < 1.0 / (k->cnt + 1))
+		ab = 1.0 / (k->cnt + 1);
+	double lim = 4 * sig_b;
+	double rc = r;
+	if (k->cnt >= 4) {
+		if (rc > lim)
+			rc = lim;
+		else if (rc < -lim)
+			rc = -lim;
+	}
+	double off = (double)k->off + ab * rc;
+	if (k->cnt == 0)
+		off = x - s->level - wo;
+	if (wd) {
+		/* the weekday offset learns what the daily profile leaves, at the
+		 * same pace in event time (a day is B buckets), warm-started */
+		double aw = det_alpha(p[P_HALFLIFE] * spv * nb, c->steps);
+		if (aw < 1.0 / (wd->cnt + 1))
+			aw = 1.0 / (wd->cnt + 1);
+		double rw = k->cnt >= 4 ? rc : 0; /* once the bucket knows its offset */
+		wd->off = (float)((double)wd->off + aw * rw);
+		if (wd->cnt < UINT32_MAX && k->cnt >= 4)
+			wd->cnt++;
+	}
+	k->dev += (float)(ab * (fabs(rc) - (double)k->dev));
+	k->off = (float)off;
+	if (k->cnt < UINT32_MAX)
+		k->cnt++;
+	if (s->n > 0 || k->cnt > 1)
+		s->gdev += (float)(al * (fabs(rc) - (double)s->gdev));
+	/* the level follows the deseasonalised value */
+	double des = x - (double)k->off - (wd ? (double)wd->off : 0);
+	double dl = des - s->level;
+	s->level += al * dl;
+	if (p[P_LOG] > 0)
+		det_mag_learn(&s->mag, al, c->value);
+	float ax = (float)fabs(x);
+	s->absmax = ax > s->absmax ? ax : s->absmax + (float)al * (ax - s->absmax);
+	if (s->n < UINT32_MAX)
+		s->n++;
+}
+
+/* A sample touches the header and the bucket of its phase only. */
+static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
+{
+	const struct seas_state *s = state;
+	const struct seas_bucket *bk = (const struct seas_bucket *)(s + 1);
+	int nb = (int)p[P_BUCKETS];
+	int64_t period = (int64_t)p[P_PERIOD];
+	int64_t ph = ts_ms % period;
+	if (ph < 0)
+		ph += period;
+	__builtin_prefetch(s, 1);
+	__builtin_prefetch(&bk[ph * nb / period], 1);
+}
+
+const struct comp_kind comp_seasonal = {
+	.name = "seasonal",
+	.params = params,
+	.nparams = sizeof params / sizeof params[0],
+	.state_size = seas_size,
+	.init = seas_init,
+	.update = seas_update,
+	.prefetch = seas_prefetch,
+};

@@ -1,0 +1,151 @@
+/* engine/annotate.c — an alert transition as the store and the notifier
+ * see it: labels and annotations JSON, and the per-shard queue of
+ * transitions waiting to be written (eng_flush_shard in core.c). */
+#include "config.h" /* autoconf: _GNU_SOURCE */
+
+#include "engine/engine.h"
+#include "engine/internal.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+char *eng_labels_json(const struct labels *l, const char *alertname, const char *severity)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		json_object_set_new(o, l->names[i], json_string(l->values[i]));
+	if (alertname) {
+		json_object_set_new(o, "alertname", json_string(alertname));
+		if (!json_object_get(o, "severity"))
+			json_object_set_new(o, "severity", json_string(severity ? severity : "warning"));
+	}
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+static void fmt_num(char *buf, size_t len, double v)
+{
+	if (isnan(v))
+		snprintf(buf, len, "unknown");
+	else
+		snprintf(buf, len, "%.6g", v);
+}
+
+static char *annotations_json(const struct engine *e, const struct series *s,
+                              const struct det_result *r, double value, enum alert_event ev)
+{
+	char val[32], exp[32], lo[32], hi[32];
+	fmt_num(val, sizeof val, value);
+	fmt_num(exp, sizeof exp, r->expected);
+	fmt_num(lo, sizeof lo, r->lower);
+	fmt_num(hi, sizeof hi, r->upper);
+	const char *dir = r->direction > 0 ? "above" : r->direction < 0 ? "below" : "within";
+	const struct model_alerting *al = model_alerting(e->model);
+	char summary[1024], desc[2048];
+	if (ev == AEV_RESOLVED || ev == AEV_CANCELLED) {
+		snprintf(summary, sizeof summary,
+		         "%s is back to normal: %s, expected %s (band %s to %s)", s->key, val, exp, lo,
+		         hi);
+		snprintf(desc, sizeof desc,
+		         "Model '%s' score fell to %.3f (below %.3f); the highest score of this alert "
+		         "was %.3f.",
+		         model_name(e->model), r->score, al->clear_threshold, s->alert.peak_score);
+	} else {
+		snprintf(summary, sizeof summary,
+		         "%s is anomalous: %s, %s the expected %s (band %s to %s)", s->key, val, dir, exp,
+		         lo, hi);
+		snprintf(desc, sizeof desc,
+		         "Model '%s' scored %.3f (threshold %.3f); the component that fired most was "
+		         "'%s'. Value %s is %s the expected band [%s, %s] around %s.",
+		         model_name(e->model), r->score, al->threshold,
+		         r->component ? r->component : "unknown", val, dir, lo, hi, exp);
+	}
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "summary", json_string(summary));
+	json_object_set_new(o, "description", json_string(desc));
+	json_object_set_new(o, "series", json_string(s->key));
+	json_object_set_new(o, "expected", json_string(exp));
+	json_object_set_new(o, "lower", json_string(lo));
+	json_object_set_new(o, "upper", json_string(hi));
+	json_object_set_new(o, "observed", json_string(val));
+	json_object_set_new(o, "component", json_string(r->component ? r->component : ""));
+	json_object_set_new(o, "direction", json_string(dir));
+	json_object_set_new(o, "model", json_string(model_name(e->model)));
+	if (e->external_url) {
+		char *url = NULL;
+		if (asprintf(&url, "%s/api/v1/anomalies?series=%s", e->external_url, s->key) >= 0) {
+			json_object_set_new(o, "link", json_string(url));
+			free(url);
+		}
+	}
+	char *out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return out;
+}
+
+/* Queue one transition of the alert whose state machine is f. Takes
+ * ownership of key, labels and annotations (freed on failure). Assigns the
+ * alert id when the transition opens a new alert. */
+void eng_queue_rec(struct engine *e, struct shard *sh, struct alert_fsm *f,
+                      enum alert_event ev, char *key, char *labels, char *annotations, int64_t ts,
+                      double value, double score)
+{
+	if (!key || !labels || !annotations)
+		goto oom;
+	if (sh->npend == sh->cappend) {
+		size_t ncap = sh->cappend ? sh->cappend * 2 : 16;
+		struct pending_tr *np = realloc(sh->pend, ncap * sizeof *np);
+		if (!np)
+			goto oom;
+		sh->pend = np;
+		sh->cappend = ncap;
+	}
+	struct pending_tr *p = &sh->pend[sh->npend];
+	memset(p, 0, sizeof *p);
+	if (ev == AEV_PENDING || (ev == AEV_FIRING && f->active_at_ms == ts && f->alert_id == 0)) {
+		p->new_alert = 1;
+		f->alert_id = atomic_fetch_add(&e->next_alert_id, 1);
+	}
+	p->rec.id = f->alert_id;
+	p->rec.series_key = key;
+	p->rec.labels_json = labels;
+	p->rec.annotations_json = annotations;
+	p->rec.state = alert_event_name(ev);
+	p->rec.active_at_ms = f->active_at_ms;
+	p->rec.firing_at_ms = f->firing_at_ms;
+	p->rec.resolved_at_ms = (ev == AEV_RESOLVED || ev == AEV_CANCELLED) ? ts : 0;
+	p->rec.event_at_ms = ts;
+	p->rec.value = value;
+	p->rec.score = score;
+	sh->npend++;
+	atomic_fetch_add(&sh->npend_a, 1);
+	atomic_fetch_add_explicit(&e->stats->alert_transitions, 1, memory_order_relaxed);
+	log_msg(LOG_INFO, "event=alert_%s alert_id=%lld series=%s score=%.3f value=%g",
+	        alert_event_name(ev), (long long)p->rec.id, key, score, value);
+	return;
+oom:
+	log_msg(LOG_ERROR, "event=alert_dropped series=%s reason=oom", key ? key : "?");
+	free(key);
+	free(labels);
+	free(annotations);
+}
+
+void eng_queue_transition(struct engine *e, struct shard *sh, struct series *s,
+                             enum alert_event ev, const struct det_result *r, int64_t ts,
+                             double value)
+{
+	eng_queue_rec(e, sh, &s->alert, ev, strdup(s->key),
+	          eng_labels_json(&s->labels, e->alertname, model_alerting(e->model)->severity),
+	          annotations_json(e, s, r, value, ev), ts, value, r->score);
+}

@@ -1,0 +1,908 @@
+/* engine/core.c — the engine's life cycle, shard routing, batches (add,
+ * stage, commit, end), the per-sample path (find or create the series, order
+ * check, detector, alert state) and the flush of alert transitions to the
+ * store (see engine.h). */
+#include "config.h" /* autoconf: _GNU_SOURCE */
+
+#include "engine/engine.h"
+#include "engine/internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "service/service.h"
+#include "store/store.h"
+
+
+void engine_config_default(struct engine_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->max_series = 1000000;
+	c->quantiles[0] = 0.5;
+	c->quantiles[1] = 0.9;
+	c->quantiles[2] = 0.99;
+	c->nquantiles = 3;
+	c->history_points = 32;
+	c->label_limits = (struct label_limits)LABEL_LIMITS_DEFAULT;
+	c->alert_retention_ms = 7LL * 86400 * 1000;
+	c->alertname = "ForeshockAnomaly";
+	c->external_url = NULL;
+	c->forecast = 1;
+	forecast_params_default(&c->forecast_params);
+}
+
+/* The per-series state block: [model state][forecaster state], and the
+ * fingerprint that guards checkpoints of that layout. */
+static void set_layout(struct engine *e)
+{
+	e->det_size = model_state_size(e->model);
+	e->fc_off = (e->det_size + 15) & ~(size_t)15;
+	e->fc_size = e->cfg.forecast ? forecast_state_size(&e->cfg.forecast_params) : 0;
+	uint64_t fp = model_fingerprint(e->model);
+	if (e->fc_size) {
+		/* fold the forecaster's parameters into the fingerprint */
+		const unsigned char *b = (const unsigned char *)&e->cfg.forecast_params;
+		uint64_t h = 0xcbf29ce484222325ULL ^ e->fc_size;
+		for (size_t i = 0; i < sizeof e->cfg.forecast_params; i++) {
+			h ^= b[i];
+			h *= 0x100000001b3ULL;
+		}
+		fp ^= h;
+	}
+	e->fingerprint = fp;
+}
+
+void eng_state_init(struct engine *e, struct series *s)
+{
+	model_state_init(e->model, s->det_state);
+	if (e->fc_size)
+		forecast_state_init(&e->cfg.forecast_params, s->det_state + e->fc_off);
+}
+
+struct engine *engine_new(const struct engine_config *cfg, struct model *model,
+                          struct store *store, struct selfstats *stats, char *err, size_t errlen)
+{
+	struct engine *e = calloc(1, sizeof *e);
+	if (!e) {
+		snprintf(err, errlen, "out of memory");
+		model_free(model);
+		return NULL;
+	}
+	pthread_mutex_init(&e->flush_mu, NULL);
+	pthread_mutex_init(&e->fam_mu, NULL);
+	pthread_mutex_init(&e->svc_mu, NULL);
+	/* adaptive: a batch holds a shard for one sample at a time, so a
+	 * contended lock is usually free again within a few hundred ns:
+	 * spin briefly before sleeping in the kernel */
+	pthread_mutexattr_t ma;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	for (unsigned i = 0; i < ENGINE_SHARDS; i++) {
+		pthread_mutex_init(&e->sh[i].mu, &ma);
+		e->sh[i].id = i;
+	}
+	pthread_mutexattr_destroy(&ma);
+	e->cfg = *cfg;
+	e->alertname = strdup(cfg->alertname ? cfg->alertname : "ForeshockAnomaly");
+	e->external_url = cfg->external_url ? strdup(cfg->external_url) : NULL;
+	e->cfg.alertname = e->alertname;
+	e->cfg.external_url = e->external_url;
+	e->model = model;
+	e->store = store;
+	e->stats = stats;
+	set_layout(e);
+	int ok = e->alertname != NULL;
+	for (unsigned i = 0; i < ENGINE_SHARDS && ok; i++)
+		ok = registry_init(&e->sh[i].reg, cfg->max_series, e->fc_off + e->fc_size,
+		                   cfg->history_points) == 0;
+	if (!ok) {
+		snprintf(err, errlen, "out of memory");
+		engine_free(e);
+		return NULL;
+	}
+	int64_t max = 0;
+	if (store && store_alerts_max_id(store, &max) < 0) {
+		snprintf(err, errlen, "cannot read alerts from the store");
+		engine_free(e);
+		return NULL;
+	}
+	atomic_store(&e->next_alert_id, max + 1);
+	return e;
+}
+
+static void pending_free(struct pending_tr *p)
+{
+	free((char *)p->rec.series_key);
+	free((char *)p->rec.labels_json);
+	free((char *)p->rec.annotations_json);
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		struct shard *sh = &e->sh[k];
+		for (size_t i = 0; i < sh->npend; i++)
+			pending_free(&sh->pend[i]);
+		free(sh->pend);
+		for (size_t i = 0; i < sh->ngroups; i++) {
+			labels_free(&sh->groups[i]->labels);
+			free(sh->groups[i]);
+		}
+		free(sh->groups);
+		free(sh->gtable);
+		registry_free(&sh->reg);
+		pthread_mutex_destroy(&sh->mu);
+	}
+	for (size_t i = 0; i <= e->fam_mask && e->fam_names; i++)
+		free(e->fam_names[i]);
+	free(e->fam_names);
+	free(e->fam_types);
+	services_free(e->svcs);
+	free(e->str);
+	model_free(e->model);
+	free(e->alertname);
+	free(e->external_url);
+	pthread_mutex_destroy(&e->flush_mu);
+	pthread_mutex_destroy(&e->fam_mu);
+	pthread_mutex_destroy(&e->svc_mu);
+	free(e);
+}
+
+struct engine_staged {
+	int64_t ts_ms;
+	double value;
+	uint64_t hash;             /* labels_hash_refs() */
+	uint32_t ref0;             /* first label in b->sref (4 words per label) */
+	uint16_t nref;
+	uint8_t shard;
+};
+
+/* Staging buffers are kept per thread between batches (an HTTP connection
+ * has its own thread, so its next request reuses them): a 5,000-line body
+ * stages ~700 KB, and allocating and returning that per request cost page
+ * faults on every one (3% of the ingest profile). A thread keeps at most
+ * STAGE_KEEP bytes (about 15,000 staged samples), so 1,024 idle keep-alive
+ * connections hold at most 2 GiB between requests, and a larger body's
+ * buffers are freed after it; they are freed when the thread exits. The
+ * cache is thread-local: no thread ever sees another's. */
+#define STAGE_KEEP ((size_t)2 << 20)
+
+struct stage_cache {
+	struct engine_staged *st;
+	size_t capst;
+	uint32_t *sref;
+	size_t capsref;
+	char *sbytes;
+	size_t capbytes;
+};
+
+static pthread_key_t stage_key;
+static pthread_once_t stage_once = PTHREAD_ONCE_INIT;
+static int stage_key_ok;
+
+static void stage_cache_free(void *p)
+{
+	struct stage_cache *c = p;
+	free(c->st);
+	free(c->sref);
+	free(c->sbytes);
+	free(c);
+}
+
+static void stage_key_init(void)
+{
+	stage_key_ok = pthread_key_create(&stage_key, stage_cache_free) == 0;
+}
+
+void engine_batch_begin(struct engine *e, struct engine_batch *b)
+{
+	memset(b, 0, sizeof *b);
+	b->e = e;
+	b->shard = -1;
+	pthread_once(&stage_once, stage_key_init);
+	struct stage_cache *c = stage_key_ok ? pthread_getspecific(stage_key) : NULL;
+	if (c) { /* take the thread's buffers */
+		b->st = c->st;
+		b->capst = c->capst;
+		b->sref = c->sref;
+		b->capsref = c->capsref;
+		b->sbytes = c->sbytes;
+		b->capbytes = c->capbytes;
+		memset(c, 0, sizeof *c);
+	}
+}
+
+/* Give the batch's staging buffers back to the thread, or free them. */
+static void stage_release(struct engine_batch *b)
+{
+	struct stage_cache *c = stage_key_ok ? pthread_getspecific(stage_key) : NULL;
+	size_t bytes = b->capst * sizeof *b->st + b->capsref * sizeof *b->sref + b->capbytes;
+	if (!c && stage_key_ok && bytes > 0 && bytes <= STAGE_KEEP &&
+	    (c = calloc(1, sizeof *c)) && pthread_setspecific(stage_key, c) != 0) {
+		free(c);
+		c = NULL;
+	}
+	if (c && !c->st && !c->sref && !c->sbytes && bytes <= STAGE_KEEP) {
+		*c = (struct stage_cache){ b->st, b->capst, b->sref, b->capsref, b->sbytes,
+			                   b->capbytes };
+	} else {
+		free(b->st);
+		free(b->sref);
+		free(b->sbytes);
+	}
+	b->st = NULL;
+	b->sref = NULL;
+	b->sbytes = NULL;
+	b->capst = b->capsref = b->capbytes = 0;
+}
+
+int eng_reject(struct engine_batch *b, enum reject_reason r)
+{
+	b->res.rejected[r]++;
+	atomic_fetch_add_explicit(&b->e->stats->samples_rejected[r], 1, memory_order_relaxed);
+	return (int)r + 1;
+}
+
+/* --- series lookup and sample processing -------------------------------- */
+
+/* Shard routing (see struct shard): a hash of the labels, independent of
+ * their order, without `le` and empty values, with __name__ reduced to its
+ * family: foreshock:rate: and foreshock:p<...>: prefixes, then a _bucket
+ * suffix, removed. The same function routes checkpointed series at restore,
+ * so derived series come back in their parent's shard. */
+/* The routing hash of one pair: 0 for `le` and empty values, the family
+ * for __name__, else the pair's label hash. *same (may be NULL) is set when
+ * that equals label_pair_hash() of the pair as given, *pair (may be NULL)
+ * to label_pair_hash() of the pair as given, so staging hashes each pair
+ * once for both. */
+static uint64_t route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
+                              uint64_t *pair)
+{
+	uint64_t ph = vl ? label_pair_hash(name, nl, value, vl) : 0;
+	if (pair)
+		*pair = ph;
+	if (vl == 0 || (nl == 2 && name[0] == 'l' && name[1] == 'e'))
+		return 0;
+	if (nl == 8 && memcmp(name, "__name__", 8) == 0) {
+		size_t ovl = vl;
+		if (vl > 15 && memcmp(value, "foreshock:rate:", 15) == 0) {
+			value += 15;
+			vl -= 15;
+		} else if (vl > 11 && memcmp(value, "foreshock:p", 11) == 0) {
+			/* up to the next ':' (quantile_name: digits, or e.g. 5e-05) */
+			size_t i = 11;
+			while (i < vl && value[i] != ':')
+				i++;
+			if (i > 11 && i < vl) {
+				value += i + 1;
+				vl -= i + 1;
+			}
+		}
+		if (vl > 7 && memcmp(value + vl - 7, "_bucket", 7) == 0)
+			vl -= 7;
+		if (vl != ovl)
+			return label_pair_hash(name, nl, value, vl);
+	}
+	return ph;
+}
+
+static uint64_t route_pair(const char *name, size_t nl, const char *value, size_t vl)
+{
+	return route_pair_ex(name, nl, value, vl, NULL);
+}
+
+static unsigned route_mix(uint64_t acc)
+{
+	acc ^= acc >> 33;
+	acc *= 0xff51afd7ed558ccdULL;
+	acc ^= acc >> 33;
+	return (unsigned)(acc >> 8);
+}
+
+/* Route and label hash (labels_hash_refs) of refs in one pass. */
+static unsigned route_and_hash(const struct label_ref *refs, size_t n, uint64_t *hash)
+{
+	uint64_t acc = 0, hacc = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t ph;
+		acc += route_pair_ex(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len,
+		                     &ph);
+		hacc += ph;
+	}
+	*hash = labels_hash_from_sum(hacc);
+	return route_mix(acc);
+}
+
+unsigned eng_route_labels(const struct labels *l)
+{
+	uint64_t acc = 0;
+	for (size_t i = 0; i < l->n; i++)
+		acc += route_pair(l->names[i], strlen(l->names[i]), l->values[i], strlen(l->values[i]));
+	return route_mix(acc);
+}
+
+/* Find or create the series for refs. Returns NULL with *rej set (an enum
+ * reject_reason) and a message in err. */
+struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
+                                     const struct label_ref *refs, size_t n, uint64_t hash,
+                                     int derived, int *rej, char *err, size_t errlen)
+{
+	struct engine *e = b->e;
+	struct series *s = registry_find_refs(&sh->reg, hash, refs, n);
+	if (s)
+		return s;
+	struct labels l;
+	if (labels_from_refs(&l, refs, n, &e->cfg.label_limits, err, errlen) < 0) {
+		*rej = REJ_LABELS;
+		return NULL;
+	}
+	const char *name = labels_get(&l, "__name__");
+	if (!name || !metric_name_valid(name, strlen(name))) {
+		snprintf(err, errlen, "invalid or missing metric name '%s'", name ? name : "");
+		labels_free(&l);
+		*rej = REJ_LABELS;
+		return NULL;
+	}
+	if (atomic_fetch_add(&e->nseries, 1) >= e->cfg.max_series) {
+		atomic_fetch_sub(&e->nseries, 1);
+		snprintf(err, errlen,
+		         "series limit %zu reached: new series of metric '%s' rejected "
+		         "(raise limits.max_series or reduce label cardinality)",
+		         e->cfg.max_series, name);
+		labels_free(&l);
+		*rej = REJ_CARDINALITY;
+		return NULL;
+	}
+	enum series_kind kind = derived ? SERIES_DERIVED : eng_classify(e, &l);
+	s = registry_insert(&sh->reg, &l, hash);
+	if (!s) {
+		atomic_fetch_sub(&e->nseries, 1);
+		snprintf(err, errlen, "out of memory creating a series");
+		*rej = REJ_CARDINALITY;
+		return NULL;
+	}
+	s->kind = (uint8_t)kind;
+	eng_state_init(e, s);
+	if (e->svcs) {
+		pthread_mutex_lock(&e->svc_mu);
+		s->roles = services_bind(e->svcs, &s->labels, &s->svc);
+		pthread_mutex_unlock(&e->svc_mu);
+	}
+	b->res.series_created++;
+	return s;
+}
+
+/* Ordering check and bookkeeping shared by every kind. Returns 0 or the
+ * reject reason + 1. */
+int eng_check_order(struct engine_batch *b, struct series *s, int64_t ts_ms, char *err,
+                       size_t errlen)
+{
+	if (s->samples > 0 && ts_ms <= s->last_ts_ms) {
+		if (ts_ms == s->last_ts_ms) {
+			snprintf(err, errlen, "duplicate sample for '%s' at %lld ms", s->key,
+			         (long long)ts_ms);
+			return eng_reject(b, REJ_DUPLICATE);
+		}
+		snprintf(err, errlen, "out-of-order sample for '%s': %lld ms is before %lld ms", s->key,
+		         (long long)ts_ms, (long long)s->last_ts_ms);
+		return eng_reject(b, REJ_OUT_OF_ORDER);
+	}
+	return 0;
+}
+
+/* Index of a component name in the engine's table (0 = unknown/none). The
+ * names are static strings of the detectors, compared by pointer first. */
+static unsigned comp_index(struct shard *sh, const char *name)
+{
+	if (!name)
+		return 0;
+	for (unsigned i = 1; i < sh->ncomps; i++)
+		if (sh->comps[i] == name || !strcmp(sh->comps[i], name))
+			return i;
+	if (sh->ncomps == 0)
+		sh->ncomps = 1; /* slot 0 means none */
+	if (sh->ncomps >= 64)
+		return 0;
+	sh->comps[sh->ncomps] = name;
+	return sh->ncomps++;
+}
+
+void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
+                   const struct det_result *r)
+{
+	if (s->samples == 0)
+		s->first_ts_ms = ts_ms;
+	s->samples++;
+	s->last_ts_ms = ts_ms;
+	s->last_value = value;
+	s->last = *r;
+	struct hist_point h = { .ts_ms = ts_ms,
+		                .value = value,
+		                .score = r->score,
+		                .expected = r->expected,
+		                .lower = r->lower,
+		                .upper = r->upper,
+		                .direction = r->direction,
+		                .comp = comp_index(sh, r->component) };
+	series_hist_push(s, sh->reg.hist_cap, &h);
+	if (ts_ms > sh->last_sample_ms)
+		sh->last_sample_ms = ts_ms;
+}
+
+/* A gauge or derived sample: detector, history, alert. */
+
+void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
+                   double value)
+{
+	struct det_result r;
+	model_update(e->model, s->det_state, ts_ms, value, &r);
+	if (e->fc_size)
+		forecast_update(&e->cfg.forecast_params, s->det_state + e->fc_off, ts_ms, value);
+	eng_record(sh, s, ts_ms, value, &r);
+	enum alert_event ev =
+		alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms, r.score, value);
+	if (ev != AEV_NONE)
+		eng_queue_transition(e, sh, s, ev, &r, ts_ms, value);
+	if (s->roles && e->svcs) {
+		pthread_mutex_lock(&e->svc_mu);
+		e->nstr = 0;
+		if (services_observe(e->svcs, s->svc, s->roles, global_idx(sh, s), ts_ms, value, &r,
+		                     &e->str, &e->nstr, &e->capstr) < 0)
+			log_msg(LOG_ERROR, "event=service_observe_failed series=%s reason=oom", s->key);
+		for (size_t i = 0; i < e->nstr; i++) {
+			struct service_transition *t = &e->str[i];
+			eng_queue_rec(e, sh, t->fsm, t->ev, t->key, t->labels_json, t->annotations_json,
+			          t->ts_ms, t->value, t->score);
+		}
+		e->nstr = 0;
+		pthread_mutex_unlock(&e->svc_mu);
+	}
+}
+/* Takes shard k's lock for the batch (releasing the one it held). */
+static struct shard *batch_lock(struct engine_batch *b, unsigned k)
+{
+	struct engine *e = b->e;
+	if (b->shard != (int)k) {
+		if (b->shard >= 0)
+			pthread_mutex_unlock(&e->sh[b->shard].mu);
+		pthread_mutex_lock(&e->sh[k].mu);
+		b->shard = (int)k;
+		b->touched |= 1u << k;
+	}
+	return &e->sh[k];
+}
+
+/* One sample in its shard (locked): find or create the series, order check,
+ * then the work of its kind. */
+static int add_locked(struct engine_batch *b, struct shard *sh, const struct label_ref *refs,
+                      size_t n, uint64_t hash, int64_t ts_ms, double value, char *err,
+                      size_t errlen)
+{
+	int rej = 0;
+	struct series *s = eng_find_or_create(b, sh, refs, n, hash, 0, &rej, err, errlen);
+	if (!s)
+		return eng_reject(b, (enum reject_reason)rej);
+	int rc = eng_check_order(b, s, ts_ms, err, errlen);
+	if (rc)
+		return rc;
+	switch (s->kind) {
+	case SERIES_COUNTER: eng_counter_sample(b, sh, s, ts_ms, value); break;
+	case SERIES_BUCKET: eng_bucket_sample(b, sh, s, ts_ms, value); break;
+	default: eng_detect(b->e, sh, s, ts_ms, value); break;
+	}
+	b->res.accepted++; /* added to selfstats in engine_batch_end: one shared write per batch */
+	return 0;
+}
+
+int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_t n, int64_t ts_ms,
+                     double value, char *err, size_t errlen)
+{
+	if (!isfinite(value)) {
+		snprintf(err, errlen, "non-finite value");
+		return eng_reject(b, REJ_NON_FINITE);
+	}
+	uint64_t hash;
+	struct shard *sh = batch_lock(b, route_and_hash(refs, n, &hash) % ENGINE_SHARDS);
+	return add_locked(b, sh, refs, n, hash, ts_ms, value, err, errlen);
+}
+
+/* --- staged ingest (engine_batch_stage / engine_batch_commit) ------------ */
+
+
+static int grow_arr(void **p, size_t *cap, size_t need, size_t elem)
+{
+	return array_grow(p, cap, need, elem, 256);
+}
+
+int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, size_t n,
+                       int64_t ts_ms, double value, char *err, size_t errlen)
+{
+	if (!isfinite(value)) {
+		snprintf(err, errlen, "non-finite value");
+		return eng_reject(b, REJ_NON_FINITE);
+	}
+	if (n > b->e->cfg.label_limits.max_labels) {
+		snprintf(err, errlen, "too many labels (%zu, limit %zu)", n,
+		         b->e->cfg.label_limits.max_labels);
+		return eng_reject(b, REJ_LABELS);
+	}
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += refs[i].name_len + refs[i].value_len;
+	if (n > UINT16_MAX || b->nsref + 4 * n > UINT32_MAX || b->nbytes + bytes > UINT32_MAX ||
+	    grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
+	    grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
+	    grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
+		snprintf(err, errlen, "out of memory staging a sample");
+		return eng_reject(b, REJ_CARDINALITY);
+	}
+	struct engine_staged *st = &b->st[b->nst++];
+	st->ts_ms = ts_ms;
+	st->value = value;
+	st->shard = (uint8_t)(route_and_hash(refs, n, &st->hash) % ENGINE_SHARDS);
+	st->ref0 = (uint32_t)b->nsref;
+	st->nref = (uint16_t)n;
+	uint32_t *w = b->sref + b->nsref;
+	for (size_t i = 0; i < n; i++) {
+		w[0] = (uint32_t)b->nbytes;
+		w[1] = (uint32_t)refs[i].name_len;
+		memcpy(b->sbytes + b->nbytes, refs[i].name, refs[i].name_len);
+		b->nbytes += refs[i].name_len;
+		w[2] = (uint32_t)b->nbytes;
+		w[3] = (uint32_t)refs[i].value_len;
+		memcpy(b->sbytes + b->nbytes, refs[i].value, refs[i].value_len);
+		b->nbytes += refs[i].value_len;
+		w += 4;
+	}
+	b->nsref += 4 * n;
+	if (n > b->max_nref)
+		b->max_nref = n;
+	return 0;
+}
+
+/* Prefetch distances, in samples: the registry slot first, then (once the
+ * slot is in cache) the series block it points to. */
+#define PF_SLOT 8
+#define PF_SERIES 4
+
+static void prefetch_slot(const struct shard *sh, const struct engine_staged *st)
+{
+	__builtin_prefetch(&sh->reg.table[st->hash & sh->reg.table_mask]);
+}
+
+/* The series of st if its first probe hits (the usual case), else NULL. */
+static const struct series *peek_series(const struct shard *sh, const struct engine_staged *st)
+{
+	const struct reg_slot *slot = &sh->reg.table[st->hash & sh->reg.table_mask];
+	if (slot->idx1 == 0 || slot->tag != (uint32_t)(st->hash >> 32))
+		return NULL;
+	return sh->reg.v[slot->idx1 - 1];
+}
+
+/* What a sample will touch of its series' block (struct, labels and key,
+ * history ring, detector state, forecaster state: one allocation of about
+ * 4 KB): the struct with the labels, the history entry it writes, the lines
+ * of detector state the model says it needs (model_prefetch: the seasonal
+ * component's one bucket, not all 48), and the forecaster's first 128 bytes
+ * (all a sample touches unless it closes a grid bucket: one sample in six
+ * at a 10 s interval and the 1 min grid). */
+static void prefetch_series(const struct engine *e, const struct series *s, int64_t ts_ms)
+{
+	for (const char *p = (const char *)s; p < (const char *)s->hist; p += 64)
+		__builtin_prefetch(p, 1);
+	if (s->hist_len > 0 || s->hist_head > 0)
+		__builtin_prefetch(&s->hist[s->hist_head], 1);
+	model_prefetch(e->model, s->det_state, ts_ms);
+	if (e->fc_size) {
+		__builtin_prefetch(s->det_state + e->fc_off, 1);
+		__builtin_prefetch(s->det_state + e->fc_off + 64, 1);
+	}
+}
+
+size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ctx)
+{
+	size_t n = b->nst;
+	if (n == 0)
+		return 0;
+	size_t refused = 0;
+	struct label_ref small[64];
+	struct label_ref *refs = b->max_nref <= 64 ? small : malloc(b->max_nref * sizeof *refs);
+	uint32_t *order = malloc(n * sizeof *order);
+	char err[320];
+	if (!refs || !order) {
+		if (refs != small)
+			free(refs);
+		free(order);
+		for (size_t i = 0; i < n; i++) {
+			eng_reject(b, REJ_CARDINALITY);
+			if (fn)
+				fn(ctx, i, REJ_CARDINALITY + 1, "out of memory committing a batch");
+		}
+		refused = n;
+		goto out;
+	}
+	/* Order: runs of equal timestamps, each grouped by shard (stable). */
+	for (size_t r0 = 0; r0 < n;) {
+		size_t r1 = r0 + 1;
+		while (r1 < n && b->st[r1].ts_ms == b->st[r0].ts_ms)
+			r1++;
+		size_t cnt[ENGINE_SHARDS + 1] = { 0 };
+		for (size_t i = r0; i < r1; i++)
+			cnt[b->st[i].shard + 1]++;
+		for (unsigned k = 1; k <= ENGINE_SHARDS; k++)
+			cnt[k] += cnt[k - 1];
+		for (size_t i = r0; i < r1; i++)
+			order[r0 + cnt[b->st[i].shard]++] = (uint32_t)i;
+		r0 = r1;
+	}
+	for (size_t j = 0; j < n; j++) {
+		const struct engine_staged *st = &b->st[order[j]];
+		struct shard *sh = batch_lock(b, st->shard);
+		/* look ahead within the shard whose lock is held */
+		if (j + PF_SLOT < n && b->st[order[j + PF_SLOT]].shard == st->shard)
+			prefetch_slot(sh, &b->st[order[j + PF_SLOT]]);
+		if (j + PF_SERIES < n && b->st[order[j + PF_SERIES]].shard == st->shard) {
+			const struct series *ps = peek_series(sh, &b->st[order[j + PF_SERIES]]);
+			if (ps)
+				prefetch_series(b->e, ps, b->st[order[j + PF_SERIES]].ts_ms);
+		}
+		const uint32_t *w = b->sref + st->ref0;
+		for (size_t i = 0; i < st->nref; i++, w += 4)
+			refs[i] = (struct label_ref){ b->sbytes + w[0], w[1], b->sbytes + w[2], w[3] };
+		err[0] = 0;
+		int rc = add_locked(b, sh, refs, st->nref, st->hash, st->ts_ms, st->value, err,
+		                    sizeof err);
+		if (rc) {
+			refused++;
+			if (fn) {
+				if (!err[0])
+					snprintf(err, sizeof err, "sample rejected (%s)",
+					         selfstats_reject_name((enum reject_reason)(rc - 1)));
+				fn(ctx, order[j], rc, err);
+			}
+		}
+	}
+	if (refs != small)
+		free(refs);
+	free(order);
+out:
+	b->nst = b->nsref = b->nbytes = 0;
+	b->max_nref = 0;
+	return refused;
+}
+
+/* Writes the pending transitions of one shard to the store. Called with
+ * flush_mu held (which keeps the queue's order: transitions are written by
+ * one thread at a time, oldest first), takes the shard lock only to detach
+ * the queue and, if the write fails, to put it back in front, so the store's
+ * write lock is never taken under a shard lock (engine_checkpoint takes them
+ * the other way round). npend_a counts transitions queued and not yet
+ * durable, in flight included: a batch that reads 0 knows its own
+ * transitions were written. */
+int eng_flush_shard(struct engine *e, struct shard *sh)
+{
+	pthread_mutex_lock(&sh->mu);
+	struct pending_tr *p = sh->pend;
+	size_t n = sh->npend, cap = sh->cappend;
+	sh->pend = NULL;
+	sh->npend = sh->cappend = 0;
+	pthread_mutex_unlock(&sh->mu);
+	if (n == 0) {
+		free(p);
+		return 0;
+	}
+	int rc = 0;
+	if (e->store) {
+		struct alert_rec *recs = malloc(n * sizeof *recs);
+		char err[256] = "out of memory";
+		if (recs) {
+			for (size_t i = 0; i < n; i++)
+				recs[i] = p[i].rec;
+			rc = store_alerts_write(e->store, recs, n, err, sizeof err);
+			free(recs);
+		} else {
+			rc = -1;
+		}
+		if (rc < 0) {
+			atomic_fetch_add_explicit(&e->stats->store_errors, 1, memory_order_relaxed);
+			log_msg(LOG_ERROR, "event=store_error op=alerts_write pending=%zu error=\"%s\"",
+			        n, err);
+		}
+	} /* else embedded without a store (tests, benchmarks): nothing to keep */
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++)
+			pending_free(&p[i]);
+		free(p);
+		atomic_fetch_sub(&sh->npend_a, n);
+		return 0;
+	}
+	/* put them back in front of what was queued meanwhile; retried later */
+	pthread_mutex_lock(&sh->mu);
+	if (sh->npend > 0) {
+		struct pending_tr *np = n + sh->npend <= cap ? p : realloc(p, (n + sh->npend) * sizeof *np);
+		if (!np) {
+			log_msg(LOG_ERROR, "event=alert_dropped count=%zu reason=oom", n);
+			for (size_t i = 0; i < n; i++)
+				pending_free(&p[i]);
+			free(p);
+			atomic_fetch_sub(&sh->npend_a, n);
+			pthread_mutex_unlock(&sh->mu);
+			return -1;
+		}
+		p = np;
+		if (n + sh->npend > cap)
+			cap = n + sh->npend;
+		memcpy(p + n, sh->pend, sh->npend * sizeof *p);
+		free(sh->pend);
+	}
+	sh->pend = p;
+	sh->npend += n;
+	sh->cappend = cap;
+	pthread_mutex_unlock(&sh->mu);
+	return -1;
+}
+
+/* Releases the batch's shard lock, then writes the pending transitions of
+ * every shard the batch touched (flush_shard), so they are durable before
+ * this returns. A shard's queue may hold other batches' transitions too:
+ * they are written in queue order by whichever batch comes first. */
+int engine_batch_end(struct engine_batch *b)
+{
+	struct engine *e = b->e;
+	engine_batch_commit(b, NULL, NULL);
+	stage_release(b);
+	if (b->shard >= 0)
+		pthread_mutex_unlock(&e->sh[b->shard].mu);
+	b->shard = -1;
+	if (b->res.accepted > b->counted) {
+		atomic_fetch_add_explicit(&e->stats->samples_accepted, b->res.accepted - b->counted,
+		                          memory_order_relaxed);
+		b->counted = b->res.accepted;
+	}
+	unsigned todo = 0;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++)
+		if ((b->touched & (1u << k)) && atomic_load(&e->sh[k].npend_a) > 0)
+			todo |= 1u << k;
+	if (!todo)
+		return 0;
+	int rc = 0;
+	pthread_mutex_lock(&e->flush_mu);
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++)
+		if ((todo & (1u << k)) && eng_flush_shard(e, &e->sh[k]) < 0)
+			rc = -1;
+	pthread_mutex_unlock(&e->flush_mu);
+	return rc;
+}
+
+void engine_set_services(struct engine *e, struct services *svcs)
+{
+	lock_all(e);
+	pthread_mutex_lock(&e->svc_mu);
+	services_adopt(svcs, e->svcs); /* open service alerts and what was learned carry over */
+	services_free(e->svcs);
+	e->svcs = svcs;
+	size_t bound = 0;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		struct shard *sh = &e->sh[k];
+		for (size_t i = 0; i < sh->reg.n; i++) {
+			struct series *s = sh->reg.v[i];
+			s->roles = svcs ? services_bind(svcs, &s->labels, &s->svc) : 0;
+			bound += s->roles != 0;
+		}
+	}
+	pthread_mutex_unlock(&e->svc_mu);
+	unlock_all(e);
+	log_msg(LOG_INFO, "event=services_loaded services=%zu series_bound=%zu",
+	        svcs ? services_count(svcs) : 0, bound);
+}
+
+void engine_services_json(struct engine *e, struct obuf *b)
+{
+	pthread_mutex_lock(&e->svc_mu);
+	if (e->svcs)
+		services_json(e->svcs, b);
+	else
+		obuf_puts(b, "[]");
+	pthread_mutex_unlock(&e->svc_mu);
+}
+
+int engine_set_external_url(struct engine *e, const char *url)
+{
+	char *u = url ? strdup(url) : NULL;
+	if (url && !u)
+		return -1;
+	lock_all(e); /* annotations read it under a shard lock */
+	free(e->external_url);
+	e->external_url = u;
+	e->cfg.external_url = u;
+	unlock_all(e);
+	return 0;
+}
+
+void engine_get_stats(struct engine *e, struct engine_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	st->max_series = e->cfg.max_series;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		struct shard *sh = &e->sh[k];
+		pthread_mutex_lock(&sh->mu);
+		st->series += sh->reg.n;
+		st->pending_transitions += atomic_load(&sh->npend_a);
+		if (sh->last_sample_ms > st->last_sample_ms)
+			st->last_sample_ms = sh->last_sample_ms;
+		if (k == 0)
+			st->model_name = model_name(e->model); /* swapped under every shard lock */
+		pthread_mutex_unlock(&sh->mu);
+	}
+}
+
+
+void engine_set_model(struct engine *e, struct model *m)
+{
+	lock_all(e);
+	struct model *old = e->model;
+	uint64_t old_fp = e->fingerprint;
+	size_t old_size = e->fc_off + e->fc_size;
+	e->model = m;
+	set_layout(e);
+	if (e->fingerprint != old_fp) {
+		size_t new_size = e->fc_off + e->fc_size;
+		unsigned done = 0;
+		while (new_size != old_size && done < ENGINE_SHARDS &&
+		       registry_resize_state(&e->sh[done].reg, new_size) == 0)
+			done++;
+		if (new_size != old_size && done < ENGINE_SHARDS) {
+			log_msg(LOG_ERROR, "event=reload_failed reason=oom model=%s", model_name(m));
+			/* back to the old layout (shrinking back; the old states are lost
+			 * only if even that fails) */
+			for (unsigned k = 0; k < done; k++)
+				if (registry_resize_state(&e->sh[k].reg, old_size) < 0)
+					log_msg(LOG_ERROR, "event=reload_revert_failed shard=%u", k);
+			e->model = old;
+			set_layout(e);
+			unlock_all(e);
+			model_free(m);
+			return;
+		}
+		/* The forecaster state could be kept, but its offset may have
+		 * moved with the model's state size: re-learn both. */
+		size_t total = 0;
+		for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+			struct shard *sh = &e->sh[k];
+			for (size_t i = 0; i < sh->reg.n; i++)
+				eng_state_init(e, sh->reg.v[i]);
+			total += sh->reg.n;
+		}
+		log_msg(LOG_INFO, "event=model_changed model=%s series_relearning=%zu", model_name(m),
+		        total);
+	} else {
+		log_msg(LOG_INFO, "event=model_unchanged model=%s", model_name(m));
+	}
+	model_free(old);
+	unlock_all(e);
+}
+
+int engine_prune(struct engine *e)
+{
+	if (!e->store)
+		return 0;
+	int64_t last = 0;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		pthread_mutex_lock(&e->sh[k].mu);
+		if (e->sh[k].last_sample_ms > last)
+			last = e->sh[k].last_sample_ms;
+		pthread_mutex_unlock(&e->sh[k].mu);
+	}
+	int64_t horizon = last - e->cfg.alert_retention_ms;
+	if (horizon <= 0)
+		return 0;
+	return store_alerts_prune(e->store, horizon);
+}

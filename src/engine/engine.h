@@ -1,0 +1,215 @@
+/* engine/engine.h — the core pipeline: samples in, series registry, detectors, alerts.
+ *
+ * Data flows one way: a caller (HTTP handler, replay thread) opens a batch,
+ * adds samples, and closes it. For each sample the engine finds or creates
+ * the series (registry, cardinality limit), drops out-of-order and duplicate
+ * samples, runs the series' detector model, records the result in the
+ * series' in-memory history ring and steps its alert state machine. Alert
+ * transitions are collected and written to the store in one transaction when
+ * the batch closes, before the caller answers: an alert is never served
+ * before it is durable. No samples are written to SQLite on this path.
+ *
+ * Locking: the engine is sharded internally (src/engine/), each shard with its
+ * own mutex; a batch holds at most one shard lock at a time (the shard of
+ * the sample being added) and releases it in engine_batch_end(), so batches
+ * on different threads run in parallel and a batch is not atomic with
+ * respect to readers. Read functions take each shard's lock in turn and copy
+ * out what they return. The engine owns the registry, the models and the
+ * per-series state; it borrows the store and the selfstats.
+ */
+#ifndef FORESHOCK_ENGINE_H
+#define FORESHOCK_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "detect/detector.h"
+#include "detect/forecast.h"
+#include "util/labels.h"
+#include "util/selector.h"
+#include "util/selfstats.h"
+
+struct engine;
+struct store;
+struct services;
+struct obuf;
+
+#define ENGINE_MAX_QUANTILES 8
+
+struct engine_config {
+	size_t max_series;                /* cardinality limit (new series beyond are rejected) */
+	double quantiles[ENGINE_MAX_QUANTILES]; /* derived from histograms: foreshock:pNN:<name> */
+	size_t nquantiles;                /* default 3: 0.5, 0.9, 0.99 */
+	size_t history_points;            /* per-series ring of recent samples and scores */
+	struct label_limits label_limits;
+	int64_t alert_retention_ms;       /* ended alerts kept this long (event time) */
+	const char *alertname;            /* label value of alertname, e.g. "ForeshockAnomaly" */
+	const char *external_url;         /* base URL used in annotation links; may be NULL */
+	int forecast;                     /* 1: a seasonal forecaster runs on every gauge/derived series */
+	struct forecast_params forecast_params;
+};
+void engine_config_default(struct engine_config *c);
+
+/* Creates the engine. Takes ownership of `model` (the default model for
+ * every series). Borrows store and stats, which must outlive the engine. */
+struct engine *engine_new(const struct engine_config *cfg, struct model *model,
+                          struct store *store, struct selfstats *stats, char *err, size_t errlen);
+void engine_free(struct engine *e);
+
+/* One batch = one request body. Sample results are counted in `res`. */
+struct engine_result {
+	size_t accepted;
+	size_t rejected[REJ__COUNT];
+	size_t series_created;
+};
+
+struct engine_staged;
+struct engine_batch {
+	struct engine *e;
+	struct engine_result res;
+	int shard;                /* private to the engine: shard locked now, -1 = none */
+	unsigned touched;         /* private to the engine: bit mask of shards used */
+	size_t counted;           /* private to the engine: res.accepted already in selfstats */
+	/* private to the engine: samples staged by engine_batch_stage() */
+	struct engine_staged *st;
+	size_t nst, capst;
+	uint32_t *sref;           /* per label: name offset, length, value offset, length */
+	size_t nsref, capsref;
+	char *sbytes;             /* label bytes of the staged samples */
+	size_t nbytes, capbytes;
+	size_t max_nref;
+};
+
+/* Starts a batch (shard locks are taken by engine_batch_add). */
+void engine_batch_begin(struct engine *e, struct engine_batch *b);
+/* Adds one sample. labels must include __name__. Returns 0 if accepted, or
+ * the reject reason (> 0, an enum reject_reason + 1) with a message in err
+ * naming the series or metric. Counted in b->res and in selfstats (accepted
+ * samples reach selfstats in engine_batch_end). */
+int engine_batch_add(struct engine_batch *b, const struct label_ref *labels, size_t n,
+                     int64_t ts_ms, double value, char *err, size_t errlen);
+/* Staged ingest, what the HTTP handlers use: engine_batch_stage() copies a
+ * sample (its labels too, so refs may point into a buffer that is reused
+ * right after) and hashes its labels without taking any lock; then
+ * engine_batch_commit() runs every staged sample through the same steps as
+ * engine_batch_add(), taking each shard's lock once per run of samples
+ * instead of once per sample, and prefetching the series of the samples a
+ * few places ahead (at 100k series the engine path is bound by cache
+ * misses). Order: samples of one series are always processed in the order
+ * they were staged; samples of different series are grouped by shard only
+ * within a run of consecutive samples with the same timestamp (one scrape,
+ * one line-protocol batch), so services never see time go backwards across
+ * their member series.
+ *
+ * engine_batch_stage() returns 0, or a reject reason + 1 for a sample that
+ * can be refused at once (non-finite value, out of memory) with a message
+ * in err. engine_batch_commit() calls fn (may be NULL) for every sample the
+ * engine refused, with the sample's staging index (0-based, counting every
+ * call of engine_batch_stage() in this batch that returned 0), the reason +
+ * 1 and the message; it returns the number refused. engine_batch_end()
+ * commits anything still staged. */
+int engine_batch_stage(struct engine_batch *b, const struct label_ref *labels, size_t n,
+                       int64_t ts_ms, double value, char *err, size_t errlen);
+typedef void (*engine_reject_fn)(void *ctx, size_t index, int rc, const char *err);
+size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ctx);
+
+/* Metric family types, as announced by # TYPE lines or remote_write
+ * metadata. A family typed counter (or named *_total, *_count, *_sum) is a
+ * counter: detectors see its per-second rate as foreshock:rate:<name>.
+ * Histogram buckets (<name>_bucket with an le label) are turned into
+ * quantile signals foreshock:pNN:<name> per label group. */
+enum metric_type { METRIC_UNKNOWN = 0, METRIC_GAUGE, METRIC_COUNTER, METRIC_HISTOGRAM,
+	           METRIC_SUMMARY };
+void engine_batch_set_type(struct engine_batch *b, const char *family, size_t len,
+                           enum metric_type type);
+
+/* Persists the batch's alert transitions and releases its lock. Returns 0, or
+ * -1 if the store failed (transitions stay queued and are retried by the next
+ * batch; the error is logged and counted). */
+int engine_batch_end(struct engine_batch *b);
+
+/* --- read side (thread-safe; each call copies under the lock) --- */
+
+struct series_info {
+	const struct labels *labels;   /* valid during the callback only */
+	const char *key;               /* canonical name{...} */
+	uint64_t samples;              /* samples accepted */
+	int64_t first_ts_ms, last_ts_ms;
+	double last_value;
+	struct det_result last;        /* last detector result (component string is static) */
+	int alert_state;               /* enum alert_state */
+	int kind;                      /* enum series_kind (series.h) */
+};
+typedef int (*engine_series_fn)(void *ctx, const struct series_info *s);
+/* Calls fn for each series matching any of the selectors (all series when
+ * nsel == 0): shard by shard, in creation order within a shard. fn returns
+ * nonzero to stop. */
+int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
+                          engine_series_fn fn, void *ctx);
+
+struct history_point {
+	int64_t ts_ms;
+	float value, score, expected, lower, upper;
+	int8_t direction;
+	const char *component;         /* static string */
+};
+typedef int (*engine_history_fn)(void *ctx, const struct series_info *s,
+                                 const struct history_point *pts, size_t n);
+/* Recent history of each matching series with ts in [start_ms, end_ms]. */
+int engine_history(struct engine *e, const struct selector *sel, size_t nsel, int64_t start_ms,
+                   int64_t end_ms, engine_history_fn fn, void *ctx);
+
+struct engine_stats {
+	size_t series;
+	size_t max_series;
+	size_t pending_transitions;    /* not yet durable (store failing) */
+	int64_t last_sample_ms;        /* newest event time seen */
+	const char *model_name;
+};
+void engine_get_stats(struct engine *e, struct engine_stats *st);
+/* Forecasts of each matching series (gauges and derived signals): n points
+ * from just after the series' last sample, step_ms apart. If limit is not
+ * NAN, breach is filled with the time-to-breach of that limit within
+ * n * step_ms (above = 1: breach when the signal rises above it). Series
+ * whose forecaster is not ready yet are passed with n = 0. */
+typedef int (*engine_forecast_fn)(void *ctx, const struct series_info *s,
+                                  const struct forecast_point *pts, size_t n,
+                                  const struct breach *breach, const struct forecast_info *info);
+int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
+                    size_t n, double limit, int above, engine_forecast_fn fn, void *ctx);
+/* Forecasts on a fixed grid from_ms + k * step_ms, k = 0 .. n-1 (step_ms > 0):
+ * for each matching series, only the grid points strictly after its last
+ * sample (s->last_ts_ms) are forecast, so fn gets the tail of the grid
+ * starting at the first such point (pts[i].ts_ms on the grid), or n = 0 when
+ * no grid point lies after the last sample or the forecaster is not ready.
+ * Counters and buckets are skipped, and every series when forecasting is
+ * off (engine_config.forecast = 0). breach is always NULL. fn is
+ * called under a shard lock (pts and s are valid during the call only);
+ * it returns nonzero to stop. Returns fn's last value, or -1 on bad
+ * arguments or out of memory. */
+int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel, int64_t from_ms,
+                       int64_t step_ms, size_t n, engine_forecast_fn fn, void *ctx);
+
+/* Install a set of service models (service.h), taking ownership; the
+ * previous set is freed and every series is bound again. NULL removes them. */
+void engine_set_services(struct engine *e, struct services *svcs);
+/* The services' current state as a JSON array (GET /api/v1/services). */
+void engine_services_json(struct engine *e, struct obuf *b);
+
+/* Base URL for links in alert annotations (set once the port is known). */
+int engine_set_external_url(struct engine *e, const char *url);
+
+/* Write every series' detector and alert state to the store in one
+ * transaction (shutdown, and periodically). Returns 0 or -1. */
+int engine_checkpoint(struct engine *e, char *err, size_t errlen);
+/* Recreate series and their state from the last checkpoint; series whose
+ * model fingerprint changed start fresh. Call before serving. Returns the
+ * number of series restored, or -1. */
+long engine_restore(struct engine *e, char *err, size_t errlen);
+/* Swap in a new default model (SIGHUP). Takes ownership of m; series whose
+ * fingerprint changes re-learn from scratch (logged). */
+void engine_set_model(struct engine *e, struct model *m);
+/* Drop ended alerts older than the retention (event time). */
+int engine_prune(struct engine *e);
+
+#endif

@@ -1,0 +1,152 @@
+/* engine/internal.h — what the engine's files share (core.c, derive.c,
+ * annotate.c, checkpoint.c, read.c); nothing outside src/engine includes it. */
+#ifndef FORESHOCK_ENGINE_INTERNAL_H
+#define FORESHOCK_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "alert/alert.h"
+#include "engine/engine.h"
+#include "engine/series.h"
+#include "store/store.h"
+
+struct services;
+struct service_transition;
+
+
+/* An alert transition waiting to be made durable. Strings are owned. */
+struct pending_tr {
+	int new_alert;         /* first transition of a new alert: id assigned here */
+	struct alert_rec rec;  /* rec.series_key/labels_json/annotations_json owned */
+};
+
+/* The engine is split into ENGINE_SHARDS shards, each with its own lock,
+ * registry, pending transitions, histogram groups and component table, so
+ * that ingest requests on different threads run in parallel. A sample goes
+ * to the shard of route_and_hash(): a hash of its labels without `le`, and with
+ * the metric name reduced to its family (foreshock:rate: / foreshock:pNN:
+ * prefixes and a _bucket suffix removed). So every bucket of a histogram
+ * group, and every derived series with its parent, share one shard (derived
+ * series are created in the current shard's registry directly), and a
+ * user-sent foreshock: series lands where the engine would derive it.
+ *
+ * Lock order: flush_mu -> shard[i] (ascending i when several) -> svc_mu ->
+ * fam_mu. The store's own write lock is taken under a shard lock (flushes)
+ * or under flush_mu (checkpoints), never the other way round. */
+#define ENGINE_SHARDS 16
+
+struct shard {
+	pthread_mutex_t mu;
+	unsigned id;
+	struct series_registry reg;
+	struct pending_tr *pend;
+	size_t npend, cappend;
+	atomic_size_t npend_a;      /* not yet durable: npend + in flight (flush_shard) */
+	int64_t last_sample_ms;
+	/* names of detector components seen, for the packed history (static strings) */
+	const char *comps[64];
+	unsigned ncomps;
+	/* histogram label groups feeding foreshock:pNN:<name> */
+	struct hgroup **groups;
+	size_t ngroups, capgroups;
+	uint32_t *gtable;
+	size_t gmask;
+};
+
+struct engine {
+	struct engine_config cfg;
+	char *alertname;
+	char *external_url;
+	struct model *model;
+	uint64_t fingerprint;       /* of the model and the forecaster: checkpoints must match */
+	size_t det_size;            /* model state bytes at the start of each state block */
+	size_t fc_off, fc_size;     /* forecaster state within the block (fc_size 0 = off) */
+	struct store *store;
+	struct selfstats *stats;
+	atomic_int_least64_t next_alert_id;
+	atomic_size_t nseries;      /* over all shards (cardinality limit) */
+	pthread_mutex_t flush_mu;   /* serializes store writes of pending transitions */
+	/* metric family -> enum metric_type (from # TYPE / remote_write metadata) */
+	pthread_mutex_t fam_mu;
+	char **fam_names;
+	uint8_t *fam_types;
+	size_t fam_mask, fam_n;
+	/* service models and the transitions of their alerts (service.h);
+	 * svc_mu guards svcs' state and str (swapping svcs also takes every shard) */
+	pthread_mutex_t svc_mu;
+	struct services *svcs;
+	struct service_transition *str;
+	size_t nstr, capstr;
+	struct shard sh[ENGINE_SHARDS];
+};
+
+static inline void lock_all(struct engine *e)
+{
+	for (unsigned i = 0; i < ENGINE_SHARDS; i++)
+		pthread_mutex_lock(&e->sh[i].mu);
+}
+
+static inline void unlock_all(struct engine *e)
+{
+	for (unsigned i = ENGINE_SHARDS; i-- > 0;)
+		pthread_mutex_unlock(&e->sh[i].mu);
+}
+
+#define HGROUP_MAX_BUCKETS 64
+#define FAMILY_MAX 65536
+
+/* One histogram: the buckets of one label set (le removed) of one family. */
+struct hgroup {
+	uint64_t hash;                       /* labels_hash(&labels) */
+	struct labels labels;                /* __name__ = family (no _bucket), no le */
+	uint32_t nb;                         /* buckets known, sorted by le */
+	int finalized;                       /* cur_ts already turned into quantiles */
+	int have_prev;
+	int64_t cur_ts, prev_ts;
+	double le[HGROUP_MAX_BUCKETS];
+	double cur[HGROUP_MAX_BUCKETS];      /* cumulative counts at cur_ts; NAN = not seen */
+	double prev[HGROUP_MAX_BUCKETS];     /* cumulative counts at prev_ts */
+	uint32_t qseries[ENGINE_MAX_QUANTILES]; /* index + 1 of each quantile series */
+};
+
+/* The id of a series among all shards (services key their members by it). */
+static inline uint32_t global_idx(const struct shard *sh, const struct series *s)
+{
+	return s->idx * ENGINE_SHARDS + sh->id;
+}
+
+/* core.c */
+void eng_state_init(struct engine *e, struct series *s);
+int eng_reject(struct engine_batch *b, enum reject_reason r);
+unsigned eng_route_labels(const struct labels *l);
+struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
+                                  const struct label_ref *refs, size_t n, uint64_t hash,
+                                  int derived, int *rej, char *err, size_t errlen);
+int eng_check_order(struct engine_batch *b, struct series *s, int64_t ts_ms, char *err,
+                    size_t errlen);
+void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
+                const struct det_result *r);
+void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
+                double value);
+int eng_flush_shard(struct engine *e, struct shard *sh);
+
+/* derive.c: metric family types, counter rates, histogram quantiles */
+uint64_t eng_str_hash(const char *p, size_t n);
+enum series_kind eng_classify(struct engine *e, const struct labels *l);
+void eng_counter_sample(struct engine_batch *b, struct shard *sh, struct series *s,
+                        int64_t ts_ms, double value);
+void eng_bucket_sample(struct engine_batch *b, struct shard *sh, struct series *s,
+                       int64_t ts_ms, double value);
+
+/* annotate.c: alert labels and annotations, the queue of transitions */
+char *eng_labels_json(const struct labels *l, const char *alertname, const char *severity);
+void eng_queue_rec(struct engine *e, struct shard *sh, struct alert_fsm *f,
+                   enum alert_event ev, char *key, char *labels, char *annotations, int64_t ts,
+                   double value, double score);
+void eng_queue_transition(struct engine *e, struct shard *sh, struct series *s,
+                          enum alert_event ev, const struct det_result *r, int64_t ts,
+                          double value);
+
+#endif

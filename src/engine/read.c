@@ -1,0 +1,204 @@
+/* engine/read.c — the readers: every selected series with its last
+ * values, its history, or its forecast, shard by shard. */
+#include "config.h" /* autoconf: _GNU_SOURCE */
+
+#include "engine/engine.h"
+#include "engine/internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Readers walking every series release the lock every READ_CHUNK series so
+ * that a scrape of /metrics or a wide query never stalls ingest for long.
+ * Safe because series are never removed and indices are stable; pointers are
+ * re-read from sh->reg.v after reacquiring (a model reload may move them). */
+#define READ_CHUNK 1024
+static void yield_lock(struct shard *sh, size_t i)
+{
+	if (i > 0 && i % READ_CHUNK == 0) {
+		pthread_mutex_unlock(&sh->mu);
+		pthread_mutex_lock(&sh->mu);
+	}
+}
+
+static int series_selected(const struct series *s, const struct selector *sel, size_t nsel)
+{
+	if (nsel == 0)
+		return 1;
+	for (size_t i = 0; i < nsel; i++)
+		if (selector_matches(&sel[i], &s->labels))
+			return 1;
+	return 0;
+}
+
+static void fill_info(const struct series *s, struct series_info *si)
+{
+	si->labels = &s->labels;
+	si->key = s->key;
+	si->samples = s->samples;
+	si->first_ts_ms = s->first_ts_ms;
+	si->last_ts_ms = s->last_ts_ms;
+	si->last_value = s->last_value;
+	si->last = s->last;
+	si->alert_state = s->alert.state;
+	si->kind = s->kind;
+}
+
+int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
+                          engine_series_fn fn, void *ctx)
+{
+	int rc = 0;
+	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
+		struct shard *sh = &e->sh[sk];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
+			yield_lock(sh, i);
+			const struct series *s = sh->reg.v[i];
+			if (!series_selected(s, sel, nsel))
+				continue;
+			struct series_info si;
+			fill_info(s, &si);
+			rc = fn(ctx, &si);
+		}
+		pthread_mutex_unlock(&sh->mu);
+	}
+	return rc;
+}
+
+int engine_history(struct engine *e, const struct selector *sel, size_t nsel, int64_t start_ms,
+                   int64_t end_ms, engine_history_fn fn, void *ctx)
+{
+	int rc = 0;
+	size_t cap = e->cfg.history_points;
+	struct history_point *pts = malloc((cap ? cap : 1) * sizeof *pts);
+	if (!pts)
+		return -1;
+	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
+		struct shard *sh = &e->sh[sk];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
+			yield_lock(sh, i);
+			const struct series *s = sh->reg.v[i];
+			if (!series_selected(s, sel, nsel))
+				continue;
+			size_t n = 0;
+			for (size_t k = 0; k < s->hist_len; k++) {
+				struct hist_point h;
+				series_hist_get(s, cap, k, &h);
+				if (h.ts_ms < start_ms || h.ts_ms > end_ms)
+					continue;
+				pts[n++] = (struct history_point){ .ts_ms = h.ts_ms,
+					                           .value = (float)h.value,
+					                           .score = (float)h.score,
+					                           .expected = (float)h.expected,
+					                           .lower = (float)h.lower,
+					                           .upper = (float)h.upper,
+					                           .direction = (int8_t)h.direction,
+					                           .component = h.comp && h.comp < sh->ncomps ?
+					                                                sh->comps[h.comp] :
+					                                                NULL };
+			}
+			struct series_info si;
+			fill_info(s, &si);
+			rc = fn(ctx, &si, pts, n);
+		}
+		pthread_mutex_unlock(&sh->mu);
+	}
+	free(pts);
+	return rc;
+}
+
+/* The forecaster state of a selected gauge or derived series, or NULL
+ * (forecasting off, a raw counter or bucket, or not selected). */
+static const void *forecast_state_of(const struct engine *e, const struct series *s,
+                                     const struct selector *sel, size_t nsel)
+{
+	if (!e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET ||
+	    !series_selected(s, sel, nsel))
+		return NULL;
+	return s->det_state + e->fc_off;
+}
+
+int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
+                    size_t n, double limit, int above, engine_forecast_fn fn, void *ctx)
+{
+	if (n == 0 || step_ms <= 0)
+		return -1;
+	struct forecast_point *pts = malloc(n * sizeof *pts);
+	if (!pts)
+		return -1;
+	int rc = 0;
+	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
+		struct shard *sh = &e->sh[sk];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
+			yield_lock(sh, i);
+			const struct series *s = sh->reg.v[i];
+			const void *st = forecast_state_of(e, s, sel, nsel);
+			if (!st)
+				continue;
+			struct series_info si;
+			fill_info(s, &si);
+			struct forecast_info info;
+			forecast_info_get(st, &info);
+			size_t got = 0;
+			if (forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms, step_ms, n,
+			                     pts) == 0)
+				got = n;
+			struct breach br, *brp = NULL;
+			if (got && !isnan(limit) &&
+			    forecast_time_to_breach(&e->cfg.forecast_params, st, s->last_ts_ms,
+			                            (int64_t)n * step_ms, limit, above, &br) == 0)
+				brp = &br;
+			rc = fn(ctx, &si, pts, got, brp, &info);
+		}
+		pthread_mutex_unlock(&sh->mu);
+	}
+	free(pts);
+	return rc;
+}
+
+int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel, int64_t from_ms,
+                       int64_t step_ms, size_t n, engine_forecast_fn fn, void *ctx)
+{
+	int64_t last_grid;
+	if (n == 0 || step_ms <= 0 || n > SIZE_MAX / sizeof(struct forecast_point) ||
+	    __builtin_mul_overflow((int64_t)(n - 1), step_ms, &last_grid) ||
+	    __builtin_add_overflow(from_ms, last_grid, &last_grid))
+		return -1;
+	struct forecast_point *pts = malloc(n * sizeof *pts);
+	if (!pts)
+		return -1;
+	int rc = 0;
+	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
+		struct shard *sh = &e->sh[sk];
+		pthread_mutex_lock(&sh->mu);
+		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
+			yield_lock(sh, i);
+			const struct series *s = sh->reg.v[i];
+			const void *st = forecast_state_of(e, s, sel, nsel);
+			if (!st)
+				continue;
+			struct series_info si;
+			fill_info(s, &si);
+			struct forecast_info info;
+			forecast_info_get(st, &info);
+			/* k0: the first grid index strictly after the last sample */
+			size_t k0 = 0, got = 0;
+			if (s->last_ts_ms >= last_grid)
+				k0 = n;
+			else if (s->last_ts_ms >= from_ms)
+				k0 = (size_t)((s->last_ts_ms - from_ms) / step_ms) + 1;
+			if (k0 < n &&
+			    forecast_predict(&e->cfg.forecast_params, st, from_ms + (int64_t)k0 * step_ms,
+			                     step_ms, n - k0, pts) == 0)
+				got = n - k0;
+			rc = fn(ctx, &si, pts, got, NULL, &info);
+		}
+		pthread_mutex_unlock(&sh->mu);
+	}
+	free(pts);
+	return rc;
+}

@@ -1,0 +1,320 @@
+/* engine/series.c — the series registry (see series.h). */
+#include "engine/series.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int registry_init(struct series_registry *r, size_t max_series, size_t state_size,
+                  size_t hist_cap)
+{
+	memset(r, 0, sizeof *r);
+	r->max_series = max_series;
+	r->state_size = state_size;
+	r->hist_cap = hist_cap;
+	r->table_mask = 1023;
+	r->table = calloc(r->table_mask + 1, sizeof *r->table);
+	return r->table ? 0 : -1;
+}
+
+/* The label set and the key live in the series' own allocation (see
+ * registry_insert): one free releases everything. */
+static void series_free(struct series *s)
+{
+	free(s);
+}
+
+void registry_free(struct series_registry *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		series_free(r->v[i]);
+	free(r->v);
+	free(r->table);
+	memset(r, 0, sizeof *r);
+}
+
+/* Lengths of a stored label name or value, from the layout registry_insert
+ * gives every series: name0 NUL value0 NUL name1 NUL ... valueN-1 NUL key,
+ * consecutive in the series' allocation. No strlen, no read past a string. */
+static inline size_t stored_name_len(const struct series *s, size_t k)
+{
+	return (size_t)(s->labels.values[k] - s->labels.names[k]) - 1;
+}
+
+static inline size_t stored_value_len(const struct series *s, size_t k)
+{
+	const char *end = k + 1 < s->labels.n ? s->labels.names[k + 1] : s->key;
+	return (size_t)(end - s->labels.values[k]) - 1;
+}
+
+static inline int name_is(const struct series *s, size_t k, const char *p, size_t len)
+{
+	return stored_name_len(s, k) == len && memcmp(s->labels.names[k], p, len) == 0;
+}
+
+static inline int value_is(const struct series *s, size_t k, const char *p, size_t len)
+{
+	return stored_value_len(s, k) == len && memcmp(s->labels.values[k], p, len) == 0;
+}
+
+/* Does the series' label set equal the refs (any order, empty values
+ * dropped)? Every string compared lives in the series' own allocation, next
+ * to the struct, so a hit costs no cache miss beyond the series itself. */
+static int labels_equal_refs(const struct series *s, const struct label_ref *refs, size_t n)
+{
+	size_t ln = s->labels.n;
+	/* fast path: refs in canonical (sorted) order, none empty */
+	if (n == ln) {
+		size_t i = 0;
+		while (i < n && refs[i].value_len && name_is(s, i, refs[i].name, refs[i].name_len) &&
+		       value_is(s, i, refs[i].value, refs[i].value_len))
+			i++;
+		if (i == n)
+			return 1;
+	}
+	size_t nonempty = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (refs[i].value_len == 0)
+			continue;
+		nonempty++;
+		/* label sets are small: a linear scan, the same position first */
+		size_t k = i < ln ? i : 0, tried = 0;
+		for (; tried < ln; tried++, k = k + 1 == ln ? 0 : k + 1)
+			if (name_is(s, k, refs[i].name, refs[i].name_len))
+				break;
+		if (tried == ln || !value_is(s, k, refs[i].value, refs[i].value_len))
+			return 0;
+	}
+	return nonempty == ln;
+}
+
+struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
+                                  const struct label_ref *refs, size_t n)
+{
+	uint32_t tag = (uint32_t)(hash >> 32);
+	for (size_t i = hash & r->table_mask;; i = (i + 1) & r->table_mask) {
+		const struct reg_slot *slot = &r->table[i];
+		if (slot->idx1 == 0)
+			return NULL;
+		if (slot->tag != tag)
+			continue;
+		struct series *s = r->v[slot->idx1 - 1];
+		if (s->hash == hash && labels_equal_refs(s, refs, n))
+			return s;
+	}
+}
+
+struct series *registry_find(struct series_registry *r, const struct labels *l)
+{
+	struct label_ref small[64] = { { 0 } };
+	struct label_ref *refs = l->n <= 64 ? small : malloc(l->n * sizeof *refs);
+	if (!refs)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++)
+		refs[i] = (struct label_ref){ l->names[i], strlen(l->names[i]), l->values[i],
+			                      strlen(l->values[i]) };
+	struct series *s = registry_find_refs(r, labels_hash(l), refs, l->n);
+	if (refs != small)
+		free(refs);
+	return s;
+}
+
+static int grow_table(struct series_registry *r)
+{
+	size_t ncap = (r->table_mask + 1) * 2;
+	struct reg_slot *t = calloc(ncap, sizeof *t);
+	if (!t)
+		return -1;
+	size_t mask = ncap - 1;
+	for (size_t k = 0; k < r->n; k++) {
+		size_t i = r->v[k]->hash & mask;
+		while (t[i].idx1)
+			i = (i + 1) & mask;
+		t[i] = (struct reg_slot){ (uint32_t)(k + 1), (uint32_t)(r->v[k]->hash >> 32) };
+	}
+	free(r->table);
+	r->table = t;
+	r->table_mask = mask;
+	return 0;
+}
+
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+struct series *registry_insert(struct series_registry *r, struct labels *labels, uint64_t hash)
+{
+	if (r->n >= r->max_series || r->n >= UINT32_MAX - 1)
+		goto fail;
+	if ((r->n + 1) * 2 > r->table_mask + 1 && grow_table(r) < 0)
+		goto fail;
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 1024;
+		struct series **v = realloc(r->v, ncap * sizeof *v);
+		if (!v)
+			goto fail;
+		r->v = v;
+		r->cap = ncap;
+	}
+	/* One allocation per series: the struct, its label set (pointer arrays,
+	 * then the strings) and key, the history ring, the detector state. The
+	 * strings are consecutive (name0 NUL value0 NUL ... key): the lookup
+	 * (stored_name_len, stored_value_len) takes their lengths from that. */
+	char *key = labels_to_string(labels);
+	if (!key)
+		goto fail;
+	size_t keylen = strlen(key) + 1;
+	size_t strbytes = 0;
+	for (size_t k = 0; k < labels->n; k++)
+		strbytes += strlen(labels->names[k]) + strlen(labels->values[k]) + 2;
+	size_t head = align16(sizeof(struct series));
+	size_t lab = align16(2 * labels->n * sizeof(char *) + strbytes + keylen);
+	size_t hist = align16(r->hist_cap * sizeof(struct hist_entry));
+	struct series *s = calloc(1, head + lab + hist + r->state_size);
+	if (!s) {
+		free(key);
+		goto fail;
+	}
+	char *p = (char *)s + head;
+	const char **names = (const char **)(void *)p;
+	const char **values = names + labels->n;
+	p = (char *)(values + labels->n);
+	for (size_t k = 0; k < labels->n; k++) {
+		size_t nl = strlen(labels->names[k]) + 1, vl = strlen(labels->values[k]) + 1;
+		memcpy(p, labels->names[k], nl);
+		names[k] = p;
+		p += nl;
+		memcpy(p, labels->values[k], vl);
+		values[k] = p;
+		p += vl;
+	}
+	memcpy(p, key, keylen);
+	free(key);
+	s->key = p;
+	s->labels = (struct labels){ .n = labels->n, .names = names, .values = values, .mem = NULL };
+	labels_free(labels);
+	s->hash = hash;
+	s->hist = (struct hist_entry *)((char *)s + head + lab);
+	s->det_state = (unsigned char *)s + head + lab + hist;
+	s->block_size = head + lab + hist + r->state_size;
+	alert_fsm_init(&s->alert);
+	size_t i = hash & r->table_mask;
+	while (r->table[i].idx1)
+		i = (i + 1) & r->table_mask;
+	s->idx = (uint32_t)r->n;
+	r->v[r->n] = s;
+	r->table[i] = (struct reg_slot){ (uint32_t)(r->n + 1), (uint32_t)(hash >> 32) };
+	r->n++;
+	return s;
+fail:
+	labels_free(labels);
+	return NULL;
+}
+
+int registry_resize_state(struct series_registry *r, size_t state_size)
+{
+	if (state_size == r->state_size) {
+		for (size_t k = 0; k < r->n; k++)
+			memset(r->v[k]->det_state, 0, state_size);
+		return 0;
+	}
+	for (size_t k = 0; k < r->n; k++) {
+		struct series *s = r->v[k];
+		/* the state block is last; everything before it moves with the
+		 * allocation, so pointers into it are rebased by offset */
+		uintptr_t old = (uintptr_t)s;
+		size_t state_off = (size_t)(s->det_state - (unsigned char *)s);
+		struct series *ns = realloc(s, state_off + state_size);
+		if (!ns)
+			return -1;
+		char *base = (char *)ns;
+#define REBASE(ptr) ((void *)(base + ((uintptr_t)(ptr) - old)))
+		ns->labels.names = REBASE(ns->labels.names);
+		ns->labels.values = REBASE(ns->labels.values);
+		for (size_t i = 0; i < ns->labels.n; i++) {
+			ns->labels.names[i] = REBASE(ns->labels.names[i]);
+			ns->labels.values[i] = REBASE(ns->labels.values[i]);
+		}
+		ns->key = REBASE(ns->key);
+		ns->hist = REBASE(ns->hist);
+#undef REBASE
+		ns->det_state = (unsigned char *)base + state_off;
+		ns->block_size = state_off + state_size;
+		memset(ns->det_state, 0, state_size);
+		r->v[k] = ns;
+	}
+	r->state_size = state_size;
+	return 0;
+}
+
+static uint16_t to_bf16(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof u);
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return 0x7fc0; /* NaN */
+	u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
+	return (uint16_t)(u >> 16);
+}
+
+static float from_bf16(uint16_t h)
+{
+	uint32_t u = (uint32_t)h << 16;
+	float f;
+	memcpy(&f, &u, sizeof f);
+	return f;
+}
+
+void series_hist_push(struct series *s, size_t cap, const struct hist_point *p)
+{
+	if (cap == 0)
+		return;
+	if (s->hist_len == 0)
+		s->hist_base_ms = p->ts_ms;
+	int64_t dt = p->ts_ms - s->hist_base_ms;
+	if (dt > INT32_MAX) {
+		/* rebase: move the base up; entries that fall off the int32 range
+		 * (older than ~24 days before the newest) are dropped */
+		int64_t shift = dt - (INT32_MAX / 2);
+		size_t first = (s->hist_head + cap - s->hist_len) % cap;
+		size_t keep = 0;
+		for (size_t k = 0; k < s->hist_len; k++) {
+			struct hist_entry *h = &s->hist[(first + k) % cap];
+			if ((int64_t)h->dt_ms - shift >= INT32_MIN) {
+				h->dt_ms = (int32_t)((int64_t)h->dt_ms - shift);
+				keep++;
+			}
+		}
+		/* dropped entries are the oldest: shrink from the front */
+		s->hist_len = (uint32_t)keep;
+		s->hist_base_ms += shift;
+		dt -= shift;
+	}
+	double score = p->score < 0 ? 0 : p->score > 1 ? 1 : p->score;
+	struct hist_entry e = {
+		.dt_ms = (int32_t)dt,
+		.value = (float)p->value,
+		.expected = (float)p->expected,
+		.score = (uint16_t)(isnan(score) ? 0 : score * 65535.0 + 0.5),
+		.below = to_bf16((float)(p->expected - p->lower)),
+		.above = to_bf16((float)(p->upper - p->expected)),
+		.comp_dir = (uint8_t)((p->comp & 0x3f) |
+		                      ((unsigned)((p->direction > 0) - (p->direction < 0) + 1) << 6)),
+	};
+	s->hist[s->hist_head] = e;
+	s->hist_head = (uint32_t)((s->hist_head + 1) % cap);
+	if (s->hist_len < cap)
+		s->hist_len++;
+}
+
+void series_hist_get(const struct series *s, size_t cap, size_t k, struct hist_point *out)
+{
+	size_t first = (s->hist_head + cap - s->hist_len) % cap;
+	const struct hist_entry *h = &s->hist[(first + k) % cap];
+	out->ts_ms = s->hist_base_ms + h->dt_ms;
+	out->value = h->value;
+	out->expected = h->expected;
+	out->score = h->score / 65535.0;
+	out->lower = h->expected - from_bf16(h->below);
+	out->upper = h->expected + from_bf16(h->above);
+	out->direction = (int)(h->comp_dir >> 6) - 1;
+	out->comp = h->comp_dir & 0x3f;
+}

@@ -1,0 +1,120 @@
+/* engine/series.h — the series registry: label set -> series, and per-series state.
+ *
+ * An open-addressing table (linear probing, power-of-two size, load <= 0.5)
+ * maps the 64-bit label-set hash to a series index; lookups compare the
+ * borrowed label refs against the stored set without allocating. Series are
+ * never removed while the daemon runs (ids are stable), so readers may keep
+ * an index. Growth rehashes the whole table; with load 0.5 that is amortised
+ * O(1) per insertion.
+ *
+ * Each series is one allocation: the struct, its label set and canonical
+ * key, a ring of the most recent history points and the detector state
+ * block (state_size bytes, last), so finding a series and comparing its
+ * labels touches one contiguous block. It also holds the alert state
+ * machine. The
+ * registry owns every series; it is not thread-safe (the engine's lock
+ * guards it).
+ */
+#ifndef FORESHOCK_SERIES_H
+#define FORESHOCK_SERIES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alert/alert.h"
+#include "detect/detector.h"
+#include "util/labels.h"
+
+/* One entry of a series' recent history, packed to 20 bytes (memory per
+ * series is dominated by this ring): the timestamp as a signed offset from
+ * the series' hist_base_ms, value and expected value as float, the score
+ * as a 16-bit fraction, the band edges as bfloat16 offsets from the
+ * expected value, and the direction and the component (an index into the
+ * engine's table of component names) in one byte. */
+struct hist_entry {
+	int32_t dt_ms;         /* ts - series.hist_base_ms */
+	float value;
+	float expected;        /* NAN if unknown */
+	uint16_t score;        /* score * 65535 */
+	uint16_t below;        /* bfloat16 of expected - lower (NAN if unknown) */
+	uint16_t above;        /* bfloat16 of upper - expected */
+	uint8_t comp_dir;      /* bits 0-5 component index, bits 6-7 direction + 1 */
+	uint8_t pad;
+};
+
+/* A history entry unpacked. */
+struct hist_point {
+	int64_t ts_ms;
+	double value, score, expected, lower, upper;
+	int direction;
+	unsigned comp;         /* component index */
+};
+
+/* What a series is, which decides what runs on it. */
+enum series_kind {
+	SERIES_GAUGE = 0,      /* detectors run on the values as they are */
+	SERIES_COUNTER = 1,    /* raw counter: no detector; feeds foreshock:rate:<name> */
+	SERIES_BUCKET = 2,     /* raw histogram bucket (<name>_bucket{le}): feeds foreshock:pNN:<name> */
+	SERIES_DERIVED = 3,    /* a derived signal (rate, quantile): a gauge made by foreshock */
+};
+
+struct series {
+	struct labels labels;  /* in the series' allocation (labels.mem is NULL) */
+	char *key;             /* canonical name{...}; in the series' allocation */
+	uint64_t hash;
+	uint32_t idx;          /* own index in the registry (stable) */
+	uint8_t kind;          /* enum series_kind */
+	uint32_t derived;      /* COUNTER: index + 1 of its rate series; BUCKET: index + 1 of its group; 0 = none yet */
+	uint32_t svc;          /* service index (service.h) when roles != 0 */
+	uint32_t roles;        /* bit mask of enum service_role this series feeds; 0 = none */
+	uint64_t samples;
+	int64_t first_ts_ms, last_ts_ms;
+	double last_value;
+	struct det_result last;
+	struct alert_fsm alert;
+	int64_t hist_base_ms;  /* timestamps of the ring are offsets from this */
+	uint32_t hist_head;    /* next slot to write */
+	uint32_t hist_len;
+	struct hist_entry *hist;     /* ring of registry->hist_cap entries; in the same allocation */
+	unsigned char *det_state;    /* registry->state_size bytes; in the same allocation, last */
+	size_t block_size;     /* bytes of the whole allocation */
+};
+
+/* A table slot keeps the upper half of the label-set hash next to the index,
+ * so probing past other series never touches their memory (a cache miss
+ * each): only a slot whose tag matches leads to a label comparison. */
+struct reg_slot {
+	uint32_t idx1;
+	uint32_t tag;          /* hash >> 32 */
+};
+
+struct series_registry {
+	struct series **v;     /* by index, creation order */
+	size_t n, cap;
+	struct reg_slot *table; /* open addressing; idx1 = index + 1, 0 = empty */
+	size_t table_mask;
+	size_t max_series;
+	size_t state_size;
+	size_t hist_cap;
+};
+
+int registry_init(struct series_registry *r, size_t max_series, size_t state_size,
+                  size_t hist_cap);
+void registry_free(struct series_registry *r);
+/* Find by hash + labels (refs in any order, empty values ignored). NULL if absent. */
+struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
+                                  const struct label_ref *refs, size_t n);
+struct series *registry_find(struct series_registry *r, const struct labels *l);
+/* Insert a new series, taking ownership of *labels (moved: *labels is zeroed).
+ * Returns NULL when the limit is reached or memory runs out (labels freed). */
+struct series *registry_insert(struct series_registry *r, struct labels *labels, uint64_t hash);
+/* Change the detector state size (model swap): every series' state block is
+ * reallocated and left zeroed for the caller to re-initialise. */
+int registry_resize_state(struct series_registry *r, size_t state_size);
+
+/* Append one point (oldest dropped when full). */
+void series_hist_push(struct series *s, size_t cap, const struct hist_point *p);
+/* The k-th oldest point of the ring (k < s->hist_len). */
+void series_hist_get(const struct series *s, size_t cap, size_t k, struct hist_point *out);
+
+#endif

@@ -1,0 +1,424 @@
+/* service/risk.c — the early-warning detectors: the error-ratio test, the
+ * overload risk and the evaluation of a grid bucket (services_observe). */
+#include "config.h"
+
+#include "service/service.h"
+#include "service/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/selector.h"
+#include "util/yaml_tree.h"
+
+/* ---- error-ratio test -------------------------------------------------- */
+
+/* log of the regularised incomplete beta I_x(a, b) by Lentz's continued
+ * fraction (valid for x < (a+1)/(a+b+2)); NAN if it does not converge. */
+static double log_ibeta_cf(double a, double b, double x)
+{
+	const double tiny = 1e-300;
+	double qab = a + b, qap = a + 1, qam = a - 1;
+	double c = 1, d = 1 - qab * x / qap;
+	if (fabs(d) < tiny)
+		d = tiny;
+	d = 1 / d;
+	double h = d;
+	int m;
+	for (m = 1; m <= 2000; m++) {
+		int m2 = 2 * m;
+		double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+		d = 1 + aa * d;
+		if (fabs(d) < tiny)
+			d = tiny;
+		c = 1 + aa / c;
+		if (fabs(c) < tiny)
+			c = tiny;
+		d = 1 / d;
+		h *= d * c;
+		aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+		d = 1 + aa * d;
+		if (fabs(d) < tiny)
+			d = tiny;
+		c = 1 + aa / c;
+		if (fabs(c) < tiny)
+			c = tiny;
+		d = 1 / d;
+		double del = d * c;
+		h *= del;
+		if (fabs(del - 1) < 1e-12)
+			break;
+	}
+	if (m > 2000)
+		return NAN;
+	double lfront = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
+	return lfront + log(h) - log(a);
+}
+
+/* log P(X >= x) for X ~ Binomial(n, p), continuous in x and n:
+ * I_p(x, n - x + 1). Falls back to a normal tail for huge counts. */
+double log_binom_upper(double x, double n, double p)
+{
+	if (x <= 0 || n <= 0)
+		return 0;
+	if (x > n)
+		x = n;
+	if (p <= 0)
+		return -INFINITY;
+	double a = x, b = n - x + 1;
+	double lv;
+	if (n * p < 5000 && n < 1e7) {
+		if (p < (a + 1) / (a + b + 2)) {
+			lv = log_ibeta_cf(a, b, p);
+		} else {
+			double lq = log_ibeta_cf(b, a, 1 - p); /* I_p(a,b) = 1 - I_{1-p}(b,a) */
+			lv = isfinite(lq) ? log1p(-exp(lq)) : NAN;
+		}
+		if (isfinite(lv) || lv == -INFINITY)
+			return lv > 0 ? 0 : lv;
+	}
+	/* normal approximation with continuity correction */
+	double sd = sqrt(n * p * (1 - p));
+	double z = (x - 0.5 - n * p) / (sd > 0 ? sd : 1e-12);
+	if (z < 5)
+		return log(0.5 * erfc(z / M_SQRT2));
+	return -0.5 * z * z - log(z) - 0.5 * log(2 * M_PI); /* Mills ratio */
+}
+
+/* The test on one window: x errors in n requests against baseline p0 with
+ * dispersion phi (variance inflation, >= 1). Returns log10 p-value. */
+double error_log10p(double x, double n, double p0, double phi)
+{
+	if (phi < 1)
+		phi = 1;
+	return log_binom_upper(x / phi, n / phi, p0) / M_LN10;
+}
+
+static void risk_update(struct svc *s, int64_t k)
+{
+	const struct svc_model *m = &s->m;
+	struct snapshot *p = &s->snap;
+	double step_s = (double)m->step_ms / 1000.0;
+	double ew = (double)m->eta_warning_ms / 1000.0;
+	double c[RC__COUNT] = { 0 };
+	/* load against the reference forecast */
+	if (p->have_req && isfinite(p->req_ref) && p->req_ref > 0 &&
+	    forecast_period_ms(s->fcst + FC_LOAD * s->fc_size) > 0) {
+		double ex = p->req / p->req_ref;
+		/* load alone is not an outage (a benign burst, a marketing
+		 * mail): it contributes, it never reaches the warning alone */
+		if (p->req > p->req_hi)
+			c[RC_LOAD] = 0.45 * ramp(ex, 1.3, 2.0);
+	}
+	/* capacity: utilisation, and when the load reaches the knee
+	 * (utilization_limit x capacity) at this rate (linear trend) or by the
+	 * seasonal forecast (the daily peak still to come) */
+	p->util = NAN;
+	p->eta_cap_s = NAN;
+	if (p->have_req && p->cap > 0) {
+		p->util = p->req / p->cap;
+		double knee = m->util_limit * p->cap;
+		double e1 = trend_eta_s(&s->tr[FC_LOAD], knee, step_s, 4, p->req);
+
+		struct breach br;
+		double e2 = NAN;
+		if (forecast_period_ms(s->fcst + FC_LOAD * s->fc_size) > 0 &&
+		    forecast_time_to_breach(&s->fp[FC_LOAD], s->fcst + FC_LOAD * s->fc_size, k * m->step_ms,
+		                            m->horizon_ms, knee, 1, &br) == 0 &&
+		    br.mean_crosses)
+			e2 = (double)(br.mean_at_ms - k * m->step_ms) / 1000.0;
+		double eta = e1;
+		if (isfinite(e2) && (!isfinite(eta) || e2 < eta))
+			eta = e2;
+		if (p->util < 0.5)
+			eta = NAN; /* far from capacity: trends are noise */
+		p->eta_cap_s = eta;
+		double cu = ramp(p->util, m->util_limit - 0.15, m->util_limit + 0.1);
+		/* headroom: the peak within peak_horizon by a seasonal-naive
+		 * forecast (yesterday's 10-minute means over the coming hours,
+		 * scaled by today's level against yesterday's): robust and easy
+		 * to explain. Recomputed every 10 minutes of event time. */
+		if (m->peak_horizon_ms > 0 && k % (DAYBIN_MS / m->step_ms) == 0) {
+			p->peak_req = NAN;
+			p->peak_in_s = NAN;
+			int64_t bin = floor_div(k * m->step_ms, DAYBIN_MS);
+			int nb = (int)(m->peak_horizon_ms / DAYBIN_MS);
+			if (nb > NDAYBIN - 1)
+				nb = NDAYBIN - 1;
+			if (s->level_ratio_n >= 6)
+				for (int j = 1; j <= nb; j++) {
+					int64_t yb = bin + j - NDAYBIN;
+					const struct daybin *d =
+						&s->day[(size_t)(((yb % NDAYBIN) + NDAYBIN) % NDAYBIN)];
+					if (d->bin != yb || d->n == 0)
+						continue;
+					double v = d->sum / d->n * s->level_ratio;
+					if (!(v <= p->peak_req)) {
+						p->peak_req = v;
+						p->peak_in_s = (double)(j * DAYBIN_MS) / 1000.0;
+					}
+				}
+		}
+		if (isfinite(p->peak_req) && p->peak_req > p->req)
+			c[RC_HEADROOM] = 0.7 * ramp(p->peak_req / knee, 0.95, 1.1);
+		/* a load projection is less sure than a leak's: a campaign's
+		 * ramp-in looks like a surge for its first minutes */
+		double ce = eta_comp(eta, (double)m->cap_eta_warning_ms / 1000.0);
+		c[RC_CAPACITY] = cu > ce ? cu : ce;
+	}
+	/* latency: against its reference, against the SLO, and the knee
+	 * (latency rising faster than load) */
+	p->eta_lat_s = NAN;
+	if (p->have_lat) {
+		double cl = 0;
+		if (isfinite(p->lat_ref) && p->lat_ref > 0 && p->lat_s > p->lat_hi) {
+			double lx = p->lat_s / p->lat_ref;
+			double lx_load = p->have_req && isfinite(p->req_ref) && p->req_ref > 0
+			                         ? p->req / p->req_ref
+			                         : 1;
+			if (lx_load < 1)
+				lx_load = 1;
+			/* the share of the latency excess that load does not explain */
+			cl = ramp(log(lx) - 0.5 * log(lx_load), log(1.5), log(3.0));
+		}
+		if (m->lat_threshold_s > 0) {
+			double cs = ramp(p->lat_s / m->lat_threshold_s, 0.75, 1.0);
+			double eta = trend_eta_s(&s->tr[FC_LATENCY], m->lat_threshold_s, step_s, 4, p->lat_s);
+			double qeta = qtrend_eta_s(&s->qlat, m->lat_threshold_s, step_s, 4);
+			if (isfinite(qeta) && (!isfinite(eta) || qeta < eta))
+				eta = qeta;
+			if (p->lat_s < 0.5 * m->lat_threshold_s)
+				eta = NAN;
+			p->eta_lat_s = eta;
+			double ce = eta_comp(eta, ew);
+			cs = cs > ce ? cs : ce;
+			cl = cl > cs ? cl : cs;
+		}
+		c[RC_LATENCY] = cl;
+	}
+	/* error onset: the error-ratio detector's evidence */
+	c[RC_ERRORS] = ramp(p->er_score, 0.45, 0.65);
+	/* saturation near its limit, or reaching it at this rate */
+	p->eta_sat_s = NAN;
+	if (p->have_sat) {
+		double cs = ramp(p->sat, 0.85, 1.0);
+		double eta = p->sat >= 0.5 ? trend_eta_s(&s->tr[FC_SAT], 1.0, step_s, 6, p->sat) : NAN;
+		p->eta_sat_s = eta;
+		double ce = eta_comp(eta, ew);
+		c[RC_SATURATION] = cs > ce ? cs : ce;
+	}
+	/* noisy-OR: any one strong signal, or several moderate ones */
+	double q = 1;
+	for (int i = 0; i < RC__COUNT; i++) {
+		p->comp[i] = c[i];
+		q *= 1 - c[i];
+	}
+	p->risk = 1 - q;
+}
+
+/* Evaluate grid bucket k (all its data are in). */
+static int eval_step(struct svc *s, int64_t k, struct service_transition **out, size_t *nout,
+                     size_t *capout)
+{
+	const struct svc_model *m = &s->m;
+	struct snapshot *p = &s->snap;
+	int64_t stale_steps = m->stale_ms / m->step_ms;
+	double req = 0, tot = 0, err = 0, lat = 0, sat = 0, inst = 0;
+	int nreq = 0, ntot = 0, nlat = 0, nsat = 0, ninst = 0, satsig = -1;
+	for (size_t i = 0; i < s->nmem; i++) {
+		struct member *mb = &s->mem[i];
+		int sl = (int)(((k % SVC_SLOTS) + SVC_SLOTS) % SVC_SLOTS);
+		if (mb->slot[sl].k == k && mb->slot[sl].n) {
+			mb->cf_val = mb->slot[sl].sum / mb->slot[sl].n;
+			mb->cf_k = k;
+		}
+		if (mb->cf_k == INT64_MIN || k - mb->cf_k > stale_steps)
+			continue;
+		double v = mb->cf_val;
+		uint32_t r = mb->roles;
+		if (r & (1u << ROLE_REQUESTS))
+			req += v, nreq++;
+		if (r & (1u << ROLE_TOTAL))
+			tot += v, ntot++;
+		if (r & (1u << ROLE_ERRORS))
+			err += v;
+		if (r & (1u << ROLE_LATENCY)) {
+			double ls = v * m->latency_scale;
+			if (m->latency_mean)
+				lat += ls;
+			else if (ls > lat)
+				lat = ls;
+			nlat++;
+		}
+		if (r & (1u << ROLE_SATURATION)) {
+			int si = (int)((r >> SERVICE_SAT_SHIFT) & 0xff);
+			if (si < m->nsat) {
+				double f = v / m->sat[si].limit;
+				if (f > sat || !nsat) {
+					sat = f;
+					satsig = si;
+				}
+				nsat++;
+			}
+		}
+		if (r & (1u << ROLE_INSTANCES))
+			inst += v, ninst++;
+	}
+	if (m->latency_mean && nlat)
+		lat /= nlat;
+	int64_t ts = (k + 1) * m->step_ms; /* the bucket's end: its data are complete */
+	double step_s = (double)m->step_ms / 1000.0;
+	s->steps++;
+	p->ts_ms = ts;
+	p->have_req = nreq > 0;
+	p->have_total = ntot > 0;
+	p->have_lat = nlat > 0;
+	p->have_sat = nsat > 0;
+	p->have_inst = ninst > 0;
+	p->req = req;
+	p->total = tot;
+	p->err = err;
+	p->lat_s = lat;
+	p->sat = sat;
+	p->sat_sig = satsig;
+	p->inst = inst;
+	p->cap = m->cap_total;
+	if (m->cap_per_instance > 0 && ninst > 0)
+		p->cap = m->cap_per_instance * inst;
+	/* counts on this step: rate x step */
+	double n = ntot ? tot * step_s : 0, x = ntot ? err * step_s : 0;
+	if (x > n)
+		x = n;
+	if (m->objective > 0)
+		burn_update(s, k, x, n);
+	error_update(s, x, n);
+	/* forecasts: reference made reference_ms ago, then learn this step */
+	ref_update(s, FC_LOAD, k, &p->req_ref, &p->req_hi);
+	ref_update(s, FC_LATENCY, k, &p->lat_ref, &p->lat_hi);
+	double dmy1, dmy2;
+	ref_update(s, FC_SAT, k, &dmy1, &dmy2);
+	int64_t t0 = k * m->step_ms;
+	if (p->have_req)
+		forecast_update(&s->fp[FC_LOAD], s->fcst + FC_LOAD * s->fc_size, t0, req);
+	if (p->have_lat)
+		forecast_update(&s->fp[FC_LATENCY], s->fcst + FC_LATENCY * s->fc_size, t0, lat);
+	if (p->have_sat)
+		forecast_update(&s->fp[FC_SAT], s->fcst + FC_SAT * s->fc_size, t0, sat);
+	for (int f = 0; f < FC__COUNT; f++)
+		ref_issue(s, f, k);
+	double hl = (double)m->trend_halflife_ms / (double)m->step_ms;
+	double dec = exp2(-1.0 / hl);
+	trend_add(&s->tr[FC_LOAD], dec, req, p->have_req);
+	trend_add(&s->tr[FC_LATENCY], dec, lat, p->have_lat);
+	qtrend_add(&s->qlat, exp2(-0.5 / hl), lat, p->have_lat);
+	trend_add(&s->tr[FC_SAT], exp2(-(double)m->step_ms / (double)m->sat_halflife_ms), sat,
+	          p->have_sat);
+	{
+		double b, a, tt;
+		p->lat_slope_rel = trend_fit(&s->tr[FC_LATENCY], &b, &a, &tt) == 0 && a > 0 ? b / a : 0;
+		p->req_slope_rel = trend_fit(&s->tr[FC_LOAD], &b, &a, &tt) == 0 && a > 0 ? b / a : 0;
+	}
+	if (p->have_req)
+		daybin_update(s, k, req);
+	risk_update(s, k);
+	/* alert state machines */
+	double scores[AK__COUNT] = { p->er_score, p->burn_score_page, p->burn_score_ticket, p->risk,
+		                     p->risk };
+	double values[AK__COUNT] = { p->er_ratio, 0, 0, p->risk, p->risk };
+	if (m->objective > 0) {
+		double bp = 0, bt = 0;
+		for (int w = 0; w < m->nwin; w++) {
+			double v = p->burn[w][1];
+			if (m->win[w].page)
+				bp = v > bp ? v : bp;
+			else
+				bt = v > bt ? v : bt;
+		}
+		values[AK_BURN_PAGE] = bp;
+		values[AK_BURN_TICKET] = bt;
+	}
+	for (int a = 0; a < AK__COUNT; a++) {
+		if ((a == AK_BURN_PAGE || a == AK_BURN_TICKET) && m->objective <= 0)
+			continue;
+		if (!p->have_total && (a == AK_ERROR_RATIO))
+			continue;
+		enum alert_event ev = alert_fsm_step(&s->fsm[a], &m->al[a], ts, scores[a], values[a]);
+		/* the first step at the alert's highest score */
+		if ((ev == AEV_PENDING || (ev == AEV_FIRING && s->fsm[a].active_at_ms == ts)) ||
+		    (s->fsm[a].state != ALERT_INACTIVE && scores[a] > s->peak_score[a])) {
+			s->peak[a] = *p;
+			s->peak_score[a] = scores[a];
+		}
+		if (ev != AEV_NONE &&
+		    push_transition(s, a, ev, ts, values[a], scores[a], out, nout, capout) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int services_observe(struct services *set, uint32_t svc, uint32_t roles, uint32_t series_idx,
+                     int64_t ts_ms, double value, const struct det_result *det,
+                     struct service_transition **out, size_t *nout, size_t *capout)
+{
+	(void)det;
+	if (!set || svc >= set->n || !isfinite(value))
+		return 0;
+	struct svc *s = &set->v[svc];
+	const struct svc_model *m = &s->m;
+	int64_t k = floor_div(ts_ms, m->step_ms);
+	if (s->started && k < s->next_close) {
+		s->late_dropped++;
+		return 0;
+	}
+	struct member *mb = member_get(s, series_idx, roles);
+	if (!mb)
+		return -1;
+	mb->roles = roles;
+	s->samples++;
+	int sl = (int)(((k % SVC_SLOTS) + SVC_SLOTS) % SVC_SLOTS);
+	if (mb->slot[sl].k != k) {
+		mb->slot[sl].k = k;
+		mb->slot[sl].sum = 0;
+		mb->slot[sl].n = 0;
+	}
+	mb->slot[sl].sum += value;
+	mb->slot[sl].n++;
+	if (!s->started) {
+		s->started = 1;
+		s->next_close = k;
+		s->wm_k = k;
+	}
+	if (k > s->wm_k)
+		s->wm_k = k;
+	/* close every bucket that can no longer receive data */
+	while (s->next_close + m->lag_steps < s->wm_k) {
+		/* skip long gaps: jump to the oldest bucket any member still holds */
+		int64_t kk = s->next_close;
+		int any = 0;
+		int64_t stale_steps = m->stale_ms / m->step_ms;
+		int64_t oldest = INT64_MAX;
+		for (size_t i = 0; i < s->nmem; i++) {
+			const struct member *q = &s->mem[i];
+			if (q->cf_k != INT64_MIN && kk - q->cf_k <= stale_steps)
+				any = 1;
+			for (int j = 0; j < SVC_SLOTS; j++)
+				if (q->slot[j].k >= kk && q->slot[j].k < oldest)
+					oldest = q->slot[j].k;
+		}
+		if (!any && oldest != INT64_MAX && oldest > kk) {
+			s->next_close = oldest;
+			continue;
+		}
+		if (eval_step(s, kk, out, nout, capout) < 0)
+			return -1;
+		s->next_close = kk + 1;
+	}
+	return 0;
+}

@@ -1,0 +1,301 @@
+/* service/text.c — what a service alert says: its labels, annotations and
+ * risk explanation; push_transition queues it for the engine. */
+#include "config.h"
+
+#include "service/service.h"
+#include "service/internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/selector.h"
+#include "util/yaml_tree.h"
+
+/* ---- transitions ---------------------------------------------------------- */
+
+static char *fmt_dup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt_dup(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	return s;
+}
+
+static void fmt_eta(char *buf, size_t len, double s)
+{
+	if (s < 90)
+		snprintf(buf, len, "%.0f seconds", s);
+	else if (s < 5400)
+		snprintf(buf, len, "%.0f minutes", s / 60);
+	else
+		snprintf(buf, len, "%.1f hours", s / 3600);
+}
+
+static void fmt_lat(char *buf, size_t len, double sec)
+{
+	if (sec < 1)
+		snprintf(buf, len, "%.0f ms", sec * 1000);
+	else
+		snprintf(buf, len, "%.2f s", sec);
+}
+
+/* Append one clause to the explanation. */
+static void clause(struct obuf *b, int *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void clause(struct obuf *b, int *n, const char *fmt, ...)
+{
+	char tmp[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	obuf_puts(b, *n ? ", " : "");
+	obuf_puts(b, tmp);
+	(*n)++;
+}
+
+/* Human explanation of the risk: which signals moved, by how much against
+ * their forecast, and what is projected. Returns a malloc'd string. */
+char *risk_explanation(const struct svc *s, const struct snapshot *p)
+{
+	const struct svc_model *m = &s->m;
+	struct obuf b;
+	obuf_init(&b, 4096);
+	int n = 0;
+	char t1[64], t2[64];
+	if (p->comp[RC_LOAD] > 0.05 || (p->have_req && isfinite(p->req_ref) && p->req_ref > 0 &&
+	                                p->req / p->req_ref >= 1.3))
+		clause(&b, &n, "requests are %.1fx the seasonal forecast (%.3g/s vs %.3g/s expected)",
+		       p->req / p->req_ref, p->req, p->req_ref);
+	if (p->comp[RC_CAPACITY] > 0.05) {
+		if (isfinite(p->eta_cap_s) && p->eta_cap_s > 0)
+			fmt_eta(t1, sizeof t1, p->eta_cap_s), clause(&b, &n,
+			       "load is at %.0f%% of capacity (%.3g/s) and reaches %.0f%% in about %s",
+			       100 * p->util, p->cap, 100 * m->util_limit, t1);
+		else
+			clause(&b, &n, "load is at %.0f%% of capacity (%.3g/s)", 100 * p->util, p->cap);
+	}
+	if (p->comp[RC_HEADROOM] > 0.05) {
+		char inst[48] = "";
+		if (p->have_inst)
+			snprintf(inst, sizeof inst, " with %.0f instances up", p->inst);
+		fmt_eta(t1, sizeof t1, p->peak_in_s);
+		clause(&b, &n, "the forecast peak of %.3g/s in about %s is %.0f%% of capacity (%.3g/s%s)",
+		       p->peak_req, t1, 100 * p->peak_req / p->cap, p->cap, inst);
+	}
+	if (p->comp[RC_LATENCY] > 0.05) {
+		fmt_lat(t1, sizeof t1, p->lat_s);
+		char pct[16];
+		snprintf(pct, sizeof pct, "p%g", m->lat_percentile);
+		if (isfinite(p->lat_ref) && p->lat_ref > 0 && p->lat_s > p->lat_ref * 1.2)
+			clause(&b, &n, "%s latency is %s, %.1fx its forecast%s", pct, t1, p->lat_s / p->lat_ref,
+			       p->lat_slope_rel > p->req_slope_rel + 0.001 ? " and bending upward" : "");
+		else
+			clause(&b, &n, "%s latency is %s%s", pct, t1,
+			       p->lat_slope_rel > 0.001 ? " and rising" : "");
+		if (m->lat_threshold_s > 0) {
+			fmt_lat(t2, sizeof t2, m->lat_threshold_s);
+			if (p->lat_s >= m->lat_threshold_s)
+				clause(&b, &n, "the %s SLO is breached", t2);
+			else if (isfinite(p->eta_lat_s)) {
+				fmt_eta(t1, sizeof t1, p->eta_lat_s);
+				clause(&b, &n, "at this rate the %s SLO is breached in about %s", t2, t1);
+			}
+		}
+	}
+	if (p->comp[RC_ERRORS] > 0.05)
+		clause(&b, &n, "errors are %.2f%% of requests vs a %.2f%% baseline", 100 * p->er_ratio,
+		       100 * p->er_base);
+	if (p->comp[RC_SATURATION] > 0.05) {
+		const char *nm = p->sat_sig >= 0 && p->sat_sig < m->nsat ? m->sat[p->sat_sig].name
+		                                                          : "saturation";
+		if (isfinite(p->eta_sat_s) && p->eta_sat_s > 0) {
+			fmt_eta(t1, sizeof t1, p->eta_sat_s);
+			clause(&b, &n, "%s is at %.0f%% of its limit and full in about %s at this rate", nm,
+			       100 * p->sat, t1);
+		} else {
+			clause(&b, &n, "%s is at %.0f%% of its limit", nm, 100 * p->sat);
+		}
+	}
+	if (!n)
+		clause(&b, &n, "risk %.2f", p->risk);
+	size_t len;
+	char *out = obuf_steal(&b, &len);
+	obuf_free(&b);
+	return out;
+}
+
+void json_num_field(struct obuf *b, const char *k, double v)
+{
+	obuf_printf(b, ",\"%s\":", k);
+	obuf_json_num(b, v, 0);
+}
+
+static char *labels_for(const struct svc *s, int ak)
+{
+	struct obuf b;
+	obuf_init(&b, 0);
+	obuf_puts(&b, "{\"alertname\":");
+	obuf_json_str(&b, ak_alertname[ak], strlen(ak_alertname[ak]));
+	obuf_puts(&b, ",\"service\":");
+	obuf_json_str(&b, s->m.name, strlen(s->m.name));
+	obuf_puts(&b, ",\"severity\":");
+	obuf_json_str(&b, s->m.sev[ak], strlen(s->m.sev[ak]));
+	if (ak == AK_BURN_PAGE || ak == AK_BURN_TICKET)
+		obuf_puts(&b, ak == AK_BURN_PAGE ? ",\"action\":\"page\"" : ",\"action\":\"ticket\"");
+	obuf_puts(&b, "}");
+	size_t len;
+	char *out = b.failed ? NULL : obuf_steal(&b, &len);
+	obuf_free(&b);
+	return out;
+}
+
+/* Annotations of a transition. An alert that ended keeps the evidence of its
+ * peak (the snapshot of the step with its highest score), so the store's row
+ * of a resolved alert still says what happened. */
+static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
+{
+	const struct svc_model *m = &s->m;
+	int ended = ev == AEV_RESOLVED || ev == AEV_CANCELLED;
+	const struct snapshot *p = ended && s->peak[ak].ts_ms > 0 ? &s->peak[ak] : &s->snap;
+	struct obuf b;
+	obuf_init(&b, 0);
+	char *sum = NULL, *desc = NULL;
+	if (ak == AK_RISK_WARNING || ak == AK_RISK_CRITICAL) {
+		char *ex = risk_explanation(s, p);
+		sum = fmt_dup("%s%s is heading for an outage: %s", ended ? "resolved; at its peak: " : "",
+		              m->name, ex ? ex : "");
+		desc = fmt_dup("overload risk %.2f (%s at %.2f). %s", p->risk,
+		               ak == AK_RISK_CRITICAL ? "critical" : "warning",
+		               ak == AK_RISK_CRITICAL ? m->risk_critical : m->risk_warning,
+		               ex ? ex : "");
+		free(ex);
+	} else if (ak == AK_ERROR_RATIO) {
+		sum = fmt_dup("%s%s errors are %.2f%% of requests vs a %.2f%% baseline",
+		              ended ? "resolved; at its peak: " : "", m->name, 100 * p->er_ratio,
+		              100 * p->er_base);
+		desc = fmt_dup("%.0f errors in %.0f requests over the last %lld s; p-value 1e%.1f "
+		               "under the learned baseline (dispersion %.2f)",
+		               p->er_x, p->er_n, (long long)(m->er_window_ms / 1000), p->er_log10p,
+		               s->disp);
+	} else {
+		int page = ak == AK_BURN_PAGE;
+		int best = -1;
+		double bs = -1;
+		for (int w = 0; w < m->nwin; w++) {
+			if (m->win[w].page != page)
+				continue;
+			double lo = p->burn[w][0] < p->burn[w][1] ? p->burn[w][0] : p->burn[w][1];
+			if (lo / m->win[w].factor > bs) {
+				bs = lo / m->win[w].factor;
+				best = w;
+			}
+		}
+		if (best >= 0) {
+			const struct burn_window *w = &m->win[best];
+			sum = fmt_dup("%s%s is burning its %.4g%% availability error budget %.1fx too fast",
+			              ended ? "resolved; at its peak: " : "", m->name, 100 * m->objective,
+			              p->burn[best][1]);
+			desc = fmt_dup("burn rate %.1f over %lldm and %.1f over %lldm (threshold %.1f); at "
+			               "this rate the %lld-day budget lasts %.1f days",
+			               p->burn[best][0], (long long)(w->long_ms / MS_MIN), p->burn[best][1],
+			               (long long)(w->short_ms / MS_MIN), w->factor,
+			               (long long)(m->slo_period_ms / MS_DAY),
+			               p->burn[best][1] > 0
+			                       ? (double)m->slo_period_ms / MS_DAY / p->burn[best][1]
+			                       : INFINITY);
+		}
+	}
+	obuf_puts(&b, "{\"summary\":");
+	obuf_json_str(&b, sum ? sum : "", sum ? strlen(sum) : 0);
+	obuf_puts(&b, ",\"description\":");
+	obuf_json_str(&b, desc ? desc : "", desc ? strlen(desc) : 0);
+	free(sum);
+	free(desc);
+	obuf_puts(&b, ",\"evidence_at\":");
+	obuf_json_time(&b, p->ts_ms);
+	json_num_field(&b, "risk", p->risk);
+	for (int i = 0; i < RC__COUNT; i++) {
+		char k[40];
+		snprintf(k, sizeof k, "risk_%s", rc_name[i]);
+		json_num_field(&b, k, p->comp[i]);
+	}
+	json_num_field(&b, "requests_per_s", p->have_req ? p->req : NAN);
+	json_num_field(&b, "requests_expected_per_s", p->req_ref);
+	json_num_field(&b, "load_vs_forecast",
+	               p->have_req && p->req_ref > 0 ? p->req / p->req_ref : NAN);
+	json_num_field(&b, "capacity_per_s", p->cap > 0 ? p->cap : NAN);
+	json_num_field(&b, "capacity_utilization", p->util);
+	json_num_field(&b, "capacity_eta_s", p->eta_cap_s);
+	json_num_field(&b, "peak_requests_per_s", p->peak_req);
+	json_num_field(&b, "peak_in_s", p->peak_in_s);
+	json_num_field(&b, "latency_s", p->have_lat ? p->lat_s : NAN);
+	json_num_field(&b, "latency_expected_s", p->lat_ref);
+	json_num_field(&b, "latency_slo_s", m->lat_threshold_s > 0 ? m->lat_threshold_s : NAN);
+	json_num_field(&b, "latency_slo_eta_s", p->eta_lat_s);
+	json_num_field(&b, "error_ratio", p->er_ratio);
+	json_num_field(&b, "error_ratio_baseline", p->er_base);
+	json_num_field(&b, "error_log10_p", p->er_log10p);
+	json_num_field(&b, "saturation", p->have_sat ? p->sat : NAN);
+	json_num_field(&b, "saturation_eta_s", p->eta_sat_s);
+	if (m->objective > 0) {
+		obuf_puts(&b, ",\"burn_rates\":[");
+		for (int w = 0; w < m->nwin; w++) {
+			obuf_printf(&b, "%s{\"long_s\":%lld,\"short_s\":%lld,\"factor\":", w ? "," : "",
+			            (long long)(m->win[w].long_ms / 1000),
+			            (long long)(m->win[w].short_ms / 1000));
+			obuf_json_num(&b, m->win[w].factor, 0);
+			json_num_field(&b, "long", p->burn[w][0]);
+			json_num_field(&b, "short", p->burn[w][1]);
+			obuf_puts(&b, "}");
+		}
+		obuf_puts(&b, "]");
+	}
+	obuf_puts(&b, "}");
+	size_t len;
+	char *out = b.failed ? NULL : obuf_steal(&b, &len);
+	obuf_free(&b);
+	return out;
+}
+
+int push_transition(struct svc *s, int ak, enum alert_event ev, int64_t ts, double value,
+                           double score, struct service_transition **out, size_t *nout,
+                           size_t *capout)
+{
+	if (*nout == *capout) {
+		size_t nc = *capout ? *capout * 2 : 8;
+		struct service_transition *t = realloc(*out, nc * sizeof *t);
+		if (!t)
+			return -1;
+		*out = t;
+		*capout = nc;
+	}
+	struct service_transition *t = &(*out)[*nout];
+	memset(t, 0, sizeof *t);
+	t->fsm = &s->fsm[ak];
+	t->ev = ev;
+	t->key = fmt_dup("service:%s:%s%s", s->m.name, ak_alertname[ak], ak_suffix[ak]);
+	t->labels_json = labels_for(s, ak);
+	t->annotations_json = annotations_for(s, ak, ev);
+	t->ts_ms = ts;
+	t->value = value;
+	t->score = score;
+	if (!t->key || !t->labels_json || !t->annotations_json) {
+		free(t->key);
+		free(t->labels_json);
+		free(t->annotations_json);
+		return -1;
+	}
+	(*nout)++;
+	return 0;
+}

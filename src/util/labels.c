@@ -1,0 +1,317 @@
+/* util/labels.c — owned, sorted label sets; hashing and canonical text (see labels.h). */
+#include "util/labels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int label_name_valid(const char *s, size_t len)
+{
+	if (len == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+		         (i > 0 && c >= '0' && c <= '9');
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+int metric_name_valid(const char *s, size_t len)
+{
+	if (len == 0)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+		         (i > 0 && c >= '0' && c <= '9');
+		if (!ok)
+			return 0;
+	}
+	return 1;
+}
+
+static int ref_cmp_name(const struct label_ref *a, const struct label_ref *b)
+{
+	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = memcmp(a->name, b->name, n);
+	if (c)
+		return c;
+	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
+}
+
+/* Insertion sort of indices: label sets are small (<= a few dozen). */
+static void sort_refs(const struct label_ref *refs, size_t n, size_t *idx)
+{
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	for (size_t i = 1; i < n; i++) {
+		size_t v = idx[i], j = i;
+		while (j > 0 && ref_cmp_name(&refs[idx[j - 1]], &refs[v]) > 0) {
+			idx[j] = idx[j - 1];
+			j--;
+		}
+		idx[j] = v;
+	}
+}
+
+int labels_from_refs(struct labels *out, const struct label_ref *refs, size_t n,
+                     const struct label_limits *lim, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (lim && n > lim->max_labels) {
+		snprintf(err, errlen, "too many labels (%zu, limit %zu)", n, lim->max_labels);
+		return -1;
+	}
+	size_t idx_small[64];
+	size_t *idx = n <= 64 ? idx_small : malloc(n * sizeof *idx);
+	if (!idx) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	sort_refs(refs, n, idx);
+	size_t bytes = 0, kept = 0;
+	for (size_t k = 0; k < n; k++) {
+		const struct label_ref *r = &refs[idx[k]];
+		int is_name = r->name_len == 8 && !memcmp(r->name, "__name__", 8);
+		if (lim && r->name_len > lim->max_name_len) {
+			snprintf(err, errlen, "label name '%.*s...' too long (limit %zu)", 32,
+			         r->name, lim->max_name_len);
+			goto fail;
+		}
+		if (lim && r->value_len > lim->max_value_len) {
+			snprintf(err, errlen, "value of label '%.*s' too long (%zu bytes, limit %zu)",
+			         (int)(r->name_len > 64 ? 64 : r->name_len), r->name, r->value_len,
+			         lim->max_value_len);
+			goto fail;
+		}
+		if (!is_name && !label_name_valid(r->name, r->name_len)) {
+			snprintf(err, errlen, "invalid label name '%.*s'",
+			         (int)(r->name_len > 64 ? 64 : r->name_len), r->name);
+			goto fail;
+		}
+		if (k > 0 && ref_cmp_name(&refs[idx[k - 1]], r) == 0) {
+			snprintf(err, errlen, "duplicate label name '%.*s'",
+			         (int)(r->name_len > 64 ? 64 : r->name_len), r->name);
+			goto fail;
+		}
+		if (r->value_len == 0)
+			continue;
+		bytes += r->name_len + r->value_len + 2;
+		kept++;
+	}
+	out->names = malloc((kept ? kept : 1) * sizeof *out->names);
+	out->values = malloc((kept ? kept : 1) * sizeof *out->values);
+	out->mem = malloc(bytes ? bytes : 1);
+	if (!out->names || !out->values || !out->mem) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	char *p = out->mem;
+	for (size_t k = 0; k < n; k++) {
+		const struct label_ref *r = &refs[idx[k]];
+		if (r->value_len == 0)
+			continue;
+		memcpy(p, r->name, r->name_len);
+		p[r->name_len] = '\0';
+		out->names[out->n] = p;
+		p += r->name_len + 1;
+		memcpy(p, r->value, r->value_len);
+		p[r->value_len] = '\0';
+		out->values[out->n] = p;
+		p += r->value_len + 1;
+		out->n++;
+	}
+	if (idx != idx_small)
+		free(idx);
+	return 0;
+fail:
+	if (idx != idx_small)
+		free(idx);
+	labels_free(out);
+	return -1;
+}
+
+int labels_copy(struct labels *dst, const struct labels *src)
+{
+	struct label_ref small[64] = { { 0 } };
+	struct label_ref *refs = src->n <= 64 ? small : malloc(src->n * sizeof *refs);
+	if (!refs)
+		return -1;
+	for (size_t i = 0; i < src->n; i++) {
+		refs[i].name = src->names[i];
+		refs[i].name_len = strlen(src->names[i]);
+		refs[i].value = src->values[i];
+		refs[i].value_len = strlen(src->values[i]);
+	}
+	char err[128];
+	int rc = labels_from_refs(dst, refs, src->n, NULL, err, sizeof err);
+	if (refs != small)
+		free(refs);
+	return rc;
+}
+
+void labels_free(struct labels *l)
+{
+	if (!l)
+		return;
+	free(l->names);
+	free(l->values);
+	free(l->mem);
+	memset(l, 0, sizeof *l);
+}
+
+const char *labels_get(const struct labels *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->names[i], name) == 0)
+			return l->values[i];
+	return NULL;
+}
+
+const char *labels_metric_name(const struct labels *l)
+{
+	const char *v = labels_get(l, "__name__");
+	return v ? v : "";
+}
+
+int labels_equal(const struct labels *a, const struct labels *b)
+{
+	if (a->n != b->n)
+		return 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->names[i], b->names[i]) || strcmp(a->values[i], b->values[i]))
+			return 0;
+	return 1;
+}
+
+/* FNV-1a over "name\xffvalue\xfe" of each label in sorted order, then a
+ * 64-bit finaliser (splitmix) so open addressing sees well-mixed bits. */
+#define FNV_OFF 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* A word at a time: label strings are short, and this runs for every
+ * sample (FNV's byte-at-a-time multiply chain was ~5% of the ingest
+ * profile). The hash lives in memory only (the registry rebuilds it at
+ * restore), so its values may change between versions. */
+static uint64_t bytes_hash(uint64_t h, const char *p, size_t n)
+{
+	h ^= (uint64_t)n * 0x9e3779b97f4a7c15ULL;
+	while (n >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+		h ^= h >> 29;
+		p += 8;
+		n -= 8;
+	}
+	uint64_t t = 0;
+	for (size_t i = 0; i < n; i++)
+		t |= (uint64_t)(unsigned char)p[i] << (8 * i);
+	h = (h ^ t) * 0x94d049bb133111ebULL;
+	return h ^ (h >> 32);
+}
+
+uint64_t label_pair_hash(const char *name, size_t name_len, const char *value, size_t value_len)
+{
+	return mix(bytes_hash(bytes_hash(FNV_OFF, name, name_len), value, value_len));
+}
+
+/* The set's hash is the sum of its pairs' hashes, mixed: independent of
+ * order, so refs need no sorting. Empty values do not count. */
+uint64_t labels_hash_from_sum(uint64_t sum)
+{
+	return mix(sum ^ FNV_PRIME);
+}
+
+uint64_t labels_hash(const struct labels *l)
+{
+	uint64_t acc = 0;
+	for (size_t i = 0; i < l->n; i++)
+		acc += label_pair_hash(l->names[i], strlen(l->names[i]), l->values[i],
+		                       strlen(l->values[i]));
+	return labels_hash_from_sum(acc);
+}
+
+uint64_t labels_hash_refs(const struct label_ref *refs, size_t n)
+{
+	uint64_t acc = 0;
+	for (size_t k = 0; k < n; k++)
+		if (refs[k].value_len)
+			acc += label_pair_hash(refs[k].name, refs[k].name_len, refs[k].value,
+			                       refs[k].value_len);
+	return labels_hash_from_sum(acc);
+}
+
+static size_t escaped_len(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += (*s == '\\' || *s == '"' || *s == '\n') ? 2 : 1;
+	return n;
+}
+
+static char *put_escaped(char *p, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"') {
+			*p++ = '\\';
+			*p++ = *s;
+		} else if (*s == '\n') {
+			*p++ = '\\';
+			*p++ = 'n';
+		} else
+			*p++ = *s;
+	}
+	return p;
+}
+
+char *labels_to_string(const struct labels *l)
+{
+	const char *name = labels_metric_name(l);
+	size_t len = strlen(name) + 3;
+	for (size_t i = 0; i < l->n; i++) {
+		if (!strcmp(l->names[i], "__name__"))
+			continue;
+		len += strlen(l->names[i]) + escaped_len(l->values[i]) + 4;
+	}
+	char *s = malloc(len);
+	if (!s)
+		return NULL;
+	char *p = s;
+	size_t nl = strlen(name);
+	memcpy(p, name, nl);
+	p += nl;
+	if (l->n == (labels_get(l, "__name__") ? 1u : 0u)) {
+		*p = '\0'; /* no labels besides the name: just "name" */
+		return s;
+	}
+	*p++ = '{';
+	int first = 1;
+	for (size_t i = 0; i < l->n; i++) {
+		if (!strcmp(l->names[i], "__name__"))
+			continue;
+		if (!first)
+			*p++ = ',';
+		first = 0;
+		size_t kl = strlen(l->names[i]);
+		memcpy(p, l->names[i], kl);
+		p += kl;
+		*p++ = '=';
+		*p++ = '"';
+		p = put_escaped(p, l->values[i]);
+		*p++ = '"';
+	}
+	*p++ = '}';
+	*p = '\0';
+	return s;
+}

@@ -1,0 +1,505 @@
+/* util/yaml_tree.c — libyaml event stream -> struct ynode tree with line numbers
+ * (see yaml_tree.h). Used by the config and model loaders. */
+#include "util/yaml_tree.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define YTREE_MAX_DEPTH 64
+
+void yerr(char *err, size_t errlen, const struct ynode *at, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	int n = 0;
+	if (at)
+		n = snprintf(err, errlen, "%s:%d: ", at->file ? at->file : "<yaml>", at->line);
+	if (n < 0 || (size_t)n >= errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static void node_free(struct ynode *n)
+{
+	if (!n)
+		return;
+	free(n->scalar);
+	for (size_t i = 0; i < n->n; i++) {
+		node_free(n->items[i]);
+		if (n->keys)
+			free(n->keys[i]);
+	}
+	free(n->items);
+	free(n->keys);
+	free(n->key_lines);
+	free(n);
+}
+
+void ytree_free(struct ynode *root)
+{
+	if (!root)
+		return;
+	char *file = (char *)root->file;
+	node_free(root);
+	free(file);
+}
+
+struct yparse {
+	yaml_parser_t parser;
+	const char *file;
+	char *err;
+	size_t errlen;
+};
+
+static int next_event(struct yparse *p, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(&p->parser, ev)) {
+		snprintf(p->err, p->errlen, "%s:%zu: %s", p->file,
+		         (size_t)p->parser.problem_mark.line + 1,
+		         p->parser.problem ? p->parser.problem : "invalid YAML");
+		return -1;
+	}
+	return 0;
+}
+
+static struct ynode *new_node(enum ynode_type t, const yaml_event_t *ev, const char *file)
+{
+	struct ynode *n = calloc(1, sizeof *n);
+	if (!n)
+		return NULL;
+	n->type = t;
+	n->line = (int)ev->start_mark.line + 1;
+	n->file = file;
+	return n;
+}
+
+static int push_item(struct ynode *parent, struct ynode *child, char *key, int key_line)
+{
+	size_t n = parent->n + 1;
+	struct ynode **items = realloc(parent->items, n * sizeof *items);
+	if (!items)
+		return -1;
+	parent->items = items;
+	if (parent->type == Y_MAP) {
+		char **keys = realloc(parent->keys, n * sizeof *keys);
+		if (!keys)
+			return -1;
+		parent->keys = keys;
+		int *kl = realloc(parent->key_lines, n * sizeof *kl);
+		if (!kl)
+			return -1;
+		parent->key_lines = kl;
+		keys[parent->n] = key;
+		kl[parent->n] = key_line;
+	}
+	items[parent->n] = child;
+	parent->n = n;
+	return 0;
+}
+
+/* Parse the node whose first event is *ev (already read). */
+static struct ynode *parse_node(struct yparse *p, yaml_event_t *ev, int depth)
+{
+	if (depth > YTREE_MAX_DEPTH) {
+		snprintf(p->err, p->errlen, "%s:%zu: nesting too deep", p->file,
+		         (size_t)ev->start_mark.line + 1);
+		return NULL;
+	}
+	struct ynode *n = NULL;
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		n = new_node(Y_SCALAR, ev, p->file);
+		if (!n)
+			goto oom;
+		n->scalar = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
+		if (!n->scalar)
+			goto oom;
+		n->quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+		            ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+		return n;
+	case YAML_ALIAS_EVENT:
+		snprintf(p->err, p->errlen, "%s:%zu: aliases are not supported", p->file,
+		         (size_t)ev->start_mark.line + 1);
+		return NULL;
+	case YAML_SEQUENCE_START_EVENT:
+	case YAML_MAPPING_START_EVENT: {
+		int is_map = ev->type == YAML_MAPPING_START_EVENT;
+		n = new_node(is_map ? Y_MAP : Y_SEQ, ev, p->file);
+		if (!n)
+			goto oom;
+		for (;;) {
+			yaml_event_t e;
+			if (next_event(p, &e) < 0)
+				goto fail;
+			if (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT) {
+				yaml_event_delete(&e);
+				return n;
+			}
+			char *key = NULL;
+			int key_line = 0;
+			if (is_map) {
+				if (e.type != YAML_SCALAR_EVENT) {
+					snprintf(p->err, p->errlen, "%s:%zu: mapping keys must be scalars",
+					         p->file, (size_t)e.start_mark.line + 1);
+					yaml_event_delete(&e);
+					goto fail;
+				}
+				key = strndup((const char *)e.data.scalar.value, e.data.scalar.length);
+				key_line = (int)e.start_mark.line + 1;
+				yaml_event_delete(&e);
+				if (!key)
+					goto oom;
+				for (size_t i = 0; i < n->n; i++) {
+					if (strcmp(n->keys[i], key) == 0) {
+						snprintf(p->err, p->errlen, "%s:%d: duplicate key '%s'", p->file,
+						         key_line, key);
+						free(key);
+						goto fail;
+					}
+				}
+				if (next_event(p, &e) < 0) {
+					free(key);
+					goto fail;
+				}
+			}
+			struct ynode *child = parse_node(p, &e, depth + 1);
+			yaml_event_delete(&e);
+			if (!child || push_item(n, child, key, key_line) < 0) {
+				node_free(child);
+				free(key);
+				goto fail;
+			}
+		}
+	}
+	default:
+		snprintf(p->err, p->errlen, "%s:%zu: unexpected YAML event", p->file,
+		         (size_t)ev->start_mark.line + 1);
+		return NULL;
+	}
+oom:
+	snprintf(p->err, p->errlen, "%s: out of memory", p->file);
+fail:
+	node_free(n);
+	return NULL;
+}
+
+static struct ynode *load(struct yparse *p)
+{
+	struct ynode *root = NULL;
+	yaml_event_t ev;
+	int docs = 0;
+	for (;;) {
+		if (next_event(p, &ev) < 0)
+			goto fail;
+		yaml_event_type_t t = ev.type;
+		if (t == YAML_STREAM_END_EVENT) {
+			yaml_event_delete(&ev);
+			break;
+		}
+		if (t == YAML_DOCUMENT_START_EVENT) {
+			if (++docs > 1) {
+				snprintf(p->err, p->errlen, "%s:%zu: only one YAML document is allowed",
+				         p->file, (size_t)ev.start_mark.line + 1);
+				yaml_event_delete(&ev);
+				goto fail;
+			}
+		} else if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT ||
+		           t == YAML_MAPPING_START_EVENT || t == YAML_ALIAS_EVENT) {
+			root = parse_node(p, &ev, 0);
+			if (!root) {
+				yaml_event_delete(&ev);
+				goto fail;
+			}
+		}
+		yaml_event_delete(&ev);
+	}
+	if (!root) {
+		root = calloc(1, sizeof *root);
+		if (!root)
+			goto fail;
+		root->type = Y_MAP;
+		root->line = 1;
+		root->file = p->file;
+	}
+	if (root->type == Y_SCALAR && root->scalar[0] == '\0') {
+		root->type = Y_MAP;
+	}
+	return root;
+fail:
+	node_free(root);
+	return NULL;
+}
+
+struct ynode *ytree_load_string(const char *s, size_t len, const char *name, char *err,
+                                size_t errlen)
+{
+	char dummy[1];
+	struct yparse p = { .err = err ? err : dummy, .errlen = err ? errlen : sizeof dummy };
+	char *file = strdup(name ? name : "<yaml>");
+	if (!file) {
+		snprintf(p.err, p.errlen, "out of memory");
+		return NULL;
+	}
+	p.file = file;
+	if (!yaml_parser_initialize(&p.parser)) {
+		snprintf(p.err, p.errlen, "%s: cannot initialise YAML parser", file);
+		free(file);
+		return NULL;
+	}
+	yaml_parser_set_input_string(&p.parser, (const unsigned char *)s, len);
+	struct ynode *root = load(&p);
+	yaml_parser_delete(&p.parser);
+	if (!root) {
+		free(file);
+		return NULL;
+	}
+	return root;
+}
+
+struct ynode *ytree_load_file(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 8192, len = 0;
+	char *buf = malloc(cap);
+	size_t n;
+	while (buf && (n = fread(buf + len, 1, cap - len, f)) > 0) {
+		len += n;
+		if (len == cap) {
+			if (cap >= (16u << 20)) {
+				snprintf(err, errlen, "'%s' is larger than 16 MiB", path);
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	int rerr = ferror(f);
+	fclose(f);
+	if (!buf || rerr) {
+		snprintf(err, errlen, "cannot read '%s'", path);
+		free(buf);
+		return NULL;
+	}
+	struct ynode *root = ytree_load_string(buf, len, path, err, errlen);
+	free(buf);
+	return root;
+}
+
+const struct ynode *ymap_get(const struct ynode *map, const char *key)
+{
+	if (!map || map->type != Y_MAP)
+		return NULL;
+	for (size_t i = 0; i < map->n; i++)
+		if (strcmp(map->keys[i], key) == 0)
+			return map->items[i];
+	return NULL;
+}
+
+int ymap_check_keys(const struct ynode *map, const char *const *allowed, char *err, size_t errlen)
+{
+	if (!map || map->type != Y_MAP)
+		return 0;
+	for (size_t i = 0; i < map->n; i++) {
+		int ok = 0;
+		for (const char *const *a = allowed; *a; a++)
+			if (strcmp(*a, map->keys[i]) == 0) {
+				ok = 1;
+				break;
+			}
+		if (ok)
+			continue;
+		char list[512];
+		size_t off = 0;
+		list[0] = '\0';
+		for (const char *const *a = allowed; *a && off < sizeof list; a++) {
+			int w = snprintf(list + off, sizeof list - off, "%s%s", a == allowed ? "" : ", ", *a);
+			if (w < 0)
+				break;
+			off += (size_t)w;
+		}
+		snprintf(err, errlen, "%s:%d: unknown key '%s' (allowed: %s)", map->file,
+		         map->key_lines[i], map->keys[i], list);
+		return -1;
+	}
+	return 0;
+}
+
+static int need_scalar(const struct ynode *n, const char *what, char *err, size_t errlen)
+{
+	if (!n || n->type != Y_SCALAR) {
+		yerr(err, errlen, n, "'%s' must be a single value", what);
+		return -1;
+	}
+	return 0;
+}
+
+int ynode_string(const struct ynode *n, const char *what, const char **out, char *err,
+                 size_t errlen)
+{
+	if (need_scalar(n, what, err, errlen) < 0)
+		return -1;
+	*out = n->scalar;
+	return 0;
+}
+
+int ynode_double(const struct ynode *n, const char *what, double *out, char *err, size_t errlen)
+{
+	if (need_scalar(n, what, err, errlen) < 0)
+		return -1;
+	char *end;
+	errno = 0;
+	double v = strtod(n->scalar, &end);
+	if (end == n->scalar || *end || errno || !isfinite(v)) {
+		yerr(err, errlen, n, "invalid number '%s' for '%s'", n->scalar, what);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int ynode_int(const struct ynode *n, const char *what, int64_t *out, char *err, size_t errlen)
+{
+	if (need_scalar(n, what, err, errlen) < 0)
+		return -1;
+	char *end;
+	errno = 0;
+	long long v = strtoll(n->scalar, &end, 10);
+	if (end == n->scalar || *end || errno) {
+		yerr(err, errlen, n, "invalid integer '%s' for '%s'", n->scalar, what);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int ynode_bool(const struct ynode *n, const char *what, int *out, char *err, size_t errlen)
+{
+	if (need_scalar(n, what, err, errlen) < 0)
+		return -1;
+	static const char *const t[] = { "true", "True", "TRUE", "yes", "Yes", "on", "1", NULL };
+	static const char *const f[] = { "false", "False", "FALSE", "no", "No", "off", "0", NULL };
+	for (int i = 0; t[i]; i++)
+		if (!strcmp(n->scalar, t[i])) {
+			*out = 1;
+			return 0;
+		}
+	for (int i = 0; f[i]; i++)
+		if (!strcmp(n->scalar, f[i])) {
+			*out = 0;
+			return 0;
+		}
+	yerr(err, errlen, n, "invalid boolean '%s' for '%s' (use true or false)", n->scalar, what);
+	return -1;
+}
+
+int parse_duration_ms(const char *s, int64_t *out)
+{
+	if (!s || !*s)
+		return -1;
+	int64_t total = 0;
+	const char *p = s;
+	while (*p) {
+		if (!isdigit((unsigned char)*p) && *p != '.')
+			return -1;
+		char *end;
+		errno = 0;
+		double v = strtod(p, &end);
+		if (end == p || errno || v < 0)
+			return -1;
+		p = end;
+		double mult;
+		if (!*p)
+			mult = 1000; /* bare number: seconds */
+		else if (!strncmp(p, "ms", 2)) {
+			mult = 1;
+			p += 2;
+		} else if (*p == 's') {
+			mult = 1000;
+			p++;
+		} else if (*p == 'm') {
+			mult = 60e3;
+			p++;
+		} else if (*p == 'h') {
+			mult = 3600e3;
+			p++;
+		} else if (*p == 'd') {
+			mult = 86400e3;
+			p++;
+		} else if (*p == 'w') {
+			mult = 7 * 86400e3;
+			p++;
+		} else
+			return -1;
+		double ms = v * mult;
+		if (ms > 9e15)
+			return -1;
+		total += (int64_t)llround(ms);
+	}
+	*out = total;
+	return 0;
+}
+
+int ynode_duration_ms(const struct ynode *n, const char *what, int64_t *out, char *err,
+                      size_t errlen)
+{
+	if (need_scalar(n, what, err, errlen) < 0)
+		return -1;
+	if (parse_duration_ms(n->scalar, out) < 0) {
+		yerr(err, errlen, n, "invalid duration '%s' for '%s' (e.g. 30s, 5m, 1h)", n->scalar,
+		     what);
+		return -1;
+	}
+	return 0;
+}
+
+int ynode_bytes(const struct ynode *n, const char *what, int64_t *out, char *err, size_t errlen)
+{
+	if (need_scalar(n, what, err, errlen) < 0)
+		return -1;
+	char *end;
+	errno = 0;
+	double v = strtod(n->scalar, &end);
+	if (end == n->scalar || errno || v < 0)
+		goto bad;
+	while (*end == ' ')
+		end++;
+	static const struct {
+		const char *suffix;
+		double mult;
+	} units[] = { { "", 1 },         { "B", 1 },       { "KiB", 1024.0 }, { "MiB", 1048576.0 },
+		      { "GiB", 1073741824.0 }, { "KB", 1e3 }, { "MB", 1e6 },     { "GB", 1e9 },
+		      { "k", 1e3 },          { "K", 1024.0 } };
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (!strcmp(end, units[i].suffix)) {
+			double b = v * units[i].mult;
+			if (b > 9e18)
+				goto bad;
+			*out = (int64_t)b;
+			return 0;
+		}
+	}
+bad:
+	yerr(err, errlen, n, "invalid size '%s' for '%s' (e.g. 10MiB)", n->scalar, what);
+	return -1;
+}
