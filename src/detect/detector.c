@@ -146,7 +146,7 @@ static const char builtin_yaml[] =
 	"alert:\n"
 	"  threshold: 0.49\n"
 	"  clear_threshold: 0.35\n"
-	"  for: 1m\n"
+	"  for: 0s\n"
 	"  resolve: 5m\n"
 	"  severity: warning\n";
 
@@ -529,7 +529,7 @@ static void model_defaults(struct model *m)
 	m->suppress_max = 1e7;
 	m->alert.threshold = 0.5;
 	m->alert.clear_threshold = 0.4;
-	m->alert.for_ms = 60000;
+	m->alert.for_ms = 0; /* the detection fires; the hold keeps it open (alert.h) */
 	m->alert.resolve_ms = 300000;
 	snprintf(m->severity, sizeof m->severity, "warning");
 }
