@@ -1,10 +1,12 @@
 /* daemon/main.c — foreshockd: command line, start-up and shutdown order,
  * signals, housekeeping (checkpoints, retention) and the demo replayer.
  *
- * Start-up: config -> log level -> data dir -> store -> model -> engine ->
- * restore checkpoint -> HTTP -> ready. Shutdown (SIGTERM/SIGINT): stop HTTP
- * (no new batches) -> checkpoint detector state -> close store. SIGHUP
- * reloads the detector model; a bad model is rejected and the old one kept.
+ * Start-up: config -> log level -> model and service models -> data dir ->
+ * store -> engine -> HTTP (writes and /readyz 503 until ready) -> services
+ * bound -> restore checkpoint -> notifier -> ready -> replay. Shutdown
+ * (SIGTERM/SIGINT): stop the replay -> stop the notifier -> stop HTTP (no new
+ * batches) -> checkpoint detector state -> close store. SIGHUP reloads the
+ * detector model; a bad model is rejected and the old one kept.
  */
 #include "config.h" /* autoconf */
 
@@ -55,6 +57,11 @@ static void usage(FILE *f)
 	        "      --replay FILE        push a line-protocol file through the HTTP API after start\n"
 	        "      --replay-speed X     event-time seconds per wall second (default 360; 0 = max)\n"
 	        "      --replay-precision P precision of the replay file: ns, us, ms, s (default ns)\n"
+	        "      --health-listen ADDR another address serving only /healthz and /readyz\n"
+	        "      --write-token-file F bearer tokens that may write (one a line)\n"
+	        "      --read-token-file F  bearer tokens that may read (one a line)\n"
+	        "      --tls-cert-file F    PEM certificate: serve HTTPS (with --tls-key-file)\n"
+	        "      --tls-key-file F     PEM private key of that certificate\n"
 	        "      --check-config       validate the configuration and model, then exit\n"
 	        "  -h, --help               this help\n"
 	        "  -V, --version            print the version\n"
@@ -122,6 +129,8 @@ struct replayer {
 	double speed;
 	char precision[8];
 	unsigned short port;
+	int tls;                 /* the daemon serves HTTPS: talk TLS to ourselves */
+	const char *token;       /* the server's replay token (event time; valid for writes) */
 	atomic_int stop;
 	int started;
 };
@@ -184,8 +193,21 @@ static void *replay_main(void *arg)
 		return NULL;
 	}
 	char url[128];
-	snprintf(url, sizeof url, "http://127.0.0.1:%u/write?precision=%s", r->port, r->precision);
+	snprintf(url, sizeof url, "%s://127.0.0.1:%u/write?precision=%s", r->tls ? "https" : "http",
+	         r->port, r->precision);
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: text/plain");
+	if (r->token) {
+		/* our replay token (event time); the address is our own loopback listener,
+		 * so its certificate (maybe issued for another name) is not checked */
+		char auth[600];
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->token);
+		hdr = curl_slist_append(hdr, auth);
+		explicit_bzero(auth, sizeof auth);
+	}
+	if (r->tls) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
 	size_t cap = 1 << 20, len = 0, lines = 0, posted = 0;
 	char *batch = malloc(cap);
@@ -284,7 +306,8 @@ static int open_store(const char *dir, const char *dbpath, struct store **out, c
 
 enum {
 	OPT_LOG_LEVEL = 256, OPT_MAX_SERIES, OPT_REPLAY, OPT_REPLAY_SPEED, OPT_REPLAY_PRECISION,
-	OPT_CHECK, OPT_MODELS_DIR, OPT_SHARD
+	OPT_CHECK, OPT_MODELS_DIR, OPT_SHARD, OPT_HEALTH_LISTEN, OPT_WRITE_TOKEN_FILE,
+	OPT_READ_TOKEN_FILE, OPT_TLS_CERT_FILE, OPT_TLS_KEY_FILE
 };
 
 int main(int argc, char **argv)
@@ -302,6 +325,11 @@ int main(int argc, char **argv)
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "models-dir", required_argument, NULL, OPT_MODELS_DIR },
 		{ "shard", required_argument, NULL, OPT_SHARD },
+		{ "health-listen", required_argument, NULL, OPT_HEALTH_LISTEN },
+		{ "write-token-file", required_argument, NULL, OPT_WRITE_TOKEN_FILE },
+		{ "read-token-file", required_argument, NULL, OPT_READ_TOKEN_FILE },
+		{ "tls-cert-file", required_argument, NULL, OPT_TLS_CERT_FILE },
+		{ "tls-key-file", required_argument, NULL, OPT_TLS_KEY_FILE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -369,6 +397,11 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case OPT_HEALTH_LISTEN: config_set_str(&cfg.health_listen, optarg); break;
+		case OPT_WRITE_TOKEN_FILE: config_set_str(&cfg.write_token_file, optarg); break;
+		case OPT_READ_TOKEN_FILE: config_set_str(&cfg.read_token_file, optarg); break;
+		case OPT_TLS_CERT_FILE: config_set_str(&cfg.tls_cert_file, optarg); break;
+		case OPT_TLS_KEY_FILE: config_set_str(&cfg.tls_key_file, optarg); break;
 		default:
 			usage(stderr);
 			config_free(&cfg);
@@ -472,20 +505,19 @@ int main(int argc, char **argv)
 	api.version = PACKAGE_VERSION;
 	api.external_labels = &cfg.external_labels;
 	atomic_store(&api.ready, 0);
-	struct http_config hc = { .listen = cfg.listen,
-		                  .threads = cfg.http_threads,
-		                  .connection_timeout_s = 60,
-		                  .max_connections = 1024,
-		                  .max_inflight_writes = cfg.max_inflight_writes,
-		                  .max_queued_writes = cfg.max_queued_writes,
-		                  .queue_timeout_ms = cfg.queue_timeout_ms };
+	struct http_config hc;
+	config_http(&cfg, &hc);
 	http = http_start(&hc, &api, err, sizeof err);
 	if (!http) {
 		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);
 		goto out;
 	}
-	log_msg(LOG_INFO, "event=listening listen=%s port=%u data_dir=%s version=%s", cfg.listen,
-	        http_port(http), cfg.data_dir, PACKAGE_VERSION);
+	log_msg(LOG_INFO, "event=listening listen=%s port=%u data_dir=%s version=%s tls=%s",
+	        cfg.listen, http_port(http), cfg.data_dir, PACKAGE_VERSION,
+	        http_tls(http) ? "on" : "off");
+	if (http_health_port(http))
+		log_msg(LOG_INFO, "event=health_listening listen=%s health_port=%u", cfg.health_listen,
+		        http_health_port(http));
 	if (!cfg.external_url) {
 		/* links in annotations point at the address we really listen on */
 		char ext[300], host[256];
@@ -493,7 +525,8 @@ int main(int argc, char **argv)
 		char *colon = strrchr(host, ':');
 		if (colon)
 			*colon = '\0';
-		snprintf(ext, sizeof ext, "http://%s:%u", host[0] ? host : "127.0.0.1", http_port(http));
+		snprintf(ext, sizeof ext, "%s://%s:%u", http_tls(http) ? "https" : "http",
+		         host[0] ? host : "127.0.0.1", http_port(http));
 		engine_set_external_url(engine, ext);
 		if (!cfg.notify.external_url)
 			config_set_str(&cfg.notify.external_url, ext);
@@ -529,6 +562,8 @@ int main(int argc, char **argv)
 		rep.speed = cfg.replay_speed;
 		snprintf(rep.precision, sizeof rep.precision, "%s", cfg.replay_precision);
 		rep.port = http_port(http);
+		rep.tls = http_tls(http);
+		rep.token = http_replay_token(http);
 		if (pthread_create(&rep.tid, NULL, replay_main, &rep) == 0)
 			rep.started = 1;
 	}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/server.h"
 #include "util/log.h"
 #include "util/yaml_tree.h"
 
@@ -30,6 +31,13 @@ void config_defaults(struct fs_config *c)
 	c->max_queued_writes = 1024;
 	c->queue_timeout_ms = 2000;
 	c->max_body = 16LL << 20;
+	c->max_connections = 1024;
+	c->max_inflight_reads = 8;
+	c->max_queued_reads = 64;
+	c->idle_timeout_ms = 60000;
+	c->header_timeout_ms = 10000;
+	c->body_timeout_ms = 60000;
+	c->max_response = 64LL << 20;
 	c->checkpoint_interval_ms = 5 * 60 * 1000;
 	c->metrics_series_limit = 10000;
 	c->replay_speed = 360;
@@ -50,6 +58,15 @@ void config_free(struct fs_config *c)
 	free(c->alertname);
 	free(c->replay_file);
 	free(c->replay_precision);
+	free(c->health_listen);
+	free(c->write_token_file);
+	free(c->read_token_file);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
+	if (c->allowed_hosts)
+		for (char **h = c->allowed_hosts; *h; h++)
+			free(*h);
+	free(c->allowed_hosts);
 	notify_config_free(&c->notify);
 	labels_free(&c->external_labels);
 	memset(c, 0, sizeof *c);
@@ -126,6 +143,81 @@ static int get_str(const struct ynode *map, const char *key, char **field, char 
 	return config_set_str(field, s);
 }
 
+void config_http(const struct fs_config *c, struct http_config *hc)
+{
+	memset(hc, 0, sizeof *hc);
+	hc->listen = c->listen;
+	hc->health_listen = c->health_listen;
+	hc->threads = c->http_threads;
+	hc->connection_timeout_s = (unsigned)((c->idle_timeout_ms + 999) / 1000);
+	hc->header_timeout_ms = c->header_timeout_ms;
+	hc->body_timeout_ms = c->body_timeout_ms;
+	hc->max_connections = c->max_connections;
+	hc->max_connections_per_client = c->max_connections_per_client;
+	hc->max_inflight_writes = c->max_inflight_writes;
+	hc->max_queued_writes = c->max_queued_writes;
+	hc->max_inflight_reads = c->max_inflight_reads;
+	hc->max_queued_reads = c->max_queued_reads;
+	hc->queue_timeout_ms = c->queue_timeout_ms;
+	hc->max_response = (size_t)c->max_response;
+	hc->write_token_file = c->write_token_file;
+	hc->read_token_file = c->read_token_file;
+	hc->tls_cert_file = c->tls_cert_file;
+	hc->tls_key_file = c->tls_key_file;
+	hc->allowed_hosts = (const char *const *)c->allowed_hosts;
+}
+
+/* A timeout key between lo and hi milliseconds. */
+static int get_timeout(const struct ynode *map, const char *key, int64_t *out, int64_t lo,
+                       int64_t hi, const char *range, char *err, size_t errlen)
+{
+	const struct ynode *n = ymap_get(map, key);
+	if (!n)
+		return 0;
+	int64_t v;
+	if (ynode_duration_ms(n, key, &v, err, errlen) < 0)
+		return -1;
+	if (v < lo || v > hi) {
+		yerr(err, errlen, n, "'%s' must be between %s", key, range);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A list of host names (strings). */
+static int get_hosts(const struct ynode *map, const char *key, char ***out, char *err,
+                     size_t errlen)
+{
+	const struct ynode *n = ymap_get(map, key);
+	if (!n)
+		return 0;
+	if (n->type != Y_SEQ) {
+		yerr(err, errlen, n, "'%s' must be a list of host names", key);
+		return -1;
+	}
+	char **v = calloc(n->n + 1, sizeof *v);
+	if (!v) {
+		yerr(err, errlen, n, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		const char *s;
+		if (ynode_string(n->items[i], key, &s, err, errlen) < 0 || !(v[i] = strdup(s))) {
+			for (size_t k = 0; k < i; k++)
+				free(v[k]);
+			free(v);
+			return -1;
+		}
+	}
+	if (*out)
+		for (char **h = *out; *h; h++)
+			free(*h);
+	free(*out);
+	*out = v;
+	return 0;
+}
+
 static int get_size(const struct ynode *map, const char *key, size_t *out, int64_t min, int64_t max,
                     char *err, size_t errlen)
 {
@@ -179,7 +271,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	static const char *const top[] = { "listen", "data_dir", "log_level", "model", "models_dir",
 		                            "external_url", "http", "limits", "history",
 		                            "alerts", "checkpoint", "replay", "derived", "notify",
-		                            "metrics", "external_labels", NULL };
+		                            "metrics", "external_labels", "auth", "tls", NULL };
 	if (ymap_check_keys(root, top, err, errlen) < 0)
 		goto out;
 	if (get_str(root, "listen", &c->listen, err, errlen) < 0 ||
@@ -199,7 +291,12 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 
 	const struct ynode *s;
 	static const char *const http_keys[] = { "threads", "max_body", "max_inflight_writes",
-		                                  "max_queued_writes", "queue_timeout", NULL };
+		                                  "max_queued_writes", "queue_timeout",
+		                                  "health_listen", "max_connections",
+		                                  "max_connections_per_client",
+		                                  "max_inflight_reads", "max_queued_reads",
+		                                  "idle_timeout", "header_timeout", "body_timeout",
+		                                  "max_response", "allowed_hosts", NULL };
 	if (section(root, "http", http_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -224,6 +321,39 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 			yerr(err, errlen, qt, "'queue_timeout' must be between 0s and 5m");
 			goto out;
 		}
+		size_t v;
+		if (get_str(s, "health_listen", &c->health_listen, err, errlen) < 0 ||
+		    get_hosts(s, "allowed_hosts", &c->allowed_hosts, err, errlen) < 0 ||
+		    get_timeout(s, "idle_timeout", &c->idle_timeout_ms, 1000, 3600000, "1s and 1h",
+		                err, errlen) < 0 ||
+		    get_timeout(s, "header_timeout", &c->header_timeout_ms, 100, 600000,
+		                "100ms and 10m", err, errlen) < 0 ||
+		    get_timeout(s, "body_timeout", &c->body_timeout_ms, 100, 3600000, "100ms and 1h",
+		                err, errlen) < 0)
+			goto out;
+		v = c->max_connections;
+		if (get_size(s, "max_connections", &v, 1, 65536, err, errlen) < 0)
+			goto out;
+		c->max_connections = (unsigned)v;
+		v = c->max_connections_per_client;
+		if (get_size(s, "max_connections_per_client", &v, 1, 65536, err, errlen) < 0)
+			goto out;
+		c->max_connections_per_client = (unsigned)v;
+		v = c->max_inflight_reads;
+		if (get_size(s, "max_inflight_reads", &v, 1, 4096, err, errlen) < 0)
+			goto out;
+		c->max_inflight_reads = (unsigned)v;
+		v = c->max_queued_reads;
+		if (get_size(s, "max_queued_reads", &v, 0, 65536, err, errlen) < 0)
+			goto out;
+		c->max_queued_reads = (unsigned)v;
+		const struct ynode *mr = ymap_get(s, "max_response");
+		if (mr && ynode_bytes(mr, "max_response", &c->max_response, err, errlen) < 0)
+			goto out;
+		if (mr && (c->max_response < 4096 || c->max_response > (4LL << 30))) {
+			yerr(err, errlen, mr, "'max_response' must be between 4KiB and 4GiB");
+			goto out;
+		}
 		const struct ynode *mb = ymap_get(s, "max_body");
 		if (mb && ynode_bytes(mb, "max_body", &c->max_body, err, errlen) < 0)
 			goto out;
@@ -232,8 +362,25 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 			goto out;
 		}
 	}
+	static const char *const auth_keys[] = { "write_token_file", "read_token_file", NULL };
+	if (section(root, "auth", auth_keys, &s, err, errlen) < 0)
+		goto out;
+	if (s && (get_str(s, "write_token_file", &c->write_token_file, err, errlen) < 0 ||
+	          get_str(s, "read_token_file", &c->read_token_file, err, errlen) < 0))
+		goto out;
+	static const char *const tls_keys[] = { "cert_file", "key_file", NULL };
+	if (section(root, "tls", tls_keys, &s, err, errlen) < 0)
+		goto out;
+	if (s && (get_str(s, "cert_file", &c->tls_cert_file, err, errlen) < 0 ||
+	          get_str(s, "key_file", &c->tls_key_file, err, errlen) < 0))
+		goto out;
+	if (s && (!c->tls_cert_file != !c->tls_key_file)) {
+		yerr(err, errlen, s, "'tls' needs both 'cert_file' and 'key_file'");
+		goto out;
+	}
 	static const char *const lim_keys[] = { "max_series", "max_labels", "max_label_name_length",
-		                                 "max_label_value_length", NULL };
+		                                 "max_label_value_length", "max_label_bytes",
+		                                 "max_sample_age", "max_sample_future", NULL };
 	if (section(root, "limits", lim_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -243,7 +390,14 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		    get_size(s, "max_label_name_length", &c->engine.label_limits.max_name_len, 1, 65536,
 		             err, errlen) < 0 ||
 		    get_size(s, "max_label_value_length", &c->engine.label_limits.max_value_len, 1,
-		             1 << 20, err, errlen) < 0)
+		             1 << 20, err, errlen) < 0 ||
+		    get_size(s, "max_label_bytes", &c->engine.label_limits.max_bytes, 0, 1 << 24, err,
+		             errlen) < 0 ||
+		    get_timeout(s, "max_sample_age", &c->engine.max_sample_age_ms, 0,
+		                100LL * 365 * 86400 * 1000, "0s and 100 years (0: no limit)", err,
+		                errlen) < 0 ||
+		    get_timeout(s, "max_sample_future", &c->engine.max_sample_future_ms, 0,
+		                365LL * 86400 * 1000, "0s and 1 year (0: no limit)", err, errlen) < 0)
 			goto out;
 	}
 	static const char *const hist_keys[] = { "points", NULL };

@@ -26,6 +26,21 @@ struct fs_config {
 	unsigned max_queued_writes;   /* 1024: ingest requests waiting at once; beyond, 503 */
 	int64_t queue_timeout_ms;     /* 2 s: longest wait in that queue, then 503 */
 	int64_t max_body;           /* 16 MiB, applies after decompression too */
+	/* request-side protections (http.h says what each does) */
+	char *health_listen;        /* http.health_listen: NULL = none */
+	unsigned max_connections;   /* http.max_connections: 1024 */
+	unsigned max_connections_per_client; /* 0 = half of max_connections */
+	unsigned max_inflight_reads; /* 8 */
+	unsigned max_queued_reads;   /* 64 */
+	int64_t idle_timeout_ms;     /* 60 s */
+	int64_t header_timeout_ms;   /* 10 s */
+	int64_t body_timeout_ms;     /* 60 s */
+	int64_t max_response;        /* 64 MiB */
+	char **allowed_hosts;        /* NULL-terminated, owned; NULL = none extra */
+	char *write_token_file;      /* auth.write_token_file */
+	char *read_token_file;       /* auth.read_token_file */
+	char *tls_cert_file;         /* tls.cert_file */
+	char *tls_key_file;          /* tls.key_file */
 	int64_t checkpoint_interval_ms; /* 5 min; 0 = only at shutdown */
 	size_t metrics_series_limit; /* metrics.series_limit: 10000; 0 = no per-series gauges */
 	struct engine_config engine;
@@ -41,6 +56,9 @@ struct fs_config {
 void config_defaults(struct fs_config *c);
 /* Overlay a YAML file onto c. Returns 0, or -1 with "FILE:LINE: reason". */
 int config_load_file(struct fs_config *c, const char *path, char *err, size_t errlen);
+struct http_config;
+/* Fill hc from c (hc borrows c's strings: c must outlive it). */
+void config_http(const struct fs_config *c, struct http_config *hc);
 /* Replace an owned string field. */
 int config_set_str(char **field, const char *value);
 void config_free(struct fs_config *c);

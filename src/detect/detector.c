@@ -30,6 +30,7 @@
 #define MAX_COMPONENTS 6
 #define LK_MAX_WINDOW 16
 #define STATE_VERSION 5u
+#define WARM_MIN_SAMPLES 30 /* a warm-up that ends by event time lasts at least this */
 
 enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN };
 
@@ -64,6 +65,7 @@ struct model {
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
 	/* post-processing */
 	uint32_t warmup;      /* samples scored 0 */
+	int64_t warmup_ms;    /* or less: this much event time (0: off) */
 	uint32_t suppress;    /* samples capped after a detection */
 	int64_t suppress_ms;  /* and/or event time capped after a detection */
 	double suppress_frac; /* and/or this fraction of the samples seen so far */
@@ -122,6 +124,7 @@ static const char builtin_yaml[] =
 	"name: default\n"
 	"components:\n"
 	"  - kind: seasonal\n"
+	"    weekday: true\n"
 	"  - kind: level\n"
 	"    log: true\n"
 	"  - kind: cusum\n"
@@ -205,6 +208,8 @@ static void model_finish(struct model *m)
 	h = fnv(h, &m->lk_clip, sizeof m->lk_clip);
 	h = fnv(h, &m->refire, sizeof m->refire);
 	h = fnv(h, &m->warmup, sizeof m->warmup);
+	if (m->warmup_ms > 0) /* models without it keep their fingerprint */
+		h = fnv(h, &m->warmup_ms, sizeof m->warmup_ms);
 	h = fnv(h, &m->suppress, sizeof m->suppress);
 	h = fnv(h, &m->suppress_ms, sizeof m->suppress_ms);
 	h = fnv(h, &m->suppress_frac, sizeof m->suppress_frac);
@@ -341,7 +346,7 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 {
 	static const char *const top[] = { "name", "components", "combine", "likelihood", "warmup",
 		                           "suppress", "suppress_for", "hold", "refire", "alert",
-		                           "suppress_frac", "suppress_max", "arm", NULL };
+		                           "suppress_frac", "suppress_max", "arm", "warmup_for", NULL };
 	if (root->type != Y_MAP) {
 		yerr(err, errlen, root, "a model must be a map");
 		return -1;
@@ -452,6 +457,8 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 			return -1;
 		m->warmup = (uint32_t)d;
 	}
+	if (parse_duration_key(root, "warmup_for", &m->warmup_ms, err, errlen) < 0)
+		return -1;
 	if ((n = ymap_get(root, "suppress"))) {
 		if (read_range(n, "suppress", 0, 1e7, &d, err, errlen) < 0)
 			return -1;
@@ -861,6 +868,15 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		h->n++;
 	c.n = h->n;
 	c.interval_ms = h->interval;
+	/* Warm-up: `warmup` samples, or on a slow series `warmup_for` of event
+	 * time (samples times the typical interval, so gaps do not count), with
+	 * at least WARM_MIN_SAMPLES. The likelihood stages learn from halfway. */
+	double age = (double)h->n * (double)h->interval;
+	int warm = h->n > m->warmup ||
+	           (m->warmup_ms > 0 && age >= (double)m->warmup_ms && h->n > WARM_MIN_SAMPLES);
+	int learn = h->n > m->warmup / 2 ||
+	            (m->warmup_ms > 0 && age >= 0.5 * (double)m->warmup_ms &&
+	             h->n > WARM_MIN_SAMPLES / 2);
 
 	double least = 2, bz = 0, best = -1, combined = 0, prod = 1, sum = 0, wsum = 0;
 	int bi = 0, base = -1;
@@ -874,7 +890,7 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 			sc = z = 0; /* not ready (or beyond float range): no score, no learning */
 		else if (m->lk_enabled)
 			sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off), o.raw,
-			                h->n > m->warmup / 2, &z);
+			                learn, &z);
 		else
 			sc = o.raw / (o.raw + m->raw_scale);
 		sc *= ci->weight;
@@ -915,7 +931,7 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		combined = 0; /* also NaN */
 	if (combined > 1)
 		combined = 1;
-	if (h->n <= m->warmup)
+	if (!warm)
 		combined = 0;
 
 	/* one detection per event: cap for `suppress` samples after a detection */

@@ -13,8 +13,8 @@
  * strictly increasing (out-of-order and duplicate samples are dropped before
  * they get here). Non-finite values are never passed in.
  *
- * Dependencies point down: detector.c and its component files use GSL, yaml_tree.h
- * and log.h, nothing above them.
+ * Dependencies point down: detector.c and its component files use yaml_tree.h
+ * and log.h, nothing above them (no component uses GSL; forecast.c does).
  */
 #ifndef FORESHOCK_DETECTOR_H
 #define FORESHOCK_DETECTOR_H

@@ -35,6 +35,7 @@ static const struct param_def params[] = {
 };
 
 #define DAY_MS 86400000LL
+#define WD_SPREAD 3.0 /* weekday offsets count once they spread over this many sigmas */
 
 struct seas_state {
 	double level;
@@ -81,7 +82,21 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		int64_t day = c->ts_ms >= 0 ? c->ts_ms / DAY_MS : (c->ts_ms - DAY_MS + 1) / DAY_MS;
 		int d = (int)(((day % 7) + 7) % 7);
 		wd = &bk[nb + d];
-		wo = wd->cnt ? (double)wd->off : 0;
+		/* Used only once every day has been seen and the days differ:
+		 * the spread of the seven offsets is above WD_SPREAD series-wide
+		 * sigmas. Otherwise they keep learning (what the daily profile
+		 * leaves, i.e. the whole weekday effect) but do not count, so a
+		 * series without a weekly pattern is not made noisier by them. */
+		float lo = bk[nb].off, hi = bk[nb].off;
+		int all = 1;
+		for (int j = 0; j < 7; j++) {
+			const struct seas_bucket *e = &bk[nb + j];
+			all &= e->cnt > 0;
+			lo = e->off < lo ? e->off : lo;
+			hi = e->off > hi ? e->off : hi;
+		}
+		if (all && (double)(hi - lo) > WD_SPREAD * 1.2533 * (double)s->gdev)
+			wo = (double)wd->off;
 	}
 	double x = c->value;
 	double mag = 1;
@@ -143,7 +158,13 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		double aw = det_alpha(p[P_HALFLIFE] * spv * nb, c->steps);
 		if (aw < 1.0 / (wd->cnt + 1))
 			aw = 1.0 / (wd->cnt + 1);
-		double rw = k->cnt >= 4 ? rc : 0; /* once the bucket knows its offset */
+		/* the residual against the expected value with this day's offset,
+		 * whether it counts or not */
+		double rw = k->cnt >= 4 ? rc + wo - (double)wd->off : 0;
+		if (rw > lim)
+			rw = lim;
+		else if (rw < -lim)
+			rw = -lim;
 		wd->off = (float)((double)wd->off + aw * rw);
 		if (wd->cnt < UINT32_MAX && k->cnt >= 4)
 			wd->cnt++;
@@ -155,7 +176,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	if (s->n > 0 || k->cnt > 1)
 		s->gdev += (float)(al * (fabs(rc) - (double)s->gdev));
 	/* the level follows the deseasonalised value */
-	double des = x - (double)k->off - (wd ? (double)wd->off : 0);
+	double des = x - (double)k->off - wo;
 	double dl = des - s->level;
 	s->level += al * dl;
 	if (p[P_LOG] > 0)

@@ -15,17 +15,33 @@
 
 #include "util/log.h"
 
+/* Labels the daemon sets on its anomaly alerts. A series label of the same
+ * name cannot override them: it is kept as exported_<name>, as Prometheus
+ * does with scraped labels that collide with its own (honor_labels: false). */
+static int daemon_label(const char *name)
+{
+	return !strcmp(name, "alertname") || !strcmp(name, "severity");
+}
+
 char *eng_labels_json(const struct labels *l, const char *alertname, const char *severity)
 {
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
 	for (size_t i = 0; i < l->n; i++)
-		json_object_set_new(o, l->names[i], json_string(l->values[i]));
+		if (!alertname || !daemon_label(l->names[i]))
+			json_object_set_new(o, l->names[i], json_string(l->values[i]));
 	if (alertname) {
+		for (size_t i = 0; i < l->n; i++) {
+			if (!daemon_label(l->names[i]))
+				continue;
+			char key[64];
+			snprintf(key, sizeof key, "exported_%s", l->names[i]);
+			if (!json_object_get(o, key)) /* the series' own exported_x wins */
+				json_object_set_new(o, key, json_string(l->values[i]));
+		}
 		json_object_set_new(o, "alertname", json_string(alertname));
-		if (!json_object_get(o, "severity"))
-			json_object_set_new(o, "severity", json_string(severity ? severity : "warning"));
+		json_object_set_new(o, "severity", json_string(severity ? severity : "warning"));
 	}
 	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);

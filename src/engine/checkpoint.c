@@ -36,7 +36,7 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 		return 0;
 	/* flush_mu first: no batch can then wait for the store's write lock
 	 * (held for the whole checkpoint transaction) while holding a shard. */
-	pthread_mutex_lock(&e->flush_mu);
+	lockrank_lock(&e->flush_mu, LOCK_RANK_FLUSH);
 	unsigned char *blob = NULL;
 	size_t blob_len = 0, ss = 0;
 	int rc = -1;
@@ -54,7 +54,7 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 	}
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 		sh = &e->sh[k];
-		pthread_mutex_lock(&sh->mu);
+		shard_lock(sh);
 		if (sh->reg.state_size != ss || !blob) { /* a model swap may change it between shards */
 			ss = sh->reg.state_size;
 			blob_len = sizeof(struct ckpt_head) + sizeof(struct alert_fsm) + ss;
@@ -99,7 +99,7 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 				goto out;
 			}
 		}
-		pthread_mutex_unlock(&sh->mu);
+		shard_unlock(sh);
 		sh = NULL;
 	}
 	if (store_ckpt_commit(e->store) < 0) {
@@ -109,8 +109,8 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 	rc = 0;
 out:
 	if (sh)
-		pthread_mutex_unlock(&sh->mu);
-	pthread_mutex_unlock(&e->flush_mu);
+		shard_unlock(sh);
+	lockrank_unlock(&e->flush_mu);
 	free(blob);
 	return rc;
 }
@@ -364,7 +364,7 @@ static void reconcile_alerts(struct engine *e)
 			reset++;
 		}
 	}
-	pthread_mutex_unlock(&e->svc_mu);
+	lockrank_unlock(&e->svc_mu);
 	unlock_all(e);
 	locked = 0;
 	if (nclosing) {
@@ -379,7 +379,7 @@ static void reconcile_alerts(struct engine *e)
 		        adopted, closed, reset);
 out:
 	if (locked) {
-		pthread_mutex_unlock(&e->svc_mu);
+		lockrank_unlock(&e->svc_mu);
 		unlock_all(e);
 	}
 	for (size_t a = 0; a < oa.n; a++) {
@@ -396,12 +396,12 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 		return 0;
 	struct restore_ctx rc = { .e = e };
 	lock_all(e);
-	pthread_mutex_lock(&e->svc_mu);
+	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 	int r = store_ckpt_scan(e->store, restore_cb, &rc);
 	if (r >= 0) {
 		reconcile_alerts(e); /* releases the locks */
 	} else {
-		pthread_mutex_unlock(&e->svc_mu);
+		lockrank_unlock(&e->svc_mu);
 		unlock_all(e);
 	}
 	if (r < 0) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/buf.h"
 #include "util/log.h"
@@ -34,7 +35,43 @@ void engine_config_default(struct engine_config *c)
 	c->alertname = "ForeshockAnomaly";
 	c->external_url = NULL;
 	c->forecast = 1;
+	c->max_sample_age_ms = 0;
+	c->max_sample_future_ms = 10 * 60 * 1000;
 	forecast_params_default(&c->forecast_params);
+}
+
+void engine_batch_set_clock(struct engine_batch *b, int64_t now_ms)
+{
+	b->now_ms = now_ms;
+}
+
+/* Is ts_ms acceptable in this batch? Returns 0, or the reject reason + 1
+ * with the reason in err. */
+static int check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errlen)
+{
+	const struct engine_config *c = &b->e->cfg;
+	if (ts_ms > ENGINE_TS_LIMIT_MS || ts_ms < -ENGINE_TS_LIMIT_MS) {
+		snprintf(err, errlen, "timestamp %lld ms out of range (more than 2,000 years from "
+		         "1970)", (long long)ts_ms);
+		return eng_reject(b, REJ_OUT_OF_BOUNDS);
+	}
+	if (!b->now_ms)
+		return 0;
+	if (c->max_sample_future_ms && ts_ms > b->now_ms + c->max_sample_future_ms) {
+		snprintf(err, errlen, "out of bounds: timestamp %lld ms is %.0f s ahead of the "
+		         "server's clock (limits.max_sample_future: %lld s)", (long long)ts_ms,
+		         (double)(ts_ms - b->now_ms) / 1000.0,
+		         (long long)(c->max_sample_future_ms / 1000));
+		return eng_reject(b, REJ_OUT_OF_BOUNDS);
+	}
+	if (c->max_sample_age_ms && ts_ms < b->now_ms - c->max_sample_age_ms) {
+		snprintf(err, errlen, "out of bounds: timestamp %lld ms is %.0f s behind the "
+		         "server's clock (limits.max_sample_age: %lld s)", (long long)ts_ms,
+		         (double)(b->now_ms - ts_ms) / 1000.0,
+		         (long long)(c->max_sample_age_ms / 1000));
+		return eng_reject(b, REJ_OUT_OF_BOUNDS);
+	}
+	return 0;
 }
 
 /* The per-series state block: [model state][forecaster state], and the
@@ -372,9 +409,9 @@ struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
 	s->kind = (uint8_t)kind;
 	eng_state_init(e, s);
 	if (e->svcs) {
-		pthread_mutex_lock(&e->svc_mu);
+		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 		s->roles = services_bind(e->svcs, &s->labels, &s->svc);
-		pthread_mutex_unlock(&e->svc_mu);
+		lockrank_unlock(&e->svc_mu);
 	}
 	b->res.series_created++;
 	return s;
@@ -455,7 +492,7 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	if (ev != AEV_NONE)
 		eng_queue_transition(e, sh, s, ev, &r, ts_ms, value);
 	if (s->roles && e->svcs) {
-		pthread_mutex_lock(&e->svc_mu);
+		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 		e->nstr = 0;
 		if (services_observe(e->svcs, s->svc, s->roles, global_idx(sh, s), s->key, ts_ms, value,
 		                     &r, &e->str, &e->nstr, &e->capstr) < 0)
@@ -466,7 +503,7 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 			          t->ts_ms, t->value, t->score);
 		}
 		e->nstr = 0;
-		pthread_mutex_unlock(&e->svc_mu);
+		lockrank_unlock(&e->svc_mu);
 	}
 }
 /* Takes shard k's lock for the batch (releasing the one it held). */
@@ -475,8 +512,8 @@ static struct shard *batch_lock(struct engine_batch *b, unsigned k)
 	struct engine *e = b->e;
 	if (b->shard != (int)k) {
 		if (b->shard >= 0)
-			pthread_mutex_unlock(&e->sh[b->shard].mu);
-		pthread_mutex_lock(&e->sh[k].mu);
+			shard_unlock(&e->sh[b->shard]);
+		shard_lock(&e->sh[k]);
 		b->shard = (int)k;
 		b->touched |= 1u << k;
 	}
@@ -512,6 +549,9 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
+	int trc = check_time(b, ts_ms, err, errlen);
+	if (trc)
+		return trc;
 	uint64_t hash;
 	struct shard *sh = batch_lock(b, route_and_hash(refs, n, &hash) % ENGINE_SHARDS);
 	return add_locked(b, sh, refs, n, hash, ts_ms, value, err, errlen);
@@ -532,6 +572,9 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
+	int trc = check_time(b, ts_ms, err, errlen);
+	if (trc)
+		return trc;
 	if (n > b->e->cfg.label_limits.max_labels) {
 		snprintf(err, errlen, "too many labels (%zu, limit %zu)", n,
 		         b->e->cfg.label_limits.max_labels);
@@ -692,12 +735,12 @@ out:
  * transitions were written. */
 int eng_flush_shard(struct engine *e, struct shard *sh)
 {
-	pthread_mutex_lock(&sh->mu);
+	shard_lock(sh);
 	struct pending_tr *p = sh->pend;
 	size_t n = sh->npend, cap = sh->cappend;
 	sh->pend = NULL;
 	sh->npend = sh->cappend = 0;
-	pthread_mutex_unlock(&sh->mu);
+	shard_unlock(sh);
 	if (n == 0) {
 		free(p);
 		return 0;
@@ -728,7 +771,7 @@ int eng_flush_shard(struct engine *e, struct shard *sh)
 		return 0;
 	}
 	/* put them back in front of what was queued meanwhile; retried later */
-	pthread_mutex_lock(&sh->mu);
+	shard_lock(sh);
 	if (sh->npend > 0) {
 		struct pending_tr *np = n + sh->npend <= cap ? p : realloc(p, (n + sh->npend) * sizeof *np);
 		if (!np) {
@@ -737,7 +780,7 @@ int eng_flush_shard(struct engine *e, struct shard *sh)
 				pending_free(&p[i]);
 			free(p);
 			atomic_fetch_sub(&sh->npend_a, n);
-			pthread_mutex_unlock(&sh->mu);
+			shard_unlock(sh);
 			return -1;
 		}
 		p = np;
@@ -749,7 +792,7 @@ int eng_flush_shard(struct engine *e, struct shard *sh)
 	sh->pend = p;
 	sh->npend += n;
 	sh->cappend = cap;
-	pthread_mutex_unlock(&sh->mu);
+	shard_unlock(sh);
 	return -1;
 }
 
@@ -763,7 +806,7 @@ int engine_batch_end(struct engine_batch *b)
 	engine_batch_commit(b, NULL, NULL);
 	stage_release(b);
 	if (b->shard >= 0)
-		pthread_mutex_unlock(&e->sh[b->shard].mu);
+		shard_unlock(&e->sh[b->shard]);
 	b->shard = -1;
 	if (b->res.accepted > b->counted) {
 		atomic_fetch_add_explicit(&e->stats->samples_accepted, b->res.accepted - b->counted,
@@ -777,18 +820,18 @@ int engine_batch_end(struct engine_batch *b)
 	if (!todo)
 		return 0;
 	int rc = 0;
-	pthread_mutex_lock(&e->flush_mu);
+	lockrank_lock(&e->flush_mu, LOCK_RANK_FLUSH);
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++)
 		if ((todo & (1u << k)) && eng_flush_shard(e, &e->sh[k]) < 0)
 			rc = -1;
-	pthread_mutex_unlock(&e->flush_mu);
+	lockrank_unlock(&e->flush_mu);
 	return rc;
 }
 
 void engine_set_services(struct engine *e, struct services *svcs)
 {
 	lock_all(e);
-	pthread_mutex_lock(&e->svc_mu);
+	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 	services_adopt(svcs, e->svcs); /* open service alerts and what was learned carry over */
 	services_free(e->svcs);
 	e->svcs = svcs;
@@ -801,7 +844,7 @@ void engine_set_services(struct engine *e, struct services *svcs)
 			bound += s->roles != 0;
 		}
 	}
-	pthread_mutex_unlock(&e->svc_mu);
+	lockrank_unlock(&e->svc_mu);
 	unlock_all(e);
 	log_msg(LOG_INFO, "event=services_loaded services=%zu series_bound=%zu",
 	        svcs ? services_count(svcs) : 0, bound);
@@ -809,12 +852,12 @@ void engine_set_services(struct engine *e, struct services *svcs)
 
 void engine_services_json(struct engine *e, struct obuf *b)
 {
-	pthread_mutex_lock(&e->svc_mu);
+	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 	if (e->svcs)
 		services_json(e->svcs, b);
 	else
 		obuf_puts(b, "[]");
-	pthread_mutex_unlock(&e->svc_mu);
+	lockrank_unlock(&e->svc_mu);
 }
 
 int engine_set_external_url(struct engine *e, const char *url)
@@ -836,14 +879,14 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 	st->max_series = e->cfg.max_series;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 		struct shard *sh = &e->sh[k];
-		pthread_mutex_lock(&sh->mu);
+		shard_lock(sh);
 		st->series += sh->reg.n;
 		st->pending_transitions += atomic_load(&sh->npend_a);
 		if (sh->last_sample_ms > st->last_sample_ms)
 			st->last_sample_ms = sh->last_sample_ms;
 		if (k == 0)
 			st->model_name = model_name(e->model); /* swapped under every shard lock */
-		pthread_mutex_unlock(&sh->mu);
+		shard_unlock(sh);
 	}
 }
 
@@ -899,11 +942,18 @@ int engine_prune(struct engine *e)
 		return 0;
 	int64_t last = 0;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-		pthread_mutex_lock(&e->sh[k].mu);
+		shard_lock(&e->sh[k]);
 		if (e->sh[k].last_sample_ms > last)
 			last = e->sh[k].last_sample_ms;
-		pthread_mutex_unlock(&e->sh[k].mu);
+		shard_unlock(&e->sh[k]);
 	}
+	/* never past the wall clock: a sample dated in the future (replayed or
+	 * event-time ingest has no window) must not make history look old */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (last > now)
+		last = now;
 	int64_t horizon = last - e->cfg.alert_retention_ms;
 	if (horizon <= 0)
 		return 0;

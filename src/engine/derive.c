@@ -51,9 +51,9 @@ void engine_batch_set_type(struct engine_batch *b, const char *family, size_t le
 	struct engine *e = b->e;
 	if (len == 0 || len > 256 || type == METRIC_UNKNOWN)
 		return;
-	pthread_mutex_lock(&e->fam_mu);
+	lockrank_lock(&e->fam_mu, LOCK_RANK_FAM);
 	family_set_locked(e, family, len, type);
-	pthread_mutex_unlock(&e->fam_mu);
+	lockrank_unlock(&e->fam_mu);
 }
 
 static void family_set_locked(struct engine *e, const char *family, size_t len,
@@ -126,9 +126,9 @@ static enum series_kind classify_locked(const struct engine *e, const struct lab
 
 enum series_kind eng_classify(struct engine *e, const struct labels *l)
 {
-	pthread_mutex_lock(&e->fam_mu);
+	lockrank_lock(&e->fam_mu, LOCK_RANK_FAM);
 	enum series_kind k = classify_locked(e, l);
-	pthread_mutex_unlock(&e->fam_mu);
+	lockrank_unlock(&e->fam_mu);
 	return k;
 }
 

@@ -46,6 +46,10 @@ struct engine_config {
 	const char *alertname;            /* label value of alertname, e.g. "ForeshockAnomaly" */
 	const char *external_url;         /* base URL used in annotation links; may be NULL */
 	int forecast;                     /* 1: a seasonal forecaster runs on every gauge/derived series */
+	int64_t max_sample_age_ms;        /* live ingest: samples older than the clock minus this are
+	                                   * rejected (out_of_bounds); 0 = no limit */
+	int64_t max_sample_future_ms;     /* live ingest: samples newer than the clock plus this are
+	                                   * rejected; 0 = no limit. Default 10 min */
 	struct forecast_params forecast_params;
 };
 void engine_config_default(struct engine_config *c);
@@ -78,10 +82,21 @@ struct engine_batch {
 	char *sbytes;             /* label bytes of the staged samples */
 	size_t nbytes, capbytes;
 	size_t max_nref;
+	int64_t now_ms;           /* the clock of a live batch (engine_batch_set_clock); 0 = event
+	                           * time only (replay, backtest): no window */
 };
+
+/* Every timestamp must lie within +-ENGINE_TS_LIMIT_MS of the epoch (about
+ * 2,200 years either way), whatever the window, so that no detector,
+ * forecaster or registry arithmetic on times can overflow. */
+#define ENGINE_TS_LIMIT_MS (INT64_C(1) << 46)
 
 /* Starts a batch (shard locks are taken by engine_batch_add). */
 void engine_batch_begin(struct engine *e, struct engine_batch *b);
+/* A live batch: samples outside [now_ms - max_sample_age, now_ms +
+ * max_sample_future] are rejected as out_of_bounds (Prometheus' rule), one
+ * message per sample. Without it only ENGINE_TS_LIMIT_MS applies. */
+void engine_batch_set_clock(struct engine_batch *b, int64_t now_ms);
 /* Adds one sample. labels must include __name__. Returns 0 if accepted, or
  * the reject reason (> 0, an enum reject_reason + 1) with a message in err
  * naming the series or metric. Counted in b->res and in selfstats (accepted

@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "engine/series.h"
 #include "store/store.h"
+#include "util/lockrank.h"
 
 struct services;
 struct service_transition;
@@ -32,10 +33,25 @@ struct pending_tr {
  * series are created in the current shard's registry directly), and a
  * user-sent foreshock: series lands where the engine would derive it.
  *
- * Lock order: flush_mu -> shard[i] (ascending i when several) -> svc_mu ->
- * fam_mu. The store's own write lock is taken under a shard lock (flushes)
- * or under flush_mu (checkpoints), never the other way round. */
+ * Lock order (the one authoritative statement; util/lockrank.h has the
+ * ranks and, built with FORESHOCK_LOCK_CHECK, checks them):
+ *
+ *   flush_mu -> store wmu -> shard[0] -> ... -> shard[15] -> svc_mu
+ *            -> store rmu -> fam_mu -> store fmu (the store's fault text, a leaf)
+ *
+ * A thread only takes a lock ranked after every lock it holds. In practice:
+ * - a batch holds one shard at a time (batch_lock), and under it svc_mu
+ *   (services) or fam_mu (classify), never both at once;
+ * - eng_flush_shard() runs under flush_mu, takes a shard only to detach its
+ *   queue, and writes to the store (wmu) with no shard held;
+ * - engine_checkpoint() takes flush_mu, then the store's write transaction
+ *   (wmu, store_ckpt_begin), then each shard in turn;
+ * - engine_restore() takes every shard and svc_mu, then reads the store
+ *   (rmu) and classifies restored series (fam_mu) inside that read;
+ *   reconcile releases them all before it writes (wmu);
+ * - readers (read.c) take one shard at a time and nothing under it. */
 #define ENGINE_SHARDS 16
+_Static_assert(LOCK_RANK_SHARD + ENGINE_SHARDS <= LOCK_RANK_SVC, "shard lock ranks overlap");
 
 struct shard {
 	pthread_mutex_t mu;
@@ -82,16 +98,27 @@ struct engine {
 	struct shard sh[ENGINE_SHARDS];
 };
 
+/* Every shard lock goes through these (ranked: util/lockrank.h). */
+static inline void shard_lock(struct shard *sh)
+{
+	lockrank_lock(&sh->mu, LOCK_RANK_SHARD + (int)sh->id);
+}
+
+static inline void shard_unlock(struct shard *sh)
+{
+	lockrank_unlock(&sh->mu);
+}
+
 static inline void lock_all(struct engine *e)
 {
 	for (unsigned i = 0; i < ENGINE_SHARDS; i++)
-		pthread_mutex_lock(&e->sh[i].mu);
+		shard_lock(&e->sh[i]);
 }
 
 static inline void unlock_all(struct engine *e)
 {
 	for (unsigned i = ENGINE_SHARDS; i-- > 0;)
-		pthread_mutex_unlock(&e->sh[i].mu);
+		shard_unlock(&e->sh[i]);
 }
 
 #define HGROUP_MAX_BUCKETS 64

@@ -10,17 +10,56 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* Readers walking every series release the lock every READ_CHUNK series so
- * that a scrape of /metrics or a wide query never stalls ingest for long.
- * Safe because series are never removed and indices are stable; pointers are
- * re-read from sh->reg.v after reacquiring (a model reload may move them). */
+/* The shard walk every reader uses: each series of each shard in turn, with
+ * that shard's lock held while the caller looks at it. The lock is released
+ * and retaken every READ_CHUNK series so that a scrape of /metrics or a wide
+ * query never stalls ingest for long. Safe because series are never removed
+ * and indices are stable; the pointer is re-read from sh->reg.v after
+ * reacquiring (a model reload may move it). walk_next() returns NULL at the
+ * end with no lock held; a caller that stops early calls walk_stop(). */
 #define READ_CHUNK 1024
-static void yield_lock(struct shard *sh, size_t i)
+
+struct shard_walk {
+	struct engine *e;
+	unsigned sk;             /* shard being walked */
+	size_t i;                /* next series in it */
+	struct shard *sh;        /* locked shard, or NULL */
+};
+
+static void walk_begin(struct shard_walk *w, struct engine *e)
 {
-	if (i > 0 && i % READ_CHUNK == 0) {
-		pthread_mutex_unlock(&sh->mu);
-		pthread_mutex_lock(&sh->mu);
+	*w = (struct shard_walk){ .e = e };
+}
+
+static const struct series *walk_next(struct shard_walk *w)
+{
+	for (;;) {
+		if (!w->sh) {
+			if (w->sk >= ENGINE_SHARDS)
+				return NULL;
+			w->sh = &w->e->sh[w->sk];
+			shard_lock(w->sh);
+			w->i = 0;
+		}
+		if (w->i < w->sh->reg.n) {
+			if (w->i > 0 && w->i % READ_CHUNK == 0) {
+				shard_unlock(w->sh);
+				shard_lock(w->sh);
+			}
+			return w->sh->reg.v[w->i++];
+		}
+		shard_unlock(w->sh);
+		w->sh = NULL;
+		w->sk++;
 	}
+}
+
+static void walk_stop(struct shard_walk *w)
+{
+	if (w->sh)
+		shard_unlock(w->sh);
+	w->sh = NULL;
+	w->sk = ENGINE_SHARDS;
 }
 
 static int series_selected(const struct series *s, const struct selector *sel, size_t nsel)
@@ -50,20 +89,16 @@ int engine_series_foreach(struct engine *e, const struct selector *sel, size_t n
                           engine_series_fn fn, void *ctx)
 {
 	int rc = 0;
-	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
-		struct shard *sh = &e->sh[sk];
-		pthread_mutex_lock(&sh->mu);
-		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
-			yield_lock(sh, i);
-			const struct series *s = sh->reg.v[i];
-			if (!series_selected(s, sel, nsel))
-				continue;
-			struct series_info si;
-			fill_info(s, &si);
-			rc = fn(ctx, &si);
-		}
-		pthread_mutex_unlock(&sh->mu);
+	struct shard_walk w;
+	walk_begin(&w, e);
+	for (const struct series *s; rc == 0 && (s = walk_next(&w));) {
+		if (!series_selected(s, sel, nsel))
+			continue;
+		struct series_info si;
+		fill_info(s, &si);
+		rc = fn(ctx, &si);
 	}
+	walk_stop(&w);
 	return rc;
 }
 
@@ -75,37 +110,34 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 	struct history_point *pts = malloc((cap ? cap : 1) * sizeof *pts);
 	if (!pts)
 		return -1;
-	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
-		struct shard *sh = &e->sh[sk];
-		pthread_mutex_lock(&sh->mu);
-		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
-			yield_lock(sh, i);
-			const struct series *s = sh->reg.v[i];
-			if (!series_selected(s, sel, nsel))
+	struct shard_walk w;
+	walk_begin(&w, e);
+	for (const struct series *s; rc == 0 && (s = walk_next(&w));) {
+		const struct shard *sh = w.sh;
+		if (!series_selected(s, sel, nsel))
+			continue;
+		size_t n = 0;
+		for (size_t k = 0; k < s->hist_len; k++) {
+			struct hist_point h;
+			series_hist_get(s, cap, k, &h);
+			if (h.ts_ms < start_ms || h.ts_ms > end_ms)
 				continue;
-			size_t n = 0;
-			for (size_t k = 0; k < s->hist_len; k++) {
-				struct hist_point h;
-				series_hist_get(s, cap, k, &h);
-				if (h.ts_ms < start_ms || h.ts_ms > end_ms)
-					continue;
-				pts[n++] = (struct history_point){ .ts_ms = h.ts_ms,
-					                           .value = (float)h.value,
-					                           .score = (float)h.score,
-					                           .expected = (float)h.expected,
-					                           .lower = (float)h.lower,
-					                           .upper = (float)h.upper,
-					                           .direction = (int8_t)h.direction,
-					                           .component = h.comp && h.comp < sh->ncomps ?
-					                                                sh->comps[h.comp] :
-					                                                NULL };
-			}
-			struct series_info si;
-			fill_info(s, &si);
-			rc = fn(ctx, &si, pts, n);
+			pts[n++] = (struct history_point){ .ts_ms = h.ts_ms,
+				                           .value = (float)h.value,
+				                           .score = (float)h.score,
+				                           .expected = (float)h.expected,
+				                           .lower = (float)h.lower,
+				                           .upper = (float)h.upper,
+				                           .direction = (int8_t)h.direction,
+				                           .component = h.comp && h.comp < sh->ncomps ?
+				                                                sh->comps[h.comp] :
+				                                                NULL };
 		}
-		pthread_mutex_unlock(&sh->mu);
+		struct series_info si;
+		fill_info(s, &si);
+		rc = fn(ctx, &si, pts, n);
 	}
+	walk_stop(&w);
 	free(pts);
 	return rc;
 }
@@ -139,33 +171,29 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 	if (!pts)
 		return -1;
 	int rc = 0;
-	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
-		struct shard *sh = &e->sh[sk];
-		pthread_mutex_lock(&sh->mu);
-		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
-			yield_lock(sh, i);
-			const struct series *s = sh->reg.v[i];
-			const void *st = forecast_state_of(e, s, sel, nsel);
-			if (!st)
-				continue;
-			struct series_info si;
-			fill_info(s, &si);
-			struct forecast_info info;
-			forecast_info_get(st, &info);
-			size_t got = 0;
-			if (forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms, step_ms, n,
-			                     pts) == 0)
-				got = n;
-			clip_to_unit(s->key, pts, got);
-			struct breach br, *brp = NULL;
-			if (got && !isnan(limit) &&
-			    forecast_time_to_breach(&e->cfg.forecast_params, st, s->last_ts_ms,
-			                            (int64_t)n * step_ms, limit, above, &br) == 0)
-				brp = &br;
-			rc = fn(ctx, &si, pts, got, brp, &info);
-		}
-		pthread_mutex_unlock(&sh->mu);
+	struct shard_walk w;
+	walk_begin(&w, e);
+	for (const struct series *s; rc == 0 && (s = walk_next(&w));) {
+		const void *st = forecast_state_of(e, s, sel, nsel);
+		if (!st)
+			continue;
+		struct series_info si;
+		fill_info(s, &si);
+		struct forecast_info info;
+		forecast_info_get(st, &info);
+		size_t got = 0;
+		if (forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms, step_ms, n,
+		                     pts) == 0)
+			got = n;
+		clip_to_unit(s->key, pts, got);
+		struct breach br, *brp = NULL;
+		if (got && !isnan(limit) &&
+		    forecast_time_to_breach(&e->cfg.forecast_params, st, s->last_ts_ms,
+		                            (int64_t)n * step_ms, limit, above, &br) == 0)
+			brp = &br;
+		rc = fn(ctx, &si, pts, got, brp, &info);
 	}
+	walk_stop(&w);
 	free(pts);
 	return rc;
 }
@@ -182,34 +210,30 @@ int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel
 	if (!pts)
 		return -1;
 	int rc = 0;
-	for (unsigned sk = 0; sk < ENGINE_SHARDS && rc == 0; sk++) {
-		struct shard *sh = &e->sh[sk];
-		pthread_mutex_lock(&sh->mu);
-		for (size_t i = 0; i < sh->reg.n && rc == 0; i++) {
-			yield_lock(sh, i);
-			const struct series *s = sh->reg.v[i];
-			const void *st = forecast_state_of(e, s, sel, nsel);
-			if (!st)
-				continue;
-			struct series_info si;
-			fill_info(s, &si);
-			struct forecast_info info;
-			forecast_info_get(st, &info);
-			/* k0: the first grid index strictly after the last sample */
-			size_t k0 = 0, got = 0;
-			if (s->last_ts_ms >= last_grid)
-				k0 = n;
-			else if (s->last_ts_ms >= from_ms)
-				k0 = (size_t)((s->last_ts_ms - from_ms) / step_ms) + 1;
-			if (k0 < n &&
-			    forecast_predict(&e->cfg.forecast_params, st, from_ms + (int64_t)k0 * step_ms,
-			                     step_ms, n - k0, pts) == 0)
-				got = n - k0;
-			clip_to_unit(s->key, pts, got);
-			rc = fn(ctx, &si, pts, got, NULL, &info);
-		}
-		pthread_mutex_unlock(&sh->mu);
+	struct shard_walk w;
+	walk_begin(&w, e);
+	for (const struct series *s; rc == 0 && (s = walk_next(&w));) {
+		const void *st = forecast_state_of(e, s, sel, nsel);
+		if (!st)
+			continue;
+		struct series_info si;
+		fill_info(s, &si);
+		struct forecast_info info;
+		forecast_info_get(st, &info);
+		/* k0: the first grid index strictly after the last sample */
+		size_t k0 = 0, got = 0;
+		if (s->last_ts_ms >= last_grid)
+			k0 = n;
+		else if (s->last_ts_ms >= from_ms)
+			k0 = (size_t)((s->last_ts_ms - from_ms) / step_ms) + 1;
+		if (k0 < n &&
+		    forecast_predict(&e->cfg.forecast_params, st, from_ms + (int64_t)k0 * step_ms,
+		                     step_ms, n - k0, pts) == 0)
+			got = n - k0;
+		clip_to_unit(s->key, pts, got);
+		rc = fn(ctx, &si, pts, got, NULL, &info);
 	}
+	walk_stop(&w);
 	free(pts);
 	return rc;
 }

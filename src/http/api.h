@@ -63,6 +63,8 @@ struct api_request {
 	                               * handlers may modify it in place) */
 	size_t body_len;
 	int64_t now_ms;               /* receive time (wall clock) */
+	int event_time;               /* 1: the daemon's own replay sender: samples keep their
+	                               * event time, no window around now_ms (server.h) */
 };
 
 #define API_MAX_HEADERS 4

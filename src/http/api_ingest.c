@@ -583,6 +583,8 @@ void api_write_lp(struct api_ctx *api, const struct api_request *req, struct api
 	struct sink s;
 	sink_init(&s, api, req->now_ms);
 	engine_batch_begin(api->engine, &s.batch);
+	if (!req->event_time) /* live ingest: the window around our clock applies */
+		engine_batch_set_clock(&s.batch, req->now_ms);
 	size_t rejected = lp_parse(&p, body, len, prec, req->now_ms * 1000000, lp_on_point,
 	                           lp_on_error, &s);
 	size_t accepted = p.npoints;
@@ -627,6 +629,8 @@ void api_import_json(struct api_ctx *api, const struct api_request *req,
 	struct json_import_limits lim = { 0, 0 };
 	struct json_import_stats st;
 	engine_batch_begin(api->engine, &s.batch);
+	if (!req->event_time) /* live ingest: the window around our clock applies */
+		engine_batch_set_clock(&s.batch, req->now_ms);
 	size_t rejected = json_import_parse(body, len, &lim, json_on_sample, json_on_error, &s, &st);
 	size_t refused = sink_commit(&s);
 	rejected += refused;
@@ -693,6 +697,8 @@ void api_import_prom(struct api_ctx *api, const struct api_request *req,
 	struct prom_stats st;
 	memset(&st, 0, sizeof st);
 	engine_batch_begin(api->engine, &s.batch);
+	if (!req->event_time) /* live ingest: the window around our clock applies */
+		engine_batch_set_clock(&s.batch, req->now_ms);
 	size_t rejected = prom_parse(body, len, fmt, NULL, prom_on_sample, prom_on_meta, prom_on_error,
 	                             &s, &st);
 	size_t refused = sink_commit(&s);
@@ -732,6 +738,8 @@ void api_remote_write(struct api_ctx *api, const struct api_request *req,
 	memset(&st, 0, sizeof st);
 	char err[256] = "";
 	engine_batch_begin(api->engine, &s.batch);
+	if (!req->event_time) /* live ingest: the window around our clock applies */
+		engine_batch_set_clock(&s.batch, req->now_ms);
 	int rc = prw_decode_ex(req->body ? req->body : "", req->body_len, NULL, &plim,
 	                       prom_on_sample, prom_on_meta, &s, &st, err, sizeof err);
 	size_t refused = sink_commit(&s);

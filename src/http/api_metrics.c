@@ -5,7 +5,9 @@
  *
  * Per-series gauges carry the series' own labels, with its metric name moved
  * to the label `series_name` (a label already called series_name is renamed
- * exported_series_name, the way Prometheus renames conflicting labels).
+ * exported_series_name, the way Prometheus renames conflicting labels),
+ * then the daemon's external labels (shard, …) that the series lacks, so the
+ * gauges of a whole fleet can sit in one TSDB.
  */
 #include "http/api.h"
 #include "http/handlers.h"
@@ -112,10 +114,13 @@ static int pick_series(struct pick *p, const struct series_info *s)
 struct fam_ctx {
 	struct obuf fam[SERIES_FAMILIES];
 	struct pick pick;
+	const struct labels *ext; /* the daemon's external labels, may be NULL */
 };
 
-/* The label block of a series' gauges: {series_name="…",<its labels>EXTRA} */
-static void series_label_block(struct obuf *lb, const struct labels *l, const char *extra)
+/* The label block of a series' gauges: {series_name="…",<its labels>EXTRA},
+ * then each external label (shard, …) the series does not have itself. */
+static void series_label_block(struct obuf *lb, const struct labels *l, const char *extra,
+                               const struct labels *ext)
 {
 	obuf_puts(lb, "{series_name=");
 	prom_label_value(lb, labels_metric_name(l));
@@ -128,6 +133,13 @@ static void series_label_block(struct obuf *lb, const struct labels *l, const ch
 	}
 	if (extra)
 		obuf_puts(lb, extra);
+	for (size_t i = 0; ext && i < ext->n; i++) {
+		const char *n = ext->names[i];
+		if (labels_get(l, n) || !strcmp(n, "series_name") || (extra && !strcmp(n, "horizon")))
+			continue;
+		obuf_printf(lb, ",%s=", n);
+		prom_label_value(lb, ext->values[i]);
+	}
 	obuf_puts(lb, "} ");
 }
 
@@ -147,6 +159,7 @@ static const char *const fc_help[FORECAST_FAMILIES] = {
 struct fc_ctx {
 	struct obuf fam[FORECAST_FAMILIES];
 	struct pick pick;
+	const struct labels *ext;
 };
 
 static int forecast_metrics_cb(void *vctx, const struct series_info *s,
@@ -160,7 +173,7 @@ static int forecast_metrics_cb(void *vctx, const struct series_info *s,
 		return 0;
 	struct obuf lb;
 	obuf_init(&lb, 0);
-	series_label_block(&lb, s->labels, ",horizon=\"15m\"");
+	series_label_block(&lb, s->labels, ",horizon=\"15m\"", c->ext);
 	double v[FORECAST_FAMILIES] = { pts[0].mean, pts[0].lo95, pts[0].hi95 };
 	int failed = lb.failed;
 	for (int f = 0; f < FORECAST_FAMILIES && !failed; f++) {
@@ -182,7 +195,7 @@ static int series_metrics_cb(void *vctx, const struct series_info *s)
 	/* label block, shared by the families */
 	struct obuf lb;
 	obuf_init(&lb, 0);
-	series_label_block(&lb, s->labels, NULL);
+	series_label_block(&lb, s->labels, NULL, c->ext);
 	if (lb.failed) {
 		obuf_free(&lb);
 		return 1;
@@ -203,196 +216,230 @@ static int series_metrics_cb(void *vctx, const struct series_info *s)
 	return failed;
 }
 
-void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_response *resp)
+/* The daemon's own counters (selfstats). */
+static void self_metrics(struct obuf *b, struct selfstats *st, struct api_ctx *api)
 {
-	struct obuf b;
-	obuf_init(&b, 0);
-	struct selfstats *st = api->stats;
-	if (st) {
-		counter(&b, "foreshock_samples_accepted_total", "Samples accepted by the engine.",
-		        ld(&st->samples_accepted));
-		header(&b, "foreshock_samples_rejected_total", "counter",
-		       "Samples (or lines) not stored, by reason.");
-		for (int r = 0; r < REJ__COUNT; r++)
-			obuf_printf(&b, "foreshock_samples_rejected_total{reason=\"%s\"} %llu\n",
-			            selfstats_reject_name((enum reject_reason)r),
-			            (unsigned long long)ld(&st->samples_rejected[r]));
-		counter(&b, "foreshock_fields_ignored_total",
-		        "Line-protocol string and boolean fields ignored (not series).",
-		        ld(&st->fields_ignored));
-		counter(&b, "foreshock_bodies_too_large_total",
-		        "Request bodies refused with 413 (over the body limit).",
-		        ld(&st->bodies_too_large));
-		counter(&b, "foreshock_writes_shed_total",
-		        "Write requests answered 503: too many in flight and the wait queue full "
-		        "or its timeout passed (overload).",
-		        ld(&st->writes_shed));
-		counter(&b, "foreshock_writes_queued_total",
-		        "Write requests that waited for a slot before their body was read.",
-		        ld(&st->writes_queued));
-		header(&b, "foreshock_write_queue_seconds_total", "counter",
-		       "Total time write requests waited for a slot.");
-		obuf_printf(&b, "foreshock_write_queue_seconds_total %.6f\n",
-		            (double)ld(&st->write_queue_us) / 1e6);
-		counter(&b, "foreshock_alert_transitions_total",
-		        "Alert state transitions written to the store.", ld(&st->alert_transitions));
-		counter(&b, "foreshock_store_errors_total", "Failed store operations.",
-		        api->store ? store_error_count(api->store) : ld(&st->store_errors));
-		counter(&b, "foreshock_notifications_sent_total", "Alert notifications delivered.",
-		        ld(&st->notifications_sent));
-		counter(&b, "foreshock_notifications_failed_total", "Alert notifications that failed.",
-		        ld(&st->notifications_failed));
+	counter(b, "foreshock_samples_accepted_total", "Samples accepted by the engine.",
+	        ld(&st->samples_accepted));
+	header(b, "foreshock_samples_rejected_total", "counter",
+	       "Samples (or lines) not stored, by reason.");
+	for (int r = 0; r < REJ__COUNT; r++)
+		obuf_printf(b, "foreshock_samples_rejected_total{reason=\"%s\"} %llu\n",
+		            selfstats_reject_name((enum reject_reason)r),
+		            (unsigned long long)ld(&st->samples_rejected[r]));
+	counter(b, "foreshock_fields_ignored_total",
+	        "Line-protocol string and boolean fields ignored (not series).",
+	        ld(&st->fields_ignored));
+	counter(b, "foreshock_bodies_too_large_total",
+	        "Request bodies refused with 413 (over the body limit).",
+	        ld(&st->bodies_too_large));
+	counter(b, "foreshock_writes_shed_total",
+	        "Write requests answered 503: too many in flight and the wait queue full "
+	        "or its timeout passed (overload).",
+	        ld(&st->writes_shed));
+	counter(b, "foreshock_writes_queued_total",
+	        "Write requests that waited for a slot before their body was read.",
+	        ld(&st->writes_queued));
+	header(b, "foreshock_write_queue_seconds_total", "counter",
+	       "Total time write requests waited for a slot.");
+	obuf_printf(b, "foreshock_write_queue_seconds_total %.6f\n",
+	            (double)ld(&st->write_queue_us) / 1e6);
+	counter(b, "foreshock_reads_shed_total",
+	        "API reads answered 503: every read slot busy and the wait queue full or "
+	        "its timeout passed.", ld(&st->reads_shed));
+	counter(b, "foreshock_http_unauthorized_total",
+	        "Requests answered 401: a token is required and none or an unknown one "
+	        "was sent.", ld(&st->http_unauthorized));
+	counter(b, "foreshock_http_forbidden_total",
+	        "Requests answered 403: token of the other scope, foreign Host or "
+	        "cross-origin browser request.", ld(&st->http_forbidden));
+	counter(b, "foreshock_http_timeouts_total",
+	        "Connections closed because request headers or body did not arrive in "
+	        "time.", ld(&st->http_timeouts));
+	counter(b, "foreshock_responses_too_large_total",
+	        "Responses replaced by a 422 because they passed http.max_response.",
+	        ld(&st->responses_too_large));
+	counter(b, "foreshock_alert_transitions_total",
+	        "Alert state transitions written to the store.", ld(&st->alert_transitions));
+	counter(b, "foreshock_store_errors_total", "Failed store operations.",
+	        api->store ? store_error_count(api->store) : ld(&st->store_errors));
+	counter(b, "foreshock_notifications_sent_total", "Alert notifications delivered.",
+	        ld(&st->notifications_sent));
+	counter(b, "foreshock_notifications_failed_total", "Alert notifications that failed.",
+	        ld(&st->notifications_failed));
 
-		header(&b, "foreshock_http_requests_total", "counter",
-		       "HTTP requests by route and status class.");
-		static const char *const cls[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
-		for (int r = 0; r < ROUTE__COUNT; r++)
-			for (int k = 0; k < 6; k++) {
-				uint64_t n = ld(&st->requests[r][k]);
-				if (n)
-					obuf_printf(&b,
-					            "foreshock_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
-					            http_route_name((enum http_route)r), cls[k],
-					            (unsigned long long)n);
-			}
-		header(&b, "foreshock_http_request_duration_seconds", "histogram",
-		       "HTTP request latency by route.");
-		for (int r = 0; r < ROUTE__COUNT; r++) {
-			uint64_t total = 0;
-			for (int k = 0; k <= SELFSTATS_LATENCY_BUCKETS; k++)
-				total += ld(&st->latency_bucket[r][k]);
-			if (!total)
-				continue;
-			const char *rn = http_route_name((enum http_route)r);
-			uint64_t cum = 0;
-			for (int k = 0; k < SELFSTATS_LATENCY_BUCKETS; k++) {
-				cum += ld(&st->latency_bucket[r][k]);
-				obuf_printf(&b,
-				            "foreshock_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
-				            "%llu\n",
-				            rn, selfstats_latency_bounds[k], (unsigned long long)cum);
-			}
-			obuf_printf(&b,
-			            "foreshock_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
-			            "%llu\n",
-			            rn, (unsigned long long)total);
-			obuf_printf(&b, "foreshock_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
-			            rn, (double)ld(&st->latency_sum_us[r]) / 1e6);
-			obuf_printf(&b, "foreshock_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-			            rn, (unsigned long long)total);
+	header(b, "foreshock_http_requests_total", "counter",
+	       "HTTP requests by route and status class.");
+	static const char *const cls[6] = { "other", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	for (int r = 0; r < ROUTE__COUNT; r++)
+		for (int k = 0; k < 6; k++) {
+			uint64_t n = ld(&st->requests[r][k]);
+			if (n)
+				obuf_printf(b,
+				            "foreshock_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+				            http_route_name((enum http_route)r), cls[k],
+				            (unsigned long long)n);
 		}
-		header(&b, "process_start_time_seconds", "gauge",
-		       "Start time of the process since the Unix epoch in seconds.");
-		obuf_printf(&b, "process_start_time_seconds %.3f\n", (double)st->start_time_ms / 1e3);
+	header(b, "foreshock_http_request_duration_seconds", "histogram",
+	       "HTTP request latency by route.");
+	for (int r = 0; r < ROUTE__COUNT; r++) {
+		uint64_t total = 0;
+		for (int k = 0; k <= SELFSTATS_LATENCY_BUCKETS; k++)
+			total += ld(&st->latency_bucket[r][k]);
+		if (!total)
+			continue;
+		const char *rn = http_route_name((enum http_route)r);
+		uint64_t cum = 0;
+		for (int k = 0; k < SELFSTATS_LATENCY_BUCKETS; k++) {
+			cum += ld(&st->latency_bucket[r][k]);
+			obuf_printf(b,
+			            "foreshock_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
+			            "%llu\n",
+			            rn, selfstats_latency_bounds[k], (unsigned long long)cum);
+		}
+		obuf_printf(b,
+		            "foreshock_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
+		            "%llu\n",
+		            rn, (unsigned long long)total);
+		obuf_printf(b, "foreshock_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n",
+		            rn, (double)ld(&st->latency_sum_us[r]) / 1e6);
+		obuf_printf(b, "foreshock_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+		            rn, (unsigned long long)total);
 	}
+	header(b, "process_start_time_seconds", "gauge",
+	       "Start time of the process since the Unix epoch in seconds.");
+	obuf_printf(b, "process_start_time_seconds %.3f\n", (double)st->start_time_ms / 1e3);
+}
 
+/* The engine's and the store's state, build and identity. */
+static void engine_metrics(struct obuf *b, struct api_ctx *api, struct engine_stats *es_out)
+{
 	struct engine_stats es;
 	memset(&es, 0, sizeof es);
 	if (api->engine)
 		engine_get_stats(api->engine, &es);
-	header(&b, "foreshock_series", "gauge", "Series in the registry.");
-	obuf_printf(&b, "foreshock_series %zu\n", es.series);
-	header(&b, "foreshock_series_limit", "gauge", "Cardinality limit (max series).");
-	obuf_printf(&b, "foreshock_series_limit %zu\n", es.max_series);
-	header(&b, "foreshock_pending_transitions", "gauge",
+	header(b, "foreshock_series", "gauge", "Series in the registry.");
+	obuf_printf(b, "foreshock_series %zu\n", es.series);
+	header(b, "foreshock_series_limit", "gauge", "Cardinality limit (max series).");
+	obuf_printf(b, "foreshock_series_limit %zu\n", es.max_series);
+	header(b, "foreshock_pending_transitions", "gauge",
 	       "Alert transitions not yet durable (store failing).");
-	obuf_printf(&b, "foreshock_pending_transitions %zu\n", es.pending_transitions);
-	header(&b, "foreshock_last_sample_timestamp_seconds", "gauge",
+	obuf_printf(b, "foreshock_pending_transitions %zu\n", es.pending_transitions);
+	header(b, "foreshock_last_sample_timestamp_seconds", "gauge",
 	       "Newest event time seen, in seconds since the epoch.");
-	obuf_printf(&b, "foreshock_last_sample_timestamp_seconds %.3f\n",
+	obuf_printf(b, "foreshock_last_sample_timestamp_seconds %.3f\n",
 	            (double)es.last_sample_ms / 1e3);
 	if (api->store) {
-		header(&b, "foreshock_store_healthy", "gauge",
+		header(b, "foreshock_store_healthy", "gauge",
 		       "1 while the store accepts writes; 0 after a storage fault (disk full, "
 		       "read-only, database deleted, replaced or corrupt) until it clears.");
-		obuf_printf(&b, "foreshock_store_healthy %d\n", store_healthy(api->store, NULL, 0));
+		obuf_printf(b, "foreshock_store_healthy %d\n", store_healthy(api->store, NULL, 0));
 	}
-	header(&b, "foreshock_ready", "gauge", "1 once state restore finished.");
-	obuf_printf(&b, "foreshock_ready %d\n", atomic_load(&api->ready) ? 1 : 0);
-	header(&b, "foreshock_build_info", "gauge", "Build information (always 1).");
-	obuf_puts(&b, "foreshock_build_info{version=");
-	prom_label_value(&b, api->version ? api->version : "unknown");
-	obuf_puts(&b, ",model=");
-	prom_label_value(&b, es.model_name ? es.model_name : "");
-	obuf_puts(&b, "} 1\n");
-	header(&b, "foreshock_shard_info", "gauge",
+	header(b, "foreshock_ready", "gauge", "1 once state restore finished.");
+	obuf_printf(b, "foreshock_ready %d\n", atomic_load(&api->ready) ? 1 : 0);
+	header(b, "foreshock_build_info", "gauge", "Build information (always 1).");
+	obuf_puts(b, "foreshock_build_info{version=");
+	prom_label_value(b, api->version ? api->version : "unknown");
+	obuf_puts(b, ",model=");
+	prom_label_value(b, es.model_name ? es.model_name : "");
+	obuf_puts(b, "} 1\n");
+	header(b, "foreshock_shard_info", "gauge",
 	       "The daemon's external labels (shard=... from --shard or external_labels); always 1.");
-	obuf_puts(&b, "foreshock_shard_info");
+	obuf_puts(b, "foreshock_shard_info");
 	const struct labels *xl = api->external_labels;
 	for (size_t i = 0; xl && i < xl->n; i++) {
-		obuf_puts(&b, i ? "," : "{");
-		obuf_puts(&b, xl->names[i]);
-		obuf_puts(&b, "=");
-		prom_label_value(&b, xl->values[i]);
+		obuf_puts(b, i ? "," : "{");
+		obuf_puts(b, xl->names[i]);
+		obuf_puts(b, "=");
+		prom_label_value(b, xl->values[i]);
 	}
-	obuf_puts(&b, xl && xl->n ? "} 1\n" : " 1\n");
+	obuf_puts(b, xl && xl->n ? "} 1\n" : " 1\n");
+	*es_out = es;
+}
 
-	if (api->engine && api->metrics_series_limit > 0) {
-		/* Per-series gauges: every series while there are at most
-		 * metrics_series_limit of them; beyond, only the series with an open
-		 * alert (up to the limit), so that a scrape stays small at 1M series.
-		 * match[] selectors (as Prometheus' /federate takes them) pick the
-		 * series instead, still up to the limit. */
-		struct selector *sel = NULL;
-		size_t nsel = 0;
-		for (size_t i = 0; i < req->nargs; i++)
-			nsel += !strcmp(req->args[i].key, "match[]");
-		if (nsel && !(sel = calloc(nsel, sizeof *sel))) {
-			obuf_free(&b);
-			api_error(resp, 500, "internal", "out of memory");
-			return;
-		}
-		for (size_t i = 0, k = 0; i < req->nargs; i++) {
-			if (strcmp(req->args[i].key, "match[]"))
-				continue;
-			char err[256];
-			if (selector_parse(&sel[k], req->args[i].value, err, sizeof err) < 0) {
-				for (size_t j = 0; j < k; j++)
-					selector_free(&sel[j]);
-				free(sel);
-				obuf_free(&b);
-				api_error(resp, 400, "bad_data", "invalid parameter 'match[]': %s", err);
-				return;
-			}
-			k++;
-		}
-		struct pick pick = { .limit = api->metrics_series_limit,
-			             .alerting_only = nsel == 0 && es.series > api->metrics_series_limit };
-		struct fam_ctx c;
-		c.pick = pick;
-		for (int f = 0; f < SERIES_FAMILIES; f++)
-			obuf_init(&c.fam[f], 0);
-		engine_series_foreach(api->engine, sel, nsel, series_metrics_cb, &c);
-		for (int f = 0; f < SERIES_FAMILIES; f++) {
-			header(&b, family_name[f], "gauge", family_help[f]);
-			if (c.fam[f].failed)
-				b.failed = 1;
-			obuf_add(&b, c.fam[f].p ? c.fam[f].p : "", c.fam[f].len);
-			obuf_free(&c.fam[f]);
-		}
-		struct fc_ctx fc;
-		fc.pick = pick;
-		for (int f = 0; f < FORECAST_FAMILIES; f++)
-			obuf_init(&fc.fam[f], 0);
-		engine_forecast(api->engine, sel, nsel, FORECAST_METRIC_HORIZON_MS, 1, NAN, 1,
-		                forecast_metrics_cb, &fc);
-		for (int f = 0; f < FORECAST_FAMILIES; f++) {
-			header(&b, fc_name[f], "gauge", fc_help[f]);
-			if (fc.fam[f].failed)
-				b.failed = 1;
-			obuf_add(&b, fc.fam[f].p ? fc.fam[f].p : "", fc.fam[f].len);
-			obuf_free(&fc.fam[f]);
-		}
-		header(&b, "foreshock_metrics_series_exported", "gauge",
-		       "Series with per-series gauges in this scrape.");
-		obuf_printf(&b, "foreshock_metrics_series_exported %zu\n", c.pick.exported);
-		header(&b, "foreshock_metrics_series_omitted", "gauge",
-		       "Series left out of this scrape's per-series gauges (over metrics.series_limit, "
-		       "or no open alert once there are more series than that).");
-		obuf_printf(&b, "foreshock_metrics_series_omitted %zu\n", c.pick.omitted);
-		for (size_t j = 0; j < nsel; j++)
-			selector_free(&sel[j]);
-		free(sel);
+/* Per-series gauges: every series while there are at most
+ * metrics_series_limit of them; beyond, only the series with an open
+ * alert (up to the limit), so that a scrape stays small at 1M series.
+ * match[] selectors (as Prometheus' /federate takes them) pick the
+ * series instead, still up to the limit. -1 (b freed, resp set) on a bad
+ * selector or no memory. */
+static int series_metrics(struct obuf *b, struct api_ctx *api, const struct api_request *req,
+                          struct api_response *resp, const struct engine_stats *es)
+{
+	struct selector *sel = NULL;
+	size_t nsel = 0;
+	for (size_t i = 0; i < req->nargs; i++)
+		nsel += !strcmp(req->args[i].key, "match[]");
+	if (nsel && !(sel = calloc(nsel, sizeof *sel))) {
+		obuf_free(b);
+		api_error(resp, 500, "internal", "out of memory");
+		return -1;
 	}
+	for (size_t i = 0, k = 0; i < req->nargs; i++) {
+		if (strcmp(req->args[i].key, "match[]"))
+			continue;
+		char err[256];
+		if (selector_parse(&sel[k], req->args[i].value, err, sizeof err) < 0) {
+			for (size_t j = 0; j < k; j++)
+				selector_free(&sel[j]);
+			free(sel);
+			obuf_free(b);
+			api_error(resp, 400, "bad_data", "invalid parameter 'match[]': %s", err);
+			return -1;
+		}
+		k++;
+	}
+	struct pick pick = { .limit = api->metrics_series_limit,
+		             .alerting_only = nsel == 0 && es->series > api->metrics_series_limit };
+	struct fam_ctx c;
+	c.pick = pick;
+	c.ext = api->external_labels;
+	for (int f = 0; f < SERIES_FAMILIES; f++)
+		obuf_init(&c.fam[f], 0);
+	engine_series_foreach(api->engine, sel, nsel, series_metrics_cb, &c);
+	for (int f = 0; f < SERIES_FAMILIES; f++) {
+		header(b, family_name[f], "gauge", family_help[f]);
+		if (c.fam[f].failed)
+			b->failed = 1;
+		obuf_add(b, c.fam[f].p ? c.fam[f].p : "", c.fam[f].len);
+		obuf_free(&c.fam[f]);
+	}
+	struct fc_ctx fc;
+	fc.pick = pick;
+	fc.ext = api->external_labels;
+	for (int f = 0; f < FORECAST_FAMILIES; f++)
+		obuf_init(&fc.fam[f], 0);
+	engine_forecast(api->engine, sel, nsel, FORECAST_METRIC_HORIZON_MS, 1, NAN, 1,
+	                forecast_metrics_cb, &fc);
+	for (int f = 0; f < FORECAST_FAMILIES; f++) {
+		header(b, fc_name[f], "gauge", fc_help[f]);
+		if (fc.fam[f].failed)
+			b->failed = 1;
+		obuf_add(b, fc.fam[f].p ? fc.fam[f].p : "", fc.fam[f].len);
+		obuf_free(&fc.fam[f]);
+	}
+	header(b, "foreshock_metrics_series_exported", "gauge",
+	       "Series with per-series gauges in this scrape.");
+	obuf_printf(b, "foreshock_metrics_series_exported %zu\n", c.pick.exported);
+	header(b, "foreshock_metrics_series_omitted", "gauge",
+	       "Series left out of this scrape's per-series gauges (over metrics.series_limit, "
+	       "or no open alert once there are more series than that).");
+	obuf_printf(b, "foreshock_metrics_series_omitted %zu\n", c.pick.omitted);
+	for (size_t j = 0; j < nsel; j++)
+		selector_free(&sel[j]);
+	free(sel);
+	return 0;
+}
+
+void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_response *resp)
+{
+	struct obuf b;
+	obuf_init(&b, 0);
+	if (api->stats)
+		self_metrics(&b, api->stats, api);
+	struct engine_stats es;
+	engine_metrics(&b, api, &es);
+	if (api->engine && api->metrics_series_limit > 0 && series_metrics(&b, api, req, resp, &es) < 0)
+		return;
 	api_send(resp, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

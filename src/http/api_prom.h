@@ -1,4 +1,4 @@
-/* http/api_prom.h — the Prometheus HTTP API subset (api_prom.c): instant and range
+/* http/api_prom.h — the Prometheus HTTP API subset (api_prom.c, promql.c): instant and range
  * queries over plain series selectors and the virtual score/band families,
  * series, labels, label values, metadata and the status probes that Grafana
  * and promtool use. See docs/api.md ("Prometheus query API").

@@ -17,7 +17,28 @@
  * Retry-After and the connection is closed. Waiting costs its connection's
  * thread, the socket's kernel buffer and MHD's per-connection pool (32 KiB by
  * default), never a body buffer, so memory stays bounded while a burst is
- * absorbed without failed requests.
+ * absorbed without failed requests. API reads (queries, series, anomalies,
+ * /metrics) have their own pool (max_inflight_reads, max_queued_reads), so
+ * many heavy reads at once cannot take all memory and CPU; /healthz,
+ * /readyz and the page's static files are never queued.
+ *
+ * Request-side protections, in the order on_request() applies them once a
+ * request's headers are in: the Host policy (DNS rebinding), the Origin
+ * policy (cross-origin browser writes), bearer tokens (401 without a valid
+ * one, 403 with one of the other scope), the body cap, admission. Health
+ * routes skip the first three.
+ *
+ * Connection bounds: MHD's connection limit and per-client-address limit
+ * (beyond either, MHD accepts the connection and closes it at once), and
+ * deadlines that MHD's idle timeout cannot give (a slowloris trickling a
+ * byte at a time keeps resetting it): a watchdog thread shuts down the socket
+ * of a connection whose request headers are not complete header_timeout
+ * after accept (connection_timeout after the previous response on a
+ * keep-alive connection), or whose body is not complete body_timeout after
+ * its headers. The record of each connection lives from MHD's
+ * NOTIFY_CONNECTION STARTED to CLOSED; MHD closes the socket only after
+ * CLOSED, which takes the same mutex the watchdog holds while it calls
+ * shutdown(), so the watchdog never touches a reused descriptor.
  */
 #include "http/server.h"
 
@@ -29,8 +50,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <fcntl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http/api.h"
 #include "http/route.h"
@@ -51,19 +78,56 @@
  * instead of 8 GiB with the usual 8 MiB default. */
 #define THREAD_STACK_SIZE ((size_t)512 << 10)
 
+/* An admission pool: at most max_inflight at once, max_queued waiting. */
+struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;             /* signalled when a slot frees or on stop */
+	unsigned max_inflight;
+	unsigned max_queued;
+	unsigned inflight;             /* under mu */
+	unsigned queued;               /* under mu */
+	int stopping;                  /* under mu: waiters give up */
+};
+
+/* Bearer tokens of one scope (read from a file, one a line). */
+struct tokens {
+	char **v;
+	size_t n;
+};
+
+enum conn_phase { PH_HEADERS, PH_BODY, PH_BUSY };
+
+/* One open connection, tracked for the header/body deadlines. */
+struct conn_track {
+	struct conn_track *prev, *next; /* under track_mu */
+	int fd;
+	enum conn_phase phase;          /* under track_mu */
+	uint64_t deadline_us;           /* monotonic; 0 = none */
+	int closed_by_us;
+};
+
 struct http_server {
 	struct MHD_Daemon *d;
+	struct MHD_Daemon *hd;          /* health listener, or NULL */
 	struct api_ctx *api;
-	unsigned short port;
-	/* admission control of write requests (see the top of this file) */
-	pthread_mutex_t adm_mu;
-	pthread_cond_t adm_cv;         /* signalled when a slot frees or on stop */
-	unsigned max_inflight_writes;
-	unsigned max_queued_writes;
+	unsigned short port, health_port;
+	struct pool writes, reads;      /* admission control (see the top of this file) */
 	int64_t queue_timeout_ms;
-	unsigned inflight_writes;      /* under adm_mu */
-	unsigned queued_writes;        /* under adm_mu */
-	int stopping;                  /* under adm_mu: waiters give up */
+	size_t max_response;
+	struct tokens write_tokens, read_tokens;
+	char **allowed_hosts;           /* owned copies, NULL-terminated (may be NULL) */
+	int any_host;
+	char hostname[256];             /* gethostname(): accepted as a Host */
+	char replay_token[65];          /* random, never logged: the daemon's own replay sender */
+	char *tls_cert, *tls_key;       /* PEM contents, owned; must outlive d */
+	/* connection deadlines */
+	uint64_t header_timeout_us, body_timeout_us, idle_timeout_us;
+	pthread_mutex_t track_mu;
+	pthread_cond_t track_cv;
+	struct conn_track *conns;       /* under track_mu */
+	int track_stop;                 /* under track_mu */
+	pthread_t watchdog;
+	int watchdog_started;
 };
 
 /* Per-connection (per-request) state, freed in on_completed. */
@@ -75,7 +139,9 @@ struct conn_state {
 	size_t len, cap;
 	int too_large;         /* body passed max_body: stop buffering, answer 413 */
 	int oom;
-	int admitted;          /* counted in inflight_writes: release in on_completed */
+	int admitted;          /* holds a write slot: release in on_completed */
+	int admitted_read;     /* holds a read slot: release in on_completed */
+	int event_time;        /* sent with the replay token: no timestamp window */
 	unsigned status;       /* status of the queued response (0 = none) */
 };
 
@@ -95,51 +161,101 @@ static int64_t wall_ms(void)
 
 enum admit { ADMITTED, SHED_QUEUE_FULL, SHED_TIMEOUT, SHED_STOPPING };
 
-/* Take a write slot, waiting for one within the queue's bounds (release an
- * admitted one with release_write). *waited_us is the time spent waiting. */
-static enum admit admit_write(struct http_server *srv, uint64_t *waited_us)
+static void pool_init(struct pool *p, unsigned max_inflight, unsigned max_queued)
+{
+	memset(p, 0, sizeof *p);
+	p->max_inflight = max_inflight;
+	p->max_queued = max_queued;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+static void pool_destroy(struct pool *p)
+{
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+}
+
+static void pool_stop(struct pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Take a slot of p, waiting for one within the queue's bounds (release an
+ * admitted one with pool_release). *waited_us is the time spent waiting. */
+static enum admit pool_admit(struct pool *p, int64_t timeout_ms, uint64_t *waited_us)
 {
 	*waited_us = 0;
-	pthread_mutex_lock(&srv->adm_mu);
-	if (srv->inflight_writes >= srv->max_inflight_writes && !srv->stopping &&
-	    srv->queued_writes < srv->max_queued_writes && srv->queue_timeout_ms > 0) {
+	pthread_mutex_lock(&p->mu);
+	if (p->inflight >= p->max_inflight && !p->stopping && p->queued < p->max_queued &&
+	    timeout_ms > 0) {
 		uint64_t t0 = mono_us();
 		struct timespec dl;
 		clock_gettime(CLOCK_MONOTONIC, &dl);
-		dl.tv_sec += (time_t)(srv->queue_timeout_ms / 1000);
-		dl.tv_nsec += (long)(srv->queue_timeout_ms % 1000) * 1000000L;
+		dl.tv_sec += (time_t)(timeout_ms / 1000);
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
 		if (dl.tv_nsec >= 1000000000L) {
 			dl.tv_sec++;
 			dl.tv_nsec -= 1000000000L;
 		}
-		srv->queued_writes++;
-		while (srv->inflight_writes >= srv->max_inflight_writes && !srv->stopping)
-			if (pthread_cond_timedwait(&srv->adm_cv, &srv->adm_mu, &dl) == ETIMEDOUT)
+		p->queued++;
+		while (p->inflight >= p->max_inflight && !p->stopping)
+			if (pthread_cond_timedwait(&p->cv, &p->mu, &dl) == ETIMEDOUT)
 				break;
-		srv->queued_writes--;
+		p->queued--;
 		*waited_us = mono_us() - t0;
 	}
-	enum admit a = srv->stopping ? SHED_STOPPING :
-	               srv->inflight_writes < srv->max_inflight_writes ? ADMITTED :
+	enum admit a = p->stopping ? SHED_STOPPING :
+	               p->inflight < p->max_inflight ? ADMITTED :
 	               *waited_us ? SHED_TIMEOUT : SHED_QUEUE_FULL;
 	if (a == ADMITTED)
-		srv->inflight_writes++;
-	pthread_mutex_unlock(&srv->adm_mu);
+		p->inflight++;
+	pthread_mutex_unlock(&p->mu);
 	return a;
 }
 
-static void release_write(struct http_server *srv)
+static void pool_release(struct pool *p)
 {
-	pthread_mutex_lock(&srv->adm_mu);
-	srv->inflight_writes--;
-	pthread_cond_signal(&srv->adm_cv);
-	pthread_mutex_unlock(&srv->adm_mu);
+	pthread_mutex_lock(&p->mu);
+	p->inflight--;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void tokens_free(struct tokens *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		explicit_bzero(t->v[i], strlen(t->v[i]));
+		free(t->v[i]);
+	}
+	free(t->v);
+	memset(t, 0, sizeof *t);
 }
 
 static void srv_free(struct http_server *srv)
 {
-	pthread_cond_destroy(&srv->adm_cv);
-	pthread_mutex_destroy(&srv->adm_mu);
+	pool_destroy(&srv->writes);
+	pool_destroy(&srv->reads);
+	pthread_cond_destroy(&srv->track_cv);
+	pthread_mutex_destroy(&srv->track_mu);
+	tokens_free(&srv->write_tokens);
+	tokens_free(&srv->read_tokens);
+	if (srv->allowed_hosts)
+		for (char **h = srv->allowed_hosts; *h; h++)
+			free(*h);
+	free(srv->allowed_hosts);
+	explicit_bzero(srv->replay_token, sizeof srv->replay_token);
+	if (srv->tls_key)
+		explicit_bzero(srv->tls_key, strlen(srv->tls_key));
+	free(srv->tls_key);
+	free(srv->tls_cert);
 	free(srv);
 }
 
@@ -245,6 +361,7 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
 		.body = cs->body,
 		.body_len = cs->len,
 		.now_ms = cs->now_ms,
+		.event_time = cs->event_time,
 	};
 	struct api_response r;
 	memset(&r, 0, sizeof r);
@@ -255,6 +372,17 @@ static enum MHD_Result dispatch(struct http_server *srv, struct MHD_Connection *
 		memset(&r, 0, sizeof r);
 		api_error(&r, 500, "internal", "no response");
 	}
+	if (r.len > srv->max_response) {
+		size_t n = r.len;
+		if (srv->api->stats)
+			atomic_fetch_add_explicit(&srv->api->stats->responses_too_large, 1,
+			                          memory_order_relaxed);
+		free(r.body);
+		memset(&r, 0, sizeof r);
+		api_error(&r, 422, "execution",
+		          "response too large: %zu bytes (limit %zu bytes, http.max_response); "
+		          "select fewer series, a shorter range or fewer points", n, srv->max_response);
+	}
 	return queue(conn, cs, &r);
 }
 
@@ -262,6 +390,14 @@ static int is_write_route(enum http_route r)
 {
 	return r == ROUTE_WRITE || r == ROUTE_IMPORT || r == ROUTE_IMPORT_PROM ||
 	       r == ROUTE_REMOTE_WRITE;
+}
+
+/* Reads that can cost real memory and CPU: queued in the read pool. The
+ * health routes and the page (static) never are. */
+static int is_heavy_read_route(enum http_route r)
+{
+	return r == ROUTE_ALERTS || r == ROUTE_SERIES || r == ROUTE_ANOMALIES ||
+	       r == ROUTE_METRICS || r == ROUTE_QUERY || r == ROUTE_FORECAST;
 }
 
 static int has_body(const char *method)
@@ -274,6 +410,303 @@ static void note_too_large(struct http_server *srv)
 {
 	if (srv->api->stats)
 		atomic_fetch_add_explicit(&srv->api->stats->bodies_too_large, 1, memory_order_relaxed);
+}
+
+/* Count one event in the selfstats field f (when there are selfstats). */
+#define COUNT(srv, f)                                                                   \
+	do {                                                                            \
+		if ((srv)->api->stats)                                                  \
+			atomic_fetch_add_explicit(&(srv)->api->stats->f, 1, memory_order_relaxed); \
+	} while (0)
+
+/* --- policies --- */
+
+/* Equal without an early exit on the first difference. */
+static int ct_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+	unsigned char d = alen != blen;
+	size_t n = alen < blen ? alen : blen;
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+static int tokens_has(const struct tokens *t, const char *tok, size_t len)
+{
+	int found = 0;
+	for (size_t i = 0; i < t->n; i++)
+		found |= ct_equal(t->v[i], strlen(t->v[i]), tok, len);
+	return found;
+}
+
+/* The host part of a Host header value ("name", "name:port", "[v6]:port"),
+ * copied into out. Returns 0 or -1. */
+static int host_part(const char *h, char *out, size_t outlen)
+{
+	const char *e;
+	if (*h == '[') {
+		h++;
+		e = strchr(h, ']');
+		if (!e)
+			return -1;
+	} else {
+		e = strchr(h, ':');
+		if (!e)
+			e = h + strlen(h);
+	}
+	size_t n = (size_t)(e - h);
+	if (n == 0 || n >= outlen)
+		return -1;
+	memcpy(out, h, n);
+	out[n] = 0;
+	return 0;
+}
+
+/* DNS rebinding: a page on evil.example whose name resolves to us sends
+ * Host: evil.example. Accept IP literals, localhost, this machine's name and
+ * the configured names. */
+static int host_allowed(const struct http_server *srv, const char *host_hdr)
+{
+	if (srv->any_host || !host_hdr) /* HTTP/1.0 without Host: not a browser */
+		return 1;
+	char h[256];
+	if (host_part(host_hdr, h, sizeof h) < 0)
+		return 0;
+	unsigned char a[16];
+	if (inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1)
+		return 1;
+	size_t n = strlen(h);
+	if (n && h[n - 1] == '.') /* "localhost." */
+		h[--n] = 0;
+	if (!strcasecmp(h, "localhost") || (n > 10 && !strcasecmp(h + n - 10, ".localhost")))
+		return 1;
+	if (srv->hostname[0] && !strcasecmp(h, srv->hostname))
+		return 1;
+	if (srv->allowed_hosts)
+		for (char **p = srv->allowed_hosts; *p; p++)
+			if (!strcasecmp(h, *p))
+				return 1;
+	return 0;
+}
+
+/* A browser adds Origin to cross-origin (and same-origin) POSTs; senders
+ * such as Prometheus, vmagent or Telegraf never do. Refuse a request that
+ * changes or costs something when its Origin is not our own address: the
+ * Origin's host[:port] must equal the Host header. */
+static int origin_allowed(const char *origin, const char *host_hdr)
+{
+	if (!origin)
+		return 1;
+	const char *p = strstr(origin, "://");
+	if (!p || !host_hdr)
+		return 0; /* "null" (sandboxed frames, file:) or no Host to compare */
+	p += 3;
+	size_t n = strcspn(p, "/");
+	return strlen(host_hdr) == n && !strncasecmp(p, host_hdr, n);
+}
+
+/* --- connection deadlines --- */
+
+static struct conn_track *track_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+static void track_set(struct http_server *srv, struct MHD_Connection *conn, enum conn_phase ph,
+                      uint64_t timeout_us)
+{
+	struct conn_track *t = track_of(conn);
+	if (!t)
+		return;
+	pthread_mutex_lock(&srv->track_mu);
+	t->phase = ph;
+	t->deadline_us = timeout_us ? mono_us() + timeout_us : 0;
+	pthread_mutex_unlock(&srv->track_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *srv = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		struct conn_track *t = calloc(1, sizeof *t);
+		if (!t)
+			return;
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		t->fd = ci ? ci->connect_fd : -1;
+		t->phase = PH_HEADERS;
+		t->deadline_us = mono_us() + srv->header_timeout_us;
+		pthread_mutex_lock(&srv->track_mu);
+		t->next = srv->conns;
+		if (srv->conns)
+			srv->conns->prev = t;
+		srv->conns = t;
+		pthread_mutex_unlock(&srv->track_mu);
+		*socket_context = t;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		struct conn_track *t = *socket_context;
+		if (!t)
+			return;
+		pthread_mutex_lock(&srv->track_mu);
+		if (t->prev)
+			t->prev->next = t->next;
+		else
+			srv->conns = t->next;
+		if (t->next)
+			t->next->prev = t->prev;
+		pthread_mutex_unlock(&srv->track_mu);
+		free(t);
+		*socket_context = NULL;
+	}
+}
+
+/* The watchdog: every 100 ms, shut down the sockets of connections past
+ * their deadline (MHD's thread then sees the end of the stream and closes
+ * the connection). A plain-HTTP client still waiting for its headers gets a
+ * 408 first. */
+static void *watchdog_main(void *arg)
+{
+	struct http_server *srv = arg;
+	static const char body408[] =
+		"{\"status\":\"error\",\"errorType\":\"timeout\",\"error\":\"request not received "
+		"in time\"}\n";
+	char r408[256];
+	int n408 = snprintf(r408, sizeof r408,
+	                    "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: "
+	                    "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	                    sizeof body408 - 1, body408);
+	pthread_mutex_lock(&srv->track_mu);
+	while (!srv->track_stop) {
+		struct timespec dl;
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		dl.tv_nsec += 100 * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->track_cv, &srv->track_mu, &dl);
+		uint64_t now = mono_us();
+		for (struct conn_track *t = srv->conns; t; t = t->next) {
+			if (t->closed_by_us || !t->deadline_us || now < t->deadline_us || t->fd < 0)
+				continue;
+			t->closed_by_us = 1;
+			if (t->phase == PH_HEADERS && !srv->tls_cert)
+				(void)!send(t->fd, r408, (size_t)n408, MSG_DONTWAIT | MSG_NOSIGNAL);
+			shutdown(t->fd, SHUT_RDWR);
+			COUNT(srv, http_timeouts);
+			log_msg(LOG_WARN, "event=http_timeout phase=%s reason=\"%s not received in time\"",
+			        t->phase == PH_HEADERS ? "headers" : "body",
+			        t->phase == PH_HEADERS ? "request headers" : "request body");
+		}
+	}
+	pthread_mutex_unlock(&srv->track_mu);
+	return NULL;
+}
+
+/* --- the access handler --- */
+
+static enum MHD_Result refuse(struct MHD_Connection *conn, struct conn_state *cs,
+                              unsigned status, const char *type, const char *msg, int auth)
+{
+	struct api_response r;
+	memset(&r, 0, sizeof r);
+	api_error(&r, status, type, "%s", msg);
+	if (auth)
+		api_add_header(&r, "WWW-Authenticate", "Bearer realm=\"foreshock\"");
+	/* do not read (and discard) a body we refuse */
+	api_add_header(&r, "Connection", "close");
+	return queue(conn, cs, &r);
+}
+
+/* Host, Origin and token checks. Returns MHD_YES with nothing queued when
+ * the request may go on; otherwise the refusal was queued (cs->status set)
+ * or MHD_NO. */
+static enum MHD_Result check_access(struct http_server *srv, struct MHD_Connection *conn,
+                                    struct conn_state *cs, const char *method)
+{
+	char msg[400];
+	if (cs->route == ROUTE_HEALTH)
+		return MHD_YES;
+	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	if (!host_allowed(srv, host)) {
+		COUNT(srv, http_forbidden);
+		snprintf(msg, sizeof msg, "forbidden host '%.100s': not an IP address, localhost or a "
+		         "name in http.allowed_hosts (DNS rebinding protection)", host);
+		return refuse(conn, cs, 403, "forbidden", msg, 0);
+	}
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD) &&
+	    !origin_allowed(origin, host)) {
+		COUNT(srv, http_forbidden);
+		snprintf(msg, sizeof msg, "cross-origin request from '%.100s' refused: browsers may "
+		         "not send %s requests here from another site", origin, method);
+		return refuse(conn, cs, 403, "forbidden", msg, 0);
+	}
+	if (cs->route == ROUTE_UI || cs->route == ROUTE_OTHER)
+		return MHD_YES; /* the page's static HTML and 404s hold no data */
+	int write = is_write_route(cs->route);
+	const struct tokens *need = write ? &srv->write_tokens : &srv->read_tokens;
+	const struct tokens *other = write ? &srv->read_tokens : &srv->write_tokens;
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                               MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *tok = NULL;
+	if (auth && !strncasecmp(auth, "Bearer ", 7)) {
+		tok = auth + 7;
+		while (*tok == ' ')
+			tok++;
+	}
+	size_t tlen = tok ? strlen(tok) : 0;
+	while (tlen && tok[tlen - 1] == ' ')
+		tlen--;
+	if (write && tok &&
+	    ct_equal(tok, tlen, srv->replay_token, strlen(srv->replay_token))) {
+		cs->event_time = 1; /* our own --replay sender */
+		return MHD_YES;
+	}
+	if (!need->n)
+		return MHD_YES;
+	if (tok && tokens_has(need, tok, tlen))
+		return MHD_YES;
+	if (tok && tokens_has(other, tok, tlen)) {
+		COUNT(srv, http_forbidden);
+		snprintf(msg, sizeof msg, "forbidden: the token has the %s scope, this request needs "
+		         "the %s scope", write ? "read" : "write", write ? "write" : "read");
+		return refuse(conn, cs, 403, "forbidden", msg, 0);
+	}
+	COUNT(srv, http_unauthorized);
+	snprintf(msg, sizeof msg, "unauthorized: %s (send 'Authorization: Bearer TOKEN' with a "
+	         "token of the %s scope)", !auth ? "no Authorization header" :
+	         !tok ? "not a bearer token" : "unknown token", write ? "write" : "read");
+	return refuse(conn, cs, 401, "unauthorized", msg, 1);
+}
+
+static enum MHD_Result shed(struct http_server *srv, struct MHD_Connection *conn,
+                            struct conn_state *cs, enum admit a, uint64_t waited_us,
+                            const struct pool *p, const char *what)
+{
+	struct api_response r;
+	memset(&r, 0, sizeof r);
+	if (a == SHED_STOPPING)
+		api_error(&r, 503, "unavailable", "shutting down; retry later");
+	else if (a == SHED_TIMEOUT)
+		api_error(&r, 503, "overloaded",
+		          "overloaded: no %s slot free within %.1f s (%u %s requests at once); retry "
+		          "later", what, (double)waited_us / 1e6, p->max_inflight, what);
+	else if (p->max_queued && srv->queue_timeout_ms)
+		api_error(&r, 503, "overloaded",
+		          "overloaded: %u %s requests in flight and the %s queue is full (%u "
+		          "waiting); retry later", p->max_inflight, what, what, p->max_queued);
+	else
+		api_error(&r, 503, "overloaded", "overloaded: %u %s requests in flight; retry later",
+		          p->max_inflight, what);
+	api_add_header(&r, "Retry-After", "1");
+	/* and close: otherwise MHD would still read (and we discard) the whole
+	 * body, which under overload costs more CPU than the client's reconnect */
+	api_add_header(&r, "Connection", "close");
+	return queue(conn, cs, &r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -293,12 +726,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		cs->now_ms = wall_ms();
 		cs->route = api_route(url);
 		*con_cls = cs;
-		/* Answer on a later call (once MHD has read the request), so that
-		 * the connection can be kept alive. */
-		if (!has_body(method))
-			return MHD_YES;
-		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
+		/* the headers are in: no deadline while we decide and wait */
+		track_set(srv, conn, PH_BUSY, 0);
+		enum MHD_Result ar = check_access(srv, conn, cs, method);
+		if (ar != MHD_YES || cs->status)
+			return ar;
+		int body = has_body(method);
+		const char *cl = body ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                                    MHD_HTTP_HEADER_CONTENT_LENGTH) :
+		                        NULL;
 		if (cl) {
 			char *end;
 			errno = 0;
@@ -311,12 +747,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				return respond_error(conn, cs, 413, "too_large", msg);
 			}
 		}
-		if (is_write_route(cs->route)) {
-			/* Past capacity, queue (bounded) and then shed load before
-			 * buffering the body: senders (remote_write, Telegraf,
-			 * vmagent) retry on 503. */
+		/* Past capacity, queue (bounded) and then shed load before
+		 * buffering the body: senders (remote_write, Telegraf, vmagent)
+		 * retry on 503. */
+		if (is_write_route(cs->route) && body) {
 			uint64_t waited_us;
-			enum admit a = admit_write(srv, &waited_us);
+			enum admit a = pool_admit(&srv->writes, srv->queue_timeout_ms, &waited_us);
 			if (srv->api->stats && waited_us) {
 				atomic_fetch_add_explicit(&srv->api->stats->writes_queued, 1,
 				                          memory_order_relaxed);
@@ -324,36 +760,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				                          memory_order_relaxed);
 			}
 			if (a != ADMITTED) {
-				if (srv->api->stats)
-					atomic_fetch_add_explicit(&srv->api->stats->writes_shed, 1,
-					                          memory_order_relaxed);
-				struct api_response r;
-				memset(&r, 0, sizeof r);
-				if (a == SHED_STOPPING)
-					api_error(&r, 503, "unavailable", "shutting down; retry later");
-				else if (a == SHED_TIMEOUT)
-					api_error(&r, 503, "overloaded",
-					          "overloaded: no write slot free within %.1f s (%u write "
-					          "requests at once); retry later",
-					          (double)waited_us / 1e6, srv->max_inflight_writes);
-				else if (srv->max_queued_writes && srv->queue_timeout_ms)
-					api_error(&r, 503, "overloaded",
-					          "overloaded: %u write requests in flight and the write "
-					          "queue is full (%u waiting); retry later",
-					          srv->max_inflight_writes, srv->max_queued_writes);
-				else
-					api_error(&r, 503, "overloaded",
-					          "overloaded: %u write requests in flight; retry later",
-					          srv->max_inflight_writes);
-				api_add_header(&r, "Retry-After", "1");
-				/* and close: otherwise MHD would still read (and we discard)
-				 * the whole body, which under overload costs more CPU than
-				 * the client's reconnect */
-				api_add_header(&r, "Connection", "close");
-				return queue(conn, cs, &r);
+				COUNT(srv, writes_shed);
+				return shed(srv, conn, cs, a, waited_us, &srv->writes, "write");
 			}
 			cs->admitted = 1;
+		} else if (is_heavy_read_route(cs->route)) {
+			uint64_t waited_us;
+			enum admit a = pool_admit(&srv->reads, srv->queue_timeout_ms, &waited_us);
+			if (a != ADMITTED) {
+				COUNT(srv, reads_shed);
+				return shed(srv, conn, cs, a, waited_us, &srv->reads, "read");
+			}
+			cs->admitted_read = 1;
 		}
+		if (body)
+			track_set(srv, conn, PH_BODY, srv->body_timeout_us);
+		/* Answer on a later call (once MHD has read the request), so that
+		 * the connection can be kept alive. */
 		return MHD_YES;
 	}
 	if (cs->status) { /* answered early (413): discard the rest */
@@ -393,6 +816,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	/* the whole body is here */
+	track_set(srv, conn, PH_BUSY, 0);
 	if (cs->too_large) {
 		note_too_large(srv);
 		snprintf(msg, sizeof msg, "request body too large: more than %zu bytes", max_body(srv));
@@ -408,16 +832,44 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct http_server *srv = cls;
 	struct conn_state *cs = *con_cls;
+	/* keep-alive: the next request's headers within the idle timeout */
+	track_set(srv, conn, PH_HEADERS, srv->idle_timeout_us);
 	if (!cs)
 		return;
 	if (cs->status && srv->api->stats)
 		selfstats_observe_request(srv->api->stats, cs->route, cs->status,
 		                          mono_us() - cs->start_us);
 	if (cs->admitted)
-		release_write(srv);
+		pool_release(&srv->writes);
+	if (cs->admitted_read)
+		pool_release(&srv->reads);
 	free(cs->body);
 	free(cs);
 	*con_cls = NULL;
+}
+
+/* The health listener: /healthz and /readyz only, no token, no queue. */
+static enum MHD_Result on_health_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                         const char *method, const char *version,
+                                         const char *upload_data, size_t *upload_data_size,
+                                         void **con_cls)
+{
+	struct http_server *srv = cls;
+	if (!*con_cls) {
+		*con_cls = (void *)1;
+		return MHD_YES;
+	}
+	*upload_data_size = 0;
+	struct api_response r;
+	memset(&r, 0, sizeof r);
+	if (api_route(url) != ROUTE_HEALTH) {
+		api_error(&r, 404, "not_found", "the health listener serves /healthz and /readyz only");
+	} else {
+		struct api_request req = { .method = method, .path = url, .now_ms = wall_ms() };
+		api_handle(srv->api, &req, &r);
+	}
+	struct conn_state cs = { 0 };
+	return queue(conn, &cs, &r);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -464,6 +916,162 @@ static int split_listen(const char *listen, char *host, size_t hostlen, unsigned
 	return 0;
 }
 
+/* Read a whole small file (secrets, certificates: at most 1 MiB). Returns
+ * a malloc'd NUL-terminated copy, or NULL with a reason in err. */
+static char *read_small_file(const char *path, const char *what, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	ssize_t n = 0;
+	while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (len + 1 == cap) {
+			if (cap >= (1u << 20)) {
+				snprintf(err, errlen, "%s '%s' is larger than 1 MiB", what, path);
+				explicit_bzero(buf, len);
+				free(buf);
+				close(fd);
+				return NULL;
+			}
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				explicit_bzero(buf, len);
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	if (!buf || n < 0) {
+		snprintf(err, errlen, "cannot read %s '%s': %s", what, path,
+		         buf ? strerror(errno) : "out of memory");
+		free(buf);
+		return NULL;
+	}
+	buf[len] = 0;
+	return buf;
+}
+
+/* Tokens: one a line; blank lines and lines starting with '#' skipped;
+ * surrounding spaces trimmed; at least 16 characters, printable ASCII. */
+static int tokens_load(struct tokens *t, const char *path, const char *scope, char *err,
+                       size_t errlen)
+{
+	char *text = read_small_file(path, "token file", err, errlen);
+	if (!text)
+		return -1;
+	int rc = 0, line = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(text, "\n", &save); l && rc == 0; l = strtok_r(NULL, "\n", &save)) {
+		line++;
+		while (*l == ' ' || *l == '\t')
+			l++;
+		size_t n = strlen(l);
+		while (n && (l[n - 1] == ' ' || l[n - 1] == '\t' || l[n - 1] == '\r'))
+			l[--n] = 0;
+		if (!n || *l == '#')
+			continue;
+		int ok = n >= 16;
+		for (size_t i = 0; i < n && ok; i++)
+			ok = l[i] > ' ' && l[i] < 127;
+		if (!ok) {
+			snprintf(err, errlen, "invalid %s token in '%s' (line %d): tokens are at least 16 "
+			         "printable characters without spaces", scope, path, line);
+			rc = -1;
+			break;
+		}
+		char **v = realloc(t->v, (t->n + 1) * sizeof *v);
+		char *c = v ? strdup(l) : NULL;
+		if (!c) {
+			if (v)
+				t->v = v;
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+			break;
+		}
+		t->v = v;
+		t->v[t->n++] = c;
+	}
+	if (rc == 0 && t->n == 0) {
+		snprintf(err, errlen, "token file '%s' holds no %s token", path, scope);
+		rc = -1;
+	}
+	explicit_bzero(text, strlen(text));
+	free(text);
+	return rc;
+}
+
+static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, int *v6,
+                   char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	char portstr[8];
+	snprintf(portstr, sizeof portstr, "%u", port);
+	int rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc || !res) {
+		snprintf(err, errlen, "cannot resolve listen host '%s': %s", host, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*v6 = res->ai_family == AF_INET6;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* The health listener: one internal poll thread, a few connections, short
+ * timeout; shares nothing with the main listener's limits. */
+static int start_health(struct http_server *srv, const char *listen, char *err, size_t errlen)
+{
+	char host[256];
+	unsigned port;
+	if (split_listen(listen, host, sizeof host, &port)) {
+		snprintf(err, errlen, "invalid health_listen address '%s' (use host:port, "
+		         "[v6addr]:port or :port)", listen);
+		return -1;
+	}
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	struct sockaddr_storage ss;
+	int v6 = 0;
+	if (*host) {
+		if (resolve(host, port, &ss, &v6, err, errlen) < 0)
+			return -1;
+		if (v6)
+			flags |= MHD_USE_IPv6;
+	}
+	struct MHD_OptionItem opts[5];
+	size_t no = 0;
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, 5, NULL };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, 64, NULL };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT, 16, NULL };
+	if (*host)
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	errno = 0;
+	srv->hd = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_health_request, srv,
+	                           MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+	                           MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (!srv->hd) {
+		snprintf(err, errlen, "cannot listen on health_listen '%s': %s", listen,
+		         errno ? strerror(errno) : "libmicrohttpd failed to start");
+		return -1;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->hd, MHD_DAEMON_INFO_BIND_PORT);
+	srv->health_port = info ? info->port : (unsigned short)port;
+	return 0;
+}
+
 struct http_server *http_start(const struct http_config *cfg, struct api_ctx *api, char *err,
                                size_t errlen)
 {
@@ -481,50 +1089,106 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 		return NULL;
 	}
 	srv->api = api;
-	srv->max_inflight_writes = cfg->max_inflight_writes ? cfg->max_inflight_writes : 8;
-	srv->max_queued_writes = cfg->max_queued_writes;
+	pool_init(&srv->writes, cfg->max_inflight_writes ? cfg->max_inflight_writes : 8,
+	          cfg->max_queued_writes);
+	pool_init(&srv->reads, cfg->max_inflight_reads ? cfg->max_inflight_reads : 8,
+	          cfg->max_queued_reads);
 	srv->queue_timeout_ms = cfg->queue_timeout_ms;
-	pthread_mutex_init(&srv->adm_mu, NULL);
+	srv->max_response = cfg->max_response ? cfg->max_response : (size_t)64 << 20;
+	srv->header_timeout_us = (uint64_t)(cfg->header_timeout_ms > 0 ? cfg->header_timeout_ms :
+	                                                                 10000) * 1000u;
+	srv->body_timeout_us = (uint64_t)(cfg->body_timeout_ms > 0 ? cfg->body_timeout_ms :
+	                                                             60000) * 1000u;
+	srv->idle_timeout_us = (uint64_t)cfg->connection_timeout_s * 1000000u;
+	pthread_mutex_init(&srv->track_mu, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&srv->adm_cv, &ca);
+		pthread_cond_init(&srv->track_cv, &ca);
 		pthread_condattr_destroy(&ca);
+	}
+	{
+		unsigned char rnd[32];
+		if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+			snprintf(err, errlen, "cannot read random bytes for the replay token: %s",
+			         strerror(errno));
+			srv_free(srv);
+			return NULL;
+		}
+		for (size_t i = 0; i < sizeof rnd; i++)
+			snprintf(srv->replay_token + 2 * i, 3, "%02x", rnd[i]);
+		explicit_bzero(rnd, sizeof rnd);
+	}
+	if (gethostname(srv->hostname, sizeof srv->hostname) < 0)
+		srv->hostname[0] = 0;
+	srv->hostname[sizeof srv->hostname - 1] = 0;
+	size_t nh = 0;
+	if (cfg->allowed_hosts)
+		while (cfg->allowed_hosts[nh])
+			nh++;
+	if (nh) {
+		srv->allowed_hosts = calloc(nh + 1, sizeof *srv->allowed_hosts);
+		for (size_t i = 0; srv->allowed_hosts && i < nh; i++) {
+			if (!strcmp(cfg->allowed_hosts[i], "*"))
+				srv->any_host = 1;
+			srv->allowed_hosts[i] = strdup(cfg->allowed_hosts[i]);
+			if (!srv->allowed_hosts[i])
+				break;
+		}
+	}
+	if ((cfg->write_token_file &&
+	     tokens_load(&srv->write_tokens, cfg->write_token_file, "write", err, errlen) < 0) ||
+	    (cfg->read_token_file &&
+	     tokens_load(&srv->read_tokens, cfg->read_token_file, "read", err, errlen) < 0)) {
+		srv_free(srv);
+		return NULL;
 	}
 	/* One thread per connection: poll() (MHD_USE_AUTO picks it) in a listen
 	 * thread, and each accepted connection gets its own thread. Not
 	 * combinable with MHD_OPTION_THREAD_POOL_SIZE (or epoll). */
 	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 	                     MHD_USE_ERROR_LOG;
+	if ((cfg->tls_cert_file != NULL) != (cfg->tls_key_file != NULL)) {
+		snprintf(err, errlen, "TLS needs both a certificate file and a key file");
+		srv_free(srv);
+		return NULL;
+	}
+	if (cfg->tls_cert_file) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			snprintf(err, errlen, "this libmicrohttpd has no TLS support (GnuTLS)");
+			srv_free(srv);
+			return NULL;
+		}
+		srv->tls_cert = read_small_file(cfg->tls_cert_file, "TLS certificate", err, errlen);
+		srv->tls_key = srv->tls_cert ? read_small_file(cfg->tls_key_file, "TLS key", err,
+		                                               errlen) : NULL;
+		if (!srv->tls_key) {
+			srv_free(srv);
+			return NULL;
+		}
+		flags |= MHD_USE_TLS;
+	}
 	if (cfg->threads)
 		log_msg(LOG_WARN, "event=config_deprecated key=http.threads value=%u "
 		                  "reason=\"ignored: every connection has its own thread\"",
 		        cfg->threads);
 	size_t max_conn = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
+	size_t per_client = cfg->max_connections_per_client ? cfg->max_connections_per_client :
+	                                                      (max_conn + 1) / 2;
 	struct sockaddr_storage ss;
 	int use_addr = 0;
 	if (*host) {
-		struct addrinfo hints, *res = NULL;
-		memset(&hints, 0, sizeof hints);
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-		char portstr[8];
-		snprintf(portstr, sizeof portstr, "%u", port);
-		int rc = getaddrinfo(host, portstr, &hints, &res);
-		if (rc || !res) {
-			snprintf(err, errlen, "cannot resolve listen host '%s': %s", host, gai_strerror(rc));
+		int v6 = 0;
+		if (resolve(host, port, &ss, &v6, err, errlen) < 0) {
 			srv_free(srv);
 			return NULL;
 		}
-		memcpy(&ss, res->ai_addr, res->ai_addrlen);
-		if (res->ai_family == AF_INET6)
+		if (v6)
 			flags |= MHD_USE_IPv6;
-		freeaddrinfo(res);
 		use_addr = 1;
 	}
-	struct MHD_OptionItem opts[8];
+	struct MHD_OptionItem opts[12];
 	size_t no = 0;
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_STACK_SIZE,
 		                                  (intptr_t)THREAD_STACK_SIZE, NULL };
@@ -532,10 +1196,23 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
 			                                  cfg->connection_timeout_s, NULL };
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_conn, NULL };
+	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		                                  (intptr_t)per_client, NULL };
 	if (use_addr)
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	if (srv->tls_cert) {
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert };
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key };
+	}
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
+	/* the watchdog first: connections may arrive as soon as MHD starts */
+	if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv) != 0) {
+		snprintf(err, errlen, "cannot start the connection watchdog thread");
+		srv_free(srv);
+		return NULL;
+	}
+	srv->watchdog_started = 1;
 	/* No MHD_OPTION_LISTENING_ADDRESS_REUSE: on Linux it means SO_REUSEPORT,
 	 * which would let a second daemon share the port. MHD's default
 	 * SO_REUSEADDR already allows a quick restart. */
@@ -551,19 +1228,31 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 		srv->d = MHD_start_daemon(f, (uint16_t)port, NULL, NULL, on_request, srv,
 		                          MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 		                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		                          MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 		                          MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	}
 	if (!srv->d) {
 		snprintf(err, errlen, "cannot listen on '%s': %s", listen,
 		         errno ? strerror(errno) : "libmicrohttpd failed to start");
-		srv_free(srv);
+		http_stop(srv);
 		return NULL;
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? info->port : (unsigned short)port;
+	if (cfg->health_listen && *cfg->health_listen &&
+	    start_health(srv, cfg->health_listen, err, errlen) < 0) {
+		http_stop(srv);
+		return NULL;
+	}
 	log_msg(LOG_INFO, "event=http_started model=thread_per_connection max_connections=%zu "
-	                  "idle_timeout_s=%u thread_stack_kib=%zu",
-	        max_conn, cfg->connection_timeout_s, THREAD_STACK_SIZE >> 10);
+	                  "per_client=%zu idle_timeout_s=%u header_timeout_ms=%llu "
+	                  "body_timeout_ms=%llu thread_stack_kib=%zu tls=%s write_tokens=%zu "
+	                  "read_tokens=%zu health_port=%u",
+	        max_conn, per_client, cfg->connection_timeout_s,
+	        (unsigned long long)(srv->header_timeout_us / 1000),
+	        (unsigned long long)(srv->body_timeout_us / 1000), THREAD_STACK_SIZE >> 10,
+	        srv->tls_cert ? "on" : "off", srv->write_tokens.n, srv->read_tokens.n,
+	        srv->health_port);
 	return srv;
 }
 
@@ -572,18 +1261,41 @@ unsigned short http_port(const struct http_server *srv)
 	return srv ? srv->port : 0;
 }
 
+unsigned short http_health_port(const struct http_server *srv)
+{
+	return srv ? srv->health_port : 0;
+}
+
+const char *http_replay_token(const struct http_server *srv)
+{
+	return srv ? srv->replay_token : NULL;
+}
+
+int http_tls(const struct http_server *srv)
+{
+	return srv && srv->tls_cert;
+}
+
 void http_stop(struct http_server *srv)
 {
 	if (!srv)
 		return;
 	/* Closes the listen socket, shuts down every connection's socket (idle
 	 * keep-alive threads wake up and exit), waits for running handlers and
-	 * joins all threads. Requests waiting for a write slot give up first
-	 * (503), so none of them holds the stop for its queue timeout. */
-	pthread_mutex_lock(&srv->adm_mu);
-	srv->stopping = 1;
-	pthread_cond_broadcast(&srv->adm_cv);
-	pthread_mutex_unlock(&srv->adm_mu);
-	MHD_stop_daemon(srv->d);
+	 * joins all threads. Requests waiting for a slot give up first (503),
+	 * so none of them holds the stop for its queue timeout. */
+	pool_stop(&srv->writes);
+	pool_stop(&srv->reads);
+	if (srv->hd)
+		MHD_stop_daemon(srv->hd);
+	if (srv->d)
+		MHD_stop_daemon(srv->d);
+	if (srv->watchdog_started) {
+		pthread_mutex_lock(&srv->track_mu);
+		srv->track_stop = 1;
+		pthread_cond_signal(&srv->track_cv);
+		pthread_mutex_unlock(&srv->track_mu);
+		pthread_join(srv->watchdog, NULL);
+	}
 	srv_free(srv);
 }

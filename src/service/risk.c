@@ -7,6 +7,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_sf_gamma.h>
+#include <gsl/gsl_sf_hyperg.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,46 +23,24 @@
 
 /* ---- error-ratio test -------------------------------------------------- */
 
-/* log of the regularised incomplete beta I_x(a, b) by Lentz's continued
- * fraction (valid for x < (a+1)/(a+b+2)); NAN if it does not converge. */
-static double log_ibeta_cf(double a, double b, double x)
+/* log of the regularised incomplete beta I_x(a, b) (GSL): log of
+ * gsl_sf_beta_inc() where that is a normal double; deep in the tail, where
+ * it would underflow, I_x(a,b) = x^a (1-x)^b / (a B(a,b)) *
+ * 2F1(a+b, 1; a+1; x) in logs (2F1 >= 1 there). NAN if GSL cannot evaluate
+ * it (the caller falls back to a normal tail). GSL errors must be return
+ * codes: the programs call gsl_set_error_handler_off() (service.h). */
+static double log_ibeta(double a, double b, double x)
 {
-	const double tiny = 1e-300;
-	double qab = a + b, qap = a + 1, qam = a - 1;
-	double c = 1, d = 1 - qab * x / qap;
-	if (fabs(d) < tiny)
-		d = tiny;
-	d = 1 / d;
-	double h = d;
-	int m;
-	for (m = 1; m <= 2000; m++) {
-		int m2 = 2 * m;
-		double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-		d = 1 + aa * d;
-		if (fabs(d) < tiny)
-			d = tiny;
-		c = 1 + aa / c;
-		if (fabs(c) < tiny)
-			c = tiny;
-		d = 1 / d;
-		h *= d * c;
-		aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-		d = 1 + aa * d;
-		if (fabs(d) < tiny)
-			d = tiny;
-		c = 1 + aa / c;
-		if (fabs(c) < tiny)
-			c = tiny;
-		d = 1 / d;
-		double del = d * c;
-		h *= del;
-		if (fabs(del - 1) < 1e-12)
-			break;
+	double lpre = a * log(x) + b * log1p(-x) - gsl_sf_lnbeta(a, b) - log(a);
+	gsl_sf_result r;
+	if (lpre > -600) {
+		if (gsl_sf_beta_inc_e(a, b, x, &r) != GSL_SUCCESS || !(r.val > 0))
+			return NAN;
+		return log(r.val);
 	}
-	if (m > 2000)
+	if (gsl_sf_hyperg_2F1_e(a + b, 1, a + 1, x, &r) != GSL_SUCCESS || !(r.val > 0))
 		return NAN;
-	double lfront = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
-	return lfront + log(h) - log(a);
+	return lpre + log(r.val);
 }
 
 /* log P(X >= x) for X ~ Binomial(n, p), continuous in x and n:
@@ -76,9 +57,9 @@ double log_binom_upper(double x, double n, double p)
 	double lv;
 	if (n * p < 5000 && n < 1e7) {
 		if (p < (a + 1) / (a + b + 2)) {
-			lv = log_ibeta_cf(a, b, p);
+			lv = log_ibeta(a, b, p);
 		} else {
-			double lq = log_ibeta_cf(b, a, 1 - p); /* I_p(a,b) = 1 - I_{1-p}(b,a) */
+			double lq = log_ibeta(b, a, 1 - p); /* I_p(a,b) = 1 - I_{1-p}(b,a) */
 			lv = isfinite(lq) ? log1p(-exp(lq)) : NAN;
 		}
 		if (isfinite(lv) || lv == -INFINITY)
@@ -325,6 +306,67 @@ static int back_near_baseline(const struct svc *s)
 	return 1;
 }
 
+/* Step the alert state machines of bucket ending at ts (the snapshot
+ * holds its signals); queue their transitions. */
+static int step_alerts(struct svc *s, int64_t ts, struct service_transition **out,
+                       size_t *nout, size_t *capout)
+{
+	const struct svc_model *m = &s->m;
+	struct snapshot *p = &s->snap;
+	double scores[AK__COUNT] = { p->er_score, p->burn_score_page, p->burn_score_ticket, p->risk,
+		                     p->risk };
+	double values[AK__COUNT] = { p->er_ratio, 0, 0, p->risk, p->risk };
+	if (m->objective > 0) {
+		double bp = 0, bt = 0;
+		for (int w = 0; w < m->nwin; w++) {
+			double v = p->burn[w][1];
+			if (m->win[w].page)
+				bp = v > bp ? v : bp;
+			else
+				bt = v > bt ? v : bt;
+		}
+		values[AK_BURN_PAGE] = bp;
+		values[AK_BURN_TICKET] = bt;
+	}
+	/* the pre-incident baseline: frozen while an incident alert is open */
+	if (s->fsm[AK_RISK_WARNING].state == ALERT_INACTIVE &&
+	    s->fsm[AK_RISK_CRITICAL].state == ALERT_INACTIVE) {
+		s->pre_lat = isfinite(p->lat_ref) && p->lat_ref > 0 ? p->lat_ref : p->lat_s;
+		s->pre_err = p->er_base;
+		s->pre_set = p->have_lat || p->have_total;
+	}
+	int back = back_near_baseline(s);
+	for (int a = 0; a < AK__COUNT; a++) {
+		if ((a == AK_BURN_PAGE || a == AK_BURN_TICKET) && m->objective <= 0)
+			continue;
+		if (!p->have_total && (a == AK_ERROR_RATIO))
+			continue;
+		struct model_alerting al = m->al[a];
+		int incident = a == AK_RISK_WARNING || a == AK_RISK_CRITICAL;
+		if (incident && p->hard)
+			al.for_ms = 0; /* a hard SLO breach pages at once */
+		/* open until the service is back near its pre-incident baseline */
+		if (incident && s->fsm[a].state == ALERT_FIRING && !back &&
+		    !(scores[a] >= al.clear_threshold))
+			scores[a] = al.clear_threshold;
+		enum alert_event ev = alert_fsm_step(&s->fsm[a], &al, ts, scores[a], values[a]);
+		/* the first step at the alert's highest score */
+		if ((ev == AEV_PENDING || (ev == AEV_FIRING && s->fsm[a].active_at_ms == ts)) ||
+		    (s->fsm[a].state != ALERT_INACTIVE && scores[a] > s->peak_score[a])) {
+			s->peak[a] = *p;
+			s->peak_score[a] = scores[a];
+		}
+		/* without `separate`, ErrorRatio and SLOBurnRate are evidence in
+		 * the incident alert: their state is in the API, they send nothing */
+		if (!incident && !m->separate)
+			continue;
+		if (ev != AEV_NONE &&
+		    push_transition(s, a, ev, ts, values[a], scores[a], out, nout, capout) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Evaluate grid bucket k (all its data are in). */
 static int eval_step(struct svc *s, int64_t k, struct service_transition **out, size_t *nout,
                      size_t *capout)
@@ -439,59 +481,7 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 		daybin_update(s, k, req);
 	risk_update(s, k);
 	incident_update(s, k, x, n);
-	/* the pre-incident baseline: frozen while an incident alert is open */
-	if (s->fsm[AK_RISK_WARNING].state == ALERT_INACTIVE &&
-	    s->fsm[AK_RISK_CRITICAL].state == ALERT_INACTIVE) {
-		s->pre_lat = isfinite(p->lat_ref) && p->lat_ref > 0 ? p->lat_ref : p->lat_s;
-		s->pre_err = p->er_base;
-		s->pre_set = p->have_lat || p->have_total;
-	}
-	int back = back_near_baseline(s);
-	/* alert state machines */
-	double scores[AK__COUNT] = { p->er_score, p->burn_score_page, p->burn_score_ticket, p->risk,
-		                     p->risk };
-	double values[AK__COUNT] = { p->er_ratio, 0, 0, p->risk, p->risk };
-	if (m->objective > 0) {
-		double bp = 0, bt = 0;
-		for (int w = 0; w < m->nwin; w++) {
-			double v = p->burn[w][1];
-			if (m->win[w].page)
-				bp = v > bp ? v : bp;
-			else
-				bt = v > bt ? v : bt;
-		}
-		values[AK_BURN_PAGE] = bp;
-		values[AK_BURN_TICKET] = bt;
-	}
-	for (int a = 0; a < AK__COUNT; a++) {
-		if ((a == AK_BURN_PAGE || a == AK_BURN_TICKET) && m->objective <= 0)
-			continue;
-		if (!p->have_total && (a == AK_ERROR_RATIO))
-			continue;
-		struct model_alerting al = m->al[a];
-		int incident = a == AK_RISK_WARNING || a == AK_RISK_CRITICAL;
-		if (incident && p->hard)
-			al.for_ms = 0; /* a hard SLO breach pages at once */
-		/* open until the service is back near its pre-incident baseline */
-		if (incident && s->fsm[a].state == ALERT_FIRING && !back &&
-		    !(scores[a] >= al.clear_threshold))
-			scores[a] = al.clear_threshold;
-		enum alert_event ev = alert_fsm_step(&s->fsm[a], &al, ts, scores[a], values[a]);
-		/* the first step at the alert's highest score */
-		if ((ev == AEV_PENDING || (ev == AEV_FIRING && s->fsm[a].active_at_ms == ts)) ||
-		    (s->fsm[a].state != ALERT_INACTIVE && scores[a] > s->peak_score[a])) {
-			s->peak[a] = *p;
-			s->peak_score[a] = scores[a];
-		}
-		/* without `separate`, ErrorRatio and SLOBurnRate are evidence in
-		 * the incident alert: their state is in the API, they send nothing */
-		if (!incident && !m->separate)
-			continue;
-		if (ev != AEV_NONE &&
-		    push_transition(s, a, ev, ts, values[a], scores[a], out, nout, capout) < 0)
-			return -1;
-	}
-	return 0;
+	return step_alerts(s, ts, out, nout, capout);
 }
 
 int services_observe(struct services *set, uint32_t svc, uint32_t roles, uint32_t series_idx,

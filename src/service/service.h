@@ -20,6 +20,12 @@
  * by the engine (engine_set_services); it is only touched under the engine
  * lock, so it needs no locking of its own. It holds no pointers into the
  * registry: series are identified by their registry index.
+ *
+ * GSL: the count-aware error-ratio test uses GSL's incomplete beta and
+ * hypergeometric functions, which report errors through GSL's error handler;
+ * like the forecaster (forecast.h), it relies on the programs calling
+ * gsl_set_error_handler_off() at start-up, so that a GSL failure falls back
+ * to a normal approximation instead of aborting.
  */
 #ifndef FORESHOCK_SERVICE_H
 #define FORESHOCK_SERVICE_H

@@ -26,6 +26,7 @@
 
 #include <sqlite3.h>
 
+#include "util/lockrank.h"
 #include "util/log.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -212,12 +213,12 @@ static int is_storage_fault(int rc)
 /* Mark the store unhealthy (logging the change once) with a reason. */
 static void set_fault(struct store *s, const char *op, int rc, const char *msg)
 {
-	pthread_mutex_lock(&s->fmu);
+	lockrank_lock(&s->fmu, LOCK_RANK_STORE_FAULT);
 	int was = atomic_exchange(&s->healthy, 0);
 	snprintf(s->fault, sizeof s->fault, "%s: %s", op, msg);
 	if (was)
 		clock_gettime(CLOCK_MONOTONIC, &s->since);
-	pthread_mutex_unlock(&s->fmu);
+	lockrank_unlock(&s->fmu);
 	if (was)
 		log_msg(LOG_ERROR, "event=store_fault file=%s op=%s code=%s error=\"%s\"", s->path,
 		        op, code_name(rc), msg);
@@ -243,14 +244,14 @@ static void note_ok(struct store *s)
 {
 	if (atomic_load(&s->healthy) || atomic_load(&s->moved))
 		return;
-	pthread_mutex_lock(&s->fmu);
+	lockrank_lock(&s->fmu, LOCK_RANK_STORE_FAULT);
 	int was = atomic_exchange(&s->healthy, 1);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	long ms = (long)((now.tv_sec - s->since.tv_sec) * 1000 +
 	                 (now.tv_nsec - s->since.tv_nsec) / 1000000);
 	s->fault[0] = '\0';
-	pthread_mutex_unlock(&s->fmu);
+	lockrank_unlock(&s->fmu);
 	if (!was)
 		log_msg(LOG_INFO, "event=store_recovered file=%s unhealthy_ms=%ld", s->path, ms);
 }
@@ -531,7 +532,7 @@ void store_close(struct store *s)
 		return;
 	if (s->in_ckpt) {
 		rollback_quiet(s->w);
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 	}
 	finalize_all(s);
 	sqlite3_close(s->r);
@@ -560,9 +561,9 @@ int store_healthy(struct store *s, char *why, size_t len)
 {
 	int ok = atomic_load(&s->healthy);
 	if (why && len) {
-		pthread_mutex_lock(&s->fmu);
+		lockrank_lock(&s->fmu, LOCK_RANK_STORE_FAULT);
 		snprintf(why, len, "%s", ok ? "" : s->fault);
-		pthread_mutex_unlock(&s->fmu);
+		lockrank_unlock(&s->fmu);
 	}
 	return ok;
 }
@@ -591,8 +592,8 @@ static void file_moved(struct store *s)
 	if (!gone)
 		return;
 	char err[512] = "";
-	pthread_mutex_lock(&s->wmu);
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->wmu, LOCK_RANK_STORE_W);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	int ok = 0;
 	if (!s->in_ckpt) {
 		char *sql = sqlite3_mprintf("VACUUM INTO %Q", s->path);
@@ -617,8 +618,8 @@ static void file_moved(struct store *s)
 	} else if (err[0]) {
 		log_msg(LOG_ERROR, "event=store_error file=%s op=rewrite error=\"%s\"", s->path, err);
 	}
-	pthread_mutex_unlock(&s->rmu);
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->rmu);
+	lockrank_unlock(&s->wmu);
 	if (ok)
 		note_ok(s);
 }
@@ -626,10 +627,10 @@ static void file_moved(struct store *s)
 int store_check(struct store *s)
 {
 	int moved = 0;
-	pthread_mutex_lock(&s->wmu);
+	lockrank_lock(&s->wmu, LOCK_RANK_STORE_W);
 	if (s->w && sqlite3_file_control(s->w, "main", SQLITE_FCNTL_HAS_MOVED, &moved) != SQLITE_OK)
 		moved = 0;
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	if (moved || (atomic_load(&s->moved) && s->w == NULL)) {
 		file_moved(s);
 		return atomic_load(&s->healthy);
@@ -638,10 +639,10 @@ int store_check(struct store *s)
 		return 1;
 	/* Unhealthy: try a small durable write. Success means the fault (disk
 	 * full, read-only file system, lock held elsewhere) has cleared. */
-	if (atomic_load(&s->moved) || pthread_mutex_trylock(&s->wmu) != 0)
+	if (atomic_load(&s->moved) || lockrank_trylock(&s->wmu, LOCK_RANK_STORE_W) != 0)
 		return 0;
 	if (s->in_ckpt) {
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 		return 0;
 	}
 	struct timespec now;
@@ -658,7 +659,7 @@ int store_check(struct store *s)
 		atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
 		rollback_quiet(s->w);
 	}
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	if (ok)
 		note_ok(s);
 	return ok;
@@ -671,19 +672,19 @@ int store_maintain(struct store *s)
 	/* PASSIVE: copies what no reader still needs, never waits for readers
 	 * or blocks writers for long; the WAL restarts from the top once fully
 	 * copied and journal_size_limit truncates it. */
-	pthread_mutex_lock(&s->wmu);
+	lockrank_lock(&s->wmu, LOCK_RANK_STORE_W);
 	int rc = s->in_ckpt ? SQLITE_OK :
 	         sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	if (rc != SQLITE_OK)
 		log_db_err(s->w, "wal_checkpoint");
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	return rc == SQLITE_OK ? 0 : -1;
 }
 
 /* Take the write lock; -1 if this thread already holds it (checkpoint open). */
 static int wlock(struct store *s)
 {
-	return pthread_mutex_lock(&s->wmu) == 0 ? 0 : -1;
+	return lockrank_lock(&s->wmu, LOCK_RANK_STORE_W) == 0 ? 0 : -1;
 }
 
 /* ---- alerts ---- */
@@ -838,7 +839,7 @@ int store_alerts_write(struct store *s, struct alert_rec *recs, size_t n, char *
 	ret = 0;
 	note_ok(s);
 out:
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 unlocked:
 	if (ret < 0) {
 		for (size_t i = 0; i < n; i++)
@@ -885,19 +886,19 @@ static int emit_alerts(struct store *s, sqlite3_stmt *st, const char *op, store_
 int store_alerts_scan(struct store *s, int include_ended, int64_t since_ms, store_alert_fn fn,
                       void *ctx)
 {
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = include_ended ? s->scan_all : s->scan_open;
 	if (include_ended)
 		sqlite3_bind_int64(st, 1, since_ms);
 	int ret = emit_alerts(s, st, "alerts_scan", fn, ctx);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return ret;
 }
 
 int store_alert_history(struct store *s, const char *series_key, int64_t start_ms, int64_t end_ms,
                         size_t limit, store_alert_fn fn, void *ctx)
 {
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = series_key ? s->hist_series : s->hist_all;
 	if (series_key)
 		sqlite3_bind_text(st, 1, series_key, -1, SQLITE_STATIC);
@@ -905,7 +906,7 @@ int store_alert_history(struct store *s, const char *series_key, int64_t start_m
 	sqlite3_bind_int64(st, 3, end_ms);
 	sqlite3_bind_int64(st, 4, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
 	int ret = emit_alerts(s, st, "alert_history", fn, ctx);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return ret;
 }
 
@@ -943,20 +944,20 @@ fail:
 	log_db_err(s->w, "alerts_prune");
 	rollback_quiet(s->w);
 out:
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	return ret;
 }
 
 int store_alerts_max_id(struct store *s, int64_t *out)
 {
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	int rc = sqlite3_step(s->max_id);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(s->max_id, 0);
 	else
 		log_db_err(s->r, "alerts_max_id");
 	sqlite3_reset(s->max_id);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
@@ -977,14 +978,14 @@ int store_ckpt_begin(struct store *s)
 	char err[256];
 	if (refuse_moved(s, err, sizeof err) < 0) {
 		log_msg(LOG_ERROR, "event=store_error file=%s op=ckpt_begin error=\"%s\"", s->path, err);
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 		return -1;
 	}
 	if (sqlite3_exec(s->w, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		log_db_err(s->w, "ckpt_begin");
 		sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 		return -1;
 	}
 	/* The new snapshot replaces the old one; both happen in this one
@@ -993,7 +994,7 @@ int store_ckpt_begin(struct store *s)
 		log_db_err(s->w, "ckpt_begin");
 		rollback_quiet(s->w);
 		sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
-		pthread_mutex_unlock(&s->wmu);
+		lockrank_unlock(&s->wmu);
 		return -1;
 	}
 	s->in_ckpt = 1;
@@ -1054,7 +1055,7 @@ static int ckpt_end(struct store *s, int commit)
 		log_db_err(s->w, "ckpt_restore_synchronous");
 	s->in_ckpt = 0;
 	s->ckpt_failed = 0;
-	pthread_mutex_unlock(&s->wmu);
+	lockrank_unlock(&s->wmu);
 	return ret;
 }
 
@@ -1063,7 +1064,7 @@ int store_ckpt_rollback(struct store *s) { return ckpt_end(s, 0); }
 
 int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckpt *c), void *ctx)
 {
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = s->ckpt_scan;
 	int rc, ret = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1085,7 +1086,7 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 		ret = -1;
 	}
 	sqlite3_reset(st);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return ret;
 }
 
@@ -1094,7 +1095,7 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 int store_integrity_check(struct store *s, char *err, size_t errlen)
 {
 	int ret = 0;
-	pthread_mutex_lock(&s->rmu);
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(s->r, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
 		set_err(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
@@ -1130,7 +1131,7 @@ int store_integrity_check(struct store *s, char *err, size_t errlen)
 	}
 out:
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->rmu);
+	lockrank_unlock(&s->rmu);
 	return ret;
 }
 

@@ -102,6 +102,11 @@ int labels_from_refs(struct labels *out, const struct label_ref *refs, size_t n,
 		bytes += r->name_len + r->value_len + 2;
 		kept++;
 	}
+	if (lim && lim->max_bytes && bytes > lim->max_bytes + 2 * kept) {
+		snprintf(err, errlen, "labels too large (%zu bytes of names and values, limit %zu)",
+		         bytes - 2 * kept, lim->max_bytes);
+		goto fail;
+	}
 	out->names = malloc((kept ? kept : 1) * sizeof *out->names);
 	out->values = malloc((kept ? kept : 1) * sizeof *out->values);
 	out->mem = malloc(bytes ? bytes : 1);

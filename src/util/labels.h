@@ -36,8 +36,9 @@ struct label_limits {
 	size_t max_labels;       /* per series, including __name__ */
 	size_t max_name_len;
 	size_t max_value_len;
+	size_t max_bytes;        /* names + values of one series; 0 = no limit */
 };
-#define LABEL_LIMITS_DEFAULT { 32, 128, 1024 }
+#define LABEL_LIMITS_DEFAULT { 32, 128, 1024, 4096 }
 
 /* Build an owned, sorted set from refs (any order). Returns 0, or -1 with a
  * reason in err (duplicate label name, empty name, limit exceeded, invalid

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 static void skip_ws(const char **p)
 {
 	while (isspace((unsigned char)**p))
@@ -71,14 +74,10 @@ static char *read_string(const char **p, char *err, size_t errlen)
 	return out;
 }
 
-/* glibc's regcomp() takes exponential time on some patterns RE2 (and so
- * Prometheus) rejects or handles in linear time: a+++++++++++++++++++++++
- * (24 '+': 47 s), ((((a+)+)+)...)+ nested 24 deep (26 s), and large
- * counted repetitions ((a{1,100}){1,100}){1,100}. Refuse them before
- * selector_parse() compiles them, with RE2's wording where RE2 refuses too:
- * nested repetition operators, and repeat counts whose product exceeds 1000;
- * and, beyond RE2, more than REGEX_MAX_QDEPTH nested repeated groups. */
-#define REGEX_MAX_QDEPTH 8
+/* RE2 (so Prometheus) refuses nested repetition operators (a**, and so
+ * PCRE's possessive a*+) and repeat counts whose product exceeds 1000; we
+ * refuse them with RE2's wording, plus the PCRE constructs RE2 does not have,
+ * so that a pattern means the same here as in Prometheus. */
 #define REGEX_MAX_REPEAT 1000
 #define REGEX_MAX_GROUPS 64
 
@@ -115,19 +114,88 @@ static size_t regex_quantifier(const char *p, const char *end, long *count)
 	return (size_t)(q + 1 - p);
 }
 
-/* Is the POSIX regular expression re safe to hand to regcomp()? Returns 0,
- * or -1 with the reason in err. */
+/* "(?" followed by what? Returns NULL when RE2 has the construct (flags,
+ * non-capturing and named groups), else its PCRE name. */
+static const char *pcre_only_group(const char *p, const char *e)
+{
+	/* p points after "(?" */
+	if (p >= e)
+		return NULL;
+	if (*p == 'P' && p + 1 < e && p[1] == '<')
+		return NULL; /* (?P<name>...) */
+	if (*p == '<' && p + 1 < e && p[1] != '=' && p[1] != '!')
+		return NULL; /* (?<name>...) */
+	if (*p == '=' || *p == '!' || *p == '<')
+		return "lookaround";
+	if (*p == '>')
+		return "atomic group";
+	if (*p == '|')
+		return "branch reset";
+	if (*p == '(')
+		return "conditional";
+	if (*p == 'C')
+		return "callout";
+	if (*p == '#')
+		return "comment";
+	if (*p == 'R' || *p == '&' || *p == '+' || isdigit((unsigned char)*p) ||
+	    (*p == 'P' && p + 1 < e && (p[1] == '>' || p[1] == '=')))
+		return "recursion or subroutine call";
+	/* flags: RE2 knows i, m, s, U and '-' */
+	for (const char *f = p; f < e && *f != ')' && *f != ':'; f++)
+		if (!strchr("imsU-", *f))
+			return "flag";
+	return NULL;
+}
+
+/* Escapes PCRE reads differently from RE2 or RE2 does not have. */
+static const char *pcre_only_escape(char c)
+{
+	switch (c) {
+	case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
+	case 'g': case 'k':
+		return "backreference";
+	case 'K': return "match reset \\K";
+	case 'R': case 'X': case 'h': case 'H': case 'v': case 'V': case 'N': case 'G': case 'Z':
+	case 'C': case 'c': case 'o': case 'e': case 'u': case 'U': case 'l': case 'L': case 'E':
+		return "escape";
+	}
+	return NULL;
+}
+
 int selector_regex_safe(const char *re, size_t n, char *err, size_t errlen)
 {
-	/* per open group: deepest nesting of repeated groups, largest repeat product */
-	int qdepth[REGEX_MAX_GROUPS + 1] = { 0 };
+	if (n > SELECTOR_MAX_REGEX_LEN) {
+		snprintf(err, errlen, "regular expression too long: %zu bytes (limit %d)", n,
+		         SELECTOR_MAX_REGEX_LEN);
+		return -1;
+	}
+	/* per open group: largest repeat product inside it */
 	long weight[REGEX_MAX_GROUPS + 1] = { 0 };
 	int sp = 0, rc = 0;
+	int in_quote = 0; /* inside \Q...\E: literal text */
 	const char *p = re, *e = re + n;
 	while (p < e && rc == 0) {
-		int aq = 0;      /* the atom's own nesting of repetitions */
-		long aw = 1;     /* and repeat product */
+		long aw = 1; /* the atom's repeat product */
+		if (in_quote) {
+			if (*p == '\\' && p + 1 < e && p[1] == 'E') {
+				in_quote = 0;
+				p += 2;
+			} else
+				p++;
+			continue;
+		}
 		if (*p == '(') {
+			const char *why = NULL;
+			if (p + 1 < e && p[1] == '*')
+				why = "verb";
+			else if (p + 1 < e && p[1] == '?')
+				why = pcre_only_group(p + 2, e);
+			if (why) {
+				snprintf(err, errlen, "invalid or unsupported Perl syntax: %s '%.*s'", why,
+				         (int)(e - p < 4 ? e - p : 4), p);
+				rc = -1;
+				break;
+			}
 			if (sp == REGEX_MAX_GROUPS) {
 				snprintf(err, errlen, "regular expression nests groups more than %d deep",
 				         REGEX_MAX_GROUPS);
@@ -135,13 +203,11 @@ int selector_regex_safe(const char *re, size_t n, char *err, size_t errlen)
 				break;
 			}
 			sp++;
-			qdepth[sp] = 0;
 			weight[sp] = 1;
 			p++;
 			continue;
 		}
 		if (*p == ')' && sp > 0) {
-			aq = qdepth[sp];
 			aw = weight[sp];
 			sp--;
 			p++;
@@ -160,10 +226,31 @@ int selector_regex_safe(const char *re, size_t n, char *err, size_t errlen)
 					b += 2;
 					continue;
 				}
+				if (*b == '\\' && b + 1 < e) {
+					const char *why = pcre_only_escape(b[1]);
+					if (why && !isdigit((unsigned char)b[1])) {
+						snprintf(err, errlen, "invalid or unsupported escape: %s '\\%c'",
+						         why, b[1]);
+						return -1;
+					}
+					b += 2;
+					continue;
+				}
 				b++;
 			}
 			p = b < e ? b + 1 : e;
 		} else if (*p == '\\' && p + 1 < e) {
+			const char *why = pcre_only_escape(p[1]);
+			if (p[1] == 'Q') {
+				in_quote = 1;
+				p += 2;
+				continue;
+			}
+			if (why) {
+				snprintf(err, errlen, "invalid or unsupported escape: %s '\\%c'", why, p[1]);
+				rc = -1;
+				break;
+			}
 			p += 2;
 		} else {
 			p++;
@@ -172,7 +259,6 @@ int selector_regex_safe(const char *re, size_t n, char *err, size_t errlen)
 		size_t ql = regex_quantifier(p, e, &c);
 		if (ql) {
 			p += ql;
-			aq++;
 			aw *= c;
 			if (p < e && *p == '?') /* RE2's non-greedy suffix */
 				p++;
@@ -189,17 +275,62 @@ int selector_regex_safe(const char *re, size_t n, char *err, size_t errlen)
 			snprintf(err, errlen, "invalid repeat count: more than %d repetitions",
 			         REGEX_MAX_REPEAT);
 			rc = -1;
-		} else if (aq > REGEX_MAX_QDEPTH) {
-			snprintf(err, errlen, "regular expression too complex: repetitions nested more "
-			                      "than %d deep", REGEX_MAX_QDEPTH);
-			rc = -1;
 		}
-		if (qdepth[sp] < aq)
-			qdepth[sp] = aq;
 		if (weight[sp] < aw)
 			weight[sp] = aw;
 	}
 	return rc;
+}
+
+/* Compile m->value into m->re with the match limits in m->mctx. */
+static int compile_regex(struct matcher *m, char *err, size_t errlen)
+{
+	size_t len = strlen(m->value);
+	if (selector_regex_safe(m->value, len, err, errlen) < 0) {
+		char why[200];
+		snprintf(why, sizeof why, "%s", err);
+		snprintf(err, errlen, "invalid regular expression '%.64s%s' for label '%s': %s",
+		         m->value, len > 64 ? "..." : "", m->name, why);
+		return -1;
+	}
+	pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+	if (!cc) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	pcre2_set_max_pattern_length(cc, SELECTOR_MAX_REGEX_LEN);
+	pcre2_set_parens_nest_limit(cc, REGEX_MAX_GROUPS + 1);
+	/* Prometheus compiles "^(?s:" + re + ")$" with Go's RE2: anchored at
+	 * both ends, '.' matches newlines, '$' only at the very end, UTF-8
+	 * (invalid bytes in a value simply do not match a multi-byte atom) */
+	uint32_t opts = PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_DOTALL | PCRE2_DOLLAR_ENDONLY |
+	                PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_NO_AUTO_CAPTURE;
+	int ec;
+	PCRE2_SIZE off;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)m->value, len, opts, &ec, &off, cc);
+	pcre2_compile_context_free(cc);
+	if (!re) {
+		PCRE2_UCHAR buf[160];
+		pcre2_get_error_message(ec, buf, sizeof buf);
+		snprintf(err, errlen, "invalid regular expression '%.64s%s' for label '%s': %s at "
+		                      "offset %zu",
+		         m->value, len > 64 ? "..." : "", m->name, (const char *)buf, (size_t)off);
+		return -1;
+	}
+	/* JIT when the platform has it; the interpreter otherwise (same limits) */
+	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+	pcre2_match_context *mc = pcre2_match_context_create(NULL);
+	if (!mc) {
+		pcre2_code_free(re);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	pcre2_set_match_limit(mc, SELECTOR_MATCH_LIMIT);
+	pcre2_set_depth_limit(mc, SELECTOR_DEPTH_LIMIT);
+	pcre2_set_heap_limit(mc, SELECTOR_HEAP_LIMIT_KIB);
+	m->re = re;
+	m->mctx = mc;
+	return 0;
 }
 
 static int add_matcher(struct selector *sel, char *name, char *value, enum match_op op, char *err,
@@ -219,56 +350,37 @@ static int add_matcher(struct selector *sel, char *name, char *value, enum match
 	x->value = value;
 	x->op = op;
 	sel->n++;
-	if (op == MATCH_RE || op == MATCH_NRE) {
-		size_t len = strlen(value);
-		/* POSIX ERE would read these RE2 constructs differently: refuse them
-		 * rather than give a wrong answer */
-		static const char *const re2_only[] = { "\\d", "\\D", "\\w", "\\W", "\\s",
-			                                 "\\S", "\\b", "\\B", "(?", "\\p", "\\P",
-			                                 "\\A", "\\z", NULL };
-		if (selector_regex_safe(value, len, err, errlen) < 0) {
-			char why[200];
-			snprintf(why, sizeof why, "%s", err);
-			snprintf(err, errlen, "invalid regular expression '%.64s' for label '%s': %s", value,
-			         name, why);
-			return -1;
-		}
-		for (int k = 0; re2_only[k]; k++) {
-			if (strstr(value, re2_only[k])) {
-				snprintf(err, errlen,
-				         "unsupported regular expression syntax '%s' in '%s' for label '%s' "
-				         "(POSIX extended syntax: use [0-9], [[:alnum:]_], [[:space:]])",
-				         re2_only[k], value, name);
-				return -1;
-			}
-		}
-		char *anch = malloc(len + 7);
-		if (!anch) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-		snprintf(anch, len + 7, "^(%s)$", value);
-		int rc = regcomp(&x->re, anch, REG_EXTENDED | REG_NOSUB);
-		free(anch);
-		if (rc != 0) {
-			char buf[128];
-			regerror(rc, &x->re, buf, sizeof buf);
-			snprintf(err, errlen, "invalid regular expression '%s' for label '%s': %s", value,
-			         name, buf);
-			return -1;
-		}
-		x->has_re = 1;
-	}
+	if (op == MATCH_RE || op == MATCH_NRE)
+		return compile_regex(x, err, errlen);
 	return 0;
 }
 
+/* 1 match, 0 no match, -1 a PCRE2 limit was hit. */
+static int regex_match(const struct matcher *m, const char *v)
+{
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	if (!md)
+		return -1;
+	int rc = pcre2_match(m->re, (PCRE2_SPTR)v, strlen(v), 0, 0, md, m->mctx);
+	pcre2_match_data_free(md);
+	if (rc >= 0)
+		return 1;
+	if (rc == PCRE2_ERROR_NOMATCH || rc == PCRE2_ERROR_PARTIAL)
+		return 0;
+	return -1; /* match/depth/heap limit, JIT stack, out of memory */
+}
+
+/* 1 match, 0 no match, -1 a limit was hit. */
 static int matcher_matches(const struct matcher *m, const char *v)
 {
+	int r;
 	switch (m->op) {
 	case MATCH_EQ: return strcmp(v, m->value) == 0;
 	case MATCH_NE: return strcmp(v, m->value) != 0;
-	case MATCH_RE: return regexec(&m->re, v, 0, NULL, 0) == 0;
-	case MATCH_NRE: return regexec(&m->re, v, 0, NULL, 0) != 0;
+	case MATCH_RE: return regex_match(m, v);
+	case MATCH_NRE:
+		r = regex_match(m, v);
+		return r < 0 ? r : !r;
 	}
 	return 0;
 }
@@ -354,7 +466,7 @@ int selector_parse(struct selector *sel, const char *s, char *err, size_t errlen
 	}
 	int nonempty = 0;
 	for (size_t i = 0; i < sel->n; i++)
-		if (!matcher_matches(&sel->m[i], ""))
+		if (matcher_matches(&sel->m[i], "") == 0)
 			nonempty = 1;
 	if (!nonempty) {
 		snprintf(err, errlen, "vector selector must contain at least one non-empty matcher");
@@ -370,22 +482,35 @@ int selector_matches(const struct selector *sel, const struct labels *l)
 {
 	for (size_t i = 0; i < sel->n; i++) {
 		const char *v = labels_get(l, sel->m[i].name);
-		if (!matcher_matches(&sel->m[i], v ? v : ""))
+		int r = matcher_matches(&sel->m[i], v ? v : "");
+		if (r < 0)
+			__atomic_store_n((int *)&sel->limit_hit, 1, __ATOMIC_RELAXED);
+		if (r <= 0)
 			return 0;
 	}
 	return 1;
+}
+
+int selector_limit_hit(const struct selector *sel)
+{
+	return __atomic_load_n(&sel->limit_hit, __ATOMIC_RELAXED);
 }
 
 void selector_free(struct selector *sel)
 {
 	if (!sel)
 		return;
-	for (size_t i = 0; i < sel->n; i++) {
-		free(sel->m[i].name);
-		free(sel->m[i].value);
-		if (sel->m[i].has_re)
-			regfree(&sel->m[i].re);
-	}
+	for (size_t i = 0; i < sel->n; i++)
+		matcher_free(&sel->m[i]);
 	free(sel->m);
 	memset(sel, 0, sizeof *sel);
+}
+
+void matcher_free(struct matcher *m)
+{
+	free(m->name);
+	free(m->value);
+	pcre2_code_free(m->re);
+	pcre2_match_context_free(m->mctx);
+	memset(m, 0, sizeof *m);
 }

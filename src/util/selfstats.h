@@ -21,6 +21,7 @@ enum reject_reason {
 	REJ_DUPLICATE,       /* same timestamp as the series' last sample */
 	REJ_NON_FINITE,      /* NaN or infinite value */
 	REJ_TOO_OLD,         /* reserved: before the retention horizon */
+	REJ_OUT_OF_BOUNDS,   /* timestamp outside the accepted window around the clock */
 	REJ__COUNT
 };
 
@@ -40,6 +41,11 @@ struct selfstats {
 	_Atomic uint64_t writes_shed;           /* write requests answered 503 (overload) */
 	_Atomic uint64_t writes_queued;         /* write requests that waited for a slot */
 	_Atomic uint64_t write_queue_us;        /* total time they waited, microseconds */
+	_Atomic uint64_t reads_shed;            /* API reads answered 503 (read slots full) */
+	_Atomic uint64_t http_unauthorized;     /* 401: no or unknown bearer token */
+	_Atomic uint64_t http_forbidden;        /* 403: wrong scope, foreign Host or Origin */
+	_Atomic uint64_t http_timeouts;         /* connections closed by the header/body deadline */
+	_Atomic uint64_t responses_too_large;   /* 422: response over http.max_response */
 	_Atomic uint64_t alert_transitions;
 	_Atomic uint64_t store_errors;
 	_Atomic uint64_t notifications_sent;

@@ -298,7 +298,7 @@ def test_overload_sheds_writes():
         import socket
         body = ("shed_probe value=1 %d\n" % T0).encode()
         slow = socket.create_connection(("127.0.0.1", d.port))
-        slow.sendall(b"POST /write?precision=s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        slow.sendall(b"POST /write?precision=s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(body)
                      + body[:5])
         time.sleep(0.3)  # the first write is now in flight, holding the only slot
         status, resp = d.write(["shed_probe2 value=1 %d" % T0])
@@ -328,7 +328,7 @@ def hold_write_slot(d, name):
     finish() sends the rest. Returns finish, which returns the reply."""
     body = ("%s value=1 %d\n" % (name, T0)).encode()
     c = socket.create_connection(("127.0.0.1", d.port))
-    c.sendall(b"POST /write?precision=s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    c.sendall(b"POST /write?precision=s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(body)
               + body[:5])
     time.sleep(0.3)  # admitted: its body is being read
 
@@ -457,7 +457,7 @@ def test_reader_not_stuck_behind_writer():
             res = {}
 
             def writer():
-                w.sendall(b"POST /write?precision=s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                w.sendall(b"POST /write?precision=s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
                           b"Content-Length: %d\r\n\r\n" % len(body) + body)
                 res["sent"] = time.monotonic()
                 reply = b""
@@ -527,7 +527,7 @@ def test_stop_with_open_connections():
             after = len(os.listdir(task_dir))
             check(after >= before + 4, "one thread per open connection: %d threads, %d before" % (after, before))
         half = socket.create_connection(("127.0.0.1", d.port))
-        half.sendall(b"POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nopen_body value=1")
+        half.sendall(b"POST /write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nopen_body value=1")
         time.sleep(0.2)
         t0 = time.monotonic()
         rc = d.stop(timeout=15)

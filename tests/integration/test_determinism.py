@@ -23,7 +23,9 @@ on a difference, with the first differing alerts printed."""
 import http.client
 import os
 import random
+import shutil
 import sys
+import tempfile
 import threading
 import zlib
 
@@ -110,7 +112,6 @@ def compare(name, a, b):
 
 
 def test_batching_does_not_change_alerts():
-    import tempfile
     tmp = tempfile.mkdtemp(prefix="foreshock-it-determinism-")
     models = fleet.write_models(os.path.join(tmp, "models"), SERVICES)
     data = fleet.incident_data(SERVICES, INCIDENTS)
@@ -138,7 +139,6 @@ def test_batching_does_not_change_alerts():
     finally:
         for d in daemons:
             d.cleanup()
-        import shutil
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -18,8 +18,8 @@ done
 # floors: corpus profile out-of-fold in-sample
 FLOORS="
 nab      standard            74 75.5
-nab      reward_low_FP_rate  64 66.5
-nab      reward_low_FN_rate  77 80
+nab      reward_low_FP_rate  65 66.5
+nab      reward_low_FN_rate  78 80
 cloudmon standard            20 24
 cloudmon reward_low_FP_rate  19 21.5
 cloudmon reward_low_FN_rate  21 26

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -74,13 +75,27 @@ static void test_labels_reject(void **st)
 	struct label_ref bad[] = { REF("__name__", "m"), REF("1abc", "1") };
 	assert_int_equal(labels_from_refs(&l, bad, 2, NULL, err, sizeof err), -1);
 	assert_non_null(strstr(err, "invalid label name"));
-	struct label_limits lim = { 2, 8, 4 };
+	struct label_limits lim = { 2, 8, 4, 0 };
 	struct label_ref many[] = { REF("__name__", "m"), REF("a", "1"), REF("b", "2") };
 	assert_int_equal(labels_from_refs(&l, many, 3, &lim, err, sizeof err), -1);
 	assert_non_null(strstr(err, "too many labels"));
 	struct label_ref longv[] = { REF("__name__", "m"), REF("a", "12345") };
 	assert_int_equal(labels_from_refs(&l, longv, 2, &lim, err, sizeof err), -1);
 	assert_non_null(strstr(err, "too long"));
+	/* the bytes of the whole set: 31 labels of 1,000 bytes (issue #15) are refused */
+	struct label_limits dflt = LABEL_LIMITS_DEFAULT;
+	static char big[31][1001];
+	static char names[31][8];
+	struct label_ref wide[32] = { REF("__name__", "m") };
+	for (int i = 0; i < 31; i++) {
+		memset(big[i], 'v', 1000);
+		snprintf(names[i], sizeof names[i], "l%02d", i);
+		wide[i + 1] = (struct label_ref){ names[i], strlen(names[i]), big[i], 1000 };
+	}
+	assert_int_equal(labels_from_refs(&l, wide, 32, &dflt, err, sizeof err), -1);
+	assert_non_null(strstr(err, "labels too large"));
+	assert_int_equal(labels_from_refs(&l, wide, 4, &dflt, err, sizeof err), 0); /* 3 KB */
+	labels_free(&l);
 	assert_true(metric_name_valid("a:b_c1", 6));
 	assert_false(metric_name_valid("1a", 2));
 	assert_false(label_name_valid("a:b", 3));
@@ -118,12 +133,86 @@ static void test_selector(void **st)
 		selector_free(&s);
 	}
 	const char *bad[] = { "", "{}", "{job=\"\"}", "rate(x[5m])", "{job=api}", "{job=~\"(\"}",
-		              "{job=~\"\\\\d+\"}", "{job=~\"(?i)api\"}",
 		              "x{a=\"b\"", NULL };
 	for (int i = 0; bad[i]; i++) {
 		assert_int_equal(selector_parse(&s, bad[i], err, sizeof err), -1);
 		assert_true(strlen(err) > 0);
 	}
+	labels_free(&l);
+}
+
+/* Prometheus' regular expressions (RE2 syntax, compiled with PCRE2): what
+ * POSIX ERE refused now works; PCRE-only syntax is refused; limits hold. */
+static void test_selector_regex(void **st)
+{
+	(void)st;
+	struct labels l;
+	make_labels(&l, "http_requests_total", "Api-1", "500");
+	struct selector s;
+	char err[256];
+	const char *yes[] = { "{code=~\"\\\\d+\"}", "{job=~\"(?i)api-\\\\d\"}",
+		              "{job=~`\\w+-\\d`}", "{job=~\"[[:alpha:]]+.1\"}",
+		              "{__name__=~\"http_.*_total\"}", "{job=\"Api-1\",code!~\"\\\\D+\"}",
+		              "{job=~\"(?P<n>A)pi.+\"}", "{job=~\"\\\\pL+-1\"}",
+		              "{code=~\"5..|4..\"}", "{job=~`\\QApi-1\\E`}", NULL };
+	/* fully anchored: a substring does not match; case matters without (?i) */
+	const char *no[] = { "{code=~\"0\"}", "{job=~\"api-1\"}", "{code=~\"50\"}",
+		             "{code=~\"5|4..\"}", "{code=\"500\",job!~\"(?i)API-1\"}", NULL };
+	for (int i = 0; yes[i]; i++) {
+		assert_int_equal(selector_parse(&s, yes[i], err, sizeof err), 0);
+		assert_true(selector_matches(&s, &l));
+		assert_false(selector_limit_hit(&s));
+		selector_free(&s);
+	}
+	for (int i = 0; no[i]; i++) {
+		assert_int_equal(selector_parse(&s, no[i], err, sizeof err), 0);
+		assert_false(selector_matches(&s, &l));
+		selector_free(&s);
+	}
+	/* not RE2: refused with the construct named */
+	const char *bad[] = { "{job=~\"(?=a)a\"}", "{job=~\"(a)\\\\1\"}", "{job=~\"(?>a)\"}",
+		              "{job=~\"a*+\"}", "{job=~\"(*UTF)a\"}", "{job=~\"a{2}{3}\"}",
+		              "{job=~\"(?x)a\"}", "{job=~\"((a{1,100}){1,100})\"}", NULL };
+	for (int i = 0; bad[i]; i++) {
+		assert_int_equal(selector_parse(&s, bad[i], err, sizeof err), -1);
+		assert_non_null(strstr(err, "invalid"));
+	}
+	/* '.' matches a newline, '$' only at the very end (Prometheus' (?s:)) */
+	struct labels nl;
+	struct label_ref r[2] = { { "__name__", 8, "m", 1 }, { "job", 3, "a\nb", 3 } };
+	assert_int_equal(labels_from_refs(&nl, r, 2, NULL, err, sizeof err), 0);
+	assert_int_equal(selector_parse(&s, "{job=~\"a.b\"}", err, sizeof err), 0);
+	assert_true(selector_matches(&s, &nl));
+	selector_free(&s);
+	assert_int_equal(selector_parse(&s, "{job=~\"a\"}", err, sizeof err), 0);
+	assert_false(selector_matches(&s, &nl));
+	selector_free(&s);
+	labels_free(&nl);
+	/* the issue's bomb: 5,000 repeats of .* then x (10 KB) is refused by length */
+	size_t n = 5000;
+	char *bomb = malloc(2 * n + 64);
+	assert_non_null(bomb);
+	char *w = bomb + sprintf(bomb, "{__name__=~\"");
+	for (size_t i = 0; i < n; i++)
+		w += sprintf(w, ".*");
+	sprintf(w, "x\"}");
+	assert_int_equal(selector_parse(&s, bomb, err, sizeof err), -1);
+	assert_non_null(strstr(err, "too long"));
+	/* under the length cap, an exponential pattern stops at the match
+	 * limit: no match, and the selector says a limit was hit */
+	w = bomb + sprintf(bomb, "{job=~\"(a|aa)*(b|c)\"}");
+	assert_int_equal(selector_parse(&s, bomb, err, sizeof err), 0);
+	char val[64];
+	memset(val, 'a', 60);
+	val[60] = 0;
+	struct labels la;
+	struct label_ref ra[2] = { { "__name__", 8, "m", 1 }, { "job", 3, val, 60 } };
+	assert_int_equal(labels_from_refs(&la, ra, 2, NULL, err, sizeof err), 0);
+	assert_false(selector_matches(&s, &la));
+	assert_true(selector_limit_hit(&s));
+	selector_free(&s);
+	labels_free(&la);
+	free(bomb);
 	labels_free(&l);
 }
 
@@ -756,6 +845,116 @@ static size_t sg_sample(int r, int i, struct label_ref *l, char *iv, int64_t *ts
 	return n;
 }
 
+/* Timestamps: the window around the clock of a live batch (out_of_bounds,
+ * counted, the other samples kept), no window for event-time batches, and
+ * INT64_MIN/INT64_MAX refused everywhere (no signed overflow downstream:
+ * run under UBSan in the sanitizer build). */
+static void test_engine_time_window(void **st)
+{
+	(void)st;
+	struct selfstats ss;
+	selfstats_init(&ss);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_sample_age_ms = 3600 * 1000;
+	char err[320];
+	struct engine *e = engine_new(&cfg, model_builtin_default(), NULL, &ss, err, sizeof err);
+	assert_non_null(e);
+	const int64_t now = 1700000000000;
+	struct label_ref l[2] = { { "__name__", 8, "t", 1 }, { "k", 1, "a", 1 } };
+	struct engine_batch b;
+	engine_batch_begin(e, &b);
+	engine_batch_set_clock(&b, now);
+	assert_int_equal(engine_batch_add(&b, l, 2, now - 1000, 1, err, sizeof err), 0);
+	/* 2262 (the issue's sample) and 11 minutes ahead: out of bounds */
+	assert_int_equal(engine_batch_add(&b, l, 2, 9223372036854, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_non_null(strstr(err, "ahead of the server's clock"));
+	assert_int_equal(engine_batch_add(&b, l, 2, now + 11 * 60000, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_int_equal(engine_batch_add(&b, l, 2, now - 2 * 3600000, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_non_null(strstr(err, "behind the server's clock"));
+	assert_int_equal(engine_batch_add(&b, l, 2, INT64_MAX, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_int_equal(engine_batch_add(&b, l, 2, INT64_MIN, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	/* within the window, the series goes on (the far-future one did not poison it) */
+	assert_int_equal(engine_batch_add(&b, l, 2, now + 5 * 60000, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_stage(&b, l, 2, INT64_MAX, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_int_equal(engine_batch_stage(&b, l, 2, now + 6 * 60000, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_commit(&b, NULL, NULL), 0);
+	assert_int_equal(b.res.rejected[REJ_OUT_OF_BOUNDS], 6);
+	engine_batch_end(&b);
+	assert_int_equal(atomic_load(&ss.samples_rejected[REJ_OUT_OF_BOUNDS]), 6);
+	/* event time (replay, backtest): old data passes, the absolute limit holds */
+	struct label_ref l2[2] = { { "__name__", 8, "t", 1 }, { "k", 1, "old", 3 } };
+	engine_batch_begin(e, &b);
+	assert_int_equal(engine_batch_add(&b, l2, 2, 86400000, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_add(&b, l2, 2, INT64_MAX, 1, err, sizeof err),
+	                 REJ_OUT_OF_BOUNDS + 1);
+	assert_int_equal(engine_batch_add(&b, l2, 2, 86400000 + ENGINE_TS_LIMIT_MS, 1, err,
+	                                  sizeof err), REJ_OUT_OF_BOUNDS + 1);
+	for (int i = 1; i < 50; i++)
+		assert_int_equal(engine_batch_add(&b, l2, 2, 86400000 + i * 1000, i % 3, err,
+		                                  sizeof err), 0);
+	engine_batch_end(&b);
+	engine_free(e);
+}
+
+static int count_alert(void *ctx, const struct alert_rec *rec)
+{
+	(void)rec;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* The retention horizon follows the newest sample but never passes the wall
+ * clock: an event-time sample dated 30 days ahead does not prune history. */
+static void test_engine_prune_horizon(void **st)
+{
+	(void)st;
+	char dir[] = "/tmp/fs-engine-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char db[256], err[256];
+	snprintf(db, sizeof db, "%s/f.db", dir);
+	struct store *store = store_open(db, err, sizeof err);
+	assert_non_null(store);
+	struct timespec tsp;
+	clock_gettime(CLOCK_REALTIME, &tsp);
+	int64_t now = (int64_t)tsp.tv_sec * 1000;
+	struct alert_rec r = { .series_key = "m{a=\"1\"}", .state = "resolved",
+		               .active_at_ms = now - 3600000, .resolved_at_ms = now - 1800000,
+		               .event_at_ms = now - 1800000 };
+	assert_int_equal(store_alerts_write(store, &r, 1, err, sizeof err), 0);
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	struct engine *e = engine_new(&cfg, model_builtin_default(), store, &stats, err, sizeof err);
+	assert_non_null(e);
+	struct label_ref l[1] = { { "__name__", 8, "f", 1 } };
+	struct engine_batch b;
+	engine_batch_begin(e, &b); /* event time: no window */
+	assert_int_equal(engine_batch_add(&b, l, 1, now + 30LL * 86400000, 1, err, sizeof err), 0);
+	engine_batch_end(&b);
+	/* without the cap the horizon would be now + 23 days and prune it */
+	assert_int_equal(engine_prune(e), 0); /* the 30-minute-old alert stays */
+	int n = 0;
+	assert_int_equal(store_alerts_scan(store, 1, 0, count_alert, &n), 0);
+	assert_int_equal(n, 1);
+	engine_free(e);
+	store_close(store);
+	unlink(db);
+	char p[300];
+	snprintf(p, sizeof p, "%s-wal", db);
+	unlink(p);
+	snprintf(p, sizeof p, "%s-shm", db);
+	unlink(p);
+	rmdir(dir);
+}
+
 static void test_engine_staged(void **st)
 {
 	(void)st;
@@ -813,6 +1012,10 @@ static void test_engine_staged(void **st)
 				                 REJ_NON_FINITE + 1);
 			}
 		}
+		/* ba's batch holds one of ea's shard locks: end it before bb's
+		 * commit takes eb's (one thread, shard locks in rank order:
+		 * util/lockrank.h, checked in --enable-debug builds) */
+		assert_int_equal(engine_batch_end(&ba), 0);
 		size_t refused = engine_batch_commit(&bb, sg_on_reject, &got);
 		assert_int_equal(refused, got.n);
 		assert_int_equal(want.n, got.n);
@@ -826,7 +1029,6 @@ static void test_engine_staged(void **st)
 				         want.idx[k], want.rc[k]);
 		}
 		total_refused += refused;
-		assert_int_equal(engine_batch_end(&ba), 0);
 		assert_int_equal(engine_batch_end(&bb), 0);
 		assert_int_equal(ba.res.accepted, bb.res.accepted);
 		assert_int_equal(ba.res.series_created, bb.res.series_created);
@@ -930,6 +1132,7 @@ int main(void)
 		cmocka_unit_test(test_labels_escape_and_empty),
 		cmocka_unit_test(test_labels_reject),
 		cmocka_unit_test(test_selector),
+		cmocka_unit_test(test_selector_regex),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_yaml_tree),
 		cmocka_unit_test(test_settings),
@@ -937,6 +1140,8 @@ int main(void)
 		cmocka_unit_test(test_engine_derived),
 		cmocka_unit_test(test_engine_concurrent),
 		cmocka_unit_test(test_engine_staged),
+		cmocka_unit_test(test_engine_time_window),
+		cmocka_unit_test(test_engine_prune_horizon),
 		cmocka_unit_test(test_engine_restore_derived),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,8 @@
  * components in src/detect/): streaming contract (determinism, prefix
  * invariance, state snapshots), detection behaviour on synthetic series,
  * irregular timestamps, YAML validation with line numbers and the size of the
- * per-series state. With $FORESHOCK_SHARED_DATA set, prefix invariance is also
+ * per-series state; a model with every component kind, and volatility alone
+ * on a feed that gets stuck. With $FORESHOCK_SHARED_DATA set, prefix invariance is also
  * checked on NAB files.
  */
 #include "config.h"
@@ -333,6 +334,98 @@ static void test_record(void **ctx)
 	model_free(m);
 }
 
+/* volatility alone: a noisy series whose feed gets stuck (the value stops
+ * moving) is flagged soon after, as calmer (direction -1), with few alarms
+ * while it is noisy. */
+static void test_volatility_stuck(void **ctx)
+{
+	const char *y = "components:\n  - kind: volatility\n"
+	                "likelihood:\n  window: 3\n  halflife: 4000\n  min_samples: 100\n"
+	                "  decades: 11.5\n  calibrate: 0.001\nsuppress: 100\nhold: 0.4\n"
+	                "alert:\n  threshold: 0.45\n  clear_threshold: 0.35\n";
+	char err[256];
+	struct model *m = model_load_string(y, strlen(y), "vol.yml", err, sizeof err);
+	assert_non_null(m);
+	const struct model_alerting *al = model_alerting(m);
+	enum { N = 6000, STUCK = 5000 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *s = malloc(N * sizeof *s);
+	struct det_result *res = malloc(N * sizeof *res);
+	struct rng r = { 11 };
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 60000;
+		v[i] = i < STUCK ? 10 + rng_normal(&r) : v[STUCK - 1];
+	}
+	run(m, ts, v, N, s, res);
+	int early = 0;
+	for (int i = 1500; i < STUCK; i++)
+		early += s[i] >= al->threshold;
+	print_message("volatility: %d alarms while noisy\n", early);
+	assert_true(early <= 2);
+	int first = -1;
+	for (int i = STUCK; i < N && first < 0; i++)
+		if (s[i] >= al->threshold)
+			first = i;
+	print_message("volatility: stuck at %d, flagged at %d\n", STUCK, first);
+	assert_true(first >= STUCK && first <= STUCK + 30);
+	assert_string_equal(res[first].component, "volatility");
+	assert_int_equal(res[first].direction, -1);
+	free(ts);
+	free(v);
+	free(s);
+	free(res);
+	model_free(m);
+}
+
+/* One model with every component kind (the default uses only some): scores
+ * stay in [0, 1], two runs agree, a level shift is caught, and every kind
+ * contributes the top component at least once. */
+static void test_every_component(void **ctx)
+{
+	const char *y = "components:\n  - kind: level\n  - kind: seasonal\n  - kind: context\n"
+	                "  - kind: cusum\n  - kind: volatility\n  - kind: record\n";
+	char err[256];
+	struct model *m = model_load_string(y, strlen(y), "all.yml", err, sizeof err);
+	if (!m)
+		fail_msg("%s", err);
+	const struct model_alerting *al = model_alerting(m);
+	enum { N = 8000, SHIFT = 7000 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *s = malloc(N * sizeof *s), *s2 = malloc(N * sizeof *s2);
+	struct det_result *res = malloc(N * sizeof *res);
+	make_series(ts, v, N, 300000, 3);
+	for (int i = SHIFT; i < N; i++)
+		v[i] += 15;
+	for (int i = 6000; i < 6050; i++)
+		v[i] = v[5999]; /* a stuck stretch */
+	run(m, ts, v, N, s, res);
+	run(m, ts, v, N, s2, NULL);
+	assert_memory_equal(s, s2, N * sizeof *s);
+	static const char *const kinds[] = { "level", "seasonal", "context", "cusum", "volatility",
+		                             "record" };
+	int seen[6] = { 0 };
+	for (int i = 0; i < N; i++) {
+		assert_true(s[i] >= 0 && s[i] <= 1);
+		for (int k = 0; k < 6; k++)
+			if (res[i].component && !strcmp(res[i].component, kinds[k]))
+				seen[k]++;
+	}
+	for (int k = 0; k < 6; k++) {
+		print_message("%s: top component of %d samples\n", kinds[k], seen[k]);
+		assert_true(seen[k] > 0);
+	}
+	int caught = 0;
+	for (int i = SHIFT; i < SHIFT + 10; i++)
+		caught |= s[i] >= al->threshold;
+	assert_true(caught);
+	free(ts);
+	free(v);
+	free(s);
+	free(s2);
+	free(res);
+	model_free(m);
+}
+
 /* suppress_frac: after a detection, scores stay capped for that fraction of
  * the samples seen so far (at most suppress_max), then detections resume. */
 static void test_suppress_frac(void **ctx)
@@ -543,7 +636,8 @@ static void test_optional_likelihood_stages(void **ctx)
 }
 
 /* seasonal with weekday: true learns a weekend level (an offset per day of
- * the week, on top of the daily profile), so in the fifth week a weekend
+ * the week, on top of the daily profile, used once the days differ by more
+ * than the noise), so in the fifth week a weekend
  * sample is expected near the weekend level and scores low; without it the
  * daily profile expects the weekday level there. The state grows by 7
  * records of 12 bytes (8-aligned). */
@@ -594,12 +688,56 @@ static void test_weekday(void **ctx)
 	assert_true(err_exp[1] < 5);
 	assert_true(err_exp[0] > 15);
 	assert_true(raw_score[1] < raw_score[0]);
+	/* without a weekly pattern the offsets stay within the noise and do not
+	 * count: the scores are those of the daily profile alone */
+	double *sc0 = malloc(N * sizeof *sc0);
+	assert_non_null(sc0);
+	for (int i = 0; i < N; i++)
+		v[i] = 100 + 10 * sin(2 * M_PI * (i % 24) / 24.0) + rng_normal(&r);
+	run(m[0], ts, v, N, sc0, NULL);
+	run(m[1], ts, v, N, sc, NULL);
+	assert_memory_equal(sc0, sc, N * sizeof *sc);
+	free(sc0);
 	free(ts);
 	free(v);
 	free(sc);
 	free(res);
 	model_free(m[0]);
 	model_free(m[1]);
+}
+
+/* warmup_for ends the warm-up of a slow series by event time: hourly samples
+ * with `warmup: 150` and `warmup_for: 1d` score from the 31st sample (at
+ * least 30 samples), not the 151st; without it, from the 151st. */
+static void test_warmup_for(void **ctx)
+{
+	(void)ctx;
+	static const char *const yaml[2] = {
+		"components:\n  - kind: level\nlikelihood:\n  enabled: false\nwarmup: 150\n",
+		"components:\n  - kind: level\nlikelihood:\n  enabled: false\nwarmup: 150\nwarmup_for: 1d\n",
+	};
+	enum { N = 200 };
+	int64_t ts[N];
+	double v[N], sc[N];
+	struct rng r = { 7 };
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 3600000;
+		v[i] = 10 + rng_normal(&r);
+	}
+	int first[2];
+	for (int k = 0; k < 2; k++) {
+		char err[256];
+		struct model *m = model_load_string(yaml[k], strlen(yaml[k]), "wf", err, sizeof err);
+		assert_non_null(m);
+		run(m, ts, v, N, sc, NULL);
+		first[k] = -1;
+		for (int i = 0; i < N && first[k] < 0; i++)
+			if (sc[i] > 0)
+				first[k] = i;
+		model_free(m);
+	}
+	assert_int_equal(first[0], 150);
+	assert_int_equal(first[1], 30);
 }
 
 int main(void)
@@ -611,6 +749,8 @@ int main(void)
 		cmocka_unit_test(test_spikes_and_quiet),
 		cmocka_unit_test(test_gappy_timestamps),
 		cmocka_unit_test(test_record),
+		cmocka_unit_test(test_volatility_stuck),
+		cmocka_unit_test(test_every_component),
 		cmocka_unit_test(test_suppress_frac),
 		cmocka_unit_test(test_yaml_errors),
 		cmocka_unit_test(test_default_file_matches_builtin),
@@ -618,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_state_size),
 		cmocka_unit_test(test_optional_likelihood_stages),
 		cmocka_unit_test(test_weekday),
+		cmocka_unit_test(test_warmup_for),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

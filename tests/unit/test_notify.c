@@ -398,6 +398,35 @@ static void test_backoff(void **st)
 	assert_int_equal(notify_backoff_ms(1, 1000, 500), 1000);
 }
 
+/* Credentials in a notification URL never reach the log or /metrics. */
+static void test_redact_url(void **st)
+{
+	(void)st;
+	static const char *const cases[][2] = {
+		{ "http://127.0.0.1:9093", "http://127.0.0.1:9093" },
+		{ "http://user:PASS@am:9093/x", "http://user:xxxxx@am:9093/x" },
+		{ "https://user@am", "https://user@am" },
+		{ "https://u:p@ss@am/?a=1", "https://u:xxxxx@am/?a=1" },
+		{ "http://h/hook?token=abc&x=1&api_key=K&Sig=z#f", "http://h/hook?token=xxxxx&x=1&api_key=xxxxx&Sig=xxxxx#f" },
+		{ "http://h/p@x?password=", "http://h/p@x?password=xxxxx" },
+		{ "http://h/?k=1&&t", "http://h/?k=1&&t" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *r = notify_redact_url(cases[i][0]);
+		assert_non_null(r);
+		assert_string_equal(r, cases[i][1]);
+		free(r);
+	}
+	/* many short secret values: still masked (the buffer bound holds) */
+	char url[4096] = "http://h/?";
+	for (int i = 0; i < 300; i++)
+		strcat(url, "key=1&");
+	char *r = notify_redact_url(url);
+	assert_non_null(r);
+	assert_null(strstr(r, "key=1"));
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_webhook_alert_and_fingerprint),
 		cmocka_unit_test(test_external_labels),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_redact_url),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
