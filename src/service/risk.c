@@ -82,6 +82,43 @@ double error_log10p(double x, double n, double p0, double phi)
 	return log_binom_upper(x / phi, n / phi, p0) / M_LN10;
 }
 
+/* Load far above its forecast is not an outage by itself (a benign burst, a
+ * marketing mail) — unless latency climbs with it toward the SLO: a surge on
+ * its way to saturation (load and latency both rising significantly,
+ * latency past 40% of its SLO). ex = load / its expectation. */
+static double surge_component(const struct svc *s, double ex)
+{
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	double lb, la, lt, rb, ra, rt;
+	if (ex >= 1.5 && p->req > p->req_hi && p->have_lat && m->lat_threshold_s > 0 &&
+	    p->lat_s >= 0.4 * m->lat_threshold_s &&
+	    trend_fit(&s->tr[FC_LOAD], &rb, &ra, &rt) == 0 && rb > 0 && rt >= 4 &&
+	    trend_fit(&s->tr[FC_LATENCY], &lb, &la, &lt) == 0 && lb > 0 && lt >= 4)
+		return 0.55 + 0.3 * ramp(p->lat_s / m->lat_threshold_s, 0.4, 0.75);
+	return 0;
+}
+
+/* Error onset: the error-ratio detector's evidence, and a page-worthy SLO
+ * burn rate (the burn-rate alert is evidence here, not its own page). */
+static double error_component(const struct svc *s)
+{
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	double c = ramp(p->er_score, 0.45, 0.65);
+	if (m->objective > 0) {
+		/* significance is not severity: with an availability SLO the
+		 * ratio must also be a fair share of the error budget (warning
+		 * from 20%, critical from about 56%); a 90-second deploy blip in
+		 * a 5-minute window is not */
+		double r = p->er_ratio / (1 - m->objective);
+		double g = r < 0.2 ? 0.5 * ramp(r, 0.1, 0.2) : 0.5 + 0.5 * ramp(r, 0.2, 0.8);
+		c *= g;
+	}
+	double cb = ramp(p->burn_score_page, 0.35, 0.5);
+	return cb > c ? cb : c;
+}
+
 static void risk_update(struct svc *s, int64_t k)
 {
 	const struct svc_model *m = &s->m;
@@ -97,18 +134,9 @@ static void risk_update(struct svc *s, int64_t k)
 		 * mail): it contributes, it never reaches the warning alone */
 		if (p->req > p->req_hi)
 			c[RC_LOAD] = 0.45 * ramp(ex, 1.3, 2.0);
-		/* ... unless latency climbs with it toward the SLO: a surge on
-		 * its way to saturation (load and latency both rising
-		 * significantly, latency past 40% of its SLO) */
-		double lb, la, lt, rb, ra, rt;
-		if (ex >= 1.5 && p->req > p->req_hi && p->have_lat && m->lat_threshold_s > 0 &&
-		    p->lat_s >= 0.4 * m->lat_threshold_s &&
-		    trend_fit(&s->tr[FC_LOAD], &rb, &ra, &rt) == 0 && rb > 0 && rt >= 4 &&
-		    trend_fit(&s->tr[FC_LATENCY], &lb, &la, &lt) == 0 && lb > 0 && lt >= 4) {
-			double cs = 0.55 + 0.3 * ramp(p->lat_s / m->lat_threshold_s, 0.4, 0.75);
-			if (cs > c[RC_LOAD])
-				c[RC_LOAD] = cs;
-		}
+		double cs = surge_component(s, ex);
+		if (cs > c[RC_LOAD])
+			c[RC_LOAD] = cs;
 	}
 	/* capacity: utilisation, and when the load reaches the knee
 	 * (utilization_limit x capacity) at this rate (linear trend) or by the
@@ -198,23 +226,7 @@ static void risk_update(struct svc *s, int64_t k)
 		}
 		c[RC_LATENCY] = cl;
 	}
-	/* error onset: the error-ratio detector's evidence, and a page-worthy
-	 * SLO burn rate (the burn-rate alert is evidence here, not its own page) */
-	c[RC_ERRORS] = ramp(p->er_score, 0.45, 0.65);
-	if (m->objective > 0) {
-		/* significance is not severity: with an availability SLO the
-		 * ratio must also be a fair share of the error budget (warning
-		 * from 20%, critical from about 56%); a 90-second deploy blip in
-		 * a 5-minute window is not */
-		double r = p->er_ratio / (1 - m->objective);
-		double g = r < 0.2 ? 0.5 * ramp(r, 0.1, 0.2) : 0.5 + 0.5 * ramp(r, 0.2, 0.8);
-		c[RC_ERRORS] *= g;
-	}
-	{
-		double cb = ramp(p->burn_score_page, 0.35, 0.5);
-		if (cb > c[RC_ERRORS])
-			c[RC_ERRORS] = cb;
-	}
+	c[RC_ERRORS] = error_component(s);
 	/* saturation near its limit, or reaching it at this rate */
 	p->eta_sat_s = NAN;
 	if (p->have_sat) {

@@ -179,6 +179,27 @@ static char *labels_for(const struct svc *s, int ak)
 /* Annotations of a transition. An alert that ended keeps the evidence of its
  * peak (the snapshot of the step with its highest score), so the store's row
  * of a resolved alert still says what happened. */
+/* For the incident alert's text: since when (the incident's first pending
+ * step) and the most anomalous member series lately, if any. */
+static void incident_context(const struct svc *s, const struct snapshot *p, char *when,
+                             size_t wlen, char *evid, size_t elen)
+{
+	int64_t since = s->fsm[AK_RISK_WARNING].active_at_ms;
+	if (s->fsm[AK_RISK_CRITICAL].active_at_ms > 0 &&
+	    (since <= 0 || s->fsm[AK_RISK_CRITICAL].active_at_ms < since))
+		since = s->fsm[AK_RISK_CRITICAL].active_at_ms;
+	when[0] = evid[0] = 0;
+	if (since > 0) {
+		time_t tt = (time_t)(since / 1000);
+		struct tm tmv;
+		gmtime_r(&tt, &tmv);
+		strftime(when, wlen, " (since %H:%M UTC)", &tmv);
+	}
+	if (s->ev_n && p->ts_ms - s->ev_last <= EVIDENCE_GAP_MS)
+		snprintf(evid, elen, " Anomalous series: %.160s (score %.2f, %u anomalous samples).",
+		         s->ev_key, s->ev_score, s->ev_n);
+}
+
 static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 {
 	const struct svc_model *m = &s->m;
@@ -189,22 +210,8 @@ static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 	char *sum = NULL, *desc = NULL;
 	if (ak == AK_RISK_WARNING || ak == AK_RISK_CRITICAL) {
 		char *ex = risk_explanation(s, p);
-		/* since when: the incident's first pending step */
-		int64_t since = s->fsm[AK_RISK_WARNING].active_at_ms;
-		if (s->fsm[AK_RISK_CRITICAL].active_at_ms > 0 &&
-		    (since <= 0 || s->fsm[AK_RISK_CRITICAL].active_at_ms < since))
-			since = s->fsm[AK_RISK_CRITICAL].active_at_ms;
-		char when[48] = "";
-		if (since > 0) {
-			time_t tt = (time_t)(since / 1000);
-			struct tm tmv;
-			gmtime_r(&tt, &tmv);
-			strftime(when, sizeof when, " (since %H:%M UTC)", &tmv);
-		}
-		char evid[256] = "";
-		if (s->ev_n && p->ts_ms - s->ev_last <= EVIDENCE_GAP_MS)
-			snprintf(evid, sizeof evid, " Anomalous series: %.160s (score %.2f, %u anomalous samples).",
-			         s->ev_key, s->ev_score, s->ev_n);
+		char when[48], evid[256];
+		incident_context(s, p, when, sizeof when, evid, sizeof evid);
 		sum = fmt_dup("%s%s %s: %s%s", ended ? "resolved; at its peak: " : "", m->name,
 		              p->hard ? "is breaching its SLO" : "is heading for an outage",
 		              ex ? ex : "", ended ? "" : when);
