@@ -1,5 +1,6 @@
-/* util/yaml_tree.c — libyaml event stream -> struct ynode tree with line numbers
- * (see yaml_tree.h). Used by the config and model loaders. */
+/* util/yaml_tree.c — a YAML document loaded by libyaml (yaml_parser_load) as a
+ * struct ynode tree with line numbers (see yaml_tree.h). Used by the config
+ * and model loaders. */
 #include "util/yaml_tree.h"
 
 #include <ctype.h>
@@ -55,134 +56,112 @@ void ytree_free(struct ynode *root)
 
 struct yparse {
 	yaml_parser_t parser;
+	yaml_document_t doc;
 	const char *file;
 	char *err;
 	size_t errlen;
+	unsigned char *seen;   /* per document node: already in the tree (an alias) */
 };
 
-static int next_event(struct yparse *p, yaml_event_t *ev)
+static int line_of(const yaml_node_t *yn)
 {
-	if (!yaml_parser_parse(&p->parser, ev)) {
-		snprintf(p->err, p->errlen, "%s:%zu: %s", p->file,
-		         (size_t)p->parser.problem_mark.line + 1,
-		         p->parser.problem ? p->parser.problem : "invalid YAML");
-		return -1;
-	}
-	return 0;
+	return (int)yn->start_mark.line + 1;
 }
 
-static struct ynode *new_node(enum ynode_type t, const yaml_event_t *ev, const char *file)
+static struct ynode *new_node(enum ynode_type t, const yaml_node_t *yn, const char *file)
 {
 	struct ynode *n = calloc(1, sizeof *n);
 	if (!n)
 		return NULL;
 	n->type = t;
-	n->line = (int)ev->start_mark.line + 1;
+	n->line = line_of(yn);
 	n->file = file;
 	return n;
 }
 
-static int push_item(struct ynode *parent, struct ynode *child, char *key, int key_line)
+/* Our tree of document node idx. libyaml's document keeps an alias as a
+ * second reference to its anchor's node: a node reached twice is one,
+ * reported at the anchored node's line (the document keeps no alias). */
+static struct ynode *from_doc(struct yparse *p, int idx, int depth)
 {
-	size_t n = parent->n + 1;
-	struct ynode **items = realloc(parent->items, n * sizeof *items);
-	if (!items)
-		return -1;
-	parent->items = items;
-	if (parent->type == Y_MAP) {
-		char **keys = realloc(parent->keys, n * sizeof *keys);
-		if (!keys)
-			return -1;
-		parent->keys = keys;
-		int *kl = realloc(parent->key_lines, n * sizeof *kl);
-		if (!kl)
-			return -1;
-		parent->key_lines = kl;
-		keys[parent->n] = key;
-		kl[parent->n] = key_line;
-	}
-	items[parent->n] = child;
-	parent->n = n;
-	return 0;
-}
-
-/* Parse the node whose first event is *ev (already read). */
-static struct ynode *parse_node(struct yparse *p, yaml_event_t *ev, int depth)
-{
-	if (depth > YTREE_MAX_DEPTH) {
-		snprintf(p->err, p->errlen, "%s:%zu: nesting too deep", p->file,
-		         (size_t)ev->start_mark.line + 1);
+	yaml_node_t *yn = yaml_document_get_node(&p->doc, idx);
+	if (!yn) {
+		snprintf(p->err, p->errlen, "%s: unexpected YAML node", p->file);
 		return NULL;
 	}
+	if (depth > YTREE_MAX_DEPTH) {
+		snprintf(p->err, p->errlen, "%s:%d: nesting too deep", p->file, line_of(yn));
+		return NULL;
+	}
+	if (p->seen[idx - 1]) {
+		snprintf(p->err, p->errlen, "%s:%d: aliases are not supported", p->file, line_of(yn));
+		return NULL;
+	}
+	p->seen[idx - 1] = 1;
 	struct ynode *n = NULL;
-	switch (ev->type) {
-	case YAML_SCALAR_EVENT:
-		n = new_node(Y_SCALAR, ev, p->file);
+	switch (yn->type) {
+	case YAML_SCALAR_NODE:
+		n = new_node(Y_SCALAR, yn, p->file);
 		if (!n)
 			goto oom;
-		n->scalar = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
+		n->scalar = strndup((const char *)yn->data.scalar.value, yn->data.scalar.length);
 		if (!n->scalar)
 			goto oom;
-		n->quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
-		            ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+		n->quoted = yn->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+		            yn->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
 		return n;
-	case YAML_ALIAS_EVENT:
-		snprintf(p->err, p->errlen, "%s:%zu: aliases are not supported", p->file,
-		         (size_t)ev->start_mark.line + 1);
-		return NULL;
-	case YAML_SEQUENCE_START_EVENT:
-	case YAML_MAPPING_START_EVENT: {
-		int is_map = ev->type == YAML_MAPPING_START_EVENT;
-		n = new_node(is_map ? Y_MAP : Y_SEQ, ev, p->file);
-		if (!n)
+	case YAML_SEQUENCE_NODE: {
+		n = new_node(Y_SEQ, yn, p->file);
+		size_t cnt = (size_t)(yn->data.sequence.items.top - yn->data.sequence.items.start);
+		if (!n || (cnt && !(n->items = calloc(cnt, sizeof *n->items))))
 			goto oom;
-		for (;;) {
-			yaml_event_t e;
-			if (next_event(p, &e) < 0)
+		for (size_t i = 0; i < cnt; i++) {
+			if (!(n->items[i] = from_doc(p, yn->data.sequence.items.start[i], depth + 1)))
 				goto fail;
-			if (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT) {
-				yaml_event_delete(&e);
-				return n;
+			n->n = i + 1;
+		}
+		return n;
+	}
+	case YAML_MAPPING_NODE: {
+		n = new_node(Y_MAP, yn, p->file);
+		size_t cnt = (size_t)(yn->data.mapping.pairs.top - yn->data.mapping.pairs.start);
+		if (!n || (cnt && (!(n->items = calloc(cnt, sizeof *n->items)) ||
+		                   !(n->keys = calloc(cnt, sizeof *n->keys)) ||
+		                   !(n->key_lines = calloc(cnt, sizeof *n->key_lines)))))
+			goto oom;
+		for (size_t i = 0; i < cnt; i++) {
+			const yaml_node_pair_t *pr = &yn->data.mapping.pairs.start[i];
+			yaml_node_t *kn = yaml_document_get_node(&p->doc, pr->key);
+			if (!kn || kn->type != YAML_SCALAR_NODE) {
+				snprintf(p->err, p->errlen, "%s:%d: mapping keys must be scalars", p->file,
+				         kn ? line_of(kn) : n->line);
+				goto fail;
 			}
-			char *key = NULL;
-			int key_line = 0;
-			if (is_map) {
-				if (e.type != YAML_SCALAR_EVENT) {
-					snprintf(p->err, p->errlen, "%s:%zu: mapping keys must be scalars",
-					         p->file, (size_t)e.start_mark.line + 1);
-					yaml_event_delete(&e);
-					goto fail;
-				}
-				key = strndup((const char *)e.data.scalar.value, e.data.scalar.length);
-				key_line = (int)e.start_mark.line + 1;
-				yaml_event_delete(&e);
-				if (!key)
-					goto oom;
-				for (size_t i = 0; i < n->n; i++) {
-					if (strcmp(n->keys[i], key) == 0) {
-						snprintf(p->err, p->errlen, "%s:%d: duplicate key '%s'", p->file,
-						         key_line, key);
-						free(key);
-						goto fail;
-					}
-				}
-				if (next_event(p, &e) < 0) {
+			char *key = strndup((const char *)kn->data.scalar.value, kn->data.scalar.length);
+			if (!key)
+				goto oom;
+			for (size_t j = 0; j < n->n; j++) {
+				if (strcmp(n->keys[j], key) == 0) {
+					snprintf(p->err, p->errlen, "%s:%d: duplicate key '%s'", p->file,
+					         line_of(kn), key);
 					free(key);
 					goto fail;
 				}
 			}
-			struct ynode *child = parse_node(p, &e, depth + 1);
-			yaml_event_delete(&e);
-			if (!child || push_item(n, child, key, key_line) < 0) {
-				node_free(child);
+			struct ynode *child = from_doc(p, pr->value, depth + 1);
+			if (!child) {
 				free(key);
 				goto fail;
 			}
+			n->items[i] = child;
+			n->keys[i] = key;
+			n->key_lines[i] = line_of(kn);
+			n->n = i + 1;
 		}
+		return n;
 	}
 	default:
-		snprintf(p->err, p->errlen, "%s:%zu: unexpected YAML event", p->file,
-		         (size_t)ev->start_mark.line + 1);
+		snprintf(p->err, p->errlen, "%s:%d: unexpected YAML node", p->file, line_of(yn));
 		return NULL;
 	}
 oom:
@@ -192,51 +171,68 @@ fail:
 	return NULL;
 }
 
+static int parse_error(struct yparse *p)
+{
+	snprintf(p->err, p->errlen, "%s:%zu: %s", p->file, (size_t)p->parser.problem_mark.line + 1,
+	         p->parser.problem ? p->parser.problem : "invalid YAML");
+	return -1;
+}
+
+/* The document (libyaml's yaml_parser_load) as our tree. */
 static struct ynode *load(struct yparse *p)
 {
 	struct ynode *root = NULL;
-	yaml_event_t ev;
-	int docs = 0;
-	for (;;) {
-		if (next_event(p, &ev) < 0)
-			goto fail;
-		yaml_event_type_t t = ev.type;
-		if (t == YAML_STREAM_END_EVENT) {
-			yaml_event_delete(&ev);
-			break;
-		}
-		if (t == YAML_DOCUMENT_START_EVENT) {
-			if (++docs > 1) {
-				snprintf(p->err, p->errlen, "%s:%zu: only one YAML document is allowed",
-				         p->file, (size_t)ev.start_mark.line + 1);
-				yaml_event_delete(&ev);
-				goto fail;
-			}
-		} else if (t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT ||
-		           t == YAML_MAPPING_START_EVENT || t == YAML_ALIAS_EVENT) {
-			root = parse_node(p, &ev, 0);
-			if (!root) {
-				yaml_event_delete(&ev);
-				goto fail;
-			}
-		}
-		yaml_event_delete(&ev);
+	if (!yaml_parser_load(&p->parser, &p->doc)) {
+		parse_error(p);
+		return NULL;
 	}
-	if (!root) {
-		root = calloc(1, sizeof *root);
+	yaml_node_t *top = yaml_document_get_root_node(&p->doc);
+	if (top) {
+		size_t nodes = (size_t)(p->doc.nodes.top - p->doc.nodes.start);
+		p->seen = calloc(nodes, 1);
+		if (!p->seen) {
+			snprintf(p->err, p->errlen, "%s: out of memory", p->file);
+			goto out;
+		}
+		root = from_doc(p, 1, 0); /* the root is node 1 */
 		if (!root)
-			goto fail;
+			goto out;
+	} else {
+		root = calloc(1, sizeof *root);
+		if (!root) {
+			snprintf(p->err, p->errlen, "%s: out of memory", p->file);
+			goto out;
+		}
 		root->type = Y_MAP;
 		root->line = 1;
 		root->file = p->file;
 	}
+	/* a second document (one with content: libyaml cannot tell an empty
+	 * one from the end of the stream)? */
+	yaml_document_t next;
+	if (!yaml_parser_load(&p->parser, &next)) {
+		parse_error(p);
+		goto fail;
+	}
+	int second = yaml_document_get_root_node(&next) != NULL;
+	int line = (int)next.start_mark.line + 1;
+	yaml_document_delete(&next);
+	if (second) {
+		snprintf(p->err, p->errlen, "%s:%d: only one YAML document is allowed", p->file, line);
+		goto fail;
+	}
 	if (root->type == Y_SCALAR && root->scalar[0] == '\0') {
 		root->type = Y_MAP;
 	}
-	return root;
+	goto out;
 fail:
 	node_free(root);
-	return NULL;
+	root = NULL;
+out:
+	free(p->seen);
+	p->seen = NULL;
+	yaml_document_delete(&p->doc);
+	return root;
 }
 
 struct ynode *ytree_load_string(const char *s, size_t len, const char *name, char *err,

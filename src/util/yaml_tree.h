@@ -1,7 +1,9 @@
 /* util/yaml_tree.h — load a YAML document into a small tree that remembers line numbers.
  *
  * Config and model loaders walk this tree and report errors as
- * "FILE:LINE: reason". Built on libyaml. Anchors/aliases and multiple
+ * "FILE:LINE: reason". libyaml loads the document (yaml_parser_load); this
+ * module turns its nodes into the tree. Aliases (reported at the anchored
+ * node) and multiple
  * documents are rejected. A tree owns all its strings; ytree_free() frees it.
  */
 #ifndef FORESHOCK_YAML_TREE_H

@@ -307,6 +307,32 @@ static void test_yaml_tree(void **st)
 	assert_non_null(strstr(err, "bad.yml:"));
 	assert_null(ytree_load_string("a: 1\na: 2\n", 10, "dup.yml", err, sizeof err));
 	assert_string_equal(err, "dup.yml:2: duplicate key 'a'");
+	/* what the libyaml document loader leaves to us: aliases (at the
+	 * anchored node), a recursive one (no endless tree), a second document
+	 * (at its start), nesting deeper than 64, non-scalar keys */
+	const char *al = "a: &x 1\nb: *x\n";
+	assert_null(ytree_load_string(al, strlen(al), "al.yml", err, sizeof err));
+	assert_string_equal(err, "al.yml:1: aliases are not supported");
+	const char *rec = "a: &x [1, *x]\n";
+	assert_null(ytree_load_string(rec, strlen(rec), "rec.yml", err, sizeof err));
+	assert_string_equal(err, "rec.yml:1: aliases are not supported");
+	const char *two = "a: 1\n---\nb: 2\n";
+	assert_null(ytree_load_string(two, strlen(two), "two.yml", err, sizeof err));
+	assert_string_equal(err, "two.yml:2: only one YAML document is allowed");
+	char deep[200];
+	memset(deep, '[', 70);
+	memset(deep + 70, ']', 70);
+	deep[140] = '\0';
+	assert_null(ytree_load_string(deep, strlen(deep), "deep.yml", err, sizeof err));
+	assert_string_equal(err, "deep.yml:1: nesting too deep");
+	const char *cx = "? [1]\n: 2\n";
+	assert_null(ytree_load_string(cx, strlen(cx), "cx.yml", err, sizeof err));
+	assert_string_equal(err, "cx.yml:1: mapping keys must be scalars");
+	struct ynode *empty = ytree_load_string("", 0, "e.yml", err, sizeof err);
+	assert_non_null(empty);
+	assert_int_equal(empty->type, Y_MAP);
+	assert_int_equal(empty->n, 0);
+	ytree_free(empty);
 	assert_int_equal(parse_duration_ms("1h30m", &v), 0);
 	assert_int_equal(v, 5400000);
 	assert_int_equal(parse_duration_ms("250ms", &v), 0);
