@@ -10,7 +10,7 @@ set -euo pipefail
 build_pkgs=(gcc make autoconf automake libtool pkg-config
   libmicrohttpd-dev libsqlite3-dev libgsl-dev libjansson-dev libyaml-dev
   zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libpcre2-dev
-  sqlite3 curl ca-certificates)
+  sqlite3 curl ca-certificates libjs-dygraphs)
 test_pkgs=(libcmocka-dev python3 openssl prometheus prometheus-alertmanager victoria-metrics
   systemd e2fsprogs)
 bench_pkgs=(wrk victoria-metrics influxdb hyperfine)

@@ -30,6 +30,7 @@
 #include "util/log.h"
 #include "util/selfstats.h"
 #include "util/timefmt.h"
+#include "util/httpcheck.h"
 #include "util/yaml_tree.h"
 
 #define NOTIFY_BATCH_MAX 1000        /* alerts per POST */
@@ -160,36 +161,6 @@ static int get_dur(const struct ynode *map, const char *key, int64_t min, int64_
 	return 0;
 }
 
-static int valid_http_url(const char *u)
-{
-	const char *rest;
-	if (!strncmp(u, "http://", 7))
-		rest = u + 7;
-	else if (!strncmp(u, "https://", 8))
-		rest = u + 8;
-	else
-		return 0;
-	if (!*rest || *rest == '/')
-		return 0;
-	for (const char *p = u; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f)
-			return 0;
-	return 1;
-}
-
-static int header_valid(const char *name, const char *value)
-{
-	if (!*name)
-		return 0;
-	for (const char *p = name; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
-			return 0;
-	for (const char *p = value; *p; p++)
-		if (*p == '\r' || *p == '\n' || *p == '\0')
-			return 0;
-	return 1;
-}
-
 static int parse_target(struct notify_target *t, int kind, const struct ynode *n, char *err,
                         size_t errlen)
 {
@@ -199,7 +170,7 @@ static int parse_target(struct notify_target *t, int kind, const struct ynode *n
 	t->kind = kind;
 	t->timeout_ms = 10000;
 	if (n->type == Y_SCALAR) { /* shorthand: "- http://127.0.0.1:9093" */
-		if (!valid_http_url(n->scalar)) {
+		if (!http_url_valid(n->scalar)) {
 			char *r = notify_redact_url(n->scalar);
 			yerr(err, errlen, n, "invalid url '%s' in '%s' (http:// or https:// expected)",
 			     r ? r : "?", what);
@@ -222,7 +193,7 @@ static int parse_target(struct notify_target *t, int kind, const struct ynode *n
 	}
 	if (ynode_string(u, "url", &s, err, errlen) < 0)
 		return -1;
-	if (!valid_http_url(s)) {
+	if (!http_url_valid(s)) {
 		char *r = notify_redact_url(s);
 		yerr(err, errlen, u, "invalid url '%s' (http:// or https:// expected)", r ? r : "?");
 		free(r);
@@ -255,7 +226,7 @@ static int parse_target(struct notify_target *t, int kind, const struct ynode *n
 		for (size_t i = 0; i < h->n; i++) {
 			if (ynode_string(h->items[i], h->keys[i], &s, err, errlen) < 0)
 				return -1;
-			if (!header_valid(h->keys[i], s) || !strcasecmp(h->keys[i], "content-type") ||
+			if (!http_header_valid(h->keys[i], s) || !strcasecmp(h->keys[i], "content-type") ||
 			    !strcasecmp(h->keys[i], "content-length")) {
 				yerr(err, errlen, h->items[i], "invalid header '%s'", h->keys[i]);
 				return -1;
@@ -329,7 +300,7 @@ int notify_config_parse(struct notify_config *c, const struct ynode *sec, char *
 		const char *s;
 		if (ynode_string(n, "external_url", &s, err, errlen) < 0)
 			return -1;
-		if (!valid_http_url(s)) {
+		if (!http_url_valid(s)) {
 			yerr(err, errlen, n, "invalid external_url '%s' (http:// or https:// expected)", s);
 			return -1;
 		}

@@ -36,6 +36,8 @@
 #include "daemon/settings.h"
 #include "store/store.h"
 #include "store/datadir.h"
+#include "store/rwexport.h"
+#include "daemon/outputs.h"
 
 static void usage(FILE *f)
 {
@@ -57,6 +59,8 @@ static void usage(FILE *f)
 	        "      --replay FILE        push a line-protocol file through the HTTP API after start\n"
 	        "      --replay-speed X     event-time seconds per wall second (default 360; 0 = max)\n"
 	        "      --replay-precision P precision of the replay file: ns, us, ms, s (default ns)\n"
+	        "      --replay-now         shift the replayed timestamps so the file ends at start time\n"
+	        "      --export-url URL     remote_write foreshock's outputs to this TSDB (export.url)\n"
 	        "      --health-listen ADDR another address serving only /healthz and /readyz\n"
 	        "      --write-token-file F bearer tokens that may write (one a line)\n"
 	        "      --read-token-file F  bearer tokens that may read (one a line)\n"
@@ -121,6 +125,41 @@ static int load_services(const char *dir, struct services **out, char *err, size
 	return *out ? 0 : -1;
 }
 
+/* --- rejected samples in the log: at most one line per reason every
+ * REJECT_LOG_MS, with the count since the last line (selfstats has totals) */
+#define REJECT_LOG_MS 10000
+struct reject_log {
+	uint64_t seen[REJ__COUNT];
+	int64_t last_ms;
+};
+
+static void reject_log_init(struct reject_log *l, struct selfstats *st)
+{
+	for (int r = 0; r < REJ__COUNT; r++)
+		l->seen[r] = atomic_load_explicit(&st->samples_rejected[r], memory_order_relaxed);
+	l->last_ms = 0;
+}
+
+static void reject_log_tick(struct reject_log *l, struct selfstats *st, int64_t now_ms)
+{
+	if (now_ms - l->last_ms < REJECT_LOG_MS)
+		return;
+	for (int r = 0; r < REJ__COUNT; r++) {
+		uint64_t v = atomic_load_explicit(&st->samples_rejected[r], memory_order_relaxed);
+		if (v == l->seen[r])
+			continue;
+		const char *hint = r == REJ_OUT_OF_ORDER || r == REJ_DUPLICATE ?
+		                   " hint=\"older than or as old as the series' last sample: data sent "
+		                   "twice? (a replay again: --replay-now or a fresh --data-dir)\"" :
+		                   r == REJ_CARDINALITY ? " hint=\"limits.max_series reached\"" : "";
+		log_msg(LOG_WARN, "event=samples_rejected reason=%s count=%llu total=%llu%s",
+		        selfstats_reject_name((enum reject_reason)r),
+		        (unsigned long long)(v - l->seen[r]), (unsigned long long)v, hint);
+		l->seen[r] = v;
+		l->last_ms = now_ms;
+	}
+}
+
 /* --- demo/replay: pushes a recorded line-protocol file through our own HTTP
  * API, paced by event time, exactly as a live sender would. --- */
 struct replayer {
@@ -129,6 +168,7 @@ struct replayer {
 	double speed;
 	char precision[8];
 	unsigned short port;
+	int to_now;                /* shift timestamps so the file's last one is the start time */
 	int tls;                 /* the daemon serves HTTPS: talk TLS to ourselves */
 	const char *token;       /* the server's replay token (event time; valid for writes) */
 	atomic_int stop;
@@ -192,6 +232,28 @@ static void *replay_main(void *arg)
 		fclose(f);
 		return NULL;
 	}
+	/* --replay-now: one pass for the newest timestamp, then every line's
+	 * timestamp moves by (start time - newest), in the file's units */
+	int64_t shift = 0;
+	char *line = NULL;
+	size_t lcap = 0;
+	ssize_t n;
+	if (r->to_now) {
+		int64_t newest = -1;
+		while ((n = getline(&line, &lcap, f)) > 0) {
+			int64_t ev = line_time_ns(line, (size_t)(line[n - 1] == '\n' ? n - 1 : n), mult);
+			if (ev > newest)
+				newest = ev;
+		}
+		struct timespec wall;
+		clock_gettime(CLOCK_REALTIME, &wall);
+		int64_t now_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec;
+		if (newest > 0)
+			shift = (now_ns - newest) / mult;
+		rewind(f);
+		log_msg(LOG_INFO, "event=replay_shift file=%s shift_s=%.0f", r->file,
+		        (double)shift * (double)mult / 1e9);
+	}
 	char url[128];
 	snprintf(url, sizeof url, "%s://127.0.0.1:%u/write?precision=%s", r->tls ? "https" : "http",
 	         r->port, r->precision);
@@ -211,9 +273,6 @@ static void *replay_main(void *arg)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
 	size_t cap = 1 << 20, len = 0, lines = 0, posted = 0;
 	char *batch = malloc(cap);
-	char *line = NULL;
-	size_t lcap = 0;
-	ssize_t n;
 	int64_t first_ev = -1;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -244,7 +303,20 @@ static void *replay_main(void *arg)
 			posted += lines;
 			len = lines = 0;
 		}
-		if ((size_t)n < cap) {
+		if (shift && ev > 0) {
+			/* rewrite the timestamp (the last token) */
+			size_t end = (size_t)(line[n - 1] == '\n' ? n - 1 : n), i = end;
+			while (i > 0 && line[i - 1] != ' ')
+				i--;
+			char ts[32];
+			int tl = snprintf(ts, sizeof ts, "%lld\n", (long long)(ev / mult + shift));
+			if (len + i + (size_t)tl < cap) {
+				memcpy(batch + len, line, i);
+				memcpy(batch + len + i, ts, (size_t)tl);
+				len += i + (size_t)tl;
+				lines++;
+			}
+		} else if ((size_t)n < cap) {
 			memcpy(batch + len, line, (size_t)n);
 			len += (size_t)n;
 			lines++;
@@ -307,7 +379,8 @@ static int open_store(const char *dir, const char *dbpath, struct store **out, c
 enum {
 	OPT_LOG_LEVEL = 256, OPT_MAX_SERIES, OPT_REPLAY, OPT_REPLAY_SPEED, OPT_REPLAY_PRECISION,
 	OPT_CHECK, OPT_MODELS_DIR, OPT_SHARD, OPT_HEALTH_LISTEN, OPT_WRITE_TOKEN_FILE,
-	OPT_READ_TOKEN_FILE, OPT_TLS_CERT_FILE, OPT_TLS_KEY_FILE
+	OPT_READ_TOKEN_FILE, OPT_TLS_CERT_FILE, OPT_TLS_KEY_FILE, OPT_REPLAY_NOW,
+	OPT_EXPORT_URL
 };
 
 int main(int argc, char **argv)
@@ -325,6 +398,8 @@ int main(int argc, char **argv)
 		{ "check-config", no_argument, NULL, OPT_CHECK },
 		{ "models-dir", required_argument, NULL, OPT_MODELS_DIR },
 		{ "shard", required_argument, NULL, OPT_SHARD },
+		{ "replay-now", no_argument, NULL, OPT_REPLAY_NOW },
+		{ "export-url", required_argument, NULL, OPT_EXPORT_URL },
 		{ "health-listen", required_argument, NULL, OPT_HEALTH_LISTEN },
 		{ "write-token-file", required_argument, NULL, OPT_WRITE_TOKEN_FILE },
 		{ "read-token-file", required_argument, NULL, OPT_READ_TOKEN_FILE },
@@ -390,6 +465,14 @@ int main(int argc, char **argv)
 		case OPT_REPLAY_PRECISION: config_set_str(&cfg.replay_precision, optarg); break;
 		case OPT_CHECK: check_only = 1; break;
 		case OPT_MODELS_DIR: config_set_str(&cfg.models_dir, optarg); break;
+		case OPT_REPLAY_NOW: cfg.replay_now = 1; break;
+		case OPT_EXPORT_URL:
+			if (rwexport_config_set_url(&cfg.export, optarg, err, sizeof err) < 0) {
+				fprintf(stderr, "foreshockd: %s\n", err);
+				config_free(&cfg);
+				return 2;
+			}
+			break;
 		case OPT_SHARD:
 			if (config_set_external_label(&cfg, "shard", optarg, err, sizeof err) < 0) {
 				fprintf(stderr, "foreshockd: invalid --shard '%s': %s\n", optarg, err);
@@ -463,6 +546,8 @@ int main(int argc, char **argv)
 	struct engine *engine = NULL;
 	struct http_server *http = NULL;
 	struct notifier *notifier = NULL;
+	struct rwexport *exporter = NULL;
+	struct outputs *outputs = NULL;
 	struct replayer rep = { 0 };
 	int lockfd = -1;
 	struct selfstats stats;
@@ -494,8 +579,26 @@ int main(int argc, char **argv)
 		log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"", err);
 		goto out;
 	}
+	/* the remote_write exporter: started before HTTP, so no output is missed */
+	if (cfg.export.url) {
+		for (size_t i = 0; i < cfg.external_labels.n; i++)
+			if (rwexport_config_add_label(&cfg.export, cfg.external_labels.names[i],
+			                              cfg.external_labels.values[i]) < 0) {
+				log_msg(LOG_ERROR, "event=startup_failed reason=\"out of memory\"");
+				goto out;
+			}
+		exporter = rwexport_start(&cfg.export, err, sizeof err);
+		outputs = exporter ? outputs_new(exporter, 15 * 60 * 1000) : NULL;
+		if (!outputs) {
+			log_msg(LOG_ERROR, "event=startup_failed reason=\"%s\"",
+			        exporter ? "out of memory" : err);
+			goto out;
+		}
+		outputs_attach(outputs, engine);
+	}
 	struct api_ctx api;
 	memset(&api, 0, sizeof api);
+	api.exporter = exporter;
 	api.engine = engine;
 	api.store = store;
 	api.stats = &stats;
@@ -562,6 +665,7 @@ int main(int argc, char **argv)
 		rep.speed = cfg.replay_speed;
 		snprintf(rep.precision, sizeof rep.precision, "%s", cfg.replay_precision);
 		rep.port = http_port(http);
+		rep.to_now = cfg.replay_now;
 		rep.tls = http_tls(http);
 		rep.token = http_replay_token(http);
 		if (pthread_create(&rep.tid, NULL, replay_main, &rep) == 0)
@@ -570,6 +674,8 @@ int main(int argc, char **argv)
 
 	struct timespec last_ckpt;
 	clock_gettime(CLOCK_MONOTONIC, &last_ckpt);
+	struct reject_log rlog;
+	reject_log_init(&rlog, &stats);
 	unsigned tick = 0;
 	for (;;) {
 		struct timespec tmo = { .tv_sec = 1, .tv_nsec = 0 };
@@ -603,6 +709,7 @@ int main(int argc, char **argv)
 			store_maintain(store);
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
+		reject_log_tick(&rlog, &stats, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
 		int64_t since = (int64_t)(now.tv_sec - last_ckpt.tv_sec) * 1000;
 		if (cfg.checkpoint_interval_ms > 0 && since >= cfg.checkpoint_interval_ms) {
 			last_ckpt = now;
@@ -622,6 +729,11 @@ out:
 	notifier_stop(notifier);
 	if (http)
 		http_stop(http);
+	/* no more ingest: detach the outputs, then send what is queued (drain_timeout) */
+	if (outputs)
+		outputs_detach(outputs, engine);
+	rwexport_stop(exporter);
+	outputs_free(outputs);
 	if (engine && rc == 0) {
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -43,6 +43,7 @@ void config_defaults(struct fs_config *c)
 	c->replay_speed = 360;
 	engine_config_default(&c->engine);
 	notify_config_init(&c->notify);
+	rwexport_config_init(&c->export);
 	config_set_str(&c->alertname, c->engine.alertname);
 	c->engine.alertname = c->alertname;
 }
@@ -68,6 +69,7 @@ void config_free(struct fs_config *c)
 			free(*h);
 	free(c->allowed_hosts);
 	notify_config_free(&c->notify);
+	rwexport_config_free(&c->export);
 	labels_free(&c->external_labels);
 	memset(c, 0, sizeof *c);
 }
@@ -271,7 +273,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	static const char *const top[] = { "listen", "data_dir", "log_level", "model", "models_dir",
 		                            "external_url", "http", "limits", "history",
 		                            "alerts", "checkpoint", "replay", "derived", "notify",
-		                            "metrics", "external_labels", "auth", "tls", NULL };
+		                            "metrics", "external_labels", "auth", "tls", "export", NULL };
 	if (ymap_check_keys(root, top, err, errlen) < 0)
 		goto out;
 	if (get_str(root, "listen", &c->listen, err, errlen) < 0 ||
@@ -446,7 +448,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		goto out;
 	if (s && get_duration(s, "interval", &c->checkpoint_interval_ms, err, errlen) < 0)
 		goto out;
-	static const char *const rp_keys[] = { "file", "speed", "precision", NULL };
+	static const char *const rp_keys[] = { "file", "speed", "precision", "now", NULL };
 	if (section(root, "replay", rp_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -460,7 +462,13 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 			yerr(err, errlen, sp, "'speed' must be >= 0");
 			goto out;
 		}
+		const struct ynode *nw = ymap_get(s, "now");
+		if (nw && ynode_bool(nw, "now", &c->replay_now, err, errlen) < 0)
+			goto out;
 	}
+	if (ymap_get(root, "export") &&
+	    rwexport_config_parse(&c->export, ymap_get(root, "export"), err, errlen) < 0)
+		goto out;
 	if (notify_config_parse(&c->notify, ymap_get(root, "notify"), err, errlen) < 0)
 		goto out;
 	rc = 0;

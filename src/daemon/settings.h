@@ -12,6 +12,7 @@
 
 #include "engine/engine.h"
 #include "alert/notify.h"
+#include "store/rwexport.h"
 #include "util/labels.h"
 
 struct fs_config {
@@ -48,6 +49,8 @@ struct fs_config {
 	char *replay_file;          /* --replay: line protocol to push through the HTTP API after start */
 	double replay_speed;        /* event-time seconds per wall second; 0 = as fast as possible */
 	char *replay_precision;     /* precision of the replay file, "ns" */
+	int replay_now;             /* --replay-now: shift the file so its last sample is at start time */
+	struct rwexport_config export; /* `export:` section (rwexport.h); url NULL = off */
 	struct notify_config notify; /* `notify:` section (notify.h); no targets by default */
 	struct labels external_labels; /* external_labels: + --shard: the daemon's identity in a
 	                                * fleet, sorted, owned; on alerts sent out and /metrics */

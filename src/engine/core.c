@@ -474,6 +474,43 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 		sh->last_sample_ms = ts_ms;
 }
 
+/* Hand one scored sample to the exporters (engine_set_outputs). */
+static void emit_output(struct engine *e, const struct series *s, int64_t ts_ms, double value,
+                        const struct det_result *r)
+{
+	const struct model_alerting *al = model_alerting(e->model);
+	struct forecast_point fp;
+	int have_fc = e->fc_size && e->out.fc_horizon_ms > 0 &&
+	              forecast_predict(&e->cfg.forecast_params, s->det_state + e->fc_off,
+	                               ts_ms + e->out.fc_horizon_ms, 0, 1, &fp) == 0;
+	struct engine_output o = {
+		.labels = &s->labels,
+		.ts_ms = ts_ms,
+		.value = value,
+		.det = r,
+		.alert_state = s->alert.state,
+		.active_at_ms = s->alert.state != ALERT_INACTIVE ? s->alert.active_at_ms : 0,
+		.alertname = e->alertname,
+		.severity = al && al->severity ? al->severity : "warning",
+		.fc = have_fc ? &fp : NULL,
+		.service = s->roles && e->svcs ? services_name(e->svcs, s->svc) : NULL,
+		.role = s->roles ? services_role_name(s->roles) : NULL,
+	};
+	e->out.series(e->out.ctx, &o);
+}
+
+void engine_set_outputs(struct engine *e, const struct engine_outputs *o)
+{
+	lock_all(e);
+	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
+	if (o)
+		e->out = *o;
+	else
+		memset(&e->out, 0, sizeof e->out);
+	lockrank_unlock(&e->svc_mu);
+	unlock_all(e);
+}
+
 /* A gauge or derived sample: detector, history, alert. */
 
 void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
@@ -491,6 +528,8 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	                                     s->roles && e->svcs ? 0.0 : r.score, value);
 	if (ev != AEV_NONE)
 		eng_queue_transition(e, sh, s, ev, &r, ts_ms, value);
+	if (e->out.series)
+		emit_output(e, s, ts_ms, value, &r);
 	if (s->roles && e->svcs) {
 		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 		e->nstr = 0;
@@ -503,6 +542,9 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 			          t->ts_ms, t->value, t->score);
 		}
 		e->nstr = 0;
+		struct service_output so;
+		if (e->out.service && services_take_output(e->svcs, s->svc, &so))
+			e->out.service(e->out.ctx, &so);
 		lockrank_unlock(&e->svc_mu);
 	}
 }

@@ -227,4 +227,34 @@ void engine_set_model(struct engine *e, struct model *m);
 /* Drop ended alerts older than the retention (event time). */
 int engine_prune(struct engine *e);
 
+/* --- outputs (exporters) ---
+ * What the engine computes, handed out as it is computed: one call per
+ * scored sample (gauges and derived signals; raw counters and buckets have
+ * no detector and are skipped) and one per evaluated service grid step. The
+ * functions run on the ingesting thread under the series' shard lock (the
+ * service function also under the services lock): they must be quick, must
+ * not block and must not call back into the engine. Pointers are valid
+ * during the call only. */
+struct service_output;
+struct engine_output {
+	const struct labels *labels;     /* the series' labels, __name__ included */
+	int64_t ts_ms;
+	double value;
+	const struct det_result *det;    /* score, expected value and band */
+	int alert_state;                 /* enum alert_state after this sample */
+	int64_t active_at_ms;            /* pending/firing: when the alert became active */
+	const char *alertname, *severity;
+	const struct forecast_point *fc; /* forecast fc_horizon_ms after ts_ms; NULL if not ready */
+	const char *service, *role;      /* the service the series feeds and its role there; NULL */
+};
+struct engine_outputs {
+	void (*series)(void *ctx, const struct engine_output *o);
+	void (*service)(void *ctx, const struct service_output *o); /* service.h; may be NULL */
+	void *ctx;
+	int64_t fc_horizon_ms;           /* 0: no forecast in engine_output */
+};
+/* Install the output functions (copied; NULL removes them). Call before
+ * ingest starts. */
+void engine_set_outputs(struct engine *e, const struct engine_outputs *o);
+
 #endif

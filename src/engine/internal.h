@@ -95,6 +95,7 @@ struct engine {
 	struct services *svcs;
 	struct service_transition *str;
 	size_t nstr, capstr;
+	struct engine_outputs out;  /* exporters (engine_set_outputs); out.series NULL = none */
 	struct shard sh[ENGINE_SHARDS];
 };
 

@@ -29,6 +29,7 @@ struct engine;
 struct labels;
 struct store;
 struct selfstats;
+struct rwexport;
 
 struct api_ctx {                /* borrowed pointers, all outlive the server */
 	struct engine *engine;
@@ -41,6 +42,7 @@ struct api_ctx {                /* borrowed pointers, all outlive the server */
 	                             * series (alerting ones first past it); 0 = none */
 	const char *version;
 	const struct labels *external_labels; /* the daemon's identity (shard, ...); may be NULL */
+	struct rwexport *exporter;     /* remote_write exporter (store/rwexport.h); may be NULL */
 };
 
 /* Shortest decimal in Go's strconv 'e' format ("1.25e+01", "NaN", "+Inf"),

@@ -20,6 +20,7 @@
 
 #include "alert/alert.h"
 #include "engine/engine.h"
+#include "store/rwexport.h"
 #include "util/labels.h"
 #include "util/selector.h"
 #include "store/store.h"
@@ -312,6 +313,36 @@ static void self_metrics(struct obuf *b, struct selfstats *st, struct api_ctx *a
 }
 
 /* The engine's and the store's state, build and identity. */
+/* The remote_write exporter (store/rwexport.h), when configured. */
+static void export_metrics(struct obuf *b, struct rwexport *x)
+{
+	struct rwexport_stats xs;
+	rwexport_get_stats(x, &xs);
+	counter(b, "foreshock_export_samples_total",
+	        "Output samples handed to the remote_write exporter.", xs.samples_in);
+	counter(b, "foreshock_export_samples_sent_total", "Output samples the TSDB acknowledged.",
+	        xs.samples_sent);
+	counter(b, "foreshock_export_samples_dropped_total",
+	        "Output samples lost: a queue bound hit, refused by the TSDB (4xx), or unsent at stop.",
+	        xs.samples_dropped);
+	counter(b, "foreshock_export_samples_rejected_total",
+	        "Of the dropped samples, those the TSDB refused with a 4xx.", xs.samples_rejected);
+	counter(b, "foreshock_export_requests_total", "remote_write requests acknowledged.",
+	        xs.requests_sent);
+	counter(b, "foreshock_export_requests_failed_total",
+	        "remote_write attempts that failed (each retry counted).", xs.requests_failed);
+	header(b, "foreshock_export_queue_samples", "gauge",
+	       "Output samples waiting to be sent (queued and pending).");
+	obuf_printf(b, "foreshock_export_queue_samples %llu\n", (unsigned long long)xs.queue_samples);
+	header(b, "foreshock_export_queue_bytes", "gauge",
+	       "Bytes of those samples (compressed requests and pending records).");
+	obuf_printf(b, "foreshock_export_queue_bytes %llu\n", (unsigned long long)xs.queue_bytes);
+	header(b, "foreshock_export_last_success_timestamp_seconds", "gauge",
+	       "Wall-clock time of the last acknowledged request (0: never).");
+	obuf_printf(b, "foreshock_export_last_success_timestamp_seconds %.3f\n",
+	            (double)xs.last_success_ms / 1000.0);
+}
+
 static void engine_metrics(struct obuf *b, struct api_ctx *api, struct engine_stats *es_out)
 {
 	struct engine_stats es;
@@ -437,6 +468,8 @@ void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_
 	obuf_init(&b, 0);
 	if (api->stats)
 		self_metrics(&b, api->stats, api);
+	if (api->exporter)
+		export_metrics(&b, api->exporter);
 	struct engine_stats es;
 	engine_metrics(&b, api, &es);
 	if (api->engine && api->metrics_series_limit > 0 && series_metrics(&b, api, req, resp, &es) < 0)

@@ -24,7 +24,10 @@ void api_import_prom(struct api_ctx *api, const struct api_request *req,
 void api_remote_write(struct api_ctx *api, const struct api_request *req,
                       struct api_response *resp);
 void api_metrics(struct api_ctx *api, const struct api_request *req, struct api_response *resp);
-/* The embedded status page (static, NUL-terminated). */
+/* The embedded dashboard (static, NUL-terminated). */
 const char *ui_page(size_t *len);
+/* An embedded file by request path ("/", "/ui/dygraph.min.js", ...), with its
+ * content type; NULL when there is none. Static storage. */
+const char *ui_asset(const char *path, size_t *len, const char **ctype);
 
 #endif

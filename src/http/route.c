@@ -38,6 +38,8 @@ static const struct route routes[] = {
 	{ "/ping", ROUTE_HEALTH, "GET" },
 	{ "/", ROUTE_UI, "GET" },
 	{ "/index.html", ROUTE_UI, "GET" },
+	{ "/ui/dygraph.min.js", ROUTE_UI, "GET" },
+	{ "/ui/dygraph.min.css", ROUTE_UI, "GET" },
 };
 
 const struct route *route_find(const char *path)

@@ -121,11 +121,16 @@ void api_handle(struct api_ctx *api, const struct api_request *req, struct api_r
 		return;
 	case ROUTE_UI: {
 		size_t len;
-		const char *page = ui_page(&len);
+		const char *ctype = NULL;
+		const char *page = ui_asset(p, &len, &ctype);
+		if (!page) {
+			api_error(resp, 404, "not_found", "unknown path '%.200s'", req->path);
+			return;
+		}
 		struct obuf b;
-		obuf_init(&b, 0);
+		obuf_init(&b, len + 1);
 		obuf_add(&b, page, len);
-		api_send(resp, 200, "text/html; charset=utf-8", &b);
+		api_send(resp, 200, ctype, &b);
 		return;
 	}
 	default:

@@ -1,88 +1,38 @@
-/* http/ui.c — the embedded status page served at GET / : one self-contained HTML
- * document (inline CSS and JS, no external assets) that polls /api/v1/alerts
- * and /api/v1/anomalies and draws the selected series as an inline SVG
- * (values, expected band, anomaly score). Edit the HTML here directly. */
+/* http/ui.c — the dashboard served at GET / and the files it loads from /ui/:
+ * src/http/ui.html (one self-contained page, inline CSS and JS) and dygraphs
+ * from Debian's libjs-dygraphs, both embedded into the binary at build time
+ * by scripts/embed.sh (mk/ui.am), so the page works offline with no CDN.
+ * Edit the page in src/http/ui.html. */
+#include <string.h>
+
 #include "http/api.h"
 #include "http/handlers.h"
 
-static const char page[] =
-	"<!doctype html>\n"
-	"<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-	"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
-	"<title>foreshock</title>\n"
-	"<style>\n"
-	"body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}\n"
-	"header{background:#223;color:#eee;padding:8px 16px;display:flex;gap:16px;align-items:baseline}\n"
-	"header h1{font-size:18px;margin:0}header span{opacity:.8}\n"
-	"main{padding:12px 16px;max-width:1200px}\n"
-	"h2{font-size:15px;margin:18px 0 6px}\n"
-	"table{border-collapse:collapse;width:100%;background:#fff}\n"
-	"th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #e4e4e4;font-variant-numeric:tabular-nums}\n"
-	"th{background:#f0f0f4;cursor:default}\n"
-	"tr.sel{background:#eef3ff}tbody tr.click:hover{background:#f4f7ff;cursor:pointer}\n"
-	".firing{color:#b00;font-weight:600}.pending{color:#b60}.inactive{color:#888}\n"
-	".bar{display:inline-block;height:8px;background:#d33;vertical-align:middle;margin-right:6px}\n"
-	".muted{color:#888}#chart{background:#fff;border:1px solid #ddd;margin-top:6px}\n"
-	"input{font:inherit;padding:2px 6px;width:280px}code{font-size:12px}\n"
-	"</style></head><body>\n"
-	"<header><h1>foreshock</h1><span id=\"st\">loading...</span></header>\n"
-	"<main>\n"
-	"<h2>Alerts (pending and firing)</h2>\n"
-	"<table><thead><tr><th>state</th><th>series</th><th>value</th><th>score</th><th>active since</th><th>firing since</th></tr></thead>\n"
-	"<tbody id=\"alerts\"><tr><td colspan=\"6\" class=\"muted\">loading...</td></tr></tbody></table>\n"
-	"<h2>Series <input id=\"flt\" placeholder=\"filter (substring of the series key)\"></h2>\n"
-	"<table><thead><tr><th>series</th><th>state</th><th>score</th><th>value</th><th>expected</th><th>band</th><th>last sample</th></tr></thead>\n"
-	"<tbody id=\"series\"></tbody></table>\n"
-	"<h2 id=\"ctitle\">Select a series to see its recent values and scores</h2>\n"
-	"<svg id=\"chart\" width=\"100%\" height=\"260\" viewBox=\"0 0 1000 260\" preserveAspectRatio=\"none\"></svg>\n"
-	"<div class=\"muted\" id=\"clegend\"></div>\n"
-	"</main>\n"
-	"<script>\n"
-	"\"use strict\";\n"
-	"var sel=null,rows=[];\n"
-	"function $(id){return document.getElementById(id)}\n"
-	"function esc(s){return String(s).replace(/[&<>\"]/g,function(c){return{\"&\":\"&amp;\",\"<\":\"&lt;\",\">\":\"&gt;\",'\"':\"&quot;\"}[c]})}\n"
-	"function num(v){return v==null?\"\\u2013\":(Math.abs(v)>=1e5||(Math.abs(v)<1e-3&&v!=0))?Number(v).toExponential(3):Number(Number(v).toPrecision(5))}\n"
-	"function ago(t){if(!t)return\"\";var s=(Date.now()-Date.parse(t))/1000;return s<120?Math.round(s)+\"s ago\":s<7200?Math.round(s/60)+\"m ago\":s<172800?Math.round(s/3600)+\"h ago\":t.slice(0,19).replace(\"T\",\" \")}\n"
-	"function get(u){return fetch(u).then(function(r){return r.json()})}\n"
-	"function selector(l){var p=[];for(var k in l)p.push(k+'=\"'+String(l[k]).replace(/\\\\/g,\"\\\\\\\\\").replace(/\"/g,'\\\\\"').replace(/\\n/g,\"\\\\n\")+'\"');return\"{\"+p.join(\",\")+\"}\"}\n"
-	"function loadAlerts(){get(\"api/v1/alerts\").then(function(j){var a=(j.data&&j.data.alerts)||[],h=\"\";\n"
-	"a.sort(function(x,y){return(y.state==\"firing\")-(x.state==\"firing\")||y.score-x.score});\n"
-	"a.forEach(function(x){h+='<tr><td class=\"'+esc(x.state)+'\">'+esc(x.state)+\"</td><td><code>\"+esc(x.series)+\"</code></td><td>\"+esc(x.value)+\"</td><td>\"+num(x.score)+\"</td><td>\"+ago(x.activeAt)+\"</td><td>\"+ago(x.firingAt)+\"</td></tr>\"});\n"
-	"$(\"alerts\").innerHTML=h||'<tr><td colspan=\"6\" class=\"muted\">no pending or firing alerts</td></tr>'}).catch(function(e){$(\"alerts\").innerHTML='<tr><td colspan=\"6\">error: '+esc(e)+\"</td></tr>\"})}\n"
-	"function renderSeries(){var f=$(\"flt\").value,h=\"\",n=0;\n"
-	"rows.forEach(function(s,i){if(f&&s.series.indexOf(f)<0)return;if(++n>500)return;var L=s.last||{};\n"
-	"h+='<tr class=\"click'+(sel==s.series?\" sel\":\"\")+'\" data-i=\"'+i+'\"><td><code>'+esc(s.series)+'</code></td><td class=\"'+esc(s.state)+'\">'+esc(s.state)+'</td><td><span class=\"bar\" style=\"width:'+Math.round(40*(L.score||0))+'px\"></span>'+num(L.score)+\"</td><td>\"+num(L.value)+\"</td><td>\"+num(L.expected)+\"</td><td>\"+num(L.lower)+\" \\u2026 \"+num(L.upper)+\"</td><td>\"+ago(L.t)+\"</td></tr>\"});\n"
-	"if(n>500)h+='<tr><td colspan=\"7\" class=\"muted\">'+(n-500)+\" more (use the filter)</td></tr>\";\n"
-	"$(\"series\").innerHTML=h||'<tr><td colspan=\"7\" class=\"muted\">no series yet</td></tr>'}\n"
-	"function loadSeries(){get(\"api/v1/anomalies?points=0\").then(function(j){rows=j.data||[];\n"
-	"rows.sort(function(a,b){return((b.last||{}).score||0)-((a.last||{}).score||0)});renderSeries();\n"
-	"$(\"st\").textContent=rows.length+\" series \\u00b7 updated \"+new Date().toLocaleTimeString()}).catch(function(e){$(\"st\").textContent=\"error: \"+e})}\n"
-	"function chart(s){var P=s.points||[],svg=$(\"chart\"),W=1000,H=260,top=10,mid=190,h=\"\";\n"
-	"$(\"ctitle\").textContent=s.series;if(!P.length){svg.innerHTML=\"\";$(\"clegend\").textContent=\"no points in the window\";return}\n"
-	"var t0=Date.parse(P[0].t),t1=Date.parse(P[P.length-1].t);if(t1==t0)t1=t0+1;\n"
-	"var lo=Infinity,hi=-Infinity;P.forEach(function(p){[p.value,p.lower,p.upper].forEach(function(v){if(v!=null&&isFinite(v)){lo=Math.min(lo,v);hi=Math.max(hi,v)}})});if(hi==lo){hi+=1;lo-=1}\n"
-	"function X(t){return((Date.parse(t)-t0)/(t1-t0)*(W-20)+10).toFixed(1)}function Y(v){return(top+(hi-v)/(hi-lo)*(mid-top-10)).toFixed(1)}\n"
-	"function S(v){return(H-5-v*(H-mid-15)).toFixed(1)}\n"
-	"var band=\"\",bl=[],bu=[];P.forEach(function(p){if(p.lower!=null&&p.upper!=null){bu.push(X(p.t)+\",\"+Y(p.upper));bl.unshift(X(p.t)+\",\"+Y(p.lower))}});\n"
-	"if(bu.length)band='<polygon fill=\"#cfe0ff\" stroke=\"none\" points=\"'+bu.concat(bl).join(\" \")+'\"/>';\n"
-	"var line=P.filter(function(p){return p.value!=null}).map(function(p){return X(p.t)+\",\"+Y(p.value)}).join(\" \");\n"
-	"var sc=P.map(function(p){return X(p.t)+\",\"+S(p.score||0)}).join(\" \");\n"
-	"var dots=\"\";P.forEach(function(p){if(p.direction!=\"none\"&&p.score>=0.5)dots+='<circle r=\"3\" fill=\"#d33\" cx=\"'+X(p.t)+'\" cy=\"'+Y(p.value)+'\"><title>'+esc(p.t+\" value \"+num(p.value)+\" score \"+num(p.score)+\" (\"+p.component+\")\")+\"</title></circle>\"});\n"
-	"h=band+'<polyline fill=\"none\" stroke=\"#236\" stroke-width=\"1.2\" points=\"'+line+'\"/>'+dots+\n"
-	"'<line x1=\"0\" x2=\"'+W+'\" y1=\"'+mid+'\" y2=\"'+mid+'\" stroke=\"#ccc\"/><polyline fill=\"none\" stroke=\"#d33\" stroke-width=\"1\" points=\"'+sc+'\"/>'+\n"
-	"'<text x=\"4\" y=\"'+(top+10)+'\" font-size=\"11\" fill=\"#666\">'+esc(num(hi))+'</text><text x=\"4\" y=\"'+(mid-4)+'\" font-size=\"11\" fill=\"#666\">'+esc(num(lo))+'</text><text x=\"4\" y=\"'+(mid+12)+'\" font-size=\"11\" fill=\"#b00\">score (0\\u20131)</text>';\n"
-	"svg.innerHTML=h;$(\"clegend\").textContent=P.length+\" points, \"+P[0].t+\" \\u2026 \"+P[P.length-1].t+\" \\u00b7 blue: value and expected band \\u00b7 red: anomaly score\"}\n"
-	"function loadChart(){if(!sel)return;var s=rows.filter(function(r){return r.series==sel})[0];if(!s)return;\n"
-	"get(\"api/v1/anomalies?series=\"+encodeURIComponent(selector(s.labels))).then(function(j){var d=(j.data||[]).filter(function(r){return r.series==sel})[0];if(d)chart(d)})}\n"
-	"$(\"series\").addEventListener(\"click\",function(e){var tr=e.target.closest(\"tr\");if(!tr||tr.dataset.i==null)return;sel=rows[+tr.dataset.i].series;renderSeries();loadChart()});\n"
-	"$(\"flt\").addEventListener(\"input\",renderSeries);\n"
-	"function tick(){loadAlerts();loadSeries();loadChart()}tick();setInterval(tick,10000);\n"
-	"</script></body></html>\n"
-	"\n";
+extern const unsigned char ui_html[], ui_dygraph_js[], ui_dygraph_css[];
+extern const size_t ui_html_len, ui_dygraph_js_len, ui_dygraph_css_len;
 
 const char *ui_page(size_t *len)
 {
-	*len = sizeof page - 1;
-	return page;
+	*len = ui_html_len;
+	return (const char *)ui_html;
+}
+
+const char *ui_asset(const char *path, size_t *len, const char **ctype)
+{
+	if (!strcmp(path, "/") || !strcmp(path, "/index.html")) {
+		*ctype = "text/html; charset=utf-8";
+		*len = ui_html_len;
+		return (const char *)ui_html;
+	}
+	if (!strcmp(path, "/ui/dygraph.min.js")) {
+		*ctype = "text/javascript; charset=utf-8";
+		*len = ui_dygraph_js_len;
+		return (const char *)ui_dygraph_js;
+	}
+	if (!strcmp(path, "/ui/dygraph.min.css")) {
+		*ctype = "text/css; charset=utf-8";
+		*len = ui_dygraph_css_len;
+		return (const char *)ui_dygraph_css;
+	}
+	return NULL;
 }

@@ -189,6 +189,7 @@ struct svc {
 	int started;
 	int64_t next_close, wm_k;
 	uint64_t late_dropped, steps, samples;
+	uint64_t steps_taken;     /* steps seen by services_take_output() */
 	/* forecasts */
 	struct forecast_params fp[FC__COUNT];
 	unsigned char *fcst;     /* FC__COUNT states of fc_size bytes */

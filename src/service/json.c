@@ -112,3 +112,78 @@ void services_json(const struct services *set, struct obuf *b)
 	}
 	obuf_puts(b, "]");
 }
+
+int services_take_output(struct services *set, uint32_t svc, struct service_output *o)
+{
+	if (!set || svc >= set->n)
+		return 0;
+	struct svc *s = &set->v[svc];
+	if (s->steps == s->steps_taken || s->snap.ts_ms <= 0)
+		return 0;
+	s->steps_taken = s->steps;
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	memset(o, 0, sizeof *o);
+	o->name = m->name;
+	o->ts_ms = p->ts_ms;
+	o->step_ms = m->step_ms;
+	o->requests = p->have_req ? p->req : NAN;
+	o->total = p->have_total ? p->total : NAN;
+	o->errors = p->have_total ? p->err : NAN;
+	o->latency_s = p->have_lat ? p->lat_s : NAN;
+	o->saturation = p->have_sat ? p->sat : NAN;
+	o->instances = p->have_inst ? p->inst : NAN;
+	o->capacity = p->cap > 0 ? p->cap : NAN;
+	o->requests_expected = p->req_ref;
+	o->requests_hi95 = p->req_hi;
+	o->latency_expected_s = p->lat_ref;
+	o->latency_hi95_s = p->lat_hi;
+	o->eta_capacity_s = p->eta_cap_s;
+	o->eta_latency_slo_s = p->eta_lat_s;
+	o->eta_saturation_s = p->eta_sat_s;
+	o->error_ratio = p->er_ratio;
+	o->latency_threshold_s = m->lat_threshold_s > 0 ? m->lat_threshold_s : NAN;
+	o->risk = p->risk;
+	for (int c = 0; c < RC__COUNT && c < SERVICE_OUT_COMPONENTS; c++) {
+		o->comp_name[c] = rc_name[c];
+		o->comp[c] = p->comp[c];
+		o->ncomp++;
+	}
+	for (int w = 0; m->objective > 0 && w < m->nwin && w < SERVICE_OUT_WINDOWS; w++) {
+		o->win[w].long_ms = m->win[w].long_ms;
+		o->win[w].short_ms = m->win[w].short_ms;
+		o->win[w].factor = m->win[w].factor;
+		o->win[w].burn_long = p->burn[w][0];
+		o->win[w].burn_short = p->burn[w][1];
+		o->win[w].action = m->win[w].page ? "page" : "ticket";
+		o->nwin++;
+	}
+	for (int a = 0; a < AK__COUNT && a < SERVICE_OUT_ALERTS; a++) {
+		const struct alert_fsm *f = &s->fsm[a];
+		o->alert[a].alertname = ak_alertname[a];
+		o->alert[a].severity = m->sev[a];
+		o->alert[a].state = f->state;
+		o->alert[a].active_at_ms = f->state != ALERT_INACTIVE ? f->active_at_ms : 0;
+		o->nalerts++;
+	}
+	return 1;
+}
+
+const char *services_name(const struct services *set, uint32_t svc)
+{
+	return set && svc < set->n ? set->v[svc].m.name : NULL;
+}
+
+const char *services_role_name(uint32_t roles)
+{
+	static const struct {
+		int role;
+		const char *name;
+	} order[] = { { ROLE_LATENCY, "latency" },       { ROLE_ERRORS, "errors" },
+		      { ROLE_REQUESTS, "requests" },     { ROLE_SATURATION, "saturation" },
+		      { ROLE_INSTANCES, "instances" },   { ROLE_TOTAL, "total" } };
+	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+		if (roles & (1u << order[i].role))
+			return order[i].name;
+	return NULL;
+}

@@ -133,4 +133,46 @@ int services_restore_alert(struct services *s, const char *key, enum alert_state
  * risk score and its evidence, alert states) for GET /api/v1/services. */
 void services_json(const struct services *s, struct obuf *b);
 
+/* ---- outputs (exporters) ---- */
+
+#define SERVICE_OUT_WINDOWS 8
+#define SERVICE_OUT_ALERTS 5
+#define SERVICE_OUT_COMPONENTS 6
+/* One service's state after an evaluated grid step, as plain values (NAN
+ * where unknown). Strings point into the services object or are static:
+ * valid until the set is replaced. */
+struct service_output {
+	const char *name;
+	int64_t ts_ms, step_ms;        /* the step's event time and the grid step */
+	double requests, total, errors, latency_s, saturation, instances, capacity;
+	double requests_expected, requests_hi95, latency_expected_s, latency_hi95_s;
+	double eta_capacity_s, eta_latency_slo_s, eta_saturation_s;
+	double error_ratio, latency_threshold_s;
+	double risk;
+	size_t ncomp;
+	const char *comp_name[SERVICE_OUT_COMPONENTS];
+	double comp[SERVICE_OUT_COMPONENTS];
+	size_t nwin;                   /* burn-rate windows (0 without an availability SLO) */
+	struct {
+		int64_t long_ms, short_ms;
+		double factor, burn_long, burn_short;
+		const char *action;        /* "page" or "ticket" */
+	} win[SERVICE_OUT_WINDOWS];
+	size_t nalerts;
+	struct {
+		const char *alertname, *severity;
+		int state;                 /* enum alert_state */
+		int64_t active_at_ms;      /* pending/firing: when it became active */
+	} alert[SERVICE_OUT_ALERTS];
+};
+/* If service svc evaluated a grid step since the last call, fill o with its
+ * state and return 1; else return 0. Call under the same lock as
+ * services_observe(). */
+int services_take_output(struct services *s, uint32_t svc, struct service_output *o);
+/* The name of service svc (NULL if out of range), and the name of the main
+ * role of a services_bind() mask: "latency", "errors", "requests",
+ * "saturation", "instances", "total" (NULL for 0). */
+const char *services_name(const struct services *s, uint32_t svc);
+const char *services_role_name(uint32_t roles);
+
 #endif

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -142,21 +143,124 @@ class Daemon:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class Skip(Exception):
+    pass
+
+
+def need(path, package):
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise Skip("%s not installed (Debian package %s)" % (path, package))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(what, fn, timeout, interval=0.25):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = fn()
+        except OSError as e:
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise Failed("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def http_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class Proc:
+    """A helper program with its output in a log file; killed by stop()."""
+
+    def __init__(self, name, cmd, tmp, cwd=None):
+        self.name = name
+        self.logpath = os.path.join(tmp, name + ".log")
+        self.log = open(self.logpath, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd or tmp)
+
+    def text(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            raise Failed("%s exited with %s:\n%s" % (self.name, self.proc.returncode, self.text()[-3000:]))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def demo_lines(cut_s=None, shift_s=0):
+    """The demo's line-protocol lines (data/demo/checkout.lp, second
+    precision), those before START + cut_s when cut_s is given, with every
+    timestamp moved by shift_s seconds."""
+    path = os.path.join(SRCDIR, "data", "demo", "checkout.lp")
+    out = []
+    start = None
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            head, ts = line.rsplit(" ", 1)
+            ts = int(ts)
+            if start is None:
+                start = ts
+            if cut_s is not None and ts >= start + cut_s:
+                break
+            out.append("%s %d" % (head, ts + shift_s))
+    return out
+
+
+def post_lines(d, lines, chunk=4000):
+    """POST line-protocol lines (second precision) in chunks; every chunk must be accepted."""
+    for i in range(0, len(lines), chunk):
+        status, body = d.write(lines[i:i + chunk])
+        check(status in (200, 204), "write -> %d %s" % (status, body[:300]))
+
+
 def run_tests(tests):
-    """Run test functions; print a line per test and a summary; exit 1 on failure."""
+    """Run test functions; print a line per test and a summary; exit 1 on
+    failure, 77 when every test was skipped (raised Skip)."""
     if not os.path.exists(DAEMON):
         print("SKIP: %s not built" % DAEMON)
         sys.exit(77)
-    failed = 0
+    failed = skipped = 0
     for t in tests:
         t0 = time.time()
         try:
             t()
-            print("ok %s (%.1fs)" % (t.__name__, time.time() - t0))
+            print("ok %s (%.1fs)" % (t.__name__, time.time() - t0), flush=True)
+        except Skip as e:
+            skipped += 1
+            print("SKIP %s: %s" % (t.__name__, e), flush=True)
         except Exception as e:  # noqa: BLE001 — report every failure
             failed += 1
-            print("FAIL %s: %s: %s" % (t.__name__, type(e).__name__, e))
+            print("FAIL %s: %s: %s" % (t.__name__, type(e).__name__, e), flush=True)
             import traceback
             traceback.print_exc(file=sys.stdout)
-    print("%d passed, %d failed" % (len(tests) - failed, failed))
+    print("%d passed, %d failed, %d skipped" % (len(tests) - failed - skipped, failed, skipped))
+    if skipped == len(tests):
+        sys.exit(77)
     sys.exit(1 if failed else 0)

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,81 +33,13 @@ import urllib.request
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fslib import DAEMON, SRCDIR, Daemon, Failed, check  # noqa: E402
+from fslib import DAEMON, SRCDIR, Daemon, Failed, Proc, Skip, check, free_port, http_ok, need, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
 PROMTOOL = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
 VMAGENT = os.environ.get("VMAGENT_BIN", "/usr/bin/vmagent")
 INCIDENT_AFTER = float(os.environ.get("FORESHOCK_IT_INCIDENT_AFTER", "45"))
-
-
-class Skip(Exception):
-    pass
-
-
-def need(path, package):
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        raise Skip("%s not installed (Debian package %s)" % (path, package))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_for(what, fn, timeout, interval=0.25):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = fn()
-        except OSError as e:
-            last = e
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise Failed("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
-
-
-def http_ok(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-class Proc:
-    """A helper program with its output in a log file; killed by stop()."""
-
-    def __init__(self, name, cmd, tmp, cwd=None):
-        self.name = name
-        self.logpath = os.path.join(tmp, name + ".log")
-        self.log = open(self.logpath, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd or tmp)
-
-    def text(self):
-        with open(self.logpath, errors="replace") as f:
-            return f.read()
-
-    def check_alive(self):
-        if self.proc.poll() is not None:
-            raise Failed("%s exited with %s:\n%s" % (self.name, self.proc.returncode, self.text()[-3000:]))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def test_model(tmp):

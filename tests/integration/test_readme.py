@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""test_readme.py — the README's commands, run as a new user would:
+
+1. scripts/quickstart.sh (with the test's build, a temporary VAR_DIR and a
+   free port; the replay at full speed instead of 360x): the demo's service
+   model binds (members, burn rates) and OverloadRisk fires; then every
+   command of the README's curl tour (the ```sh blocks of "A five-minute tour
+   with curl"), with the port replaced, exits 0 and its answer has data.
+2. scripts/quickstart.sh again: a fresh demo timeline, nothing rejected as
+   out of order (and the log says so when samples are rejected: a replay
+   into the first run's state is logged with reason and count).
+3. scripts/quickstart.sh --with-victoriametrics (VM_PORT free): the README's
+   VictoriaMetrics queries return data; stopping the script stops both.
+Not run here: ./scripts/test.sh (it is what CI runs around this test) and
+the "Building by hand" block (what scripts/build.sh does for every test).
+Sub-tests skip when their program is missing (victoria-metrics)."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fslib  # noqa: E402
+from fslib import Failed, check, free_port, need, wait_for  # noqa: E402
+
+README = os.path.join(fslib.SRCDIR, "README.md")
+QUICKSTART = os.path.join(fslib.SRCDIR, "scripts", "quickstart.sh")
+VM = os.environ.get("VICTORIA_METRICS_BIN", "/usr/bin/victoria-metrics")
+
+
+def readme_blocks(section):
+    with open(README) as f:
+        text = f.read()
+    start = text.index("## " + section)
+    end = text.index("\n## ", start + 3)
+    return re.findall(r"```sh\n(.*?)```", text[start:end], re.S)
+
+
+def commands(block):
+    """Commands of a block, one per line unless a double-quoted string spans
+    lines; comment lines dropped."""
+    out, cur = [], []
+    for line in block.split("\n"):
+        if not cur and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        cur.append(line)
+        if "\n".join(cur).count('"') % 2 == 0:
+            out.append("\n".join(cur))
+            cur = []
+    return out
+
+
+class Quickstart:
+    def __init__(self, var, *args, env=None):
+        self.logpath = os.path.join(var, "quickstart%d.log" % len([p for p in os.listdir(var) if p.startswith("quickstart")]))
+        self.log = open(self.logpath, "w")
+        e = dict(os.environ, QUICKSTART_NO_BUILD="1", BUILD_DIR=fslib.BUILDDIR, VAR_DIR=var)
+        e.update(env or {})
+        self.proc = subprocess.Popen(["bash", QUICKSTART] + list(args) + ["--listen", "127.0.0.1:0", "--replay-speed", "0"],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=e, cwd=var,
+                                     start_new_session=True)
+        m = wait_for("foreshockd listening", lambda: self.alive() and re.search(r"event=listening .*port=(\d+)", self.text()), 30)
+        self.port = int(m.group(1))
+        wait_for("the demo replayed", lambda: self.alive() and "event=replay_done" in self.text(), 120)
+
+    def alive(self):
+        if self.proc.poll() is not None:
+            raise Failed("quickstart.sh exited with %s:\n%s" % (self.proc.returncode, self.text()[-3000:]))
+        return True
+
+    def text(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def get_json(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=30) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise Failed("quickstart.sh did not stop on SIGINT")
+        self.log.close()
+
+
+def has_data(out):
+    """A JSON answer with a non-empty data part, or any other non-empty output."""
+    try:
+        j = json.loads(out)
+    except ValueError:
+        return bool(out.strip())
+    d = j.get("data") if isinstance(j, dict) and "data" in j else j
+    if isinstance(d, dict):
+        for k in ("result", "alerts", "events"):
+            if k in d:
+                return bool(d[k])
+    return bool(d)
+
+
+def run(cmd, port=None, vm_port=None):
+    c = cmd
+    if port:
+        c = c.replace("127.0.0.1:9790", "127.0.0.1:%d" % port)
+    if vm_port:
+        c = c.replace("127.0.0.1:8428", "127.0.0.1:%d" % vm_port)
+    c = c.replace("build/src/", os.path.join(fslib.BUILDDIR, "src") + "/").replace("../shared/data", fslib.SHARED)
+    p = subprocess.run(["bash", "-c", c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def test_quickstart_and_tour():
+    var = tempfile.mkdtemp(prefix="foreshock-it-readme-")
+    q = None
+    try:
+        q = Quickstart(var)
+        svc = q.get_json("/api/v1/services")["data"]
+        check(svc and svc[0]["name"] == "checkout" and svc[0]["members"] >= 10, "service model not bound: %r" % svc)
+        check(svc[0]["slo"]["burn_rates"] and svc[0]["slo"]["burn_rates"][0]["long"] is not None, "no burn rates")
+        hist = q.get_json("/api/v1/alerts/history?limit=0")["data"]["events"]
+        check(any(e["series"] == "service:checkout:OverloadRisk:warning" and e["state"] == "firing" for e in hist),
+              "OverloadRisk never fired in the demo")
+        cmds = [c for b in readme_blocks("A five-minute tour with curl") for c in commands(b) if "127.0.0.1:8428" not in c]
+        check(len(cmds) >= 12, "README tour: only %d commands found" % len(cmds))
+        for c in cmds:
+            if "../shared/data" in c and not os.path.isdir(fslib.SHARED):
+                print("skip (no shared data): " + c)
+                continue
+            rc, out, err = run(c, port=q.port)
+            check(rc == 0, "README command failed (%d): %s\n%s%s" % (rc, c, out[-1000:], err[-1000:]))
+            if "/write?precision=s" in c:  # 204, no body: the series must exist now
+                d = q.get_json("/api/v1/series?match[]=api_latency")["data"]
+                check(d and d[0].get("service") == "cart", "the tour's samples are not there: %r" % d)
+                continue
+            check(has_data(out), "README command returned no data: %s\n%s" % (c, out[:1000]))
+            if "oops" in c:
+                check(" 400 " in out and '"line":2' in out, "the bad line is not named: " + out[:500])
+        print("%d README commands ran" % len(cmds))
+        q.stop()
+
+        # again: a fresh timeline, nothing rejected
+        q = Quickstart(var)
+        check("reason=out_of_order" not in q.text(), "second run rejected samples as out of order:\n" + q.text()[-2000:])
+        check(q.get_json("/api/v1/services")["data"][0]["members"] >= 10, "second run: service not bound")
+        # and a replay into existing state says why its samples are rejected
+        demo = os.path.join(fslib.SRCDIR, "data", "demo", "checkout.lp")
+        with open(demo, "rb") as f:
+            body = f.read(400000)
+        body = body[:body.rindex(b"\n") + 1]
+        req = urllib.request.Request("http://127.0.0.1:%d/write?precision=s" % q.port, data=body, method="POST")
+        try:
+            urllib.request.urlopen(req, timeout=30).read()
+        except urllib.error.HTTPError:
+            pass
+        wait_for("the rejections logged", lambda: re.search(r"event=samples_rejected reason=out_of_order count=\d+", q.text()), 30)
+        q.stop()
+    finally:
+        if q:
+            q.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def test_quickstart_victoriametrics():
+    need(VM, "victoria-metrics")
+    var = tempfile.mkdtemp(prefix="foreshock-it-readme-vm-")
+    q = None
+    vm_port = free_port()
+    try:
+        q = Quickstart(var, "--with-victoriametrics", env={"VM_PORT": str(vm_port)})
+
+        def drained():
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % q.port, timeout=10) as r:
+                m = re.search(r"^foreshock_export_queue_samples (\d+)", r.read().decode(), re.M)
+            return m and m.group(1) == "0"
+        wait_for("the export drained", drained, 60)
+        urllib.request.urlopen("http://127.0.0.1:%d/internal/force_flush" % vm_port, timeout=30).read()
+        cmds = [c for b in readme_blocks("A five-minute tour with curl") for c in commands(b) if "127.0.0.1:8428" in c]
+        check(len(cmds) >= 3, "README: no VictoriaMetrics commands")
+        for c in cmds:
+            rc, out, err = run(c, vm_port=vm_port)
+            check(rc == 0 and has_data(out), "README command: %s -> %d\n%s%s" % (c, rc, out[:1000], err[-500:]))
+        q.stop()
+        q = None
+        check(not fslib.http_ok("http://127.0.0.1:%d/health" % vm_port), "victoria-metrics still runs after the script stopped")
+    finally:
+        if q:
+            q.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    fslib.run_tests([test_quickstart_and_tour, test_quickstart_victoriametrics])

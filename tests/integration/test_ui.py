@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""test_ui.py — the dashboard at GET /, in headless Chromium, against a real
+foreshockd fed with the demo data (data/demo/checkout.lp) up to 04:19 of its
+timeline: the traffic surge is on its way, OverloadRisk is firing and the
+load reaches the capacity knee in about 11 minutes.
+
+Checks, on the DOM Chromium dumps after a virtual-time budget:
+  * the services come first: the checkout card with its health badge, an
+    overload risk, a time to breach ("in … min") and OverloadRisk firing;
+  * the service's signals are plotted (dygraphs canvases, at least six
+    charts) with the forecast legend, the alert timeline has rows, the series
+    table lists the series;
+  * the page and the charting library are served by the daemon itself and
+    the page loads nothing from another host (no CDN).
+The screenshot is kept as $FORESHOCK_BUILDDIR/tests/ui-screenshot.png (the
+test artifact). Skips (77) when chromium is not installed."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fslib  # noqa: E402
+from fslib import Daemon, Skip, check, demo_lines, post_lines  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or "/usr/bin/chromium"
+CUT_S = 4 * 3600 + 19 * 60  # 04:19 of the demo
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--hide-scrollbars"]
+
+
+def chromium(url, *extra, timeout=120):
+    prof = tempfile.mkdtemp(prefix="foreshock-chromium-")
+    try:
+        cmd = [CHROMIUM] + CHROME_FLAGS + ["--user-data-dir=" + prof, "--window-size=1400,1500",
+                                          "--virtual-time-budget=15000"] + list(extra) + [url]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    finally:
+        shutil.rmtree(prof, ignore_errors=True)
+
+
+def test_dashboard_page():
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        raise Skip("chromium not installed (Debian package chromium)")
+    d = Daemon(config="history:\n  points: 1500\n",
+               args=["--models-dir", os.path.join(fslib.SRCDIR, "models")])
+    try:
+        d.start()
+        post_lines(d, demo_lines(cut_s=CUT_S))
+        # served by the daemon: the page and the library, nothing from elsewhere
+        status, page = d.get("/")
+        check(status == 200, "GET / -> %d" % status)
+        page = page.decode()
+        for ref in re.findall(r'(?:src|href)="([^"]+)"', page):
+            check(not re.match(r"(?i)(https?:)?//", ref), "the page loads %r from another host" % ref)
+        status, js = d.get("/ui/dygraph.min.js")
+        check(status == 200 and b"Dygraph" in js, "GET /ui/dygraph.min.js -> %d" % status)
+        status, _ = d.get("/ui/nope.js")
+        check(status == 404, "GET /ui/nope.js -> %d" % status)
+
+        rc, dom, err = chromium(d.url("/"), "--dump-dom")
+        check(rc == 0 and "<body" in dom, "chromium --dump-dom failed (%d): %s" % (rc, err[-2000:]))
+        check(re.search(r'data-loaded="\d+"', dom), "the page never finished loading its data:\n" + dom[-3000:])
+        card = re.search(r'<div class="card[^"]*" data-svc="checkout">(.*?)<h2', dom, re.S)
+        check(card, "no service card for checkout:\n" + dom[:4000])
+        card = card.group(1)
+        check(re.search(r'class="badge b-(warning|critical)"', card), "checkout is not shown in trouble: " + card[:2000])
+        check(re.search(r">in [0-9.]+ min<", card), "no time to breach on the card: " + card[:2000])
+        check(re.search(r"OverloadRisk warning: firing", card), "OverloadRisk warning is not shown firing: " + card[:2000])
+        sig = dom[dom.index('id="signals"'):dom.index('id="timeline"')]
+        charts = len(re.findall(r'<div class="panel">', sig))
+        canvases = len(re.findall(r"<canvas", sig))
+        check(charts >= 6 and canvases >= 2 * charts, "signals: %d charts, %d canvases" % (charts, canvases))
+        check("p99 of http_request_duration_seconds" in sig, "the latency signal is not plotted")
+        tl = dom[dom.index('id="timeline"'):]
+        check(len(re.findall(r'class="tlrow"', tl)) >= 3, "alert timeline has fewer than 3 rows")
+        check(re.search(r'class="seg firing"', tl), "no firing segment on the timeline")
+        rows = len(re.findall(r'<tr data-k="', dom))
+        check(rows >= 30, "series table: %d rows" % rows)
+
+        out_dir = os.path.join(fslib.BUILDDIR, "tests")
+        os.makedirs(out_dir, exist_ok=True)
+        shot = os.path.join(out_dir, "ui-screenshot.png")
+        if os.path.exists(shot):
+            os.unlink(shot)
+        rc, _, err = chromium(d.url("/"), "--screenshot=" + shot)
+        check(rc == 0 and os.path.exists(shot) and os.path.getsize(shot) > 50000,
+              "no screenshot (%d): %s" % (rc, err[-2000:]))
+        print("screenshot: %s (%d bytes)" % (shot, os.path.getsize(shot)))
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+if __name__ == "__main__":
+    fslib.run_tests([test_dashboard_page])
