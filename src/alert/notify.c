@@ -28,6 +28,7 @@
 #include <curl/curl.h>
 
 #include "util/log.h"
+#include "util/redact.h"
 #include "util/selfstats.h"
 #include "util/timefmt.h"
 #include "util/httpcheck.h"
@@ -42,79 +43,6 @@
 /* ======================================================================
  * Configuration
  * ====================================================================== */
-
-static int secret_param(const char *name, size_t n)
-{
-	static const char *const words[] = { "token", "pass", "secret", "key", "auth", "sig", NULL };
-	char low[64];
-	if (n >= sizeof low)
-		n = sizeof low - 1;
-	for (size_t i = 0; i < n; i++)
-		low[i] = (char)tolower((unsigned char)name[i]);
-	low[n] = 0;
-	for (int i = 0; words[i]; i++)
-		if (strstr(low, words[i]))
-			return 1;
-	return 0;
-}
-
-char *notify_redact_url(const char *url)
-{
-	static const char mask[] = "xxxxx";
-	size_t n = strlen(url);
-	/* each masked value grows by at most 5 bytes and takes at least 3 ("&k="):
-	 * 2n + 64 always fits */
-	char *out = malloc(2 * n + 64);
-	if (!out)
-		return NULL;
-	size_t w = 0;
-	const char *p = url;
-	const char *auth = strstr(url, "://");
-	auth = auth ? auth + 3 : url;
-	size_t alen = strcspn(auth, "/?#");
-	const char *at = memrchr(auth, '@', alen);
-	if (at) {
-		const char *colon = memchr(auth, ':', (size_t)(at - auth));
-		if (colon) {
-			/* scheme://user: then the mask, then @host... */
-			size_t k = (size_t)(colon + 1 - url);
-			memcpy(out, url, k);
-			w = k;
-			memcpy(out + w, mask, sizeof mask - 1);
-			w += sizeof mask - 1;
-			p = at;
-		}
-	}
-	/* the rest, with secret query values masked */
-	const char *q = strchr(p, '?');
-	size_t head = q ? (size_t)(q - p) : strlen(p);
-	memcpy(out + w, p, head);
-	w += head;
-	if (q) {
-		p = q;
-		while (*p && *p != '#') {
-			char sep = *p++; /* '?' or '&' */
-			size_t plen = strcspn(p, "&#");
-			const char *eq = memchr(p, '=', plen);
-			out[w++] = sep;
-			if (eq && secret_param(p, (size_t)(eq - p))) {
-				memcpy(out + w, p, (size_t)(eq + 1 - p));
-				w += (size_t)(eq + 1 - p);
-				memcpy(out + w, mask, sizeof mask - 1);
-				w += sizeof mask - 1;
-			} else {
-				memcpy(out + w, p, plen);
-				w += plen;
-			}
-			p += plen;
-		}
-		size_t rest = strlen(p);
-		memcpy(out + w, p, rest);
-		w += rest;
-	}
-	out[w] = 0;
-	return out;
-}
 
 void notify_config_init(struct notify_config *c)
 {
@@ -171,10 +99,9 @@ static int parse_target(struct notify_target *t, int kind, const struct ynode *n
 	t->timeout_ms = 10000;
 	if (n->type == Y_SCALAR) { /* shorthand: "- http://127.0.0.1:9093" */
 		if (!http_url_valid(n->scalar)) {
-			char *r = notify_redact_url(n->scalar);
+			char r[256];
 			yerr(err, errlen, n, "invalid url '%s' in '%s' (http:// or https:// expected)",
-			     r ? r : "?", what);
-			free(r);
+			     redact_url_buf(n->scalar, r, sizeof r), what);
 			return -1;
 		}
 		return (t->url = strdup(n->scalar)) ? 0 : -1;
@@ -194,9 +121,9 @@ static int parse_target(struct notify_target *t, int kind, const struct ynode *n
 	if (ynode_string(u, "url", &s, err, errlen) < 0)
 		return -1;
 	if (!http_url_valid(s)) {
-		char *r = notify_redact_url(s);
-		yerr(err, errlen, u, "invalid url '%s' (http:// or https:// expected)", r ? r : "?");
-		free(r);
+		char r[256];
+		yerr(err, errlen, u, "invalid url '%s' (http:// or https:// expected)",
+		     redact_url_buf(s, r, sizeof r));
 		return -1;
 	}
 	if (!(t->url = strdup(s)))
@@ -1252,8 +1179,7 @@ static int target_init(struct notifier *n, struct target *t, const struct notify
 	memset(t, 0, sizeof *t);
 	t->cfg.kind = c->kind;
 	t->cfg.timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 10000;
-	/* what logs and /metrics show: never the password or a token in the URL */
-	if (!(t->cfg.url = notify_redact_url(c->url))) {
+	if (!(t->cfg.url = redact_url(c->url))) { /* what logs and /metrics show */
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -1316,8 +1242,7 @@ static int target_init(struct notifier *n, struct target *t, const struct notify
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, n);
 	t->st.url = t->cfg.url;
 	t->st.kind = t->cfg.kind;
-	log_msg(LOG_INFO, "event=notify_target kind=%s url=%s",
-	        t->cfg.kind == NOTIFY_ALERTMANAGER ? "alertmanager" : "webhook", t->cfg.url);
+	log_msg(LOG_INFO, "event=notify_target url=%s", t->cfg.url);
 	return 0;
 }
 

@@ -107,11 +107,6 @@ uint64_t notify_fingerprint(const char *labels_json);
 
 /* Retry delay after `failures` consecutive failures (>= 1): 1 s doubled each
  * time, capped at max_ms, then jittered into [d/2, d] using rnd. */
-/* A copy of url fit for logs and /metrics: the password of http://user:PASS@host
- * and the values of query parameters whose name holds token, pass, secret, key,
- * auth or sig become "xxxxx". malloc'd (caller frees), NULL when out of memory. */
-char *notify_redact_url(const char *url);
-
 int64_t notify_backoff_ms(unsigned failures, int64_t max_ms, uint64_t rnd);
 
 /* ---- the notifier thread ------------------------------------------------ */

@@ -50,15 +50,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <fcntl.h>
-#include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "http/access.h"
 #include "http/api.h"
 #include "http/route.h"
 #include "http/router.h"
@@ -89,12 +85,6 @@ struct pool {
 	int stopping;                  /* under mu: waiters give up */
 };
 
-/* Bearer tokens of one scope (read from a file, one a line). */
-struct tokens {
-	char **v;
-	size_t n;
-};
-
 enum conn_phase { PH_HEADERS, PH_BODY, PH_BUSY };
 
 /* One open connection, tracked for the header/body deadlines. */
@@ -114,12 +104,7 @@ struct http_server {
 	struct pool writes, reads;      /* admission control (see the top of this file) */
 	int64_t queue_timeout_ms;
 	size_t max_response;
-	struct tokens write_tokens, read_tokens;
-	char **allowed_hosts;           /* owned copies, NULL-terminated (may be NULL) */
-	int any_host;
-	char hostname[256];             /* gethostname(): accepted as a Host */
-	char replay_token[65];          /* random, never logged: the daemon's own replay sender */
-	char *tls_cert, *tls_key;       /* PEM contents, owned; must outlive d */
+	struct http_access acc;         /* tokens, Host names, TLS files (access.h) */
 	/* connection deadlines */
 	uint64_t header_timeout_us, body_timeout_us, idle_timeout_us;
 	pthread_mutex_t track_mu;
@@ -229,33 +214,13 @@ static void pool_release(struct pool *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void tokens_free(struct tokens *t)
-{
-	for (size_t i = 0; i < t->n; i++) {
-		explicit_bzero(t->v[i], strlen(t->v[i]));
-		free(t->v[i]);
-	}
-	free(t->v);
-	memset(t, 0, sizeof *t);
-}
-
 static void srv_free(struct http_server *srv)
 {
 	pool_destroy(&srv->writes);
 	pool_destroy(&srv->reads);
 	pthread_cond_destroy(&srv->track_cv);
 	pthread_mutex_destroy(&srv->track_mu);
-	tokens_free(&srv->write_tokens);
-	tokens_free(&srv->read_tokens);
-	if (srv->allowed_hosts)
-		for (char **h = srv->allowed_hosts; *h; h++)
-			free(*h);
-	free(srv->allowed_hosts);
-	explicit_bzero(srv->replay_token, sizeof srv->replay_token);
-	if (srv->tls_key)
-		explicit_bzero(srv->tls_key, strlen(srv->tls_key));
-	free(srv->tls_key);
-	free(srv->tls_cert);
+	access_free(&srv->acc);
 	free(srv);
 }
 
@@ -421,91 +386,17 @@ static void note_too_large(struct http_server *srv)
 
 /* --- policies --- */
 
-/* Equal without an early exit on the first difference. */
-static int ct_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-	unsigned char d = alen != blen;
-	size_t n = alen < blen ? alen : blen;
-	for (size_t i = 0; i < n; i++)
-		d |= (unsigned char)(a[i] ^ b[i]);
-	return d == 0;
-}
-
-static int tokens_has(const struct tokens *t, const char *tok, size_t len)
-{
-	int found = 0;
-	for (size_t i = 0; i < t->n; i++)
-		found |= ct_equal(t->v[i], strlen(t->v[i]), tok, len);
-	return found;
-}
-
-/* The host part of a Host header value ("name", "name:port", "[v6]:port"),
- * copied into out. Returns 0 or -1. */
-static int host_part(const char *h, char *out, size_t outlen)
-{
-	const char *e;
-	if (*h == '[') {
-		h++;
-		e = strchr(h, ']');
-		if (!e)
-			return -1;
-	} else {
-		e = strchr(h, ':');
-		if (!e)
-			e = h + strlen(h);
-	}
-	size_t n = (size_t)(e - h);
-	if (n == 0 || n >= outlen)
-		return -1;
-	memcpy(out, h, n);
-	out[n] = 0;
-	return 0;
-}
-
-/* DNS rebinding: a page on evil.example whose name resolves to us sends
- * Host: evil.example. Accept IP literals, localhost, this machine's name and
- * the configured names. */
-static int host_allowed(const struct http_server *srv, const char *host_hdr)
-{
-	if (srv->any_host || !host_hdr) /* HTTP/1.0 without Host: not a browser */
-		return 1;
-	char h[256];
-	if (host_part(host_hdr, h, sizeof h) < 0)
-		return 0;
-	unsigned char a[16];
-	if (inet_pton(AF_INET, h, a) == 1 || inet_pton(AF_INET6, h, a) == 1)
-		return 1;
-	size_t n = strlen(h);
-	if (n && h[n - 1] == '.') /* "localhost." */
-		h[--n] = 0;
-	if (!strcasecmp(h, "localhost") || (n > 10 && !strcasecmp(h + n - 10, ".localhost")))
-		return 1;
-	if (srv->hostname[0] && !strcasecmp(h, srv->hostname))
-		return 1;
-	if (srv->allowed_hosts)
-		for (char **p = srv->allowed_hosts; *p; p++)
-			if (!strcasecmp(h, *p))
-				return 1;
-	return 0;
-}
-
-/* A browser adds Origin to cross-origin (and same-origin) POSTs; senders
- * such as Prometheus, vmagent or Telegraf never do. Refuse a request that
- * changes or costs something when its Origin is not our own address: the
- * Origin's host[:port] must equal the Host header. */
-static int origin_allowed(const char *origin, const char *host_hdr)
-{
-	if (!origin)
-		return 1;
-	const char *p = strstr(origin, "://");
-	if (!p || !host_hdr)
-		return 0; /* "null" (sandboxed frames, file:) or no Host to compare */
-	p += 3;
-	size_t n = strcspn(p, "/");
-	return strlen(host_hdr) == n && !strncasecmp(p, host_hdr, n);
-}
-
 /* --- connection deadlines --- */
+
+static void track_init(struct http_server *srv)
+{
+	pthread_mutex_init(&srv->track_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->track_cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
 
 static struct conn_track *track_of(struct MHD_Connection *conn)
 {
@@ -593,7 +484,7 @@ static void *watchdog_main(void *arg)
 			if (t->closed_by_us || !t->deadline_us || now < t->deadline_us || t->fd < 0)
 				continue;
 			t->closed_by_us = 1;
-			if (t->phase == PH_HEADERS && !srv->tls_cert)
+			if (t->phase == PH_HEADERS && !srv->acc.tls_cert)
 				(void)!send(t->fd, r408, (size_t)n408, MSG_DONTWAIT | MSG_NOSIGNAL);
 			shutdown(t->fd, SHUT_RDWR);
 			COUNT(srv, http_timeouts);
@@ -631,7 +522,7 @@ static enum MHD_Result check_access(struct http_server *srv, struct MHD_Connecti
 	if (cs->route == ROUTE_HEALTH)
 		return MHD_YES;
 	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-	if (!host_allowed(srv, host)) {
+	if (!access_host_allowed(&srv->acc, host)) {
 		COUNT(srv, http_forbidden);
 		snprintf(msg, sizeof msg, "forbidden host '%.100s': not an IP address, localhost or a "
 		         "name in http.allowed_hosts (DNS rebinding protection)", host);
@@ -639,7 +530,7 @@ static enum MHD_Result check_access(struct http_server *srv, struct MHD_Connecti
 	}
 	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD) &&
-	    !origin_allowed(origin, host)) {
+	    !access_origin_allowed(origin, host)) {
 		COUNT(srv, http_forbidden);
 		snprintf(msg, sizeof msg, "cross-origin request from '%.100s' refused: browsers may "
 		         "not send %s requests here from another site", origin, method);
@@ -648,38 +539,21 @@ static enum MHD_Result check_access(struct http_server *srv, struct MHD_Connecti
 	if (cs->route == ROUTE_UI || cs->route == ROUTE_OTHER)
 		return MHD_YES; /* the page's static HTML and 404s hold no data */
 	int write = is_write_route(cs->route);
-	const struct tokens *need = write ? &srv->write_tokens : &srv->read_tokens;
-	const struct tokens *other = write ? &srv->read_tokens : &srv->write_tokens;
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 	                                               MHD_HTTP_HEADER_AUTHORIZATION);
-	const char *tok = NULL;
-	if (auth && !strncasecmp(auth, "Bearer ", 7)) {
-		tok = auth + 7;
-		while (*tok == ' ')
-			tok++;
-	}
-	size_t tlen = tok ? strlen(tok) : 0;
-	while (tlen && tok[tlen - 1] == ' ')
-		tlen--;
-	if (write && tok &&
-	    ct_equal(tok, tlen, srv->replay_token, strlen(srv->replay_token))) {
+	switch (access_check_token(&srv->acc, write, auth, msg, sizeof msg)) {
+	case ACCESS_EVENT_TIME:
 		cs->event_time = 1; /* our own --replay sender */
 		return MHD_YES;
-	}
-	if (!need->n)
+	case ACCESS_OK:
 		return MHD_YES;
-	if (tok && tokens_has(need, tok, tlen))
-		return MHD_YES;
-	if (tok && tokens_has(other, tok, tlen)) {
+	case ACCESS_WRONG_SCOPE:
 		COUNT(srv, http_forbidden);
-		snprintf(msg, sizeof msg, "forbidden: the token has the %s scope, this request needs "
-		         "the %s scope", write ? "read" : "write", write ? "write" : "read");
 		return refuse(conn, cs, 403, "forbidden", msg, 0);
+	case ACCESS_UNAUTHORIZED:
+		break;
 	}
 	COUNT(srv, http_unauthorized);
-	snprintf(msg, sizeof msg, "unauthorized: %s (send 'Authorization: Bearer TOKEN' with a "
-	         "token of the %s scope)", !auth ? "no Authorization header" :
-	         !tok ? "not a bearer token" : "unknown token", write ? "write" : "read");
 	return refuse(conn, cs, 401, "unauthorized", msg, 1);
 }
 
@@ -916,99 +790,6 @@ static int split_listen(const char *listen, char *host, size_t hostlen, unsigned
 	return 0;
 }
 
-/* Read a whole small file (secrets, certificates: at most 1 MiB). Returns
- * a malloc'd NUL-terminated copy, or NULL with a reason in err. */
-static char *read_small_file(const char *path, const char *what, char *err, size_t errlen)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
-		return NULL;
-	}
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	ssize_t n = 0;
-	while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += (size_t)n;
-		if (len + 1 == cap) {
-			if (cap >= (1u << 20)) {
-				snprintf(err, errlen, "%s '%s' is larger than 1 MiB", what, path);
-				explicit_bzero(buf, len);
-				free(buf);
-				close(fd);
-				return NULL;
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				explicit_bzero(buf, len);
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	close(fd);
-	if (!buf || n < 0) {
-		snprintf(err, errlen, "cannot read %s '%s': %s", what, path,
-		         buf ? strerror(errno) : "out of memory");
-		free(buf);
-		return NULL;
-	}
-	buf[len] = 0;
-	return buf;
-}
-
-/* Tokens: one a line; blank lines and lines starting with '#' skipped;
- * surrounding spaces trimmed; at least 16 characters, printable ASCII. */
-static int tokens_load(struct tokens *t, const char *path, const char *scope, char *err,
-                       size_t errlen)
-{
-	char *text = read_small_file(path, "token file", err, errlen);
-	if (!text)
-		return -1;
-	int rc = 0, line = 0;
-	char *save = NULL;
-	for (char *l = strtok_r(text, "\n", &save); l && rc == 0; l = strtok_r(NULL, "\n", &save)) {
-		line++;
-		while (*l == ' ' || *l == '\t')
-			l++;
-		size_t n = strlen(l);
-		while (n && (l[n - 1] == ' ' || l[n - 1] == '\t' || l[n - 1] == '\r'))
-			l[--n] = 0;
-		if (!n || *l == '#')
-			continue;
-		int ok = n >= 16;
-		for (size_t i = 0; i < n && ok; i++)
-			ok = l[i] > ' ' && l[i] < 127;
-		if (!ok) {
-			snprintf(err, errlen, "invalid %s token in '%s' (line %d): tokens are at least 16 "
-			         "printable characters without spaces", scope, path, line);
-			rc = -1;
-			break;
-		}
-		char **v = realloc(t->v, (t->n + 1) * sizeof *v);
-		char *c = v ? strdup(l) : NULL;
-		if (!c) {
-			if (v)
-				t->v = v;
-			snprintf(err, errlen, "out of memory");
-			rc = -1;
-			break;
-		}
-		t->v = v;
-		t->v[t->n++] = c;
-	}
-	if (rc == 0 && t->n == 0) {
-		snprintf(err, errlen, "token file '%s' holds no %s token", path, scope);
-		rc = -1;
-	}
-	explicit_bzero(text, strlen(text));
-	free(text);
-	return rc;
-}
-
 static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss, int *v6,
                    char *err, size_t errlen)
 {
@@ -1100,47 +881,10 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 	srv->body_timeout_us = (uint64_t)(cfg->body_timeout_ms > 0 ? cfg->body_timeout_ms :
 	                                                             60000) * 1000u;
 	srv->idle_timeout_us = (uint64_t)cfg->connection_timeout_s * 1000000u;
-	pthread_mutex_init(&srv->track_mu, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&srv->track_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	{
-		unsigned char rnd[32];
-		if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-			snprintf(err, errlen, "cannot read random bytes for the replay token: %s",
-			         strerror(errno));
-			srv_free(srv);
-			return NULL;
-		}
-		for (size_t i = 0; i < sizeof rnd; i++)
-			snprintf(srv->replay_token + 2 * i, 3, "%02x", rnd[i]);
-		explicit_bzero(rnd, sizeof rnd);
-	}
-	if (gethostname(srv->hostname, sizeof srv->hostname) < 0)
-		srv->hostname[0] = 0;
-	srv->hostname[sizeof srv->hostname - 1] = 0;
-	size_t nh = 0;
-	if (cfg->allowed_hosts)
-		while (cfg->allowed_hosts[nh])
-			nh++;
-	if (nh) {
-		srv->allowed_hosts = calloc(nh + 1, sizeof *srv->allowed_hosts);
-		for (size_t i = 0; srv->allowed_hosts && i < nh; i++) {
-			if (!strcmp(cfg->allowed_hosts[i], "*"))
-				srv->any_host = 1;
-			srv->allowed_hosts[i] = strdup(cfg->allowed_hosts[i]);
-			if (!srv->allowed_hosts[i])
-				break;
-		}
-	}
-	if ((cfg->write_token_file &&
-	     tokens_load(&srv->write_tokens, cfg->write_token_file, "write", err, errlen) < 0) ||
-	    (cfg->read_token_file &&
-	     tokens_load(&srv->read_tokens, cfg->read_token_file, "read", err, errlen) < 0)) {
+	track_init(srv);
+	struct access_config ac = { cfg->write_token_file, cfg->read_token_file, cfg->tls_cert_file,
+		                    cfg->tls_key_file, cfg->allowed_hosts };
+	if (access_init(&srv->acc, &ac, err, errlen) < 0) {
 		srv_free(srv);
 		return NULL;
 	}
@@ -1149,26 +893,8 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 	 * combinable with MHD_OPTION_THREAD_POOL_SIZE (or epoll). */
 	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 	                     MHD_USE_ERROR_LOG;
-	if ((cfg->tls_cert_file != NULL) != (cfg->tls_key_file != NULL)) {
-		snprintf(err, errlen, "TLS needs both a certificate file and a key file");
-		srv_free(srv);
-		return NULL;
-	}
-	if (cfg->tls_cert_file) {
-		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-			snprintf(err, errlen, "this libmicrohttpd has no TLS support (GnuTLS)");
-			srv_free(srv);
-			return NULL;
-		}
-		srv->tls_cert = read_small_file(cfg->tls_cert_file, "TLS certificate", err, errlen);
-		srv->tls_key = srv->tls_cert ? read_small_file(cfg->tls_key_file, "TLS key", err,
-		                                               errlen) : NULL;
-		if (!srv->tls_key) {
-			srv_free(srv);
-			return NULL;
-		}
+	if (srv->acc.tls_cert)
 		flags |= MHD_USE_TLS;
-	}
 	if (cfg->threads)
 		log_msg(LOG_WARN, "event=config_deprecated key=http.threads value=%u "
 		                  "reason=\"ignored: every connection has its own thread\"",
@@ -1200,9 +926,9 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 		                                  (intptr_t)per_client, NULL };
 	if (use_addr)
 		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
-	if (srv->tls_cert) {
-		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert };
-		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key };
+	if (srv->acc.tls_cert) {
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->acc.tls_cert };
+		opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->acc.tls_key };
 	}
 	opts[no++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
@@ -1251,7 +977,7 @@ struct http_server *http_start(const struct http_config *cfg, struct api_ctx *ap
 	        max_conn, per_client, cfg->connection_timeout_s,
 	        (unsigned long long)(srv->header_timeout_us / 1000),
 	        (unsigned long long)(srv->body_timeout_us / 1000), THREAD_STACK_SIZE >> 10,
-	        srv->tls_cert ? "on" : "off", srv->write_tokens.n, srv->read_tokens.n,
+	        srv->acc.tls_cert ? "on" : "off", srv->acc.write.n, srv->acc.read.n,
 	        srv->health_port);
 	return srv;
 }
@@ -1268,12 +994,12 @@ unsigned short http_health_port(const struct http_server *srv)
 
 const char *http_replay_token(const struct http_server *srv)
 {
-	return srv ? srv->replay_token : NULL;
+	return srv ? srv->acc.replay_token : NULL;
 }
 
 int http_tls(const struct http_server *srv)
 {
-	return srv && srv->tls_cert;
+	return srv && srv->acc.tls_cert;
 }
 
 void http_stop(struct http_server *srv)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "alert/notify.h"
+#include "util/redact.h"
 #include "util/timefmt.h"
 #include "util/yaml_tree.h"
 
@@ -412,7 +413,7 @@ static void test_redact_url(void **st)
 		{ "http://h/?k=1&&t", "http://h/?k=1&&t" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char *r = notify_redact_url(cases[i][0]);
+		char *r = redact_url(cases[i][0]);
 		assert_non_null(r);
 		assert_string_equal(r, cases[i][1]);
 		free(r);
@@ -421,7 +422,7 @@ static void test_redact_url(void **st)
 	char url[4096] = "http://h/?";
 	for (int i = 0; i < 300; i++)
 		strcat(url, "key=1&");
-	char *r = notify_redact_url(url);
+	char *r = redact_url(url);
 	assert_non_null(r);
 	assert_null(strstr(r, "key=1"));
 	free(r);
