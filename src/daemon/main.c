@@ -710,11 +710,19 @@ int main(int argc, char **argv)
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		reject_log_tick(&rlog, &stats, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-		int64_t since = (int64_t)(now.tv_sec - last_ckpt.tv_sec) * 1000;
-		if (cfg.checkpoint_interval_ms > 0 && since >= cfg.checkpoint_interval_ms) {
+		int64_t since = (int64_t)(now.tv_sec - last_ckpt.tv_sec) * 1000 +
+		                (now.tv_nsec - last_ckpt.tv_nsec) / 1000000;
+		if (cfg.checkpoint_interval_ms > 0 && since >= cfg.checkpoint_interval_ms - 50) {
+			/* learned state of the series that changed, a bounded number per
+			 * round (engine.h): a kill -9 loses about one interval */
 			last_ckpt = now;
-			if (engine_checkpoint(engine, err, sizeof err) < 0)
-				log_msg(LOG_ERROR, "event=checkpoint_failed error=\"%s\"", err);
+			long n = engine_persist(engine, cfg.checkpoint_max_series, err, sizeof err);
+			if (n < 0)
+				log_msg(LOG_ERROR, "event=state_write_failed error=\"%s\"", err);
+			else if (n > 0)
+				log_msg(LOG_DEBUG, "event=state_written series=%ld", n);
+		}
+		if (tick % 60 == 0) {
 			int pruned = engine_prune(engine);
 			if (pruned > 0)
 				log_msg(LOG_INFO, "event=alerts_pruned count=%d", pruned);

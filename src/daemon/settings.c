@@ -38,7 +38,8 @@ void config_defaults(struct fs_config *c)
 	c->header_timeout_ms = 10000;
 	c->body_timeout_ms = 60000;
 	c->max_response = 64LL << 20;
-	c->checkpoint_interval_ms = 5 * 60 * 1000;
+	c->checkpoint_interval_ms = 2000;
+	c->checkpoint_max_series = 50000;
 	c->metrics_series_limit = 10000;
 	c->replay_speed = 360;
 	engine_config_default(&c->engine);
@@ -443,10 +444,12 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		goto out;
 	if (s && get_size(s, "series_limit", &c->metrics_series_limit, 0, 10000000, err, errlen) < 0)
 		goto out;
-	static const char *const ck_keys[] = { "interval", NULL };
+	static const char *const ck_keys[] = { "interval", "max_series", NULL };
 	if (section(root, "checkpoint", ck_keys, &s, err, errlen) < 0)
 		goto out;
-	if (s && get_duration(s, "interval", &c->checkpoint_interval_ms, err, errlen) < 0)
+	if (s && (get_duration(s, "interval", &c->checkpoint_interval_ms, err, errlen) < 0 ||
+	          get_size(s, "max_series", &c->checkpoint_max_series, 1, 100000000, err,
+	                   errlen) < 0))
 		goto out;
 	static const char *const rp_keys[] = { "file", "speed", "precision", "now", NULL };
 	if (section(root, "replay", rp_keys, &s, err, errlen) < 0)

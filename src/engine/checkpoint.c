@@ -1,6 +1,7 @@
-/* engine/checkpoint.c — checkpoints of every series' detector and alert
- * state to the store, their restore at start-up and the reconciliation of
- * the restored alert states with the store's open alerts. */
+/* engine/checkpoint.c — every series' detector and alert state written to
+ * the store incrementally (dirty series, a batch at a time), its restore at
+ * start-up and the reconciliation of the restored alert states with the
+ * store's open alerts. */
 #include "config.h" /* autoconf: _GNU_SOURCE */
 
 #include "engine/engine.h"
@@ -30,89 +31,219 @@ struct ckpt_head {
 	uint32_t pad;
 };
 
+/* Series state is written incrementally: eng_record() puts a series whose
+ * state changed on its shard's dirty list (once, until written), and
+ * engine_persist() takes the oldest entries a batch at a time: it copies
+ * their state out under the shard's lock, releases it, writes the batch in
+ * one store transaction, then takes the lock again only to mark what was
+ * written. So ingest never waits for SQLite, only for the copy of one batch
+ * (PERSIST_BATCH series: well under a millisecond). */
+#define PERSIST_BATCH 1000
+
+void eng_mark_dirty(struct shard *sh, struct series *s)
+{
+	if (s->dirty)
+		return;
+	if (sh->ndirty == sh->capdirty) {
+		if (sh->dhead > 0) { /* reclaim the written prefix */
+			memmove(sh->dirty, sh->dirty + sh->dhead,
+			        (sh->ndirty - sh->dhead) * sizeof *sh->dirty);
+			sh->ndirty -= sh->dhead;
+			sh->dhead = 0;
+		} else {
+			size_t ncap = sh->capdirty ? sh->capdirty * 2 : 256;
+			uint32_t *nd = realloc(sh->dirty, ncap * sizeof *nd);
+			if (!nd)
+				return; /* stays clean for now; the next sample tries again */
+			sh->dirty = nd;
+			sh->capdirty = ncap;
+		}
+	}
+	sh->dirty[sh->ndirty++] = s->idx;
+	s->dirty = 1;
+}
+
+/* The state block of s: header, alert fsm, detector (and forecaster) state. */
+static void serialize(const struct series *s, size_t ss, unsigned char *blob)
+{
+	struct ckpt_head h;
+	memset(&h, 0, sizeof h);
+	h.magic = CKPT_MAGIC;
+	h.state_size = (uint32_t)ss;
+	h.samples = s->samples;
+	h.first_ts_ms = s->first_ts_ms;
+	h.last_value = s->last_value;
+	h.score = s->last.score;
+	h.expected = s->last.expected;
+	h.lower = s->last.lower;
+	h.upper = s->last.upper;
+	h.direction = s->last.direction;
+	memcpy(blob, &h, sizeof h);
+	memcpy(blob + sizeof h, &s->alert, sizeof s->alert);
+	memcpy(blob + sizeof h + sizeof s->alert, s->det_state, ss);
+}
+
+/* One batch of shard sh: copy up to want dirty series out (under the lock),
+ * write them (without it), mark the result. Returns the number written (0 if
+ * the shard had none dirty) or -1 with err. */
+static long persist_batch(struct engine *e, struct shard *sh, size_t want, struct store_ckpt *recs,
+                          uint32_t *idx, unsigned char **blobs, size_t *blobs_cap, char *err,
+                          size_t errlen)
+{
+	char mname[128];
+	shard_lock(sh);
+	size_t m = sh->ndirty - sh->dhead;
+	if (m > want)
+		m = want;
+	if (m == 0) {
+		shard_unlock(sh);
+		return 0;
+	}
+	size_t ss = sh->reg.state_size;
+	size_t bl = sizeof(struct ckpt_head) + sizeof(struct alert_fsm) + ss;
+	if (m * bl > *blobs_cap) {
+		unsigned char *nb = realloc(*blobs, m * bl);
+		if (!nb) {
+			shard_unlock(sh);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		*blobs = nb;
+		*blobs_cap = m * bl;
+	}
+	/* the model (and its name) may be swapped once the lock is released */
+	snprintf(mname, sizeof mname, "%s", model_name(e->model));
+	uint64_t fp = e->fingerprint;
+	size_t got = 0;
+	for (size_t j = 0; j < m; j++) {
+		uint32_t i = sh->dirty[sh->dhead + j];
+		struct series *s = sh->reg.v[i];
+		struct store_ckpt *c = &recs[got];
+		memset(c, 0, sizeof *c);
+		if (!s->stored) {
+			/* the key may move with the series block (model swap): copy */
+			c->series_key = strdup(s->key);
+			c->labels_json = eng_labels_json(&s->labels, NULL, NULL);
+			if (!c->series_key || !c->labels_json) {
+				/* out of memory: this one and the rest stay queued */
+				free((char *)c->series_key);
+				free((char *)c->labels_json);
+				c->series_key = c->labels_json = NULL;
+				m = j;
+				break;
+			}
+		}
+		s->dirty = 0;
+		if (s->sid == 0)
+			s->sid = atomic_fetch_add(&e->next_sid, 1);
+		c->sid = s->sid;
+		c->update = s->stored;
+		c->model = mname;
+		c->fingerprint = fp;
+		c->last_ts_ms = s->last_ts_ms;
+		serialize(s, ss, *blobs + got * bl);
+		c->state = *blobs + got * bl;
+		c->state_len = bl;
+		idx[got++] = i;
+	}
+	sh->dhead += m;
+	if (sh->dhead == sh->ndirty)
+		sh->dhead = sh->ndirty = 0;
+	shard_unlock(sh);
+
+	int rc = store_state_write(e->store, recs, got, err, errlen);
+
+	shard_lock(sh);
+	for (size_t j = 0; j < got; j++) {
+		struct series *s = sh->reg.v[idx[j]];
+		if (rc < 0 || recs[j].missing) {
+			if (recs[j].missing)
+				s->stored = 0; /* its row is gone: write it whole next time */
+			eng_mark_dirty(sh, s);
+		} else if (!recs[j].update) {
+			s->stored = 1;
+		}
+	}
+	shard_unlock(sh);
+	for (size_t j = 0; j < got; j++) {
+		free((char *)recs[j].series_key);
+		free((char *)recs[j].labels_json);
+	}
+	if (rc < 0)
+		return -1;
+	atomic_fetch_add_explicit(&e->state_writes, got, memory_order_relaxed);
+	return (long)m;
+}
+
+long engine_persist(struct engine *e, size_t max_series, char *err, size_t errlen)
+{
+	if (!e->store)
+		return 0;
+	struct store_ckpt *recs = malloc(PERSIST_BATCH * sizeof *recs);
+	uint32_t *idx = malloc(PERSIST_BATCH * sizeof *idx);
+	unsigned char *blobs = NULL;
+	size_t blobs_cap = 0;
+	long written = 0;
+	if (!recs || !idx) {
+		snprintf(err, errlen, "out of memory");
+		written = -1;
+		goto out;
+	}
+	lockrank_lock(&e->persist_mu, LOCK_RANK_PERSIST);
+	/* Round robin over the shards, one batch each in turn, starting where
+	 * the previous call stopped: with a budget smaller than the dirty
+	 * series, every shard still gets its share. */
+	unsigned start = e->persist_next, idle = 0;
+	for (unsigned k = start; idle < ENGINE_SHARDS; k = (k + 1) % ENGINE_SHARDS) {
+		size_t want = PERSIST_BATCH;
+		if (max_series) {
+			if ((size_t)written >= max_series)
+				break;
+			if (max_series - (size_t)written < want)
+				want = max_series - (size_t)written;
+		}
+		long n = persist_batch(e, &e->sh[k], want, recs, idx, &blobs, &blobs_cap, err, errlen);
+		if (n < 0) {
+			written = -1;
+			break;
+		}
+		written += n;
+		idle = n ? 0 : idle + 1;
+		e->persist_next = (k + 1) % ENGINE_SHARDS;
+	}
+	lockrank_unlock(&e->persist_mu);
+out:
+	free(recs);
+	free(idx);
+	free(blobs);
+	return written;
+}
+
+size_t engine_dirty_series(struct engine *e)
+{
+	size_t n = 0;
+	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
+		shard_lock(&e->sh[k]);
+		n += e->sh[k].ndirty - e->sh[k].dhead;
+		shard_unlock(&e->sh[k]);
+	}
+	return n;
+}
+
 int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 {
 	if (!e->store)
 		return 0;
-	/* flush_mu first: no batch can then wait for the store's write lock
-	 * (held for the whole checkpoint transaction) while holding a shard. */
 	lockrank_lock(&e->flush_mu, LOCK_RANK_FLUSH);
-	unsigned char *blob = NULL;
-	size_t blob_len = 0, ss = 0;
-	int rc = -1;
-	struct shard *sh = NULL;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 		if (eng_flush_shard(e, &e->sh[k]) < 0) {
+			lockrank_unlock(&e->flush_mu);
 			snprintf(err, errlen, "pending alert transitions could not be written");
-			goto out;
+			return -1;
 		}
 	}
-	if (store_ckpt_begin(e->store) < 0) {
-		snprintf(err, errlen, "cannot start checkpoint transaction");
-		store_ckpt_rollback(e->store);
-		goto out;
-	}
-	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-		sh = &e->sh[k];
-		shard_lock(sh);
-		if (sh->reg.state_size != ss || !blob) { /* a model swap may change it between shards */
-			ss = sh->reg.state_size;
-			blob_len = sizeof(struct ckpt_head) + sizeof(struct alert_fsm) + ss;
-			free(blob);
-			blob = malloc(blob_len);
-			if (!blob) {
-				snprintf(err, errlen, "out of memory");
-				store_ckpt_rollback(e->store);
-				goto out;
-			}
-		}
-		for (size_t i = 0; i < sh->reg.n; i++) {
-			struct series *s = sh->reg.v[i];
-			struct ckpt_head h;
-			memset(&h, 0, sizeof h);
-			h.magic = CKPT_MAGIC;
-			h.state_size = (uint32_t)ss;
-			h.samples = s->samples;
-			h.first_ts_ms = s->first_ts_ms;
-			h.last_value = s->last_value;
-			h.score = s->last.score;
-			h.expected = s->last.expected;
-			h.lower = s->last.lower;
-			h.upper = s->last.upper;
-			h.direction = s->last.direction;
-			memcpy(blob, &h, sizeof h);
-			memcpy(blob + sizeof h, &s->alert, sizeof s->alert);
-			memcpy(blob + sizeof h + sizeof s->alert, s->det_state, ss);
-			char *lj = eng_labels_json(&s->labels, NULL, NULL);
-			struct store_ckpt c = { .series_key = s->key,
-				                .labels_json = lj,
-				                .model = model_name(e->model),
-				                .fingerprint = e->fingerprint,
-				                .last_ts_ms = s->last_ts_ms,
-				                .state = blob,
-				                .state_len = blob_len };
-			int prc = lj ? store_ckpt_put(e->store, &c) : -1;
-			free(lj);
-			if (prc < 0) {
-				snprintf(err, errlen, "cannot write checkpoint of '%s'", s->key);
-				store_ckpt_rollback(e->store);
-				goto out;
-			}
-		}
-		shard_unlock(sh);
-		sh = NULL;
-	}
-	if (store_ckpt_commit(e->store) < 0) {
-		snprintf(err, errlen, "checkpoint commit failed");
-		goto out;
-	}
-	rc = 0;
-out:
-	if (sh)
-		shard_unlock(sh);
 	lockrank_unlock(&e->flush_mu);
-	free(blob);
-	return rc;
+	return engine_persist(e, 0, err, errlen) < 0 ? -1 : 0;
 }
 
 struct restore_ctx {
@@ -171,6 +302,10 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 	}
 	atomic_fetch_add(&e->nseries, 1);
 	s->kind = (uint8_t)kind;
+	s->sid = c->sid;
+	s->stored = c->sid > 0;
+	if (c->sid >= atomic_load(&e->next_sid))
+		atomic_store(&e->next_sid, c->sid + 1);
 	if (e->svcs)
 		s->roles = services_bind(e->svcs, &s->labels, &s->svc);
 	size_t ss = sh->reg.state_size;
@@ -207,6 +342,7 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 	s->last_ts_ms = c->last_ts_ms;
 	s->samples = c->last_ts_ms > 0 ? 1 : 0;
 	s->first_ts_ms = c->last_ts_ms;
+	eng_mark_dirty(sh, s); /* its fresh state replaces the stale row */
 	rc->fresh++;
 	return 0;
 }
@@ -272,6 +408,24 @@ static struct series *series_at(struct engine *e, uint32_t g)
 	return i < sh->reg.n ? sh->reg.v[i] : NULL;
 }
 
+/* An open alert whose series' state was not written before a crash (it was
+ * created moments before) stays open, and the series adopts it when its
+ * next sample creates it again (eng_adopt_orphan): the restart closes
+ * nothing. Takes a's strings. Service alerts are not kept (their service is
+ * gone). Returns 0 if kept. */
+static int keep_orphan(struct engine *e, size_t *n, struct open_alert *a)
+{
+	if (strncmp(a->series_key, "service:", 8) == 0)
+		return -1;
+	struct open_alert *no = realloc(e->orphans, (*n + 1) * sizeof *no);
+	if (!no)
+		return -1;
+	e->orphans = no;
+	e->orphans[(*n)++] = *a;
+	a->series_key = a->labels_json = a->annotations_json = NULL;
+	return 0;
+}
+
 /* Called with every shard and svc_mu locked; returns with them released
  * (the store's write lock is not taken under a shard lock: see flush_shard). */
 static void reconcile_alerts(struct engine *e)
@@ -306,13 +460,16 @@ static void reconcile_alerts(struct engine *e)
 	}
 	struct alert_rec *closing = calloc(oa.n ? oa.n : 1, sizeof *closing);
 	size_t nclosing = 0;
+	size_t orphaned = 0;
 	for (size_t a = 0; a < oa.n; a++) {
 		struct series *s = NULL;
+		struct shard *ssh = NULL;
 		for (size_t i = eng_str_hash(oa.v[a].series_key, strlen(oa.v[a].series_key)) & mask;
 		     t && t[i]; i = (i + 1) & mask) {
 			struct series *c = series_at(e, t[i] - 1);
 			if (!strcmp(c->key, oa.v[a].series_key)) {
 				s = c;
+				ssh = &e->sh[(t[i] - 1) % ENGINE_SHARDS];
 				break;
 			}
 		}
@@ -328,13 +485,16 @@ static void reconcile_alerts(struct engine *e)
 			if (s->alert.alert_id != oa.v[a].id || s->alert.state != oa.v[a].state) {
 				alert_fsm_restore(&s->alert, (enum alert_state)oa.v[a].state, oa.v[a].id,
 				                  oa.v[a].active_at_ms, oa.v[a].firing_at_ms, oa.v[a].score);
+				eng_mark_dirty(ssh, s);
 				adopted++;
 			}
 			continue;
 		}
+		if (keep_orphan(e, &orphaned, &oa.v[a]) == 0)
+			continue;
 		if (!closing)
 			continue;
-		/* the series' state was lost (crash before its first checkpoint) */
+		/* a service alert whose service is no longer configured */
 		struct alert_rec *r = &closing[nclosing++];
 		r->id = oa.v[a].id;
 		r->series_key = oa.v[a].series_key;
@@ -361,9 +521,11 @@ static void reconcile_alerts(struct engine *e)
 			int64_t id = s->alert.alert_id;
 			alert_fsm_init(&s->alert);
 			s->alert.alert_id = id;
+			eng_mark_dirty(&e->sh[g % ENGINE_SHARDS], s);
 			reset++;
 		}
 	}
+	atomic_store(&e->norphans, orphaned);
 	lockrank_unlock(&e->svc_mu);
 	unlock_all(e);
 	locked = 0;
@@ -374,9 +536,9 @@ static void reconcile_alerts(struct engine *e)
 	}
 	free(closing);
 	free(t);
-	if (adopted || closed || reset)
-		log_msg(LOG_INFO, "event=alerts_reconciled adopted=%zu closed_orphans=%zu reset=%zu",
-		        adopted, closed, reset);
+	if (adopted || closed || reset || orphaned)
+		log_msg(LOG_INFO, "event=alerts_reconciled adopted=%zu kept_open_without_series=%zu "
+		        "closed_service_orphans=%zu reset=%zu", adopted, orphaned, closed, reset);
 out:
 	if (locked) {
 		lockrank_unlock(&e->svc_mu);
@@ -388,6 +550,41 @@ out:
 		free(oa.v[a].annotations_json);
 	}
 	free(oa.v);
+}
+
+void eng_adopt_orphan(struct engine *e, struct series *s)
+{
+	lockrank_lock(&e->orphan_mu, LOCK_RANK_ORPHAN);
+	size_t n = atomic_load(&e->norphans);
+	for (size_t a = 0; a < n; a++) {
+		struct open_alert *o = &e->orphans[a];
+		if (strcmp(o->series_key, s->key) != 0)
+			continue;
+		alert_fsm_restore(&s->alert, (enum alert_state)o->state, o->id, o->active_at_ms,
+		                  o->firing_at_ms, o->score);
+		log_msg(LOG_INFO, "event=alert_adopted alert_id=%lld series=%s",
+		        (long long)o->id, s->key);
+		free(o->series_key);
+		free(o->labels_json);
+		free(o->annotations_json);
+		e->orphans[a] = e->orphans[n - 1];
+		atomic_store(&e->norphans, n - 1);
+		break;
+	}
+	lockrank_unlock(&e->orphan_mu);
+}
+
+void eng_orphans_free(struct engine *e)
+{
+	size_t n = atomic_load(&e->norphans);
+	for (size_t a = 0; a < n; a++) {
+		free(e->orphans[a].series_key);
+		free(e->orphans[a].labels_json);
+		free(e->orphans[a].annotations_json);
+	}
+	free(e->orphans);
+	e->orphans = NULL;
+	atomic_store(&e->norphans, 0);
 }
 
 long engine_restore(struct engine *e, char *err, size_t errlen)

@@ -114,6 +114,8 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 	pthread_mutex_init(&e->flush_mu, NULL);
 	pthread_mutex_init(&e->fam_mu, NULL);
 	pthread_mutex_init(&e->svc_mu, NULL);
+	pthread_mutex_init(&e->persist_mu, NULL);
+	pthread_mutex_init(&e->orphan_mu, NULL);
 	/* adaptive: a batch holds a shard for one sample at a time, so a
 	 * contended lock is usually free again within a few hundred ns:
 	 * spin briefly before sleeping in the kernel */
@@ -150,6 +152,13 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 		return NULL;
 	}
 	atomic_store(&e->next_alert_id, max + 1);
+	max = 0;
+	if (store && store_state_max_sid(store, &max) < 0) {
+		snprintf(err, errlen, "cannot read series state from the store");
+		engine_free(e);
+		return NULL;
+	}
+	atomic_store(&e->next_sid, max + 1);
 	return e;
 }
 
@@ -169,6 +178,7 @@ void engine_free(struct engine *e)
 		for (size_t i = 0; i < sh->npend; i++)
 			pending_free(&sh->pend[i]);
 		free(sh->pend);
+		free(sh->dirty);
 		for (size_t i = 0; i < sh->ngroups; i++) {
 			labels_free(&sh->groups[i]->labels);
 			free(sh->groups[i]);
@@ -190,6 +200,9 @@ void engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->flush_mu);
 	pthread_mutex_destroy(&e->fam_mu);
 	pthread_mutex_destroy(&e->svc_mu);
+	eng_orphans_free(e);
+	pthread_mutex_destroy(&e->persist_mu);
+	pthread_mutex_destroy(&e->orphan_mu);
 	free(e);
 }
 
@@ -408,6 +421,8 @@ struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
 	}
 	s->kind = (uint8_t)kind;
 	eng_state_init(e, s);
+	if (atomic_load_explicit(&e->norphans, memory_order_relaxed))
+		eng_adopt_orphan(e, s);
 	if (e->svcs) {
 		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 		s->roles = services_bind(e->svcs, &s->labels, &s->svc);
@@ -459,6 +474,8 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 		s->first_ts_ms = ts_ms;
 	s->samples++;
 	s->last_ts_ms = ts_ms;
+	if (!s->dirty)
+		eng_mark_dirty(sh, s);
 	s->last_value = value;
 	s->last = *r;
 	struct hist_point h = { .ts_ms = ts_ms,
@@ -921,12 +938,14 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 		shard_lock(sh);
 		st->series += sh->reg.n;
 		st->pending_transitions += atomic_load(&sh->npend_a);
+		st->dirty_series += sh->ndirty - sh->dhead;
 		if (sh->last_sample_ms > st->last_sample_ms)
 			st->last_sample_ms = sh->last_sample_ms;
 		if (k == 0)
 			st->model_name = model_name(e->model); /* swapped under every shard lock */
 		shard_unlock(sh);
 	}
+	st->state_writes = atomic_load_explicit(&e->state_writes, memory_order_relaxed);
 }
 
 
@@ -962,8 +981,10 @@ void engine_set_model(struct engine *e, struct model *m)
 		size_t total = 0;
 		for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 			struct shard *sh = &e->sh[k];
-			for (size_t i = 0; i < sh->reg.n; i++)
+			for (size_t i = 0; i < sh->reg.n; i++) {
 				eng_state_init(e, sh->reg.v[i]);
+				eng_mark_dirty(sh, sh->reg.v[i]);
+			}
 			total += sh->reg.n;
 		}
 		log_msg(LOG_INFO, "event=model_changed model=%s series_relearning=%zu", model_name(m),

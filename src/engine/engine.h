@@ -179,6 +179,8 @@ struct engine_stats {
 	size_t max_series;
 	size_t pending_transitions;    /* not yet durable (store failing) */
 	int64_t last_sample_ms;        /* newest event time seen */
+	size_t dirty_series;           /* state changed since last written */
+	uint64_t state_writes;         /* series states written since start */
 	const char *model_name;
 };
 void engine_get_stats(struct engine *e, struct engine_stats *st);
@@ -214,12 +216,27 @@ void engine_services_json(struct engine *e, struct obuf *b);
 /* Base URL for links in alert annotations (set once the port is known). */
 int engine_set_external_url(struct engine *e, const char *url);
 
-/* Write every series' detector and alert state to the store in one
- * transaction (shutdown, and periodically). Returns 0 or -1. */
+/* Learned state is written incrementally. Every series whose state changed
+ * since it was last written (a sample, an alert adopted at restore, a model
+ * swap) is queued once, oldest first; engine_persist() writes up to
+ * max_series of them (0 = all queued), in store transactions of at most
+ * 1000 series, round robin over the shards. Each batch is copied out under
+ * its shard's lock and written without it, so ingest never waits for
+ * SQLite. Call it every few seconds from one housekeeping thread. A failed
+ * write puts its series back in the queue. Returns the number of series
+ * written, or -1 with err (store failing). */
+long engine_persist(struct engine *e, size_t max_series, char *err, size_t errlen);
+/* Series queued for engine_persist() (changed since last written). */
+size_t engine_dirty_series(struct engine *e);
+/* Shutdown: write every pending alert transition, then every queued
+ * series' state (engine_persist with no limit). Returns 0 or -1. */
 int engine_checkpoint(struct engine *e, char *err, size_t errlen);
-/* Recreate series and their state from the last checkpoint; series whose
- * model fingerprint changed start fresh. Call before serving. Returns the
- * number of series restored, or -1. */
+/* Recreate series and their state from the store; series whose model
+ * fingerprint changed start fresh. Open alerts of the store are carried
+ * over: adopted by their series, or, for a series whose state was never
+ * written (created just before a crash), kept open and adopted when its next
+ * sample creates it again. Call before serving. Returns the number of series
+ * restored, or -1. */
 long engine_restore(struct engine *e, char *err, size_t errlen);
 /* Swap in a new default model (SIGHUP). Takes ownership of m; series whose
  * fingerprint changes re-learn from scratch (logged). */

@@ -15,6 +15,7 @@
 
 struct services;
 struct service_transition;
+struct open_alert;
 
 
 /* An alert transition waiting to be made durable. Strings are owned. */
@@ -36,16 +37,19 @@ struct pending_tr {
  * Lock order (the one authoritative statement; util/lockrank.h has the
  * ranks and, built with FORESHOCK_LOCK_CHECK, checks them):
  *
- *   flush_mu -> store wmu -> shard[0] -> ... -> shard[15] -> svc_mu
+ *   persist_mu -> flush_mu -> store wmu -> shard[0] -> ... -> shard[15] -> svc_mu
  *            -> store rmu -> fam_mu -> store fmu (the store's fault text, a leaf)
+ *            -> orphan_mu (open alerts awaiting their series, a leaf)
  *
  * A thread only takes a lock ranked after every lock it holds. In practice:
  * - a batch holds one shard at a time (batch_lock), and under it svc_mu
  *   (services) or fam_mu (classify), never both at once;
  * - eng_flush_shard() runs under flush_mu, takes a shard only to detach its
  *   queue, and writes to the store (wmu) with no shard held;
- * - engine_checkpoint() takes flush_mu, then the store's write transaction
- *   (wmu, store_ckpt_begin), then each shard in turn;
+ * - engine_persist() holds persist_mu, takes one shard at a time to copy a
+ *   batch out and releases it before writing the batch (wmu);
+ *   engine_checkpoint() flushes under flush_mu, releases it, then persists;
+ * - eng_adopt_orphan() takes orphan_mu under the shard creating a series;
  * - engine_restore() takes every shard and svc_mu, then reads the store
  *   (rmu) and classifies restored series (fam_mu) inside that read;
  *   reconcile releases them all before it writes (wmu);
@@ -69,6 +73,10 @@ struct shard {
 	size_t ngroups, capgroups;
 	uint32_t *gtable;
 	size_t gmask;
+	/* series whose state changed since it was last written, oldest first:
+	 * registry indexes in dirty[dhead .. ndirty) (checkpoint.c) */
+	uint32_t *dirty;
+	size_t dhead, ndirty, capdirty;
 };
 
 struct engine {
@@ -84,6 +92,15 @@ struct engine {
 	atomic_int_least64_t next_alert_id;
 	atomic_size_t nseries;      /* over all shards (cardinality limit) */
 	pthread_mutex_t flush_mu;   /* serializes store writes of pending transitions */
+	/* incremental state writes (checkpoint.c): one engine_persist at a time */
+	pthread_mutex_t persist_mu;
+	atomic_int_least64_t next_sid; /* next persistent series id */
+	unsigned persist_next;      /* shard the next engine_persist starts with */
+	atomic_uint_least64_t state_writes; /* series states written */
+	/* open alerts whose series was not restored: adopted when it reappears */
+	pthread_mutex_t orphan_mu;
+	atomic_size_t norphans;
+	struct open_alert *orphans;
 	/* metric family -> enum metric_type (from # TYPE / remote_write metadata) */
 	pthread_mutex_t fam_mu;
 	char **fam_names;
@@ -159,6 +176,11 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
                 double value);
 int eng_flush_shard(struct engine *e, struct shard *sh);
+
+/* checkpoint.c: incremental state */
+void eng_mark_dirty(struct shard *sh, struct series *s);
+void eng_adopt_orphan(struct engine *e, struct series *s);
+void eng_orphans_free(struct engine *e);
 
 /* derive.c: metric family types, counter rates, histogram quantiles */
 uint64_t eng_str_hash(const char *p, size_t n);

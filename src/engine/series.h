@@ -64,6 +64,9 @@ struct series {
 	uint64_t hash;
 	uint32_t idx;          /* own index in the registry (stable) */
 	uint8_t kind;          /* enum series_kind */
+	uint8_t dirty;         /* state changed since last written (in its shard's dirty list) */
+	uint8_t stored;        /* its row is in the store: later writes update the state only */
+	int64_t sid;           /* persistent id in the store (series_state.sid); 0 = none yet */
 	uint32_t derived;      /* COUNTER: index + 1 of its rate series; BUCKET: index + 1 of its group; 0 = none yet */
 	uint32_t svc;          /* service index (service.h) when roles != 0 */
 	uint32_t roles;        /* bit mask of enum service_role this series feeds; 0 = none */

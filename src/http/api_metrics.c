@@ -356,6 +356,12 @@ static void engine_metrics(struct obuf *b, struct api_ctx *api, struct engine_st
 	header(b, "foreshock_pending_transitions", "gauge",
 	       "Alert transitions not yet durable (store failing).");
 	obuf_printf(b, "foreshock_pending_transitions %zu\n", es.pending_transitions);
+	header(b, "foreshock_state_dirty_series", "gauge",
+	       "Series whose learned state changed since it was last written to the store.");
+	obuf_printf(b, "foreshock_state_dirty_series %zu\n", es.dirty_series);
+	header(b, "foreshock_state_writes_total", "counter",
+	       "Series states written to the store (incremental checkpoints).");
+	obuf_printf(b, "foreshock_state_writes_total %llu\n", (unsigned long long)es.state_writes);
 	header(b, "foreshock_last_sample_timestamp_seconds", "gauge",
 	       "Newest event time seen, in seconds since the epoch.");
 	obuf_printf(b, "foreshock_last_sample_timestamp_seconds %.3f\n",

@@ -1,6 +1,7 @@
-/* store/store.c — SQLite (WAL) store for alerts, alert history and detector
- * checkpoints (see store.h for the contract, docs/storage.md for the schema
- * and the durability argument). The only file that includes sqlite3.h.
+/* store/store.c — SQLite (WAL) store for alerts, alert history and
+ * per-series state, and its health (see store.h for the contract,
+ * docs/storage.md for the schema and the durability argument). With
+ * backup.c, the only file that includes sqlite3.h.
  *
  * Two connections: `w` (read-write, every write, serialized by wmu) and `r`
  * (read-only, every read, serialized by rmu). In WAL mode the reader sees the
@@ -10,6 +11,7 @@
  * (SQLITE_PREPARE_PERSISTENT) and reset after each use.
  */
 #include "store/store.h"
+#include "store/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +31,6 @@
 #include "util/lockrank.h"
 #include "util/log.h"
 
-#define STORE_BUSY_TIMEOUT_MS 5000
 /* WAL is truncated back to this size after a checkpoint (a 1M-series detector
  * checkpoint makes it large once; no need to keep that on disk). */
 #define STORE_JOURNAL_SIZE_LIMIT (64 * 1024 * 1024)
@@ -100,6 +101,8 @@ static const char *const migrations[] = {
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
+int store_schema_version(void) { return SCHEMA_VERSION; }
+
 #define ALERT_COLS "id, series_key, labels_json, annotations_json, state, active_at_ms, " \
 	"firing_at_ms, resolved_at_ms, event_at_ms, value, score"
 
@@ -123,6 +126,11 @@ static const char *const migrations[] = {
 	X(ckpt_put, 'w', "INSERT INTO series_state (series_key, labels_json, model, " \
 	  "fingerprint, last_ts_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
 	X(ckpt_clear, 'w', "DELETE FROM series_state") \
+	X(state_put, 'w', "INSERT OR REPLACE INTO series_state (sid, series_key, labels_json, " \
+	  "model, fingerprint, last_ts_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)") \
+	X(state_upd, 'w', "UPDATE series_state SET model = ?4, fingerprint = ?5, last_ts_ms = ?6, " \
+	  "state = ?7 WHERE sid = ?1") \
+	X(state_max, 'r', "SELECT coalesce(max(sid), 0) FROM series_state") \
 	X(probe, 'w', "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?1)") \
 	X(scan_open, 'r', "SELECT " ALERT_COLS " FROM alerts WHERE state IN ('pending','firing') " \
 	  "ORDER BY active_at_ms, id") \
@@ -162,9 +170,7 @@ struct store {
 #undef X
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void store_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (err == NULL || errlen == 0)
 		return;
@@ -262,7 +268,7 @@ static int refuse_moved(struct store *s, char *err, size_t errlen)
 	if (!atomic_load(&s->moved))
 		return 0;
 	atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-	set_err(err, errlen, "database file '%s' was deleted or replaced while open", s->path);
+	store_set_err(err, errlen, "database file '%s' was deleted or replaced while open", s->path);
 	return -1;
 }
 
@@ -281,7 +287,7 @@ static int exec_sql(sqlite3 *db, const char *sql, const char *what, char *err, s
 {
 	char *msg = NULL;
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		set_err(err, errlen, "unable to %s: %s", what, msg ? msg : sqlite3_errmsg(db));
+		store_set_err(err, errlen, "unable to %s: %s", what, msg ? msg : sqlite3_errmsg(db));
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -301,7 +307,7 @@ static sqlite3 *open_conn(const char *path, int flags, char *err, size_t errlen)
 	sqlite3 *db = NULL;
 	int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		set_err(err, errlen, "unable to open '%s': %s", path,
+		store_set_err(err, errlen, "unable to open '%s': %s", path,
 		        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
 		return NULL;
@@ -311,7 +317,7 @@ static sqlite3 *open_conn(const char *path, int flags, char *err, size_t errlen)
 	return db;
 }
 
-static int has_table(sqlite3 *db, const char *name)
+int store_has_table(sqlite3 *db, const char *name)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -336,7 +342,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 		sqlite3_stmt *st;
 		if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &st,
 		                       NULL) != SQLITE_OK) {
-			set_err(err, errlen, "unable to read 'schema_version': %s", sqlite3_errmsg(db));
+			store_set_err(err, errlen, "unable to read 'schema_version': %s", sqlite3_errmsg(db));
 			rollback_quiet(db);
 			return -1;
 		}
@@ -344,16 +350,16 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 			version = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 		if (version > SCHEMA_VERSION) {
-			set_err(err, errlen, "unsupported schema version %d in '%s' (this build knows "
+			store_set_err(err, errlen, "unsupported schema version %d in '%s' (this build knows "
 			        "up to %d): written by a newer foreshock", version, path, SCHEMA_VERSION);
 			rollback_quiet(db);
 			return -1;
 		}
 		if (version == SCHEMA_VERSION)
 			return exec_sql(db, "COMMIT", "commit migration", err, errlen);
-		if (version == 0 && has_table(db, "alerts")) {
+		if (version == 0 && store_has_table(db, "alerts")) {
 			/* tables without a version: not ours, or the version row is lost */
-			set_err(err, errlen, "database '%s' is corrupt or not foreshock's: table "
+			store_set_err(err, errlen, "database '%s' is corrupt or not foreshock's: table "
 			        "'alerts' exists but 'schema_version' has no row", path);
 			rollback_quiet(db);
 			return -1;
@@ -381,7 +387,7 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
 #define X(name, conn, sql) \
 	if (sqlite3_prepare_v3((conn) == 'w' ? s->w : s->r, sql, -1, SQLITE_PREPARE_PERSISTENT, \
 	                       &s->name, NULL) != SQLITE_OK) { \
-		set_err(err, errlen, "unable to prepare statement '%s': %s", #name, \
+		store_set_err(err, errlen, "unable to prepare statement '%s': %s", #name, \
 		        sqlite3_errmsg((conn) == 'w' ? s->w : s->r)); \
 		return -1; \
 	}
@@ -398,7 +404,7 @@ static void finalize_all(struct store *s)
 }
 
 /* One-word answer of a pragma like quick_check into buf ("" on error). */
-static int pragma_text(sqlite3 *db, const char *sql, char *buf, size_t len)
+int store_pragma_text(sqlite3 *db, const char *sql, char *buf, size_t len)
 {
 	sqlite3_stmt *st;
 	buf[0] = '\0';
@@ -423,21 +429,21 @@ static int open_conns(struct store *s, char *err, size_t errlen)
 	/* WAL: readers and the writer do not block each other, commits append to
 	 * the log, and a torn last frame is ignored at recovery. */
 	char mode[32];
-	if (pragma_text(s->w, "PRAGMA journal_mode=WAL", mode, sizeof mode) < 0 ||
+	if (store_pragma_text(s->w, "PRAGMA journal_mode=WAL", mode, sizeof mode) < 0 ||
 	    strcmp(mode, "wal") != 0) {
-		set_err(err, errlen, "unable to enable WAL for '%s': %s", path,
+		store_set_err(err, errlen, "unable to enable WAL for '%s': %s", path,
 		        mode[0] ? mode : sqlite3_errmsg(s->w));
 		return -1;
 	}
 	/* A damaged file is refused before anything is written to it.
 	 * quick_check reads every page once (no index cross-check). */
 	char qc[256];
-	if (pragma_text(s->w, "PRAGMA quick_check(1)", qc, sizeof qc) < 0) {
-		set_err(err, errlen, "unable to check '%s': %s", path, sqlite3_errmsg(s->w));
+	if (store_pragma_text(s->w, "PRAGMA quick_check(1)", qc, sizeof qc) < 0) {
+		store_set_err(err, errlen, "unable to check '%s': %s", path, sqlite3_errmsg(s->w));
 		return -1;
 	}
 	if (strcmp(qc, "ok") != 0) {
-		set_err(err, errlen, "database '%s' is corrupt: %s (restore a backup with "
+		store_set_err(err, errlen, "database '%s' is corrupt: %s (restore a backup with "
 		        "'foreshock restore', see docs/operations.md)", path, qc);
 		return -2;
 	}
@@ -456,7 +462,7 @@ static int open_conns(struct store *s, char *err, size_t errlen)
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->w, "SELECT value FROM meta WHERE key = 'store_id'", -1, &st,
 	                       NULL) != SQLITE_OK) {
-		set_err(err, errlen, "unable to read 'meta' of '%s': %s", path, sqlite3_errmsg(s->w));
+		store_set_err(err, errlen, "unable to read 'meta' of '%s': %s", path, sqlite3_errmsg(s->w));
 		return -1;
 	}
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -483,12 +489,12 @@ static void close_conns(struct store *s)
 struct store *store_open(const char *path, char *err, size_t errlen)
 {
 	if (path == NULL || *path == '\0' || strcmp(path, ":memory:") == 0) {
-		set_err(err, errlen, "invalid store path '%s': need a file", path ? path : "");
+		store_set_err(err, errlen, "invalid store path '%s': need a file", path ? path : "");
 		return NULL;
 	}
 	struct store *s = calloc(1, sizeof *s);
 	if (s == NULL || (s->path = strdup(path)) == NULL) {
-		set_err(err, errlen, "out of memory opening store '%s'", path);
+		store_set_err(err, errlen, "out of memory opening store '%s'", path);
 		free(s);
 		return NULL;
 	}
@@ -510,7 +516,7 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 		if ((code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB) {
 			char why[512];
 			snprintf(why, sizeof why, "%s", err ? err : "");
-			set_err(err, errlen, "database '%s' is corrupt: %s (restore a backup with "
+			store_set_err(err, errlen, "database '%s' is corrupt: %s (restore a backup with "
 			        "'foreshock restore', see docs/operations.md)", path, why);
 		}
 	}
@@ -776,7 +782,7 @@ static int write_one(struct store *s, struct alert_rec *r, char *err, size_t err
 		goto fail;
 	return 0;
 fail:
-	set_err(err, errlen, "unable to %s '%s': %s", what, r->series_key, sqlite3_errmsg(s->w));
+	store_set_err(err, errlen, "unable to %s '%s': %s", what, r->series_key, sqlite3_errmsg(s->w));
 	return -1;
 }
 
@@ -785,16 +791,16 @@ int store_alerts_write(struct store *s, struct alert_rec *recs, size_t n, char *
 {
 	for (size_t i = 0; i < n; i++) {
 		if (recs[i].series_key == NULL || recs[i].series_key[0] == '\0') {
-			set_err(err, errlen, "missing series_key for alert record %zu", i);
+			store_set_err(err, errlen, "missing series_key for alert record %zu", i);
 			return -1;
 		}
 		if (!state_valid(recs[i].state)) {
-			set_err(err, errlen, "invalid alert state '%s' for '%s'",
+			store_set_err(err, errlen, "invalid alert state '%s' for '%s'",
 			        recs[i].state ? recs[i].state : "(null)", recs[i].series_key);
 			return -1;
 		}
 		if (recs[i].id < 0) {
-			set_err(err, errlen, "invalid alert id %lld for '%s'", (long long)recs[i].id,
+			store_set_err(err, errlen, "invalid alert id %lld for '%s'", (long long)recs[i].id,
 			        recs[i].series_key);
 			return -1;
 		}
@@ -806,7 +812,7 @@ int store_alerts_write(struct store *s, struct alert_rec *recs, size_t n, char *
 	unsigned char stack_new[64];
 	unsigned char *was_new = n <= sizeof stack_new ? stack_new : malloc(n);
 	if (was_new == NULL) {
-		set_err(err, errlen, "out of memory writing %zu alert records", n);
+		store_set_err(err, errlen, "out of memory writing %zu alert records", n);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -814,7 +820,7 @@ int store_alerts_write(struct store *s, struct alert_rec *recs, size_t n, char *
 
 	int ret = -1;
 	if (wlock(s) < 0) {
-		set_err(err, errlen, "unable to write alerts: checkpoint open on this thread");
+		store_set_err(err, errlen, "unable to write alerts: checkpoint open on this thread");
 		goto unlocked;
 	}
 	if (refuse_moved(s, err, errlen) < 0)
@@ -1076,6 +1082,7 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 			.last_ts_ms = sqlite3_column_int64(st, 4),
 			.state = sqlite3_column_blob(st, 5),
 			.state_len = (size_t)sqlite3_column_bytes(st, 5),
+			.sid = sqlite3_column_int64(st, 6),
 		};
 		ret = fn(ctx, &c);
 		if (ret != 0)
@@ -1090,6 +1097,87 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 	return ret;
 }
 
+/* ---- incremental series state ---- */
+
+int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].sid <= 0 || v[i].model == NULL || (v[i].state == NULL && v[i].state_len > 0) ||
+		    v[i].state_len > INT32_MAX || (!v[i].update && v[i].series_key == NULL)) {
+			store_set_err(err, errlen, "invalid series state record %zu (sid %lld)", i,
+			        (long long)v[i].sid);
+			return -1;
+		}
+	}
+	if (n == 0)
+		return 0;
+	if (wlock(s) < 0) {
+		store_set_err(err, errlen, "unable to write series state: checkpoint open on this thread");
+		return -1;
+	}
+	int ret = -1;
+	if (refuse_moved(s, err, errlen) < 0)
+		goto out;
+	/* NORMAL: no fsync at COMMIT (see store_ckpt_begin); back to FULL below,
+	 * before the write lock is released. */
+	if (exec_sql(s->w, "PRAGMA synchronous=NORMAL", "set synchronous", err, errlen) < 0 ||
+	    exec_sql(s->w, "BEGIN IMMEDIATE", "begin state transaction", err, errlen) < 0) {
+		note_err(s, s->w, "state_write");
+		goto restore;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store_ckpt *c = &v[i];
+		sqlite3_stmt *st = c->update ? s->state_upd : s->state_put;
+		c->missing = 0;
+		sqlite3_bind_int64(st, 1, c->sid);
+		if (!c->update) {
+			sqlite3_bind_text(st, 2, c->series_key, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, c->labels_json ? c->labels_json : "{}", -1,
+			                  SQLITE_STATIC);
+		}
+		sqlite3_bind_text(st, 4, c->model, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, (int64_t)c->fingerprint);
+		sqlite3_bind_int64(st, 6, c->last_ts_ms);
+		sqlite3_bind_blob(st, 7, c->state_len ? c->state : "", (int)c->state_len,
+		                  SQLITE_STATIC);
+		if (step_done(st) < 0) {
+			store_set_err(err, errlen, "unable to write the state of '%s': %s",
+			        c->series_key ? c->series_key : "?", sqlite3_errmsg(s->w));
+			note_err(s, s->w, "state_write");
+			rollback_quiet(s->w);
+			goto restore;
+		}
+		if (c->update && sqlite3_changes(s->w) == 0)
+			c->missing = 1;
+	}
+	if (exec_sql(s->w, "COMMIT", "commit state transaction", err, errlen) < 0) {
+		note_err(s, s->w, "state_write");
+		rollback_quiet(s->w);
+		goto restore;
+	}
+	ret = 0;
+	note_ok(s);
+restore:
+	if (sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+		log_db_err(s->w, "state_restore_synchronous");
+out:
+	lockrank_unlock(&s->wmu);
+	return ret;
+}
+
+int store_state_max_sid(struct store *s, int64_t *out)
+{
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
+	int rc = sqlite3_step(s->state_max);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s->state_max, 0);
+	else
+		log_db_err(s->r, "state_max_sid");
+	sqlite3_reset(s->state_max);
+	lockrank_unlock(&s->rmu);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
 /* ---- maintenance ---- */
 
 int store_integrity_check(struct store *s, char *err, size_t errlen)
@@ -1098,192 +1186,39 @@ int store_integrity_check(struct store *s, char *err, size_t errlen)
 	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(s->r, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
-		set_err(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
+		store_set_err(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
 		ret = -1;
 		goto out;
 	}
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		set_err(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
+		store_set_err(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
 		ret = -1;
 		goto out;
 	}
 	const char *res = column_str(st, 0);
 	if (strcmp(res, "ok") != 0) {
-		set_err(err, errlen, "integrity check failed: %s", res);
+		store_set_err(err, errlen, "integrity check failed: %s", res);
 		ret = -1;
 		goto out;
 	}
 	sqlite3_finalize(st);
 	if (sqlite3_prepare_v2(s->r, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK) {
-		set_err(err, errlen, "unable to run 'foreign_key_check': %s", sqlite3_errmsg(s->r));
+		store_set_err(err, errlen, "unable to run 'foreign_key_check': %s", sqlite3_errmsg(s->r));
 		ret = -1;
 		goto out;
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		set_err(err, errlen, "foreign key check failed: row %lld of '%s' has no parent in '%s'",
+		store_set_err(err, errlen, "foreign key check failed: row %lld of '%s' has no parent in '%s'",
 		        (long long)sqlite3_column_int64(st, 1), column_str(st, 0), column_str(st, 2));
 		ret = -1;
 	} else if (rc != SQLITE_DONE) {
-		set_err(err, errlen, "unable to run 'foreign_key_check': %s", sqlite3_errmsg(s->r));
+		store_set_err(err, errlen, "unable to run 'foreign_key_check': %s", sqlite3_errmsg(s->r));
 		ret = -1;
 	}
 out:
 	sqlite3_finalize(st);
 	lockrank_unlock(&s->rmu);
-	return ret;
-}
-
-/* ---- backup and restore ---- */
-
-static int64_t count_rows(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	int64_t n = -1;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
-/* Describe a foreshock database; -1 with err if it is not one this build knows. */
-static int describe(sqlite3 *db, const char *path, struct store_info *info, char *err,
-                    size_t errlen)
-{
-	memset(info, 0, sizeof *info);
-	if (!has_table(db, "schema_version") || !has_table(db, "alerts")) {
-		set_err(err, errlen, "'%s' is not a foreshock database (no 'schema_version' or "
-		        "'alerts' table)", path);
-		return -1;
-	}
-	info->version = (int)count_rows(db, "SELECT max(version) FROM schema_version");
-	if (info->version < 1 || info->version > SCHEMA_VERSION) {
-		set_err(err, errlen, "unsupported schema version %d in '%s' (this build knows up "
-		        "to %d)", info->version, path, SCHEMA_VERSION);
-		return -1;
-	}
-	if (has_table(db, "meta")) {
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'store_id'", -1, &st,
-		                       NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-			snprintf(info->id, sizeof info->id, "%s", column_text0(st, 0));
-		sqlite3_finalize(st);
-	}
-	info->alerts = count_rows(db, "SELECT count(*) FROM alerts");
-	info->open_alerts = count_rows(db, "SELECT count(*) FROM alerts WHERE state IN "
-	                                   "('pending','firing')");
-	info->events = count_rows(db, "SELECT count(*) FROM alert_events");
-	info->series = count_rows(db, has_table(db, "series_state") ?
-	                                  "SELECT count(*) FROM series_state" :
-	                                  "SELECT count(*) FROM checkpoints");
-	return 0;
-}
-
-static int fsync_path(const char *path, int dir)
-{
-	int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-int store_copy(const char *src, const char *dst, int standalone, struct store_info *info,
-               char *err, size_t errlen)
-{
-	struct store_info tmpinfo;
-	if (!info)
-		info = &tmpinfo;
-	char tmp[4096], side[4200];
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp) {
-		set_err(err, errlen, "path too long: '%s'", dst);
-		return -1;
-	}
-	sqlite3 *in = NULL, *out = NULL;
-	int ret = -1;
-	if (sqlite3_open_v2(src, &in, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		set_err(err, errlen, "unable to open '%s': %s", src,
-		        in ? sqlite3_errmsg(in) : "out of memory");
-		goto out;
-	}
-	sqlite3_busy_timeout(in, STORE_BUSY_TIMEOUT_MS);
-	char qc[256];
-	if (pragma_text(in, "PRAGMA quick_check(1)", qc, sizeof qc) < 0) {
-		int code = sqlite3_errcode(in);
-		if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
-			set_err(err, errlen, "database '%s' is corrupt: %s", src, sqlite3_errmsg(in));
-		else
-			set_err(err, errlen, "unable to read '%s': %s", src, sqlite3_errmsg(in));
-		goto out;
-	}
-	if (strcmp(qc, "ok") != 0) {
-		set_err(err, errlen, "database '%s' is corrupt: %s", src, qc);
-		goto out;
-	}
-	if (describe(in, src, info, err, errlen) < 0)
-		goto out;
-	/* no stale journal of an earlier attempt (or of a deleted dst) may be
-	 * applied to the new file */
-	unlink(tmp);
-	snprintf(side, sizeof side, "%s-wal", tmp);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-journal", tmp);
-	unlink(side);
-	if (sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		set_err(err, errlen, "unable to create '%s': %s", tmp,
-		        out ? sqlite3_errmsg(out) : "out of memory");
-		goto out;
-	}
-	/* One step of all pages: one read transaction on src, so the copy is a
-	 * single consistent snapshot (stepping in slices would restart whenever
-	 * the daemon commits in between). */
-	sqlite3_backup *b = sqlite3_backup_init(out, "main", in, "main");
-	if (!b) {
-		set_err(err, errlen, "unable to back up '%s': %s", src, sqlite3_errmsg(out));
-		goto out;
-	}
-	int rc;
-	while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || rc == SQLITE_LOCKED)
-		sqlite3_sleep(50);
-	sqlite3_backup_finish(b);
-	if (rc != SQLITE_DONE) {
-		set_err(err, errlen, "unable to copy '%s' to '%s': %s", src, tmp, sqlite3_errstr(rc));
-		goto out;
-	}
-	char mode[32];
-	if (pragma_text(out, standalone ? "PRAGMA journal_mode=DELETE" : "PRAGMA journal_mode=WAL",
-	                mode, sizeof mode) < 0 || strcmp(mode, standalone ? "delete" : "wal") != 0) {
-		set_err(err, errlen, "unable to set the journal mode of '%s': %s", tmp,
-		        sqlite3_errmsg(out));
-		goto out;
-	}
-	if (sqlite3_close(out) != SQLITE_OK) {
-		set_err(err, errlen, "unable to close '%s': %s", tmp, sqlite3_errmsg(out));
-		goto out;
-	}
-	out = NULL;
-	snprintf(side, sizeof side, "%s-wal", dst);
-	unlink(side);
-	snprintf(side, sizeof side, "%s-shm", dst);
-	unlink(side);
-	if (fsync_path(tmp, 0) < 0 || rename(tmp, dst) < 0) {
-		set_err(err, errlen, "unable to write '%s': %s", dst, strerror(errno));
-		goto out;
-	}
-	char dir[4096];
-	snprintf(dir, sizeof dir, "%s", dst);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = '\0';
-	fsync_path(slash ? dir : ".", 1);
-	ret = 0;
-out:
-	sqlite3_close(out);
-	sqlite3_close(in);
-	if (ret < 0)
-		unlink(tmp);
 	return ret;
 }

@@ -1,5 +1,6 @@
 /* store/store.h — the embedded SQLite store: alerts, their transition history, and
- * detector checkpoints. store.c is the only file that includes sqlite3.h.
+ * per-series state. store.c and backup.c are the only files that include
+ * sqlite3.h.
  *
  * Layer: knows nothing about HTTP, series or detectors; callers hand it plain
  * records. Durability (see docs/storage.md): store_alerts_write() commits with
@@ -95,7 +96,23 @@ struct store_ckpt {
 	int64_t last_ts_ms;      /* event time of the last sample folded into state */
 	const void *state;       /* opaque bytes (detector state, alert fsm, ...) */
 	size_t state_len;
+	int64_t sid;             /* series id (store_state_write; scan: the row's id) */
+	int update;              /* store_state_write: 1 = update state only (key, labels unused) */
+	int missing;             /* store_state_write sets it: update of a sid that has no row */
 };
+
+/* Incremental state: write n series' states in one transaction, keyed by
+ * sid (> 0, the caller's persistent series id). update = 0 writes the whole
+ * row (insert or replace); update = 1 changes only model, fingerprint,
+ * last_ts_ms and state of the existing row, and if there is none sets
+ * missing = 1 and writes nothing for it (write it whole next time). Runs
+ * with synchronous=NORMAL, like a snapshot: survives kill -9 when it
+ * returns, may lose the last writes on power loss. Holds the write lock
+ * only for this call: keep n small (a few thousand) so that alert writes
+ * never wait long. Returns 0, or -1 with err (nothing written). */
+int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err, size_t errlen);
+/* Highest sid in series_state (0 if none) into *out. Returns 0 or -1. */
+int store_state_max_sid(struct store *s, int64_t *out);
 
 /* Checkpoint snapshot, one transaction:
  *   store_ckpt_begin(s); store_ckpt_put(s, &c) for every series;

@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 enum lock_rank {
+	LOCK_RANK_PERSIST = 5,   /* engine persist_mu: one incremental state write at a time */
 	LOCK_RANK_FLUSH = 10,    /* engine flush_mu: serializes flushes and checkpoints */
 	LOCK_RANK_STORE_W = 20,  /* store wmu: the read-write connection */
 	LOCK_RANK_SHARD = 30,    /* engine shard i: LOCK_RANK_SHARD + i (i < 64) */
@@ -23,6 +24,7 @@ enum lock_rank {
 	LOCK_RANK_STORE_R = 110, /* store rmu: the read-only connection */
 	LOCK_RANK_FAM = 120,     /* engine fam_mu: metric family types */
 	LOCK_RANK_STORE_FAULT = 130, /* store fmu: the fault text (a leaf) */
+	LOCK_RANK_ORPHAN = 140,  /* engine orphan_mu: open alerts awaiting their series (a leaf) */
 };
 
 #ifdef FORESHOCK_LOCK_CHECK

@@ -230,7 +230,7 @@ static void child_main(const char *path, int fd, uint64_t seed)
 				snprintf(key, sizeof key, "ck{i=\"%d\"}", i);
 				memset(blob, (int)(gen & 0xff), sizeof blob);
 				struct store_ckpt ck = { key, NULL, "default", (uint64_t)gen, gen, blob,
-				                         sizeof blob };
+				                         sizeof blob, 0, 0, 0 };
 				if (store_ckpt_put(s, &ck) != 0)
 					_exit(3);
 			}

@@ -393,7 +393,7 @@ static void test_checkpoints(void **state)
 	struct fixture *fx = *state;
 	unsigned char blob[100];
 	memset(blob, 7, sizeof blob);
-	struct store_ckpt c = { "s1", NULL, "default", 0xfedcba9876543210ULL, 1000, blob, sizeof blob };
+	struct store_ckpt c = { "s1", NULL, "default", 0xfedcba9876543210ULL, 1000, blob, sizeof blob, 0, 0, 0 };
 	assert_int_equal(store_ckpt_begin(fx->s), 0);
 	assert_int_equal(store_ckpt_put(fx->s, &c), 0);
 	c.series_key = "s2";
@@ -426,7 +426,7 @@ static void test_checkpoints(void **state)
 	/* a failed put makes the commit roll back: previous snapshot intact */
 	assert_int_equal(store_ckpt_begin(fx->s), 0);
 	assert_int_equal(store_ckpt_put(fx->s, &c), 0);
-	struct store_ckpt bad = { NULL, NULL, "default", 1, 1, blob, 1 };
+	struct store_ckpt bad = { NULL, NULL, "default", 1, 1, blob, 1, 0, 0, 0 };
 	assert_int_equal(store_ckpt_put(fx->s, &bad), -1);
 	assert_int_equal(store_ckpt_commit(fx->s), -1);
 	memset(&g, 0, sizeof g);
@@ -525,7 +525,7 @@ static void *checkpointer(void *arg)
 		}
 		for (int k = 0; k < 200; k++) {
 			snprintf(key, sizeof key, "c%d", k);
-			struct store_ckpt c = { key, NULL, "m", 1, i, blob, sizeof blob };
+			struct store_ckpt c = { key, NULL, "m", 1, i, blob, sizeof blob, 0, 0, 0 };
 			if (store_ckpt_put(t->s, &c) != 0)
 				t->fails++;
 		}
@@ -585,7 +585,7 @@ static void test_bulk_checkpoint(void **state)
 		for (size_t i = 0; i < n; i++) {
 			snprintf(key, sizeof key, "http_requests_total{instance=\"host-%zu:9100\",job=\"node\"}",
 			         (i * 2654435761u) % 100000007u);
-			struct store_ckpt c = { key, NULL, "default", 42, (int64_t)i, blob, sizeof blob };
+			struct store_ckpt c = { key, NULL, "default", 42, (int64_t)i, blob, sizeof blob, 0, 0, 0 };
 			assert_int_equal(store_ckpt_put(fx->s, &c), 0);
 		}
 		assert_int_equal(store_ckpt_commit(fx->s), 0);
