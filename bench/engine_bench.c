@@ -1,7 +1,8 @@
 /* engine_bench.c — the detector engine alone, in memory, no HTTP, no store.
  *
  *   engine_bench [--model FILE] [--series N] [--samples N] [--seconds S] [--warm K]
- *                [--shuffle] [--prefetch] [--engine [--direct] [--batch B] | --forecast-only]
+ *                [--shuffle] [--prefetch]
+ *                [--engine [--direct | --fields K [--per-field]] [--batch B] | --forecast-only]
  *
  * Drives model_update() (src/detect/detector.h) over N series round-robin (states in
  * memory order; --shuffle: in a fixed random order, so that every state is a
@@ -11,7 +12,12 @@
  * engine_batch_stage() per sample, engine_batch_commit() per batch; with
  * --direct, engine_batch_add() per sample instead: registry lookup
  * by label hash, out-of-order check, model, history ring, alert state
- * machine) with no store, in batches of B samples (default 5000), or with
+ * machine) with no store, in batches of B samples (default 5000); with
+ * --fields K, the series are the K fields of N/K line-protocol-like lines
+ * (metric bench_f<k>, the line's 3 tags), staged as the /write handler
+ * stages a multi-field line: engine_batch_stage_tags() once per line and
+ * engine_batch_stage_named() per field (--per-field: engine_batch_stage()
+ * per field with every label, as before tag sets); or with
  * --forecast-only forecast_update() (src/detect/forecast.h, default params) alone
  * over N series round-robin, as the engine runs it. With a 10 s spacing the
  * forecaster's grid step is 10 s, so every sample closes a grid bucket; its
@@ -84,6 +90,8 @@ struct opts {
 	int forecast;    /* --forecast-only */
 	uint64_t warm;   /* untimed rounds after the first */
 	size_t batch;    /* --engine: samples per engine_batch_commit */
+	size_t fields;   /* --engine --fields K: series are fields of lines */
+	int per_field;   /* --fields K --per-field: engine_batch_stage per field */
 	int shuffle;     /* model_update: visit the series in a fixed random order */
 	int prefetch;    /* model_update: model_prefetch() the state 4 series ahead */
 };
@@ -265,6 +273,10 @@ static int bench_engine(const struct opts *o)
 		{ "dc", 2, NULL, 3 },
 		{ "job", 3, "node", 4 },
 	};
+	static const char *const fname[10] = { "bench_f0", "bench_f1", "bench_f2", "bench_f3",
+		                               "bench_f4", "bench_f5", "bench_f6", "bench_f7",
+		                               "bench_f8", "bench_f9" };
+	size_t K = o->fields;
 	uint64_t n = 0, rejected = 0;
 	double c0 = 0, c1 = 0;
 	struct engine_batch b;
@@ -276,9 +288,26 @@ static int bench_engine(const struct opts *o)
 		for (size_t i = 0; i < o->series; i++) {
 			if (inbatch == 0)
 				engine_batch_begin(e, &b);
-			refs[1].value = hosts + i * 9;
-			refs[2].value = dcs[i % 8];
-			if (o->direct) {
+			size_t line = K > 1 ? i / K : i;
+			refs[1].value = hosts + line * 9;
+			refs[2].value = dcs[line % 8];
+			if (K > 1) {
+				size_t f = i % K;
+				refs[0].value = fname[f];
+				refs[0].value_len = 8;
+				double v = vals[(i + round) % VTAB];
+				if (o->per_field) {
+					if (engine_batch_stage(&b, refs, 4, ts, v, err, sizeof err))
+						rejected++;
+				} else {
+					/* the same labels in the same order as --per-field */
+					if (f == 0 &&
+					    engine_batch_stage_tags(&b, refs + 1, 3, err, sizeof err) < 0)
+						rejected++;
+					if (engine_batch_stage_named(&b, fname[f], 8, ts, v, err, sizeof err))
+						rejected++;
+				}
+			} else if (o->direct) {
 				if (engine_batch_add(&b, refs, 4, ts, vals[(i + round) % VTAB], err,
 				                     sizeof err))
 					rejected++;
@@ -286,7 +315,8 @@ static int bench_engine(const struct opts *o)
 			                              sizeof err)) {
 				rejected++;
 			}
-			if (++inbatch == o->batch) {
+			/* a batch ends only at a line's end (a request body holds whole lines) */
+			if (++inbatch >= o->batch && (K <= 1 || i % K == K - 1)) {
 				rejected += engine_batch_commit(&b, NULL, NULL);
 				engine_batch_end(&b);
 				inbatch = 0;
@@ -312,13 +342,14 @@ static int bench_engine(const struct opts *o)
 	       "\"series\":%zu,\"warm_rounds\":%llu,\"samples\":%llu,\"rejected\":%llu,\"cpu_s\":%.3f,"
 	       "\"samples_per_s\":%.0f,\"ns_per_sample\":%.1f,\"state_bytes\":%zu,"
 	       "\"hist_entry_bytes\":%zu,\"history_points\":%zu,\"series_struct_bytes\":%zu,"
-	       "\"batch\":%zu}\n",
-	       o->direct ? "engine_batch_add" : "engine_batch_stage",
+	       "\"batch\":%zu,\"fields\":%zu}\n",
+	       o->direct ? "engine_batch_add" : K > 1 && !o->per_field ? "engine_batch_stage_named"
+	                                                             : "engine_batch_stage",
 	       es.model_name, o->model ? o->model : "(builtin default)", es.series,
 	       (unsigned long long)o->warm, (unsigned long long)n, (unsigned long long)rejected, c1 - c0,
 	       c1 > c0 ? (double)n / (c1 - c0) : 0, n ? (c1 - c0) * 1e9 / (double)n : 0, ss,
 	       sizeof(struct hist_entry), cfg.history_points, sizeof(struct series),
-	       o->direct ? (size_t)1 : o->batch);
+	       o->direct ? (size_t)1 : o->batch, K);
 	engine_free(e);
 	free(hosts);
 	free(vals);
@@ -350,6 +381,10 @@ int main(int argc, char **argv)
 			o.prefetch = 1;
 			continue;
 		}
+		if (!strcmp(a, "--per-field")) {
+			o.per_field = 1;
+			continue;
+		}
 		if (i + 1 >= argc)
 			goto usage;
 		const char *v = argv[++i];
@@ -365,11 +400,14 @@ int main(int argc, char **argv)
 			o.warm = strtoull(v, NULL, 10);
 		else if (!strcmp(a, "--batch"))
 			o.batch = strtoull(v, NULL, 10);
+		else if (!strcmp(a, "--fields"))
+			o.fields = strtoull(v, NULL, 10);
 		else
 			goto usage;
 	}
 	if (o.series == 0 || o.series > 10000000 || o.seconds <= 0 || o.seconds > 600 ||
-	    o.warm > 100000 || o.batch == 0 || o.batch > 10000000 || (o.engine && o.forecast))
+	    o.warm > 100000 || o.batch == 0 || o.batch > 10000000 || (o.engine && o.forecast) ||
+	    o.fields > 10 || (o.fields > 1 && (!o.engine || o.direct)) || (o.per_field && o.fields < 2))
 		goto usage;
 	log_set_level(LOG_WARN);
 	if (o.forecast)
@@ -378,6 +416,7 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: engine_bench [--model FILE] [--series N] [--samples N] "
 	                "[--seconds S] [--warm K] [--shuffle] [--prefetch]\n"
-	                "                    [--engine [--direct] [--batch B] | --forecast-only]\n");
+	                "                    [--engine [--direct | --fields K [--per-field]] [--batch B]"
+	                " | --forecast-only]\n");
 	return 2;
 }

@@ -112,7 +112,8 @@ def main():
 
     summary = {"meta": meta, "engine": engine, "ingest": ingest, "memory": memory,
                "latency": by.get("latency", []), "restart": by.get("restart", []),
-               "overload": by.get("overload", []), "batch": by.get("batch", []), "raw": recs}
+               "overload": by.get("overload", []), "batch": by.get("batch", []),
+               "metrics": by.get("metrics", []), "raw": recs}
     with open(out_json, "w") as f:
         json.dump(summary, f, indent=1)
 
@@ -169,6 +170,17 @@ def main():
             L.append(f"| {names.get(m['target'], m['target'])} | {m['series']:,} | {m['rounds']} | "
                      f"{m['hwm_kb'] / 1024:.0f} | {m['rss_empty_kb'] / 1024:.0f} | "
                      f"{fmt(m['bytes_per_series'])} |")
+    if by.get("metrics"):
+        L.append("\n## GET /metrics build time (foreshockd idle, 3 samples per series)\n")
+        L.append("| series | first scrape s | next 4 scrapes, median s | shards reused | "
+                 "body bytes | after one more round of samples s | shards reused |")
+        L.append("|---:|---:|---:|---:|---:|---:|---:|")
+        for d in by["metrics"]:
+            t = d["idle_s"]
+            L.append(f"| {d['series']:,} | {t[0]:.3f} | {med(t[1:]) or 0:.3f} | "
+                     f"{d['reused_idle'] if d['reused_idle'] is not None else '-'} | "
+                     f"{d['body_bytes']:,} | {d['after_change_s']:.3f} | "
+                     f"{d['reused_after_change'] if d['reused_after_change'] is not None else '-'} |")
     for d in by.get("latency", []):
         L.append(f"\n## Query latency, foreshockd, {d['series']:,} series"
                  + (f" ({d['alerts']} alerts listed)" if "alerts" in d else "")

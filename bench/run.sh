@@ -4,7 +4,7 @@
 # detector engine alone. See docs/performance.md for what each part measures.
 #
 #   bench/run.sh [--quick] [--foreshock-only] [--reps N] [--duration S] [--no-profile]
-#                [--warm K] [--phases LIST] [--shapes LIST]
+#                [--warm K] [--phases LIST] [--shapes LIST] [--targets LIST]
 #
 #   --quick           small sizes (1k series), 1 repetition, ~1 s per step; checks
 #                     that numbers come out (CI runs it); never installs packages
@@ -18,19 +18,22 @@
 #                     warm-up is 150 samples); skipped where it would take more
 #                     than 20M samples (1M series are measured in warm-up)
 #   --phases LIST     comma-separated subset of engine,ingest,batch,memory,latency,
-#                     restart,overload (default: all; restart and overload
-#                     need latency)
+#                     restart,overload,metrics (default: all; restart and
+#                     overload need latency)
 #   --shapes LIST     what the ingest phase sends, comma-separated (default
 #                     single,multi,prw): single = line protocol, one field per
 #                     line; multi = line protocol as Telegraf sends it (cpu, mem
 #                     and net lines, 4 tags, 10/3/8 fields); prw = Prometheus
 #                     remote_write (snappy protobuf, 2,000 samples per request).
 #                     InfluxDB gets the single shape only.
+#   --targets LIST    which of foreshock,vm,influx to run where installed
+#                     (default all three)
 #
 # Environment: BENCH_BUILDDIR (default <top>/build, built with scripts/build.sh),
 # BENCH_OUTDIR (default <top>/bench/out), BENCH_NO_INSTALL=1 (never apt-get),
 # BENCH_SIZES (ingest series counts, default "10000 100000 1000000"),
-# BENCH_SHAPES (as --shapes), BENCH_MAX_RATE (samples/s taken as 100% for the
+# BENCH_SHAPES (as --shapes), BENCH_METRICS_SIZES (series counts of the
+# metrics phase, default "100000 1000000"), BENCH_MAX_RATE (samples/s taken as 100% for the
 # latency phase when it runs without ingest).
 #
 # In the ingest phase the targets of one size and shape run at the same time
@@ -54,8 +57,9 @@ reps=3
 dur=10
 profile=1
 warm=160
-phases=engine,ingest,batch,memory,latency,restart,overload
+phases=engine,ingest,batch,memory,latency,restart,overload,metrics
 shapes=${BENCH_SHAPES:-single,multi,prw}
+want_targets=foreshock,vm,influx
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -66,6 +70,7 @@ while [ $# -gt 0 ]; do
 	--warm) warm=$2; shift ;;
 	--phases) phases=$2; shift ;;
 	--shapes) shapes=$2; shift ;;
+	--targets) want_targets=$2; shift ;;
 	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown option '$1'" >&2; exit 2 ;;
 	esac
@@ -140,6 +145,8 @@ if [ "$fs_only" = 0 ] && [ "$quick" = 0 ] && { [ $have_vm = 0 ] || [ $have_influ
 	fi
 fi
 [ "$fs_only" = 1 ] && { have_vm=0; have_influx=0; }
+case ",$want_targets," in *,vm,*) ;; *) have_vm=0 ;; esac
+case ",$want_targets," in *,influx,*) ;; *) have_influx=0 ;; esac
 for t in curl python3; do
 	command -v $t >/dev/null || { echo "run.sh: '$t' is required" >&2; exit 1; }
 done
@@ -514,6 +521,40 @@ if phase batch; then
 		[ "$tg" = influx ] && continue
 		batch_run "$tg" "$bs"
 	done
+fi
+
+# ---- 3b. GET /metrics: how long a scrape takes to build ------------------------
+# foreshockd with S series (3 samples each), idle: 5 scrapes in a row (the
+# first builds everything; the others find nothing changed), then one more
+# round of samples (every series changed) and one scrape
+metrics_run() { # metrics_run SERIES
+	local s=$1 out t i times=() body=0 reused
+	start_target foreshock $(( s * 2 > 2000000 ? s * 2 : 2000000 )) ||
+		{ log "foreshockd failed to start"; stop_target; return 0; }
+	out=$("$loadgen" write --port "$tport" --series "$s" --lines $lines --conns $conns --rounds 3 \
+		--duration 600 --t0 "$base_t0")
+	local tl; tl=$(jget "$out" next_t0)
+	scrape() { # prints "seconds bytes shards_reused"
+		curl -sf -m 120 -o "$work/metrics.txt" -w '%{time_total} %{size_download}' \
+			"http://127.0.0.1:$tport/metrics"
+		printf ' %s\n' "$(awk '/^foreshock_metrics_shards_reused / {print $2; f=1} END {if (!f) print "null"}' "$work/metrics.txt")"
+	}
+	for ((i = 0; i < 5; i++)); do
+		read -r t body reused < <(scrape)
+		times+=("$t")
+	done
+	"$loadgen" write --port "$tport" --series "$s" --lines $lines --conns $conns --rounds 1 \
+		--duration 600 --t0 "$tl" > /dev/null
+	local ta ba ra
+	read -r ta ba ra < <(scrape)
+	rec metrics "{\"series\":$s,\"idle_s\":[$(IFS=,; echo "${times[*]}")],\"body_bytes\":$body,\"reused_idle\":$reused,\"after_change_s\":$ta,\"after_change_body_bytes\":$ba,\"reused_after_change\":$ra}"
+	log "  /metrics at $s series: idle ${times[*]} s; after a round of samples $ta s"
+	stop_target
+}
+if phase metrics; then
+	if [ "$quick" = 1 ]; then msizes="1000"; else msizes=${BENCH_METRICS_SIZES:-"100000 1000000"}; fi
+	log "GET /metrics build time: sizes $msizes"
+	for s in $msizes; do metrics_run "$s"; done
 fi
 
 # max ingest rate of foreshock at SIZE (median of the reps), for pacing

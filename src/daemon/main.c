@@ -545,6 +545,7 @@ int main(int argc, char **argv)
 	struct store *store = NULL;
 	struct engine *engine = NULL;
 	struct http_server *http = NULL;
+	struct metrics_cache *mcache = NULL;
 	struct notifier *notifier = NULL;
 	struct rwexport *exporter = NULL;
 	struct outputs *outputs = NULL;
@@ -607,6 +608,7 @@ int main(int argc, char **argv)
 	api.metrics_series_limit = cfg.metrics_series_limit;
 	api.version = PACKAGE_VERSION;
 	api.external_labels = &cfg.external_labels;
+	api.metrics_cache = mcache = metrics_cache_new(); /* NULL: /metrics builds it all */
 	atomic_store(&api.ready, 0);
 	struct http_config hc;
 	config_http(&cfg, &hc);
@@ -757,6 +759,7 @@ out:
 		}
 	}
 	services_free(svcs); /* only if start-up failed before the engine took them */
+	metrics_cache_free(mcache); /* the server (its only user) has stopped */
 	engine_free(engine);
 	store_close(store);
 	if (lockfd >= 0)

@@ -47,7 +47,7 @@ void engine_batch_set_clock(struct engine_batch *b, int64_t now_ms)
 
 /* Is ts_ms acceptable in this batch? Returns 0, or the reject reason + 1
  * with the reason in err. */
-static int check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errlen)
+int eng_check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errlen)
 {
 	const struct engine_config *c = &b->e->cfg;
 	if (ts_ms > ENGINE_TS_LIMIT_MS || ts_ms < -ENGINE_TS_LIMIT_MS) {
@@ -206,14 +206,6 @@ void engine_free(struct engine *e)
 	free(e);
 }
 
-struct engine_staged {
-	int64_t ts_ms;
-	double value;
-	uint64_t hash;             /* labels_hash_refs() */
-	uint32_t ref0;             /* first label in b->sref (4 words per label) */
-	uint16_t nref;
-	uint8_t shard;
-};
 
 /* Staging buffers are kept per thread between batches (an HTTP connection
  * has its own thread, so its next request reuses them): a 5,000-line body
@@ -313,7 +305,7 @@ int eng_reject(struct engine_batch *b, enum reject_reason r)
  * that equals label_pair_hash() of the pair as given, *pair (may be NULL)
  * to label_pair_hash() of the pair as given, so staging hashes each pair
  * once for both. */
-static uint64_t route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
+uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
                               uint64_t *pair)
 {
 	uint64_t ph = vl ? label_pair_hash(name, nl, value, vl) : 0;
@@ -346,10 +338,10 @@ static uint64_t route_pair_ex(const char *name, size_t nl, const char *value, si
 
 static uint64_t route_pair(const char *name, size_t nl, const char *value, size_t vl)
 {
-	return route_pair_ex(name, nl, value, vl, NULL);
+	return eng_route_pair_ex(name, nl, value, vl, NULL);
 }
 
-static unsigned route_mix(uint64_t acc)
+unsigned eng_route_mix(uint64_t acc)
 {
 	acc ^= acc >> 33;
 	acc *= 0xff51afd7ed558ccdULL;
@@ -363,12 +355,12 @@ static unsigned route_and_hash(const struct label_ref *refs, size_t n, uint64_t 
 	uint64_t acc = 0, hacc = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t ph;
-		acc += route_pair_ex(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len,
+		acc += eng_route_pair_ex(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len,
 		                     &ph);
 		hacc += ph;
 	}
 	*hash = labels_hash_from_sum(hacc);
-	return route_mix(acc);
+	return eng_route_mix(acc);
 }
 
 unsigned eng_route_labels(const struct labels *l)
@@ -376,7 +368,7 @@ unsigned eng_route_labels(const struct labels *l)
 	uint64_t acc = 0;
 	for (size_t i = 0; i < l->n; i++)
 		acc += route_pair(l->names[i], strlen(l->names[i]), l->values[i], strlen(l->values[i]));
-	return route_mix(acc);
+	return eng_route_mix(acc);
 }
 
 /* Find or create the series for refs. Returns NULL with *rej set (an enum
@@ -570,6 +562,7 @@ static struct shard *batch_lock(struct engine_batch *b, unsigned k)
 		if (b->shard >= 0)
 			shard_unlock(&e->sh[b->shard]);
 		shard_lock(&e->sh[k]);
+		e->sh[k].gen++; /* samples change series: readers' caches of it are stale */
 		b->shard = (int)k;
 		b->touched |= 1u << k;
 	}
@@ -605,7 +598,7 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
-	int trc = check_time(b, ts_ms, err, errlen);
+	int trc = eng_check_time(b, ts_ms, err, errlen);
 	if (trc)
 		return trc;
 	uint64_t hash;
@@ -616,9 +609,26 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 /* --- staged ingest (engine_batch_stage / engine_batch_commit) ------------ */
 
 
-static int grow_arr(void **p, size_t *cap, size_t need, size_t elem)
+int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem)
 {
 	return array_grow(p, cap, need, elem, 256);
+}
+
+/* Appends n labels to the staging buffers (room already made). */
+void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n)
+{
+	uint32_t *w = b->sref + b->nsref;
+	for (size_t i = 0; i < n; i++, w += 4) {
+		w[0] = (uint32_t)b->nbytes;
+		w[1] = (uint32_t)refs[i].name_len;
+		memcpy(b->sbytes + b->nbytes, refs[i].name, refs[i].name_len);
+		b->nbytes += refs[i].name_len;
+		w[2] = (uint32_t)b->nbytes;
+		w[3] = (uint32_t)refs[i].value_len;
+		memcpy(b->sbytes + b->nbytes, refs[i].value, refs[i].value_len);
+		b->nbytes += refs[i].value_len;
+	}
+	b->nsref += 4 * n;
 }
 
 int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, size_t n,
@@ -628,7 +638,7 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
-	int trc = check_time(b, ts_ms, err, errlen);
+	int trc = eng_check_time(b, ts_ms, err, errlen);
 	if (trc)
 		return trc;
 	if (n > b->e->cfg.label_limits.max_labels) {
@@ -640,9 +650,9 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	for (size_t i = 0; i < n; i++)
 		bytes += refs[i].name_len + refs[i].value_len;
 	if (n > UINT16_MAX || b->nsref + 4 * n > UINT32_MAX || b->nbytes + bytes > UINT32_MAX ||
-	    grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
-	    grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
-	    grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
+	    eng_grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
+	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
+	    eng_grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
 		snprintf(err, errlen, "out of memory staging a sample");
 		return eng_reject(b, REJ_CARDINALITY);
 	}
@@ -652,19 +662,8 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	st->shard = (uint8_t)(route_and_hash(refs, n, &st->hash) % ENGINE_SHARDS);
 	st->ref0 = (uint32_t)b->nsref;
 	st->nref = (uint16_t)n;
-	uint32_t *w = b->sref + b->nsref;
-	for (size_t i = 0; i < n; i++) {
-		w[0] = (uint32_t)b->nbytes;
-		w[1] = (uint32_t)refs[i].name_len;
-		memcpy(b->sbytes + b->nbytes, refs[i].name, refs[i].name_len);
-		b->nbytes += refs[i].name_len;
-		w[2] = (uint32_t)b->nbytes;
-		w[3] = (uint32_t)refs[i].value_len;
-		memcpy(b->sbytes + b->nbytes, refs[i].value, refs[i].value_len);
-		b->nbytes += refs[i].value_len;
-		w += 4;
-	}
-	b->nsref += 4 * n;
+	st->named = 0;
+	eng_copy_refs(b, refs, n);
 	if (n > b->max_nref)
 		b->max_nref = n;
 	return 0;
@@ -757,7 +756,12 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 				prefetch_series(b->e, ps, b->st[order[j + PF_SERIES]].ts_ms);
 		}
 		const uint32_t *w = b->sref + st->ref0;
-		for (size_t i = 0; i < st->nref; i++, w += 4)
+		size_t i = 0;
+		if (st->named) { /* {__name__=name}, then the tag set */
+			refs[i++] = (struct label_ref){ "__name__", 8, b->sbytes + w[2], w[3] };
+			w = b->sref + w[0];
+		}
+		for (; i < st->nref; i++, w += 4)
 			refs[i] = (struct label_ref){ b->sbytes + w[0], w[1], b->sbytes + w[2], w[3] };
 		err[0] = 0;
 		int rc = add_locked(b, sh, refs, st->nref, st->hash, st->ts_ms, st->value, err,
@@ -778,6 +782,7 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 out:
 	b->nst = b->nsref = b->nbytes = 0;
 	b->max_nref = 0;
+	b->tag_ok = 0; /* its labels were in the buffers just emptied */
 	return refused;
 }
 

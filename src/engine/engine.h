@@ -82,6 +82,11 @@ struct engine_batch {
 	char *sbytes;             /* label bytes of the staged samples */
 	size_t nbytes, capbytes;
 	size_t max_nref;
+	/* private to the engine: the tag set of engine_batch_stage_tags() */
+	uint64_t tag_route, tag_hash;
+	uint32_t tag_ref0;
+	uint16_t tag_n;
+	uint8_t tag_ok;
 	int64_t now_ms;           /* the clock of a live batch (engine_batch_set_clock); 0 = event
 	                           * time only (replay, backtest): no window */
 };
@@ -125,6 +130,23 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *labels, siz
  * commits anything still staged. */
 int engine_batch_stage(struct engine_batch *b, const struct label_ref *labels, size_t n,
                        int64_t ts_ms, double value, char *err, size_t errlen);
+/* Samples that share every label but the metric name (the fields of one
+ * line-protocol line): engine_batch_stage_tags() stages the shared labels
+ * (tags: no __name__) once, hashing and copying them once; then each
+ * engine_batch_stage_named() stages one sample with that tag set and its
+ * own metric name, which is all it hashes and copies. A named sample is
+ * exactly the sample engine_batch_stage() would stage with the labels
+ * {__name__=name} followed by the tags (same hash, shard, order, verdicts
+ * and messages). stage_tags returns 0, or -1 with a message in err (more
+ * labels than the limit allows, out of memory) without counting anything:
+ * the caller then stages the samples one by one with engine_batch_stage(),
+ * which refuses them as it would have. The tag set stays current until the
+ * next stage_tags or commit; stage_named without one refuses the sample
+ * (invalid labels). stage_named returns like engine_batch_stage(). */
+int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags, size_t n,
+                            char *err, size_t errlen);
+int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t len,
+                             int64_t ts_ms, double value, char *err, size_t errlen);
 typedef void (*engine_reject_fn)(void *ctx, size_t index, int rc, const char *err);
 size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ctx);
 
@@ -161,6 +183,17 @@ typedef int (*engine_series_fn)(void *ctx, const struct series_info *s);
  * nonzero to stop. */
 int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
                           engine_series_fn fn, void *ctx);
+/* The engine's shards, for readers that build something per shard and keep
+ * it (GET /metrics): engine_series_foreach() is shard 0, 1, ... in turn,
+ * each one engine_series_foreach_shard(). A shard's generation changes
+ * whenever one of its series may have changed (every batch that touches
+ * it, a model swap, a restore): what a reader built from shard k after
+ * reading generation g is still current while engine_shard_generation(k)
+ * returns g (read it before the walk, never after). */
+unsigned engine_shard_count(void);
+uint64_t engine_shard_generation(struct engine *e, unsigned k);
+int engine_series_foreach_shard(struct engine *e, unsigned k, const struct selector *sel,
+                                size_t nsel, engine_series_fn fn, void *ctx);
 
 struct history_point {
 	int64_t ts_ms;
@@ -194,6 +227,14 @@ typedef int (*engine_forecast_fn)(void *ctx, const struct series_info *s,
                                   const struct breach *breach, const struct forecast_info *info);
 int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
                     size_t n, double limit, int above, engine_forecast_fn fn, void *ctx);
+/* engine_forecast() of one shard (see engine_shard_generation), without a
+ * breach; want (may be NULL) is asked first for each series that has a
+ * forecaster, and a series it returns 0 for is skipped before its forecast
+ * is computed. Returns fn's last value, or -1 on bad arguments or out of
+ * memory. */
+int engine_forecast_shard(struct engine *e, unsigned k, const struct selector *sel, size_t nsel,
+                          int64_t step_ms, size_t n, engine_series_fn want,
+                          engine_forecast_fn fn, void *ctx);
 /* Forecasts on a fixed grid from_ms + k * step_ms, k = 0 .. n-1 (step_ms > 0):
  * for each matching series, only the grid points strictly after its last
  * sample (s->last_ts_ms) are forecast, so fn gets the tail of the grid

@@ -65,6 +65,8 @@ struct shard {
 	size_t npend, cappend;
 	atomic_size_t npend_a;      /* not yet durable: npend + in flight (flush_shard) */
 	int64_t last_sample_ms;
+	uint64_t gen;               /* bumped whenever its series may change (under mu):
+	                             * engine_shard_generation() */
 	/* names of detector components seen, for the packed history (static strings) */
 	const char *comps[64];
 	unsigned ncomps;
@@ -127,10 +129,13 @@ static inline void shard_unlock(struct shard *sh)
 	lockrank_unlock(&sh->mu);
 }
 
+/* Every shard locked, for a change to all of them: their generations move. */
 static inline void lock_all(struct engine *e)
 {
-	for (unsigned i = 0; i < ENGINE_SHARDS; i++)
+	for (unsigned i = 0; i < ENGINE_SHARDS; i++) {
 		shard_lock(&e->sh[i]);
+		e->sh[i].gen++;
+	}
 }
 
 static inline void unlock_all(struct engine *e)
@@ -162,7 +167,26 @@ static inline uint32_t global_idx(const struct shard *sh, const struct series *s
 	return s->idx * ENGINE_SHARDS + sh->id;
 }
 
+/* A sample staged by engine_batch_stage() or engine_batch_stage_named()
+ * (core.c, tagset.c), waiting for engine_batch_commit(). */
+struct engine_staged {
+	int64_t ts_ms;
+	double value;
+	uint64_t hash;             /* labels_hash_refs() */
+	uint32_t ref0;             /* first label in b->sref (4 words per label) */
+	uint16_t nref;             /* labels, __name__ included */
+	uint8_t shard;
+	uint8_t named;             /* engine_batch_stage_named(): sref[ref0] is
+	                            * { tag set's ref0, its count, name offset, length } */
+};
+
 /* core.c */
+int eng_check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errlen);
+uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
+                           uint64_t *pair);
+unsigned eng_route_mix(uint64_t acc);
+int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem);
+void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n);
 void eng_state_init(struct engine *e, struct series *s);
 int eng_reject(struct engine_batch *b, enum reject_reason r);
 unsigned eng_route_labels(const struct labels *l);

@@ -22,20 +22,27 @@
 struct shard_walk {
 	struct engine *e;
 	unsigned sk;             /* shard being walked */
+	unsigned end;            /* one past the last shard to walk */
 	size_t i;                /* next series in it */
 	struct shard *sh;        /* locked shard, or NULL */
 };
 
 static void walk_begin(struct shard_walk *w, struct engine *e)
 {
-	*w = (struct shard_walk){ .e = e };
+	*w = (struct shard_walk){ .e = e, .end = ENGINE_SHARDS };
+}
+
+/* A walk of shards [k0, k1) only. */
+static void walk_begin_range(struct shard_walk *w, struct engine *e, unsigned k0, unsigned k1)
+{
+	*w = (struct shard_walk){ .e = e, .sk = k0, .end = k1 };
 }
 
 static const struct series *walk_next(struct shard_walk *w)
 {
 	for (;;) {
 		if (!w->sh) {
-			if (w->sk >= ENGINE_SHARDS)
+			if (w->sk >= w->end)
 				return NULL;
 			w->sh = &w->e->sh[w->sk];
 			shard_lock(w->sh);
@@ -59,7 +66,7 @@ static void walk_stop(struct shard_walk *w)
 	if (w->sh)
 		shard_unlock(w->sh);
 	w->sh = NULL;
-	w->sk = ENGINE_SHARDS;
+	w->sk = w->end;
 }
 
 static int series_selected(const struct series *s, const struct selector *sel, size_t nsel)
@@ -85,12 +92,29 @@ static void fill_info(const struct series *s, struct series_info *si)
 	si->kind = s->kind;
 }
 
-int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
-                          engine_series_fn fn, void *ctx)
+unsigned engine_shard_count(void)
+{
+	return ENGINE_SHARDS;
+}
+
+uint64_t engine_shard_generation(struct engine *e, unsigned k)
+{
+	if (k >= ENGINE_SHARDS)
+		return 0;
+	struct shard *sh = &e->sh[k];
+	shard_lock(sh);
+	uint64_t g = sh->gen;
+	shard_unlock(sh);
+	return g;
+}
+
+/* engine_series_foreach() over shards [k0, k1). */
+static int series_shards(struct engine *e, unsigned k0, unsigned k1, const struct selector *sel,
+                         size_t nsel, engine_series_fn fn, void *ctx)
 {
 	int rc = 0;
 	struct shard_walk w;
-	walk_begin(&w, e);
+	walk_begin_range(&w, e, k0, k1);
 	for (const struct series *s; rc == 0 && (s = walk_next(&w));) {
 		if (!series_selected(s, sel, nsel))
 			continue;
@@ -100,6 +124,20 @@ int engine_series_foreach(struct engine *e, const struct selector *sel, size_t n
 	}
 	walk_stop(&w);
 	return rc;
+}
+
+int engine_series_foreach(struct engine *e, const struct selector *sel, size_t nsel,
+                          engine_series_fn fn, void *ctx)
+{
+	return series_shards(e, 0, ENGINE_SHARDS, sel, nsel, fn, ctx);
+}
+
+int engine_series_foreach_shard(struct engine *e, unsigned k, const struct selector *sel,
+                                size_t nsel, engine_series_fn fn, void *ctx)
+{
+	if (k >= ENGINE_SHARDS)
+		return -1;
+	return series_shards(e, k, k + 1, sel, nsel, fn, ctx);
 }
 
 int engine_history(struct engine *e, const struct selector *sel, size_t nsel, int64_t start_ms,
@@ -153,8 +191,10 @@ static const void *forecast_state_of(const struct engine *e, const struct series
 	return s->det_state + e->fc_off;
 }
 
-int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
-                    size_t n, double limit, int above, engine_forecast_fn fn, void *ctx)
+/* engine_forecast() over shards [k0, k1), with the want filter. */
+static int forecast_shards(struct engine *e, unsigned k0, unsigned k1, const struct selector *sel,
+                           size_t nsel, int64_t step_ms, size_t n, double limit, int above,
+                           engine_series_fn want, engine_forecast_fn fn, void *ctx)
 {
 	if (n == 0 || step_ms <= 0)
 		return -1;
@@ -163,13 +203,15 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 		return -1;
 	int rc = 0;
 	struct shard_walk w;
-	walk_begin(&w, e);
+	walk_begin_range(&w, e, k0, k1);
 	for (const struct series *s; rc == 0 && (s = walk_next(&w));) {
 		const void *st = forecast_state_of(e, s, sel, nsel);
 		if (!st)
 			continue;
 		struct series_info si;
 		fill_info(s, &si);
+		if (want && !want(ctx, &si))
+			continue;
 		struct forecast_info info;
 		forecast_info_get(st, &info);
 		size_t got = 0;
@@ -186,6 +228,22 @@ int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, i
 	walk_stop(&w);
 	free(pts);
 	return rc;
+}
+
+int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
+                    size_t n, double limit, int above, engine_forecast_fn fn, void *ctx)
+{
+	return forecast_shards(e, 0, ENGINE_SHARDS, sel, nsel, step_ms, n, limit, above, NULL, fn,
+	                       ctx);
+}
+
+int engine_forecast_shard(struct engine *e, unsigned k, const struct selector *sel, size_t nsel,
+                          int64_t step_ms, size_t n, engine_series_fn want,
+                          engine_forecast_fn fn, void *ctx)
+{
+	if (k >= ENGINE_SHARDS)
+		return -1;
+	return forecast_shards(e, k, k + 1, sel, nsel, step_ms, n, NAN, 1, want, fn, ctx);
 }
 
 int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel, int64_t from_ms,

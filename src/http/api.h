@@ -42,8 +42,18 @@ struct api_ctx {                /* borrowed pointers, all outlive the server */
 	                             * series (alerting ones first past it); 0 = none */
 	const char *version;
 	const struct labels *external_labels; /* the daemon's identity (shard, ...); may be NULL */
+	struct metrics_cache *metrics_cache; /* /metrics: per-series text kept per engine shard
+	                             * between scrapes (owned by whoever set up the ctx);
+	                             * NULL: every scrape builds it all */
 	struct rwexport *exporter;     /* remote_write exporter (store/rwexport.h); may be NULL */
 };
+
+/* The cache of GET /metrics' per-series gauges (api_metrics.c): per engine
+ * shard, the text last built and the shard's generation it was built at;
+ * a scrape rebuilds only the shards that changed since. Thread-safe. */
+struct metrics_cache;
+struct metrics_cache *metrics_cache_new(void);
+void metrics_cache_free(struct metrics_cache *c);
 
 /* Shortest decimal in Go's strconv 'e' format ("1.25e+01", "NaN", "+Inf"),
  * as Prometheus prints alert values. buf >= 32 bytes. */

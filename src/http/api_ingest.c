@@ -166,11 +166,14 @@ static int staged_reserve(struct sink *s)
 	return 0;
 }
 
-/* Stage one sample for the engine. Returns 0 if staged, 1 if refused at
- * once (non-finite value, too many labels; error recorded). The engine's
- * own verdict comes in sink_commit(). */
-static int sink_add(struct sink *s, const struct label_ref *labels, size_t n, int64_t ts_ms,
-                    double value, size_t line, const char *path)
+/* Stage one sample for the engine: with labels, or (labels NULL) with the
+ * batch's current tag set (engine_batch_stage_tags) and the metric name
+ * name[0..n). Returns 0 if staged, 1 if refused at once (non-finite value,
+ * too many labels; error recorded). The engine's own verdict comes in
+ * sink_commit(). */
+static int sink_stage(struct sink *s, const struct label_ref *labels, size_t n,
+                      const char *name, int64_t ts_ms, double value, size_t line,
+                      const char *path)
 {
 	char err[320];
 	err[0] = 0;
@@ -181,7 +184,8 @@ static int sink_add(struct sink *s, const struct label_ref *labels, size_t n, in
 		sink_error(s, line, path, "out of memory");
 		return 1;
 	}
-	int rc = engine_batch_stage(&s->batch, labels, n, ts_ms, value, err, sizeof err);
+	int rc = labels ? engine_batch_stage(&s->batch, labels, n, ts_ms, value, err, sizeof err)
+	                : engine_batch_stage_named(&s->batch, name, n, ts_ms, value, err, sizeof err);
 	if (rc != 0) {
 		if (!err[0])
 			snprintf(err, sizeof err, "sample rejected (%s)",
@@ -205,6 +209,12 @@ static int sink_add(struct sink *s, const struct label_ref *labels, size_t n, in
 		s->npaths += pl;
 	}
 	return 0;
+}
+
+static int sink_add(struct sink *s, const struct label_ref *labels, size_t n, int64_t ts_ms,
+                    double value, size_t line, const char *path)
+{
+	return sink_stage(s, labels, n, NULL, ts_ms, value, line, path);
 }
 
 /* The engine's verdict on staged sample k (engine_reject_fn). */
@@ -510,6 +520,13 @@ static int lp_on_point(void *vctx, const struct lp_point *pt, size_t lineno)
 	size_t base = sanitize(w, pt->name.p, pt->name.len, 1);
 	int64_t ts_ms;
 	floor_div(pt->time_ns, 1000000, &ts_ms);
+	/* several fields: the tags are hashed and staged once for the line, each
+	 * field only adds its name (the same samples as staging each field with
+	 * every label); if the engine refuses the tag set (too many labels), each
+	 * field is staged whole and refused as such */
+	char terr[320];
+	int shared = pt->nfields > 1 &&
+	             engine_batch_stage_tags(&s->batch, s->refs + 1, pt->ntags, terr, sizeof terr) == 0;
 	int rejected = 0;
 	size_t ignored = 0, first = s->nstaged;
 	for (size_t i = 0; i < pt->nfields; i++) {
@@ -540,8 +557,12 @@ static int lp_on_point(void *vctx, const struct lp_point *pt, size_t lineno)
 				w[l++] = ok ? (char)c : '_';
 			}
 		}
-		s->refs[0] = (struct label_ref){ "__name__", 8, w, l };
-		rejected |= sink_add(s, s->refs, pt->ntags + 1, ts_ms, v, lineno, NULL);
+		if (shared) {
+			rejected |= sink_stage(s, NULL, l, w, ts_ms, v, lineno, NULL);
+		} else {
+			s->refs[0] = (struct label_ref){ "__name__", 8, w, l };
+			rejected |= sink_add(s, s->refs, pt->ntags + 1, ts_ms, v, lineno, NULL);
+		}
 	}
 	if (ignored && s->api->stats)
 		atomic_fetch_add_explicit(&s->api->stats->fields_ignored, ignored,

@@ -14,6 +14,7 @@
 #include "http/route.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,161 @@ static int series_metrics_cb(void *vctx, const struct series_info *s)
 	}
 	obuf_free(&lb);
 	return failed;
+}
+
+/* Forecasts are computed only for series that will get gauges. */
+static int forecast_want(void *vctx, const struct series_info *s)
+{
+	const struct fc_ctx *c = vctx;
+	if (c->pick.alerting_only && s->alert_state == ALERT_INACTIVE)
+		return 0;
+	return c->pick.exported < c->pick.limit;
+}
+
+#define CACHED_FAMILIES (SERIES_FAMILIES + FORECAST_FAMILIES)
+
+/* The per-series gauges of one engine shard: the text of each family, what
+ * the picks counted, and what they depended on (the generation of the
+ * shard, the mode, how many series the earlier shards left to export). */
+struct shard_text {
+	int valid;
+	uint64_t gen;
+	int alerting_only;
+	size_t budget, fc_budget;
+	size_t exported, omitted, fc_exported;
+	char *text[CACHED_FAMILIES];
+	size_t len[CACHED_FAMILIES];
+};
+
+struct metrics_cache {
+	pthread_mutex_t mu;        /* held for a whole scrape's per-series part */
+	const struct engine *engine; /* what the text was built from */
+	const struct labels *ext;
+	unsigned n;
+	struct shard_text *sh;
+};
+
+struct metrics_cache *metrics_cache_new(void)
+{
+	struct metrics_cache *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->n = engine_shard_count();
+	c->sh = calloc(c->n, sizeof *c->sh);
+	if (!c->sh || pthread_mutex_init(&c->mu, NULL) != 0) {
+		free(c->sh);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void shard_text_clear(struct shard_text *t)
+{
+	for (int f = 0; f < CACHED_FAMILIES; f++)
+		free(t->text[f]);
+	memset(t, 0, sizeof *t);
+}
+
+void metrics_cache_free(struct metrics_cache *c)
+{
+	if (!c)
+		return;
+	for (unsigned k = 0; k < c->n; k++)
+		shard_text_clear(&c->sh[k]);
+	free(c->sh);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* Builds shard k's per-series gauges into t (its picks: at most budget and
+ * fc_budget series). Returns 0, or -1 out of memory. */
+static int build_shard(struct engine *e, const struct labels *ext, unsigned k,
+                       const struct selector *sel, size_t nsel, int alerting_only, size_t budget,
+                       size_t fc_budget, struct shard_text *t)
+{
+	struct fam_ctx c;
+	c.pick = (struct pick){ .limit = budget, .alerting_only = alerting_only };
+	c.ext = ext;
+	for (int f = 0; f < SERIES_FAMILIES; f++)
+		obuf_init(&c.fam[f], 0);
+	struct fc_ctx fc;
+	fc.pick = (struct pick){ .limit = fc_budget, .alerting_only = alerting_only };
+	fc.ext = ext;
+	for (int f = 0; f < FORECAST_FAMILIES; f++)
+		obuf_init(&fc.fam[f], 0);
+	engine_series_foreach_shard(e, k, sel, nsel, series_metrics_cb, &c);
+	engine_forecast_shard(e, k, sel, nsel, FORECAST_METRIC_HORIZON_MS, 1, forecast_want,
+	                      forecast_metrics_cb, &fc);
+	int failed = 0;
+	for (int f = 0; f < CACHED_FAMILIES; f++) {
+		struct obuf *b = f < SERIES_FAMILIES ? &c.fam[f] : &fc.fam[f - SERIES_FAMILIES];
+		failed |= b->failed;
+		size_t len = 0;
+		t->text[f] = b->failed ? NULL : obuf_steal(b, &len);
+		t->len[f] = t->text[f] ? len : 0;
+		obuf_free(b);
+	}
+	t->alerting_only = alerting_only;
+	t->budget = budget;
+	t->fc_budget = fc_budget;
+	t->exported = c.pick.exported;
+	t->omitted = c.pick.omitted;
+	t->fc_exported = fc.pick.exported;
+	return failed ? -1 : 0;
+}
+
+/* The per-series gauges of every shard into fam[] (one buffer per family),
+ * from the cache where a shard has not changed (no selectors). Counts into
+ * *pick; *reused is the number of shards taken from the cache. */
+static int series_gauges(struct api_ctx *api, const struct selector *sel, size_t nsel,
+                         struct pick *pick, struct obuf *fam, unsigned *reused)
+{
+	struct metrics_cache *mc = nsel == 0 ? api->metrics_cache : NULL;
+	unsigned nsh = engine_shard_count();
+	size_t fc_exported = 0;
+	int rc = 0;
+	*reused = 0;
+	if (mc) {
+		pthread_mutex_lock(&mc->mu);
+		if (mc->engine != api->engine || mc->ext != api->external_labels || mc->n != nsh) {
+			for (unsigned k = 0; k < mc->n; k++) /* another engine: start over */
+				shard_text_clear(&mc->sh[k]);
+			mc->engine = api->engine;
+			mc->ext = api->external_labels;
+			if (mc->n != nsh)
+				mc = NULL;
+		}
+	}
+	for (unsigned k = 0; k < nsh && rc == 0; k++) {
+		size_t budget = pick->limit - pick->exported;
+		size_t fc_budget = pick->limit - fc_exported;
+		struct shard_text tmp, *t = mc ? &mc->sh[k] : &tmp;
+		uint64_t gen = mc ? engine_shard_generation(api->engine, k) : 0; /* before the walk */
+		if (mc && t->valid && t->gen == gen && t->alerting_only == pick->alerting_only &&
+		    t->budget == budget && t->fc_budget == fc_budget) {
+			(*reused)++;
+		} else {
+			if (mc)
+				shard_text_clear(t);
+			else
+				memset(&tmp, 0, sizeof tmp);
+			rc = build_shard(api->engine, api->external_labels, k, sel, nsel,
+			                 pick->alerting_only, budget, fc_budget, t);
+			t->gen = gen;
+			t->valid = rc == 0;
+		}
+		for (int f = 0; f < CACHED_FAMILIES; f++)
+			obuf_add(&fam[f], t->text[f] ? t->text[f] : "", t->len[f]);
+		pick->exported += t->exported;
+		pick->omitted += t->omitted;
+		fc_exported += t->fc_exported;
+		if (!mc)
+			shard_text_clear(&tmp);
+	}
+	if (mc)
+		pthread_mutex_unlock(&mc->mu);
+	return rc;
 }
 
 /* The daemon's own counters (selfstats). */
@@ -428,40 +584,33 @@ static int series_metrics(struct obuf *b, struct api_ctx *api, const struct api_
 	}
 	struct pick pick = { .limit = api->metrics_series_limit,
 		             .alerting_only = nsel == 0 && es->series > api->metrics_series_limit };
-	struct fam_ctx c;
-	c.pick = pick;
-	c.ext = api->external_labels;
-	for (int f = 0; f < SERIES_FAMILIES; f++)
-		obuf_init(&c.fam[f], 0);
-	engine_series_foreach(api->engine, sel, nsel, series_metrics_cb, &c);
-	for (int f = 0; f < SERIES_FAMILIES; f++) {
-		header(b, family_name[f], "gauge", family_help[f]);
-		if (c.fam[f].failed)
+	struct obuf fam[CACHED_FAMILIES];
+	for (int f = 0; f < CACHED_FAMILIES; f++)
+		obuf_init(&fam[f], 0);
+	unsigned reused = 0;
+	if (series_gauges(api, sel, nsel, &pick, fam, &reused) < 0)
+		b->failed = 1;
+	for (int f = 0; f < CACHED_FAMILIES; f++) {
+		if (f < SERIES_FAMILIES)
+			header(b, family_name[f], "gauge", family_help[f]);
+		else
+			header(b, fc_name[f - SERIES_FAMILIES], "gauge", fc_help[f - SERIES_FAMILIES]);
+		if (fam[f].failed)
 			b->failed = 1;
-		obuf_add(b, c.fam[f].p ? c.fam[f].p : "", c.fam[f].len);
-		obuf_free(&c.fam[f]);
-	}
-	struct fc_ctx fc;
-	fc.pick = pick;
-	fc.ext = api->external_labels;
-	for (int f = 0; f < FORECAST_FAMILIES; f++)
-		obuf_init(&fc.fam[f], 0);
-	engine_forecast(api->engine, sel, nsel, FORECAST_METRIC_HORIZON_MS, 1, NAN, 1,
-	                forecast_metrics_cb, &fc);
-	for (int f = 0; f < FORECAST_FAMILIES; f++) {
-		header(b, fc_name[f], "gauge", fc_help[f]);
-		if (fc.fam[f].failed)
-			b->failed = 1;
-		obuf_add(b, fc.fam[f].p ? fc.fam[f].p : "", fc.fam[f].len);
-		obuf_free(&fc.fam[f]);
+		obuf_add(b, fam[f].p ? fam[f].p : "", fam[f].len);
+		obuf_free(&fam[f]);
 	}
 	header(b, "foreshock_metrics_series_exported", "gauge",
 	       "Series with per-series gauges in this scrape.");
-	obuf_printf(b, "foreshock_metrics_series_exported %zu\n", c.pick.exported);
+	obuf_printf(b, "foreshock_metrics_series_exported %zu\n", pick.exported);
 	header(b, "foreshock_metrics_series_omitted", "gauge",
 	       "Series left out of this scrape's per-series gauges (over metrics.series_limit, "
 	       "or no open alert once there are more series than that).");
-	obuf_printf(b, "foreshock_metrics_series_omitted %zu\n", c.pick.omitted);
+	obuf_printf(b, "foreshock_metrics_series_omitted %zu\n", pick.omitted);
+	header(b, "foreshock_metrics_shards_reused", "gauge",
+	       "Engine shards whose per-series gauges this scrape took unchanged from the "
+	       "previous scrape (none of their series changed since).");
+	obuf_printf(b, "foreshock_metrics_shards_reused %u\n", reused);
 	for (size_t j = 0; j < nsel; j++)
 		selector_free(&sel[j]);
 	free(sel);

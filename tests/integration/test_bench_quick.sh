@@ -11,7 +11,7 @@ command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
 out=$(mktemp -d /tmp/foreshock-bench-test.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 BENCH_BUILDDIR=$build BENCH_OUTDIR=$out BENCH_NO_INSTALL=1 \
-	timeout 120 bash "$src/bench/run.sh" --quick --foreshock-only > "$out/stdout" 2>&1 || {
+	timeout 300 bash "$src/bench/run.sh" --quick --foreshock-only > "$out/stdout" 2>&1 || {
 	cat "$out/stdout"; echo "FAIL: bench/run.sh --quick failed"; exit 1; }
 res=$(ls "$out"/results-*.json 2>/dev/null | head -1)
 [ -n "$res" ] || { cat "$out/stdout"; echo "FAIL: no results file"; exit 1; }

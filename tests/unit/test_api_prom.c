@@ -599,6 +599,90 @@ static void test_regex_guard(void **state)
 	free(bomb);
 }
 
+/* GET /metrics: its per-series lines (those with series_name=), sorted, one
+ * string; *reused: foreshock_metrics_shards_reused. */
+static char *metrics_series_lines(struct fixture *f, long *reused)
+{
+	struct api_request req = { .method = "GET", .path = "/metrics", .now_ms = T0 + 95000 };
+	struct api_response resp;
+	memset(&resp, 0, sizeof resp);
+	api_handle(&f->api, &req, &resp);
+	assert_int_equal(resp.status, 200);
+	char *body = strndup(resp.body, resp.len);
+	free(resp.body);
+	char *lines[256];
+	size_t n = 0, total = 0;
+	*reused = -1;
+	for (char *save = NULL, *l = strtok_r(body, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(l, "foreshock_metrics_shards_reused ", 32))
+			*reused = atol(l + 32);
+		if (strstr(l, "series_name=") && n < 256) {
+			lines[n++] = l;
+			total += strlen(l) + 1;
+		}
+	}
+	for (size_t i = 1; i < n; i++) /* insertion sort: a few lines */
+		for (size_t j = i; j > 0 && strcmp(lines[j - 1], lines[j]) > 0; j--) {
+			char *t = lines[j];
+			lines[j] = lines[j - 1];
+			lines[j - 1] = t;
+		}
+	char *out = calloc(1, total + 1);
+	for (size_t i = 0; i < n; i++) {
+		strcat(out, lines[i]);
+		strcat(out, "\n");
+	}
+	free(body);
+	return out;
+}
+
+/* The same per-series lines with the cache as without, and a scrape after
+ * nothing changed takes every shard from the cache; a sample rebuilds only
+ * its shard. */
+static void test_metrics_cache(void **state)
+{
+	struct fixture *f = *state;
+	f->api.metrics_series_limit = 10000;
+	long reused;
+	char *plain = metrics_series_lines(f, &reused); /* no cache */
+	assert_int_equal(reused, 0);
+	assert_non_null(strstr(plain, "foreshock_anomaly_score{series_name=\"temp\",room=\"a\"}"));
+	f->api.metrics_cache = metrics_cache_new();
+	assert_non_null(f->api.metrics_cache);
+	char *first = metrics_series_lines(f, &reused);
+	assert_int_equal(reused, 0);
+	assert_string_equal(first, plain);
+	char *second = metrics_series_lines(f, &reused);
+	assert_int_equal(reused, (long)engine_shard_count());
+	assert_string_equal(second, plain);
+	/* a new sample of one gauge: its shard is built again, with the new value */
+	add(f->e, "temp", "room", "a", T0 + 100000, 1e6);
+	char *third = metrics_series_lines(f, &reused);
+	assert_int_equal(reused, (long)engine_shard_count() - 1);
+	struct metrics_cache *mc = f->api.metrics_cache;
+	f->api.metrics_cache = NULL;
+	char *plain3 = metrics_series_lines(f, &reused);
+	assert_string_equal(third, plain3);
+	assert_string_not_equal(third, plain);
+	/* alerting-only mode (more series than the limit): nothing listed, and
+	 * the mode change rebuilds every shard */
+	f->api.metrics_cache = mc;
+	f->api.metrics_series_limit = 1;
+	char *alerting = metrics_series_lines(f, &reused);
+	assert_int_equal(reused, 0);
+	f->api.metrics_cache = NULL;
+	char *alerting_plain = metrics_series_lines(f, &reused);
+	assert_string_equal(alerting, alerting_plain);
+	metrics_cache_free(mc);
+	free(plain);
+	free(first);
+	free(second);
+	free(third);
+	free(plain3);
+	free(alerting);
+	free(alerting_plain);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -611,6 +695,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forecast, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_regex_guard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_cache, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1165,6 +1165,220 @@ static void test_engine_staged(void **st)
 	engine_free(eb);
 }
 
+/* Refusals with their messages, for the tag-set test. */
+struct tg_rej {
+	size_t idx[1024];
+	int rc[1024];
+	char msg[1024][96];
+	size_t n;
+};
+
+static void tg_on_reject(void *ctx, size_t index, int rc, const char *err)
+{
+	struct tg_rej *r = ctx;
+	if (r->n < 1024) {
+		r->idx[r->n] = index;
+		r->rc[r->n] = rc;
+		snprintf(r->msg[r->n++], sizeof r->msg[0], "%s", err);
+	}
+}
+
+static int tg_find(const struct tg_rej *r, size_t idx, int rc, const char *msg)
+{
+	for (size_t j = 0; j < r->n; j++)
+		if (r->idx[j] == idx && r->rc[j] == rc && !strcmp(r->msg[j], msg))
+			return 1;
+	return 0;
+}
+
+#define TG_LINES 30
+#define TG_ROUNDS 320
+
+/* A multi-field line staged the fast way (engine_batch_stage_tags once, then
+ * engine_batch_stage_named per field) is the same as every field staged with
+ * all its labels (engine_batch_stage): same series, hashes and shards, same
+ * refusals with the same messages, same detector results. Lines carry 4 tags
+ * (unsorted on odd lines, an empty value on every 7th), 3 fields: two
+ * gauges and a counter (a rate series is derived), plus now and then a bad
+ * metric name, a duplicate and an out-of-order line. */
+static void test_engine_staged_tags(void **st)
+{
+	(void)st;
+	struct selfstats sa, sb;
+	selfstats_init(&sa);
+	selfstats_init(&sb);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	cfg.max_series = 100; /* 90 series and 30 rates: cardinality refusals too */
+	char err[320];
+	struct engine *ea = engine_new(&cfg, model_builtin_default(), NULL, &sa, err, sizeof err);
+	struct engine *eb = engine_new(&cfg, model_builtin_default(), NULL, &sb, err, sizeof err);
+	assert_non_null(ea);
+	assert_non_null(eb);
+	static const char *const fields[3] = { "tg_cpu_user", "tg_cpu_idle", "tg_bytes_total" };
+	size_t total_refused = 0;
+	for (int r = 0; r < TG_ROUNDS; r++) {
+		struct engine_batch ba, bb;
+		engine_batch_begin(ea, &ba);
+		engine_batch_begin(eb, &bb);
+		static struct tg_rej want, got;
+		want.n = got.n = 0;
+		size_t staged = 0;
+		for (int i = 0; i < TG_LINES + 2; i++) {
+			int line = i < TG_LINES ? i : i - TG_LINES; /* extras repeat a line */
+			char host[16], rack[16];
+			snprintf(host, sizeof host, "h%d", line);
+			snprintf(rack, sizeof rack, "r%d", line % 4);
+			int64_t ts = 1767225600000LL + (int64_t)r * 10000;
+			if (i == TG_LINES + 1)
+				ts -= 20000; /* out of order; i == TG_LINES: a duplicate */
+			struct label_ref tags[4];
+			size_t nt = 0;
+			if (line % 2) {
+				tags[nt++] = (struct label_ref){ "rack", 4, rack, strlen(rack) };
+				tags[nt++] = (struct label_ref){ "host", 4, host, strlen(host) };
+				tags[nt++] = (struct label_ref){ "env", 3, "prod", 4 };
+				tags[nt++] = (struct label_ref){ "dc", 2, line % 7 ? "dc1" : "", line % 7 ? 3 : 0 };
+			} else {
+				tags[nt++] = (struct label_ref){ "dc", 2, line % 7 ? "dc2" : "", line % 7 ? 3 : 0 };
+				tags[nt++] = (struct label_ref){ "env", 3, "prod", 4 };
+				tags[nt++] = (struct label_ref){ "host", 4, host, strlen(host) };
+				tags[nt++] = (struct label_ref){ "rack", 4, rack, strlen(rack) };
+			}
+			assert_int_equal(engine_batch_stage_tags(&bb, tags, nt, err, sizeof err), 0);
+			for (int f = 0; f < 3; f++) {
+				const char *name = fields[f];
+				if (f == 1 && r % 25 == 5 && line == 3)
+					name = "9bad"; /* an invalid metric name */
+				double v = f == 2 ? 1000.0 * r + line
+				                  : 50 + 10 * sin(r * 0.07 + line + f) + (r > 250 && line % 5 == 0 ? 40 : 0);
+				struct label_ref l[5];
+				l[0] = (struct label_ref){ "__name__", 8, name, strlen(name) };
+				memcpy(l + 1, tags, sizeof tags);
+				char ea_err[320] = "", eb_err[320] = "";
+				int ra = engine_batch_stage(&ba, l, nt + 1, ts, v, ea_err, sizeof ea_err);
+				int rb = engine_batch_stage_named(&bb, name, strlen(name), ts, v, eb_err,
+				                                  sizeof eb_err);
+				assert_int_equal(ra, 0);
+				assert_int_equal(rb, 0);
+				staged++;
+				if (f == 0 && line == 2) { /* non-finite: refused at once, alike */
+					ra = engine_batch_stage(&ba, l, nt + 1, ts, NAN, ea_err, sizeof ea_err);
+					rb = engine_batch_stage_named(&bb, name, strlen(name), ts, NAN, eb_err,
+					                              sizeof eb_err);
+					assert_int_equal(ra, REJ_NON_FINITE + 1);
+					assert_int_equal(rb, ra);
+					assert_string_equal(ea_err, eb_err);
+				}
+			}
+		}
+		size_t refused_a = engine_batch_commit(&ba, tg_on_reject, &want);
+		/* one batch's shard lock at a time (the lock ranks are per thread) */
+		assert_int_equal(engine_batch_end(&ba), 0);
+		size_t refused_b = engine_batch_commit(&bb, tg_on_reject, &got);
+		assert_int_equal(refused_a, refused_b);
+		assert_int_equal(want.n, got.n);
+		for (size_t k = 0; k < want.n; k++)
+			if (!tg_find(&got, want.idx[k], want.rc[k], want.msg[k]))
+				fail_msg("round %d: sample %zu refused (%d, '%s') field by field, not when "
+				         "staged with its line's tag set", r, want.idx[k], want.rc[k],
+				         want.msg[k]);
+		total_refused += refused_b;
+		(void)staged;
+		/* the tag set does not outlive a commit */
+		err[0] = 0;
+		assert_int_equal(engine_batch_stage_named(&bb, "tg_x", 4, 1, 1.0, err, sizeof err),
+		                 REJ_LABELS + 1);
+		assert_non_null(strstr(err, "no tag set"));
+		bb.res.rejected[REJ_LABELS]--; /* that misuse is not part of the comparison */
+		assert_int_equal(engine_batch_end(&bb), 0);
+		assert_int_equal(ba.res.accepted, bb.res.accepted);
+		assert_int_equal(ba.res.series_created, bb.res.series_created);
+		for (int k = 0; k < REJ__COUNT; k++)
+			assert_int_equal(ba.res.rejected[k], bb.res.rejected[k]);
+	}
+	/* per round: a duplicate and an out-of-order line (3 fields each); bad
+	 * names and the cardinality limit now and then */
+	assert_true(total_refused >= 6 * TG_ROUNDS);
+	assert_int_equal(sa.samples_accepted, sb.samples_accepted);
+	assert_true(sa.samples_rejected[REJ_CARDINALITY] > 0);
+	/* the series staged with tag sets are the ones every other path finds
+	 * (same label hash and shard): the last round again, field by field, is
+	 * all duplicates, no new series */
+	struct engine_batch bb;
+	engine_batch_begin(eb, &bb);
+	for (int line = 0; line < TG_LINES; line++) {
+		char host[16], rack[16];
+		snprintf(host, sizeof host, "h%d", line);
+		snprintf(rack, sizeof rack, "r%d", line % 4);
+		struct label_ref l[5] = {
+			{ "__name__", 8, "tg_cpu_user", 11 },
+			{ "dc", 2, line % 7 ? (line % 2 ? "dc1" : "dc2") : "", line % 7 ? 3 : 0 },
+			{ "env", 3, "prod", 4 },
+			{ "host", 4, host, strlen(host) },
+			{ "rack", 4, rack, strlen(rack) },
+		};
+		int rc = engine_batch_add(&bb, l, 5, 1767225600000LL + (int64_t)(TG_ROUNDS - 1) * 10000,
+		                          1.0, err, sizeof err);
+		if (rc != REJ_DUPLICATE + 1)
+			fail_msg("line %d: %d (%s), not a duplicate", line, rc, err);
+	}
+	assert_int_equal(bb.res.series_created, 0);
+	assert_int_equal(engine_batch_end(&bb), 0);
+	/* too many labels for a tag set: refused without counting anything */
+	engine_batch_begin(eb, &bb);
+	struct label_ref many[40];
+	char names[40][8];
+	for (int k = 0; k < 40; k++) {
+		snprintf(names[k], sizeof names[k], "t%d", k);
+		many[k] = (struct label_ref){ names[k], strlen(names[k]), "v", 1 };
+	}
+	err[0] = 0;
+	assert_int_equal(engine_batch_stage_tags(&bb, many, cfg.label_limits.max_labels, err,
+	                                         sizeof err), -1);
+	assert_non_null(strstr(err, "too many labels"));
+	assert_int_equal(engine_batch_stage_tags(&bb, many, cfg.label_limits.max_labels - 1, err,
+	                                         sizeof err), 0);
+	for (int k = 0; k < REJ__COUNT; k++)
+		assert_int_equal(bb.res.rejected[k], 0);
+	/* a live batch's time window holds for named samples, with the same message */
+	engine_batch_set_clock(&bb, 1767225600000LL);
+	assert_int_equal(engine_batch_stage_tags(&bb, many, 2, err, sizeof err), 0);
+	char e1[320] = "", e2[320] = "";
+	struct label_ref full[3] = { { "__name__", 8, "tg_late", 7 }, many[0], many[1] };
+	int r1 = engine_batch_stage(&bb, full, 3, 1767225600000LL + 86400000LL * 30, 1.0, e1,
+	                            sizeof e1);
+	int r2 = engine_batch_stage_named(&bb, "tg_late", 7, 1767225600000LL + 86400000LL * 30, 1.0,
+	                                  e2, sizeof e2);
+	assert_int_equal(r1, REJ_OUT_OF_BOUNDS + 1);
+	assert_int_equal(r2, r1);
+	assert_string_equal(e1, e2);
+	assert_int_equal(engine_batch_end(&bb), 0);
+	static struct sg_dump da, db;
+	memset(&da, 0, sizeof da);
+	memset(&db, 0, sizeof db);
+	engine_series_foreach(ea, NULL, 0, sg_collect, &da);
+	engine_series_foreach(eb, NULL, 0, sg_collect, &db);
+	assert_int_equal(da.n, db.n);
+	assert_int_equal(da.n, cfg.max_series);
+	qsort(da.s, da.n, sizeof da.s[0], sg_cmp);
+	qsort(db.s, db.n, sizeof db.s[0], sg_cmp);
+	int derived = 0, scored = 0;
+	for (size_t k = 0; k < da.n; k++) {
+		assert_string_equal(da.s[k].key, db.s[k].key);
+		assert_int_equal(da.s[k].samples, db.s[k].samples);
+		assert_true(da.s[k].score == db.s[k].score);
+		assert_true((isnan(da.s[k].expected) && isnan(db.s[k].expected)) ||
+		            da.s[k].expected == db.s[k].expected);
+		derived += strncmp(da.s[k].key, "foreshock:rate:", 15) == 0;
+		scored += da.s[k].score > 0;
+	}
+	assert_true(derived > 0);
+	assert_true(scored > 0);
+	engine_free(ea);
+	engine_free(eb);
+}
+
 /* After a restore, derived series are found again where the engine derives
  * them (the parent's shard): no second foreshock:rate:/pNN: series appears
  * and they carry on from their checkpointed state. */
@@ -1243,6 +1457,7 @@ int main(void)
 		cmocka_unit_test(test_engine_derived),
 		cmocka_unit_test(test_engine_concurrent),
 		cmocka_unit_test(test_engine_staged),
+		cmocka_unit_test(test_engine_staged_tags),
 		cmocka_unit_test(test_engine_time_window),
 		cmocka_unit_test(test_engine_prune_horizon),
 		cmocka_unit_test(test_engine_restore_derived),

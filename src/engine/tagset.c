@@ -1,0 +1,88 @@
+/* engine/tagset.c — staged ingest of samples that share their labels but
+ * the metric name (the fields of one line-protocol line): the tag set is
+ * hashed and copied once, each sample adds its name (engine.h). */
+#include "config.h" /* autoconf: _GNU_SOURCE */
+
+#include "engine/engine.h"
+#include "engine/internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags, size_t n,
+                            char *err, size_t errlen)
+{
+	b->tag_ok = 0;
+	if (n + 1 > b->e->cfg.label_limits.max_labels) {
+		snprintf(err, errlen, "too many labels (%zu, limit %zu)", n + 1,
+		         b->e->cfg.label_limits.max_labels);
+		return -1;
+	}
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += tags[i].name_len + tags[i].value_len;
+	if (n + 1 > UINT16_MAX || b->nsref + 4 * n > UINT32_MAX || b->nbytes + bytes > UINT32_MAX ||
+	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
+	    eng_grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
+		snprintf(err, errlen, "out of memory staging a sample");
+		return -1;
+	}
+	b->tag_route = b->tag_hash = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t ph;
+		b->tag_route += eng_route_pair_ex(tags[i].name, tags[i].name_len, tags[i].value,
+		                              tags[i].value_len, &ph);
+		b->tag_hash += ph;
+	}
+	b->tag_ref0 = (uint32_t)b->nsref;
+	b->tag_n = (uint16_t)n;
+	eng_copy_refs(b, tags, n);
+	b->tag_ok = 1;
+	return 0;
+}
+
+int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t len,
+                             int64_t ts_ms, double value, char *err, size_t errlen)
+{
+	if (!isfinite(value)) {
+		snprintf(err, errlen, "non-finite value");
+		return eng_reject(b, REJ_NON_FINITE);
+	}
+	int trc = eng_check_time(b, ts_ms, err, errlen);
+	if (trc)
+		return trc;
+	if (!b->tag_ok) {
+		snprintf(err, errlen, "no tag set staged for metric '%.*s'", (int)(len < 64 ? len : 64),
+		         name);
+		return eng_reject(b, REJ_LABELS);
+	}
+	if (b->nsref + 4 > UINT32_MAX || b->nbytes + len > UINT32_MAX ||
+	    eng_grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
+	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4, sizeof *b->sref) ||
+	    eng_grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + len + 1, 1)) {
+		snprintf(err, errlen, "out of memory staging a sample");
+		return eng_reject(b, REJ_CARDINALITY);
+	}
+	uint64_t ph;
+	uint64_t acc = b->tag_route + eng_route_pair_ex("__name__", 8, name, len, &ph);
+	struct engine_staged *st = &b->st[b->nst++];
+	st->ts_ms = ts_ms;
+	st->value = value;
+	st->hash = labels_hash_from_sum(b->tag_hash + ph);
+	st->shard = (uint8_t)(eng_route_mix(acc) % ENGINE_SHARDS);
+	st->ref0 = (uint32_t)b->nsref;
+	st->nref = (uint16_t)(b->tag_n + 1);
+	st->named = 1;
+	uint32_t *w = b->sref + b->nsref;
+	w[0] = b->tag_ref0;
+	w[1] = b->tag_n;
+	w[2] = (uint32_t)b->nbytes;
+	w[3] = (uint32_t)len;
+	memcpy(b->sbytes + b->nbytes, name, len);
+	b->nbytes += len;
+	b->nsref += 4;
+	if (st->nref > b->max_nref)
+		b->max_nref = st->nref;
+	return 0;
+}
