@@ -1,91 +1,167 @@
 #!/usr/bin/env python3
 """gen_incidents.py — deterministic generator of service telemetry with
-labelled incidents, for foreshock's outage-prediction proof
-(tests/integration/test_outage.py, docs/outage-prediction.md).
+labelled incidents, for foreshock's outage-prediction evaluation
+(data/incidents/evaluate.py, tests/integration/test_outage.py,
+docs/outage-prediction.md).
 
-Each scenario is one service (a Prometheus `job`) with three instances
-(a, b, c) scraped every 30 s, in the Prometheus text format with explicit
-millisecond timestamps, ordered by time (POST it to
-/api/v1/import/prometheus):
+A *set* is drawn from one seed: 26 services (one Prometheus `job` each, three
+instances a, b, c), 20 with one incident and 6 healthy controls that run a
+week. Every service's parameters (resolution, error signal, size, timing and
+strength of its incident, which benign events it has) come from the seed, so
+`--seed N` gives a different set of the same composition:
 
-    http_requests_total{job,instance,code}              counter (code 200, 404, 500/503)
-    http_request_duration_seconds_bucket{job,instance,le}  histogram buckets
-    process_cpu_seconds_total{job,instance}             counter
-    process_resident_memory_bytes{job,instance}         gauge
-    up{job,instance}                                    gauge (0 while an instance is down)
+    kind          n  incident                                      precursor
+    surge         4  traffic ramps to 1.3-1.5x the capacity         the ramp
+                     over 30-60 min
+    leak          4  one instance's memory grows linearly to its    the growth
+                     2 GiB limit over 3-8 h; OOM kill, errors
+    deploy        4  canary on instance a (8-15% errors) for 10-20  the canary
+                     min, then all instances; rollback 20-40 min later
+    retrystorm    4  a dependency fails slowly (errors 0.3% -> 4%   the rising errors
+                     over 15-40 min), then clients retry: errors
+                     10-25%, load x1.8, latency x2
+    depfail       4  a dependency fails at once: 10-50% errors, or  none (sudden)
+                     timeouts (p99 2.5-4 s), for 10-30 min
+    control       6  none, seven days                               -
 
-Traffic follows a daily cycle (peak mid-afternoon, quieter weekends) with
-Poisson noise; latency is log-normal per request with a queueing factor that
-grows with the load per instance (1 + 0.3 u / (1 - u)); above capacity
-(100 requests/s per instance) the excess is answered with 503 after a long
-wait. Quiet stretches carry benign events: bursts (1.5-2x traffic for 1-3
-minutes, never beyond 70% of capacity), night "blips" (a client's 2-4 failing
-retries on one instance), marketing campaigns (+35% for 30-60 minutes), GC
-pauses (one instance 2.5x slower for 1-2 minutes) and rolling restarts at
-night (each instance down for a minute in turn, counters reset).
+Series (Prometheus text format, millisecond timestamps, ordered by time):
 
-Scenarios (incidents on the last day, after four days to learn from):
-    surge         traffic ramps to 2.6x over 50 minutes from 10:30
-    leak          instance b leaks memory from 03:00; OOM-killed at its limit
-    deploy        a bad build: canary on instance a at 13:00 (4% errors), all
-                  instances at 13:15, rolled back at 13:45
-    slowdown      a dependency slows down from 14:00: latency x4.5 over 45 min
-    instanceloss  instance c dies at 10:30; the other two carry its load
-    quiet         seven days without incident, with benign bursts
+    http_requests_total{job,instance,code}                counter (200, 404, 500, 503)
+    http_request_duration_seconds_bucket{job,instance,le} histogram (12 buckets)
+    process_cpu_seconds_total{job,instance}               counter
+    process_resident_memory_bytes{job,instance}           gauge
+    up{job,instance}                                      gauge (0 while down)
 
-An outage is any 30-s step in which the noise-free p99 latency exceeds the
-500 ms SLO or more than 2% of requests fail; its onset is the first such step
-of the incident. The precursor is the phase between the incident's start
-and the onset (none for an outage that starts at once).
+A service with `errors: ratio` exports no status code: `http_requests_total`
+without `code`, and a gauge `http_request_error_ratio{job,instance}` (failed
+requests / requests in the last scrape interval, 0 when there were none).
 
-Usage: gen_incidents.py [--out DIR] [--scenario NAME ...] [--gzip] [--seed N]
-Writes DIR/NAME.prom (or .prom.gz with --gzip) and DIR/incidents.json. The
-output is a pure function of the arguments (random.Random per scenario,
-fixed seeds; --seed N shifts every seed, for a sensitivity check on other
-noise and bursts), so two runs give byte-identical files.
+Traffic: a daily cycle (low at 04:00, peak mid-afternoon), weekends 0.8x,
+Poisson noise. Latency: log-normal per request (median 80 ms at no load, p99
+about 230 ms) times a queueing factor 1 + 0.3 u / (1 - u) of the load per
+instance u; above the capacity the excess is answered with 503. Sizes: most
+services peak at 180 requests/s (capacity 100/s per instance); "small"
+services peak at 6-12/s (capacity scaled alike), so at night a scrape holds a
+handful of requests and their error ratio is noisy.
+
+Benign events (each service gets a random subset; none within two hours of
+its incident): bursts (1.5-2x for 1-3 min, below 70% of capacity), night
+retry blips (a client's 2-4 failing retries), marketing campaigns (+35% for
+30-60 min, ramped over 5 min), hour-long load bumps (+30-60%), a daily batch
+job (20-40 min at a fixed night hour: +40% load, latency x1.5), deploy blips
+on working days (30-90 s of 0.5-3% errors on all instances), GC pauses (one
+instance 2.5x slower for 1-2 min), rolling restarts at night (each instance
+down for a minute, counters reset), and a holiday (one weekday at 0.55x).
+Resolutions: 30 s, 10 s or 60 s scrapes.
+
+Outage (the SLO the evaluation's service model states): a scrape interval in
+which the noise-free p99 latency exceeds 1 s or more than 5% of requests
+fail. The onset is the first such interval from the incident's start; the
+precursor is the phase from the start to the onset (none for a sudden
+failure).
+
+Seeds: the evaluation is tuned on sets 1 and 2 and reported on sets 101 and
+102 (docs/outage-prediction.md); never tune on the report sets.
+
+Usage: gen_incidents.py [--seed N] [--out DIR] [--service NAME ...] [--list]
+Writes DIR/<service>.prom and DIR/incidents.json (the labels: kind,
+precursor start, onset, end, step, error mode, size). The output is a pure
+function of the arguments: two runs give byte-identical files.
 """
 import argparse
-import gzip
 import json
 import math
 import os
 import random
 import sys
 
-STEP_S = 30
 T0 = 1793577600  # 2026-11-02T00:00:00Z, a Monday
 INSTANCES = ("a", "b", "c")
-CAP_PER_INSTANCE = 100.0      # requests/s an instance serves
-LE = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 10.0)
-LE_TXT = ("0.025", "0.05", "0.1", "0.15", "0.2", "0.3", "0.4", "0.5", "0.75", "1", "2.5", "10",
+LE = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 10.0)
+LE_TXT = ("0.05", "0.1", "0.15", "0.2", "0.3", "0.4", "0.5", "0.75", "1", "1.5", "2.5", "10",
           "+Inf")
 SIGMA = 0.45                  # log-normal spread of request latency
-MEDIAN0 = 0.040               # median latency at no load (s)
+MEDIAN0 = 0.080               # median latency at no load (s)
 Z99 = 2.3263478740408408
-SLO_S = 0.5
-OUTAGE_ERR = 0.02
+SLO_LATENCY_S = 1.0
+SLO_ERRORS = 0.05
 MEM_LIMIT = 2 * 1024 ** 3
 MEM_BASE = 600 * 1024 ** 2
+BASE_ERR = 0.0005
 
-SCENARIOS = {
-    # name: (days, seed, peak req/s of the whole service)
-    "surge": (4.75, 11, 180.0),
-    "leak": (4.75, 12, 180.0),
-    "deploy": (4.75, 13, 180.0),
-    "slowdown": (4.75, 14, 180.0),
-    "instanceloss": (4.75, 15, 200.0),
-    "quiet": (7.0, 16, 180.0),
-}
+# composition of a set: (kind, count)
+COMPOSITION = (("surge", 4), ("leak", 4), ("deploy", 4), ("retrystorm", 4), ("depfail", 4),
+               ("control", 6))
+PRECURSOR_KINDS = ("surge", "leak", "deploy", "retrystorm")
+TUNING_SEEDS = (1, 2)
+REPORT_SEEDS = (101, 102)
 
 
-def daily(t):
-    """Daily traffic shape in [0.3, 1]: low at 04:00, peak at 15:00; weekends 0.8x."""
+def plan_set(seed):
+    """The scenario specs of set `seed` (a list of dicts, one per service)."""
+    rng = random.Random(7919 * seed + 17)
+    specs = []
+    n = 0
+    for kind, count in COMPOSITION:
+        for i in range(count):
+            n += 1
+            s = {"kind": kind, "name": "s%d-%s-%d" % (seed, kind, i + 1),
+                 "seed": rng.randrange(1 << 30)}
+            # resolution: mostly 30 s; some 10 s and 60 s
+            s["step_s"] = rng.choice((30, 30, 30, 10, 60, 60))
+            s["errors"] = rng.choice(("counts", "counts", "ratio"))
+            small = kind in ("deploy", "depfail", "retrystorm", "control") and rng.random() < 0.3
+            s["peak"] = round(rng.uniform(6, 12), 1) if small else round(rng.uniform(150, 190), 1)
+            s["cap_per_instance"] = s["peak"] * 100.0 / 180.0
+            s["start_dow"] = rng.choice((0, 0, 3, 4))      # Monday, Thursday, Friday
+            # incidents on the fifth day (the fourth at 10 s, to keep the file small)
+            s["days"] = 7.0 if kind == "control" else 5.0
+            if s["step_s"] == 10 and kind != "control":
+                s["days"] -= 1.0
+            s["inc_day"] = None if kind == "control" else int(s["days"]) - 1
+            s["benign"] = sorted(b for b in ("bursts", "blips", "campaigns", "bumps", "batch",
+                                             "deployblips", "gcs", "restarts", "holiday")
+                                 if rng.random() < 0.6)
+            p = {}
+            if kind == "surge":
+                p["start_h"] = rng.uniform(9.0, 13.0)
+                p["ramp_min"] = rng.uniform(30, 60)
+                p["final_u"] = rng.uniform(1.3, 1.5)
+                p["hold_min"] = rng.uniform(20, 40)
+            elif kind == "leak":
+                p["hours"] = rng.uniform(3, 8)
+                p["start_h"] = rng.uniform(1.0, 14.0 - p["hours"])
+                p["instance"] = rng.choice(INSTANCES)
+            elif kind == "deploy":
+                p["start_h"] = rng.uniform(9.0, 16.0)
+                p["err"] = rng.uniform(0.08, 0.15)
+                p["canary_min"] = rng.uniform(10, 20)
+                p["full_min"] = rng.uniform(20, 40)
+            elif kind == "retrystorm":
+                p["start_h"] = rng.uniform(8.0, 16.0)
+                p["ramp_min"] = rng.uniform(15, 40)
+                p["storm_err"] = rng.uniform(0.10, 0.25)
+                p["storm_min"] = rng.uniform(20, 40)
+            elif kind == "depfail":
+                p["start_h"] = rng.uniform(0.0, 20.0)
+                p["mode"] = rng.choice(("errors", "errors", "timeouts"))
+                p["err"] = rng.uniform(0.10, 0.50)
+                p["timeout_s"] = rng.uniform(2.5, 4.0)
+                p["min"] = rng.uniform(10, 30)
+            s["incident"] = p
+            specs.append(s)
+    return specs
+
+
+def daily(t, holiday_day=None):
+    """Daily traffic shape in [0.3, 1]: low at 04:00, peak at 16:00; weekends 0.8x."""
     day = (t - T0) / 86400.0
     h = (day % 1.0) * 24
-    x = 0.5 - 0.5 * math.cos(2 * math.pi * (h - 4) / 24)        # 0 at 04:00, 1 at 16:00
-    x = x ** 1.3
+    x = (0.5 - 0.5 * math.cos(2 * math.pi * (h - 4) / 24)) ** 1.3
     wd = int(day) % 7
     wk = 0.8 if wd >= 5 else 1.0
+    if holiday_day is not None and int(day) == holiday_day:
+        wk = 0.55
     return (0.3 + 0.7 * x) * wk
 
 
@@ -128,100 +204,143 @@ def binom(rng, n, p):
 class Scenario:
     """State of one service's generator."""
 
-    def __init__(self, name, seed_shift=0):
-        self.name = name
-        self.days, seed, self.peak = SCENARIOS[name]
-        self.seed = seed + 1000003 * seed_shift
-        self.rng = random.Random(self.seed)
-        self.end = T0 + int(self.days * 86400)
-        self.inc_day = T0 + 4 * 86400
-        self.counts = {}          # (instance, code) -> cumulative requests
+    def __init__(self, spec):
+        self.spec = spec
+        self.name = spec["name"]
+        self.kind = spec["kind"]
+        self.step = spec["step_s"]
+        self.peak = spec["peak"]
+        self.cap = spec["cap_per_instance"]
+        self.rng = random.Random(spec["seed"])
+        self.t0 = T0 + spec["start_dow"] * 86400
+        self.end = self.t0 + int(spec["days"] * 86400)
+        self.counts = {}
         self.buckets = {i: [0] * len(LE_TXT) for i in INSTANCES}
         self.cpu = {i: 0.0 for i in INSTANCES}
         self.mem_extra = {i: 0.0 for i in INSTANCES}
         self.down_until = {i: 0 for i in INSTANCES}
-        self.bursts = []          # (start, end, factor)
-        self.blips = []           # night error blips: time
         self.onset = None
         self.precursor = None
         self.truth_end = None
-        self.kind = None
+        self.oom_at = None
+        self.inc = spec["incident"]
+        if spec["inc_day"] is not None:
+            d0 = self.t0 + spec["inc_day"] * 86400
+            p = self.inc
+            st = d0 + int(p["start_h"] * 3600)
+            st -= st % self.step
+            self.precursor = st
+            if self.kind == "surge":
+                self.truth_end = st + int((p["ramp_min"] + p["hold_min"] + 20) * 60)
+            elif self.kind == "leak":
+                self.truth_end = st + int(p["hours"] * 3600) + 900
+            elif self.kind == "deploy":
+                self.truth_end = st + int((p["canary_min"] + p["full_min"]) * 60)
+            elif self.kind == "retrystorm":
+                self.truth_end = st + int((p["ramp_min"] + p["storm_min"]) * 60)
+            elif self.kind == "depfail":
+                self.truth_end = st + int(p["min"] * 60)
         self._plan()
 
     def _plan(self):
-        pr = random.Random(1000 + self.seed)
-        t = T0 + 6 * 3600
-        while t < self.end:
-            # a benign burst every 4-10 hours: 1.5-2x for 1-3 minutes
-            t += pr.randint(4 * 3600, 10 * 3600)
-            dur = pr.randint(2, 6) * STEP_S
-            self.bursts.append((t, t + dur, pr.uniform(1.5, 2.0)))
-        t = T0 + 3600
-        while t < self.end:
-            t += pr.randint(12 * 3600, 30 * 3600)
-            self.blips.append(t - (t % 86400) + pr.randint(1, 4) * 3600)  # at night
-        d = self.inc_day
-        n = self.name
-        if n == "surge":
-            self.kind, self.precursor, self.truth_end = "traffic surge", d + 10.5 * 3600, d + 12.5 * 3600
-        elif n == "leak":
-            self.kind, self.precursor, self.truth_end = "memory leak", d + 3 * 3600, d + 11.25 * 3600
-        elif n == "deploy":
-            self.kind, self.precursor, self.truth_end = "bad deploy", d + 13 * 3600, d + 14 * 3600
-        elif n == "slowdown":
-            self.kind, self.precursor, self.truth_end = "dependency slowdown", d + 14 * 3600, d + 15.5 * 3600
-        elif n == "instanceloss":
-            self.kind, self.precursor, self.truth_end = "instance loss", d + 10.5 * 3600, d + 16 * 3600
-        else:
-            self.kind = "quiet"
-        # Other benign events, from their own generator (the bursts and blips
-        # above do not change): marketing campaigns (+35% for 30-60 min),
-        # GC pauses (one instance 2.5x slower for 1-2 min) and rolling
-        # restarts at night (each instance down for a minute in turn). None
-        # within two hours of an incident.
-        br = random.Random(2000 + self.seed)
-        self.campaigns, self.gcs, self.restarts = [], [], []
-        day = 1
-        while T0 + day * 86400 < self.end:
-            d0 = T0 + day * 86400
-            if br.random() < 0.5:
+        br = random.Random(self.spec["seed"] + 1)
+        ben = set(self.spec["benign"])
+        self.bursts, self.blips, self.campaigns, self.bumps = [], [], [], []
+        self.gcs, self.restarts, self.deployblips, self.batches = [], [], [], []
+        self.holiday = None
+        day = 0
+        ndays = int(math.ceil(self.spec["days"]))
+        batch_h = br.uniform(0.5, 3.0)
+        batch_len = br.randint(20, 40) * 60
+        if "holiday" in ben:
+            # a weekday after the first two days
+            cands = [d for d in range(2, ndays) if (self.t0 - T0) // 86400 + d not in (5, 6, 12, 13)
+                     and (self.spec["inc_day"] is None or d != self.spec["inc_day"])]
+            if cands:
+                self.holiday = (self.t0 - T0) // 86400 + br.choice(cands)
+        while day < ndays:
+            d0 = self.t0 + day * 86400
+            if "bursts" in ben:
+                for _ in range(br.randint(2, 5)):
+                    a = d0 + br.randint(0, 86399)
+                    self.bursts.append((a, a + br.randint(1, 3) * 60, br.uniform(1.5, 2.0)))
+            if "blips" in ben and br.random() < 0.7:
+                self.blips.append(d0 + br.randint(1 * 3600, 5 * 3600))
+            if "campaigns" in ben and br.random() < 0.5:
                 a = d0 + br.randint(9 * 3600, 17 * 3600)
                 self.campaigns.append((a, a + br.randint(1800, 3600)))
-            for _ in range(br.randint(1, 3)):
-                a = d0 + br.randint(0, 86399)
-                self.gcs.append((a, a + br.randint(2, 4) * STEP_S, br.choice(INSTANCES)))
-            if br.random() < 0.4:
+            if "bumps" in ben and br.random() < 0.5:
+                a = d0 + br.randint(7 * 3600, 19 * 3600)
+                self.bumps.append((a, a + 3600, br.uniform(1.3, 1.6)))
+            if "batch" in ben:
+                a = d0 + int(batch_h * 3600)
+                self.batches.append((a, a + batch_len))
+            wd = ((self.t0 - T0) // 86400 + day) % 7
+            if "deployblips" in ben and wd < 5:
+                for _ in range(br.randint(1, 2)):
+                    a = d0 + br.randint(9 * 3600, 17 * 3600)
+                    self.deployblips.append((a, a + br.randint(30, 90), br.uniform(0.005, 0.03)))
+            if "gcs" in ben:
+                for _ in range(br.randint(1, 3)):
+                    a = d0 + br.randint(0, 86399)
+                    self.gcs.append((a, a + br.randint(60, 120), br.choice(INSTANCES)))
+            if "restarts" in ben and br.random() < 0.4:
                 self.restarts.append(d0 + br.randint(1 * 3600, 5 * 3600))
             day += 1
         if self.precursor is not None:
-            lo, hi = self.precursor - 2 * 3600, self.truth_end + 3600
-            self.campaigns = [c for c in self.campaigns if c[1] < lo or c[0] > hi]
-            self.gcs = [g for g in self.gcs if g[1] < lo or g[0] > hi]
+            lo, hi = self.precursor - 2 * 3600, self.truth_end + 2 * 3600
+
+            def away(ev):
+                return ev[1] < lo or ev[0] > hi
+            self.bursts = [e for e in self.bursts if away(e)]
+            self.campaigns = [e for e in self.campaigns if away(e)]
+            self.bumps = [e for e in self.bumps if away(e)]
+            self.batches = [e for e in self.batches if away(e)]
+            self.deployblips = [e for e in self.deployblips if away(e)]
+            self.gcs = [e for e in self.gcs if away(e)]
+            self.blips = [b for b in self.blips if b < lo or b > hi]
             self.restarts = [r for r in self.restarts if r + 600 < lo or r > hi]
 
     # --- the incident's effect at time t --------------------------------
+    def since(self, t):
+        return None if self.precursor is None or t < self.precursor else t - self.precursor
+
+    def base_load(self, t):
+        return self.peak * daily(t, self.holiday)
+
     def traffic_factor(self, t):
         f = 1.0
-        if self.name == "surge" and self.precursor <= t:
-            dt = t - self.precursor
-            if dt < 3000:
-                f = 1 + 1.6 * dt / 3000
-            elif dt < 4800:
-                f = 2.6
-            elif dt < 6000:
-                f = 2.6 - 1.6 * (dt - 4800) / 1200
+        dt = self.since(t)
+        p = self.inc
+        if self.kind == "surge" and dt is not None:
+            base = self.base_load(self.precursor)
+            top = p["final_u"] * self.cap * len(INSTANCES) / base
+            ramp, hold = p["ramp_min"] * 60, p["hold_min"] * 60
+            if dt < ramp:
+                f = 1 + (top - 1) * dt / ramp
+            elif dt < ramp + hold:
+                f = top
+            elif dt < ramp + hold + 1200:
+                f = top - (top - 1) * (dt - ramp - hold) / 1200
+        if self.kind == "retrystorm" and dt is not None:
+            r = p["ramp_min"] * 60
+            if r <= dt < r + p["storm_min"] * 60:
+                f *= 1.8
+        cap = self.cap * len(INSTANCES)
         for (a, b) in self.campaigns:
             if a <= t < b:
                 ramp_in = min(1.0, (t - a) / 300.0, (b - t) / 300.0)
-                cap = CAP_PER_INSTANCE * len(INSTANCES)
-                base = self.peak * daily(t) * f
-                f *= max(1.0, min(1 + 0.35 * ramp_in, 0.7 * cap / base))
+                f *= max(1.0, min(1 + 0.35 * ramp_in, 0.7 * cap / (self.base_load(t) * f)))
+        for (a, b, k) in self.bumps:
+            if a <= t < b:
+                ramp_in = min(1.0, (t - a) / 120.0, (b - t) / 120.0)
+                f *= max(1.0, min(1 + (k - 1) * ramp_in, 0.7 * cap / (self.base_load(t) * f)))
+        for (a, b) in self.batches:
+            if a <= t < b:
+                f *= max(1.0, min(1.4, 0.7 * cap / (self.base_load(t) * f)))
         for (a, b, k) in self.bursts:
             if a <= t < b:
-                # benign: never beyond 70% of the service's capacity
-                cap = CAP_PER_INSTANCE * len(INSTANCES)
-                base = self.peak * daily(t) * f
-                f *= max(1.0, min(k, 0.7 * cap / base))
+                f *= max(1.0, min(k, 0.7 * cap / (self.base_load(t) * f)))
         return f
 
     def restarting(self, inst, t):
@@ -229,8 +348,6 @@ class Scenario:
         return any(r + 150 * j <= t < r + 150 * j + 60 for r in self.restarts)
 
     def alive(self, inst, t):
-        if self.name == "instanceloss" and inst == "c" and self.precursor <= t < self.truth_end:
-            return False
         if self.restarting(inst, t):
             return False
         return t >= self.down_until[inst]
@@ -241,160 +358,195 @@ class Scenario:
                 return 2.5
         return 1.0
 
-    def err_extra(self, inst, t):
-        if self.name == "deploy":
-            d = self.precursor
-            if d <= t < d + 900 and inst == "a":
-                return 0.04
-            if d + 900 <= t < d + 2700:
-                return 0.04
-        return 0.0
-
     def lat_mult(self, t):
-        if self.name == "slowdown" and self.precursor <= t:
-            dt = t - self.precursor
-            if dt < 2700:
-                return 1 + 3.5 * (dt / 2700) ** 2
-            if dt < 4500:
-                return 4.5
-            if dt < 5400:
-                return 4.5 - 3.5 * (dt - 4500) / 900
-        return 1.0
+        m = 1.0
+        for (a, b) in self.batches:
+            if a <= t < b:
+                m *= 1.5
+        dt = self.since(t)
+        p = self.inc
+        if dt is not None:
+            if self.kind == "retrystorm":
+                r = p["ramp_min"] * 60
+                if r <= dt < r + p["storm_min"] * 60:
+                    m *= 2.0
+        return m
 
-    def leak_step(self, inst, t):
-        """Memory leak of instance b: linear to the limit in 8 h; OOM kill."""
-        if self.name != "leak" or inst != "b":
+    def timeout_p99(self, t):
+        """depfail with timeouts: requests wait for the dependency's timeout."""
+        dt = self.since(t)
+        if self.kind == "depfail" and self.inc["mode"] == "timeouts" and dt is not None \
+                and dt < self.inc["min"] * 60:
+            return self.inc["timeout_s"]
+        return None
+
+    def err_extra(self, inst, t):
+        """Extra failing fraction of instance inst's requests at t."""
+        e = 0.0
+        for (a, b, k) in self.deployblips:
+            if a <= t < b:
+                e += k
+        dt = self.since(t)
+        p = self.inc
+        if dt is None:
+            return e
+        if self.kind == "deploy":
+            c, f = p["canary_min"] * 60, p["full_min"] * 60
+            if dt < c and inst == "a":
+                e += p["err"]
+            elif c <= dt < c + f:
+                e += p["err"]
+        elif self.kind == "retrystorm":
+            r, s = p["ramp_min"] * 60, p["storm_min"] * 60
+            if dt < r:
+                e += 0.003 + (0.04 - 0.003) * dt / r
+            elif dt < r + s:
+                e += p["storm_err"]
+        elif self.kind == "depfail" and p["mode"] == "errors" and dt < p["min"] * 60:
+            e += p["err"]
+        elif self.kind == "leak" and self.oom_at is not None and t < self.oom_at + 240:
+            e += 0.3 if inst != p["instance"] else 0.0
+        return e
+
+    def leak_step(self, t):
+        if self.kind != "leak":
             return
-        if self.precursor <= t and self.onset_leak is None:
-            self.mem_extra[inst] = (MEM_LIMIT - MEM_BASE) * 1.0 * (t - self.precursor) / (8 * 3600)
+        inst = self.inc["instance"]
+        dt = self.since(t)
+        if dt is not None and self.oom_at is None:
+            self.mem_extra[inst] = (MEM_LIMIT - MEM_BASE) * dt / (self.inc["hours"] * 3600)
             if MEM_BASE + self.mem_extra[inst] >= MEM_LIMIT:
-                self.onset_leak = t
+                self.oom_at = t
                 self.mem_extra[inst] = 0
                 self.down_until[inst] = t + 90   # killed; restarts after 90 s
-                self.crash_errors_until = t + 240
-
-    onset_leak = None
-    crash_errors_until = 0
 
     # --- one scrape -----------------------------------------------------
-    def step(self, t, out):
+    def step_at(self, t, out):
         rng = self.rng
-        total = self.peak * daily(t) * self.traffic_factor(t)
-        for inst in INSTANCES:
-            self.leak_step(inst, t)
+        step = self.step
+        total = self.base_load(t) * self.traffic_factor(t)
+        self.leak_step(t)
         alive = [i for i in INSTANCES if self.alive(i, t)]
         share = total / max(1, len(alive))
-        u = share / CAP_PER_INSTANCE
+        u = share / self.cap
         lm = self.lat_mult(t)
         # noise-free truth for the outage label
         med = MEDIAN0 * lat_factor(u) * lm * max([self.gc_mult(i, t) for i in alive] or [1.0])
         p99 = med * math.exp(Z99 * SIGMA) if u < 1 else 10.0
-        err = 0.0005 + (1 - 1 / u if u > 1 else 0)
-        errs = [self.err_extra(i, t) for i in alive]
-        err += sum(errs) / max(1, len(alive))
-        if self.name == "leak" and self.onset_leak is not None and t < self.crash_errors_until:
-            err += 1.0 / 3
-        outage = p99 > SLO_S or err > OUTAGE_ERR
+        tp = self.timeout_p99(t)
+        if tp is not None:
+            p99 = max(p99, tp)
+        over = 1 - 1 / u if u > 1 else 0.0
+        err = BASE_ERR + over
+        if alive:
+            err += sum(self.err_extra(i, t) for i in alive) / len(alive) * (1 - over)
+        if self.kind == "leak" and self.oom_at is not None and t < self.oom_at + 240:
+            err = max(err, 0.2)
+        outage = p99 > SLO_LATENCY_S or err > SLO_ERRORS
         if outage and self.onset is None and self.precursor is not None and t >= self.precursor:
             self.onset = t
         ts = "%d" % (t * 1000)
         job = self.name
+        ratio_mode = self.spec["errors"] == "ratio"
         for inst in INSTANCES:
             lab = 'job="%s",instance="%s"' % (job, inst)
             if inst not in alive:
                 out.append('up{%s} 0 %s\n' % (lab, ts))
-                if self.name == "leak" or self.restarting(inst, t):
-                    # restarted process: counters start over
-                    for code in ("200", "404", "500", "503"):
-                        self.counts.pop((inst, code), None)
+                if self.kind == "leak" or self.restarting(inst, t):
+                    self.counts = {k: v for k, v in self.counts.items() if k[0] != inst}
                     self.buckets[inst] = [0] * len(LE_TXT)
                     self.cpu[inst] = 0.0
                 continue
-            n = poisson(rng, share * STEP_S)
-            over = 1 - 1 / u if u > 1 else 0.0
+            n = poisson(rng, share * step)
             n503 = binom(rng, n, over)
-            p5 = 0.0005 + self.err_extra(inst, t)
-            if self.name == "leak" and self.onset_leak is not None and t < self.crash_errors_until:
-                p5 += 0.3
-            n500 = binom(rng, n - n503, p5)
+            n500 = binom(rng, n - n503, BASE_ERR + self.err_extra(inst, t))
             for bt in self.blips:
-                if bt <= t < bt + STEP_S and inst == "a":
+                if bt <= t < bt + step and inst == "a":
                     n500 = min(n - n503, n500 + 2 + (bt // 3600) % 3)  # a client's retries
             n404 = binom(rng, n - n503 - n500, 0.01)
             n200 = n - n503 - n500 - n404
-            for code, k in (("200", n200), ("404", n404), ("500", n500), ("503", n503)):
-                key = (inst, code)
-                if k == 0 and key not in self.counts and code in ("503",):
-                    continue  # clients create a code's series on first use
-                self.counts[key] = self.counts.get(key, 0) + k
-                out.append('http_requests_total{code="%s",%s} %d %s\n' % (code, lab, self.counts[key], ts))
-            # latency histogram of the served requests
+            if ratio_mode:
+                key = (inst, "")
+                self.counts[key] = self.counts.get(key, 0) + n
+                out.append('http_requests_total{%s} %d %s\n' % (lab, self.counts[key], ts))
+                out.append('http_request_error_ratio{%s} %.6g %s\n' % (
+                    lab, (n500 + n503) / n if n else 0.0, ts))
+            else:
+                for code, k in (("200", n200), ("404", n404), ("500", n500), ("503", n503)):
+                    key = (inst, code)
+                    if k == 0 and key not in self.counts and code == "503":
+                        continue  # clients create a code's series on first use
+                    self.counts[key] = self.counts.get(key, 0) + k
+                    out.append('http_requests_total{code="%s",%s} %d %s\n' % (
+                        code, lab, self.counts[key], ts))
             served = n - n503
             b = self.buckets[inst]
             if served > 0:
                 mu = math.log(MEDIAN0 * lat_factor(u) * lm * self.gc_mult(inst, t))
+                tps = self.timeout_p99(t)
+                if tps is not None:
+                    # 5% of the requests wait for the timeout
+                    mu_t = math.log(tps)
                 if served <= 40:
                     inc = [0] * len(LE)
                     for _ in range(served):
                         x = rng.lognormvariate(mu, SIGMA)
+                        if tps is not None and rng.random() < 0.05:
+                            x = rng.lognormvariate(mu_t, 0.05)
                         for j, le in enumerate(LE):
                             if x <= le:
                                 inc[j] += 1
                 else:
                     inc = []
-                    left = served
-                    prev = 0.0
                     acc = 0
                     for le in LE:
                         c = ncdf((math.log(le) - mu) / SIGMA)
-                        p = (c - prev) / (1 - prev) if prev < 1 else 0
-                        k = binom(rng, left, min(1.0, max(0.0, p)))
-                        left -= k
-                        acc += k
+                        if tps is not None:
+                            c = 0.95 * c + 0.05 * ncdf((math.log(le) - mu_t) / 0.05)
+                        k = binom(rng, served, c) if c < 1 else served
+                        acc = max(acc, k)
                         inc.append(acc)
-                        prev = c
                 for j in range(len(LE)):
                     b[j] += inc[j]
             b[-1] += n  # +Inf: every request (503s waited past the last bound)
             for j in range(len(LE)):
                 b[j] = min(b[j], b[-1])
             for j, le in enumerate(LE_TXT):
-                out.append('http_request_duration_seconds_bucket{%s,le="%s"} %d %s\n' % (lab, le, b[j], ts))
-            self.cpu[inst] += STEP_S * (0.05 + 0.004 * n / STEP_S) * (1 + 0.05 * rng.random())
+                out.append('http_request_duration_seconds_bucket{%s,le="%s"} %d %s\n' % (
+                    lab, le, b[j], ts))
+            self.cpu[inst] += step * (0.05 + 0.004 * n / step) * (1 + 0.05 * rng.random())
             out.append('process_cpu_seconds_total{%s} %.3f %s\n' % (lab, self.cpu[inst], ts))
-            gc = 40 * 1024 ** 2 * ((t // STEP_S) % 20) / 20.0
+            gc = 40 * 1024 ** 2 * ((t // 30) % 20) / 20.0
             mem = MEM_BASE + gc + self.mem_extra[inst] + rng.gauss(0, 5 * 1024 ** 2)
             out.append('process_resident_memory_bytes{%s} %d %s\n' % (lab, mem, ts))
             out.append('up{%s} 1 %s\n' % (lab, ts))
-        if self.name == "leak" and self.onset_leak is not None and self.onset is None:
-            self.onset = self.onset_leak
 
 
-def generate(name, outdir, use_gzip, seed_shift=0):
-    sc = Scenario(name, seed_shift)
-    path = os.path.join(outdir, name + (".prom.gz" if use_gzip else ".prom"))
-    opener = (lambda p: gzip.GzipFile(p, "wb", mtime=0)) if use_gzip else (lambda p: open(p, "wb"))
-    with opener(path) as f:
-        t = T0
+def generate(spec, outdir):
+    """Write outdir/<name>.prom; return the labels of the service."""
+    sc = Scenario(spec)
+    path = os.path.join(outdir, spec["name"] + ".prom")
+    with open(path, "wb") as f:
+        t = sc.t0
         buf = []
         while t < sc.end:
-            sc.step(t, buf)
+            sc.step_at(t, buf)
             if len(buf) > 20000:
                 f.write("".join(buf).encode())
                 buf = []
-            t += STEP_S
+            t += sc.step
         f.write("".join(buf).encode())
     truth = {
-        "service": name,
-        "kind": sc.kind,
-        "start": T0 * 1000,
-        "end": sc.end * 1000,
-        "step_s": STEP_S,
-        "precursor_start": int(sc.precursor * 1000) if sc.precursor else None,
-        "onset": int(sc.onset * 1000) if sc.onset else None,
-        "incident_end": int(sc.truth_end * 1000) if sc.truth_end else None,
+        "service": spec["name"], "kind": spec["kind"], "start": sc.t0 * 1000,
+        "end": sc.end * 1000, "step_s": sc.step, "errors": spec["errors"],
+        "peak": spec["peak"], "benign": spec["benign"],
+        "precursor_start": sc.precursor * 1000 if sc.precursor else None,
+        "onset": sc.onset * 1000 if sc.onset else None,
+        "incident_end": sc.truth_end * 1000 if sc.truth_end else None,
         "file": os.path.basename(path),
     }
+    if spec["kind"] not in PRECURSOR_KINDS:
+        truth["precursor_start"] = None
     if truth["onset"] is not None and truth["precursor_start"] == truth["onset"]:
         truth["precursor_start"] = None
     return truth
@@ -402,16 +554,23 @@ def generate(name, outdir, use_gzip, seed_shift=0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
-    ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
-    ap.add_argument("--gzip", action="store_true")
-    ap.add_argument("--seed", type=int, default=0, help="shift every seed by this (default 0)")
+    ap.add_argument("--seed", type=int, default=1, help="the set to generate (default 1)")
+    ap.add_argument("--out", default=".")
+    ap.add_argument("--service", action="append", help="only these services of the set")
+    ap.add_argument("--list", action="store_true", help="print the set's specs and exit")
     args = ap.parse_args()
+    specs = plan_set(args.seed)
+    if args.service:
+        specs = [s for s in specs if s["name"] in args.service]
+    if args.list:
+        json.dump(specs, sys.stdout, indent=1, sort_keys=True)
+        print()
+        return
     os.makedirs(args.out, exist_ok=True)
     truths = []
-    for name in args.scenario or list(SCENARIOS):
-        truths.append(generate(name, args.out, args.gzip, args.seed))
-        print("%s: onset %s" % (name, truths[-1]["onset"]), file=sys.stderr)
+    for s in specs:
+        truths.append(generate(s, args.out))
+        print("%s: onset %s" % (s["name"], truths[-1]["onset"]), file=sys.stderr)
     with open(os.path.join(args.out, "incidents.json"), "w") as f:
         json.dump(truths, f, indent=1, sort_keys=True)
         f.write("\n")
