@@ -686,7 +686,7 @@ int cli_backtest_main(int argc, char **argv)
 		snprintf(bc->label, sizeof bc->label, "%s", base ? base + 1 : tmp);
 		for (size_t cj = 0; cj < ci; cj++)
 			if (!strcmp(bcs[cj].label, bc->label))
-				snprintf(bc->label, sizeof bc->label, "%.50s#%zu", base ? base + 1 : tmp, ci + 1);
+				snprintf(bc->label, sizeof bc->label, "%.40s#%u", base ? base + 1 : tmp, (unsigned)(ci + 1) % 1000u);
 		for (size_t fi = 0; fi < bc->c.nfiles; fi++) {
 			bc->rows += bc->c.files[fi].n;
 			bc->windows += bc->c.files[fi].nwindows;

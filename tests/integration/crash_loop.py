@@ -41,9 +41,11 @@ from fslib import DAEMON, SRCDIR, Daemon, Failed, check  # noqa: E402
 T0 = 1767225600
 STEP = 10
 NSERIES = 40
-# checkpoint.interval (2 s) + the housekeeping tick (1 s) + slack: state
-# older than this must have been written
-STATE_LAG = 4.5
+# checkpoint.interval (2 s) + the housekeeping tick (1 s) + slack for a
+# loaded machine (a 1,000-cycle run next to a make check and an ASan build saw
+# a write round finish later than 4.5 s once): state older than this must
+# have been written
+STATE_LAG = 6.0
 
 
 def level(s, i):

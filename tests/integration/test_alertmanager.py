@@ -254,7 +254,8 @@ def test_receiver_down_then_up():
                 time.sleep(0.2)
         wait_for("delivery after the receiver came up",
                  lambda: [a for b, _ in fake.accepted("/api/v2/alerts") for a in [am_alert(b, False)] if a], 30)
-        check("event=notify_recovered" in d.logtext(), "recovery logged")
+        # the receiver sees the delivery before the notifier logs it
+        wait_for("recovery logged", lambda: "event=notify_recovered" in d.logtext(), 10)
     finally:
         if d:
             d.cleanup()

@@ -350,13 +350,17 @@ def test_overload_queues_writes():
     try:
         finish = hold_write_slot(d, "queue_hold")
         result = {}
+        started = threading.Event()
 
         def queued_write():
             t0 = time.monotonic()
+            started.set()
             result["status"], result["body"] = d.write(["queue_waiter value=1 %d" % T0])
             result["took"] = time.monotonic() - t0
         th = threading.Thread(target=queued_write)
         th.start()
+        # a loaded machine can start the thread late: the 0.5 s count from its write
+        started.wait(10)
         time.sleep(0.5)
         check(th.is_alive(), "a write past the in-flight limit waits in the queue")
         t0 = time.monotonic()
