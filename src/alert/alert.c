@@ -1,6 +1,7 @@
 /* alert/alert.c — per-series alert state machine on event time (see alert.h). */
 #include "alert/alert.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ts - since, saturated to [0, INT64_MAX]: a negative difference (clock went
@@ -54,12 +55,16 @@ enum alert_event alert_fsm_step(struct alert_fsm *f, const struct model_alerting
 	case ALERT_PENDING:
 		if (score > f->peak_score)
 			f->peak_score = score;
-		if (normal) {
+		/* `for` means the condition held throughout: any scored sample
+		 * below the threshold ends the pending alert (no hysteresis
+		 * before firing), and only an anomalous sample can fire it. A
+		 * NaN score (no verdict) neither cancels nor fires. */
+		if (!anomalous && !isnan(score)) {
 			f->state = ALERT_INACTIVE;
 			f->resolved_at_ms = ts_ms;
 			return AEV_CANCELLED;
 		}
-		if (elapsed_ms(ts_ms, f->active_at_ms) >= p->for_ms) {
+		if (anomalous && elapsed_ms(ts_ms, f->active_at_ms) >= p->for_ms) {
 			f->state = ALERT_FIRING;
 			f->firing_at_ms = ts_ms;
 			f->normal_since_ms = 0;

@@ -5,12 +5,15 @@
  * Semantics (Prometheus-like `for:` with hysteresis), with p = model_alerting:
  *   anomalous = score >= p->threshold
  *   normal    = !anomalous && score < p->clear_threshold
- *   otherwise the sample is "in between" (also a NaN score) and keeps the
- *   current state.
+ *   otherwise the sample is "in between" (also a NaN score); in between
+ *   matters only to a firing alert (hysteresis), see below.
  *   INACTIVE + anomalous                    -> PENDING  (active_at = ts)
- *   PENDING  + normal                       -> INACTIVE (AEV_CANCELLED)
- *   PENDING  + not normal, ts - active_at >= for_ms
- *                                           -> FIRING   (firing_at = ts)
+ *   PENDING  + not anomalous (NaN excepted) -> INACTIVE (AEV_CANCELLED): the
+ *     condition must hold throughout `for`; hysteresis only applies once firing
+ *   PENDING  + anomalous, ts - active_at >= for_ms
+ *                                           -> FIRING   (firing_at = ts): an
+ *     alert never fires on a sample below its threshold
+ *   PENDING  + NaN score                    -> PENDING  (no verdict; cannot fire)
  *     for_ms <= 0 fires on the sample that opened the alert; that step
  *     returns AEV_FIRING only (the pending phase is implied: active_at ==
  *     firing_at).

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include "alert/notify.h"
+#include "util/backoff.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -492,15 +493,7 @@ char *notify_alert_json(const struct alert_rec *r, const struct notify_clock *t,
 
 int64_t notify_backoff_ms(unsigned failures, int64_t max_ms, uint64_t rnd)
 {
-	if (max_ms < 1)
-		max_ms = 1;
-	int64_t d = NOTIFY_BACKOFF_BASE_MS;
-	for (unsigned i = 1; i < failures && d < max_ms; i++)
-		d *= 2;
-	if (d > max_ms)
-		d = max_ms;
-	int64_t half = d / 2;
-	return half + (int64_t)(rnd % (uint64_t)(d - half + 1));
+	return backoff_jitter_ms(failures, NOTIFY_BACKOFF_BASE_MS, max_ms, rnd);
 }
 
 /* ======================================================================

@@ -149,7 +149,7 @@ static const char builtin_yaml[] =
 	"alert:\n"
 	"  threshold: 0.49\n"
 	"  clear_threshold: 0.35\n"
-	"  for: 1m\n"
+	"  for: 0s\n"
 	"  resolve: 5m\n"
 	"  severity: warning\n";
 
@@ -536,7 +536,7 @@ static void model_defaults(struct model *m)
 	m->suppress_max = 1e7;
 	m->alert.threshold = 0.5;
 	m->alert.clear_threshold = 0.4;
-	m->alert.for_ms = 60000;
+	m->alert.for_ms = 0; /* the detection fires; the hold keeps it open (alert.h) */
 	m->alert.resolve_ms = 300000;
 	snprintf(m->severity, sizeof m->severity, "warning");
 }
@@ -828,20 +828,6 @@ void model_prefetch(const struct model *m, const void *state, int64_t ts_ms)
 	}
 }
 
-/* Warm-up: `warmup` samples, or on a slow series `warmup_for` of event time
- * (samples times the typical interval, so gaps do not count), with at least
- * WARM_MIN_SAMPLES. Returns whether it is over; *learn: whether the
- * likelihood stages learn yet (from halfway). */
-static int warmed_up(const struct model *m, const struct model_hdr *h, int *learn)
-{
-	double age = (double)h->n * (double)h->interval;
-	*learn = h->n > m->warmup / 2 ||
-	         (m->warmup_ms > 0 && age >= 0.5 * (double)m->warmup_ms &&
-	          h->n > WARM_MIN_SAMPLES / 2);
-	return h->n > m->warmup ||
-	       (m->warmup_ms > 0 && age >= (double)m->warmup_ms && h->n > WARM_MIN_SAMPLES);
-}
-
 static void comp_linear(struct comp_out *o)
 {
 	if (o->mag > 0) {
@@ -882,7 +868,15 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 		h->n++;
 	c.n = h->n;
 	c.interval_ms = h->interval;
-	int learn, warm = warmed_up(m, h, &learn);
+	/* Warm-up: `warmup` samples, or on a slow series `warmup_for` of event
+	 * time (samples times the typical interval, so gaps do not count), with
+	 * at least WARM_MIN_SAMPLES. The likelihood stages learn from halfway. */
+	double age = (double)h->n * (double)h->interval;
+	int warm = h->n > m->warmup ||
+	           (m->warmup_ms > 0 && age >= (double)m->warmup_ms && h->n > WARM_MIN_SAMPLES);
+	int learn = h->n > m->warmup / 2 ||
+	            (m->warmup_ms > 0 && age >= 0.5 * (double)m->warmup_ms &&
+	             h->n > WARM_MIN_SAMPLES / 2);
 
 	double least = 2, bz = 0, best = -1, combined = 0, prod = 1, sum = 0, wsum = 0;
 	int bi = 0, base = -1;

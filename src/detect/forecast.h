@@ -100,6 +100,19 @@ struct forecast_point {
 int forecast_predict(const struct forecast_params *p, const void *state, int64_t from_ms,
                      int64_t step_ms, size_t n, struct forecast_point *out);
 
+/* What a series' unit allows, from its metric name (the Prometheus naming
+ * conventions): [0, 1] for names ending in `_ratio`, [0, 100] for `_percent`,
+ * [0, +inf) for durations, sizes, counts and their derived rates and
+ * quantiles (`_seconds`, `_bytes`, `_total`, `_count`, `_bucket`, `_sum` of
+ * seconds/bytes, `foreshock:rate:`, `foreshock:pNN:` prefixes), else
+ * (-inf, +inf). `name` is the metric name or a series key (the name ends at
+ * the first '{'). Returns 1 when a bound applies, 0 otherwise. */
+int forecast_unit_range(const char *name, double *lo, double *hi);
+
+/* Clip the mean and the bands of out[n] to [lo, hi] (a band never extends
+ * beyond what the unit allows: no negative latency, ratios in [0, 1]). */
+void forecast_clip(struct forecast_point *out, size_t n, double lo, double hi);
+
 struct breach {
 	int mean_crosses;        /* 1 if the point forecast crosses the limit within the horizon */
 	int64_t mean_at_ms;      /*   when (interpolated); 0 if it does not */

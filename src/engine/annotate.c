@@ -62,8 +62,14 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	char val[32], exp[32], lo[32], hi[32];
 	fmt_num(val, sizeof val, value);
 	fmt_num(exp, sizeof exp, r->expected);
-	fmt_num(lo, sizeof lo, r->lower);
-	fmt_num(hi, sizeof hi, r->upper);
+	/* the band as the unit allows it (no negative latency, ratios in [0, 1]) */
+	double ulo, uhi, blo = r->lower, bhi = r->upper;
+	if (forecast_unit_range(s->key, &ulo, &uhi)) {
+		blo = blo < ulo ? ulo : blo > uhi ? uhi : blo;
+		bhi = bhi > uhi ? uhi : bhi < ulo ? ulo : bhi;
+	}
+	fmt_num(lo, sizeof lo, blo);
+	fmt_num(hi, sizeof hi, bhi);
 	const char *dir = r->direction > 0 ? "above" : r->direction < 0 ? "below" : "within";
 	const struct model_alerting *al = model_alerting(e->model);
 	char summary[1024], desc[2048];
@@ -71,10 +77,13 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 		snprintf(summary, sizeof summary,
 		         "%s is back to normal: %s, expected %s (band %s to %s)", s->key, val, exp, lo,
 		         hi);
+		/* a pending alert ends below the threshold (`for` holds throughout),
+		 * a firing one below the clear threshold */
 		snprintf(desc, sizeof desc,
 		         "Model '%s' score fell to %.3f (below %.3f); the highest score of this alert "
 		         "was %.3f.",
-		         model_name(e->model), r->score, al->clear_threshold, s->alert.peak_score);
+		         model_name(e->model), r->score,
+		         ev == AEV_CANCELLED ? al->threshold : al->clear_threshold, s->alert.peak_score);
 	} else {
 		snprintf(summary, sizeof summary,
 		         "%s is anomalous: %s, %s the expected %s (band %s to %s)", s->key, val, dir, exp,

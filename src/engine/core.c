@@ -530,8 +530,11 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	if (e->fc_size)
 		forecast_update(&e->cfg.forecast_params, s->det_state + e->fc_off, ts_ms, value);
 	eng_record(sh, s, ts_ms, value, &r);
-	enum alert_event ev =
-		alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms, r.score, value);
+	/* a series of a service model (a signal or in its scope) is evidence in
+	 * the service's alert and raises none of its own: its machine sees 0, so
+	 * an alert left open from before the model ends normally */
+	enum alert_event ev = alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms,
+	                                     s->roles && e->svcs ? 0.0 : r.score, value);
 	if (ev != AEV_NONE)
 		eng_queue_transition(e, sh, s, ev, &r, ts_ms, value);
 	if (e->out.series)
@@ -539,8 +542,8 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	if (s->roles && e->svcs) {
 		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 		e->nstr = 0;
-		if (services_observe(e->svcs, s->svc, s->roles, global_idx(sh, s), ts_ms, value, &r,
-		                     &e->str, &e->nstr, &e->capstr) < 0)
+		if (services_observe(e->svcs, s->svc, s->roles, global_idx(sh, s), s->key, ts_ms, value,
+		                     &r, &e->str, &e->nstr, &e->capstr) < 0)
 			log_msg(LOG_ERROR, "event=service_observe_failed series=%s reason=oom", s->key);
 		for (size_t i = 0; i < e->nstr; i++) {
 			struct service_transition *t = &e->str[i];

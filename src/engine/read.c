@@ -191,6 +191,15 @@ static const void *forecast_state_of(const struct engine *e, const struct series
 	return s->det_state + e->fc_off;
 }
 
+/* Bands never extend beyond what the series' unit allows (no negative
+ * latency, ratios in [0, 1]; forecast_unit_range() reads the metric name). */
+static void clip_to_unit(const char *key, struct forecast_point *pts, size_t n)
+{
+	double lo, hi;
+	if (n && forecast_unit_range(key, &lo, &hi))
+		forecast_clip(pts, n, lo, hi);
+}
+
 /* engine_forecast() over shards [k0, k1), with the want filter. */
 static int forecast_shards(struct engine *e, unsigned k0, unsigned k1, const struct selector *sel,
                            size_t nsel, int64_t step_ms, size_t n, double limit, int above,
@@ -218,6 +227,7 @@ static int forecast_shards(struct engine *e, unsigned k0, unsigned k1, const str
 		if (forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms, step_ms, n,
 		                     pts) == 0)
 			got = n;
+		clip_to_unit(s->key, pts, got);
 		struct breach br, *brp = NULL;
 		if (got && !isnan(limit) &&
 		    forecast_time_to_breach(&e->cfg.forecast_params, st, s->last_ts_ms,
@@ -278,6 +288,7 @@ int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel
 		    forecast_predict(&e->cfg.forecast_params, st, from_ms + (int64_t)k0 * step_ms,
 		                     step_ms, n - k0, pts) == 0)
 			got = n - k0;
+		clip_to_unit(s->key, pts, got);
 		rc = fn(ctx, &si, pts, got, NULL, &info);
 	}
 	walk_stop(&w);

@@ -30,6 +30,10 @@
 #define SVC_MAX_SAT 8
 #define SVC_SLOTS 8      /* per-member ring of grid buckets (lag + 2 at most) */
 #define SVC_MAX_WIN 8    /* burn-rate window pairs */
+#define FAST_N 12        /* steps of the fast-path window (60 s at 5 s) */
+#define FAST_MS (60 * 1000)
+#define EVIDENCE_SCORE 0.49 /* a member's detector score that counts as evidence */
+#define EVIDENCE_GAP_MS (15 * 60 * 1000)
 #define SVC_MAX_LAG 6
 
 /* Alert kinds: one alert_fsm each. */
@@ -92,9 +96,15 @@ struct svc_model {
 	int64_t eta_warning_ms, horizon_ms, reference_ms, trend_halflife_ms, sat_halflife_ms;
 	int64_t peak_horizon_ms;
 	int64_t cap_eta_warning_ms; /* eta_warning for the load reaching the knee */
+	int64_t sat_eta_warning_ms; /* eta_warning for a resource filling up (a leak) */
 	/* alerting */
 	struct model_alerting al[AK__COUNT];
 	char sev[AK__COUNT][24];
+	int separate;            /* 1: ErrorRatio and SLOBurnRate alert on their own too */
+	int64_t fast_ms;         /* a hard SLO breach this long pages at once */
+	/* scope: series that feed no role but belong to the service (evidence) */
+	struct selector scope;
+	int has_scope;
 };
 
 /* One member series. */
@@ -152,6 +162,7 @@ struct fc_ref {
 struct snapshot {
 	int64_t ts_ms;
 	double req, total, err, lat_s, sat, inst, cap;
+	double lat2_s;           /* the second-highest member latency (= lat_s with one member) */
 	int have_req, have_total, have_lat, have_sat, have_inst;
 	int sat_sig;
 	double req_ref, req_hi, lat_ref, lat_hi;
@@ -162,6 +173,9 @@ struct snapshot {
 	double burn_score_page, burn_score_ticket;
 	double comp[RC__COUNT];
 	double risk;
+	int hard;                /* 1: an SLO is breached hard (errors), 2: (latency) */
+	double fast_ratio;       /* error ratio over the fast-path window */
+	double lat_rate_10m;     /* latency trend, seconds per 10 minutes (NAN: none) */
 };
 
 struct svc {
@@ -206,6 +220,18 @@ struct svc {
 	struct snapshot peak[AK__COUNT]; /* evidence at each alert's highest score */
 	double peak_score[AK__COUNT];
 	struct alert_fsm fsm[AK__COUNT];
+	/* fast path: the last FAST_N steps' error counts, and how long each
+	 * SLO has been breached without a break */
+	double fx[FAST_N], fn[FAST_N];
+	int64_t hard_err_ms, hard_lat_ms;
+	/* the pre-incident baseline an open incident alert must return near */
+	int pre_set;
+	double pre_lat, pre_err;
+	/* evidence: the most anomalous member or scope series recently */
+	char ev_key[160];
+	double ev_score;
+	int64_t ev_since, ev_last;
+	uint32_t ev_n;
 };
 
 struct services {

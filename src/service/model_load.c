@@ -22,7 +22,8 @@
 /* ---- model loading ---------------------------------------------------- */
 
 static const char *const role_key[ROLE__COUNT] = { NULL,      "requests",   "errors", "total",
-	                                           "latency", "saturation", "instances" };
+	                                           "latency", "saturation", "instances",
+	                                           "error_ratio" };
 
 static int load_selector(const struct ynode *n, const char *what, struct selector *sel, char *err,
                          size_t errlen)
@@ -133,6 +134,7 @@ static void model_defaults(struct svc_model *m)
 	m->horizon_ms = MS_HOUR;
 	m->peak_horizon_ms = 6 * MS_HOUR;
 	m->cap_eta_warning_ms = 20 * MS_MIN;
+	m->sat_eta_warning_ms = 2 * MS_HOUR;
 	m->reference_ms = MS_HOUR;
 	m->trend_halflife_ms = 5 * MS_MIN;
 	m->sat_halflife_ms = 30 * MS_MIN;
@@ -154,12 +156,15 @@ static void model_defaults(struct svc_model *m)
 	}
 	/* burn-rate alerts: the windows already smooth; fire at once */
 	m->al[AK_BURN_PAGE].for_ms = m->al[AK_BURN_TICKET].for_ms = 0;
+	/* the warning: held for a minute (the condition true throughout) */
+	m->al[AK_RISK_WARNING].for_ms = MS_MIN;
+	m->fast_ms = FAST_MS;
 }
 
 static int load_signals(struct svc_model *m, const struct ynode *sig, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "requests", "errors",    "total", "latency",
-		                            "saturation", "instances", NULL };
+	static const char *const keys[] = { "requests",  "errors",    "total",       "latency",
+		                            "saturation", "instances", "error_ratio", NULL };
 	if (need_map(sig, "signals", err, errlen) < 0 || ymap_check_keys(sig, keys, err, errlen) < 0)
 		return -1;
 	for (int r = ROLE_REQUESTS; r < ROLE__COUNT; r++) {
@@ -408,7 +413,7 @@ static int load_detectors(struct svc_model *m, const struct ynode *d, char *err,
 	if (o) {
 		static const char *const ok[] = { "warning", "critical", "eta_warning", "horizon",
 			                          "reference", "trend_halflife", "saturation_halflife", "peak_horizon",
-			                          "capacity_eta_warning",
+			                          "capacity_eta_warning", "saturation_eta_warning",
 			                          NULL };
 		if (need_map(o, "overload", err, errlen) < 0 || ymap_check_keys(o, ok, err, errlen) < 0 ||
 		    get_double_range(o, "warning", 0.01, 1, &m->risk_warning, err, errlen) < 0 ||
@@ -417,6 +422,8 @@ static int load_detectors(struct svc_model *m, const struct ynode *d, char *err,
 		    get_duration(o, "horizon", MS_MIN, 7 * MS_DAY, &m->horizon_ms, err, errlen) < 0 ||
 		    get_duration(o, "peak_horizon", 0, 7 * MS_DAY, &m->peak_horizon_ms, err, errlen) < 0 ||
 		    get_duration(o, "capacity_eta_warning", MS_MIN, MS_DAY, &m->cap_eta_warning_ms, err,
+		                 errlen) < 0 ||
+		    get_duration(o, "saturation_eta_warning", MS_MIN, MS_DAY, &m->sat_eta_warning_ms, err,
 		                 errlen) < 0 ||
 		    get_duration(o, "reference", MS_MIN, MS_DAY, &m->reference_ms, err, errlen) < 0 ||
 		    get_duration(o, "trend_halflife", MS_MIN, MS_DAY, &m->trend_halflife_ms, err,
@@ -435,8 +442,24 @@ static int load_detectors(struct svc_model *m, const struct ynode *d, char *err,
 
 static int load_alerting(struct svc_model *m, const struct ynode *a, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "for", "resolve", "severities", NULL };
+	static const char *const keys[] = { "for", "resolve", "severities", "separate", "fast", NULL };
 	if (need_map(a, "alerting", err, errlen) < 0 || ymap_check_keys(a, keys, err, errlen) < 0)
+		return -1;
+	const struct ynode *sep = ymap_get(a, "separate");
+	if (sep) {
+		const char *v;
+		if (ynode_string(sep, "separate", &v, err, errlen) < 0)
+			return -1;
+		if (!strcmp(v, "true"))
+			m->separate = 1;
+		else if (!strcmp(v, "false"))
+			m->separate = 0;
+		else {
+			yerr(err, errlen, sep, "invalid 'separate' '%s' (true or false)", v);
+			return -1;
+		}
+	}
+	if (get_duration(a, "fast", 0, MS_HOUR, &m->fast_ms, err, errlen) < 0)
 		return -1;
 	int64_t for_ms = -1, res_ms = -1;
 	if (get_duration(a, "for", 0, MS_DAY, &for_ms, err, errlen) < 0 ||
@@ -478,6 +501,8 @@ static void model_release(struct svc_model *m)
 			selector_free(&m->sel[r]);
 	for (int i = 0; i < m->nsat; i++)
 		selector_free(&m->sat[i].sel);
+	if (m->has_scope)
+		selector_free(&m->scope);
 	free(m->name);
 	free(m->file);
 	memset(m, 0, sizeof *m);
@@ -495,12 +520,72 @@ static int valid_service_name(const char *s)
 }
 
 /* Parse one service document into m (defaults first). */
+/* Does sel have the matcher name="value"? */
+static int has_eq(const struct selector *sel, const struct matcher *q)
+{
+	for (size_t i = 0; i < sel->n; i++)
+		if (sel->m[i].op == MATCH_EQ && !strcmp(sel->m[i].name, q->name) &&
+		    !strcmp(sel->m[i].value, q->value))
+			return 1;
+	return 0;
+}
+
+/* The default scope: the name="value" matchers (other than the metric name)
+ * that every signal selector has, e.g. {job="checkout"}. None in common: no
+ * scope. Returns 0, or -1 out of memory. */
+static int default_scope(struct svc_model *m)
+{
+	const struct selector *all[ROLE__COUNT + SVC_MAX_SAT];
+	size_t n = 0;
+	for (int r = 0; r < ROLE__COUNT; r++)
+		if (m->has[r] && r != ROLE_SATURATION)
+			all[n++] = &m->sel[r];
+	for (int i = 0; i < m->nsat; i++)
+		all[n++] = &m->sat[i].sel;
+	if (!n)
+		return 0;
+	struct matcher *keep = calloc(all[0]->n ? all[0]->n : 1, sizeof *keep);
+	if (!keep)
+		return -1;
+	size_t k = 0;
+	for (size_t i = 0; i < all[0]->n; i++) {
+		const struct matcher *q = &all[0]->m[i];
+		if (q->op != MATCH_EQ || !strcmp(q->name, "__name__") || !*q->value)
+			continue;
+		int everywhere = 1;
+		for (size_t j = 1; j < n && everywhere; j++)
+			everywhere = has_eq(all[j], q);
+		if (!everywhere)
+			continue;
+		keep[k].name = strdup(q->name);
+		keep[k].value = strdup(q->value);
+		keep[k].op = MATCH_EQ;
+		if (!keep[k].name || !keep[k].value) {
+			free(keep[k].name);
+			free(keep[k].value);
+			for (size_t j = 0; j < k; j++)
+				free(keep[j].name), free(keep[j].value);
+			free(keep);
+			return -1;
+		}
+		k++;
+	}
+	if (!k) {
+		free(keep);
+		return 0;
+	}
+	m->scope.n = k;
+	m->scope.m = keep;
+	m->has_scope = 1;
+	return 0;
+}
+
 static int model_parse(struct svc_model *m, const struct ynode *root, const char *path, char *err,
                        size_t errlen)
 {
 	static const char *const keys[] = { "kind", "name", "description", "step", "lag", "stale",
 		                            "signals", "slos", "capacity", "detectors", "alerting",
-		                            NULL };
+		                            "scope", NULL };
 	model_defaults(m);
 	m->file = strdup(path);
 	if (!m->file) {
@@ -554,6 +639,14 @@ static int model_parse(struct svc_model *m, const struct ynode *root, const char
 	if (load_signals(m, sig, err, errlen) < 0)
 		return -1;
 	const struct ynode *x;
+	if ((x = ymap_get(root, "scope"))) {
+		if (load_selector(x, "scope", &m->scope, err, errlen) < 0)
+			return -1;
+		m->has_scope = 1;
+	} else if (default_scope(m) < 0) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
 	if ((x = ymap_get(root, "slos")) && load_slos(m, x, err, errlen) < 0)
 		return -1;
 	if ((x = ymap_get(root, "capacity")) && load_capacity(m, x, err, errlen) < 0)
@@ -883,6 +976,8 @@ int services_restore_alert(struct services *set, const char *key, enum alert_sta
 			continue;
 		if ((a == AK_BURN_PAGE || a == AK_BURN_TICKET) && s->m.objective <= 0)
 			return -1;
+		if (a != AK_RISK_WARNING && a != AK_RISK_CRITICAL && !s->m.separate)
+			return -1; /* no longer its own alert: the caller ends it */
 		return alert_fsm_restore(&s->fsm[a], st, alert_id, active_at_ms, firing_at_ms, score);
 	}
 	return -1;

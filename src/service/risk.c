@@ -82,6 +82,43 @@ double error_log10p(double x, double n, double p0, double phi)
 	return log_binom_upper(x / phi, n / phi, p0) / M_LN10;
 }
 
+/* Load far above its forecast is not an outage by itself (a benign burst, a
+ * marketing mail) — unless latency climbs with it toward the SLO: a surge on
+ * its way to saturation (load and latency both rising significantly,
+ * latency past 40% of its SLO). ex = load / its expectation. */
+static double surge_component(const struct svc *s, double ex)
+{
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	double lb, la, lt, rb, ra, rt;
+	if (ex >= 1.5 && p->req > p->req_hi && p->have_lat && m->lat_threshold_s > 0 &&
+	    p->lat_s >= 0.4 * m->lat_threshold_s &&
+	    trend_fit(&s->tr[FC_LOAD], &rb, &ra, &rt) == 0 && rb > 0 && rt >= 4 &&
+	    trend_fit(&s->tr[FC_LATENCY], &lb, &la, &lt) == 0 && lb > 0 && lt >= 4)
+		return 0.55 + 0.3 * ramp(p->lat_s / m->lat_threshold_s, 0.4, 0.75);
+	return 0;
+}
+
+/* Error onset: the error-ratio detector's evidence, and a page-worthy SLO
+ * burn rate (the burn-rate alert is evidence here, not its own page). */
+static double error_component(const struct svc *s)
+{
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	double c = ramp(p->er_score, 0.45, 0.65);
+	if (m->objective > 0) {
+		/* significance is not severity: with an availability SLO the
+		 * ratio must also be a fair share of the error budget (warning
+		 * from 20%, critical from about 56%); a 90-second deploy blip in
+		 * a 5-minute window is not */
+		double r = p->er_ratio / (1 - m->objective);
+		double g = r < 0.2 ? 0.5 * ramp(r, 0.1, 0.2) : 0.5 + 0.5 * ramp(r, 0.2, 0.8);
+		c *= g;
+	}
+	double cb = ramp(p->burn_score_page, 0.35, 0.5);
+	return cb > c ? cb : c;
+}
+
 static void risk_update(struct svc *s, int64_t k)
 {
 	const struct svc_model *m = &s->m;
@@ -97,6 +134,9 @@ static void risk_update(struct svc *s, int64_t k)
 		 * mail): it contributes, it never reaches the warning alone */
 		if (p->req > p->req_hi)
 			c[RC_LOAD] = 0.45 * ramp(ex, 1.3, 2.0);
+		double cs = surge_component(s, ex);
+		if (cs > c[RC_LOAD])
+			c[RC_LOAD] = cs;
 	}
 	/* capacity: utilisation, and when the load reaches the knee
 	 * (utilization_limit x capacity) at this rate (linear trend) or by the
@@ -160,7 +200,9 @@ static void risk_update(struct svc *s, int64_t k)
 	if (p->have_lat) {
 		double cl = 0;
 		if (isfinite(p->lat_ref) && p->lat_ref > 0 && p->lat_s > p->lat_hi) {
-			double lx = p->lat_s / p->lat_ref;
+			/* the knee needs two members slow (max aggregation): one
+			 * instance's GC pause is not the service bending */
+			double lx = (m->latency_mean ? p->lat_s : p->lat2_s) / p->lat_ref;
 			double lx_load = p->have_req && isfinite(p->req_ref) && p->req_ref > 0
 			                         ? p->req / p->req_ref
 			                         : 1;
@@ -184,15 +226,15 @@ static void risk_update(struct svc *s, int64_t k)
 		}
 		c[RC_LATENCY] = cl;
 	}
-	/* error onset: the error-ratio detector's evidence */
-	c[RC_ERRORS] = ramp(p->er_score, 0.45, 0.65);
+	c[RC_ERRORS] = error_component(s);
 	/* saturation near its limit, or reaching it at this rate */
 	p->eta_sat_s = NAN;
 	if (p->have_sat) {
 		double cs = ramp(p->sat, 0.85, 1.0);
 		double eta = p->sat >= 0.5 ? trend_eta_s(&s->tr[FC_SAT], 1.0, step_s, 6, p->sat) : NAN;
 		p->eta_sat_s = eta;
-		double ce = eta_comp(eta, ew);
+		/* a resource fills up slowly and surely (a leak): warn hours ahead */
+		double ce = eta_comp(eta, (double)m->sat_eta_warning_ms / 1000.0);
 		c[RC_SATURATION] = cs > ce ? cs : ce;
 	}
 	/* noisy-OR: any one strong signal, or several moderate ones */
@@ -202,6 +244,78 @@ static void risk_update(struct svc *s, int64_t k)
 		q *= 1 - c[i];
 	}
 	p->risk = 1 - q;
+}
+
+/* The fast path: an SLO breached hard pages at once, whatever the risk's
+ * trends say. Errors: over the last fast_ms (at least one step) at least 10
+ * errors and a ratio of at least max(1 - objective, 1%, 20 x the learned
+ * baseline). Latency: at or above its SLO on every step for fast_ms. Also the
+ * latency trend in SRE words (seconds per 10 minutes). */
+static void incident_update(struct svc *s, int64_t k, double x, double n)
+{
+	const struct svc_model *m = &s->m;
+	struct snapshot *p = &s->snap;
+	size_t i = (size_t)(((k % FAST_N) + FAST_N) % FAST_N);
+	s->fx[i] = x;
+	s->fn[i] = n;
+	int64_t w = m->fast_ms > 0 ? (m->fast_ms + m->step_ms - 1) / m->step_ms : 1;
+	if (w < 1)
+		w = 1;
+	if (w > FAST_N)
+		w = FAST_N;
+	double fx = 0, fn = 0;
+	for (int64_t j = 0; j < w; j++) {
+		size_t q = (size_t)((((k - j) % FAST_N) + FAST_N) % FAST_N);
+		fx += s->fx[q];
+		fn += s->fn[q];
+	}
+	p->fast_ratio = fn > 0 ? fx / fn : NAN;
+	p->hard = 0;
+	if (m->objective > 0 && m->fast_ms > 0 && fn > 0) {
+		double thr = 1 - m->objective;
+		if (thr < 0.01)
+			thr = 0.01;
+		if (thr < 20 * p->er_base)
+			thr = 20 * p->er_base;
+		if (fx >= 10 && fx / fn >= thr)
+			p->hard = 1;
+	}
+	/* 20% over: one slow instance's noisy p99 near the SLO is not a hard breach */
+	if (m->lat_threshold_s > 0 && p->have_lat && p->lat_s >= 1.2 * m->lat_threshold_s)
+		s->hard_lat_ms += m->step_ms;
+	else
+		s->hard_lat_ms = 0;
+	if (!p->hard && m->fast_ms > 0 && s->hard_lat_ms >= m->fast_ms)
+		p->hard = 2;
+	if (p->hard)
+		p->risk = 1;
+	double b, a, ts;
+	p->lat_rate_10m = NAN;
+	if (p->have_lat && trend_fit(&s->tr[FC_LATENCY], &b, &a, &ts) == 0 && ts >= 4 && b > 0)
+		p->lat_rate_10m = b * (double)(10 * MS_MIN) / (double)m->step_ms;
+}
+
+/* Is the service back near its pre-incident baseline? An open incident alert
+ * does not resolve before it is: latency within 30% (and 20 ms) of what was
+ * expected before the alert opened and below 80% of its SLO, the error ratio
+ * within 3x (and 0.2 points) of the baseline then, no resource above 85%. */
+static int back_near_baseline(const struct svc *s)
+{
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	if (p->hard)
+		return 0;
+	if (p->have_lat && s->pre_set && isfinite(s->pre_lat) && s->pre_lat > 0 &&
+	    p->lat_s > 1.3 * s->pre_lat && p->lat_s > s->pre_lat + 0.02)
+		return 0;
+	if (p->have_lat && m->lat_threshold_s > 0 && p->lat_s >= 0.8 * m->lat_threshold_s)
+		return 0;
+	if (s->pre_set && p->er_x >= m->er_min_errors && p->er_ratio > 3 * s->pre_err &&
+	    p->er_ratio > s->pre_err + 0.002)
+		return 0;
+	if (p->have_sat && p->sat >= 0.85)
+		return 0;
+	return 1;
 }
 
 /* Step the alert state machines of bucket ending at ts (the snapshot
@@ -226,18 +340,38 @@ static int step_alerts(struct svc *s, int64_t ts, struct service_transition **ou
 		values[AK_BURN_PAGE] = bp;
 		values[AK_BURN_TICKET] = bt;
 	}
+	/* the pre-incident baseline: frozen while an incident alert is open */
+	if (s->fsm[AK_RISK_WARNING].state == ALERT_INACTIVE &&
+	    s->fsm[AK_RISK_CRITICAL].state == ALERT_INACTIVE) {
+		s->pre_lat = isfinite(p->lat_ref) && p->lat_ref > 0 ? p->lat_ref : p->lat_s;
+		s->pre_err = p->er_base;
+		s->pre_set = p->have_lat || p->have_total;
+	}
+	int back = back_near_baseline(s);
 	for (int a = 0; a < AK__COUNT; a++) {
 		if ((a == AK_BURN_PAGE || a == AK_BURN_TICKET) && m->objective <= 0)
 			continue;
 		if (!p->have_total && (a == AK_ERROR_RATIO))
 			continue;
-		enum alert_event ev = alert_fsm_step(&s->fsm[a], &m->al[a], ts, scores[a], values[a]);
+		struct model_alerting al = m->al[a];
+		int incident = a == AK_RISK_WARNING || a == AK_RISK_CRITICAL;
+		if (incident && p->hard)
+			al.for_ms = 0; /* a hard SLO breach pages at once */
+		/* open until the service is back near its pre-incident baseline */
+		if (incident && s->fsm[a].state == ALERT_FIRING && !back &&
+		    !(scores[a] >= al.clear_threshold))
+			scores[a] = al.clear_threshold;
+		enum alert_event ev = alert_fsm_step(&s->fsm[a], &al, ts, scores[a], values[a]);
 		/* the first step at the alert's highest score */
 		if ((ev == AEV_PENDING || (ev == AEV_FIRING && s->fsm[a].active_at_ms == ts)) ||
 		    (s->fsm[a].state != ALERT_INACTIVE && scores[a] > s->peak_score[a])) {
 			s->peak[a] = *p;
 			s->peak_score[a] = scores[a];
 		}
+		/* without `separate`, ErrorRatio and SLOBurnRate are evidence in
+		 * the incident alert: their state is in the API, they send nothing */
+		if (!incident && !m->separate)
+			continue;
 		if (ev != AEV_NONE &&
 		    push_transition(s, a, ev, ts, values[a], scores[a], out, nout, capout) < 0)
 			return -1;
@@ -252,8 +386,8 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 	const struct svc_model *m = &s->m;
 	struct snapshot *p = &s->snap;
 	int64_t stale_steps = m->stale_ms / m->step_ms;
-	double req = 0, tot = 0, err = 0, lat = 0, sat = 0, inst = 0;
-	int nreq = 0, ntot = 0, nlat = 0, nsat = 0, ninst = 0, satsig = -1;
+	double req = 0, tot = 0, err = 0, lat = 0, lat2 = 0, sat = 0, inst = 0, eratio = 0;
+	int nreq = 0, ntot = 0, nlat = 0, nsat = 0, ninst = 0, satsig = -1, neratio = 0;
 	for (size_t i = 0; i < s->nmem; i++) {
 		struct member *mb = &s->mem[i];
 		int sl = (int)(((k % SVC_SLOTS) + SVC_SLOTS) % SVC_SLOTS);
@@ -276,7 +410,9 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 			if (m->latency_mean)
 				lat += ls;
 			else if (ls > lat)
-				lat = ls;
+				lat2 = nlat ? lat : ls, lat = ls;
+			else if (ls > lat2 || nlat == 1)
+				lat2 = ls;
 			nlat++;
 		}
 		if (r & (1u << ROLE_SATURATION)) {
@@ -292,9 +428,14 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 		}
 		if (r & (1u << ROLE_INSTANCES))
 			inst += v, ninst++;
+		if (r & (1u << ROLE_ERROR_RATIO))
+			eratio += clamp01(v), neratio++;
 	}
 	if (m->latency_mean && nlat)
 		lat /= nlat;
+	/* an error-ratio gauge stands in for error counts: errors/s = ratio x total/s */
+	if (!m->has[ROLE_ERRORS] && neratio)
+		err = eratio / neratio * tot;
 	int64_t ts = (k + 1) * m->step_ms; /* the bucket's end: its data are complete */
 	double step_s = (double)m->step_ms / 1000.0;
 	s->steps++;
@@ -308,6 +449,7 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 	p->total = tot;
 	p->err = err;
 	p->lat_s = lat;
+	p->lat2_s = nlat > 1 && !m->latency_mean ? lat2 : lat;
 	p->sat = sat;
 	p->sat_sig = satsig;
 	p->inst = inst;
@@ -350,18 +492,36 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 	if (p->have_req)
 		daybin_update(s, k, req);
 	risk_update(s, k);
+	incident_update(s, k, x, n);
 	return step_alerts(s, ts, out, nout, capout);
 }
 
 int services_observe(struct services *set, uint32_t svc, uint32_t roles, uint32_t series_idx,
-                     int64_t ts_ms, double value, const struct det_result *det,
+                     const char *key, int64_t ts_ms, double value, const struct det_result *det,
                      struct service_transition **out, size_t *nout, size_t *capout)
 {
-	(void)det;
 	if (!set || svc >= set->n || !isfinite(value))
 		return 0;
 	struct svc *s = &set->v[svc];
 	const struct svc_model *m = &s->m;
+	/* evidence: the member or scope series whose own detector found the
+	 * strongest anomaly lately (it raises no alert of its own) */
+	if (det && key && det->score >= EVIDENCE_SCORE) {
+		if (!s->ev_n || ts_ms - s->ev_last > EVIDENCE_GAP_MS) {
+			s->ev_n = 0;
+			s->ev_since = ts_ms;
+			s->ev_score = 0;
+		}
+		s->ev_n++;
+		if (ts_ms > s->ev_last)
+			s->ev_last = ts_ms;
+		if (det->score > s->ev_score) {
+			s->ev_score = det->score;
+			snprintf(s->ev_key, sizeof s->ev_key, "%s", key);
+		}
+	}
+	if (roles == SERVICE_EVIDENCE)
+		return 0;
 	int64_t k = floor_div(ts_ms, m->step_ms);
 	if (s->started && k < s->next_close) {
 		s->late_dropped++;

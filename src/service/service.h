@@ -49,6 +49,8 @@ enum service_role {
 	ROLE_LATENCY,     /* latency signal (e.g. foreshock:p99:...) or a gauge */
 	ROLE_SATURATION,  /* CPU, in-flight requests, queue length (0..1 or with a limit) */
 	ROLE_INSTANCES,   /* instance count (e.g. up{job="checkout"}, summed): capacity per instance */
+	ROLE_ERROR_RATIO, /* a gauge of failed / all requests in [0, 1] (mean over members), used
+	                   * when the service exports no error counts */
 	ROLE__COUNT
 };
 
@@ -68,16 +70,25 @@ struct services *services_load_file(const char *path, char *err, size_t errlen);
 void services_free(struct services *s);
 size_t services_count(const struct services *s);
 
+/* The mask of a series that feeds no role but lies in a service's scope (the
+ * model's `scope` selector, by default the labels all its signal selectors
+ * share, e.g. job="checkout"): its anomalies are evidence in the service's
+ * alert, and it raises no alert of its own. */
+#define SERVICE_EVIDENCE (1u << ROLE_NONE)
+
 /* Which (service, role) a new series feeds. A series may feed several roles
  * (e.g. the same request-rate series is REQUESTS and TOTAL, or a 5xx series
  * is ERRORS and part of TOTAL): the result is a bit mask of roles
- * (1 << role) for one service. Returns 0 when the series is not bound. */
+ * (1 << role) for one service, or SERVICE_EVIDENCE for a series in a
+ * service's scope that feeds no role. Returns 0 when the series is not bound. */
 uint32_t services_bind(const struct services *s, const struct labels *l, uint32_t *svc);
 
 /* One alert transition of a service-level alert. Alert kinds and keys
- * ("service:NAME:ALERT"): ErrorRatio, SLOBurnRate:page, SLOBurnRate:ticket,
- * OverloadRisk:warning, OverloadRisk:critical (each its own alert_fsm; the
- * labels carry alertname, service and severity). Strings are malloc'd and
+ * ("service:NAME:ALERT"): OverloadRisk:warning, OverloadRisk:critical (the
+ * service's incident alert, one Alertmanager group) and, only with
+ * `alerting.separate: true`, ErrorRatio, SLOBurnRate:page and
+ * SLOBurnRate:ticket (each its own alert_fsm; the labels carry alertname,
+ * service and severity). Strings are malloc'd and
  * owned by the receiver (the engine frees them). fsm points into the
  * services object: the engine writes the store-assigned id into
  * fsm->alert_id when ev opens a new alert. */
@@ -92,11 +103,12 @@ struct service_transition {
 };
 
 /* Feed one sample of a bound series: series_idx is its registry index,
- * roles the mask services_bind() returned, det the series' detector result
- * for this sample. Appends transitions to *out (growing it with realloc;
+ * key its series key (for the evidence in alert texts; may be NULL), roles
+ * the mask services_bind() returned, det the series' detector result for this
+ * sample (may be NULL). Appends transitions to *out (growing it with realloc;
  * *nout and *capout track it). Returns 0, or -1 on allocation failure. */
 int services_observe(struct services *s, uint32_t svc, uint32_t roles, uint32_t series_idx,
-                     int64_t ts_ms, double value, const struct det_result *det,
+                     const char *key, int64_t ts_ms, double value, const struct det_result *det,
                      struct service_transition **out, size_t *nout, size_t *capout);
 
 /* Reload (SIGHUP): carry the state of each service present in both sets

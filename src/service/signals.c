@@ -25,6 +25,7 @@ uint32_t services_bind(const struct services *s, const struct labels *l, uint32_
 {
 	if (!s)
 		return 0;
+	size_t scoped = SIZE_MAX;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct svc_model *m = &s->v[i].m;
 		uint32_t mask = 0;
@@ -47,6 +48,13 @@ uint32_t services_bind(const struct services *s, const struct labels *l, uint32_
 				*svc = (uint32_t)i;
 			return mask;
 		}
+		if (scoped == SIZE_MAX && m->has_scope && selector_matches(&m->scope, l))
+			scoped = i;
+	}
+	if (scoped != SIZE_MAX) {
+		if (svc)
+			*svc = (uint32_t)scoped;
+		return SERVICE_EVIDENCE;
 	}
 	return 0;
 }

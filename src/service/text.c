@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/buf.h"
 #include "util/log.h"
@@ -73,6 +74,10 @@ char *risk_explanation(const struct svc *s, const struct snapshot *p)
 	obuf_init(&b, 4096);
 	int n = 0;
 	char t1[64], t2[64];
+	if (p->hard == 1)
+		clause(&b, &n, "the %.4g%% error SLO is breached: %.1f%% of requests failed in the last "
+		       "%lld s", 100 * (1 - m->objective), 100 * p->fast_ratio,
+		       (long long)(m->fast_ms / 1000));
 	if (p->comp[RC_LOAD] > 0.05 || (p->have_req && isfinite(p->req_ref) && p->req_ref > 0 &&
 	                                p->req / p->req_ref >= 1.3))
 		clause(&b, &n, "requests are %.1fx the seasonal forecast (%.3g/s vs %.3g/s expected)",
@@ -97,12 +102,18 @@ char *risk_explanation(const struct svc *s, const struct snapshot *p)
 		fmt_lat(t1, sizeof t1, p->lat_s);
 		char pct[16];
 		snprintf(pct, sizeof pct, "p%g", m->lat_percentile);
+		char rate[96] = "";
+		if (isfinite(p->lat_rate_10m) && p->lat_rate_10m > 0) {
+			fmt_lat(t2, sizeof t2, p->lat_rate_10m);
+			snprintf(rate, sizeof rate, ", rising %s per 10 min", t2);
+		}
 		if (isfinite(p->lat_ref) && p->lat_ref > 0 && p->lat_s > p->lat_ref * 1.2)
-			clause(&b, &n, "%s latency is %s, %.1fx its forecast%s", pct, t1, p->lat_s / p->lat_ref,
-			       p->lat_slope_rel > p->req_slope_rel + 0.001 ? " and bending upward" : "");
+			clause(&b, &n, "%s latency is %s, %.1fx its forecast%s%s", pct, t1,
+			       p->lat_s / p->lat_ref,
+			       p->lat_slope_rel > p->req_slope_rel + 0.001 ? " and bending upward" : "", rate);
 		else
 			clause(&b, &n, "%s latency is %s%s", pct, t1,
-			       p->lat_slope_rel > 0.001 ? " and rising" : "");
+			       rate[0] ? rate : p->lat_slope_rel > 0.001 ? " and rising" : "");
 		if (m->lat_threshold_s > 0) {
 			fmt_lat(t2, sizeof t2, m->lat_threshold_s);
 			if (p->lat_s >= m->lat_threshold_s)
@@ -113,9 +124,14 @@ char *risk_explanation(const struct svc *s, const struct snapshot *p)
 			}
 		}
 	}
-	if (p->comp[RC_ERRORS] > 0.05)
-		clause(&b, &n, "errors are %.2f%% of requests vs a %.2f%% baseline", 100 * p->er_ratio,
-		       100 * p->er_base);
+	if (p->comp[RC_ERRORS] > 0.05 && p->hard != 1) {
+		if (m->objective > 0)
+			clause(&b, &n, "errors are %.2f%% of requests vs a %.2f%% baseline (SLO %.4g%%)",
+			       100 * p->er_ratio, 100 * p->er_base, 100 * (1 - m->objective));
+		else
+			clause(&b, &n, "errors are %.2f%% of requests vs a %.2f%% baseline",
+			       100 * p->er_ratio, 100 * p->er_base);
+	}
 	if (p->comp[RC_SATURATION] > 0.05) {
 		const char *nm = p->sat_sig >= 0 && p->sat_sig < m->nsat ? m->sat[p->sat_sig].name
 		                                                          : "saturation";
@@ -163,6 +179,27 @@ static char *labels_for(const struct svc *s, int ak)
 /* Annotations of a transition. An alert that ended keeps the evidence of its
  * peak (the snapshot of the step with its highest score), so the store's row
  * of a resolved alert still says what happened. */
+/* For the incident alert's text: since when (the incident's first pending
+ * step) and the most anomalous member series lately, if any. */
+static void incident_context(const struct svc *s, const struct snapshot *p, char *when,
+                             size_t wlen, char *evid, size_t elen)
+{
+	int64_t since = s->fsm[AK_RISK_WARNING].active_at_ms;
+	if (s->fsm[AK_RISK_CRITICAL].active_at_ms > 0 &&
+	    (since <= 0 || s->fsm[AK_RISK_CRITICAL].active_at_ms < since))
+		since = s->fsm[AK_RISK_CRITICAL].active_at_ms;
+	when[0] = evid[0] = 0;
+	if (since > 0) {
+		time_t tt = (time_t)(since / 1000);
+		struct tm tmv;
+		gmtime_r(&tt, &tmv);
+		strftime(when, wlen, " (since %H:%M UTC)", &tmv);
+	}
+	if (s->ev_n && p->ts_ms - s->ev_last <= EVIDENCE_GAP_MS)
+		snprintf(evid, elen, " Anomalous series: %.160s (score %.2f, %u anomalous samples).",
+		         s->ev_key, s->ev_score, s->ev_n);
+}
+
 static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 {
 	const struct svc_model *m = &s->m;
@@ -173,12 +210,15 @@ static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 	char *sum = NULL, *desc = NULL;
 	if (ak == AK_RISK_WARNING || ak == AK_RISK_CRITICAL) {
 		char *ex = risk_explanation(s, p);
-		sum = fmt_dup("%s%s is heading for an outage: %s", ended ? "resolved; at its peak: " : "",
-		              m->name, ex ? ex : "");
-		desc = fmt_dup("overload risk %.2f (%s at %.2f). %s", p->risk,
+		char when[48], evid[256];
+		incident_context(s, p, when, sizeof when, evid, sizeof evid);
+		sum = fmt_dup("%s%s %s: %s%s", ended ? "resolved; at its peak: " : "", m->name,
+		              p->hard ? "is breaching its SLO" : "is heading for an outage",
+		              ex ? ex : "", ended ? "" : when);
+		desc = fmt_dup("outage risk %.2f (%s at %.2f)%s. %s.%s", p->risk,
 		               ak == AK_RISK_CRITICAL ? "critical" : "warning",
 		               ak == AK_RISK_CRITICAL ? m->risk_critical : m->risk_warning,
-		               ex ? ex : "");
+		               p->hard ? ", SLO breached: paged at once" : "", ex ? ex : "", evid);
 		free(ex);
 	} else if (ak == AK_ERROR_RATIO) {
 		sum = fmt_dup("%s%s errors are %.2f%% of requests vs a %.2f%% baseline",
@@ -248,6 +288,14 @@ static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 	json_num_field(&b, "error_log10_p", p->er_log10p);
 	json_num_field(&b, "saturation", p->have_sat ? p->sat : NAN);
 	json_num_field(&b, "saturation_eta_s", p->eta_sat_s);
+	json_num_field(&b, "latency_rate_s_per_10m", p->lat_rate_10m);
+	json_num_field(&b, "error_ratio_last_minute", p->fast_ratio);
+	obuf_printf(&b, ",\"slo_breached\":%s", p->hard ? "true" : "false");
+	if (s->ev_n && p->ts_ms - s->ev_last <= EVIDENCE_GAP_MS) {
+		obuf_puts(&b, ",\"evidence_series\":");
+		obuf_json_str(&b, s->ev_key, strlen(s->ev_key));
+		json_num_field(&b, "evidence_score", s->ev_score);
+	}
 	if (m->objective > 0) {
 		obuf_puts(&b, ",\"burn_rates\":[");
 		for (int w = 0; w < m->nwin; w++) {

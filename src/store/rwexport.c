@@ -25,6 +25,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/backoff.h"
 #include "util/httpcheck.h"
 #include "util/log.h"
 #include "proto/remote.pb-c.h"
@@ -541,13 +542,7 @@ int64_t rwexport_backoff_ms(unsigned failures, int64_t min_ms, int64_t max_ms, u
 		min_ms = 1;
 	if (max_ms < min_ms)
 		max_ms = min_ms;
-	int64_t d = min_ms;
-	for (unsigned i = 1; i < failures && d < max_ms; i++)
-		d *= 2;
-	if (d > max_ms)
-		d = max_ms;
-	int64_t half = d / 2;
-	return half + (int64_t)(rnd % (uint64_t)(d - half + 1));
+	return backoff_jitter_ms(failures, min_ms, max_ms, rnd);
 }
 
 /* ---- the sender ---------------------------------------------------------- */

@@ -5,10 +5,10 @@
    every second and remote_writes (with metadata) to foreshockd; foreshockd
    lists foreshock:rate:http_requests_total and
    foreshock:p99:http_request_duration_seconds and raises an alert on a
-   derived signal after the exporter's injected incident (pending, then
-   firing). The daemon runs a copy of models/default.yml with a short
-   warm-up and `for` (the default's 150-sample warm-up and 1m `for` would
-   take four minutes at 1 s scrapes); everything else is the default.
+   derived signal after the exporter's injected incident (firing on the
+   detection: the default `for` is 0s). The daemon runs a copy of
+   models/default.yml with a short warm-up (the default's 150 samples would
+   take minutes at 1 s scrapes); everything else is the default.
 2. promtool (`promtool query instant|range|series|labels`) reads foreshockd's
    Prometheus API: plain selectors, the virtual foreshock_anomaly_score
    family, and the error for unsupported PromQL.
@@ -43,11 +43,11 @@ INCIDENT_AFTER = float(os.environ.get("FORESHOCK_IT_INCIDENT_AFTER", "45"))
 
 
 def test_model(tmp):
-    """models/default.yml with a short warm-up, likelihood start and `for`."""
+    """models/default.yml with a short warm-up and likelihood start."""
     with open(os.path.join(SRCDIR, "models", "default.yml")) as f:
         text = f.read()
     subs = [(r"(?m)^warmup: \d+", "warmup: 30"), (r"(?m)^(\s+)min_samples: \d+", r"\1min_samples: 20"),
-            (r"(?m)^(\s+)for: \S+", r"\1for: 2s"), (r"(?m)^name: \S+", "name: default-it-fast")]
+            (r"(?m)^(\s+)for: \S+", r"\1for: 0s"), (r"(?m)^name: \S+", "name: default-it-fast")]
     for pat, rep in subs:
         text, n = re.subn(pat, rep, text)
         check(n == 1, "models/default.yml: cannot rewrite %r for the test model" % pat)
@@ -132,7 +132,7 @@ remote_write:
         check(active >= t_exporter + INCIDENT_AFTER - 1,
               "alert %.1fs before the incident (a false positive): %r"
               % (t_exporter + INCIDENT_AFTER - active, a))
-        # the surge is sustained: the alert fires once the model's `for` (2s) has passed
+        # the alert fires on the detection (`for` 0s) and the hold keeps it firing
         def firing():
             return next((x for x in d.alerts(state="firing") if x["series"].startswith("foreshock:")), None)
         f = wait_for("a firing alert on a derived series", firing, 30, interval=0.5)

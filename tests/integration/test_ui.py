@@ -77,7 +77,14 @@ def test_dashboard_page():
         check(charts >= 6 and canvases >= 2 * charts, "signals: %d charts, %d canvases" % (charts, canvases))
         check("p99 of http_request_duration_seconds" in sig, "the latency signal is not plotted")
         tl = dom[dom.index('id="timeline"'):]
-        check(len(re.findall(r'class="tlrow"', tl)) >= 3, "alert timeline has fewer than 3 rows")
+        # one incident alert per service (stage B): the service's OverloadRisk
+        # rows (warning firing, critical pending at this cut), and no row of
+        # its own for any member series (their anomalies are evidence in it)
+        tlrows = re.findall(r'<div class="tlrow"><div class="lab" title="([^"]*)">', tl.split("<script")[0])
+        check(any(k.startswith("service:checkout:OverloadRisk:") for k in tlrows),
+              "no OverloadRisk row on the alert timeline: %r" % tlrows)
+        check(all(k.startswith("service:") for k in tlrows),
+              "member series page on their own on the timeline: %r" % tlrows)
         check(re.search(r'class="seg firing"', tl), "no firing segment on the timeline")
         rows = len(re.findall(r'<tr data-k="', dom))
         check(rows >= 30, "series table: %d rows" % rows)

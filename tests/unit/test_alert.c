@@ -73,15 +73,65 @@ static void test_pending_cancelled(void **st)
 	assert_true(f.peak_score == 0.95);
 }
 
-static void test_pending_in_between_keeps_pending_and_fires(void **st)
+static void test_pending_in_between_cancels(void **st)
+{
+	/* `for` holds only if the condition held throughout: a sample below
+	 * the threshold (even above clear_threshold) ends the pending alert. */
+	struct alert_fsm f;
+	alert_fsm_init(&f);
+	assert_int_equal(STEP(&f, &P, T0, 0.9), AEV_PENDING);
+	assert_int_equal(STEP(&f, &P, T0 + 30000, 0.79), AEV_CANCELLED); /* in between */
+	assert_int_equal(f.state, ALERT_INACTIVE);
+	assert_int_equal(f.firing_at_ms, 0);
+	/* a new pending alert starts its `for` over */
+	assert_int_equal(STEP(&f, &P, T0 + 40000, 0.8), AEV_PENDING);
+	assert_int_equal(STEP(&f, &P, T0 + 70000, 0.85), AEV_NONE); /* 30 s < for */
+	assert_int_equal(STEP(&f, &P, T0 + 100000, 0.8), AEV_FIRING);
+	assert_int_equal(f.active_at_ms, T0 + 40000);
+}
+
+static void test_never_fires_below_threshold(void **st)
+{
+	/* A score held just below the threshold (the detector's hold value)
+	 * never fires, however long; firing happens on an anomalous sample
+	 * and the score it fires with is >= threshold. */
+	struct alert_fsm f;
+	alert_fsm_init(&f);
+	assert_int_equal(STEP(&f, &P, T0, 0.95), AEV_PENDING);
+	for (int i = 1; i < 100; i++) {
+		enum alert_event ev = STEP(&f, &P, T0 + i * 10000, 0.7);
+		assert_int_equal(ev, i == 1 ? AEV_CANCELLED : AEV_NONE);
+		assert_int_equal(f.state, ALERT_INACTIVE);
+	}
+	uint64_t x = 99;
+	int64_t last_below = 0;
+	int fired = 0;
+	alert_fsm_init(&f);
+	for (int i = 0; i < 5000; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		double s = 0.45 + 0.5 * (double)(x >> 11) / 9007199254740992.0;
+		int64_t t = T0 + i * 15000;
+		if (STEP(&f, &P, t, s) == AEV_FIRING) {
+			fired++;
+			assert_true(s >= P.threshold);
+			/* anomalous on every sample since active_at, for at least for_ms */
+			assert_true(last_below < f.active_at_ms);
+			assert_true(f.firing_at_ms - f.active_at_ms >= P.for_ms);
+		}
+		if (s < P.threshold)
+			last_below = t;
+	}
+	assert_true(fired > 0);
+}
+
+static void test_pending_nan_neither_cancels_nor_fires(void **st)
 {
 	struct alert_fsm f;
 	alert_fsm_init(&f);
 	assert_int_equal(STEP(&f, &P, T0, 0.9), AEV_PENDING);
-	assert_int_equal(STEP(&f, &P, T0 + 30000, 0.5), AEV_NONE); /* == clear: not normal */
+	assert_int_equal(STEP(&f, &P, T0 + 70000, NAN), AEV_NONE);
 	assert_int_equal(f.state, ALERT_PENDING);
-	assert_int_equal(STEP(&f, &P, T0 + 70000, 0.6), AEV_FIRING); /* in between, time up */
-	assert_int_equal(f.firing_at_ms, T0 + 70000);
+	assert_int_equal(STEP(&f, &P, T0 + 80000, 0.9), AEV_FIRING);
 }
 
 static void test_pending_normal_after_for_cancels(void **st)
@@ -201,8 +251,10 @@ static void test_nan_score_keeps_state(void **st)
 	assert_int_equal(STEP(&f, &P, T0 + 1, 0.9), AEV_PENDING);
 	assert_int_equal(STEP(&f, &P, T0 + 2, NAN), AEV_NONE);
 	assert_int_equal(f.state, ALERT_PENDING);
-	assert_int_equal(STEP(&f, &P, T0 + 60001, NAN), AEV_FIRING); /* not normal */
-	assert_int_equal(STEP(&f, &P, T0 + 60002, 0.0), AEV_NONE);
+	assert_int_equal(STEP(&f, &P, T0 + 60001, NAN), AEV_NONE); /* no verdict: cannot fire */
+	assert_int_equal(f.state, ALERT_PENDING);
+	assert_int_equal(STEP(&f, &P, T0 + 60002, 0.9), AEV_FIRING);
+	assert_int_equal(STEP(&f, &P, T0 + 60003, 0.0), AEV_NONE);
 	assert_int_equal(STEP(&f, &P, T0 + 10000000, NAN), AEV_NONE);
 	assert_int_equal(f.state, ALERT_FIRING);
 }
@@ -320,7 +372,9 @@ int main(void)
 		cmocka_unit_test(test_normal_stays_inactive),
 		cmocka_unit_test(test_pending_then_firing_exact_boundary),
 		cmocka_unit_test(test_pending_cancelled),
-		cmocka_unit_test(test_pending_in_between_keeps_pending_and_fires),
+		cmocka_unit_test(test_pending_in_between_cancels),
+		cmocka_unit_test(test_never_fires_below_threshold),
+		cmocka_unit_test(test_pending_nan_neither_cancels_nor_fires),
 		cmocka_unit_test(test_pending_normal_after_for_cancels),
 		cmocka_unit_test(test_for_zero_fires_on_same_sample),
 		cmocka_unit_test(test_resolve_exact_boundary),

@@ -366,6 +366,36 @@ static void test_garbage(void **unused)
 	forecast_update(&f.p, f.st, INT64_MIN, 1);
 }
 
+static void test_unit_range_and_clip(void **st)
+{
+	(void)st;
+	double lo, hi;
+	assert_int_equal(forecast_unit_range("http_request_error_ratio{job=\"a\"}", &lo, &hi), 1);
+	assert_true(lo == 0 && hi == 1);
+	assert_int_equal(forecast_unit_range("cpu_percent", &lo, &hi), 1);
+	assert_true(lo == 0 && hi == 100);
+	assert_int_equal(forecast_unit_range("foreshock:p99:http_request_duration_seconds{x=\"1\"}",
+	                                     &lo, &hi), 1);
+	assert_true(lo == 0 && isinf(hi));
+	assert_int_equal(forecast_unit_range("foreshock:rate:http_requests_total", &lo, &hi), 1);
+	assert_true(lo == 0);
+	assert_int_equal(forecast_unit_range("process_resident_memory_bytes", &lo, &hi), 1);
+	assert_true(lo == 0);
+	assert_int_equal(forecast_unit_range("foreshock:p50:latency_ms", &lo, &hi), 1);
+	/* no unit in the name: no bound; a suffix inside the labels does not count */
+	assert_int_equal(forecast_unit_range("temperature_celsius", &lo, &hi), 0);
+	assert_true(isinf(lo) && lo < 0 && isinf(hi));
+	assert_int_equal(forecast_unit_range("x{name=\"a_ratio\"}", &lo, &hi), 0);
+	assert_int_equal(forecast_unit_range("foreshock:pool", &lo, &hi), 0);
+	assert_int_equal(forecast_unit_range(NULL, &lo, &hi), 0);
+	struct forecast_point p[2] = { { 1, 0.1, -0.05, 0.3, -0.16, 0.5 },
+		                       { 2, 0.9, 0.7, 1.1, 0.6, 1.3 } };
+	forecast_clip(p, 2, 0, 1);
+	assert_true(p[0].mean == 0.1 && p[0].lo80 == 0 && p[0].lo95 == 0 && p[0].hi95 == 0.5);
+	assert_true(p[1].hi80 == 1 && p[1].hi95 == 1 && p[1].lo95 == 0.6);
+	assert_int_equal(p[1].ts_ms, 2);
+}
+
 int main(void)
 {
 	gsl_set_error_handler_off();
@@ -381,6 +411,7 @@ int main(void)
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_pinned_outputs),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_unit_range_and_clip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -220,10 +220,54 @@ static void test_bind(void **state)
 	l = mk_labels("foreshock:rate:http_requests_total", "job", "search", NULL);
 	assert_int_equal(services_bind(s, &l, &svc), 0);
 	labels_free(&l);
-	l = mk_labels("http_requests_total", "job", "checkout", NULL); /* the raw counter */
+	/* the raw counter, other quantiles: in the service's default scope
+	 * (job="checkout", shared by all its selectors), evidence only */
+	l = mk_labels("http_requests_total", "job", "checkout", NULL);
+	assert_int_equal(services_bind(s, &l, &svc), SERVICE_EVIDENCE);
+	labels_free(&l);
+	l = mk_labels("foreshock:p50:http_request_duration_seconds", "job", "checkout", NULL);
+	svc = 99;
+	assert_int_equal(services_bind(s, &l, &svc), SERVICE_EVIDENCE);
+	assert_int_equal(svc, 0);
+	labels_free(&l);
+	l = mk_labels("foreshock:p50:http_request_duration_seconds", "job", "search", NULL);
 	assert_int_equal(services_bind(s, &l, &svc), 0);
 	labels_free(&l);
 	services_free(s);
+}
+
+static void test_scope_and_error_ratio_gauge(void **state)
+{
+	(void)state;
+	char err[512];
+	/* selectors without a label in common: no default scope */
+	struct services *s = load_text("kind: service\nname: a\nsignals:\n"
+	                               "  requests: 'r{job=\"a\"}'\n  latency: 'lat'\n",
+	                               err, sizeof err);
+	assert_non_null(s);
+	uint32_t svc;
+	struct labels l = mk_labels("other", "job", "a", NULL);
+	assert_int_equal(services_bind(s, &l, &svc), 0);
+	labels_free(&l);
+	services_free(s);
+	/* an explicit scope; an error-ratio gauge as the error signal */
+	s = load_text("kind: service\nname: a\nscope: '{team=\"x\"}'\nsignals:\n"
+	              "  requests: 'r{job=\"a\"}'\n  error_ratio: 'err_ratio{job=\"a\"}'\n",
+	              err, sizeof err);
+	assert_non_null(s);
+	l = mk_labels("other", "team", "x", NULL);
+	assert_int_equal(services_bind(s, &l, &svc), SERVICE_EVIDENCE);
+	labels_free(&l);
+	l = mk_labels("err_ratio", "job", "a", "instance", "1", NULL);
+	assert_int_equal(services_bind(s, &l, &svc), 1u << ROLE_ERROR_RATIO);
+	labels_free(&l);
+	services_free(s);
+	assert_null(load_text("kind: service\nname: a\nscope: '{}'\nsignals:\n  requests: 'r'\n",
+	                      err, sizeof err));
+	assert_non_null(strstr(err, ":3: invalid selector"));
+	assert_null(load_text("kind: service\nname: a\nsignals:\n  requests: 'r'\n"
+	                      "alerting:\n  separate: maybe\n", err, sizeof err));
+	assert_non_null(strstr(err, ":6: invalid 'separate' 'maybe'"));
 }
 
 /* ---- a small driver: feed samples, collect transitions ------------------ */
@@ -236,7 +280,7 @@ struct drv {
 
 static void drv_feed(struct drv *d, uint32_t roles, uint32_t idx, int64_t ts, double v)
 {
-	assert_int_equal(services_observe(d->s, 0, roles, idx, ts, v, NULL, &d->t, &d->n, &d->cap), 0);
+	assert_int_equal(services_observe(d->s, 0, roles, idx, NULL, ts, v, NULL, &d->t, &d->n, &d->cap), 0);
 }
 
 static void drv_free(struct drv *d)
@@ -296,6 +340,8 @@ static void test_grid(void **state)
 static const char *burn_model = "kind: service\n"
                                 "name: b\n"
                                 "step: 60s\n"
+                                "alerting:\n"
+                                "  separate: true\n"
                                 "signals:\n"
                                 "  requests: 'r'\n"
                                 "  errors: 'r{code=\"500\"}'\n"
@@ -380,6 +426,8 @@ static void test_error_ratio_math(void **state)
 
 static const char *er_model = "kind: service\n"
                               "name: e\n"
+                              "alerting:\n"
+                              "  separate: true\n"
                               "signals:\n"
                               "  requests: 'r'\n"
                               "  errors: 'r{code=\"500\"}'\n";
@@ -543,6 +591,70 @@ static int64_t run_surge(struct drv *d, int surge)
 			        d->s->v[0].snap.comp[0], d->s->v[0].snap.comp[1], d->s->v[0].snap.comp[2]);
 	}
 	return breach;
+}
+
+/* The incident alert: a sudden failure pages at once (the fast path), the
+ * alert stays open while latency is still well above its pre-incident level
+ * although the risk has dropped, and resolves `resolve` after the service is
+ * back; ErrorRatio and SLOBurnRate send nothing without `separate`. */
+static const char *incident_model = "kind: service\n"
+                                    "name: inc\n"
+                                    "signals:\n"
+                                    "  requests: 'r'\n"
+                                    "  errors: 'r{code=\"500\"}'\n"
+                                    "  latency: 'p99'\n"
+                                    "slos:\n"
+                                    "  availability: {objective: 95%}\n"
+                                    "  latency: {threshold: 1s}\n";
+
+static void test_incident_alert(void **state)
+{
+	(void)state;
+	char err[512];
+	struct drv d = { 0 };
+	d.s = load_text(incident_model, err, sizeof err);
+	assert_non_null(d.s);
+	struct rng r = { 7 };
+	const int64_t fail_at = T0 + 8 * 3600000LL, errors_end = fail_at + 10 * 60000LL,
+	              lat_end = fail_at + 50 * 60000LL;
+	for (int64_t t = T0; t < fail_at + 90 * 60000LL; t += 30000) {
+		double rate = 100 * (1 + 0.02 * gauss(&r));
+		double e = t >= fail_at && t < errors_end ? 0.3 : 0.0005;
+		double lat = (t >= fail_at && t < lat_end ? 0.36 : 0.2) * (1 + 0.02 * gauss(&r));
+		drv_feed(&d, R_REQ, 1, t, rate * (1 - e));
+		drv_feed(&d, R_ERR, 2, t, rate * e);
+		drv_feed(&d, 1u << ROLE_LATENCY, 3, t, lat);
+		if (t == errors_end + 20 * 60000LL) {
+			/* the errors are over, latency is still 1.8x its level */
+			assert_true(d.s->v[0].snap.risk < 0.5);
+			assert_int_equal(d.s->v[0].fsm[AK_RISK_CRITICAL].state, ALERT_FIRING);
+		}
+	}
+	const struct service_transition *c = drv_find(&d, "service:inc:OverloadRisk:critical",
+	                                              AEV_FIRING);
+	assert_non_null(c);
+	/* paged within a minute and a half of event time (one step of lag) */
+	assert_true(c->ts_ms > fail_at && c->ts_ms <= fail_at + 90000);
+	assert_non_null(strstr(c->annotations_json, "is breaching its SLO"));
+	assert_non_null(strstr(c->annotations_json, "error SLO is breached"));
+	assert_non_null(strstr(c->annotations_json, "\"slo_breached\":true"));
+	assert_non_null(drv_find(&d, "service:inc:OverloadRisk:warning", AEV_FIRING));
+	/* open until latency is back near its pre-incident level, then resolve */
+	const struct service_transition *res =
+		drv_find(&d, "service:inc:OverloadRisk:critical", AEV_RESOLVED);
+	assert_non_null(res);
+	assert_true(res->ts_ms >= lat_end + 10 * 60000LL);
+	assert_true(res->ts_ms <= lat_end + 12 * 60000LL);
+	/* one incident: fired once, no second alert on the recovery */
+	int fired = 0;
+	for (size_t i = 0; i < d.n; i++) {
+		if (d.t[i].ev == AEV_FIRING && strstr(d.t[i].key, "critical"))
+			fired++;
+		assert_null(strstr(d.t[i].key, "ErrorRatio"));
+		assert_null(strstr(d.t[i].key, "SLOBurnRate"));
+	}
+	assert_int_equal(fired, 1);
+	drv_free(&d);
 }
 
 static void test_overload_surge(void **state)
@@ -727,11 +839,13 @@ int main(void)
 		cmocka_unit_test(test_parse_shipped_example),
 		cmocka_unit_test(test_parse_bad),
 		cmocka_unit_test(test_bind),
+		cmocka_unit_test(test_scope_and_error_ratio_gauge),
 		cmocka_unit_test(test_grid),
 		cmocka_unit_test(test_burn_rate),
 		cmocka_unit_test(test_error_ratio_math),
 		cmocka_unit_test(test_error_ratio_gsl_table),
 		cmocka_unit_test(test_error_ratio_detector),
+		cmocka_unit_test(test_incident_alert),
 		cmocka_unit_test(test_overload_surge),
 		cmocka_unit_test(test_overload_instance_loss),
 		cmocka_unit_test(test_overload_leak),
