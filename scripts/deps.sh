@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh — install the Debian packages foreshock needs, if any are missing.
 #
-#   scripts/deps.sh [build|test|bench]...   (default: build)
+#   scripts/deps.sh [build|test|bench|fuzz]...   (default: build)
 #
 # As root it runs apt-get; otherwise it prints the exact apt-get line and
 # exits 1. Idempotent: does nothing when everything is installed.
@@ -12,8 +12,9 @@ build_pkgs=(gcc make autoconf automake libtool pkg-config
   zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libpcre2-dev
   sqlite3 curl ca-certificates libjs-dygraphs)
 test_pkgs=(libcmocka-dev python3 openssl prometheus prometheus-alertmanager victoria-metrics
-  systemd e2fsprogs)
+  systemd e2fsprogs procps chromium)
 bench_pkgs=(wrk victoria-metrics influxdb hyperfine)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 want=()
 [ $# -eq 0 ] && set -- build
@@ -22,7 +23,8 @@ for set in "$@"; do
     build) want+=("${build_pkgs[@]}") ;;
     test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
     bench) want+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "deps.sh: unknown package set '$set' (build, test, bench)" >&2; exit 2 ;;
+    fuzz) want+=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown package set '$set' (build, test, bench, fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -31,6 +31,7 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets+=("$(basename "$f" .c | sed 's/^fuzz_//')")
   done
 fi
+"$top/scripts/deps.sh" fuzz || exit 1
 command -v clang >/dev/null || { echo "fuzz-campaign: clang is needed" >&2; exit 2; }
 
 build="$top/build-fuzz"
