@@ -75,21 +75,6 @@ void notify_config_free(struct notify_config *c)
 	notify_config_init(c);
 }
 
-static int get_dur(const struct ynode *map, const char *key, int64_t min, int64_t *out, char *err,
-                   size_t errlen)
-{
-	const struct ynode *n = ymap_get(map, key);
-	if (!n)
-		return 0;
-	if (ynode_duration_ms(n, key, out, err, errlen) < 0)
-		return -1;
-	if (*out < min) {
-		yerr(err, errlen, n, "'%s' must be at least %lldms", key, (long long)min);
-		return -1;
-	}
-	return 0;
-}
-
 static int parse_target(struct notify_target *t, int kind, const struct ynode *n, char *err,
                         size_t errlen)
 {
@@ -129,7 +114,7 @@ static int parse_target(struct notify_target *t, int kind, const struct ynode *n
 	}
 	if (!(t->url = strdup(s)))
 		return -1;
-	if (get_dur(n, "timeout", 1, &t->timeout_ms, err, errlen) < 0)
+	if (ymap_duration_min(n, "timeout", 1, &t->timeout_ms, err, errlen) < 0)
 		return -1;
 	const struct ynode *b = ymap_get(n, "bearer_token_file");
 	if (b) {
@@ -215,10 +200,10 @@ int notify_config_parse(struct notify_config *c, const struct ynode *sec, char *
 	}
 	if (ymap_check_keys(sec, keys, err, errlen) < 0)
 		return -1;
-	if (get_dur(sec, "resend_interval", 1000, &c->resend_interval_ms, err, errlen) < 0 ||
-	    get_dur(sec, "resolved_resend", 0, &c->resolved_resend_ms, err, errlen) < 0 ||
-	    get_dur(sec, "poll_interval", 10, &c->poll_ms, err, errlen) < 0 ||
-	    get_dur(sec, "max_backoff", NOTIFY_BACKOFF_BASE_MS, &c->max_backoff_ms, err, errlen) < 0)
+	if (ymap_duration_min(sec, "resend_interval", 1000, &c->resend_interval_ms, err, errlen) < 0 ||
+	    ymap_duration_min(sec, "resolved_resend", 0, &c->resolved_resend_ms, err, errlen) < 0 ||
+	    ymap_duration_min(sec, "poll_interval", 10, &c->poll_ms, err, errlen) < 0 ||
+	    ymap_duration_min(sec, "max_backoff", NOTIFY_BACKOFF_BASE_MS, &c->max_backoff_ms, err, errlen) < 0)
 		return -1;
 	const struct ynode *n = ymap_get(sec, "send_pending");
 	if (n && ynode_bool(n, "send_pending", &c->send_pending, err, errlen) < 0)

@@ -113,21 +113,6 @@ int rwexport_config_add_label(struct rwexport_config *c, const char *name, const
 	return 0;
 }
 
-static int get_dur(const struct ynode *map, const char *key, int64_t min, int64_t *out, char *err,
-                   size_t errlen)
-{
-	const struct ynode *n = ymap_get(map, key);
-	if (!n)
-		return 0;
-	if (ynode_duration_ms(n, key, out, err, errlen) < 0)
-		return -1;
-	if (*out < min) {
-		yerr(err, errlen, n, "'%s' must be at least %lldms", key, (long long)min);
-		return -1;
-	}
-	return 0;
-}
-
 static int get_bytes(const struct ynode *map, const char *key, int64_t min, int64_t *out,
                      char *err, size_t errlen)
 {
@@ -171,11 +156,11 @@ int rwexport_config_parse(struct rwexport_config *c, const struct ynode *sec, ch
 		free(c->url);
 		c->url = d;
 	}
-	if (get_dur(sec, "timeout", 100, &c->timeout_ms, err, errlen) < 0 ||
-	    get_dur(sec, "flush_interval", 10, &c->flush_ms, err, errlen) < 0 ||
-	    get_dur(sec, "min_backoff", 10, &c->min_backoff_ms, err, errlen) < 0 ||
-	    get_dur(sec, "max_backoff", 10, &c->max_backoff_ms, err, errlen) < 0 ||
-	    get_dur(sec, "drain_timeout", 0, &c->drain_ms, err, errlen) < 0 ||
+	if (ymap_duration_min(sec, "timeout", 100, &c->timeout_ms, err, errlen) < 0 ||
+	    ymap_duration_min(sec, "flush_interval", 10, &c->flush_ms, err, errlen) < 0 ||
+	    ymap_duration_min(sec, "min_backoff", 10, &c->min_backoff_ms, err, errlen) < 0 ||
+	    ymap_duration_min(sec, "max_backoff", 10, &c->max_backoff_ms, err, errlen) < 0 ||
+	    ymap_duration_min(sec, "drain_timeout", 0, &c->drain_ms, err, errlen) < 0 ||
 	    get_bytes(sec, "max_queue_bytes", 1 << 20, &c->max_queue_bytes, err, errlen) < 0 ||
 	    get_bytes(sec, "max_pending_bytes", 1 << 20, &c->max_pending_bytes, err, errlen) < 0)
 		return -1;

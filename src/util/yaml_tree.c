@@ -469,6 +469,21 @@ int ynode_duration_ms(const struct ynode *n, const char *what, int64_t *out, cha
 	return 0;
 }
 
+int ymap_duration_min(const struct ynode *map, const char *key, int64_t min_ms, int64_t *out,
+                      char *err, size_t errlen)
+{
+	const struct ynode *n = ymap_get(map, key);
+	if (!n)
+		return 0;
+	if (ynode_duration_ms(n, key, out, err, errlen) < 0)
+		return -1;
+	if (*out < min_ms) {
+		yerr(err, errlen, n, "'%s' must be at least %lldms", key, (long long)min_ms);
+		return -1;
+	}
+	return 0;
+}
+
 int ynode_bytes(const struct ynode *n, const char *what, int64_t *out, char *err, size_t errlen)
 {
 	if (need_scalar(n, what, err, errlen) < 0)

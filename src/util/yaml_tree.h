@@ -46,6 +46,10 @@ int ynode_bool(const struct ynode *n, const char *what, int *out, char *err, siz
 /* Durations: "250ms", "30s", "5m", "2h", "1d", "1w", or a bare number of seconds. */
 int ynode_duration_ms(const struct ynode *n, const char *what, int64_t *out, char *err,
                       size_t errlen);
+/* The duration under key in map into *out, if the key is there (*out is left as
+ * it is otherwise), and at least min_ms: 0, or -1 with the line in err. */
+int ymap_duration_min(const struct ynode *map, const char *key, int64_t min_ms, int64_t *out,
+                      char *err, size_t errlen);
 /* Byte sizes: "512", "64KiB", "10MiB", "1GiB" (also KB/MB/GB as powers of 1000). */
 int ynode_bytes(const struct ynode *n, const char *what, int64_t *out, char *err, size_t errlen);
 int ynode_string(const struct ynode *n, const char *what, const char **out, char *err,
