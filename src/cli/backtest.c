@@ -362,17 +362,6 @@ static int cv_view(struct bt_corpus *bcs, size_t nbc, int corpus, unsigned folds
 	return 0;
 }
 
-static void counts_add_cli(struct nab_counts *a, const struct nab_counts *b)
-{
-	a->tp += b->tp;
-	a->fp += b->fp;
-	a->fn += b->fn;
-	a->tn += b->tn;
-	a->windows += b->windows;
-	a->windows_hit += b->windows_hit;
-	a->detections += b->detections;
-}
-
 /* Out-of-fold results of one profile for one corpus. */
 struct cv_score {
 	double raw, null_raw, perfect;
@@ -483,7 +472,7 @@ static int cross_validate(struct bt_corpus *bcs, size_t nbc, struct model **mode
 				if (isnan(s))
 					goto out_train;
 				acc[ci][p].raw += r.raw;
-				counts_add_cli(&acc[ci][p].counts, &r.counts);
+				nab_counts_add(&acc[ci][p].counts, &r.counts);
 				nab_result_free(&r);
 			}
 		}

@@ -719,7 +719,7 @@ static double null_raw(const struct nab_corpus *c, const struct nab_profile *p)
 	return all > none ? all : none;
 }
 
-static void counts_add(struct nab_counts *a, const struct nab_counts *b)
+void nab_counts_add(struct nab_counts *a, const struct nab_counts *b)
 {
 	a->tp += b->tp;
 	a->fp += b->fp;
@@ -795,7 +795,7 @@ double nab_score(const struct nab_corpus *c, const struct nab_profile *p, double
 		struct nab_file_result *fr = &out->files[fi];
 		fr->raw = file_score(&c->files[fi], p, threshold, maxtp, &fr->counts);
 		out->raw += fr->raw;
-		counts_add(&out->counts, &fr->counts);
+		nab_counts_add(&out->counts, &fr->counts);
 	}
 	size_t all;
 	scorable_windows(c, &all);

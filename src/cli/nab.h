@@ -118,6 +118,8 @@ struct nab_counts {
 	size_t windows, windows_hit;  /* scorable windows, windows with a detection */
 	size_t detections;            /* = tp + fp */
 };
+/* a += b, field by field. */
+void nab_counts_add(struct nab_counts *a, const struct nab_counts *b);
 
 struct nab_file_result {
 	double raw;                   /* this file's raw NAB score */
