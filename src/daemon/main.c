@@ -2,10 +2,11 @@
  * signals, housekeeping (checkpoints, retention) and the demo replayer.
  *
  * Start-up: config -> log level -> model and service models -> data dir ->
- * store -> engine -> HTTP (writes and /readyz 503 until ready) -> services
- * bound -> restore checkpoint -> notifier -> ready -> replay. Shutdown
- * (SIGTERM/SIGINT): stop the replay -> stop the notifier -> stop HTTP (no new
- * batches) -> checkpoint detector state -> close store. SIGHUP reloads the
+ * store -> engine -> exporter and outputs (export.url) -> HTTP (writes and
+ * /readyz 503 until ready) -> services bound -> restore checkpoint ->
+ * notifier -> ready -> replay. Shutdown (SIGTERM/SIGINT): stop the replay ->
+ * stop the notifier -> stop HTTP (no new batches) -> detach the outputs and
+ * drain the exporter -> checkpoint detector state -> close store. SIGHUP reloads the
  * detector model; a bad model is rejected and the old one kept.
  */
 #include "config.h" /* autoconf */

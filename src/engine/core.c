@@ -1,7 +1,8 @@
 /* engine/core.c — the engine's life cycle, shard routing, batches (add,
  * stage, commit, end), the per-sample path (find or create the series, order
- * check, detector, alert state) and the flush of alert transitions to the
- * store (see engine.h). */
+ * check, detector, alert state, the samples derive.c hands back) and the
+ * flush of alert transitions to the store (see engine.h). Changes at run
+ * time (model, services, external URL), stats and pruning: control.c. */
 #include "config.h" /* autoconf: _GNU_SOURCE */
 
 #include "engine/engine.h"
@@ -76,7 +77,7 @@ int eng_check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errl
 
 /* The per-series state block: [model state][forecaster state], and the
  * fingerprint that guards checkpoints of that layout. */
-static void set_layout(struct engine *e)
+void eng_set_layout(struct engine *e)
 {
 	e->det_size = model_state_size(e->model);
 	e->fc_off = (e->det_size + 15) & ~(size_t)15;
@@ -135,7 +136,7 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 	e->model = model;
 	e->store = store;
 	e->stats = stats;
-	set_layout(e);
+	eng_set_layout(e);
 	int ok = e->alertname != NULL;
 	for (unsigned i = 0; i < ENGINE_SHARDS && ok; i++)
 		ok = registry_init(&e->sh[i].reg, cfg->max_series, e->fc_off + e->fc_size,
@@ -557,6 +558,50 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 		lockrank_unlock(&e->svc_mu);
 	}
 }
+/* Counters and buckets are recorded as they come, without a detector. */
+static const struct det_result raw_result = { .score = 0, .expected = NAN, .lower = NAN,
+	                                      .upper = NAN, .direction = 0, .component = "raw" };
+
+/* The samples derive.c handed back, in order: each into its series (found or
+ * created as a derived series), order-checked, then through the detectors. */
+static void derived_detect(struct engine_batch *b, struct shard *sh, const struct derived_batch *out)
+{
+	struct engine *e = b->e;
+	for (size_t k = 0; k < out->n; k++) {
+		const struct derived_sample *ds = &out->v[k];
+		const struct labels *l = ds->labels;
+		struct series *d = NULL;
+		if (*ds->cache && *ds->cache <= sh->reg.n)
+			d = sh->reg.v[*ds->cache - 1];
+		if (!d) {
+			struct label_ref small[64];
+			struct label_ref *refs = l->n + 1 <= 64 ? small : malloc((l->n + 1) * sizeof *refs);
+			if (!refs)
+				continue;
+			size_t n = eng_derived_refs(l, ds->name, NULL, refs);
+			char err[256];
+			int rej = 0;
+			d = eng_find_or_create(b, sh, refs, n, labels_hash_refs(refs, n), 1, &rej, err,
+			                       sizeof err);
+			if (refs != small)
+				free(refs);
+			if (!d) {
+				b->res.rejected[rej]++;
+				atomic_fetch_add_explicit(&e->stats->samples_rejected[rej], 1,
+				                          memory_order_relaxed);
+				log_msg(LOG_DEBUG, "event=derived_rejected name=%s error=\"%s\"", ds->name,
+				        err);
+				continue;
+			}
+			*ds->cache = d->idx + 1;
+		}
+		char err[256];
+		if (!isfinite(ds->value) || eng_check_order(b, d, ds->ts_ms, err, sizeof err) != 0)
+			continue;
+		eng_detect(e, sh, d, ds->ts_ms, ds->value);
+	}
+}
+
 /* Takes shard k's lock for the batch (releasing the one it held). */
 static struct shard *batch_lock(struct engine_batch *b, unsigned k)
 {
@@ -585,9 +630,20 @@ static int add_locked(struct engine_batch *b, struct shard *sh, const struct lab
 	int rc = eng_check_order(b, s, ts_ms, err, errlen);
 	if (rc)
 		return rc;
+	struct derived_batch out;
+	out.n = 0;
 	switch (s->kind) {
-	case SERIES_COUNTER: eng_counter_sample(b, sh, s, ts_ms, value); break;
-	case SERIES_BUCKET: eng_bucket_sample(b, sh, s, ts_ms, value); break;
+	case SERIES_COUNTER:
+		/* the rate is detected before the counter is recorded */
+		eng_counter_sample(s, ts_ms, value, &out);
+		derived_detect(b, sh, &out);
+		eng_record(sh, s, ts_ms, value, &raw_result);
+		break;
+	case SERIES_BUCKET:
+		eng_record(sh, s, ts_ms, value, &raw_result);
+		eng_bucket_sample(b->e, sh, s, ts_ms, value, &out);
+		derived_detect(b, sh, &out);
+		break;
 	default: eng_detect(b->e, sh, s, ts_ms, value); break;
 	}
 	b->res.accepted++; /* added to selfstats in engine_batch_end: one shared write per batch */
@@ -890,140 +946,4 @@ int engine_batch_end(struct engine_batch *b)
 			rc = -1;
 	lockrank_unlock(&e->flush_mu);
 	return rc;
-}
-
-void engine_set_services(struct engine *e, struct services *svcs)
-{
-	lock_all(e);
-	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
-	services_adopt(svcs, e->svcs); /* open service alerts and what was learned carry over */
-	services_free(e->svcs);
-	e->svcs = svcs;
-	size_t bound = 0;
-	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-		struct shard *sh = &e->sh[k];
-		for (size_t i = 0; i < sh->reg.n; i++) {
-			struct series *s = sh->reg.v[i];
-			s->roles = svcs ? services_bind(svcs, &s->labels, &s->svc) : 0;
-			bound += s->roles != 0;
-		}
-	}
-	lockrank_unlock(&e->svc_mu);
-	unlock_all(e);
-	log_msg(LOG_INFO, "event=services_loaded services=%zu series_bound=%zu",
-	        svcs ? services_count(svcs) : 0, bound);
-}
-
-void engine_services_json(struct engine *e, struct obuf *b)
-{
-	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
-	if (e->svcs)
-		services_json(e->svcs, b);
-	else
-		obuf_puts(b, "[]");
-	lockrank_unlock(&e->svc_mu);
-}
-
-int engine_set_external_url(struct engine *e, const char *url)
-{
-	char *u = url ? strdup(url) : NULL;
-	if (url && !u)
-		return -1;
-	lock_all(e); /* annotations read it under a shard lock */
-	free(e->external_url);
-	e->external_url = u;
-	e->cfg.external_url = u;
-	unlock_all(e);
-	return 0;
-}
-
-void engine_get_stats(struct engine *e, struct engine_stats *st)
-{
-	memset(st, 0, sizeof *st);
-	st->max_series = e->cfg.max_series;
-	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-		struct shard *sh = &e->sh[k];
-		shard_lock(sh);
-		st->series += sh->reg.n;
-		st->pending_transitions += atomic_load(&sh->npend_a);
-		st->dirty_series += sh->ndirty - sh->dhead;
-		if (sh->last_sample_ms > st->last_sample_ms)
-			st->last_sample_ms = sh->last_sample_ms;
-		if (k == 0)
-			st->model_name = model_name(e->model); /* swapped under every shard lock */
-		shard_unlock(sh);
-	}
-	st->state_writes = atomic_load_explicit(&e->state_writes, memory_order_relaxed);
-}
-
-
-void engine_set_model(struct engine *e, struct model *m)
-{
-	lock_all(e);
-	struct model *old = e->model;
-	uint64_t old_fp = e->fingerprint;
-	size_t old_size = e->fc_off + e->fc_size;
-	e->model = m;
-	set_layout(e);
-	if (e->fingerprint != old_fp) {
-		size_t new_size = e->fc_off + e->fc_size;
-		unsigned done = 0;
-		while (new_size != old_size && done < ENGINE_SHARDS &&
-		       registry_resize_state(&e->sh[done].reg, new_size) == 0)
-			done++;
-		if (new_size != old_size && done < ENGINE_SHARDS) {
-			log_msg(LOG_ERROR, "event=reload_failed reason=oom model=%s", model_name(m));
-			/* back to the old layout (shrinking back; the old states are lost
-			 * only if even that fails) */
-			for (unsigned k = 0; k < done; k++)
-				if (registry_resize_state(&e->sh[k].reg, old_size) < 0)
-					log_msg(LOG_ERROR, "event=reload_revert_failed shard=%u", k);
-			e->model = old;
-			set_layout(e);
-			unlock_all(e);
-			model_free(m);
-			return;
-		}
-		/* The forecaster state could be kept, but its offset may have
-		 * moved with the model's state size: re-learn both. */
-		size_t total = 0;
-		for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-			struct shard *sh = &e->sh[k];
-			for (size_t i = 0; i < sh->reg.n; i++) {
-				eng_state_init(e, sh->reg.v[i]);
-				eng_mark_dirty(sh, sh->reg.v[i]);
-			}
-			total += sh->reg.n;
-		}
-		log_msg(LOG_INFO, "event=model_changed model=%s series_relearning=%zu", model_name(m),
-		        total);
-	} else {
-		log_msg(LOG_INFO, "event=model_unchanged model=%s", model_name(m));
-	}
-	model_free(old);
-	unlock_all(e);
-}
-
-int engine_prune(struct engine *e)
-{
-	if (!e->store)
-		return 0;
-	int64_t last = 0;
-	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
-		shard_lock(&e->sh[k]);
-		if (e->sh[k].last_sample_ms > last)
-			last = e->sh[k].last_sample_ms;
-		shard_unlock(&e->sh[k]);
-	}
-	/* never past the wall clock: a sample dated in the future (replayed or
-	 * event-time ingest has no window) must not make history look old */
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (last > now)
-		last = now;
-	int64_t horizon = last - e->cfg.alert_retention_ms;
-	if (horizon <= 0)
-		return 0;
-	return store_alerts_prune(e->store, horizon);
 }

@@ -1,8 +1,10 @@
 /* engine/derive.c — what the engine derives from the samples it is sent:
  * the type of a metric family (# TYPE lines, remote_write metadata, name
  * suffixes), foreshock:rate: series of counters and foreshock:pNN: quantile
- * series of histogram buckets. Derived samples go back to the core
- * (eng_detect) like any other sample. */
+ * series of histogram buckets. Derived samples are handed back to the
+ * core (struct derived_batch), which finds their series and runs the
+ * detectors on them like on any other sample: nothing here calls back
+ * into core.c. */
 #include "config.h" /* autoconf: _GNU_SOURCE */
 
 #include "engine/engine.h"
@@ -157,13 +159,10 @@ static enum series_kind classify_locked(const struct engine *e, const struct lab
 	return SERIES_GAUGE;
 }
 
-static const struct det_result raw_result = { .score = 0, .expected = NAN, .lower = NAN,
-	                                      .upper = NAN, .direction = 0, .component = "raw" };
-
 /* Build refs for a derived series: the labels of `l` with __name__ replaced
- * and `drop` (if any) removed. refs must hold l->n entries. */
-static size_t derived_refs(const struct labels *l, const char *name, const char *drop,
-                           struct label_ref *refs)
+ * and `drop` (if any) removed. refs must hold l->n + 1 entries. */
+size_t eng_derived_refs(const struct labels *l, const char *name, const char *drop,
+                        struct label_ref *refs)
 {
 	size_t k = 0;
 	refs[k++] = (struct label_ref){ "__name__", 8, name, strlen(name) };
@@ -176,52 +175,30 @@ static size_t derived_refs(const struct labels *l, const char *name, const char 
 	return k;
 }
 
-/* Emit one derived sample into the series named `name` built from l. */
-static struct series *emit_derived(struct engine_batch *b, struct shard *sh, const struct labels *l,
-                                   const char *name, const char *drop, uint32_t *cache,
-                                   int64_t ts_ms, double v)
+/* Hand one derived sample back to the core: the series named `name` built
+ * from l (*cache: its index + 1, once the core has found it). */
+static void derived_add(struct derived_batch *out, const struct labels *l, const char *name,
+                        uint32_t *cache, int64_t ts_ms, double v)
 {
-	struct engine *e = b->e;
-	struct series *d = NULL;
-	if (*cache && *cache <= sh->reg.n)
-		d = sh->reg.v[*cache - 1];
-	if (!d) {
-		struct label_ref small[64];
-		struct label_ref *refs = l->n + 1 <= 64 ? small : malloc((l->n + 1) * sizeof *refs);
-		if (!refs)
-			return NULL;
-		size_t n = derived_refs(l, name, drop, refs);
-		char err[256];
-		int rej = 0;
-		d = eng_find_or_create(b, sh, refs, n, labels_hash_refs(refs, n), 1, &rej, err, sizeof err);
-		if (refs != small)
-			free(refs);
-		if (!d) {
-			b->res.rejected[rej]++;
-			atomic_fetch_add_explicit(&e->stats->samples_rejected[rej], 1, memory_order_relaxed);
-			log_msg(LOG_DEBUG, "event=derived_rejected name=%s error=\"%s\"", name, err);
-			return NULL;
-		}
-		*cache = d->idx + 1;
-	}
-	char err[256];
-	if (!isfinite(v) || eng_check_order(b, d, ts_ms, err, sizeof err) != 0)
-		return d;
-	eng_detect(e, sh, d, ts_ms, v);
-	return d;
+	if (out->n == DERIVED_MAX)
+		return; /* cannot happen: one rate, or the quantiles of two scrapes */
+	struct derived_sample *d = &out->v[out->n++];
+	d->labels = l;
+	snprintf(d->name, sizeof d->name, "%s", name);
+	d->cache = cache;
+	d->ts_ms = ts_ms;
+	d->value = v;
 }
 
-void eng_counter_sample(struct engine_batch *b, struct shard *sh, struct series *s,
-                           int64_t ts_ms, double value)
+void eng_counter_sample(struct series *s, int64_t ts_ms, double value, struct derived_batch *out)
 {
 	if (s->samples > 0 && ts_ms > s->last_ts_ms) {
 		double inc = value >= s->last_value ? value - s->last_value : value; /* reset */
 		double rate = inc / ((double)(ts_ms - s->last_ts_ms) / 1000.0);
 		char name[300];
 		snprintf(name, sizeof name, "foreshock:rate:%s", labels_metric_name(&s->labels));
-		emit_derived(b, sh, &s->labels, name, NULL, &s->derived, ts_ms, rate);
+		derived_add(out, &s->labels, name, &s->derived, ts_ms, rate);
 	}
-	eng_record(sh, s, ts_ms, value, &raw_result);
 }
 
 /* Prometheus's histogram_quantile over cumulative counts (last bound +Inf). */
@@ -266,9 +243,8 @@ static void quantile_name(char *buf, size_t len, double q, const char *family)
 	snprintf(buf, len, "foreshock:p%s:%s", frac, family);
 }
 
-static void group_finalize(struct engine_batch *b, struct shard *sh, struct hgroup *g)
+static void group_finalize(const struct engine *e, struct hgroup *g, struct derived_batch *out)
 {
-	struct engine *e = b->e;
 	if (g->finalized || g->cur_ts == 0)
 		return;
 	g->finalized = 1;
@@ -293,7 +269,7 @@ static void group_finalize(struct engine_batch *b, struct shard *sh, struct hgro
 				continue;
 			char name[300];
 			quantile_name(name, sizeof name, e->cfg.quantiles[q], labels_metric_name(&g->labels));
-			emit_derived(b, sh, &g->labels, name, NULL, &g->qseries[q], g->cur_ts, v);
+			derived_add(out, &g->labels, name, &g->qseries[q], g->cur_ts, v);
 		}
 	}
 	memcpy(g->prev, g->cur, sizeof g->cur);
@@ -316,7 +292,7 @@ static struct hgroup *group_for(struct shard *sh, struct series *s)
 	struct label_ref *refs = s->labels.n <= 64 ? small : malloc(s->labels.n * sizeof *refs);
 	if (!refs)
 		return NULL;
-	size_t n = derived_refs(&s->labels, family, "le", refs);
+	size_t n = eng_derived_refs(&s->labels, family, "le", refs);
 	uint64_t hash = labels_hash_refs(refs, n);
 	struct hgroup *g = NULL;
 	if (sh->gtable) {
@@ -382,10 +358,9 @@ out:
 	return g;
 }
 
-void eng_bucket_sample(struct engine_batch *b, struct shard *sh, struct series *s,
-                          int64_t ts_ms, double value)
+void eng_bucket_sample(const struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
+                       double value, struct derived_batch *out)
 {
-	eng_record(sh, s, ts_ms, value, &raw_result);
 	const char *les = labels_get(&s->labels, "le");
 	char *end;
 	double le = les ? strtod(les, &end) : NAN;
@@ -395,7 +370,7 @@ void eng_bucket_sample(struct engine_batch *b, struct shard *sh, struct series *
 	if (!g)
 		return;
 	if (g->cur_ts != ts_ms) {
-		group_finalize(b, sh, g);
+		group_finalize(e, g, out);
 		g->cur_ts = ts_ms;
 		g->finalized = 0;
 		for (uint32_t i = 0; i < g->nb; i++)
@@ -417,5 +392,5 @@ void eng_bucket_sample(struct engine_batch *b, struct shard *sh, struct series *
 	}
 	g->cur[i] = value;
 	if (isinf(le) && le > 0)
-		group_finalize(b, sh, g); /* +Inf arrives last in a scrape */
+		group_finalize(e, g, out); /* +Inf arrives last in a scrape */
 }

@@ -40,6 +40,7 @@ struct pending_tr {
  *   persist_mu -> flush_mu -> store wmu -> shard[0] -> ... -> shard[15] -> svc_mu
  *            -> store rmu -> fam_mu -> store fmu (the store's fault text, a leaf)
  *            -> orphan_mu (open alerts awaiting their series, a leaf)
+ *            -> rwexport mu (the remote_write exporter's buffer and queue, a leaf)
  *
  * A thread only takes a lock ranked after every lock it holds. In practice:
  * - a batch holds one shard at a time (batch_lock), and under it svc_mu
@@ -53,7 +54,11 @@ struct pending_tr {
  * - engine_restore() takes every shard and svc_mu, then reads the store
  *   (rmu) and classifies restored series (fam_mu) inside that read;
  *   reconcile releases them all before it writes (wmu);
- * - readers (read.c) take one shard at a time and nothing under it. */
+ * - readers (read.c) take one shard at a time and nothing under it;
+ * - the outputs (engine_set_outputs; daemon/outputs.c) hand samples to the
+ *   exporter under a shard (and svc_mu for services): rwexport_submit()
+ *   takes its mu, the one lock ranked last; its sender thread releases it
+ *   around encoding and HTTP and takes no other lock while holding it. */
 #define ENGINE_SHARDS 16
 _Static_assert(LOCK_RANK_SHARD + ENGINE_SHARDS <= LOCK_RANK_SVC, "shard lock ranks overlap");
 
@@ -188,6 +193,9 @@ unsigned eng_route_mix(uint64_t acc);
 int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem);
 void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n);
 void eng_state_init(struct engine *e, struct series *s);
+/* the per-series state layout (model, then forecaster) and its fingerprint,
+ * from e->model and e->cfg (engine_new, engine_set_model) */
+void eng_set_layout(struct engine *e);
 int eng_reject(struct engine_batch *b, enum reject_reason r);
 unsigned eng_route_labels(const struct labels *l);
 struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
@@ -209,10 +217,33 @@ void eng_orphans_free(struct engine *e);
 /* derive.c: metric family types, counter rates, histogram quantiles */
 uint64_t eng_str_hash(const char *p, size_t n);
 enum series_kind eng_classify(struct engine *e, const struct labels *l);
-void eng_counter_sample(struct engine_batch *b, struct shard *sh, struct series *s,
-                        int64_t ts_ms, double value);
-void eng_bucket_sample(struct engine_batch *b, struct shard *sh, struct series *s,
-                       int64_t ts_ms, double value);
+/* A sample derive.c hands back to the core: `value` at ts_ms for the series
+ * named `name` with the other labels of *labels; *cache is that series'
+ * index + 1 in its shard (0 until the core has found or created it). */
+struct derived_sample {
+	const struct labels *labels;
+	uint32_t *cache;
+	int64_t ts_ms;
+	double value;
+	char name[300];
+};
+/* one rate, or the quantiles of two histogram scrapes (the previous one,
+ * finished by a new timestamp, and this one, finished by its +Inf bucket) */
+#define DERIVED_MAX (2 * ENGINE_MAX_QUANTILES)
+struct derived_batch {
+	size_t n;
+	struct derived_sample v[DERIVED_MAX];
+};
+/* refs of a derived series: l's labels, __name__ replaced by name, drop (if
+ * any) removed; refs holds l->n + 1 entries. Returns the count. */
+size_t eng_derived_refs(const struct labels *l, const char *name, const char *drop,
+                        struct label_ref *refs);
+/* A counter sample: appends its rate (foreshock:rate:NAME) to out. */
+void eng_counter_sample(struct series *s, int64_t ts_ms, double value, struct derived_batch *out);
+/* A histogram bucket sample: appends the quantiles (foreshock:pNN:NAME) of
+ * each scrape it completes to out. */
+void eng_bucket_sample(const struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
+                       double value, struct derived_batch *out);
 
 /* annotate.c: alert labels and annotations, the queue of transitions */
 char *eng_labels_json(const struct labels *l, const char *alertname, const char *severity);

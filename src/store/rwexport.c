@@ -27,6 +27,7 @@
 
 #include "util/backoff.h"
 #include "util/httpcheck.h"
+#include "util/lockrank.h"
 #include "util/log.h"
 #include "proto/remote.pb-c.h"
 #include "store/rwexport.h"
@@ -598,7 +599,7 @@ size_t rwexport_submit(struct rwexport *x, struct rwexport_buf *b)
 		b->failed = 0;
 		return 0;
 	}
-	pthread_mutex_lock(&x->mu);
+	lockrank_lock(&x->mu, LOCK_RANK_RWEXPORT);
 	x->st.samples_in += n;
 	if (b->failed) {
 		note_drop(x, n, "out_of_memory");
@@ -614,7 +615,7 @@ size_t rwexport_submit(struct rwexport *x, struct rwexport_buf *b)
 		if (x->pending.n >= x->cfg.max_samples_per_send)
 			pthread_cond_signal(&x->cv);
 	}
-	pthread_mutex_unlock(&x->mu);
+	lockrank_unlock(&x->mu);
 	b->len = b->n = 0;
 	b->failed = 0;
 	return dropped;
@@ -634,10 +635,10 @@ void rwexport_flush(struct rwexport *x)
 {
 	if (!x)
 		return;
-	pthread_mutex_lock(&x->mu);
+	lockrank_lock(&x->mu, LOCK_RANK_RWEXPORT);
 	x->kick = 1;
 	pthread_cond_signal(&x->cv);
-	pthread_mutex_unlock(&x->mu);
+	lockrank_unlock(&x->mu);
 }
 
 void rwexport_get_stats(struct rwexport *x, struct rwexport_stats *st)
@@ -645,11 +646,11 @@ void rwexport_get_stats(struct rwexport *x, struct rwexport_stats *st)
 	memset(st, 0, sizeof *st);
 	if (!x)
 		return;
-	pthread_mutex_lock(&x->mu);
+	lockrank_lock(&x->mu, LOCK_RANK_RWEXPORT);
 	*st = x->st;
 	st->queue_bytes = x->queued_bytes + x->pending.len;
 	st->queue_samples = x->queued_samples + x->pending.n;
-	pthread_mutex_unlock(&x->mu);
+	lockrank_unlock(&x->mu);
 }
 
 /* Encode the pending buffer into requests appended to the queue, dropping the
@@ -660,7 +661,7 @@ static void encode_pending(struct rwexport *x)
 	while (x->pending.n > 0) {
 		struct rwexport_buf work = x->pending;
 		memset(&x->pending, 0, sizeof x->pending);
-		pthread_mutex_unlock(&x->mu);
+		lockrank_unlock(&x->mu);
 		size_t off = 0;
 		struct request *first = NULL, *last = NULL;
 		size_t bytes = 0, samples = 0, lost = 0;
@@ -686,7 +687,7 @@ static void encode_pending(struct rwexport *x)
 			off += used;
 		}
 		rwexport_buf_free(&work);
-		pthread_mutex_lock(&x->mu);
+		lockrank_lock(&x->mu, LOCK_RANK_RWEXPORT);
 		if (lost)
 			note_drop(x, lost, "encode_failed");
 		if (first) {
@@ -772,7 +773,7 @@ static void *sender_main(void *arg)
 	struct rwexport *x = arg;
 	unsigned failures = 0;
 	int64_t retry_at = 0, last_flush = mono_ms();
-	pthread_mutex_lock(&x->mu);
+	lockrank_lock(&x->mu, LOCK_RANK_RWEXPORT);
 	for (;;) {
 		int64_t mnow = mono_ms();
 		/* encode when a request's worth is pending, when the flush interval
@@ -787,10 +788,10 @@ static void *sender_main(void *arg)
 			break;
 		if (x->head && mono_ms() >= retry_at) {
 			struct request *r = x->head;
-			pthread_mutex_unlock(&x->mu);
+			lockrank_unlock(&x->mu);
 			long status = 0;
 			enum post_result res = post(x, r, &status);
-			pthread_mutex_lock(&x->mu);
+			lockrank_lock(&x->mu, LOCK_RANK_RWEXPORT);
 			if (res == POST_RETRY) {
 				x->st.requests_failed++;
 				failures++;
@@ -845,7 +846,7 @@ static void *sender_main(void *arg)
 	log_msg(left ? LOG_WARN : LOG_INFO,
 	        "event=export_stopped url=%s sent=%" PRIu64 " dropped=%" PRIu64 " unsent=%zu",
 	        x->cfg.url, x->st.samples_sent, x->st.samples_dropped, left);
-	pthread_mutex_unlock(&x->mu);
+	lockrank_unlock(&x->mu);
 	return NULL;
 }
 
@@ -940,13 +941,13 @@ void rwexport_stop(struct rwexport *x)
 {
 	if (!x)
 		return;
-	pthread_mutex_lock(&x->mu);
+	lockrank_lock(&x->mu, LOCK_RANK_RWEXPORT);
 	x->stop = 1;
 	x->deadline_ms = mono_ms() + x->cfg.drain_ms;
 	if (!x->deadline_ms)
 		x->deadline_ms = 1;
 	pthread_cond_signal(&x->cv);
-	pthread_mutex_unlock(&x->mu);
+	lockrank_unlock(&x->mu);
 	if (x->started)
 		pthread_join(x->tid, NULL);
 	free_all(x);

@@ -25,6 +25,8 @@ enum lock_rank {
 	LOCK_RANK_FAM = 120,     /* engine fam_mu: metric family types */
 	LOCK_RANK_STORE_FAULT = 130, /* store fmu: the fault text (a leaf) */
 	LOCK_RANK_ORPHAN = 140,  /* engine orphan_mu: open alerts awaiting their series (a leaf) */
+	LOCK_RANK_RWEXPORT = 150, /* store/rwexport.c mu: the exporter's pending buffer and queue
+	                          * (a leaf: taken under a shard or svc_mu by the outputs) */
 };
 
 #ifdef FORESHOCK_LOCK_CHECK

@@ -6,7 +6,8 @@
  * counters, histograms, family types, services and alerts), flushes,
  * checkpoints, restore with reconciliation, the readers, a model reload,
  * pruning and the store's health check and WAL maintenance take every lock
- * in rank order. */
+ * in rank order; and that the remote_write exporter's lock, which the
+ * outputs take under a shard, is ranked (last) and checked. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,9 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "engine/engine.h"
 #include "service/service.h"
+#include "store/rwexport.h"
 #include "store/store.h"
 #include "util/lockrank.h"
 #include "util/selfstats.h"
@@ -249,6 +254,73 @@ static void test_engine_keeps_the_order(void **st)
 	rmdir(dir);
 }
 
+/* the outputs' path (daemon/outputs.c): each scored sample to the exporter,
+ * under the series' shard lock */
+static void export_series(void *ctx, const struct engine_output *o)
+{
+	struct label_ref l[1] = { REF("job", "checkout") };
+	rwexport_add(ctx, "foreshock_anomaly_score", l, 1, o->ts_ms, o->det->score);
+}
+
+static void test_rwexport_is_ranked(void **st)
+{
+	(void)st;
+	lockrank_set_handler(record_violation);
+	violations = 0;
+	/* an endpoint that never answers, on a port chosen now: nothing is sent
+	 * before the stop (flush interval 60 s) and the stop drains for 1 ms */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	char url[64], err[256];
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/api/v1/write", (unsigned)ntohs(sa.sin_port));
+	struct rwexport_config c;
+	rwexport_config_init(&c);
+	assert_int_equal(rwexport_config_set_url(&c, url, err, sizeof err), 0);
+	c.flush_ms = 60000;
+	c.drain_ms = 1;
+	c.timeout_ms = 200;
+	struct rwexport *x = rwexport_start(&c, err, sizeof err);
+	assert_non_null(x);
+
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	struct engine *e = engine_new(&cfg, model_builtin_default(), NULL, &stats, err, sizeof err);
+	assert_non_null(e);
+	struct engine_outputs out = { .series = export_series, .ctx = x };
+	engine_set_outputs(e, &out);
+	const int64_t t0 = 1767225600000LL;
+	for (int i = 1; i <= 20; i++)
+		feed(e, t0 + i * 10000LL, i, 0);
+	struct rwexport_stats rs;
+	rwexport_get_stats(x, &rs);
+	assert_true(rs.samples_in > 0); /* the outputs ran */
+	assert_int_equal(violations, 0);
+
+	/* out of order: the exporter's lock under one ranked after it */
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	lockrank_lock(&m, LOCK_RANK_RWEXPORT + 1);
+	rwexport_flush(x);
+	lockrank_unlock(&m);
+	assert_int_equal(violations, 1);
+	assert_int_equal(last_held, LOCK_RANK_RWEXPORT + 1);
+	assert_int_equal(last_wanted, LOCK_RANK_RWEXPORT);
+	assert_int_equal(lockrank_depth(), 0);
+
+	engine_free(e);
+	rwexport_stop(x);
+	rwexport_config_free(&c);
+	close(fd);
+	assert_int_equal(violations, 1);
+	lockrank_set_handler(NULL);
+}
+
 int main(void)
 {
 	gsl_set_error_handler_off(); /* as the daemon does (service.h) */
@@ -256,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_out_of_order_is_reported),
 		cmocka_unit_test(test_relock_left_to_the_mutex),
 		cmocka_unit_test(test_engine_keeps_the_order),
+		cmocka_unit_test(test_rwexport_is_ranked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
