@@ -1,7 +1,7 @@
 /* store/store.c — SQLite (WAL) store for alerts, alert history and
  * per-series state, and its health (see store.h for the contract,
  * docs/storage.md for the schema and the durability argument). With
- * backup.c, the only file that includes sqlite3.h.
+ * backup.c and svcstate.c, the only files that include sqlite3.h.
  *
  * Two connections: `w` (read-write, every write, serialized by wmu) and `r`
  * (read-only, every read, serialized by rmu). In WAL mode the reader sees the
@@ -98,6 +98,14 @@ static const char *const migrations[] = {
 	"INSERT INTO series_state (sid, series_key, labels_json, model, fingerprint, last_ts_ms, state) "
 	"  SELECT seq, series_key, labels_json, model, fingerprint, last_ts_ms, state FROM checkpoints;"
 	"DROP TABLE checkpoints;",
+	/* 3: what each service model has learnt (service/service.h
+	 * services_state_take), one row per service, rewritten after each of
+	 * its grid steps; steps is a copy of the count in the blob's header */
+	"CREATE TABLE service_state ("
+	"  name TEXT PRIMARY KEY,"
+	"  steps INTEGER NOT NULL,"
+	"  state BLOB NOT NULL"
+	");",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1097,7 +1105,59 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 	return ret;
 }
 
-/* ---- incremental series state ---- */
+/* ---- incremental series and service state ---- */
+
+/* For svcstate.c (internal.h): the write transaction of a state write, and
+ * the read connection. */
+int store_state_txn_begin(struct store *s, const char *what, char *err, size_t errlen)
+{
+	if (wlock(s) < 0) {
+		store_set_err(err, errlen, "unable to write %s: checkpoint open on this thread", what);
+		return -1;
+	}
+	if (refuse_moved(s, err, errlen) < 0) {
+		lockrank_unlock(&s->wmu);
+		return -1;
+	}
+	if (exec_sql(s->w, "PRAGMA synchronous=NORMAL", "set synchronous", err, errlen) < 0 ||
+	    exec_sql(s->w, "BEGIN IMMEDIATE", "begin state transaction", err, errlen) < 0) {
+		note_err(s, s->w, "state_write");
+		rollback_quiet(s->w);
+		if (sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+			log_db_err(s->w, "state_restore_synchronous");
+		lockrank_unlock(&s->wmu);
+		return -1;
+	}
+	return 0;
+}
+
+int store_state_txn_end(struct store *s, int ok, const char *op, char *err, size_t errlen)
+{
+	int ret = -1;
+	if (ok == 0 && exec_sql(s->w, "COMMIT", "commit state transaction", err, errlen) == 0) {
+		ret = 0;
+		note_ok(s);
+	} else {
+		if (ok == 0)
+			note_err(s, s->w, op);
+		rollback_quiet(s->w);
+	}
+	if (sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+		log_db_err(s->w, "state_restore_synchronous");
+	lockrank_unlock(&s->wmu);
+	return ret;
+}
+
+sqlite3 *store_wdb(struct store *s) { return s->w; }
+void store_note_err(struct store *s, sqlite3 *db, const char *op) { note_err(s, db, op); }
+
+sqlite3 *store_read_begin(struct store *s)
+{
+	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
+	return s->r;
+}
+
+void store_read_end(struct store *s) { lockrank_unlock(&s->rmu); }
 
 int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err, size_t errlen)
 {
@@ -1111,20 +1171,9 @@ int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err
 	}
 	if (n == 0)
 		return 0;
-	if (wlock(s) < 0) {
-		store_set_err(err, errlen, "unable to write series state: checkpoint open on this thread");
+	if (store_state_txn_begin(s, "series state", err, errlen) < 0)
 		return -1;
-	}
 	int ret = -1;
-	if (refuse_moved(s, err, errlen) < 0)
-		goto out;
-	/* NORMAL: no fsync at COMMIT (see store_ckpt_begin); back to FULL below,
-	 * before the write lock is released. */
-	if (exec_sql(s->w, "PRAGMA synchronous=NORMAL", "set synchronous", err, errlen) < 0 ||
-	    exec_sql(s->w, "BEGIN IMMEDIATE", "begin state transaction", err, errlen) < 0) {
-		note_err(s, s->w, "state_write");
-		goto restore;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct store_ckpt *c = &v[i];
 		sqlite3_stmt *st = c->update ? s->state_upd : s->state_put;
@@ -1144,25 +1193,14 @@ int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err
 			store_set_err(err, errlen, "unable to write the state of '%s': %s",
 			        c->series_key ? c->series_key : "?", sqlite3_errmsg(s->w));
 			note_err(s, s->w, "state_write");
-			rollback_quiet(s->w);
-			goto restore;
+			goto out;
 		}
 		if (c->update && sqlite3_changes(s->w) == 0)
 			c->missing = 1;
 	}
-	if (exec_sql(s->w, "COMMIT", "commit state transaction", err, errlen) < 0) {
-		note_err(s, s->w, "state_write");
-		rollback_quiet(s->w);
-		goto restore;
-	}
 	ret = 0;
-	note_ok(s);
-restore:
-	if (sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
-		log_db_err(s->w, "state_restore_synchronous");
 out:
-	lockrank_unlock(&s->wmu);
-	return ret;
+	return store_state_txn_end(s, ret, "state_write", err, errlen);
 }
 
 int store_state_max_sid(struct store *s, int64_t *out)
