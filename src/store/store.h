@@ -1,6 +1,6 @@
 /* store/store.h — the embedded SQLite store: alerts, their transition history, and
- * per-series state. store.c and backup.c are the only files that include
- * sqlite3.h.
+ * per-series state. Only the files of src/store that implement it (store.c,
+ * schema.c, alerts.c, series_state.c, backup.c) include sqlite3.h.
  *
  * Layer: knows nothing about HTTP, series or detectors; callers hand it plain
  * records. Durability (see docs/storage.md): store_alerts_write() commits with
