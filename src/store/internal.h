@@ -1,7 +1,8 @@
 /* store/internal.h — what the files of src/store share; nothing outside
  * src/store includes it. struct store (connections, locks, health, the
  * prepared statements) is opened and closed by store.c; schema.c migrates
- * it; alerts.c and series_state.c read and write through its statements;
+ * it; alerts.c, series_state.c and svcstate.c read and write through its
+ * statements;
  * backup.c only uses the helpers on a plain sqlite3 handle. */
 #ifndef FORESHOCK_STORE_INTERNAL_H
 #define FORESHOCK_STORE_INTERNAL_H
@@ -60,6 +61,9 @@ int store_migrate(sqlite3 *db, const char *path, char *err, size_t errlen);
 	X(state_upd, 'w', "UPDATE series_state SET model = ?4, fingerprint = ?5, last_ts_ms = ?6, " \
 	  "state = ?7 WHERE sid = ?1") \
 	X(state_max, 'r', "SELECT coalesce(max(sid), 0) FROM series_state") \
+	X(svc_put, 'w', "INSERT OR REPLACE INTO service_state (name, steps, state) " \
+	  "VALUES (?1, ?2, ?3)") \
+	X(svc_scan, 'r', "SELECT name, steps, state FROM service_state ORDER BY name") \
 	X(probe, 'w', "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?1)") \
 	X(scan_open, 'r', "SELECT " ALERT_COLS " FROM alerts WHERE state IN ('pending','firing') " \
 	  "ORDER BY active_at_ms, id") \
@@ -112,6 +116,14 @@ void store_note_ok(struct store *s);
 int store_refuse_moved(struct store *s, char *err, size_t errlen);
 /* Take the write lock; -1 if this thread already holds it (checkpoint open). */
 int store_wlock(struct store *s);
+/* Take the write lock and open a transaction with synchronous=NORMAL (no
+ * fsync at COMMIT, see store_ckpt_begin), for a state write (series_state.c).
+ * Returns 0, or -1 with err and the lock released. */
+int store_state_txn_begin(struct store *s, const char *what, char *err, size_t errlen);
+/* Commit (ok == 0) or roll back the transaction of store_state_txn_begin
+ * (op names it in the log), set synchronous=FULL again and release the
+ * lock. Returns 0 if committed. */
+int store_state_txn_end(struct store *s, int ok, const char *op, char *err, size_t errlen);
 
 /* Roll back if a transaction is still open (ignore the result: after some
  * errors SQLite has already rolled back by itself). */

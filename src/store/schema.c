@@ -73,6 +73,14 @@ static const char *const migrations[] = {
 	"INSERT INTO series_state (sid, series_key, labels_json, model, fingerprint, last_ts_ms, state) "
 	"  SELECT seq, series_key, labels_json, model, fingerprint, last_ts_ms, state FROM checkpoints;"
 	"DROP TABLE checkpoints;",
+	/* 3: what each service model has learnt (service/service.h
+	 * services_state_take), one row per service, rewritten after each of
+	 * its grid steps; steps is a copy of the count in the blob's header */
+	"CREATE TABLE service_state ("
+	"  name TEXT PRIMARY KEY,"
+	"  steps INTEGER NOT NULL,"
+	"  state BLOB NOT NULL"
+	");",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -144,6 +144,45 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 
 /* ---- incremental series state ---- */
 
+int store_state_txn_begin(struct store *s, const char *what, char *err, size_t errlen)
+{
+	if (store_wlock(s) < 0) {
+		store_set_err(err, errlen, "unable to write %s: checkpoint open on this thread", what);
+		return -1;
+	}
+	if (store_refuse_moved(s, err, errlen) < 0) {
+		lockrank_unlock(&s->wmu);
+		return -1;
+	}
+	if (store_exec_sql(s->w, "PRAGMA synchronous=NORMAL", "set synchronous", err, errlen) < 0 ||
+	    store_exec_sql(s->w, "BEGIN IMMEDIATE", "begin state transaction", err, errlen) < 0) {
+		store_note_err(s, s->w, "state_write");
+		rollback_quiet(s->w);
+		if (sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+			log_db_err(s->w, "state_restore_synchronous");
+		lockrank_unlock(&s->wmu);
+		return -1;
+	}
+	return 0;
+}
+
+int store_state_txn_end(struct store *s, int ok, const char *op, char *err, size_t errlen)
+{
+	int ret = -1;
+	if (ok == 0 && store_exec_sql(s->w, "COMMIT", "commit state transaction", err, errlen) == 0) {
+		ret = 0;
+		store_note_ok(s);
+	} else {
+		if (ok == 0)
+			store_note_err(s, s->w, op);
+		rollback_quiet(s->w);
+	}
+	if (sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+		log_db_err(s->w, "state_restore_synchronous");
+	lockrank_unlock(&s->wmu);
+	return ret;
+}
+
 int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -156,20 +195,9 @@ int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err
 	}
 	if (n == 0)
 		return 0;
-	if (store_wlock(s) < 0) {
-		store_set_err(err, errlen, "unable to write series state: checkpoint open on this thread");
+	if (store_state_txn_begin(s, "series state", err, errlen) < 0)
 		return -1;
-	}
 	int ret = -1;
-	if (store_refuse_moved(s, err, errlen) < 0)
-		goto out;
-	/* NORMAL: no fsync at COMMIT (see store_ckpt_begin); back to FULL below,
-	 * before the write lock is released. */
-	if (store_exec_sql(s->w, "PRAGMA synchronous=NORMAL", "set synchronous", err, errlen) < 0 ||
-	    store_exec_sql(s->w, "BEGIN IMMEDIATE", "begin state transaction", err, errlen) < 0) {
-		store_note_err(s, s->w, "state_write");
-		goto restore;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct store_ckpt *c = &v[i];
 		sqlite3_stmt *st = c->update ? s->state_upd : s->state_put;
@@ -189,25 +217,14 @@ int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err
 			store_set_err(err, errlen, "unable to write the state of '%s': %s",
 			        c->series_key ? c->series_key : "?", sqlite3_errmsg(s->w));
 			store_note_err(s, s->w, "state_write");
-			rollback_quiet(s->w);
-			goto restore;
+			goto out;
 		}
 		if (c->update && sqlite3_changes(s->w) == 0)
 			c->missing = 1;
 	}
-	if (store_exec_sql(s->w, "COMMIT", "commit state transaction", err, errlen) < 0) {
-		store_note_err(s, s->w, "state_write");
-		rollback_quiet(s->w);
-		goto restore;
-	}
 	ret = 0;
-	store_note_ok(s);
-restore:
-	if (sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
-		log_db_err(s->w, "state_restore_synchronous");
 out:
-	lockrank_unlock(&s->wmu);
-	return ret;
+	return store_state_txn_end(s, ret, "state_write", err, errlen);
 }
 
 int store_state_max_sid(struct store *s, int64_t *out)

@@ -2,7 +2,8 @@
  * closing, and its health (see store.h for the contract, docs/storage.md
  * for the schema and the durability argument). The schema and migrations
  * are in schema.c, alerts and their history in alerts.c, per-series state
- * in series_state.c, backup and restore in backup.c: the only files, with
+ * in series_state.c, the service models' state in svcstate.c, backup and
+ * restore in backup.c: the only files, with
  * this one, that include sqlite3.h (they share store/internal.h).
  *
  * Two connections: `w` (read-write, every write, serialized by wmu) and `r`
