@@ -493,7 +493,7 @@ static int keep_orphan(struct engine *e, size_t *n, struct open_alert *a)
 }
 
 /* Called with every shard and svc_mu locked; returns with them released
- * (the store's write lock is not taken under a shard lock: see flush_shard). */
+ * (the store's write lock is not taken under a shard lock: see eng_flush_shard). */
 static void reconcile_alerts(struct engine *e)
 {
 	int locked = 1;

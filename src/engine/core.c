@@ -732,8 +732,7 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
  * flush_mu held (which keeps the queue's order: transitions are written by
  * one thread at a time, oldest first), takes the shard lock only to detach
  * the queue and, if the write fails, to put it back in front, so the store's
- * write lock is never taken under a shard lock (engine_checkpoint takes them
- * the other way round). npend_a counts transitions queued and not yet
+ * write lock is never taken under a shard lock. npend_a counts transitions queued and not yet
  * durable, in flight included: a batch that reads 0 knows its own
  * transitions were written. */
 int eng_flush_shard(struct engine *e, struct shard *sh)
