@@ -1,7 +1,7 @@
 /* detect/detector.c — the scoring pipeline of detector models (components ->
  * anomaly likelihood -> ensemble -> alert suppression) over the per-series
  * state laid out in detect/model_int.h. Loading models from YAML is in
- * detect/model_load.c; components live in src/detect/, behind
+ * detect/model_parse.c; components live in src/detect/, behind
  * detect/detectors.h.
  *
  * Pipeline for one sample (all O(1), no allocation):

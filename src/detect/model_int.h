@@ -1,5 +1,5 @@
-/* detect/model_int.h — internal to detect/detector.c and detect/model_load.c:
- * the model (its parameters, read from YAML by model_load.c) and the
+/* detect/model_int.h — internal to detect/detector.c and detect/model_parse.c:
+ * the model (its parameters, read from YAML by model_parse.c) and the
  * per-series state layout (header, then per component its likelihood state
  * and its own state) that the scoring in detector.c reads and writes.
  * Include after detect/detector.h (struct model_alerting). */

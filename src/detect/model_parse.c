@@ -1,4 +1,4 @@
-/* detect/model_load.c — detector models from YAML (docs/model.md): the keys,
+/* detect/model_parse.c — detector models from YAML (docs/detectors.md): the keys,
  * their ranges and error messages, the built-in default, and model_finish(),
  * which lays out the per-series state and computes the model's fingerprint.
  * Scoring is in detect/detector.c. */
