@@ -190,6 +190,13 @@ uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_
 unsigned eng_route_mix(uint64_t acc);
 int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem);
 void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n);
+/* Takes shard k's lock for the batch (releasing the one it held). */
+struct shard *eng_batch_lock(struct engine_batch *b, unsigned k);
+/* One sample in its shard (locked by eng_batch_lock): find or create the
+ * series, order check, the work of its kind. 0, or reject reason + 1. */
+int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_ref *refs,
+                   size_t n, uint64_t hash, int64_t ts_ms, double value, char *err,
+                   size_t errlen);
 void eng_state_init(struct engine *e, struct series *s);
 int eng_reject(struct engine_batch *b, enum reject_reason r);
 unsigned eng_route_labels(const struct labels *l);
