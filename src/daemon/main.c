@@ -152,7 +152,8 @@ static void reject_log_tick(struct reject_log *l, struct selfstats *st, int64_t 
 		const char *hint = r == REJ_OUT_OF_ORDER || r == REJ_DUPLICATE ?
 		                   " hint=\"older than or as old as the series' last sample: data sent "
 		                   "twice? (a replay again: --replay-now or a fresh --data-dir)\"" :
-		                   r == REJ_CARDINALITY ? " hint=\"limits.max_series reached\"" : "";
+		                   r == REJ_CARDINALITY ? " hint=\"limits.max_series reached\"" :
+		                   r == REJ_MEMORY ? " hint=\"limits.max_memory reached\"" : "";
 		log_msg(LOG_WARN, "event=samples_rejected reason=%s count=%llu total=%llu%s",
 		        selfstats_reject_name((enum reject_reason)r),
 		        (unsigned long long)(v - l->seen[r]), (unsigned long long)v, hint);

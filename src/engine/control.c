@@ -66,6 +66,8 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 {
 	memset(st, 0, sizeof *st);
 	st->max_series = e->cfg.max_series;
+	st->series_bytes = atomic_load_explicit(&e->series_bytes, memory_order_relaxed);
+	st->max_memory = e->cfg.max_memory;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 		struct shard *sh = &e->sh[k];
 		shard_lock(sh);
@@ -112,15 +114,17 @@ void engine_set_model(struct engine *e, struct model *m)
 		}
 		/* The forecaster state could be kept, but its offset may have
 		 * moved with the model's state size: re-learn both. */
-		size_t total = 0;
+		size_t total = 0, bytes = 0;
 		for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 			struct shard *sh = &e->sh[k];
 			for (size_t i = 0; i < sh->reg.n; i++) {
 				eng_state_init(e, sh->reg.v[i]);
 				eng_mark_dirty(sh, sh->reg.v[i]);
+				bytes += eng_series_cost(sh->reg.v[i]); /* the blocks changed size */
 			}
 			total += sh->reg.n;
 		}
+		atomic_store(&e->series_bytes, bytes);
 		log_msg(LOG_INFO, "event=model_changed model=%s series_relearning=%zu", model_name(m),
 		        total);
 	} else {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 #include "util/log.h"
@@ -26,6 +27,8 @@ void engine_config_default(struct engine_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->max_series = 1000000;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	c->max_memory = pages > 0 && psz > 0 ? (size_t)pages / 2 * (size_t)psz : 0;
 	c->quantiles[0] = 0.5;
 	c->quantiles[1] = 0.9;
 	c->quantiles[2] = 0.99;
@@ -404,6 +407,17 @@ struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
 		*rej = REJ_CARDINALITY;
 		return NULL;
 	}
+	size_t used = atomic_load_explicit(&e->series_bytes, memory_order_relaxed);
+	if (e->cfg.max_memory && used >= e->cfg.max_memory) {
+		atomic_fetch_sub(&e->nseries, 1);
+		snprintf(err, errlen,
+		         "memory limit %zu bytes reached (%zu bytes in %zu series): new series of "
+		         "metric '%s' rejected (raise limits.max_memory or reduce label cardinality)",
+		         e->cfg.max_memory, used, atomic_load(&e->nseries), name);
+		labels_free(&l);
+		*rej = REJ_MEMORY;
+		return NULL;
+	}
 	enum series_kind kind = derived ? SERIES_DERIVED : eng_classify(e, &l);
 	s = registry_insert(&sh->reg, &l, hash);
 	if (!s) {
@@ -413,6 +427,7 @@ struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
 		return NULL;
 	}
 	s->kind = (uint8_t)kind;
+	atomic_fetch_add_explicit(&e->series_bytes, eng_series_cost(s), memory_order_relaxed);
 	eng_state_init(e, s);
 	if (atomic_load_explicit(&e->norphans, memory_order_relaxed))
 		eng_adopt_orphan(e, s);
