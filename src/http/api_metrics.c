@@ -509,6 +509,12 @@ static void engine_metrics(struct obuf *b, struct api_ctx *api, struct engine_st
 	obuf_printf(b, "foreshock_series %zu\n", es.series);
 	header(b, "foreshock_series_limit", "gauge", "Cardinality limit (max series).");
 	obuf_printf(b, "foreshock_series_limit %zu\n", es.max_series);
+	header(b, "foreshock_series_memory_bytes", "gauge",
+	       "Accounted memory of all series (state, labels, history, registry slots).");
+	obuf_printf(b, "foreshock_series_memory_bytes %zu\n", es.series_bytes);
+	header(b, "foreshock_series_memory_limit_bytes", "gauge",
+	       "limits.max_memory: new series are rejected past it (0: no limit).");
+	obuf_printf(b, "foreshock_series_memory_limit_bytes %zu\n", es.max_memory);
 	header(b, "foreshock_pending_transitions", "gauge",
 	       "Alert transitions not yet durable (store failing).");
 	obuf_printf(b, "foreshock_pending_transitions %zu\n", es.pending_transitions);
@@ -518,6 +524,10 @@ static void engine_metrics(struct obuf *b, struct api_ctx *api, struct engine_st
 	header(b, "foreshock_state_writes_total", "counter",
 	       "Series states written to the store (incremental checkpoints).");
 	obuf_printf(b, "foreshock_state_writes_total %llu\n", (unsigned long long)es.state_writes);
+	header(b, "foreshock_service_state_writes_total", "counter",
+	       "Service model states written to the store (after their grid steps).");
+	obuf_printf(b, "foreshock_service_state_writes_total %llu\n",
+	            (unsigned long long)es.service_state_writes);
 	header(b, "foreshock_last_sample_timestamp_seconds", "gauge",
 	       "Newest event time seen, in seconds since the epoch.");
 	obuf_printf(b, "foreshock_last_sample_timestamp_seconds %.3f\n",
