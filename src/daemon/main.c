@@ -705,6 +705,13 @@ int main(int argc, char **argv)
 				                   "keeping=previous", err);
 			else
 				engine_set_services(engine, ns);
+			size_t ntw = 0, ntr = 0;
+			if (http && http_reload_tokens(http, &ntw, &ntr, err, sizeof err) < 0)
+				log_msg(LOG_ERROR, "event=reload_failed what=tokens error=\"%s\" "
+				                   "keeping=previous", err);
+			else if (http && (cfg.write_token_file || cfg.read_token_file))
+				log_msg(LOG_INFO, "event=tokens_reloaded write_tokens=%zu read_tokens=%zu",
+				        ntw, ntr);
 			continue;
 		}
 		/* storage faults are noticed within a second (store.h) */
