@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 #include "util/log.h"
@@ -25,6 +26,8 @@ void engine_config_default(struct engine_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->max_series = 1000000;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	c->max_memory = pages > 0 && psz > 0 ? (size_t)pages / 2 * (size_t)psz : 0;
 	c->quantiles[0] = 0.5;
 	c->quantiles[1] = 0.9;
 	c->quantiles[2] = 0.99;
@@ -403,6 +406,17 @@ struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
 		*rej = REJ_CARDINALITY;
 		return NULL;
 	}
+	size_t used = atomic_load_explicit(&e->series_bytes, memory_order_relaxed);
+	if (e->cfg.max_memory && used >= e->cfg.max_memory) {
+		atomic_fetch_sub(&e->nseries, 1);
+		snprintf(err, errlen,
+		         "memory limit %zu bytes reached (%zu bytes in %zu series): new series of "
+		         "metric '%s' rejected (raise limits.max_memory or reduce label cardinality)",
+		         e->cfg.max_memory, used, atomic_load(&e->nseries), name);
+		labels_free(&l);
+		*rej = REJ_MEMORY;
+		return NULL;
+	}
 	enum series_kind kind = derived ? SERIES_DERIVED : eng_classify(e, &l);
 	s = registry_insert(&sh->reg, &l, hash);
 	if (!s) {
@@ -412,6 +426,7 @@ struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
 		return NULL;
 	}
 	s->kind = (uint8_t)kind;
+	atomic_fetch_add_explicit(&e->series_bytes, eng_series_cost(s), memory_order_relaxed);
 	eng_state_init(e, s);
 	if (atomic_load_explicit(&e->norphans, memory_order_relaxed))
 		eng_adopt_orphan(e, s);
@@ -824,6 +839,8 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 {
 	memset(st, 0, sizeof *st);
 	st->max_series = e->cfg.max_series;
+	st->series_bytes = atomic_load_explicit(&e->series_bytes, memory_order_relaxed);
+	st->max_memory = e->cfg.max_memory;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 		struct shard *sh = &e->sh[k];
 		shard_lock(sh);
@@ -870,15 +887,17 @@ void engine_set_model(struct engine *e, struct model *m)
 		}
 		/* The forecaster state could be kept, but its offset may have
 		 * moved with the model's state size: re-learn both. */
-		size_t total = 0;
+		size_t total = 0, bytes = 0;
 		for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 			struct shard *sh = &e->sh[k];
 			for (size_t i = 0; i < sh->reg.n; i++) {
 				eng_state_init(e, sh->reg.v[i]);
 				eng_mark_dirty(sh, sh->reg.v[i]);
+				bytes += eng_series_cost(sh->reg.v[i]); /* the blocks changed size */
 			}
 			total += sh->reg.n;
 		}
+		atomic_store(&e->series_bytes, bytes);
 		log_msg(LOG_INFO, "event=model_changed model=%s series_relearning=%zu", model_name(m),
 		        total);
 	} else {

@@ -93,6 +93,7 @@ struct engine {
 	struct selfstats *stats;
 	atomic_int_least64_t next_alert_id;
 	atomic_size_t nseries;      /* over all shards (cardinality limit) */
+	atomic_size_t series_bytes; /* accounted memory of every series (memory budget) */
 	pthread_mutex_t flush_mu;   /* serializes store writes of pending transitions */
 	/* incremental state writes (checkpoint.c): one engine_persist at a time */
 	pthread_mutex_t persist_mu;
@@ -231,5 +232,13 @@ void eng_queue_rec(struct engine *e, struct shard *sh, struct alert_fsm *f,
 void eng_queue_transition(struct engine *e, struct shard *sh, struct series *s,
                           enum alert_event ev, const struct det_result *r, int64_t ts,
                           double value);
+
+/* What one series counts against limits.max_memory: its block (struct,
+ * labels and key, history ring, detector and forecaster state) plus its
+ * share of the registry (pointer array and hash slots, at most 48 bytes). */
+static inline size_t eng_series_cost(const struct series *s)
+{
+	return s->block_size + 48;
+}
 
 #endif
