@@ -377,6 +377,16 @@ def test_tokens():
         check(st == 403 and "scope" in error_of(b), "read token on write: %d" % st)
         st, _ = d.request("POST", "/write?precision=s", body, auth(wtok))
         check(st == 204, "write token on write: %d" % st)
+        # InfluxDB's scheme, as Telegraf's outputs.influxdb_v2 sends it
+        st, _ = d.request("POST", "/api/v2/write?precision=s", "m v=1 %d\n" % (NOW - 1),
+                          {"Authorization": "Token " + wtok, "Content-Type": "text/plain"})
+        check(st == 204, "'Token' scheme with a write token: %d" % st)
+        st, _ = d.request("POST", "/api/v2/write?precision=s", body,
+                          {"Authorization": "Token " + "x" * 32, "Content-Type": "text/plain"})
+        check(st == 401, "'Token' scheme with an unknown token: %d" % st)
+        st, _ = d.request("POST", "/api/v2/write?precision=s", body,
+                          {"Authorization": "Basic " + wtok, "Content-Type": "text/plain"})
+        check(st == 401, "another scheme: %d" % st)
         st, _ = d.get("/api/v1/alerts")
         check(st == 401, "read without token: %d" % st)
         st, _ = d.request("GET", "/api/v1/series?match[]=m_v", headers=auth(wtok))
