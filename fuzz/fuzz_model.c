@@ -1,5 +1,5 @@
 /* fuzz_model.c — the YAML tree loader (src/util/yaml_tree.c) and the detector
- * model loader (src/detect/detector.c) on arbitrary bytes: every accepted model must
+ * model loader (src/detect/model_parse.c) on arbitrary bytes: every accepted model must
  * also run. */
 #include <stdint.h>
 #include <stdlib.h>

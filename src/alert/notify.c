@@ -9,12 +9,14 @@
  *   send_*()       for each target that is due, one round of POSTs;
  *   wait           poll interval, or until notifier_kick / notifier_stop.
  * Everything except the stats and the kick/stop flags is owned by the
- * notifier thread; the mutex only guards those.
+ * notifier thread; the mutex only guards those. The configuration it starts
+ * from is parsed in notify_config.c; the JSON it sends is built in
+ * notify_payload.c.
  */
 #include "config.h"
 
 #include "alert/notify.h"
-#include "util/backoff.h"
+#include "alert/notify_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,455 +33,10 @@
 #include "util/log.h"
 #include "util/redact.h"
 #include "util/selfstats.h"
-#include "util/timefmt.h"
-#include "util/httpcheck.h"
-#include "util/yaml_tree.h"
 
 #define NOTIFY_BATCH_MAX 1000        /* alerts per POST */
 #define NOTIFY_QUEUE_MAX 10000       /* webhook events waiting per target */
-#define NOTIFY_BACKOFF_BASE_MS 1000  /* first retry delay */
 #define NOTIFY_RESP_MAX 2048         /* response bytes kept for error logs */
-#define NOTIFY_WEBHOOK_ZERO_TIME "0001-01-01T00:00:00Z"
-
-/* ======================================================================
- * Configuration
- * ====================================================================== */
-
-void notify_config_init(struct notify_config *c)
-{
-	memset(c, 0, sizeof *c);
-	c->resend_interval_ms = 60 * 1000;
-	c->resolved_resend_ms = 15 * 60 * 1000;
-	c->poll_ms = 1000;
-	c->max_backoff_ms = 60 * 1000;
-	c->send_pending = 0;
-}
-
-static void target_free(struct notify_target *t)
-{
-	free(t->url);
-	free(t->bearer_token_file);
-	for (size_t i = 0; i < t->nheaders; i++)
-		free(t->headers[i]);
-	free(t->headers);
-	memset(t, 0, sizeof *t);
-}
-
-void notify_config_free(struct notify_config *c)
-{
-	for (size_t i = 0; i < c->ntargets; i++)
-		target_free(&c->targets[i]);
-	free(c->targets);
-	free(c->external_url);
-	labels_free(&c->external_labels);
-	notify_config_init(c);
-}
-
-static int parse_target(struct notify_target *t, int kind, const struct ynode *n, char *err,
-                        size_t errlen)
-{
-	static const char *const keys[] = { "url", "timeout", "bearer_token_file", "headers", NULL };
-	const char *what = kind == NOTIFY_ALERTMANAGER ? "alertmanagers" : "webhooks";
-	memset(t, 0, sizeof *t);
-	t->kind = kind;
-	t->timeout_ms = 10000;
-	if (n->type == Y_SCALAR) { /* shorthand: "- http://127.0.0.1:9093" */
-		if (!http_url_valid(n->scalar)) {
-			char r[256];
-			yerr(err, errlen, n, "invalid url '%s' in '%s' (http:// or https:// expected)",
-			     redact_url_buf(n->scalar, r, sizeof r), what);
-			return -1;
-		}
-		return (t->url = strdup(n->scalar)) ? 0 : -1;
-	}
-	if (n->type != Y_MAP) {
-		yerr(err, errlen, n, "items of '%s' must be mappings with a 'url'", what);
-		return -1;
-	}
-	if (ymap_check_keys(n, keys, err, errlen) < 0)
-		return -1;
-	const struct ynode *u = ymap_get(n, "url");
-	const char *s;
-	if (!u) {
-		yerr(err, errlen, n, "missing 'url' in '%s' item", what);
-		return -1;
-	}
-	if (ynode_string(u, "url", &s, err, errlen) < 0)
-		return -1;
-	if (!http_url_valid(s)) {
-		char r[256];
-		yerr(err, errlen, u, "invalid url '%s' (http:// or https:// expected)",
-		     redact_url_buf(s, r, sizeof r));
-		return -1;
-	}
-	if (!(t->url = strdup(s)))
-		return -1;
-	if (ymap_duration_min(n, "timeout", 1, &t->timeout_ms, err, errlen) < 0)
-		return -1;
-	const struct ynode *b = ymap_get(n, "bearer_token_file");
-	if (b) {
-		if (ynode_string(b, "bearer_token_file", &s, err, errlen) < 0)
-			return -1;
-		if (!*s) {
-			yerr(err, errlen, b, "'bearer_token_file' must not be empty");
-			return -1;
-		}
-		if (!(t->bearer_token_file = strdup(s)))
-			return -1;
-	}
-	const struct ynode *h = ymap_get(n, "headers");
-	if (h) {
-		if (h->type != Y_MAP) {
-			yerr(err, errlen, h, "'headers' must be a mapping of header names to values");
-			return -1;
-		}
-		t->headers = calloc(h->n ? h->n : 1, sizeof *t->headers);
-		if (!t->headers)
-			return -1;
-		for (size_t i = 0; i < h->n; i++) {
-			if (ynode_string(h->items[i], h->keys[i], &s, err, errlen) < 0)
-				return -1;
-			if (!http_header_valid(h->keys[i], s) || !strcasecmp(h->keys[i], "content-type") ||
-			    !strcasecmp(h->keys[i], "content-length")) {
-				yerr(err, errlen, h->items[i], "invalid header '%s'", h->keys[i]);
-				return -1;
-			}
-			size_t len = strlen(h->keys[i]) + strlen(s) + 3;
-			if (!(t->headers[i] = malloc(len)))
-				return -1;
-			snprintf(t->headers[i], len, "%s: %s", h->keys[i], s);
-			t->nheaders++;
-		}
-	}
-	return 0;
-}
-
-static int parse_targets(struct notify_config *c, const struct ynode *sec, const char *key,
-                         int kind, char *err, size_t errlen)
-{
-	const struct ynode *l = ymap_get(sec, key);
-	if (!l)
-		return 0;
-	if (l->type != Y_SEQ) {
-		yerr(err, errlen, l, "'%s' must be a list", key);
-		return -1;
-	}
-	if (!l->n)
-		return 0;
-	struct notify_target *nt = realloc(c->targets, (c->ntargets + l->n) * sizeof *nt);
-	if (!nt) {
-		yerr(err, errlen, l, "out of memory");
-		return -1;
-	}
-	c->targets = nt;
-	for (size_t i = 0; i < l->n; i++) {
-		struct notify_target *t = &c->targets[c->ntargets];
-		int rc = parse_target(t, kind, l->items[i], err, errlen);
-		c->ntargets++; /* counted even on failure so that notify_config_free frees it */
-		if (rc < 0) {
-			if (!err[0])
-				yerr(err, errlen, l->items[i], "out of memory");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int notify_config_parse(struct notify_config *c, const struct ynode *sec, char *err, size_t errlen)
-{
-	static const char *const keys[] = { "alertmanagers", "webhooks", "resend_interval",
-		                            "resolved_resend", "poll_interval", "max_backoff",
-		                            "send_pending", "external_url", NULL };
-	if (errlen)
-		err[0] = '\0';
-	if (!sec)
-		return 0;
-	if (sec->type != Y_MAP) {
-		yerr(err, errlen, sec, "'notify' must be a mapping");
-		return -1;
-	}
-	if (ymap_check_keys(sec, keys, err, errlen) < 0)
-		return -1;
-	if (ymap_duration_min(sec, "resend_interval", 1000, &c->resend_interval_ms, err, errlen) < 0 ||
-	    ymap_duration_min(sec, "resolved_resend", 0, &c->resolved_resend_ms, err, errlen) < 0 ||
-	    ymap_duration_min(sec, "poll_interval", 10, &c->poll_ms, err, errlen) < 0 ||
-	    ymap_duration_min(sec, "max_backoff", NOTIFY_BACKOFF_BASE_MS, &c->max_backoff_ms, err, errlen) < 0)
-		return -1;
-	const struct ynode *n = ymap_get(sec, "send_pending");
-	if (n && ynode_bool(n, "send_pending", &c->send_pending, err, errlen) < 0)
-		return -1;
-	n = ymap_get(sec, "external_url");
-	if (n) {
-		const char *s;
-		if (ynode_string(n, "external_url", &s, err, errlen) < 0)
-			return -1;
-		if (!http_url_valid(s)) {
-			yerr(err, errlen, n, "invalid external_url '%s' (http:// or https:// expected)", s);
-			return -1;
-		}
-		free(c->external_url);
-		if (!(c->external_url = strdup(s)))
-			return -1;
-		size_t l = strlen(c->external_url);
-		while (l > 0 && c->external_url[l - 1] == '/')
-			c->external_url[--l] = '\0';
-	}
-	if (parse_targets(c, sec, "alertmanagers", NOTIFY_ALERTMANAGER, err, errlen) < 0 ||
-	    parse_targets(c, sec, "webhooks", NOTIFY_WEBHOOK, err, errlen) < 0)
-		return -1;
-	return 0;
-}
-
-/* ======================================================================
- * Pure helpers: times, labels, payloads, backoff
- * ====================================================================== */
-
-static int state_active(const char *s)
-{
-	return s && (!strcmp(s, "pending") || !strcmp(s, "firing"));
-}
-
-int notify_alert_times(const struct alert_rec *r, const struct notify_clock *t, int64_t *starts_ms,
-                       int64_t *ends_ms)
-{
-	int64_t seen = t->seen_ms ? t->seen_ms : t->now_ms;
-	int64_t start = r->firing_at_ms ? r->firing_at_ms
-	                : r->active_at_ms ? r->active_at_ms : r->event_at_ms;
-	if (start > seen)
-		start = seen;
-	int active = state_active(r->state);
-	int64_t end;
-	if (active) {
-		end = t->now_ms + t->valid_ms;
-	} else {
-		int64_t ended_seen = t->ended_seen_ms ? t->ended_seen_ms : t->now_ms;
-		end = r->resolved_at_ms ? r->resolved_at_ms : r->event_at_ms;
-		if (end > ended_seen)
-			end = ended_seen;
-		if (end < start)
-			end = start;
-	}
-	*starts_ms = start;
-	*ends_ms = end;
-	return active;
-}
-
-int notify_label_name_valid(const char *s)
-{
-	if (!s || !(isalpha((unsigned char)*s) || *s == '_'))
-		return 0;
-	for (s++; *s; s++)
-		if (!(isalnum((unsigned char)*s) || *s == '_'))
-			return 0;
-	return 1;
-}
-
-/* Sanitised copy of a label/annotation name: invalid characters become '_',
- * a leading digit gets a '_' prefix. NULL for an empty name or OOM. */
-static char *sanitize_name(const char *s)
-{
-	if (!*s)
-		return NULL;
-	size_t n = strlen(s);
-	char *o = malloc(n + 2), *p = o;
-	if (!o)
-		return NULL;
-	if (isdigit((unsigned char)*s))
-		*p++ = '_';
-	for (; *s; s++)
-		*p++ = (isalnum((unsigned char)*s) || *s == '_') ? *s : '_';
-	*p = '\0';
-	return o;
-}
-
-/* Copy a JSON object of labels or annotations as a string -> string map
- * with valid names. NULL on parse error or OOM. */
-static json_t *string_map(const char *js, int add_metric)
-{
-	json_error_t jerr;
-	json_t *in = json_loads(js && *js ? js : "{}", 0, &jerr);
-	if (!in)
-		return NULL;
-	json_t *out = json_object();
-	if (!json_is_object(in) || !out) {
-		json_decref(in);
-		json_decref(out);
-		return NULL;
-	}
-	/* valid names first, so that a sanitised name never shadows a real one */
-	for (int pass = 0; pass < 2; pass++) {
-		const char *k;
-		json_t *v;
-		json_object_foreach(in, k, v)
-		{
-			int valid = notify_label_name_valid(k);
-			if (valid != (pass == 0))
-				continue;
-			json_t *sv;
-			if (json_is_string(v))
-				sv = json_incref(v);
-			else if (json_is_null(v))
-				continue;
-			else {
-				char *d = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-				sv = d ? json_string(d) : NULL;
-				free(d);
-			}
-			if (!sv)
-				continue;
-			char *name = valid ? NULL : sanitize_name(k);
-			const char *use = valid ? k : name;
-			if (use && !json_object_get(out, use))
-				json_object_set(out, use, sv);
-			json_decref(sv);
-			free(name);
-		}
-	}
-	if (add_metric) {
-		json_t *mn = json_object_get(out, "__name__");
-		if (mn && !json_object_get(out, "metric"))
-			json_object_set(out, "metric", mn);
-	}
-	json_decref(in);
-	return out;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static uint64_t fnv_add(uint64_t h, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-/* Alertmanager's model.LabelSet.Fingerprint(): FNV-1a 64 over the pairs
- * sorted by name, each name and value followed by the 0xff separator. */
-static uint64_t fingerprint_obj(json_t *labels)
-{
-	uint64_t h = 14695981039346656037ULL;
-	size_t n = json_object_size(labels);
-	const char **names = malloc((n ? n : 1) * sizeof *names);
-	if (!names)
-		return 0;
-	size_t i = 0;
-	const char *k;
-	json_t *v;
-	json_object_foreach(labels, k, v) names[i++] = k;
-	qsort(names, n, sizeof *names, cmp_str);
-	static const char sep = (char)0xff;
-	for (i = 0; i < n; i++) {
-		const char *val = json_string_value(json_object_get(labels, names[i]));
-		h = fnv_add(h, names[i], strlen(names[i]));
-		h = fnv_add(h, &sep, 1);
-		h = fnv_add(h, val ? val : "", val ? strlen(val) : 0);
-		h = fnv_add(h, &sep, 1);
-	}
-	free(names);
-	return h;
-}
-
-uint64_t notify_fingerprint(const char *labels_json)
-{
-	json_t *l = string_map(labels_json, 1);
-	if (!l)
-		return 0;
-	uint64_t h = fingerprint_obj(l);
-	json_decref(l);
-	return h;
-}
-
-/* Percent-encode everything but RFC 3986 unreserved characters. */
-static char *url_encode(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *o = malloc(strlen(s) * 3 + 1), *p = o;
-	if (!o)
-		return NULL;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-			*p++ = (char)c;
-		else {
-			*p++ = '%';
-			*p++ = hex[c >> 4];
-			*p++ = hex[c & 15];
-		}
-	}
-	*p = '\0';
-	return o;
-}
-
-static json_t *alert_obj(const struct alert_rec *r, const struct notify_clock *t,
-                         const char *external_url, const struct labels *ext, int webhook)
-{
-	json_t *labels = string_map(r->labels_json, 1);
-	/* external labels (shard, ...): the alert's own labels win, as in Prometheus */
-	for (size_t i = 0; labels && ext && i < ext->n; i++)
-		if (!json_object_get(labels, ext->names[i]) &&
-		    json_object_set_new(labels, ext->names[i], json_string(ext->values[i])) < 0) {
-			json_decref(labels);
-			labels = NULL;
-		}
-	json_t *ann = string_map(r->annotations_json, 0);
-	json_t *o = json_object();
-	if (!labels || !ann || !o) {
-		json_decref(labels);
-		json_decref(ann);
-		json_decref(o);
-		return NULL;
-	}
-	int64_t start, end;
-	int active = notify_alert_times(r, t, &start, &end);
-	char sb[40], eb[40];
-	time_format_rfc3339(start, sb, sizeof sb);
-	time_format_rfc3339(end, eb, sizeof eb);
-	if (webhook)
-		json_object_set_new(o, "status", json_string(active ? "firing" : "resolved"));
-	json_object_set_new(o, "labels", labels);
-	json_object_set_new(o, "annotations", ann);
-	json_object_set_new(o, "startsAt", json_string(sb));
-	json_object_set_new(o, "endsAt",
-	                    json_string(webhook && active ? NOTIFY_WEBHOOK_ZERO_TIME : eb));
-	if (external_url && r->series_key) {
-		char *q = url_encode(r->series_key);
-		size_t n = strlen(external_url) + (q ? strlen(q) : 0) + 32;
-		char *u = malloc(n);
-		if (q && u) {
-			snprintf(u, n, "%s/api/v1/anomalies?series=%s", external_url, q);
-			json_object_set_new(o, "generatorURL", json_string(u));
-		}
-		free(q);
-		free(u);
-	}
-	if (webhook) {
-		char fp[24];
-		snprintf(fp, sizeof fp, "%016llx", (unsigned long long)fingerprint_obj(labels));
-		json_object_set_new(o, "fingerprint", json_string(fp));
-	}
-	return o;
-}
-
-char *notify_alert_json(const struct alert_rec *r, const struct notify_clock *t,
-                        const char *external_url, const struct labels *ext, int webhook)
-{
-	json_t *o = alert_obj(r, t, external_url, ext, webhook);
-	if (!o)
-		return NULL;
-	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	return s;
-}
-
-int64_t notify_backoff_ms(unsigned failures, int64_t max_ms, uint64_t rnd)
-{
-	return backoff_jitter_ms(failures, NOTIFY_BACKOFF_BASE_MS, max_ms, rnd);
-}
 
 /* ======================================================================
  * The notifier
@@ -683,14 +240,14 @@ static void announce(struct notifier *n, struct entry *e, int64_t now)
 	entry_rec(e, &r);
 	struct notify_clock c = entry_clock(n, e, now);
 	json_t *wa = NULL;
-	int firing = state_active(e->state);
+	int firing = notify_state_active(e->state);
 	for (size_t i = 0; i < n->ntargets; i++) {
 		struct target *t = &n->targets[i];
 		if (t->cfg.kind == NOTIFY_ALERTMANAGER) {
 			t->dirty = 1;
 			continue;
 		}
-		if (!wa && !(wa = alert_obj(&r, &c, n->cfg.external_url, &n->cfg.external_labels, 1))) {
+		if (!wa && !(wa = notify_alert_obj(&r, &c, n->cfg.external_url, &n->cfg.external_labels, 1))) {
 			log_msg(LOG_ERROR, "event=notify_failed target=%s error=\"cannot build alert %lld\"",
 			        t->cfg.url, (long long)e->id);
 			continue;
@@ -736,7 +293,7 @@ static void mark_alertmanagers(struct notifier *n)
 static void merge_row(struct notifier *n, struct entry *dst, struct entry *old, struct entry *row,
                       int64_t now, int64_t recent_since)
 {
-	int row_active = state_active(row->state);
+	int row_active = notify_state_active(row->state);
 	if (old && !strcmp(old->state, row->state) && old->event_at_ms == row->event_at_ms) {
 		entry_free(row);
 		*dst = *old;
@@ -1003,7 +560,7 @@ static void send_alertmanager(struct notifier *n, struct target *t, int64_t now)
 			struct alert_rec r;
 			entry_rec(e, &r);
 			struct notify_clock c = entry_clock(n, e, now);
-			json_t *a = alert_obj(&r, &c, n->cfg.external_url, &n->cfg.external_labels, 0);
+			json_t *a = notify_alert_obj(&r, &c, n->cfg.external_url, &n->cfg.external_labels, 0);
 			if (a && json_array_append_new(arr, a) == 0)
 				cnt++;
 		}

@@ -1,6 +1,6 @@
 /* cli_backup.c — `foreshock backup` and `foreshock restore`: online backup
  * of a daemon's SQLite store and restore into a data directory, both with
- * SQLite's backup API (store_copy() in store.c).
+ * SQLite's backup API (store_copy() in store/backup.c).
  *
  *   foreshock backup (--data-dir DIR | --db FILE) --out FILE [--force]
  *   foreshock restore --from FILE --data-dir DIR [--force]

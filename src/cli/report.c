@@ -70,48 +70,63 @@ static int col_of(size_t i, size_t n, int ncols)
 	return c < 0 ? 0 : c >= ncols ? ncols - 1 : c;
 }
 
-int report_write_svg(FILE *fp, const struct nab_file *f, double threshold)
+/* One plot column per pixel: the value's min and max, the highest score and
+ * the strongest detection kind of the rows that fall in it; lo and hi: the
+ * value range of the plot. */
+struct svg_cols {
+	int n;
+	double *vmin, *vmax, *smax;
+	uint8_t *mark;
+	double lo, hi;
+};
+
+static double val_y(const struct svg_cols *k, double v)
 {
-	const int ncols = PLOT_X1 - PLOT_X0 + 1;
-	double *vmin = malloc(ncols * sizeof *vmin), *vmax = malloc(ncols * sizeof *vmax);
-	double *smax = malloc(ncols * sizeof *smax);
-	uint8_t *kind = malloc(f->n ? f->n : 1);
-	uint8_t *mark = calloc((size_t)ncols, 1);
-	int rc = -1;
-	if (!vmin || !vmax || !smax || !kind || !mark)
-		goto out;
-	nab_file_kinds(f, threshold, kind);
-	double lo = INFINITY, hi = -INFINITY;
+	return VAL_Y1 - (VAL_Y1 - VAL_Y0) * (v - k->lo) / (k->hi - k->lo);
+}
+
+static double score_y(double s)
+{
+	return SC_Y1 - (SC_Y1 - SC_Y0) * (s < 0 ? 0 : s > 1 ? 1 : s);
+}
+
+static void svg_cols_fill(struct svg_cols *k, const struct nab_file *f, const uint8_t *kind)
+{
+	k->lo = INFINITY;
+	k->hi = -INFINITY;
 	for (size_t i = 0; i < f->n; i++) {
-		if (f->value[i] < lo)
-			lo = f->value[i];
-		if (f->value[i] > hi)
-			hi = f->value[i];
+		if (f->value[i] < k->lo)
+			k->lo = f->value[i];
+		if (f->value[i] > k->hi)
+			k->hi = f->value[i];
 	}
-	if (!(hi > lo)) {
-		lo -= 1;
-		hi += 1;
+	if (!(k->hi > k->lo)) {
+		k->lo -= 1;
+		k->hi += 1;
 	}
-	for (int c = 0; c < ncols; c++) {
-		vmin[c] = INFINITY;
-		vmax[c] = -INFINITY;
-		smax[c] = -1;
+	for (int c = 0; c < k->n; c++) {
+		k->vmin[c] = INFINITY;
+		k->vmax[c] = -INFINITY;
+		k->smax[c] = -1;
 	}
 	for (size_t i = 0; i < f->n; i++) {
-		int c = col_of(i, f->n, ncols);
-		if (f->value[i] < vmin[c])
-			vmin[c] = f->value[i];
-		if (f->value[i] > vmax[c])
-			vmax[c] = f->value[i];
-		if (f->score[i] > smax[c])
-			smax[c] = f->score[i];
+		int c = col_of(i, f->n, k->n);
+		if (f->value[i] < k->vmin[c])
+			k->vmin[c] = f->value[i];
+		if (f->value[i] > k->vmax[c])
+			k->vmax[c] = f->value[i];
+		if (f->score[i] > k->smax[c])
+			k->smax[c] = f->score[i];
 		/* per column keep the strongest kind: TP > FP > later TP */
 		static const uint8_t rank[4] = { 0, 3, 1, 2 };
-		if (rank[kind[i]] > rank[mark[c]])
-			mark[c] = kind[i];
+		if (rank[kind[i]] > rank[k->mark[c]])
+			k->mark[c] = kind[i];
 	}
-#define VY(v) (VAL_Y1 - (VAL_Y1 - VAL_Y0) * ((v) - lo) / (hi - lo))
-#define SY(s) (SC_Y1 - (SC_Y1 - SC_Y0) * ((s) < 0 ? 0 : (s) > 1 ? 1 : (s)))
+}
+
+/* The background: probation, labelled windows, frames, axis labels, title. */
+static void svg_frame(FILE *fp, const struct nab_file *f, const struct svg_cols *k)
+{
 	fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 	        "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"11\">\n",
 	        SVG_W, SVG_H, SVG_W, SVG_H);
@@ -142,7 +157,7 @@ int report_write_svg(FILE *fp, const struct nab_file *f, double threshold)
 	fprintf(fp, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n",
 	        PLOT_X0, SC_Y0, PLOT_X1 - PLOT_X0, SC_Y1 - SC_Y0);
 	fprintf(fp, "<text x=\"2\" y=\"%d\">%.4g</text><text x=\"2\" y=\"%d\">%.4g</text>\n",
-	        VAL_Y0 + 10, hi, VAL_Y1, lo);
+	        VAL_Y0 + 10, k->hi, VAL_Y1, k->lo);
 	fprintf(fp, "<text x=\"2\" y=\"%d\">score 1</text><text x=\"2\" y=\"%d\">0</text>\n",
 	        SC_Y0 + 10, SC_Y1);
 	char t0[32], t1[32];
@@ -156,54 +171,75 @@ int report_write_svg(FILE *fp, const struct nab_file *f, double threshold)
 	fprintf(fp, "<text x=\"%d\" y=\"14\" font-weight=\"bold\">", PLOT_X0);
 	xml_escape(fp, f->name);
 	fprintf(fp, "</text>\n");
+}
+
+/* The value and score lines, the threshold, the detections and the legend. */
+static void svg_plot(FILE *fp, const struct svg_cols *k, double threshold)
+{
 	/* value */
 	fprintf(fp, "<polyline fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"0.8\" points=\"");
-	for (int c = 0; c < ncols; c++) {
-		if (vmin[c] > vmax[c])
+	for (int c = 0; c < k->n; c++) {
+		if (k->vmin[c] > k->vmax[c])
 			continue;
-		fprintf(fp, "%d,%.1f ", PLOT_X0 + c, VY(vmin[c]));
-		if (vmax[c] != vmin[c])
-			fprintf(fp, "%d,%.1f ", PLOT_X0 + c, VY(vmax[c]));
+		fprintf(fp, "%d,%.1f ", PLOT_X0 + c, val_y(k, k->vmin[c]));
+		if (k->vmax[c] != k->vmin[c])
+			fprintf(fp, "%d,%.1f ", PLOT_X0 + c, val_y(k, k->vmax[c]));
 	}
 	fprintf(fp, "\"/>\n");
 	/* score */
 	fprintf(fp, "<polyline fill=\"none\" stroke=\"#555\" stroke-width=\"0.8\" points=\"");
-	for (int c = 0; c < ncols; c++)
-		if (smax[c] >= 0)
-			fprintf(fp, "%d,%.1f ", PLOT_X0 + c, SY(smax[c]));
+	for (int c = 0; c < k->n; c++)
+		if (k->smax[c] >= 0)
+			fprintf(fp, "%d,%.1f ", PLOT_X0 + c, score_y(k->smax[c]));
 	fprintf(fp, "\"/>\n");
 	if (threshold <= 1.0)
 		fprintf(fp, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d08000\" "
 		        "stroke-dasharray=\"4 3\"><title>threshold %.6g</title></line>\n",
-		        PLOT_X0, PLOT_X1, SY(threshold), SY(threshold), threshold);
+		        PLOT_X0, PLOT_X1, score_y(threshold), score_y(threshold), threshold);
 	/* detections */
-	for (int c = 0; c < ncols; c++) {
-		const char *col = mark[c] == NAB_ROW_TP ? "#1a9e3a"
-		                  : mark[c] == NAB_ROW_TP_LATER ? "#8fd19e"
-		                  : mark[c] == NAB_ROW_FP ? "#d62728" : NULL;
+	for (int c = 0; c < k->n; c++) {
+		const uint8_t m = k->mark[c];
+		const char *col = m == NAB_ROW_TP ? "#1a9e3a"
+		                  : m == NAB_ROW_TP_LATER ? "#8fd19e"
+		                  : m == NAB_ROW_FP ? "#d62728" : NULL;
 		if (!col)
 			continue;
-		int big = mark[c] != NAB_ROW_TP_LATER;
+		int big = m != NAB_ROW_TP_LATER;
 		fprintf(fp, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"%d\"/>\n",
 		        PLOT_X0 + c, PLOT_X0 + c, VAL_Y0, big ? VAL_Y0 + 14 : VAL_Y0 + 7, col, big ? 2 : 1);
-		if (mark[c] != NAB_ROW_TP_LATER && vmax[c] >= vmin[c])
+		if (m != NAB_ROW_TP_LATER && k->vmax[c] >= k->vmin[c])
 			fprintf(fp, "<circle cx=\"%d\" cy=\"%.1f\" r=\"3\" fill=\"none\" stroke=\"%s\"/>\n",
-			        PLOT_X0 + c, VY(vmax[c]), col);
+			        PLOT_X0 + c, val_y(k, k->vmax[c]), col);
 	}
 	fprintf(fp, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\"><tspan fill=\"#1a9e3a\">&#9632; TP (first in window)</tspan> "
 	        "<tspan fill=\"#8fd19e\">&#9632; later in window</tspan> <tspan fill=\"#d62728\">&#9632; FP</tspan> "
 	        "<tspan fill=\"#e8a0a0\">&#9632; labelled window</tspan></text>\n",
 	        PLOT_X1, 14);
 	fprintf(fp, "</svg>\n");
-#undef VY
-#undef SY
+}
+
+int report_write_svg(FILE *fp, const struct nab_file *f, double threshold)
+{
+	struct svg_cols k = { .n = PLOT_X1 - PLOT_X0 + 1 };
+	k.vmin = malloc(k.n * sizeof *k.vmin);
+	k.vmax = malloc(k.n * sizeof *k.vmax);
+	k.smax = malloc(k.n * sizeof *k.smax);
+	k.mark = calloc((size_t)k.n, 1);
+	uint8_t *kind = malloc(f->n ? f->n : 1);
+	int rc = -1;
+	if (!k.vmin || !k.vmax || !k.smax || !kind || !k.mark)
+		goto out;
+	nab_file_kinds(f, threshold, kind);
+	svg_cols_fill(&k, f, kind);
+	svg_frame(fp, f, &k);
+	svg_plot(fp, &k, threshold);
 	rc = ferror(fp) ? -1 : 0;
 out:
-	free(vmin);
-	free(vmax);
-	free(smax);
+	free(k.vmin);
+	free(k.vmax);
+	free(k.smax);
 	free(kind);
-	free(mark);
+	free(k.mark);
 	return rc;
 }
 

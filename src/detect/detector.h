@@ -13,7 +13,7 @@
  * strictly increasing (out-of-order and duplicate samples are dropped before
  * they get here). Non-finite values are never passed in.
  *
- * Dependencies point down: detector.c and its component files use yaml_tree.h
+ * Dependencies point down: detector.c, model_parse.c and the component files use yaml_tree.h
  * and log.h, nothing above them (no component uses GSL; forecast.c does).
  */
 #ifndef FORESHOCK_DETECTOR_H

@@ -1,9 +1,9 @@
-/* detectors.h — private to detector.c and the src/detect/ files: the component vtable.
+/* detectors.h — private to the src/detect/ files: the component vtable.
  *
  * A model is an ensemble of components. Each component kind describes its
- * parameters in a table (name, type, default, range) so that detector.c can
+ * parameters in a table (name, type, default, range) so that model_parse.c can
  * parse and range-check YAML generically, and provides state_size/init/update
- * over a fixed-size block of plain data (no pointers) that detector.c carves
+ * over a fixed-size block of plain data (no pointers) that model_parse.c carves
  * out of the per-series state. Components never allocate and never keep
  * global state; parameters are read-only doubles indexed like the table.
  */

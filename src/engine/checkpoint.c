@@ -1,5 +1,6 @@
-/* engine/checkpoint.c — every series' detector and alert state written to
- * the store incrementally (dirty series, a batch at a time), its restore at
+/* engine/checkpoint.c — every series' detector and alert state, and every
+ * service model's learned state, written to the store incrementally (dirty
+ * series, a batch at a time; services after each grid step), its restore at
  * start-up and the reconciliation of the restored alert states with the
  * store's open alerts. */
 #include "config.h" /* autoconf: _GNU_SOURCE */
@@ -175,6 +176,69 @@ static long persist_batch(struct engine *e, struct shard *sh, size_t want, struc
 	return (long)m;
 }
 
+/* Service models: the state of every service that evaluated a grid step
+ * since it was last written, copied out under svc_mu one service at a time
+ * (a memcpy of its rings: microseconds), written in transactions of at most
+ * PERSIST_SVC_BYTES. Returns the number written or -1 with err. Called with
+ * persist_mu held. */
+#define PERSIST_SVC_BYTES (4u << 20)
+#define PERSIST_SVC_BATCH 64
+
+static long persist_services(struct engine *e, char *err, size_t errlen)
+{
+	struct store_svc_state v[PERSIST_SVC_BATCH];
+	char *names[PERSIST_SVC_BATCH];
+	long written = 0;
+	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
+	size_t total = services_count(e->svcs);
+	lockrank_unlock(&e->svc_mu);
+	size_t visited = 0;
+	while (visited < total) {
+		size_t n = 0, bytes = 0;
+		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
+		while (visited < total && n < PERSIST_SVC_BATCH && bytes < PERSIST_SVC_BYTES) {
+			uint32_t i = e->svc_persist_next++ % (unsigned)total;
+			visited++;
+			void *blob;
+			size_t len;
+			int r = services_state_take(e->svcs, i, &blob, &len);
+			if (r == 0)
+				continue;
+			const char *nm = services_name(e->svcs, i);
+			names[n] = r > 0 && nm ? strdup(nm) : NULL;
+			if (!names[n]) {
+				if (r > 0) {
+					free(blob);
+					services_state_unsaved(e->svcs, nm);
+				}
+				continue; /* out of memory: taken again next time */
+			}
+			v[n] = (struct store_svc_state){ .name = names[n], .state = blob,
+				                         .state_len = len };
+			memcpy(&v[n].steps, (unsigned char *)blob + 8, sizeof v[n].steps); /* head: magic, format, steps */
+			bytes += len;
+			n++;
+		}
+		lockrank_unlock(&e->svc_mu);
+		int rc = store_service_state_write(e->store, v, n, err, errlen);
+		if (rc < 0) {
+			lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
+			for (size_t j = 0; j < n; j++)
+				services_state_unsaved(e->svcs, names[j]);
+			lockrank_unlock(&e->svc_mu);
+		}
+		for (size_t j = 0; j < n; j++) {
+			free(names[j]);
+			free((void *)v[j].state);
+		}
+		if (rc < 0)
+			return -1;
+		written += (long)n;
+	}
+	atomic_fetch_add_explicit(&e->svc_state_writes, (uint64_t)written, memory_order_relaxed);
+	return written;
+}
+
 long engine_persist(struct engine *e, size_t max_series, char *err, size_t errlen)
 {
 	if (!e->store)
@@ -211,6 +275,8 @@ long engine_persist(struct engine *e, size_t max_series, char *err, size_t errle
 		idle = n ? 0 : idle + 1;
 		e->persist_next = (k + 1) % ENGINE_SHARDS;
 	}
+	if (written >= 0 && persist_services(e, err, errlen) < 0)
+		written = -1;
 	lockrank_unlock(&e->persist_mu);
 out:
 	free(recs);
@@ -587,13 +653,45 @@ void eng_orphans_free(struct engine *e)
 	atomic_store(&e->norphans, 0);
 }
 
+struct svc_restore_ctx {
+	struct services *svcs;
+	long restored, dropped;
+};
+
+static int svc_restore_cb(void *ctx, const struct store_svc_state *c)
+{
+	struct svc_restore_ctx *rc = ctx;
+	char why[160];
+	int r = services_state_load(rc->svcs, c->name, c->state, c->state_len, why, sizeof why);
+	if (r == 0) {
+		rc->restored++;
+		log_msg(LOG_INFO, "event=service_state_restored service=%s steps=%llu", c->name,
+		        (unsigned long long)c->steps);
+	} else {
+		/* incompatible or no longer configured: the service learns afresh */
+		rc->dropped++;
+		log_msg(r < 0 ? LOG_WARN : LOG_INFO, "event=service_state_dropped service=%s reason=\"%s\"", c->name, why);
+	}
+	return 0;
+}
+
 long engine_restore(struct engine *e, char *err, size_t errlen)
 {
 	if (!e->store)
 		return 0;
 	struct restore_ctx rc = { .e = e };
+	struct svc_restore_ctx src = { 0 };
 	lock_all(e);
 	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
+	/* service state first: reconcile_alerts then reopens their open alerts */
+	src.svcs = e->svcs;
+	if (e->svcs && services_count(e->svcs) &&
+	    store_service_state_scan(e->store, svc_restore_cb, &src) < 0) {
+		lockrank_unlock(&e->svc_mu);
+		unlock_all(e);
+		snprintf(err, errlen, "cannot read service model state");
+		return -1;
+	}
 	int r = store_ckpt_scan(e->store, restore_cb, &rc);
 	if (r >= 0) {
 		reconcile_alerts(e); /* releases the locks */
@@ -605,7 +703,8 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read detector checkpoints");
 		return -1;
 	}
-	log_msg(LOG_INFO, "event=restore series=%ld relearning=%ld unreadable=%ld", rc.restored,
-	        rc.fresh, rc.failed);
+	log_msg(LOG_INFO, "event=restore series=%ld relearning=%ld unreadable=%ld services=%ld "
+	        "services_relearning=%ld", rc.restored, rc.fresh, rc.failed, src.restored,
+	        src.dropped);
 	return rc.restored + rc.fresh;
 }

@@ -961,6 +961,7 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 		shard_unlock(sh);
 	}
 	st->state_writes = atomic_load_explicit(&e->state_writes, memory_order_relaxed);
+	st->service_state_writes = atomic_load_explicit(&e->svc_state_writes, memory_order_relaxed);
 }
 
 

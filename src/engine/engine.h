@@ -226,6 +226,7 @@ struct engine_stats {
 	int64_t last_sample_ms;        /* newest event time seen */
 	size_t dirty_series;           /* state changed since last written */
 	uint64_t state_writes;         /* series states written since start */
+	uint64_t service_state_writes; /* service model states written since start */
 	const char *model_name;
 };
 void engine_get_stats(struct engine *e, struct engine_stats *st);

@@ -99,6 +99,8 @@ struct engine {
 	atomic_int_least64_t next_sid; /* next persistent series id */
 	unsigned persist_next;      /* shard the next engine_persist starts with */
 	atomic_uint_least64_t state_writes; /* series states written */
+	unsigned svc_persist_next;  /* service the next engine_persist starts with */
+	atomic_uint_least64_t svc_state_writes; /* service states written */
 	/* open alerts whose series was not restored: adopted when it reappears */
 	pthread_mutex_t orphan_mu;
 	atomic_size_t norphans;

@@ -518,6 +518,10 @@ static void engine_metrics(struct obuf *b, struct api_ctx *api, struct engine_st
 	header(b, "foreshock_state_writes_total", "counter",
 	       "Series states written to the store (incremental checkpoints).");
 	obuf_printf(b, "foreshock_state_writes_total %llu\n", (unsigned long long)es.state_writes);
+	header(b, "foreshock_service_state_writes_total", "counter",
+	       "Service model states written to the store (after their grid steps).");
+	obuf_printf(b, "foreshock_service_state_writes_total %llu\n",
+	            (unsigned long long)es.service_state_writes);
 	header(b, "foreshock_last_sample_timestamp_seconds", "gauge",
 	       "Newest event time seen, in seconds since the epoch.");
 	obuf_printf(b, "foreshock_last_sample_timestamp_seconds %.3f\n",

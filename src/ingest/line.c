@@ -20,6 +20,8 @@
  *
  * Escapes: measurement `\,` `\ `; keys and tag values `\,` `\=` `\ `; string
  * values `\"` `\\`. Any other backslash is kept as a literal byte.
+ *
+ * Numbers and booleans are converted by ingest/line_value.c (line_int.h).
  */
 #include "config.h"
 
@@ -31,6 +33,7 @@
 #include <string.h>
 
 #include "ingest/line.h"
+#include "ingest/line_int.h"
 
 /* ---- byte classes ------------------------------------------------------- */
 
@@ -247,211 +250,6 @@ static size_t unescape(char *dst, struct lp_str in, uint16_t esc, int string_mod
 		dst[o++] = c;
 	}
 	return o;
-}
-
-/* ---- numbers ------------------------------------------------------------ */
-
-enum { NUM_OK = 0, NUM_SYNTAX = -1, NUM_RANGE = -2 };
-
-/* Decimal digits only, no sign, at least one digit (Go strconv.ParseUint base 10). */
-static int parse_u64(const char *s, size_t n, uint64_t *out)
-{
-	if (n == 0)
-		return NUM_SYNTAX;
-	uint64_t v = 0;
-	int range = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned d = (unsigned char)s[i] - '0';
-		if (d > 9)
-			return NUM_SYNTAX;
-		if (v > (UINT64_MAX - d) / 10)
-			range = 1;
-		else
-			v = v * 10 + d;
-	}
-	if (range)
-		return NUM_RANGE;
-	*out = v;
-	return NUM_OK;
-}
-
-/* Optional '-', then decimal digits (Go strconv.ParseInt base 10). */
-static int parse_i64(const char *s, size_t n, int64_t *out)
-{
-	int neg = n > 0 && s[0] == '-';
-	uint64_t u;
-	int r = parse_u64(s + neg, n - neg, &u);
-	if (r != NUM_OK)
-		return r;
-	if (neg) {
-		if (u > (uint64_t)INT64_MAX + 1)
-			return NUM_RANGE;
-		*out = u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u;
-	} else {
-		if (u > (uint64_t)INT64_MAX)
-			return NUM_RANGE;
-		*out = (int64_t)u;
-	}
-	return NUM_OK;
-}
-
-/* Go's rule for '_' in number literals: only between digits (a 0x prefix
- * counts as a digit). */
-static int underscores_ok(const char *s, size_t n)
-{
-	size_t i = 0;
-	char saw = '^';
-	int hex = 0;
-	if (n && (s[0] == '-' || s[0] == '+'))
-		i = 1;
-	if (n - i >= 2 && s[i] == '0' && (s[i + 1] | 0x20) == 'x') {
-		i += 2;
-		saw = '0';
-		hex = 1;
-	}
-	for (; i < n; i++) {
-		char c = s[i];
-		if ((c >= '0' && c <= '9') || (hex && (c | 0x20) >= 'a' && (c | 0x20) <= 'f')) {
-			saw = '0';
-			continue;
-		}
-		if (c == '_') {
-			if (saw != '0')
-				return 0;
-			saw = '_';
-			continue;
-		}
-		if (saw == '_')
-			return 0;
-		saw = '!';
-	}
-	return saw != '_';
-}
-
-static int is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-}
-
-static const double pow10_exact[] = {
-	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
-
-/* A float as Go's strconv.ParseFloat reads it (decimal or 0x hex with a p
- * exponent, '_' between digits), minus the non-numbers: NaN and Inf are
- * syntax errors, overflow is a range error, underflow rounds to 0.
- * tmp must have room for n + 1 bytes. */
-static int parse_float(const char *s, size_t n, char *tmp, double *out)
-{
-	size_t i = 0;
-	int hex = 0, unders = 0, digits = 0, dot = 0;
-	if (i < n && (s[i] == '-' || s[i] == '+'))
-		i++;
-	if (n - i >= 2 && s[i] == '0' && (s[i + 1] | 0x20) == 'x') {
-		hex = 1;
-		i += 2;
-	}
-	/* fast path bookkeeping (decimal only) */
-	uint64_t mant = 0;
-	int mdigits = 0, frac = 0;
-	for (; i < n; i++) {
-		char c = s[i];
-		if (c == '_') {
-			unders = 1;
-		} else if (c == '.') {
-			if (dot)
-				return NUM_SYNTAX;
-			dot = 1;
-		} else if (hex ? is_hex(c) : (c >= '0' && c <= '9')) {
-			digits++;
-			if (!hex) {
-				if (mant || c != '0')
-					mdigits++;
-				if (mdigits <= 19)
-					mant = mant * 10 + (uint64_t)(c - '0');
-				if (dot)
-					frac++;
-			}
-		} else {
-			break;
-		}
-	}
-	if (!digits)
-		return NUM_SYNTAX;
-	int exp = 0;
-	if (i < n && (s[i] | 0x20) == (hex ? 'p' : 'e')) {
-		i++;
-		int eneg = 0;
-		if (i < n && (s[i] == '-' || s[i] == '+'))
-			eneg = s[i++] == '-';
-		if (i >= n || s[i] < '0' || s[i] > '9')
-			return NUM_SYNTAX;
-		for (; i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '_'); i++) {
-			if (s[i] == '_') {
-				unders = 1;
-				continue;
-			}
-			if (exp < 100000)
-				exp = exp * 10 + (s[i] - '0');
-		}
-		if (eneg)
-			exp = -exp;
-	} else if (hex) {
-		return NUM_SYNTAX;
-	}
-	if (i != n)
-		return NUM_SYNTAX;
-	if (unders && !underscores_ok(s, n))
-		return NUM_SYNTAX;
-
-	/* Exact fast path: mantissa and 10^k both exact doubles, one rounding. */
-	if (!hex && !unders && mdigits <= 15) {
-		int e10 = exp - frac;
-		if (e10 >= -22 && e10 <= 22) {
-			double v = (double)mant;
-			v = e10 < 0 ? v / pow10_exact[-e10] : v * pow10_exact[e10];
-			*out = s[0] == '-' ? -v : v;
-			return NUM_OK;
-		}
-	}
-	size_t o = 0;
-	for (size_t k = 0; k < n; k++)
-		if (s[k] != '_')
-			tmp[o++] = s[k];
-	tmp[o] = '\0';
-	char *endp;
-	double v = strtod(tmp, &endp);
-	if (endp != tmp + o)
-		return NUM_SYNTAX;
-	if (isinf(v))
-		return NUM_RANGE;
-	if (isnan(v))
-		return NUM_SYNTAX;
-	*out = v;
-	return NUM_OK;
-}
-
-static int parse_bool(const char *s, size_t n, int *out)
-{
-	switch (n) {
-	case 1:
-		if (s[0] == 't' || s[0] == 'T')
-			return *out = 1, 0;
-		if (s[0] == 'f' || s[0] == 'F')
-			return *out = 0, 0;
-		return -1;
-	case 4:
-		if (!memcmp(s, "true", 4) || !memcmp(s, "True", 4) || !memcmp(s, "TRUE", 4))
-			return *out = 1, 0;
-		return -1;
-	case 5:
-		if (!memcmp(s, "false", 5) || !memcmp(s, "False", 5) || !memcmp(s, "FALSE", 5))
-			return *out = 0, 0;
-		return -1;
-	default:
-		return -1;
-	}
 }
 
 /* ---- precision ---------------------------------------------------------- */
@@ -696,7 +494,7 @@ static int scan_value(struct lp_parser *p, struct cur *c, struct entry *e, struc
 	case 'f':
 	case 'F':
 		f->type = LP_BOOL;
-		if (parse_bool(v0, n, &f->v.b) != 0)
+		if (lp_value_bool(v0, n, &f->v.b) != 0)
 			return fail(p, "invalid boolean value '%s' for '%s'", q(&qv, v0, n), qs(&qk, f->key));
 		return 0;
 	case '-':
@@ -704,10 +502,10 @@ static int scan_value(struct lp_parser *p, struct cur *c, struct entry *e, struc
 	case '.':
 		if (v0[n - 1] == 'i') {
 			f->type = LP_INT;
-			r = parse_i64(v0, n - 1, &f->v.i);
+			r = lp_value_i64(v0, n - 1, &f->v.i);
 		} else if (v0[n - 1] == 'u') {
 			f->type = LP_UINT;
-			r = parse_u64(v0, n - 1, &f->v.u);
+			r = lp_value_u64(v0, n - 1, &f->v.u);
 		} else {
 			char small[64];
 			char *tmp = small;
@@ -717,7 +515,7 @@ static int scan_value(struct lp_parser *p, struct cur *c, struct entry *e, struc
 				tmp = p->scratch;
 			}
 			f->type = LP_FLOAT;
-			r = parse_float(v0, n, tmp, &f->v.f);
+			r = lp_value_float(v0, n, tmp, &f->v.f);
 		}
 		if (r == NUM_RANGE)
 			return fail(p, "field value out of range '%s' for '%s'", q(&qv, v0, n), qs(&qk, f->key));
@@ -731,32 +529,12 @@ static int scan_value(struct lp_parser *p, struct cur *c, struct entry *e, struc
 	}
 }
 
-/* Pass 1. On error, p->err holds the reason and *resume_at (if set) says
- * where to pick up again; otherwise the rest of the line is skipped. */
-static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64_t mult,
-                      size_t *resume_line, const char **resume_at)
+/* The tags of an entry: (,key=value)*, up to the space before the fields. */
+static int scan_tags(struct lp_parser *p, struct cur *c, struct entry *e)
 {
 	struct qbuf qa, qb;
 	unsigned fl;
-	memset(e, 0, sizeof *e);
-	e->start = c->s;
-
-	/* measurement */
-	const char *t0 = c->s;
-	c->s = scan_token(c->s, c->end, C_MSTOP, C_MESC, &fl);
-	e->name.p = t0;
-	e->name.len = (size_t)(c->s - t0);
-	e->has_bsl |= fl & 1;
-	if (e->name.len == 0)
-		return fail(p, "invalid character %s at start of measurement", char_name(&qa, c));
-	if (e->name.p[0] == '#')
-		return fail(p, "invalid character in comment");
-	if ((fl & 2) && !utf8_valid((const unsigned char *)e->name.p, e->name.len))
-		return fail(p, "invalid utf-8 in measurement '%s'", qs(&qa, e->name));
-	if (check_len(p, "measurement", e->name, p->lim.max_key_len) != 0)
-		return -1;
-
-	/* tags: (,key=value)* */
+	const char *t0;
 	while (c->s < c->end && *c->s == ',') {
 		c->s++;
 		if (c->s >= c->end || (cls[(unsigned char)*c->s] & C_WS))
@@ -792,15 +570,17 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 			return -1;
 		e->ntags++;
 	}
-	if (c->s >= c->end || is_eol(c))
-		return fail(p, "missing fields for '%s'", qs(&qa, e->name));
-	if (*c->s != ' ')
-		return fail(p, "invalid character %s after %s", char_name(&qa, c),
-		            e->ntags ? "tag value" : "measurement");
-	while (c->s < c->end && *c->s == ' ')
-		c->s++;
+	return 0;
+}
 
-	/* fields: key=value(,key=value)* */
+/* The fields of an entry: key=value(,key=value)*. Returns 1 if the body
+ * ends with them (e->stop set), 0 if a timestamp may follow, -1 on error. */
+static int scan_fields(struct lp_parser *p, struct cur *c, struct entry *e, size_t *resume_line,
+                       const char **resume_at)
+{
+	struct qbuf qa, qb;
+	unsigned fl;
+	const char *t0;
 	for (;;) {
 		struct lp_field *f = field_slot(p, e->nfields);
 		if (!f)
@@ -830,7 +610,7 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 		e->nfields++;
 		if (c->s >= c->end) {
 			e->stop = c->s;
-			return 0;
+			return 1;
 		}
 		if (*c->s == ',') {
 			c->s++;
@@ -841,8 +621,15 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 			            qs(&qb, f->key));
 		break;
 	}
+	return 0;
+}
 
-	/* optional timestamp */
+/* The optional timestamp after the fields, scaled to nanoseconds by mult,
+ * and the end of the line. */
+static int scan_time(struct lp_parser *p, struct cur *c, struct entry *e, int64_t mult)
+{
+	struct qbuf qa;
+	const char *t0;
 	while (c->s < c->end && *c->s == ' ')
 		c->s++;
 	if (is_eol(c)) {
@@ -870,7 +657,7 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 		return fail(p, "unexpected text after timestamp '%s'", q(&qa, c->s, (size_t)(x - c->s)));
 	}
 	int64_t ts;
-	int r = parse_i64(t0, (size_t)(tend - t0), &ts);
+	int r = lp_value_i64(t0, (size_t)(tend - t0), &ts);
 	if (r == NUM_RANGE)
 		return fail(p, "timestamp out of range '%s'", q(&qa, t0, (size_t)(tend - t0)));
 	if (r != NUM_OK)
@@ -880,6 +667,47 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 	e->has_time = 1;
 	take_eol(c);
 	return 0;
+}
+
+/* Pass 1. On error, p->err holds the reason and *resume_at (if set) says
+ * where to pick up again; otherwise the rest of the line is skipped. */
+static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64_t mult,
+                      size_t *resume_line, const char **resume_at)
+{
+	struct qbuf qa;
+	unsigned fl;
+	memset(e, 0, sizeof *e);
+	e->start = c->s;
+
+	/* measurement */
+	const char *t0 = c->s;
+	c->s = scan_token(c->s, c->end, C_MSTOP, C_MESC, &fl);
+	e->name.p = t0;
+	e->name.len = (size_t)(c->s - t0);
+	e->has_bsl |= fl & 1;
+	if (e->name.len == 0)
+		return fail(p, "invalid character %s at start of measurement", char_name(&qa, c));
+	if (e->name.p[0] == '#')
+		return fail(p, "invalid character in comment");
+	if ((fl & 2) && !utf8_valid((const unsigned char *)e->name.p, e->name.len))
+		return fail(p, "invalid utf-8 in measurement '%s'", qs(&qa, e->name));
+	if (check_len(p, "measurement", e->name, p->lim.max_key_len) != 0)
+		return -1;
+
+	if (scan_tags(p, c, e) != 0)
+		return -1;
+	if (c->s >= c->end || is_eol(c))
+		return fail(p, "missing fields for '%s'", qs(&qa, e->name));
+	if (*c->s != ' ')
+		return fail(p, "invalid character %s after %s", char_name(&qa, c),
+		            e->ntags ? "tag value" : "measurement");
+	while (c->s < c->end && *c->s == ' ')
+		c->s++;
+
+	int r = scan_fields(p, c, e, resume_line, resume_at);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	return scan_time(p, c, e, mult);
 }
 
 /* ---- pass 2: unescape, sort, check -------------------------------------- */

@@ -228,6 +228,107 @@ static enum prom_type meta_type(int t)
 
 /* ---- decode ------------------------------------------------------------- */
 
+/* The snappy block, its varint length header checked against
+ * P->max_uncompressed before anything is allocated. Returns the body (the
+ * caller frees it) with its length in *ulen, or NULL with err set. */
+static char *uncompress_body(const void *body, size_t len, const struct prw_limits *P,
+                             size_t *ulen, char *err, size_t errlen)
+{
+	if (!body || len == 0) {
+		fail(err, errlen, "empty body");
+		return NULL;
+	}
+	if (snappy_uncompressed_length(body, len, ulen) != SNAPPY_OK) {
+		fail(err, errlen, "invalid snappy block (bad length header)");
+		return NULL;
+	}
+	if (*ulen > P->max_uncompressed) {
+		fail(err, errlen, "uncompressed body too large (%zu bytes, limit %zu)", *ulen,
+		     P->max_uncompressed);
+		return NULL;
+	}
+	char *raw = malloc(*ulen ? *ulen : 1);
+	if (!raw) {
+		fail(err, errlen, "out of memory (%zu bytes)", *ulen);
+		return NULL;
+	}
+	size_t got = *ulen;
+	if (snappy_uncompress(body, len, raw, &got) != SNAPPY_OK || got != *ulen) {
+		fail(err, errlen, "invalid snappy block");
+		free(raw);
+		return NULL;
+	}
+	return raw;
+}
+
+/* Every series checked (name_idx[i]: its __name__ label); *max_n: the most
+ * labels of one series (at least 1). */
+static int check_all_series(const Prometheus__WriteRequest *wr, const struct prom_limits *L,
+                            size_t *name_idx, size_t *max_n, char *err, size_t errlen)
+{
+	*max_n = 1;
+	for (size_t i = 0; i < wr->n_timeseries; i++) {
+		if (check_series(wr->timeseries[i], i, L, &name_idx[i], err, errlen) != 0)
+			return -1;
+		if (wr->timeseries[i]->n_labels > *max_n)
+			*max_n = wr->timeseries[i]->n_labels;
+	}
+	return 0;
+}
+
+static int check_metadata(const Prometheus__WriteRequest *wr, const struct prom_limits *L,
+                          char *err, size_t errlen)
+{
+	for (size_t i = 0; i < wr->n_metadata; i++) {
+		const ProtobufCBinaryData *f = &wr->metadata[i]->metric_family_name;
+		if (f->len == 0 || f->len > L->max_name_len || !utf8_valid(f->data, f->len))
+			return fail(err, errlen, "invalid metadata family name '%.*s' (metadata %zu)",
+			            QB(f), i);
+	}
+	return 0;
+}
+
+/* Hand a checked request to the callbacks: metadata first, as "# TYPE"
+ * lines precede samples in text; refs has room for the most labels. */
+static void emit_request(const Prometheus__WriteRequest *wr, const size_t *name_idx,
+                         struct label_ref *refs, const struct prw_limits *P,
+                         prom_sample_fn on_sample, prom_meta_fn on_meta, void *ctx,
+                         struct prw_stats *st)
+{
+	for (size_t i = 0; i < wr->n_metadata && on_meta; i++) {
+		const Prometheus__MetricMetadata *m = wr->metadata[i];
+		on_meta(ctx, (const char *)m->metric_family_name.data, m->metric_family_name.len,
+		        meta_type(m->type));
+		st->metadata++;
+	}
+	for (size_t i = 0; i < wr->n_timeseries; i++) {
+		const Prometheus__TimeSeries *ts = wr->timeseries[i];
+		size_t n = 1;
+		const Prometheus__Label *nl = ts->labels[name_idx[i]];
+		refs[0] = (struct label_ref){ "__name__", 8, (const char *)nl->value.data, nl->value.len };
+		for (size_t j = 0; j < ts->n_labels; j++) {
+			if (j == name_idx[i])
+				continue;
+			const Prometheus__Label *l = ts->labels[j];
+			refs[n++] = (struct label_ref){ (const char *)l->name.data, l->name.len,
+			                                (const char *)l->value.data, l->value.len };
+		}
+		if (ts->n_samples == 0)
+			st->ignored++;
+		for (size_t j = 0; j < ts->n_samples; j++) {
+			const Prometheus__Sample *s = ts->samples[j];
+			if (!P->keep_stale && prom_is_stale(s->value)) {
+				st->stale++;
+				continue;
+			}
+			if (on_sample(ctx, refs, n, s->value, s->timestamp, 1, 0) != 0)
+				st->refused++;
+			else
+				st->samples++;
+		}
+	}
+}
+
 int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
                   const struct prw_limits *plim, prom_sample_fn on_sample,
                   prom_meta_fn on_meta, void *ctx, struct prw_stats *stats,
@@ -243,7 +344,7 @@ int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
 	Prometheus__WriteRequest *wr = NULL;
 	struct label_ref *refs = NULL;
 	char *raw = NULL;
-	size_t ulen = 0, *name_idx = NULL;
+	size_t ulen = 0, max_n, *name_idx = NULL;
 	int rc = -1;
 
 	if (!L.max_labels)
@@ -260,30 +361,9 @@ int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
 	if (err && errlen)
 		err[0] = '\0';
 
-	/* snappy block: varint length header first, checked before allocating */
-	if (!body || len == 0) {
-		fail(err, errlen, "empty body");
+	raw = uncompress_body(body, len, &P, &ulen, err, errlen);
+	if (!raw)
 		goto out;
-	}
-	if (snappy_uncompressed_length(body, len, &ulen) != SNAPPY_OK) {
-		fail(err, errlen, "invalid snappy block (bad length header)");
-		goto out;
-	}
-	if (ulen > P.max_uncompressed) {
-		fail(err, errlen, "uncompressed body too large (%zu bytes, limit %zu)", ulen, P.max_uncompressed);
-		goto out;
-	}
-	raw = malloc(ulen ? ulen : 1);
-	if (!raw) {
-		fail(err, errlen, "out of memory (%zu bytes)", ulen);
-		goto out;
-	}
-	size_t got = ulen;
-	if (snappy_uncompress(body, len, raw, &got) != SNAPPY_OK || got != ulen) {
-		fail(err, errlen, "invalid snappy block");
-		goto out;
-	}
-
 	wr = prometheus__write_request__unpack(&alloc, ulen, (const uint8_t *)raw);
 	if (!wr) {
 		if (arena.exhausted)
@@ -300,59 +380,16 @@ int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
 		fail(err, errlen, "out of memory");
 		goto out;
 	}
-	size_t max_n = 1;
-	for (size_t i = 0; i < wr->n_timeseries; i++) {
-		if (check_series(wr->timeseries[i], i, &L, &name_idx[i], err, errlen) != 0)
-			goto out;
-		if (wr->timeseries[i]->n_labels > max_n)
-			max_n = wr->timeseries[i]->n_labels;
-	}
+	if (check_all_series(wr, &L, name_idx, &max_n, err, errlen) != 0)
+		goto out;
 	refs = malloc(max_n * sizeof *refs); /* max_n <= max_labels, and bounded by the input */
 	if (!refs) {
 		fail(err, errlen, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < wr->n_metadata; i++) {
-		const ProtobufCBinaryData *f = &wr->metadata[i]->metric_family_name;
-		if (f->len == 0 || f->len > L.max_name_len || !utf8_valid(f->data, f->len)) {
-			fail(err, errlen, "invalid metadata family name '%.*s' (metadata %zu)", QB(f), i);
-			goto out;
-		}
-	}
-
-	/* emit: metadata first, as "# TYPE" lines precede samples in text */
-	for (size_t i = 0; i < wr->n_metadata && on_meta; i++) {
-		const Prometheus__MetricMetadata *m = wr->metadata[i];
-		on_meta(ctx, (const char *)m->metric_family_name.data, m->metric_family_name.len,
-		        meta_type(m->type));
-		st.metadata++;
-	}
-	for (size_t i = 0; i < wr->n_timeseries; i++) {
-		const Prometheus__TimeSeries *ts = wr->timeseries[i];
-		size_t n = 1;
-		const Prometheus__Label *nl = ts->labels[name_idx[i]];
-		refs[0] = (struct label_ref){ "__name__", 8, (const char *)nl->value.data, nl->value.len };
-		for (size_t j = 0; j < ts->n_labels; j++) {
-			if (j == name_idx[i])
-				continue;
-			const Prometheus__Label *l = ts->labels[j];
-			refs[n++] = (struct label_ref){ (const char *)l->name.data, l->name.len,
-			                                (const char *)l->value.data, l->value.len };
-		}
-		if (ts->n_samples == 0)
-			st.ignored++;
-		for (size_t j = 0; j < ts->n_samples; j++) {
-			const Prometheus__Sample *s = ts->samples[j];
-			if (!P.keep_stale && prom_is_stale(s->value)) {
-				st.stale++;
-				continue;
-			}
-			if (on_sample(ctx, refs, n, s->value, s->timestamp, 1, 0) != 0)
-				st.refused++;
-			else
-				st.samples++;
-		}
-	}
+	if (check_metadata(wr, &L, err, errlen) != 0)
+		goto out;
+	emit_request(wr, name_idx, refs, &P, on_sample, on_meta, ctx, &st);
 	rc = 0;
 out:
 	free(refs);

@@ -190,6 +190,7 @@ struct svc {
 	int64_t next_close, wm_k;
 	uint64_t late_dropped, steps, samples;
 	uint64_t steps_taken;     /* steps seen by services_take_output() */
+	uint64_t saved_steps;     /* steps when services_state_take() last copied the state */
 	/* forecasts */
 	struct forecast_params fp[FC__COUNT];
 	unsigned char *fcst;     /* FC__COUNT states of fc_size bytes */

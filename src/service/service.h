@@ -129,6 +129,31 @@ int services_restore_alert(struct services *s, const char *key, enum alert_state
                            int64_t alert_id, int64_t active_at_ms, int64_t firing_at_ms,
                            double score);
 
+/* ---- persistence ----
+ * What a service has learnt (forecasters, error-ratio baseline, burn-rate
+ * counters, daily profile, trends, the pre-incident baseline, evidence, the
+ * event-time grid) as an opaque, versioned blob the engine checkpoints in
+ * the store. Not in it: the members (which series feed the service and their
+ * last values; they come back with their next samples, so the grid step open
+ * at the crash is lost) and the alert state machines (the store's open
+ * alerts are the truth: services_restore_alert). */
+
+/* If service svc evaluated a grid step since its state was last taken, a
+ * malloc'd copy of its state into *blob and *len (the caller frees it) and
+ * return 1; 0 if unchanged (or out of range), -1 out of memory. The service
+ * then counts as saved: call services_state_unsaved() if the write fails. */
+int services_state_take(struct services *s, uint32_t svc, void **blob, size_t *len);
+/* The state of the service of that name was not written: take it again. */
+void services_state_unsaved(struct services *s, const char *name);
+/* Start-up, before services_restore_alert(): put a blob from
+ * services_state_take() back into the service of that name. Returns 0 when
+ * restored; 1 when no loaded service has that name; -1 when the blob was
+ * written by an incompatible format or for a model whose grid, windows or
+ * forecaster changed (the service keeps its fresh state). why gets the
+ * reason for 1 and -1. */
+int services_state_load(struct services *s, const char *name, const void *blob, size_t len,
+                        char *why, size_t whylen);
+
 /* JSON array of the services' current state (signals, forecasts, burn rates,
  * risk score and its evidence, alert states) for GET /api/v1/services. */
 void services_json(const struct services *s, struct obuf *b);

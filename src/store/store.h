@@ -1,6 +1,7 @@
 /* store/store.h — the embedded SQLite store: alerts, their transition history, and
- * per-series state. store.c and backup.c are the only files that include
- * sqlite3.h.
+ * per-series and per-service state. Only the files of src/store that implement
+ * it (store.c, schema.c, alerts.c, series_state.c, svcstate.c, backup.c)
+ * include sqlite3.h.
  *
  * Layer: knows nothing about HTTP, series or detectors; callers hand it plain
  * records. Durability (see docs/storage.md): store_alerts_write() commits with
@@ -113,6 +114,23 @@ struct store_ckpt {
 int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err, size_t errlen);
 /* Highest sid in series_state (0 if none) into *out. Returns 0 or -1. */
 int store_state_max_sid(struct store *s, int64_t *out);
+
+/* What one service model has learnt (an opaque blob: service.h
+ * services_state_take). Pointers borrowed for the call. */
+struct store_svc_state {
+	const char *name;        /* the service's name: the row's key */
+	uint64_t steps;          /* grid steps evaluated (for tools and tests) */
+	const void *state;
+	size_t state_len;        /* > 0 */
+};
+/* Write (insert or replace) n services' states in one transaction, with
+ * synchronous=NORMAL like store_state_write. Returns 0, or -1 with err
+ * (nothing written). */
+int store_service_state_write(struct store *s, const struct store_svc_state *v, size_t n,
+                              char *err, size_t errlen);
+/* Every stored service state, by name. Returns like store_alerts_scan. */
+int store_service_state_scan(struct store *s, int (*fn)(void *ctx, const struct store_svc_state *c),
+                             void *ctx);
 
 /* Checkpoint snapshot, one transaction:
  *   store_ckpt_begin(s); store_ckpt_put(s, &c) for every series;

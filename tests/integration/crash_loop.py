@@ -11,10 +11,16 @@ settings, and check after each kill:
    at least STATE_LAG seconds before the kill is in the database with at
    least the samples it had then, the restarted daemon serves every stored
    series with at least the stored samples, and its restore log says
-   relearning=0 unreadable=0.
+   relearning=0 unreadable=0;
+5. the service model's learned state is restored: the grid steps the
+   service `crashsvc` had evaluated STATE_LAG seconds before the kill are in
+   the database, the restarted daemon's /api/v1/services starts from the
+   stored count (it does not learn again from scratch), and its restore log
+   says services=1 services_relearning=0.
 
 Load: NSERIES series, one request per event-time step; each series jumps to
-a new level every 150-400 steps, so transitions keep coming. Each
+a new level every 150-400 steps, so transitions keep coming. Two more series
+(requests and errors) feed the service model `crashsvc` (--models-dir). Each
 cycle feeds for a random time (short: 0.2-2 s, or long enough for check 4:
 STATE_LAG + 0.5-2.5 s), one in ten is killed during start-up instead.
 
@@ -46,6 +52,21 @@ NSERIES = 40
 # a write round finish later than 4.5 s once): state older than this must
 # have been written
 STATE_LAG = 6.0
+MODELS = []  # --models-dir DIR, set in main()
+RESTORE_RE = re.compile(r"event=restore series=(\d+) relearning=(\d+) unreadable=(\d+) services=(\d+) "
+                        r"services_relearning=(\d+)")
+
+
+SERVICE_MODEL = """kind: service
+name: crashsvc
+step: 30s
+signals:
+  requests: 'crash_req'
+  errors: 'crash_req{code="500"}'
+slos:
+  availability:
+    objective: 99%
+"""
 
 
 def level(s, i):
@@ -74,6 +95,9 @@ class Feeder(threading.Thread):
             for s in range(NSERIES):
                 lv = level(s, i)
                 lines.append("crash_load,shard=s%d value=%.3f %d" % (s, self.rng.gauss(lv, lv * 0.02), T0 + i * STEP))
+            rate = level(NSERIES, i)
+            lines.append("crash_req,code=200 value=%.3f %d" % (rate, T0 + i * STEP))
+            lines.append("crash_req,code=500 value=%.3f %d" % (rate * 0.002, T0 + i * STEP))
             try:
                 status, body = self.d.write(lines)
             except OSError:
@@ -84,12 +108,22 @@ class Feeder(threading.Thread):
             self.step += 1
 
 
+def service_steps(d):
+    """Grid steps the service crashsvc has evaluated, from /api/v1/services."""
+    for sv in d.get_json("/api/v1/services")["data"]:
+        if sv["name"] == "crashsvc":
+            return sv["steps"]
+    raise Failed("service crashsvc not served")
+
+
 def poll(d, served, snaps):
-    """One poll: served history events, and a per-series samples snapshot."""
+    """One poll: served history events, and a per-series samples snapshot
+    (with the service's steps under the key None)."""
     t = time.time()
     for ev in d.get_json("/api/v1/alerts/history?limit=5000")["data"]["events"]:
         served.add((ev["id"], ev["state"]))
     counts = {a["series"]: a["samples"] for a in d.get_json("/api/v1/anomalies?points=0")["data"]}
+    counts[None] = service_steps(d)
     snaps.append((t, counts))
 
 
@@ -102,6 +136,10 @@ def db_state(path):
         series = {}
         for key, blob in con.execute("SELECT series_key, state FROM series_state"):
             series[key] = struct.unpack_from("<IIQ", blob)[2]  # ckpt_head: magic, size, samples
+        # the service's row: steps column, and the blob header (magic, format, steps)
+        for name, steps, blob in con.execute("SELECT name, steps, state FROM service_state"):
+            check(struct.unpack_from("<IIQ", blob)[2] == steps, "service_state.steps matches its blob")
+            series[None] = steps
         return events, open_ids, series
     finally:
         con.close()
@@ -114,7 +152,8 @@ def cycle(n, dirpath, rng, step, served, log):
         logpath = os.path.join(dirpath, "early.log")
         with open(logpath, "w") as logf:
             p = subprocess.Popen([DAEMON, "--listen", "127.0.0.1:0", "--data-dir", os.path.join(dirpath, "var"),
-                                  "--model", os.path.join(SRCDIR, "models", "default.yml")],
+                                  "--model", os.path.join(SRCDIR, "models", "default.yml"),
+                                  "--models-dir", os.path.join(dirpath, "models")],
                                  stdout=logf, stderr=subprocess.STDOUT)
             time.sleep(rng.uniform(0.0, 0.3))
             p.kill()
@@ -126,12 +165,12 @@ def cycle(n, dirpath, rng, step, served, log):
             check(not lost, "served transitions lost: %s" % sorted(lost)[:5])
         log("cycle %d: killed during start-up" % n)
         return step
-    d = Daemon(datadir=dirpath).start()
+    d = Daemon(datadir=dirpath, args=MODELS).start()
     snaps = []
     try:
-        restored = re.search(r"event=restore series=(\d+) relearning=(\d+) unreadable=(\d+)", d.logtext())
+        restored = RESTORE_RE.search(d.logtext())
         check(restored, "restore line in the log")
-        check(restored.group(2) == "0" and restored.group(3) == "0",
+        check(restored.group(2) == "0" and restored.group(3) == "0" and restored.group(5) == "0",
               "learned state restored without re-learning: %s" % restored.group(0))
         feeder = Feeder(d, step, random.Random(rng.random()))
         duration = rng.uniform(0.2, 2.0) if rng.random() < 0.5 else STATE_LAG + rng.uniform(0.5, 2.5)
@@ -151,25 +190,33 @@ def cycle(n, dirpath, rng, step, served, log):
         old = [c for t, c in snaps if t <= t_kill - STATE_LAG]
         if old:
             for key, samples in old[-1].items():
+                if key is None:
+                    check(series.get(None, 0) >= samples, "service state written: %s steps stored < %d seen "
+                          "%.1fs before the kill" % (series.get(None), samples, STATE_LAG))
+                    continue
                 check(key in series, "series %s (seen %.1fs before the kill) was written" % (key, STATE_LAG))
                 check(series[key] >= samples, "state of %s written: %d samples stored < %d seen %.1fs before the kill"
                       % (key, series[key], samples, STATE_LAG))
         # restart: open alerts carried over, registry and state restored
-        d2 = Daemon(datadir=dirpath).start()
+        d2 = Daemon(datadir=dirpath, args=MODELS).start()
         try:
             open_now = {a["id"] for a in d2.alerts()}
             check(open_now == open_ids, "open alerts after restart %s == open in the store %s" %
                   (sorted(open_now), sorted(open_ids)))
             got = {a["series"]: a["samples"] for a in d2.get_json("/api/v1/anomalies?points=0")["data"]}
+            got[None] = service_steps(d2)
             for key, samples in series.items():
-                check(got.get(key, -1) >= samples, "series %s restored with %s samples (stored %d)" %
-                      (key, got.get(key), samples))
-            r2 = re.search(r"event=restore series=(\d+) relearning=(\d+) unreadable=(\d+)", d2.logtext())
-            check(r2 and r2.group(2) == "0" and r2.group(3) == "0", "restore line: %s" % (r2 and r2.group(0)))
+                check(got.get(key, -1) >= samples, "%s restored with %s (stored %d)" %
+                      ("service crashsvc's steps" if key is None else "series %s's samples" % key,
+                       got.get(key), samples))
+            r2 = RESTORE_RE.search(d2.logtext())
+            check(r2 and r2.group(2) == "0" and r2.group(3) == "0" and r2.group(5) == "0" and
+                  r2.group(4) == ("1" if None in series else "0"), "restore line: %s" % (r2 and r2.group(0)))
         finally:
             d2.stop()
-        log("cycle %d: %.1fs fed to step %d, %d served events, %d open, %d series stored%s" %
-            (n, duration, feeder.step, len(served), len(open_ids), len(series),
+        log("cycle %d: %.1fs fed to step %d, %d served events, %d open, %d series stored, service at step %s%s" %
+            (n, duration, feeder.step, len(served), len(open_ids), len(series) - (None in series),
+             series.get(None),
              ", state checked" if old else ""))
         return feeder.step + 1
     finally:
@@ -185,7 +232,10 @@ def main():
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     dirpath = a.keep or tempfile.mkdtemp(prefix="foreshock-crash-")
-    os.makedirs(dirpath, exist_ok=True)
+    os.makedirs(os.path.join(dirpath, "models"), exist_ok=True)
+    with open(os.path.join(dirpath, "models", "crashsvc.yml"), "w") as f:
+        f.write(SERVICE_MODEL)
+    MODELS[:] = ["--models-dir", os.path.join(dirpath, "models")]
     print("crash_loop: %d cycles, seed %d, dir %s" % (a.n, seed, dirpath), flush=True)
     served = set()
     step = 0
@@ -198,7 +248,7 @@ def main():
         print("data dir kept: %s" % dirpath)
         return 1
     print("ok: %d cycles in %.0fs, %d served transitions, none lost; no open alert closed by a restart; "
-          "registry and learned state restored every time" % (a.n, time.time() - t0, len(served)), flush=True)
+          "registry, learned and service state restored every time" % (a.n, time.time() - t0, len(served)), flush=True)
     if not a.keep:
         shutil.rmtree(dirpath, ignore_errors=True)
     return 0

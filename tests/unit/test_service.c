@@ -3,7 +3,8 @@
  * numbers), binding series to roles, the event-time grid, burn-rate
  * arithmetic on known inputs, the count-aware error-ratio test (2 errors in 3
  * requests at night vs 0.5% at 10k req/s), overload risk on a synthetic
- * surge, and determinism. It reaches the service state and the
+ * surge, determinism and the persisted state (taken, restored, refused
+ * when incompatible). It reaches the service state and the
  * error-ratio helpers through service/internal.h. */
 #include "config.h"
 
@@ -556,16 +557,14 @@ static double gauss(struct rng *r)
  * then on day 4 at 10:00 a surge ramping to 2.5x over an hour. Latency
  * follows an M/M/1-like curve 0.1 s / (1 - utilisation). Returns the
  * transitions in d (caller frees) and the time load reached capacity. */
-static int64_t run_surge(struct drv *d, int surge)
+#define SURGE_END (T0 + 3 * 86400000LL + 13 * 3600000LL)
+
+/* Feed [from, to) of the scenario of run_surge() into d->s. */
+static int64_t feed_surge(struct drv *d, struct rng *rp, int64_t from, int64_t to, int surge)
 {
-	/* surge: 0 quiet, 1 surge, 2 traffic 1.3x and one of three instances
-	 * lost at 06:00 on day 4 */
-	char err[512];
-	d->s = load_text(surge_model, err, sizeof err);
-	assert_non_null(d->s);
-	struct rng r = { 42 };
+	struct rng r = *rp;
 	int64_t surge_at = T0 + 3 * 86400000LL + 10 * 3600000LL, breach = 0;
-	for (int64_t t = T0; t < T0 + 3 * 86400000LL + 13 * 3600000LL; t += 30000) {
+	for (int64_t t = from; t < to; t += 30000) {
 		double day = (double)((t - T0) % 86400000LL) / 86400000.0;
 		double base = 90 + 60 * sin(2 * M_PI * (day - 0.25));
 		double f = 1;
@@ -590,7 +589,19 @@ static int64_t run_surge(struct drv *d, int surge)
 			        d->s->v[0].snap.risk, d->s->v[0].snap.eta_cap_s, d->s->v[0].snap.eta_lat_s,
 			        d->s->v[0].snap.comp[0], d->s->v[0].snap.comp[1], d->s->v[0].snap.comp[2]);
 	}
+	*rp = r;
 	return breach;
+}
+
+static int64_t run_surge(struct drv *d, int surge)
+{
+	/* surge: 0 quiet, 1 surge, 2 traffic 1.3x and one of three instances
+	 * lost at 06:00 on day 4 */
+	char err[512];
+	d->s = load_text(surge_model, err, sizeof err);
+	assert_non_null(d->s);
+	struct rng r = { 42 };
+	return feed_surge(d, &r, T0, SURGE_END, surge);
 }
 
 /* The incident alert: a sudden failure pages at once (the fast path), the
@@ -825,6 +836,90 @@ static void test_reload_and_restore(void **state)
 	drv_free(&a);
 }
 
+/* Persistence: the state taken from a service after three days comes back
+ * in a fresh set (a restart) with everything learned; the restarted service
+ * then sees the surge like the one that never stopped, and a blob of another
+ * format, of a changed model or cut short is refused. */
+static void test_state_persist(void **state)
+{
+	(void)state;
+	char err[512], why[160];
+	struct drv a = { 0 }, b = { 0 };
+	a.s = load_text(surge_model, err, sizeof err);
+	assert_non_null(a.s);
+	struct rng r = { 42 };
+	int64_t split = T0 + 3 * 86400000LL;
+	feed_surge(&a, &r, T0, split, 1);
+	void *blob;
+	size_t len;
+	assert_int_equal(services_state_take(a.s, 0, &blob, &len), 1);
+	assert_int_equal(services_state_take(a.s, 0, &blob, &len), 0); /* unchanged since */
+	assert_int_equal(services_state_take(a.s, 1, &blob, &len), 0); /* out of range */
+	services_state_unsaved(a.s, "shop");
+	void *blob2;
+	size_t len2;
+	assert_int_equal(services_state_take(a.s, 0, &blob2, &len2), 1);
+	assert_int_equal(len2, len);
+	assert_memory_equal(blob, blob2, len);
+	free(blob2);
+	/* restart: a fresh set, the blob loaded back */
+	b.s = load_text(surge_model, err, sizeof err);
+	assert_non_null(b.s);
+	assert_int_equal(services_state_load(b.s, "shop", blob, len, why, sizeof why), 0);
+	const struct svc *sa = &a.s->v[0], *sb = &b.s->v[0];
+	assert_int_equal(sb->steps, sa->steps);
+	assert_true(sb->steps > 8000);
+	assert_int_equal(sb->next_close, sa->next_close);
+	assert_true(sb->base_n == sa->base_n && sb->disp == sa->disp && sb->er_k == sa->er_k);
+	assert_true(sb->level_ratio == sa->level_ratio);
+	assert_memory_equal(sb->fcst, sa->fcst, FC__COUNT * sa->fc_size);
+	assert_memory_equal(sb->day, sa->day, sizeof sa->day);
+	assert_memory_equal(sb->bb_x, sa->bb_x, sa->bb_n * sizeof(double));
+	assert_memory_equal(sb->er_n, sa->er_n, sa->er_steps * sizeof(double));
+	assert_memory_equal(sb->ref[FC_LOAD][0], sa->ref[FC_LOAD][0],
+	                    (size_t)sa->ref_steps[0] * sizeof(struct fc_ref));
+	assert_int_equal(sb->nmem, 0); /* members come back with their samples */
+	assert_int_equal(sb->fsm[AK_RISK_WARNING].state, ALERT_INACTIVE); /* the store's job */
+	/* both run on through the surge: the restored one warns like the other */
+	struct rng rb = r;
+	feed_surge(&a, &r, split, SURGE_END, 1);
+	feed_surge(&b, &rb, split, SURGE_END, 1);
+	const struct service_transition *wa = drv_find(&a, "service:shop:OverloadRisk:warning",
+	                                               AEV_FIRING);
+	const struct service_transition *wb = drv_find(&b, "service:shop:OverloadRisk:warning",
+	                                               AEV_FIRING);
+	assert_non_null(wa);
+	assert_non_null(wb);
+	assert_true(llabs(wa->ts_ms - wb->ts_ms) <= 5 * 60000);
+	assert_true(fabs(sb->snap.req_ref - sa->snap.req_ref) < 0.01 * sa->snap.req_ref);
+	/* refused: unknown service, other format, changed model, cut short */
+	struct services *c = load_text(surge_model, err, sizeof err);
+	assert_int_equal(services_state_load(c, "nope", blob, len, why, sizeof why), 1);
+	unsigned char *bad = malloc(len);
+	memcpy(bad, blob, len);
+	bad[4]++; /* the format field */
+	assert_int_equal(services_state_load(c, "shop", bad, len, why, sizeof why), -1);
+	assert_non_null(strstr(why, "state format"));
+	assert_int_equal(services_state_load(c, "shop", blob, len - 8, why, sizeof why), -1);
+	assert_non_null(strstr(why, "truncated"));
+	assert_int_equal(services_state_load(c, "shop", blob, 10, why, sizeof why), -1);
+	assert_int_equal(c->v[0].steps, 0);
+	services_free(c);
+	char *changed = malloc(strlen(surge_model) + 16);
+	sprintf(changed, "step: 60s\n%s", surge_model);
+	c = load_text(changed, err, sizeof err);
+	free(changed);
+	assert_non_null(c);
+	assert_int_equal(services_state_load(c, "shop", blob, len, why, sizeof why), -1);
+	assert_non_null(strstr(why, "model changed"));
+	assert_int_equal(c->v[0].steps, 0);
+	services_free(c);
+	free(bad);
+	free(blob);
+	drv_free(&a);
+	drv_free(&b);
+}
+
 int main(void)
 {
 	gsl_set_error_handler_off(); /* as the daemon does (service.h) */
@@ -851,6 +946,7 @@ int main(void)
 		cmocka_unit_test(test_overload_leak),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_reload_and_restore),
+		cmocka_unit_test(test_state_persist),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

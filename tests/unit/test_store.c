@@ -167,11 +167,45 @@ static void test_reopen_and_newer_schema(void **state)
 	assert_null(store_open(fx->path, err, sizeof err));
 	assert_non_null(strstr(err, "unsupported schema version 99"));
 	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 2", NULL, NULL,
-	                              NULL), SQLITE_OK);
+	/* ... and one of version 2 (before service_state) is migrated */
+	assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 2; "
+	                              "DROP TABLE service_state", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	fx->s = store_open(fx->path, err, sizeof err);
 	assert_non_null(fx->s);
+	unsigned char blob[3] = { 1, 2, 3 };
+	struct store_svc_state v = { "checkout", 7, blob, sizeof blob };
+	assert_int_equal(store_service_state_write(fx->s, &v, 1, err, sizeof err), 0);
+}
+
+static int collect_svc(void *ctx, const struct store_svc_state *c)
+{
+	char *out = ctx;
+	size_t l = strlen(out);
+	snprintf(out + l, 256 - l, "%s:%llu:%zu:%d;", c->name, (unsigned long long)c->steps,
+	         c->state_len, ((const unsigned char *)c->state)[c->state_len - 1]);
+	return 0;
+}
+
+/* Service model state: one row per service, replaced by each write. */
+static void test_service_state(void **state)
+{
+	struct fixture *fx = *state;
+	char err[256], got[256] = "";
+	unsigned char a[40], b[5];
+	memset(a, 1, sizeof a);
+	memset(b, 2, sizeof b);
+	struct store_svc_state v[2] = { { "web", 10, a, sizeof a }, { "api", 3, b, sizeof b } };
+	assert_int_equal(store_service_state_write(fx->s, v, 2, err, sizeof err), 0);
+	v[0].steps = 11;
+	a[sizeof a - 1] = 9;
+	assert_int_equal(store_service_state_write(fx->s, v, 1, err, sizeof err), 0);
+	assert_int_equal(store_service_state_scan(fx->s, collect_svc, got), 0);
+	assert_string_equal(got, "api:3:5:2;web:11:40:9;");
+	struct store_svc_state bad = { "x", 1, NULL, 0 };
+	assert_int_equal(store_service_state_write(fx->s, &bad, 1, err, sizeof err), -1);
+	assert_non_null(strstr(err, "invalid service state record 0"));
+	assert_int_equal(store_service_state_write(fx->s, NULL, 0, err, sizeof err), 0);
 }
 
 static void test_write_assigns_ids_and_upserts(void **state)
@@ -612,6 +646,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bulk_checkpoint, setup, teardown),
 	};

@@ -1,0 +1,22 @@
+/* ingest/line_int.h — internal to ingest/line.c and ingest/line_value.c:
+ * converting a field value or a timestamp (a span of the body, already
+ * delimited by the tokenizer) to its type. */
+#ifndef FORESHOCK_INGEST_LINE_INT_H
+#define FORESHOCK_INGEST_LINE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* what the converters return */
+enum { NUM_OK = 0, NUM_SYNTAX = -1, NUM_RANGE = -2 };
+
+/* Decimal digits only, no sign, at least one digit (Go strconv.ParseUint base 10). */
+int lp_value_u64(const char *s, size_t n, uint64_t *out);
+/* Optional '-', then decimal digits (Go strconv.ParseInt base 10). */
+int lp_value_i64(const char *s, size_t n, int64_t *out);
+/* A float as Go's strconv.ParseFloat reads it; tmp has room for n + 1 bytes. */
+int lp_value_float(const char *s, size_t n, char *tmp, double *out);
+/* t, T, true, True, TRUE, f, F, false, False, FALSE: 0; anything else: -1. */
+int lp_value_bool(const char *s, size_t n, int *out);
+
+#endif

@@ -1,0 +1,215 @@
+/* ingest/line_value.c — line-protocol field values and timestamps: the
+ * numbers (integers, unsigned, floats, with Go's strconv rules, which
+ * InfluxDB follows: underscores, hex floats, range errors) and the booleans.
+ * The tokenizer (ingest/line.c) hands each value over as a span of bytes;
+ * ingest/line_int.h declares what it calls. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest/line_int.h"
+
+/* Decimal digits only, no sign, at least one digit (Go strconv.ParseUint base 10). */
+int lp_value_u64(const char *s, size_t n, uint64_t *out)
+{
+	if (n == 0)
+		return NUM_SYNTAX;
+	uint64_t v = 0;
+	int range = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned char)s[i] - '0';
+		if (d > 9)
+			return NUM_SYNTAX;
+		if (v > (UINT64_MAX - d) / 10)
+			range = 1;
+		else
+			v = v * 10 + d;
+	}
+	if (range)
+		return NUM_RANGE;
+	*out = v;
+	return NUM_OK;
+}
+
+/* Optional '-', then decimal digits (Go strconv.ParseInt base 10). */
+int lp_value_i64(const char *s, size_t n, int64_t *out)
+{
+	int neg = n > 0 && s[0] == '-';
+	uint64_t u;
+	int r = lp_value_u64(s + neg, n - neg, &u);
+	if (r != NUM_OK)
+		return r;
+	if (neg) {
+		if (u > (uint64_t)INT64_MAX + 1)
+			return NUM_RANGE;
+		*out = u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u;
+	} else {
+		if (u > (uint64_t)INT64_MAX)
+			return NUM_RANGE;
+		*out = (int64_t)u;
+	}
+	return NUM_OK;
+}
+
+/* Go's rule for '_' in number literals: only between digits (a 0x prefix
+ * counts as a digit). */
+static int underscores_ok(const char *s, size_t n)
+{
+	size_t i = 0;
+	char saw = '^';
+	int hex = 0;
+	if (n && (s[0] == '-' || s[0] == '+'))
+		i = 1;
+	if (n - i >= 2 && s[i] == '0' && (s[i + 1] | 0x20) == 'x') {
+		i += 2;
+		saw = '0';
+		hex = 1;
+	}
+	for (; i < n; i++) {
+		char c = s[i];
+		if ((c >= '0' && c <= '9') || (hex && (c | 0x20) >= 'a' && (c | 0x20) <= 'f')) {
+			saw = '0';
+			continue;
+		}
+		if (c == '_') {
+			if (saw != '0')
+				return 0;
+			saw = '_';
+			continue;
+		}
+		if (saw == '_')
+			return 0;
+		saw = '!';
+	}
+	return saw != '_';
+}
+
+static int is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+static const double pow10_exact[] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* A float as Go's strconv.ParseFloat reads it (decimal or 0x hex with a p
+ * exponent, '_' between digits), minus the non-numbers: NaN and Inf are
+ * syntax errors, overflow is a range error, underflow rounds to 0.
+ * tmp must have room for n + 1 bytes. */
+int lp_value_float(const char *s, size_t n, char *tmp, double *out)
+{
+	size_t i = 0;
+	int hex = 0, unders = 0, digits = 0, dot = 0;
+	if (i < n && (s[i] == '-' || s[i] == '+'))
+		i++;
+	if (n - i >= 2 && s[i] == '0' && (s[i + 1] | 0x20) == 'x') {
+		hex = 1;
+		i += 2;
+	}
+	/* fast path bookkeeping (decimal only) */
+	uint64_t mant = 0;
+	int mdigits = 0, frac = 0;
+	for (; i < n; i++) {
+		char c = s[i];
+		if (c == '_') {
+			unders = 1;
+		} else if (c == '.') {
+			if (dot)
+				return NUM_SYNTAX;
+			dot = 1;
+		} else if (hex ? is_hex(c) : (c >= '0' && c <= '9')) {
+			digits++;
+			if (!hex) {
+				if (mant || c != '0')
+					mdigits++;
+				if (mdigits <= 19)
+					mant = mant * 10 + (uint64_t)(c - '0');
+				if (dot)
+					frac++;
+			}
+		} else {
+			break;
+		}
+	}
+	if (!digits)
+		return NUM_SYNTAX;
+	int exp = 0;
+	if (i < n && (s[i] | 0x20) == (hex ? 'p' : 'e')) {
+		i++;
+		int eneg = 0;
+		if (i < n && (s[i] == '-' || s[i] == '+'))
+			eneg = s[i++] == '-';
+		if (i >= n || s[i] < '0' || s[i] > '9')
+			return NUM_SYNTAX;
+		for (; i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '_'); i++) {
+			if (s[i] == '_') {
+				unders = 1;
+				continue;
+			}
+			if (exp < 100000)
+				exp = exp * 10 + (s[i] - '0');
+		}
+		if (eneg)
+			exp = -exp;
+	} else if (hex) {
+		return NUM_SYNTAX;
+	}
+	if (i != n)
+		return NUM_SYNTAX;
+	if (unders && !underscores_ok(s, n))
+		return NUM_SYNTAX;
+
+	/* Exact fast path: mantissa and 10^k both exact doubles, one rounding. */
+	if (!hex && !unders && mdigits <= 15) {
+		int e10 = exp - frac;
+		if (e10 >= -22 && e10 <= 22) {
+			double v = (double)mant;
+			v = e10 < 0 ? v / pow10_exact[-e10] : v * pow10_exact[e10];
+			*out = s[0] == '-' ? -v : v;
+			return NUM_OK;
+		}
+	}
+	size_t o = 0;
+	for (size_t k = 0; k < n; k++)
+		if (s[k] != '_')
+			tmp[o++] = s[k];
+	tmp[o] = '\0';
+	char *endp;
+	double v = strtod(tmp, &endp);
+	if (endp != tmp + o)
+		return NUM_SYNTAX;
+	if (isinf(v))
+		return NUM_RANGE;
+	if (isnan(v))
+		return NUM_SYNTAX;
+	*out = v;
+	return NUM_OK;
+}
+
+int lp_value_bool(const char *s, size_t n, int *out)
+{
+	switch (n) {
+	case 1:
+		if (s[0] == 't' || s[0] == 'T')
+			return *out = 1, 0;
+		if (s[0] == 'f' || s[0] == 'F')
+			return *out = 0, 0;
+		return -1;
+	case 4:
+		if (!memcmp(s, "true", 4) || !memcmp(s, "True", 4) || !memcmp(s, "TRUE", 4))
+			return *out = 1, 0;
+		return -1;
+	case 5:
+		if (!memcmp(s, "false", 5) || !memcmp(s, "False", 5) || !memcmp(s, "FALSE", 5))
+			return *out = 0, 0;
+		return -1;
+	default:
+		return -1;
+	}
+}
