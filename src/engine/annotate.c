@@ -73,7 +73,9 @@ double eng_series_alert_score(const struct engine *e, double value, const struct
 	double f = e->cfg.series_min_factor, x = r->expected;
 	if (!(f > 1))
 		return r->score;
-	if (!isfinite(x)) /* no expected value (yet): nothing to be a factor off */
+	/* outside its band: a ratio of a handful of requests that reads 0 against
+	 * an expected 0.0004 (band 0 to 0.003) is no anomaly, however far below */
+	if (!isfinite(x) || r->direction == 0) /* no expected value (yet): nothing to be off */
 		return 0.0;
 	int far;
 	if (x > 0 && value >= 0)

@@ -203,8 +203,8 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
  * engine_config's series_threshold and series_for_ms applied. */
 void eng_series_alerting(const struct engine *e, struct model_alerting *out);
 /* The score a series' alert machine sees for one sample: the detector's
- * score, or 0 when the value is within series_min_factor of its expected
- * (or there is no expected value). */
+ * score, or 0 when the value is inside its band, within series_min_factor
+ * of its expected, or there is no expected value. */
 double eng_series_alert_score(const struct engine *e, double value, const struct det_result *r);
 void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
                 double value);
