@@ -54,6 +54,8 @@ static void usage(FILE *f)
 	        "                    scores per corpus and profile next to the in-sample ones\n"
 	        "  --cv-pooled       choose on the pooled raw score of the training files\n"
 	        "                    (default: each corpus counts equally)\n"
+	        "  --cv-seed N       fold seed: with N > 0 the fold of a file is FNV-1a of\n"
+	        "                    'N:<category>/<name>.csv' (default 0: of the name alone)\n"
 	        "  --windows FILE    labelled windows (default DIR/windows.json; one corpus)\n"
 	        "  --profiles FILE   NAB profiles.json (default: the first DIR/profiles.json, else\n"
 	        "                    built-in standard, reward_low_FP_rate, reward_low_FN_rate)\n"
@@ -324,11 +326,19 @@ static int save_model(struct bt_corpus *bc, size_t k)
 }
 
 /* The cross-validation fold of a file: FNV-1a (64 bit) of its name
- * "<category>/<name>.csv" modulo the number of folds. Fixed, independent of
- * the corpus path and of the other files. */
-static unsigned cv_fold(const char *name, unsigned folds)
+ * "<category>/<name>.csv" modulo the number of folds; with a seed other than
+ * 0, of "<seed>:<category>/<name>.csv". Fixed, independent of the corpus path
+ * and of the other files. */
+static unsigned cv_fold(const char *name, unsigned folds, unsigned seed)
 {
 	uint64_t h = 14695981039346656037ull;
+	char pre[16] = "";
+	if (seed)
+		snprintf(pre, sizeof pre, "%u:", seed);
+	for (const unsigned char *p = (const unsigned char *)pre; *p; p++) {
+		h ^= *p;
+		h *= 1099511628211ull;
+	}
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
 		h ^= *p;
 		h *= 1099511628211ull;
@@ -339,8 +349,8 @@ static unsigned cv_fold(const char *name, unsigned folds)
 /* A view of some files of several corpora (shallow copies: the arrays are
  * shared with the corpora; free only view->files). test: fold == k, else
  * fold != k; corpus < 0: all corpora. */
-static int cv_view(struct bt_corpus *bcs, size_t nbc, int corpus, unsigned folds, unsigned k,
-                   int test, struct nab_corpus *view)
+static int cv_view(struct bt_corpus *bcs, size_t nbc, int corpus, unsigned folds, unsigned seed,
+                   unsigned k, int test, struct nab_corpus *view)
 {
 	nab_corpus_init(view);
 	size_t n = 0;
@@ -354,7 +364,7 @@ static int cv_view(struct bt_corpus *bcs, size_t nbc, int corpus, unsigned folds
 			continue;
 		for (size_t fi = 0; fi < bcs[ci].c.nfiles; fi++) {
 			const struct nab_file *f = &bcs[ci].c.files[fi];
-			if ((cv_fold(f->name, folds) == k) == (test != 0))
+			if ((cv_fold(f->name, folds, seed) == k) == (test != 0))
 				view->files[view->nfiles++] = *f;
 		}
 	}
@@ -392,16 +402,19 @@ static void print_result(const struct nab_result *r)
  * or -1. */
 static int cross_validate(struct bt_corpus *bcs, size_t nbc, struct model **models, size_t nm,
                           const struct nab_profile *profiles, size_t nprof, unsigned folds,
-                          int cv_pooled, double insample[MAX_CORPORA][NAB_MAX_PROFILES])
+                          unsigned seed, int cv_pooled, double insample[MAX_CORPORA][NAB_MAX_PROFILES])
 {
 	struct cv_score (*acc)[NAB_MAX_PROFILES] = calloc(nbc, sizeof *acc);
 	if (!acc)
 		return -1;
 	int rc = -1;
+	char seedtxt[16] = "";
+	if (seed)
+		snprintf(seedtxt, sizeof seedtxt, "%u:", seed);
 	printf("\ncross-validation: %u folds by file over %zu corpora (fold = FNV-1a of "
-	       "'<category>/<name>.csv' mod %u);\n"
+	       "'%s<category>/<name>.csv' mod %u);\n"
 	       "per fold, %s threshold chosen on the other folds' files (%s)\n",
-	       folds, nbc, folds, nm > 1 ? "model and" : "the",
+	       folds, nbc, seedtxt, folds, nm > 1 ? "model and" : "the",
 	       cv_pooled ? "pooled raw score" : "sum of the corpora's normalised scores");
 	printf("\n%-5s", "fold");
 	for (size_t ci = 0; ci < nbc; ci++)
@@ -414,7 +427,7 @@ static int cross_validate(struct bt_corpus *bcs, size_t nbc, struct model **mode
 		for (size_t ci = 0; ci < nbc; ci++) {
 			size_t nf = 0;
 			for (size_t fi = 0; fi < bcs[ci].c.nfiles; fi++)
-				nf += cv_fold(bcs[ci].c.files[fi].name, folds) == k;
+				nf += cv_fold(bcs[ci].c.files[fi].name, folds, seed) == k;
 			printf(" %4zu files", nf);
 		}
 		/* the training files of each corpus */
@@ -422,7 +435,7 @@ static int cross_validate(struct bt_corpus *bcs, size_t nbc, struct model **mode
 		const struct nab_corpus *tp[MAX_CORPORA];
 		size_t nt = 0;
 		for (size_t ci = 0; ci < nbc; ci++) {
-			if (cv_view(bcs, nbc, (int)ci, folds, k, 0, &train[ci])) {
+			if (cv_view(bcs, nbc, (int)ci, folds, seed, k, 0, &train[ci])) {
 				for (size_t cj = 0; cj < ci; cj++)
 					free(train[cj].files);
 				goto out;
@@ -464,7 +477,7 @@ static int cross_validate(struct bt_corpus *bcs, size_t nbc, struct model **mode
 			for (size_t ci = 0; ci < nbc; ci++) {
 				use_model(&bcs[ci], best_m);
 				struct nab_corpus test;
-				if (cv_view(bcs, nbc, (int)ci, folds, k, 1, &test))
+				if (cv_view(bcs, nbc, (int)ci, folds, seed, k, 1, &test))
 					goto out_train;
 				struct nab_result r;
 				double s = nab_score(&test, &profiles[p], best_t, &r);
@@ -520,6 +533,7 @@ int cli_backtest_main(int argc, char **argv)
 		{ "threshold", required_argument, NULL, 't' },
 		{ "cv", required_argument, NULL, 'k' },
 		{ "cv-pooled", no_argument, NULL, 'P' },
+		{ "cv-seed", required_argument, NULL, 'S' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -532,6 +546,7 @@ int cli_backtest_main(int argc, char **argv)
 	double fixed = NAN;
 	unsigned folds = 0;
 	int cv_pooled = 0;
+	unsigned cv_seed = 0;
 	int quiet = 0;
 	optind = 1;
 	int ch;
@@ -574,6 +589,16 @@ int cli_backtest_main(int argc, char **argv)
 				return 2;
 			}
 			folds = (unsigned)v;
+			break;
+		}
+		case 'S': {
+			char *e;
+			long v = strtol(optarg, &e, 10);
+			if (!*optarg || *e || v < 0 || v > 1000000) {
+				fprintf(stderr, "backtest: invalid fold seed '%s' (0 to 1000000)\n", optarg);
+				return 2;
+			}
+			cv_seed = (unsigned)v;
 			break;
 		}
 		case 'h': usage(stdout); return 0;
@@ -791,7 +816,7 @@ int cli_backtest_main(int argc, char **argv)
 	}
 
 	if (folds) {
-		if (cross_validate(bcs, ncorp, models, nm ? nm : 1, profiles, nprof, folds, cv_pooled,
+		if (cross_validate(bcs, ncorp, models, nm ? nm : 1, profiles, nprof, folds, cv_seed, cv_pooled,
 		                   insample))
 			goto oom;
 	}

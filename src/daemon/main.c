@@ -151,7 +151,8 @@ static void reject_log_tick(struct reject_log *l, struct selfstats *st, int64_t 
 		const char *hint = r == REJ_OUT_OF_ORDER || r == REJ_DUPLICATE ?
 		                   " hint=\"older than or as old as the series' last sample: data sent "
 		                   "twice? (a replay again: --replay-now or a fresh --data-dir)\"" :
-		                   r == REJ_CARDINALITY ? " hint=\"limits.max_series reached\"" : "";
+		                   r == REJ_CARDINALITY ? " hint=\"limits.max_series reached\"" :
+		                   r == REJ_MEMORY ? " hint=\"limits.max_memory reached\"" : "";
 		log_msg(LOG_WARN, "event=samples_rejected reason=%s count=%llu total=%llu%s",
 		        selfstats_reject_name((enum reject_reason)r),
 		        (unsigned long long)(v - l->seen[r]), (unsigned long long)v, hint);
@@ -703,6 +704,13 @@ int main(int argc, char **argv)
 				                   "keeping=previous", err);
 			else
 				engine_set_services(engine, ns);
+			size_t ntw = 0, ntr = 0;
+			if (http && http_reload_tokens(http, &ntw, &ntr, err, sizeof err) < 0)
+				log_msg(LOG_ERROR, "event=reload_failed what=tokens error=\"%s\" "
+				                   "keeping=previous", err);
+			else if (http && (cfg.write_token_file || cfg.read_token_file))
+				log_msg(LOG_INFO, "event=tokens_reloaded write_tokens=%zu read_tokens=%zu",
+				        ntw, ntr);
 			continue;
 		}
 		/* storage faults are noticed within a second (store.h) */

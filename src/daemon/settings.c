@@ -405,9 +405,10 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		yerr(err, errlen, s, "'tls' needs both 'cert_file' and 'key_file'");
 		goto out;
 	}
-	static const char *const lim_keys[] = { "max_series", "max_labels", "max_label_name_length",
-		                                 "max_label_value_length", "max_label_bytes",
-		                                 "max_sample_age", "max_sample_future", NULL };
+	static const char *const lim_keys[] = { "max_series", "max_memory", "max_labels",
+		                                 "max_label_name_length", "max_label_value_length",
+		                                 "max_label_bytes", "max_sample_age",
+		                                 "max_sample_future", NULL };
 	if (section(root, "limits", lim_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -426,6 +427,13 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		    get_timeout(s, "max_sample_future", &c->engine.max_sample_future_ms, 0,
 		                365LL * 86400 * 1000, "0s and 1 year (0: no limit)", err, errlen) < 0)
 			goto out;
+		const struct ynode *mm = ymap_get(s, "max_memory");
+		int64_t mmv;
+		if (mm) {
+			if (ynode_bytes(mm, "max_memory", &mmv, err, errlen) < 0)
+				goto out;
+			c->engine.max_memory = (size_t)mmv; /* 0: no limit */
+		}
 	}
 	static const char *const hist_keys[] = { "points", NULL };
 	if (section(root, "history", hist_keys, &s, err, errlen) < 0)

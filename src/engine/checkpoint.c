@@ -367,6 +367,7 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 		return 0;
 	}
 	atomic_fetch_add(&e->nseries, 1);
+	atomic_fetch_add(&e->series_bytes, eng_series_cost(s)); /* restored: never refused */
 	s->kind = (uint8_t)kind;
 	s->sid = c->sid;
 	s->stored = c->sid > 0;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 #include "util/log.h"
@@ -25,6 +26,8 @@ void engine_config_default(struct engine_config *c)
 {
 	memset(c, 0, sizeof *c);
 	c->max_series = 1000000;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	c->max_memory = pages > 0 && psz > 0 ? (size_t)pages / 2 * (size_t)psz : 0;
 	c->quantiles[0] = 0.5;
 	c->quantiles[1] = 0.9;
 	c->quantiles[2] = 0.99;
@@ -406,6 +409,17 @@ struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
 		*rej = REJ_CARDINALITY;
 		return NULL;
 	}
+	size_t used = atomic_load_explicit(&e->series_bytes, memory_order_relaxed);
+	if (e->cfg.max_memory && used >= e->cfg.max_memory) {
+		atomic_fetch_sub(&e->nseries, 1);
+		snprintf(err, errlen,
+		         "memory limit %zu bytes reached (%zu bytes in %zu series): new series of "
+		         "metric '%s' rejected (raise limits.max_memory or reduce label cardinality)",
+		         e->cfg.max_memory, used, atomic_load(&e->nseries), name);
+		labels_free(&l);
+		*rej = REJ_MEMORY;
+		return NULL;
+	}
 	enum series_kind kind = derived ? SERIES_DERIVED : eng_classify(e, &l);
 	s = registry_insert(&sh->reg, &l, hash);
 	if (!s) {
@@ -415,6 +429,7 @@ struct series *eng_find_or_create(struct engine_batch *b, struct shard *sh,
 		return NULL;
 	}
 	s->kind = (uint8_t)kind;
+	atomic_fetch_add_explicit(&e->series_bytes, eng_series_cost(s), memory_order_relaxed);
 	eng_state_init(e, s);
 	if (atomic_load_explicit(&e->norphans, memory_order_relaxed))
 		eng_adopt_orphan(e, s);
@@ -565,7 +580,7 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	}
 }
 /* Takes shard k's lock for the batch (releasing the one it held). */
-static struct shard *batch_lock(struct engine_batch *b, unsigned k)
+struct shard *eng_batch_lock(struct engine_batch *b, unsigned k)
 {
 	struct engine *e = b->e;
 	if (b->shard != (int)k) {
@@ -581,9 +596,9 @@ static struct shard *batch_lock(struct engine_batch *b, unsigned k)
 
 /* One sample in its shard (locked): find or create the series, order check,
  * then the work of its kind. */
-static int add_locked(struct engine_batch *b, struct shard *sh, const struct label_ref *refs,
-                      size_t n, uint64_t hash, int64_t ts_ms, double value, char *err,
-                      size_t errlen)
+int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_ref *refs,
+                   size_t n, uint64_t hash, int64_t ts_ms, double value, char *err,
+                   size_t errlen)
 {
 	int rej = 0;
 	struct series *s = eng_find_or_create(b, sh, refs, n, hash, 0, &rej, err, errlen);
@@ -612,8 +627,8 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 	if (trc)
 		return trc;
 	uint64_t hash;
-	struct shard *sh = batch_lock(b, route_and_hash(refs, n, &hash) % ENGINE_SHARDS);
-	return add_locked(b, sh, refs, n, hash, ts_ms, value, err, errlen);
+	struct shard *sh = eng_batch_lock(b, route_and_hash(refs, n, &hash) % ENGINE_SHARDS);
+	return eng_add_locked(b, sh, refs, n, hash, ts_ms, value, err, errlen);
 }
 
 /* --- staged ingest (engine_batch_stage / engine_batch_commit) ------------ */
@@ -677,123 +692,6 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	if (n > b->max_nref)
 		b->max_nref = n;
 	return 0;
-}
-
-/* Prefetch distances, in samples: the registry slot first, then (once the
- * slot is in cache) the series block it points to. */
-#define PF_SLOT 8
-#define PF_SERIES 4
-
-static void prefetch_slot(const struct shard *sh, const struct engine_staged *st)
-{
-	__builtin_prefetch(&sh->reg.table[st->hash & sh->reg.table_mask]);
-}
-
-/* The series of st if its first probe hits (the usual case), else NULL. */
-static const struct series *peek_series(const struct shard *sh, const struct engine_staged *st)
-{
-	const struct reg_slot *slot = &sh->reg.table[st->hash & sh->reg.table_mask];
-	if (slot->idx1 == 0 || slot->tag != (uint32_t)(st->hash >> 32))
-		return NULL;
-	return sh->reg.v[slot->idx1 - 1];
-}
-
-/* What a sample will touch of its series' block (struct, labels and key,
- * history ring, detector state, forecaster state: one allocation of about
- * 4 KB): the struct with the labels, the history entry it writes, the lines
- * of detector state the model says it needs (model_prefetch: the seasonal
- * component's one bucket, not all 48), and the forecaster's first 128 bytes
- * (all a sample touches unless it closes a grid bucket: one sample in six
- * at a 10 s interval and the 1 min grid). */
-static void prefetch_series(const struct engine *e, const struct series *s, int64_t ts_ms)
-{
-	for (const char *p = (const char *)s; p < (const char *)s->hist; p += 64)
-		__builtin_prefetch(p, 1);
-	if (s->hist_len > 0 || s->hist_head > 0)
-		__builtin_prefetch(&s->hist[s->hist_head], 1);
-	model_prefetch(e->model, s->det_state, ts_ms);
-	if (e->fc_size) {
-		__builtin_prefetch(s->det_state + e->fc_off, 1);
-		__builtin_prefetch(s->det_state + e->fc_off + 64, 1);
-	}
-}
-
-size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ctx)
-{
-	size_t n = b->nst;
-	if (n == 0)
-		return 0;
-	size_t refused = 0;
-	struct label_ref small[64];
-	struct label_ref *refs = b->max_nref <= 64 ? small : malloc(b->max_nref * sizeof *refs);
-	uint32_t *order = malloc(n * sizeof *order);
-	char err[320];
-	if (!refs || !order) {
-		if (refs != small)
-			free(refs);
-		free(order);
-		for (size_t i = 0; i < n; i++) {
-			eng_reject(b, REJ_CARDINALITY);
-			if (fn)
-				fn(ctx, i, REJ_CARDINALITY + 1, "out of memory committing a batch");
-		}
-		refused = n;
-		goto out;
-	}
-	/* Order: runs of equal timestamps, each grouped by shard (stable). */
-	for (size_t r0 = 0; r0 < n;) {
-		size_t r1 = r0 + 1;
-		while (r1 < n && b->st[r1].ts_ms == b->st[r0].ts_ms)
-			r1++;
-		size_t cnt[ENGINE_SHARDS + 1] = { 0 };
-		for (size_t i = r0; i < r1; i++)
-			cnt[b->st[i].shard + 1]++;
-		for (unsigned k = 1; k <= ENGINE_SHARDS; k++)
-			cnt[k] += cnt[k - 1];
-		for (size_t i = r0; i < r1; i++)
-			order[r0 + cnt[b->st[i].shard]++] = (uint32_t)i;
-		r0 = r1;
-	}
-	for (size_t j = 0; j < n; j++) {
-		const struct engine_staged *st = &b->st[order[j]];
-		struct shard *sh = batch_lock(b, st->shard);
-		/* look ahead within the shard whose lock is held */
-		if (j + PF_SLOT < n && b->st[order[j + PF_SLOT]].shard == st->shard)
-			prefetch_slot(sh, &b->st[order[j + PF_SLOT]]);
-		if (j + PF_SERIES < n && b->st[order[j + PF_SERIES]].shard == st->shard) {
-			const struct series *ps = peek_series(sh, &b->st[order[j + PF_SERIES]]);
-			if (ps)
-				prefetch_series(b->e, ps, b->st[order[j + PF_SERIES]].ts_ms);
-		}
-		const uint32_t *w = b->sref + st->ref0;
-		size_t i = 0;
-		if (st->named) { /* {__name__=name}, then the tag set */
-			refs[i++] = (struct label_ref){ "__name__", 8, b->sbytes + w[2], w[3] };
-			w = b->sref + w[0];
-		}
-		for (; i < st->nref; i++, w += 4)
-			refs[i] = (struct label_ref){ b->sbytes + w[0], w[1], b->sbytes + w[2], w[3] };
-		err[0] = 0;
-		int rc = add_locked(b, sh, refs, st->nref, st->hash, st->ts_ms, st->value, err,
-		                    sizeof err);
-		if (rc) {
-			refused++;
-			if (fn) {
-				if (!err[0])
-					snprintf(err, sizeof err, "sample rejected (%s)",
-					         selfstats_reject_name((enum reject_reason)(rc - 1)));
-				fn(ctx, order[j], rc, err);
-			}
-		}
-	}
-	if (refs != small)
-		free(refs);
-	free(order);
-out:
-	b->nst = b->nsref = b->nbytes = 0;
-	b->max_nref = 0;
-	b->tag_ok = 0; /* its labels were in the buffers just emptied */
-	return refused;
 }
 
 /* Writes the pending transitions of one shard to the store. Called with
@@ -948,6 +846,8 @@ void engine_get_stats(struct engine *e, struct engine_stats *st)
 {
 	memset(st, 0, sizeof *st);
 	st->max_series = e->cfg.max_series;
+	st->series_bytes = atomic_load_explicit(&e->series_bytes, memory_order_relaxed);
+	st->max_memory = e->cfg.max_memory;
 	for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 		struct shard *sh = &e->sh[k];
 		shard_lock(sh);
@@ -994,15 +894,17 @@ void engine_set_model(struct engine *e, struct model *m)
 		}
 		/* The forecaster state could be kept, but its offset may have
 		 * moved with the model's state size: re-learn both. */
-		size_t total = 0;
+		size_t total = 0, bytes = 0;
 		for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 			struct shard *sh = &e->sh[k];
 			for (size_t i = 0; i < sh->reg.n; i++) {
 				eng_state_init(e, sh->reg.v[i]);
 				eng_mark_dirty(sh, sh->reg.v[i]);
+				bytes += eng_series_cost(sh->reg.v[i]); /* the blocks changed size */
 			}
 			total += sh->reg.n;
 		}
+		atomic_store(&e->series_bytes, bytes);
 		log_msg(LOG_INFO, "event=model_changed model=%s series_relearning=%zu", model_name(m),
 		        total);
 	} else {

@@ -38,6 +38,10 @@ struct obuf;
 
 struct engine_config {
 	size_t max_series;                /* cardinality limit (new series beyond are rejected) */
+	size_t max_memory;                /* budget in bytes of the series' memory (state, labels,
+	                                   * history, registry slots): new series are rejected once
+	                                   * it is reached; 0 = none. Default: half the physical
+	                                   * memory (sysconf) */
 	double quantiles[ENGINE_MAX_QUANTILES]; /* derived from histograms: foreshock:pNN:<name> */
 	size_t nquantiles;                /* default 3: 0.5, 0.9, 0.99 */
 	size_t history_points;            /* per-series ring of recent samples and scores */
@@ -222,6 +226,7 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 struct engine_stats {
 	size_t series;
 	size_t max_series;
+	size_t series_bytes, max_memory; /* accounted series memory and its budget */
 	size_t pending_transitions;    /* not yet durable (store failing) */
 	int64_t last_sample_ms;        /* newest event time seen */
 	size_t dirty_series;           /* state changed since last written */

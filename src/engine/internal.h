@@ -93,6 +93,7 @@ struct engine {
 	struct selfstats *stats;
 	atomic_int_least64_t next_alert_id;
 	atomic_size_t nseries;      /* over all shards (cardinality limit) */
+	atomic_size_t series_bytes; /* accounted memory of every series (memory budget) */
 	pthread_mutex_t flush_mu;   /* serializes store writes of pending transitions */
 	/* incremental state writes (checkpoint.c): one engine_persist at a time */
 	pthread_mutex_t persist_mu;
@@ -189,6 +190,13 @@ uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_
 unsigned eng_route_mix(uint64_t acc);
 int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem);
 void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n);
+/* Takes shard k's lock for the batch (releasing the one it held). */
+struct shard *eng_batch_lock(struct engine_batch *b, unsigned k);
+/* One sample in its shard (locked by eng_batch_lock): find or create the
+ * series, order check, the work of its kind. 0, or reject reason + 1. */
+int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_ref *refs,
+                   size_t n, uint64_t hash, int64_t ts_ms, double value, char *err,
+                   size_t errlen);
 void eng_state_init(struct engine *e, struct series *s);
 int eng_reject(struct engine_batch *b, enum reject_reason r);
 unsigned eng_route_labels(const struct labels *l);
@@ -231,5 +239,13 @@ void eng_queue_rec(struct engine *e, struct shard *sh, struct alert_fsm *f,
 void eng_queue_transition(struct engine *e, struct shard *sh, struct series *s,
                           enum alert_event ev, const struct det_result *r, int64_t ts,
                           double value);
+
+/* What one series counts against limits.max_memory: its block (struct,
+ * labels and key, history ring, detector and forecaster state) plus its
+ * share of the registry (pointer array and hash slots, at most 48 bytes). */
+static inline size_t eng_series_cost(const struct series *s)
+{
+	return s->block_size + 48;
+}
 
 #endif

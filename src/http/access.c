@@ -250,6 +250,7 @@ int access_init(struct http_access *a, const struct access_config *cfg, char *er
                 size_t errlen)
 {
 	memset(a, 0, sizeof *a);
+	pthread_rwlock_init(&a->tok_lock, NULL);
 	unsigned char rnd[32];
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
 		snprintf(err, errlen, "cannot read random bytes for the replay token: %s",
@@ -271,6 +272,34 @@ int access_init(struct http_access *a, const struct access_config *cfg, char *er
 		access_free(a);
 		return -1;
 	}
+	if ((cfg->write_token_file && !(a->write_file = strdup(cfg->write_token_file))) ||
+	    (cfg->read_token_file && !(a->read_file = strdup(cfg->read_token_file)))) {
+		snprintf(err, errlen, "out of memory");
+		access_free(a);
+		return -1;
+	}
+	return 0;
+}
+
+int access_reload_tokens(struct http_access *a, size_t *nwrite, size_t *nread, char *err,
+                         size_t errlen)
+{
+	struct access_tokens w = { 0 }, r = { 0 };
+	if ((a->write_file && tokens_load(&w, a->write_file, "write", err, errlen) < 0) ||
+	    (a->read_file && tokens_load(&r, a->read_file, "read", err, errlen) < 0)) {
+		tokens_free(&w);
+		tokens_free(&r);
+		return -1;
+	}
+	pthread_rwlock_wrlock(&a->tok_lock);
+	struct access_tokens ow = a->write, orr = a->read;
+	a->write = w;
+	a->read = r;
+	*nwrite = w.n;
+	*nread = r.n;
+	pthread_rwlock_unlock(&a->tok_lock);
+	tokens_free(&ow);
+	tokens_free(&orr);
 	return 0;
 }
 
@@ -287,11 +316,15 @@ void access_free(struct http_access *a)
 		explicit_bzero(a->tls_key, strlen(a->tls_key));
 	free(a->tls_key);
 	free(a->tls_cert);
+	free(a->write_file);
+	free(a->read_file);
+	pthread_rwlock_destroy(&a->tok_lock);
 	memset(a, 0, sizeof *a);
 }
 
-enum access_verdict access_check_token(const struct http_access *a, int write,
-                                       const char *auth, char *msg, size_t msglen)
+/* access_check_token with tok_lock held for reading. */
+static enum access_verdict check_token_locked(const struct http_access *a, int write,
+                                              const char *auth, char *msg, size_t msglen)
 {
 	const struct access_tokens *need = write ? &a->write : &a->read;
 	const struct access_tokens *other = write ? &a->read : &a->write;
@@ -317,4 +350,14 @@ enum access_verdict access_check_token(const struct http_access *a, int write,
 	         "token of the %s scope)", !auth ? "no Authorization header" :
 	         !tok ? "not a bearer token" : "unknown token", write ? "write" : "read");
 	return ACCESS_UNAUTHORIZED;
+}
+
+enum access_verdict access_check_token(const struct http_access *a, int write,
+                                       const char *auth, char *msg, size_t msglen)
+{
+	pthread_rwlock_t *l = (pthread_rwlock_t *)&a->tok_lock; /* the lock is not the state */
+	pthread_rwlock_rdlock(l);
+	enum access_verdict v = check_token_locked(a, write, auth, msg, msglen);
+	pthread_rwlock_unlock(l);
+	return v;
 }

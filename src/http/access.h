@@ -4,11 +4,14 @@
  * writes), and the TLS certificate and key read at start.
  *
  * Memory: struct http_access owns every string in it; access_free() scrubs
- * the secrets. Read-only after access_init(), so any thread may ask.
+ * the secrets. Read-only after access_init(), so any thread may ask, except
+ * the tokens, which access_reload_tokens() replaces under tok_lock (a
+ * read-write lock that access_check_token() takes for reading).
  */
 #ifndef FORESHOCK_HTTP_ACCESS_H
 #define FORESHOCK_HTTP_ACCESS_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 struct access_tokens {          /* one scope: read from a file, one token a line */
@@ -17,7 +20,9 @@ struct access_tokens {          /* one scope: read from a file, one token a line
 };
 
 struct http_access {
-	struct access_tokens write, read;
+	struct access_tokens write, read; /* guarded by tok_lock */
+	pthread_rwlock_t tok_lock;
+	char *write_file, *read_file; /* the token files, for access_reload_tokens() */
 	char **allowed_hosts;       /* owned copies, NULL-terminated (may be NULL) */
 	int any_host;               /* allowed_hosts has "*" */
 	char hostname[256];         /* gethostname(): accepted as a Host */
@@ -37,6 +42,13 @@ struct access_config {
 int access_init(struct http_access *a, const struct access_config *cfg, char *err,
                 size_t errlen);
 void access_free(struct http_access *a);
+/* SIGHUP: read the token files named at access_init() again. When both read
+ * cleanly, the new tokens replace the old ones at once (requests already
+ * checked are not affected) and *nwrite, *nread get their counts; else the
+ * old tokens stay and err says why (file and line). A scope without a file
+ * stays open. Returns 0 or -1. */
+int access_reload_tokens(struct http_access *a, size_t *nwrite, size_t *nread, char *err,
+                         size_t errlen);
 
 /* Host header value acceptable? (IP literal, localhost, *.localhost, this
  * machine's name, a configured name; NULL = no Host: yes). */

@@ -509,6 +509,12 @@ static void engine_metrics(struct obuf *b, struct api_ctx *api, struct engine_st
 	obuf_printf(b, "foreshock_series %zu\n", es.series);
 	header(b, "foreshock_series_limit", "gauge", "Cardinality limit (max series).");
 	obuf_printf(b, "foreshock_series_limit %zu\n", es.max_series);
+	header(b, "foreshock_series_memory_bytes", "gauge",
+	       "Accounted memory of all series (state, labels, history, registry slots).");
+	obuf_printf(b, "foreshock_series_memory_bytes %zu\n", es.series_bytes);
+	header(b, "foreshock_series_memory_limit_bytes", "gauge",
+	       "limits.max_memory: new series are rejected past it (0: no limit).");
+	obuf_printf(b, "foreshock_series_memory_limit_bytes %zu\n", es.max_memory);
 	header(b, "foreshock_pending_transitions", "gauge",
 	       "Alert transitions not yet durable (store failing).");
 	obuf_printf(b, "foreshock_pending_transitions %zu\n", es.pending_transitions);

@@ -1002,6 +1002,12 @@ int http_tls(const struct http_server *srv)
 	return srv && srv->acc.tls_cert;
 }
 
+int http_reload_tokens(struct http_server *srv, size_t *nwrite, size_t *nread, char *err,
+                       size_t errlen)
+{
+	return access_reload_tokens(&srv->acc, nwrite, nread, err, errlen);
+}
+
 void http_stop(struct http_server *srv)
 {
 	if (!srv)

@@ -68,6 +68,11 @@ unsigned short http_health_port(const struct http_server *srv);
 const char *http_replay_token(const struct http_server *srv);
 /* 1 when serving HTTPS. */
 int http_tls(const struct http_server *srv);
+/* SIGHUP: read the bearer token files again (access.h
+ * access_reload_tokens): 0 with the new counts, or -1 with err and the old
+ * tokens kept. Any thread; requests keep being served. */
+int http_reload_tokens(struct http_server *srv, size_t *nwrite, size_t *nread, char *err,
+                       size_t errlen);
 /* Stop accepting, finish running requests, free the server. NULL is a no-op. */
 void http_stop(struct http_server *srv);
 

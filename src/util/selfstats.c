@@ -21,6 +21,7 @@ const char *selfstats_reject_name(enum reject_reason r)
 	static const char *const names[REJ__COUNT] = {
 		"parse_error", "invalid_labels", "cardinality_limit", "out_of_order",
 		"duplicate",   "non_finite",     "too_old",           "out_of_bounds",
+		"memory_limit",
 	};
 	return (unsigned)r < REJ__COUNT ? names[r] : "unknown";
 }

@@ -22,6 +22,7 @@ enum reject_reason {
 	REJ_NON_FINITE,      /* NaN or infinite value */
 	REJ_TOO_OLD,         /* reserved: before the retention horizon */
 	REJ_OUT_OF_BOUNDS,   /* timestamp outside the accepted window around the clock */
+	REJ_MEMORY,          /* memory budget of the series reached (limits.max_memory) */
 	REJ__COUNT
 };
 

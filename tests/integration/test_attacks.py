@@ -9,6 +9,7 @@ Bounded: short timeouts are configured so the slowloris part takes seconds.
 import json
 import os
 import resource
+import signal
 import socket
 import ssl
 import subprocess
@@ -21,7 +22,7 @@ import urllib.parse
 NOW = int(time.time())
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fslib import Daemon, Failed, check, run_tests  # noqa: E402
+from fslib import Daemon, Failed, check, run_tests, wait_for  # noqa: E402
 
 
 
@@ -384,7 +385,36 @@ def test_tokens():
         check(st == 200 and len(json.loads(b)["data"]) == 1, "read token on read: %d" % st)
         for p in ("/healthz", "/readyz"):
             check(d.get(p)[0] == 200, "%s needs no token" % p)
-        check(wtok not in d.logtext() and rtok not in d.logtext(), "tokens never logged")
+        # SIGHUP reloads the token files: a new write token replaces the old one
+        wtok2 = "n" * 8 + os.urandom(12).hex()
+        with open(os.path.join(tmp, "w"), "w") as f:
+            f.write(wtok2 + "\n")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for("tokens reloaded", lambda: "event=tokens_reloaded write_tokens=1 read_tokens=1" in d.logtext(), 10)
+        st, _ = d.request("POST", "/write?precision=s", "m v=2 %d\n" % (NOW + 1), auth(wtok2))
+        check(st == 204, "new write token after SIGHUP: %d" % st)
+        st, _ = d.request("POST", "/write?precision=s", "m v=3 %d\n" % (NOW + 2), auth(wtok))
+        check(st == 401, "old write token refused after SIGHUP: %d" % st)
+        # a bad file on SIGHUP: the tokens in use stay, the log says why
+        with open(os.path.join(tmp, "r"), "w") as f:
+            f.write("short\n")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for("reload refused", lambda: "event=reload_failed what=tokens" in d.logtext(), 10)
+        check("at least 16" in d.logtext().split("event=reload_failed what=tokens", 1)[1].split("\n", 1)[0],
+              "the log says why the token file was refused")
+        st, _ = d.request("GET", "/api/v1/series?match[]=m_v", headers=auth(rtok))
+        check(st == 200, "old read token kept after a bad reload: %d" % st)
+        st, _ = d.request("POST", "/write?precision=s", "m v=4 %d\n" % (NOW + 3), auth(wtok2))
+        check(st == 204, "write token kept after a bad reload: %d" % st)
+        os.unlink(os.path.join(tmp, "r"))
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for("reload refused (missing file)", lambda: d.logtext().count("event=reload_failed what=tokens") == 2, 10)
+        st, _ = d.request("GET", "/api/v1/series?match[]=m_v", headers=auth(rtok))
+        check(st == 200, "old read token kept when the file vanished: %d" % st)
+        st, _ = d.get("/api/v1/alerts")
+        check(st == 401, "still closed without a token: %d" % st)
+        log = d.logtext()
+        check(all(t not in log for t in (wtok, rtok, wtok2)), "tokens never logged")
     finally:
         d.stop()
         d.cleanup()

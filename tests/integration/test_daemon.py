@@ -592,8 +592,54 @@ def test_metrics_series_limit():
         d.cleanup()
 
 
+def metric(d, name):
+    """The value of an unlabelled metric on /metrics."""
+    m = re.search(r"^%s (\S+)$" % re.escape(name), d.get("/metrics")[1].decode(), re.M)
+    check(m, "metric %s on /metrics" % name)
+    return float(m.group(1))
+
+
+def test_memory_budget():
+    """limits.max_memory: series are accounted with their labels; past the
+    budget new series are refused per line (naming the metric) and counted,
+    while existing series keep taking samples."""
+    d = Daemon(config="limits:\n  max_memory: 256KiB\n").start()
+    try:
+        check(metric(d, "foreshock_series_memory_limit_bytes") == 256 * 1024, "limit exported")
+        status, _ = d.write(["mem_a,pod=p%d value=1 %d" % (i, T0) for i in range(20)])
+        check(status == 204, "20 thin series -> %d" % status)
+        thin = metric(d, "foreshock_series_memory_bytes") / 20
+        check(thin > 500, "a series costs its state and history: %.0f bytes" % thin)
+        labels = ",".join("l%02d=%s" % (k, "v" * 100) for k in range(20))
+        before = metric(d, "foreshock_series_memory_bytes")
+        status, _ = d.write(["mem_fat,%s value=1 %d" % (labels, T0)])
+        check(status == 204, "fat series -> %d" % status)
+        fat = metric(d, "foreshock_series_memory_bytes") - before
+        check(fat > thin + 2000, "labels are accounted: fat %.0f vs thin %.0f bytes" % (fat, thin))
+        status, resp = d.write(["mem_b,pod=p%d value=1 %d" % (i, T0) for i in range(1000)])
+        check(status == 400, "past the budget -> 400, got %d" % status)
+        r = json.loads(resp)
+        check(r["rejected"] > 0 and r["accepted"] > 0, "some accepted, the rest refused: %s" % {k: r[k] for k in ("accepted", "rejected")})
+        e = r["errors"][0]
+        check("memory limit 262144 bytes reached" in e["error"] and "'mem_b'" in e["error"] and e["line"] >= 1,
+              "per-line error names the limit and the metric: %s" % e)
+        used = metric(d, "foreshock_series_memory_bytes")
+        check(262144 <= used < 262144 + 2 * thin, "the budget holds: %.0f bytes" % used)
+        m = d.get("/metrics")[1].decode()
+        c = re.search(r'foreshock_samples_rejected_total\{reason="memory_limit"\} (\d+)', m)
+        check(c and int(c.group(1)) == r["rejected"], "refusals counted: %s" % (c and c.group(0)))
+        status, resp = d.write(["mem_a,pod=p%d value=2 %d" % (i, T0 + 10) for i in range(20)])
+        check(status == 204, "existing series keep working: %d %s" % (status, resp[:200]))
+        status, _ = d.write(["mem_c,pod=x value=1 %d" % T0])
+        check(status == 400, "a new series is still refused: %d" % status)
+        check(d.get("/healthz")[0] == 200, "healthz")
+    finally:
+        d.stop()
+        d.cleanup()
+
+
 if __name__ == "__main__":
     run_tests([test_cli_flags, test_cli_parse, test_sighup_reload, test_overload_sheds_writes,
                test_overload_queues_writes,
                test_reader_not_stuck_behind_writer, test_stop_with_open_connections, test_bad_input, test_alert_lifecycle_and_restart, test_kill9_durability,
-               test_replay_matches_daemon, test_metrics_series_limit])
+               test_replay_matches_daemon, test_metrics_series_limit, test_memory_budget])
