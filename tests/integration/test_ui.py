@@ -13,7 +13,9 @@ Checks, on the DOM Chromium dumps after a virtual-time budget:
   * the page and the charting library are served by the daemon itself and
     the page loads nothing from another host (no CDN).
 The screenshot is kept as $FORESHOCK_BUILDDIR/tests/ui-screenshot.png (the
-test artifact). Skips (77) when chromium is not installed."""
+test artifact). test_dashboard_token: with a read token configured, the page
+asks for it and, given it, sends it as a bearer token
+(tests/ui-token-screenshot.png). Skips (77) when chromium is not installed."""
 import os
 import re
 import shutil
@@ -103,5 +105,50 @@ def test_dashboard_page():
         d.cleanup()
 
 
+def test_dashboard_token():
+    """With read tokens configured: without a token the page asks for one
+    (the field shows, nothing loads); given once as /#token=..., it is kept
+    in localStorage and sent as Authorization: Bearer, and the page loads.
+    The screenshot is kept as $FORESHOCK_BUILDDIR/tests/ui-token-screenshot.png."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        raise Skip("chromium not installed (Debian package chromium)")
+    tmp = tempfile.mkdtemp(prefix="foreshock-uitok-")
+    rtok = "ui" * 4 + os.urandom(12).hex()
+    with open(os.path.join(tmp, "read.tokens"), "w") as f:
+        f.write(rtok + "\n")
+    d = Daemon(config="history:\n  points: 1500\n",
+               args=["--models-dir", os.path.join(fslib.SRCDIR, "models"),
+                     "--read-token-file", os.path.join(tmp, "read.tokens")])
+    try:
+        d.start()
+        post_lines(d, demo_lines(cut_s=CUT_S))
+        check(d.get("/api/v1/services")[0] == 401, "the API needs the read token")
+        rc, dom, err = chromium(d.url("/"), "--dump-dom")
+        check(rc == 0 and "<body" in dom, "chromium --dump-dom failed (%d): %s" % (rc, err[-2000:]))
+        check(not re.search(r'data-loaded="\d+"', dom), "the page loaded without a token")
+        check(re.search(r'<form class="tok" id="tokf">', dom), "the token field is not shown:\n" + dom[:3000])
+        check("needs a read token" in dom, "the page does not say a token is needed:\n" + dom[:3000])
+        url = d.url("/#token=" + rtok)
+        rc, dom, err = chromium(url, "--dump-dom")
+        check(rc == 0 and re.search(r'data-loaded="\d+"', dom), "the page did not load with the token:\n" + dom[-3000:])
+        check(re.search(r'<div class="card[^"]*" data-svc="checkout">', dom), "no service card with the token")
+        check(re.search(r'<form class="tok" id="tokf" hidden', dom), "the token field still shown")
+        check(rtok not in dom, "the token is in the page")
+        check(rtok not in d.logtext(), "the token was logged")
+        out_dir = os.path.join(fslib.BUILDDIR, "tests")
+        os.makedirs(out_dir, exist_ok=True)
+        shot = os.path.join(out_dir, "ui-token-screenshot.png")
+        if os.path.exists(shot):
+            os.unlink(shot)
+        rc, _, err = chromium(url, "--screenshot=" + shot)
+        check(rc == 0 and os.path.exists(shot) and os.path.getsize(shot) > 50000,
+              "no screenshot (%d): %s" % (rc, err[-2000:]))
+        print("screenshot: %s (%d bytes)" % (shot, os.path.getsize(shot)))
+    finally:
+        d.stop()
+        d.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    fslib.run_tests([test_dashboard_page])
+    fslib.run_tests([test_dashboard_page, test_dashboard_token])
