@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/log.h"
 #include "service/service.h"
@@ -315,6 +316,8 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 struct restore_ctx {
 	struct engine *e;
 	long restored, fresh, failed;
+	long ahead;           /* of them fresh: last sample ahead of the clock */
+	int64_t limit_ms;     /* latest acceptable last_ts_ms (INT64_MAX: none) */
 };
 
 static int restore_cb(void *ctx, const struct store_ckpt *c)
@@ -378,7 +381,8 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 	size_t ss = sh->reg.state_size;
 	struct ckpt_head h;
 	const unsigned char *blob = c->state;
-	if (c->fingerprint == e->fingerprint &&
+	int ahead = c->last_ts_ms > rc->limit_ms;
+	if (!ahead && c->fingerprint == e->fingerprint &&
 	    c->state_len == sizeof h + sizeof(struct alert_fsm) + ss) {
 		memcpy(&h, blob, sizeof h);
 		struct alert_fsm f;
@@ -404,11 +408,16 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 			return 0;
 		}
 	}
-	/* Model changed: keep the series and its alert, re-learn the detector. */
+	/* Model changed: keep the series and its alert, re-learn the detector.
+	 * A state whose last sample is dated ahead of the clock (written before
+	 * timestamps were bounded, e.g. a sample of 2262) would make every later
+	 * sample "out of order": it is dropped with its time. */
 	eng_state_init(e, s);
-	s->last_ts_ms = c->last_ts_ms;
-	s->samples = c->last_ts_ms > 0 ? 1 : 0;
-	s->first_ts_ms = c->last_ts_ms;
+	int64_t ts = ahead ? 0 : c->last_ts_ms;
+	s->last_ts_ms = ts;
+	s->samples = ts > 0 ? 1 : 0;
+	s->first_ts_ms = ts;
+	rc->ahead += ahead;
 	eng_mark_dirty(sh, s); /* its fresh state replaces the stale row */
 	rc->fresh++;
 	return 0;
@@ -680,8 +689,14 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 {
 	if (!e->store)
 		return 0;
-	struct restore_ctx rc = { .e = e };
+	struct restore_ctx rc = { .e = e, .limit_ms = INT64_MAX };
 	struct svc_restore_ctx src = { 0 };
+	if (e->cfg.max_sample_future_ms) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		rc.limit_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 +
+		              e->cfg.max_sample_future_ms;
+	}
 	lock_all(e);
 	lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 	/* service state first: reconcile_alerts then reopens their open alerts */
@@ -705,7 +720,7 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 		return -1;
 	}
 	log_msg(LOG_INFO, "event=restore series=%ld relearning=%ld unreadable=%ld services=%ld "
-	        "services_relearning=%ld", rc.restored, rc.fresh, rc.failed, src.restored,
-	        src.dropped);
+	        "services_relearning=%ld ahead_of_clock=%ld", rc.restored, rc.fresh, rc.failed,
+	        src.restored, src.dropped, rc.ahead);
 	return rc.restored + rc.fresh;
 }

@@ -329,11 +329,13 @@ static enum access_verdict check_token_locked(const struct http_access *a, int w
 	const struct access_tokens *need = write ? &a->write : &a->read;
 	const struct access_tokens *other = write ? &a->read : &a->write;
 	const char *tok = NULL;
-	if (auth && !strncasecmp(auth, "Bearer ", 7)) {
+	/* Bearer, or InfluxDB's Token scheme (Telegraf's outputs.influxdb_v2) */
+	if (auth && !strncasecmp(auth, "Bearer ", 7))
 		tok = auth + 7;
-		while (*tok == ' ')
-			tok++;
-	}
+	else if (auth && !strncasecmp(auth, "Token ", 6))
+		tok = auth + 6;
+	while (tok && *tok == ' ')
+		tok++;
 	size_t tlen = tok ? strlen(tok) : 0;
 	while (tlen && tok[tlen - 1] == ' ')
 		tlen--;

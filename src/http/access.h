@@ -63,8 +63,8 @@ enum access_verdict {
 	ACCESS_WRONG_SCOPE,  /* a valid token of the other scope: 403 */
 	ACCESS_UNAUTHORIZED, /* none, not Bearer, or unknown: 401 */
 };
-/* The Authorization header (may be NULL) of a write (write != 0) or read
- * request. On a refusal, msg says why. Tokens compare in constant time. */
+/* The Authorization header (may be NULL: "Bearer TOKEN", or "Token TOKEN" as
+ * InfluxDB clients send it) of a write (write != 0) or read request. On a refusal, msg says why. Tokens compare in constant time. */
 enum access_verdict access_check_token(const struct http_access *a, int write,
                                        const char *authorization, char *msg, size_t msglen);
 

@@ -10,6 +10,7 @@ import json
 import os
 import resource
 import signal
+import shutil
 import socket
 import ssl
 import subprocess
@@ -377,6 +378,16 @@ def test_tokens():
         check(st == 403 and "scope" in error_of(b), "read token on write: %d" % st)
         st, _ = d.request("POST", "/write?precision=s", body, auth(wtok))
         check(st == 204, "write token on write: %d" % st)
+        # InfluxDB's scheme, as Telegraf's outputs.influxdb_v2 sends it
+        st, _ = d.request("POST", "/api/v2/write?precision=s", "m v=1 %d\n" % (NOW - 1),
+                          {"Authorization": "Token " + wtok, "Content-Type": "text/plain"})
+        check(st == 204, "'Token' scheme with a write token: %d" % st)
+        st, _ = d.request("POST", "/api/v2/write?precision=s", body,
+                          {"Authorization": "Token " + "x" * 32, "Content-Type": "text/plain"})
+        check(st == 401, "'Token' scheme with an unknown token: %d" % st)
+        st, _ = d.request("POST", "/api/v2/write?precision=s", body,
+                          {"Authorization": "Basic " + wtok, "Content-Type": "text/plain"})
+        check(st == 401, "another scheme: %d" % st)
         st, _ = d.get("/api/v1/alerts")
         check(st == 401, "read without token: %d" % st)
         st, _ = d.request("GET", "/api/v1/series?match[]=m_v", headers=auth(wtok))
@@ -594,6 +605,32 @@ def test_timestamps():
         d.cleanup()
 
 
+def test_future_checkpoint():
+    """A series state whose last sample is far ahead of the clock (written by
+    a daemon without the future bound, as before timestamps were bounded) is
+    dropped at restore: the series relearns and takes samples of today."""
+    d = Daemon(config="limits:\n  max_sample_future: 0\n").start()
+    try:
+        st, b = d.write(["fut v=1 9000000000"])  # the year 2255
+        check(st == 204, "without the bound a far-future sample is taken: %d %s" % (st, b[:200]))
+        check(d.stop() == 0, "clean stop (state written)")
+        d2 = Daemon(datadir=d.dir).start()
+        try:
+            check("ahead_of_clock=1" in d2.logtext(), "restore counts the far-future state: %s" %
+                  [ln for ln in d2.logtext().splitlines() if "event=restore " in ln])
+            st, b = d2.write(["fut v=2 %d" % NOW])
+            check(st == 204, "a sample of today after the restart: %d %s" % (st, b[:200]))
+            a = d2.get_json("/api/v1/anomalies?points=0&series=fut_v")["data"]
+            check(len(a) == 1 and a[0]["samples"] == 1 and a[0]["last"]["value"] == 2,
+                  "the series took it (not out of order): %s" % a)
+        finally:
+            d2.stop()
+            d2.cleanup()
+    finally:
+        d.cleanup()
+        shutil.rmtree(d.dir, ignore_errors=True)
+
+
 def test_replay_keeps_event_time():
     """--replay of old data (the demo) still works: the daemon's own sender
     keeps event time, while a live sender of the same line is refused."""
@@ -701,6 +738,6 @@ def test_label_override():
 
 if __name__ == "__main__":
     run_tests([test_regex_bomb, test_connection_flood_and_slowloris, test_slow_body,
-               test_heavy_reads, test_response_cap, test_cross_origin_and_host, test_tokens,
+               test_heavy_reads, test_response_cap, test_cross_origin_and_host, test_tokens, test_future_checkpoint,
                test_tls, test_timestamps, test_replay_keeps_event_time, test_huge_labels,
                test_secrets_not_logged, test_label_override])
