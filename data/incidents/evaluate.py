@@ -101,25 +101,33 @@ def firings_of(d, service):
         out.append({"service": service, "key": ev["series"], "alertname": lab.get("alertname", ""),
                     "group": "%s/%s" % (lab.get("alertname", ""), owner),
                     "severity": lab.get("severity", ""), "firing_at": parse_ms(ev["at"]),
+                    "score": ev.get("score"),
                     "summary": ev.get("annotations", {}).get("summary", "")})
     return out
 
 
-def replay(spec, work, use_ratio=True, keep=False):
-    """Generate one service, replay it through a fresh daemon; (truth, firings, seconds)."""
+def replay(spec, work, use_ratio=True, keep=False, model=True):
+    """Generate one service, replay it through a fresh daemon; (truth, firings, seconds).
+    model=False: no service model at all (every series alerts on its own)."""
     data = os.path.join(work, "data")
     models = os.path.join(work, "models-" + spec["name"])
     os.makedirs(data, exist_ok=True)
     os.makedirs(models, exist_ok=True)
     t0 = time.time()
     truth = gen_incidents.generate(spec, data)
-    if spec["errors"] != "ratio" or use_ratio:
-        model = operator_model(spec)
+    if not model:
+        text = None
+    elif spec["errors"] != "ratio" or use_ratio:
+        text = operator_model(spec)
     else:  # a daemon without error-ratio gauges: the model has no error signal
-        model = "\n".join(ln for ln in operator_model(spec).split("\n") if "error_ratio" not in ln)
-    with open(os.path.join(models, spec["name"] + ".yml"), "w") as f:
-        f.write(model)
-    d = fslib.Daemon(args=["--models-dir", models])
+        text = "\n".join(ln for ln in operator_model(spec).split("\n") if "error_ratio" not in ln)
+    if text is not None:
+        with open(os.path.join(models, spec["name"] + ".yml"), "w") as f:
+            f.write(text)
+    # the history of a week of ~40 series can exceed the default 64 MiB response
+    # the daemon's defaults for per-series alerts (series_alerts=None)
+    d = fslib.Daemon(args=["--models-dir", models], config="http:\n  max_response: 1GiB\n",
+                     series_alerts=None)
     try:
         d.start()
         post_file(d, os.path.join(data, truth["file"]))
@@ -139,6 +147,9 @@ def main():
     ap.add_argument("--kind", action="append", help="only these kinds")
     ap.add_argument("--no-error-ratio", action="store_true",
                     help="leave error-ratio gauges out of the service models")
+    ap.add_argument("--no-model", action="store_true",
+                    help="replay with no service model: every series alerts on its own "
+                    "(the daemon's defaults for unmodelled series)")
     ap.add_argument("--json", help="write the labels and firings here")
     ap.add_argument("--keep", help="keep the generated data in this directory")
     args = ap.parse_args()
@@ -153,7 +164,8 @@ def main():
                     continue
                 if args.kind and spec["kind"] not in args.kind:
                     continue
-                t, fs, secs = replay(spec, work, not args.no_error_ratio, bool(args.keep))
+                t, fs, secs = replay(spec, work, not args.no_error_ratio, bool(args.keep),
+                                      not args.no_model)
                 truths.append(t)
                 firings += fs
                 print("%s: %d firings (%.0f s)" % (spec["name"], len(fs), secs), file=sys.stderr,

@@ -43,6 +43,12 @@ void config_defaults(struct fs_config *c)
 	c->metrics_series_limit = 10000;
 	c->replay_speed = 360;
 	engine_config_default(&c->engine);
+	/* per-series alerts page on sustained, large anomalies: the detector's
+	 * hold (a detection that persists), 2x off the expected value, for 10 min
+	 * (docs/detectors.md#alerting-parameters) */
+	c->engine.series_threshold = -1;
+	c->engine.series_min_factor = 2;
+	c->engine.series_for_ms = 10 * 60 * 1000;
 	notify_config_init(&c->notify);
 	rwexport_config_init(&c->export);
 	config_set_str(&c->alertname, c->engine.alertname);
@@ -239,6 +245,24 @@ static int get_size(const struct ynode *map, const char *key, size_t *out, int64
 	return 0;
 }
 
+/* A number key between lo and hi. */
+static int get_range(const struct ynode *map, const char *key, double lo, double hi, double *out,
+                     char *err, size_t errlen)
+{
+	const struct ynode *n = ymap_get(map, key);
+	if (!n)
+		return 0;
+	double v;
+	if (ynode_double(n, key, &v, err, errlen) < 0)
+		return -1;
+	if (!(v >= lo && v <= hi)) {
+		yerr(err, errlen, n, "'%s' must be between %g and %g", key, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 static int get_duration(const struct ynode *map, const char *key, int64_t *out, char *err,
                         size_t errlen)
 {
@@ -416,12 +440,17 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		goto out;
 	if (s && get_size(s, "points", &c->engine.history_points, 0, 100000, err, errlen) < 0)
 		goto out;
-	static const char *const alert_keys[] = { "retention", "alertname", NULL };
+	static const char *const alert_keys[] = { "retention", "alertname", "threshold", "for",
+		                                   "min_factor", NULL };
 	if (section(root, "alerts", alert_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
 		if (get_duration(s, "retention", &c->engine.alert_retention_ms, err, errlen) < 0 ||
-		    get_str(s, "alertname", &c->alertname, err, errlen) < 0)
+		    get_str(s, "alertname", &c->alertname, err, errlen) < 0 ||
+		    get_timeout(s, "for", &c->engine.series_for_ms, 0, 86400000, "0s and 1d", err,
+		                errlen) < 0 ||
+		    get_range(s, "threshold", 0.01, 1, &c->engine.series_threshold, err, errlen) < 0 ||
+		    get_range(s, "min_factor", 1, 1000, &c->engine.series_min_factor, err, errlen) < 0)
 			goto out;
 		c->engine.alertname = c->alertname;
 	}

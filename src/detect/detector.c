@@ -42,6 +42,11 @@ const struct model_alerting *model_alerting(const struct model *m)
 	return &m->alert;
 }
 
+double model_hold(const struct model *m)
+{
+	return m->hold;
+}
+
 uint64_t model_fingerprint(const struct model *m)
 {
 	return m->fingerprint;

@@ -54,6 +54,8 @@ void model_free(struct model *m);
 
 const char *model_name(const struct model *m);
 const struct model_alerting *model_alerting(const struct model *m);
+/* The score the detector holds a detected anomaly at while it persists (`hold`). */
+double model_hold(const struct model *m);
 /* Changes whenever the layout or meaning of the state block changes. */
 uint64_t model_fingerprint(const struct model *m);
 

@@ -1,4 +1,5 @@
-/* engine/annotate.c — an alert transition as the store and the notifier
+/* engine/annotate.c — the parameters and score of per-series alerts, and an
+ * alert transition as the store and the notifier
  * see it: labels and annotations JSON, and the per-shard queue of
  * transitions waiting to be written (eng_flush_shard in core.c). */
 #include "config.h" /* autoconf: _GNU_SOURCE */
@@ -48,6 +49,42 @@ char *eng_labels_json(const struct labels *l, const char *alertname, const char 
 	return s;
 }
 
+void eng_series_alerting(const struct engine *e, struct model_alerting *out)
+{
+	*out = *model_alerting(e->model);
+	double thr = e->cfg.series_threshold;
+	if (thr == 0) {
+		thr = out->threshold;
+	} else if (thr < 0) {
+		/* the hold: a detection whose sample stays beyond its band keeps it;
+		 * a model without a hold above its clear threshold alerts on detections */
+		double hold = model_hold(e->model);
+		thr = hold > out->clear_threshold ? hold : out->threshold;
+	}
+	out->threshold = thr;
+	if (out->clear_threshold > thr)
+		out->clear_threshold = thr;
+	if (e->cfg.series_for_ms >= 0)
+		out->for_ms = e->cfg.series_for_ms;
+}
+
+double eng_series_alert_score(const struct engine *e, double value, const struct det_result *r)
+{
+	double f = e->cfg.series_min_factor, x = r->expected;
+	if (!(f > 1))
+		return r->score;
+	/* outside its band: a ratio of a handful of requests that reads 0 against
+	 * an expected 0.0004 (band 0 to 0.003) is no anomaly, however far below */
+	if (!isfinite(x) || r->direction == 0) /* no expected value (yet): nothing to be off */
+		return 0.0;
+	int far;
+	if (x > 0 && value >= 0)
+		far = value >= f * x || value * f <= x;
+	else /* around or below zero: the deviation against the expected's size */
+		far = fabs(value - x) >= (f - 1) * fabs(x) && value != x;
+	return far ? r->score : 0.0;
+}
+
 static void fmt_num(char *buf, size_t len, double v)
 {
 	if (isnan(v))
@@ -71,7 +108,9 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	fmt_num(lo, sizeof lo, blo);
 	fmt_num(hi, sizeof hi, bhi);
 	const char *dir = r->direction > 0 ? "above" : r->direction < 0 ? "below" : "within";
-	const struct model_alerting *al = model_alerting(e->model);
+	struct model_alerting alv;
+	eng_series_alerting(e, &alv);
+	const struct model_alerting *al = &alv;
 	char summary[1024], desc[2048];
 	if (ev == AEV_RESOLVED || ev == AEV_CANCELLED) {
 		snprintf(summary, sizeof summary,
@@ -88,11 +127,17 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 		snprintf(summary, sizeof summary,
 		         "%s is anomalous: %s, %s the expected %s (band %s to %s)", s->key, val, dir, exp,
 		         lo, hi);
+		char held[160] = "";
+		if (al->for_ms > 0 || e->cfg.series_min_factor > 1)
+			snprintf(held, sizeof held, " It has been at least %.3g times off its expected "
+			         "value with a score of at least %.3f for %lld s.",
+			         e->cfg.series_min_factor > 1 ? e->cfg.series_min_factor : 1.0,
+			         al->threshold, (long long)(al->for_ms / 1000));
 		snprintf(desc, sizeof desc,
 		         "Model '%s' scored %.3f (threshold %.3f); the component that fired most was "
-		         "'%s'. Value %s is %s the expected band [%s, %s] around %s.",
+		         "'%s'. Value %s is %s the expected band [%s, %s] around %s.%s",
 		         model_name(e->model), r->score, al->threshold,
-		         r->component ? r->component : "unknown", val, dir, lo, hi, exp);
+		         r->component ? r->component : "unknown", val, dir, lo, hi, exp, held);
 	}
 	json_t *o = json_object();
 	if (!o)

@@ -37,6 +37,9 @@ void engine_config_default(struct engine_config *c)
 	c->label_limits = (struct label_limits)LABEL_LIMITS_DEFAULT;
 	c->alert_retention_ms = 7LL * 86400 * 1000;
 	c->alertname = "ForeshockAnomaly";
+	c->series_threshold = 0;
+	c->series_min_factor = 0;
+	c->series_for_ms = -1;
 	c->external_url = NULL;
 	c->forecast = 1;
 	c->max_sample_age_ms = 0;
@@ -549,8 +552,12 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	/* a series of a service model (a signal or in its scope) is evidence in
 	 * the service's alert and raises none of its own: its machine sees 0, so
 	 * an alert left open from before the model ends normally */
-	enum alert_event ev = alert_fsm_step(&s->alert, model_alerting(e->model), ts_ms,
-	                                     s->roles && e->svcs ? 0.0 : r.score, value);
+	struct model_alerting al;
+	eng_series_alerting(e, &al);
+	enum alert_event ev = alert_fsm_step(&s->alert, &al, ts_ms,
+	                                     s->roles && e->svcs ? 0.0
+	                                                         : eng_series_alert_score(e, value, &r),
+	                                     value);
 	if (ev != AEV_NONE)
 		eng_queue_transition(e, sh, s, ev, &r, ts_ms, value);
 	if (e->out.series)

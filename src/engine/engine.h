@@ -48,6 +48,18 @@ struct engine_config {
 	struct label_limits label_limits;
 	int64_t alert_retention_ms;       /* ended alerts kept this long (event time) */
 	const char *alertname;            /* label value of alertname, e.g. "ForeshockAnomaly" */
+	/* Per-series alerts (series outside every service model; the model's
+	 * `alert:` gives clear_threshold, resolve and severity). A sample counts
+	 * as anomalous when its score is at least series_threshold (0: the
+	 * model's alert threshold; < 0: the model's `hold`, the score of a
+	 * detected anomaly that persists) and its value is at least
+	 * series_min_factor times above or below its expected value (<= 1: any);
+	 * the alert fires when that held for series_for_ms (< 0: the model's
+	 * `for`). Defaults: 0, 0, -1 (the model's alerting as it is); the
+	 * daemon's configuration defaults are -1, 2 and 10 min (settings.c). */
+	double series_threshold;
+	double series_min_factor;
+	int64_t series_for_ms;
 	const char *external_url;         /* base URL used in annotation links; may be NULL */
 	int forecast;                     /* 1: a seasonal forecaster runs on every gauge/derived series */
 	int64_t max_sample_age_ms;        /* live ingest: samples older than the clock minus this are

@@ -215,6 +215,13 @@ int eng_check_order(struct engine_batch *b, struct series *s, int64_t ts_ms, cha
                     size_t errlen);
 void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
                 const struct det_result *r);
+/* The alerting parameters of per-series alerts: the model's, with the
+ * engine_config's series_threshold and series_for_ms applied. */
+void eng_series_alerting(const struct engine *e, struct model_alerting *out);
+/* The score a series' alert machine sees for one sample: the detector's
+ * score, or 0 when the value is inside its band, within series_min_factor
+ * of its expected, or there is no expected value. */
+double eng_series_alert_score(const struct engine *e, double value, const struct det_result *r);
 void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
                 double value);
 int eng_flush_shard(struct engine *e, struct shard *sh);

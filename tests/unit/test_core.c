@@ -366,6 +366,22 @@ static void test_settings(void **st)
 	assert_int_equal(c.max_body, 1 << 20);
 	assert_int_equal(c.engine.alert_retention_ms, 2LL * 86400000);
 	assert_string_equal(c.data_dir, "./var");
+	/* per-series alerts: the daemon's defaults, then settings and a bad one */
+	assert_true(c.engine.series_threshold < 0);
+	assert_true(c.engine.series_min_factor == 2);
+	assert_int_equal(c.engine.series_for_ms, 10 * 60000);
+	config_free(&c);
+	write_file(path, "alerts:\n  threshold: 0.49\n  for: 0s\n  min_factor: 1.5\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
+	assert_true(c.engine.series_threshold == 0.49);
+	assert_true(c.engine.series_min_factor == 1.5);
+	assert_int_equal(c.engine.series_for_ms, 0);
+	config_free(&c);
+	write_file(path, "alerts:\n  min_factor: 0.5\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, "c.yml:2: 'min_factor' must be between 1 and 1000"));
 	config_free(&c);
 	write_file(path, "listen: x\nlimits:\n  max_serie: 10\n");
 	config_defaults(&c);
@@ -530,6 +546,87 @@ static void test_engine(void **st)
 	char cmd[512];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);
+}
+
+struct fired {
+	const char *key;
+	int64_t firing_at_ms;
+};
+
+static int find_fired(void *ctx, const struct alert_rec *r)
+{
+	struct fired *f = ctx;
+	if (!strcmp(r->series_key, f->key) && r->firing_at_ms > 0 &&
+	    (!f->firing_at_ms || r->firing_at_ms < f->firing_at_ms))
+		f->firing_at_ms = r->firing_at_ms;
+	return 0;
+}
+
+/* Per-series alerts with the daemon's defaults (settings.c) page on a
+ * sustained anomaly 2x off its expected value (10 min), not on a 1.6x shift
+ * or a 2-minute spike; with the engine's defaults (the model's own alerting) the
+ * 1.6x shift fires on the detection. */
+static void test_engine_series_alerts(void **st)
+{
+	(void)st;
+	for (int daemon = 0; daemon < 2; daemon++) {
+		char dir[] = "/tmp/fs-engine-XXXXXX";
+		assert_non_null(mkdtemp(dir));
+		char db[256], err[256];
+		snprintf(db, sizeof db, "%s/f.db", dir);
+		struct store *store = store_open(db, err, sizeof err);
+		assert_non_null(store);
+		struct selfstats stats;
+		selfstats_init(&stats);
+		struct engine_config cfg;
+		engine_config_default(&cfg);
+		if (daemon) {
+			struct fs_config c;
+			config_defaults(&c);
+			cfg.series_threshold = c.engine.series_threshold;
+			cfg.series_min_factor = c.engine.series_min_factor;
+			cfg.series_for_ms = c.engine.series_for_ms;
+			config_free(&c);
+		}
+		struct engine *e = engine_new(&cfg, model_builtin_default(), store, &stats, err,
+		                              sizeof err);
+		assert_non_null(e);
+		static const char *const names[] = { "shift16", "spike3", "shift3" };
+		const double level[] = { 160, 300, 300 };
+		const int len[] = { 120, 12, 120 }; /* samples of 10 s */
+		int64_t t0 = 1767225600000LL, tev = t0 + 2000 * 10000LL;
+		for (int k = 0; k < 3; k++) {
+			struct engine_batch b;
+			engine_batch_begin(e, &b);
+			uint64_t seed = 7 + (uint64_t)k;
+			for (int i = 0; i < 2400; i++) {
+				seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+				double noise = ((double)(seed >> 11) / 9007199254740992.0 - 0.5) * 2;
+				double v = (i >= 2000 && i < 2000 + len[k] ? level[k] : 100) + noise;
+				struct label_ref r[1] = { { "__name__", 8, names[k], strlen(names[k]) } };
+				assert_int_equal(engine_batch_add(&b, r, 1, t0 + i * 10000LL, v, err,
+				                                  sizeof err), 0);
+			}
+			assert_int_equal(engine_batch_end(&b), 0);
+		}
+		struct fired f[3] = { { "shift16", 0 }, { "spike3", 0 }, { "shift3", 0 } };
+		for (int k = 0; k < 3; k++)
+			assert_int_equal(store_alerts_scan(store, 1, 0, find_fired, &f[k]), 0);
+		if (daemon) {
+			assert_int_equal(f[0].firing_at_ms, 0);
+			assert_int_equal(f[1].firing_at_ms, 0);
+			assert_true(f[2].firing_at_ms >= tev + 10 * 60000);
+			assert_true(f[2].firing_at_ms <= tev + 12 * 60000);
+		} else {
+			assert_true(f[0].firing_at_ms >= tev && f[0].firing_at_ms <= tev + 60000);
+			assert_true(f[2].firing_at_ms >= tev && f[2].firing_at_ms <= tev + 60000);
+		}
+		engine_free(e);
+		store_close(store);
+		char cmd[512];
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+		assert_int_equal(system(cmd), 0);
+	}
 }
 
 /* Learned state is written incrementally: only series that changed, at
@@ -1454,6 +1551,7 @@ int main(void)
 		cmocka_unit_test(test_yaml_tree),
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_engine),
+		cmocka_unit_test(test_engine_series_alerts),
 		cmocka_unit_test(test_engine_derived),
 		cmocka_unit_test(test_engine_concurrent),
 		cmocka_unit_test(test_engine_staged),
