@@ -143,6 +143,12 @@ def main():
     ap.add_argument("--hours", type=float, default=24, help="event time replayed (default 24)")
     ap.add_argument("--scrape", type=int, default=20, help="scrape the API every N steps (default 20)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pace", type=float, default=0.0,
+                    help="at least this many wall seconds per step (default 0: as fast as it goes); "
+                         "a short soak needs it so that the daemon's wall-clock work (the 2 s "
+                         "checkpoint rounds, SQLite's WAL) happens in the warm-up half as well")
+    ap.add_argument("--floor-mib", type=float, default=GROWTH_FLOOR_MIB,
+                    help="the fixed part of the growth bound, MiB (default %.1f)" % GROWTH_FLOOR_MIB)
     ap.add_argument("--csv", help="write the RSS samples (step, event hour, wall s, RSS KiB) here")
     a = ap.parse_args()
     steps = int(a.hours * 3600 / a.step)
@@ -160,6 +166,7 @@ def main():
     try:
         pid = d.proc.pid
         for k in range(steps):
+            step_t0 = time.time()
             lines = data.lines(k)
             for j in range(0, len(lines), CHUNK):
                 status, body = d.write(lines[j:j + CHUNK])
@@ -170,6 +177,9 @@ def main():
                     status, body = d.get(path)
                     check(status == 200, "GET %s at step %d -> %d %s" % (path, k, status, body[:200]))
             check(d.proc.poll() is None, "foreshockd exited at step %d" % k)
+            left = a.pace - (time.time() - step_t0)
+            if left > 0:
+                time.sleep(left)
             samples.append((k, time.time() - t0, rss_kib(pid)))
         wall = time.time() - t0
         alerts = d.get_json("/api/v1/alerts/history?limit=100000")["data"]["events"]
@@ -188,7 +198,7 @@ def main():
     warns = sum(1 for ln in log.splitlines() if " level=warn " in ln)
     half, last_q = steps // 2, steps - steps // 4
     rise_kib, mean_kib = fit_growth([(k, r) for k, _, r in samples[last_q:]])
-    bound_kib = mean_kib * GROWTH_PCT / 100 + GROWTH_FLOOR_MIB * 1024
+    bound_kib = mean_kib * GROWTH_PCT / 100 + a.floor_mib * 1024
     fired = sum(1 for e in alerts if e["state"] == "firing")
     svc_alerts = sum(1 for e in alerts if e["series"].startswith("service:") and e["state"] == "firing")
     print("soak: %d series, %d steps of %ds (%.1f h of event time), %d samples in %.0f s (%.0f samples/s)"
@@ -196,7 +206,7 @@ def main():
     print("rss: %.1f MiB after warm-up (step %d), peak %.1f MiB, end %.1f MiB; last-quarter fitted rise "
           "%+.2f MiB (bound %.2f MiB = %.1f%% of %.1f MiB + %.1f MiB)"
           % (samples[half][2] / 1024, half, max(r for _, _, r in samples) / 1024, samples[-1][2] / 1024,
-             rise_kib / 1024, bound_kib / 1024, GROWTH_PCT, mean_kib / 1024, GROWTH_FLOOR_MIB))
+             rise_kib / 1024, bound_kib / 1024, GROWTH_PCT, mean_kib / 1024, a.floor_mib))
     print("alerts: %d firing transitions (%d of services); services evaluated %s steps; log: %d error, %d warn lines"
           % (fired, svc_alerts, "/".join(str(s["steps"]) for s in services), len(errors), warns))
     ok = True
