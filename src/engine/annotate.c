@@ -108,9 +108,7 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	fmt_num(lo, sizeof lo, blo);
 	fmt_num(hi, sizeof hi, bhi);
 	const char *dir = r->direction > 0 ? "above" : r->direction < 0 ? "below" : "within";
-	struct model_alerting alv;
-	eng_series_alerting(e, &alv);
-	const struct model_alerting *al = &alv;
+	const struct model_alerting *al = &e->series_al;
 	char summary[1024], desc[2048];
 	if (ev == AEV_RESOLVED || ev == AEV_CANCELLED) {
 		snprintf(summary, sizeof summary,

@@ -100,6 +100,7 @@ void eng_set_layout(struct engine *e)
 		fp ^= h;
 	}
 	e->fingerprint = fp;
+	eng_series_alerting(e, &e->series_al);
 }
 
 void eng_state_init(struct engine *e, struct series *s)
@@ -552,9 +553,7 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	/* a series of a service model (a signal or in its scope) is evidence in
 	 * the service's alert and raises none of its own: its machine sees 0, so
 	 * an alert left open from before the model ends normally */
-	struct model_alerting al;
-	eng_series_alerting(e, &al);
-	enum alert_event ev = alert_fsm_step(&s->alert, &al, ts_ms,
+	enum alert_event ev = alert_fsm_step(&s->alert, &e->series_al, ts_ms,
 	                                     s->roles && e->svcs ? 0.0
 	                                                         : eng_series_alert_score(e, value, &r),
 	                                     value);

@@ -92,6 +92,8 @@ struct engine {
 	char *external_url;
 	struct model *model;
 	uint64_t fingerprint;       /* of the model and the forecaster: checkpoints must match */
+	struct model_alerting series_al; /* per-series alerting: eng_series_alerting() of the
+	                                  * model and cfg, set with the layout (not per sample) */
 	size_t det_size;            /* model state bytes at the start of each state block */
 	size_t fc_off, fc_size;     /* forecaster state within the block (fc_size 0 = off) */
 	struct store *store;
