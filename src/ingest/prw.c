@@ -17,6 +17,7 @@
 
 #include <snappy-c.h>
 
+#include "ingest/prom_int.h" /* prom_utf8_count: the text parsers' UTF-8 check */
 #include "ingest/prw.h"
 #include "proto/remote.pb-c.h"
 
@@ -105,41 +106,6 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-static int utf8_valid(const unsigned char *p, size_t n)
-{
-	if (!n)
-		return 1;
-	const unsigned char *e = p + n;
-	while (p < e) {
-		unsigned c = *p;
-		size_t k;
-		unsigned cp, min;
-		if (c < 0x80) {
-			p++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			k = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			k = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			k = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return 0;
-		}
-		if ((size_t)(e - p) <= k)
-			return 0;
-		for (size_t i = 1; i <= k; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		p += k + 1;
-	}
-	return 1;
-}
-
 static int label_name_ok(const unsigned char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -196,7 +162,7 @@ static int check_series(const Prometheus__TimeSeries *ts, size_t idx, const stru
 			return fail(err, errlen, "label value too long for '%.*s' (%zu bytes, limit %zu) (series %zu)",
 			            QB(nm), v->len, L->max_value_len, idx);
 		}
-		if (!utf8_valid(v->data, v->len))
+		if (prom_utf8_count((const char *)v->data, v->len) == (size_t)-1)
 			return fail(err, errlen, "invalid utf-8 in label value for '%.*s' (series %zu)", QB(nm), idx);
 		if (i > 0 && bin_cmp(&ts->labels[i - 1]->name, nm) >= 0)
 			sorted = 0;
@@ -281,7 +247,8 @@ static int check_metadata(const Prometheus__WriteRequest *wr, const struct prom_
 {
 	for (size_t i = 0; i < wr->n_metadata; i++) {
 		const ProtobufCBinaryData *f = &wr->metadata[i]->metric_family_name;
-		if (f->len == 0 || f->len > L->max_name_len || !utf8_valid(f->data, f->len))
+		if (f->len == 0 || f->len > L->max_name_len ||
+		    prom_utf8_count((const char *)f->data, f->len) == (size_t)-1)
 			return fail(err, errlen, "invalid metadata family name '%.*s' (metadata %zu)",
 			            QB(f), i);
 	}
