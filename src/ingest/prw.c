@@ -20,6 +20,7 @@
  * and checks every series; pass 2 hands out metadata, then samples. A
  * payload is accepted or refused whole.
  */
+#include <endian.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -222,6 +223,14 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+static int ascii(const char *s, size_t n)
+{
+	unsigned char acc = 0;
+	for (size_t i = 0; i < n; i++)
+		acc |= (unsigned char)s[i];
+	return acc < 0x80;
+}
+
 static int label_name_ok(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -235,6 +244,8 @@ static int label_name_ok(const char *s, size_t n)
 
 static int str_cmp(const char *a, size_t al, const char *b, size_t bl)
 {
+	if (al && bl && a[0] != b[0]) /* names of one series mostly differ at once */
+		return (unsigned char)a[0] < (unsigned char)b[0] ? -1 : 1;
 	size_t n = al < bl ? al : bl;
 	int c = n ? memcmp(a, b, n) : 0;
 	if (c)
@@ -277,7 +288,7 @@ static int check_labels(const struct label_ref *l, size_t n, size_t idx,
 			return fail(err, errlen, "label value too long for '%.*s' (%zu bytes, limit %zu) (series %zu)",
 			            QN(x), x->value_len, L->max_value_len, idx);
 		}
-		if (prom_utf8_count(x->value, x->value_len) == (size_t)-1)
+		if (!ascii(x->value, x->value_len) && prom_utf8_count(x->value, x->value_len) == (size_t)-1)
 			return fail(err, errlen, "invalid utf-8 in label value for '%.*s' (series %zu)", QN(x), idx);
 		if (i > 0 && str_cmp(l[i - 1].name, l[i - 1].name_len, x->name, x->name_len) >= 0)
 			sorted = 0;
@@ -337,69 +348,143 @@ static char *uncompress_body(const void *body, size_t len, const struct prw_limi
 	return raw;
 }
 
-/* Label refs of one series, reused across series: at most max_labels are
- * kept (more are only counted), plus one slot in front for __name__. */
-struct refbuf {
-	struct label_ref *v;
-	size_t cap;
+/* What pass 1 keeps for pass 2: every label (pointing into the body) and
+ * every sample of the request, and per series where its own are. All of
+ * it is counted in the decoded size (prw.h), which bounds it. */
+struct pseries {
+	uint32_t ref0, nref;   /* labels: refs[ref0 .. ref0 + nref), __name__ first once checked */
+	uint32_t s0, ns;       /* samples: smp[s0 .. s0 + ns) */
+};
+struct psample {
+	double v;
+	int64_t ts;
 };
 
-static int refbuf_put(struct refbuf *r, size_t i, const struct label_ref *l)
-{
-	if (i >= r->cap) {
-		size_t ncap = r->cap ? 2 * r->cap : 16;
-		struct label_ref *nv = realloc(r->v, ncap * sizeof *nv);
-		if (!nv)
-			return -1;
-		r->v = nv;
-		r->cap = ncap;
-	}
-	r->v[i] = *l;
-	return 0;
-}
-
-/* What pass 1 found. */
 struct scan {
 	const struct prom_limits *L;
-	struct refbuf refs;
-	size_t series, metadata;
-	size_t decoded;        /* the request's decoded size (prw.h, max_decoded) */
-	int oom;
+	size_t max_decoded;
+	struct label_ref *refs;
+	size_t nrefs, caprefs;
+	struct pseries *ser;
+	size_t nser, capser;
+	struct psample *smp;
+	size_t nsmp, capsmp;
+	size_t metadata;
+	size_t decoded;        /* the request's decoded size so far (prw.h, max_decoded) */
+	int toobig, oom;
 	char serr[256];        /* the first bad series, and the first bad metadata */
 	char merr[256];
 };
 
-static size_t add_sat(size_t a, size_t b)
+/* Room for one more element of an array (doubling). */
+static int room(void **v, size_t *cap, size_t n, size_t elem)
 {
-	return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+	if (n < *cap)
+		return 0;
+	size_t ncap = *cap ? 2 * *cap : 256;
+	void *nv = realloc(*v, ncap * elem);
+	if (!nv)
+		return -1;
+	*v = nv;
+	*cap = ncap;
+	return 0;
 }
 
-/* Pass 1, one TimeSeries: read it whole, check its labels (a problem is
- * noted in sc->serr, the first one only), count what its samples take.
- * -1 only if the protobuf is malformed. */
+/* Adds to the decoded size; 0 while within max_decoded. */
+static int charge(struct scan *sc, size_t bytes)
+{
+	sc->decoded = bytes > SIZE_MAX - sc->decoded ? SIZE_MAX : sc->decoded + bytes;
+	if (sc->decoded > sc->max_decoded)
+		sc->toobig = 1;
+	return sc->toobig;
+}
+
+/* The usual Label on the wire: name (1) then value (2), short lengths. */
+static inline int label_fast(const uint8_t *p, size_t n, struct label_ref *out)
+{
+	if (n < 4 || p[0] != 0x0a || p[1] >= 0x80)
+		return 0;
+	size_t nl = p[1];
+	if (4 + nl > n || p[2 + nl] != 0x12 || p[3 + nl] >= 0x80 || 4 + nl + p[3 + nl] != n)
+		return 0;
+	*out = (struct label_ref){ (const char *)p + 2, nl, (const char *)p + 4 + nl, p[3 + nl] };
+	return 1;
+}
+
+/* The usual Sample: value (1, 8 bytes) then timestamp (2, varint). */
+static inline int sample_fast(const uint8_t *p, size_t n, struct psample *out)
+{
+	if (n < 11 || p[0] != 0x09 || p[9] != 0x10)
+		return 0;
+	uint64_t ts;
+	if (rd_varint(p + 10, p + n, 10, &ts) != n - 10)
+		return 0;
+	uint64_t bits;
+	memcpy(&bits, p + 1, 8);
+	bits = le64toh(bits);
+	memcpy(&out->v, &bits, 8);
+	out->ts = (int64_t)ts;
+	return 1;
+}
+
+/* Checks the labels of one series (in wire order) and moves __name__ to the
+ * front, keeping the others' order. */
+static void finish_series(struct scan *sc, struct pseries *ps, size_t idx)
+{
+	struct label_ref *l = sc->refs + ps->ref0;
+	size_t n = ps->nref;
+	if (sc->serr[0])
+		return;
+	if (n > sc->L->max_labels) {
+		fail(sc->serr, sizeof sc->serr, "too many labels (%zu, limit %zu) (series %zu)", n,
+		     sc->L->max_labels, idx);
+		return;
+	}
+	if (check_labels(l, n, idx, sc->L, sc->serr, sizeof sc->serr) != 0)
+		return;
+	size_t k = 0;
+	while (!is_name_label(l[k].name, l[k].name_len))
+		k++;
+	struct label_ref name = { "__name__", 8, l[k].value, l[k].value_len };
+	if (k)
+		memmove(l + 1, l, k * sizeof *l);
+	l[0] = name;
+}
+
+/* Pass 1, one TimeSeries: read it whole (labels and samples kept, a bad
+ * series noted in sc->serr, the first one only). -1 if the protobuf is
+ * malformed or the request too large. */
 static int scan_series(struct scan *sc, const uint8_t *p, size_t n)
 {
 	const uint8_t *end = p + n;
 	struct pbf f;
-	struct label_ref l;
-	size_t nl = 0, ns = 0, lbytes = 0;
-	double v;
-	int64_t ts;
+	struct pseries ps = { (uint32_t)sc->nrefs, 0, (uint32_t)sc->nsmp, 0 };
 	int rc;
+	if (sc->nrefs > UINT32_MAX - n || sc->nsmp > UINT32_MAX - n || charge(sc, PRW_SAMPLE_COST))
+		return -1;
 	while ((rc = pb_next(&p, end, &f)) > 0) {
 		if (f.num >= 1 && f.num <= 3 && f.wt != WT_LEN)
 			return -1;
 		if (f.num == 1) {
-			if (pb_label(f.data, f.len, &l) < 0)
+			if (room((void **)&sc->refs, &sc->caprefs, sc->nrefs, sizeof *sc->refs) < 0)
+				return sc->oom = 1, -1;
+			struct label_ref *l = &sc->refs[sc->nrefs];
+			if (!label_fast(f.data, f.len, l) && pb_label(f.data, f.len, l) < 0)
 				return -1;
-			if (nl < sc->L->max_labels && refbuf_put(&sc->refs, nl, &l) < 0)
-				sc->oom = 1;
-			nl++;
-			lbytes = add_sat(lbytes, add_sat(PRW_LABEL_COST + l.name_len, l.value_len));
+			sc->nrefs++;
+			ps.nref++;
+			if (charge(sc, PRW_LABEL_COST + l->name_len + l->value_len))
+				return -1;
 		} else if (f.num == 2) {
-			if (pb_sample(f.data, f.len, &v, &ts) < 0)
+			if (room((void **)&sc->smp, &sc->capsmp, sc->nsmp, sizeof *sc->smp) < 0)
+				return sc->oom = 1, -1;
+			struct psample *x = &sc->smp[sc->nsmp];
+			if (!sample_fast(f.data, f.len, x) && pb_sample(f.data, f.len, &x->v, &x->ts) < 0)
 				return -1;
-			ns++;
+			sc->nsmp++;
+			ps.ns++;
+			if (charge(sc, PRW_SAMPLE_COST))
+				return -1;
 		} else if (f.num == 3) {
 			if (pb_exemplar(f.data, f.len) < 0)
 				return -1;
@@ -407,20 +492,15 @@ static int scan_series(struct scan *sc, const uint8_t *p, size_t n)
 	}
 	if (rc < 0)
 		return -1;
-	size_t idx = sc->series++;
-	sc->decoded = add_sat(sc->decoded, add_sat(lbytes, ns > SIZE_MAX / PRW_SAMPLE_COST
-	                                                       ? SIZE_MAX : ns * PRW_SAMPLE_COST));
-	if (sc->serr[0] || sc->oom)
-		return 0;
-	if (nl > sc->L->max_labels)
-		fail(sc->serr, sizeof sc->serr, "too many labels (%zu, limit %zu) (series %zu)", nl,
-		     sc->L->max_labels, idx);
-	else
-		check_labels(sc->refs.v, nl, idx, sc->L, sc->serr, sizeof sc->serr);
+	if (room((void **)&sc->ser, &sc->capser, sc->nser, sizeof *sc->ser) < 0)
+		return sc->oom = 1, -1;
+	sc->ser[sc->nser] = ps;
+	finish_series(sc, &sc->ser[sc->nser], sc->nser);
+	sc->nser++;
 	return 0;
 }
 
-/* Pass 1: the whole request. 0, or -1 if the protobuf is malformed. */
+/* Pass 1: the whole request. 0, or -1 (malformed, too large, out of memory). */
 static int scan_request(struct scan *sc, const uint8_t *p, size_t n)
 {
 	const uint8_t *end = p + n;
@@ -446,58 +526,15 @@ static int scan_request(struct scan *sc, const uint8_t *p, size_t n)
 	return rc;
 }
 
-/* Pass 2, one checked TimeSeries: its labels (__name__ first, the others in
- * wire order), then each of its samples to the callback (samples may come
- * before, between or after the labels: the second walk starts at the first). */
-static void emit_series(const uint8_t *p, size_t n, struct label_ref *refs,
-                        const struct prw_limits *P, prom_sample_fn on_sample, void *ctx,
-                        struct prw_stats *st)
-{
-	const uint8_t *end = p + n, *at = p, *first = NULL;
-	struct pbf f;
-	size_t nl = 1, ns = 0;
-	while (pb_next(&p, end, &f) > 0) {
-		if (f.num == 1) {
-			struct label_ref l;
-			pb_label(f.data, f.len, &l);
-			if (is_name_label(l.name, l.name_len))
-				refs[0] = (struct label_ref){ "__name__", 8, l.value, l.value_len };
-			else
-				refs[nl++] = l;
-		} else if (f.num == 2 && !first) {
-			first = at;
-		}
-		at = p;
-	}
-	for (p = first ? first : end; pb_next(&p, end, &f) > 0;) {
-		if (f.num != 2)
-			continue;
-		double v;
-		int64_t ts;
-		pb_sample(f.data, f.len, &v, &ts);
-		ns++;
-		if (!P->keep_stale && prom_is_stale(v)) {
-			st->stale++;
-			continue;
-		}
-		if (on_sample(ctx, refs, nl, v, ts, 1, 0) != 0)
-			st->refused++;
-		else
-			st->samples++;
-	}
-	if (!ns)
-		st->ignored++;
-}
-
-/* Pass 2: metadata first, as "# TYPE" lines precede samples in text; then
- * the series. refs has room for the most labels of a series. */
-static void emit_request(const uint8_t *p, size_t n, struct label_ref *refs,
+/* Pass 2: metadata first, as "# TYPE" lines precede samples in text (read
+ * off the wire again: they are few); then each series' samples. */
+static void emit_request(const struct scan *sc, const uint8_t *p, size_t n,
                          const struct prw_limits *P, prom_sample_fn on_sample,
                          prom_meta_fn on_meta, void *ctx, struct prw_stats *st)
 {
-	const uint8_t *end = p + n, *q;
+	const uint8_t *end = p + n;
 	struct pbf f;
-	for (q = p; on_meta && pb_next(&q, end, &f) > 0;) {
+	for (size_t m = 0; on_meta && m < sc->metadata && pb_next(&p, end, &f) > 0;) {
 		if (f.num != 3)
 			continue;
 		int32_t type;
@@ -505,10 +542,25 @@ static void emit_request(const uint8_t *p, size_t n, struct label_ref *refs,
 		pb_meta(f.data, f.len, &type, &fam);
 		on_meta(ctx, fam.name, fam.name_len, meta_type(type));
 		st->metadata++;
+		m++;
 	}
-	for (q = p; pb_next(&q, end, &f) > 0;)
-		if (f.num == 1)
-			emit_series(f.data, f.len, refs, P, on_sample, ctx, st);
+	for (size_t i = 0; i < sc->nser; i++) {
+		const struct pseries *ps = &sc->ser[i];
+		const struct label_ref *refs = sc->refs + ps->ref0;
+		if (!ps->ns)
+			st->ignored++;
+		for (size_t j = 0; j < ps->ns; j++) {
+			const struct psample *x = &sc->smp[ps->s0 + j];
+			if (!P->keep_stale && prom_is_stale(x->v)) {
+				st->stale++;
+				continue;
+			}
+			if (on_sample(ctx, refs, ps->nref, x->v, x->ts, 1, 0) != 0)
+				st->refused++;
+			else
+				st->samples++;
+		}
+	}
 }
 
 int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
@@ -537,6 +589,7 @@ int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
 		P.max_decoded = dp.max_decoded;
 	memset(&sc, 0, sizeof sc);
 	sc.L = &L;
+	sc.max_decoded = P.max_decoded;
 	if (err && errlen)
 		err[0] = '\0';
 
@@ -545,31 +598,26 @@ int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
 		goto out;
 	const uint8_t *u = (const uint8_t *)raw;
 	if (scan_request(&sc, u, ulen) < 0) {
-		fail(err, errlen, "invalid protobuf write request");
+		if (sc.toobig)
+			fail(err, errlen, "write request too large to decode (limit %zu bytes)",
+			     P.max_decoded);
+		else if (sc.oom)
+			fail(err, errlen, "out of memory");
+		else
+			fail(err, errlen, "invalid protobuf write request");
 		goto out;
 	}
-	if (sc.oom) {
-		fail(err, errlen, "out of memory");
-		goto out;
-	}
-	if (sc.decoded > P.max_decoded) {
-		fail(err, errlen, "write request too large to decode (limit %zu bytes)", P.max_decoded);
-		goto out;
-	}
-	st.series = sc.series;
+	st.series = sc.nser;
 	if (sc.serr[0] || sc.merr[0]) {
 		fail(err, errlen, "%s", sc.serr[0] ? sc.serr : sc.merr);
 		goto out;
 	}
-	/* every series has at most max_labels labels, __name__ among them */
-	if (sc.refs.cap == 0 && refbuf_put(&sc.refs, 0, &(struct label_ref){ "", 0, "", 0 }) < 0) {
-		fail(err, errlen, "out of memory");
-		goto out;
-	}
-	emit_request(u, ulen, sc.refs.v, &P, on_sample, on_meta, ctx, &st);
+	emit_request(&sc, u, ulen, &P, on_sample, on_meta, ctx, &st);
 	rc = 0;
 out:
-	free(sc.refs.v);
+	free(sc.refs);
+	free(sc.ser);
+	free(sc.smp);
 	free(raw);
 	if (stats)
 		*stats = st;

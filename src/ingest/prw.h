@@ -34,7 +34,7 @@ struct prw_limits {
 	size_t max_decoded;      /* the request's decoded size may not exceed
 	                          * this: PRW_LABEL_COST plus name and value per
 	                          * label of each series, PRW_SAMPLE_COST per
-	                          * sample (about what protobuf-c's unpacking
+	                          * series and per sample (about what protobuf-c's unpacking
 	                          * took; it bounds what a request hands out to
 	                          * the callbacks). Typical requests measure 2-4x
 	                          * their uncompressed size: keep >= 8 *
