@@ -75,6 +75,13 @@ struct series {
 	double last_value;
 	struct det_result last;
 	struct alert_fsm alert;
+	/* per-series alerts (annotate.c): which way is trouble, and the hard-break
+	 * reference (kept in memory only: relearnt for a day after a restart) */
+	uint8_t rise_only;     /* 0: not classified yet, 1: either way, 2: only a rise (latency, errors) */
+	double brk_peak;       /* highest value seen outside anomalous runs (and each run's peak after it) */
+	double brk_run_peak;   /* highest value of the current anomalous run */
+	int64_t brk_from_ms;   /* first sample of that history; 0 = none yet */
+	int64_t brk_since_ms;  /* first sample of the current run of hard breaks; 0 = none */
 	int64_t hist_base_ms;  /* timestamps of the ring are offsets from this */
 	uint32_t hist_head;    /* next slot to write */
 	uint32_t hist_len;
