@@ -221,6 +221,19 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	return tail_score(z, m->lk_decades);
 }
 
+/* A component scored directly (`direct: D`): raw / (raw + D), without the
+ * likelihood stage, so a series' frequent spikes are not learnt as normal.
+ * *zout is the Gaussian z whose log-scaled tail gives the same score, so a
+ * detection from this path compares with the likelihood stages' evidence
+ * (refire). */
+static double direct_score(const struct model *m, double raw, double d, double *zout)
+{
+	double sc = raw / (raw + d);
+	double lq = -sc * m->lk_decades * M_LN10;
+	*zout = lq < -0.7 ? q_to_z(lq) : 0;
+	return sc;
+}
+
 const char *det_drop_name(enum det_drop d)
 {
 	switch (d) {
@@ -246,7 +259,7 @@ void model_prefetch(const struct model *m, const void *state, int64_t ts_ms)
 	__builtin_prefetch(b, 1); /* struct model_hdr */
 	for (int i = 0; i < m->ncomp; i++) {
 		const struct comp_inst *ci = &m->comp[i];
-		if (m->lk_enabled)
+		if (m->lk_enabled && !ci->no_lk)
 			prefetch_range(b + ci->lk_off, m->lk_size);
 		if (ci->kind->prefetch)
 			ci->kind->prefetch(ci->p, b + ci->off, ts_ms);
@@ -324,11 +337,21 @@ static inline void components_run(const struct model *m, void *state, const stru
 		double sc, z = o.raw;
 		if (!isfinite(o.raw))
 			sc = z = 0; /* not ready (or beyond float range): no score, no learning */
-		else if (m->lk_enabled)
-			sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off), o.raw,
-			                learn, &z);
-		else
-			sc = o.raw / (o.raw + m->raw_scale);
+		else {
+			if (ci->no_lk)
+				sc = z = 0;
+			else if (m->lk_enabled)
+				sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off),
+				                o.raw, learn, &z);
+			else
+				sc = o.raw / (o.raw + m->raw_scale);
+			double zd = 0;
+			double sd = ci->direct > 0 ? direct_score(m, o.raw, ci->direct, &zd) : 0;
+			if (sd > sc) {
+				sc = sd;
+				z = zd;
+			}
+		}
 		sc *= ci->weight;
 		if (sc > r->best) {
 			r->best = sc;

@@ -22,6 +22,8 @@ struct comp_inst {
 	const struct comp_kind *kind;
 	double p[DET_MAX_PARAMS];
 	double weight;
+	double direct; /* > 0: also scored raw / (raw + direct), past the likelihood stage */
+	int no_lk;     /* 1: no likelihood stage (direct score only) */
 	size_t off;    /* offset of the component's own state in the block */
 	size_t lk_off; /* offset of its likelihood state */
 };

@@ -15,7 +15,7 @@
 #include "util/yaml_tree.h"
 
 static const struct comp_kind *const kinds[] = { &comp_level, &comp_seasonal, &comp_context,
-	                                         &comp_cusum, &comp_volatility, &comp_record, NULL };
+	                                         &comp_cusum, &comp_volatility, &comp_record, &comp_spike, NULL };
 
 /* The built-in default; models/default.yml must say the same (a unit test
  * compares fingerprints). */
@@ -24,12 +24,14 @@ static const char builtin_yaml[] =
 	"components:\n"
 	"  - kind: seasonal\n"
 	"    weekday: true\n"
-	"  - kind: level\n"
-	"    log: true\n"
 	"  - kind: cusum\n"
 	"    halflife: 512\n"
 	"  - kind: record\n"
 	"    halflife: 8000\n"
+	"  - kind: spike\n"
+	"    memory: 3d\n"
+	"    likelihood: false\n"
+	"    direct: 14\n"
 	"combine: max\n"
 	"likelihood:\n"
 	"  window: 3\n"
@@ -83,12 +85,17 @@ static void model_finish(struct model *m)
 	for (int i = 0; i < m->ncomp; i++) {
 		struct comp_inst *c = &m->comp[i];
 		c->lk_off = off;
-		off += m->lk_size;
+		if (!c->no_lk)
+			off += m->lk_size;
 		c->off = off;
 		off = align8(off + c->kind->state_size(c->p));
 		h = fnv(h, c->kind->name, strlen(c->kind->name));
 		h = fnv(h, c->p, sizeof c->p);
 		h = fnv(h, &c->weight, sizeof c->weight);
+		if (c->direct > 0) { /* models without it keep their fingerprint */
+			h = fnv(h, &c->direct, sizeof c->direct);
+			h = fnv(h, &c->no_lk, sizeof c->no_lk);
+		}
 	}
 	m->state_size = off;
 	m->lk_log_qref = m->lk_qref > 0 ? log(m->lk_qref) : 0;
@@ -195,7 +202,7 @@ static int parse_component(struct model *m, const struct ynode *n, char *err, si
 		if (!strcmp(kinds[i]->name, kname))
 			kind = kinds[i];
 	if (!kind) {
-		yerr(err, errlen, kn, "unknown component kind '%s' (known: level, seasonal, context, cusum, volatility, record)",
+		yerr(err, errlen, kn, "unknown component kind '%s' (known: level, seasonal, context, cusum, volatility, record, spike)",
 		     kname);
 		return -1;
 	}
@@ -203,10 +210,12 @@ static int parse_component(struct model *m, const struct ynode *n, char *err, si
 		yerr(err, errlen, n, "too many components (at most %d)", MAX_COMPONENTS);
 		return -1;
 	}
-	const char *allowed[DET_MAX_PARAMS + 3];
+	const char *allowed[DET_MAX_PARAMS + 5];
 	size_t na = 0;
 	allowed[na++] = "kind";
 	allowed[na++] = "weight";
+	allowed[na++] = "direct";
+	allowed[na++] = "likelihood";
 	for (size_t i = 0; i < kind->nparams; i++)
 		allowed[na++] = kind->params[i].name;
 	allowed[na] = NULL;
@@ -219,6 +228,18 @@ static int parse_component(struct model *m, const struct ynode *n, char *err, si
 	const struct ynode *w = ymap_get(n, "weight");
 	if (w && read_range(w, "weight", 0, 1, &c->weight, err, errlen) < 0)
 		return -1;
+	const struct ynode *dn = ymap_get(n, "direct");
+	if (dn && read_range(dn, "direct", 0, 1e6, &c->direct, err, errlen) < 0)
+		return -1;
+	int lk = 1;
+	const struct ynode *ln = ymap_get(n, "likelihood");
+	if (ln && ynode_bool(ln, "likelihood", &lk, err, errlen) < 0)
+		return -1;
+	if (!lk && !(c->direct > 0)) {
+		yerr(err, errlen, ln, "'likelihood: false' needs 'direct' (the component would never score)");
+		return -1;
+	}
+	c->no_lk = !lk;
 	for (size_t i = 0; i < kind->nparams; i++) {
 		const struct param_def *d = &kind->params[i];
 		c->p[i] = d->def;

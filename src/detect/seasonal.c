@@ -43,7 +43,7 @@ struct seas_state {
 	float absmax;
 	uint32_t n;
 	float mag;    /* typical |x| (log mode) */
-	/* followed by B bucket records */
+	/* followed by B bucket records, then (weekday) struct seas_week */
 };
 
 struct seas_bucket {
@@ -51,11 +51,19 @@ struct seas_bucket {
 	uint32_t cnt;
 };
 
-/* The buckets of the period, then (weekday) one per day of the week. */
+/* The day-of-week offsets, compactly: what the daily profile leaves on each
+ * UTC day of the week, and how many samples each has learnt from (saturating:
+ * the count only warm-starts the mean and says whether the day was seen). */
+struct seas_week {
+	float off[7];
+	uint16_t cnt[7];
+};
+
+/* The buckets of the period, then (weekday) the seven day offsets. */
 static size_t seas_size(const double *p)
 {
-	return sizeof(struct seas_state) +
-	       ((size_t)p[P_BUCKETS] + (p[P_WEEKDAY] > 0 ? 7 : 0)) * sizeof(struct seas_bucket);
+	return sizeof(struct seas_state) + (size_t)p[P_BUCKETS] * sizeof(struct seas_bucket) +
+	       (p[P_WEEKDAY] > 0 ? sizeof(struct seas_week) : 0);
 }
 
 static void seas_init(const double *p, void *state)
@@ -76,27 +84,29 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	int b = (int)(ph * nb / period);
 	struct seas_bucket *k = &bk[b];
 	/* the day-of-week offset: 0 until that day has been seen */
-	struct seas_bucket *wd = NULL;
+	struct seas_week *wk = p[P_WEEKDAY] > 0 ? (struct seas_week *)(bk + nb) : NULL;
+	float *wd = NULL;
+	uint16_t *wcnt = NULL;
 	double wo = 0;
-	if (p[P_WEEKDAY] > 0) {
+	if (wk) {
 		int64_t day = c->ts_ms >= 0 ? c->ts_ms / DAY_MS : (c->ts_ms - DAY_MS + 1) / DAY_MS;
 		int d = (int)(((day % 7) + 7) % 7);
-		wd = &bk[nb + d];
+		wd = &wk->off[d];
+		wcnt = &wk->cnt[d];
 		/* Used only once every day has been seen and the days differ:
 		 * the spread of the seven offsets is above WD_SPREAD series-wide
 		 * sigmas. Otherwise they keep learning (what the daily profile
 		 * leaves, i.e. the whole weekday effect) but do not count, so a
 		 * series without a weekly pattern is not made noisier by them. */
-		float lo = bk[nb].off, hi = bk[nb].off;
+		float lo = wk->off[0], hi = wk->off[0];
 		int all = 1;
 		for (int j = 0; j < 7; j++) {
-			const struct seas_bucket *e = &bk[nb + j];
-			all &= e->cnt > 0;
-			lo = e->off < lo ? e->off : lo;
-			hi = e->off > hi ? e->off : hi;
+			all &= wk->cnt[j] > 0;
+			lo = wk->off[j] < lo ? wk->off[j] : lo;
+			hi = wk->off[j] > hi ? wk->off[j] : hi;
 		}
 		if (all && (double)(hi - lo) > WD_SPREAD * 1.2533 * (double)s->gdev)
-			wo = (double)wd->off;
+			wo = (double)*wd;
 	}
 	double x = c->value;
 	double mag = 1;
@@ -156,18 +166,18 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		/* the weekday offset learns what the daily profile leaves, at the
 		 * same pace in event time (a day is B buckets), warm-started */
 		double aw = det_alpha(p[P_HALFLIFE] * spv * nb, c->steps);
-		if (aw < 1.0 / (wd->cnt + 1))
-			aw = 1.0 / (wd->cnt + 1);
+		if (aw < 1.0 / (*wcnt + 1.0))
+			aw = 1.0 / (*wcnt + 1.0);
 		/* the residual against the expected value with this day's offset,
 		 * whether it counts or not */
-		double rw = k->cnt >= 4 ? rc + wo - (double)wd->off : 0;
+		double rw = k->cnt >= 4 ? rc + wo - (double)*wd : 0;
 		if (rw > lim)
 			rw = lim;
 		else if (rw < -lim)
 			rw = -lim;
-		wd->off = (float)((double)wd->off + aw * rw);
-		if (wd->cnt < UINT32_MAX && k->cnt >= 4)
-			wd->cnt++;
+		*wd = (float)((double)*wd + aw * rw);
+		if (*wcnt < UINT16_MAX && k->cnt >= 4)
+			(*wcnt)++;
 	}
 	k->dev += (float)(ab * (fabs(rc) - (double)k->dev));
 	k->off = (float)off;

@@ -1,0 +1,107 @@
+/* detect/spike.c — "spike": a sample far beyond the series' recent extremes.
+ *
+ * A robust baseline (EWMA mean and mean absolute deviation of Huber-clipped
+ * residuals, so an outlier moves neither by more than `clip` sigmas and an
+ * incident's level is not learnt as normal quickly) gives each sample its
+ * robust z. The component also remembers the largest |z| of the recent past
+ * (a running maximum that decays towards 0 with half-life `memory`, in event
+ * time). The raw score is by how many sigmas |z| exceeds that remembered
+ * extreme: an isolated spike on a quiet series scores its whole z, while
+ * spikes that recur (a load balancer's periodic bursts, a busy feed) keep the
+ * remembered extreme high and score nothing. Meant to be scored directly
+ * (`direct:` in the model), beside the likelihood stages, which learn
+ * frequent spikes as normal by design.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "detect/detectors.h"
+
+/* |z| is capped here before it is remembered or compared: on a flat series
+ * whose scale sits at its floor, recurring spikes have enormous z that differ
+ * by more than any margin from one spike to the next; capped, a recurring
+ * spike meets the remembered extreme again. */
+#define Z_CAP 50.0
+
+enum { P_HALFLIFE, P_DEV_HALFLIFE, P_CLIP, P_MEMORY, P_MIN_REL, P_LOG };
+
+static const struct param_def params[] = {
+	{ "halflife", PARAM_NUMBER, 32, 1, 1e6 },       /* mean, samples */
+	{ "dev_halflife", PARAM_NUMBER, 256, 1, 1e6 },  /* deviation, samples */
+	{ "clip", PARAM_NUMBER, 3, 0.5, 100 },          /* Huber clip of the updates, sigmas */
+	{ "memory", PARAM_DURATION, 86400e3, 1e3, 3650 * 86400e3 }, /* half-life of the remembered extreme */
+	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },    /* deviation floor relative to |x| */
+	{ "log", PARAM_BOOL, 0, 0, 1 },                 /* asinh(x / typical |x|) instead of x */
+};
+
+struct spike_state {
+	double mu;
+	float dev, zmax, mag, absmax;
+	uint32_t n;
+	float pad;
+};
+
+static size_t spike_size(const double *p)
+{
+	return sizeof(struct spike_state);
+}
+
+static void spike_init(const double *p, void *state)
+{
+	memset(state, 0, sizeof(struct spike_state));
+}
+
+static void spike_update(const double *p, void *state, const struct comp_ctx *c,
+                         struct comp_out *o)
+{
+	struct spike_state *s = state;
+	double x = c->value > 1e30 ? 1e30 : c->value < -1e30 ? -1e30 : c->value;
+	double x0 = x, mag = 0;
+	if (p[P_LOG] > 0)
+		x = det_asinh_scale(&s->mag, s->n, x, &mag);
+	if (s->n == 0) {
+		s->mu = x;
+		s->absmax = (float)fabs(x);
+		s->n = 1;
+		o->raw = 0;
+		return;
+	}
+	double floor = p[P_MIN_REL] * (double)s->absmax + 1e-12;
+	double sigma = 1.2533 * (double)s->dev;
+	if (sigma < floor)
+		sigma = floor;
+	double r = x - s->mu;
+	double az = fabs(r) / sigma;
+	if (az > Z_CAP)
+		az = Z_CAP;
+	/* the remembered extreme decays by event time: `memory` in intervals */
+	double hl = c->interval_ms > 0 ? p[P_MEMORY] / c->interval_ms : 1;
+	double zmax = (double)s->zmax * (1 - det_alpha(hl, c->steps));
+	o->raw = az > zmax ? az - zmax : 0;
+	o->direction = o->raw > 0 ? (r > 0 ? 1 : -1) : 0;
+	s->zmax = (float)(az > zmax ? az : zmax);
+
+	double a = det_warm_alpha(p[P_HALFLIFE], c->steps, s->n);
+	double ad = det_warm_alpha(p[P_DEV_HALFLIFE], c->steps, s->n);
+	double lim = p[P_CLIP] * sigma;
+	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
+	s->mu += a * rc;
+	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
+	if (p[P_LOG] > 0)
+		det_mag_learn(&s->mag, ad, x0);
+	float ax = (float)fabs(x);
+	s->absmax = ax > s->absmax ? ax : s->absmax + (float)ad * (ax - s->absmax);
+	if (s->n < UINT32_MAX)
+		s->n++;
+}
+
+const struct comp_kind comp_spike = {
+	.name = "spike",
+	.params = params,
+	.nparams = sizeof params / sizeof params[0],
+	.state_size = spike_size,
+	.init = spike_init,
+	.update = spike_update,
+};
