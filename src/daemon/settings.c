@@ -49,6 +49,10 @@ void config_defaults(struct fs_config *c)
 	c->engine.series_threshold = -1;
 	c->engine.series_min_factor = 2;
 	c->engine.series_for_ms = 10 * 60 * 1000;
+	/* ... except an obvious break: a latency or error signal 5x beyond
+	 * anything it showed in a day or more, for a minute */
+	c->engine.series_break_factor = 5;
+	c->engine.series_break_ms = 60 * 1000;
 	notify_config_init(&c->notify);
 	rwexport_config_init(&c->export);
 	config_set_str(&c->alertname, c->engine.alertname);
@@ -468,7 +472,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	if (get_forecast(c, root, err, errlen) < 0)
 		goto out;
 	static const char *const alert_keys[] = { "retention", "alertname", "threshold", "for",
-		                                   "min_factor", NULL };
+		                                   "min_factor", "break_factor", "break_for", NULL };
 	if (section(root, "alerts", alert_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -477,7 +481,11 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		    get_timeout(s, "for", &c->engine.series_for_ms, 0, 86400000, "0s and 1d", err,
 		                errlen) < 0 ||
 		    get_range(s, "threshold", 0.01, 1, &c->engine.series_threshold, err, errlen) < 0 ||
-		    get_range(s, "min_factor", 1, 1000, &c->engine.series_min_factor, err, errlen) < 0)
+		    get_range(s, "min_factor", 1, 1000, &c->engine.series_min_factor, err, errlen) < 0 ||
+		    get_range(s, "break_factor", 0, 1e6, &c->engine.series_break_factor, err, errlen) <
+		            0 ||
+		    get_timeout(s, "break_for", &c->engine.series_break_ms, 0, 86400000, "0s and 1d",
+		                err, errlen) < 0)
 			goto out;
 		c->engine.alertname = c->alertname;
 	}

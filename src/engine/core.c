@@ -40,6 +40,8 @@ void engine_config_default(struct engine_config *c)
 	c->series_threshold = 0;
 	c->series_min_factor = 0;
 	c->series_for_ms = -1;
+	c->series_break_factor = 0;
+	c->series_break_ms = 60 * 1000;
 	c->external_url = NULL;
 	c->forecast = ENGINE_FORECAST_REQUESTED;
 	c->max_sample_age_ms = 0;
@@ -577,10 +579,11 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	/* a series of a service model (a signal or in its scope) is evidence in
 	 * the service's alert and raises none of its own: its machine sees 0, so
 	 * an alert left open from before the model ends normally */
-	enum alert_event ev = alert_fsm_step(&s->alert, &e->series_al, ts_ms,
-	                                     s->roles && e->svcs ? 0.0
-	                                                         : eng_series_alert_score(e, value, &r),
-	                                     value);
+	double sc = s->roles && e->svcs ? 0.0 : eng_series_alert_score(e, s, value, &r);
+	struct model_alerting al = e->series_al;
+	if (!(s->roles && e->svcs) && eng_series_hard_break(e, s, ts_ms, value, sc, &r))
+		al.for_ms = 0; /* an obvious break pages without waiting for `for` */
+	enum alert_event ev = alert_fsm_step(&s->alert, &al, ts_ms, sc, value);
 	if (ev != AEV_NONE)
 		eng_queue_transition(e, sh, s, ev, &r, ts_ms, value);
 	if (e->out.series)

@@ -69,10 +69,21 @@ struct engine_config {
 	 * series_min_factor times above or below its expected value (<= 1: any);
 	 * the alert fires when that held for series_for_ms (< 0: the model's
 	 * `for`). Defaults: 0, 0, -1 (the model's alerting as it is); the
-	 * daemon's configuration defaults are -1, 2 and 10 min (settings.c). */
+	 * daemon's configuration defaults are -1, 2 and 10 min (settings.c).
+	 * Only a rise alerts on latencies and errors (quantiles of histograms,
+	 * *_seconds, names with "error" or "fail", code/status 5xx): a p99
+	 * falling back or an error ratio reading 0 is not trouble.
+	 * Hard break: an anomalous latency or error sample at least
+	 * series_break_factor times the highest value the series showed over
+	 * at least a day (outside anomalous runs, and the peak of each run once
+	 * it ended) fires once such samples held series_break_ms, without
+	 * waiting for series_for_ms. series_break_factor <= 1: none (the
+	 * engine's default); the daemon's defaults are 5 and 1 min. */
 	double series_threshold;
 	double series_min_factor;
 	int64_t series_for_ms;
+	double series_break_factor;
+	int64_t series_break_ms;
 	const char *external_url;         /* base URL used in annotation links; may be NULL */
 	int forecast;                     /* enum engine_forecast: which gauge/derived series have a
 	                                   * seasonal forecaster (default ENGINE_FORECAST_REQUESTED) */

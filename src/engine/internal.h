@@ -240,8 +240,20 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 void eng_series_alerting(const struct engine *e, struct model_alerting *out);
 /* The score a series' alert machine sees for one sample: the detector's
  * score, or 0 when the value is inside its band, within series_min_factor
- * of its expected, or there is no expected value. */
-double eng_series_alert_score(const struct engine *e, double value, const struct det_result *r);
+ * of its expected, there is no expected value, or it is below its expected
+ * value on a series where only a rise is trouble (eng_series_rise_only). */
+double eng_series_alert_score(const struct engine *e, struct series *s, double value,
+                              const struct det_result *r);
+/* 1 if only a rise of this series is trouble: latencies (histogram
+ * quantiles, *_seconds, names with latency or duration) and errors (names
+ * with error or fail, a code or status label 5xx). */
+int eng_series_rise_only(const char *key, const struct labels *l);
+/* Hard break (engine_config series_break_*): updates the series' reference
+ * with this sample and returns 1 when anomalous samples (score: the alert
+ * score) at least series_break_factor times that reference have held for
+ * series_break_ms. */
+int eng_series_hard_break(const struct engine *e, struct series *s, int64_t ts_ms, double value,
+                          double score, const struct det_result *r);
 void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts_ms,
                 double value);
 int eng_flush_shard(struct engine *e, struct shard *sh);

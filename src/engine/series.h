@@ -66,8 +66,8 @@ struct last_result {
 	double score, expected, lower, upper;
 };
 
-/* The fields are ordered by size so that the struct has no holes: 256
- * bytes, the first 4 of its 64-byte lines (engine_bench prints it). */
+/* The fields are ordered by size so that the struct has no holes: 288
+ * bytes (engine_bench prints it). */
 struct series {
 	struct labels labels;  /* in the series' allocation (labels.mem is NULL) */
 	char *key;             /* canonical name{...}; in the series' allocation */
@@ -80,6 +80,12 @@ struct series {
 	unsigned char *det_state;    /* registry->state_size bytes; in the same allocation, last */
 	void *fc;              /* forecaster state (registry->fc_size bytes, from the registry's
 	                        * pool), NULL = none yet */
+	/* per-series alerts (annotate.c): the hard-break reference (kept in
+	 * memory only: relearnt for a day after a restart); rise_only below */
+	double brk_peak;       /* highest value seen outside anomalous runs (and each run's peak after it) */
+	double brk_run_peak;   /* highest value of the current anomalous run */
+	int64_t brk_from_ms;   /* first sample of that history; 0 = none yet */
+	int64_t brk_since_ms;  /* first sample of the current run of hard breaks; 0 = none */
 	struct last_result last;
 	struct alert_fsm alert;
 	uint32_t idx;          /* own index in the registry (stable) */
@@ -94,6 +100,8 @@ struct series {
 	uint8_t stored;        /* its row is in the store: later writes update the state only */
 	int8_t last_direction; /* det_result.direction of the last sample */
 	uint8_t last_comp;     /* its component: index in the shard's table, 0 = none */
+	uint8_t rise_only;     /* per-series alerts: 0 not classified yet, 1 either way, 2 only a
+	                        * rise (latency, errors) */
 };
 
 /* The history ring: registry->hist_cap entries, just before the detector

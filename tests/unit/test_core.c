@@ -391,13 +391,18 @@ static void test_settings(void **st)
 	assert_true(c.engine.series_threshold < 0);
 	assert_true(c.engine.series_min_factor == 2);
 	assert_int_equal(c.engine.series_for_ms, 10 * 60000);
+	assert_true(c.engine.series_break_factor == 5);
+	assert_int_equal(c.engine.series_break_ms, 60000);
 	config_free(&c);
-	write_file(path, "alerts:\n  threshold: 0.49\n  for: 0s\n  min_factor: 1.5\n");
+	write_file(path, "alerts:\n  threshold: 0.49\n  for: 0s\n  min_factor: 1.5\n"
+	                 "  break_factor: 0\n  break_for: 2m\n");
 	config_defaults(&c);
 	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
 	assert_true(c.engine.series_threshold == 0.49);
 	assert_true(c.engine.series_min_factor == 1.5);
 	assert_int_equal(c.engine.series_for_ms, 0);
+	assert_true(c.engine.series_break_factor == 0);
+	assert_int_equal(c.engine.series_break_ms, 120000);
 	config_free(&c);
 	write_file(path, "alerts:\n  min_factor: 0.5\n");
 	config_defaults(&c);
@@ -667,6 +672,78 @@ static void test_engine_series_alerts(void **st)
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 		assert_int_equal(system(cmd), 0);
 	}
+}
+
+/* With the daemon's defaults: a latency (or error) series that falls far
+ * below its expected value raises nothing (only a rise is trouble there),
+ * another series does after `for`; an error series jumping 30x beyond
+ * anything it showed in a day fires within a minute or two (hard break),
+ * 4x only after `for`, and a 40x blip earlier raises the bar for the next
+ * jump. Samples every 60 s, 1.5 days; the event is at 1.25 days. */
+static void test_engine_series_direction_and_break(void **st)
+{
+	(void)st;
+	char dir[] = "/tmp/fs-engine-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char db[256], err[256];
+	snprintf(db, sizeof db, "%s/f.db", dir);
+	struct store *store = store_open(db, err, sizeof err);
+	assert_non_null(store);
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	struct fs_config c;
+	config_defaults(&c);
+	cfg.series_threshold = c.engine.series_threshold;
+	cfg.series_min_factor = c.engine.series_min_factor;
+	cfg.series_for_ms = c.engine.series_for_ms;
+	cfg.series_break_factor = c.engine.series_break_factor;
+	cfg.series_break_ms = c.engine.series_break_ms;
+	config_free(&c);
+	assert_true(cfg.series_break_factor == 5);
+	struct engine *e = engine_new(&cfg, model_builtin_default(), store, &stats, err, sizeof err);
+	assert_non_null(e);
+	static const char *const names[] = { "api_latency_seconds", "queue_depth", "db_errors",
+		                             "cache_errors", "disk_errors" };
+	const double level[] = { 100.0 / 3, 100.0 / 3, 3000, 400, 3000 };
+	const int len[] = { 20, 20, 5, 20, 5 }; /* minutes */
+	const int N = 2160, at = 1800;
+	int64_t t0 = 1767225600000LL, tev = t0 + at * 60000LL;
+	for (int k = 0; k < 5; k++) {
+		struct engine_batch b;
+		engine_batch_begin(e, &b);
+		uint64_t seed = 11 + (uint64_t)k;
+		for (int i = 0; i < N; i++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			double noise = ((double)(seed >> 11) / 9007199254740992.0 - 0.5) * 2;
+			double v = (i >= at && i < at + len[k] ? level[k] : 100) + noise;
+			if (k == 4 && i >= 720 && i < 723) /* a 40x blip at half a day */
+				v = 4000;
+			struct label_ref r[1] = { { "__name__", 8, names[k], strlen(names[k]) } };
+			assert_int_equal(engine_batch_add(&b, r, 1, t0 + i * 60000LL, v, err, sizeof err),
+			                 0);
+		}
+		assert_int_equal(engine_batch_end(&b), 0);
+	}
+	struct fired f[5];
+	for (int k = 0; k < 5; k++) {
+		f[k] = (struct fired){ names[k], 0 };
+		assert_int_equal(store_alerts_scan(store, 1, 0, find_fired, &f[k]), 0);
+	}
+	assert_int_equal(f[0].firing_at_ms, 0);                 /* latency falling: fine */
+	assert_true(f[1].firing_at_ms >= tev + 10 * 60000);     /* a queue emptying: after `for` */
+	assert_true(f[1].firing_at_ms <= tev + 12 * 60000);
+	assert_true(f[2].firing_at_ms >= tev + 60000);          /* 30x: a hard break */
+	assert_true(f[2].firing_at_ms <= tev + 2 * 60000);
+	assert_true(f[3].firing_at_ms >= tev + 10 * 60000);     /* 4x: after `for` */
+	assert_true(f[3].firing_at_ms <= tev + 12 * 60000);
+	assert_int_equal(f[4].firing_at_ms, 0);                 /* not beyond the blip seen */
+	engine_free(e);
+	store_close(store);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 /* Learned state is written incrementally: only series that changed, at
@@ -1592,6 +1669,7 @@ int main(void)
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_engine),
 		cmocka_unit_test(test_engine_series_alerts),
+		cmocka_unit_test(test_engine_series_direction_and_break),
 		cmocka_unit_test(test_engine_derived),
 		cmocka_unit_test(test_engine_concurrent),
 		cmocka_unit_test(test_engine_staged),
