@@ -38,7 +38,7 @@ void config_defaults(struct fs_config *c)
 	c->header_timeout_ms = 10000;
 	c->body_timeout_ms = 60000;
 	c->max_response = 64LL << 20;
-	c->checkpoint_interval_ms = 2000;
+	c->checkpoint_interval_ms = 30000;
 	c->checkpoint_max_series = 50000;
 	c->metrics_series_limit = 10000;
 	c->replay_speed = 360;

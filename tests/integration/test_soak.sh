@@ -5,7 +5,7 @@
 # runs the full one (10,000 series, 1-minute steps).
 #
 # Paced to about 30 s of wall time so that the daemon's wall-clock work (the
-# 2 s checkpoint rounds) runs in the warm-up half too: unpaced, the day took
+# checkpoint rounds, every 2 s as soak.py sets) runs in the warm-up half too: unpaced, the day took
 # 2 s and one round's allocations landed in the last quarter. At this size
 # RSS moves in single steps of up to 2 MiB (malloc arenas, SQLite's page
 # cache) that a fit over the last quarter's 72 points can catch whole, so the

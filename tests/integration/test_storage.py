@@ -249,14 +249,14 @@ def test_corrupt_and_missing_at_start():
 def test_backup_restore_live():
     """Back up a running daemon, restore into a new data dir, start a daemon
     there and find the alerts and the series."""
-    d = Daemon()
+    d = Daemon(config="checkpoint:\n  interval: 2s\n")
     work = tempfile.mkdtemp(prefix="foreshock-backup-")
     try:
         d.start()
         load = Load(d)
         load.warm()
         load.until(lambda st, b: any(a["state"] == "firing" for a in d.alerts()))
-        time.sleep(3.5)  # the series states have been written (checkpoint.interval 2 s)
+        time.sleep(3.5)  # the series states have been written (checkpoint.interval 2 s, set above)
         out = os.path.join(work, "b.db")
         r = subprocess.run([CLI, "backup", "--data-dir", os.path.join(d.dir, "var"), "--out", out],
                            capture_output=True, text=True)
