@@ -379,15 +379,15 @@ static void test_volatility_stuck(void **ctx)
 
 /* spike, scored directly: an isolated spike on a quiet hourly series is
  * detected; the same spike recurring every 12 hours stops being detected
- * after the first ones (the remembered extreme decays with a half-life of 3
- * days); once the recurrences stop, the extreme is forgotten and a spike of
+ * after the first ones (the remembered extreme decays with a half-life of a
+ * day); once the recurrences stop, the extreme is forgotten and a spike of
  * the same size 12 days later is detected again. A model without `direct`
  * rejects `likelihood: false`. */
 static void test_spike(void **ctx)
 {
 	(void)ctx;
-	const char *y = "components:\n  - kind: spike\n    memory: 3d\n    likelihood: false\n"
-	                "    direct: 14\nwarmup: 120\nsuppress: 10\nhold: 0.4\narm: 0.45\n"
+	const char *y = "components:\n  - kind: spike\n    memory: 1d\n    likelihood: false\n"
+	                "    direct: 1.25\nwarmup: 120\nsuppress: 10\nhold: 0.4\narm: 0.45\n"
 	                "alert:\n  threshold: 0.49\n  clear_threshold: 0.35\n";
 	char err[256];
 	struct model *m = model_load_string(y, strlen(y), "spike.yml", err, sizeof err);
