@@ -671,16 +671,21 @@ int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_
 	return 0;
 }
 
-int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_t n, int64_t ts_ms,
-                     double value, char *err, size_t errlen)
+int eng_admit(struct engine_batch *b, int64_t ts_ms, double value, char *err, size_t errlen)
 {
 	if (!isfinite(value)) {
 		snprintf(err, errlen, "non-finite value");
 		return eng_reject(b, REJ_NON_FINITE);
 	}
-	int trc = eng_check_time(b, ts_ms, err, errlen);
-	if (trc)
-		return trc;
+	return eng_check_time(b, ts_ms, err, errlen);
+}
+
+int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_t n, int64_t ts_ms,
+                     double value, char *err, size_t errlen)
+{
+	int rc = eng_admit(b, ts_ms, value, err, errlen);
+	if (rc)
+		return rc;
 	uint64_t hash;
 	struct shard *sh = eng_batch_lock(b, route_and_hash(refs, n, &hash) % ENGINE_SHARDS);
 	return eng_add_locked(b, sh, refs, n, hash, ts_ms, value, err, errlen);
@@ -692,6 +697,29 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem)
 {
 	return array_grow(p, cap, need, elem, 256);
+}
+
+struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, size_t nref,
+                                     size_t bytes, int64_t ts_ms, double value, char *err,
+                                     size_t errlen)
+{
+	if (nref > UINT16_MAX || b->nsref + 4 * nlabels > UINT32_MAX ||
+	    b->nbytes + bytes > UINT32_MAX ||
+	    eng_grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
+	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * nlabels, sizeof *b->sref) ||
+	    eng_grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
+		snprintf(err, errlen, "out of memory staging a sample");
+		eng_reject(b, REJ_CARDINALITY);
+		return NULL;
+	}
+	struct engine_staged *st = &b->st[b->nst++];
+	st->ts_ms = ts_ms;
+	st->value = value;
+	st->ref0 = (uint32_t)b->nsref;
+	st->nref = (uint16_t)nref;
+	if (nref > b->max_nref)
+		b->max_nref = nref;
+	return st;
 }
 
 /* Appends n labels to the staging buffers (room already made). */
@@ -714,13 +742,9 @@ void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t 
 int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, size_t n,
                        int64_t ts_ms, double value, char *err, size_t errlen)
 {
-	if (!isfinite(value)) {
-		snprintf(err, errlen, "non-finite value");
-		return eng_reject(b, REJ_NON_FINITE);
-	}
-	int trc = eng_check_time(b, ts_ms, err, errlen);
-	if (trc)
-		return trc;
+	int rc = eng_admit(b, ts_ms, value, err, errlen);
+	if (rc)
+		return rc;
 	if (n > b->e->cfg.label_limits.max_labels) {
 		snprintf(err, errlen, "too many labels (%zu, limit %zu)", n,
 		         b->e->cfg.label_limits.max_labels);
@@ -729,23 +753,12 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	size_t bytes = 0;
 	for (size_t i = 0; i < n; i++)
 		bytes += refs[i].name_len + refs[i].value_len;
-	if (n > UINT16_MAX || b->nsref + 4 * n > UINT32_MAX || b->nbytes + bytes > UINT32_MAX ||
-	    eng_grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
-	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
-	    eng_grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
-		snprintf(err, errlen, "out of memory staging a sample");
-		return eng_reject(b, REJ_CARDINALITY);
-	}
-	struct engine_staged *st = &b->st[b->nst++];
-	st->ts_ms = ts_ms;
-	st->value = value;
+	struct engine_staged *st = eng_stage_slot(b, n, n, bytes, ts_ms, value, err, errlen);
+	if (!st)
+		return REJ_CARDINALITY + 1;
 	st->shard = (uint8_t)(route_and_hash(refs, n, &st->hash) % ENGINE_SHARDS);
-	st->ref0 = (uint32_t)b->nsref;
-	st->nref = (uint16_t)n;
 	st->named = 0;
 	eng_copy_refs(b, refs, n);
-	if (n > b->max_nref)
-		b->max_nref = n;
 	return 0;
 }
 

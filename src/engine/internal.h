@@ -196,6 +196,16 @@ uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_
                            uint64_t *pair);
 unsigned eng_route_mix(uint64_t acc);
 int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem);
+/* The checks every sample passes before its labels are looked at (added,
+ * staged or staged by name): a finite value, a timestamp within the limits
+ * and the live window. 0, or the reject reason + 1 (counted) with err. */
+int eng_admit(struct engine_batch *b, int64_t ts_ms, double value, char *err, size_t errlen);
+/* A new staged entry (ts, value, ref0, nref filled; hash, shard, named left
+ * to the caller) with room for nlabels more label words (4 each) and bytes
+ * more label bytes; NULL when out of memory (counted, err set). */
+struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, size_t nref,
+                                     size_t bytes, int64_t ts_ms, double value, char *err,
+                                     size_t errlen);
 void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n);
 /* Takes shard k's lock for the batch (releasing the one it held). */
 struct shard *eng_batch_lock(struct engine_batch *b, unsigned k);

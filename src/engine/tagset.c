@@ -6,7 +6,6 @@
 #include "engine/engine.h"
 #include "engine/internal.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,34 +44,23 @@ int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags
 int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t len,
                              int64_t ts_ms, double value, char *err, size_t errlen)
 {
-	if (!isfinite(value)) {
-		snprintf(err, errlen, "non-finite value");
-		return eng_reject(b, REJ_NON_FINITE);
-	}
-	int trc = eng_check_time(b, ts_ms, err, errlen);
-	if (trc)
-		return trc;
+	int rc = eng_admit(b, ts_ms, value, err, errlen);
+	if (rc)
+		return rc;
 	if (!b->tag_ok) {
 		snprintf(err, errlen, "no tag set staged for metric '%.*s'", (int)(len < 64 ? len : 64),
 		         name);
 		return eng_reject(b, REJ_LABELS);
 	}
-	if (b->nsref + 4 > UINT32_MAX || b->nbytes + len > UINT32_MAX ||
-	    eng_grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
-	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4, sizeof *b->sref) ||
-	    eng_grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + len + 1, 1)) {
-		snprintf(err, errlen, "out of memory staging a sample");
-		return eng_reject(b, REJ_CARDINALITY);
-	}
+	/* one label's words: { tag set's ref0, its count, name offset, length } */
+	struct engine_staged *st = eng_stage_slot(b, 1, (size_t)b->tag_n + 1, len, ts_ms, value, err,
+	                                          errlen);
+	if (!st)
+		return REJ_CARDINALITY + 1;
 	uint64_t ph;
 	uint64_t acc = b->tag_route + eng_route_pair_ex("__name__", 8, name, len, &ph);
-	struct engine_staged *st = &b->st[b->nst++];
-	st->ts_ms = ts_ms;
-	st->value = value;
 	st->hash = labels_hash_from_sum(b->tag_hash + ph);
 	st->shard = (uint8_t)(eng_route_mix(acc) % ENGINE_SHARDS);
-	st->ref0 = (uint32_t)b->nsref;
-	st->nref = (uint16_t)(b->tag_n + 1);
 	st->named = 1;
 	uint32_t *w = b->sref + b->nsref;
 	w[0] = b->tag_ref0;
@@ -82,7 +70,5 @@ int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t le
 	memcpy(b->sbytes + b->nbytes, name, len);
 	b->nbytes += len;
 	b->nsref += 4;
-	if (st->nref > b->max_nref)
-		b->max_nref = st->nref;
 	return 0;
 }

@@ -1,16 +1,28 @@
 /* ingest/prw.c — Prometheus remote_write 1.0 decoder.
  *
- *   body ──snappy block──> WriteRequest bytes ──protobuf-c──> messages in an arena
- *        length header checked              unknown fields kept, ignored
- *        against max_uncompressed           arena capped at max_decoded
- *   ──validate every series──> emit metadata, then samples (all or nothing)
+ *   body ──snappy block──> WriteRequest bytes ──pass 1: check──> pass 2: emit
+ *        length header checked              every field read off the wire
+ *        against max_uncompressed           where it lies, nothing copied
  *
- * The protobuf-c allocator is a bump arena: unpack makes many small
- * allocations that all die together, so "free" is a no-op and the arena is
- * dropped in one sweep. Its cap bounds the protobuf expansion (an empty
- * Label costs 2 bytes on the wire and ~70 bytes unpacked).
+ * The protobuf is read straight from the uncompressed bytes: only the few
+ * fields a WriteRequest has (proto/remote.proto, proto/types.proto) are
+ * decoded, every label handed out points into the buffer, and nothing is
+ * allocated per series or per label. This replaced protobuf-c's unpacking,
+ * which built a message and two strings per label in an arena before the
+ * engine saw them (docs/performance.md has the measurement). The wire rules
+ * are protobuf-c's, so that a request is accepted or refused as before:
+ * a known field with the wrong wire type, a truncated field, a varint longer
+ * than 10 bytes (5 for tags and lengths) or a group makes the request
+ * invalid; unknown fields are skipped; a scalar field given twice keeps the
+ * last value. fuzz/fuzz_prw.c checks the two against each other.
+ *
+ * Pass 1 reads the whole request (exemplars included, as protobuf-c did)
+ * and checks every series; pass 2 hands out metadata, then samples. A
+ * payload is accepted or refused whole.
  */
+#include <endian.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,77 +31,182 @@
 
 #include "ingest/prom_int.h" /* prom_utf8_count: the text parsers' UTF-8 check */
 #include "ingest/prw.h"
-#include "proto/remote.pb-c.h"
 
-/* ---- bump arena for protobuf-c ------------------------------------------ */
+/* ---- protobuf wire format ------------------------------------------------ */
 
-struct arena_chunk {
-	struct arena_chunk *next;
-	size_t size, used;
-	_Alignas(8) unsigned char mem[];
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+/* One field: its number, wire type and value (v for VARINT and I64, the
+ * bytes for LEN). */
+struct pbf {
+	uint32_t num;
+	unsigned wt;
+	uint64_t v;
+	const uint8_t *data;
+	size_t len;
 };
 
-struct arena {
-	struct arena_chunk *head;
-	size_t total; /* bytes malloc'd for chunks */
-	size_t cap;
-	int exhausted;
-};
-
-static void *arena_alloc(void *data, size_t size)
+/* A varint of at most max bytes (protobuf-c: 10 for values, 5 for tags and
+ * lengths; bits past 64 are dropped). 0 if unterminated. */
+static inline size_t rd_varint(const uint8_t *p, const uint8_t *end, unsigned max, uint64_t *v)
 {
-	struct arena *a = data;
-	struct arena_chunk *c = a->head;
-	if (size > a->cap) {
-		a->exhausted = 1;
-		return NULL;
+	size_t avail = (size_t)(end - p);
+	if (avail && p[0] < 0x80) {
+		*v = p[0];
+		return 1;
 	}
-	/* 8-byte alignment: protobuf-c structs hold only pointers, size_t,
-	 * int64 and double */
-	size = (size + 7) & ~(size_t)7;
-	if (!size)
-		size = 8;
-	if (!c || c->size - c->used < size) {
-		size_t want = c ? c->size * 2 : 64 * 1024;
-		if (want > 4u << 20)
-			want = 4u << 20;
-		if (want < size)
-			want = size;
-		if (a->total + want > a->cap) {
-			want = size;
-			if (a->total + want > a->cap) {
-				a->exhausted = 1;
-				return NULL;
+	if (avail > max)
+		avail = max;
+	uint64_t x = 0;
+	for (size_t i = 0; i < avail; i++) {
+		if (i < 10)
+			x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*v = x;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* The next field of the message at [*pp, end): 1 (read, *pp moved past it),
+ * 0 (end of the message) or -1 (malformed). */
+static inline int pb_next(const uint8_t **pp, const uint8_t *end, struct pbf *f)
+{
+	const uint8_t *p = *pp;
+	if (p >= end)
+		return 0;
+	/* protobuf-c: a first byte without field bits is an invalid tag */
+	if ((p[0] & 0xf8) == 0)
+		return -1;
+	uint64_t tag;
+	size_t k = rd_varint(p, end, 5, &tag);
+	if (!k)
+		return -1;
+	p += k;
+	f->num = (uint32_t)(tag >> 3);
+	f->wt = (unsigned)(tag & 7);
+	switch (f->wt) {
+	case WT_VARINT:
+		k = rd_varint(p, end, 10, &f->v);
+		if (!k)
+			return -1;
+		p += k;
+		break;
+	case WT_I64:
+		if (end - p < 8)
+			return -1;
+		f->v = 0;
+		for (int i = 7; i >= 0; i--)
+			f->v = f->v << 8 | p[i];
+		p += 8;
+		break;
+	case WT_LEN: {
+		uint64_t n;
+		k = rd_varint(p, end, 5, &n);
+		if (!k || n > (uint64_t)(end - p - (ptrdiff_t)k))
+			return -1;
+		f->data = p + k;
+		f->len = (size_t)n;
+		p += k + n;
+		break;
+	}
+	case WT_I32:
+		if (end - p < 4)
+			return -1;
+		p += 4;
+		break;
+	default: /* groups (3, 4) and the unused 6, 7 */
+		return -1;
+	}
+	*pp = p;
+	return 1;
+}
+
+/* Label { bytes name = 1; bytes value = 2; } */
+static int pb_label(const uint8_t *p, size_t n, struct label_ref *out)
+{
+	const uint8_t *end = p + n;
+	struct pbf f;
+	int rc;
+	*out = (struct label_ref){ "", 0, "", 0 };
+	while ((rc = pb_next(&p, end, &f)) > 0) {
+		if (f.num == 1 || f.num == 2) {
+			if (f.wt != WT_LEN)
+				return -1;
+			if (f.num == 1) {
+				out->name = (const char *)f.data;
+				out->name_len = f.len;
+			} else {
+				out->value = (const char *)f.data;
+				out->value_len = f.len;
 			}
 		}
-		c = malloc(sizeof *c + want);
-		if (!c)
-			return NULL;
-		c->size = want;
-		c->used = 0;
-		c->next = a->head;
-		a->head = c;
-		a->total += want;
 	}
-	void *p = c->mem + c->used;
-	c->used += size;
-	return p;
+	return rc;
 }
 
-static void arena_free_one(void *data, void *p)
+/* Sample { double value = 1; int64 timestamp = 2; } */
+static int pb_sample(const uint8_t *p, size_t n, double *value, int64_t *ts)
 {
-	(void)data;
-	(void)p; /* everything goes at once in arena_release() */
+	const uint8_t *end = p + n;
+	struct pbf f;
+	int rc;
+	uint64_t bits = 0;
+	*ts = 0;
+	while ((rc = pb_next(&p, end, &f)) > 0) {
+		if (f.num == 1) {
+			if (f.wt != WT_I64)
+				return -1;
+			bits = f.v;
+		} else if (f.num == 2) {
+			if (f.wt != WT_VARINT)
+				return -1;
+			*ts = (int64_t)f.v;
+		}
+	}
+	memcpy(value, &bits, sizeof *value);
+	return rc;
 }
 
-static void arena_release(struct arena *a)
+/* Exemplar { repeated Label labels = 1; double value = 2; int64 timestamp = 3; }:
+ * ignored, but it must be well formed. */
+static int pb_exemplar(const uint8_t *p, size_t n)
 {
-	while (a->head) {
-		struct arena_chunk *n = a->head->next;
-		free(a->head);
-		a->head = n;
+	const uint8_t *end = p + n;
+	struct pbf f;
+	struct label_ref l;
+	int rc;
+	while ((rc = pb_next(&p, end, &f)) > 0) {
+		if ((f.num == 1 && (f.wt != WT_LEN || pb_label(f.data, f.len, &l) < 0)) ||
+		    (f.num == 2 && f.wt != WT_I64) || (f.num == 3 && f.wt != WT_VARINT))
+			return -1;
 	}
-	a->total = 0;
+	return rc;
+}
+
+/* MetricMetadata { MetricType type = 1; bytes metric_family_name = 2;
+ * string help = 4; string unit = 5; } */
+static int pb_meta(const uint8_t *p, size_t n, int32_t *type, struct label_ref *fam)
+{
+	const uint8_t *end = p + n;
+	struct pbf f;
+	int rc;
+	*type = 0;
+	*fam = (struct label_ref){ "", 0, "", 0 };
+	while ((rc = pb_next(&p, end, &f)) > 0) {
+		if (f.num == 1) {
+			if (f.wt != WT_VARINT)
+				return -1;
+			*type = (int32_t)(uint32_t)f.v;
+		} else if (f.num == 2 || f.num == 4 || f.num == 5) {
+			if (f.wt != WT_LEN)
+				return -1;
+			if (f.num == 2)
+				*fam = (struct label_ref){ (const char *)f.data, f.len, "", 0 };
+		}
+	}
+	return rc;
 }
 
 /* ---- validation --------------------------------------------------------- */
@@ -106,10 +223,18 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-static int label_name_ok(const unsigned char *s, size_t n)
+static int ascii(const char *s, size_t n)
+{
+	unsigned char acc = 0;
+	for (size_t i = 0; i < n; i++)
+		acc |= (unsigned char)s[i];
+	return acc < 0x80;
+}
+
+static int label_name_ok(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = s[i];
+		unsigned char c = (unsigned char)s[i];
 		int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 		if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
 			return 0;
@@ -117,79 +242,75 @@ static int label_name_ok(const unsigned char *s, size_t n)
 	return n > 0;
 }
 
-static int bin_cmp(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
+static int str_cmp(const char *a, size_t al, const char *b, size_t bl)
 {
-	size_t n = a->len < b->len ? a->len : b->len;
-	int c = n ? memcmp(a->data, b->data, n) : 0;
+	if (al && bl && a[0] != b[0]) /* names of one series mostly differ at once */
+		return (unsigned char)a[0] < (unsigned char)b[0] ? -1 : 1;
+	size_t n = al < bl ? al : bl;
+	int c = n ? memcmp(a, b, n) : 0;
 	if (c)
 		return c;
-	return a->len < b->len ? -1 : a->len > b->len;
+	return al < bl ? -1 : al > bl;
 }
 
-static int is_name_label(const ProtobufCBinaryData *b)
+static int is_name_label(const char *s, size_t n)
 {
-	return b->len == 8 && memcmp(b->data, "__name__", 8) == 0;
+	return n == 8 && memcmp(s, "__name__", 8) == 0;
 }
 
-#define QB(b) (int)((b)->len > 40 ? 40 : (b)->len), (const char *)(b)->data
+#define QS(p, n) (int)((n) > 40 ? 40 : (n)), (p)
+#define QN(l) QS((l)->name, (l)->name_len)
 
-/* Check one series; *name_idx gets the index of its __name__ label. */
-static int check_series(const Prometheus__TimeSeries *ts, size_t idx, const struct prom_limits *L,
-                        size_t *name_idx, char *err, size_t errlen)
+/* Check the labels of one series (l[0..n), in wire order). */
+static int check_labels(const struct label_ref *l, size_t n, size_t idx,
+                        const struct prom_limits *L, char *err, size_t errlen)
 {
-	size_t n = ts->n_labels;
-	int sorted = 1;
-	*name_idx = SIZE_MAX;
+	int sorted = 1, named = 0;
 	if (n == 0)
 		return fail(err, errlen, "series without labels (series %zu)", idx);
-	if (n > L->max_labels)
-		return fail(err, errlen, "too many labels (%zu, limit %zu) (series %zu)", n, L->max_labels, idx);
 	for (size_t i = 0; i < n; i++) {
-		const ProtobufCBinaryData *nm = &ts->labels[i]->name, *v = &ts->labels[i]->value;
-		if (nm->len == 0)
+		const struct label_ref *x = &l[i];
+		if (x->name_len == 0)
 			return fail(err, errlen, "empty label name (series %zu)", idx);
-		if (nm->len > L->max_name_len)
-			return fail(err, errlen, "label name too long '%.*s' (limit %zu) (series %zu)", QB(nm), L->max_name_len, idx);
-		if (!label_name_ok(nm->data, nm->len))
-			return fail(err, errlen, "invalid label name '%.*s' (series %zu)", QB(nm), idx);
-		if (is_name_label(nm)) {
-			if (v->len == 0)
+		if (x->name_len > L->max_name_len)
+			return fail(err, errlen, "label name too long '%.*s' (limit %zu) (series %zu)",
+			            QN(x), L->max_name_len, idx);
+		if (!label_name_ok(x->name, x->name_len))
+			return fail(err, errlen, "invalid label name '%.*s' (series %zu)", QN(x), idx);
+		if (is_name_label(x->name, x->name_len)) {
+			if (x->value_len == 0)
 				return fail(err, errlen, "empty metric name (series %zu)", idx);
-			if (v->len > L->max_name_len)
-				return fail(err, errlen, "metric name too long '%.*s' (limit %zu) (series %zu)", QB(v), L->max_name_len, idx);
-			*name_idx = i;
-		} else if (v->len > L->max_value_len) {
+			if (x->value_len > L->max_name_len)
+				return fail(err, errlen, "metric name too long '%.*s' (limit %zu) (series %zu)",
+				            QS(x->value, x->value_len), L->max_name_len, idx);
+			named = 1;
+		} else if (x->value_len > L->max_value_len) {
 			return fail(err, errlen, "label value too long for '%.*s' (%zu bytes, limit %zu) (series %zu)",
-			            QB(nm), v->len, L->max_value_len, idx);
+			            QN(x), x->value_len, L->max_value_len, idx);
 		}
-		if (prom_utf8_count((const char *)v->data, v->len) == (size_t)-1)
-			return fail(err, errlen, "invalid utf-8 in label value for '%.*s' (series %zu)", QB(nm), idx);
-		if (i > 0 && bin_cmp(&ts->labels[i - 1]->name, nm) >= 0)
+		if (!ascii(x->value, x->value_len) && prom_utf8_count(x->value, x->value_len) == (size_t)-1)
+			return fail(err, errlen, "invalid utf-8 in label value for '%.*s' (series %zu)", QN(x), idx);
+		if (i > 0 && str_cmp(l[i - 1].name, l[i - 1].name_len, x->name, x->name_len) >= 0)
 			sorted = 0;
 	}
 	if (!sorted) /* n <= max_labels: quadratic is fine */
 		for (size_t i = 1; i < n; i++)
 			for (size_t j = 0; j < i; j++)
-				if (bin_cmp(&ts->labels[i]->name, &ts->labels[j]->name) == 0)
+				if (str_cmp(l[i].name, l[i].name_len, l[j].name, l[j].name_len) == 0)
 					return fail(err, errlen, "duplicate label name '%.*s' (series %zu)",
-					            QB(&ts->labels[i]->name), idx);
-	if (*name_idx == SIZE_MAX)
+					            QN(&l[i]), idx);
+	if (!named)
 		return fail(err, errlen, "missing '__name__' label (series %zu)", idx);
 	return 0;
 }
 
-static enum prom_type meta_type(int t)
+static enum prom_type meta_type(int32_t t)
 {
-	switch (t) {
-	case PROMETHEUS__METRIC_METADATA__METRIC_TYPE__COUNTER: return PROM_COUNTER;
-	case PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGE: return PROM_GAUGE;
-	case PROMETHEUS__METRIC_METADATA__METRIC_TYPE__HISTOGRAM: return PROM_HISTOGRAM;
-	case PROMETHEUS__METRIC_METADATA__METRIC_TYPE__GAUGEHISTOGRAM: return PROM_GAUGE_HISTOGRAM;
-	case PROMETHEUS__METRIC_METADATA__METRIC_TYPE__SUMMARY: return PROM_SUMMARY;
-	case PROMETHEUS__METRIC_METADATA__METRIC_TYPE__INFO: return PROM_INFO;
-	case PROMETHEUS__METRIC_METADATA__METRIC_TYPE__STATESET: return PROM_STATESET;
-	default: return PROM_UNKNOWN;
-	}
+	/* proto/types.proto MetricMetadata.MetricType */
+	static const enum prom_type map[] = { PROM_UNKNOWN, PROM_COUNTER, PROM_GAUGE, PROM_HISTOGRAM,
+		                              PROM_GAUGE_HISTOGRAM, PROM_SUMMARY, PROM_INFO,
+		                              PROM_STATESET };
+	return t >= 0 && t < 8 ? map[t] : PROM_UNKNOWN;
 }
 
 /* ---- decode ------------------------------------------------------------- */
@@ -227,68 +348,214 @@ static char *uncompress_body(const void *body, size_t len, const struct prw_limi
 	return raw;
 }
 
-/* Every series checked (name_idx[i]: its __name__ label); *max_n: the most
- * labels of one series (at least 1). */
-static int check_all_series(const Prometheus__WriteRequest *wr, const struct prom_limits *L,
-                            size_t *name_idx, size_t *max_n, char *err, size_t errlen)
+/* What pass 1 keeps for pass 2: every label (pointing into the body) and
+ * every sample of the request, and per series where its own are. All of
+ * it is counted in the decoded size (prw.h), which bounds it. */
+struct pseries {
+	uint32_t ref0, nref;   /* labels: refs[ref0 .. ref0 + nref), __name__ first once checked */
+	uint32_t s0, ns;       /* samples: smp[s0 .. s0 + ns) */
+};
+struct psample {
+	double v;
+	int64_t ts;
+};
+
+struct scan {
+	const struct prom_limits *L;
+	size_t max_decoded;
+	struct label_ref *refs;
+	size_t nrefs, caprefs;
+	struct pseries *ser;
+	size_t nser, capser;
+	struct psample *smp;
+	size_t nsmp, capsmp;
+	size_t metadata;
+	size_t decoded;        /* the request's decoded size so far (prw.h, max_decoded) */
+	int toobig, oom;
+	char serr[256];        /* the first bad series, and the first bad metadata */
+	char merr[256];
+};
+
+/* Room for one more element of an array (doubling). */
+static int room(void **v, size_t *cap, size_t n, size_t elem)
 {
-	*max_n = 1;
-	for (size_t i = 0; i < wr->n_timeseries; i++) {
-		if (check_series(wr->timeseries[i], i, L, &name_idx[i], err, errlen) != 0)
+	if (n < *cap)
+		return 0;
+	size_t ncap = *cap ? 2 * *cap : 256;
+	void *nv = realloc(*v, ncap * elem);
+	if (!nv)
+		return -1;
+	*v = nv;
+	*cap = ncap;
+	return 0;
+}
+
+/* Adds to the decoded size; 0 while within max_decoded. */
+static int charge(struct scan *sc, size_t bytes)
+{
+	sc->decoded = bytes > SIZE_MAX - sc->decoded ? SIZE_MAX : sc->decoded + bytes;
+	if (sc->decoded > sc->max_decoded)
+		sc->toobig = 1;
+	return sc->toobig;
+}
+
+/* The usual Label on the wire: name (1) then value (2), short lengths. */
+static inline int label_fast(const uint8_t *p, size_t n, struct label_ref *out)
+{
+	if (n < 4 || p[0] != 0x0a || p[1] >= 0x80)
+		return 0;
+	size_t nl = p[1];
+	if (4 + nl > n || p[2 + nl] != 0x12 || p[3 + nl] >= 0x80 || 4 + nl + p[3 + nl] != n)
+		return 0;
+	*out = (struct label_ref){ (const char *)p + 2, nl, (const char *)p + 4 + nl, p[3 + nl] };
+	return 1;
+}
+
+/* The usual Sample: value (1, 8 bytes) then timestamp (2, varint). */
+static inline int sample_fast(const uint8_t *p, size_t n, struct psample *out)
+{
+	if (n < 11 || p[0] != 0x09 || p[9] != 0x10)
+		return 0;
+	uint64_t ts;
+	if (rd_varint(p + 10, p + n, 10, &ts) != n - 10)
+		return 0;
+	uint64_t bits;
+	memcpy(&bits, p + 1, 8);
+	bits = le64toh(bits);
+	memcpy(&out->v, &bits, 8);
+	out->ts = (int64_t)ts;
+	return 1;
+}
+
+/* Checks the labels of one series (in wire order) and moves __name__ to the
+ * front, keeping the others' order. */
+static void finish_series(struct scan *sc, struct pseries *ps, size_t idx)
+{
+	struct label_ref *l = sc->refs + ps->ref0;
+	size_t n = ps->nref;
+	if (sc->serr[0])
+		return;
+	if (n > sc->L->max_labels) {
+		fail(sc->serr, sizeof sc->serr, "too many labels (%zu, limit %zu) (series %zu)", n,
+		     sc->L->max_labels, idx);
+		return;
+	}
+	if (check_labels(l, n, idx, sc->L, sc->serr, sizeof sc->serr) != 0)
+		return;
+	size_t k = 0;
+	while (!is_name_label(l[k].name, l[k].name_len))
+		k++;
+	struct label_ref name = { "__name__", 8, l[k].value, l[k].value_len };
+	if (k)
+		memmove(l + 1, l, k * sizeof *l);
+	l[0] = name;
+}
+
+/* Pass 1, one TimeSeries: read it whole (labels and samples kept, a bad
+ * series noted in sc->serr, the first one only). -1 if the protobuf is
+ * malformed or the request too large. */
+static int scan_series(struct scan *sc, const uint8_t *p, size_t n)
+{
+	const uint8_t *end = p + n;
+	struct pbf f;
+	struct pseries ps = { (uint32_t)sc->nrefs, 0, (uint32_t)sc->nsmp, 0 };
+	int rc;
+	if (sc->nrefs > UINT32_MAX - n || sc->nsmp > UINT32_MAX - n || charge(sc, PRW_SAMPLE_COST))
+		return -1;
+	while ((rc = pb_next(&p, end, &f)) > 0) {
+		if (f.num >= 1 && f.num <= 3 && f.wt != WT_LEN)
 			return -1;
-		if (wr->timeseries[i]->n_labels > *max_n)
-			*max_n = wr->timeseries[i]->n_labels;
-	}
-	return 0;
-}
-
-static int check_metadata(const Prometheus__WriteRequest *wr, const struct prom_limits *L,
-                          char *err, size_t errlen)
-{
-	for (size_t i = 0; i < wr->n_metadata; i++) {
-		const ProtobufCBinaryData *f = &wr->metadata[i]->metric_family_name;
-		if (f->len == 0 || f->len > L->max_name_len ||
-		    prom_utf8_count((const char *)f->data, f->len) == (size_t)-1)
-			return fail(err, errlen, "invalid metadata family name '%.*s' (metadata %zu)",
-			            QB(f), i);
-	}
-	return 0;
-}
-
-/* Hand a checked request to the callbacks: metadata first, as "# TYPE"
- * lines precede samples in text; refs has room for the most labels. */
-static void emit_request(const Prometheus__WriteRequest *wr, const size_t *name_idx,
-                         struct label_ref *refs, const struct prw_limits *P,
-                         prom_sample_fn on_sample, prom_meta_fn on_meta, void *ctx,
-                         struct prw_stats *st)
-{
-	for (size_t i = 0; i < wr->n_metadata && on_meta; i++) {
-		const Prometheus__MetricMetadata *m = wr->metadata[i];
-		on_meta(ctx, (const char *)m->metric_family_name.data, m->metric_family_name.len,
-		        meta_type(m->type));
-		st->metadata++;
-	}
-	for (size_t i = 0; i < wr->n_timeseries; i++) {
-		const Prometheus__TimeSeries *ts = wr->timeseries[i];
-		size_t n = 1;
-		const Prometheus__Label *nl = ts->labels[name_idx[i]];
-		refs[0] = (struct label_ref){ "__name__", 8, (const char *)nl->value.data, nl->value.len };
-		for (size_t j = 0; j < ts->n_labels; j++) {
-			if (j == name_idx[i])
-				continue;
-			const Prometheus__Label *l = ts->labels[j];
-			refs[n++] = (struct label_ref){ (const char *)l->name.data, l->name.len,
-			                                (const char *)l->value.data, l->value.len };
+		if (f.num == 1) {
+			if (room((void **)&sc->refs, &sc->caprefs, sc->nrefs, sizeof *sc->refs) < 0)
+				return sc->oom = 1, -1;
+			struct label_ref *l = &sc->refs[sc->nrefs];
+			if (!label_fast(f.data, f.len, l) && pb_label(f.data, f.len, l) < 0)
+				return -1;
+			sc->nrefs++;
+			ps.nref++;
+			if (charge(sc, PRW_LABEL_COST + l->name_len + l->value_len))
+				return -1;
+		} else if (f.num == 2) {
+			if (room((void **)&sc->smp, &sc->capsmp, sc->nsmp, sizeof *sc->smp) < 0)
+				return sc->oom = 1, -1;
+			struct psample *x = &sc->smp[sc->nsmp];
+			if (!sample_fast(f.data, f.len, x) && pb_sample(f.data, f.len, &x->v, &x->ts) < 0)
+				return -1;
+			sc->nsmp++;
+			ps.ns++;
+			if (charge(sc, PRW_SAMPLE_COST))
+				return -1;
+		} else if (f.num == 3) {
+			if (pb_exemplar(f.data, f.len) < 0)
+				return -1;
 		}
-		if (ts->n_samples == 0)
+	}
+	if (rc < 0)
+		return -1;
+	if (room((void **)&sc->ser, &sc->capser, sc->nser, sizeof *sc->ser) < 0)
+		return sc->oom = 1, -1;
+	sc->ser[sc->nser] = ps;
+	finish_series(sc, &sc->ser[sc->nser], sc->nser);
+	sc->nser++;
+	return 0;
+}
+
+/* Pass 1: the whole request. 0, or -1 (malformed, too large, out of memory). */
+static int scan_request(struct scan *sc, const uint8_t *p, size_t n)
+{
+	const uint8_t *end = p + n;
+	struct pbf f;
+	struct label_ref fam;
+	int32_t type;
+	int rc;
+	while ((rc = pb_next(&p, end, &f)) > 0) {
+		if ((f.num == 1 || f.num == 3) && f.wt != WT_LEN)
+			return -1;
+		if (f.num == 1 && scan_series(sc, f.data, f.len) < 0)
+			return -1;
+		if (f.num == 3) {
+			if (pb_meta(f.data, f.len, &type, &fam) < 0)
+				return -1;
+			size_t idx = sc->metadata++;
+			if (!sc->merr[0] && (fam.name_len == 0 || fam.name_len > sc->L->max_name_len ||
+			                     prom_utf8_count(fam.name, fam.name_len) == (size_t)-1))
+				fail(sc->merr, sizeof sc->merr,
+				     "invalid metadata family name '%.*s' (metadata %zu)", QN(&fam), idx);
+		}
+	}
+	return rc;
+}
+
+/* Pass 2: metadata first, as "# TYPE" lines precede samples in text (read
+ * off the wire again: they are few); then each series' samples. */
+static void emit_request(const struct scan *sc, const uint8_t *p, size_t n,
+                         const struct prw_limits *P, prom_sample_fn on_sample,
+                         prom_meta_fn on_meta, void *ctx, struct prw_stats *st)
+{
+	const uint8_t *end = p + n;
+	struct pbf f;
+	for (size_t m = 0; on_meta && m < sc->metadata && pb_next(&p, end, &f) > 0;) {
+		if (f.num != 3)
+			continue;
+		int32_t type;
+		struct label_ref fam;
+		pb_meta(f.data, f.len, &type, &fam);
+		on_meta(ctx, fam.name, fam.name_len, meta_type(type));
+		st->metadata++;
+		m++;
+	}
+	for (size_t i = 0; i < sc->nser; i++) {
+		const struct pseries *ps = &sc->ser[i];
+		const struct label_ref *refs = sc->refs + ps->ref0;
+		if (!ps->ns)
 			st->ignored++;
-		for (size_t j = 0; j < ts->n_samples; j++) {
-			const Prometheus__Sample *s = ts->samples[j];
-			if (!P->keep_stale && prom_is_stale(s->value)) {
+		for (size_t j = 0; j < ps->ns; j++) {
+			const struct psample *x = &sc->smp[ps->s0 + j];
+			if (!P->keep_stale && prom_is_stale(x->v)) {
 				st->stale++;
 				continue;
 			}
-			if (on_sample(ctx, refs, n, s->value, s->timestamp, 1, 0) != 0)
+			if (on_sample(ctx, refs, ps->nref, x->v, x->ts, 1, 0) != 0)
 				st->refused++;
 			else
 				st->samples++;
@@ -306,12 +573,8 @@ int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
 	struct prom_limits L = lim ? *lim : dl;
 	struct prw_limits P = plim ? *plim : dp;
 	struct prw_stats st = { 0 };
-	struct arena arena = { 0 };
-	ProtobufCAllocator alloc = { arena_alloc, arena_free_one, &arena };
-	Prometheus__WriteRequest *wr = NULL;
-	struct label_ref *refs = NULL;
-	char *raw = NULL;
-	size_t ulen = 0, max_n, *name_idx = NULL;
+	struct scan sc;
+	size_t ulen = 0;
 	int rc = -1;
 
 	if (!L.max_labels)
@@ -324,45 +587,37 @@ int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
 		P.max_uncompressed = dp.max_uncompressed;
 	if (!P.max_decoded)
 		P.max_decoded = dp.max_decoded;
-	arena.cap = P.max_decoded;
+	memset(&sc, 0, sizeof sc);
+	sc.L = &L;
+	sc.max_decoded = P.max_decoded;
 	if (err && errlen)
 		err[0] = '\0';
 
-	raw = uncompress_body(body, len, &P, &ulen, err, errlen);
+	char *raw = uncompress_body(body, len, &P, &ulen, err, errlen);
 	if (!raw)
 		goto out;
-	wr = prometheus__write_request__unpack(&alloc, ulen, (const uint8_t *)raw);
-	if (!wr) {
-		if (arena.exhausted)
-			fail(err, errlen, "write request too large to decode (limit %zu bytes)", P.max_decoded);
+	const uint8_t *u = (const uint8_t *)raw;
+	if (scan_request(&sc, u, ulen) < 0) {
+		if (sc.toobig)
+			fail(err, errlen, "write request too large to decode (limit %zu bytes)",
+			     P.max_decoded);
+		else if (sc.oom)
+			fail(err, errlen, "out of memory");
 		else
 			fail(err, errlen, "invalid protobuf write request");
 		goto out;
 	}
-	st.series = wr->n_timeseries;
-
-	/* validate everything before emitting anything */
-	name_idx = malloc((wr->n_timeseries ? wr->n_timeseries : 1) * sizeof *name_idx);
-	if (!name_idx) {
-		fail(err, errlen, "out of memory");
+	st.series = sc.nser;
+	if (sc.serr[0] || sc.merr[0]) {
+		fail(err, errlen, "%s", sc.serr[0] ? sc.serr : sc.merr);
 		goto out;
 	}
-	if (check_all_series(wr, &L, name_idx, &max_n, err, errlen) != 0)
-		goto out;
-	refs = malloc(max_n * sizeof *refs); /* max_n <= max_labels, and bounded by the input */
-	if (!refs) {
-		fail(err, errlen, "out of memory");
-		goto out;
-	}
-	if (check_metadata(wr, &L, err, errlen) != 0)
-		goto out;
-	emit_request(wr, name_idx, refs, &P, on_sample, on_meta, ctx, &st);
+	emit_request(&sc, u, ulen, &P, on_sample, on_meta, ctx, &st);
 	rc = 0;
 out:
-	free(refs);
-	free(name_idx);
-	/* wr lives in the arena: no prometheus__write_request__free_unpacked() */
-	arena_release(&arena);
+	free(sc.refs);
+	free(sc.ser);
+	free(sc.smp);
 	free(raw);
 	if (stats)
 		*stats = st;

@@ -3,9 +3,10 @@
  * A remote_write body is a snappy *block* (not framed) holding a protobuf
  * prometheus.WriteRequest (proto/remote.proto). prw_decode() checks the
  * declared uncompressed length against a cap before allocating, decompresses,
- * unpacks with protobuf-c into a bounded arena, validates every series, and
- * only then emits the samples — a payload is accepted or refused whole, so a
- * 400 never leaves half a request ingested.
+ * reads the protobuf fields straight from the wire (no message objects, no
+ * copies), validates every series, and only then emits the samples — a
+ * payload is accepted or refused whole, so a 400 never leaves half a request
+ * ingested.
  *
  * Samples reach the same callbacks as the text decoder (ingest/prom.h):
  * labels[0] is {"__name__", metric name}, then the other labels in wire order
@@ -18,7 +19,7 @@
  *
  * Memory: everything handed to callbacks lives in buffers owned by the
  * decoder and freed before prw_decode() returns; copy what you keep. The
- * caller keeps `body`. Depends on ingest/prom.h, libsnappy, libprotobuf-c.
+ * caller keeps `body`. Depends on ingest/prom.h and libsnappy.
  */
 #ifndef FORESHOCK_INGEST_PRW_H
 #define FORESHOCK_INGEST_PRW_H
@@ -30,11 +31,18 @@
 /* Resource caps for one request. A zero field means "use the default". */
 struct prw_limits {
 	size_t max_uncompressed; /* snappy's declared length; larger is refused unread */
-	size_t max_decoded;      /* bytes the protobuf arena may take; typical
-	                          * requests unpack to 3-4.3x their uncompressed
-	                          * size: keep >= 8 * max_uncompressed */
+	size_t max_decoded;      /* the request's decoded size may not exceed
+	                          * this: PRW_LABEL_COST plus name and value per
+	                          * label of each series, PRW_SAMPLE_COST per
+	                          * series and per sample (about what protobuf-c's unpacking
+	                          * took; it bounds what a request hands out to
+	                          * the callbacks). Typical requests measure 2-4x
+	                          * their uncompressed size: keep >= 8 *
+	                          * max_uncompressed */
 	int keep_stale;          /* 1: emit stale markers instead of skipping them */
 };
+#define PRW_LABEL_COST 32
+#define PRW_SAMPLE_COST 48
 #define PRW_MAX_UNCOMPRESSED_DEFAULT ((size_t)64 << 20)
 #define PRW_MAX_DECODED_DEFAULT ((size_t)256 << 20)
 #define PRW_LIMITS_DEFAULT { PRW_MAX_UNCOMPRESSED_DEFAULT, PRW_MAX_DECODED_DEFAULT, 0 }

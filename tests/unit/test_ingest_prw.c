@@ -445,6 +445,78 @@ static void test_bad_metadata(void **state)
 	free(body);
 }
 
+/* Wire encodings a protobuf library accepts that the usual sender does not
+ * produce, encoded by hand: fields in any order (samples before labels, a
+ * Label's value before its name), a scalar given twice (the last counts),
+ * multi-byte lengths, an exemplar; and the ones it refuses: a known field
+ * with the wrong wire type, a group, a bad exemplar, a varint of 11 bytes. */
+static int decode_raw(struct sink *k, const uint8_t *raw, size_t n, struct prw_stats *st, char *err)
+{
+	size_t clen;
+	char *body = compress(raw, n, &clen);
+	int rc = decode(k, body, clen, NULL, NULL, st, err);
+	free(body);
+	return rc;
+}
+
+static void test_wire_rules(void **state)
+{
+	/* WriteRequest { timeseries { samples { timestamp 5, value 2.0, timestamp 7 },
+	 *   labels { value "x", name "job" }, exemplars { value 1 },
+	 *   labels { name "__name__", value "up" } } } */
+	const uint8_t ts[] = {
+		0x12, 0x0d, 0x10, 0x05, 0x09, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x10, 0x07, /* sample */
+		0x0a, 0x08, 0x12, 0x01, 'x', 0x0a, 0x03, 'j', 'o', 'b',             /* label, value first */
+		0x1a, 0x09, 0x11, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f,                      /* exemplar */
+		0x0a, 0x0e, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e', '_', '_', 0x12, 0x02, 'u', 'p',
+	};
+	uint8_t wr[3 + sizeof ts];
+	wr[0] = 0x0a;
+	wr[1] = 0x80 | (sizeof ts & 0x7f); /* a two-byte length, even where one would do */
+	wr[2] = (uint8_t)(sizeof ts >> 7);
+	memcpy(wr + 3, ts, sizeof ts);
+	struct sink k;
+	struct prw_stats st;
+	char err[256];
+	assert_int_equal(decode_raw(&k, wr, sizeof wr, &st, err), 0);
+	assert_int_equal(k.ns, 1);
+	assert_string_equal(k.s[0].labels, "__name__=up,job=x");
+	assert_true(k.s[0].v == 2.0 && k.s[0].ts == 7);
+
+	uint8_t bad[sizeof wr];
+	/* the sample's value (field 1) as a varint instead of 8 bytes */
+	memcpy(bad, wr, sizeof wr);
+	bad[3 + 4] = 0x08;
+	assert_int_equal(decode_raw(&k, bad, sizeof bad, &st, err), -1);
+	assert_string_equal(err, "invalid protobuf write request");
+	/* the exemplar's value as a 4-byte field (wire type 5) */
+	memcpy(bad, wr, sizeof wr);
+	bad[3 + 27] = 0x15;
+	assert_int_equal(decode_raw(&k, bad, sizeof bad, &st, err), -1);
+	assert_string_equal(err, "invalid protobuf write request");
+	/* a group (wire type 3) in a Label */
+	memcpy(bad, wr, sizeof wr);
+	bad[3 + 17] = 0x13;
+	assert_int_equal(decode_raw(&k, bad, sizeof bad, &st, err), -1);
+	assert_string_equal(err, "invalid protobuf write request");
+	assert_int_equal(k.ns, 0);
+	/* an 11-byte varint timestamp */
+	const uint8_t longv[] = { 0x0a, 0x1e, 0x0a, 0x0e, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e', '_',
+		                  '_', 0x12, 0x02, 'u', 'p', 0x12, 0x0c, 0x10, 0x80, 0x80, 0x80, 0x80,
+		                  0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01 };
+	assert_int_equal(decode_raw(&k, longv, sizeof longv, &st, err), -1);
+	assert_string_equal(err, "invalid protobuf write request");
+	/* the same with a 10-byte one is fine (bits past 64 dropped) */
+	uint8_t okv[sizeof longv - 1];
+	memcpy(okv, longv, sizeof okv);
+	okv[1]--;
+	okv[19]--;
+	okv[sizeof okv - 1] = 0x01;
+	assert_int_equal(decode_raw(&k, okv, sizeof okv, &st, err), 0);
+	assert_int_equal(k.ns, 1);
+	assert_true(k.s[0].ts == INT64_MIN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_label_validation),
 		cmocka_unit_test(test_label_limits),
 		cmocka_unit_test(test_unknown_fields),
+		cmocka_unit_test(test_wire_rules),
 		cmocka_unit_test(test_bad_metadata),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
