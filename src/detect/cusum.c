@@ -14,7 +14,7 @@
 
 #include "detect/detectors.h"
 
-enum { P_HALFLIFE, P_K, P_H, P_FAST, P_MIN_REL, P_DEV_HALFLIFE, P_LOG };
+enum { P_HALFLIFE, P_K, P_H, P_FAST, P_MIN_REL, P_DEV_HALFLIFE, P_LOG, P_DESEASON };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 256, 1, 1e6 },
@@ -24,6 +24,7 @@ static const struct param_def params[] = {
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
 	{ "dev_halflife", PARAM_NUMBER, 256, 1, 1e6 },
 	{ "log", PARAM_BOOL, 0, 0, 1 }, /* accumulate asinh(x / typical |x|) instead of x */
+	{ "deseason", PARAM_BOOL, 0, 0, 1 }, /* accumulate value - the seasonal profile's offset */
 };
 
 struct cusum_state {
@@ -48,7 +49,7 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
                          struct comp_out *o)
 {
 	struct cusum_state *s = state;
-	double x = c->value;
+	double x = p[P_DESEASON] > 0 ? c->value - c->season : c->value;
 	if (p[P_LOG] > 0) {
 		double mag;
 		x = det_asinh_scale(&s->mag, s->n, x, &mag);

@@ -317,7 +317,7 @@ struct comp_scan {
 	struct comp_out o0, ob;
 };
 
-static inline void components_run(const struct model *m, void *state, const struct comp_ctx *c,
+static inline void components_run(const struct model *m, void *state, struct comp_ctx *c,
                                   int learn, struct comp_scan *r)
 {
 	r->least = 2;
@@ -332,8 +332,10 @@ static inline void components_run(const struct model *m, void *state, const stru
 	r->ob = (struct comp_out){ 0 };
 	for (int i = 0; i < m->ncomp; i++) {
 		const struct comp_inst *ci = &m->comp[i];
-		struct comp_out o = { 0, NAN, NAN, NAN, 0, 0 };
+		struct comp_out o = { 0, NAN, NAN, NAN, 0, 0, 0 };
 		ci->kind->update(ci->p, (char *)state + ci->off, c, &o);
+		if (o.season != 0 && isfinite(o.season))
+			c->season = o.season;
 		double sc, z = o.raw;
 		if (!isfinite(o.raw))
 			sc = z = 0; /* not ready (or beyond float range): no score, no learning */
@@ -446,6 +448,7 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	struct model_hdr *h = state;
 	struct comp_ctx c;
 	c.value = value;
+	c.season = 0;
 	clock_advance(h, ts_ms, &c);
 	/* Warm-up: `warmup` samples, or on a slow series `warmup_for` of event
 	 * time (samples times the typical interval, so gaps do not count), with

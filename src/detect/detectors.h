@@ -37,6 +37,9 @@ struct comp_ctx {
 	                    * this so that gaps count as elapsed time. */
 	double interval_ms;/* running estimate of the typical sampling interval */
 	uint32_t n;        /* samples seen by the model, this one included (1-based) */
+	double season;     /* what an earlier seasonal component expects this sample
+	                    * to lie above its level (its profile offset), 0 if none:
+	                    * components with `deseason` judge value - season */
 };
 
 /* One component's verdict on one sample. */
@@ -50,6 +53,8 @@ struct comp_out {
 	double mag;          /* > 0: expected, lower and upper are in asinh(x / mag) space
 	                      * ("log" components); model_update maps back (mag *
 	                      * sinh) only the outputs it reports, not every component's */
+	double season;       /* seasonal components: the offset expected for this sample
+	                      * (passed to later components as comp_ctx.season), else 0 */
 };
 
 struct comp_kind {

@@ -14,7 +14,7 @@
 
 #include "detect/detectors.h"
 
-enum { P_HALFLIFE, P_MEAN_HALFLIFE, P_LOG, P_MIN_REL, P_MARGIN, P_HALFLIFE_T };
+enum { P_HALFLIFE, P_MEAN_HALFLIFE, P_LOG, P_MIN_REL, P_MARGIN, P_HALFLIFE_T, P_DESEASON };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 2000, 1, 1e7 },     /* range relaxation, samples */
@@ -23,6 +23,7 @@ static const struct param_def params[] = {
 	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },
 	{ "margin", PARAM_NUMBER, 0, 0, 100 },          /* sigmas inside the range that already count */
 	{ "halflife_time", PARAM_DURATION, 0, 0, 3650 * 86400e3 }, /* range relaxation in event time (0: use halflife) */
+	{ "deseason", PARAM_BOOL, 0, 0, 1 }, /* judge value - the seasonal profile's offset */
 };
 
 struct record_state {
@@ -47,7 +48,8 @@ static void record_update(const double *p, void *state, const struct comp_ctx *c
 	struct record_state *s = state;
 	/* the range is kept in floats: clamp so that one absurd value cannot
 	 * turn it into inf/NaN for good */
-	double x = c->value > 1e30 ? 1e30 : c->value < -1e30 ? -1e30 : c->value;
+	double v = p[P_DESEASON] > 0 ? c->value - c->season : c->value;
+	double x = v > 1e30 ? 1e30 : v < -1e30 ? -1e30 : v;
 	o->expected = o->lower = o->upper = NAN;
 	o->direction = 0;
 	double x0 = x;

@@ -8,6 +8,9 @@
  * stream forget at the same pace in event time. Expected value: L + offset[b]. Raw score: |x - expected| in robust sigmas of
  * that bucket (pooled with the series-wide deviation so sparse buckets are not
  * over-confident). A bucket scores 0 until it has seen `min_count` samples.
+ * It also tests whether the profile is a season at all (its one-step errors
+ * against a flat prediction's) and only then tells later components with
+ * `deseason` the offset it expects (comp_ctx.season).
  */
 #include "config.h"
 
@@ -43,6 +46,11 @@ struct seas_state {
 	float absmax;
 	uint32_t n;
 	float mag;    /* typical |x| (log mode) */
+	float gain, gain_var; /* EWMA mean and variance of how much smaller the
+	                       * profile's one-step error is than the flat one's */
+	float off_sum;        /* sum of the offsets of the buckets seen ... */
+	uint32_t seen;        /* ... and their number: L + off_sum/seen is the flat
+	                       * (season-free) prediction */
 	/* followed by B bucket records, then (weekday) struct seas_week */
 };
 
@@ -71,6 +79,53 @@ static void seas_init(const double *p, void *state)
 	memset(state, 0, seas_size(p));
 }
 
+/* The day-of-week offsets count only once every day has been seen and the
+ * days differ: the spread of the seven offsets is above WD_SPREAD
+ * series-wide sigmas. Otherwise they keep learning (what the daily profile
+ * leaves, i.e. the whole weekday effect) but do not count, so a series
+ * without a weekly pattern is not made noisier by them. */
+static int seas_week_counts(const struct seas_week *wk, float gdev)
+{
+	float lo = wk->off[0], hi = wk->off[0];
+	int all = 1;
+	for (int j = 0; j < 7; j++) {
+		all &= wk->cnt[j] > 0;
+		lo = wk->off[j] < lo ? wk->off[j] : lo;
+		hi = wk->off[j] > hi ? wk->off[j] : hi;
+	}
+	return all && (double)(hi - lo) > WD_SPREAD * 1.2533 * (double)gdev;
+}
+
+/* Has the series a season? Learns the gain |x - L - mean o| - |x - L - o_b -
+ * w_d| of the profile over a flat prediction (r is the profile's residual),
+ * each error measured before the sample is learnt (so the profile pays for
+ * its estimation noise), both Huber-clipped at 4 sigma; weight a. */
+static void seas_learn_gain(struct seas_state *s, double x, double r, double floor, double a)
+{
+	double lim = 4 * 1.2533 * ((double)s->gdev > floor ? (double)s->gdev : floor);
+	double rf = x - s->level - (s->seen ? (double)s->off_sum / s->seen : 0), rs = r;
+	if (s->n > 8) {
+		rf = rf > lim ? lim : rf < -lim ? -lim : rf;
+		rs = rs > lim ? lim : rs < -lim ? -lim : rs;
+	}
+	double g = fabs(rf) - fabs(rs), d = g - (double)s->gain;
+	s->gain = (float)((double)s->gain + a * d);
+	s->gain_var = (float)((1 - a) * ((double)s->gain_var + a * d * d));
+}
+
+/* The profile counts as a season once its mean gain is more than three
+ * standard errors above 0 (the gain's EWMA weighs about (2 - a)/a samples,
+ * a the level's weight), so white noise, where the profile only adds
+ * estimation noise, is not deseasonalised by chance. */
+static int seas_has_season(const struct seas_state *s, const double *p)
+{
+	double a = det_alpha(p[P_LEVEL_HALFLIFE], 1);
+	if (s->n < p[P_LEVEL_HALFLIFE])
+		a = 1.0 / (s->n + 1.0);
+	double g = (double)s->gain;
+	return g > 0 && g * g > 9 * (double)s->gain_var * a / (2 - a);
+}
+
 static void seas_update(const double *p, void *state, const struct comp_ctx *c,
                         struct comp_out *o)
 {
@@ -93,19 +148,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		int d = (int)(((day % 7) + 7) % 7);
 		wd = &wk->off[d];
 		wcnt = &wk->cnt[d];
-		/* Used only once every day has been seen and the days differ:
-		 * the spread of the seven offsets is above WD_SPREAD series-wide
-		 * sigmas. Otherwise they keep learning (what the daily profile
-		 * leaves, i.e. the whole weekday effect) but do not count, so a
-		 * series without a weekly pattern is not made noisier by them. */
-		float lo = wk->off[0], hi = wk->off[0];
-		int all = 1;
-		for (int j = 0; j < 7; j++) {
-			all &= wk->cnt[j] > 0;
-			lo = wk->off[j] < lo ? wk->off[j] : lo;
-			hi = wk->off[j] > hi ? wk->off[j] : hi;
-		}
-		if (all && (double)(hi - lo) > WD_SPREAD * 1.2533 * (double)s->gdev)
+		if (seas_week_counts(wk, s->gdev))
 			wo = (double)*wd;
 	}
 	double x = c->value;
@@ -133,6 +176,8 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
 		if (p[P_LOG] > 0)
 			o->mag = mag; /* mapped back by model_update if reported */
+		else if (seas_has_season(s, p))
+			o->season = (double)k->off + wo;
 	} else {
 		o->raw = NAN; /* not ready: the likelihood stage neither scores nor learns */
 		o->expected = o->lower = o->upper = NAN;
@@ -141,6 +186,8 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 
 	/* learn */
 	double al = det_warm_alpha(p[P_LEVEL_HALFLIFE], c->steps, s->n);
+	if (s->n > 0)
+		seas_learn_gain(s, x, r, floor, al);
 	/* A bucket's half-life is counted in periods, whatever the sampling rate:
 	 * one visit of the bucket lasts period/B and holds about that many
 	 * sampling intervals. */
@@ -180,6 +227,9 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 			(*wcnt)++;
 	}
 	k->dev += (float)(ab * (fabs(rc) - (double)k->dev));
+	if (k->cnt == 0)
+		s->seen++;
+	s->off_sum += (float)off - k->off;
 	k->off = (float)off;
 	if (k->cnt < UINT32_MAX)
 		k->cnt++;

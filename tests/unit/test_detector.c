@@ -761,6 +761,129 @@ static void test_weekday(void **ctx)
 	model_free(m[1]);
 }
 
+/* The default model's settings, with or without `deseason` on cusum. */
+#define DS_MODEL(extra)                                                                   \
+	"components:\n  - kind: seasonal\n    weekday: true\n"                                  \
+	"  - kind: cusum\n    halflife: 512\n" extra "  - kind: record\n    halflife: 8000\n"   \
+	"  - kind: spike\n    memory: 3d\n    likelihood: false\n    direct: 14\n"             \
+	"likelihood:\n  window: 3\n  halflife: 4000\n  min_samples: 60\n  decades: 11.5\n"     \
+	"  calibrate: 0.001\nwarmup: 120\nsuppress: 10\nsuppress_frac: 0.04\n"                 \
+	"suppress_max: 1000\nhold: 0.4\nrefire: 1.5\narm: 0.45\nalert:\n  threshold: 0.49\n"   \
+	"  clear_threshold: 0.35\n"
+
+/* 5-minute samples of a volatile series with a daily cycle (level 100,
+ * +-20%, noise 15%); from day 21 the level slides (kind 1: to half over one
+ * day) or crashes (kind 2: to 40 at once); kind 0: no season, no change. */
+static void ds_series(int64_t *ts, double *v, int n, int kind, uint64_t seed)
+{
+	struct rng r = { seed };
+	for (int i = 0; i < n; i++) {
+		ts[i] = T0 + (int64_t)i * 300000;
+		double lvl = 100, t = i - 21 * 288;
+		if (kind == 1 && t >= 0)
+			lvl = 100 - 50 * (t < 288 ? t / 288 : 1);
+		else if (kind == 2 && t >= 0)
+			lvl = 40;
+		double season = kind ? 0.2 * sin(2 * M_PI * (i % 288) / 288.0) : 0;
+		v[i] = lvl * (1 + season) + 0.15 * lvl * rng_normal(&r);
+	}
+}
+
+/* cusum with `deseason` accumulates the value minus what the daily profile
+ * expects, once the profile is found to be a season: on a volatile daily
+ * series a one-day slide to half the level is detected within hours (the
+ * cusum on raw values alarms on the daily cycle itself, so its likelihood
+ * stage has learnt to ignore it: the plain default misses this slide), a
+ * crash to 40% at once (as without the option); on a series without a
+ * season the scores are bit-identical to those without the option. */
+static void test_deseason(void **ctx)
+{
+	(void)ctx;
+	static const char y0[] = DS_MODEL(""), y1[] = DS_MODEL("    deseason: true\n");
+	char err[256];
+	struct model *m0 = model_load_string(y0, strlen(y0), "ds0", err, sizeof err);
+	struct model *m1 = model_load_string(y1, strlen(y1), "ds1", err, sizeof err);
+	assert_non_null(m0);
+	assert_non_null(m1);
+	struct model *d = model_builtin_default();
+	assert_true(model_fingerprint(m0) == model_fingerprint(d)); /* m0 is the default */
+	model_free(d);
+	enum { N = 28 * 288, START = 21 * 288 };
+	int64_t *ts = malloc(N * sizeof *ts);
+	double *v = malloc(N * sizeof *v), *sc = malloc(N * sizeof *sc), *sc0 = malloc(N * sizeof *sc0);
+	assert_true(ts && v && sc && sc0);
+	int first[3][2], count[3][2];
+	for (int kind = 0; kind < 3; kind++) {
+		ds_series(ts, v, N, kind, 11 + (uint64_t)kind);
+		for (int k = 0; k < 2; k++) {
+			run(k ? m1 : m0, ts, v, N, k ? sc : sc0, NULL);
+			if (k && kind == 0) /* no season found: not a bit changes */
+				assert_memory_equal(sc0, sc, N * sizeof *sc);
+			first[kind][k] = -1;
+			count[kind][k] = 0;
+			for (int i = 5 * 288; i < N; i++) {
+				if ((k ? sc : sc0)[i] < 0.49)
+					continue;
+				if (i < START || kind == 0)
+					count[kind][k]++;
+				else if (first[kind][k] < 0)
+					first[kind][k] = i - START;
+			}
+		}
+		print_message("deseason: series %d: detections before day 21 %d / %d, first after "
+		              "it at sample %d / %d (without / with)\n", kind, count[kind][0],
+		              count[kind][1], first[kind][0], first[kind][1]);
+	}
+	/* the slide within its day, the crash within 3 samples */
+	assert_true(first[1][1] >= 0 && first[1][1] < 288);
+	assert_true(first[2][1] >= 0 && first[2][1] < 3);
+	/* few false detections on the seasonal series (21 days) */
+	assert_true(count[1][1] <= 2 && count[2][1] <= 2);
+	free(sc0);
+	free(ts);
+	free(v);
+	free(sc);
+	model_free(m0);
+	model_free(m1);
+}
+
+/* record with `deseason` judges the value minus the daily profile's offset:
+ * a value far above the usual trough of a daily cycle but inside the day's
+ * range breaks the range of the deseasonalised series, not that of the raw
+ * one. seasonal has weight 0, so the score is record's. */
+static void test_deseason_record(void **ctx)
+{
+	(void)ctx;
+	static const char *const yaml[2] = {
+		"components:\n  - kind: seasonal\n    weight: 0\n  - kind: record\n"
+		"likelihood:\n  enabled: false\nwarmup: 10\n",
+		"components:\n  - kind: seasonal\n    weight: 0\n  - kind: record\n    deseason: true\n"
+		"likelihood:\n  enabled: false\nwarmup: 10\n",
+	};
+	/* hourly, 4 weeks, a daily cycle 50..150; day 21 at 18:00 (the trough,
+	 * expected 50) reads 140 */
+	enum { N = 4 * 7 * 24, ANOM = 21 * 24 + 18 };
+	int64_t ts[N];
+	double v[N], sc[2][N];
+	struct rng r = { 5 };
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 3600000;
+		v[i] = 100 + 50 * sin(2 * M_PI * (i % 24) / 24.0) + rng_normal(&r);
+	}
+	v[ANOM] = 140;
+	for (int k = 0; k < 2; k++) {
+		char err[256];
+		struct model *m = model_load_string(yaml[k], strlen(yaml[k]), "dsr", err, sizeof err);
+		assert_non_null(m);
+		run(m, ts, v, N, sc[k], NULL);
+		model_free(m);
+	}
+	print_message("deseason: record score of the trough anomaly %.3f without, %.3f with\n",
+	              sc[0][ANOM], sc[1][ANOM]);
+	assert_true(sc[0][ANOM] == 0);
+	assert_true(sc[1][ANOM] > 0.2);
+}
+
 /* warmup_for ends the warm-up of a slow series by event time: hourly samples
  * with `warmup: 150` and `warmup_for: 1d` score from the 31st sample (at
  * least 30 samples), not the 151st; without it, from the 151st. */
@@ -815,6 +938,8 @@ int main(void)
 		cmocka_unit_test(test_optional_likelihood_stages),
 		cmocka_unit_test(test_weekday),
 		cmocka_unit_test(test_warmup_for),
+		cmocka_unit_test(test_deseason),
+		cmocka_unit_test(test_deseason_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
