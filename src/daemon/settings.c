@@ -49,6 +49,10 @@ void config_defaults(struct fs_config *c)
 	c->engine.series_threshold = -1;
 	c->engine.series_min_factor = 2;
 	c->engine.series_for_ms = 10 * 60 * 1000;
+	/* ... except an obvious break: a latency or error signal 5x beyond
+	 * anything it showed in a day or more, for a minute */
+	c->engine.series_break_factor = 5;
+	c->engine.series_break_ms = 60 * 1000;
 	notify_config_init(&c->notify);
 	rwexport_config_init(&c->export);
 	config_set_str(&c->alertname, c->engine.alertname);
@@ -285,6 +289,31 @@ static int section(const struct ynode *root, const char *name, const char *const
 	return ymap_check_keys(*out, keys, err, errlen);
 }
 
+/* forecast: series: requested | all | none (enum engine_forecast). */
+static int get_forecast(struct fs_config *c, const struct ynode *root, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "series", NULL };
+	static const char *const names[] = { "none", "requested", "all" };
+	_Static_assert(ENGINE_FORECAST_OFF == 0 && ENGINE_FORECAST_REQUESTED == 1 &&
+	               ENGINE_FORECAST_ALL == 2, "names[] follows enum engine_forecast");
+	const struct ynode *sec, *n;
+	if (section(root, "forecast", keys, &sec, err, errlen) < 0)
+		return -1;
+	if (!sec || !(n = ymap_get(sec, "series")))
+		return 0;
+	const char *v;
+	if (ynode_string(n, "series", &v, err, errlen) < 0)
+		return -1;
+	for (int k = 0; k < 3; k++) {
+		if (!strcmp(v, names[k])) {
+			c->engine.forecast = k;
+			return 0;
+		}
+	}
+	yerr(err, errlen, n, "invalid forecast series '%s' (requested, all, none)", v);
+	return -1;
+}
+
 int config_load_file(struct fs_config *c, const char *path, char *err, size_t errlen)
 {
 	struct ynode *root = ytree_load_file(path, err, errlen);
@@ -296,7 +325,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		goto out;
 	}
 	static const char *const top[] = { "listen", "data_dir", "log_level", "model", "models_dir",
-		                            "external_url", "http", "limits", "history",
+		                            "external_url", "http", "limits", "history", "forecast",
 		                            "alerts", "checkpoint", "replay", "derived", "notify",
 		                            "metrics", "external_labels", "auth", "tls", "export", NULL };
 	if (ymap_check_keys(root, top, err, errlen) < 0)
@@ -440,8 +469,10 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		goto out;
 	if (s && get_size(s, "points", &c->engine.history_points, 0, 100000, err, errlen) < 0)
 		goto out;
+	if (get_forecast(c, root, err, errlen) < 0)
+		goto out;
 	static const char *const alert_keys[] = { "retention", "alertname", "threshold", "for",
-		                                   "min_factor", NULL };
+		                                   "min_factor", "break_factor", "break_for", NULL };
 	if (section(root, "alerts", alert_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s) {
@@ -450,7 +481,11 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		    get_timeout(s, "for", &c->engine.series_for_ms, 0, 86400000, "0s and 1d", err,
 		                errlen) < 0 ||
 		    get_range(s, "threshold", 0.01, 1, &c->engine.series_threshold, err, errlen) < 0 ||
-		    get_range(s, "min_factor", 1, 1000, &c->engine.series_min_factor, err, errlen) < 0)
+		    get_range(s, "min_factor", 1, 1000, &c->engine.series_min_factor, err, errlen) < 0 ||
+		    get_range(s, "break_factor", 0, 1e6, &c->engine.series_break_factor, err, errlen) <
+		            0 ||
+		    get_timeout(s, "break_for", &c->engine.series_break_ms, 0, 86400000, "0s and 1d",
+		                err, errlen) < 0)
 			goto out;
 		c->engine.alertname = c->alertname;
 	}

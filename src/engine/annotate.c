@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/log.h"
 
@@ -68,11 +69,78 @@ void eng_series_alerting(const struct engine *e, struct model_alerting *out)
 		out->for_ms = e->cfg.series_for_ms;
 }
 
-double eng_series_alert_score(const struct engine *e, double value, const struct det_result *r)
+static int has_word(const char *s, size_t n, const char *w)
+{
+	size_t wl = strlen(w);
+	for (size_t i = 0; i + wl <= n; i++)
+		if (!strncasecmp(s + i, w, wl))
+			return 1;
+	return 0;
+}
+
+int eng_series_rise_only(const char *key, const struct labels *l)
+{
+	size_t n = strcspn(key, "{");
+	/* a quantile of a histogram (foreshock:pNN:<name>) is a latency or a size:
+	 * in a monitoring stack almost always a duration */
+	if (n > 12 && !strncmp(key, "foreshock:p", 11) && key[11] >= '0' && key[11] <= '9')
+		return 1;
+	if (has_word(key, n, "latency") || has_word(key, n, "duration") ||
+	    has_word(key, n, "error") || has_word(key, n, "fail"))
+		return 1;
+	if (n >= 8 && !strncmp(key + n - 8, "_seconds", 8) && strncmp(key, "foreshock:rate:", 15))
+		return 1;
+	for (size_t i = 0; l && i < l->n; i++)
+		if ((!strcmp(l->names[i], "code") || !strcmp(l->names[i], "status") ||
+		     !strcmp(l->names[i], "status_code")) &&
+		    l->values[i][0] == '5')
+			return 1;
+	return 0;
+}
+
+int eng_series_hard_break(const struct engine *e, struct series *s, int64_t ts_ms, double value,
+                          double score, const struct det_result *r)
+{
+	double f = e->cfg.series_break_factor;
+	if (!(f > 1) || s->rise_only != 2)
+		return 0;
+	if (!s->brk_from_ms)
+		s->brk_from_ms = ts_ms;
+	int anomalous = score > 0 && score >= e->series_al.threshold;
+	/* a day of history: the reference has seen a daily cycle */
+	int armed = ts_ms - s->brk_from_ms >= 86400000LL && s->brk_peak > 0;
+	int hard = anomalous && armed && r->direction > 0 && value >= f * s->brk_peak;
+	if (anomalous) {
+		if (value > s->brk_run_peak)
+			s->brk_run_peak = value;
+	} else {
+		/* a run's peak counts once it is over: a deploy blip raises the
+		 * bar for the next one, an incident's own samples do not */
+		double v = value > s->brk_run_peak ? value : s->brk_run_peak;
+		if (isfinite(v) && v > s->brk_peak)
+			s->brk_peak = v;
+		s->brk_run_peak = 0;
+	}
+	if (!hard) {
+		s->brk_since_ms = 0;
+		return 0;
+	}
+	if (!s->brk_since_ms)
+		s->brk_since_ms = ts_ms;
+	return ts_ms - s->brk_since_ms >= e->cfg.series_break_ms;
+}
+
+double eng_series_alert_score(const struct engine *e, struct series *s, double value,
+                              const struct det_result *r)
 {
 	double f = e->cfg.series_min_factor, x = r->expected;
 	if (!(f > 1))
 		return r->score;
+	if (!s->rise_only)
+		s->rise_only = eng_series_rise_only(s->key, &s->labels) ? 2 : 1;
+	/* a p99 falling back after an incident, errors reading 0 at night */
+	if (s->rise_only == 2 && r->direction < 0)
+		return 0.0;
 	/* outside its band: a ratio of a handful of requests that reads 0 against
 	 * an expected 0.0004 (band 0 to 0.003) is no anomaly, however far below */
 	if (!isfinite(x) || r->direction == 0) /* no expected value (yet): nothing to be off */

@@ -30,6 +30,10 @@
 #define SVC_MAX_SAT 8
 #define SVC_SLOTS 8      /* per-member ring of grid buckets (lag + 2 at most) */
 #define SVC_MAX_WIN 8    /* burn-rate window pairs */
+/* The error-ratio trend ("errors rising toward the SLO"): half-life 2 min,
+ * at least 4 steps; a step counts with at least ER_TREND_MIN_N requests. */
+#define ER_TREND_HALFLIFE_MS (2 * MS_MIN)
+#define ER_TREND_MIN_N 50
 #define FAST_N 12        /* steps of the fast-path window (60 s at 5 s) */
 #define FAST_MS (60 * 1000)
 #define EVIDENCE_SCORE 0.49 /* a member's detector score that counts as evidence */
@@ -176,6 +180,7 @@ struct snapshot {
 	int hard;                /* 1: an SLO is breached hard (errors), 2: (latency) */
 	double fast_ratio;       /* error ratio over the fast-path window */
 	double lat_rate_10m;     /* latency trend, seconds per 10 minutes (NAN: none) */
+	double eta_err_s;        /* errors rising: time for the ratio to reach the error SLO */
 };
 
 struct svc {
@@ -213,6 +218,7 @@ struct svc {
 	/* trends */
 	struct trend tr[FC__COUNT];
 	struct qtrend qlat;      /* latency, quadratic */
+	struct trend er_tr;      /* per-step error ratio (steps of ER_TREND_MIN_N requests or more) */
 	struct daybin day[NDAYBIN];
 	double level_ratio;      /* EWMA of load / load a day ago (same 10 minutes) */
 	double yday_mean;        /* yesterday's mean of the current 10 minutes */

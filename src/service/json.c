@@ -56,6 +56,7 @@ void services_json(const struct services *set, struct obuf *b)
 		json_num_field(b, "latency_hi95_s", p->lat_hi);
 		json_num_field(b, "capacity_eta_s", p->eta_cap_s);
 		json_num_field(b, "latency_slo_eta_s", p->eta_lat_s);
+		json_num_field(b, "error_slo_eta_s", p->eta_err_s);
 		json_num_field(b, "saturation_eta_s", p->eta_sat_s);
 		json_num_field(b, "peak_requests_per_s", p->peak_req);
 		json_num_field(b, "peak_in_s", p->peak_in_s);

@@ -31,7 +31,7 @@
 #include <string.h>
 
 #define SVC_STATE_MAGIC 0x31565346u /* "FSV1" */
-#define SVC_STATE_FORMAT 1u
+#define SVC_STATE_FORMAT 2u
 
 struct svc_state_head {
 	uint32_t magic;

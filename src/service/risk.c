@@ -116,7 +116,34 @@ static double error_component(const struct svc *s)
 		c *= g;
 	}
 	double cb = ramp(p->burn_score_page, 0.35, 0.5);
-	return cb > c ? cb : c;
+	if (cb > c)
+		c = cb;
+	/* at this rate: errors rising steadily toward the SLO (a dependency
+	 * failing slowly, clients starting to retry) warn before the ratio is a
+	 * large share of the budget: a warning (0.5 to 0.75) for a breach within
+	 * twice eta_warning, critical (0.8) for one within 0.4 x eta_warning */
+	double ew = (double)m->eta_warning_ms / 1000.0, eta = p->eta_err_s;
+	double ct = eta_comp(eta, ew);
+	if (isfinite(eta) && eta <= 2 * ew && 0.5 + 0.25 * (1 - eta / (2 * ew)) > ct)
+		ct = 0.5 + 0.25 * (1 - eta / (2 * ew));
+	return ct > c ? ct : c;
+}
+
+/* When the error ratio reaches the error SLO at its trend: only when the
+ * errors are significantly above the baseline (the test's score at least
+ * 0.5), at least a tenth of the budget over the window, and rising with
+ * t >= 4 on the per-step ratios (a 90-second deploy blip is a step, not a
+ * trend: its t stays near 2). NAN otherwise. */
+static double error_eta_s(const struct svc *s)
+{
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	if (!(m->objective > 0) || !p->have_total || p->er_score < 0.5)
+		return NAN;
+	double slo = 1 - m->objective;
+	if (!(p->er_ratio >= 0.1 * slo))
+		return NAN;
+	return trend_eta_s(&s->er_tr, slo, (double)m->step_ms / 1000.0, 4, p->er_ratio);
 }
 
 static void risk_update(struct svc *s, int64_t k)
@@ -226,6 +253,7 @@ static void risk_update(struct svc *s, int64_t k)
 		}
 		c[RC_LATENCY] = cl;
 	}
+	p->eta_err_s = error_eta_s(s);
 	c[RC_ERRORS] = error_component(s);
 	/* saturation near its limit, or reaching it at this rate */
 	p->eta_sat_s = NAN;
@@ -463,6 +491,11 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 	if (m->objective > 0)
 		burn_update(s, k, x, n);
 	error_update(s, x, n);
+	{
+		double hl = (double)ER_TREND_HALFLIFE_MS / (double)m->step_ms;
+		trend_add(&s->er_tr, exp2(-1.0 / (hl > 4 ? hl : 4)), n > 0 ? x / n : NAN,
+		          n >= ER_TREND_MIN_N);
+	}
 	/* forecasts: reference made reference_ms ago, then learn this step */
 	ref_update(s, FC_LOAD, k, &p->req_ref, &p->req_hi);
 	ref_update(s, FC_LATENCY, k, &p->lat_ref, &p->lat_hi);

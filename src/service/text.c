@@ -125,7 +125,13 @@ char *risk_explanation(const struct svc *s, const struct snapshot *p)
 		}
 	}
 	if (p->comp[RC_ERRORS] > 0.05 && p->hard != 1) {
-		if (m->objective > 0)
+		if (m->objective > 0 && isfinite(p->eta_err_s) && p->eta_err_s > 0) {
+			fmt_eta(t1, sizeof t1, p->eta_err_s);
+			clause(&b, &n,
+			       "errors are %.2f%% of requests vs a %.2f%% baseline and rising: at this rate "
+			       "the %.4g%% error SLO is breached in about %s",
+			       100 * p->er_ratio, 100 * p->er_base, 100 * (1 - m->objective), t1);
+		} else if (m->objective > 0)
 			clause(&b, &n, "errors are %.2f%% of requests vs a %.2f%% baseline (SLO %.4g%%)",
 			       100 * p->er_ratio, 100 * p->er_base, 100 * (1 - m->objective));
 		else
@@ -284,6 +290,7 @@ static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 	json_num_field(&b, "latency_slo_s", m->lat_threshold_s > 0 ? m->lat_threshold_s : NAN);
 	json_num_field(&b, "latency_slo_eta_s", p->eta_lat_s);
 	json_num_field(&b, "error_ratio", p->er_ratio);
+	json_num_field(&b, "error_slo_eta_s", p->eta_err_s);
 	json_num_field(&b, "error_ratio_baseline", p->er_base);
 	json_num_field(&b, "error_log10_p", p->er_log10p);
 	json_num_field(&b, "saturation", p->have_sat ? p->sat : NAN);

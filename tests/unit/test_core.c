@@ -220,7 +220,8 @@ static void test_registry(void **st)
 {
 	(void)st;
 	struct series_registry r;
-	assert_int_equal(registry_init(&r, 3000, 40, 8), 0);
+	assert_int_equal(registry_init(&r, 3000, 40, 8, 100), 0);
+	assert_int_equal(r.fc_size, 112); /* rounded up to 16 */
 	char name[32];
 	for (int i = 0; i < 3000; i++) {
 		snprintf(name, sizeof name, "m%d", i);
@@ -274,6 +275,26 @@ static void test_registry(void **st)
 	assert_true(s->hist_len >= 1);
 	assert_int_equal(registry_resize_state(&r, 80), 0);
 	assert_int_equal(r.state_size, 80);
+	/* forecaster pool: zeroed, 16-byte aligned, disjoint states over
+	 * several slabs, freed with the registry */
+	enum { NFC = 3 * REG_FC_SLAB + 5 };
+	static unsigned char *fc[NFC];
+	for (int i = 0; i < NFC; i++) {
+		fc[i] = registry_fc_alloc(&r);
+		assert_non_null(fc[i]);
+		assert_int_equal((uintptr_t)fc[i] % 16, 0);
+		for (size_t k = 0; k < r.fc_size; k++)
+			assert_int_equal(fc[i][k], 0);
+		memset(fc[i], i & 0xff, r.fc_size);
+	}
+	assert_int_equal(r.fc_nslabs, 4);
+	for (int i = 0; i < NFC; i++)
+		for (size_t k = 0; k < r.fc_size; k++)
+			assert_int_equal(fc[i][k], i & 0xff);
+	registry_free(&r);
+	/* no forecaster size, no pool */
+	assert_int_equal(registry_init(&r, 10, 40, 8, 0), 0);
+	assert_null(registry_fc_alloc(&r));
 	registry_free(&r);
 }
 
@@ -370,13 +391,18 @@ static void test_settings(void **st)
 	assert_true(c.engine.series_threshold < 0);
 	assert_true(c.engine.series_min_factor == 2);
 	assert_int_equal(c.engine.series_for_ms, 10 * 60000);
+	assert_true(c.engine.series_break_factor == 5);
+	assert_int_equal(c.engine.series_break_ms, 60000);
 	config_free(&c);
-	write_file(path, "alerts:\n  threshold: 0.49\n  for: 0s\n  min_factor: 1.5\n");
+	write_file(path, "alerts:\n  threshold: 0.49\n  for: 0s\n  min_factor: 1.5\n"
+	                 "  break_factor: 0\n  break_for: 2m\n");
 	config_defaults(&c);
 	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
 	assert_true(c.engine.series_threshold == 0.49);
 	assert_true(c.engine.series_min_factor == 1.5);
 	assert_int_equal(c.engine.series_for_ms, 0);
+	assert_true(c.engine.series_break_factor == 0);
+	assert_int_equal(c.engine.series_break_ms, 120000);
 	config_free(&c);
 	write_file(path, "alerts:\n  min_factor: 0.5\n");
 	config_defaults(&c);
@@ -392,6 +418,25 @@ static void test_settings(void **st)
 	config_defaults(&c);
 	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
 	assert_non_null(strstr(err, "c.yml:1: invalid log_level 'loud'"));
+	config_free(&c);
+	/* which series have a forecaster: requested by default, all, none, a bad value */
+	config_defaults(&c);
+	assert_int_equal(c.engine.forecast, ENGINE_FORECAST_REQUESTED);
+	config_free(&c);
+	write_file(path, "forecast:\n  series: all\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
+	assert_int_equal(c.engine.forecast, ENGINE_FORECAST_ALL);
+	config_free(&c);
+	write_file(path, "forecast:\n  series: none\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
+	assert_int_equal(c.engine.forecast, ENGINE_FORECAST_OFF);
+	config_free(&c);
+	write_file(path, "forecast:\n  series: some\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, "c.yml:2: invalid forecast series 'some' (requested, all, none)"));
 	config_free(&c);
 	/* the write queue: defaults, a setting, and a bad value */
 	config_defaults(&c);
@@ -627,6 +672,78 @@ static void test_engine_series_alerts(void **st)
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 		assert_int_equal(system(cmd), 0);
 	}
+}
+
+/* With the daemon's defaults: a latency (or error) series that falls far
+ * below its expected value raises nothing (only a rise is trouble there),
+ * another series does after `for`; an error series jumping 30x beyond
+ * anything it showed in a day fires within a minute or two (hard break),
+ * 4x only after `for`, and a 40x blip earlier raises the bar for the next
+ * jump. Samples every 60 s, 1.5 days; the event is at 1.25 days. */
+static void test_engine_series_direction_and_break(void **st)
+{
+	(void)st;
+	char dir[] = "/tmp/fs-engine-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char db[256], err[256];
+	snprintf(db, sizeof db, "%s/f.db", dir);
+	struct store *store = store_open(db, err, sizeof err);
+	assert_non_null(store);
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	struct fs_config c;
+	config_defaults(&c);
+	cfg.series_threshold = c.engine.series_threshold;
+	cfg.series_min_factor = c.engine.series_min_factor;
+	cfg.series_for_ms = c.engine.series_for_ms;
+	cfg.series_break_factor = c.engine.series_break_factor;
+	cfg.series_break_ms = c.engine.series_break_ms;
+	config_free(&c);
+	assert_true(cfg.series_break_factor == 5);
+	struct engine *e = engine_new(&cfg, model_builtin_default(), store, &stats, err, sizeof err);
+	assert_non_null(e);
+	static const char *const names[] = { "api_latency_seconds", "queue_depth", "db_errors",
+		                             "cache_errors", "disk_errors" };
+	const double level[] = { 100.0 / 3, 100.0 / 3, 3000, 400, 3000 };
+	const int len[] = { 20, 20, 5, 20, 5 }; /* minutes */
+	const int N = 2160, at = 1800;
+	int64_t t0 = 1767225600000LL, tev = t0 + at * 60000LL;
+	for (int k = 0; k < 5; k++) {
+		struct engine_batch b;
+		engine_batch_begin(e, &b);
+		uint64_t seed = 11 + (uint64_t)k;
+		for (int i = 0; i < N; i++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			double noise = ((double)(seed >> 11) / 9007199254740992.0 - 0.5) * 2;
+			double v = (i >= at && i < at + len[k] ? level[k] : 100) + noise;
+			if (k == 4 && i >= 720 && i < 723) /* a 40x blip at half a day */
+				v = 4000;
+			struct label_ref r[1] = { { "__name__", 8, names[k], strlen(names[k]) } };
+			assert_int_equal(engine_batch_add(&b, r, 1, t0 + i * 60000LL, v, err, sizeof err),
+			                 0);
+		}
+		assert_int_equal(engine_batch_end(&b), 0);
+	}
+	struct fired f[5];
+	for (int k = 0; k < 5; k++) {
+		f[k] = (struct fired){ names[k], 0 };
+		assert_int_equal(store_alerts_scan(store, 1, 0, find_fired, &f[k]), 0);
+	}
+	assert_int_equal(f[0].firing_at_ms, 0);                 /* latency falling: fine */
+	assert_true(f[1].firing_at_ms >= tev + 10 * 60000);     /* a queue emptying: after `for` */
+	assert_true(f[1].firing_at_ms <= tev + 12 * 60000);
+	assert_true(f[2].firing_at_ms >= tev + 60000);          /* 30x: a hard break */
+	assert_true(f[2].firing_at_ms <= tev + 2 * 60000);
+	assert_true(f[3].firing_at_ms >= tev + 10 * 60000);     /* 4x: after `for` */
+	assert_true(f[3].firing_at_ms <= tev + 12 * 60000);
+	assert_int_equal(f[4].firing_at_ms, 0);                 /* not beyond the blip seen */
+	engine_free(e);
+	store_close(store);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 /* Learned state is written incrementally: only series that changed, at
@@ -1552,6 +1669,7 @@ int main(void)
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_engine),
 		cmocka_unit_test(test_engine_series_alerts),
+		cmocka_unit_test(test_engine_series_direction_and_break),
 		cmocka_unit_test(test_engine_derived),
 		cmocka_unit_test(test_engine_concurrent),
 		cmocka_unit_test(test_engine_staged),

@@ -668,6 +668,44 @@ static void test_incident_alert(void **state)
 	drv_free(&d);
 }
 
+/* Errors rising steadily toward the SLO (a dependency failing slowly:
+ * 0.3% to 4% over 20 minutes) warn while the ratio is still a small share of
+ * the budget, with the time to the breach in the text; a 90-second deploy
+ * blip of 3% earlier that day does not. */
+static void test_error_trend(void **state)
+{
+	(void)state;
+	char err[512];
+	struct drv d = { 0 };
+	d.s = load_text(incident_model, err, sizeof err);
+	assert_non_null(d.s);
+	struct rng r = { 9 };
+	const int64_t blip_at = T0 + 7 * 3600000LL, ramp_at = T0 + 9 * 3600000LL;
+	for (int64_t t = T0; t < ramp_at + 20 * 60000LL; t += 30000) {
+		double rate = 100 * (1 + 0.02 * gauss(&r));
+		double e = 0.0005;
+		if (t >= blip_at && t < blip_at + 90000)
+			e = 0.03;
+		if (t >= ramp_at)
+			e = 0.003 + 0.037 * (double)(t - ramp_at) / (20 * 60000.0);
+		e *= 1 + 0.1 * gauss(&r);
+		drv_feed(&d, R_REQ, 1, t, rate * (1 - e));
+		drv_feed(&d, R_ERR, 2, t, rate * e);
+		drv_feed(&d, 1u << ROLE_LATENCY, 3, t, 0.2 * (1 + 0.02 * gauss(&r)));
+	}
+	const struct service_transition *w = drv_find(&d, "service:inc:OverloadRisk:warning",
+	                                              AEV_FIRING);
+	assert_non_null(w);
+	assert_true(w->ts_ms > ramp_at);
+	/* 6 min (8 min without the trend: once the window's ratio is 1%) */
+	assert_true(w->ts_ms <= ramp_at + 6 * 60000LL + 30000);
+	assert_non_null(strstr(w->annotations_json, "rising: at this rate the 5% error SLO is breached"));
+	assert_non_null(strstr(w->annotations_json, "\"error_slo_eta_s\":"));
+	for (size_t i = 0; i < d.n; i++)
+		assert_false(d.t[i].ts_ms < ramp_at); /* nothing on the blip */
+	drv_free(&d);
+}
+
 static void test_overload_surge(void **state)
 {
 	(void)state;
@@ -941,6 +979,7 @@ int main(void)
 		cmocka_unit_test(test_error_ratio_gsl_table),
 		cmocka_unit_test(test_error_ratio_detector),
 		cmocka_unit_test(test_incident_alert),
+		cmocka_unit_test(test_error_trend),
 		cmocka_unit_test(test_overload_surge),
 		cmocka_unit_test(test_overload_instance_loss),
 		cmocka_unit_test(test_overload_leak),
