@@ -42,7 +42,7 @@ struct fs_config {
 	char *read_token_file;       /* auth.read_token_file */
 	char *tls_cert_file;         /* tls.cert_file */
 	char *tls_key_file;          /* tls.key_file */
-	int64_t checkpoint_interval_ms; /* 2 s: changed series' state written this often;
+	int64_t checkpoint_interval_ms; /* 30 s: changed series' state written this often;
 	                                 * 0 = only at shutdown */
 	size_t checkpoint_max_series;   /* 50000: at most this many series per interval */
 	size_t metrics_series_limit; /* metrics.series_limit: 10000; 0 = no per-series gauges */
