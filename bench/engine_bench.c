@@ -2,7 +2,8 @@
  *
  *   engine_bench [--model FILE] [--series N] [--samples N] [--seconds S] [--warm K]
  *                [--shuffle] [--prefetch]
- *                [--engine [--direct | --fields K [--per-field]] [--batch B] | --forecast-only]
+ *                [--engine [--direct | --fields K [--per-field]] [--batch B]
+ *                          [--forecasters requested|all|none] [--history P] | --forecast-only]
  *
  * Drives model_update() (src/detect/detector.h) over N series round-robin (states in
  * memory order; --shuffle: in a fixed random order, so that every state is a
@@ -12,7 +13,11 @@
  * engine_batch_stage() per sample, engine_batch_commit() per batch; with
  * --direct, engine_batch_add() per sample instead: registry lookup
  * by label hash, out-of-order check, model, history ring, alert state
- * machine) with no store, in batches of B samples (default 5000); with
+ * machine) with no store, in batches of B samples (default 5000), with the
+ * engine's defaults (engine_config_default: forecasters on request, so none
+ * here, 24 history points) unless --forecasters (engine_config.forecast:
+ * all = a forecaster on every series, as before forecasters were made on
+ * request) or --history P say otherwise; with
  * --fields K, the series are the K fields of N/K line-protocol-like lines
  * (metric bench_f<k>, the line's 3 tags), staged as the /write handler
  * stages a multi-field line: engine_batch_stage_tags() once per line and
@@ -94,6 +99,8 @@ struct opts {
 	int per_field;   /* --fields K --per-field: engine_batch_stage per field */
 	int shuffle;     /* model_update: visit the series in a fixed random order */
 	int prefetch;    /* model_update: model_prefetch() the state 4 series ahead */
+	int forecasters; /* --engine: engine_config.forecast, -1 = the default */
+	int history;     /* --engine: engine_config.history_points, -1 = the default */
 };
 
 static struct model *load(const struct opts *o)
@@ -249,6 +256,10 @@ static int bench_engine(const struct opts *o)
 	engine_config_default(&cfg);
 	if (cfg.max_series < o->series)
 		cfg.max_series = o->series;
+	if (o->forecasters >= 0)
+		cfg.forecast = o->forecasters;
+	if (o->history >= 0)
+		cfg.history_points = (size_t)o->history;
 	struct selfstats stats;
 	selfstats_init(&stats);
 	char err[512];
@@ -342,14 +353,16 @@ static int bench_engine(const struct opts *o)
 	       "\"series\":%zu,\"warm_rounds\":%llu,\"samples\":%llu,\"rejected\":%llu,\"cpu_s\":%.3f,"
 	       "\"samples_per_s\":%.0f,\"ns_per_sample\":%.1f,\"state_bytes\":%zu,"
 	       "\"hist_entry_bytes\":%zu,\"history_points\":%zu,\"series_struct_bytes\":%zu,"
-	       "\"batch\":%zu,\"fields\":%zu}\n",
+	       "\"batch\":%zu,\"fields\":%zu,\"forecasters\":\"%s\",\"series_memory_bytes\":%zu}\n",
 	       o->direct ? "engine_batch_add" : K > 1 && !o->per_field ? "engine_batch_stage_named"
 	                                                             : "engine_batch_stage",
 	       es.model_name, o->model ? o->model : "(builtin default)", es.series,
 	       (unsigned long long)o->warm, (unsigned long long)n, (unsigned long long)rejected, c1 - c0,
 	       c1 > c0 ? (double)n / (c1 - c0) : 0, n ? (c1 - c0) * 1e9 / (double)n : 0, ss,
 	       sizeof(struct hist_entry), cfg.history_points, sizeof(struct series),
-	       o->direct ? (size_t)1 : o->batch, K);
+	       o->direct ? (size_t)1 : o->batch, K,
+	       cfg.forecast == ENGINE_FORECAST_ALL ? "all" : cfg.forecast ? "requested" : "none",
+	       es.series_bytes);
 	engine_free(e);
 	free(hosts);
 	free(vals);
@@ -358,7 +371,8 @@ static int bench_engine(const struct opts *o)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .series = 1, .samples = 20000000, .seconds = 3, .batch = BATCH };
+	struct opts o = { .series = 1, .samples = 20000000, .seconds = 3, .batch = BATCH,
+		          .forecasters = -1, .history = -1 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--direct")) {
@@ -402,6 +416,14 @@ int main(int argc, char **argv)
 			o.batch = strtoull(v, NULL, 10);
 		else if (!strcmp(a, "--fields"))
 			o.fields = strtoull(v, NULL, 10);
+		else if (!strcmp(a, "--forecasters") && !strcmp(v, "all"))
+			o.forecasters = ENGINE_FORECAST_ALL;
+		else if (!strcmp(a, "--forecasters") && !strcmp(v, "requested"))
+			o.forecasters = ENGINE_FORECAST_REQUESTED;
+		else if (!strcmp(a, "--forecasters") && !strcmp(v, "none"))
+			o.forecasters = ENGINE_FORECAST_OFF;
+		else if (!strcmp(a, "--history") && atoi(v) >= 0 && atoi(v) <= 100000)
+			o.history = atoi(v);
 		else
 			goto usage;
 	}
@@ -416,7 +438,8 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: engine_bench [--model FILE] [--series N] [--samples N] "
 	                "[--seconds S] [--warm K] [--shuffle] [--prefetch]\n"
-	                "                    [--engine [--direct | --fields K [--per-field]] [--batch B]"
+	                "                    [--engine [--direct | --fields K [--per-field]] [--batch B]\n"
+	                "                              [--forecasters requested|all|none] [--history P]"
 	                " | --forecast-only]\n");
 	return 2;
 }

@@ -289,6 +289,31 @@ static int section(const struct ynode *root, const char *name, const char *const
 	return ymap_check_keys(*out, keys, err, errlen);
 }
 
+/* forecast: series: requested | all | none (enum engine_forecast). */
+static int get_forecast(struct fs_config *c, const struct ynode *root, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "series", NULL };
+	static const char *const names[] = { "none", "requested", "all" };
+	_Static_assert(ENGINE_FORECAST_OFF == 0 && ENGINE_FORECAST_REQUESTED == 1 &&
+	               ENGINE_FORECAST_ALL == 2, "names[] follows enum engine_forecast");
+	const struct ynode *sec, *n;
+	if (section(root, "forecast", keys, &sec, err, errlen) < 0)
+		return -1;
+	if (!sec || !(n = ymap_get(sec, "series")))
+		return 0;
+	const char *v;
+	if (ynode_string(n, "series", &v, err, errlen) < 0)
+		return -1;
+	for (int k = 0; k < 3; k++) {
+		if (!strcmp(v, names[k])) {
+			c->engine.forecast = k;
+			return 0;
+		}
+	}
+	yerr(err, errlen, n, "invalid forecast series '%s' (requested, all, none)", v);
+	return -1;
+}
+
 int config_load_file(struct fs_config *c, const char *path, char *err, size_t errlen)
 {
 	struct ynode *root = ytree_load_file(path, err, errlen);
@@ -300,7 +325,7 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		goto out;
 	}
 	static const char *const top[] = { "listen", "data_dir", "log_level", "model", "models_dir",
-		                            "external_url", "http", "limits", "history",
+		                            "external_url", "http", "limits", "history", "forecast",
 		                            "alerts", "checkpoint", "replay", "derived", "notify",
 		                            "metrics", "external_labels", "auth", "tls", "export", NULL };
 	if (ymap_check_keys(root, top, err, errlen) < 0)
@@ -443,6 +468,8 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 	if (section(root, "history", hist_keys, &s, err, errlen) < 0)
 		goto out;
 	if (s && get_size(s, "points", &c->engine.history_points, 0, 100000, err, errlen) < 0)
+		goto out;
+	if (get_forecast(c, root, err, errlen) < 0)
 		goto out;
 	static const char *const alert_keys[] = { "retention", "alertname", "threshold", "for",
 		                                   "min_factor", "break_factor", "break_for", NULL };

@@ -20,8 +20,14 @@
 #include "service/service.h"
 #include "store/store.h"
 
-/* Checkpoint blob: header, alert fsm, detector state. */
-#define CKPT_MAGIC 0x46534b31u /* "FSK1" */
+/* Checkpoint blob: header, alert fsm, model state (state_size bytes), then
+ * the forecaster state (engine fc_size bytes) if flags has CKPT_HAS_FC.
+ * The layout before the forecaster pool, "FSK1", had one block of
+ * state_size = fc_off + fc_size bytes, the forecaster's at fc_off: it is
+ * read (migrated) when its fingerprint matches, and written as FSK2. */
+#define CKPT_MAGIC 0x46534b32u    /* "FSK2" */
+#define CKPT_MAGIC_V1 0x46534b31u /* "FSK1" */
+#define CKPT_HAS_FC 1u
 struct ckpt_head {
 	uint32_t magic;
 	uint32_t state_size;
@@ -30,7 +36,7 @@ struct ckpt_head {
 	double last_value;
 	double score, expected, lower, upper;
 	int32_t direction;
-	uint32_t pad;
+	uint32_t flags;        /* CKPT_HAS_FC; 0 in FSK1 */
 };
 
 /* Series state is written incrementally: eng_record() puts a series whose
@@ -65,13 +71,15 @@ void eng_mark_dirty(struct shard *sh, struct series *s)
 	s->dirty = 1;
 }
 
-/* The state block of s: header, alert fsm, detector (and forecaster) state. */
-static void serialize(const struct series *s, size_t ss, unsigned char *blob)
+/* The state blob of s: header, alert fsm, model state, forecaster state
+ * (fcs bytes) if it has one. Returns its length. */
+static size_t serialize(const struct series *s, size_t ss, size_t fcs, unsigned char *blob)
 {
 	struct ckpt_head h;
 	memset(&h, 0, sizeof h);
 	h.magic = CKPT_MAGIC;
 	h.state_size = (uint32_t)ss;
+	h.flags = s->fc && fcs ? CKPT_HAS_FC : 0;
 	h.samples = s->samples;
 	h.first_ts_ms = s->first_ts_ms;
 	h.last_value = s->last_value;
@@ -79,10 +87,16 @@ static void serialize(const struct series *s, size_t ss, unsigned char *blob)
 	h.expected = s->last.expected;
 	h.lower = s->last.lower;
 	h.upper = s->last.upper;
-	h.direction = s->last.direction;
+	h.direction = s->last_direction;
 	memcpy(blob, &h, sizeof h);
 	memcpy(blob + sizeof h, &s->alert, sizeof s->alert);
 	memcpy(blob + sizeof h + sizeof s->alert, s->det_state, ss);
+	size_t len = sizeof h + sizeof s->alert + ss;
+	if (h.flags & CKPT_HAS_FC) {
+		memcpy(blob + len, s->fc, fcs);
+		len += fcs;
+	}
+	return len;
 }
 
 /* One batch of shard sh: copy up to want dirty series out (under the lock),
@@ -102,7 +116,7 @@ static long persist_batch(struct engine *e, struct shard *sh, size_t want, struc
 		return 0;
 	}
 	size_t ss = sh->reg.state_size;
-	size_t bl = sizeof(struct ckpt_head) + sizeof(struct alert_fsm) + ss;
+	size_t bl = sizeof(struct ckpt_head) + sizeof(struct alert_fsm) + ss + e->fc_size;
 	if (m * bl > *blobs_cap) {
 		unsigned char *nb = realloc(*blobs, m * bl);
 		if (!nb) {
@@ -143,9 +157,8 @@ static long persist_batch(struct engine *e, struct shard *sh, size_t want, struc
 		c->model = mname;
 		c->fingerprint = fp;
 		c->last_ts_ms = s->last_ts_ms;
-		serialize(s, ss, *blobs + got * bl);
+		c->state_len = serialize(s, ss, e->fc_size, *blobs + got * bl);
 		c->state = *blobs + got * bl;
-		c->state_len = bl;
 		idx[got++] = i;
 	}
 	sh->dhead += m;
@@ -316,9 +329,38 @@ int engine_checkpoint(struct engine *e, char *err, size_t errlen)
 struct restore_ctx {
 	struct engine *e;
 	long restored, fresh, failed;
+	long migrated;        /* of them restored: from the FSK1 layout */
 	long ahead;           /* of them fresh: last sample ahead of the clock */
 	int64_t limit_ms;     /* latest acceptable last_ts_ms (INT64_MAX: none) */
 };
+
+/* Is blob[len] a state of this layout (model state ss bytes), or of the
+ * FSK1 layout? 0 (this one) or 1 (FSK1) with *fcst at its forecaster
+ * state (NULL: none), or -1. */
+static int blob_layout(const struct engine *e, size_t ss, const unsigned char *blob, size_t len,
+                       const unsigned char **fcst)
+{
+	struct ckpt_head h;
+	memcpy(&h, blob, sizeof h);
+	size_t base = sizeof h + sizeof(struct alert_fsm);
+	*fcst = NULL;
+	if (h.magic == CKPT_MAGIC && h.state_size == ss) {
+		if (!(h.flags & CKPT_HAS_FC) && len == base + ss)
+			return 0;
+		if ((h.flags & CKPT_HAS_FC) && e->fc_size && len == base + ss + e->fc_size) {
+			*fcst = blob + base + ss;
+			return 0;
+		}
+		return -1;
+	}
+	if (h.magic == CKPT_MAGIC_V1 && h.state_size == e->fc_off + e->fc_size &&
+	    e->fc_off >= ss && len == base + h.state_size) {
+		if (e->fc_size)
+			*fcst = blob + base + e->fc_off;
+		return 1;
+	}
+	return -1;
+}
 
 static int restore_cb(void *ctx, const struct store_ckpt *c)
 {
@@ -382,12 +424,15 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 	struct ckpt_head h;
 	const unsigned char *blob = c->state;
 	int ahead = c->last_ts_ms > rc->limit_ms;
+	const unsigned char *fcst = NULL;
+	int layout = -1;
 	if (!ahead && c->fingerprint == e->fingerprint &&
-	    c->state_len == sizeof h + sizeof(struct alert_fsm) + ss) {
+	    c->state_len >= sizeof h + sizeof(struct alert_fsm) &&
+	    (layout = blob_layout(e, ss, blob, c->state_len, &fcst)) >= 0) {
 		memcpy(&h, blob, sizeof h);
 		struct alert_fsm f;
 		memcpy(&f, blob + sizeof h, sizeof f);
-		if (h.magic == CKPT_MAGIC && h.state_size == ss && alert_fsm_check(&f) == 0) {
+		if (alert_fsm_check(&f) == 0) {
 			s->samples = h.samples;
 			s->first_ts_ms = h.first_ts_ms;
 			s->last_ts_ms = c->last_ts_ms;
@@ -396,10 +441,15 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 			s->last.expected = h.expected;
 			s->last.lower = h.lower;
 			s->last.upper = h.upper;
-			s->last.direction = h.direction;
-			s->last.component = NULL;
+			s->last_direction = (int8_t)((h.direction > 0) - (h.direction < 0));
+			s->last_comp = 0;
 			s->alert = f;
 			memcpy(s->det_state, blob + sizeof h + sizeof f, ss);
+			/* a forecaster that cannot be had (limits.max_memory) relearns
+			 * when it is next asked for */
+			if (fcst && eng_forecaster(e, sh, s))
+				memcpy(s->fc, fcst, e->fc_size);
+			rc->migrated += layout == 1;
 			if (c->last_ts_ms > sh->last_sample_ms)
 				sh->last_sample_ms = c->last_ts_ms;
 			if (f.alert_id >= atomic_load(&e->next_alert_id))
@@ -720,7 +770,7 @@ long engine_restore(struct engine *e, char *err, size_t errlen)
 		return -1;
 	}
 	log_msg(LOG_INFO, "event=restore series=%ld relearning=%ld unreadable=%ld services=%ld "
-	        "services_relearning=%ld ahead_of_clock=%ld", rc.restored, rc.fresh, rc.failed,
-	        src.restored, src.dropped, rc.ahead);
+	        "services_relearning=%ld ahead_of_clock=%ld migrated=%ld", rc.restored, rc.fresh,
+	        rc.failed, src.restored, src.dropped, rc.ahead, rc.migrated);
 	return rc.restored + rc.fresh;
 }

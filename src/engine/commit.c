@@ -28,22 +28,24 @@ static const struct series *peek_series(const struct shard *sh, const struct eng
 }
 
 /* What a sample will touch of its series' block (struct, labels and key,
- * history ring, detector state, forecaster state: one allocation of about
- * 4 KB): the struct with the labels, the history entry it writes, the lines
- * of detector state the model says it needs (model_prefetch: the seasonal
- * component's one bucket, not all 48), and the forecaster's first 128 bytes
- * (all a sample touches unless it closes a grid bucket: one sample in six
- * at a 10 s interval and the 1 min grid). */
-static void prefetch_series(const struct engine *e, const struct series *s, int64_t ts_ms)
+ * history ring, detector state: one allocation of about 2 KB) and of its
+ * forecaster state if it has one: the struct with the labels, the history
+ * entry it writes, the lines of detector state the model says it needs
+ * (model_prefetch: the seasonal component's one bucket, not all 48), and
+ * the forecaster's first 128 bytes (all a sample touches unless it closes
+ * a grid bucket: one sample in six at a 10 s interval and the 1 min grid). */
+static void prefetch_series(const struct engine *e, const struct shard *sh,
+                            const struct series *s, int64_t ts_ms)
 {
-	for (const char *p = (const char *)s; p < (const char *)s->hist; p += 64)
+	const struct hist_entry *hist = series_hist(s, sh->reg.hist_cap);
+	for (const char *p = (const char *)s; p < (const char *)hist; p += 64)
 		__builtin_prefetch(p, 1);
 	if (s->hist_len > 0 || s->hist_head > 0)
-		__builtin_prefetch(&s->hist[s->hist_head], 1);
+		__builtin_prefetch(&hist[s->hist_head], 1);
 	model_prefetch(e->model, s->det_state, ts_ms);
-	if (e->fc_size) {
-		__builtin_prefetch(s->det_state + e->fc_off, 1);
-		__builtin_prefetch(s->det_state + e->fc_off + 64, 1);
+	if (s->fc) {
+		__builtin_prefetch(s->fc, 1);
+		__builtin_prefetch((const char *)s->fc + 64, 1);
 	}
 }
 
@@ -76,7 +78,7 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 	if (j + PF_SERIES < n && st[PF_SERIES].shard == st->shard) {
 		const struct series *ps = peek_series(sh, &st[PF_SERIES]);
 		if (ps)
-			prefetch_series(b->e, ps, st[PF_SERIES].ts_ms);
+			prefetch_series(b->e, sh, ps, st[PF_SERIES].ts_ms);
 	}
 }
 

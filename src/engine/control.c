@@ -90,11 +90,11 @@ void engine_set_model(struct engine *e, struct model *m)
 	lock_all(e);
 	struct model *old = e->model;
 	uint64_t old_fp = e->fingerprint;
-	size_t old_size = e->fc_off + e->fc_size;
+	size_t old_size = e->det_size;
 	e->model = m;
 	eng_set_layout(e);
 	if (e->fingerprint != old_fp) {
-		size_t new_size = e->fc_off + e->fc_size;
+		size_t new_size = e->det_size;
 		unsigned done = 0;
 		while (new_size != old_size && done < ENGINE_SHARDS &&
 		       registry_resize_state(&e->sh[done].reg, new_size) == 0)
@@ -112,8 +112,8 @@ void engine_set_model(struct engine *e, struct model *m)
 			model_free(m);
 			return;
 		}
-		/* The forecaster state could be kept, but its offset may have
-		 * moved with the model's state size: re-learn both. */
+		/* The model's states re-learn; forecasters (not the model's,
+		 * in their own pool) keep what they learned. */
 		size_t total = 0, bytes = 0;
 		for (unsigned k = 0; k < ENGINE_SHARDS; k++) {
 			struct shard *sh = &e->sh[k];
@@ -121,6 +121,8 @@ void engine_set_model(struct engine *e, struct model *m)
 				eng_state_init(e, sh->reg.v[i]);
 				eng_mark_dirty(sh, sh->reg.v[i]);
 				bytes += eng_series_cost(sh->reg.v[i]); /* the blocks changed size */
+				if (sh->reg.v[i]->fc)
+					bytes += sh->reg.fc_size;
 			}
 			total += sh->reg.n;
 		}

@@ -33,7 +33,7 @@ void engine_config_default(struct engine_config *c)
 	c->quantiles[1] = 0.9;
 	c->quantiles[2] = 0.99;
 	c->nquantiles = 3;
-	c->history_points = 32;
+	c->history_points = 24;
 	c->label_limits = (struct label_limits)LABEL_LIMITS_DEFAULT;
 	c->alert_retention_ms = 7LL * 86400 * 1000;
 	c->alertname = "ForeshockAnomaly";
@@ -43,7 +43,7 @@ void engine_config_default(struct engine_config *c)
 	c->series_break_factor = 0;
 	c->series_break_ms = 60 * 1000;
 	c->external_url = NULL;
-	c->forecast = 1;
+	c->forecast = ENGINE_FORECAST_REQUESTED;
 	c->max_sample_age_ms = 0;
 	c->max_sample_future_ms = 10 * 60 * 1000;
 	forecast_params_default(&c->forecast_params);
@@ -83,8 +83,11 @@ int eng_check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errl
 	return 0;
 }
 
-/* The per-series state block: [model state][forecaster state], and the
- * fingerprint that guards checkpoints of that layout. */
+/* The per-series state: the model's block (in the series' allocation) and
+ * the forecaster's (from the shard's pool, on request), and the
+ * fingerprint that guards checkpoints of both. fc_off is where the
+ * forecaster state was in a checkpoint of the layout before the pool
+ * (model and forecaster in one block): checkpoint.c migrates those. */
 void eng_set_layout(struct engine *e)
 {
 	e->det_size = model_state_size(e->model);
@@ -108,8 +111,22 @@ void eng_set_layout(struct engine *e)
 void eng_state_init(struct engine *e, struct series *s)
 {
 	model_state_init(e->model, s->det_state);
-	if (e->fc_size)
-		forecast_state_init(&e->cfg.forecast_params, s->det_state + e->fc_off);
+}
+
+void *eng_forecaster(struct engine *e, struct shard *sh, struct series *s)
+{
+	if (s->fc || !e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET)
+		return s->fc;
+	size_t used = atomic_load_explicit(&e->series_bytes, memory_order_relaxed);
+	if (e->cfg.max_memory && used + sh->reg.fc_size > e->cfg.max_memory)
+		return NULL;
+	void *st = registry_fc_alloc(&sh->reg);
+	if (!st)
+		return NULL;
+	forecast_state_init(&e->cfg.forecast_params, st);
+	s->fc = st;
+	atomic_fetch_add_explicit(&e->series_bytes, sh->reg.fc_size, memory_order_relaxed);
+	return st;
 }
 
 struct engine *engine_new(const struct engine_config *cfg, struct model *model,
@@ -148,8 +165,8 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 	eng_set_layout(e);
 	int ok = e->alertname != NULL;
 	for (unsigned i = 0; i < ENGINE_SHARDS && ok; i++)
-		ok = registry_init(&e->sh[i].reg, cfg->max_series, e->fc_off + e->fc_size,
-		                   cfg->history_points) == 0;
+		ok = registry_init(&e->sh[i].reg, cfg->max_series, e->det_size,
+		                   cfg->history_points, e->fc_size) == 0;
 	if (!ok) {
 		snprintf(err, errlen, "out of memory");
 		engine_free(e);
@@ -491,7 +508,8 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 	if (!s->dirty)
 		eng_mark_dirty(sh, s);
 	s->last_value = value;
-	s->last = *r;
+	s->last = (struct last_result){ r->score, r->expected, r->lower, r->upper };
+	s->last_direction = (int8_t)((r->direction > 0) - (r->direction < 0));
 	struct hist_point h = { .ts_ms = ts_ms,
 		                .value = value,
 		                .score = r->score,
@@ -500,6 +518,7 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 		                .upper = r->upper,
 		                .direction = r->direction,
 		                .comp = comp_index(sh, r->component) };
+	s->last_comp = (uint8_t)h.comp;
 	series_hist_push(s, sh->reg.hist_cap, &h);
 	if (ts_ms > sh->last_sample_ms)
 		sh->last_sample_ms = ts_ms;
@@ -511,9 +530,9 @@ static void emit_output(struct engine *e, const struct series *s, int64_t ts_ms,
 {
 	const struct model_alerting *al = model_alerting(e->model);
 	struct forecast_point fp;
-	int have_fc = e->fc_size && e->out.fc_horizon_ms > 0 &&
-	              forecast_predict(&e->cfg.forecast_params, s->det_state + e->fc_off,
-	                               ts_ms + e->out.fc_horizon_ms, 0, 1, &fp) == 0;
+	int have_fc = s->fc && e->out.fc_horizon_ms > 0 &&
+	              forecast_predict(&e->cfg.forecast_params, s->fc, ts_ms + e->out.fc_horizon_ms,
+	                               0, 1, &fp) == 0;
 	struct engine_output o = {
 		.labels = &s->labels,
 		.ts_ms = ts_ms,
@@ -549,8 +568,13 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 {
 	struct det_result r;
 	model_update(e->model, s->det_state, ts_ms, value, &r);
-	if (e->fc_size)
-		forecast_update(&e->cfg.forecast_params, s->det_state + e->fc_off, ts_ms, value);
+	void *fc = s->fc;
+	if (!fc && e->fc_size &&
+	    (e->cfg.forecast == ENGINE_FORECAST_ALL || s->roles ||
+	     (e->out.series && e->out.fc_horizon_ms > 0)))
+		fc = eng_forecaster(e, sh, s);
+	if (fc)
+		forecast_update(&e->cfg.forecast_params, fc, ts_ms, value);
 	eng_record(sh, s, ts_ms, value, &r);
 	/* a series of a service model (a signal or in its scope) is evidence in
 	 * the service's alert and raises none of its own: its machine sees 0, so

@@ -36,6 +36,19 @@ struct obuf;
 
 #define ENGINE_MAX_QUANTILES 8
 
+/* Which series have a forecaster (1,536 bytes each: more than the rest of
+ * a series together). A forecaster learns from the samples after it was
+ * created; until it has seen forecast_params.min_steps grid steps a
+ * forecast request answers "not ready" (n = 0). */
+enum engine_forecast {
+	ENGINE_FORECAST_OFF = 0,       /* none: every forecast request answers not ready */
+	ENGINE_FORECAST_REQUESTED = 1, /* series whose forecast was asked for (engine_forecast*,
+	                                * so /api/v1/forecast, /metrics, the query API), series of
+	                                * a service model, and every series while an output wants
+	                                * forecasts (engine_outputs.fc_horizon_ms) */
+	ENGINE_FORECAST_ALL = 2,       /* every gauge and derived series from its first sample */
+};
+
 struct engine_config {
 	size_t max_series;                /* cardinality limit (new series beyond are rejected) */
 	size_t max_memory;                /* budget in bytes of the series' memory (state, labels,
@@ -44,7 +57,7 @@ struct engine_config {
 	                                   * memory (sysconf) */
 	double quantiles[ENGINE_MAX_QUANTILES]; /* derived from histograms: foreshock:pNN:<name> */
 	size_t nquantiles;                /* default 3: 0.5, 0.9, 0.99 */
-	size_t history_points;            /* per-series ring of recent samples and scores */
+	size_t history_points;            /* per-series ring of recent samples and scores (default 24) */
 	struct label_limits label_limits;
 	int64_t alert_retention_ms;       /* ended alerts kept this long (event time) */
 	const char *alertname;            /* label value of alertname, e.g. "ForeshockAnomaly" */
@@ -72,7 +85,8 @@ struct engine_config {
 	double series_break_factor;
 	int64_t series_break_ms;
 	const char *external_url;         /* base URL used in annotation links; may be NULL */
-	int forecast;                     /* 1: a seasonal forecaster runs on every gauge/derived series */
+	int forecast;                     /* enum engine_forecast: which gauge/derived series have a
+	                                   * seasonal forecaster (default ENGINE_FORECAST_REQUESTED) */
 	int64_t max_sample_age_ms;        /* live ingest: samples older than the clock minus this are
 	                                   * rejected (out_of_bounds); 0 = no limit */
 	int64_t max_sample_future_ms;     /* live ingest: samples newer than the clock plus this are
@@ -250,16 +264,19 @@ void engine_get_stats(struct engine *e, struct engine_stats *st);
  * from just after the series' last sample, step_ms apart. If limit is not
  * NAN, breach is filled with the time-to-breach of that limit within
  * n * step_ms (above = 1: breach when the signal rises above it). Series
- * whose forecaster is not ready yet are passed with n = 0. */
+ * whose forecaster is not ready yet are passed with n = 0. A series that
+ * has no forecaster yet (ENGINE_FORECAST_REQUESTED) gets one here, within
+ * limits.max_memory, and is passed with n = 0 and info->samples = 0: it
+ * learns from the next sample on. */
 typedef int (*engine_forecast_fn)(void *ctx, const struct series_info *s,
                                   const struct forecast_point *pts, size_t n,
                                   const struct breach *breach, const struct forecast_info *info);
 int engine_forecast(struct engine *e, const struct selector *sel, size_t nsel, int64_t step_ms,
                     size_t n, double limit, int above, engine_forecast_fn fn, void *ctx);
 /* engine_forecast() of one shard (see engine_shard_generation), without a
- * breach; want (may be NULL) is asked first for each series that has a
- * forecaster, and a series it returns 0 for is skipped before its forecast
- * is computed. Returns fn's last value, or -1 on bad arguments or out of
+ * breach; want (may be NULL) is asked first for each series that can have
+ * a forecaster, and a series it returns 0 for is skipped before its
+ * forecast is computed (and before a forecaster is made for it). Returns fn's last value, or -1 on bad arguments or out of
  * memory. */
 int engine_forecast_shard(struct engine *e, unsigned k, const struct selector *sel, size_t nsel,
                           int64_t step_ms, size_t n, engine_series_fn want,
@@ -270,7 +287,8 @@ int engine_forecast_shard(struct engine *e, unsigned k, const struct selector *s
  * starting at the first such point (pts[i].ts_ms on the grid), or n = 0 when
  * no grid point lies after the last sample or the forecaster is not ready.
  * Counters and buckets are skipped, and every series when forecasting is
- * off (engine_config.forecast = 0). breach is always NULL. fn is
+ * off (engine_config.forecast = 0); a series without a forecaster gets one
+ * as in engine_forecast(). breach is always NULL. fn is
  * called under a shard lock (pts and s are valid during the call only);
  * it returns nonzero to stop. Returns fn's last value, or -1 on bad
  * arguments or out of memory. */

@@ -95,7 +95,8 @@ struct engine {
 	struct model_alerting series_al; /* per-series alerting: eng_series_alerting() of the
 	                                  * model and cfg, set with the layout (not per sample) */
 	size_t det_size;            /* model state bytes at the start of each state block */
-	size_t fc_off, fc_size;     /* forecaster state within the block (fc_size 0 = off) */
+	size_t fc_size;             /* forecaster state bytes (0 = forecasting off) */
+	size_t fc_off;              /* its offset in a checkpoint of the layout before the pool */
 	struct store *store;
 	struct selfstats *stats;
 	atomic_int_least64_t next_alert_id;
@@ -214,7 +215,14 @@ struct shard *eng_batch_lock(struct engine_batch *b, unsigned k);
 int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_ref *refs,
                    size_t n, uint64_t hash, int64_t ts_ms, double value, char *err,
                    size_t errlen);
+/* The model state of a new (or relearning) series; its forecaster, if it
+ * has one, is kept. */
 void eng_state_init(struct engine *e, struct series *s);
+/* The forecaster of s (under its shard's lock), made from the shard's pool
+ * if it has none yet and limits.max_memory leaves room for it (its bytes
+ * are added to series_bytes). NULL when forecasting is off, s is a raw
+ * counter or bucket, or there is no room. */
+void *eng_forecaster(struct engine *e, struct shard *sh, struct series *s);
 /* the per-series state layout (model, then forecaster) and its fingerprint,
  * from e->model and e->cfg (engine_new, engine_set_model) */
 void eng_set_layout(struct engine *e);

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The shard walk every reader uses: each series of each shard in turn, with
  * that shard's lock held while the caller looks at it. The lock is released
@@ -79,7 +80,7 @@ static int series_selected(const struct series *s, const struct selector *sel, s
 	return 0;
 }
 
-static void fill_info(const struct series *s, struct series_info *si)
+static void fill_info(const struct shard *sh, const struct series *s, struct series_info *si)
 {
 	si->labels = &s->labels;
 	si->key = s->key;
@@ -87,7 +88,14 @@ static void fill_info(const struct series *s, struct series_info *si)
 	si->first_ts_ms = s->first_ts_ms;
 	si->last_ts_ms = s->last_ts_ms;
 	si->last_value = s->last_value;
-	si->last = s->last;
+	si->last = (struct det_result){ .score = s->last.score,
+		                        .expected = s->last.expected,
+		                        .lower = s->last.lower,
+		                        .upper = s->last.upper,
+		                        .direction = s->last_direction,
+		                        .component = s->last_comp && s->last_comp < sh->ncomps ?
+		                                             sh->comps[s->last_comp] :
+		                                             NULL };
 	si->alert_state = s->alert.state;
 	si->kind = s->kind;
 }
@@ -119,7 +127,7 @@ static int series_shards(struct engine *e, unsigned k0, unsigned k1, const struc
 		if (!series_selected(s, sel, nsel))
 			continue;
 		struct series_info si;
-		fill_info(s, &si);
+		fill_info(w.sh, s, &si);
 		rc = fn(ctx, &si);
 	}
 	walk_stop(&w);
@@ -172,7 +180,7 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 				                                                NULL };
 		}
 		struct series_info si;
-		fill_info(s, &si);
+		fill_info(w.sh, s, &si);
 		rc = fn(ctx, &si, pts, n);
 	}
 	walk_stop(&w);
@@ -180,15 +188,25 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 	return rc;
 }
 
-/* The forecaster state of a selected gauge or derived series, or NULL
- * (forecasting off, a raw counter or bucket, or not selected). */
-static const void *forecast_state_of(const struct engine *e, const struct series *s,
-                                     const struct selector *sel, size_t nsel)
+/* Is s a selected gauge or derived series, with forecasting on? */
+static int forecastable(const struct engine *e, const struct series *s,
+                        const struct selector *sel, size_t nsel)
 {
-	if (!e->fc_size || s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET ||
-	    !series_selected(s, sel, nsel))
-		return NULL;
-	return s->det_state + e->fc_off;
+	return e->fc_size && s->kind != SERIES_COUNTER && s->kind != SERIES_BUCKET &&
+	       series_selected(s, sel, nsel);
+}
+
+/* The forecaster state of the series the walk is at (its shard is locked),
+ * made now if it has none (eng_forecaster), and its summary in *info (all
+ * zero, not ready, when there is no room for one). NULL = none. */
+static const void *walk_forecaster(struct shard_walk *w, struct forecast_info *info)
+{
+	const void *st = eng_forecaster(w->e, w->sh, w->sh->reg.v[w->i - 1]);
+	if (st)
+		forecast_info_get(st, info);
+	else
+		memset(info, 0, sizeof *info);
+	return st;
 }
 
 /* Bands never extend beyond what the series' unit allows (no negative
@@ -214,18 +232,17 @@ static int forecast_shards(struct engine *e, unsigned k0, unsigned k1, const str
 	struct shard_walk w;
 	walk_begin_range(&w, e, k0, k1);
 	for (const struct series *s; rc == 0 && (s = walk_next(&w));) {
-		const void *st = forecast_state_of(e, s, sel, nsel);
-		if (!st)
+		if (!forecastable(e, s, sel, nsel))
 			continue;
 		struct series_info si;
-		fill_info(s, &si);
+		fill_info(w.sh, s, &si);
 		if (want && !want(ctx, &si))
 			continue;
 		struct forecast_info info;
-		forecast_info_get(st, &info);
+		const void *st = walk_forecaster(&w, &info);
 		size_t got = 0;
-		if (forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms, step_ms, n,
-		                     pts) == 0)
+		if (st && forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms,
+		                           step_ms, n, pts) == 0)
 			got = n;
 		clip_to_unit(s->key, pts, got);
 		struct breach br, *brp = NULL;
@@ -271,20 +288,19 @@ int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel
 	struct shard_walk w;
 	walk_begin(&w, e);
 	for (const struct series *s; rc == 0 && (s = walk_next(&w));) {
-		const void *st = forecast_state_of(e, s, sel, nsel);
-		if (!st)
+		if (!forecastable(e, s, sel, nsel))
 			continue;
 		struct series_info si;
-		fill_info(s, &si);
+		fill_info(w.sh, s, &si);
 		struct forecast_info info;
-		forecast_info_get(st, &info);
+		const void *st = walk_forecaster(&w, &info);
 		/* k0: the first grid index strictly after the last sample */
 		size_t k0 = 0, got = 0;
 		if (s->last_ts_ms >= last_grid)
 			k0 = n;
 		else if (s->last_ts_ms >= from_ms)
 			k0 = (size_t)((s->last_ts_ms - from_ms) / step_ms) + 1;
-		if (k0 < n &&
+		if (st && k0 < n &&
 		    forecast_predict(&e->cfg.forecast_params, st, from_ms + (int64_t)k0 * step_ms,
 		                     step_ms, n - k0, pts) == 0)
 			got = n - k0;

@@ -6,12 +6,13 @@
 #include <string.h>
 
 int registry_init(struct series_registry *r, size_t max_series, size_t state_size,
-                  size_t hist_cap)
+                  size_t hist_cap, size_t fc_size)
 {
 	memset(r, 0, sizeof *r);
 	r->max_series = max_series;
 	r->state_size = state_size;
 	r->hist_cap = hist_cap;
+	r->fc_size = (fc_size + 15) & ~(size_t)15;
 	r->table_mask = 1023;
 	r->table = calloc(r->table_mask + 1, sizeof *r->table);
 	return r->table ? 0 : -1;
@@ -28,6 +29,9 @@ void registry_free(struct series_registry *r)
 {
 	for (size_t i = 0; i < r->n; i++)
 		series_free(r->v[i]);
+	for (size_t i = 0; i < r->fc_nslabs; i++)
+		free(r->fc_slabs[i]);
+	free(r->fc_slabs);
 	free(r->v);
 	free(r->table);
 	memset(r, 0, sizeof *r);
@@ -168,6 +172,10 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 	size_t head = align16(sizeof(struct series));
 	size_t lab = align16(2 * labels->n * sizeof(char *) + strbytes + keylen);
 	size_t hist = align16(r->hist_cap * sizeof(struct hist_entry));
+	if (head + lab + hist + r->state_size > UINT32_MAX) {
+		free(key);
+		goto fail;
+	}
 	struct series *s = calloc(1, head + lab + hist + r->state_size);
 	if (!s) {
 		free(key);
@@ -192,9 +200,8 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 	s->labels = (struct labels){ .n = labels->n, .names = names, .values = values, .mem = NULL };
 	labels_free(labels);
 	s->hash = hash;
-	s->hist = (struct hist_entry *)((char *)s + head + lab);
 	s->det_state = (unsigned char *)s + head + lab + hist;
-	s->block_size = head + lab + hist + r->state_size;
+	s->block_size = (uint32_t)(head + lab + hist + r->state_size);
 	alert_fsm_init(&s->alert);
 	size_t i = hash & r->table_mask;
 	while (r->table[i].idx1)
@@ -234,15 +241,38 @@ int registry_resize_state(struct series_registry *r, size_t state_size)
 			ns->labels.values[i] = REBASE(ns->labels.values[i]);
 		}
 		ns->key = REBASE(ns->key);
-		ns->hist = REBASE(ns->hist);
 #undef REBASE
 		ns->det_state = (unsigned char *)base + state_off;
-		ns->block_size = state_off + state_size;
+		ns->block_size = (uint32_t)(state_off + state_size);
 		memset(ns->det_state, 0, state_size);
 		r->v[k] = ns;
 	}
 	r->state_size = state_size;
 	return 0;
+}
+
+void *registry_fc_alloc(struct series_registry *r)
+{
+	if (r->fc_size == 0)
+		return NULL;
+	if (r->fc_nslabs == 0 || r->fc_used == REG_FC_SLAB) {
+		if (r->fc_nslabs == r->fc_capslabs) {
+			size_t ncap = r->fc_capslabs ? r->fc_capslabs * 2 : 16;
+			unsigned char **v = realloc(r->fc_slabs, ncap * sizeof *v);
+			if (!v)
+				return NULL;
+			r->fc_slabs = v;
+			r->fc_capslabs = ncap;
+		}
+		unsigned char *slab = aligned_alloc(16, REG_FC_SLAB * r->fc_size);
+		if (!slab)
+			return NULL;
+		r->fc_slabs[r->fc_nslabs++] = slab;
+		r->fc_used = 0;
+	}
+	unsigned char *st = r->fc_slabs[r->fc_nslabs - 1] + r->fc_used++ * r->fc_size;
+	memset(st, 0, r->fc_size);
+	return st;
 }
 
 static uint16_t to_bf16(float f)
@@ -277,7 +307,7 @@ void series_hist_push(struct series *s, size_t cap, const struct hist_point *p)
 		size_t first = (s->hist_head + cap - s->hist_len) % cap;
 		size_t keep = 0;
 		for (size_t k = 0; k < s->hist_len; k++) {
-			struct hist_entry *h = &s->hist[(first + k) % cap];
+			struct hist_entry *h = &series_hist(s, cap)[(first + k) % cap];
 			if ((int64_t)h->dt_ms - shift >= INT32_MIN) {
 				h->dt_ms = (int32_t)((int64_t)h->dt_ms - shift);
 				keep++;
@@ -299,7 +329,7 @@ void series_hist_push(struct series *s, size_t cap, const struct hist_point *p)
 		.comp_dir = (uint8_t)((p->comp & 0x3f) |
 		                      ((unsigned)((p->direction > 0) - (p->direction < 0) + 1) << 6)),
 	};
-	s->hist[s->hist_head] = e;
+	series_hist(s, cap)[s->hist_head] = e;
 	s->hist_head = (uint32_t)((s->hist_head + 1) % cap);
 	if (s->hist_len < cap)
 		s->hist_len++;
@@ -308,7 +338,7 @@ void series_hist_push(struct series *s, size_t cap, const struct hist_point *p)
 void series_hist_get(const struct series *s, size_t cap, size_t k, struct hist_point *out)
 {
 	size_t first = (s->hist_head + cap - s->hist_len) % cap;
-	const struct hist_entry *h = &s->hist[(first + k) % cap];
+	const struct hist_entry *h = &series_hist(s, cap)[(first + k) % cap];
 	out->ts_ms = s->hist_base_ms + h->dt_ms;
 	out->value = h->value;
 	out->expected = h->expected;
@@ -318,3 +348,7 @@ void series_hist_get(const struct series *s, size_t cap, size_t k, struct hist_p
 	out->direction = (int)(h->comp_dir >> 6) - 1;
 	out->comp = h->comp_dir & 0x3f;
 }
+
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct series) <= 288, "struct series grew: see series.h");
+#endif

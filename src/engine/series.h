@@ -11,9 +11,11 @@
  * key, a ring of the most recent history points and the detector state
  * block (state_size bytes, last), so finding a series and comparing its
  * labels touches one contiguous block. It also holds the alert state
- * machine. The
- * registry owns every series; it is not thread-safe (the engine's lock
- * guards it).
+ * machine. A series may also have a forecaster state (fc_size bytes),
+ * taken from the registry's pool on request (registry_fc_alloc) and kept
+ * until the registry is freed. The
+ * registry owns every series and every forecaster state; it is not
+ * thread-safe (the engine's lock guards it).
  */
 #ifndef FORESHOCK_SERIES_H
 #define FORESHOCK_SERIES_H
@@ -58,37 +60,57 @@ enum series_kind {
 	SERIES_DERIVED = 3,    /* a derived signal (rate, quantile): a gauge made by foreshock */
 };
 
+/* The detector's result for the last sample, without its component
+ * (series.last_comp). */
+struct last_result {
+	double score, expected, lower, upper;
+};
+
+/* The fields are ordered by size so that the struct has no holes: 288
+ * bytes (engine_bench prints it). */
 struct series {
 	struct labels labels;  /* in the series' allocation (labels.mem is NULL) */
 	char *key;             /* canonical name{...}; in the series' allocation */
 	uint64_t hash;
-	uint32_t idx;          /* own index in the registry (stable) */
-	uint8_t kind;          /* enum series_kind */
-	uint8_t dirty;         /* state changed since last written (in its shard's dirty list) */
-	uint8_t stored;        /* its row is in the store: later writes update the state only */
 	int64_t sid;           /* persistent id in the store (series_state.sid); 0 = none yet */
-	uint32_t derived;      /* COUNTER: index + 1 of its rate series; BUCKET: index + 1 of its group; 0 = none yet */
-	uint32_t svc;          /* service index (service.h) when roles != 0 */
-	uint32_t roles;        /* bit mask of enum service_role this series feeds; 0 = none */
 	uint64_t samples;
 	int64_t first_ts_ms, last_ts_ms;
 	double last_value;
-	struct det_result last;
-	struct alert_fsm alert;
-	/* per-series alerts (annotate.c): which way is trouble, and the hard-break
-	 * reference (kept in memory only: relearnt for a day after a restart) */
-	uint8_t rise_only;     /* 0: not classified yet, 1: either way, 2: only a rise (latency, errors) */
+	int64_t hist_base_ms;  /* timestamps of the ring are offsets from this */
+	unsigned char *det_state;    /* registry->state_size bytes; in the same allocation, last */
+	void *fc;              /* forecaster state (registry->fc_size bytes, from the registry's
+	                        * pool), NULL = none yet */
+	/* per-series alerts (annotate.c): the hard-break reference (kept in
+	 * memory only: relearnt for a day after a restart); rise_only below */
 	double brk_peak;       /* highest value seen outside anomalous runs (and each run's peak after it) */
 	double brk_run_peak;   /* highest value of the current anomalous run */
 	int64_t brk_from_ms;   /* first sample of that history; 0 = none yet */
 	int64_t brk_since_ms;  /* first sample of the current run of hard breaks; 0 = none */
-	int64_t hist_base_ms;  /* timestamps of the ring are offsets from this */
+	struct last_result last;
+	struct alert_fsm alert;
+	uint32_t idx;          /* own index in the registry (stable) */
+	uint32_t derived;      /* COUNTER: index + 1 of its rate series; BUCKET: index + 1 of its group; 0 = none yet */
+	uint32_t svc;          /* service index (service.h) when roles != 0 */
+	uint32_t roles;        /* bit mask of enum service_role this series feeds; 0 = none */
 	uint32_t hist_head;    /* next slot to write */
 	uint32_t hist_len;
-	struct hist_entry *hist;     /* ring of registry->hist_cap entries; in the same allocation */
-	unsigned char *det_state;    /* registry->state_size bytes; in the same allocation, last */
-	size_t block_size;     /* bytes of the whole allocation */
+	uint32_t block_size;   /* bytes of the whole allocation */
+	uint8_t kind;          /* enum series_kind */
+	uint8_t dirty;         /* state changed since last written (in its shard's dirty list) */
+	uint8_t stored;        /* its row is in the store: later writes update the state only */
+	int8_t last_direction; /* det_result.direction of the last sample */
+	uint8_t last_comp;     /* its component: index in the shard's table, 0 = none */
+	uint8_t rise_only;     /* per-series alerts: 0 not classified yet, 1 either way, 2 only a
+	                        * rise (latency, errors) */
 };
+
+/* The history ring: registry->hist_cap entries, just before the detector
+ * state in the series' allocation. */
+static inline struct hist_entry *series_hist(const struct series *s, size_t cap)
+{
+	size_t bytes = (cap * sizeof(struct hist_entry) + 15) & ~(size_t)15;
+	return (struct hist_entry *)(void *)(s->det_state - bytes);
+}
 
 /* A table slot keeps the upper half of the label-set hash next to the index,
  * so probing past other series never touches their memory (a cache miss
@@ -106,10 +128,18 @@ struct series_registry {
 	size_t max_series;
 	size_t state_size;
 	size_t hist_cap;
+	/* forecaster states: slabs of REG_FC_SLAB states of fc_size bytes,
+	 * handed out in order and freed with the registry */
+	size_t fc_size;
+	unsigned char **fc_slabs;
+	size_t fc_nslabs, fc_capslabs;
+	size_t fc_used;        /* states handed out of the last slab */
 };
 
+#define REG_FC_SLAB 64
+
 int registry_init(struct series_registry *r, size_t max_series, size_t state_size,
-                  size_t hist_cap);
+                  size_t hist_cap, size_t fc_size);
 void registry_free(struct series_registry *r);
 /* Find by hash + labels (refs in any order, empty values ignored). NULL if absent. */
 struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
@@ -122,7 +152,12 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
  * reallocated and left zeroed for the caller to re-initialise. */
 int registry_resize_state(struct series_registry *r, size_t state_size);
 
-/* Append one point (oldest dropped when full). */
+/* A forecaster state of r->fc_size bytes (16-byte aligned, zeroed) from
+ * r's pool, owned by r until registry_free(); NULL when fc_size is 0 or
+ * memory runs out. The caller stores it in series.fc and initialises it. */
+void *registry_fc_alloc(struct series_registry *r);
+
+/* Append one point (oldest dropped when full); cap is registry->hist_cap. */
 void series_hist_push(struct series *s, size_t cap, const struct hist_point *p);
 /* The k-th oldest point of the ring (k < s->hist_len). */
 void series_hist_get(const struct series *s, size_t cap, size_t k, struct hist_point *out);

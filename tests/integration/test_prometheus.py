@@ -157,7 +157,9 @@ def promtool(*args):
 
 def test_promtool_queries():
     need(PROMTOOL, "prometheus")
-    d = Daemon()
+    # the range query below reaches 30 s back over one sample a second: more
+    # than the default in-memory history (history.points: 24)
+    d = Daemon(config="history:\n  points: 64\n")
     try:
         d.start()
         now = int(time.time())

@@ -391,13 +391,19 @@ static long long pt_ts(json_t *pt)
 static void test_forecast(void **state)
 {
 	struct fixture *f = *state;
-	add_wave(f);
 	json_t *jv, *jl, *ju;
+	/* forecasters on request (the default): "load" has none until a query
+	 * asks for its forecast; that query makes one, which has not seen a
+	 * sample yet, so it answers nothing */
+	add(f->e, "load", "host", "x", T0 - 60000LL, 50);
+	json_t *rv = fc_query(f, &jv, "foreshock_forecast_value{series_name=\"load\"}", 0, 300, 0, 0);
+	assert_int_equal(json_array_size(rv), 0);
+	json_decref(jv);
+	add_wave(f);
 
 	/* [last - 1h, last + 1h] every minute: the 60 grid points after the last
 	 * sample, the band around the forecast */
-	json_t *rv = fc_query(f, &jv, "foreshock_forecast_value{series_name=\"load\"}", 1, -3600,
-	                      3600, 60);
+	rv = fc_query(f, &jv, "foreshock_forecast_value{series_name=\"load\"}", 1, -3600, 3600, 60);
 	json_t *rl = fc_query(f, &jl, "foreshock_forecast_lower{series_name=\"load\"}", 1, -3600,
 	                      3600, 60);
 	json_t *ru = fc_query(f, &ju, "foreshock_forecast_upper{series_name=\"load\"}", 1, -3600,

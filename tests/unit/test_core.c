@@ -220,7 +220,8 @@ static void test_registry(void **st)
 {
 	(void)st;
 	struct series_registry r;
-	assert_int_equal(registry_init(&r, 3000, 40, 8), 0);
+	assert_int_equal(registry_init(&r, 3000, 40, 8, 100), 0);
+	assert_int_equal(r.fc_size, 112); /* rounded up to 16 */
 	char name[32];
 	for (int i = 0; i < 3000; i++) {
 		snprintf(name, sizeof name, "m%d", i);
@@ -274,6 +275,26 @@ static void test_registry(void **st)
 	assert_true(s->hist_len >= 1);
 	assert_int_equal(registry_resize_state(&r, 80), 0);
 	assert_int_equal(r.state_size, 80);
+	/* forecaster pool: zeroed, 16-byte aligned, disjoint states over
+	 * several slabs, freed with the registry */
+	enum { NFC = 3 * REG_FC_SLAB + 5 };
+	static unsigned char *fc[NFC];
+	for (int i = 0; i < NFC; i++) {
+		fc[i] = registry_fc_alloc(&r);
+		assert_non_null(fc[i]);
+		assert_int_equal((uintptr_t)fc[i] % 16, 0);
+		for (size_t k = 0; k < r.fc_size; k++)
+			assert_int_equal(fc[i][k], 0);
+		memset(fc[i], i & 0xff, r.fc_size);
+	}
+	assert_int_equal(r.fc_nslabs, 4);
+	for (int i = 0; i < NFC; i++)
+		for (size_t k = 0; k < r.fc_size; k++)
+			assert_int_equal(fc[i][k], i & 0xff);
+	registry_free(&r);
+	/* no forecaster size, no pool */
+	assert_int_equal(registry_init(&r, 10, 40, 8, 0), 0);
+	assert_null(registry_fc_alloc(&r));
 	registry_free(&r);
 }
 
@@ -397,6 +418,25 @@ static void test_settings(void **st)
 	config_defaults(&c);
 	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
 	assert_non_null(strstr(err, "c.yml:1: invalid log_level 'loud'"));
+	config_free(&c);
+	/* which series have a forecaster: requested by default, all, none, a bad value */
+	config_defaults(&c);
+	assert_int_equal(c.engine.forecast, ENGINE_FORECAST_REQUESTED);
+	config_free(&c);
+	write_file(path, "forecast:\n  series: all\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
+	assert_int_equal(c.engine.forecast, ENGINE_FORECAST_ALL);
+	config_free(&c);
+	write_file(path, "forecast:\n  series: none\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), 0);
+	assert_int_equal(c.engine.forecast, ENGINE_FORECAST_OFF);
+	config_free(&c);
+	write_file(path, "forecast:\n  series: some\n");
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+	assert_non_null(strstr(err, "c.yml:2: invalid forecast series 'some' (requested, all, none)"));
 	config_free(&c);
 	/* the write queue: defaults, a setting, and a bad value */
 	config_defaults(&c);
