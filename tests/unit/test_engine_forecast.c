@@ -17,6 +17,7 @@
 
 #include "detect/detector.h"
 #include "engine/engine.h"
+#include "service/service.h"
 #include "store/store.h"
 #include "util/selector.h"
 #include "util/selfstats.h"
@@ -179,6 +180,32 @@ static void test_all(void **state)
 	engine_free(e);
 }
 
+/* A series of a service model has a forecaster from its first sample,
+ * without a request; one outside every model does not. */
+static void test_service_member(void **state)
+{
+	struct fixture *f = *state;
+	char path[200], err[256];
+	snprintf(path, sizeof path, "%s/svc.yml", f->dir);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("kind: service\nname: shop\nsignals:\n  requests: 'req'\n", fp);
+	fclose(fp);
+	struct services *svcs = services_load_file(path, err, sizeof err);
+	assert_non_null(svcs);
+	struct engine *e = new_engine(f);
+	engine_set_services(e, svcs);
+	feed(e, "req", 0, 600);
+	feed(e, "other", 0, 600);
+	struct fc_got g = forecast_of(e, "req");
+	assert_int_equal(g.info.samples, 600);
+	assert_int_equal(g.n, 10);
+	g = forecast_of(e, "other");
+	assert_int_equal(g.info.samples, 0);
+	assert_int_equal(g.n, 0);
+	engine_free(e);
+}
+
 /* No forecaster past limits.max_memory: the request answers not ready. */
 static void test_memory_budget(void **state)
 {
@@ -336,6 +363,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_on_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
 	};
