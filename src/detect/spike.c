@@ -5,10 +5,12 @@
  * incident's level is not learnt as normal quickly) gives each sample its
  * robust z. The component also remembers the largest |z| of the recent past
  * (a running maximum that decays towards 0 with half-life `memory`, in event
- * time). The raw score is by how many sigmas |z| exceeds that remembered
- * extreme: an isolated spike on a quiet series scores its whole z, while
- * spikes that recur (a load balancer's periodic bursts, a busy feed) keep the
- * remembered extreme high and score nothing. Meant to be scored directly
+ * time), floored at 3 (about the largest |z| of Gaussian noise over a few
+ * hundred samples). The raw score is how many times |z| exceeds that
+ * remembered extreme, minus one: an isolated spike on a quiet series scores
+ * about z/3, while spikes that recur (a load balancer's periodic bursts, a
+ * busy feed) keep the remembered extreme at their own size and score
+ * nothing, whatever their scale. Meant to be scored directly
  * (`direct:` in the model), beside the likelihood stages, which learn
  * frequent spikes as normal by design.
  */
@@ -19,11 +21,7 @@
 
 #include "detect/detectors.h"
 
-/* |z| is capped here before it is remembered or compared: on a flat series
- * whose scale sits at its floor, recurring spikes have enormous z that differ
- * by more than any margin from one spike to the next; capped, a recurring
- * spike meets the remembered extreme again. */
-#define Z_CAP 50.0
+#define Z_FLOOR 3.0 /* the remembered extreme never counts as less than this */
 
 enum { P_HALFLIFE, P_DEV_HALFLIFE, P_CLIP, P_MEMORY, P_MIN_REL, P_LOG };
 
@@ -74,12 +72,13 @@ static void spike_update(const double *p, void *state, const struct comp_ctx *c,
 		sigma = floor;
 	double r = x - s->mu;
 	double az = fabs(r) / sigma;
-	if (az > Z_CAP)
-		az = Z_CAP;
+	if (az > 1e30)
+		az = 1e30; /* stored as a float */
 	/* the remembered extreme decays by event time: `memory` in intervals */
 	double hl = c->interval_ms > 0 ? p[P_MEMORY] / c->interval_ms : 1;
 	double zmax = (double)s->zmax * (1 - det_alpha(hl, c->steps));
-	o->raw = az > zmax ? az - zmax : 0;
+	double ref = zmax > Z_FLOOR ? zmax : Z_FLOOR;
+	o->raw = az > ref ? az / ref - 1 : 0;
 	o->direction = o->raw > 0 ? (r > 0 ? 1 : -1) : 0;
 	s->zmax = (float)(az > zmax ? az : zmax);
 

@@ -379,15 +379,15 @@ static void test_volatility_stuck(void **ctx)
 
 /* spike, scored directly: an isolated spike on a quiet hourly series is
  * detected; the same spike recurring every 12 hours stops being detected
- * after the first ones (the remembered extreme decays with a half-life of 3
- * days); once the recurrences stop, the extreme is forgotten and a spike of
+ * after the first ones (the remembered extreme decays with a half-life of a
+ * day); once the recurrences stop, the extreme is forgotten and a spike of
  * the same size 12 days later is detected again. A model without `direct`
  * rejects `likelihood: false`. */
 static void test_spike(void **ctx)
 {
 	(void)ctx;
-	const char *y = "components:\n  - kind: spike\n    memory: 3d\n    likelihood: false\n"
-	                "    direct: 14\nwarmup: 120\nsuppress: 10\nhold: 0.4\narm: 0.45\n"
+	const char *y = "components:\n  - kind: spike\n    memory: 1d\n    likelihood: false\n"
+	                "    direct: 1.25\nwarmup: 120\nsuppress: 10\nhold: 0.4\narm: 0.45\n"
 	                "alert:\n  threshold: 0.49\n  clear_threshold: 0.35\n";
 	char err[256];
 	struct model *m = model_load_string(y, strlen(y), "spike.yml", err, sizeof err);
@@ -765,7 +765,7 @@ static void test_weekday(void **ctx)
 #define DS_MODEL(extra)                                                                   \
 	"components:\n  - kind: seasonal\n    weekday: true\n"                                  \
 	"  - kind: cusum\n    halflife: 512\n" extra "  - kind: record\n    halflife: 8000\n"   \
-	"  - kind: spike\n    memory: 3d\n    likelihood: false\n    direct: 14\n"             \
+	"  - kind: spike\n    memory: 1d\n    likelihood: false\n    direct: 1.25\n"           \
 	"likelihood:\n  window: 3\n  halflife: 4000\n  min_samples: 60\n  decades: 11.5\n"     \
 	"  calibrate: 0.001\nwarmup: 120\nsuppress: 10\nsuppress_frac: 0.04\n"                 \
 	"suppress_max: 1000\nhold: 0.4\nrefire: 1.5\narm: 0.45\nalert:\n  threshold: 0.49\n"   \
