@@ -59,6 +59,13 @@ def commands(block):
     return out
 
 
+def default_sigint():
+    # Ctrl-C at a terminal, whatever ran the tests: a shell that starts a job in
+    # the background (`make check &` from a script) hands SIGINT down ignored,
+    # and bash cannot trap a signal that was ignored when it started.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Quickstart:
     def __init__(self, var, *args, env=None):
         self.logpath = os.path.join(var, "quickstart%d.log" % len([p for p in os.listdir(var) if p.startswith("quickstart")]))
@@ -67,7 +74,7 @@ class Quickstart:
         e.update(env or {})
         self.proc = subprocess.Popen(["bash", QUICKSTART] + list(args) + ["--listen", "127.0.0.1:0", "--replay-speed", "0"],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=e, cwd=var,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=default_sigint)
         m = wait_for("foreshockd listening", lambda: self.alive() and re.search(r"event=listening .*port=(\d+)", self.text()), 30)
         self.port = int(m.group(1))
         wait_for("the demo replayed", lambda: self.alive() and "event=replay_done" in self.text(), 120)
