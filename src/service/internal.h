@@ -51,9 +51,10 @@ static const char *const ak_suffix[AK__COUNT] = { "", ":page", ":ticket", ":warn
 enum { FC_LOAD, FC_LATENCY, FC_SAT, FC__COUNT };
 
 /* Risk components (order used in explanations and JSON). */
-enum { RC_LOAD, RC_CAPACITY, RC_HEADROOM, RC_LATENCY, RC_ERRORS, RC_SATURATION, RC__COUNT };
+enum { RC_LOAD, RC_CAPACITY, RC_HEADROOM, RC_LATENCY, RC_ERRORS, RC_SATURATION, RC_LATLOAD,
+       RC__COUNT };
 static const char *const rc_name[RC__COUNT] = { "load", "capacity", "headroom", "latency", "errors",
-	                                        "saturation" };
+	                                        "saturation", "latency_load" };
 
 struct sat_sig {
 	char name[32];
@@ -157,6 +158,32 @@ struct daybin {
 	uint32_t n;
 };
 
+/* The latency–load curve learnt from healthy history (knee.c): 10-minute
+ * means of load and latency over the last three days, the fitted curve and
+ * the load at which it reaches the latency SLO; and a ring of the last
+ * GROW_N steps' load for the sustained-growth test. */
+#define KNEE_BIN_MS (10 * MS_MIN)
+#define KNEE_NBIN 432
+#define GROW_N 128
+
+struct knee_bin {
+	int64_t bin;             /* floor(t / 10 min) */
+	double req, lat;         /* sums over the bin's healthy steps */
+	uint32_t n;
+};
+
+struct knee {
+	struct knee_bin bin[KNEE_NBIN];
+	int64_t cur_bin, fit_bin;   /* INT64_MIN = none yet */
+	int ok;                  /* a knee load was found */
+	double a, b, c;          /* latency = a + b / (c - load); c infinite: a + b load */
+	double r_slo, r_lo, r_hi; /* the load at which latency reaches the SLO, and its range */
+	double r_max;            /* the highest healthy 10-minute load */
+	uint32_t npts;           /* points of the last fit */
+	int64_t grow_k[GROW_N];
+	double grow[GROW_N];
+};
+
 struct fc_ref {
 	int64_t k;               /* grid bucket this reference forecast is for */
 	double mean, hi95;
@@ -181,6 +208,9 @@ struct snapshot {
 	double fast_ratio;       /* error ratio over the fast-path window */
 	double lat_rate_10m;     /* latency trend, seconds per 10 minutes (NAN: none) */
 	double eta_err_s;        /* errors rising: time for the ratio to reach the error SLO */
+	double knee_req;         /* the load at which latency reaches its SLO (knee.c; NAN: none) */
+	double eta_knee_s, eta_knee_lo_s, eta_knee_hi_s; /* time to it at the load's growth */
+	double grow_rel_10m;     /* the load's sustained growth per 10 minutes, relative */
 };
 
 struct svc {
@@ -220,6 +250,7 @@ struct svc {
 	struct qtrend qlat;      /* latency, quadratic */
 	struct trend er_tr;      /* per-step error ratio (steps of ER_TREND_MIN_N requests or more) */
 	struct daybin day[NDAYBIN];
+	struct knee knee;
 	double level_ratio;      /* EWMA of load / load a day ago (same 10 minutes) */
 	double yday_mean;        /* yesterday's mean of the current 10 minutes */
 	uint32_t level_ratio_n;
@@ -286,6 +317,10 @@ void qtrend_add(struct qtrend *q, double decay, double y, int have);
 void ref_issue(struct svc *s, int f, int64_t k);
 void ref_update(struct svc *s, int f, int64_t k, double *mean, double *hi);
 void trend_add(struct trend *t, double decay, double y, int have);
+
+/* knee.c */
+void knee_step(struct svc *s, int64_t k, int healthy);
+double knee_component(struct svc *s, int64_t k);
 
 /* text.c */
 char *risk_explanation(const struct svc *s, const struct snapshot *p);

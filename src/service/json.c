@@ -60,6 +60,16 @@ void services_json(const struct services *set, struct obuf *b)
 		json_num_field(b, "saturation_eta_s", p->eta_sat_s);
 		json_num_field(b, "peak_requests_per_s", p->peak_req);
 		json_num_field(b, "peak_in_s", p->peak_in_s);
+		obuf_puts(b, "},\"latency_load\":{\"points\":");
+		obuf_printf(b, "%u", s->knee.npts);
+		json_num_field(b, "highest_healthy_requests_per_s", s->knee.npts ? s->knee.r_max : NAN);
+		json_num_field(b, "slo_requests_per_s", s->knee.ok ? s->knee.r_slo : NAN);
+		json_num_field(b, "slo_requests_low_per_s", s->knee.ok ? s->knee.r_lo : NAN);
+		json_num_field(b, "slo_requests_high_per_s", s->knee.ok ? s->knee.r_hi : NAN);
+		json_num_field(b, "growth_per_10m", p->grow_rel_10m);
+		json_num_field(b, "slo_eta_s", p->eta_knee_s);
+		json_num_field(b, "slo_eta_low_s", p->eta_knee_lo_s);
+		json_num_field(b, "slo_eta_high_s", p->eta_knee_hi_s);
 		obuf_puts(b, "},\"error_ratio\":{\"ratio\":");
 		obuf_json_num(b, p->er_ratio, 0);
 		json_num_field(b, "baseline", p->er_base);

@@ -728,6 +728,12 @@ static int svc_alloc(struct svc *s, char *err, size_t errlen)
 	for (int i = 0; i < NDAYBIN; i++)
 		s->day[i].bin = INT64_MIN;
 	s->yday_mean = NAN;
+	s->knee.cur_bin = s->knee.fit_bin = INT64_MIN;
+	for (int i = 0; i < KNEE_NBIN; i++)
+		s->knee.bin[i].bin = INT64_MIN;
+	for (int i = 0; i < GROW_N; i++)
+		s->knee.grow_k[i] = INT64_MIN;
+	s->knee.r_slo = s->knee.r_lo = s->knee.r_hi = NAN;
 	for (int i = 0; i < AK__COUNT; i++)
 		alert_fsm_init(&s->fsm[i]);
 	return 0;

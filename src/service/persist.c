@@ -31,7 +31,7 @@
 #include <string.h>
 
 #define SVC_STATE_MAGIC 0x31565346u /* "FSV1" */
-#define SVC_STATE_FORMAT 2u
+#define SVC_STATE_FORMAT 3u
 
 struct svc_state_head {
 	uint32_t magic;

@@ -146,6 +146,35 @@ static double error_eta_s(const struct svc *s)
 	return trend_eta_s(&s->er_tr, slo, (double)m->step_ms / 1000.0, 4, p->er_ratio);
 }
 
+/* The headroom's peak: the peak within peak_horizon by a seasonal-naive
+ * forecast (yesterday's 10-minute means over the coming hours, scaled by
+ * today's level against yesterday's): robust and easy to explain.
+ * Recomputed every 10 minutes of event time. */
+static void peak_update(struct svc *s, int64_t k)
+{
+	const struct svc_model *m = &s->m;
+	struct snapshot *p = &s->snap;
+	p->peak_req = NAN;
+	p->peak_in_s = NAN;
+	int64_t bin = floor_div(k * m->step_ms, DAYBIN_MS);
+	int nb = (int)(m->peak_horizon_ms / DAYBIN_MS);
+	if (nb > NDAYBIN - 1)
+		nb = NDAYBIN - 1;
+	if (s->level_ratio_n < 6)
+		return;
+	for (int j = 1; j <= nb; j++) {
+		int64_t yb = bin + j - NDAYBIN;
+		const struct daybin *d = &s->day[(size_t)(((yb % NDAYBIN) + NDAYBIN) % NDAYBIN)];
+		if (d->bin != yb || d->n == 0)
+			continue;
+		double v = d->sum / d->n * s->level_ratio;
+		if (!(v <= p->peak_req)) {
+			p->peak_req = v;
+			p->peak_in_s = (double)(j * DAYBIN_MS) / 1000.0;
+		}
+	}
+}
+
 static void risk_update(struct svc *s, int64_t k)
 {
 	const struct svc_model *m = &s->m;
@@ -189,31 +218,9 @@ static void risk_update(struct svc *s, int64_t k)
 			eta = NAN; /* far from capacity: trends are noise */
 		p->eta_cap_s = eta;
 		double cu = ramp(p->util, m->util_limit - 0.15, m->util_limit + 0.1);
-		/* headroom: the peak within peak_horizon by a seasonal-naive
-		 * forecast (yesterday's 10-minute means over the coming hours,
-		 * scaled by today's level against yesterday's): robust and easy
-		 * to explain. Recomputed every 10 minutes of event time. */
-		if (m->peak_horizon_ms > 0 && k % (DAYBIN_MS / m->step_ms) == 0) {
-			p->peak_req = NAN;
-			p->peak_in_s = NAN;
-			int64_t bin = floor_div(k * m->step_ms, DAYBIN_MS);
-			int nb = (int)(m->peak_horizon_ms / DAYBIN_MS);
-			if (nb > NDAYBIN - 1)
-				nb = NDAYBIN - 1;
-			if (s->level_ratio_n >= 6)
-				for (int j = 1; j <= nb; j++) {
-					int64_t yb = bin + j - NDAYBIN;
-					const struct daybin *d =
-						&s->day[(size_t)(((yb % NDAYBIN) + NDAYBIN) % NDAYBIN)];
-					if (d->bin != yb || d->n == 0)
-						continue;
-					double v = d->sum / d->n * s->level_ratio;
-					if (!(v <= p->peak_req)) {
-						p->peak_req = v;
-						p->peak_in_s = (double)(j * DAYBIN_MS) / 1000.0;
-					}
-				}
-		}
+		/* headroom: the forecast peak against the knee */
+		if (m->peak_horizon_ms > 0 && k % (DAYBIN_MS / m->step_ms) == 0)
+			peak_update(s, k);
 		if (isfinite(p->peak_req) && p->peak_req > p->req)
 			c[RC_HEADROOM] = 0.7 * ramp(p->peak_req / knee, 0.95, 1.1);
 		/* a load projection is less sure than a leak's: a campaign's
@@ -255,6 +262,7 @@ static void risk_update(struct svc *s, int64_t k)
 	}
 	p->eta_err_s = error_eta_s(s);
 	c[RC_ERRORS] = error_component(s);
+	c[RC_LATLOAD] = knee_component(s, k); /* load growing toward the latency SLO (knee.c) */
 	/* saturation near its limit, or reaching it at this rate */
 	p->eta_sat_s = NAN;
 	if (p->have_sat) {
@@ -524,6 +532,12 @@ static int eval_step(struct svc *s, int64_t k, struct service_transition **out, 
 	}
 	if (p->have_req)
 		daybin_update(s, k, req);
+	/* the latency–load curve learns from healthy steps only: no incident
+	 * alert pending or open, no SLO breach, no significant error excess */
+	knee_step(s, k,
+	          s->fsm[AK_RISK_WARNING].state == ALERT_INACTIVE &&
+	                  s->fsm[AK_RISK_CRITICAL].state == ALERT_INACTIVE && !p->hard &&
+	                  !(p->er_score >= 0.5));
 	risk_update(s, k);
 	incident_update(s, k, x, n);
 	return step_alerts(s, ts, out, nout, capout);

@@ -90,6 +90,18 @@ char *risk_explanation(const struct svc *s, const struct snapshot *p)
 		else
 			clause(&b, &n, "load is at %.0f%% of capacity (%.3g/s)", 100 * p->util, p->cap);
 	}
+	if (p->comp[RC_LATLOAD] > 0.05 && isfinite(p->eta_knee_s)) {
+		char slo[32], now[32];
+		fmt_lat(slo, sizeof slo, m->lat_threshold_s);
+		fmt_lat(now, sizeof now, p->lat_s);
+		fmt_eta(t1, sizeof t1, p->eta_knee_s);
+		clause(&b, &n,
+		       "at the current growth of %+.0f%%/10 min, p%g latency reaches the %s SLO in about "
+		       "%s (at about %.3g req/s, by the latency-load curve of its last days; p%g is %s at "
+		       "%.3g req/s now)",
+		       100 * p->grow_rel_10m, m->lat_percentile, slo, t1, p->knee_req, m->lat_percentile,
+		       now, p->req);
+	}
 	if (p->comp[RC_HEADROOM] > 0.05) {
 		char inst[48] = "";
 		if (p->have_inst)
@@ -296,6 +308,9 @@ static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 	json_num_field(&b, "saturation", p->have_sat ? p->sat : NAN);
 	json_num_field(&b, "saturation_eta_s", p->eta_sat_s);
 	json_num_field(&b, "latency_rate_s_per_10m", p->lat_rate_10m);
+	json_num_field(&b, "latency_slo_requests_per_s", p->knee_req);
+	json_num_field(&b, "latency_slo_requests_eta_s", p->eta_knee_s);
+	json_num_field(&b, "requests_growth_per_10m", p->grow_rel_10m);
 	json_num_field(&b, "error_ratio_last_minute", p->fast_ratio);
 	obuf_printf(&b, ",\"slo_breached\":%s", p->hard ? "true" : "false");
 	if (s->ev_n && p->ts_ms - s->ev_last <= EVIDENCE_GAP_MS) {
