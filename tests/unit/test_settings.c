@@ -77,6 +77,24 @@ static void test_yaml_tree(void **st)
 	assert_int_equal(parse_duration_ms("250ms", &v), 0);
 	assert_int_equal(v, 250);
 	assert_int_equal(parse_duration_ms("5x", &v), -1);
+	/* a number within a range: the bounds included, an absent key leaves the
+	 * value alone, a value outside or not a number is refused at its line */
+	const char *nums = "lo: 1\nhi: 1000\nout: 0.5\nnan: x\n";
+	root = ytree_load_string(nums, strlen(nums), "n.yml", err, sizeof err);
+	assert_non_null(root);
+	double d = -1;
+	assert_int_equal(ymap_double_range(root, "lo", 1, 1000, &d, err, sizeof err), 0);
+	assert_true(d == 1);
+	assert_int_equal(ymap_double_range(root, "hi", 1, 1000, &d, err, sizeof err), 0);
+	assert_true(d == 1000);
+	assert_int_equal(ymap_double_range(root, "absent", 1, 1000, &d, err, sizeof err), 0);
+	assert_true(d == 1000);
+	assert_int_equal(ymap_double_range(root, "out", 1, 1000, &d, err, sizeof err), -1);
+	assert_string_equal(err, "n.yml:3: value 0.5 for 'out' out of range [1, 1000]");
+	assert_true(d == 1000);
+	assert_int_equal(ymap_double_range(root, "nan", 1, 1000, &d, err, sizeof err), -1);
+	assert_string_equal(err, "n.yml:4: invalid number 'x' for 'nan'");
+	ytree_free(root);
 }
 
 static void write_file(const char *path, const char *text)
@@ -125,7 +143,7 @@ static void test_settings(void **st)
 	write_file(path, "alerts:\n  min_factor: 0.5\n");
 	config_defaults(&c);
 	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
-	assert_non_null(strstr(err, "c.yml:2: 'min_factor' must be between 1 and 1000"));
+	assert_non_null(strstr(err, "c.yml:2: value 0.5 for 'min_factor' out of range [1, 1000]"));
 	config_free(&c);
 	write_file(path, "listen: x\nlimits:\n  max_serie: 10\n");
 	config_defaults(&c);
