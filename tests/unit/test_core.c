@@ -60,6 +60,18 @@ static void test_labels_escape_and_empty(void **st)
 	char *s = labels_to_string(&l);
 	assert_string_equal(s, "m{path=\"a\\\"b\\\\c\\nd\"}");
 	free(s);
+	/* labels_format: the same text, cut short to fit, its full length back */
+	size_t full = strlen("m{path=\"a\\\"b\\\\c\\nd\"}");
+	char buf[64];
+	assert_int_equal(labels_format(&l, NULL, 0), full);
+	for (size_t cap = 1; cap <= full + 2; cap++) {
+		memset(buf, 'x', sizeof buf);
+		assert_int_equal(labels_format(&l, buf, cap), full);
+		size_t got = cap - 1 < full ? cap - 1 : full;
+		assert_int_equal(strlen(buf), got);
+		assert_memory_equal(buf, "m{path=\"a\\\"b\\\\c\\nd\"}", got);
+		assert_int_equal(buf[cap], 'x'); /* nothing written past cap bytes */
+	}
 	assert_true(labels_hash_refs(a, 3) == labels_hash(&l));
 	labels_free(&l);
 }
@@ -547,8 +559,10 @@ static void test_engine(void **st)
 	struct label_ref r2[2] = { REF("__name__", "lat"), REF("svc", "a") };
 	/* duplicate and out of order */
 	assert_int_equal(engine_batch_add(&b, r2, 2, t0, 1, err, sizeof err), REJ_OUT_OF_ORDER + 1);
+	assert_non_null(strstr(err, "out-of-order sample for 'lat{svc=\"a\"}'"));
 	assert_int_equal(engine_batch_add(&b, r2, 2, t0 + 1999 * 10000LL, 1, err, sizeof err),
 	                 REJ_DUPLICATE + 1);
+	assert_non_null(strstr(err, "duplicate sample for 'lat{svc=\"a\"}'"));
 	assert_int_equal(engine_batch_add(&b, r2, 2, t0 + 3000 * 10000LL, NAN, err, sizeof err),
 	                 REJ_NON_FINITE + 1);
 	/* cardinality */
@@ -591,6 +605,64 @@ static void test_engine(void **st)
 	char cmd[512];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);
+}
+
+static int key_collect(void *ctx, const struct series_info *si)
+{
+	char **keys = ctx;
+	for (int i = 0; i < 3; i++)
+		if (!keys[i]) {
+			keys[i] = strdup(si->key);
+			break;
+		}
+	return 0;
+}
+
+/* A series keeps its labels, not its key: the key readers get is written
+ * from the labels, whatever its length (one longer than the readers' 512
+ * bytes), and an alert's series_key is the same text. */
+static void test_engine_series_key(void **st)
+{
+	(void)st;
+	char err[256];
+	struct selfstats stats;
+	selfstats_init(&stats);
+	struct engine_config cfg;
+	engine_config_default(&cfg);
+	struct engine *e = engine_new(&cfg, model_builtin_default(), NULL, &stats, err, sizeof err);
+	assert_non_null(e);
+	char longv[700];
+	memset(longv, 'v', sizeof longv - 1);
+	longv[sizeof longv - 1] = 0;
+	longv[10] = '"';
+	struct engine_batch b;
+	engine_batch_begin(e, &b);
+	struct label_ref a[3] = { REF("zz", "1"), REF("__name__", "k"), REF("path", longv) };
+	struct label_ref c[2] = { REF("__name__", "short"), REF("q", "a\\b") };
+	assert_int_equal(engine_batch_add(&b, a, 3, 1767225600000LL, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_add(&b, c, 2, 1767225600000LL, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_end(&b), 0);
+	char *keys[3] = { NULL, NULL, NULL };
+	assert_int_equal(engine_series_foreach(e, NULL, 0, key_collect, keys), 0);
+	assert_non_null(keys[0]);
+	assert_non_null(keys[1]);
+	assert_null(keys[2]);
+	struct labels la, lc;
+	assert_int_equal(labels_from_refs(&la, a, 3, NULL, err, sizeof err), 0);
+	assert_int_equal(labels_from_refs(&lc, c, 2, NULL, err, sizeof err), 0);
+	char *wa = labels_to_string(&la), *wc = labels_to_string(&lc);
+	assert_true(strlen(wa) > 700);
+	int a0 = !strcmp(keys[0], wa);
+	assert_string_equal(keys[a0 ? 0 : 1], wa);
+	assert_string_equal(keys[a0 ? 1 : 0], wc);
+	assert_string_equal(wc, "short{q=\"a\\\\b\"}");
+	free(wa);
+	free(wc);
+	free(keys[0]);
+	free(keys[1]);
+	labels_free(&la);
+	labels_free(&lc);
+	engine_free(e);
 }
 
 struct fired {
@@ -1662,6 +1734,7 @@ int main(void)
 		cmocka_unit_test(test_labels_sort_hash_string),
 		cmocka_unit_test(test_labels_escape_and_empty),
 		cmocka_unit_test(test_labels_reject),
+		cmocka_unit_test(test_engine_series_key),
 		cmocka_unit_test(test_selector),
 		cmocka_unit_test(test_selector_regex),
 		cmocka_unit_test(test_registry),
