@@ -256,7 +256,7 @@ static void prefetch_range(const void *p, size_t n)
 void model_prefetch(const struct model *m, const void *state, int64_t ts_ms)
 {
 	const char *b = state;
-	__builtin_prefetch(b, 1); /* struct model_hdr */
+	prefetch_range(b, sizeof(struct model_hdr));
 	for (int i = 0; i < m->ncomp; i++) {
 		const struct comp_inst *ci = &m->comp[i];
 		if (m->lk_enabled && !ci->no_lk)

@@ -247,7 +247,9 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		s->n++;
 }
 
-/* A sample touches the header and the bucket of its phase only. */
+/* A sample touches the header, the bucket of its phase and (weekday) the
+ * day-of-week offsets; the state is only 16-byte aligned, so each may
+ * straddle two lines. */
 static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
 {
 	const struct seas_state *s = state;
@@ -258,7 +260,15 @@ static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
 	if (ph < 0)
 		ph += period;
 	__builtin_prefetch(s, 1);
-	__builtin_prefetch(&bk[ph * nb / period], 1);
+	__builtin_prefetch((const char *)(s + 1) - 1, 1);
+	const struct seas_bucket *k = &bk[ph * nb / period];
+	__builtin_prefetch(k, 1);
+	__builtin_prefetch((const char *)(k + 1) - 1, 1);
+	if (p[P_WEEKDAY] > 0) {
+		const struct seas_week *wk = (const struct seas_week *)(bk + nb);
+		__builtin_prefetch(wk, 1);
+		__builtin_prefetch((const char *)(wk + 1) - 1, 1);
+	}
 }
 
 const struct comp_kind comp_seasonal = {
