@@ -23,6 +23,8 @@
 
 enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL, P_POOL, P_LOG,
        P_WEEKDAY };
+/* derived (seas_prepare): the level's weight for one sampling interval */
+enum { A_LEVEL_HALFLIFE = DET_MAX_PARAMS };
 
 static const struct param_def params[] = {
 	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
@@ -74,6 +76,11 @@ static size_t seas_size(const double *p)
 	       (p[P_WEEKDAY] > 0 ? sizeof(struct seas_week) : 0);
 }
 
+static void seas_prepare(double *p)
+{
+	p[A_LEVEL_HALFLIFE] = det_alpha(p[P_LEVEL_HALFLIFE], 1);
+}
+
 static void seas_init(const double *p, void *state)
 {
 	memset(state, 0, seas_size(p));
@@ -119,7 +126,7 @@ static void seas_learn_gain(struct seas_state *s, double x, double r, double flo
  * estimation noise, is not deseasonalised by chance. */
 static int seas_has_season(const struct seas_state *s, const double *p)
 {
-	double a = det_alpha(p[P_LEVEL_HALFLIFE], 1);
+	double a = p[A_LEVEL_HALFLIFE];
 	if (s->n < p[P_LEVEL_HALFLIFE])
 		a = 1.0 / (s->n + 1.0);
 	double g = (double)s->gain;
@@ -185,7 +192,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	}
 
 	/* learn */
-	double al = det_warm_alpha(p[P_LEVEL_HALFLIFE], c->steps, s->n);
+	double al = det_warm_alpha1(p[A_LEVEL_HALFLIFE], p[P_LEVEL_HALFLIFE], c->steps, s->n);
 	if (s->n > 0)
 		seas_learn_gain(s, x, r, floor, al);
 	/* A bucket's half-life is counted in periods, whatever the sampling rate:
@@ -279,4 +286,5 @@ const struct comp_kind comp_seasonal = {
 	.init = seas_init,
 	.update = seas_update,
 	.prefetch = seas_prefetch,
+	.prepare = seas_prepare,
 };
