@@ -3,10 +3,10 @@
  *
  *   decode_bench [--series N] [--per-request R] [--seconds S]
  *
- * Builds the requests bench/loadgen sends with --shape prw (one sample per
- * TimeSeries, 5 labels: __name__ out of 10 node_exporter gauge names, dc,
- * env, instance, job, sorted; R = 2,000 series per request, N = 100,000
- * series in all), snappy-compressed once, and decodes them round-robin with
+ * Builds the requests bench/loadgen sends with --shape prw (prw_series.h: one
+ * sample per TimeSeries, 5 labels: __name__ out of 10 node_exporter gauge
+ * names, dc, env, instance, job, sorted; R = 2,000 series per request,
+ * N = 100,000 series in all), snappy-compressed once, and decodes them round-robin with
  * a callback that only reads the labels, until S seconds of CPU time
  * (default 3). Single thread, so samples/s is per core. Prints one JSON
  * object. Run it linked with two builds' libforeshock.a to compare decoders.
@@ -22,6 +22,7 @@
 #include <snappy-c.h>
 
 #include "ingest/prw.h"
+#include "prw_series.h"
 
 static double cpu_s(void)
 {
@@ -30,65 +31,15 @@ static double cpu_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static size_t put_varint(unsigned char *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (unsigned char)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (unsigned char)v;
-	return n;
-}
-
-static size_t put_len(unsigned char *p, unsigned tag, const void *data, size_t len)
-{
-	size_t n = 0;
-	p[n++] = (unsigned char)tag;
-	n += put_varint(p + n, len);
-	memcpy(p + n, data, len);
-	return n + len;
-}
-
-static const char *const names[10] = {
-	"node_load1", "node_load5", "node_load15", "node_memory_MemAvailable_bytes",
-	"node_memory_MemFree_bytes", "node_memory_Cached_bytes", "node_filesystem_avail_bytes",
-	"node_filesystem_free_bytes", "node_procs_running", "node_procs_blocked",
-};
-
 /* One uncompressed WriteRequest with series [first, first + n). */
-static unsigned char *build(uint32_t first, size_t n, size_t *len)
+static char *build(uint32_t first, size_t n, size_t *len)
 {
-	unsigned char *b = malloc(n * 256), ts[512], one[200];
+	char *b = malloc(n * PRW_SERIES_MAX);
 	if (!b)
 		return NULL;
 	size_t bl = 0;
-	for (uint32_t id = first; id < first + n; id++) {
-		char lab[5][64];
-		const char *ln[5] = { "__name__", "dc", "env", "instance", "job" };
-		uint32_t host = id / 10;
-		snprintf(lab[0], sizeof lab[0], "%s", names[id % 10]);
-		snprintf(lab[1], sizeof lab[1], "dc%u", host % 8);
-		snprintf(lab[2], sizeof lab[2], "prod");
-		snprintf(lab[3], sizeof lab[3], "h%07u:9100", host);
-		snprintf(lab[4], sizeof lab[4], "node");
-		size_t tl = 0;
-		for (int l = 0; l < 5; l++) {
-			size_t ol = put_len(one, 0x0a, ln[l], strlen(ln[l]));
-			ol += put_len(one + ol, 0x12, lab[l], strlen(lab[l]));
-			tl += put_len(ts + tl, 0x0a, one, ol);
-		}
-		unsigned char s[32];
-		size_t sl = 0;
-		double v = 512.25 + id % 97;
-		s[sl++] = 0x09;
-		memcpy(s + sl, &v, 8);
-		sl += 8;
-		s[sl++] = 0x10;
-		sl += put_varint(s + sl, UINT64_C(1700000000000));
-		tl += put_len(ts + tl, 0x12, s, sl);
-		bl += put_len(b + bl, 0x0a, ts, tl);
-	}
+	for (uint32_t id = first; id < first + n; id++)
+		bl += prw_put_series(b + bl, id, 512.25 + id % 97, INT64_C(1700000000000), NULL, NULL);
 	*len = bl;
 	return b;
 }
@@ -130,12 +81,12 @@ int main(int argc, char **argv)
 		return 1;
 	for (size_t r = 0; r < nreq; r++) {
 		size_t len;
-		unsigned char *raw = build((uint32_t)(r * per), per, &len);
+		char *raw = build((uint32_t)(r * per), per, &len);
 		if (!raw)
 			return 1;
 		size_t cl = snappy_max_compressed_length(len);
 		z[r] = malloc(cl);
-		if (!z[r] || snappy_compress((const char *)raw, len, z[r], &cl) != SNAPPY_OK)
+		if (!z[r] || snappy_compress(raw, len, z[r], &cl) != SNAPPY_OK)
 			return 1;
 		zl[r] = cl;
 		raw_total += len;

@@ -62,6 +62,8 @@
 
 #include <snappy-c.h>
 
+#include "prw_series.h"
+
 #define MAX_PATHS 8
 #define MAX_LAT 200000   /* latency samples kept per thread */
 #define TS_W 13          /* ms timestamp digits */
@@ -416,13 +418,6 @@ static const unsigned multi_nf[3] = { 10, 3, 8 };
 static const unsigned multi_off[3] = { 0, 10, 13 };
 #define MULTI_PER_HOST 21
 
-/* The prw shape: 10 node_exporter gauges per instance. */
-static const char *const prw_names[10] = {
-	"node_load1", "node_load5", "node_load15", "node_memory_MemAvailable_bytes",
-	"node_memory_MemFree_bytes", "node_memory_Cached_bytes", "node_filesystem_avail_bytes",
-	"node_filesystem_free_bytes", "node_procs_running", "node_procs_blocked",
-};
-
 /* Lines (time series for prw) it takes to send S series once. */
 static size_t total_lines(enum shape sh, size_t S)
 {
@@ -445,41 +440,18 @@ static uint32_t line_series(enum shape sh, size_t S, size_t k, size_t *nf)
 	return (uint32_t)first;
 }
 
-static size_t put_varint(char *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (char)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (char)v;
-	return n;
-}
-
-/* A protobuf length-delimited field: tag, length, bytes. */
-static size_t put_lenfield(char *p, unsigned char tag, const char *v, size_t n)
-{
-	size_t k = 0;
-	p[k++] = (char)tag;
-	k += put_varint(p + k, n);
-	memcpy(p + k, v, n);
-	return k + n;
-}
-
-#define PRW_TS_W 6   /* a ms timestamp in [2^35, 2^42) (1971-2109) is a 6-byte varint */
-
 static int put_ts_varint(char *p, int64_t t)
 {
-	if (t < ((int64_t)1 << 35) || t >= ((int64_t)1 << 42))
+	if (t < PRW_TS_MIN || t >= PRW_TS_END)
 		return -1;
-	return put_varint(p, (uint64_t)t) == PRW_TS_W ? 0 : -1;
+	return prw_put_varint(p, (uint64_t)t) == PRW_TS_W ? 0 : -1;
 }
 
 /* Bodies: L lines starting at line first_line (the caller keeps them within
  * the shape's total_lines). */
 static void build_body(struct body *b, const struct wopts *o, size_t first_line, size_t n)
 {
-	size_t cap = n * (o->shape == SHAPE_MULTI ? 400 : 200) + 1;
+	size_t cap = n * (o->shape == SHAPE_MULTI ? 400 : 200) + PRW_SERIES_MAX;
 	size_t nsamp = 0, nf;
 	for (size_t i = 0; i < n; i++) {
 		line_series(o->shape, o->series, first_line + i, &nf);
@@ -499,38 +471,12 @@ static void build_body(struct body *b, const struct wopts *o, size_t first_line,
 		if (i == 0)
 			b->first_series = id;
 		if (o->shape == SHAPE_PRW) {
-			/* WriteRequest.timeseries (1) { labels (1) { name (1) value (2) } ...,
-			 * samples (2) { value (1, double), timestamp (2, varint) } } */
-			char lab[5][64], ts[512];
-			const char *names[5] = { "__name__", "dc", "env", "instance", "job" };
-			uint32_t host = id / 10;
-			snprintf(lab[0], sizeof lab[0], "%s", prw_names[id % 10]);
-			snprintf(lab[1], sizeof lab[1], "dc%u", host % 8);
-			snprintf(lab[2], sizeof lab[2], "prod");
-			snprintf(lab[3], sizeof lab[3], "h%07u:9100", host);
-			snprintf(lab[4], sizeof lab[4], "node");
-			size_t tl = 0;
-			for (int l = 0; l < 5; l++) {
-				char one[160];
-				size_t ol = put_lenfield(one, 0x0a, names[l], strlen(names[l]));
-				ol += put_lenfield(one + ol, 0x12, lab[l], strlen(lab[l]));
-				tl += put_lenfield(ts + tl, 0x0a, one, ol);
-			}
-			ts[tl++] = 0x12;
-			ts[tl++] = 1 + 8 + 1 + PRW_TS_W;
-			size_t sample_at = tl;
-			ts[tl++] = 0x09;
-			memset(ts + tl, 0, 8);
-			tl += 8;
-			ts[tl++] = 0x10;
-			memset(ts + tl, 0, PRW_TS_W);
-			tl += PRW_TS_W;
-			b->text[len++] = 0x0a;
-			len += put_varint(b->text + len, tl);
-			b->val_off[j++] = (uint32_t)(len + sample_at + 1);
-			b->ts_off[i] = (uint32_t)(len + sample_at + 10);
-			memcpy(b->text + len, ts, tl);
-			len += tl;
+			/* value and timestamp: placeholders, patched in each round */
+			size_t va, ta;
+			size_t sl = prw_put_series(b->text + len, id, 0, PRW_TS_MIN, &va, &ta);
+			b->val_off[j++] = (uint32_t)(len + va);
+			b->ts_off[i] = (uint32_t)(len + ta);
+			len += sl;
 			continue;
 		}
 		int w;

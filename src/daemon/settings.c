@@ -249,24 +249,6 @@ static int get_size(const struct ynode *map, const char *key, size_t *out, int64
 	return 0;
 }
 
-/* A number key between lo and hi. */
-static int get_range(const struct ynode *map, const char *key, double lo, double hi, double *out,
-                     char *err, size_t errlen)
-{
-	const struct ynode *n = ymap_get(map, key);
-	if (!n)
-		return 0;
-	double v;
-	if (ynode_double(n, key, &v, err, errlen) < 0)
-		return -1;
-	if (!(v >= lo && v <= hi)) {
-		yerr(err, errlen, n, "'%s' must be between %g and %g", key, lo, hi);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 static int get_duration(const struct ynode *map, const char *key, int64_t *out, char *err,
                         size_t errlen)
 {
@@ -480,10 +462,12 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		    get_str(s, "alertname", &c->alertname, err, errlen) < 0 ||
 		    get_timeout(s, "for", &c->engine.series_for_ms, 0, 86400000, "0s and 1d", err,
 		                errlen) < 0 ||
-		    get_range(s, "threshold", 0.01, 1, &c->engine.series_threshold, err, errlen) < 0 ||
-		    get_range(s, "min_factor", 1, 1000, &c->engine.series_min_factor, err, errlen) < 0 ||
-		    get_range(s, "break_factor", 0, 1e6, &c->engine.series_break_factor, err, errlen) <
-		            0 ||
+		    ymap_double_range(s, "threshold", 0.01, 1, &c->engine.series_threshold, err,
+		                      errlen) < 0 ||
+		    ymap_double_range(s, "min_factor", 1, 1000, &c->engine.series_min_factor, err,
+		                      errlen) < 0 ||
+		    ymap_double_range(s, "break_factor", 0, 1e6, &c->engine.series_break_factor, err,
+		                      errlen) < 0 ||
 		    get_timeout(s, "break_for", &c->engine.series_break_ms, 0, 86400000, "0s and 1d",
 		                err, errlen) < 0)
 			goto out;

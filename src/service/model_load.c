@@ -39,23 +39,6 @@ static int load_selector(const struct ynode *n, const char *what, struct selecto
 	return 0;
 }
 
-static int get_double_range(const struct ynode *map, const char *key, double lo, double hi,
-                            double *out, char *err, size_t errlen)
-{
-	const struct ynode *n = ymap_get(map, key);
-	if (!n)
-		return 0;
-	double v;
-	if (ynode_double(n, key, &v, err, errlen) < 0)
-		return -1;
-	if (!(v >= lo && v <= hi)) {
-		yerr(err, errlen, n, "value %g for '%s' out of range [%g, %g]", v, key, lo, hi);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 static int get_duration(const struct ynode *map, const char *key, int64_t lo, int64_t hi,
                         int64_t *out, char *err, size_t errlen)
 {
@@ -303,7 +286,7 @@ static int load_slos(struct svc_model *m, const struct ynode *slos, char *err, s
 		if (read_objective(o, &m->objective, err, errlen) < 0)
 			return -1;
 		if (get_duration(a, "period", MS_HOUR, 366 * MS_DAY, &m->slo_period_ms, err, errlen) < 0 ||
-		    get_double_range(a, "min_errors", 0, 1e9, &m->burn_min_errors, err, errlen) < 0)
+		    ymap_double_range(a, "min_errors", 0, 1e9, &m->burn_min_errors, err, errlen) < 0)
 			return -1;
 		const struct ynode *w = ymap_get(a, "windows");
 		if (w) {
@@ -326,7 +309,7 @@ static int load_slos(struct svc_model *m, const struct ynode *slos, char *err, s
 				}
 				if (get_duration(it, "long", MS_MIN, 30 * MS_DAY, &bw->long_ms, err, errlen) < 0 ||
 				    get_duration(it, "short", MS_MIN, 30 * MS_DAY, &bw->short_ms, err, errlen) < 0 ||
-				    get_double_range(it, "burn", 0.01, 1e6, &bw->factor, err, errlen) < 0)
+				    ymap_double_range(it, "burn", 0.01, 1e6, &bw->factor, err, errlen) < 0)
 					return -1;
 				if (bw->short_ms > bw->long_ms) {
 					yerr(err, errlen, it, "'short' window longer than 'long'");
@@ -369,7 +352,7 @@ static int load_slos(struct svc_model *m, const struct ynode *slos, char *err, s
 			return -1;
 		}
 		m->lat_threshold_s = (double)ms / 1000.0;
-		if (get_double_range(l, "percentile", 1, 100, &m->lat_percentile, err, errlen) < 0)
+		if (ymap_double_range(l, "percentile", 1, 100, &m->lat_percentile, err, errlen) < 0)
 			return -1;
 	}
 	return 0;
@@ -380,9 +363,9 @@ static int load_capacity(struct svc_model *m, const struct ynode *c, char *err, 
 	static const char *const keys[] = { "total", "per_instance", "utilization_limit", NULL };
 	if (need_map(c, "capacity", err, errlen) < 0 || ymap_check_keys(c, keys, err, errlen) < 0)
 		return -1;
-	if (get_double_range(c, "total", 1e-9, 1e12, &m->cap_total, err, errlen) < 0 ||
-	    get_double_range(c, "per_instance", 1e-9, 1e12, &m->cap_per_instance, err, errlen) < 0 ||
-	    get_double_range(c, "utilization_limit", 0.2, 1, &m->util_limit, err, errlen) < 0)
+	if (ymap_double_range(c, "total", 1e-9, 1e12, &m->cap_total, err, errlen) < 0 ||
+	    ymap_double_range(c, "per_instance", 1e-9, 1e12, &m->cap_per_instance, err, errlen) < 0 ||
+	    ymap_double_range(c, "utilization_limit", 0.2, 1, &m->util_limit, err, errlen) < 0)
 		return -1;
 	if (m->cap_total == 0 && m->cap_per_instance == 0) {
 		yerr(err, errlen, c, "'capacity' needs 'total' or 'per_instance'");
@@ -402,10 +385,10 @@ static int load_detectors(struct svc_model *m, const struct ynode *d, char *err,
 			                          "floor", "halflife", NULL };
 		if (need_map(e, "error_ratio", err, errlen) < 0 || ymap_check_keys(e, ek, err, errlen) < 0 ||
 		    get_duration(e, "window", MS_S, 6 * MS_HOUR, &m->er_window_ms, err, errlen) < 0 ||
-		    get_double_range(e, "alpha", 1e-300, 0.5, &m->er_alpha, err, errlen) < 0 ||
-		    get_double_range(e, "min_errors", 0, 1e12, &m->er_min_errors, err, errlen) < 0 ||
-		    get_double_range(e, "min_factor", 1, 1e6, &m->er_min_factor, err, errlen) < 0 ||
-		    get_double_range(e, "floor", 0, 0.5, &m->er_floor, err, errlen) < 0 ||
+		    ymap_double_range(e, "alpha", 1e-300, 0.5, &m->er_alpha, err, errlen) < 0 ||
+		    ymap_double_range(e, "min_errors", 0, 1e12, &m->er_min_errors, err, errlen) < 0 ||
+		    ymap_double_range(e, "min_factor", 1, 1e6, &m->er_min_factor, err, errlen) < 0 ||
+		    ymap_double_range(e, "floor", 0, 0.5, &m->er_floor, err, errlen) < 0 ||
 		    get_duration(e, "halflife", MS_MIN, 30 * MS_DAY, &m->er_halflife_ms, err, errlen) < 0)
 			return -1;
 	}
@@ -416,8 +399,8 @@ static int load_detectors(struct svc_model *m, const struct ynode *d, char *err,
 			                          "capacity_eta_warning", "saturation_eta_warning",
 			                          NULL };
 		if (need_map(o, "overload", err, errlen) < 0 || ymap_check_keys(o, ok, err, errlen) < 0 ||
-		    get_double_range(o, "warning", 0.01, 1, &m->risk_warning, err, errlen) < 0 ||
-		    get_double_range(o, "critical", 0.01, 1, &m->risk_critical, err, errlen) < 0 ||
+		    ymap_double_range(o, "warning", 0.01, 1, &m->risk_warning, err, errlen) < 0 ||
+		    ymap_double_range(o, "critical", 0.01, 1, &m->risk_critical, err, errlen) < 0 ||
 		    get_duration(o, "eta_warning", MS_MIN, MS_DAY, &m->eta_warning_ms, err, errlen) < 0 ||
 		    get_duration(o, "horizon", MS_MIN, 7 * MS_DAY, &m->horizon_ms, err, errlen) < 0 ||
 		    get_duration(o, "peak_horizon", 0, 7 * MS_DAY, &m->peak_horizon_ms, err, errlen) < 0 ||

@@ -484,6 +484,23 @@ int ymap_duration_min(const struct ynode *map, const char *key, int64_t min_ms, 
 	return 0;
 }
 
+int ymap_double_range(const struct ynode *map, const char *key, double lo, double hi, double *out,
+                      char *err, size_t errlen)
+{
+	const struct ynode *n = ymap_get(map, key);
+	if (!n)
+		return 0;
+	double v;
+	if (ynode_double(n, key, &v, err, errlen) < 0)
+		return -1;
+	if (!(v >= lo && v <= hi)) {
+		yerr(err, errlen, n, "value %g for '%s' out of range [%g, %g]", v, key, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 int ynode_bytes(const struct ynode *n, const char *what, int64_t *out, char *err, size_t errlen)
 {
 	if (need_scalar(n, what, err, errlen) < 0)

@@ -50,6 +50,11 @@ int ynode_duration_ms(const struct ynode *n, const char *what, int64_t *out, cha
  * it is otherwise), and at least min_ms: 0, or -1 with the line in err. */
 int ymap_duration_min(const struct ynode *map, const char *key, int64_t min_ms, int64_t *out,
                       char *err, size_t errlen);
+/* The number under key in map into *out, if the key is there (*out is left as
+ * it is otherwise), and within [lo, hi]: 0, or -1 with
+ * "FILE:LINE: value V for 'key' out of range [lo, hi]" in err. */
+int ymap_double_range(const struct ynode *map, const char *key, double lo, double hi, double *out,
+                      char *err, size_t errlen);
 /* Byte sizes: "512", "64KiB", "10MiB", "1GiB" (also KB/MB/GB as powers of 1000). */
 int ynode_bytes(const struct ynode *n, const char *what, int64_t *out, char *err, size_t errlen);
 int ynode_string(const struct ynode *n, const char *what, const char **out, char *err,

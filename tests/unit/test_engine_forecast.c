@@ -17,12 +17,12 @@
 
 #include "detect/detector.h"
 #include "engine/engine.h"
+#include "engine_fixture.h"
 #include "service/service.h"
 #include "store/store.h"
 #include "util/selector.h"
 #include "util/selfstats.h"
 
-#define REF(n, v) { n, sizeof(n) - 1, v, sizeof(v) - 1 }
 #define T0 1767225600000LL
 
 /* What engine_forecast passed for the one selected series. */
@@ -78,58 +78,14 @@ static size_t series_bytes(struct engine *e)
 	return st.series_bytes;
 }
 
-struct fixture {
-	char dir[64], db[128];
-	struct store *store;
-	struct selfstats stats;
-	struct engine_config cfg;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-	char err[256];
-	snprintf(f->dir, sizeof f->dir, "/tmp/fs-efc-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->db, sizeof f->db, "%s/f.db", f->dir);
-	f->store = store_open(f->db, err, sizeof err);
-	if (!f->store)
-		return -1;
-	selfstats_init(&f->stats);
-	engine_config_default(&f->cfg);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	store_close(f->store);
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-	int rc = system(cmd);
-	free(f);
-	return rc == 0 ? 0 : -1;
-}
-
-static struct engine *new_engine(struct fixture *f)
-{
-	char err[256];
-	struct engine *e = engine_new(&f->cfg, model_builtin_default(), f->store, &f->stats, err,
-	                              sizeof err);
-	assert_non_null(e);
-	return e;
-}
-
 /* Requested (the default): a series has no forecaster until its forecast is
  * asked for; the first request makes one (its bytes counted) and answers
  * "not ready, 0 samples"; it learns from then on. */
 static void test_on_request(void **state)
 {
-	struct fixture *f = *state;
+	struct engine_fixture *f = *state;
 	assert_int_equal(f->cfg.forecast, ENGINE_FORECAST_REQUESTED);
-	struct engine *e = new_engine(f);
+	struct engine *e = engine_fixture_engine(f, f->store, &f->stats);
 	feed(e, "a", 0, 1);
 	feed(e, "b", 0, 1);
 	size_t before = series_bytes(e);
@@ -161,9 +117,9 @@ static void test_on_request(void **state)
 /* ALL: every gauge has a forecaster from its first sample. */
 static void test_all(void **state)
 {
-	struct fixture *f = *state;
+	struct engine_fixture *f = *state;
 	f->cfg.forecast = ENGINE_FORECAST_ALL;
-	struct engine *e = new_engine(f);
+	struct engine *e = engine_fixture_engine(f, f->store, &f->stats);
 	feed(e, "a", 0, 600);
 	struct fc_got g = forecast_of(e, "a");
 	assert_int_equal(g.n, 10);
@@ -171,7 +127,7 @@ static void test_all(void **state)
 	engine_free(e);
 	/* OFF: no series is passed at all, and nothing is made */
 	f->cfg.forecast = ENGINE_FORECAST_OFF;
-	e = new_engine(f);
+	e = engine_fixture_engine(f, f->store, &f->stats);
 	feed(e, "a", 0, 10);
 	size_t before = series_bytes(e);
 	g = forecast_of(e, "a");
@@ -184,7 +140,7 @@ static void test_all(void **state)
  * without a request; one outside every model does not. */
 static void test_service_member(void **state)
 {
-	struct fixture *f = *state;
+	struct engine_fixture *f = *state;
 	char path[200], err[256];
 	snprintf(path, sizeof path, "%s/svc.yml", f->dir);
 	FILE *fp = fopen(path, "w");
@@ -193,7 +149,7 @@ static void test_service_member(void **state)
 	fclose(fp);
 	struct services *svcs = services_load_file(path, err, sizeof err);
 	assert_non_null(svcs);
-	struct engine *e = new_engine(f);
+	struct engine *e = engine_fixture_engine(f, f->store, &f->stats);
 	engine_set_services(e, svcs);
 	feed(e, "req", 0, 600);
 	feed(e, "other", 0, 600);
@@ -209,10 +165,10 @@ static void test_service_member(void **state)
 /* No forecaster past limits.max_memory: the request answers not ready. */
 static void test_memory_budget(void **state)
 {
-	struct fixture *f = *state;
+	struct engine_fixture *f = *state;
 	/* a budget the one series fills: its forecaster does not fit */
 	f->cfg.max_memory = 1;
-	struct engine *e = new_engine(f);
+	struct engine *e = engine_fixture_engine(f, f->store, &f->stats);
 	feed(e, "a", 0, 1);
 	size_t before = series_bytes(e);
 	struct fc_got g = forecast_of(e, "a");
@@ -275,9 +231,9 @@ static void rows_free(struct rows *r)
  * layout makes the series relearn. */
 static void test_checkpoint(void **state)
 {
-	struct fixture *f = *state;
+	struct engine_fixture *f = *state;
 	char err[256];
-	struct engine *e = new_engine(f);
+	struct engine *e = engine_fixture_engine(f, f->store, &f->stats);
 	feed(e, "a", 0, 1);
 	feed(e, "b", 0, 1);
 	forecast_of(e, "a");
@@ -288,7 +244,7 @@ static void test_checkpoint(void **state)
 	assert_int_equal(engine_checkpoint(e, err, sizeof err), 0);
 	engine_free(e);
 
-	e = new_engine(f);
+	e = engine_fixture_engine(f, f->store, &f->stats);
 	assert_int_equal(engine_restore(e, err, sizeof err), 2);
 	struct fc_got g = forecast_of(e, "a");
 	assert_int_equal(g.n, 10);
@@ -338,7 +294,7 @@ static void test_checkpoint(void **state)
 	free(v1);
 	rows_free(&rows);
 
-	e = new_engine(f);
+	e = engine_fixture_engine(f, f->store, &f->stats);
 	assert_int_equal(engine_restore(e, err, sizeof err), 4);
 	g = forecast_of(e, "c");
 	assert_int_equal(g.n, 10);
@@ -361,11 +317,11 @@ static void test_checkpoint(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_on_request, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_all, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_service_member, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_memory_budget, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
+		ENGINE_FIXTURE_TEST(test_on_request),
+		ENGINE_FIXTURE_TEST(test_all),
+		ENGINE_FIXTURE_TEST(test_service_member),
+		ENGINE_FIXTURE_TEST(test_memory_budget),
+		ENGINE_FIXTURE_TEST(test_checkpoint),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,305 @@
+/* test_labels.c — unit tests of label sets (sorting, hashing, printing,
+ * escaping, limits), the selectors that match them (Prometheus syntax and
+ * RE2 regular expressions) and the series registry that maps a label set
+ * to its series. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/series.h"
+#include "util/labels.h"
+#include "util/selector.h"
+
+#define REF(n, v) { n, sizeof(n) - 1, v, sizeof(v) - 1 }
+
+static void test_labels_sort_hash_string(void **st)
+{
+	(void)st;
+	struct label_ref a[] = { REF("job", "api"), REF("__name__", "up"), REF("instance", "x:1") };
+	struct label_ref b[] = { REF("instance", "x:1"), REF("job", "api"), REF("__name__", "up") };
+	struct labels la, lb;
+	char err[128];
+	assert_int_equal(labels_from_refs(&la, a, 3, NULL, err, sizeof err), 0);
+	assert_int_equal(labels_from_refs(&lb, b, 3, NULL, err, sizeof err), 0);
+	assert_true(labels_equal(&la, &lb));
+	assert_true(labels_hash(&la) == labels_hash(&lb));
+	assert_true(labels_hash_refs(a, 3) == labels_hash(&la));
+	assert_true(labels_hash_refs(b, 3) == labels_hash(&la));
+	assert_string_equal(la.names[0], "__name__");
+	char *s = labels_to_string(&la);
+	assert_string_equal(s, "up{instance=\"x:1\",job=\"api\"}");
+	free(s);
+	assert_string_equal(labels_metric_name(&la), "up");
+	assert_null(labels_get(&la, "nope"));
+	labels_free(&la);
+	labels_free(&lb);
+}
+
+static void test_labels_escape_and_empty(void **st)
+{
+	(void)st;
+	struct label_ref a[] = { REF("__name__", "m"), REF("path", "a\"b\\c\nd"), REF("empty", "") };
+	struct labels l;
+	char err[128];
+	assert_int_equal(labels_from_refs(&l, a, 3, NULL, err, sizeof err), 0);
+	assert_int_equal(l.n, 2); /* empty value dropped */
+	char *s = labels_to_string(&l);
+	assert_string_equal(s, "m{path=\"a\\\"b\\\\c\\nd\"}");
+	free(s);
+	assert_true(labels_hash_refs(a, 3) == labels_hash(&l));
+	labels_free(&l);
+}
+
+static void test_labels_reject(void **st)
+{
+	(void)st;
+	struct labels l;
+	char err[128];
+	struct label_ref dup[] = { REF("__name__", "m"), REF("a", "1"), REF("a", "2") };
+	assert_int_equal(labels_from_refs(&l, dup, 3, NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "duplicate label name 'a'"));
+	struct label_ref bad[] = { REF("__name__", "m"), REF("1abc", "1") };
+	assert_int_equal(labels_from_refs(&l, bad, 2, NULL, err, sizeof err), -1);
+	assert_non_null(strstr(err, "invalid label name"));
+	struct label_limits lim = { 2, 8, 4, 0 };
+	struct label_ref many[] = { REF("__name__", "m"), REF("a", "1"), REF("b", "2") };
+	assert_int_equal(labels_from_refs(&l, many, 3, &lim, err, sizeof err), -1);
+	assert_non_null(strstr(err, "too many labels"));
+	struct label_ref longv[] = { REF("__name__", "m"), REF("a", "12345") };
+	assert_int_equal(labels_from_refs(&l, longv, 2, &lim, err, sizeof err), -1);
+	assert_non_null(strstr(err, "too long"));
+	/* the bytes of the whole set: 31 labels of 1,000 bytes (issue #15) are refused */
+	struct label_limits dflt = LABEL_LIMITS_DEFAULT;
+	static char big[31][1001];
+	static char names[31][8];
+	struct label_ref wide[32] = { REF("__name__", "m") };
+	for (int i = 0; i < 31; i++) {
+		memset(big[i], 'v', 1000);
+		snprintf(names[i], sizeof names[i], "l%02d", i);
+		wide[i + 1] = (struct label_ref){ names[i], strlen(names[i]), big[i], 1000 };
+	}
+	assert_int_equal(labels_from_refs(&l, wide, 32, &dflt, err, sizeof err), -1);
+	assert_non_null(strstr(err, "labels too large"));
+	assert_int_equal(labels_from_refs(&l, wide, 4, &dflt, err, sizeof err), 0); /* 3 KB */
+	labels_free(&l);
+	assert_true(metric_name_valid("a:b_c1", 6));
+	assert_false(metric_name_valid("1a", 2));
+	assert_false(label_name_valid("a:b", 3));
+}
+
+static void make_labels(struct labels *l, const char *name, const char *job, const char *code)
+{
+	struct label_ref r[3] = { { "__name__", 8, name, strlen(name) },
+		                  { "job", 3, job, strlen(job) },
+		                  { "code", 4, code, strlen(code) } };
+	char err[64];
+	assert_int_equal(labels_from_refs(l, r, 3, NULL, err, sizeof err), 0);
+}
+
+static void test_selector(void **st)
+{
+	(void)st;
+	struct labels l;
+	make_labels(&l, "http_requests_total", "api", "500");
+	struct selector s;
+	char err[256];
+	const char *yes[] = { "http_requests_total", "{job=\"api\"}", "http_requests_total{code=~\"5..\"}",
+		              "{__name__=~\"http_.*\",job!=\"db\"}", "{code!~\"2..\", job='api'}",
+		              "http_requests_total{missing=\"\"}", NULL };
+	const char *no[] = { "up", "{job=\"db\"}", "{code=~\"5\"}", "http_requests_total{code!~\"5..\"}",
+		             NULL };
+	for (int i = 0; yes[i]; i++) {
+		assert_int_equal(selector_parse(&s, yes[i], err, sizeof err), 0);
+		assert_true(selector_matches(&s, &l));
+		selector_free(&s);
+	}
+	for (int i = 0; no[i]; i++) {
+		assert_int_equal(selector_parse(&s, no[i], err, sizeof err), 0);
+		assert_false(selector_matches(&s, &l));
+		selector_free(&s);
+	}
+	const char *bad[] = { "", "{}", "{job=\"\"}", "rate(x[5m])", "{job=api}", "{job=~\"(\"}",
+		              "x{a=\"b\"", NULL };
+	for (int i = 0; bad[i]; i++) {
+		assert_int_equal(selector_parse(&s, bad[i], err, sizeof err), -1);
+		assert_true(strlen(err) > 0);
+	}
+	labels_free(&l);
+}
+
+/* Prometheus' regular expressions (RE2 syntax, compiled with PCRE2): what
+ * POSIX ERE refused now works; PCRE-only syntax is refused; limits hold. */
+static void test_selector_regex(void **st)
+{
+	(void)st;
+	struct labels l;
+	make_labels(&l, "http_requests_total", "Api-1", "500");
+	struct selector s;
+	char err[256];
+	const char *yes[] = { "{code=~\"\\\\d+\"}", "{job=~\"(?i)api-\\\\d\"}",
+		              "{job=~`\\w+-\\d`}", "{job=~\"[[:alpha:]]+.1\"}",
+		              "{__name__=~\"http_.*_total\"}", "{job=\"Api-1\",code!~\"\\\\D+\"}",
+		              "{job=~\"(?P<n>A)pi.+\"}", "{job=~\"\\\\pL+-1\"}",
+		              "{code=~\"5..|4..\"}", "{job=~`\\QApi-1\\E`}", NULL };
+	/* fully anchored: a substring does not match; case matters without (?i) */
+	const char *no[] = { "{code=~\"0\"}", "{job=~\"api-1\"}", "{code=~\"50\"}",
+		             "{code=~\"5|4..\"}", "{code=\"500\",job!~\"(?i)API-1\"}", NULL };
+	for (int i = 0; yes[i]; i++) {
+		assert_int_equal(selector_parse(&s, yes[i], err, sizeof err), 0);
+		assert_true(selector_matches(&s, &l));
+		assert_false(selector_limit_hit(&s));
+		selector_free(&s);
+	}
+	for (int i = 0; no[i]; i++) {
+		assert_int_equal(selector_parse(&s, no[i], err, sizeof err), 0);
+		assert_false(selector_matches(&s, &l));
+		selector_free(&s);
+	}
+	/* not RE2: refused with the construct named */
+	const char *bad[] = { "{job=~\"(?=a)a\"}", "{job=~\"(a)\\\\1\"}", "{job=~\"(?>a)\"}",
+		              "{job=~\"a*+\"}", "{job=~\"(*UTF)a\"}", "{job=~\"a{2}{3}\"}",
+		              "{job=~\"(?x)a\"}", "{job=~\"((a{1,100}){1,100})\"}", NULL };
+	for (int i = 0; bad[i]; i++) {
+		assert_int_equal(selector_parse(&s, bad[i], err, sizeof err), -1);
+		assert_non_null(strstr(err, "invalid"));
+	}
+	/* '.' matches a newline, '$' only at the very end (Prometheus' (?s:)) */
+	struct labels nl;
+	struct label_ref r[2] = { { "__name__", 8, "m", 1 }, { "job", 3, "a\nb", 3 } };
+	assert_int_equal(labels_from_refs(&nl, r, 2, NULL, err, sizeof err), 0);
+	assert_int_equal(selector_parse(&s, "{job=~\"a.b\"}", err, sizeof err), 0);
+	assert_true(selector_matches(&s, &nl));
+	selector_free(&s);
+	assert_int_equal(selector_parse(&s, "{job=~\"a\"}", err, sizeof err), 0);
+	assert_false(selector_matches(&s, &nl));
+	selector_free(&s);
+	labels_free(&nl);
+	/* the issue's bomb: 5,000 repeats of .* then x (10 KB) is refused by length */
+	size_t n = 5000;
+	char *bomb = malloc(2 * n + 64);
+	assert_non_null(bomb);
+	char *w = bomb + sprintf(bomb, "{__name__=~\"");
+	for (size_t i = 0; i < n; i++)
+		w += sprintf(w, ".*");
+	sprintf(w, "x\"}");
+	assert_int_equal(selector_parse(&s, bomb, err, sizeof err), -1);
+	assert_non_null(strstr(err, "too long"));
+	/* under the length cap, an exponential pattern stops at the match
+	 * limit: no match, and the selector says a limit was hit */
+	w = bomb + sprintf(bomb, "{job=~\"(a|aa)*(b|c)\"}");
+	assert_int_equal(selector_parse(&s, bomb, err, sizeof err), 0);
+	char val[64];
+	memset(val, 'a', 60);
+	val[60] = 0;
+	struct labels la;
+	struct label_ref ra[2] = { { "__name__", 8, "m", 1 }, { "job", 3, val, 60 } };
+	assert_int_equal(labels_from_refs(&la, ra, 2, NULL, err, sizeof err), 0);
+	assert_false(selector_matches(&s, &la));
+	assert_true(selector_limit_hit(&s));
+	selector_free(&s);
+	labels_free(&la);
+	free(bomb);
+	labels_free(&l);
+}
+
+static void test_registry(void **st)
+{
+	(void)st;
+	struct series_registry r;
+	assert_int_equal(registry_init(&r, 3000, 40, 8, 100), 0);
+	assert_int_equal(r.fc_size, 112); /* rounded up to 16 */
+	char name[32];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof name, "m%d", i);
+		struct labels l;
+		make_labels(&l, name, "api", "200");
+		uint64_t h = labels_hash(&l);
+		struct series *s = registry_insert(&r, &l, h);
+		assert_non_null(s);
+		assert_int_equal(l.n, 0); /* moved */
+	}
+	assert_int_equal(r.n, 3000);
+	/* full: the next insert fails and frees the labels */
+	struct labels extra;
+	make_labels(&extra, "one_more", "api", "200");
+	assert_null(registry_insert(&r, &extra, labels_hash(&extra)));
+	for (int i = 0; i < 3000; i += 7) {
+		snprintf(name, sizeof name, "m%d", i);
+		struct label_ref refs[3] = { { "code", 4, "200", 3 }, { "__name__", 8, name, strlen(name) },
+			                     { "job", 3, "api", 3 } };
+		struct series *s = registry_find_refs(&r, labels_hash_refs(refs, 3), refs, 3);
+		assert_non_null(s);
+		assert_string_equal(labels_metric_name(&s->labels), name);
+	}
+	struct label_ref missing[2] = { { "__name__", 8, "m1", 2 }, { "job", 3, "api", 3 } };
+	assert_null(registry_find_refs(&r, labels_hash_refs(missing, 2), missing, 2));
+	/* history ring keeps the last cap entries in order, packed losslessly
+	 * enough: ms timestamps, float values, score to 1/65535, band to bfloat16 */
+	struct series *s = r.v[0];
+	for (int i = 0; i < 20; i++) {
+		struct hist_point e = { .ts_ms = 1767225600000LL + i * 1500, .value = i * 1.5,
+			                .score = i / 19.0, .expected = 10, .lower = 9, .upper = 12.5,
+			                .direction = i % 3 - 1, .comp = (unsigned)i % 5 };
+		series_hist_push(s, r.hist_cap, &e);
+	}
+	assert_int_equal(s->hist_len, 8);
+	struct hist_point h;
+	series_hist_get(s, r.hist_cap, 7, &h);
+	assert_true(h.ts_ms == 1767225600000LL + 19 * 1500);
+	assert_true(h.value == 19 * 1.5);
+	assert_true(fabs(h.score - 1.0) < 1e-4);
+	assert_true(fabs(h.lower - 9) < 0.01 && fabs(h.upper - 12.5) < 0.02);
+	assert_int_equal(h.direction, 19 % 3 - 1);
+	assert_int_equal(h.comp, 19 % 5);
+	series_hist_get(s, r.hist_cap, 0, &h);
+	assert_true(h.ts_ms == 1767225600000LL + 12 * 1500);
+	/* a gap of 30 days rebases the offsets; older points fall off */
+	struct hist_point late = { .ts_ms = 1767225600000LL + 30LL * 86400000, .value = 1 };
+	series_hist_push(s, r.hist_cap, &late);
+	series_hist_get(s, r.hist_cap, s->hist_len - 1, &h);
+	assert_true(h.ts_ms == late.ts_ms);
+	assert_true(s->hist_len >= 1);
+	assert_int_equal(registry_resize_state(&r, 80), 0);
+	assert_int_equal(r.state_size, 80);
+	/* forecaster pool: zeroed, 16-byte aligned, disjoint states over
+	 * several slabs, freed with the registry */
+	enum { NFC = 3 * REG_FC_SLAB + 5 };
+	static unsigned char *fc[NFC];
+	for (int i = 0; i < NFC; i++) {
+		fc[i] = registry_fc_alloc(&r);
+		assert_non_null(fc[i]);
+		assert_int_equal((uintptr_t)fc[i] % 16, 0);
+		for (size_t k = 0; k < r.fc_size; k++)
+			assert_int_equal(fc[i][k], 0);
+		memset(fc[i], i & 0xff, r.fc_size);
+	}
+	assert_int_equal(r.fc_nslabs, 4);
+	for (int i = 0; i < NFC; i++)
+		for (size_t k = 0; k < r.fc_size; k++)
+			assert_int_equal(fc[i][k], i & 0xff);
+	registry_free(&r);
+	/* no forecaster size, no pool */
+	assert_int_equal(registry_init(&r, 10, 40, 8, 0), 0);
+	assert_null(registry_fc_alloc(&r));
+	registry_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_labels_sort_hash_string),
+		cmocka_unit_test(test_labels_escape_and_empty),
+		cmocka_unit_test(test_labels_reject),
+		cmocka_unit_test(test_selector),
+		cmocka_unit_test(test_selector_regex),
+		cmocka_unit_test(test_registry),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
