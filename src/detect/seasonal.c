@@ -270,8 +270,9 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 }
 
 /* A sample touches the header, the bucket of its phase and (weekday) the
- * day-of-week offsets; the state is only 16-byte aligned, so each may
- * straddle two lines. */
+ * day-of-week offsets with the weekly test (struct seas_week, about 110
+ * bytes); the state is only 16-byte aligned, so each may straddle a line
+ * more than its size says. */
 static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
 {
 	const struct seas_state *s = state;
@@ -287,9 +288,10 @@ static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
 	__builtin_prefetch(k, 1);
 	__builtin_prefetch((const char *)(k + 1) - 1, 1);
 	if (p[P_WEEKDAY] > 0) {
-		const struct seas_week *wk = (const struct seas_week *)(bk + nb);
-		__builtin_prefetch(wk, 1);
-		__builtin_prefetch((const char *)(wk + 1) - 1, 1);
+		const char *wk = (const char *)(bk + nb);
+		for (size_t off = 0; off < sizeof(struct seas_week); off += 64)
+			__builtin_prefetch(wk + off, 1);
+		__builtin_prefetch(wk + sizeof(struct seas_week) - 1, 1);
 	}
 }
 
