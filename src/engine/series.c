@@ -98,17 +98,19 @@ static inline int value_is(const struct series *s, size_t k, const char *p, size
 static int labels_equal_refs(const struct series *s, const struct label_ref *refs, size_t n)
 {
 	size_t ln = s->labels.n;
-	/* fast path: refs in canonical (sorted) order, none empty */
+	/* fast path: refs in canonical (sorted) order, none empty; the refs
+	 * before the first that differs (i0) need no second look below */
+	size_t i0 = 0;
 	if (n == ln) {
-		size_t i = 0;
-		while (i < n && refs[i].value_len && name_is(s, i, refs[i].name, refs[i].name_len) &&
-		       value_is(s, i, refs[i].value, refs[i].value_len))
-			i++;
-		if (i == n)
+		while (i0 < n && refs[i0].value_len &&
+		       name_is(s, i0, refs[i0].name, refs[i0].name_len) &&
+		       value_is(s, i0, refs[i0].value, refs[i0].value_len))
+			i0++;
+		if (i0 == n)
 			return 1;
 	}
-	size_t nonempty = 0;
-	for (size_t i = 0; i < n; i++) {
+	size_t nonempty = i0;
+	for (size_t i = i0; i < n; i++) {
 		if (refs[i].value_len == 0)
 			continue;
 		nonempty++;
