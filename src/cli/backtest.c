@@ -20,6 +20,7 @@
 #include "detect/detector.h"
 #include "cli/nab.h"
 #include "cli/report.h"
+#include "util/buf.h"
 #include "util/timefmt.h"
 
 /* snprintf into an error buffer (truncation is fine for messages) */
@@ -178,33 +179,11 @@ static int load_scores(struct nab_corpus *c, const char *dir, char *err, size_t 
 				return -1;
 			}
 		}
-		FILE *fp = fopen(path, "rb");
-		if (!fp) {
+		char *text = obuf_read_file(path, 0, NULL);
+		if (!text) {
 			set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
 			return -1;
 		}
-		size_t cap = 1 << 20, n = 0;
-		char *text = malloc(cap);
-		size_t got;
-		while (text && (got = fread(text + n, 1, cap - n - 1, fp)) > 0) {
-			n += got;
-			if (n + 1 == cap) {
-				char *nt = realloc(text, cap * 2);
-				if (!nt) {
-					free(text);
-					text = NULL;
-					break;
-				}
-				text = nt;
-				cap *= 2;
-			}
-		}
-		fclose(fp);
-		if (!text) {
-			set_err(err, errlen, "out of memory reading '%s'", path);
-			return -1;
-		}
-		text[n] = 0;
 		int64_t *ts;
 		double *val, *sc;
 		size_t rows;

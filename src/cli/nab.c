@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/timefmt.h"
 
 const struct nab_profile nab_default_profiles[3] = {
@@ -278,43 +279,6 @@ int nab_corpus_prepare(struct nab_corpus *c, double probation_percent)
 
 /* ------------------------------------------------------------ CSV loading */
 
-/* Read a whole file; returns malloc'd NUL-terminated buffer or NULL. */
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return NULL;
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		if (n + 1 >= cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		size_t got = fread(buf + n, 1, cap - n - 1, fp);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	if (buf && ferror(fp)) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(fp);
-	if (buf) {
-		buf[n] = 0;
-		if (len)
-			*len = n;
-	}
-	return buf;
-}
-
 int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double **val_out,
                   double **extra_out, size_t *n_out, char *err, size_t errlen)
 {
@@ -569,7 +533,7 @@ int nab_corpus_load(struct nab_corpus *c, const char *data_dir, const char *wind
 			char path[8192], name[4096];
 			snprintf(path, sizeof path, "%s/%s", dir, files[fi]);
 			snprintf(name, sizeof name, "%s/%s", cats[ci], files[fi]);
-			char *text = slurp(path, NULL);
+			char *text = obuf_read_file(path, 0, NULL);
 			if (!text) {
 				set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
 				free_list(files, nf);
