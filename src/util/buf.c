@@ -263,6 +263,16 @@ char *obuf_read_file(const char *path, size_t max, size_t *len)
 }
 
 
+void errbuf_printf(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err == NULL || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
 int array_grow(void **p, size_t *cap, size_t need, size_t elem, size_t first)
 {
 	if (need <= *cap)

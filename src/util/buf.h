@@ -44,6 +44,11 @@ int obuf_read(struct obuf *b, FILE *f);
  * fopen, or as obuf_read with max bytes at the most, 0 = 1 GiB). */
 char *obuf_read_file(const char *path, size_t max, size_t *len);
 
+/* Format a message into the error buffer err of errlen bytes (truncated to
+ * fit; nothing when err is NULL or errlen is 0). */
+void errbuf_printf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Grow the array *p (*cap elements of elem bytes) to hold at least need,
  * doubling from first. Returns 0, or -1 when out of memory or the size would
  * overflow (*p and *cap unchanged). */

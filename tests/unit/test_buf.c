@@ -1,6 +1,7 @@
 /* test_buf.c — unit tests of util/buf's whole-stream reads: obuf_read (a
  * stream to its end, capped at the buffer's max) and obuf_read_file (a
- * file by path), which the YAML loader, the CLI and the corpus tests use. */
+ * file by path), which the YAML loader, the CLI and the corpus tests use;
+ * and of errbuf_printf, the error messages of the store and the CLI. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -110,9 +111,24 @@ static void test_read_stream(void **st)
 	obuf_free(&b);
 }
 
+/* errbuf_printf: formatted, truncated to fit, nothing without a buffer. */
+static void test_errbuf(void **st)
+{
+	(void)st;
+	char err[8] = "x";
+	errbuf_printf(err, sizeof err, "cannot read '%s'", "f");
+	assert_string_equal(err, "cannot ");
+	errbuf_printf(err, sizeof err, "%d", 42);
+	assert_string_equal(err, "42");
+	errbuf_printf(err, 0, "%d", 7);
+	assert_string_equal(err, "42");
+	errbuf_printf(NULL, 8, "%d", 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_errbuf),
 		cmocka_unit_test(test_read_file_sizes),
 		cmocka_unit_test(test_read_max),
 		cmocka_unit_test(test_read_stream),
