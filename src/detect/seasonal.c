@@ -10,13 +10,17 @@
  * over-confident). A bucket scores 0 until it has seen `min_count` samples.
  * It also tests whether the profile is a season at all (its one-step errors
  * against a flat prediction's) and only then tells later components with
- * `deseason` the offset it expects (comp_ctx.season).
+ * `deseason` the offset it expects (comp_ctx.season). With `weekday`, the
+ * day-of-week offsets count once a weekly season is found by the
+ * autocorrelation of six-hour means of what the daily profile leaves
+ * (detect/acf.h).
  */
 #include "config.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "detect/acf.h"
 #include "detect/detectors.h"
 
 #define SEAS_MAX_BUCKETS 168
@@ -38,7 +42,10 @@ static const struct param_def params[] = {
 };
 
 #define DAY_MS 86400000LL
-#define WD_SPREAD 3.0 /* weekday offsets count once they spread over this many sigmas */
+#define WEEK_MS (7 * DAY_MS)
+/* the weekly season test: a week cut into 28 six-hour stretches, compared
+ * with the correlation one day (4 stretches) apart */
+static const struct acf_shape week_shape = { WEEK_MS, 28, 4 };
 
 struct seas_state {
 	double level;
@@ -63,6 +70,7 @@ struct seas_bucket {
  * UTC day of the week, and how many samples each has learnt from (saturating:
  * the count only warm-starts the mean and says whether the day was seen). */
 struct seas_week {
+	struct acf_ring acf; /* is there a weekly season? */
 	float off[7];
 	uint16_t cnt[7];
 };
@@ -77,23 +85,24 @@ static size_t seas_size(const double *p)
 static void seas_init(const double *p, void *state)
 {
 	memset(state, 0, seas_size(p));
+	if (p[P_WEEKDAY] > 0) {
+		struct seas_bucket *bk = (struct seas_bucket *)((struct seas_state *)state + 1);
+		acf_ring_init(&((struct seas_week *)(bk + (int)p[P_BUCKETS]))->acf);
+	}
 }
 
 /* The day-of-week offsets count only once every day has been seen and the
- * days differ: the spread of the seven offsets is above WD_SPREAD
- * series-wide sigmas. Otherwise they keep learning (what the daily profile
- * leaves, i.e. the whole weekday effect) but do not count, so a series
- * without a weekly pattern is not made noisier by them. */
-static int seas_week_counts(const struct seas_week *wk, float gdev)
+ * series has a weekly season: what the daily profile leaves correlates
+ * significantly a week apart, and more than a day apart (acf.h). Otherwise
+ * they keep learning (what the daily profile leaves, i.e. the whole weekday
+ * effect) but do not count, so a series without a weekly pattern is not
+ * made noisier by them. */
+static int seas_week_counts(const struct seas_week *wk, const double *p)
 {
-	float lo = wk->off[0], hi = wk->off[0];
 	int all = 1;
-	for (int j = 0; j < 7; j++) {
+	for (int j = 0; j < 7; j++)
 		all &= wk->cnt[j] > 0;
-		lo = wk->off[j] < lo ? wk->off[j] : lo;
-		hi = wk->off[j] > hi ? wk->off[j] : hi;
-	}
-	return all && (double)(hi - lo) > WD_SPREAD * 1.2533 * (double)gdev;
+	return all && acf_ring_season(&wk->acf, &week_shape, p[P_HALFLIFE]);
 }
 
 /* Has the series a season? Learns the gain |x - L - mean o| - |x - L - o_b -
@@ -148,7 +157,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		int d = (int)(((day % 7) + 7) % 7);
 		wd = &wk->off[d];
 		wcnt = &wk->cnt[d];
-		if (seas_week_counts(wk, s->gdev))
+		if (seas_week_counts(wk, p))
 			wo = (double)*wd;
 	}
 	double x = c->value;
@@ -209,6 +218,12 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	double off = (double)k->off + ab * rc;
 	if (k->cnt == 0)
 		off = x - s->level - wo;
+	if (wk && s->n > 0) {
+		/* the weekly test learns what the daily profile leaves, in
+		 * series-wide sigmas */
+		double sg = 1.2533 * (double)s->gdev > floor ? 1.2533 * (double)s->gdev : floor;
+		acf_ring_add(&wk->acf, &week_shape, c->ts_ms, (x - s->level - k->off) / sg, p[P_HALFLIFE]);
+	}
 	if (wd) {
 		/* the weekday offset learns what the daily profile leaves, at the
 		 * same pace in event time (a day is B buckets), warm-started */

@@ -1,0 +1,60 @@
+/* detect/acf.h — private to src/detect/: a causal test for a season of a
+ * given period, from the autocorrelation of a compact downsampled ring.
+ *
+ * The period P is cut into `slots` (at most ACF_MAX_SLOTS) stretches of
+ * event time; the caller feeds standardised samples ((x - level) / sigma)
+ * and the ring keeps the mean of each of the last `slots` stretches, in
+ * quarter-sigma steps clamped to +-31.75 (so one wild value cannot dominate),
+ * keyed by event time: a stretch without samples is missing, a gap of a
+ * period or more empties the ring. Each completed mean h_t is paired with
+ * h_(t-short) and h_(t-slots) and updates warm-started EWMA estimates of the
+ * mean, the variance and the two autocovariances: a streaming sample
+ * autocorrelation function at two lags, learnt on the past only.
+ *
+ * A season of period P shows as rho(P) more than three standard errors
+ * above zero *and* above rho(short): a shorter cycle that divides P (a daily
+ * cycle inside a week) correlates as much at its own lag, and a slow drift
+ * or an autocorrelated noise correlates more at the shorter lag.
+ * Plain data (no pointers), 64 bytes.
+ */
+#ifndef FORESHOCK_DETECT_ACF_H
+#define FORESHOCK_DETECT_ACF_H
+
+#include <stdint.h>
+
+#define ACF_MAX_SLOTS 28
+#define ACF_MISSING INT8_MIN
+
+struct acf_ring {
+	int64_t slot;          /* index (ts / slot length) of the stretch being accumulated */
+	float sum;             /* sum of its standardised samples ... */
+	uint16_t cnt;          /* ... and their number (0: none yet) */
+	uint16_t n;            /* means learnt from (saturating) */
+	float m, v;            /* EWMA mean and variance of the means */
+	float c_short, c_full; /* EWMA autocovariances at lags `short` and `slots` */
+	int8_t ring[ACF_MAX_SLOTS]; /* means in quarter-sigma steps, ring[slot % slots] */
+};
+
+/* The shape of the test: P cut into `slots` stretches, compared with lag `short`. */
+struct acf_shape {
+	int64_t period_ms;
+	int slots;    /* 2 .. ACF_MAX_SLOTS */
+	int short_lag;/* 1 .. slots - 1 */
+};
+
+void acf_ring_init(struct acf_ring *a);
+/* Feed one finite standardised sample at event time ts_ms (strictly
+ * increasing); halflife: of the estimates, in periods. */
+void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms, double z,
+                  double halflife);
+/* The sample autocorrelation at lag `short` (full = 0) or P (full = 1); 0
+ * while nothing is learnt. */
+double acf_ring_rho(const struct acf_ring *a, int full);
+/* 1 if the series has a season of period P: rho(P) and rho(P) - rho(short)
+ * both more than three standard errors above 0 (an estimate from n_eff
+ * independent pairs has a standard error of about 1/sqrt(n_eff); n_eff is
+ * the pairs learnt, at most the EWMA's effective count), after at least two
+ * periods of pairs. */
+int acf_ring_season(const struct acf_ring *a, const struct acf_shape *sh, double halflife);
+
+#endif
