@@ -15,6 +15,7 @@
 void acf_ring_init(struct acf_ring *a)
 {
 	memset(a, 0, sizeof *a);
+	a->slot = INT64_MIN; /* no sample yet */
 	memset(a->ring, (unsigned char)ACF_MISSING, sizeof a->ring);
 }
 
@@ -55,8 +56,11 @@ void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms,
 {
 	int64_t len = sh->period_ms / sh->slots > 0 ? sh->period_ms / sh->slots : 1;
 	int64_t slot = floor_div(ts_ms, len);
-	if (a->cnt > 0 && slot != a->slot) {
-		close_slot(a, sh, halflife);
+	if (a->slot != INT64_MIN && slot != a->slot) {
+		if (a->cnt > 0)
+			close_slot(a, sh, halflife);
+		else /* only non-finite values in it */
+			a->ring[ring_at(a->slot, sh->slots)] = ACF_MISSING;
 		/* the stretches skipped by a gap are missing (all of them after
 		 * a gap of a period or more) */
 		int64_t skip = slot - a->slot - 1;
@@ -68,7 +72,8 @@ void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms,
 		a->sum = 0;
 	}
 	a->slot = slot;
-	if (a->cnt < UINT16_MAX) { /* a stretch's mean is that of its first 65535 samples */
+	/* a stretch's mean is that of its first 65535 finite samples */
+	if (z == z && a->cnt < UINT16_MAX) {
 		a->sum += (float)(z > 1e6 ? 1e6 : z < -1e6 ? -1e6 : z);
 		a->cnt++;
 	}

@@ -26,9 +26,10 @@
 #define ACF_MISSING INT8_MIN
 
 struct acf_ring {
-	int64_t slot;          /* index (ts / slot length) of the stretch being accumulated */
+	int64_t slot;          /* index (ts / slot length) of the stretch being accumulated
+	                        * (INT64_MIN: no sample yet) */
 	float sum;             /* sum of its standardised samples ... */
-	uint16_t cnt;          /* ... and their number (0: none yet) */
+	uint16_t cnt;          /* ... and their number */
 	uint16_t n;            /* means learnt from (saturating) */
 	float m, v;            /* EWMA mean and variance of the means */
 	float c_short, c_full; /* EWMA autocovariances at lags `short` and `slots` */
@@ -43,8 +44,8 @@ struct acf_shape {
 };
 
 void acf_ring_init(struct acf_ring *a);
-/* Feed one finite standardised sample at event time ts_ms (strictly
- * increasing); halflife: of the estimates, in periods. */
+/* Feed one standardised sample at event time ts_ms (strictly increasing; a
+ * non-finite z only moves time on); halflife: of the estimates, in periods. */
 void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms, double z,
                   double halflife);
 /* The sample autocorrelation at lag `short` (full = 0) or P (full = 1); 0

@@ -187,6 +187,14 @@ static void test_acf_gap(void **ctx)
 	/* hours 24..28 have closed; hour 27 would pair with 3 (missing), and
 	 * hours 24, 25, 26, 28 also need hours 12..16 (present) */
 	assert_int_equal(a.n, 4);
+	/* non-finite values are not learnt: an hour of them is missing too */
+	acf_ring_init(&a);
+	t = T0;
+	for (int i = 0; i < 30; i++, t += HOUR)
+		acf_ring_add(&a, &day_shape, t, i == 3 ? NAN : i == 4 ? INFINITY : rng_normal(&r), 8);
+	/* hour 4 (infinity, clamped) counts; hour 3 pairs with nothing */
+	assert_int_equal(a.n, 4);
+	assert_true(isfinite(acf_ring_rho(&a, 0)) && isfinite(acf_ring_rho(&a, 1)));
 }
 
 int main(void)
