@@ -298,6 +298,23 @@ static int growth_fit(const struct svc *s, int64_t k, double *slope, double *lev
 	}
 	if (!(sd > 0) || !(sq > 0) || fabs(sqz / sq) < GROW_MIN_SEEN * sd / sqrt(sq))
 		return -1;
+	/* likewise a ramp over the middle half between two plateaus (no bend,
+	 * an S): its departure from the line must be visible to the
+	 * lack-of-fit test (variance at least GROW_MAX_LOF noise variances) */
+	double zs = 0, zts = 0, zz = 0;
+	for (int64_t i = 0; i < w; i++) {
+		double z = 2 * b * fmin(fmax((double)i - tc / 2, 0), tc);
+		zs += z;
+		zts += ((double)i - tc) * z;
+	}
+	double zb = zts / (stt - st * st / nw), za = zs / nw;
+	for (int64_t i = 0; i < w; i++) {
+		double z = 2 * b * fmin(fmax((double)i - tc / 2, 0), tc);
+		double e = z - za - zb * ((double)i - tc);
+		zz += e * e;
+	}
+	if (zz / (nw - 2) < GROW_MAX_LOF * sd * sd)
+		return -1;
 	*slope = b;
 	*level = a + b * (nw - 1);
 	*tstat = se > 0 ? b / se : (b > 0 ? 1e9 : 0);

@@ -23,6 +23,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "service/internal.h"
+#include "util/rng.h"
 
 #define T0 1700006400000LL /* 2023-11-15T00:00:00Z */
 #define DAY 86400000LL
@@ -59,23 +60,6 @@ static void drv_free(struct drv *d)
 	services_free(d->s);
 }
 
-static uint64_t rng_s = 1;
-
-static double unif(void)
-{
-	uint64_t z = (rng_s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	return ((z >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double gauss(void)
-{
-	double u = unif(), v = unif();
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
-
 /* p99 latency of the service at load r: an exponential curve, 0.12 s at no
  * load, 1 s (the SLO) at r = 110 ln(1/0.12) = 233.2 req/s. */
 static double latency_at(double r)
@@ -105,7 +89,7 @@ static int64_t run(struct drv *d, enum scenario sc)
 	d->s = services_load_file(path, err, sizeof err);
 	unlink(path);
 	assert_non_null(d->s);
-	rng_s = 1;
+	struct rng rg = { 1 };
 	int64_t surge_at = T0 + 3 * DAY + 11 * HOUR, cross = 0;
 	int64_t bump_at = T0 + 2 * DAY + 9 * HOUR, camp_at = T0 + 2 * DAY + 15 * HOUR;
 	for (int64_t t = T0; t < T0 + 3 * DAY + 14 * HOUR; t += 30000) {
@@ -124,8 +108,8 @@ static int64_t run(struct drv *d, enum scenario sc)
 			r *= 1.8;
 		if (!cross && r >= R_SLO)
 			cross = t;
-		double req = r * (1 + 0.02 * gauss());
-		double lat = fmin(latency_at(r), 5.0) * (1 + 0.04 * gauss());
+		double req = r * (1 + 0.02 * rng_norm(&rg));
+		double lat = fmin(latency_at(r), 5.0) * (1 + 0.04 * rng_norm(&rg));
 		assert_int_equal(services_observe(d->s, 0, R_REQ, 1, NULL, t, req, NULL, &d->t, &d->n,
 		                                  &d->cap), 0);
 		assert_int_equal(services_observe(d->s, 0, 1u << ROLE_LATENCY, 2, NULL, t + 100, lat,
