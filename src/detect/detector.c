@@ -413,11 +413,17 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 	int in_sup = h->since_fire != UINT32_MAX &&
 	             (h->since_fire < m->suppress || ts_ms - h->fire_ts < m->suppress_ms ||
 	              (double)h->since_fire < sup_frac);
-	if (in_sup &&
-	    !(m->refire > 0 && combined >= m->arm && r->bz > m->refire * (double)h->fire_z)) {
+	/* A refire is a new incident: its evidence is `refire` times that of the
+	 * detection, and the episode that detection started is over (the score
+	 * fell below `hold` since), so a rise that merely keeps growing after
+	 * its first crossing does not detect twice. */
+	if (in_sup && !(m->refire > 0 && h->fire_dip && combined >= m->arm &&
+	                r->bz > m->refire * (double)h->fire_z)) {
 		/* Suppressed: capped at `hold`, and held there while the sample is
 		 * still outside the band on the side that fired (hysteresis for a
 		 * sustained shift). */
+		if (combined < m->hold)
+			h->fire_dip = 1; /* the episode of the detection is over */
 		int persists;
 		if (isnan(h->fire_ref))
 			persists = dir != 0 && dir == h->fire_dir;
@@ -431,7 +437,8 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 		h->since_fire = 0;
 		h->fire_ts = ts_ms;
 		h->fire_z = (float)r->bz;
-		h->fire_dir = dir;
+		h->fire_dir = (int16_t)dir;
+		h->fire_dip = 0;
 		const struct comp_out *f = !isnan(r->ob.expected) ? &r->ob : &r->o0;
 		double edge = dir > 0 ? f->upper : f->lower;
 		h->fire_ref = (dir != 0 && !isnan(f->expected) && !isnan(edge)) ?

@@ -57,7 +57,8 @@ struct model {
 	double suppress_frac; /* and/or this fraction of the samples seen so far */
 	double suppress_max;  /* cap of the fractional suppression, samples */
 	double hold;          /* cap during suppression */
-	double refire;        /* re-detect during suppression if evidence grows this much (0: never) */
+	double refire;        /* re-detect during suppression if evidence grows this much (0: never),
+	                       * once the score has fallen below `hold` since the detection */
 	double arm;           /* a score >= arm starts a suppression (0: the alert threshold) */
 	struct model_alerting alert;
 	char severity[32];
@@ -73,7 +74,9 @@ struct model_hdr {
 	uint32_t since_fire; /* samples since the last detection (UINT32_MAX: none) */
 	float fire_z;        /* evidence (likelihood z) of the last detection */
 	int64_t fire_ts;     /* event time of the last detection */
-	int32_t fire_dir;    /* direction of the last detection (+1/-1, 0 unknown) */
+	int16_t fire_dir;    /* direction of the last detection (+1/-1, 0 unknown) */
+	uint16_t fire_dip;   /* 1 once the score fell below `hold` after the last detection:
+	                      * the episode it started is over, a refire may follow */
 	float fire_ref;      /* halfway between the expected value and the band edge that
 	                      * was crossed, at the last detection (NAN if unknown) */
 };

@@ -31,7 +31,7 @@ static const char builtin_yaml[] =
 	"  - kind: spike\n"
 	"    memory: 1d\n"
 	"    likelihood: false\n"
-	"    direct: 1.25\n"
+	"    direct: 1\n"
 	"combine: max\n"
 	"likelihood:\n"
 	"  window: 3\n"

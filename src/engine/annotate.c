@@ -137,7 +137,7 @@ double eng_series_alert_score(const struct engine *e, struct series *s, double v
 	if (!(f > 1))
 		return r->score;
 	if (!s->rise_only)
-		s->rise_only = eng_series_rise_only(s->key, &s->labels) ? 2 : 1;
+		s->rise_only = eng_series_rise_only(labels_metric_name(&s->labels), &s->labels) ? 2 : 1;
 	/* a p99 falling back after an incident, errors reading 0 at night */
 	if (s->rise_only == 2 && r->direction < 0)
 		return 0.0;
@@ -161,7 +161,7 @@ static void fmt_num(char *buf, size_t len, double v)
 		snprintf(buf, len, "%.6g", v);
 }
 
-static char *annotations_json(const struct engine *e, const struct series *s,
+static char *annotations_json(const struct engine *e, const struct series *s, const char *key,
                               const struct det_result *r, double value, enum alert_event ev)
 {
 	char val[32], exp[32], lo[32], hi[32];
@@ -169,7 +169,7 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	fmt_num(exp, sizeof exp, r->expected);
 	/* the band as the unit allows it (no negative latency, ratios in [0, 1]) */
 	double ulo, uhi, blo = r->lower, bhi = r->upper;
-	if (forecast_unit_range(s->key, &ulo, &uhi)) {
+	if (forecast_unit_range(key, &ulo, &uhi)) {
 		blo = blo < ulo ? ulo : blo > uhi ? uhi : blo;
 		bhi = bhi > uhi ? uhi : bhi < ulo ? ulo : bhi;
 	}
@@ -180,7 +180,7 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	char summary[1024], desc[2048];
 	if (ev == AEV_RESOLVED || ev == AEV_CANCELLED) {
 		snprintf(summary, sizeof summary,
-		         "%s is back to normal: %s, expected %s (band %s to %s)", s->key, val, exp, lo,
+		         "%s is back to normal: %s, expected %s (band %s to %s)", key, val, exp, lo,
 		         hi);
 		/* a pending alert ends below the threshold (`for` holds throughout),
 		 * a firing one below the clear threshold */
@@ -191,7 +191,7 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 		         ev == AEV_CANCELLED ? al->threshold : al->clear_threshold, s->alert.peak_score);
 	} else {
 		snprintf(summary, sizeof summary,
-		         "%s is anomalous: %s, %s the expected %s (band %s to %s)", s->key, val, dir, exp,
+		         "%s is anomalous: %s, %s the expected %s (band %s to %s)", key, val, dir, exp,
 		         lo, hi);
 		char held[160] = "";
 		if (al->for_ms > 0 || e->cfg.series_min_factor > 1)
@@ -210,7 +210,7 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 		return NULL;
 	json_object_set_new(o, "summary", json_string(summary));
 	json_object_set_new(o, "description", json_string(desc));
-	json_object_set_new(o, "series", json_string(s->key));
+	json_object_set_new(o, "series", json_string(key));
 	json_object_set_new(o, "expected", json_string(exp));
 	json_object_set_new(o, "lower", json_string(lo));
 	json_object_set_new(o, "upper", json_string(hi));
@@ -220,7 +220,7 @@ static char *annotations_json(const struct engine *e, const struct series *s,
 	json_object_set_new(o, "model", json_string(model_name(e->model)));
 	if (e->external_url) {
 		char *url = NULL;
-		if (asprintf(&url, "%s/api/v1/anomalies?series=%s", e->external_url, s->key) >= 0) {
+		if (asprintf(&url, "%s/api/v1/anomalies?series=%s", e->external_url, key) >= 0) {
 			json_object_set_new(o, "link", json_string(url));
 			free(url);
 		}
@@ -281,7 +281,8 @@ void eng_queue_transition(struct engine *e, struct shard *sh, struct series *s,
                              enum alert_event ev, const struct det_result *r, int64_t ts,
                              double value)
 {
-	eng_queue_rec(e, sh, &s->alert, ev, strdup(s->key),
+	char *key = series_key_dup(s);
+	eng_queue_rec(e, sh, &s->alert, ev, key,
 	          eng_labels_json(&s->labels, e->alertname, model_alerting(e->model)->severity),
-	          annotations_json(e, s, r, value, ev), ts, value, r->score);
+	          key ? annotations_json(e, s, key, r, value, ev) : NULL, ts, value, r->score);
 }

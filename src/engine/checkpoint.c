@@ -137,8 +137,7 @@ static long persist_batch(struct engine *e, struct shard *sh, size_t want, struc
 		struct store_ckpt *c = &recs[got];
 		memset(c, 0, sizeof *c);
 		if (!s->stored) {
-			/* the key may move with the series block (model swap): copy */
-			c->series_key = strdup(s->key);
+			c->series_key = series_key_dup(s);
 			c->labels_json = eng_labels_json(&s->labels, NULL, NULL);
 			if (!c->series_key || !c->labels_json) {
 				/* out of memory: this one and the rest stay queued */
@@ -489,6 +488,36 @@ struct open_alerts {
 	size_t n, cap;
 };
 
+/* The key of s (series_key) into kb, or into a malloc'd copy when it is
+ * longer: returns it, NULL when out of memory; *heap says whether to free. */
+static const char *key_of(const struct series *s, char *kb, size_t cap, char **heap)
+{
+	*heap = NULL;
+	if (series_key(s, kb, cap) < cap)
+		return kb;
+	return *heap = series_key_dup(s);
+}
+
+/* eng_str_hash() of the series' key. */
+static uint64_t series_key_hash(const struct series *s)
+{
+	char kb[512], *heap;
+	const char *k = key_of(s, kb, sizeof kb, &heap);
+	uint64_t h = k ? eng_str_hash(k, strlen(k)) : 0;
+	free(heap);
+	return h;
+}
+
+/* Is key the series' key? */
+static int series_key_is(const struct series *s, const char *key)
+{
+	char kb[512], *heap;
+	const char *k = key_of(s, kb, sizeof kb, &heap);
+	int eq = k && !strcmp(k, key);
+	free(heap);
+	return eq;
+}
+
 static int collect_open(void *ctx, const struct alert_rec *r)
 {
 	struct open_alerts *oa = ctx;
@@ -578,7 +607,7 @@ static void reconcile_alerts(struct engine *e)
 	for (unsigned sk = 0; t && sk < ENGINE_SHARDS; sk++) {
 		struct shard *sh = &e->sh[sk];
 		for (size_t k = 0; k < sh->reg.n; k++) {
-			size_t i = eng_str_hash(sh->reg.v[k]->key, strlen(sh->reg.v[k]->key)) & mask;
+			size_t i = series_key_hash(sh->reg.v[k]) & mask;
 			while (t[i])
 				i = (i + 1) & mask;
 			t[i] = global_idx(sh, sh->reg.v[k]) + 1;
@@ -593,7 +622,7 @@ static void reconcile_alerts(struct engine *e)
 		for (size_t i = eng_str_hash(oa.v[a].series_key, strlen(oa.v[a].series_key)) & mask;
 		     t && t[i]; i = (i + 1) & mask) {
 			struct series *c = series_at(e, t[i] - 1);
-			if (!strcmp(c->key, oa.v[a].series_key)) {
+			if (series_key_is(c, oa.v[a].series_key)) {
 				s = c;
 				ssh = &e->sh[(t[i] - 1) % ENGINE_SHARDS];
 				break;
@@ -684,12 +713,12 @@ void eng_adopt_orphan(struct engine *e, struct series *s)
 	size_t n = atomic_load(&e->norphans);
 	for (size_t a = 0; a < n; a++) {
 		struct open_alert *o = &e->orphans[a];
-		if (strcmp(o->series_key, s->key) != 0)
+		if (!series_key_is(s, o->series_key))
 			continue;
 		alert_fsm_restore(&s->alert, (enum alert_state)o->state, o->id, o->active_at_ms,
 		                  o->firing_at_ms, o->score);
 		log_msg(LOG_INFO, "event=alert_adopted alert_id=%lld series=%s",
-		        (long long)o->id, s->key);
+		        (long long)o->id, o->series_key);
 		free(o->series_key);
 		free(o->labels_json);
 		free(o->annotations_json);

@@ -469,12 +469,14 @@ int eng_check_order(struct engine_batch *b, struct series *s, int64_t ts_ms, cha
                        size_t errlen)
 {
 	if (s->samples > 0 && ts_ms <= s->last_ts_ms) {
+		char key[256]; /* err holds less than that */
+		series_key(s, key, sizeof key);
 		if (ts_ms == s->last_ts_ms) {
-			snprintf(err, errlen, "duplicate sample for '%s' at %lld ms", s->key,
+			snprintf(err, errlen, "duplicate sample for '%s' at %lld ms", key,
 			         (long long)ts_ms);
 			return eng_reject(b, REJ_DUPLICATE);
 		}
-		snprintf(err, errlen, "out-of-order sample for '%s': %lld ms is before %lld ms", s->key,
+		snprintf(err, errlen, "out-of-order sample for '%s': %lld ms is before %lld ms", key,
 		         (long long)ts_ms, (long long)s->last_ts_ms);
 		return eng_reject(b, REJ_OUT_OF_ORDER);
 	}
@@ -591,9 +593,12 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	if (s->roles && e->svcs) {
 		lockrank_lock(&e->svc_mu, LOCK_RANK_SVC);
 		e->nstr = 0;
-		if (services_observe(e->svcs, s->svc, s->roles, global_idx(sh, s), s->key, ts_ms, value,
+		/* the key names the service's evidence, which keeps 159 bytes of it */
+		char key[256];
+		series_key(s, key, sizeof key);
+		if (services_observe(e->svcs, s->svc, s->roles, global_idx(sh, s), key, ts_ms, value,
 		                     &r, &e->str, &e->nstr, &e->capstr) < 0)
-			log_msg(LOG_ERROR, "event=service_observe_failed series=%s reason=oom", s->key);
+			log_msg(LOG_ERROR, "event=service_observe_failed series=%s reason=oom", key);
 		for (size_t i = 0; i < e->nstr; i++) {
 			struct service_transition *t = &e->str[i];
 			eng_queue_rec(e, sh, t->fsm, t->ev, t->key, t->labels_json, t->annotations_json,

@@ -26,25 +26,40 @@ struct shard_walk {
 	unsigned end;            /* one past the last shard to walk */
 	size_t i;                /* next series in it */
 	struct shard *sh;        /* locked shard, or NULL */
+	char key[512];           /* walk_key(): the current series' key */
+	char *big;               /* ... when it is longer (freed at the end of the walk) */
+	size_t bigcap;
 };
 
 static void walk_begin(struct shard_walk *w, struct engine *e)
 {
-	*w = (struct shard_walk){ .e = e, .end = ENGINE_SHARDS };
+	w->e = e;
+	w->sk = 0;
+	w->end = ENGINE_SHARDS;
+	w->i = 0;
+	w->sh = NULL;
+	w->big = NULL;
+	w->bigcap = 0;
 }
 
 /* A walk of shards [k0, k1) only. */
 static void walk_begin_range(struct shard_walk *w, struct engine *e, unsigned k0, unsigned k1)
 {
-	*w = (struct shard_walk){ .e = e, .sk = k0, .end = k1 };
+	walk_begin(w, e);
+	w->sk = k0;
+	w->end = k1;
 }
 
 static const struct series *walk_next(struct shard_walk *w)
 {
 	for (;;) {
 		if (!w->sh) {
-			if (w->sk >= w->end)
+			if (w->sk >= w->end) {
+				free(w->big);
+				w->big = NULL;
+				w->bigcap = 0;
 				return NULL;
+			}
 			w->sh = &w->e->sh[w->sk];
 			shard_lock(w->sh);
 			w->i = 0;
@@ -67,6 +82,9 @@ static void walk_stop(struct shard_walk *w)
 	if (w->sh)
 		shard_unlock(w->sh);
 	w->sh = NULL;
+	free(w->big);
+	w->big = NULL;
+	w->bigcap = 0;
 	w->sk = w->end;
 }
 
@@ -80,10 +98,30 @@ static int series_selected(const struct series *s, const struct selector *sel, s
 	return 0;
 }
 
-static void fill_info(const struct shard *sh, const struct series *s, struct series_info *si)
+/* The key of the series walk_next() returned (series_key), valid until the
+ * next walk_next(); a key too long for w->key that cannot be given room is
+ * cut short (out of memory). */
+static const char *walk_key(struct shard_walk *w, const struct series *s)
 {
+	size_t len = series_key(s, w->key, sizeof w->key);
+	if (len < sizeof w->key)
+		return w->key;
+	if (len >= w->bigcap) {
+		char *nb = realloc(w->big, len + 1);
+		if (!nb)
+			return w->key;
+		w->big = nb;
+		w->bigcap = len + 1;
+	}
+	series_key(s, w->big, w->bigcap);
+	return w->big;
+}
+
+static void fill_info(struct shard_walk *w, const struct series *s, struct series_info *si)
+{
+	const struct shard *sh = w->sh;
 	si->labels = &s->labels;
-	si->key = s->key;
+	si->key = walk_key(w, s);
 	si->samples = s->samples;
 	si->first_ts_ms = s->first_ts_ms;
 	si->last_ts_ms = s->last_ts_ms;
@@ -127,7 +165,7 @@ static int series_shards(struct engine *e, unsigned k0, unsigned k1, const struc
 		if (!series_selected(s, sel, nsel))
 			continue;
 		struct series_info si;
-		fill_info(w.sh, s, &si);
+		fill_info(&w, s, &si);
 		rc = fn(ctx, &si);
 	}
 	walk_stop(&w);
@@ -180,7 +218,7 @@ int engine_history(struct engine *e, const struct selector *sel, size_t nsel, in
 				                                                NULL };
 		}
 		struct series_info si;
-		fill_info(w.sh, s, &si);
+		fill_info(&w, s, &si);
 		rc = fn(ctx, &si, pts, n);
 	}
 	walk_stop(&w);
@@ -235,7 +273,7 @@ static int forecast_shards(struct engine *e, unsigned k0, unsigned k1, const str
 		if (!forecastable(e, s, sel, nsel))
 			continue;
 		struct series_info si;
-		fill_info(w.sh, s, &si);
+		fill_info(&w, s, &si);
 		if (want && !want(ctx, &si))
 			continue;
 		struct forecast_info info;
@@ -244,7 +282,7 @@ static int forecast_shards(struct engine *e, unsigned k0, unsigned k1, const str
 		if (st && forecast_predict(&e->cfg.forecast_params, st, s->last_ts_ms + step_ms,
 		                           step_ms, n, pts) == 0)
 			got = n;
-		clip_to_unit(s->key, pts, got);
+		clip_to_unit(labels_metric_name(&s->labels), pts, got);
 		struct breach br, *brp = NULL;
 		if (got && !isnan(limit) &&
 		    forecast_time_to_breach(&e->cfg.forecast_params, st, s->last_ts_ms,
@@ -291,7 +329,7 @@ int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel
 		if (!forecastable(e, s, sel, nsel))
 			continue;
 		struct series_info si;
-		fill_info(w.sh, s, &si);
+		fill_info(&w, s, &si);
 		struct forecast_info info;
 		const void *st = walk_forecaster(&w, &info);
 		/* k0: the first grid index strictly after the last sample */
@@ -304,7 +342,7 @@ int engine_forecast_at(struct engine *e, const struct selector *sel, size_t nsel
 		    forecast_predict(&e->cfg.forecast_params, st, from_ms + (int64_t)k0 * step_ms,
 		                     step_ms, n - k0, pts) == 0)
 			got = n - k0;
-		clip_to_unit(s->key, pts, got);
+		clip_to_unit(labels_metric_name(&s->labels), pts, got);
 		rc = fn(ctx, &si, pts, got, NULL, &info);
 	}
 	walk_stop(&w);

@@ -18,7 +18,7 @@ int registry_init(struct series_registry *r, size_t max_series, size_t state_siz
 	return r->table ? 0 : -1;
 }
 
-/* The label set and the key live in the series' own allocation (see
+/* The label set lives in the series' own allocation (see
  * registry_insert): one free releases everything. */
 static void series_free(struct series *s)
 {
@@ -38,7 +38,7 @@ void registry_free(struct series_registry *r)
 }
 
 /* Lengths of a stored label name or value, from the layout registry_insert
- * gives every series: name0 NUL value0 NUL name1 NUL ... valueN-1 NUL key,
+ * gives every series: name0 NUL value0 NUL name1 NUL ... valueN-1 NUL,
  * consecutive in the series' allocation. No strlen, no read past a string. */
 static inline size_t stored_name_len(const struct series *s, size_t k)
 {
@@ -47,7 +47,7 @@ static inline size_t stored_name_len(const struct series *s, size_t k)
 
 static inline size_t stored_value_len(const struct series *s, size_t k)
 {
-	const char *end = k + 1 < s->labels.n ? s->labels.names[k + 1] : s->key;
+	const char *end = k + 1 < s->labels.n ? s->labels.names[k + 1] : s->lab_end;
 	return (size_t)(end - s->labels.values[k]) - 1;
 }
 
@@ -159,28 +159,22 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 		r->cap = ncap;
 	}
 	/* One allocation per series: the struct, its label set (pointer arrays,
-	 * then the strings) and key, the history ring, the detector state. The
-	 * strings are consecutive (name0 NUL value0 NUL ... key): the lookup
-	 * (stored_name_len, stored_value_len) takes their lengths from that. */
-	char *key = labels_to_string(labels);
-	if (!key)
-		goto fail;
-	size_t keylen = strlen(key) + 1;
+	 * then the strings), the history ring, the detector state. The strings
+	 * are consecutive (name0 NUL value0 NUL ...): the lookup
+	 * (stored_name_len, stored_value_len) takes their lengths from that. The
+	 * canonical key is not stored (series_key() writes it): it would repeat
+	 * every name and value. */
 	size_t strbytes = 0;
 	for (size_t k = 0; k < labels->n; k++)
 		strbytes += strlen(labels->names[k]) + strlen(labels->values[k]) + 2;
 	size_t head = align16(sizeof(struct series));
-	size_t lab = align16(2 * labels->n * sizeof(char *) + strbytes + keylen);
+	size_t lab = align16(2 * labels->n * sizeof(char *) + strbytes);
 	size_t hist = align16(r->hist_cap * sizeof(struct hist_entry));
-	if (head + lab + hist + r->state_size > UINT32_MAX) {
-		free(key);
+	if (head + lab + hist + r->state_size > UINT32_MAX)
 		goto fail;
-	}
 	struct series *s = calloc(1, head + lab + hist + r->state_size);
-	if (!s) {
-		free(key);
+	if (!s)
 		goto fail;
-	}
 	char *p = (char *)s + head;
 	const char **names = (const char **)(void *)p;
 	const char **values = names + labels->n;
@@ -194,9 +188,7 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 		values[k] = p;
 		p += vl;
 	}
-	memcpy(p, key, keylen);
-	free(key);
-	s->key = p;
+	s->lab_end = p;
 	s->labels = (struct labels){ .n = labels->n, .names = names, .values = values, .mem = NULL };
 	labels_free(labels);
 	s->hash = hash;
@@ -240,7 +232,7 @@ int registry_resize_state(struct series_registry *r, size_t state_size)
 			ns->labels.names[i] = REBASE(ns->labels.names[i]);
 			ns->labels.values[i] = REBASE(ns->labels.values[i]);
 		}
-		ns->key = REBASE(ns->key);
+		ns->lab_end = REBASE(ns->lab_end);
 #undef REBASE
 		ns->det_state = (unsigned char *)base + state_off;
 		ns->block_size = (uint32_t)(state_off + state_size);

@@ -7,8 +7,8 @@
  * an index. Growth rehashes the whole table; with load 0.5 that is amortised
  * O(1) per insertion.
  *
- * Each series is one allocation: the struct, its label set and canonical
- * key, a ring of the most recent history points and the detector state
+ * Each series is one allocation: the struct, its label set (the canonical
+ * key name{...} is not kept: series_key() writes it when asked), a ring of the most recent history points and the detector state
  * block (state_size bytes, last), so finding a series and comparing its
  * labels touches one contiguous block. It also holds the alert state
  * machine. A series may also have a forecaster state (fc_size bytes),
@@ -70,7 +70,8 @@ struct last_result {
  * bytes (engine_bench prints it). */
 struct series {
 	struct labels labels;  /* in the series' allocation (labels.mem is NULL) */
-	char *key;             /* canonical name{...}; in the series' allocation */
+	const char *lab_end;   /* just past the NUL of the last label value (labels.mem
+	                        * is NULL: the strings are in the series' allocation) */
 	uint64_t hash;
 	int64_t sid;           /* persistent id in the store (series_state.sid); 0 = none yet */
 	uint64_t samples;
@@ -103,6 +104,19 @@ struct series {
 	uint8_t rise_only;     /* per-series alerts: 0 not classified yet, 1 either way, 2 only a
 	                        * rise (latency, errors) */
 };
+
+/* The series' canonical key name{...} (labels_to_string()'s text), written
+ * into buf as labels_format() does: returns its full length, and it fitted
+ * when that is < cap. series_key_dup(): the key in a malloc'd string (NULL
+ * when out of memory). */
+static inline size_t series_key(const struct series *s, char *buf, size_t cap)
+{
+	return labels_format(&s->labels, buf, cap);
+}
+static inline char *series_key_dup(const struct series *s)
+{
+	return labels_to_string(&s->labels);
+}
 
 /* The history ring: registry->hist_cap entries, just before the detector
  * state in the series' allocation. */

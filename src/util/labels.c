@@ -257,66 +257,63 @@ uint64_t labels_hash_refs(const struct label_ref *refs, size_t n)
 	return labels_hash_from_sum(acc);
 }
 
-static size_t escaped_len(const char *s)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		n += (*s == '\\' || *s == '"' || *s == '\n') ? 2 : 1;
-	return n;
-}
+/* The canonical text form, written through a bounded cursor: bytes past
+ * cap - 1 are counted but not stored. */
+struct kput {
+	char *buf;
+	size_t cap, len;
+};
 
-static char *put_escaped(char *p, const char *s)
+static void kput(struct kput *k, const char *s, size_t n)
 {
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"') {
-			*p++ = '\\';
-			*p++ = *s;
-		} else if (*s == '\n') {
-			*p++ = '\\';
-			*p++ = 'n';
-		} else
-			*p++ = *s;
+	if (k->len + 1 < k->cap) {
+		size_t room = k->cap - 1 - k->len;
+		memcpy(k->buf + k->len, s, n < room ? n : room);
 	}
-	return p;
+	k->len += n;
 }
 
-char *labels_to_string(const struct labels *l)
+static void kput_escaped(struct kput *k, const char *s)
 {
-	const char *name = labels_metric_name(l);
-	size_t len = strlen(name) + 3;
-	for (size_t i = 0; i < l->n; i++) {
-		if (!strcmp(l->names[i], "__name__"))
+	for (const char *run = s;; s++) {
+		if (*s && *s != '\\' && *s != '"' && *s != '\n')
 			continue;
-		len += strlen(l->names[i]) + escaped_len(l->values[i]) + 4;
+		kput(k, run, (size_t)(s - run));
+		if (!*s)
+			return;
+		kput(k, *s == '\n' ? "\\n" : *s == '"' ? "\\\"" : "\\\\", 2);
+		run = s + 1;
 	}
-	char *s = malloc(len);
-	if (!s)
-		return NULL;
-	char *p = s;
-	size_t nl = strlen(name);
-	memcpy(p, name, nl);
-	p += nl;
-	if (l->n == (labels_get(l, "__name__") ? 1u : 0u)) {
-		*p = '\0'; /* no labels besides the name: just "name" */
-		return s;
-	}
-	*p++ = '{';
+}
+
+size_t labels_format(const struct labels *l, char *buf, size_t cap)
+{
+	struct kput k = { buf, cap, 0 };
+	const char *name = labels_metric_name(l);
+	kput(&k, name, strlen(name));
 	int first = 1;
 	for (size_t i = 0; i < l->n; i++) {
 		if (!strcmp(l->names[i], "__name__"))
 			continue;
-		if (!first)
-			*p++ = ',';
+		kput(&k, first ? "{" : ",", 1);
 		first = 0;
-		size_t kl = strlen(l->names[i]);
-		memcpy(p, l->names[i], kl);
-		p += kl;
-		*p++ = '=';
-		*p++ = '"';
-		p = put_escaped(p, l->values[i]);
-		*p++ = '"';
+		kput(&k, l->names[i], strlen(l->names[i]));
+		kput(&k, "=\"", 2);
+		kput_escaped(&k, l->values[i]);
+		kput(&k, "\"", 1);
 	}
-	*p++ = '}';
-	*p = '\0';
+	if (!first)
+		kput(&k, "}", 1);
+	if (cap)
+		buf[k.len < cap ? k.len : cap - 1] = '\0';
+	return k.len;
+}
+
+char *labels_to_string(const struct labels *l)
+{
+	size_t len = labels_format(l, NULL, 0);
+	char *s = malloc(len + 1);
+	if (s)
+		labels_format(l, s, len + 1);
 	return s;
 }

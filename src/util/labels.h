@@ -65,6 +65,10 @@ uint64_t labels_hash_from_sum(uint64_t sum);
 
 /* Canonical text form into a malloc'd string: name{a="x",b="y"}. */
 char *labels_to_string(const struct labels *l);
+/* The same text written into buf (cap bytes; NUL-terminated, cut short if
+ * it does not fit; buf may be NULL when cap is 0). Returns its full length
+ * without the NUL, as snprintf does: it fitted when the result < cap. */
+size_t labels_format(const struct labels *l, char *buf, size_t cap);
 /* Valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*), and metric name
  * (also ':'). */
 int label_name_valid(const char *s, size_t len);

@@ -19,17 +19,17 @@ done
 
 # floors: corpus profile out-of-fold in-sample
 FLOORS="
-nab      standard            73 75
-nab      reward_low_FP_rate  62.5 63.5
-nab      reward_low_FN_rate  75 80.5
-cloudmon standard            35.5 43
-cloudmon reward_low_FP_rate  34 40.5
-cloudmon reward_low_FN_rate  40 45.5
+nab      standard            74.5 75
+nab      reward_low_FP_rate  63 63.5
+nab      reward_low_FN_rate  79 80.5
+cloudmon standard            39 44
+cloudmon reward_low_FP_rate  37 41.5
+cloudmon reward_low_FN_rate  41 46.5
 """
 # with --cv-seed 1: corpus profile out-of-fold
 SEED_FLOORS="
-nab      standard            73
-cloudmon standard            35.5
+nab      standard            74
+cloudmon standard            38.5
 "
 
 run() { "$bin" backtest --corpus "$shared/nab" --corpus "$shared/cloudmon" --cv 5 --model "$model" --quiet "$@" 2>&1; }

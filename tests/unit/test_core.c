@@ -87,8 +87,10 @@ static void test_engine(void **state)
 	struct label_ref r2[2] = { REF("__name__", "lat"), REF("svc", "a") };
 	/* duplicate and out of order */
 	assert_int_equal(engine_batch_add(&b, r2, 2, t0, 1, err, sizeof err), REJ_OUT_OF_ORDER + 1);
+	assert_non_null(strstr(err, "out-of-order sample for 'lat{svc=\"a\"}'"));
 	assert_int_equal(engine_batch_add(&b, r2, 2, t0 + 1999 * 10000LL, 1, err, sizeof err),
 	                 REJ_DUPLICATE + 1);
+	assert_non_null(strstr(err, "duplicate sample for 'lat{svc=\"a\"}'"));
 	assert_int_equal(engine_batch_add(&b, r2, 2, t0 + 3000 * 10000LL, NAN, err, sizeof err),
 	                 REJ_NON_FINITE + 1);
 	/* cardinality */

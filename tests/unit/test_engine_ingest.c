@@ -707,10 +707,65 @@ static void test_engine_restore_derived(void **state)
 	}
 }
 
+static int key_collect(void *ctx, const struct series_info *si)
+{
+	char **keys = ctx;
+	for (int i = 0; i < 3; i++)
+		if (!keys[i]) {
+			keys[i] = strdup(si->key);
+			break;
+		}
+	return 0;
+}
+
+/* A series keeps its labels, not its key: the key readers get is written
+ * from the labels, whatever its length (one longer than the readers' 512
+ * bytes). */
+static void test_engine_series_key(void **state)
+{
+	struct engine_fixture *f = *state;
+	char err[256];
+	struct engine *e = engine_fixture_engine(f, NULL, &f->stats);
+	char longv[700];
+	memset(longv, 'v', sizeof longv - 1);
+	longv[sizeof longv - 1] = 0;
+	longv[10] = '"';
+	struct engine_batch b;
+	engine_batch_begin(e, &b);
+	struct label_ref a[3] = { REF("zz", "1"), REF("__name__", "k"),
+		                  { "path", 4, longv, sizeof longv - 1 } };
+	struct label_ref c[2] = { REF("__name__", "short"), REF("q", "a\\b") };
+	assert_int_equal(engine_batch_add(&b, a, 3, 1767225600000LL, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_add(&b, c, 2, 1767225600000LL, 1, err, sizeof err), 0);
+	assert_int_equal(engine_batch_end(&b), 0);
+	char *keys[3] = { NULL, NULL, NULL };
+	assert_int_equal(engine_series_foreach(e, NULL, 0, key_collect, keys), 0);
+	assert_non_null(keys[0]);
+	assert_non_null(keys[1]);
+	assert_null(keys[2]);
+	struct labels la, lc;
+	assert_int_equal(labels_from_refs(&la, a, 3, NULL, err, sizeof err), 0);
+	assert_int_equal(labels_from_refs(&lc, c, 2, NULL, err, sizeof err), 0);
+	char *wa = labels_to_string(&la), *wc = labels_to_string(&lc);
+	assert_true(strlen(wa) > 700);
+	int a0 = !strcmp(keys[0], wa);
+	assert_string_equal(keys[a0 ? 0 : 1], wa);
+	assert_string_equal(keys[a0 ? 1 : 0], wc);
+	assert_string_equal(wc, "short{q=\"a\\\\b\"}");
+	free(wa);
+	free(wc);
+	free(keys[0]);
+	free(keys[1]);
+	labels_free(&la);
+	labels_free(&lc);
+	engine_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		ENGINE_FIXTURE_TEST(test_engine_derived),
+		ENGINE_FIXTURE_TEST(test_engine_series_key),
 		ENGINE_FIXTURE_TEST(test_engine_concurrent),
 		ENGINE_FIXTURE_TEST(test_engine_staged),
 		ENGINE_FIXTURE_TEST(test_engine_staged_tags),

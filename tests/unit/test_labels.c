@@ -53,6 +53,18 @@ static void test_labels_escape_and_empty(void **st)
 	char *s = labels_to_string(&l);
 	assert_string_equal(s, "m{path=\"a\\\"b\\\\c\\nd\"}");
 	free(s);
+	/* labels_format: the same text, cut short to fit, its full length back */
+	size_t full = strlen("m{path=\"a\\\"b\\\\c\\nd\"}");
+	char buf[64];
+	assert_int_equal(labels_format(&l, NULL, 0), full);
+	for (size_t cap = 1; cap <= full + 2; cap++) {
+		memset(buf, 'x', sizeof buf);
+		assert_int_equal(labels_format(&l, buf, cap), full);
+		size_t got = cap - 1 < full ? cap - 1 : full;
+		assert_int_equal(strlen(buf), got);
+		assert_memory_equal(buf, "m{path=\"a\\\"b\\\\c\\nd\"}", got);
+		assert_int_equal(buf[cap], 'x'); /* nothing written past cap bytes */
+	}
 	assert_true(labels_hash_refs(a, 3) == labels_hash(&l));
 	labels_free(&l);
 }

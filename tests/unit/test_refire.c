@@ -1,0 +1,127 @@
+/* test_refire.c — unit tests of the refire rule of the detector's suppression
+ * (src/detect/detector.c, suppress_gate): during a suppression a sample is
+ * detected again only if its evidence is `refire` times that of the detection
+ * AND the episode that detection started is over (the score fell below `hold`
+ * since). A rise that keeps growing after its first crossing is one detection;
+ * a distinct, stronger event later in the suppression is a second one.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "detect/detector.h"
+
+#define T0 1396310400000LL /* 2014-04-01 00:00:00 */
+
+/* xorshift64 + Box-Muller: the same noise on every run */
+static double noise(uint64_t *s)
+{
+	double u[2];
+	for (int k = 0; k < 2; k++) {
+		*s ^= *s << 13;
+		*s ^= *s >> 7;
+		*s ^= *s << 17;
+		u[k] = ((double)(*s >> 11) + 0.5) / 9007199254740992.0;
+	}
+	return sqrt(-2 * log(u[0])) * cos(2 * M_PI * u[1]);
+}
+
+/* A plain z-score (no likelihood stage: the evidence is the |z| itself),
+ * a suppression of 300 samples, refire at 1.5x. */
+static const char yaml[] =
+	"components:\n  - kind: level\n"
+	"likelihood:\n  enabled: false\n  raw_scale: 6\n"
+	"warmup: 100\nsuppress: 300\nhold: 0.4\nrefire: 1.5\narm: 0.45\n"
+	"alert:\n  threshold: 0.49\n  clear_threshold: 0.35\n";
+
+enum { N = 2000, RAMP = 1000, RAMP_LEN = 20, SPIKE = 1150 };
+
+/* 10-s samples, N(100, 1); from RAMP the value climbs 2 (two sigma) per
+ * sample for RAMP_LEN samples (to 40 sigma), then drops back; a +100 spike
+ * at SPIKE (inside the suppression the ramp's detection started). */
+static void series(int64_t *ts, double *v, int spike)
+{
+	uint64_t s = 7;
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 10000;
+		v[i] = 100 + noise(&s);
+		if (i >= RAMP && i < RAMP + RAMP_LEN)
+			v[i] += 2.0 * (i - RAMP + 1);
+		if (spike && i == SPIKE)
+			v[i] += 100;
+	}
+}
+
+static void score(const struct model *m, const int64_t *ts, const double *v, double *sc)
+{
+	void *st = malloc(model_state_size(m));
+	assert_non_null(st);
+	model_state_init(m, st);
+	for (int i = 0; i < N; i++) {
+		struct det_result r;
+		model_update(m, st, ts[i], v[i], &r);
+		sc[i] = r.score;
+	}
+	free(st);
+}
+
+static void test_refire_needs_new_episode(void **ctx)
+{
+	(void)ctx;
+	char err[256];
+	struct model *m = model_load_string(yaml, sizeof yaml - 1, "refire.yml", err, sizeof err);
+	assert_non_null(m);
+	double thr = model_alerting(m)->threshold;
+	int64_t ts[N];
+	double v[N], sc[N];
+	for (int spike = 0; spike < 2; spike++) {
+		series(ts, v, spike);
+		score(m, ts, v, sc);
+		int first = -1, in_ramp = 0, before = 0, max_hold = 1;
+		for (int i = 0; i < N; i++) {
+			if (sc[i] < thr)
+				continue;
+			if (i < RAMP)
+				before++;
+			else if (i < RAMP + RAMP_LEN) {
+				in_ramp++;
+				if (first < 0)
+					first = i;
+			}
+		}
+		/* the rest of the ramp (evidence up to 7x that of its first
+		 * crossing) is held below the threshold, at `hold` at most */
+		for (int i = first + 1; i < RAMP + RAMP_LEN; i++)
+			if (sc[i] > model_hold(m) + 1e-12)
+				max_hold = 0;
+		print_message("refire: spike %d: first detection at %d, %d in the ramp, spike "
+		              "score %.3f\n", spike, first, in_ramp, sc[SPIKE]);
+		assert_int_equal(before, 0);
+		assert_true(first >= RAMP && first < RAMP + 10);
+		assert_int_equal(in_ramp, 1);
+		assert_true(max_hold);
+		if (spike)
+			assert_true(sc[SPIKE] >= thr); /* a new, stronger episode: detected */
+		else
+			for (int i = RAMP + RAMP_LEN; i < N; i++)
+				assert_true(sc[i] < thr);
+	}
+	model_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refire_needs_new_episode),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
