@@ -20,18 +20,8 @@
 #include "detect/detector.h"
 #include "cli/nab.h"
 #include "cli/report.h"
+#include "util/buf.h"
 #include "util/timefmt.h"
-
-/* snprintf into an error buffer (truncation is fine for messages) */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void usage(FILE *f)
 {
@@ -174,37 +164,15 @@ static int load_scores(struct nab_corpus *c, const char *dir, char *err, size_t 
 				closedir(d);
 			}
 			if (!path[0]) {
-				set_err(err, errlen, "missing scores for '%s' in '%s'", f->name, dir);
+				errbuf_printf(err, errlen, "missing scores for '%s' in '%s'", f->name, dir);
 				return -1;
 			}
 		}
-		FILE *fp = fopen(path, "rb");
-		if (!fp) {
-			set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
-			return -1;
-		}
-		size_t cap = 1 << 20, n = 0;
-		char *text = malloc(cap);
-		size_t got;
-		while (text && (got = fread(text + n, 1, cap - n - 1, fp)) > 0) {
-			n += got;
-			if (n + 1 == cap) {
-				char *nt = realloc(text, cap * 2);
-				if (!nt) {
-					free(text);
-					text = NULL;
-					break;
-				}
-				text = nt;
-				cap *= 2;
-			}
-		}
-		fclose(fp);
+		char *text = obuf_read_file(path, 0, NULL);
 		if (!text) {
-			set_err(err, errlen, "out of memory reading '%s'", path);
+			errbuf_printf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
 			return -1;
 		}
-		text[n] = 0;
 		int64_t *ts;
 		double *val, *sc;
 		size_t rows;
@@ -222,7 +190,7 @@ static int load_scores(struct nab_corpus *c, const char *dir, char *err, size_t 
 		free(val);
 		free(sc);
 		if (bad) {
-			set_err(err, errlen, "scores '%s' do not match the rows of '%s' (%zu rows, want %zu)",
+			errbuf_printf(err, errlen, "scores '%s' do not match the rows of '%s' (%zu rows, want %zu)",
 			         path, f->name, rows, f->n);
 			return -1;
 		}
@@ -254,13 +222,13 @@ static int write_results(const char *out, const struct nab_corpus *c, char *err,
 		char *slash = strrchr(path, '/');
 		*slash = 0;
 		if (make_dirs(path)) {
-			set_err(err, errlen, "cannot create '%s': %s", path, strerror(errno));
+			errbuf_printf(err, errlen, "cannot create '%s': %s", path, strerror(errno));
 			return -1;
 		}
 		*slash = '/';
 		FILE *fp = fopen(path, "w");
 		if (!fp) {
-			set_err(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+			errbuf_printf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
 			return -1;
 		}
 		fprintf(fp, "timestamp,value,anomaly_score,label\n");
@@ -278,7 +246,7 @@ static int write_results(const char *out, const struct nab_corpus *c, char *err,
 				fprintf(fp, "%s,%.17g,%.17g,%d\n", tb, f->value[i], f->score[i], label);
 		}
 		if (fclose(fp)) {
-			set_err(err, errlen, "cannot write '%s'", path);
+			errbuf_printf(err, errlen, "cannot write '%s'", path);
 			return -1;
 		}
 	}

@@ -22,6 +22,7 @@
 
 #include "cli/cli.h"
 #include "detect/forecast.h"
+#include "util/rng.h"
 #include "util/timefmt.h"
 
 #define MS_MIN 60000LL
@@ -246,30 +247,7 @@ static int series_read_csv(struct series *s, const char *path)
 	return 0;
 }
 
-/* ---- deterministic synthetic service data ---- */
-
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double rng_unif(struct rng *r)
-{
-	return ((rng_next(r) >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double rng_norm(struct rng *r)
-{
-	double u = rng_unif(r), v = rng_unif(r);
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
+/* ---- deterministic synthetic service data (util/rng.h) ---- */
 
 /* Request rate with daily and weekly cycles (multiplicative), growth, Poisson-
  * like noise and bursts. gappy: irregular exponential sampling with outages. */

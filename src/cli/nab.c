@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/timefmt.h"
 
 const struct nab_profile nab_default_profiles[3] = {
@@ -24,18 +25,6 @@ const struct nab_profile nab_default_profiles[3] = {
 
 /* NAB "no detection" threshold (sweeper.calcScoreByThreshold starts at 1.1). */
 #define NAB_NO_DETECTION_THRESHOLD 1.1
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* sweeper.scaledSigmoid: 2*sigmoid(-5x) - 1, with sigmoid(x) = 1/(1+exp(-x));
  * -1 for x > 3. Written in the same operation order for identical doubles. */
@@ -278,43 +267,6 @@ int nab_corpus_prepare(struct nab_corpus *c, double probation_percent)
 
 /* ------------------------------------------------------------ CSV loading */
 
-/* Read a whole file; returns malloc'd NUL-terminated buffer or NULL. */
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return NULL;
-	size_t cap = 1 << 16, n = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		if (n + 1 >= cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		size_t got = fread(buf + n, 1, cap - n - 1, fp);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	if (buf && ferror(fp)) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(fp);
-	if (buf) {
-		buf[n] = 0;
-		if (len)
-			*len = n;
-	}
-	return buf;
-}
-
 int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double **val_out,
                   double **extra_out, size_t *n_out, char *err, size_t errlen)
 {
@@ -343,7 +295,7 @@ int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double *
 				p = next;
 				continue;
 			}
-			set_err(err, errlen, "invalid timestamp '%.*s' in '%s' (line %zu)",
+			errbuf_printf(err, errlen, "invalid timestamp '%.*s' in '%s' (line %zu)",
 			        (int)(c1 ? c1 - p : end - p), p, name, line);
 			goto fail;
 		}
@@ -369,7 +321,7 @@ int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double *
 		double x = 0;
 		if (extra_out) {
 			if (!c2) {
-				set_err(err, errlen, "missing column 3 (anomaly_score) in '%s' (line %zu)",
+				errbuf_printf(err, errlen, "missing column 3 (anomaly_score) in '%s' (line %zu)",
 				        name, line);
 				goto fail;
 			}
@@ -378,7 +330,7 @@ int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double *
 			const char *xe = c3 ? c3 : end;
 			size_t xl = (size_t)(xe - xs);
 			if (xl == 0 || xl >= sizeof tmp) {
-				set_err(err, errlen, "invalid anomaly score '%.*s' in '%s' (line %zu)",
+				errbuf_printf(err, errlen, "invalid anomaly score '%.*s' in '%s' (line %zu)",
 				        (int)xl, xs, name, line);
 				goto fail;
 			}
@@ -386,7 +338,7 @@ int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double *
 			tmp[xl] = 0;
 			x = strtod(tmp, &e);
 			if (*e || !isfinite(x)) {
-				set_err(err, errlen, "invalid anomaly score '%s' in '%s' (line %zu)", tmp,
+				errbuf_printf(err, errlen, "invalid anomaly score '%s' in '%s' (line %zu)", tmp,
 				        name, line);
 				goto fail;
 			}
@@ -416,7 +368,7 @@ int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double *
 		p = next;
 		continue;
 	badval:
-		set_err(err, errlen, "invalid value '%.*s' in '%s' (line %zu)", (int)vl, vs, name, line);
+		errbuf_printf(err, errlen, "invalid value '%.*s' in '%s' (line %zu)", (int)vl, vs, name, line);
 		goto fail;
 	}
 	*ts_out = ts;
@@ -426,7 +378,7 @@ int nab_csv_parse(const char *text, const char *name, int64_t **ts_out, double *
 	*n_out = n;
 	return 0;
 oom:
-	set_err(err, errlen, "out of memory reading '%s'", name);
+	errbuf_printf(err, errlen, "out of memory reading '%s'", name);
 fail:
 	free(ts);
 	free(val);
@@ -496,12 +448,12 @@ int nab_corpus_load_windows(struct nab_corpus *c, const char *windows_path, size
 	json_error_t je;
 	json_t *root = json_load_file(windows_path, 0, &je);
 	if (!root) {
-		set_err(err, errlen, "cannot read windows '%s': %s (line %d)", windows_path, je.text,
+		errbuf_printf(err, errlen, "cannot read windows '%s': %s (line %d)", windows_path, je.text,
 		        je.line);
 		return -1;
 	}
 	if (!json_is_object(root)) {
-		set_err(err, errlen, "invalid windows file '%s': not a JSON object", windows_path);
+		errbuf_printf(err, errlen, "invalid windows file '%s': not a JSON object", windows_path);
 		json_decref(root);
 		return -1;
 	}
@@ -515,7 +467,7 @@ int nab_corpus_load_windows(struct nab_corpus *c, const char *windows_path, size
 			continue;
 		}
 		if (!json_is_array(arr)) {
-			set_err(err, errlen, "invalid windows for '%s': not a list", key);
+			errbuf_printf(err, errlen, "invalid windows for '%s': not a list", key);
 			goto fail;
 		}
 		size_t i;
@@ -527,12 +479,12 @@ int nab_corpus_load_windows(struct nab_corpus *c, const char *windows_path, size
 			    !json_is_string(b) ||
 			    time_parse_ms(json_string_value(a), json_string_length(a), &s) ||
 			    time_parse_ms(json_string_value(b), json_string_length(b), &e)) {
-				set_err(err, errlen, "invalid window %zu for '%s': want [\"start\", \"end\"]",
+				errbuf_printf(err, errlen, "invalid window %zu for '%s': want [\"start\", \"end\"]",
 				        i, key);
 				goto fail;
 			}
 			if (nab_file_add_window(f, s, e)) {
-				set_err(err, errlen,
+				errbuf_printf(err, errlen,
 				        "invalid window ['%s', '%s'] for '%s': end before start or overlap",
 				        json_string_value(a), json_string_value(b), key);
 				goto fail;
@@ -554,7 +506,7 @@ int nab_corpus_load(struct nab_corpus *c, const char *data_dir, const char *wind
 	char **cats = NULL;
 	long ncat = list_dir(data_dir, 1, &cats);
 	if (ncat < 0) {
-		set_err(err, errlen, "cannot open data directory '%s': %s", data_dir, strerror(errno));
+		errbuf_printf(err, errlen, "cannot open data directory '%s': %s", data_dir, strerror(errno));
 		return -1;
 	}
 	int rc = -1;
@@ -569,9 +521,9 @@ int nab_corpus_load(struct nab_corpus *c, const char *data_dir, const char *wind
 			char path[8192], name[4096];
 			snprintf(path, sizeof path, "%s/%s", dir, files[fi]);
 			snprintf(name, sizeof name, "%s/%s", cats[ci], files[fi]);
-			char *text = slurp(path, NULL);
+			char *text = obuf_read_file(path, 0, NULL);
 			if (!text) {
-				set_err(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+				errbuf_printf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
 				free_list(files, nf);
 				goto out;
 			}
@@ -589,7 +541,7 @@ int nab_corpus_load(struct nab_corpus *c, const char *data_dir, const char *wind
 				free(nm);
 				free(ts);
 				free(val);
-				set_err(err, errlen, "out of memory loading '%s'", path);
+				errbuf_printf(err, errlen, "out of memory loading '%s'", path);
 				free_list(files, nf);
 				goto out;
 			}
@@ -597,13 +549,13 @@ int nab_corpus_load(struct nab_corpus *c, const char *data_dir, const char *wind
 		free_list(files, nf);
 	}
 	if (c->nfiles == 0) {
-		set_err(err, errlen, "no data files '%s/*/*.csv'", data_dir);
+		errbuf_printf(err, errlen, "no data files '%s/*/*.csv'", data_dir);
 		goto out;
 	}
 	if (windows_path && nab_corpus_load_windows(c, windows_path, NULL, err, errlen))
 		goto out;
 	if (nab_corpus_prepare(c, NAB_PROBATION_PERCENT)) {
-		set_err(err, errlen, "out of memory preparing corpus");
+		errbuf_printf(err, errlen, "out of memory preparing corpus");
 		goto out;
 	}
 	rc = 0;
@@ -618,7 +570,7 @@ int nab_profiles_load(const char *path, struct nab_profile *out, size_t max, siz
 	json_error_t je;
 	json_t *root = json_load_file(path, 0, &je);
 	if (!root) {
-		set_err(err, errlen, "cannot read profiles '%s': %s (line %d)", path, je.text, je.line);
+		errbuf_printf(err, errlen, "cannot read profiles '%s': %s (line %d)", path, je.text, je.line);
 		return -1;
 	}
 	size_t k = 0;
@@ -629,13 +581,13 @@ int nab_profiles_load(const char *path, struct nab_profile *out, size_t max, siz
 		json_t *tp = json_object_get(cm, "tpWeight"), *fp = json_object_get(cm, "fpWeight"),
 		       *fn = json_object_get(cm, "fnWeight");
 		if (!json_is_number(tp) || !json_is_number(fp) || !json_is_number(fn)) {
-			set_err(err, errlen, "invalid profile '%s' in '%s': need CostMatrix tpWeight, "
+			errbuf_printf(err, errlen, "invalid profile '%s' in '%s': need CostMatrix tpWeight, "
 			        "fpWeight, fnWeight", key, path);
 			json_decref(root);
 			return -1;
 		}
 		if (k == max) {
-			set_err(err, errlen, "too many profiles in '%s' (max %zu)", path, max);
+			errbuf_printf(err, errlen, "too many profiles in '%s' (max %zu)", path, max);
 			json_decref(root);
 			return -1;
 		}
@@ -647,7 +599,7 @@ int nab_profiles_load(const char *path, struct nab_profile *out, size_t max, siz
 	}
 	json_decref(root);
 	if (k == 0) {
-		set_err(err, errlen, "no profiles in '%s'", path);
+		errbuf_printf(err, errlen, "no profiles in '%s'", path);
 		return -1;
 	}
 	*n = k;

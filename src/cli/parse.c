@@ -27,6 +27,7 @@
 #include "cli/cli.h"
 #include "ingest/line.h"
 #include "ingest/prom.h"
+#include "util/buf.h"
 
 struct parse_opts {
 	const char *format;
@@ -288,32 +289,6 @@ static const char *opt_value(const char *name, int argc, char **argv, int *i)
 	return argv[++*i];
 }
 
-static char *read_all(FILE *in, size_t *len)
-{
-	size_t cap = 1 << 16, n = 0, r;
-	char *buf = malloc(cap);
-	if (!buf)
-		return NULL;
-	while ((r = fread(buf + n, 1, cap - n, in)) > 0) {
-		n += r;
-		if (n == cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				return NULL;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	if (ferror(in)) {
-		free(buf);
-		return NULL;
-	}
-	*len = n;
-	return buf;
-}
-
 int cli_parse_main(int argc, char **argv)
 {
 	struct parse_opts o = { .format = "influx", .out = stdout };
@@ -364,14 +339,15 @@ int cli_parse_main(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		o.default_time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	}
-	size_t len = 0;
-	char *buf = read_all(stdin, &len);
-	if (!buf) {
+	struct obuf in;
+	obuf_init(&in, 0);
+	if (obuf_read(&in, stdin) < 0) {
 		fprintf(stderr, "foreshock parse: cannot read stdin: %s\n", strerror(errno));
+		obuf_free(&in);
 		return 1;
 	}
-	int rc = fmt->run(&o, buf, len);
-	free(buf);
+	int rc = fmt->run(&o, in.p, in.len);
+	obuf_free(&in);
 	if (fflush(o.out) != 0 && rc == 0)
 		rc = 1;
 	return rc;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "util/timefmt.h"
+#include "util/buf.h"
 
 #define SVG_W 1100
 #define PLOT_X0 60
@@ -21,17 +22,6 @@
 #define SC_Y0 228
 #define SC_Y1 300
 #define SVG_H 326
-
-/* snprintf into an error buffer (truncation is fine for messages) */
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static void xml_escape(FILE *fp, const char *s)
 {
@@ -281,7 +271,7 @@ static int write_summary(const char *out_dir, const struct nab_corpus *c,
 	int rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
 	json_decref(root);
 	if (rc) {
-		set_err(err, errlen, "cannot write '%s'", path);
+		errbuf_printf(err, errlen, "cannot write '%s'", path);
 		return -1;
 	}
 	return 0;
@@ -297,12 +287,12 @@ int report_write(const char *out_dir, const struct nab_corpus *c, const struct r
 		snprintf(path, sizeof path, "%s/%.*s.svg", out_dir, stem_len(f->name), f->name);
 		FILE *fp = fopen(path, "w");
 		if (!fp) {
-			set_err(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+			errbuf_printf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
 			return -1;
 		}
 		int wrc = report_write_svg(fp, f, pr->threshold);
 		if (fclose(fp) || wrc) {
-			set_err(err, errlen, "cannot write '%s'", path);
+			errbuf_printf(err, errlen, "cannot write '%s'", path);
 			return -1;
 		}
 	}
@@ -311,7 +301,7 @@ int report_write(const char *out_dir, const struct nab_corpus *c, const struct r
 	snprintf(path, sizeof path, "%s/index.html", out_dir);
 	FILE *fp = fopen(path, "w");
 	if (!fp) {
-		set_err(err, errlen, "cannot write '%s': %s", path, strerror(errno));
+		errbuf_printf(err, errlen, "cannot write '%s': %s", path, strerror(errno));
 		return -1;
 	}
 	fprintf(fp, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>foreshock backtest</title>\n"
@@ -369,7 +359,7 @@ int report_write(const char *out_dir, const struct nab_corpus *c, const struct r
 	}
 	fprintf(fp, "</body></html>\n");
 	if (fclose(fp)) {
-		set_err(err, errlen, "cannot write '%s'", path);
+		errbuf_printf(err, errlen, "cannot write '%s'", path);
 		return -1;
 	}
 	return 0;

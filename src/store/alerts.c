@@ -74,7 +74,7 @@ static int write_one(struct store *s, struct alert_rec *r, char *err, size_t err
 		goto fail;
 	return 0;
 fail:
-	store_set_err(err, errlen, "unable to %s '%s': %s", what, r->series_key, sqlite3_errmsg(s->w));
+	errbuf_printf(err, errlen, "unable to %s '%s': %s", what, r->series_key, sqlite3_errmsg(s->w));
 	return -1;
 }
 
@@ -83,16 +83,16 @@ int store_alerts_write(struct store *s, struct alert_rec *recs, size_t n, char *
 {
 	for (size_t i = 0; i < n; i++) {
 		if (recs[i].series_key == NULL || recs[i].series_key[0] == '\0') {
-			store_set_err(err, errlen, "missing series_key for alert record %zu", i);
+			errbuf_printf(err, errlen, "missing series_key for alert record %zu", i);
 			return -1;
 		}
 		if (!state_valid(recs[i].state)) {
-			store_set_err(err, errlen, "invalid alert state '%s' for '%s'",
+			errbuf_printf(err, errlen, "invalid alert state '%s' for '%s'",
 			        recs[i].state ? recs[i].state : "(null)", recs[i].series_key);
 			return -1;
 		}
 		if (recs[i].id < 0) {
-			store_set_err(err, errlen, "invalid alert id %lld for '%s'", (long long)recs[i].id,
+			errbuf_printf(err, errlen, "invalid alert id %lld for '%s'", (long long)recs[i].id,
 			        recs[i].series_key);
 			return -1;
 		}
@@ -104,7 +104,7 @@ int store_alerts_write(struct store *s, struct alert_rec *recs, size_t n, char *
 	unsigned char stack_new[64];
 	unsigned char *was_new = n <= sizeof stack_new ? stack_new : malloc(n);
 	if (was_new == NULL) {
-		store_set_err(err, errlen, "out of memory writing %zu alert records", n);
+		errbuf_printf(err, errlen, "out of memory writing %zu alert records", n);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -112,7 +112,7 @@ int store_alerts_write(struct store *s, struct alert_rec *recs, size_t n, char *
 
 	int ret = -1;
 	if (store_wlock(s) < 0) {
-		store_set_err(err, errlen, "unable to write alerts: checkpoint open on this thread");
+		errbuf_printf(err, errlen, "unable to write alerts: checkpoint open on this thread");
 		goto unlocked;
 	}
 	if (store_refuse_moved(s, err, errlen) < 0)

@@ -27,13 +27,13 @@ static int describe(sqlite3 *db, const char *path, struct store_info *info, char
 {
 	memset(info, 0, sizeof *info);
 	if (!store_has_table(db, "schema_version") || !store_has_table(db, "alerts")) {
-		store_set_err(err, errlen, "'%s' is not a foreshock database (no 'schema_version' or "
+		errbuf_printf(err, errlen, "'%s' is not a foreshock database (no 'schema_version' or "
 		        "'alerts' table)", path);
 		return -1;
 	}
 	info->version = (int)count_rows(db, "SELECT max(version) FROM schema_version");
 	if (info->version < 1 || info->version > store_schema_version()) {
-		store_set_err(err, errlen, "unsupported schema version %d in '%s' (this build knows up "
+		errbuf_printf(err, errlen, "unsupported schema version %d in '%s' (this build knows up "
 		        "to %d)", info->version, path, store_schema_version());
 		return -1;
 	}
@@ -72,13 +72,13 @@ int store_copy(const char *src, const char *dst, int standalone, struct store_in
 		info = &tmpinfo;
 	char tmp[4096], side[4200];
 	if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp) {
-		store_set_err(err, errlen, "path too long: '%s'", dst);
+		errbuf_printf(err, errlen, "path too long: '%s'", dst);
 		return -1;
 	}
 	sqlite3 *in = NULL, *out = NULL;
 	int ret = -1;
 	if (sqlite3_open_v2(src, &in, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		store_set_err(err, errlen, "unable to open '%s': %s", src,
+		errbuf_printf(err, errlen, "unable to open '%s': %s", src,
 		        in ? sqlite3_errmsg(in) : "out of memory");
 		goto out;
 	}
@@ -87,13 +87,13 @@ int store_copy(const char *src, const char *dst, int standalone, struct store_in
 	if (store_pragma_text(in, "PRAGMA quick_check(1)", qc, sizeof qc) < 0) {
 		int code = sqlite3_errcode(in);
 		if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
-			store_set_err(err, errlen, "database '%s' is corrupt: %s", src, sqlite3_errmsg(in));
+			errbuf_printf(err, errlen, "database '%s' is corrupt: %s", src, sqlite3_errmsg(in));
 		else
-			store_set_err(err, errlen, "unable to read '%s': %s", src, sqlite3_errmsg(in));
+			errbuf_printf(err, errlen, "unable to read '%s': %s", src, sqlite3_errmsg(in));
 		goto out;
 	}
 	if (strcmp(qc, "ok") != 0) {
-		store_set_err(err, errlen, "database '%s' is corrupt: %s", src, qc);
+		errbuf_printf(err, errlen, "database '%s' is corrupt: %s", src, qc);
 		goto out;
 	}
 	if (describe(in, src, info, err, errlen) < 0)
@@ -107,7 +107,7 @@ int store_copy(const char *src, const char *dst, int standalone, struct store_in
 	unlink(side);
 	if (sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
 	    SQLITE_OK) {
-		store_set_err(err, errlen, "unable to create '%s': %s", tmp,
+		errbuf_printf(err, errlen, "unable to create '%s': %s", tmp,
 		        out ? sqlite3_errmsg(out) : "out of memory");
 		goto out;
 	}
@@ -116,7 +116,7 @@ int store_copy(const char *src, const char *dst, int standalone, struct store_in
 	 * the daemon commits in between). */
 	sqlite3_backup *b = sqlite3_backup_init(out, "main", in, "main");
 	if (!b) {
-		store_set_err(err, errlen, "unable to back up '%s': %s", src, sqlite3_errmsg(out));
+		errbuf_printf(err, errlen, "unable to back up '%s': %s", src, sqlite3_errmsg(out));
 		goto out;
 	}
 	int rc;
@@ -124,18 +124,18 @@ int store_copy(const char *src, const char *dst, int standalone, struct store_in
 		sqlite3_sleep(50);
 	sqlite3_backup_finish(b);
 	if (rc != SQLITE_DONE) {
-		store_set_err(err, errlen, "unable to copy '%s' to '%s': %s", src, tmp, sqlite3_errstr(rc));
+		errbuf_printf(err, errlen, "unable to copy '%s' to '%s': %s", src, tmp, sqlite3_errstr(rc));
 		goto out;
 	}
 	char mode[32];
 	if (store_pragma_text(out, standalone ? "PRAGMA journal_mode=DELETE" : "PRAGMA journal_mode=WAL",
 	                mode, sizeof mode) < 0 || strcmp(mode, standalone ? "delete" : "wal") != 0) {
-		store_set_err(err, errlen, "unable to set the journal mode of '%s': %s", tmp,
+		errbuf_printf(err, errlen, "unable to set the journal mode of '%s': %s", tmp,
 		        sqlite3_errmsg(out));
 		goto out;
 	}
 	if (sqlite3_close(out) != SQLITE_OK) {
-		store_set_err(err, errlen, "unable to close '%s': %s", tmp, sqlite3_errmsg(out));
+		errbuf_printf(err, errlen, "unable to close '%s': %s", tmp, sqlite3_errmsg(out));
 		goto out;
 	}
 	out = NULL;
@@ -144,7 +144,7 @@ int store_copy(const char *src, const char *dst, int standalone, struct store_in
 	snprintf(side, sizeof side, "%s-shm", dst);
 	unlink(side);
 	if (fsync_path(tmp, 0) < 0 || rename(tmp, dst) < 0) {
-		store_set_err(err, errlen, "unable to write '%s': %s", dst, strerror(errno));
+		errbuf_printf(err, errlen, "unable to write '%s': %s", dst, strerror(errno));
 		goto out;
 	}
 	char dir[4096];

@@ -15,13 +15,12 @@
 
 #include <sqlite3.h>
 
+#include "util/buf.h"
+
 #define STORE_BUSY_TIMEOUT_MS 5000
 
 /* The schema version this build writes (the number of migrations). */
 int store_schema_version(void);
-/* snprintf into err (when err and errlen are set). */
-void store_set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 /* The one-row answer of a pragma such as quick_check into buf ("" on
  * error). Returns 0 or -1. */
 int store_pragma_text(sqlite3 *db, const char *sql, char *buf, size_t len);

@@ -90,7 +90,7 @@ int store_exec_sql(sqlite3 *db, const char *sql, const char *what, char *err, si
 {
 	char *msg = NULL;
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		store_set_err(err, errlen, "unable to %s: %s", what, msg ? msg : sqlite3_errmsg(db));
+		errbuf_printf(err, errlen, "unable to %s: %s", what, msg ? msg : sqlite3_errmsg(db));
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -122,7 +122,7 @@ int store_migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 		sqlite3_stmt *st;
 		if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &st,
 		                       NULL) != SQLITE_OK) {
-			store_set_err(err, errlen, "unable to read 'schema_version': %s", sqlite3_errmsg(db));
+			errbuf_printf(err, errlen, "unable to read 'schema_version': %s", sqlite3_errmsg(db));
 			rollback_quiet(db);
 			return -1;
 		}
@@ -130,7 +130,7 @@ int store_migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 			version = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 		if (version > SCHEMA_VERSION) {
-			store_set_err(err, errlen, "unsupported schema version %d in '%s' (this build knows "
+			errbuf_printf(err, errlen, "unsupported schema version %d in '%s' (this build knows "
 			        "up to %d): written by a newer foreshock", version, path, SCHEMA_VERSION);
 			rollback_quiet(db);
 			return -1;
@@ -139,7 +139,7 @@ int store_migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 			return store_exec_sql(db, "COMMIT", "commit migration", err, errlen);
 		if (version == 0 && store_has_table(db, "alerts")) {
 			/* tables without a version: not ours, or the version row is lost */
-			store_set_err(err, errlen, "database '%s' is corrupt or not foreshock's: table "
+			errbuf_printf(err, errlen, "database '%s' is corrupt or not foreshock's: table "
 			        "'alerts' exists but 'schema_version' has no row", path);
 			rollback_quiet(db);
 			return -1;

@@ -147,7 +147,7 @@ int store_ckpt_scan(struct store *s, int (*fn)(void *ctx, const struct store_ckp
 int store_state_txn_begin(struct store *s, const char *what, char *err, size_t errlen)
 {
 	if (store_wlock(s) < 0) {
-		store_set_err(err, errlen, "unable to write %s: checkpoint open on this thread", what);
+		errbuf_printf(err, errlen, "unable to write %s: checkpoint open on this thread", what);
 		return -1;
 	}
 	if (store_refuse_moved(s, err, errlen) < 0) {
@@ -188,7 +188,7 @@ int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].sid <= 0 || v[i].model == NULL || (v[i].state == NULL && v[i].state_len > 0) ||
 		    v[i].state_len > INT32_MAX || (!v[i].update && v[i].series_key == NULL)) {
-			store_set_err(err, errlen, "invalid series state record %zu (sid %lld)", i,
+			errbuf_printf(err, errlen, "invalid series state record %zu (sid %lld)", i,
 			        (long long)v[i].sid);
 			return -1;
 		}
@@ -214,7 +214,7 @@ int store_state_write(struct store *s, struct store_ckpt *v, size_t n, char *err
 		sqlite3_bind_blob(st, 7, c->state_len ? c->state : "", (int)c->state_len,
 		                  SQLITE_STATIC);
 		if (step_done(st) < 0) {
-			store_set_err(err, errlen, "unable to write the state of '%s': %s",
+			errbuf_printf(err, errlen, "unable to write the state of '%s': %s",
 			        c->series_key ? c->series_key : "?", sqlite3_errmsg(s->w));
 			store_note_err(s, s->w, "state_write");
 			goto out;

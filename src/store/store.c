@@ -38,16 +38,6 @@
  * checkpoint makes it large once; no need to keep that on disk). */
 #define STORE_JOURNAL_SIZE_LIMIT (64 * 1024 * 1024)
 
-void store_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err == NULL || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* The symbolic name of an SQLite result code, for logs and metrics. */
 static const char *code_name(int rc)
 {
@@ -136,7 +126,7 @@ int store_refuse_moved(struct store *s, char *err, size_t errlen)
 	if (!atomic_load(&s->moved))
 		return 0;
 	atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-	store_set_err(err, errlen, "database file '%s' was deleted or replaced while open", s->path);
+	errbuf_printf(err, errlen, "database file '%s' was deleted or replaced while open", s->path);
 	return -1;
 }
 
@@ -145,7 +135,7 @@ static sqlite3 *open_conn(const char *path, int flags, char *err, size_t errlen)
 	sqlite3 *db = NULL;
 	int rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		store_set_err(err, errlen, "unable to open '%s': %s", path,
+		errbuf_printf(err, errlen, "unable to open '%s': %s", path,
 		        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
 		return NULL;
@@ -160,7 +150,7 @@ static int prepare_all(struct store *s, char *err, size_t errlen)
 #define X(name, conn, sql) \
 	if (sqlite3_prepare_v3((conn) == 'w' ? s->w : s->r, sql, -1, SQLITE_PREPARE_PERSISTENT, \
 	                       &s->name, NULL) != SQLITE_OK) { \
-		store_set_err(err, errlen, "unable to prepare statement '%s': %s", #name, \
+		errbuf_printf(err, errlen, "unable to prepare statement '%s': %s", #name, \
 		        sqlite3_errmsg((conn) == 'w' ? s->w : s->r)); \
 		return -1; \
 	}
@@ -204,7 +194,7 @@ static int open_conns(struct store *s, char *err, size_t errlen)
 	char mode[32];
 	if (store_pragma_text(s->w, "PRAGMA journal_mode=WAL", mode, sizeof mode) < 0 ||
 	    strcmp(mode, "wal") != 0) {
-		store_set_err(err, errlen, "unable to enable WAL for '%s': %s", path,
+		errbuf_printf(err, errlen, "unable to enable WAL for '%s': %s", path,
 		        mode[0] ? mode : sqlite3_errmsg(s->w));
 		return -1;
 	}
@@ -212,11 +202,11 @@ static int open_conns(struct store *s, char *err, size_t errlen)
 	 * quick_check reads every page once (no index cross-check). */
 	char qc[256];
 	if (store_pragma_text(s->w, "PRAGMA quick_check(1)", qc, sizeof qc) < 0) {
-		store_set_err(err, errlen, "unable to check '%s': %s", path, sqlite3_errmsg(s->w));
+		errbuf_printf(err, errlen, "unable to check '%s': %s", path, sqlite3_errmsg(s->w));
 		return -1;
 	}
 	if (strcmp(qc, "ok") != 0) {
-		store_set_err(err, errlen, "database '%s' is corrupt: %s (restore a backup with "
+		errbuf_printf(err, errlen, "database '%s' is corrupt: %s (restore a backup with "
 		        "'foreshock restore', see docs/operations.md)", path, qc);
 		return -2;
 	}
@@ -235,7 +225,7 @@ static int open_conns(struct store *s, char *err, size_t errlen)
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->w, "SELECT value FROM meta WHERE key = 'store_id'", -1, &st,
 	                       NULL) != SQLITE_OK) {
-		store_set_err(err, errlen, "unable to read 'meta' of '%s': %s", path, sqlite3_errmsg(s->w));
+		errbuf_printf(err, errlen, "unable to read 'meta' of '%s': %s", path, sqlite3_errmsg(s->w));
 		return -1;
 	}
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -262,12 +252,12 @@ static void close_conns(struct store *s)
 struct store *store_open(const char *path, char *err, size_t errlen)
 {
 	if (path == NULL || *path == '\0' || strcmp(path, ":memory:") == 0) {
-		store_set_err(err, errlen, "invalid store path '%s': need a file", path ? path : "");
+		errbuf_printf(err, errlen, "invalid store path '%s': need a file", path ? path : "");
 		return NULL;
 	}
 	struct store *s = calloc(1, sizeof *s);
 	if (s == NULL || (s->path = strdup(path)) == NULL) {
-		store_set_err(err, errlen, "out of memory opening store '%s'", path);
+		errbuf_printf(err, errlen, "out of memory opening store '%s'", path);
 		free(s);
 		return NULL;
 	}
@@ -289,7 +279,7 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 		if ((code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB) {
 			char why[512];
 			snprintf(why, sizeof why, "%s", err ? err : "");
-			store_set_err(err, errlen, "database '%s' is corrupt: %s (restore a backup with "
+			errbuf_printf(err, errlen, "database '%s' is corrupt: %s (restore a backup with "
 			        "'foreshock restore', see docs/operations.md)", path, why);
 		}
 	}
@@ -474,35 +464,35 @@ int store_integrity_check(struct store *s, char *err, size_t errlen)
 	lockrank_lock(&s->rmu, LOCK_RANK_STORE_R);
 	sqlite3_stmt *st = NULL;
 	if (sqlite3_prepare_v2(s->r, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
-		store_set_err(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
+		errbuf_printf(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
 		ret = -1;
 		goto out;
 	}
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		store_set_err(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
+		errbuf_printf(err, errlen, "unable to run 'integrity_check': %s", sqlite3_errmsg(s->r));
 		ret = -1;
 		goto out;
 	}
 	const char *res = column_str(st, 0);
 	if (strcmp(res, "ok") != 0) {
-		store_set_err(err, errlen, "integrity check failed: %s", res);
+		errbuf_printf(err, errlen, "integrity check failed: %s", res);
 		ret = -1;
 		goto out;
 	}
 	sqlite3_finalize(st);
 	if (sqlite3_prepare_v2(s->r, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK) {
-		store_set_err(err, errlen, "unable to run 'foreign_key_check': %s", sqlite3_errmsg(s->r));
+		errbuf_printf(err, errlen, "unable to run 'foreign_key_check': %s", sqlite3_errmsg(s->r));
 		ret = -1;
 		goto out;
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		store_set_err(err, errlen, "foreign key check failed: row %lld of '%s' has no parent in '%s'",
+		errbuf_printf(err, errlen, "foreign key check failed: row %lld of '%s' has no parent in '%s'",
 		        (long long)sqlite3_column_int64(st, 1), column_str(st, 0), column_str(st, 2));
 		ret = -1;
 	} else if (rc != SQLITE_DONE) {
-		store_set_err(err, errlen, "unable to run 'foreign_key_check': %s", sqlite3_errmsg(s->r));
+		errbuf_printf(err, errlen, "unable to run 'foreign_key_check': %s", sqlite3_errmsg(s->r));
 		ret = -1;
 	}
 out:

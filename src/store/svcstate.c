@@ -17,7 +17,7 @@ int store_service_state_write(struct store *s, const struct store_svc_state *v, 
 {
 	for (size_t i = 0; i < n; i++)
 		if (!v[i].name || !v[i].state || v[i].state_len == 0 || v[i].state_len > INT32_MAX) {
-			store_set_err(err, errlen, "invalid service state record %zu", i);
+			errbuf_printf(err, errlen, "invalid service state record %zu", i);
 			return -1;
 		}
 	if (n == 0)
@@ -31,7 +31,7 @@ int store_service_state_write(struct store *s, const struct store_svc_state *v, 
 		sqlite3_bind_int64(st, 2, (int64_t)v[i].steps);
 		sqlite3_bind_blob(st, 3, v[i].state, (int)v[i].state_len, SQLITE_STATIC);
 		if (step_done(st) < 0) {
-			store_set_err(err, errlen, "unable to write the state of service '%s': %s",
+			errbuf_printf(err, errlen, "unable to write the state of service '%s': %s",
 			              v[i].name, sqlite3_errmsg(s->w));
 			store_note_err(s, s->w, "service_state_write");
 			ret = -1;

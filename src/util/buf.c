@@ -2,6 +2,7 @@
  * (see buf.h). */
 #include "util/buf.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -204,6 +205,73 @@ void obuf_free(struct obuf *b)
 	b->len = b->cap = 0;
 }
 
+int obuf_read(struct obuf *b, FILE *f)
+{
+	if (b->failed) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (obuf_reserve(b, 0)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	errno = 0;
+	for (;;) {
+		if (b->len == b->max) { /* one more byte is too many */
+			if (fgetc(f) == EOF)
+				break;
+			b->failed = 1;
+			errno = EFBIG;
+			return -1;
+		}
+		size_t left = b->max - b->len;
+		if (b->len + 1 == b->cap && obuf_reserve(b, b->cap < left ? b->cap : left)) {
+			errno = ENOMEM; /* full: doubled, up to max */
+			return -1;
+		}
+		size_t room = b->cap - b->len - 1;
+		size_t got = fread(b->p + b->len, 1, room < left ? room : left, f);
+		b->len += got;
+		b->p[b->len] = 0;
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		if (!errno)
+			errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+char *obuf_read_file(const char *path, size_t max, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct obuf b;
+	obuf_init(&b, max);
+	int rc = obuf_read(&b, f);
+	int e = errno;
+	fclose(f);
+	if (rc < 0) {
+		obuf_free(&b);
+		errno = e;
+		return NULL;
+	}
+	return obuf_steal(&b, len);
+}
+
+
+void errbuf_printf(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err == NULL || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
 
 int array_grow(void **p, size_t *cap, size_t need, size_t elem, size_t first)
 {

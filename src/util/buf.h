@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct obuf {
 	char *p;
@@ -32,6 +33,21 @@ void obuf_json_time(struct obuf *b, int64_t ms);
 /* Take the buffer (malloc'd; caller frees) and reset b. */
 char *obuf_steal(struct obuf *b, size_t *len);
 void obuf_free(struct obuf *b);
+
+/* Append all of stream f, to its end, to b (p is then not NULL, even for an
+ * empty stream). Returns 0, or -1 with errno set: the stream's error when
+ * reading failed, ENOMEM, EFBIG when b would hold more than b->max bytes (b
+ * has failed in these two cases), EINVAL when b had failed before. */
+int obuf_read(struct obuf *b, FILE *f);
+/* The whole file at path, NUL-terminated (malloc'd; the caller frees it),
+ * its length in *len when len is not NULL; or NULL with errno set (as
+ * fopen, or as obuf_read with max bytes at the most, 0 = 1 GiB). */
+char *obuf_read_file(const char *path, size_t max, size_t *len);
+
+/* Format a message into the error buffer err of errlen bytes (truncated to
+ * fit; nothing when err is NULL or errlen is 0). */
+void errbuf_printf(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Grow the array *p (*cap elements of elem bytes) to hold at least need,
  * doubling from first. Returns 0, or -1 when out of memory or the size would

@@ -35,6 +35,16 @@ int lockrank_depth(void)
 	return nheld;
 }
 
+/* Record that this thread now holds mu at rank. */
+static void push_held(pthread_mutex_t *mu, int rank)
+{
+	if (nheld == LOCKRANK_MAX) {
+		fprintf(stderr, "lockrank: more than %d locks held\n", LOCKRANK_MAX);
+		abort();
+	}
+	held[nheld++] = (struct held){ mu, rank };
+}
+
 int lockrank_lock(pthread_mutex_t *mu, int rank)
 {
 	int top = -1, relock = 0;
@@ -49,26 +59,16 @@ int lockrank_lock(pthread_mutex_t *mu, int rank)
 		(fn ? fn : default_handler)(top, rank);
 	}
 	int rc = pthread_mutex_lock(mu);
-	if (rc == 0) {
-		if (nheld == LOCKRANK_MAX) {
-			fprintf(stderr, "lockrank: more than %d locks held\n", LOCKRANK_MAX);
-			abort();
-		}
-		held[nheld++] = (struct held){ mu, rank };
-	}
+	if (rc == 0)
+		push_held(mu, rank);
 	return rc;
 }
 
 int lockrank_trylock(pthread_mutex_t *mu, int rank)
 {
 	int rc = pthread_mutex_trylock(mu);
-	if (rc == 0) {
-		if (nheld == LOCKRANK_MAX) {
-			fprintf(stderr, "lockrank: more than %d locks held\n", LOCKRANK_MAX);
-			abort();
-		}
-		held[nheld++] = (struct held){ mu, rank };
-	}
+	if (rc == 0)
+		push_held(mu, rank);
 	return rc;
 }
 

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "util/buf.h"
+
 #define YTREE_MAX_DEPTH 64
 
 void yerr(char *err, size_t errlen, const struct ynode *at, const char *fmt, ...)
@@ -268,37 +270,21 @@ struct ynode *ytree_load_file(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
 		return NULL;
 	}
-	size_t cap = 8192, len = 0;
-	char *buf = malloc(cap);
-	size_t n;
-	while (buf && (n = fread(buf + len, 1, cap - len, f)) > 0) {
-		len += n;
-		if (len == cap) {
-			if (cap >= (16u << 20)) {
-				snprintf(err, errlen, "'%s' is larger than 16 MiB", path);
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	int rerr = ferror(f);
+	struct obuf b;
+	obuf_init(&b, 16u << 20);
+	int rc = obuf_read(&b, f);
+	int e = errno;
 	fclose(f);
-	if (!buf || rerr) {
-		snprintf(err, errlen, "cannot read '%s'", path);
-		free(buf);
+	if (rc < 0) {
+		if (e == EFBIG)
+			snprintf(err, errlen, "'%s' is larger than 16 MiB", path);
+		else
+			snprintf(err, errlen, "cannot read '%s'", path);
+		obuf_free(&b);
 		return NULL;
 	}
-	struct ynode *root = ytree_load_string(buf, len, path, err, errlen);
-	free(buf);
+	struct ynode *root = ytree_load_string(b.p, b.len, path, err, errlen);
+	obuf_free(&b);
 	return root;
 }
 

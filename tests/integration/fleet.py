@@ -51,11 +51,13 @@ def incident_data(services, incidents, n_base=720, n_inc=150, seed=1):
     return out
 
 
-def service_model(name):
-    """A service model (kind: service) for one service of incident_data()."""
-    return """kind: service
+def service_model(name, step_s=STEP, alert_for="30s"):
+    """A service model (kind: service) for one service of incident_data(), or
+    of any data with the same series names (soak.py): a sample every step_s
+    seconds; alerting.for is alert_for (None: the model's default)."""
+    text = """kind: service
 name: %(n)s
-step: 10s
+step: %(step)ds
 lag: 1
 signals:
   requests: 'foreshock:rate:http_requests_total{service="%(n)s"}'
@@ -69,9 +71,10 @@ slos:
     objective: 99%%
   latency:
     threshold: 500ms
-alerting:
-  for: 30s
-""" % {"n": name}
+""" % {"n": name, "step": step_s}
+    if alert_for:
+        text += "alerting:\n  for: %s\n" % alert_for
+    return text
 
 
 def write_models(directory, services):

@@ -24,6 +24,7 @@ BUILDDIR = os.environ.get("FORESHOCK_BUILDDIR", os.path.join(SRCDIR, "build"))
 DAEMON = os.path.join(BUILDDIR, "src", "foreshockd")
 CLI = os.path.join(BUILDDIR, "src", "foreshock")
 SHARED = os.environ.get("FORESHOCK_SHARED_DATA", os.path.join(SRCDIR, "..", "shared", "data"))
+VMAGENT = os.environ.get("VMAGENT_BIN", "/usr/bin/vmagent")
 
 
 class Failed(Exception):
@@ -218,6 +219,20 @@ class Proc:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def start_vmagent(tmp, args, procs, flush="200ms", log_level="WARN", queue="rw"):
+    """vmagent (Debian package victoria-metrics) on a free 127.0.0.1 port, its
+    queue in tmp/queue, flushing every flush, with args (-remoteWrite.url and
+    the like, in their order). The Proc is appended to procs, for the caller
+    to stop, before /health is waited for. Returns the Proc and its port."""
+    port = free_port()
+    vm = Proc("vmagent", [VMAGENT, "-httpListenAddr=127.0.0.1:%d" % port,
+                          "-remoteWrite.tmpDataPath=" + os.path.join(tmp, queue),
+                          "-remoteWrite.flushInterval=" + flush, "-loggerLevel=" + log_level] + args, tmp)
+    procs.append(vm)
+    wait_for("vmagent ready", lambda: vm.check_alive() or http_ok("http://127.0.0.1:%d/health" % port), 30)
+    return vm, port
 
 
 def demo_lines(cut_s=None, shift_s=0):

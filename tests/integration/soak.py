@@ -43,6 +43,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fleet  # noqa: E402
 from fslib import Daemon, Failed, check  # noqa: E402
 
 T0 = 1767225600  # 2026-01-01T00:00:00Z
@@ -51,24 +52,6 @@ GROWTH_FLOOR_MIB = 2.0
 SERVICES = 4
 INSTANCES = ("i1", "i2")
 CHUNK = 5000  # lines per write request
-
-SERVICE_MODEL = """kind: service
-name: %(n)s
-step: %(step)ds
-lag: 1
-signals:
-  requests: 'foreshock:rate:http_requests_total{service="%(n)s"}'
-  errors: 'foreshock:rate:http_errors_total{service="%(n)s"}'
-  latency:
-    selector: 'http_latency_ms{service="%(n)s"}'
-    unit: ms
-    aggregate: max
-slos:
-  availability:
-    objective: 99%%
-  latency:
-    threshold: 500ms
-"""
 
 
 def rss_kib(pid):
@@ -157,7 +140,7 @@ def main():
     os.makedirs(models)
     for s in range(SERVICES):
         with open(os.path.join(models, "svc%d.yml" % s), "w") as f:
-            f.write(SERVICE_MODEL % {"n": "svc%d" % s, "step": a.step})
+            f.write(fleet.service_model("svc%d" % s, step_s=a.step, alert_for=None))
     data = Data(a.series, a.step, a.seed)
     # checkpoint rounds every 2 s (the default is 30 s), so that they run many
     # times in both halves of the day

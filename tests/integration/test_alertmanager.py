@@ -26,7 +26,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fslib import DAEMON, Daemon, Failed, check  # noqa: E402
+import fslib  # noqa: E402
+from fslib import DAEMON, Daemon, Failed, check, free_port  # noqa: E402
 
 ALERTMANAGER = os.environ.get("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
 T0 = 1767225600  # 2026-01-01T00:00:00Z: event times far in the wall clock's past, as in a replay
@@ -46,23 +47,9 @@ def parse_ts(s):
     return datetime.fromisoformat(s).timestamp()
 
 
-def wait_for(what, fn, timeout, interval=0.1):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise Failed("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def wait_for(what, fn, timeout):
+    """fslib.wait_for, polling every 0.1 s."""
+    return fslib.wait_for(what, fn, timeout, interval=0.1)
 
 
 def daemon_alert(d, state=None):

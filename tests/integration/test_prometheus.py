@@ -33,12 +33,12 @@ import urllib.request
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fslib import DAEMON, SRCDIR, Daemon, Failed, Proc, Skip, check, free_port, http_ok, need, wait_for  # noqa: E402
+from fslib import (DAEMON, SRCDIR, VMAGENT, Daemon, Failed, Proc, Skip, check, free_port,  # noqa: E402
+                   http_ok, need, start_vmagent, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
 PROMTOOL = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
-VMAGENT = os.environ.get("VMAGENT_BIN", "/usr/bin/vmagent")
 INCIDENT_AFTER = float(os.environ.get("FORESHOCK_IT_INCIDENT_AFTER", "45"))
 
 
@@ -215,13 +215,7 @@ def test_vmagent_influx():
     procs = []
     try:
         d.start()
-        vport = free_port()
-        vm = Proc("vmagent", [VMAGENT, "-httpListenAddr=127.0.0.1:%d" % vport,
-                              "-remoteWrite.url=http://127.0.0.1:%d/api/v1/write" % d.port,
-                              "-remoteWrite.tmpDataPath=" + os.path.join(tmp, "rw"),
-                              "-remoteWrite.flushInterval=200ms", "-loggerLevel=WARN"], tmp)
-        procs.append(vm)
-        wait_for("vmagent ready", lambda: vm.check_alive() or http_ok("http://127.0.0.1:%d/health" % vport), 30)
+        _, vport = start_vmagent(tmp, ["-remoteWrite.url=http://127.0.0.1:%d/api/v1/write" % d.port], procs)
         now = int(time.time())
         body = "\n".join("cpu,host=web1 usage_idle=%d,usage_user=%d %d" % (90 - i % 3, 5 + i % 2, (now - 20 + i) * 10**9)
                          for i in range(20)) + "\n"

@@ -46,11 +46,10 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet  # noqa: E402
-from fslib import DAEMON, SRCDIR, Daemon, Failed, check  # noqa: E402
+from fslib import DAEMON, SRCDIR, VMAGENT, Daemon, Failed, check, start_vmagent  # noqa: E402
 from test_alertmanager import parse_ts  # noqa: E402
-from test_prometheus import Proc, free_port, http_ok, need, run_with_skips, wait_for  # noqa: E402
+from test_prometheus import Proc, free_port, need, run_with_skips, wait_for  # noqa: E402
 
-VMAGENT = os.environ.get("VMAGENT_BIN", "/usr/bin/vmagent")
 ALERTMANAGER = os.environ.get("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
 AMTOOL = os.environ.get("AMTOOL_BIN", "/usr/bin/amtool")
 PROMTOOL = os.environ.get("PROMTOOL_BIN", "/usr/bin/promtool")
@@ -219,15 +218,11 @@ def test_fleet():
             check(('foreshock_shard_info{shard="%s"} 1' % s).encode() in d.get("/metrics")[1],
                   "foreshock_shard_info of shard %s" % s)
 
-        vport = free_port()
-        cmd = [VMAGENT, "-httpListenAddr=127.0.0.1:%d" % vport, "-remoteWrite.tmpDataPath=" + os.path.join(tmp, "vmagent"),
-               "-remoteWrite.flushInterval=100ms", "-remoteWrite.queues=1", "-loggerLevel=ERROR"]
+        args = ["-remoteWrite.queues=1"]
         for d, k in ((a1, 0), (a2, 0), (b1, 1)):
-            cmd += ["-remoteWrite.url=http://127.0.0.1:%d/api/v1/write" % d.port,
-                    "-remoteWrite.urlRelabelConfig=" + os.path.join(DEPLOY, "shard-%d-of-2.yml" % k)]
-        vm = Proc("vmagent", cmd, tmp)
-        procs.append(vm)
-        wait_for("vmagent ready", lambda: vm.check_alive() or http_ok("http://127.0.0.1:%d/health" % vport), 30)
+            args += ["-remoteWrite.url=http://127.0.0.1:%d/api/v1/write" % d.port,
+                     "-remoteWrite.urlRelabelConfig=" + os.path.join(DEPLOY, "shard-%d-of-2.yml" % k)]
+        _, vport = start_vmagent(tmp, args, procs, flush="100ms", log_level="ERROR", queue="vmagent")
         write = "http://127.0.0.1:%d/write?precision=s" % vport
 
         data = fleet.incident_data(SERVICES, INCIDENTS, n_base=N_BASE, n_inc=N_INC)
@@ -370,15 +365,11 @@ def test_vmagent_naming():
     need(VMAGENT, "victoria-metrics")
     tmp = tempfile.mkdtemp(prefix="foreshock-it-naming-")
     d = Daemon()
-    vm = None
+    procs = []
     try:
         d.start()
-        vport = free_port()
-        vm = Proc("vmagent", [VMAGENT, "-httpListenAddr=127.0.0.1:%d" % vport,
-                              "-remoteWrite.url=http://127.0.0.1:%d/api/v1/write" % d.port,
-                              "-remoteWrite.tmpDataPath=" + os.path.join(tmp, "rw"),
-                              "-remoteWrite.flushInterval=100ms", "-loggerLevel=ERROR"], tmp)
-        wait_for("vmagent ready", lambda: vm.check_alive() or http_ok("http://127.0.0.1:%d/health" % vport), 30)
+        _, vport = start_vmagent(tmp, ["-remoteWrite.url=http://127.0.0.1:%d/api/v1/write" % d.port], procs,
+                                 flush="100ms", log_level="ERROR")
         now = int(time.time())
         post("http://127.0.0.1:%d/write?precision=s" % vport,
              "viavm,host=h value=1,load=2 %d\nviavm_single,host=h rx=3 %d\n" % (now, now))
@@ -392,8 +383,8 @@ def test_vmagent_naming():
         wait_for("the series of both paths", lambda: names() >= want, 30)
         check(names() == want, "names: %s" % sorted(names()))
     finally:
-        if vm:
-            vm.stop()
+        for p in procs:
+            p.stop()
         d.stop()
         d.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,31 +17,12 @@
 #include <gsl/gsl_errno.h>
 
 #include "detect/forecast.h"
+#include "util/rng.h"
 
 #define MIN_MS 60000LL
 #define HOUR_MS 3600000LL
 #define DAY_MS 86400000LL
 #define T0 1700006400000LL /* 2023-11-15T00:00:00Z */
-
-/* Deterministic noise: splitmix64 + Box-Muller. */
-struct rng {
-	uint64_t s;
-};
-
-static double unif(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	return ((z >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double gauss(struct rng *r)
-{
-	double u = unif(r), v = unif(r);
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
 
 static double sinus(int64_t t)
 {
@@ -63,7 +44,7 @@ static void feed_sinus(struct fc *f, int days, int64_t step, double noise, uint6
 {
 	struct rng r = { seed };
 	for (int64_t t = T0; t < T0 + days * DAY_MS; t += step)
-		forecast_update(&f->p, f->st, t, sinus(t) + noise * gauss(&r));
+		forecast_update(&f->p, f->st, t, sinus(t) + noise * rng_norm(&r));
 }
 
 static void test_state_size(void **unused)
@@ -117,14 +98,14 @@ static void test_period_detection(void **unused)
 	fc_init(&f);
 	struct rng r = { 7 };
 	for (int64_t t = T0; t < T0 + 16 * DAY_MS; t += 5 * MIN_MS)
-		forecast_update(&f.p, f.st, t, 50 + 5 * gauss(&r));
+		forecast_update(&f.p, f.st, t, 50 + 5 * rng_norm(&r));
 	assert_int_equal(forecast_period_ms(f.st), 0);
 
 	fc_init(&f);
 	for (int64_t t = T0; t < T0 + 16 * DAY_MS; t += 5 * MIN_MS) {
 		int64_t dow = ((t - T0) / DAY_MS + 3) % 7; /* T0 is a Wednesday; 0 = Sunday */
 		double wk = (dow == 0 || dow == 6) ? 0.4 : 1.0;
-		forecast_update(&f.p, f.st, t, wk * sinus(t) + 2 * gauss(&r));
+		forecast_update(&f.p, f.st, t, wk * sinus(t) + 2 * rng_norm(&r));
 	}
 	assert_int_equal(forecast_period_ms(f.st), 7 * DAY_MS);
 }
@@ -141,7 +122,7 @@ static void test_coverage(void **unused)
 	double *y = malloc(sizeof(double) * n);
 	assert_non_null(y);
 	for (int i = 0; i < n; i++) {
-		double e = gauss(&r) * (unif(&r) < 0.1 ? 3 : 1);
+		double e = rng_norm(&r) * (rng_unif(&r) < 0.1 ? 3 : 1);
 		y[i] = sinus(T0 + i * step) * (1 + 0.002 * i / 288.0) + 4 * e;
 	}
 	int lag = (int)(H / step), in80 = 0, in95 = 0, cnt = 0;
@@ -176,7 +157,7 @@ static void test_mode_choice(void **unused)
 			double lv = day_level[(t - T0) / DAY_MS];
 			double cyc = sin(2 * M_PI * (double)(t % DAY_MS) / DAY_MS);
 			double y = mult ? lv * (1 + 0.6 * cyc) : lv + 30 * cyc;
-			forecast_update(&f.p, f.st, t, y + 0.5 * gauss(&r));
+			forecast_update(&f.p, f.st, t, y + 0.5 * rng_norm(&r));
 		}
 		struct forecast_info info;
 		forecast_info_get(f.st, &info);
@@ -199,7 +180,7 @@ static void test_breach_ramp(void **unused)
 	struct rng r = { 3 };
 	int64_t t;
 	for (t = T0; t < T0 + DAY_MS; t += MIN_MS)
-		forecast_update(&f.p, f.st, t, (double)(t - T0) / MIN_MS + 0.2 * gauss(&r));
+		forecast_update(&f.p, f.st, t, (double)(t - T0) / MIN_MS + 0.2 * rng_norm(&r));
 	int64_t now = t - MIN_MS;
 	double cur = (double)(now - T0) / MIN_MS;
 	struct breach b;
@@ -232,9 +213,9 @@ static void test_gappy(void **unused)
 	struct rng r = { 5 };
 	int64_t t = T0;
 	while (t < T0 + 12 * DAY_MS) {
-		forecast_update(&f.p, f.st, t, sinus(t) + 0.5 * gauss(&r));
-		t += (int64_t)(-log(unif(&r)) * 5 * MIN_MS) + 1000;
-		if (unif(&r) < 0.003)
+		forecast_update(&f.p, f.st, t, sinus(t) + 0.5 * rng_norm(&r));
+		t += (int64_t)(-log(rng_unif(&r)) * 5 * MIN_MS) + 1000;
+		if (rng_unif(&r) < 0.003)
 			t += 6 * HOUR_MS;
 	}
 	struct forecast_info info;
@@ -303,7 +284,7 @@ static void test_pinned_outputs(void **unused)
 		int64_t t = T0;
 		for (int i = 0; t < T0 + 9 * DAY_MS; i++) {
 			forecast_update(&f.p, f.st, t,
-			                sinus(t) + 0.02 * (double)(t - T0) / HOUR_MS + 2 * gauss(&r));
+			                sinus(t) + 0.02 * (double)(t - T0) / HOUR_MS + 2 * rng_norm(&r));
 			t += 5 * MIN_MS;
 			if (i % 97 == 50)
 				t += 35 * MIN_MS;
@@ -334,19 +315,19 @@ static void test_garbage(void **unused)
 	struct rng r = { 13 };
 	int64_t t = T0;
 	for (int i = 0; i < 200000; i++) {
-		double u = unif(&r);
+		double u = rng_unif(&r);
 		if (u < 0.01)
-			t -= (int64_t)(unif(&r) * DAY_MS);
+			t -= (int64_t)(rng_unif(&r) * DAY_MS);
 		else if (u < 0.02)
-			t += (int64_t)(unif(&r) * 30 * DAY_MS);
+			t += (int64_t)(rng_unif(&r) * 30 * DAY_MS);
 		else if (u > 0.3)
-			t += (int64_t)(unif(&r) * 10 * MIN_MS);
-		double v = 100 * gauss(&r);
-		double w = unif(&r);
+			t += (int64_t)(rng_unif(&r) * 10 * MIN_MS);
+		double v = 100 * rng_norm(&r);
+		double w = rng_unif(&r);
 		if (w < 0.01)
 			v = NAN;
 		else if (w < 0.02)
-			v = (unif(&r) < 0.5 ? -1 : 1) * 1e29;
+			v = (rng_unif(&r) < 0.5 ? -1 : 1) * 1e29;
 		else if (w < 0.03)
 			v = INFINITY;
 		forecast_update(&f.p, f.st, t, v);

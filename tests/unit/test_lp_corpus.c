@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "ingest/line.h"
+#include "util/buf.h"
 
 /* Cases the corpus decides in a way we deliberately do not follow; each is
  * explained in docs/line-protocol.md. Keyed by the case's "key". */
@@ -213,30 +214,13 @@ static char *quote_uints(const char *in, size_t n)
 	return out;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 1 << 20, n = 0, r;
-	char *buf = malloc(cap);
-	while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += r;
-		if (n == cap)
-			buf = realloc(buf, cap *= 2);
-	}
-	fclose(f);
-	*len = n;
-	return buf;
-}
-
 int main(void)
 {
 	const char *dir = getenv("FORESHOCK_SHARED_DATA");
 	char path[4096];
 	snprintf(path, sizeof path, "%s/lineprotocol/decode-corpus.json", dir ? dir : "../shared/data");
 	size_t rawlen;
-	char *raw = slurp(path, &rawlen);
+	char *raw = obuf_read_file(path, 0, &rawlen);
 	if (!raw) {
 		fprintf(stderr, "cannot open '%s': skipping\n", path);
 		return 77;

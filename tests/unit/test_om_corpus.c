@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "ingest/prom.h"
+#include "util/buf.h"
 
 /* Cases we knowingly get wrong; keep in sync with docs/prometheus-formats.md.
  * Currently none. */
@@ -33,32 +34,6 @@ static int is_known_failure(const char *name)
 		if (!strcmp(known_failures[i], name))
 			return 1;
 	return 0;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 4096, n = 0, r;
-	*len = 0;
-	char *buf = malloc(cap);
-	while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += r;
-		if (n == cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	*len = n;
-	return buf;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -101,7 +76,7 @@ static void test_corpus(void **state)
 		int want = json_is_true(sp);
 		snprintf(path, sizeof path, "%s/%s/%s", corpus_dir, names[i], file ? file : "metrics");
 		json_decref(j);
-		char *body = read_file(path, &len);
+		char *body = obuf_read_file(path, 0, &len);
 		assert_non_null(body);
 		int got = prom_om_validate(body, len, err, sizeof err, &line);
 		free(body);

@@ -22,6 +22,7 @@
 #include <gsl/gsl_errno.h>
 
 #include "service/internal.h"
+#include "util/rng.h"
 
 #define T0 1700006400000LL /* 2023-11-15T00:00:00Z */
 
@@ -534,25 +535,6 @@ static const char *surge_model = "kind: service\n"
                                  "capacity:\n"
                                  "  per_instance: 100\n";
 
-struct rng {
-	uint64_t s;
-};
-
-static double unif(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	z ^= z >> 31;
-	return ((z >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double gauss(struct rng *r)
-{
-	double u = unif(r), v = unif(r);
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
-
 /* 3 days of seasonal traffic (peak 150 req/s against a capacity of 300),
  * then on day 4 at 10:00 a surge ramping to 2.5x over an hour. Latency
  * follows an M/M/1-like curve 0.1 s / (1 - utilisation). Returns the
@@ -573,11 +555,11 @@ static int64_t feed_surge(struct drv *d, struct rng *rp, int64_t from, int64_t t
 		if (surge == 2)
 			f = 1.3;
 		double inst = surge == 2 && t >= T0 + 3 * 86400000LL + 6 * 3600000LL ? 2 : 3;
-		double rate = base * f * (1 + 0.03 * gauss(&r));
+		double rate = base * f * (1 + 0.03 * rng_norm(&r));
 		double u = rate / (100 * inst);
 		if (u >= 1 && !breach)
 			breach = t;
-		double lat = 0.1 / fmax(0.05, 1 - u) * (1 + 0.05 * gauss(&r));
+		double lat = 0.1 / fmax(0.05, 1 - u) * (1 + 0.05 * rng_norm(&r));
 		drv_feed(d, R_REQ, 1, t, rate * 0.9995);
 		drv_feed(d, R_ERR, 2, t, rate * 0.0005);
 		drv_feed(d, 1u << ROLE_LATENCY, 3, t, lat);
@@ -629,9 +611,9 @@ static void test_incident_alert(void **state)
 	const int64_t fail_at = T0 + 8 * 3600000LL, errors_end = fail_at + 10 * 60000LL,
 	              lat_end = fail_at + 50 * 60000LL;
 	for (int64_t t = T0; t < fail_at + 90 * 60000LL; t += 30000) {
-		double rate = 100 * (1 + 0.02 * gauss(&r));
+		double rate = 100 * (1 + 0.02 * rng_norm(&r));
 		double e = t >= fail_at && t < errors_end ? 0.3 : 0.0005;
-		double lat = (t >= fail_at && t < lat_end ? 0.36 : 0.2) * (1 + 0.02 * gauss(&r));
+		double lat = (t >= fail_at && t < lat_end ? 0.36 : 0.2) * (1 + 0.02 * rng_norm(&r));
 		drv_feed(&d, R_REQ, 1, t, rate * (1 - e));
 		drv_feed(&d, R_ERR, 2, t, rate * e);
 		drv_feed(&d, 1u << ROLE_LATENCY, 3, t, lat);
@@ -682,16 +664,16 @@ static void test_error_trend(void **state)
 	struct rng r = { 9 };
 	const int64_t blip_at = T0 + 7 * 3600000LL, ramp_at = T0 + 9 * 3600000LL;
 	for (int64_t t = T0; t < ramp_at + 20 * 60000LL; t += 30000) {
-		double rate = 100 * (1 + 0.02 * gauss(&r));
+		double rate = 100 * (1 + 0.02 * rng_norm(&r));
 		double e = 0.0005;
 		if (t >= blip_at && t < blip_at + 90000)
 			e = 0.03;
 		if (t >= ramp_at)
 			e = 0.003 + 0.037 * (double)(t - ramp_at) / (20 * 60000.0);
-		e *= 1 + 0.1 * gauss(&r);
+		e *= 1 + 0.1 * rng_norm(&r);
 		drv_feed(&d, R_REQ, 1, t, rate * (1 - e));
 		drv_feed(&d, R_ERR, 2, t, rate * e);
-		drv_feed(&d, 1u << ROLE_LATENCY, 3, t, 0.2 * (1 + 0.02 * gauss(&r)));
+		drv_feed(&d, 1u << ROLE_LATENCY, 3, t, 0.2 * (1 + 0.02 * rng_norm(&r)));
 	}
 	const struct service_transition *w = drv_find(&d, "service:inc:OverloadRisk:warning",
 	                                              AEV_FIRING);
@@ -781,8 +763,8 @@ static void test_overload_leak(void **state)
 	for (int64_t t = T0; t < full; t += 30000) {
 		double used = 0.4 + (t > start ? 0.6 * (double)(t - start) / (double)(full - start) : 0);
 		double gib = 1073741824.0;
-		drv_feed(&d, R_REQ, 1, t, 50 * (1 + 0.02 * gauss(&r)));
-		drv_feed(&d, mem_roles, 2, t, used * gib * (1 + 0.005 * gauss(&r)));
+		drv_feed(&d, R_REQ, 1, t, 50 * (1 + 0.02 * rng_norm(&r)));
+		drv_feed(&d, mem_roles, 2, t, used * gib * (1 + 0.005 * rng_norm(&r)));
 		drv_feed(&d, 1u << ROLE_INSTANCES, 3, t, 1);
 	}
 	const struct service_transition *w =
