@@ -15,6 +15,8 @@
 #include "detect/detectors.h"
 
 enum { P_HALFLIFE, P_K, P_H, P_FAST, P_MIN_REL, P_DEV_HALFLIFE, P_LOG, P_DESEASON };
+/* derived (cusum_prepare): the weights of one sampling interval */
+enum { A_HALFLIFE = DET_MAX_PARAMS, A_FAST, A_DEV_HALFLIFE };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 256, 1, 1e6 },
@@ -38,6 +40,13 @@ struct cusum_state {
 static size_t cusum_size(const double *p)
 {
 	return sizeof(struct cusum_state);
+}
+
+static void cusum_prepare(double *p)
+{
+	p[A_HALFLIFE] = det_alpha(p[P_HALFLIFE], 1);
+	p[A_FAST] = det_alpha(p[P_FAST], 1);
+	p[A_DEV_HALFLIFE] = det_alpha(p[P_DEV_HALFLIFE], 1);
 }
 
 static void cusum_init(const double *p, void *state)
@@ -81,8 +90,8 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 	o->raw = stat / p[P_H];
 	o->direction = s->sp > s->sn ? 1 : s->sn > 0 ? -1 : 0;
 
-	double a = det_warm_alpha(p[P_HALFLIFE], c->steps, s->n);
-	double af = det_alpha(p[P_FAST], c->steps);
+	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], c->steps, s->n);
+	double af = det_alpha1(p[A_FAST], p[P_FAST], c->steps);
 	s->fast += (float)(af * (x - (double)s->fast));
 	double r = x - s->mu;
 	double lim = 3 * sigma;
@@ -95,7 +104,7 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 	} else {
 		s->mu += a * rc;
 	}
-	double ad = det_warm_alpha(p[P_DEV_HALFLIFE], c->steps, s->n);
+	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], c->steps, s->n);
 	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
 	if (p[P_LOG] > 0)
 		det_mag_learn(&s->mag, ad, c->value);
@@ -112,4 +121,5 @@ const struct comp_kind comp_cusum = {
 	.state_size = cusum_size,
 	.init = cusum_init,
 	.update = cusum_update,
+	.prepare = cusum_prepare,
 };

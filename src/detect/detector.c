@@ -223,15 +223,21 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 
 /* A component scored directly (`direct: D`): raw / (raw + D), without the
  * likelihood stage, so a series' frequent spikes are not learnt as normal.
- * *zout is the Gaussian z whose log-scaled tail gives the same score, so a
+ * *lqout is the log tail probability of that score; direct_z() turns it
+ * into the Gaussian z whose log-scaled tail gives the same score, so a
  * detection from this path compares with the likelihood stages' evidence
- * (refire). */
-static double direct_score(const struct model *m, double raw, double d, double *zout)
+ * (refire). That z is only needed when a detection is armed, so it is
+ * computed then (q_to_z costs a dozen libm calls), not per sample. */
+static double direct_score(const struct model *m, double raw, double d, double *lqout)
 {
 	double sc = raw / (raw + d);
-	double lq = -sc * m->lk_decades * M_LN10;
-	*zout = lq < -0.7 ? q_to_z(lq) : 0;
+	*lqout = -sc * m->lk_decades * M_LN10;
 	return sc;
+}
+
+static double direct_z(double lq)
+{
+	return lq < -0.7 ? q_to_z(lq) : 0;
 }
 
 const char *det_drop_name(enum det_drop d)
@@ -256,7 +262,7 @@ static void prefetch_range(const void *p, size_t n)
 void model_prefetch(const struct model *m, const void *state, int64_t ts_ms)
 {
 	const char *b = state;
-	__builtin_prefetch(b, 1); /* struct model_hdr */
+	prefetch_range(b, sizeof(struct model_hdr));
 	for (int i = 0; i < m->ncomp; i++) {
 		const struct comp_inst *ci = &m->comp[i];
 		if (m->lk_enabled && !ci->no_lk)
@@ -313,6 +319,8 @@ static inline void clock_advance(struct model_hdr *h, int64_t ts_ms, struct comp
  * component with a baseline, and the sums each combine rule needs. */
 struct comp_scan {
 	double least, bz, best, prod, sum, wsum;
+	double blq;  /* bz_direct: the best's log tail probability (bz is direct_z(blq)) */
+	int bz_direct;
 	int bi, base;
 	struct comp_out o0, ob;
 };
@@ -322,6 +330,8 @@ static inline void components_run(const struct model *m, void *state, struct com
 {
 	r->least = 2;
 	r->bz = 0;
+	r->blq = 0;
+	r->bz_direct = 0;
 	r->best = -1;
 	r->prod = 1;
 	r->sum = 0;
@@ -336,7 +346,8 @@ static inline void components_run(const struct model *m, void *state, struct com
 		ci->kind->update(ci->p, (char *)state + ci->off, c, &o);
 		if (o.season != 0 && isfinite(o.season))
 			c->season = o.season;
-		double sc, z = o.raw;
+		double sc, z = o.raw, lqd = 0;
+		int direct = 0; /* sc is the direct score: z is direct_z(lqd), computed if needed */
 		if (!isfinite(o.raw))
 			sc = z = 0; /* not ready (or beyond float range): no score, no learning */
 		else {
@@ -347,17 +358,18 @@ static inline void components_run(const struct model *m, void *state, struct com
 				                o.raw, learn, &z);
 			else
 				sc = o.raw / (o.raw + m->raw_scale);
-			double zd = 0;
-			double sd = ci->direct > 0 ? direct_score(m, o.raw, ci->direct, &zd) : 0;
+			double sd = ci->direct > 0 ? direct_score(m, o.raw, ci->direct, &lqd) : 0;
 			if (sd > sc) {
 				sc = sd;
-				z = zd;
+				direct = 1;
 			}
 		}
 		sc *= ci->weight;
 		if (sc > r->best) {
 			r->best = sc;
-			r->bz = z;
+			r->bz = direct ? 0 : z;
+			r->blq = lqd;
+			r->bz_direct = direct;
 			r->bi = i;
 			r->ob = o;
 		}
@@ -398,6 +410,12 @@ static inline double components_combine(const struct model *m, const struct comp
 	return combined;
 }
 
+/* The evidence (z) of the best component of the scan. */
+static inline double scan_bz(const struct comp_scan *r)
+{
+	return r->bz_direct ? direct_z(r->blq) : r->bz;
+}
+
 /* One detection per event: caps the score for `suppress` samples (or
  * `suppress_for` of event time, or a share of the history) after a
  * detection, and records a new detection. Returns the score to report. */
@@ -418,7 +436,7 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 	 * fell below `hold` since), so a rise that merely keeps growing after
 	 * its first crossing does not detect twice. */
 	if (in_sup && !(m->refire > 0 && h->fire_dip && combined >= m->arm &&
-	                r->bz > m->refire * (double)h->fire_z)) {
+	                scan_bz(r) > m->refire * (double)h->fire_z)) {
 		/* Suppressed: capped at `hold`, and held there while the sample is
 		 * still outside the band on the side that fired (hysteresis for a
 		 * sustained shift). */
@@ -436,7 +454,7 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 	} else if (combined >= m->arm) {
 		h->since_fire = 0;
 		h->fire_ts = ts_ms;
-		h->fire_z = (float)r->bz;
+		h->fire_z = (float)scan_bz(r);
 		h->fire_dir = (int16_t)dir;
 		h->fire_dip = 0;
 		const struct comp_out *f = !isnan(r->ob.expected) ? &r->ob : &r->o0;

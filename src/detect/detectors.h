@@ -14,6 +14,9 @@
 #include <stdint.h>
 
 #define DET_MAX_PARAMS 12
+/* Constants a component derives from its parameters once per model
+ * (comp_kind.prepare), kept after them: p[DET_MAX_PARAMS + k]. */
+#define DET_MAX_DERIVED 4
 
 enum param_type {
 	PARAM_NUMBER,   /* any real number within [min, max] */
@@ -68,6 +71,10 @@ struct comp_kind {
 	/* Optional: prefetch the lines of state that update() will touch for a
 	 * sample at ts_ms (NULL: the whole state is prefetched). */
 	void (*prefetch)(const double *p, const void *state, int64_t ts_ms);
+	/* Optional: called once when the model is loaded, after the parameters
+	 * are read: fills p[DET_MAX_PARAMS ..] (at most DET_MAX_DERIVED) with
+	 * constants update() would otherwise compute per sample. */
+	void (*prepare)(double *p);
 };
 
 extern const struct comp_kind comp_level;
@@ -84,6 +91,20 @@ double det_alpha(double halflife, double steps);
 /* Same, but at least 1/(n+1) while n samples have been seen: a running mean
  * at the start, so estimates are not biased towards their zero initial value. */
 double det_warm_alpha(double halflife, double steps, uint32_t n);
+/* The same two with a1 = det_alpha(halflife, 1) computed beforehand
+ * (comp_kind.prepare): on a regular series steps is 1 and the weight is
+ * a1, bit for bit, without a call to exp2f. */
+static inline double det_alpha1(double a1, double halflife, double steps)
+{
+	return steps == 1 ? a1 : det_alpha(halflife, steps);
+}
+
+static inline double det_warm_alpha1(double a1, double halflife, double steps, uint32_t n)
+{
+	double a = det_alpha1(a1, halflife, steps);
+	double w = 1.0 / ((double)n + 1.0);
+	return a > w ? a : w;
+}
 /* The `log` option of level, seasonal, cusum and record: model asinh(x / m)
  * instead of x, where m is a slow EWMA of |x| (*mag, updated by
  * det_mag_learn with weight a). Close to x/m for |x| << m and to a

@@ -20,7 +20,7 @@ enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN };
 
 struct comp_inst {
 	const struct comp_kind *kind;
-	double p[DET_MAX_PARAMS];
+	double p[DET_MAX_PARAMS + DET_MAX_DERIVED]; /* parameters, then derived constants */
 	double weight;
 	double direct; /* > 0: also scored raw / (raw + direct), past the likelihood stage */
 	int no_lk;     /* 1: no likelihood stage (direct score only) */

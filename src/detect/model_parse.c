@@ -88,9 +88,11 @@ static void model_finish(struct model *m)
 		if (!c->no_lk)
 			off += m->lk_size;
 		c->off = off;
+		if (c->kind->prepare)
+			c->kind->prepare(c->p);
 		off = align8(off + c->kind->state_size(c->p));
 		h = fnv(h, c->kind->name, strlen(c->kind->name));
-		h = fnv(h, c->p, sizeof c->p);
+		h = fnv(h, c->p, DET_MAX_PARAMS * sizeof c->p[0]); /* not the derived ones */
 		h = fnv(h, &c->weight, sizeof c->weight);
 		if (c->direct > 0) { /* models without it keep their fingerprint */
 			h = fnv(h, &c->direct, sizeof c->direct);

@@ -15,6 +15,8 @@
 #include "detect/detectors.h"
 
 enum { P_HALFLIFE, P_MEAN_HALFLIFE, P_LOG, P_MIN_REL, P_MARGIN, P_HALFLIFE_T, P_DESEASON };
+/* derived (record_prepare): the weights of one sampling interval */
+enum { A_HALFLIFE = DET_MAX_PARAMS, A_MEAN_HALFLIFE };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 2000, 1, 1e7 },     /* range relaxation, samples */
@@ -35,6 +37,12 @@ struct record_state {
 static size_t record_size(const double *p)
 {
 	return sizeof(struct record_state);
+}
+
+static void record_prepare(double *p)
+{
+	p[A_HALFLIFE] = det_alpha(p[P_HALFLIFE], 1);
+	p[A_MEAN_HALFLIFE] = det_alpha(p[P_MEAN_HALFLIFE], 1);
 }
 
 static void record_init(const double *p, void *state)
@@ -74,16 +82,17 @@ static void record_update(const double *p, void *state, const struct comp_ctx *c
 	o->raw = up > 0 ? up : dn > 0 ? dn : 0;
 	o->direction = up > 0 ? 1 : dn > 0 ? -1 : 0;
 
-	double a = det_warm_alpha(p[P_MEAN_HALFLIFE], c->steps, s->n);
+	double a = det_warm_alpha1(p[A_MEAN_HALFLIFE], p[P_MEAN_HALFLIFE], c->steps, s->n);
 	double r = x - s->mu;
 	double lim = 4 * sigma;
 	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
 	s->mu += a * rc;
 	s->dev += (float)(a * (fabs(rc) - (double)s->dev));
-	double hl = p[P_HALFLIFE];
+	double ar;
 	if (p[P_HALFLIFE_T] > 0 && c->interval_ms > 0)
-		hl = p[P_HALFLIFE_T] / c->interval_ms;
-	double ar = det_alpha(hl, c->steps);
+		ar = det_alpha(p[P_HALFLIFE_T] / c->interval_ms, c->steps);
+	else
+		ar = det_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], c->steps);
 	double hi = (double)s->hi - ar * ((double)s->hi - s->mu);
 	double lo = (double)s->lo - ar * ((double)s->lo - s->mu);
 	s->hi = (float)(x > hi ? x : hi);
@@ -103,4 +112,5 @@ const struct comp_kind comp_record = {
 	.state_size = record_size,
 	.init = record_init,
 	.update = record_update,
+	.prepare = record_prepare,
 };

@@ -27,6 +27,8 @@
 
 enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL, P_POOL, P_LOG,
        P_WEEKDAY };
+/* derived (seas_prepare): the level's weight for one sampling interval */
+enum { A_LEVEL_HALFLIFE = DET_MAX_PARAMS };
 
 static const struct param_def params[] = {
 	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
@@ -82,6 +84,11 @@ static size_t seas_size(const double *p)
 	       (p[P_WEEKDAY] > 0 ? sizeof(struct seas_week) : 0);
 }
 
+static void seas_prepare(double *p)
+{
+	p[A_LEVEL_HALFLIFE] = det_alpha(p[P_LEVEL_HALFLIFE], 1);
+}
+
 static void seas_init(const double *p, void *state)
 {
 	memset(state, 0, seas_size(p));
@@ -128,7 +135,7 @@ static void seas_learn_gain(struct seas_state *s, double x, double r, double flo
  * estimation noise, is not deseasonalised by chance. */
 static int seas_has_season(const struct seas_state *s, const double *p)
 {
-	double a = det_alpha(p[P_LEVEL_HALFLIFE], 1);
+	double a = p[A_LEVEL_HALFLIFE];
 	if (s->n < p[P_LEVEL_HALFLIFE])
 		a = 1.0 / (s->n + 1.0);
 	double g = (double)s->gain;
@@ -194,7 +201,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	}
 
 	/* learn */
-	double al = det_warm_alpha(p[P_LEVEL_HALFLIFE], c->steps, s->n);
+	double al = det_warm_alpha1(p[A_LEVEL_HALFLIFE], p[P_LEVEL_HALFLIFE], c->steps, s->n);
 	if (s->n > 0)
 		seas_learn_gain(s, x, r, floor, al);
 	/* A bucket's half-life is counted in periods, whatever the sampling rate:
@@ -262,7 +269,10 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		s->n++;
 }
 
-/* A sample touches the header and the bucket of its phase only. */
+/* A sample touches the header, the bucket of its phase and (weekday) the
+ * day-of-week offsets with the weekly test (struct seas_week, about 110
+ * bytes); the state is only 16-byte aligned, so each may straddle a line
+ * more than its size says. */
 static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
 {
 	const struct seas_state *s = state;
@@ -273,7 +283,16 @@ static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
 	if (ph < 0)
 		ph += period;
 	__builtin_prefetch(s, 1);
-	__builtin_prefetch(&bk[ph * nb / period], 1);
+	__builtin_prefetch((const char *)(s + 1) - 1, 1);
+	const struct seas_bucket *k = &bk[ph * nb / period];
+	__builtin_prefetch(k, 1);
+	__builtin_prefetch((const char *)(k + 1) - 1, 1);
+	if (p[P_WEEKDAY] > 0) {
+		const char *wk = (const char *)(bk + nb);
+		for (size_t off = 0; off < sizeof(struct seas_week); off += 64)
+			__builtin_prefetch(wk + off, 1);
+		__builtin_prefetch(wk + sizeof(struct seas_week) - 1, 1);
+	}
 }
 
 const struct comp_kind comp_seasonal = {
@@ -284,4 +303,5 @@ const struct comp_kind comp_seasonal = {
 	.init = seas_init,
 	.update = seas_update,
 	.prefetch = seas_prefetch,
+	.prepare = seas_prepare,
 };

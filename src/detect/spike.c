@@ -24,6 +24,8 @@
 #define Z_FLOOR 3.0 /* the remembered extreme never counts as less than this */
 
 enum { P_HALFLIFE, P_DEV_HALFLIFE, P_CLIP, P_MEMORY, P_MIN_REL, P_LOG };
+/* derived (spike_prepare): the weights of one sampling interval */
+enum { A_HALFLIFE = DET_MAX_PARAMS, A_DEV_HALFLIFE };
 
 static const struct param_def params[] = {
 	{ "halflife", PARAM_NUMBER, 32, 1, 1e6 },       /* mean, samples */
@@ -44,6 +46,12 @@ struct spike_state {
 static size_t spike_size(const double *p)
 {
 	return sizeof(struct spike_state);
+}
+
+static void spike_prepare(double *p)
+{
+	p[A_HALFLIFE] = det_alpha(p[P_HALFLIFE], 1);
+	p[A_DEV_HALFLIFE] = det_alpha(p[P_DEV_HALFLIFE], 1);
 }
 
 static void spike_init(const double *p, void *state)
@@ -82,8 +90,8 @@ static void spike_update(const double *p, void *state, const struct comp_ctx *c,
 	o->direction = o->raw > 0 ? (r > 0 ? 1 : -1) : 0;
 	s->zmax = (float)(az > zmax ? az : zmax);
 
-	double a = det_warm_alpha(p[P_HALFLIFE], c->steps, s->n);
-	double ad = det_warm_alpha(p[P_DEV_HALFLIFE], c->steps, s->n);
+	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], c->steps, s->n);
+	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], c->steps, s->n);
 	double lim = p[P_CLIP] * sigma;
 	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
 	s->mu += a * rc;
@@ -103,4 +111,5 @@ const struct comp_kind comp_spike = {
 	.state_size = spike_size,
 	.init = spike_init,
 	.update = spike_update,
+	.prepare = spike_prepare,
 };

@@ -13,9 +13,12 @@
 /* Prefetch distances, in samples, along the commit order: the staged
  * entry's label words and its registry slot first, then (once those are in
  * cache) the label bytes and the slot's entry of the series table, then the
- * series block it points to. */
+ * series struct it points to, then (once the struct is in cache, so that
+ * reading its pointers does not stall) the rest of the series block. Each
+ * stage reads only what an earlier stage prefetched. */
 #define PF_SLOT 12
 #define PF_LABELS 8
+#define PF_STRUCT 6
 #define PF_SERIES 4
 
 /* The series of st if its first probe hits (the usual case), else NULL. */
@@ -38,7 +41,8 @@ static void prefetch_series(const struct engine *e, const struct shard *sh,
                             const struct series *s, int64_t ts_ms)
 {
 	const struct hist_entry *hist = series_hist(s, sh->reg.hist_cap);
-	for (const char *p = (const char *)s; p < (const char *)hist; p += 64)
+	/* the struct's lines were prefetched at PF_STRUCT: the labels and key */
+	for (const char *p = (const char *)s + sizeof *s; p < (const char *)hist; p += 64)
 		__builtin_prefetch(p, 1);
 	if (s->hist_len > 0 || s->hist_head > 0)
 		__builtin_prefetch(&hist[s->hist_head], 1);
@@ -59,8 +63,13 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 {
 	const struct engine_staged *st = &srt[j];
 	if (j + PF_SLOT < n && st[PF_SLOT].shard == st->shard) {
-		__builtin_prefetch(&sh->reg.table[st[PF_SLOT].hash & sh->reg.table_mask]);
-		__builtin_prefetch(b->sref + st[PF_SLOT].ref0);
+		const struct engine_staged *a = &st[PF_SLOT];
+		__builtin_prefetch(&sh->reg.table[a->hash & sh->reg.table_mask]);
+		/* its label words: 4 per label (a named entry has one 4-word
+		 * record), which may straddle two lines */
+		const uint32_t *w = b->sref + a->ref0;
+		__builtin_prefetch(w);
+		__builtin_prefetch(w + (a->named ? 4 : 4 * (size_t)a->nref) - 1);
 	}
 	if (j + PF_LABELS < n && st[PF_LABELS].shard == st->shard) {
 		const struct engine_staged *a = &st[PF_LABELS];
@@ -74,6 +83,14 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 		}
 		__builtin_prefetch(w);
 		__builtin_prefetch(b->sbytes + w[0]);
+	}
+	if (j + PF_STRUCT < n && st[PF_STRUCT].shard == st->shard) {
+		const struct series *ps = peek_series(sh, &st[PF_STRUCT]);
+		if (ps) {
+			for (size_t off = 0; off < sizeof *ps; off += 64)
+				__builtin_prefetch((const char *)ps + off, 1);
+			__builtin_prefetch((const char *)ps + sizeof *ps - 1, 1);
+		}
 	}
 	if (j + PF_SERIES < n && st[PF_SERIES].shard == st->shard) {
 		const struct series *ps = peek_series(sh, &st[PF_SERIES]);

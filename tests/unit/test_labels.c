@@ -303,6 +303,58 @@ static void test_registry(void **st)
 	registry_free(&r);
 }
 
+/* The lookup's label comparison (after a matching hash): a value or a name
+ * that differs in any one byte, at every length from 1 to 40 (the inline
+ * compare has cases for < 4, 4-7, 8-16 and longer), is a different series,
+ * with the labels in canonical order and in any other order. The stored
+ * hash is passed with the changed labels, as a hash collision would. */
+static void test_registry_compare(void **st)
+{
+	(void)st;
+	struct series_registry r;
+	assert_int_equal(registry_init(&r, 100, 8, 0, 0), 0);
+	char val[41], name[41], alt[41];
+	for (size_t len = 1; len <= 40; len++) {
+		for (size_t i = 0; i < len; i++) {
+			val[i] = (char)('a' + (len + i) % 26);
+			name[i] = (char)('k' + (len * 3 + i) % 16);
+		}
+		val[len] = name[len] = 0;
+		struct labels l;
+		struct label_ref in[3] = { { "__name__", 8, "m", 1 }, { name, len, val, len },
+			                   { "zz", 2, "z", 1 } };
+		char err[128];
+		assert_int_equal(labels_from_refs(&l, in, 3, NULL, err, sizeof err), 0);
+		uint64_t h = labels_hash(&l);
+		struct series *s = registry_insert(&r, &l, h);
+		assert_non_null(s);
+		struct label_ref sorted[3] = { in[0], in[1], in[2] };
+		struct label_ref other[3] = { in[2], in[1], in[0] };
+		assert_ptr_equal(registry_find_refs(&r, h, sorted, 3), s);
+		assert_ptr_equal(registry_find_refs(&r, h, other, 3), s);
+		for (size_t i = 0; i < len; i++) {
+			memcpy(alt, val, len + 1);
+			alt[i] ^= 0x20;
+			sorted[1].value = other[1].value = alt;
+			assert_null(registry_find_refs(&r, h, sorted, 3));
+			assert_null(registry_find_refs(&r, h, other, 3));
+			sorted[1].value = other[1].value = val;
+			memcpy(alt, name, len + 1);
+			alt[i] ^= 0x20;
+			sorted[1].name = other[1].name = alt;
+			assert_null(registry_find_refs(&r, h, sorted, 3));
+			assert_null(registry_find_refs(&r, h, other, 3));
+			sorted[1].name = other[1].name = name;
+		}
+		/* one byte shorter or longer is different too */
+		sorted[1].value_len = len - 1;
+		if (len > 1)
+			assert_null(registry_find_refs(&r, h, sorted, 3));
+		sorted[1].value_len = len;
+	}
+	registry_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_selector),
 		cmocka_unit_test(test_selector_regex),
 		cmocka_unit_test(test_registry),
+		cmocka_unit_test(test_registry_compare),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
