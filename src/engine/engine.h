@@ -210,14 +210,19 @@ int engine_batch_end(struct engine_batch *b);
 
 struct series_info {
 	const struct labels *labels;   /* valid during the callback only */
-	const char *key;               /* canonical name{...} */
 	uint64_t samples;              /* samples accepted */
 	int64_t first_ts_ms, last_ts_ms;
 	double last_value;
 	struct det_result last;        /* last detector result (component string is static) */
 	int alert_state;               /* enum alert_state */
 	int kind;                      /* enum series_kind (series.h) */
+	const void *priv_series;       /* private to the engine (engine_series_key) */
+	void *priv_walk;
 };
+/* The series' canonical key name{...} (labels_to_string's text). A series
+ * does not keep it: it is written from the labels when asked, into a buffer
+ * of the walk, valid during the callback only. */
+const char *engine_series_key(const struct series_info *s);
 typedef int (*engine_series_fn)(void *ctx, const struct series_info *s);
 /* Calls fn for each series matching any of the selectors (all series when
  * nsel == 0): shard by shard, in creation order within a shard. fn returns

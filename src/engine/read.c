@@ -100,7 +100,8 @@ static int series_selected(const struct series *s, const struct selector *sel, s
 
 /* The key of the series walk_next() returned (series_key), valid until the
  * next walk_next(); a key too long for w->key that cannot be given room is
- * cut short (out of memory). */
+ * cut short (out of memory). Written only when a reader asks for it
+ * (engine_series_key): /metrics, for one, never does. */
 static const char *walk_key(struct shard_walk *w, const struct series *s)
 {
 	size_t len = series_key(s, w->key, sizeof w->key);
@@ -117,11 +118,17 @@ static const char *walk_key(struct shard_walk *w, const struct series *s)
 	return w->big;
 }
 
+const char *engine_series_key(const struct series_info *si)
+{
+	return walk_key(si->priv_walk, si->priv_series);
+}
+
 static void fill_info(struct shard_walk *w, const struct series *s, struct series_info *si)
 {
 	const struct shard *sh = w->sh;
 	si->labels = &s->labels;
-	si->key = walk_key(w, s);
+	si->priv_series = s;
+	si->priv_walk = w;
 	si->samples = s->samples;
 	si->first_ts_ms = s->first_ts_ms;
 	si->last_ts_ms = s->last_ts_ms;

@@ -200,7 +200,8 @@ static int anom_cb(void *vctx, const struct series_info *s, const struct history
 	obuf_puts(b, c->n++ ? ",{\"labels\":" : "{\"labels\":");
 	api_json_labels(b, s->labels);
 	obuf_puts(b, ",\"series\":");
-	obuf_json_str(b, s->key, strlen(s->key));
+	const char *key = engine_series_key(s);
+	obuf_json_str(b, key, strlen(key));
 	obuf_printf(b, ",\"samples\":%llu", (unsigned long long)s->samples);
 	obuf_puts(b, ",\"state\":");
 	const char *st = alert_state_name((enum alert_state)s->alert_state);

@@ -49,7 +49,8 @@ static int fc_cb(void *vctx, const struct series_info *s, const struct forecast_
 	obuf_puts(b, c->n++ ? ",{\"labels\":" : "{\"labels\":");
 	api_json_labels(b, s->labels);
 	obuf_puts(b, ",\"series\":");
-	obuf_json_str(b, s->key, strlen(s->key));
+	const char *key = engine_series_key(s);
+	obuf_json_str(b, key, strlen(key));
 	obuf_printf(b, ",\"ready\":%s", n ? "true" : "false");
 	obuf_puts(b, ",\"from\":");
 	obuf_json_time(b, s->last_ts_ms);

@@ -300,7 +300,7 @@ static int sg_collect(void *ctx, const struct series_info *si)
 	struct sg_dump *d = ctx;
 	if (d->n < 512) {
 		struct sg_state *x = &d->s[d->n++];
-		snprintf(x->key, sizeof x->key, "%s", si->key);
+		snprintf(x->key, sizeof x->key, "%s", engine_series_key(si));
 		x->samples = si->samples;
 		x->score = si->last.score;
 		x->expected = si->last.expected;
@@ -712,7 +712,7 @@ static int key_collect(void *ctx, const struct series_info *si)
 	char **keys = ctx;
 	for (int i = 0; i < 3; i++)
 		if (!keys[i]) {
-			keys[i] = strdup(si->key);
+			keys[i] = strdup(engine_series_key(si));
 			break;
 		}
 	return 0;
