@@ -46,14 +46,22 @@ if [ $with_vm = 0 ]; then
   echo "foreshockd: open http://127.0.0.1:9790/ (Ctrl-C stops it)" >&2
   exec "$build/src/foreshockd" "${args[@]}" "$@"
 fi
+# a port someone else listens on would answer our health check (and take
+# our samples) while our VictoriaMetrics exits on "address already in use"
+if (exec 3<>"/dev/tcp/127.0.0.1/$vm_port") 2>/dev/null; then
+  echo "quickstart.sh: port $vm_port is in use: address already in use (set VM_PORT)" >&2
+  exit 1
+fi
 rm -rf "$var/victoria-metrics"
 victoria-metrics -httpListenAddr="127.0.0.1:$vm_port" -storageDataPath="$var/victoria-metrics" \
   -search.latencyOffset=0s -loggerLevel=WARN &
 vm=$!
 trap 'kill "$vm" 2>/dev/null; wait "$vm" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  curl -fs "http://127.0.0.1:$vm_port/health" >/dev/null 2>&1 && break
+# up to a minute on a busy machine; ours must still run once it answers
+for i in $(seq 600); do
   kill -0 "$vm" 2>/dev/null || { echo "quickstart.sh: victoria-metrics did not start" >&2; exit 1; }
+  curl -fs --max-time 2 "http://127.0.0.1:$vm_port/health" >/dev/null 2>&1 && kill -0 "$vm" 2>/dev/null && break
+  [ "$i" -lt 600 ] || { echo "quickstart.sh: victoria-metrics did not answer on 127.0.0.1:$vm_port within about a minute" >&2; exit 1; }
   sleep 0.1
 done
 echo "foreshockd: open http://127.0.0.1:9790/; VictoriaMetrics: http://127.0.0.1:$vm_port/vmui (Ctrl-C stops both)" >&2

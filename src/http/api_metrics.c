@@ -488,7 +488,7 @@ static void export_metrics(struct obuf *b, struct rwexport *x)
 	counter(b, "foreshock_export_requests_failed_total",
 	        "remote_write attempts that failed (each retry counted).", xs.requests_failed);
 	header(b, "foreshock_export_queue_samples", "gauge",
-	       "Output samples waiting to be sent (queued and pending).");
+	       "Output samples waiting to be sent (pending, being encoded or queued).");
 	obuf_printf(b, "foreshock_export_queue_samples %llu\n", (unsigned long long)xs.queue_samples);
 	header(b, "foreshock_export_queue_bytes", "gauge",
 	       "Bytes of those samples (compressed requests and pending records).");

@@ -549,6 +549,9 @@ struct rwexport {
 	struct rwexport_buf pending;
 	struct request *head, *tail;  /* FIFO of encoded requests */
 	size_t queued_bytes, queued_samples;
+	/* taken from pending and being encoded (mu released): still waiting,
+	 * so still counted in the queue gauges */
+	size_t encoding_bytes, encoding_samples;
 	int stop, kick;
 	struct rwexport_stats st;
 	int64_t drop_logged_ms;
@@ -648,8 +651,8 @@ void rwexport_get_stats(struct rwexport *x, struct rwexport_stats *st)
 		return;
 	lockrank_lock(&x->mu, LOCK_RANK_RWEXPORT);
 	*st = x->st;
-	st->queue_bytes = x->queued_bytes + x->pending.len;
-	st->queue_samples = x->queued_samples + x->pending.n;
+	st->queue_bytes = x->queued_bytes + x->encoding_bytes + x->pending.len;
+	st->queue_samples = x->queued_samples + x->encoding_samples + x->pending.n;
 	lockrank_unlock(&x->mu);
 }
 
@@ -661,6 +664,8 @@ static void encode_pending(struct rwexport *x)
 	while (x->pending.n > 0) {
 		struct rwexport_buf work = x->pending;
 		memset(&x->pending, 0, sizeof x->pending);
+		x->encoding_bytes = work.len;
+		x->encoding_samples = work.n;
 		lockrank_unlock(&x->mu);
 		size_t off = 0;
 		struct request *first = NULL, *last = NULL;
@@ -688,6 +693,7 @@ static void encode_pending(struct rwexport *x)
 		}
 		rwexport_buf_free(&work);
 		lockrank_lock(&x->mu, LOCK_RANK_RWEXPORT);
+		x->encoding_bytes = x->encoding_samples = 0;
 		if (lost)
 			note_drop(x, lost, "encode_failed");
 		if (first) {

@@ -71,7 +71,7 @@ struct rwexport_stats {
 	uint64_t samples_dropped;  /* lost: a bound was hit, refused (4xx), or unsent at stop */
 	uint64_t samples_rejected; /* of those, refused by the endpoint with a 4xx */
 	uint64_t requests_sent, requests_failed; /* failed attempts, each retry counted */
-	uint64_t queue_bytes, queue_samples;     /* waiting now (queued + pending) */
+	uint64_t queue_bytes, queue_samples;     /* waiting now (queued, being encoded, pending) */
 	int64_t last_success_ms;   /* wall clock of the last 2xx, 0 = never */
 };
 

@@ -12,8 +12,12 @@
 2. scripts/quickstart.sh again: a fresh demo timeline, nothing rejected as
    out of order (and the log says so when samples are rejected: a replay
    into the first run's state is logged with reason and count).
-3. scripts/quickstart.sh --with-victoriametrics (VM_PORT free): the README's
-   VictoriaMetrics queries return data; stopping the script stops both.
+3. scripts/quickstart.sh --with-victoriametrics (VM_PORT free; another one
+   when it was taken before VictoriaMetrics bound it): once every exported
+   sample is acknowledged, the README's VictoriaMetrics queries return data;
+   stopping the script stops both. Those queries are instant queries at the
+   wall clock: they see the demo's last samples (at the replay's start) for
+   about four minutes, so a failure says how long ago the replay started.
 Not run here: ./scripts/test.sh (it is what CI runs around this test) and
 the "Building by hand" block (what scripts/build.sh does for every test).
 Sub-tests skip when their program is missing (victoria-metrics)."""
@@ -216,21 +220,38 @@ def test_quickstart_victoriametrics():
     need(VM, "victoria-metrics")
     var = tempfile.mkdtemp(prefix="foreshock-it-readme-vm-")
     q = None
-    vm_port = free_port()
     try:
-        q = Quickstart(var, "--with-victoriametrics", env={"VM_PORT": str(vm_port)})
+        # free_port() closes the port before VictoriaMetrics binds it: another
+        # process (a test server, a client's ephemeral port) may take it in
+        # between; quickstart.sh then says the address is in use: another port
+        for attempt in range(3):
+            vm_port = free_port()
+            started = time.time()
+            try:
+                q = Quickstart(var, "--with-victoriametrics", env={"VM_PORT": str(vm_port)})
+                break
+            except Failed as e:
+                if attempt == 2 or "address already in use" not in str(e):
+                    raise
+                print("VM_PORT %d was taken, again with another port" % vm_port)
 
-        def drained():
+        def export_done():
+            # every output sample handed to the exporter acknowledged by
+            # VictoriaMetrics (not only an empty queue), none lost
             with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % q.port, timeout=10) as r:
-                m = re.search(r"^foreshock_export_queue_samples (\d+)", r.read().decode(), re.M)
-            return m and m.group(1) == "0"
-        wait_for("the export drained", drained, 60)
+                text = r.read().decode()
+            v = {k: float(re.search(r"^foreshock_export_%s (\S+)" % k, text, re.M).group(1))
+                 for k in ("samples_total", "samples_sent_total", "samples_dropped_total", "queue_samples")}
+            check(v["samples_dropped_total"] == 0, "export dropped samples: %r" % v)
+            return v["queue_samples"] == 0 and v["samples_sent_total"] == v["samples_total"] > 0 and v
+        wait_for("the export drained", export_done, 60)
         urllib.request.urlopen("http://127.0.0.1:%d/internal/force_flush" % vm_port, timeout=30).read()
         cmds = [c for b in readme_blocks("A five-minute tour with curl") for c in commands(b) if "127.0.0.1:8428" in c]
         check(len(cmds) >= 3, "README: no VictoriaMetrics commands")
         for c in cmds:
             rc, out, err = run(c, vm_port=vm_port)
-            check(rc == 0 and has_data(out), "README command: %s -> %d\n%s%s" % (c, rc, out[:1000], err[-500:]))
+            check(rc == 0 and has_data(out), "README command: %s -> %d (%.0f s after the replay started)\n%s%s" %
+                  (c, rc, time.time() - started, out[:1000], err[-500:]))
         q.stop()
         q = None
         check(not fslib.http_ok("http://127.0.0.1:%d/health" % vm_port), "victoria-metrics still runs after the script stopped")
