@@ -18,24 +18,7 @@
 #include <gsl/gsl_statistics_double.h>
 
 #include "detect/acf.h"
-
-struct rng {
-	uint64_t s;
-};
-
-static double rng_uniform(struct rng *r)
-{
-	r->s ^= r->s << 13;
-	r->s ^= r->s >> 7;
-	r->s ^= r->s << 17;
-	return ((double)(r->s >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double rng_normal(struct rng *r)
-{
-	double u = rng_uniform(r), v = rng_uniform(r);
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
+#include "util/rng.h"
 
 #define T0 1396310400000LL /* 2014-04-01 00:00:00, a Tuesday */
 #define HOUR 3600000LL
@@ -49,7 +32,7 @@ enum kind { WHITE, DAILY, WALK, WEEKEND, DAILY_BIG };
 
 static double sample(enum kind k, int64_t i, struct rng *r, double *walk)
 {
-	double hour = (double)(i % 288) / 12, noise = rng_normal(r);
+	double hour = (double)(i % 288) / 12, noise = rng_norm(r);
 	int day = (int)((i / 288) % 7);
 	switch (k) {
 	case WHITE:
@@ -57,7 +40,7 @@ static double sample(enum kind k, int64_t i, struct rng *r, double *walk)
 	case DAILY:
 		return 0.8 * sin(2 * M_PI * hour / 24) + noise;
 	case WALK: /* a slow random walk (drift), no season */
-		*walk += 0.05 * rng_normal(r);
+		*walk += 0.05 * rng_norm(r);
 		return *walk + noise;
 	case WEEKEND: /* days 4 and 5 after T0 are Saturday and Sunday */
 		return (day == 4 || day == 5 ? -2 : 0) + sin(2 * M_PI * hour / 24) + noise;
@@ -166,24 +149,24 @@ static void test_acf_gap(void **ctx)
 	struct rng r = { 9 };
 	int64_t t = T0;
 	for (int i = 0; i < 48; i++, t += HOUR)
-		acf_ring_add(&a, &day_shape, t, rng_normal(&r), 8);
+		acf_ring_add(&a, &day_shape, t, rng_norm(&r), 8);
 	assert_int_equal(a.n, 47 - 24); /* hours 24..46 closed and paired */
 	t += 3 * DAY; /* a three-day gap: its first sample closes hour 47 */
-	acf_ring_add(&a, &day_shape, t, rng_normal(&r), 8);
+	acf_ring_add(&a, &day_shape, t, rng_norm(&r), 8);
 	assert_int_equal(a.n, 24);
 	t += HOUR;
 	for (int i = 0; i < 24; i++, t += HOUR) {
-		acf_ring_add(&a, &day_shape, t, rng_normal(&r), 8);
+		acf_ring_add(&a, &day_shape, t, rng_norm(&r), 8);
 		assert_int_equal(a.n, 24); /* nothing a period back to pair with */
 	}
-	acf_ring_add(&a, &day_shape, t, rng_normal(&r), 8);
+	acf_ring_add(&a, &day_shape, t, rng_norm(&r), 8);
 	assert_int_equal(a.n, 25);
 	/* a one-hour hole is missing for the pairs that would use it only */
 	acf_ring_init(&a);
 	t = T0;
 	for (int i = 0; i < 30; i++, t += HOUR)
 		if (i != 3)
-			acf_ring_add(&a, &day_shape, t, rng_normal(&r), 8);
+			acf_ring_add(&a, &day_shape, t, rng_norm(&r), 8);
 	/* hours 24..28 have closed; hour 27 would pair with 3 (missing), and
 	 * hours 24, 25, 26, 28 also need hours 12..16 (present) */
 	assert_int_equal(a.n, 4);
@@ -191,7 +174,7 @@ static void test_acf_gap(void **ctx)
 	acf_ring_init(&a);
 	t = T0;
 	for (int i = 0; i < 30; i++, t += HOUR)
-		acf_ring_add(&a, &day_shape, t, i == 3 ? NAN : i == 4 ? INFINITY : rng_normal(&r), 8);
+		acf_ring_add(&a, &day_shape, t, i == 3 ? NAN : i == 4 ? INFINITY : rng_norm(&r), 8);
 	/* hour 4 (infinity, clamped) counts; hour 3 pairs with nothing */
 	assert_int_equal(a.n, 4);
 	assert_true(isfinite(acf_ring_rho(&a, 0)) && isfinite(acf_ring_rho(&a, 1)));
