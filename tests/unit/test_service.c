@@ -24,6 +24,8 @@
 #include "service/internal.h"
 #include "util/rng.h"
 
+#include "service_driver.h"
+
 #define T0 1700006400000LL /* 2023-11-15T00:00:00Z */
 
 static const char *good_model =
@@ -272,29 +274,7 @@ static void test_scope_and_error_ratio_gauge(void **state)
 	assert_non_null(strstr(err, ":6: invalid 'separate' 'maybe'"));
 }
 
-/* ---- a small driver: feed samples, collect transitions ------------------ */
-
-struct drv {
-	struct services *s;
-	struct service_transition *t;
-	size_t n, cap;
-};
-
-static void drv_feed(struct drv *d, uint32_t roles, uint32_t idx, int64_t ts, double v)
-{
-	assert_int_equal(services_observe(d->s, 0, roles, idx, NULL, ts, v, NULL, &d->t, &d->n, &d->cap), 0);
-}
-
-static void drv_free(struct drv *d)
-{
-	for (size_t i = 0; i < d->n; i++) {
-		free(d->t[i].key);
-		free(d->t[i].labels_json);
-		free(d->t[i].annotations_json);
-	}
-	free(d->t);
-	services_free(d->s);
-}
+/* ---- the driver (service_driver.h): feed samples, collect transitions --- */
 
 /* first transition of key with event ev, or NULL */
 static const struct service_transition *drv_find(const struct drv *d, const char *key,

@@ -25,6 +25,8 @@
 #include "service/internal.h"
 #include "util/rng.h"
 
+#include "service_driver.h"
+
 #define T0 1700006400000LL /* 2023-11-15T00:00:00Z */
 #define DAY 86400000LL
 #define HOUR 3600000LL
@@ -42,23 +44,6 @@ static const char *model =
 	"    threshold: 1s\n";
 
 #define R_REQ ((1u << ROLE_REQUESTS) | (1u << ROLE_TOTAL))
-
-struct drv {
-	struct services *s;
-	struct service_transition *t;
-	size_t n, cap;
-};
-
-static void drv_free(struct drv *d)
-{
-	for (size_t i = 0; i < d->n; i++) {
-		free(d->t[i].key);
-		free(d->t[i].labels_json);
-		free(d->t[i].annotations_json);
-	}
-	free(d->t);
-	services_free(d->s);
-}
 
 /* p99 latency of the service at load r: an exponential curve, 0.12 s at no
  * load, 1 s (the SLO) at r = 110 ln(1/0.12) = 233.2 req/s. */
