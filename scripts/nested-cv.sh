@@ -8,12 +8,17 @@
 # choose model and threshold on the training folds only, so the scores it
 # prints are out-of-fold for the choice of settings too.
 #
-# usage: scripts/nested-cv.sh [BUILDDIR] [CV_SEED]   (defaults: build, 0)
+# With GRID=single (third argument) the candidates are instead the default
+# with the likelihood stage's `single_for` / `single_floor` changed (0 = the
+# model without it, and the neighbourhood of the default 800 / 0.26).
+#
+# usage: scripts/nested-cv.sh [BUILDDIR] [CV_SEED] [spike|single]   (defaults: build, 0, spike)
 # Reads ../shared/data/{nab,cloudmon} relative to the source tree.
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
 builddir=${1:-build}
 seed=${2:-0}
+grid=${3:-spike}
 data=${FORESHOCK_SHARED_DATA:-$src/../shared/data}
 bin=$builddir/src/foreshock
 [ -x "$bin" ] || { echo "nested-cv: no '$bin' (build first)" >&2; exit 1; }
@@ -21,6 +26,20 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 args=""
+if [ "$grid" = single ]; then
+	for nf in 0:0.26 600:0.26 800:0.2 800:0.23 800:0.26 800:0.3 1000:0.23 1000:0.26; do
+		n=${nf%%:*}; f=${nf#*:}
+		sed -e "s/^  single_for: [^ ]*/  single_for: $n/" \
+		    -e "s/^  single_floor: [^ ]*/  single_floor: $f/" \
+		    -e "s/^name: default/name: n${n}f${f}/" \
+		    "$src/models/default.yml" > "$tmp/single_${n}_${f}.yml"
+		args="$args --model $tmp/single_${n}_${f}.yml"
+	done
+	# shellcheck disable=SC2086
+	exec "$bin" backtest --corpus "$data/nab" --corpus "$data/cloudmon" \
+		--cv 5 --cv-seed "$seed" --quiet $args
+fi
+[ "$grid" = spike ] || { echo "nested-cv: unknown grid '$grid' (spike, single)" >&2; exit 2; }
 # the default without spike: level in its place (the model of the fifth session)
 sed -e '/^  - kind: spike/,/^    direct:/d' -e 's/^name: default/name: level/' \
     "$src/models/default.yml" > "$tmp/level.yml"
