@@ -25,36 +25,34 @@ bin=$builddir/src/foreshock
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# candidate NAME KEY1 VALUE1 KEY2 VALUE2: the default with two settings
+# (indented keys, as written in models/default.yml) changed, added to args
+candidate() {
+	sed -e "s/^\( *\)$2: [^ ]*/\1$2: $3/" -e "s/^\( *\)$4: [^ ]*/\1$4: $5/" \
+	    -e "s/^name: default/name: $1/" "$src/models/default.yml" > "$tmp/$1.yml"
+	args="$args --model $tmp/$1.yml"
+}
+
 args=""
-if [ "$grid" = single ]; then
+case "$grid" in
+single)
 	for nf in 0:0.26 600:0.26 800:0.2 800:0.23 800:0.26 800:0.3 1000:0.23 1000:0.26; do
-		n=${nf%%:*}; f=${nf#*:}
-		sed -e "s/^  single_for: [^ ]*/  single_for: $n/" \
-		    -e "s/^  single_floor: [^ ]*/  single_floor: $f/" \
-		    -e "s/^name: default/name: n${n}f${f}/" \
-		    "$src/models/default.yml" > "$tmp/single_${n}_${f}.yml"
-		args="$args --model $tmp/single_${n}_${f}.yml"
-	done
-	# shellcheck disable=SC2086
-	exec "$bin" backtest --corpus "$data/nab" --corpus "$data/cloudmon" \
-		--cv 5 --cv-seed "$seed" --quiet $args
-fi
-[ "$grid" = spike ] || { echo "nested-cv: unknown grid '$grid' (spike, single)" >&2; exit 2; }
-# the default without spike: level in its place (the model of the fifth session)
-sed -e '/^  - kind: spike/,/^    direct:/d' -e 's/^name: default/name: level/' \
-    "$src/models/default.yml" > "$tmp/level.yml"
-printf '  - kind: level\n    log: true\n' > "$tmp/level_comp"
-awk -v f="$tmp/level_comp" '/^combine:/ { while ((getline l < f) > 0) print l } { print }' \
-    "$tmp/level.yml" > "$tmp/level2.yml"
-args="--model $tmp/level2.yml"
-for dm in 1:1d 1.25:1d 1.5:1d 0.75:2d 1:2d 1.25:2d 1:36h; do
-	d=${dm%%:*}; m=${dm#*:}
-	sed -e "s/^    memory: [^ ]*/    memory: $m/" \
-	    -e "s/^    direct: [^ ]*/    direct: $d/" \
-	    -e "s/^name: default/name: d${d}m${m}/" \
-	    "$src/models/default.yml" > "$tmp/spike_${d}_${m}.yml"
-	args="$args --model $tmp/spike_${d}_${m}.yml"
-done
+		candidate "n${nf%%:*}f${nf#*:}" single_for "${nf%%:*}" single_floor "${nf#*:}"
+	done ;;
+spike)
+	# the default without spike: level in its place (the model of the fifth session)
+	sed -e '/^  - kind: spike/,/^    direct:/d' -e 's/^name: default/name: level/' \
+	    "$src/models/default.yml" > "$tmp/level.yml"
+	printf '  - kind: level\n    log: true\n' > "$tmp/level_comp"
+	awk -v f="$tmp/level_comp" '/^combine:/ { while ((getline l < f) > 0) print l } { print }' \
+	    "$tmp/level.yml" > "$tmp/level2.yml"
+	args="--model $tmp/level2.yml"
+	for dm in 1:1d 1.25:1d 1.5:1d 0.75:2d 1:2d 1.25:2d 1:36h; do
+		candidate "d${dm%%:*}m${dm#*:}" direct "${dm%%:*}" memory "${dm#*:}"
+	done ;;
+*)
+	echo "nested-cv: unknown grid '$grid' (spike, single)" >&2; exit 2 ;;
+esac
 # shellcheck disable=SC2086
 exec "$bin" backtest --corpus "$data/nab" --corpus "$data/cloudmon" \
 	--cv 5 --cv-seed "$seed" --quiet $args
