@@ -20,16 +20,16 @@ done
 # floors: corpus profile out-of-fold in-sample
 FLOORS="
 nab      standard            74.5 75
-nab      reward_low_FP_rate  63 63.5
-nab      reward_low_FN_rate  79 80.5
-cloudmon standard            39 44
-cloudmon reward_low_FP_rate  37 41.5
-cloudmon reward_low_FN_rate  41 46.5
+nab      reward_low_FP_rate  61.5 62.5
+nab      reward_low_FN_rate  80 81
+cloudmon standard            46 50
+cloudmon reward_low_FP_rate  43.5 46.5
+cloudmon reward_low_FN_rate  49 53
 """
 # with --cv-seed 1: corpus profile out-of-fold
 SEED_FLOORS="
 nab      standard            74
-cloudmon standard            38.5
+cloudmon standard            47
 "
 
 run() { "$bin" backtest --corpus "$shared/nab" --corpus "$shared/cloudmon" --cv 5 --model "$model" --quiet "$@" 2>&1; }
