@@ -1,12 +1,14 @@
 #!/bin/sh
-# nested-cv.sh — cross-validation with the spike settings chosen inside the folds.
+# nested-cv.sh — cross-validation with the settings of `changept` and `spike`
+# chosen inside the folds.
 #
-# The default model's `spike` settings (direct, memory) were picked from a grid
-# looked at on all of NAB-42 and cloudmon. This script makes the grid's
-# neighbourhood into candidate models (the default with those two lines
-# changed, plus the model before `spike`) and lets `foreshock backtest --cv`
-# choose model and threshold on the training folds only, so the scores it
-# prints are out-of-fold for the choice of settings too.
+# The default model's `changept` settings (direct, floor) and `spike` setting
+# (direct) were picked from grids looked at on all of NAB-42 and cloudmon.
+# This script makes their neighbourhood into candidate models (the default;
+# without `changept`; `changept` direct 2 or 4, floor 1 or 3; `spike` direct
+# 0.75 or 1.25: eight, the most `--model` takes) and lets `foreshock backtest
+# --cv` choose model and threshold on the training folds only, so the scores
+# it prints are out-of-fold for the choice of settings too.
 #
 # usage: scripts/nested-cv.sh [BUILDDIR] [CV_SEED]   (defaults: build, 0)
 # Reads ../shared/data/{nab,cloudmon} relative to the source tree.
@@ -20,21 +22,24 @@ bin=$builddir/src/foreshock
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-args=""
-# the default without spike: level in its place (the model of the fifth session)
-sed -e '/^  - kind: spike/,/^    direct:/d' -e 's/^name: default/name: level/' \
-    "$src/models/default.yml" > "$tmp/level.yml"
-printf '  - kind: level\n    log: true\n' > "$tmp/level_comp"
-awk -v f="$tmp/level_comp" '/^combine:/ { while ((getline l < f) > 0) print l } { print }' \
-    "$tmp/level.yml" > "$tmp/level2.yml"
-args="--model $tmp/level2.yml"
-for dm in 1:1d 1.25:1d 1.5:1d 0.75:2d 1:2d 1.25:2d 1:36h; do
-	d=${dm%%:*}; m=${dm#*:}
-	sed -e "s/^    memory: [^ ]*/    memory: $m/" \
-	    -e "s/^    direct: [^ ]*/    direct: $d/" \
-	    -e "s/^name: default/name: d${d}m${m}/" \
-	    "$src/models/default.yml" > "$tmp/spike_${d}_${m}.yml"
-	args="$args --model $tmp/spike_${d}_${m}.yml"
+def="$src/models/default.yml"
+args="--model $def"
+# the default without changept
+sed -e '/^  - kind: changept/,/^    direct:/d' -e 's/^name: default/name: nochangept/' \
+    "$def" > "$tmp/nochangept.yml"
+args="$args --model $tmp/nochangept.yml"
+# changept: direct 2 or 4 (floor 2), floor 1 or 3 (direct 3)
+for df in 2:2 4:2 3:1 3:3; do
+	d=${df%%:*}; f=${df#*:}
+	sed -e "/^  - kind: changept/,/^    direct:/s/^    direct: [^ ]*/    floor: $f\n    direct: $d/" \
+	    -e "s/^name: default/name: cp_d${d}f${f}/" "$def" > "$tmp/cp_${d}_${f}.yml"
+	args="$args --model $tmp/cp_${d}_${f}.yml"
+done
+# spike: direct 0.75 or 1.25
+for d in 0.75 1.25; do
+	sed -e "/^  - kind: spike/,/^    direct:/s/^    direct: [^ ]*/    direct: $d/" \
+	    -e "s/^name: default/name: spike_d${d}/" "$def" > "$tmp/spike_${d}.yml"
+	args="$args --model $tmp/spike_${d}.yml"
 done
 # shellcheck disable=SC2086
 exec "$bin" backtest --corpus "$data/nab" --corpus "$data/cloudmon" \

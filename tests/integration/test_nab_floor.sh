@@ -19,17 +19,17 @@ done
 
 # floors: corpus profile out-of-fold in-sample
 FLOORS="
-nab      standard            74.5 75
-nab      reward_low_FP_rate  63 63.5
-nab      reward_low_FN_rate  79 80.5
-cloudmon standard            39 44
-cloudmon reward_low_FP_rate  37 41.5
-cloudmon reward_low_FN_rate  41 46.5
+nab      standard            75 75
+nab      reward_low_FP_rate  61.3 61.5
+nab      reward_low_FN_rate  81.2 81.3
+cloudmon standard            45.4 47.5
+cloudmon reward_low_FP_rate  42.4 43.6
+cloudmon reward_low_FN_rate  48.1 50.5
 """
 # with --cv-seed 1: corpus profile out-of-fold
 SEED_FLOORS="
-nab      standard            74
-cloudmon standard            38.5
+nab      standard            75
+cloudmon standard            45.4
 "
 
 run() { "$bin" backtest --corpus "$shared/nab" --corpus "$shared/cloudmon" --cv 5 --model "$model" --quiet "$@" 2>&1; }
