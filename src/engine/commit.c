@@ -12,9 +12,11 @@
 
 /* Prefetch distances, in samples, along the commit order: the staged
  * entry's label words and its registry slot first, then (once those are in
- * cache) the label bytes and the slot's entry of the series table, then the
- * series struct it points to, then (once the struct is in cache, so that
- * reading its pointers does not stall) the rest of the series block. Each
+ * cache) the label bytes and the slot's entry of the series table (for a
+ * sample staged with a line's tag set: its name's bytes and the tag set's
+ * words), then the series struct it points to (and the tag set's bytes),
+ * then (once the struct is in cache, so that reading its pointers does not
+ * stall) the rest of the series block. Each
  * stage reads only what an earlier stage prefetched. */
 #define PF_SLOT 12
 #define PF_LABELS 8
@@ -77,15 +79,26 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 		if (slot->idx1)
 			__builtin_prefetch(&sh->reg.v[slot->idx1 - 1]);
 		const uint32_t *w = b->sref + a->ref0;
-		if (a->named) { /* the name's bytes, then the tag set's words */
+		if (a->named) {
+			/* the name's bytes and the tag set's words (its bytes at
+			 * PF_STRUCT, once the words are in cache: reading them
+			 * here would wait for them) */
 			__builtin_prefetch(b->sbytes + w[2]);
-			w = b->sref + w[0];
+			__builtin_prefetch(b->sref + w[0]);
+			__builtin_prefetch(b->sref + w[0] + 4 * (size_t)w[1] - 1);
+		} else {
+			__builtin_prefetch(b->sbytes + w[0]);
 		}
-		__builtin_prefetch(w);
-		__builtin_prefetch(b->sbytes + w[0]);
 	}
 	if (j + PF_STRUCT < n && st[PF_STRUCT].shard == st->shard) {
-		const struct series *ps = peek_series(sh, &st[PF_STRUCT]);
+		const struct engine_staged *a = &st[PF_STRUCT];
+		const uint32_t *rec = b->sref + a->ref0;
+		if (a->named && rec[1] > 0) { /* the tag set's bytes, first and last */
+			const uint32_t *w = b->sref + rec[0], *last = w + 4 * ((size_t)rec[1] - 1);
+			__builtin_prefetch(b->sbytes + w[0]);
+			__builtin_prefetch(b->sbytes + last[2] + last[3]);
+		}
+		const struct series *ps = peek_series(sh, a);
 		if (ps) {
 			for (size_t off = 0; off < sizeof *ps; off += 64)
 				__builtin_prefetch((const char *)ps + off, 1);
@@ -132,14 +145,26 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 	size_t refused = 0;
 	struct label_ref small[64];
 	struct label_ref *refs = b->max_nref <= 64 ? small : malloc(b->max_nref * sizeof *refs);
-	uint32_t *order = malloc(n * sizeof *order);
-	struct engine_staged *srt = malloc(n * sizeof *srt);
+	if (n > b->capsrt) { /* the scratch kept between batches (stage.c) is too small */
+		free(b->srt);
+		free(b->order);
+		b->srt = malloc(n * sizeof *b->srt);
+		b->order = malloc(n * sizeof *b->order);
+		b->capsrt = n;
+		if (!b->srt || !b->order) {
+			free(b->srt);
+			free(b->order);
+			b->srt = NULL;
+			b->order = NULL;
+			b->capsrt = 0;
+		}
+	}
+	uint32_t *order = b->order;
+	struct engine_staged *srt = b->srt;
 	char err[320];
-	if (!refs || !order || !srt) {
+	if (!refs || b->capsrt < n) {
 		if (refs != small)
 			free(refs);
-		free(order);
-		free(srt);
 		for (size_t i = 0; i < n; i++) {
 			eng_reject(b, REJ_CARDINALITY);
 			if (fn)
@@ -176,8 +201,6 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 	}
 	if (refs != small)
 		free(refs);
-	free(order);
-	free(srt);
 out:
 	b->nst = b->nsref = b->nbytes = 0;
 	b->max_nref = 0;

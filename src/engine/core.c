@@ -143,6 +143,7 @@ struct engine *engine_new(const struct engine_config *cfg, struct model *model,
 	pthread_mutex_init(&e->svc_mu, NULL);
 	pthread_mutex_init(&e->persist_mu, NULL);
 	pthread_mutex_init(&e->orphan_mu, NULL);
+	pthread_mutex_init(&e->stage.mu, NULL);
 	/* adaptive: a batch holds a shard for one sample at a time, so a
 	 * contended lock is usually free again within a few hundred ns:
 	 * spin briefly before sleeping in the kernel */
@@ -230,88 +231,10 @@ void engine_free(struct engine *e)
 	eng_orphans_free(e);
 	pthread_mutex_destroy(&e->persist_mu);
 	pthread_mutex_destroy(&e->orphan_mu);
+	eng_stage_pool_free(&e->stage);
 	free(e);
 }
 
-
-/* Staging buffers are kept per thread between batches (an HTTP connection
- * has its own thread, so its next request reuses them): a 5,000-line body
- * stages ~700 KB, and allocating and returning that per request cost page
- * faults on every one (3% of the ingest profile). A thread keeps at most
- * STAGE_KEEP bytes (about 15,000 staged samples), so 1,024 idle keep-alive
- * connections hold at most 2 GiB between requests, and a larger body's
- * buffers are freed after it; they are freed when the thread exits. The
- * cache is thread-local: no thread ever sees another's. */
-#define STAGE_KEEP ((size_t)2 << 20)
-
-struct stage_cache {
-	struct engine_staged *st;
-	size_t capst;
-	uint32_t *sref;
-	size_t capsref;
-	char *sbytes;
-	size_t capbytes;
-};
-
-static pthread_key_t stage_key;
-static pthread_once_t stage_once = PTHREAD_ONCE_INIT;
-static int stage_key_ok;
-
-static void stage_cache_free(void *p)
-{
-	struct stage_cache *c = p;
-	free(c->st);
-	free(c->sref);
-	free(c->sbytes);
-	free(c);
-}
-
-static void stage_key_init(void)
-{
-	stage_key_ok = pthread_key_create(&stage_key, stage_cache_free) == 0;
-}
-
-void engine_batch_begin(struct engine *e, struct engine_batch *b)
-{
-	memset(b, 0, sizeof *b);
-	b->e = e;
-	b->shard = -1;
-	pthread_once(&stage_once, stage_key_init);
-	struct stage_cache *c = stage_key_ok ? pthread_getspecific(stage_key) : NULL;
-	if (c) { /* take the thread's buffers */
-		b->st = c->st;
-		b->capst = c->capst;
-		b->sref = c->sref;
-		b->capsref = c->capsref;
-		b->sbytes = c->sbytes;
-		b->capbytes = c->capbytes;
-		memset(c, 0, sizeof *c);
-	}
-}
-
-/* Give the batch's staging buffers back to the thread, or free them. */
-static void stage_release(struct engine_batch *b)
-{
-	struct stage_cache *c = stage_key_ok ? pthread_getspecific(stage_key) : NULL;
-	size_t bytes = b->capst * sizeof *b->st + b->capsref * sizeof *b->sref + b->capbytes;
-	if (!c && stage_key_ok && bytes > 0 && bytes <= STAGE_KEEP &&
-	    (c = calloc(1, sizeof *c)) && pthread_setspecific(stage_key, c) != 0) {
-		free(c);
-		c = NULL;
-	}
-	if (c && !c->st && !c->sref && !c->sbytes && bytes <= STAGE_KEEP) {
-		*c = (struct stage_cache){ b->st, b->capst, b->sref, b->capsref, b->sbytes,
-			                   b->capbytes };
-	} else {
-		free(b->st);
-		free(b->sref);
-		free(b->sbytes);
-	}
-	b->st = NULL;
-	b->sref = NULL;
-	b->sbytes = NULL;
-	b->capst = b->capsref = b->capbytes = 0;
-}
 
 int eng_reject(struct engine_batch *b, enum reject_reason r)
 {
@@ -725,12 +648,6 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 
 /* --- staged ingest (engine_batch_stage / engine_batch_commit) ------------ */
 
-
-int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem)
-{
-	return array_grow(p, cap, need, elem, 256);
-}
-
 struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, size_t nref,
                                      size_t bytes, int64_t ts_ms, double value, char *err,
                                      size_t errlen)
@@ -872,10 +789,10 @@ int engine_batch_end(struct engine_batch *b)
 {
 	struct engine *e = b->e;
 	engine_batch_commit(b, NULL, NULL);
-	stage_release(b);
 	if (b->shard >= 0)
 		shard_unlock(&e->sh[b->shard]);
 	b->shard = -1;
+	eng_stage_release(e, b);
 	if (b->res.accepted > b->counted) {
 		atomic_fetch_add_explicit(&e->stats->samples_accepted, b->res.accepted - b->counted,
 		                          memory_order_relaxed);

@@ -123,6 +123,9 @@ struct engine_batch {
 	char *sbytes;             /* label bytes of the staged samples */
 	size_t nbytes, capbytes;
 	size_t max_nref;
+	struct engine_staged *srt; /* the commit's scratch: st in commit order, */
+	uint32_t *order;          /* and each one's staging index */
+	size_t capsrt;
 	/* private to the engine: the tag set of engine_batch_stage_tags() */
 	uint64_t tag_route, tag_hash;
 	uint32_t tag_ref0;

@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "engine/series.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/lockrank.h"
 
 struct services;
@@ -41,6 +42,7 @@ struct pending_tr {
  *            -> store rmu -> fam_mu -> store fmu (the store's fault text, a leaf)
  *            -> orphan_mu (open alerts awaiting their series, a leaf)
  *            -> rwexport mu (the remote_write exporter's buffer and queue, a leaf)
+ *            -> stage mu (the pool of staging buffers, a leaf)
  *
  * A thread only takes a lock ranked after every lock it holds. In practice:
  * - a batch holds one shard at a time (batch_lock), and under it svc_mu
@@ -58,7 +60,9 @@ struct pending_tr {
  * - the outputs (engine_set_outputs; daemon/outputs.c) hand samples to the
  *   exporter under a shard (and svc_mu for services): rwexport_submit()
  *   takes its mu, the one lock ranked last; its sender thread releases it
- *   around encoding and HTTP and takes no other lock while holding it. */
+ *   around encoding and HTTP and takes no other lock while holding it;
+ * - a batch takes the stage pool's mu when it begins and after it released
+ *   its shard at its end (stage.c), and nothing under it. */
 #define ENGINE_SHARDS 16
 _Static_assert(LOCK_RANK_SHARD + ENGINE_SHARDS <= LOCK_RANK_SVC, "shard lock ranks overlap");
 
@@ -84,6 +88,25 @@ struct shard {
 	 * registry indexes in dirty[dhead .. ndirty) (checkpoint.c) */
 	uint32_t *dirty;
 	size_t dhead, ndirty, capdirty;
+};
+
+/* stage.c: the staging buffers of finished batches, kept for the next */
+struct stage_bufs {
+	struct engine_staged *st;
+	size_t capst;
+	uint32_t *sref;
+	size_t capsref;
+	char *sbytes;
+	size_t capbytes;
+	struct engine_staged *srt;
+	uint32_t *order;
+	size_t capsrt;
+};
+#define STAGE_POOL 8
+struct stage_pool {
+	pthread_mutex_t mu;       /* LOCK_RANK_STAGE, a leaf */
+	size_t n;
+	struct stage_bufs v[STAGE_POOL];
 };
 
 struct engine {
@@ -126,6 +149,7 @@ struct engine {
 	struct service_transition *str;
 	size_t nstr, capstr;
 	struct engine_outputs out;  /* exporters (engine_set_outputs); out.series NULL = none */
+	struct stage_pool stage;    /* staging buffers between batches (stage.c) */
 	struct shard sh[ENGINE_SHARDS];
 };
 
@@ -196,7 +220,12 @@ int eng_check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errl
 uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
                            uint64_t *pair);
 unsigned eng_route_mix(uint64_t acc);
-int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem);
+/* Room for need elements in *p (staging arrays start at 256 and double);
+ * the check is inline: staging calls it three times per sample. */
+static inline int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem)
+{
+	return need <= *cap ? 0 : array_grow(p, cap, need, elem, 256);
+}
 /* The checks every sample passes before its labels are looked at (added,
  * staged or staged by name): a finite value, a timestamp within the limits
  * and the live window. 0, or the reject reason + 1 (counted) with err. */
@@ -208,6 +237,10 @@ struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, siz
                                      size_t bytes, int64_t ts_ms, double value, char *err,
                                      size_t errlen);
 void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n);
+/* stage.c: gives the batch's buffers back to the engine's pool (or frees
+ * them); engine_batch_end calls it after releasing its shard. */
+void eng_stage_release(struct engine *e, struct engine_batch *b);
+void eng_stage_pool_free(struct stage_pool *p);
 /* Takes shard k's lock for the batch (releasing the one it held). */
 struct shard *eng_batch_lock(struct engine_batch *b, unsigned k);
 /* One sample in its shard (locked by eng_batch_lock): find or create the

@@ -52,12 +52,11 @@ struct sink {
 	struct err_entry errs[MAX_ERROR_ENTRIES];
 	size_t nlisted;
 	int oom;
-	/* per staged sample (engine_batch_stage index) */
+	/* the staged samples (engine_batch_stage index k), in runs: a record
+	 * per line (its fields are consecutive) or per sample with a path */
 	size_t nstaged;
-	size_t *lines;
-	uint32_t *pathoff;        /* into paths; UINT32_MAX = none */
-	uint8_t *flags;           /* SF_* */
-	size_t capstaged;
+	struct srec *recs;
+	size_t nrecs, caprecs;
 	char *paths;
 	size_t npaths, cappaths;
 	size_t refused;           /* staged samples the engine refused (not skips) */
@@ -67,8 +66,17 @@ struct sink {
 	size_t scratch_cap;
 };
 
+/* Staged samples first..(the next record's first - 1), all from one line
+ * and with one path. */
+struct srec {
+	size_t first;
+	size_t line;
+	uint32_t pathoff;         /* into paths; UINT32_MAX = none */
+	uint8_t flags;            /* SF_* */
+};
+
 #define SF_LINE_COUNTED 1     /* its line was already counted as rejected */
-#define SF_REFUSED 2          /* the engine refused it */
+#define SF_REFUSED 2          /* the engine refused one of its samples */
 
 static void sink_init(struct sink *s, struct api_ctx *api, int64_t now_ms)
 {
@@ -81,9 +89,7 @@ static void sink_free(struct sink *s)
 {
 	for (size_t i = 0; i < s->nlisted; i++)
 		free(s->errs[i].json);
-	free(s->lines);
-	free(s->pathoff);
-	free(s->flags);
+	free(s->recs);
 	free(s->paths);
 	free(s->refs);
 	free(s->scratch);
@@ -144,26 +150,18 @@ static void sink_error(struct sink *s, size_t line, const char *path, const char
 	sink_error_at(s, 2 * (uint64_t)s->nstaged, line, path, reason);
 }
 
-/* Room for one more staged sample's bookkeeping. */
-static int staged_reserve(struct sink *s)
+/* The record of staged sample k (binary search: only refusals ask). */
+static struct srec *rec_of(struct sink *s, size_t k)
 {
-	if (s->nstaged < s->capstaged)
-		return 0;
-	size_t ncap = s->capstaged ? s->capstaged * 2 : 256;
-	size_t *l = realloc(s->lines, ncap * sizeof *l);
-	if (!l)
-		return -1;
-	s->lines = l;
-	uint32_t *po = realloc(s->pathoff, ncap * sizeof *po);
-	if (!po)
-		return -1;
-	s->pathoff = po;
-	uint8_t *f = realloc(s->flags, ncap);
-	if (!f)
-		return -1;
-	s->flags = f;
-	s->capstaged = ncap;
-	return 0;
+	size_t lo = 0, hi = s->nrecs; /* recs[lo].first <= k < recs[hi].first */
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->recs[mid].first <= k)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &s->recs[lo];
 }
 
 /* Stage one sample for the engine: with labels, or (labels NULL) with the
@@ -178,9 +176,9 @@ static int sink_stage(struct sink *s, const struct label_ref *labels, size_t n,
 	char err[320];
 	err[0] = 0;
 	size_t pl = path ? strlen(path) + 1 : 0;
-	if (staged_reserve(s) < 0 || (path && (s->npaths + pl > UINT32_MAX ||
-	                                       grow((void **)&s->paths, &s->cappaths,
-	                                            s->npaths + pl, 1) < 0))) {
+	if (grow((void **)&s->recs, &s->caprecs, s->nrecs + 1, sizeof *s->recs) < 0 ||
+	    (path && (s->npaths + pl > UINT32_MAX ||
+	              grow((void **)&s->paths, &s->cappaths, s->npaths + pl, 1) < 0))) {
 		sink_error(s, line, path, "out of memory");
 		return 1;
 	}
@@ -200,12 +198,14 @@ static int sink_stage(struct sink *s, const struct label_ref *labels, size_t n,
 		return 1;
 	}
 	size_t k = s->nstaged++;
-	s->lines[k] = line;
-	s->flags[k] = 0;
-	s->pathoff[k] = UINT32_MAX;
+	struct srec *r = s->nrecs ? &s->recs[s->nrecs - 1] : NULL;
+	if (r && !path && r->line == line && r->pathoff == UINT32_MAX)
+		return 0; /* another field of the line */
+	r = &s->recs[s->nrecs++];
+	*r = (struct srec){ k, line, UINT32_MAX, 0 };
 	if (path) {
 		memcpy(s->paths + s->npaths, path, pl);
-		s->pathoff[k] = (uint32_t)s->npaths;
+		r->pathoff = (uint32_t)s->npaths;
 		s->npaths += pl;
 	}
 	return 0;
@@ -230,15 +230,16 @@ static void sink_refused(void *ctx, size_t k, int rc, const char *err)
 		return;
 	}
 	s->refused++;
-	s->flags[k] |= SF_REFUSED;
-	const char *path = s->pathoff[k] != UINT32_MAX ? s->paths + s->pathoff[k] : NULL;
+	struct srec *r = rec_of(s, k);
+	r->flags |= SF_REFUSED;
+	const char *path = r->pathoff != UINT32_MAX ? s->paths + r->pathoff : NULL;
 	uint64_t pos = 2 * (uint64_t)k + 1;
 	if (path) {
 		char full[400];
 		snprintf(full, sizeof full, "%s at %s", err, path);
-		sink_error_at(s, pos, s->lines[k], path, full);
+		sink_error_at(s, pos, r->line, path, full);
 	} else {
-		sink_error_at(s, pos, s->lines[k], NULL, err);
+		sink_error_at(s, pos, r->line, NULL, err);
 	}
 }
 
@@ -274,17 +275,17 @@ static size_t sink_commit(struct sink *s)
 static size_t refused_lines(const struct sink *s)
 {
 	size_t n = 0;
-	for (size_t k = 0; k < s->nstaged;) {
-		size_t e = k;
+	for (size_t i = 0; i < s->nrecs;) {
+		size_t e = i;
 		int refused = 0, counted = 0;
-		while (e < s->nstaged && s->lines[e] == s->lines[k]) {
-			refused |= s->flags[e] & SF_REFUSED;
-			counted |= s->flags[e] & SF_LINE_COUNTED;
+		while (e < s->nrecs && s->recs[e].line == s->recs[i].line) {
+			refused |= s->recs[e].flags & SF_REFUSED;
+			counted |= s->recs[e].flags & SF_LINE_COUNTED;
 			e++;
 		}
 		if (refused && !counted)
 			n++;
-		k = e;
+		i = e;
 	}
 	return n;
 }
@@ -567,9 +568,8 @@ static int lp_on_point(void *vctx, const struct lp_point *pt, size_t lineno)
 	if (ignored && s->api->stats)
 		atomic_fetch_add_explicit(&s->api->stats->fields_ignored, ignored,
 		                          memory_order_relaxed);
-	if (rejected) /* lp_parse counts this line as rejected */
-		for (size_t k = first; k < s->nstaged; k++)
-			s->flags[k] |= SF_LINE_COUNTED;
+	if (rejected && s->nstaged > first) /* lp_parse counts this line as rejected */
+		s->recs[s->nrecs - 1].flags |= SF_LINE_COUNTED; /* its staged fields' record */
 	return rejected;
 }
 

@@ -122,6 +122,7 @@ struct conn_state {
 	int64_t now_ms;        /* wall clock at arrival */
 	char *body;            /* NUL-terminated when not NULL */
 	size_t len, cap;
+	size_t expect;         /* Content-Length (at most max_body), 0 = not sent */
 	int too_large;         /* body passed max_body: stop buffering, answer 413 */
 	int oom;
 	int admitted;          /* holds a write slot: release in on_completed */
@@ -620,6 +621,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 				         max_body(srv));
 				return respond_error(conn, cs, 413, "too_large", msg);
 			}
+			if (errno == 0 && *end == 0)
+				cs->expect = (size_t)n;
 		}
 		/* Past capacity, queue (bounded) and then shed load before
 		 * buffering the body: senders (remote_write, Telegraf, vmagent)
@@ -670,7 +673,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_YES;
 		}
 		if (cs->len + n + 1 > cs->cap) {
-			size_t cap = cs->cap ? cs->cap : 16384;
+			/* the announced length at once (it is within max_body):
+			 * a 1 MB body grown from 16 KB took 7 reallocations */
+			size_t cap = cs->cap ? cs->cap : cs->expect >= 16384 ? cs->expect + 1 : 16384;
 			while (cap < cs->len + n + 1)
 				cap *= 2;
 			char *nb = realloc(cs->body, cap);

@@ -27,6 +27,7 @@ enum lock_rank {
 	LOCK_RANK_ORPHAN = 140,  /* engine orphan_mu: open alerts awaiting their series (a leaf) */
 	LOCK_RANK_RWEXPORT = 150, /* store/rwexport.c mu: the exporter's pending buffer and queue
 	                          * (a leaf: taken under a shard or svc_mu by the outputs) */
+	LOCK_RANK_STAGE = 160,   /* engine stage.mu: the pool of staging buffers (a leaf) */
 };
 
 #ifdef FORESHOCK_LOCK_CHECK
