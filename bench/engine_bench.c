@@ -2,7 +2,7 @@
  *
  *   engine_bench [--model FILE] [--series N] [--samples N] [--seconds S] [--warm K]
  *                [--shuffle] [--prefetch]
- *                [--engine [--direct | --fields K [--per-field]] [--batch B]
+ *                [--engine [--direct | --fields K [--per-field]] [--unsorted] [--batch B]
  *                          [--forecasters requested|all|none] [--history P] | --forecast-only]
  *
  * Drives model_update() (src/detect/detector.h) over N series round-robin (states in
@@ -13,7 +13,9 @@
  * engine_batch_stage() per sample, engine_batch_commit() per batch; with
  * --direct, engine_batch_add() per sample instead: registry lookup
  * by label hash, out-of-order check, model, history ring, alert state
- * machine) with no store, in batches of B samples (default 5000), with the
+ * machine) with no store, in batches of B samples (default 5000), the labels
+ * in canonical order (--unsorted: host before dc, as bench/loadgen's single
+ * shape sends them), with the
  * engine's defaults (engine_config_default: forecasters on request, so none
  * here, 24 history points) unless --forecasters (engine_config.forecast:
  * all = a forecaster on every series, as before forecasters were made on
@@ -97,6 +99,7 @@ struct opts {
 	size_t batch;    /* --engine: samples per engine_batch_commit */
 	size_t fields;   /* --engine --fields K: series are fields of lines */
 	int per_field;   /* --fields K --per-field: engine_batch_stage per field */
+	int unsorted;    /* --engine --unsorted: labels staged host before dc */
 	int shuffle;     /* model_update: visit the series in a fixed random order */
 	int prefetch;    /* model_update: model_prefetch() the state 4 series ahead */
 	int forecasters; /* --engine: engine_config.forecast, -1 = the default */
@@ -278,12 +281,21 @@ static int bench_engine(const struct opts *o)
 	for (size_t i = 0; i < o->series; i++)
 		snprintf(hosts + i * 9, 9, "h%07zu", i % 10000000);
 	const int64_t t0 = 1700000000000LL, step = 10000;
+	/* The labels in canonical (sorted) order, as Prometheus sends them in
+	 * remote_write and Telegraf sends its tags; --unsorted: host before dc,
+	 * as bench/loadgen's single shape sends them (the registry then takes
+	 * its any-order comparison). */
+	const int hi = o->unsorted ? 1 : 2, di = o->unsorted ? 2 : 1;
 	struct label_ref refs[4] = {
 		{ "__name__", 8, "bench_cpu", 9 },
-		{ "host", 4, NULL, 8 },
 		{ "dc", 2, NULL, 3 },
+		{ "host", 4, NULL, 8 },
 		{ "job", 3, "node", 4 },
 	};
+	if (o->unsorted) {
+		refs[1] = (struct label_ref){ "host", 4, NULL, 8 };
+		refs[2] = (struct label_ref){ "dc", 2, NULL, 3 };
+	}
 	static const char *const fname[10] = { "bench_f0", "bench_f1", "bench_f2", "bench_f3",
 		                               "bench_f4", "bench_f5", "bench_f6", "bench_f7",
 		                               "bench_f8", "bench_f9" };
@@ -300,8 +312,8 @@ static int bench_engine(const struct opts *o)
 			if (inbatch == 0)
 				engine_batch_begin(e, &b);
 			size_t line = K > 1 ? i / K : i;
-			refs[1].value = hosts + line * 9;
-			refs[2].value = dcs[line % 8];
+			refs[hi].value = hosts + line * 9;
+			refs[di].value = dcs[line % 8];
 			if (K > 1) {
 				size_t f = i % K;
 				refs[0].value = fname[f];
@@ -353,14 +365,15 @@ static int bench_engine(const struct opts *o)
 	       "\"series\":%zu,\"warm_rounds\":%llu,\"samples\":%llu,\"rejected\":%llu,\"cpu_s\":%.3f,"
 	       "\"samples_per_s\":%.0f,\"ns_per_sample\":%.1f,\"state_bytes\":%zu,"
 	       "\"hist_entry_bytes\":%zu,\"history_points\":%zu,\"series_struct_bytes\":%zu,"
-	       "\"batch\":%zu,\"fields\":%zu,\"forecasters\":\"%s\",\"series_memory_bytes\":%zu}\n",
+	       "\"batch\":%zu,\"fields\":%zu,\"labels\":\"%s\",\"forecasters\":\"%s\","
+	       "\"series_memory_bytes\":%zu}\n",
 	       o->direct ? "engine_batch_add" : K > 1 && !o->per_field ? "engine_batch_stage_named"
 	                                                             : "engine_batch_stage",
 	       es.model_name, o->model ? o->model : "(builtin default)", es.series,
 	       (unsigned long long)o->warm, (unsigned long long)n, (unsigned long long)rejected, c1 - c0,
 	       c1 > c0 ? (double)n / (c1 - c0) : 0, n ? (c1 - c0) * 1e9 / (double)n : 0, ss,
 	       sizeof(struct hist_entry), cfg.history_points, sizeof(struct series),
-	       o->direct ? (size_t)1 : o->batch, K,
+	       o->direct ? (size_t)1 : o->batch, K, o->unsorted ? "unsorted" : "sorted",
 	       cfg.forecast == ENGINE_FORECAST_ALL ? "all" : cfg.forecast ? "requested" : "none",
 	       es.series_bytes);
 	engine_free(e);
@@ -399,6 +412,10 @@ int main(int argc, char **argv)
 			o.per_field = 1;
 			continue;
 		}
+		if (!strcmp(a, "--unsorted")) {
+			o.unsorted = 1;
+			continue;
+		}
 		if (i + 1 >= argc)
 			goto usage;
 		const char *v = argv[++i];
@@ -429,7 +446,8 @@ int main(int argc, char **argv)
 	}
 	if (o.series == 0 || o.series > 10000000 || o.seconds <= 0 || o.seconds > 600 ||
 	    o.warm > 100000 || o.batch == 0 || o.batch > 10000000 || (o.engine && o.forecast) ||
-	    o.fields > 10 || (o.fields > 1 && (!o.engine || o.direct)) || (o.per_field && o.fields < 2))
+	    o.fields > 10 || (o.fields > 1 && (!o.engine || o.direct)) || (o.per_field && o.fields < 2) ||
+	    (o.unsorted && !o.engine))
 		goto usage;
 	log_set_level(LOG_WARN);
 	if (o.forecast)
@@ -438,7 +456,8 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: engine_bench [--model FILE] [--series N] [--samples N] "
 	                "[--seconds S] [--warm K] [--shuffle] [--prefetch]\n"
-	                "                    [--engine [--direct | --fields K [--per-field]] [--batch B]\n"
+	                "                    [--engine [--direct | --fields K [--per-field]] [--unsorted]\n"
+	                "                              [--batch B]\n"
 	                "                              [--forecasters requested|all|none] [--history P]"
 	                " | --forecast-only]\n");
 	return 2;

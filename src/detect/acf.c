@@ -54,8 +54,19 @@ static void close_slot(struct acf_ring *a, const struct acf_shape *sh, double ha
 void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms, double z,
                   double halflife)
 {
+	/* the stretch of the last ts_ms and length, per thread: the engine
+	 * commits the samples of one timestamp together (a pure function, so a
+	 * hit gives the same value; len is never 0, so the zeroed memo misses) */
+	static __thread struct {
+		int64_t ts_ms, len, slot;
+	} memo;
 	int64_t len = sh->period_ms / sh->slots > 0 ? sh->period_ms / sh->slots : 1;
-	int64_t slot = floor_div(ts_ms, len);
+	if (memo.ts_ms != ts_ms || memo.len != len) {
+		memo.ts_ms = ts_ms;
+		memo.len = len;
+		memo.slot = floor_div(ts_ms, len);
+	}
+	int64_t slot = memo.slot;
 	if (a->slot != INT64_MIN && slot != a->slot) {
 		if (a->cnt > 0)
 			close_slot(a, sh, halflife);
@@ -90,7 +101,8 @@ int acf_ring_season(const struct acf_ring *a, const struct acf_shape *sh, double
 {
 	if (a->n < 2 * sh->slots)
 		return 0;
-	double w = det_alpha(halflife * sh->slots, 1);
+	static __thread struct det_alpha_memo memo = DET_ALPHA_MEMO_INIT;
+	double w = det_alpha_at(&memo, halflife * sh->slots, 1);
 	double neff = (2 - w) / w;
 	if (neff > a->n)
 		neff = a->n;

@@ -149,7 +149,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	} else {
 		s->sum += u - s->ring[s->pos];
 		s->ring[s->pos] = u;
-		s->pos = (uint16_t)((s->pos + 1) % w);
+		s->pos = (uint16_t)(s->pos + 1 == w ? 0 : s->pos + 1); /* pos < w: no division */
 	}
 	/* recompute now and then to cancel float drift */
 	if (s->pos == 0) {

@@ -5,7 +5,9 @@
  * parse and range-check YAML generically, and provides state_size/init/update
  * over a fixed-size block of plain data (no pointers) that model_parse.c carves
  * out of the per-series state. Components never allocate and never keep
- * global state; parameters are read-only doubles indexed like the table.
+ * global state (the one exception, det_alpha_at's per-thread memo, only
+ * remembers the last result of a pure function); parameters are read-only
+ * doubles indexed like the table.
  */
 #ifndef FORESHOCK_DETECTORS_H
 #define FORESHOCK_DETECTORS_H
@@ -105,6 +107,26 @@ static inline double det_warm_alpha1(double a1, double halflife, double steps, u
 	double a = det_alpha1(a1, halflife, steps);
 	double w = 1.0 / ((double)n + 1.0);
 	return a > w ? a : w;
+}
+/* det_alpha(halflife, steps) where halflife depends on the series' sampling
+ * interval (so prepare cannot compute it): the last arguments and result of
+ * one call site, per thread, so that a run of series with the same interval
+ * and steps (the usual case: the engine and the backtest see most series at
+ * one interval) calls exp2f once, not per sample. A hit returns the double
+ * det_alpha returned for equal arguments: the same bits. Sites are static
+ * __thread memos initialised to DET_ALPHA_MEMO_INIT (NaN never compares
+ * equal, so the first call computes). */
+struct det_alpha_memo {
+	double halflife, steps, a;
+};
+#define DET_ALPHA_MEMO_INIT { __builtin_nan(""), __builtin_nan(""), 0 }
+static inline double det_alpha_at(struct det_alpha_memo *m, double halflife, double steps)
+{
+	if (halflife == m->halflife && steps == m->steps)
+		return m->a;
+	m->halflife = halflife;
+	m->steps = steps;
+	return m->a = det_alpha(halflife, steps);
 }
 /* The `log` option of level, seasonal, cusum and record: model asinh(x / m)
  * instead of x, where m is a slow EWMA of |x| (*mag, updated by

@@ -88,9 +88,10 @@ static void record_update(const double *p, void *state, const struct comp_ctx *c
 	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
 	s->mu += a * rc;
 	s->dev += (float)(a * (fabs(rc) - (double)s->dev));
+	static __thread struct det_alpha_memo memo = DET_ALPHA_MEMO_INIT;
 	double ar;
 	if (p[P_HALFLIFE_T] > 0 && c->interval_ms > 0)
-		ar = det_alpha(p[P_HALFLIFE_T] / c->interval_ms, c->steps);
+		ar = det_alpha_at(&memo, p[P_HALFLIFE_T] / c->interval_ms, c->steps);
 	else
 		ar = det_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], c->steps);
 	double hi = (double)s->hi - ar * ((double)s->hi - s->mu);

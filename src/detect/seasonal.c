@@ -86,6 +86,33 @@ struct seas_week {
 	uint16_t cnt[7];
 };
 
+/* Where event time ts_ms falls: the bucket of its phase in the period of
+ * nb buckets, and its UTC day of the week (0 = Thursday, 1 January 1970). */
+struct seas_when {
+	int64_t ts_ms, period;
+	int nb, b, d;
+};
+
+/* seas_when of ts_ms, from a per-thread memo of the last one computed (its
+ * four 64-bit divisions are then skipped): the engine commits the samples
+ * of one timestamp together, and a scrape gives many series one timestamp.
+ * A pure function of (ts_ms, period, nb), so a hit gives the same values.
+ * Zero-initialised, and a period is never 0: the first call computes. */
+static inline const struct seas_when *seas_when_of(int64_t ts_ms, int64_t period, int nb)
+{
+	static __thread struct seas_when memo;
+	struct seas_when *w = &memo;
+	if (w->ts_ms == ts_ms && w->period == period && w->nb == nb)
+		return w;
+	int64_t ph = ts_ms % period;
+	if (ph < 0)
+		ph += period;
+	int64_t day = ts_ms >= 0 ? ts_ms / DAY_MS : (ts_ms - DAY_MS + 1) / DAY_MS;
+	*w = (struct seas_when){ ts_ms, period, nb, (int)(ph * nb / period),
+		                 (int)(((day % 7) + 7) % 7) };
+	return w;
+}
+
 /* The buckets of the period, then (weekday) the seven day offsets. */
 static size_t seas_size(const double *p)
 {
@@ -164,19 +191,15 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	struct seas_bucket *bk = (struct seas_bucket *)(s + 1);
 	int nb = (int)p[P_BUCKETS];
 	int64_t period = (int64_t)p[P_PERIOD];
-	int64_t ph = c->ts_ms % period;
-	if (ph < 0)
-		ph += period;
-	int b = (int)(ph * nb / period);
-	struct seas_bucket *k = &bk[b];
+	const struct seas_when *when = seas_when_of(c->ts_ms, period, nb);
+	struct seas_bucket *k = &bk[when->b];
 	/* the day-of-week offset: 0 until that day has been seen */
 	struct seas_week *wk = p[P_WEEKDAY] > 0 ? seas_week_of(bk, nb) : NULL;
 	float *wd = NULL;
 	uint16_t *wcnt = NULL;
 	double wo = 0;
 	if (wk) {
-		int64_t day = c->ts_ms >= 0 ? c->ts_ms / DAY_MS : (c->ts_ms - DAY_MS + 1) / DAY_MS;
-		int d = (int)(((day % 7) + 7) % 7);
+		int d = when->d;
 		wd = &wk->off[d];
 		wcnt = &wk->cnt[d];
 		if (seas_week_counts(wk, p))
@@ -226,7 +249,9 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	if (!(spv >= 1))
 		spv = 1;
 	/* warm start: a plain running mean until the EWMA weight takes over */
-	double ab = det_alpha(p[P_HALFLIFE] * spv, c->steps);
+	static __thread struct det_alpha_memo memo_b = DET_ALPHA_MEMO_INIT,
+	                                      memo_w = DET_ALPHA_MEMO_INIT;
+	double ab = det_alpha_at(&memo_b, p[P_HALFLIFE] * spv, c->steps);
 	if (ab < 1.0 / (k->cnt + 1))
 		ab = 1.0 / (k->cnt + 1);
 	double lim = 4 * sig_b;
@@ -249,7 +274,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	if (wd) {
 		/* the weekday offset learns what the daily profile leaves, at the
 		 * same pace in event time (a day is B buckets), warm-started */
-		double aw = det_alpha(p[P_HALFLIFE] * spv * nb, c->steps);
+		double aw = det_alpha_at(&memo_w, p[P_HALFLIFE] * spv * nb, c->steps);
 		if (aw < 1.0 / (*wcnt + 1.0))
 			aw = 1.0 / (*wcnt + 1.0);
 		/* the residual against the expected value with this day's offset,
@@ -293,13 +318,9 @@ static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
 	const struct seas_state *s = state;
 	const struct seas_bucket *bk = (const struct seas_bucket *)(s + 1);
 	int nb = (int)p[P_BUCKETS];
-	int64_t period = (int64_t)p[P_PERIOD];
-	int64_t ph = ts_ms % period;
-	if (ph < 0)
-		ph += period;
 	__builtin_prefetch(s, 1);
 	__builtin_prefetch((const char *)(s + 1) - 1, 1);
-	const struct seas_bucket *k = &bk[ph * nb / period];
+	const struct seas_bucket *k = &bk[seas_when_of(ts_ms, (int64_t)p[P_PERIOD], nb)->b];
 	__builtin_prefetch(k, 1);
 	__builtin_prefetch((const char *)(k + 1) - 1, 1);
 	if (p[P_WEEKDAY] > 0) {

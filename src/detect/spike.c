@@ -84,7 +84,8 @@ static void spike_update(const double *p, void *state, const struct comp_ctx *c,
 		az = 1e30; /* stored as a float */
 	/* the remembered extreme decays by event time: `memory` in intervals */
 	double hl = c->interval_ms > 0 ? p[P_MEMORY] / c->interval_ms : 1;
-	double zmax = (double)s->zmax * (1 - det_alpha(hl, c->steps));
+	static __thread struct det_alpha_memo memo = DET_ALPHA_MEMO_INIT;
+	double zmax = (double)s->zmax * (1 - det_alpha_at(&memo, hl, c->steps));
 	double ref = zmax > Z_FLOOR ? zmax : Z_FLOOR;
 	o->raw = az > ref ? az / ref - 1 : 0;
 	o->direction = o->raw > 0 ? (r > 0 ? 1 : -1) : 0;

@@ -74,6 +74,46 @@ static void make_series(int64_t *ts, double *v, size_t n, int64_t step_ms, uint6
 
 /* ---- streaming contract -------------------------------------------------- */
 
+/* Series at different intervals (one jittered), updated in turn, score as
+ * each does alone: the components' per-thread memos (det_alpha_at, the
+ * seasonal bucket and the weekly stretch of the last timestamp) only skip
+ * work, they never carry one series' result into another's. */
+static void test_interleaved_series(void **ctx)
+{
+	(void)ctx;
+	enum { NS = 3, N = 3000 };
+	static const int64_t step[NS] = { 60000, 300000, 3600000 };
+	struct model *m = model_builtin_default();
+	int64_t *ts = malloc(NS * N * sizeof *ts);
+	double *v = malloc(NS * N * sizeof *v), *alone = malloc(NS * N * sizeof *alone);
+	struct det_result *ra = malloc(NS * N * sizeof *ra);
+	void *st[NS];
+	assert_true(m && ts && v && alone && ra);
+	for (int k = 0; k < NS; k++) {
+		make_series(ts + k * N, v + k * N, N, step[k], 7 + (uint64_t)k);
+		for (int i = k == 1 ? 1 : N; i < N; i++) /* series 1: jitter, a gap */
+			ts[k * N + i] += (i % 7) * 1000 + (i > N / 2 ? 86400000 : 0);
+		run(m, ts + k * N, v + k * N, N, alone + k * N, ra + k * N);
+		assert_non_null(st[k] = malloc(model_state_size(m)));
+		model_state_init(m, st[k]);
+	}
+	for (int i = 0; i < N; i++)
+		for (int k = 0; k < NS; k++) {
+			struct det_result r;
+			model_update(m, st[k], ts[k * N + i], v[k * N + i], &r);
+			const struct det_result *a = &ra[k * N + i];
+			assert_memory_equal(&r.score, &a->score, sizeof r.score);
+			assert_memory_equal(&r.expected, &a->expected, sizeof r.expected);
+			assert_memory_equal(&r.lower, &a->lower, sizeof r.lower);
+			assert_memory_equal(&r.upper, &a->upper, sizeof r.upper);
+			assert_int_equal(r.direction, a->direction);
+		}
+	for (int k = 0; k < NS; k++)
+		free(st[k]);
+	free(ts), free(v), free(alone), free(ra);
+	model_free(m);
+}
+
 static void test_determinism_and_prefix(void **ctx)
 {
 	struct model *m = model_builtin_default();
@@ -928,6 +968,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_determinism_and_prefix),
+		cmocka_unit_test(test_interleaved_series),
 		cmocka_unit_test(test_prefix_nab),
 		cmocka_unit_test(test_step_change),
 		cmocka_unit_test(test_spikes_and_quiet),
