@@ -184,7 +184,8 @@ static void cp_update(const double *p, void *state, const struct comp_ctx *c, st
 		odds = 0;
 	/* the remembered odds decay by event time: `memory` in intervals */
 	double hl = c->interval_ms > 0 ? p[P_MEMORY] / c->interval_ms : 1;
-	double om = (double)s->omax * (1 - det_alpha(hl, c->steps));
+	static __thread struct det_alpha_memo memo = DET_ALPHA_MEMO_INIT;
+	double om = (double)s->omax * (1 - det_alpha_at(&memo, hl, c->steps));
 	double ref = om > p[P_FLOOR] ? om : p[P_FLOOR];
 	o->raw = odds > ref ? odds / ref - 1 : 0;
 	o->direction = o->raw > 0 ? (r > 0 ? 1 : -1) : 0;
