@@ -43,7 +43,8 @@
 # the machine's load hits every target alike and an idle target's background
 # work does not run during another's repetition.
 #
-# Every target listens on 127.0.0.1 only, on free ports, with a temporary data
+# Every target listens on 127.0.0.1 only (foreshockd on port 0, the port it
+# got read from its log; the others on free ports), with a temporary data
 # dir; every loop is bounded in count and time; everything this script starts
 # is killed on exit (trap). Output: $BENCH_OUTDIR/results-DATE.json and .md,
 # and the table on stdout.
@@ -205,24 +206,39 @@ wait_http() {
 	return 1
 }
 
+# fs_port LOG PID: the port foreshockd (started with --listen 127.0.0.1:0)
+# logged it listens on, once it has (up to 120 s; fails at once if PID exits)
+fs_port() {
+	local i p
+	for ((i = 0; i < 2400; i++)); do
+		p=$(sed -n 's/.*event=listening .*port=\([0-9]*\).*/\1/p' "$1" 2>/dev/null | head -1)
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		kill -0 "$2" 2>/dev/null || { log "foreshockd exited: $(tail -2 "$1")"; return 1; }
+		sleep 0.05
+	done
+	return 1
+}
+
 tpid=""; tport=""; tdir=""; target=""
 start_target() { # start_target NAME MAXSERIES
 	target=$1
-	tport=$(free_port)
 	tdir=$work/data-$1-$RANDOM
 	mkdir -p "$tdir"
 	case "$1" in
-	foreshock)
-		(cd "$tdir" && exec "$fsd" --listen "127.0.0.1:$tport" --data-dir "$tdir" --model "$model" \
+	foreshock) # port 0: the port it got is in its log, no other process can take it first
+		(cd "$tdir" && exec "$fsd" --listen 127.0.0.1:0 --data-dir "$tdir" --model "$model" \
 			--max-series "$2" --log-level info > "$tdir/log" 2>&1) &
 		tpid=$!; pids+=("$tpid")
-		wait_http "http://127.0.0.1:$tport/readyz" 120 "$tpid" ;;
+		tport=$(fs_port "$tdir/log" "$tpid") &&
+			wait_http "http://127.0.0.1:$tport/readyz" 120 "$tpid" ;;
 	vm)
+		tport=$(free_port)
 		victoria-metrics -httpListenAddr="127.0.0.1:$tport" -storageDataPath="$tdir" \
 			-retentionPeriod=12 -loggerLevel=ERROR > "$tdir/log" 2>&1 &
 		tpid=$!; pids+=("$tpid")
 		wait_http "http://127.0.0.1:$tport/health" 60 "$tpid" ;;
 	influx)
+		tport=$(free_port)
 		local rpc; rpc=$(free_port)
 		cat > "$tdir/influxdb.conf" <<-EOF
 		reporting-disabled = true
@@ -655,10 +671,11 @@ for ((i = 0; i < 1200; i++)); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.0
 t_b=$(now)
 ckpt_ms=$(grep -o 'event=checkpoint series=[0-9]* ms=[0-9]*' "$tdir/log" | tail -1 | sed 's/.*ms=//' || true)
 # keep the data dir: restart on it
-(cd "$tdir" && exec "$fsd" --listen "127.0.0.1:$tport" --data-dir "$tdir" --model "$model" \
+(cd "$tdir" && exec "$fsd" --listen 127.0.0.1:0 --data-dir "$tdir" --model "$model" \
 	--max-series 2000000 --log-level info > "$tdir/log2" 2>&1) &
 t_c=$(now); tpid=$!; pids+=("$tpid")
-wait_http "http://127.0.0.1:$tport/readyz" 120 || log "foreshockd not ready after 120 s"
+{ tport=$(fs_port "$tdir/log2" "$tpid") && wait_http "http://127.0.0.1:$tport/readyz" 120; } ||
+	log "foreshockd not ready after 120 s"
 t_d=$(now)
 restored=$(grep -o 'series_restored=[0-9]*' "$tdir/log2" | tail -1 | sed 's/.*=//' || true)
 rec restart "{\"series\":$ls,\"samples_before\":$a_before,\"shutdown_s\":$(python3 -c "print($t_b-$t_a)"),\"checkpoint_ms\":${ckpt_ms:-null},\"ready_s\":$(python3 -c "print($t_d-$t_c)"),\"series_restored\":${restored:-0},\"rss_after_restore_kb\":$(rss_kb "$tpid")}"
@@ -698,10 +715,10 @@ overload /readyz 256 0
 kill -TERM "$tpid"
 for ((i = 0; i < 1200; i++)); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.05; done
 printf 'http:\n  max_queued_writes: 16\n  queue_timeout: 200ms\n' > "$tdir/small-queue.yml"
-(cd "$tdir" && exec "$fsd" --config "$tdir/small-queue.yml" --listen "127.0.0.1:$tport" \
+(cd "$tdir" && exec "$fsd" --config "$tdir/small-queue.yml" --listen 127.0.0.1:0 \
 	--data-dir "$tdir" --model "$model" --max-series 2000000 --log-level info > "$tdir/log3" 2>&1) &
 tpid=$!; pids+=("$tpid")
-if wait_http "http://127.0.0.1:$tport/readyz" 120 "$tpid"; then
+if tport=$(fs_port "$tdir/log3" "$tpid") && wait_http "http://127.0.0.1:$tport/readyz" 120 "$tpid"; then
 	overload /readyz 256 1 "queue 16, 200 ms"
 else
 	log "foreshockd with a small write queue did not start"

@@ -180,7 +180,7 @@ void config_http(const struct fs_config *c, struct http_config *hc)
 	hc->allowed_hosts = (const char *const *)c->allowed_hosts;
 }
 
-/* A timeout key between lo and hi milliseconds. */
+/* A timeout key between lo and hi milliseconds (range: "[lo, hi]" as written). */
 static int get_timeout(const struct ynode *map, const char *key, int64_t *out, int64_t lo,
                        int64_t hi, const char *range, char *err, size_t errlen)
 {
@@ -191,7 +191,7 @@ static int get_timeout(const struct ynode *map, const char *key, int64_t *out, i
 	if (ynode_duration_ms(n, key, &v, err, errlen) < 0)
 		return -1;
 	if (v < lo || v > hi) {
-		yerr(err, errlen, n, "'%s' must be between %s", key, range);
+		yerr(err, errlen, n, "duration '%s' for '%s' out of range %s", n->scalar, key, range);
 		return -1;
 	}
 	*out = v;
@@ -241,8 +241,8 @@ static int get_size(const struct ynode *map, const char *key, size_t *out, int64
 	if (ynode_int(n, key, &v, err, errlen) < 0)
 		return -1;
 	if (v < min || v > max) {
-		yerr(err, errlen, n, "'%s' must be between %lld and %lld", key, (long long)min,
-		     (long long)max);
+		yerr(err, errlen, n, "value '%s' for '%s' out of range [%lld, %lld]", n->scalar, key,
+		     (long long)min, (long long)max);
 		return -1;
 	}
 	*out = (size_t)v;
@@ -356,17 +356,18 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		if (qt && get_duration(s, "queue_timeout", &c->queue_timeout_ms, err, errlen) < 0)
 			goto out;
 		if (qt && (c->queue_timeout_ms < 0 || c->queue_timeout_ms > 300000)) {
-			yerr(err, errlen, qt, "'queue_timeout' must be between 0s and 5m");
+			yerr(err, errlen, qt, "duration '%s' for 'queue_timeout' out of range [0s, 5m]",
+			     qt->scalar);
 			goto out;
 		}
 		size_t v;
 		if (get_str(s, "health_listen", &c->health_listen, err, errlen) < 0 ||
 		    get_hosts(s, "allowed_hosts", &c->allowed_hosts, err, errlen) < 0 ||
-		    get_timeout(s, "idle_timeout", &c->idle_timeout_ms, 1000, 3600000, "1s and 1h",
+		    get_timeout(s, "idle_timeout", &c->idle_timeout_ms, 1000, 3600000, "[1s, 1h]",
 		                err, errlen) < 0 ||
 		    get_timeout(s, "header_timeout", &c->header_timeout_ms, 100, 600000,
-		                "100ms and 10m", err, errlen) < 0 ||
-		    get_timeout(s, "body_timeout", &c->body_timeout_ms, 100, 3600000, "100ms and 1h",
+		                "[100ms, 10m]", err, errlen) < 0 ||
+		    get_timeout(s, "body_timeout", &c->body_timeout_ms, 100, 3600000, "[100ms, 1h]",
 		                err, errlen) < 0)
 			goto out;
 		v = c->max_connections;
@@ -389,14 +390,15 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 		if (mr && ynode_bytes(mr, "max_response", &c->max_response, err, errlen) < 0)
 			goto out;
 		if (mr && (c->max_response < 4096 || c->max_response > (4LL << 30))) {
-			yerr(err, errlen, mr, "'max_response' must be between 4KiB and 4GiB");
+			yerr(err, errlen, mr, "size '%s' for 'max_response' out of range [4KiB, 4GiB]",
+			     mr->scalar);
 			goto out;
 		}
 		const struct ynode *mb = ymap_get(s, "max_body");
 		if (mb && ynode_bytes(mb, "max_body", &c->max_body, err, errlen) < 0)
 			goto out;
 		if (mb && (c->max_body < 1024 || c->max_body > (1LL << 30))) {
-			yerr(err, errlen, mb, "'max_body' must be between 1KiB and 1GiB");
+			yerr(err, errlen, mb, "size '%s' for 'max_body' out of range [1KiB, 1GiB]", mb->scalar);
 			goto out;
 		}
 	}
@@ -488,7 +490,8 @@ int config_load_file(struct fs_config *c, const char *path, char *err, size_t er
 			if (ynode_double(qs->items[i], "quantiles", &q, err, errlen) < 0)
 				goto out;
 			if (!(q > 0 && q < 1)) {
-				yerr(err, errlen, qs->items[i], "quantile %g must be between 0 and 1", q);
+				yerr(err, errlen, qs->items[i], "value '%s' for 'quantiles' out of range (0, 1)",
+				     qs->items[i]->scalar);
 				goto out;
 			}
 			c->engine.quantiles[i] = q;

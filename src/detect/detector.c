@@ -9,7 +9,8 @@
  *   2. each component scores the sample (raw >= 0) and learns from it;
  *   3. each raw score goes through its own anomaly-likelihood stage: a short
  *      moving average of log(1 + raw) compared with the long-run Gaussian of
- *      that average; the tail probability Q is log-scaled to [0,1];
+ *      that average (and, while the series is young, `single_for`, the single
+ *      sample too); the tail probability Q is log-scaled to [0,1];
  *   4. the ensemble takes the weighted max (or noisy-OR / mean / min);
  *   5. warm-up forces 0; after a detection (score >= `arm`, by default the
  *      alert threshold) the
@@ -131,9 +132,10 @@ static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, 
 }
 
 /* Anomaly likelihood of one component's raw score, in [0,1]; *zout is the
- * evidence in standard deviations of the long-run distribution. */
+ * evidence in standard deviations of the long-run distribution. n is the
+ * number of samples the series has seen (for `single_for`). */
 static double likelihood(const struct model *m, struct lk_state *s, double raw, int learn,
-                         double *zout)
+                         uint32_t n, double *zout)
 {
 	/* u is kept as a float, so log1p, which is slow, is not needed: once
 	 * raw >= 2^-10, log(1 + raw) is exact to well within float precision
@@ -160,7 +162,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	}
 	double avg = (double)s->sum / s->len;
 	struct lk_cold *cold = m->lk_cold_off ? (struct lk_cold *)((char *)s + m->lk_cold_off) : NULL;
-	double z = 0;
+	double z = 0, z1 = 0;
 	if (s->n >= m->lk_min_n) {
 		double sd = sqrt(s->var);
 		if (sd < m->lk_min_std)
@@ -176,13 +178,19 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 			double lq = d > 0 ? log(cold->px > 0.01f ? (double)cold->px : 0.01) - d / beta : 0;
 			z = lq < -0.7 ? q_to_z(lq) : 0;
 		}
+		/* Short history: the single sample against the long-run Gaussian
+		 * of the moving average, its sd floored at `single_floor` (a
+		 * score that is nearly always 0 has a tiny sd), scored on its own
+		 * below; no extra state. */
+		if (n <= m->lk_single_for)
+			z1 = (u - s->mean) / (sd > m->lk_single_floor ? sd : m->lk_single_floor);
 		if (m->lk_instant) {
 			double sd1 = sqrt(cold->var1);
 			if (sd1 < m->lk_min_std)
 				sd1 = m->lk_min_std;
-			double z1 = (u - cold->mean1) / sd1;
-			if (z1 > z)
-				z = z1;
+			double zi = (u - cold->mean1) / sd1;
+			if (zi > z)
+				z = zi;
 		}
 	}
 	if (learn && m->lk_exp_tail) {
@@ -216,7 +224,21 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		double a = m->lk_alpha;
 		s->rate += (float)(a * ((lq < m->lk_log_qref ? 1.0 : 0.0) - (double)s->rate));
 		double sc = -lq / (m->lk_decades * M_LN10);
+		if (z1 > 0) {
+			/* the single sample's tail, with the same calibration factor;
+			 * the rate above learns from the moving average only */
+			double lq1 = log_tail(z1) + (c > 1 ? log(c) : 0);
+			double sc1 = -lq1 / (m->lk_decades * M_LN10);
+			if (sc1 > sc) {
+				sc = sc1;
+				*zout = z1;
+			}
+		}
 		return sc < 0 ? 0 : sc > 1 ? 1 : sc;
+	}
+	if (z1 > z) {
+		*zout = z1;
+		z = z1;
 	}
 	return tail_score(z, m->lk_decades);
 }
@@ -355,7 +377,7 @@ static inline void components_run(const struct model *m, void *state, struct com
 				sc = z = 0;
 			else if (m->lk_enabled)
 				sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off),
-				                o.raw, learn, &z);
+				                o.raw, learn, c->n, &z);
 			else
 				sc = o.raw / (o.raw + m->raw_scale);
 			double sd = ci->direct > 0 ? direct_score(m, o.raw, ci->direct, &lqd) : 0;

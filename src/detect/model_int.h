@@ -46,6 +46,9 @@ struct model {
 	double lk_log_qref;   /* log(lk_qref) */
 	double lk_alpha;      /* det_alpha(lk_halflife, 1), computed once (model_finish) */
 	double lk_clip;       /* Huber clip of the long-run estimates, in sd (0: off) */
+	uint32_t lk_single_for; /* while the series has seen at most this many samples, the
+	                         * single sample is scored too (0: never) */
+	double lk_single_floor; /* its z: (u - mean) / max(sd, floor) */
 	size_t lk_size;       /* bytes of one component's likelihood state (model_finish) */
 	size_t lk_cold_off;   /* offset of its struct lk_cold (0: none) */
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */

@@ -44,6 +44,8 @@ static const char builtin_yaml[] =
 	"  min_samples: 60\n"
 	"  decades: 11.5\n"
 	"  calibrate: 0.001\n"
+	"  single_for: 800\n"
+	"  single_floor: 0.26\n"
 	"warmup: 120\n"
 	"suppress: 10\n"
 	"suppress_frac: 0.04\n"
@@ -118,6 +120,10 @@ static void model_finish(struct model *m)
 	h = fnv(h, &m->lk_decades, sizeof m->lk_decades);
 	h = fnv(h, &m->lk_qref, sizeof m->lk_qref);
 	h = fnv(h, &m->lk_clip, sizeof m->lk_clip);
+	if (m->lk_single_for > 0) { /* models without it keep their fingerprint */
+		h = fnv(h, &m->lk_single_for, sizeof m->lk_single_for);
+		h = fnv(h, &m->lk_single_floor, sizeof m->lk_single_floor);
+	}
 	h = fnv(h, &m->refire, sizeof m->refire);
 	h = fnv(h, &m->warmup, sizeof m->warmup);
 	if (m->warmup_ms > 0) /* models without it keep their fingerprint */
@@ -308,7 +314,7 @@ static int parse_likelihood(struct model *m, const struct ynode *n, char *err, s
 {
 	static const char *const lk[] = { "enabled", "window", "halflife", "min_std", "instant",
 		                          "raw_scale", "tail", "min_samples", "decades",
-		                          "calibrate", "clip", NULL };
+		                          "calibrate", "clip", "single_for", "single_floor", NULL };
 	if (n->type != Y_MAP) {
 		yerr(err, errlen, n, "'likelihood' must be a map");
 		return -1;
@@ -322,6 +328,14 @@ static int parse_likelihood(struct model *m, const struct ynode *n, char *err, s
 		return -1;
 	if ((v = ymap_get(n, "clip")) &&
 	    read_range(v, "clip", 0, 100, &m->lk_clip, err, errlen) < 0)
+		return -1;
+	if ((v = ymap_get(n, "single_for"))) {
+		if (read_range(v, "single_for", 0, 1e9, &d, err, errlen) < 0)
+			return -1;
+		m->lk_single_for = (uint32_t)d;
+	}
+	if ((v = ymap_get(n, "single_floor")) &&
+	    read_range(v, "single_floor", 0, 100, &m->lk_single_floor, err, errlen) < 0)
 		return -1;
 	if ((v = ymap_get(n, "calibrate")) &&
 	    read_range(v, "calibrate", 0, 0.5, &m->lk_qref, err, errlen) < 0)

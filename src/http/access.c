@@ -3,10 +3,10 @@
 #include "config.h" /* autoconf: _GNU_SOURCE */
 
 #include "http/access.h"
+#include "util/buf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,43 +114,11 @@ int access_origin_allowed(const char *origin, const char *host_hdr)
  * a malloc'd NUL-terminated copy, or NULL with a reason in err. */
 static char *read_small_file(const char *path, const char *what, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
-		return NULL;
-	}
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	ssize_t n = 0;
-	while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += (size_t)n;
-		if (len + 1 == cap) {
-			if (cap >= (1u << 20)) {
-				snprintf(err, errlen, "%s '%s' is larger than 1 MiB", what, path);
-				explicit_bzero(buf, len);
-				free(buf);
-				close(fd);
-				return NULL;
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				explicit_bzero(buf, len);
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	close(fd);
-	if (!buf || n < 0) {
-		snprintf(err, errlen, "cannot read %s '%s': %s", what, path,
-		         buf ? strerror(errno) : "out of memory");
-		free(buf);
-		return NULL;
-	}
-	buf[len] = 0;
+	char *buf = obuf_read_file(path, 1u << 20, NULL);
+	if (!buf && errno == EFBIG)
+		errbuf_printf(err, errlen, "%s '%s' is larger than 1 MiB", what, path);
+	else if (!buf)
+		errbuf_printf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
 	return buf;
 }
 

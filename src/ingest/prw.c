@@ -21,7 +21,6 @@
  * payload is accepted or refused whole.
  */
 #include <endian.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +30,7 @@
 
 #include "ingest/prom_int.h" /* prom_utf8_count: the text parsers' UTF-8 check */
 #include "ingest/prw.h"
+#include "util/buf.h"
 
 /* ---- protobuf wire format ------------------------------------------------ */
 
@@ -211,17 +211,9 @@ static int pb_meta(const uint8_t *p, size_t n, int32_t *type, struct label_ref *
 
 /* ---- validation --------------------------------------------------------- */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
+/* The reason into err (util's errbuf_printf); the value is -1 (GNU statement
+ * expression, so that it can stand alone as a statement too). */
+#define fail(err, errlen, ...) ({ errbuf_printf((err), (errlen), __VA_ARGS__); -1; })
 
 static int ascii(const char *s, size_t n)
 {

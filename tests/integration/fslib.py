@@ -163,11 +163,94 @@ def need(path, package):
 
 
 def free_port():
+    """A 127.0.0.1 port free now. Another process may take it before the
+    caller binds it: servers started on it go through start_server() or
+    on_free_ports(), which try other ports then; a port the test itself binds
+    later is held with reserve_port() instead."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def reserve_port():
+    """A socket bound to a free 127.0.0.1 port and not listening: connections
+    to the port are refused (as to a receiver that is down), and no other
+    process can take the port until the test listens on it (socket.listen(),
+    or ThreadingHTTPServer with this socket). Returns (socket, port)."""
+    s = socket.socket()  # no SO_REUSEADDR: with it, another such socket could bind the port too
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+class PortTaken(Failed):
+    """A server could not bind the port it was given: another process took it
+    after free_port() chose it."""
+
+
+PORT_TAKEN = re.compile(r"address already in use", re.I)
+
+
+def on_free_ports(what, start, n=1, attempts=5):
+    """start(ports) with n ports from free_port(); when it raises PortTaken,
+    again with other ports, up to `attempts` times. Returns what start returns."""
+    for attempt in range(attempts):
+        ports = [free_port() for _ in range(n)]
+        try:
+            return start(ports)
+        except PortTaken as e:
+            if attempt == attempts - 1:
+                raise
+            why = [ln for ln in str(e).splitlines() if PORT_TAKEN.search(ln)] or str(e).splitlines() or [""]
+            print("  %s: port %s was taken (%s), again on other ports"
+                  % (what, ",".join(map(str, ports)), why[0].strip()[:200]), flush=True)
+
+
+def session_pids(sid):
+    """The pids of the processes in session sid (a process started with
+    start_new_session=True and its children)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.getsid(int(p)) == sid:
+                    out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+def listening_ports(pids):
+    """The TCP ports (IPv4 and IPv6) on which one of pids has a listening
+    socket, from /proc: whether a server holds its port itself, or another
+    process that took the port answers in its place."""
+    inodes = set()
+    for pid in pids:
+        fd_dir = "/proc/%d/fd" % pid
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    ports = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    col = line.split()
+                    if col[3] == "0A" and col[9] in inodes:  # 0A: TCP_LISTEN
+                        ports.add(int(col[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return ports
 
 
 def wait_for(what, fn, timeout, interval=0.25):
@@ -221,18 +304,47 @@ class Proc:
         self.log.close()
 
 
+def start_server(name, tmp, procs, cmd, ready_path, n=1, timeout=30):
+    """A third-party server (Prometheus, Alertmanager, VictoriaMetrics,
+    vmagent) on n free 127.0.0.1 ports: cmd(ports) is its command line, its
+    output goes to tmp/NAME.log. It is ready when it still runs, itself holds
+    a listening socket on every one of the ports (not another process that
+    took a port after free_port() chose it) and GET ready_path on the first
+    port answers 200. When it exits saying the address is in use, it is
+    started again on other ports (on_free_ports). The Proc is appended to
+    procs, for the caller to stop, before it is waited for. Returns (Proc,
+    ports)."""
+    tries = []
+
+    def start(ports):
+        p = Proc(name if not tries else "%s.%d" % (name, len(tries)), cmd(ports), tmp)
+        tries.append(p)
+        procs.append(p)
+
+        def ready():
+            if p.proc.poll() is not None:
+                p.stop()
+                procs.remove(p)
+                text = p.text()
+                err = PortTaken if PORT_TAKEN.search(text) else Failed
+                raise err("%s exited with %s:\n%s" % (name, p.proc.returncode, text[-3000:]))
+            return (set(ports) <= listening_ports([p.proc.pid]) and
+                    http_ok("http://127.0.0.1:%d%s" % (ports[0], ready_path)))
+        wait_for("%s ready on 127.0.0.1:%s" % (name, ",".join(map(str, ports))), ready, timeout)
+        return p, ports
+    return on_free_ports(name, start, n)
+
+
 def start_vmagent(tmp, args, procs, flush="200ms", log_level="WARN", queue="rw"):
-    """vmagent (Debian package victoria-metrics) on a free 127.0.0.1 port, its
-    queue in tmp/queue, flushing every flush, with args (-remoteWrite.url and
-    the like, in their order). The Proc is appended to procs, for the caller
-    to stop, before /health is waited for. Returns the Proc and its port."""
-    port = free_port()
-    vm = Proc("vmagent", [VMAGENT, "-httpListenAddr=127.0.0.1:%d" % port,
-                          "-remoteWrite.tmpDataPath=" + os.path.join(tmp, queue),
-                          "-remoteWrite.flushInterval=" + flush, "-loggerLevel=" + log_level] + args, tmp)
-    procs.append(vm)
-    wait_for("vmagent ready", lambda: vm.check_alive() or http_ok("http://127.0.0.1:%d/health" % port), 30)
-    return vm, port
+    """vmagent (Debian package victoria-metrics) on a free 127.0.0.1 port
+    (start_server), its queue in tmp/queue, flushing every flush, with args
+    (-remoteWrite.url and the like, in their order). The Proc is appended to
+    procs, for the caller to stop. Returns the Proc and its port."""
+    vm, ports = start_server("vmagent", tmp, procs, lambda ports: [
+        VMAGENT, "-httpListenAddr=127.0.0.1:%d" % ports[0],
+        "-remoteWrite.tmpDataPath=" + os.path.join(tmp, queue),
+        "-remoteWrite.flushInterval=" + flush, "-loggerLevel=" + log_level] + args, "/health")
+    return vm, ports[0]
 
 
 def demo_lines(cut_s=None, shift_s=0):

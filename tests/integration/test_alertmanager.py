@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fslib  # noqa: E402
-from fslib import DAEMON, Daemon, Failed, check, free_port  # noqa: E402
+from fslib import DAEMON, Daemon, Failed, check  # noqa: E402
 
 ALERTMANAGER = os.environ.get("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
 T0 = 1767225600  # 2026-01-01T00:00:00Z: event times far in the wall clock's past, as in a replay
@@ -104,7 +104,9 @@ def notify_config(am_url=None, hook_url=None):
 class Fake:
     """Records every POST by path; the first `fail` requests of each path get 503."""
 
-    def __init__(self, fail=3, port=0, fail_status=503):
+    def __init__(self, fail=3, sock=None, fail_status=503):
+        """sock: a bound socket (fslib.reserve_port()) to listen on, else a
+        free port is bound."""
         self.fail = fail
         self.lock = threading.Lock()
         self.requests = {}  # path -> [(status, parsed body, wall time)]
@@ -131,7 +133,12 @@ class Fake:
                 pass
 
         ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), H)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H, bind_and_activate=sock is None)
+        if sock is not None:
+            self.server.socket.close()
+            self.server.socket = sock
+            self.server.server_address = sock.getsockname()
+            self.server.server_activate()
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -224,21 +231,16 @@ def test_fake_alertmanager_retries():
 def test_receiver_down_then_up():
     """Nothing listens at first: the alert fires while the receiver is down and
     is delivered once it comes up (state comes from the store)."""
-    port = free_port()
+    # the port stays ours (bound, not listening: connections are refused)
+    # until the receiver listens on it
+    sock, port = fslib.reserve_port()
     d = None
     fake = None
     try:
         d = Daemon(config=notify_config(am_url="http://127.0.0.1:%d/" % port)).start()
         fire(d)
         wait_for("connection failures", lambda: d.logtext().count("event=notify_failed") >= 2, 20)
-        deadline = time.time() + 10
-        while fake is None:
-            try:
-                fake = Fake(fail=0, port=port)
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
+        fake = Fake(fail=0, sock=sock)
         wait_for("delivery after the receiver came up",
                  lambda: [a for b, _ in fake.accepted("/api/v2/alerts") for a in [am_alert(b, False)] if a], 30)
         # the receiver sees the delivery before the notifier logs it
@@ -248,6 +250,8 @@ def test_receiver_down_then_up():
             d.cleanup()
         if fake:
             fake.close()
+        else:
+            sock.close()
 
 
 def test_restart_resends_from_store():
@@ -383,28 +387,17 @@ def test_real_alertmanager():
         print("skip test_real_alertmanager: %s not installed (apt-get install prometheus-alertmanager)" % ALERTMANAGER)
         return "skip"
     tmp = tempfile.mkdtemp(prefix="foreshock-am-")
-    am = None
+    procs = []
     d = None
     try:
         cfg = os.path.join(tmp, "alertmanager.yml")
         with open(cfg, "w") as f:
             f.write("route:\n  receiver: 'null'\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
                     "receivers:\n  - name: 'null'\n")
-        port = free_port()
-        log = open(os.path.join(tmp, "alertmanager.log"), "w")
-        am = subprocess.Popen([ALERTMANAGER, "--config.file=" + cfg, "--storage.path=" + os.path.join(tmp, "data"),
-                               "--web.listen-address=127.0.0.1:%d" % port, "--cluster.listen-address=",
-                               "--log.level=info"], stdout=log, stderr=subprocess.STDOUT)
-
-        def ready():
-            if am.poll() is not None:
-                raise Failed("alertmanager exited: " + open(log.name).read()[-2000:])
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % port, timeout=2) as r:
-                    return r.status == 200
-            except (OSError, urllib.error.URLError):
-                return False
-        wait_for("alertmanager ready", ready, 30)
+        am, (port,) = fslib.start_server("alertmanager", tmp, procs, lambda ports: [
+            ALERTMANAGER, "--config.file=" + cfg, "--storage.path=" + os.path.join(tmp, "data"),
+            "--web.listen-address=127.0.0.1:%d" % ports[0], "--cluster.listen-address=",
+            "--log.level=info"], "/-/ready")
 
         d = Daemon(config=notify_config(am_url="http://127.0.0.1:%d" % port)).start()
         i = fire(d)
@@ -436,13 +429,8 @@ def test_real_alertmanager():
     finally:
         if d:
             d.cleanup()
-        if am and am.poll() is None:
-            am.terminate()
-            try:
-                am.wait(10)
-            except subprocess.TimeoutExpired:
-                am.kill()
-                am.wait()
+        for p in procs:
+            p.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -19,17 +19,17 @@ done
 
 # floors: corpus profile out-of-fold in-sample
 FLOORS="
-nab      standard            75 75
-nab      reward_low_FP_rate  61.3 61.5
-nab      reward_low_FN_rate  81.2 81.3
-cloudmon standard            45.4 47.5
-cloudmon reward_low_FP_rate  42.4 43.6
-cloudmon reward_low_FN_rate  48.1 50.5
+nab      standard            74.5 75.5
+nab      reward_low_FP_rate  59.3 61.2
+nab      reward_low_FN_rate  81 82
+cloudmon standard            50 51.6
+cloudmon reward_low_FP_rate  46.7 47.1
+cloudmon reward_low_FN_rate  53.3 55
 """
 # with --cv-seed 1: corpus profile out-of-fold
 SEED_FLOORS="
-nab      standard            75
-cloudmon standard            45.4
+nab      standard            74.5
+cloudmon standard            50
 "
 
 run() { "$bin" backtest --corpus "$shared/nab" --corpus "$shared/cloudmon" --cv 5 --model "$model" --quiet "$@" 2>&1; }

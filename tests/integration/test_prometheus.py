@@ -33,8 +33,8 @@ import urllib.request
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fslib import (DAEMON, SRCDIR, VMAGENT, Daemon, Failed, Proc, Skip, check, free_port,  # noqa: E402
-                   http_ok, need, start_vmagent, wait_for)
+from fslib import (DAEMON, SRCDIR, VMAGENT, Daemon, Failed, Proc, Skip, check,  # noqa: E402
+                   need, start_server, start_vmagent, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
@@ -77,7 +77,6 @@ def test_prometheus_remote_write():
         procs.append(exp)
         m = wait_for("the exporter's port", lambda: re.search(r"listening port=(\d+)", exp.text()), 10)
         eport = int(m.group(1))
-        pport = free_port()
         with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
             f.write("""global:
   scrape_interval: 1s
@@ -97,12 +96,10 @@ remote_write:
       send: true
       send_interval: 2s
 """ % (eport, d.port))
-        prom = Proc("prometheus", [PROMETHEUS, "--config.file", os.path.join(tmp, "prometheus.yml"),
-                                   "--storage.tsdb.path", os.path.join(tmp, "tsdb"),
-                                   "--web.listen-address", "127.0.0.1:%d" % pport,
-                                   "--log.level", "warn"], tmp)
-        procs.append(prom)
-        wait_for("prometheus ready", lambda: prom.check_alive() or http_ok("http://127.0.0.1:%d/-/ready" % pport), 30)
+        prom, _ = start_server("prometheus", tmp, procs, lambda ports: [
+            PROMETHEUS, "--config.file", os.path.join(tmp, "prometheus.yml"),
+            "--storage.tsdb.path", os.path.join(tmp, "tsdb"),
+            "--web.listen-address", "127.0.0.1:%d" % ports[0], "--log.level", "warn"], "/-/ready")
         t_start = time.time()
 
         def derived():

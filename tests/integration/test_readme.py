@@ -34,7 +34,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fslib  # noqa: E402
-from fslib import Failed, check, free_port, need, wait_for  # noqa: E402
+from fslib import Failed, check, need, wait_for  # noqa: E402
 
 README = os.path.join(fslib.SRCDIR, "README.md")
 QUICKSTART = os.path.join(fslib.SRCDIR, "scripts", "quickstart.sh")
@@ -221,19 +221,20 @@ def test_quickstart_victoriametrics():
     var = tempfile.mkdtemp(prefix="foreshock-it-readme-vm-")
     q = None
     try:
-        # free_port() closes the port before VictoriaMetrics binds it: another
-        # process (a test server, a client's ephemeral port) may take it in
-        # between; quickstart.sh then says the address is in use: another port
-        for attempt in range(3):
-            vm_port = free_port()
-            started = time.time()
+        # another process may take VM_PORT before VictoriaMetrics binds it:
+        # quickstart.sh then says the address is in use, or the port is held
+        # by a process that is not one of the script's: another port
+        def start(ports):
             try:
-                q = Quickstart(var, "--with-victoriametrics", env={"VM_PORT": str(vm_port)})
-                break
+                q = Quickstart(var, "--with-victoriametrics", env={"VM_PORT": str(ports[0])})
             except Failed as e:
-                if attempt == 2 or "address already in use" not in str(e):
-                    raise
-                print("VM_PORT %d was taken, again with another port" % vm_port)
+                raise fslib.PortTaken(str(e)) if fslib.PORT_TAKEN.search(str(e)) else e
+            if ports[0] not in fslib.listening_ports(fslib.session_pids(q.proc.pid)):
+                q.stop()
+                raise fslib.PortTaken("127.0.0.1:%d is not held by quickstart.sh's VictoriaMetrics" % ports[0])
+            return q, ports[0]
+        started = time.time()
+        q, vm_port = fslib.on_free_ports("quickstart.sh's VM_PORT", start)
 
         def export_done():
             # every output sample handed to the exporter acknowledged by

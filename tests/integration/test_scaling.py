@@ -46,9 +46,9 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fleet  # noqa: E402
-from fslib import DAEMON, SRCDIR, VMAGENT, Daemon, Failed, check, start_vmagent  # noqa: E402
+from fslib import DAEMON, SRCDIR, VMAGENT, Daemon, Failed, check, need, start_server, start_vmagent, wait_for  # noqa: E402
 from test_alertmanager import parse_ts  # noqa: E402
-from test_prometheus import Proc, free_port, need, run_with_skips, wait_for  # noqa: E402
+from test_prometheus import run_with_skips  # noqa: E402
 
 ALERTMANAGER = os.environ.get("ALERTMANAGER_BIN", "/usr/bin/prometheus-alertmanager")
 AMTOOL = os.environ.get("AMTOOL_BIN", "/usr/bin/amtool")
@@ -129,7 +129,8 @@ def key(labels, starts):
 
 
 class AlertmanagerCluster:
-    def __init__(self, tmp, hook_url, n=2):
+    def __init__(self, tmp, hook_url, procs, n=2):
+        """n peers; their Procs are appended to procs (for the caller to stop)."""
         with open(os.path.join(DEPLOY, "alertmanager.yml")) as f:
             text = f.read()
         subs = [(r"url: http://127\.0\.0\.1:5001/foreshock", "url: " + hook_url),
@@ -141,18 +142,23 @@ class AlertmanagerCluster:
         cfg = os.path.join(tmp, "alertmanager.yml")
         with open(cfg, "w") as f:
             f.write(text)
-        self.web = [free_port() for _ in range(n)]
-        gossip = [free_port() for _ in range(n)]
-        self.procs = []
+        # one after another on ports that start_server() saw them take (web,
+        # gossip), each later peer pointed at the ones before it: gossip
+        # makes the membership mutual
+        self.web, gossip, self.procs = [], [], []
         for i in range(n):
-            cmd = [ALERTMANAGER, "--config.file=" + cfg, "--storage.path=" + os.path.join(tmp, "am%d" % i),
-                   "--web.listen-address=127.0.0.1:%d" % self.web[i],
-                   "--web.external-url=http://am%d.test:%d" % (i, self.web[i]),
-                   "--cluster.listen-address=127.0.0.1:%d" % gossip[i],
-                   "--cluster.peer-timeout=%ds" % PEER_TIMEOUT, "--cluster.gossip-interval=100ms",
-                   "--cluster.pushpull-interval=1s", "--cluster.settle-timeout=10s", "--log.level=warn"]
-            cmd += ["--cluster.peer=127.0.0.1:%d" % gossip[j] for j in range(n) if j != i]
-            self.procs.append(Proc("alertmanager%d" % i, cmd, tmp))
+            def cmd(ports, i=i):
+                return [ALERTMANAGER, "--config.file=" + cfg, "--storage.path=" + os.path.join(tmp, "am%d" % i),
+                        "--web.listen-address=127.0.0.1:%d" % ports[0],
+                        "--web.external-url=http://am%d.test:%d" % (i, ports[0]),
+                        "--cluster.listen-address=127.0.0.1:%d" % ports[1],
+                        "--cluster.peer-timeout=%ds" % PEER_TIMEOUT, "--cluster.gossip-interval=100ms",
+                        "--cluster.pushpull-interval=1s", "--cluster.settle-timeout=10s", "--log.level=warn"
+                        ] + ["--cluster.peer=127.0.0.1:%d" % g for g in gossip]
+            p, ports = start_server("alertmanager%d" % i, tmp, procs, cmd, "/-/healthy", n=2)
+            self.procs.append(p)
+            self.web.append(ports[0])
+            gossip.append(ports[1])
         self.urls = ["http://127.0.0.1:%d" % p for p in self.web]
 
     def ready(self):
@@ -193,8 +199,7 @@ def test_fleet():
     hook = fleet.Webhook()
     procs, daemons = [], []
     try:
-        ams = AlertmanagerCluster(tmp, hook.url)
-        procs.extend(ams.procs)
+        ams = AlertmanagerCluster(tmp, hook.url, procs)
         wait_for("the Alertmanager cluster (2 peers, ready)", ams.ready, 60)
 
         models = fleet.write_models(os.path.join(tmp, "models"), SERVICES)

@@ -41,7 +41,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fslib  # noqa: E402
-from fslib import Daemon, Proc, check, demo_lines, free_port, http_ok, need, post_lines, wait_for  # noqa: E402
+from fslib import Daemon, check, demo_lines, need, post_lines, start_server, wait_for  # noqa: E402
 
 VM = os.environ.get("VICTORIA_METRICS_BIN", "/usr/bin/victoria-metrics")
 OUTAGE_S = float(os.environ.get("TSDB_OUTAGE_S", "8"))
@@ -107,18 +107,16 @@ class Stack:
         self.vm_port = None
         self.vm_dir = os.path.join(self.tmp, "vm")
         self.vm = None
+        self.procs = []  # every VictoriaMetrics started, for cleanup()
         self.d = None
 
     def vm_start(self):
         n = len(glob.glob(os.path.join(self.tmp, "vm*.log")))
-        self.vm_port = free_port()
-        self.vm = Proc("vm%d" % n, [VM, "-httpListenAddr=127.0.0.1:%d" % self.vm_port,
-                                     "-storageDataPath=" + self.vm_dir, "-retentionPeriod=1",
-                                     "-search.latencyOffset=0s", "-search.disableCache",
-                                     "-http.maxGracefulShutdownDuration=%ds" % VM_STOP_S,
-                                     "-loggerLevel=WARN"], self.tmp)
-        wait_for("victoria-metrics ready", lambda: self.vm.check_alive() or
-                 http_ok("http://127.0.0.1:%d/health" % self.vm_port), 30)
+        # a restart may get another port: the daemon exports through the proxy
+        self.vm, (self.vm_port,) = start_server("vm%d" % n, self.tmp, self.procs, lambda ports: [
+            VM, "-httpListenAddr=127.0.0.1:%d" % ports[0], "-storageDataPath=" + self.vm_dir,
+            "-retentionPeriod=1", "-search.latencyOffset=0s", "-search.disableCache",
+            "-http.maxGracefulShutdownDuration=%ds" % VM_STOP_S, "-loggerLevel=WARN"], "/health")
         self.proxy.backend = self.vm_port
 
     def vm_stop(self):
@@ -145,8 +143,8 @@ class Stack:
         urllib.request.urlopen("http://127.0.0.1:%d/internal/force_flush" % self.vm_port, timeout=30).read()
 
     def cleanup(self):
-        if self.vm:
-            self.vm.stop()
+        for p in self.procs:
+            p.stop()
         self.proxy.close()
         if self.d:
             self.d.stop()

@@ -188,8 +188,24 @@ static void test_settings(void **st)
 	write_file(path, "http:\n  queue_timeout: 10m\n");
 	config_defaults(&c);
 	assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
-	assert_non_null(strstr(err, "c.yml:2: 'queue_timeout' must be between 0s and 5m"));
+	assert_non_null(strstr(err, "c.yml:2: duration '10m' for 'queue_timeout' out of range [0s, 5m]"));
 	config_free(&c);
+	/* the other range checks say the same: what, the value as written, the key, the range */
+	static const struct { const char *yml, *msg; } ranges[] = {
+		{ "http:\n  header_timeout: 20m\n", "c.yml:2: duration '20m' for 'header_timeout' out of range [100ms, 10m]" },
+		{ "http:\n  max_connections: 0\n", "c.yml:2: value '0' for 'max_connections' out of range [1, 65536]" },
+		{ "http:\n  max_body: 512\n", "c.yml:2: size '512' for 'max_body' out of range [1KiB, 1GiB]" },
+		{ "http:\n  max_response: 8GiB\n", "c.yml:2: size '8GiB' for 'max_response' out of range [4KiB, 4GiB]" },
+		{ "derived:\n  quantiles: [0.5, 1.5]\n", "c.yml:2: value '1.5' for 'quantiles' out of range (0, 1)" },
+	};
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+		write_file(path, ranges[i].yml);
+		config_defaults(&c);
+		assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+		if (!strstr(err, ranges[i].msg))
+			fail_msg("got \"%s\", want \"%s\"", err, ranges[i].msg);
+		config_free(&c);
+	}
 	/* external_labels: a map, sorted; --shard (config_set_external_label) overrides */
 	write_file(path, "external_labels:\n  shard: a\n  region: eu\n");
 	config_defaults(&c);
