@@ -678,11 +678,11 @@ void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t 
 	for (size_t i = 0; i < n; i++, w += 4) {
 		w[0] = (uint32_t)b->nbytes;
 		w[1] = (uint32_t)refs[i].name_len;
-		memcpy(b->sbytes + b->nbytes, refs[i].name, refs[i].name_len);
+		eng_copy_short(b->sbytes + b->nbytes, refs[i].name, refs[i].name_len);
 		b->nbytes += refs[i].name_len;
 		w[2] = (uint32_t)b->nbytes;
 		w[3] = (uint32_t)refs[i].value_len;
-		memcpy(b->sbytes + b->nbytes, refs[i].value, refs[i].value_len);
+		eng_copy_short(b->sbytes + b->nbytes, refs[i].value, refs[i].value_len);
 		b->nbytes += refs[i].value_len;
 	}
 	b->nsref += 4 * n;

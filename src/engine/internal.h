@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "alert/alert.h"
 #include "engine/engine.h"
@@ -220,6 +221,31 @@ int eng_check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errl
 uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
                            uint64_t *pair);
 unsigned eng_route_mix(uint64_t acc);
+/* Copies n bytes of a label name or value into the staging bytes: inline
+ * for the usual lengths (two overlapping loads and stores), where a call of
+ * libc's memcpy per string was 4.6% of the remote_write profile. */
+static inline void eng_copy_short(char *d, const char *s, size_t n)
+{
+	if (n >= 8 && n <= 16) {
+		uint64_t x, y;
+		memcpy(&x, s, 8);
+		memcpy(&y, s + n - 8, 8);
+		memcpy(d, &x, 8);
+		memcpy(d + n - 8, &y, 8);
+	} else if (n >= 4 && n < 8) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		memcpy(d, &x, 4);
+		memcpy(d + n - 4, &y, 4);
+	} else if (n < 4) {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	} else {
+		memcpy(d, s, n);
+	}
+}
+
 /* Room for need elements in *p (staging arrays start at 256 and double);
  * the check is inline: staging calls it three times per sample. */
 static inline int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem)

@@ -67,7 +67,7 @@ int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t le
 	w[1] = b->tag_n;
 	w[2] = (uint32_t)b->nbytes;
 	w[3] = (uint32_t)len;
-	memcpy(b->sbytes + b->nbytes, name, len);
+	eng_copy_short(b->sbytes + b->nbytes, name, len);
 	b->nbytes += len;
 	b->nsref += 4;
 	return 0;

@@ -34,6 +34,13 @@
  * at least 4 steps; a step counts with at least ER_TREND_MIN_N requests. */
 #define ER_TREND_HALFLIFE_MS (2 * MS_MIN)
 #define ER_TREND_MIN_N 50
+/* Errors elevated without a break: each of the last ER_SUS_BLOCKS minutes
+ * significantly above the baseline (p <= 10^ER_SUS_LOG10P), together at
+ * least a tenth of the error budget and 5x the baseline, the later half not
+ * below the earlier: longer than a deploy blip (30-90 s touch three
+ * minutes at most) */
+#define ER_SUS_BLOCKS 4
+#define ER_SUS_LOG10P (-2.0)
 #define FAST_N 12        /* steps of the fast-path window (60 s at 5 s) */
 #define FAST_MS (60 * 1000)
 #define EVIDENCE_SCORE 0.49 /* a member's detector score that counts as evidence */
@@ -52,9 +59,9 @@ enum { FC_LOAD, FC_LATENCY, FC_SAT, FC__COUNT };
 
 /* Risk components (order used in explanations and JSON). */
 enum { RC_LOAD, RC_CAPACITY, RC_HEADROOM, RC_LATENCY, RC_ERRORS, RC_SATURATION, RC_LATLOAD,
-       RC__COUNT };
+       RC_CANARY, RC__COUNT };
 static const char *const rc_name[RC__COUNT] = { "load", "capacity", "headroom", "latency", "errors",
-	                                        "saturation", "latency_load" };
+	                                        "saturation", "latency_load", "instance_errors" };
 
 struct sat_sig {
 	char name[32];
@@ -116,6 +123,7 @@ struct svc_model {
 struct member {
 	uint32_t series_idx;
 	uint32_t roles;
+	int grp;                 /* its instance group (canary.c); -1 none, -2 not looked up yet */
 	int64_t cf_k;            /* bucket of the carried-forward value; INT64_MIN = none */
 	double cf_val;
 	struct {
@@ -184,6 +192,21 @@ struct knee {
 	double grow[GROW_N];
 };
 
+/* Errors concentrated on some instances (canary.c): the members grouped by
+ * their `instance` label, and per instance a ring of the last IG_W steps'
+ * errors and requests. */
+#define IG_MAX 16
+#define IG_W 18              /* ring length (3 minutes at 10 s) */
+#define IG_WIN_MS (3 * MS_MIN) /* the longest window tested */
+#define IG_NAME 48
+
+struct inst_grp {
+	char name[IG_NAME];      /* the instance label's value */
+	int64_t k[IG_W];         /* grid bucket of each slot; INT64_MIN = empty */
+	double x[IG_W], n[IG_W]; /* errors and requests of that step */
+	int64_t run_ms;          /* start of its current run of erroring steps; INT64_MIN = none */
+};
+
 struct fc_ref {
 	int64_t k;               /* grid bucket this reference forecast is for */
 	double mean, hi95;
@@ -211,6 +234,14 @@ struct snapshot {
 	double knee_req;         /* the load at which latency reaches its SLO (knee.c; NAN: none) */
 	double eta_knee_s, eta_knee_lo_s, eta_knee_hi_s; /* time to it at the load's growth */
 	double grow_rel_10m;     /* the load's sustained growth per 10 minutes, relative */
+	/* errors concentrated on some instances (canary.c): how many of how
+	 * many instances are above the error SLO, the worst one, its ratio over
+	 * the window that showed it, and since when it has been erroring */
+	double er_sus_ratio;     /* errors elevated in every minute of ER_SUS_BLOCKS (NAN: not) */
+	int ig_bad, ig_of;
+	double ig_ratio, ig_log10p;
+	int64_t ig_since_ms;
+	char ig_name[IG_NAME];
 };
 
 struct svc {
@@ -251,6 +282,8 @@ struct svc {
 	struct trend er_tr;      /* per-step error ratio (steps of ER_TREND_MIN_N requests or more) */
 	struct daybin day[NDAYBIN];
 	struct knee knee;
+	struct inst_grp ig[IG_MAX];
+	int nig;
 	double level_ratio;      /* EWMA of load / load a day ago (same 10 minutes) */
 	double yday_mean;        /* yesterday's mean of the current 10 minutes */
 	uint32_t level_ratio_n;
@@ -317,6 +350,10 @@ void qtrend_add(struct qtrend *q, double decay, double y, int have);
 void ref_issue(struct svc *s, int f, int64_t k);
 void ref_update(struct svc *s, int f, int64_t k, double *mean, double *hi);
 void trend_add(struct trend *t, double decay, double y, int have);
+
+/* canary.c */
+int canary_group(struct svc *s, const char *key);
+double canary_step(struct svc *s, int64_t k);
 
 /* knee.c */
 void knee_step(struct svc *s, int64_t k, int healthy);

@@ -31,7 +31,7 @@
 #include <string.h>
 
 #define SVC_STATE_MAGIC 0x31565346u /* "FSV1" */
-#define SVC_STATE_FORMAT 3u
+#define SVC_STATE_FORMAT 4u
 
 struct svc_state_head {
 	uint32_t magic;
@@ -224,6 +224,8 @@ int services_state_load(struct services *set, const char *name, const void *blob
 	s->capmem = keep.capmem;
 	s->mtab = keep.mtab;
 	s->mmask = keep.mmask;
+	memcpy(s->ig, keep.ig, sizeof s->ig); /* the members' instance groups */
+	s->nig = keep.nig;
 	memcpy(s->fp, keep.fp, sizeof s->fp);
 	s->fcst = keep.fcst;
 	s->fc_size = keep.fc_size;

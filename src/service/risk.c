@@ -99,6 +99,44 @@ static double surge_component(const struct svc *s, double ex)
 	return 0;
 }
 
+/* Errors elevated in every one of the last ER_SUS_BLOCKS minutes (blocks
+ * of whole grid steps, from the error window's ring) and not falling: the
+ * ratio over them, or NAN. */
+static double error_sustained(const struct svc *s)
+{
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	if (!(m->objective > 0) || !p->have_total)
+		return NAN;
+	int64_t bs = (MS_MIN + m->step_ms / 2) / m->step_ms;
+	if (bs < 1)
+		bs = 1;
+	if (bs * ER_SUS_BLOCKS > (int64_t)s->er_steps || s->er_k < bs * ER_SUS_BLOCKS ||
+	    (double)s->er_k < (double)m->er_halflife_ms / (double)m->step_ms)
+		return NAN; /* too short a window, or the baseline still warming up */
+	double bx[ER_SUS_BLOCKS] = { 0 }, bn[ER_SUS_BLOCKS] = { 0 }, tx = 0, tn = 0;
+	for (int b = 0; b < ER_SUS_BLOCKS; b++) {
+		for (int64_t j = 0; j < bs; j++) {
+			int64_t k = s->er_k - 1 - (int64_t)b * bs - j;
+			size_t i = (size_t)(k % (int64_t)s->er_steps);
+			bx[b] += s->er_x[i];
+			bn[b] += s->er_n[i];
+		}
+		if (!(bn[b] > 0) || bx[b] < 2 ||
+		    error_log10p(bx[b], bn[b], p->er_base, s->disp) > ER_SUS_LOG10P)
+			return NAN;
+		tx += bx[b];
+		tn += bn[b];
+	}
+	double r = tx / tn;
+	if (r < 0.1 * (1 - m->objective) || r < 5 * p->er_base)
+		return NAN;
+	/* blocks 0 and 1 are the newest */
+	if ((bx[0] + bx[1]) / (bn[0] + bn[1]) < (bx[2] + bx[3]) / (bn[2] + bn[3]))
+		return NAN;
+	return r;
+}
+
 /* Error onset: the error-ratio detector's evidence, and a page-worthy SLO
  * burn rate (the burn-rate alert is evidence here, not its own page). */
 static double error_component(const struct svc *s)
@@ -115,6 +153,10 @@ static double error_component(const struct svc *s)
 		double g = r < 0.2 ? 0.5 * ramp(r, 0.1, 0.2) : 0.5 + 0.5 * ramp(r, 0.2, 0.8);
 		c *= g;
 	}
+	/* elevated for minutes and not falling: a warning even below a fifth
+	 * of the budget (a dependency starting to fail, not a blip) */
+	if (isfinite(p->er_sus_ratio) && c < 0.55)
+		c = 0.55;
 	double cb = ramp(p->burn_score_page, 0.35, 0.5);
 	if (cb > c)
 		c = cb;
@@ -261,8 +303,10 @@ static void risk_update(struct svc *s, int64_t k)
 		c[RC_LATENCY] = cl;
 	}
 	p->eta_err_s = error_eta_s(s);
+	p->er_sus_ratio = error_sustained(s);
 	c[RC_ERRORS] = error_component(s);
 	c[RC_LATLOAD] = knee_component(s, k); /* load growing toward the latency SLO (knee.c) */
+	c[RC_CANARY] = canary_step(s, k);     /* errors above the SLO on some instances */
 	/* saturation near its limit, or reaching it at this rate */
 	p->eta_sat_s = NAN;
 	if (p->have_sat) {
@@ -351,6 +395,8 @@ static int back_near_baseline(const struct svc *s)
 		return 0;
 	if (p->have_sat && p->sat >= 0.85)
 		return 0;
+	if (p->ig_bad)
+		return 0; /* an instance still above the error SLO */
 	return 1;
 }
 
@@ -577,6 +623,8 @@ int services_observe(struct services *set, uint32_t svc, uint32_t roles, uint32_
 	struct member *mb = member_get(s, series_idx, roles);
 	if (!mb)
 		return -1;
+	if (mb->grp == -2)
+		mb->grp = canary_group(s, key); /* once per series */
 	mb->roles = roles;
 	s->samples++;
 	int sl = (int)(((k % SVC_SLOTS) + SVC_SLOTS) % SVC_SLOTS);

@@ -162,7 +162,7 @@ void services_json(const struct services *s, struct obuf *b);
 
 #define SERVICE_OUT_WINDOWS 8
 #define SERVICE_OUT_ALERTS 5
-#define SERVICE_OUT_COMPONENTS 7
+#define SERVICE_OUT_COMPONENTS 8
 /* One service's state after an evaluated grid step, as plain values (NAN
  * where unknown). Strings point into the services object or are static:
  * valid until the set is replaced. */

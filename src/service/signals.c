@@ -98,6 +98,7 @@ struct member *member_get(struct svc *s, uint32_t idx, uint32_t roles)
 	memset(mb, 0, sizeof *mb);
 	mb->series_idx = idx;
 	mb->roles = roles;
+	mb->grp = -2;
 	mb->cf_k = INT64_MIN;
 	for (int j = 0; j < SVC_SLOTS; j++)
 		mb->slot[j].k = INT64_MIN;

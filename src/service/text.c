@@ -143,12 +143,30 @@ char *risk_explanation(const struct svc *s, const struct snapshot *p)
 			       "errors are %.2f%% of requests vs a %.2f%% baseline and rising: at this rate "
 			       "the %.4g%% error SLO is breached in about %s",
 			       100 * p->er_ratio, 100 * p->er_base, 100 * (1 - m->objective), t1);
-		} else if (m->objective > 0)
+		} else if (m->objective > 0 && isfinite(p->er_sus_ratio))
+			clause(&b, &n,
+			       "errors have been %.2f%% of requests (%.0fx the %.2f%% baseline) for %d minutes "
+			       "without a break and are not falling (SLO %.4g%%)",
+			       100 * p->er_sus_ratio, p->er_sus_ratio / p->er_base, 100 * p->er_base,
+			       ER_SUS_BLOCKS, 100 * (1 - m->objective));
+		else if (m->objective > 0)
 			clause(&b, &n, "errors are %.2f%% of requests vs a %.2f%% baseline (SLO %.4g%%)",
 			       100 * p->er_ratio, 100 * p->er_base, 100 * (1 - m->objective));
 		else
 			clause(&b, &n, "errors are %.2f%% of requests vs a %.2f%% baseline",
 			       100 * p->er_ratio, 100 * p->er_base);
+	}
+	if (p->comp[RC_CANARY] > 0.05 && p->ig_bad > 0 && m->objective > 0) {
+		struct tm tm;
+		time_t t = (time_t)(p->ig_since_ms / 1000);
+		char since[32] = "";
+		if (gmtime_r(&t, &tm))
+			strftime(since, sizeof since, " since %H:%M UTC", &tm);
+		clause(&b, &n,
+		       "errors are %.1f%% of requests on instance \"%s\" (%d of %d instances above the "
+		       "SLO)%s; the SLO allows %.4g%%",
+		       100 * p->ig_ratio, p->ig_name, p->ig_bad, p->ig_of, since,
+		       100 * (1 - m->objective));
 	}
 	if (p->comp[RC_SATURATION] > 0.05) {
 		const char *nm = p->sat_sig >= 0 && p->sat_sig < m->nsat ? m->sat[p->sat_sig].name
@@ -312,6 +330,13 @@ static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 	json_num_field(&b, "latency_slo_requests_eta_s", p->eta_knee_s);
 	json_num_field(&b, "requests_growth_per_10m", p->grow_rel_10m);
 	json_num_field(&b, "error_ratio_last_minute", p->fast_ratio);
+	json_num_field(&b, "error_ratio_sustained", p->er_sus_ratio);
+	if (p->ig_bad > 0) {
+		obuf_puts(&b, ",\"instance_erroring\":");
+		obuf_json_str(&b, p->ig_name, strlen(p->ig_name));
+		json_num_field(&b, "instance_error_ratio", p->ig_ratio);
+		obuf_printf(&b, ",\"instances_erroring\":%d,\"instances_reporting\":%d", p->ig_bad, p->ig_of);
+	}
 	obuf_printf(&b, ",\"slo_breached\":%s", p->hard ? "true" : "false");
 	if (s->ev_n && p->ts_ms - s->ev_last <= EVIDENCE_GAP_MS) {
 		obuf_puts(&b, ",\"evidence_series\":");

@@ -11,7 +11,8 @@ healthy controls. Floors and ceilings (docs/outage-prediction.md has the
 full sets):
 
   * every incident is alerted in its window; every incident with a
-    precursor is warned before its onset;
+    precursor is warned before its onset, the bad deploy within 2.5 minutes
+    of its canary's start;
   * the sudden failure is alerted within 2 minutes of its onset;
   * at most one alert group per incident;
   * at most one false alarm per service-week (after the two warm-up days),
@@ -96,6 +97,12 @@ def test_outage_prediction():
         else:
             check(r["lead_min"] >= -2, "%s (%s): alert %.1f min after the onset" %
                   (r["service"], r["kind"], -r["lead_min"]))
+        if r["kind"] == "deploy":
+            # the canary's instance is above the error SLO: warned within
+            # 2.5 minutes of the canary's start (the instance_errors component)
+            check(r["lead_min"] >= r["precursor_min"] - 2.5,
+                  "%s: canary warned %.1f min after its start" %
+                  (r["service"], r["precursor_min"] - r["lead_min"]))
         check(len(r["groups"]) <= 1, "%s (%s): %d alert groups: %s" %
               (r["service"], r["kind"], len(r["groups"]), r["groups"]))
     check(s["false_alarms"] <= s["service_weeks"], "%d false alarms in %.1f service-weeks: %s" %
