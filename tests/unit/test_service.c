@@ -276,16 +276,6 @@ static void test_scope_and_error_ratio_gauge(void **state)
 
 /* ---- the driver (service_driver.h): feed samples, collect transitions --- */
 
-/* first transition of key with event ev, or NULL */
-static const struct service_transition *drv_find(const struct drv *d, const char *key,
-                                                 enum alert_event ev)
-{
-	for (size_t i = 0; i < d->n; i++)
-		if (!strcmp(d->t[i].key, key) && d->t[i].ev == ev)
-			return &d->t[i];
-	return NULL;
-}
-
 #define R_REQ ((1u << ROLE_REQUESTS) | (1u << ROLE_TOTAL))
 #define R_ERR ((1u << ROLE_REQUESTS) | (1u << ROLE_ERRORS) | (1u << ROLE_TOTAL))
 

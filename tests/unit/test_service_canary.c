@@ -134,20 +134,11 @@ static void run(struct drv *d, int ratio, enum scenario sc)
 	}
 }
 
-static const struct service_transition *first(const struct drv *d, const char *key,
-                                              enum alert_event ev)
-{
-	for (size_t i = 0; i < d->n; i++)
-		if (!strcmp(d->t[i].key, key) && d->t[i].ev == ev)
-			return &d->t[i];
-	return NULL;
-}
-
 static void check_canary(int ratio)
 {
 	struct drv d = { 0 };
 	run(&d, ratio, CANARY);
-	const struct service_transition *w = first(&d, "service:web:OverloadRisk:warning", AEV_FIRING);
+	const struct service_transition *w = drv_find(&d, "service:web:OverloadRisk:warning", AEV_FIRING);
 	assert_non_null(w);
 	print_message("warned %.1f min after the canary started, %.1f min before the onset: %.400s\n",
 	              (double)(w->ts_ms - CANARY_AT) / 60000.0, (double)(ONSET - w->ts_ms) / 60000.0,
@@ -167,7 +158,7 @@ static void check_canary(int ratio)
 			         (double)(d.t[i].ts_ms - T0) / 3600000.0, d.t[i].annotations_json);
 	/* open through the canary and the outage, not resolved in between */
 	const struct service_transition *res =
-		first(&d, "service:web:OverloadRisk:warning", AEV_RESOLVED);
+		drv_find(&d, "service:web:OverloadRisk:warning", AEV_RESOLVED);
 	assert_true(!res || res->ts_ms > ONSET + 20 * MIN - 1);
 	drv_free(&d);
 }
@@ -207,7 +198,7 @@ static void test_errors_sustained(void **state)
 	(void)state;
 	struct drv d = { 0 };
 	run(&d, 0, RAMP);
-	const struct service_transition *w = first(&d, "service:web:OverloadRisk:warning", AEV_FIRING);
+	const struct service_transition *w = drv_find(&d, "service:web:OverloadRisk:warning", AEV_FIRING);
 	assert_non_null(w);
 	print_message("warned %.1f min into the ramp: %.300s\n", (double)(w->ts_ms - CANARY_AT) / 60000.0,
 	              w->annotations_json);

@@ -103,15 +103,6 @@ static int64_t run(struct drv *d, enum scenario sc)
 	return cross;
 }
 
-static const struct service_transition *first(const struct drv *d, const char *key,
-                                              enum alert_event ev)
-{
-	for (size_t i = 0; i < d->n; i++)
-		if (!strcmp(d->t[i].key, key) && d->t[i].ev == ev)
-			return &d->t[i];
-	return NULL;
-}
-
 /* The knee learnt from history, and the surge warned ahead of it. */
 static void test_surge_crosses_knee(void **state)
 {
@@ -123,7 +114,7 @@ static void test_surge_crosses_knee(void **state)
 	print_message("knee load %.1f req/s (range %.1f-%.1f; true %.1f), %u points, highest %.1f\n",
 	              kn->r_slo, kn->r_lo, kn->r_hi, R_SLO, kn->npts, kn->r_max);
 	assert_true(kn->ok);
-	const struct service_transition *w = first(&d, "service:cart:OverloadRisk:warning", AEV_FIRING);
+	const struct service_transition *w = drv_find(&d, "service:cart:OverloadRisk:warning", AEV_FIRING);
 	assert_non_null(w);
 	double lead = (double)(cross - w->ts_ms) / 60000.0;
 	print_message("warned %.1f min before the load crossed %.1f req/s: %.400s\n", lead, R_SLO,
@@ -138,7 +129,7 @@ static void test_surge_crosses_knee(void **state)
 	assert_non_null(strstr(w->annotations_json, "\"risk_latency_load\":"));
 	/* the severity follows the time to the breach: critical before it */
 	const struct service_transition *c =
-		first(&d, "service:cart:OverloadRisk:critical", AEV_FIRING);
+		drv_find(&d, "service:cart:OverloadRisk:critical", AEV_FIRING);
 	assert_non_null(c);
 	assert_true(c->ts_ms < cross);
 	drv_free(&d);
