@@ -64,7 +64,7 @@ for b in bad:
 
 # What the probes check: /healthz is answered (200) all through the attack,
 # each answer within PROBE_DEADLINE_S, and half of them within
-# PROBE_MEDIAN_S. An attack that blocks or starves the health listener shows
+# PROBE_MEDIAN_S (unless fewer than three were slower). An attack that blocks or starves the health listener shows
 # as an error or a wait of seconds (the attacks run for seconds); a server
 # that makes every health request wait behind the attack's work moves the
 # median. Single slow answers are not failures: on a shared machine at load
@@ -102,7 +102,9 @@ class HealthProbe:
               % (len(lat), median * 1000, worst * 1000, slow, PROBE_MEDIAN_S * 1000))
         check(worst <= PROBE_DEADLINE_S, "/healthz took %.0f ms (deadline %.0f ms)"
               % (worst * 1000, PROBE_DEADLINE_S * 1000))
-        check(median <= PROBE_MEDIAN_S, "/healthz median %.1f ms over %.0f ms: %d of %d slower"
+        # (at least three slow ones: a short attack sees one or two probes,
+        # and one of them can be descheduled)
+        check(median <= PROBE_MEDIAN_S or slow < 3, "/healthz median %.1f ms over %.0f ms: %d of %d slower"
               % (median * 1000, PROBE_MEDIAN_S * 1000, slow, len(lat)))
 
 
