@@ -86,6 +86,7 @@ extern const struct comp_kind comp_cusum;
 extern const struct comp_kind comp_volatility;
 extern const struct comp_kind comp_record;
 extern const struct comp_kind comp_spike;
+extern const struct comp_kind comp_changept;
 
 /* Helpers shared by components (detect/common.c). */
 /* EWMA weight for a half-life of `halflife` samples, raised to `steps`. */

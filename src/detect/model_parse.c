@@ -15,7 +15,8 @@
 #include "util/yaml_tree.h"
 
 static const struct comp_kind *const kinds[] = { &comp_level, &comp_seasonal, &comp_context,
-	                                         &comp_cusum, &comp_volatility, &comp_record, &comp_spike, NULL };
+	                                         &comp_cusum, &comp_volatility, &comp_record, &comp_spike,
+	                                         &comp_changept, NULL };
 
 /* The built-in default; models/default.yml must say the same (a unit test
  * compares fingerprints). */
@@ -32,6 +33,9 @@ static const char builtin_yaml[] =
 	"    memory: 1d\n"
 	"    likelihood: false\n"
 	"    direct: 1\n"
+	"  - kind: changept\n"
+	"    likelihood: false\n"
+	"    direct: 3\n"
 	"combine: max\n"
 	"likelihood:\n"
 	"  window: 3\n"

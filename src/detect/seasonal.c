@@ -63,10 +63,19 @@ struct seas_state {
 	/* followed by B bucket records, then (weekday) struct seas_week */
 };
 
+/* 10 bytes, packed: 48 of them are nearly half the detector state. The count
+ * saturates at 65535; it only warm-starts the bucket's mean (1/(cnt + 1), far
+ * below the EWMA weight of any sampling interval of a second or more by then)
+ * and says whether the bucket is ready. */
 struct seas_bucket {
 	float off, dev;
-	uint32_t cnt;
-};
+	uint16_t cnt;
+} __attribute__((packed));
+
+static size_t align8(size_t x)
+{
+	return (x + 7) & ~(size_t)7;
+}
 
 /* The day-of-week offsets, compactly: what the daily profile leaves on each
  * UTC day of the week, and how many samples each has learnt from (saturating:
@@ -107,8 +116,14 @@ static inline const struct seas_when *seas_when_of(int64_t ts_ms, int64_t period
 /* The buckets of the period, then (weekday) the seven day offsets. */
 static size_t seas_size(const double *p)
 {
-	return sizeof(struct seas_state) + (size_t)p[P_BUCKETS] * sizeof(struct seas_bucket) +
+	return sizeof(struct seas_state) + align8((size_t)p[P_BUCKETS] * sizeof(struct seas_bucket)) +
 	       (p[P_WEEKDAY] > 0 ? sizeof(struct seas_week) : 0);
+}
+
+/* The day-of-week block, 8-aligned after the nb buckets. */
+static struct seas_week *seas_week_of(struct seas_bucket *bk, int nb)
+{
+	return (struct seas_week *)((char *)bk + align8((size_t)nb * sizeof(struct seas_bucket)));
 }
 
 static void seas_prepare(double *p)
@@ -121,7 +136,7 @@ static void seas_init(const double *p, void *state)
 	memset(state, 0, seas_size(p));
 	if (p[P_WEEKDAY] > 0) {
 		struct seas_bucket *bk = (struct seas_bucket *)((struct seas_state *)state + 1);
-		acf_ring_init(&((struct seas_week *)(bk + (int)p[P_BUCKETS]))->acf);
+		acf_ring_init(&seas_week_of(bk, (int)p[P_BUCKETS])->acf);
 	}
 }
 
@@ -179,7 +194,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	const struct seas_when *when = seas_when_of(c->ts_ms, period, nb);
 	struct seas_bucket *k = &bk[when->b];
 	/* the day-of-week offset: 0 until that day has been seen */
-	struct seas_week *wk = p[P_WEEKDAY] > 0 ? (struct seas_week *)(bk + nb) : NULL;
+	struct seas_week *wk = p[P_WEEKDAY] > 0 ? seas_week_of(bk, nb) : NULL;
 	float *wd = NULL;
 	uint16_t *wcnt = NULL;
 	double wo = 0;
@@ -207,7 +222,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	if (sig_b < floor)
 		sig_b = floor;
 	double r = x - exp_v;
-	if (k->cnt >= (uint32_t)p[P_MIN_COUNT]) {
+	if (k->cnt >= p[P_MIN_COUNT]) {
 		o->raw = fabs(r) / sig_b;
 		o->expected = exp_v;
 		o->lower = exp_v - p[P_BAND] * sig_b;
@@ -278,7 +293,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		s->seen++;
 	s->off_sum += (float)off - k->off;
 	k->off = (float)off;
-	if (k->cnt < UINT32_MAX)
+	if (k->cnt < UINT16_MAX)
 		k->cnt++;
 	if (s->n > 0 || k->cnt > 1)
 		s->gdev += (float)(al * (fabs(rc) - (double)s->gdev));
@@ -309,7 +324,7 @@ static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
 	__builtin_prefetch(k, 1);
 	__builtin_prefetch((const char *)(k + 1) - 1, 1);
 	if (p[P_WEEKDAY] > 0) {
-		const char *wk = (const char *)(bk + nb);
+		const char *wk = (const char *)bk + align8((size_t)nb * sizeof(struct seas_bucket));
 		for (size_t off = 0; off < sizeof(struct seas_week); off += 64)
 			__builtin_prefetch(wk + off, 1);
 		__builtin_prefetch(wk + sizeof(struct seas_week) - 1, 1);

@@ -19,17 +19,17 @@ done
 
 # floors: corpus profile out-of-fold in-sample
 FLOORS="
-nab      standard            74.5 75
-nab      reward_low_FP_rate  61.5 62.5
-nab      reward_low_FN_rate  80 81
-cloudmon standard            46 50
-cloudmon reward_low_FP_rate  43.5 46.5
-cloudmon reward_low_FN_rate  49 53
+nab      standard            74.5 75.5
+nab      reward_low_FP_rate  59.3 61.2
+nab      reward_low_FN_rate  81 82
+cloudmon standard            50 51.6
+cloudmon reward_low_FP_rate  46.7 47.1
+cloudmon reward_low_FN_rate  53.3 55
 """
 # with --cv-seed 1: corpus profile out-of-fold
 SEED_FLOORS="
-nab      standard            74
-cloudmon standard            47
+nab      standard            74.5
+cloudmon standard            50
 "
 
 run() { "$bin" backtest --corpus "$shared/nab" --corpus "$shared/cloudmon" --cv 5 --model "$model" --quiet "$@" 2>&1; }

@@ -811,6 +811,7 @@ static void test_weekday(void **ctx)
 	"components:\n  - kind: seasonal\n    weekday: true\n"                                  \
 	"  - kind: cusum\n    halflife: 512\n" extra "  - kind: record\n    halflife: 8000\n"   \
 	"  - kind: spike\n    memory: 1d\n    likelihood: false\n    direct: 1\n"           \
+	"  - kind: changept\n    likelihood: false\n    direct: 3\n"                          \
 	"likelihood:\n  window: 3\n  halflife: 4000\n  min_samples: 60\n  decades: 11.5\n"     \
 	"  calibrate: 0.001\n  single_for: 800\n  single_floor: 0.26\nwarmup: 120\n"          \
 	"suppress: 10\nsuppress_frac: 0.04\n"                                                   \

@@ -96,6 +96,7 @@ static void test_single_sample_early(void **ctx)
 	"components:\n  - kind: seasonal\n    weekday: true\n"                                \
 	"  - kind: cusum\n    halflife: 512\n  - kind: record\n    halflife: 8000\n"           \
 	"  - kind: spike\n    memory: 1d\n    likelihood: false\n    direct: 1\n"            \
+	"  - kind: changept\n    likelihood: false\n    direct: 3\n"                         \
 	"likelihood:\n  window: 3\n  halflife: 4000\n  min_samples: 60\n  decades: 11.5\n"   \
 	"  calibrate: 0.001\n" lk "warmup: 120\nsuppress: 10\nsuppress_frac: 0.04\n"         \
 	"suppress_max: 1000\nhold: 0.4\nrefire: 1.5\narm: 0.45\nalert:\n  threshold: 0.49\n" \

@@ -1,0 +1,214 @@
+/* detect/changept.c — "changept": Bayesian online change-point detection
+ * (Adams & MacKay 2007) over a handful of run-length hypotheses.
+ *
+ * Each sample is standardised against a slow robust baseline (EWMA mean and
+ * mean absolute deviation of Huber-clipped residuals, as in `spike`): z. A
+ * hypothesis is "the current regime of z began n samples ago", with the
+ * Normal-Gamma posterior of that regime's mean and variance (prior: mean 0,
+ * kappa 1, alpha 1, beta 1, i.e. about the baseline's own scale). Per
+ * sample every hypothesis predicts z (its Student t posterior predictive) and
+ * is weighted by how well it did; each grows by one sample with probability
+ * 1 - H and a new regime (n = 0) starts with probability H = 1 / `hazard`.
+ * Only K = 5 hypotheses are kept: the lightest older one is dropped (never
+ * the new one). The evidence of a change is the posterior odds that the
+ * regime began within the last `recent` samples (n = 1 .. recent: the new
+ * regime itself always holds H, whatever the data). The raw score, as in
+ * `spike`, is how many times those odds exceed the largest odds of the
+ * recent past (a running maximum decaying with half-life `memory` in event
+ * time, floored at `floor`), less one: a series whose regime changes every
+ * few hours scores little for one more change, a quiet one scores at once.
+ * Meant to be scored directly (`likelihood: false`, `direct:`).
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "detect/detectors.h"
+
+#define K 5 /* run-length hypotheses kept */
+
+enum { P_HALFLIFE, P_DEV_HALFLIFE, P_HAZARD, P_RECENT, P_MEMORY, P_FLOOR, P_MIN_REL };
+/* derived (cp_prepare): the weights of one sampling interval */
+enum { A_HALFLIFE = DET_MAX_PARAMS, A_DEV_HALFLIFE };
+
+static const struct param_def params[] = {
+	{ "halflife", PARAM_NUMBER, 4000, 1, 1e7 },     /* baseline mean, samples */
+	{ "dev_halflife", PARAM_NUMBER, 256, 1, 1e6 },  /* baseline deviation, samples */
+	{ "hazard", PARAM_NUMBER, 250, 2, 1e7 },        /* expected run length, samples */
+	{ "recent", PARAM_INT, 3, 1, 100 },             /* a regime this young is a recent change */
+	{ "memory", PARAM_DURATION, 86400e3, 1e3, 3650 * 86400e3 }, /* half-life of the remembered odds */
+	{ "floor", PARAM_NUMBER, 2, 0.01, 1e6 },        /* the remembered odds count as at least this */
+	{ "min_rel_dev", PARAM_NUMBER, 1e-3, 0, 1 },    /* deviation floor relative to |x| */
+};
+
+/* One run-length hypothesis: its weight and the running mean and sum of
+ * squared deviations of the z it has seen. */
+struct cp_hyp {
+	float w, n, mean, m2;
+};
+
+struct cp_state {
+	double mu;                /* baseline mean */
+	float dev, absmax, omax;  /* baseline deviation, scale of |x|, remembered odds */
+	uint16_t n;               /* samples seen (saturating); min(n, K) hypotheses are live */
+	uint16_t since_gap;       /* samples since the last gap (saturating) */
+	struct cp_hyp h[K];       /* oldest first */
+};
+
+static size_t cp_size(const double *p)
+{
+	return sizeof(struct cp_state);
+}
+
+static void cp_prepare(double *p)
+{
+	p[A_HALFLIFE] = det_alpha(p[P_HALFLIFE], 1);
+	p[A_DEV_HALFLIFE] = det_alpha(p[P_DEV_HALFLIFE], 1);
+}
+
+static void cp_init(const double *p, void *state)
+{
+	memset(state, 0, sizeof(struct cp_state));
+}
+
+/* log Gamma(y + 1/2) - log Gamma(y), y >= 1, without lgamma (which sets the
+ * global signgam): the recurrence up to y >= 8, then the asymptotic series
+ * 0.5 log y - 1/(8y) + 1/(192y^3) + 1/(640y^5) (error < 1e-7 there). */
+static double log_gamma_half_ratio(double y)
+{
+	double prod = 1;
+	while (y < 8) { /* G(y+1/2)/G(y) = G(y+3/2)/G(y+1) * y/(y+1/2) */
+		prod *= y / (y + 0.5);
+		y += 1;
+	}
+	double r = 1 / y, r2 = r * r;
+	return 0.5 * log(y * prod * prod) - r / 8 + r * r2 / 192 + r * r2 * r2 / 640;
+}
+
+/* log of the posterior predictive density of z under hypothesis h (Student t
+ * with 2 alpha degrees of freedom). */
+static double cp_log_pred(const struct cp_hyp *h, double z)
+{
+	double n = h->n, kap = 1 + n, mean = n * (double)h->mean / kap;
+	double al = 1 + n / 2;
+	double be = 1 + (double)h->m2 / 2 + n * (double)h->mean * (double)h->mean / (2 * kap);
+	double nu = 2 * al, s2 = be * (kap + 1) / (al * kap);
+	double d = (z - mean) * (z - mean) / (nu * s2);
+	return log_gamma_half_ratio(nu / 2) - 0.5 * log(nu * M_PI * s2) -
+	       (nu + 1) / 2 * log1p(d);
+}
+
+/* Weigh the live hypotheses by how well they predicted z, grow them by z,
+ * add the new regime, keep K; returns the posterior mass of the regimes that
+ * began within the last `recent` samples. */
+static double cp_step(struct cp_state *s, const double *p, double z)
+{
+	int live = s->n < K ? (int)s->n : K;
+	double lp[K], mx = -HUGE_VAL;
+	for (int i = 0; i < live; i++) {
+		lp[i] = cp_log_pred(&s->h[i], z);
+		if (lp[i] > mx)
+			mx = lp[i];
+	}
+	double H = 1 / p[P_HAZARD], tot = 0;
+	struct cp_hyp nh[K + 1];
+	for (int i = 0; i < live; i++) {
+		double w = (double)s->h[i].w * exp(lp[i] - mx);
+		tot += w;
+		struct cp_hyp h = s->h[i];
+		double d = z - (double)h.mean;
+		h.w = (float)w;
+		h.n += 1;
+		h.mean = (float)((double)h.mean + d / (double)h.n);
+		h.m2 = (float)((double)h.m2 + d * (z - (double)h.mean));
+		nh[i] = h;
+	}
+	int m = live;
+	for (int i = 0; i < m; i++)
+		nh[i].w = (float)((1 - H) * (double)nh[i].w / tot);
+	nh[m++] = (struct cp_hyp){ (float)H, 0, 0, 0 };
+	if (m > K) { /* drop the lightest older hypothesis */
+		int lo = 0;
+		for (int i = 1; i < m - 1; i++)
+			if (nh[i].w < nh[lo].w)
+				lo = i;
+		for (int i = lo; i < m - 1; i++)
+			nh[i] = nh[i + 1];
+		m--;
+	}
+	double sum = 0, recent = 0;
+	for (int i = 0; i < m; i++)
+		sum += (double)nh[i].w;
+	for (int i = 0; i < m; i++) {
+		nh[i].w = (float)((double)nh[i].w / sum);
+		if (nh[i].n >= 1 && nh[i].n <= p[P_RECENT])
+			recent += (double)nh[i].w;
+		s->h[i] = nh[i];
+	}
+	return recent;
+}
+
+static void cp_update(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o)
+{
+	struct cp_state *s = state;
+	double x = c->value > 1e30 ? 1e30 : c->value < -1e30 ? -1e30 : c->value;
+	o->expected = o->lower = o->upper = NAN;
+	o->direction = 0;
+	o->raw = 0;
+	if (s->n == 0) {
+		s->mu = x;
+		s->absmax = (float)fabs(x);
+		s->h[0] = (struct cp_hyp){ 1, 0, 0, 0 };
+		s->n = 1;
+		s->since_gap = UINT16_MAX;
+		return;
+	}
+	double floor = p[P_MIN_REL] * (double)s->absmax + 1e-12;
+	double sigma = 1.2533 * (double)s->dev;
+	if (sigma < floor)
+		sigma = floor;
+	double r = x - s->mu;
+	double z = r / sigma;
+	if (!(fabs(z) < 1e6))
+		z = z < 0 ? -1e6 : 1e6; /* kept finite in the float statistics */
+	double recent = cp_step(s, p, z);
+	double odds = recent < 1 - 1e-9 ? recent / (1 - recent) : 1e9;
+	/* a change cannot be dated across a gap (a sample or more missing): the
+	 * odds do not count until `recent` samples have followed it */
+	if (c->steps >= 2)
+		s->since_gap = 0;
+	else if (s->since_gap < UINT16_MAX)
+		s->since_gap++;
+	if (s->since_gap < p[P_RECENT])
+		odds = 0;
+	/* the remembered odds decay by event time: `memory` in intervals */
+	double hl = c->interval_ms > 0 ? p[P_MEMORY] / c->interval_ms : 1;
+	static __thread struct det_alpha_memo memo = DET_ALPHA_MEMO_INIT;
+	double om = (double)s->omax * (1 - det_alpha_at(&memo, hl, c->steps));
+	double ref = om > p[P_FLOOR] ? om : p[P_FLOOR];
+	o->raw = odds > ref ? odds / ref - 1 : 0;
+	o->direction = o->raw > 0 ? (r > 0 ? 1 : -1) : 0;
+	s->omax = (float)(odds > om ? odds : om);
+
+	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], c->steps, s->n);
+	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], c->steps, s->n);
+	double lim = 3 * sigma;
+	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
+	s->mu += a * rc;
+	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
+	float ax = (float)fabs(x);
+	s->absmax = ax > s->absmax ? ax : s->absmax + (float)ad * (ax - s->absmax);
+	if (s->n < UINT16_MAX)
+		s->n++;
+}
+
+const struct comp_kind comp_changept = {
+	.name = "changept",
+	.params = params,
+	.nparams = sizeof params / sizeof params[0],
+	.state_size = cp_size,
+	.init = cp_init,
+	.update = cp_update,
+	.prepare = cp_prepare,
+};
