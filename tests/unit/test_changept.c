@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "detect/detector.h"
+#include "model_scores.h"
 #include "util/rng.h"
 
 #define T0 1396310400000LL /* 2014-04-01 00:00:00 */
@@ -86,15 +87,7 @@ static void test_changept_shifts(void **ctx)
 	double *v = malloc(N * sizeof *v), *s = malloc(N * sizeof *s);
 	assert_true(ts && v && s);
 	series(ts, v);
-	void *st = malloc(model_state_size(m));
-	assert_non_null(st);
-	model_state_init(m, st);
-	for (int i = 0; i < N; i++) {
-		struct det_result res;
-		model_update(m, st, ts[i], v[i], &res);
-		s[i] = res.score;
-	}
-	free(st);
+	model_scores(m, ts, v, N, s);
 	int quiet = first_at(s, 120, SHIFT, thr);
 	int shift = first_at(s, SHIFT, SHIFT + 48, thr);
 	/* detections on the 6-hour bumps, rises only (the falls are changes too) */

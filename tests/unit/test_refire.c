@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "detect/detector.h"
+#include "model_scores.h"
 
 #define T0 1396310400000LL /* 2014-04-01 00:00:00 */
 
@@ -63,15 +64,7 @@ static void series(int64_t *ts, double *v, int spike)
 
 static void score(const struct model *m, const int64_t *ts, const double *v, double *sc)
 {
-	void *st = malloc(model_state_size(m));
-	assert_non_null(st);
-	model_state_init(m, st);
-	for (int i = 0; i < N; i++) {
-		struct det_result r;
-		model_update(m, st, ts[i], v[i], &r);
-		sc[i] = r.score;
-	}
-	free(st);
+	model_scores(m, ts, v, N, sc);
 }
 
 static void test_refire_needs_new_episode(void **ctx)

@@ -22,6 +22,7 @@
 
 #include "detect/detector.h"
 #include "util/rng.h"
+#include "model_scores.h"
 
 #define T0 1396310400000LL /* 2014-04-01 00:00:00 */
 
@@ -53,15 +54,7 @@ static void score(const char *yaml, const int64_t *ts, const double *v, double *
 	struct model *m = model_load_string(yaml, strlen(yaml), "single.yml", err, sizeof err);
 	if (!m)
 		fail_msg("%s", err);
-	void *st = malloc(model_state_size(m));
-	assert_non_null(st);
-	model_state_init(m, st);
-	for (int i = 0; i < N; i++) {
-		struct det_result r;
-		model_update(m, st, ts[i], v[i], &r);
-		sc[i] = r.score;
-	}
-	free(st);
+	model_scores(m, ts, v, N, sc);
 	model_free(m);
 }
 
