@@ -12,6 +12,8 @@
 #include "detect/acf.h"
 #include "detect/detectors.h"
 
+_Static_assert(sizeof(struct acf_ring) == 64, "struct acf_ring is 64 bytes (acf.h)");
+
 void acf_ring_init(struct acf_ring *a)
 {
 	memset(a, 0, sizeof *a);
@@ -49,6 +51,8 @@ static void close_slot(struct acf_ring *a, const struct acf_shape *sh, double ha
 	a->c_full += (float)(w * ((q - m) * (full - m) - (double)a->c_full));
 	if (a->n < UINT16_MAX)
 		a->n++;
+	/* the test reads only what was just learnt: its answer, until the next */
+	a->season = (uint8_t)acf_ring_season(a, sh, halflife);
 }
 
 void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms, double z,

@@ -15,6 +15,9 @@
  * above zero *and* above rho(short): a shorter cycle that divides P (a daily
  * cycle inside a week) correlates as much at its own lag, and a slow drift
  * or an autocorrelated noise correlates more at the shorter lag.
+ * The test's answer (acf_ring_season) changes only when a mean is learnt,
+ * so close_slot stores it then (acf_ring.season) and a caller asking on
+ * every sample reads a byte instead of a square root and three divisions.
  * Plain data (no pointers), 64 bytes.
  */
 #ifndef FORESHOCK_DETECT_ACF_H
@@ -34,6 +37,8 @@ struct acf_ring {
 	float m, v;            /* EWMA mean and variance of the means */
 	float c_short, c_full; /* EWMA autocovariances at lags `short` and `slots` */
 	int8_t ring[ACF_MAX_SLOTS]; /* means in quarter-sigma steps, ring[slot % slots] */
+	uint8_t season;        /* acf_ring_season() with the shape and halflife acf_ring_add
+	                        * is given, as of the last mean learnt (it changes only then) */
 };
 
 /* The shape of the test: P cut into `slots` stretches, compared with lag `short`. */
@@ -45,7 +50,8 @@ struct acf_shape {
 
 void acf_ring_init(struct acf_ring *a);
 /* Feed one standardised sample at event time ts_ms (strictly increasing; a
- * non-finite z only moves time on); halflife: of the estimates, in periods. */
+ * non-finite z only moves time on); halflife: of the estimates, in periods.
+ * Keeps a->season equal to acf_ring_season(a, sh, halflife). */
 void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms, double z,
                   double halflife);
 /* The sample autocorrelation at lag `short` (full = 0) or P (full = 1); 0

@@ -13,7 +13,7 @@
 
 #define MAX_COMPONENTS 6
 #define LK_MAX_WINDOW 16
-#define STATE_VERSION 7u
+#define STATE_VERSION 8u
 #define WARM_MIN_SAMPLES 30 /* a warm-up that ends by event time lasts at least this */
 
 enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN };

@@ -146,12 +146,16 @@ static void seas_init(const double *p, void *state)
  * they keep learning (what the daily profile leaves, i.e. the whole weekday
  * effect) but do not count, so a series without a weekly pattern is not
  * made noisier by them. */
-static int seas_week_counts(const struct seas_week *wk, const double *p)
+static int seas_week_counts(const struct seas_week *wk)
 {
+	/* the season test's answer as of its last learnt mean (acf.h: it
+	 * changes only then), not recomputed per sample */
+	if (!wk->acf.season)
+		return 0;
 	int all = 1;
 	for (int j = 0; j < 7; j++)
 		all &= wk->cnt[j] > 0;
-	return all && acf_ring_season(&wk->acf, &week_shape, p[P_HALFLIFE]);
+	return all;
 }
 
 /* Has the series a season? Learns the gain |x - L - mean o| - |x - L - o_b -
@@ -202,7 +206,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		int d = when->d;
 		wd = &wk->off[d];
 		wcnt = &wk->cnt[d];
-		if (seas_week_counts(wk, p))
+		if (seas_week_counts(wk))
 			wo = (double)*wd;
 	}
 	double x = c->value;

@@ -2,7 +2,8 @@
  * streaming autocorrelations against GSL's batch correlation of the same
  * stretch means, the decision on series with and without a season (white
  * noise, a slow random walk, a daily cycle seen by the weekly test), and
- * gaps (stretches without samples are never paired).
+ * gaps (stretches without samples are never paired); the answer the ring
+ * keeps (acf_ring.season) equals the test's after every sample.
  */
 #include "config.h"
 
@@ -62,6 +63,8 @@ static int feed(struct acf_ring *a, const struct acf_shape *sh, enum kind k, int
 	acf_ring_init(a);
 	for (int64_t i = 0; i < (int64_t)days * 288; i++) {
 		acf_ring_add(a, sh, T0 + i * 300000, sample(k, i, &r, &walk), halflife);
+		/* the answer kept in the ring is the test's, after every sample */
+		assert_int_equal(a->season, acf_ring_season(a, sh, halflife));
 		if (i % 12 == 0 && acf_ring_season(a, sh, halflife)) {
 			yes++;
 			if (*first < 0)
