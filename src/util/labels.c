@@ -219,9 +219,28 @@ static uint64_t bytes_hash(uint64_t h, const char *p, size_t n)
 		p += 8;
 		n -= 8;
 	}
+	/* the last n < 8 bytes as a little-endian word: byte i at bits 8i */
 	uint64_t t = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* two overlapping loads from each end (the bytes both hold are the
+	 * same, so OR keeps them): the loop's value, without a step per byte */
+	if (n >= 4) {
+		uint32_t lo, hi;
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + n - 4, 4);
+		t = (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+	} else if (n >= 2) {
+		uint16_t lo, hi;
+		memcpy(&lo, p, 2);
+		memcpy(&hi, p + n - 2, 2);
+		t = (uint64_t)lo | (uint64_t)hi << (8 * (n - 2));
+	} else if (n == 1) {
+		t = (unsigned char)p[0];
+	}
+#else
 	for (size_t i = 0; i < n; i++)
 		t |= (uint64_t)(unsigned char)p[i] << (8 * i);
+#endif
 	h = (h ^ t) * 0x94d049bb133111ebULL;
 	return h ^ (h >> 32);
 }
