@@ -52,8 +52,9 @@ static inline size_t stored_value_len(const struct series *s, size_t k)
 }
 
 /* a[0..len) == b[0..len)? Label names and values are mostly short: up to
- * 16 bytes, two overlapping word loads from each end, inline (a call to
- * memcmp per string was 8% of the engine path); reads stay within
+ * 16 bytes, two overlapping loads from each end (8, 4 or 2 bytes), inline
+ * (a call to memcmp per string was 8% of the engine path, a loop per byte
+ * under 4 bytes 9% of the lookup's instructions); reads stay within
  * [0, len). */
 static inline int bytes_eq(const char *a, const char *b, size_t len)
 {
@@ -73,12 +74,16 @@ static inline int bytes_eq(const char *a, const char *b, size_t len)
 		memcpy(&v4, b + len - 4, 4);
 		return ((x4 ^ y4) | (u4 ^ v4)) == 0;
 	}
-	if (len < 4) {
-		for (size_t i = 0; i < len; i++)
-			if (a[i] != b[i])
-				return 0;
-		return 1;
+	if (len >= 2 && len < 4) {
+		uint16_t x2, y2, u2, v2;
+		memcpy(&x2, a, 2);
+		memcpy(&y2, b, 2);
+		memcpy(&u2, a + len - 2, 2);
+		memcpy(&v2, b + len - 2, 2);
+		return ((x2 ^ y2) | (u2 ^ v2)) == 0;
 	}
+	if (len < 2)
+		return len == 0 || a[0] == b[0];
 	return memcmp(a, b, len) == 0;
 }
 
