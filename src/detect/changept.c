@@ -162,39 +162,44 @@ static double cp_step(struct cp_state *s, const double *p, double z)
 			mx = pr[i];
 	}
 	double H = p[A_HAZARD_INV], tot = 0;
-	struct cp_hyp nh[K + 1];
+	float w[K + 1]; /* the weights, in the hypotheses' order, the new regime last */
 	for (int i = 0; i < live; i++) {
-		double w = (double)s->h[i].w * (pr[i] / mx);
-		tot += w;
-		struct cp_hyp h = s->h[i];
-		double d = z - (double)h.mean;
-		h.w = (float)w;
-		h.n += 1;
-		h.mean = (float)((double)h.mean + d / (double)h.n);
-		h.m2 = (float)((double)h.m2 + d * (z - (double)h.mean));
-		nh[i] = h;
+		double wi = (double)s->h[i].w * (pr[i] / mx);
+		tot += wi;
+		w[i] = (float)wi;
 	}
-	int m = live;
-	for (int i = 0; i < m; i++)
-		nh[i].w = (float)((1 - H) * (double)nh[i].w / tot);
-	nh[m++] = (struct cp_hyp){ (float)H, 0, 0, 0 };
-	if (m > K) { /* drop the lightest older hypothesis */
-		int lo = 0;
-		for (int i = 1; i < m - 1; i++)
-			if (nh[i].w < nh[lo].w)
-				lo = i;
-		for (int i = lo; i < m - 1; i++)
-			nh[i] = nh[i + 1];
-		m--;
+	for (int i = 0; i < live; i++)
+		w[i] = (float)((1 - H) * (double)w[i] / tot);
+	w[live] = (float)H;
+	int drop = -1;
+	if (live == K) { /* K + 1 hypotheses: drop the lightest older one */
+		drop = 0;
+		for (int i = 1; i < K; i++)
+			if (w[i] < w[drop])
+				drop = i;
 	}
 	double sum = 0, recent = 0;
-	for (int i = 0; i < m; i++)
-		sum += (double)nh[i].w;
-	for (int i = 0; i < m; i++) {
-		nh[i].w = (float)((double)nh[i].w / sum);
-		if (nh[i].n >= 1 && nh[i].n <= p[P_RECENT])
-			recent += (double)nh[i].w;
-		s->h[i] = nh[i];
+	for (int i = 0; i <= live; i++)
+		if (i != drop)
+			sum += (double)w[i];
+	/* grow the kept hypotheses by z and write them back in order (the
+	 * hypothesis written at j was read at i >= j) */
+	int j = 0;
+	for (int i = 0; i <= live; i++) {
+		if (i == drop)
+			continue;
+		struct cp_hyp h = { 0, 0, 0, 0 };
+		if (i < live) {
+			h = s->h[i];
+			double d = z - (double)h.mean;
+			h.n += 1;
+			h.mean = (float)((double)h.mean + d / (double)h.n);
+			h.m2 = (float)((double)h.m2 + d * (z - (double)h.mean));
+		}
+		h.w = (float)((double)w[i] / sum);
+		if (h.n >= 1 && h.n <= p[P_RECENT])
+			recent += (double)h.w;
+		s->h[j++] = h;
 	}
 	return recent;
 }
