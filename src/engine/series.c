@@ -360,7 +360,7 @@ void series_hist_push(struct series *s, size_t cap, const struct hist_point *p)
 		                      ((unsigned)((p->direction > 0) - (p->direction < 0) + 1) << 6)),
 	};
 	series_hist(s, cap)[s->hist_head] = e;
-	s->hist_head = (uint32_t)((s->hist_head + 1) % cap);
+	s->hist_head = s->hist_head + 1 < cap ? s->hist_head + 1 : 0; /* no division */
 	if (s->hist_len < cap)
 		s->hist_len++;
 }
