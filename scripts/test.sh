@@ -16,9 +16,23 @@ run_suite() {
     echo "== $dir: build failed" >&2
     total_fail=$((total_fail + 1)); status=1; return
   fi
-  echo "== $dir: make check" >&2
-  if ! make -C "$dir" -j"$(nproc)" check >"$dir/check.out" 2>&1; then status=1; fi
-  grep -E '^(PASS|FAIL|SKIP|ERROR|XFAIL|XPASS):' "$dir/check.out" >&2 || true
+  echo "== $dir: make check ($(date -u +%H:%M:%S) UTC; each test's result as it ends)" >&2
+  # make's output goes to a file, not a pipe (a process a test leaves behind
+  # cannot hold the pipe open); each result is shown as soon as it is written,
+  # with the time, so a slow run can be told from a stuck one
+  : >"$dir/check.out"
+  make -C "$dir" -j"$(nproc)" check >>"$dir/check.out" 2>&1 &
+  local mk=$! rc
+  tail -n +1 -f --pid="$mk" "$dir/check.out" | while IFS= read -r line; do
+    case $line in
+      PASS:* | FAIL:* | SKIP:* | ERROR:* | XFAIL:* | XPASS:*) echo "$(date -u +%H:%M:%S) $line" >&2 ;;
+    esac
+  done &
+  local shown=$!
+  wait "$mk"
+  rc=$?
+  wait "$shown"
+  [ "$rc" = 0 ] || status=1
   # show the logs of failures
   for log in $(grep -lE '^:test-result: (FAIL|ERROR)' $(find "$dir" -name '*.trs') 2>/dev/null); do
     echo "---- ${log%.trs}.log" >&2; tail -40 "${log%.trs}.log" >&2

@@ -31,6 +31,27 @@ class Failed(Exception):
     pass
 
 
+class Terminated(BaseException):
+    """SIGTERM reached the test: make check's time limit ran out
+    (tests/timelimit.sh) or the run was stopped. A BaseException, like
+    KeyboardInterrupt, so that no `except Exception` in a test takes it for
+    one of its own failures; the finally blocks on its way out stop the
+    daemons and helpers the test started, and its traceback says where the
+    test was waiting."""
+
+
+def _on_sigterm(signum, frame):
+    if getattr(_on_sigterm, "seen", False):
+        return  # timeout(1) signals the test and then its whole process group
+    _on_sigterm.seen = True
+    raise Terminated("stopped by SIGTERM (the test's time limit, tests/timelimit.sh, or the run was stopped)")
+
+
+# Every test that imports fslib fails this way on SIGTERM instead of dying
+# at once with its daemons, Prometheus or Chromium left running.
+signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def check(cond, msg):
     if not cond:
         raise Failed(msg)
@@ -391,6 +412,13 @@ def run_tests(tests):
         except Skip as e:
             skipped += 1
             print("SKIP %s: %s" % (t.__name__, e), flush=True)
+        except Terminated as e:
+            failed += 1
+            print("FAIL %s after %.0fs: %s" % (t.__name__, time.time() - t0, e), flush=True)
+            import traceback
+            traceback.print_exc(file=sys.stdout)
+            print("not run: %s" % (", ".join(x.__name__ for x in tests[tests.index(t) + 1:]) or "none"))
+            sys.exit(1)
         except Exception as e:  # noqa: BLE001 — report every failure
             failed += 1
             print("FAIL %s: %s: %s" % (t.__name__, type(e).__name__, e), flush=True)

@@ -69,7 +69,7 @@ def test_taken_port_retried():
     procs = []
     try:
         p, ports = with_taken_first(imp.port, lambda: fslib.start_server(
-            "httpserver", tmp, procs, http_server, "/", timeout=20))
+            "httpserver", tmp, procs, http_server, "/", timeout=60))
         check(ports[0] != imp.port, "started again on another port: %r" % ports)
         check(p.proc.poll() is None and procs == [p], "one server runs, the failed try is gone: %r" % procs)
         check(ports[0] in fslib.listening_ports([p.proc.pid]), "the server holds its port")
