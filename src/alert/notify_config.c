@@ -77,8 +77,8 @@ static int parse_target(struct notify_target *t, int kind, const struct ynode *n
 		return -1;
 	if (!http_url_valid(s)) {
 		char r[256];
-		yerr(err, errlen, u, "invalid url '%s' (http:// or https:// expected)",
-		     redact_url_buf(s, r, sizeof r));
+		yerr(err, errlen, u, "invalid url '%s' in '%s' (http:// or https:// expected)",
+		     redact_url_buf(s, r, sizeof r), what);
 		return -1;
 	}
 	if (!(t->url = strdup(s)))
@@ -110,7 +110,10 @@ static int parse_target(struct notify_target *t, int kind, const struct ynode *n
 				return -1;
 			if (!http_header_valid(h->keys[i], s) || !strcasecmp(h->keys[i], "content-type") ||
 			    !strcasecmp(h->keys[i], "content-length")) {
-				yerr(err, errlen, h->items[i], "invalid header '%s'", h->keys[i]);
+				yerr(err, errlen, h->items[i],
+				     "invalid header '%s' in '%s' (a name of letters, digits and "
+				     "!#$%%&'*+-.^_`|~, a value without line breaks; not Content-Type or "
+				     "Content-Length)", h->keys[i], what);
 				return -1;
 			}
 			size_t len = strlen(h->keys[i]) + strlen(s) + 3;

@@ -123,7 +123,8 @@ static int get_bytes(const struct ynode *map, const char *key, int64_t min, int6
 	if (ynode_bytes(n, key, out, err, errlen) < 0)
 		return -1;
 	if (*out < min) {
-		yerr(err, errlen, n, "'%s' must be at least %lld bytes", key, (long long)min);
+		yerr(err, errlen, n, "size '%s' for '%s' out of range (at least %lldMiB)", n->scalar, key,
+		     (long long)(min >> 20));
 		return -1;
 	}
 	return 0;
@@ -137,7 +138,7 @@ int rwexport_config_parse(struct rwexport_config *c, const struct ynode *sec, ch
 		                               "max_pending_bytes", "min_backoff", "max_backoff",
 		                               "drain_timeout", "headers", NULL };
 	if (!sec || sec->type != Y_MAP) {
-		yerr(err, errlen, sec, "'export' must be a map");
+		yerr(err, errlen, sec, "'export' must be a mapping");
 		return -1;
 	}
 	if (ymap_check_keys(sec, allowed, err, errlen) < 0)
@@ -166,8 +167,15 @@ int rwexport_config_parse(struct rwexport_config *c, const struct ynode *sec, ch
 	    get_bytes(sec, "max_pending_bytes", 1 << 20, &c->max_pending_bytes, err, errlen) < 0)
 		return -1;
 	if (c->max_backoff_ms < c->min_backoff_ms) {
-		yerr(err, errlen, ymap_get(sec, "max_backoff"),
-		     "'max_backoff' must not be below 'min_backoff'");
+		const struct ynode *mb = ymap_get(sec, "max_backoff"), *lb = ymap_get(sec, "min_backoff");
+		char d[32];
+		if (mb)
+			yerr(err, errlen, mb, "duration '%s' for 'max_backoff' out of range (at least "
+			     "'min_backoff', %s)", mb->scalar, format_duration_ms(c->min_backoff_ms, d, sizeof d));
+		else
+			yerr(err, errlen, lb, "duration '%s' for 'min_backoff' out of range (at most "
+			     "'max_backoff', %s)", lb ? lb->scalar : "",
+			     format_duration_ms(c->max_backoff_ms, d, sizeof d));
 		return -1;
 	}
 	const struct ynode *m = ymap_get(sec, "max_samples_per_send");
@@ -176,7 +184,8 @@ int rwexport_config_parse(struct rwexport_config *c, const struct ynode *sec, ch
 		if (ynode_int(m, "max_samples_per_send", &v, err, errlen) < 0)
 			return -1;
 		if (v < 1 || v > 100000) {
-			yerr(err, errlen, m, "'max_samples_per_send' must be in 1..100000");
+			yerr(err, errlen, m, "value '%s' for 'max_samples_per_send' out of range [1, 100000]",
+			     m->scalar);
 			return -1;
 		}
 		c->max_samples_per_send = (size_t)v;
@@ -184,7 +193,7 @@ int rwexport_config_parse(struct rwexport_config *c, const struct ynode *sec, ch
 	const struct ynode *h = ymap_get(sec, "headers");
 	if (h) {
 		if (h->type != Y_MAP) {
-			yerr(err, errlen, h, "'headers' must be a map of header names to values");
+			yerr(err, errlen, h, "'headers' must be a mapping of header names to values");
 			return -1;
 		}
 		for (size_t i = 0; i < h->n; i++) {
@@ -193,7 +202,10 @@ int rwexport_config_parse(struct rwexport_config *c, const struct ynode *sec, ch
 				return -1;
 			if (!http_header_valid(h->keys[i], v) || !strcasecmp(h->keys[i], "content-type") ||
 			    !strcasecmp(h->keys[i], "content-encoding")) {
-				yerr(err, errlen, h->items[i], "invalid export header '%s'", h->keys[i]);
+				yerr(err, errlen, h->items[i],
+				     "invalid export header '%s' (a name of letters, digits and !#$%%&'*+-.^_`|~, "
+				     "a value without line breaks; not Content-Type or Content-Encoding)",
+				     h->keys[i]);
 				return -1;
 			}
 			char **nh = realloc(c->headers, (c->nheaders + 1) * sizeof *nh);

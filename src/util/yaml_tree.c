@@ -455,6 +455,25 @@ int ynode_duration_ms(const struct ynode *n, const char *what, int64_t *out, cha
 	return 0;
 }
 
+const char *format_duration_ms(int64_t ms, char *buf, size_t len)
+{
+	static const struct { int64_t ms; const char *unit; } units[] = {
+		{ 7 * 86400000LL, "w" }, { 86400000LL, "d" }, { 3600000LL, "h" }, { 60000LL, "m" },
+		{ 1000LL, "s" },
+	};
+	if (ms == 0) {
+		snprintf(buf, len, "0s");
+		return buf;
+	}
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (ms % units[i].ms == 0) {
+			snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+			return buf;
+		}
+	snprintf(buf, len, "%lldms", (long long)ms);
+	return buf;
+}
+
 int ymap_duration_min(const struct ynode *map, const char *key, int64_t min_ms, int64_t *out,
                       char *err, size_t errlen)
 {
@@ -464,7 +483,9 @@ int ymap_duration_min(const struct ynode *map, const char *key, int64_t min_ms, 
 	if (ynode_duration_ms(n, key, out, err, errlen) < 0)
 		return -1;
 	if (*out < min_ms) {
-		yerr(err, errlen, n, "'%s' must be at least %lldms", key, (long long)min_ms);
+		char lo[32];
+		yerr(err, errlen, n, "duration '%s' for '%s' out of range (at least %s)", n->scalar, key,
+		     format_duration_ms(min_ms, lo, sizeof lo));
 		return -1;
 	}
 	return 0;

@@ -47,7 +47,8 @@ int ynode_bool(const struct ynode *n, const char *what, int *out, char *err, siz
 int ynode_duration_ms(const struct ynode *n, const char *what, int64_t *out, char *err,
                       size_t errlen);
 /* The duration under key in map into *out, if the key is there (*out is left as
- * it is otherwise), and at least min_ms: 0, or -1 with the line in err. */
+ * it is otherwise), and at least min_ms: 0, or -1 with
+ * "FILE:LINE: duration 'V' for 'key' out of range (at least MIN)" in err. */
 int ymap_duration_min(const struct ynode *map, const char *key, int64_t min_ms, int64_t *out,
                       char *err, size_t errlen);
 /* The number under key in map into *out, if the key is there (*out is left as
@@ -63,6 +64,10 @@ int ynode_string(const struct ynode *n, const char *what, const char **out, char
 /* Format "FILE:LINE: " + message into err. */
 void yerr(char *err, size_t errlen, const struct ynode *at, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* ms as a duration the parsers read back, in its largest whole unit ("1s",
+ * "90s", "250ms", "0s") into buf of len bytes; returns buf. */
+const char *format_duration_ms(int64_t ms, char *buf, size_t len);
 
 /* Parse a duration string as above; returns 0 or -1. Shared with CLI flags. */
 int parse_duration_ms(const char *s, int64_t *out);

@@ -147,10 +147,36 @@ static void test_config(void **state)
 	assert_int_equal(parse("export:\n  url: ftp://x/\n", &c, err, sizeof err), -1);
 	assert_non_null(strstr(err, "invalid export url 'ftp://x/'"));
 	rwexport_config_free(&c);
-	assert_int_equal(parse("export:\n  url: http://x\n  min_backoff: 2s\n  max_backoff: 1s\n",
-	                       &c, err, sizeof err),
-	                 -1);
-	rwexport_config_free(&c);
+	/* each rejected value with the exact message: what, where, the value and the allowed range */
+	static const struct {
+		const char *yaml, *msg;
+	} bad[] = {
+		{ "export:\n  url: http://x\n  min_backoff: 2s\n  max_backoff: 1500ms\n",
+		  "f.yml:4: duration '1500ms' for 'max_backoff' out of range (at least 'min_backoff', 2s)" },
+		{ "export:\n  url: http://x\n  min_backoff: 2m\n",
+		  "f.yml:3: duration '2m' for 'min_backoff' out of range (at most 'max_backoff', 5s)" },
+		{ "export:\n  url: http://x\n  timeout: 50ms\n",
+		  "f.yml:3: duration '50ms' for 'timeout' out of range (at least 100ms)" },
+		{ "export:\n  url: http://x\n  max_queue_bytes: 64KiB\n",
+		  "f.yml:3: size '64KiB' for 'max_queue_bytes' out of range (at least 1MiB)" },
+		{ "export:\n  url: http://x\n  max_samples_per_send: 0\n",
+		  "f.yml:3: value '0' for 'max_samples_per_send' out of range [1, 100000]" },
+		{ "export: [1]\n", "f.yml:1: 'export' must be a mapping" },
+		{ "export:\n  url: http://x\n  headers: [a]\n",
+		  "f.yml:3: 'headers' must be a mapping of header names to values" },
+		{ "export:\n  url: http://x\n  headers:\n    Content-Type: text/plain\n",
+		  "f.yml:4: invalid export header 'Content-Type' (a name of letters, digits and "
+		  "!#$%&'*+-.^_`|~, a value without line breaks; not Content-Type or Content-Encoding)" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		rwexport_config_init(&c);
+		err[0] = '\0';
+		if (parse(bad[i].yaml, &c, err, sizeof err) != -1)
+			fail_msg("accepted: %s", bad[i].yaml);
+		if (strcmp(err, bad[i].msg))
+			fail_msg("for %s\n got '%s'\nwant '%s'", bad[i].yaml, err, bad[i].msg);
+		rwexport_config_free(&c);
+	}
 }
 
 /* ---- a fake endpoint ---------------------------------------------------- */
