@@ -57,10 +57,31 @@ victoria-metrics -httpListenAddr="127.0.0.1:$vm_port" -storageDataPath="$var/vic
   -search.latencyOffset=0s -loggerLevel=WARN &
 vm=$!
 trap 'kill "$vm" 2>/dev/null; wait "$vm" 2>/dev/null || true' EXIT
-# up to a minute on a busy machine; ours must still run once it answers
+# Another process may still take the port between the check above and
+# VictoriaMetrics binding it: ours is ready only once it holds the listening
+# socket itself (the socket's inode in /proc/net/tcp is one of its open files) and
+# answers there; an answer on the port while it holds none is someone else's.
+vm_holds_port() {
+  local inode fd
+  for inode in $(awk -v p="$(printf ':%04X' "$vm_port")" \
+      'FNR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+    for fd in /proc/"$vm"/fd/*; do
+      [ "$(readlink "$fd" 2>/dev/null)" = "socket:[$inode]" ] && return 0
+    done
+  done
+  return 1
+}
+health() { curl -fs --max-time 2 "http://127.0.0.1:$vm_port/health" >/dev/null 2>&1; }
+# up to a minute on a busy machine
 for i in $(seq 600); do
   kill -0 "$vm" 2>/dev/null || { echo "quickstart.sh: victoria-metrics did not start" >&2; exit 1; }
-  curl -fs --max-time 2 "http://127.0.0.1:$vm_port/health" >/dev/null 2>&1 && kill -0 "$vm" 2>/dev/null && break
+  if vm_holds_port; then
+    health && break
+  elif health && ! vm_holds_port; then
+    echo "quickstart.sh: port $vm_port is in use: address already in use (another process took it" \
+      "before VictoriaMetrics could; set VM_PORT)" >&2
+    exit 1
+  fi
   [ "$i" -lt 600 ] || { echo "quickstart.sh: victoria-metrics did not answer on 127.0.0.1:$vm_port within about a minute" >&2; exit 1; }
   sleep 0.1
 done

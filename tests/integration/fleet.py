@@ -91,6 +91,27 @@ def alert_key(a):
     return json.dumps({k: v for k, v in a.items() if k != "id"}, sort_keys=True)
 
 
+def serve_in_thread(handler, port=0):
+    """A ThreadingHTTPServer on 127.0.0.1:port (0: a free port) with handler,
+    serving in a daemon thread; its port is server.server_address[1]. Stop it
+    with shutdown() and then server_close()."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class OkHandler(BaseHTTPRequestHandler):
+    """Answers every GET with 200 and an empty body; logs nothing."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
 class Webhook:
     """Alertmanager's webhook receiver: records every JSON document posted."""
 
@@ -116,10 +137,9 @@ class Webhook:
             def log_message(self, *a):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server = serve_in_thread(H)
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d/hook" % self.port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def documents(self):
         with self.lock:

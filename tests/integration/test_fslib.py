@@ -10,10 +10,9 @@ import os
 import socket
 import sys
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fleet  # noqa: E402
 import fslib  # noqa: E402
 from fslib import check, run_tests  # noqa: E402
 
@@ -22,17 +21,8 @@ class Impostor:
     """Another process's server on a port: answers every GET with 200."""
 
     def __init__(self):
-        class H(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server = fleet.serve_in_thread(fleet.OkHandler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.server.shutdown()

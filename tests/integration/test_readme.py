@@ -18,6 +18,10 @@
    stopping the script stops both. Those queries are instant queries at the
    wall clock: they see the demo's last samples (at the replay's start) for
    about four minutes, so a failure says how long ago the replay started.
+4. scripts/quickstart.sh --with-victoriametrics when another process takes
+   VM_PORT after the script's check and answers there before VictoriaMetrics
+   binds it: the script stops saying the address is in use, and foreshockd
+   never starts exporting to that process.
 Not run here: ./scripts/test.sh (it is what CI runs around this test) and
 the "Building by hand" block (what scripts/build.sh does for every test).
 Sub-tests skip when their program is missing (victoria-metrics)."""
@@ -33,6 +37,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fleet  # noqa: E402
 import fslib  # noqa: E402
 from fslib import Failed, check, need, wait_for  # noqa: E402
 
@@ -262,5 +267,49 @@ def test_quickstart_victoriametrics():
         shutil.rmtree(var, ignore_errors=True)
 
 
+def test_quickstart_vm_port_taken_late():
+    """Another process takes VM_PORT after quickstart.sh checked it was free
+    and before VictoriaMetrics binds it, and answers /health there: the
+    script stops with "address already in use" instead of taking that answer
+    for VictoriaMetrics and pointing foreshockd's export at the other
+    process. The VictoriaMetrics here is a stand-in on PATH that says it
+    started and never binds the port; the other process is a Python server
+    started then."""
+    var = tempfile.mkdtemp(prefix="foreshock-it-readme-late-")
+    started = os.path.join(var, "vm-started")
+    bindir = os.path.join(var, "bin")
+    os.makedirs(bindir)
+    with open(os.path.join(bindir, "victoria-metrics"), "w") as f:
+        f.write("#!/bin/sh\n: > '%s'\nexec sleep 300\n" % started)
+    os.chmod(os.path.join(bindir, "victoria-metrics"), 0o755)
+    sock, port = fslib.reserve_port()
+    sock.close()  # free when the script checks it
+    log = open(os.path.join(var, "quickstart.log"), "w")
+    p = subprocess.Popen(["bash", QUICKSTART, "--with-victoriametrics", "--listen", "127.0.0.1:0", "--replay-speed", "0"],
+                         stdout=log, stderr=subprocess.STDOUT, cwd=var, start_new_session=True,
+                         env=dict(os.environ, QUICKSTART_NO_BUILD="1", BUILD_DIR=fslib.BUILDDIR, VAR_DIR=var,
+                                  VM_PORT=str(port), PATH=bindir + os.pathsep + os.environ["PATH"]))
+    imp = None
+    try:
+        wait_for("the stand-in VictoriaMetrics started", lambda: os.path.exists(started) or p.poll() is not None, 60)
+        check(p.poll() is None, "quickstart.sh exited before VictoriaMetrics started:\n" + open(log.name).read())
+        imp = fleet.serve_in_thread(fleet.OkHandler, port)
+        wait_for("quickstart.sh to stop (or foreshockd to start)",
+                 lambda: p.poll() is not None or "event=listening" in open(log.name).read(), 90)
+        out = open(log.name).read()
+        check("event=listening" not in out, "foreshockd started, exporting to another process:\n" + out[-2000:])
+        check(p.returncode != 0 and fslib.PORT_TAKEN.search(out),
+              "quickstart.sh exited %s without saying the port is taken:\n%s" % (p.returncode, out[-2000:]))
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        log.close()
+        if imp:
+            imp.shutdown()
+            imp.server_close()
+        shutil.rmtree(var, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    fslib.run_tests([test_quickstart_and_tour, test_quickstart_victoriametrics])
+    fslib.run_tests([test_quickstart_and_tour, test_quickstart_victoriametrics, test_quickstart_vm_port_taken_late])
