@@ -34,6 +34,9 @@
  * at least 4 steps; a step counts with at least ER_TREND_MIN_N requests. */
 #define ER_TREND_HALFLIFE_MS (2 * MS_MIN)
 #define ER_TREND_MIN_N 50
+#ifndef ER_TREND_MIN_SHARE
+#define ER_TREND_MIN_SHARE 0.05 /* the window's ratio, as a share of the error budget */
+#endif
 /* Errors elevated without a break: each of the last ER_SUS_BLOCKS minutes
  * significantly above the baseline (p <= 10^ER_SUS_LOG10P), together at
  * least a tenth of the error budget and 5x the baseline, the later half not
@@ -41,6 +44,24 @@
  * minutes at most) */
 #define ER_SUS_BLOCKS 4
 #define ER_SUS_LOG10P (-2.0)
+/* Errors spread over minutes (the same question for small services, whose
+ * minutes hold a handful of errors each): over the last W whole burn-rate
+ * buckets (1 min at steps up to 1 min), W from ER_ACC_MIN to ER_ACC_MAX,
+ * the errors outside the run of ER_ACC_TRIM consecutive buckets with the
+ * most errors (a 30-90 s deploy blip touches three one-minute buckets at
+ * most) are significantly above the baseline (p <= 10^ER_ACC_LOG10P), at
+ * least the error-ratio test's min_errors and 5x the baseline, the window at
+ * least a tenth of the budget, and its newer half not below the older. */
+#define ER_ACC_MIN 6
+#define ER_ACC_MAX 15
+#define ER_ACC_TRIM 3
+#define ER_ACC_LOG10P (-3.0)
+/* A burst: the errors of the last ER_BURST_W buckets outside their worst
+ * run of ER_ACC_TRIM are not elevated (p > 10^ER_BURST_LOG10P, or fewer
+ * than min_errors or 5x the baseline): the 5-minute ratio alone then does
+ * not warn below the SLO. */
+#define ER_BURST_W 5
+#define ER_BURST_LOG10P (-2.0)
 #define FAST_N 12        /* steps of the fast-path window (60 s at 5 s) */
 #define FAST_MS (60 * 1000)
 #define EVIDENCE_SCORE 0.49 /* a member's detector score that counts as evidence */
@@ -238,6 +259,8 @@ struct snapshot {
 	 * many instances are above the error SLO, the worst one, its ratio over
 	 * the window that showed it, and since when it has been erroring */
 	double er_sus_ratio;     /* errors elevated in every minute of ER_SUS_BLOCKS (NAN: not) */
+	double er_acc_ratio;     /* errors spread over the last er_acc_min minutes (NAN: not) */
+	int er_acc_min;          /* that window, in burn-rate buckets */
 	int ig_bad, ig_of;
 	double ig_ratio, ig_log10p;
 	int64_t ig_since_ms;

@@ -137,6 +137,98 @@ static double error_sustained(const struct svc *s)
 	return r;
 }
 
+/* Errors spread over minutes, not one burst: the smallest window of W whole
+ * burn-rate buckets (ER_ACC_MIN..ER_ACC_MAX, the newest complete ones) in
+ * which the errors outside its worst ER_ACC_TRIM consecutive buckets (the
+ * run with the most errors) are significantly above the baseline
+ * (p <= 10^ER_ACC_LOG10P) and at least min_errors and 5x the baseline, the
+ * whole window at least a tenth of the error budget, and its newer half not
+ * below its older half. A small service (a few hundred requests a minute)
+ * shows a slowly failing dependency as one or two errors a minute, which no
+ * single minute can show (error_sustained) but several minutes together
+ * can; a deploy blip (30-90 s) or a client's retries fall in one run of at
+ * most three one-minute buckets and are left out. Sets *win to W; returns
+ * the ratio over the whole window, or NAN. */
+static double error_accumulated(const struct svc *s, int *win)
+{
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	*win = 0;
+	if (!(m->objective > 0) || !p->have_total || s->bb_cur == INT64_MIN || !s->bb_n ||
+	    (double)s->er_k < (double)m->er_halflife_ms / (double)m->step_ms)
+		return NAN; /* no budget, or the baseline still warming up */
+	int wmax = ER_ACC_MAX;
+	if ((size_t)wmax + 1 > s->bb_n)
+		wmax = (int)s->bb_n - 1;
+	double slo = 1 - m->objective, base = p->er_base;
+	double bx[ER_ACC_MAX], bn[ER_ACC_MAX];
+	double tx = 0, tn = 0, sx = 0, sn = 0; /* the window; its worst run */
+	for (int j = 0; j < wmax; j++) {
+		int64_t c = s->bb_cur - 1 - j;
+		if (c < 0)
+			return NAN;
+		size_t i = (size_t)(c % (int64_t)s->bb_n);
+		bx[j] = s->bb_x[i];
+		bn[j] = s->bb_n_[i];
+		if (!(bn[j] > 0))
+			return NAN; /* a gap (or before the first bucket): no verdict */
+		tx += bx[j];
+		tn += bn[j];
+		/* the run of ER_ACC_TRIM buckets ending at j (the oldest so far) */
+		double rx = 0, rn = 0;
+		for (int q = j; q >= 0 && q > j - ER_ACC_TRIM; q--)
+			rx += bx[q], rn += bn[q];
+		if (rx > sx)
+			sx = rx, sn = rn;
+		int w = j + 1;
+		if (w < ER_ACC_MIN)
+			continue;
+		double ox = tx - sx, on = tn - sn; /* outside the worst run */
+		if (!(on > 0) || ox < m->er_min_errors || ox / on < 5 * base || tx / tn < 0.1 * slo)
+			continue;
+		/* not falling: the newer half (buckets 0..w/2-1) against the older */
+		double nx = 0, nn = 0;
+		for (int q = 0; q < w / 2; q++)
+			nx += bx[q], nn += bn[q];
+		if (nx / nn < (tx - nx) / (tn - nn))
+			continue;
+		if (error_log10p(ox, on, base, s->disp) > ER_ACC_LOG10P)
+			continue;
+		*win = w;
+		return tx / tn;
+	}
+	return NAN;
+}
+
+/* A burst, not an incident: the errors of the last ER_BURST_W burn-rate
+ * buckets (the open one included, about the error-ratio window) outside
+ * their worst run of ER_ACC_TRIM consecutive buckets are not elevated (less
+ * than min_errors, 5x the baseline, or p > 10^ER_BURST_LOG10P): one deploy
+ * blip or a client's retries, however significant in the window. */
+static int error_burst(const struct svc *s)
+{
+	const struct svc_model *m = &s->m;
+	const struct snapshot *p = &s->snap;
+	if (s->bb_cur == INT64_MIN || s->bb_n < ER_BURST_W)
+		return 0;
+	double bx[ER_BURST_W], bn[ER_BURST_W], tx = 0, tn = 0, sx = 0, sn = 0;
+	for (int j = 0; j < ER_BURST_W; j++) {
+		size_t i = (size_t)((s->bb_cur - j) % (int64_t)s->bb_n);
+		bx[j] = s->bb_x[i];
+		bn[j] = s->bb_n_[i];
+		tx += bx[j];
+		tn += bn[j];
+		double rx = 0, rn = 0;
+		for (int q = j; q >= 0 && q > j - ER_ACC_TRIM; q--)
+			rx += bx[q], rn += bn[q];
+		if (rx > sx)
+			sx = rx, sn = rn;
+	}
+	double ox = tx - sx, on = tn - sn;
+	return !(on > 0) || ox < m->er_min_errors || ox / on < 5 * p->er_base ||
+	       error_log10p(ox, on, p->er_base, s->disp) > ER_BURST_LOG10P;
+}
+
 /* Error onset: the error-ratio detector's evidence, and a page-worthy SLO
  * burn rate (the burn-rate alert is evidence here, not its own page). */
 static double error_component(const struct svc *s)
@@ -152,10 +244,18 @@ static double error_component(const struct svc *s)
 		double r = p->er_ratio / (1 - m->objective);
 		double g = r < 0.2 ? 0.5 * ramp(r, 0.1, 0.2) : 0.5 + 0.5 * ramp(r, 0.2, 0.8);
 		c *= g;
+		/* errors confined to one run of minutes below the SLO (a deploy
+		 * blip): evidence, not a warning */
+		if (c > 0.45 && r < 1 && error_burst(s))
+			c = 0.45;
 	}
 	/* elevated for minutes and not falling: a warning even below a fifth
 	 * of the budget (a dependency starting to fail, not a blip) */
 	if (isfinite(p->er_sus_ratio) && c < 0.55)
+		c = 0.55;
+	/* the same over a longer window for small counts: errors in most of
+	 * the last minutes, not one burst */
+	if (isfinite(p->er_acc_ratio) && c < 0.55)
 		c = 0.55;
 	double cb = ramp(p->burn_score_page, 0.35, 0.5);
 	if (cb > c)
@@ -183,7 +283,7 @@ static double error_eta_s(const struct svc *s)
 	if (!(m->objective > 0) || !p->have_total || p->er_score < 0.5)
 		return NAN;
 	double slo = 1 - m->objective;
-	if (!(p->er_ratio >= 0.1 * slo))
+	if (!(p->er_ratio >= ER_TREND_MIN_SHARE * slo))
 		return NAN;
 	return trend_eta_s(&s->er_tr, slo, (double)m->step_ms / 1000.0, 4, p->er_ratio);
 }
@@ -304,6 +404,7 @@ static void risk_update(struct svc *s, int64_t k)
 	}
 	p->eta_err_s = error_eta_s(s);
 	p->er_sus_ratio = error_sustained(s);
+	p->er_acc_ratio = error_accumulated(s, &p->er_acc_min);
 	c[RC_ERRORS] = error_component(s);
 	c[RC_LATLOAD] = knee_component(s, k); /* load growing toward the latency SLO (knee.c) */
 	c[RC_CANARY] = canary_step(s, k);     /* errors above the SLO on some instances */

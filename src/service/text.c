@@ -149,6 +149,13 @@ char *risk_explanation(const struct svc *s, const struct snapshot *p)
 			       "without a break and are not falling (SLO %.4g%%)",
 			       100 * p->er_sus_ratio, p->er_sus_ratio / p->er_base, 100 * p->er_base,
 			       ER_SUS_BLOCKS, 100 * (1 - m->objective));
+		else if (m->objective > 0 && isfinite(p->er_acc_ratio))
+			clause(&b, &n,
+			       "errors have been %.2f%% of requests (%.0fx the %.2f%% baseline) over the last "
+			       "%d minutes, spread over the minutes rather than one burst, and are not "
+			       "falling (SLO %.4g%%)",
+			       100 * p->er_acc_ratio, p->er_acc_ratio / p->er_base, 100 * p->er_base,
+			       (int)((int64_t)p->er_acc_min * s->bb_ms / MS_MIN), 100 * (1 - m->objective));
 		else if (m->objective > 0)
 			clause(&b, &n, "errors are %.2f%% of requests vs a %.2f%% baseline (SLO %.4g%%)",
 			       100 * p->er_ratio, 100 * p->er_base, 100 * (1 - m->objective));
@@ -331,6 +338,9 @@ static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 	json_num_field(&b, "requests_growth_per_10m", p->grow_rel_10m);
 	json_num_field(&b, "error_ratio_last_minute", p->fast_ratio);
 	json_num_field(&b, "error_ratio_sustained", p->er_sus_ratio);
+	json_num_field(&b, "error_ratio_spread", p->er_acc_ratio);
+	json_num_field(&b, "error_ratio_spread_minutes",
+	               isfinite(p->er_acc_ratio) ? (double)((int64_t)p->er_acc_min * s->bb_ms) / MS_MIN : NAN);
 	if (p->ig_bad > 0) {
 		obuf_puts(&b, ",\"instance_erroring\":");
 		obuf_json_str(&b, p->ig_name, strlen(p->ig_name));
