@@ -34,9 +34,6 @@
  * at least 4 steps; a step counts with at least ER_TREND_MIN_N requests. */
 #define ER_TREND_HALFLIFE_MS (2 * MS_MIN)
 #define ER_TREND_MIN_N 50
-#ifndef ER_TREND_MIN_SHARE
-#define ER_TREND_MIN_SHARE 0.05 /* the window's ratio, as a share of the error budget */
-#endif
 /* Errors elevated without a break: each of the last ER_SUS_BLOCKS minutes
  * significantly above the baseline (p <= 10^ER_SUS_LOG10P), together at
  * least a tenth of the error budget and 5x the baseline, the later half not

@@ -283,7 +283,7 @@ static double error_eta_s(const struct svc *s)
 	if (!(m->objective > 0) || !p->have_total || p->er_score < 0.5)
 		return NAN;
 	double slo = 1 - m->objective;
-	if (!(p->er_ratio >= ER_TREND_MIN_SHARE * slo))
+	if (!(p->er_ratio >= 0.1 * slo))
 		return NAN;
 	return trend_eta_s(&s->er_tr, slo, (double)m->step_ms / 1000.0, 4, p->er_ratio);
 }
@@ -540,6 +540,11 @@ static int step_alerts(struct svc *s, int64_t ts, struct service_transition **ou
 		int incident = a == AK_RISK_WARNING || a == AK_RISK_CRITICAL;
 		if (incident && p->hard)
 			al.for_ms = 0; /* a hard SLO breach pages at once */
+		/* errors elevated over minutes already held for minutes: the
+		 * warning's hold would only repeat it */
+		if (a == AK_RISK_WARNING && p->comp[RC_ERRORS] >= al.threshold &&
+		    (isfinite(p->er_sus_ratio) || isfinite(p->er_acc_ratio)))
+			al.for_ms = 0;
 		/* open until the service is back near its pre-incident baseline */
 		if (incident && s->fsm[a].state == ALERT_FIRING && !back &&
 		    !(scores[a] >= al.clear_threshold))
