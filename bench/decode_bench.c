@@ -1,15 +1,29 @@
-/* decode_bench.c — the remote_write decoder alone: CPU per sample of
- * prw_decode_ex() (src/ingest/prw.h), no HTTP, no engine.
+/* decode_bench.c — the ingest decoders alone, or a request body through its
+ * HTTP handler: CPU (or, under a profiler, instructions) per sample, no
+ * network.
  *
- *   decode_bench [--series N] [--per-request R] [--seconds S]
+ *   decode_bench [--shape single|multi|prw] [--series N] [--per-request R]
+ *                [--seconds S | --requests K] [--handler [--warm W]]
  *
- * Builds the requests bench/loadgen sends with --shape prw (prw_series.h: one
- * sample per TimeSeries, 5 labels: __name__ out of 10 node_exporter gauge
- * names, dc, env, instance, job, sorted; R = 2,000 series per request,
- * N = 100,000 series in all), snappy-compressed once, and decodes them round-robin with
- * a callback that only reads the labels, until S seconds of CPU time
- * (default 3). Single thread, so samples/s is per core. Prints one JSON
- * object. Run it linked with two builds' libforeshock.a to compare decoders.
+ * Builds the bodies bench/loadgen sends for the shape (lp_shapes.h for the
+ * line-protocol shapes single and multi, R = 5,000 lines per body;
+ * prw_series.h for remote_write, R = 2,000 series per request,
+ * snappy-compressed; N = 100,000 series in all) and runs them round-robin:
+ *   - without --handler, the decoder alone with a callback that only reads
+ *     the labels (prw_decode_ex(), src/ingest/prw.h) or the tags and fields
+ *     (lp_parse(), src/ingest/line.h, precision ms);
+ *   - with --handler, api_handle() (src/http/router.h) on POST
+ *     /write?precision=ms or /api/v1/write (Content-Encoding: snappy) with an
+ *     in-memory engine (default model, no store): decoding, staging and the
+ *     engine's commit, as the daemon runs a request once libmicrohttpd has
+ *     read its body. Every body pass is a new round: timestamps 10 s later,
+ *     new values; --warm W rounds over all series run first, untimed (the
+ *     default model does little in its 150-sample warm-up).
+ * Each request's body is patched (timestamps, values; prw: compressed again)
+ * outside the timed function run_one(): under valgrind, count with
+ * `--toggle-collect=run_one` and divide by the samples printed. Stops after
+ * K requests (--requests) or S seconds of CPU time (default 3). Single
+ * thread, so samples/s is per core. Prints one JSON object.
  */
 #include "config.h"
 
@@ -19,10 +33,45 @@
 #include <string.h>
 #include <time.h>
 
+#include <gsl/gsl_errno.h>
 #include <snappy-c.h>
 
+#include "detect/detector.h"
+#include "engine/engine.h"
+#include "http/api.h"
+#include "http/router.h"
+#include "ingest/line.h"
 #include "ingest/prw.h"
+#include "lp_shapes.h"
 #include "prw_series.h"
+#include "util/selfstats.h"
+
+enum shape { SHAPE_SINGLE, SHAPE_MULTI, SHAPE_PRW };
+
+struct body {
+	char *text;                  /* uncompressed, patched each round */
+	size_t len;
+	size_t nlines, nsamples;
+	uint32_t *ts_off;            /* per line (prw: series) */
+	uint32_t *val_off;           /* per sample */
+	uint32_t first_series;
+};
+
+struct bench {
+	enum shape shape;
+	int handler;
+	struct body *bodies;
+	size_t nbodies;
+	char *req;                   /* the request body handed over (compressed for prw) */
+	size_t req_cap, req_len;
+	struct lp_parser lp;
+	struct api_ctx api;
+	struct selfstats stats;
+	size_t sum;                  /* what the callbacks read */
+	char err[256];
+};
+
+static const int64_t T0 = INT64_C(1700000000000), STEP = 10000;
 
 static double cpu_s(void)
 {
@@ -31,17 +80,105 @@ static double cpu_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* One uncompressed WriteRequest with series [first, first + n). */
-static char *build(uint32_t first, size_t n, size_t *len)
+static void *xmalloc(size_t n)
 {
-	char *b = malloc(n * PRW_SERIES_MAX);
-	if (!b)
-		return NULL;
-	size_t bl = 0;
-	for (uint32_t id = first; id < first + n; id++)
-		bl += prw_put_series(b + bl, id, 512.25 + id % 97, INT64_C(1700000000000), NULL, NULL);
-	*len = bl;
-	return b;
+	void *p = malloc(n ? n : 1);
+	if (!p) {
+		fprintf(stderr, "decode_bench: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+/* Body of lines (series for prw) [first, first + n). */
+static void build(struct body *b, enum shape sh, size_t S, size_t first, size_t n)
+{
+	int multi = sh == SHAPE_MULTI;
+	size_t nsamp = 0, nf;
+	for (size_t i = 0; i < n; i++) {
+		if (sh == SHAPE_PRW)
+			nf = 1;
+		else
+			lp_shape_line_series(multi, S, first + i, &nf);
+		nsamp += nf;
+	}
+	b->text = xmalloc(n * (sh == SHAPE_PRW ? PRW_SERIES_MAX : LP_LINE_MAX));
+	b->ts_off = xmalloc(n * sizeof *b->ts_off);
+	b->val_off = xmalloc(nsamp * sizeof *b->val_off);
+	size_t len = 0, j = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = first + i;
+		if (sh == SHAPE_PRW) {
+			size_t va, ta;
+			if (i == 0)
+				b->first_series = (uint32_t)k;
+			size_t sl = prw_put_series(b->text + len, (uint32_t)k, 0, PRW_TS_MIN, &va, &ta);
+			b->val_off[j++] = (uint32_t)(len + va);
+			b->ts_off[i] = (uint32_t)(len + ta);
+			len += sl;
+			continue;
+		}
+		uint32_t voff[LP_FIELDS_MAX], toff;
+		uint32_t id = lp_shape_line_series(multi, S, k, &nf);
+		if (i == 0)
+			b->first_series = id;
+		size_t ll = lp_shape_put_line(b->text + len, multi, S, k, voff, &toff);
+		for (size_t f = 0; f < nf; f++)
+			b->val_off[j++] = (uint32_t)len + voff[f];
+		b->ts_off[i] = (uint32_t)len + toff;
+		len += ll;
+	}
+	b->len = len;
+	b->nlines = n;
+	b->nsamples = nsamp;
+}
+
+/* A deterministic value in [100, 1000): a slow sine-like sawtooth per series
+ * plus a little noise, so that the detector sees ordinary data. */
+static double value_of(uint32_t id, uint64_t round)
+{
+	uint64_t h = (id * UINT64_C(2654435761) + round * UINT64_C(40503)) >> 7;
+	uint64_t tri = (round + id) % 360;
+	tri = tri < 180 ? tri : 360 - tri;
+	return 400.0 + (double)tri + (double)(h % 1000) / 1000.0;
+}
+
+/* Patch body bi for round r and hand it over as the request body. */
+static void prepare(struct bench *B, size_t bi, uint64_t r)
+{
+	struct body *b = &B->bodies[bi];
+	int64_t ts = T0 + (int64_t)r * STEP;
+	char tsb[16];
+	if (B->shape == SHAPE_PRW)
+		prw_put_varint(tsb, (uint64_t)ts);
+	else
+		lp_put_digits(tsb, (uint64_t)ts, LP_TS_W);
+	for (size_t i = 0; i < b->nlines; i++)
+		memcpy(b->text + b->ts_off[i], tsb, B->shape == SHAPE_PRW ? PRW_TS_W : LP_TS_W);
+	for (size_t i = 0; i < b->nsamples; i++) {
+		double v = value_of(b->first_series + (uint32_t)i, r);
+		if (B->shape == SHAPE_PRW) {
+			memcpy(b->text + b->val_off[i], &v, 8); /* little-endian, as protobuf */
+		} else {
+			uint64_t m = (uint64_t)(v * 1000.0);
+			char *p = b->text + b->val_off[i];
+			lp_put_digits(p, m / 1000, 3);
+			p[3] = '.';
+			lp_put_digits(p + 4, m % 1000, 3);
+		}
+	}
+	if (B->shape == SHAPE_PRW) {
+		size_t cl = B->req_cap;
+		if (snappy_compress(b->text, b->len, B->req, &cl) != SNAPPY_OK) {
+			fprintf(stderr, "decode_bench: snappy_compress failed\n");
+			exit(1);
+		}
+		B->req_len = cl;
+	} else {
+		memcpy(B->req, b->text, b->len); /* handlers may modify a body in place */
+		B->req[b->len] = 0;
+		B->req_len = b->len;
+	}
 }
 
 static int on_sample(void *ctx, const struct label_ref *l, size_t n, double v, int64_t ts,
@@ -54,68 +191,204 @@ static int on_sample(void *ctx, const struct label_ref *l, size_t n, double v, i
 	return 0;
 }
 
+static int on_point(void *ctx, const struct lp_point *pt, size_t lineno)
+{
+	size_t *sum = ctx;
+	*sum += pt->name.len;
+	for (size_t i = 0; i < pt->ntags; i++)
+		*sum += pt->tags[i].key.len + pt->tags[i].value.len;
+	for (size_t i = 0; i < pt->nfields; i++)
+		*sum += pt->fields[i].key.len + (pt->fields[i].type == LP_FLOAT);
+	(void)lineno;
+	return 0;
+}
+
+static void on_lp_error(void *ctx, size_t lineno, const char *reason)
+{
+	(void)ctx;
+	fprintf(stderr, "decode_bench: line %zu: %s\n", lineno, reason);
+	exit(1);
+}
+
+/* The timed part: one request. Returns the samples it accepted. */
+static __attribute__((noinline)) size_t run_one(struct bench *B, size_t nsamples)
+{
+	if (B->handler) {
+		struct api_arg arg = { "precision", "ms" };
+		int prw = B->shape == SHAPE_PRW;
+		struct api_request req = {
+			.method = "POST",
+			.path = prw ? "/api/v1/write" : "/write",
+			.args = prw ? NULL : &arg,
+			.nargs = prw ? 0 : 1,
+			.content_type = prw ? "application/x-protobuf" : "text/plain; charset=utf-8",
+			.content_encoding = prw ? "snappy" : NULL,
+			.body = B->req,
+			.body_len = B->req_len,
+			.now_ms = T0,
+			.event_time = 1,
+		};
+		struct api_response resp;
+		memset(&resp, 0, sizeof resp);
+		api_handle(&B->api, &req, &resp);
+		if (resp.status != 204) {
+			fprintf(stderr, "decode_bench: status %u: %.*s\n", resp.status, (int)resp.len,
+			        resp.body ? resp.body : "");
+			exit(1);
+		}
+		free(resp.body);
+		return nsamples;
+	}
+	if (B->shape == SHAPE_PRW) {
+		struct prw_stats st;
+		if (prw_decode_ex(B->req, B->req_len, NULL, NULL, on_sample, NULL, &B->sum, &st,
+		                  B->err, sizeof B->err)) {
+			fprintf(stderr, "decode_bench: %s\n", B->err);
+			exit(1);
+		}
+		return st.samples;
+	}
+	lp_parse(&B->lp, B->req, B->req_len, LP_MS, 0, on_point, on_lp_error, &B->sum);
+	return nsamples;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: decode_bench [--shape single|multi|prw] [--series N] "
+	                "[--per-request R] [--seconds S | --requests K] [--handler [--warm W]]\n");
+	exit(2);
+}
+
 int main(int argc, char **argv)
 {
-	size_t series = 100000, per = 2000;
+	size_t series = 100000, per = 0, requests = 0, warm = 0;
 	double seconds = 3;
+	struct bench B;
+	memset(&B, 0, sizeof B);
+	B.shape = SHAPE_PRW;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--series") && i + 1 < argc)
-			series = strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--per-request") && i + 1 < argc)
-			per = strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
-			seconds = strtod(argv[++i], NULL);
-		else {
-			fprintf(stderr, "usage: decode_bench [--series N] [--per-request R] [--seconds S]\n");
-			return 2;
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--handler")) {
+			B.handler = 1;
+			continue;
+		}
+		if (!v)
+			usage();
+		i++;
+		if (!strcmp(a, "--shape")) {
+			if (!strcmp(v, "single"))
+				B.shape = SHAPE_SINGLE;
+			else if (!strcmp(v, "multi"))
+				B.shape = SHAPE_MULTI;
+			else if (!strcmp(v, "prw"))
+				B.shape = SHAPE_PRW;
+			else
+				usage();
+		} else if (!strcmp(a, "--series")) {
+			series = strtoul(v, NULL, 10);
+		} else if (!strcmp(a, "--per-request")) {
+			per = strtoul(v, NULL, 10);
+		} else if (!strcmp(a, "--seconds")) {
+			seconds = strtod(v, NULL);
+		} else if (!strcmp(a, "--requests")) {
+			requests = strtoul(v, NULL, 10);
+		} else if (!strcmp(a, "--warm")) {
+			warm = strtoul(v, NULL, 10);
+		} else {
+			usage();
 		}
 	}
-	if (!per || series < per || seconds <= 0 || seconds > 600) {
+	if (!per)
+		per = B.shape == SHAPE_PRW ? 2000 : 5000;
+	size_t nlines = B.shape == SHAPE_PRW ? series : lp_shape_lines(B.shape == SHAPE_MULTI, series);
+	if (!series || series > 10000000 || !per || per > 1000000 || seconds <= 0 ||
+	    seconds > 600 || warm > 100000 || (warm && !B.handler)) {
 		fprintf(stderr, "decode_bench: bad arguments\n");
 		return 2;
 	}
-	size_t nreq = series / per;
-	char **z = calloc(nreq, sizeof *z);
-	size_t *zl = calloc(nreq, sizeof *zl), raw_total = 0, z_total = 0;
-	if (!z || !zl)
+	B.nbodies = (nlines + per - 1) / per;
+	B.bodies = calloc(B.nbodies, sizeof *B.bodies);
+	if (!B.bodies)
 		return 1;
-	for (size_t r = 0; r < nreq; r++) {
-		size_t len;
-		char *raw = build((uint32_t)(r * per), per, &len);
-		if (!raw)
-			return 1;
-		size_t cl = snappy_max_compressed_length(len);
-		z[r] = malloc(cl);
-		if (!z[r] || snappy_compress(raw, len, z[r], &cl) != SNAPPY_OK)
-			return 1;
-		zl[r] = cl;
-		raw_total += len;
-		z_total += cl;
-		free(raw);
+	size_t raw_total = 0, maxlen = 0, samples_total = 0;
+	for (size_t r = 0; r < B.nbodies; r++) {
+		size_t n = r + 1 < B.nbodies ? per : nlines - r * per;
+		build(&B.bodies[r], B.shape, series, r * per, n);
+		raw_total += B.bodies[r].len;
+		samples_total += B.bodies[r].nsamples;
+		if (B.bodies[r].len > maxlen)
+			maxlen = B.bodies[r].len;
 	}
-	size_t sum = 0, samples = 0, reqs = 0;
-	char err[256];
-	double t0 = cpu_s(), t = t0;
-	while (t - t0 < seconds) {
-		struct prw_stats st;
-		size_t r = reqs++ % nreq;
-		if (prw_decode_ex(z[r], zl[r], NULL, NULL, on_sample, NULL, &sum, &st, err, sizeof err)) {
+	B.req_cap = snappy_max_compressed_length(maxlen) + 1;
+	if (B.req_cap < maxlen + 1)
+		B.req_cap = maxlen + 1;
+	B.req = xmalloc(B.req_cap);
+	struct lp_limits lim = LP_LIMITS_DEFAULT;
+	if (lp_parser_init(&B.lp, &lim))
+		return 1;
+	struct engine *e = NULL;
+	if (B.handler) {
+		gsl_set_error_handler_off();
+		struct engine_config cfg;
+		engine_config_default(&cfg);
+		if (cfg.max_series < series)
+			cfg.max_series = series;
+		selfstats_init(&B.stats);
+		char err[512];
+		e = engine_new(&cfg, model_builtin_default(), NULL, &B.stats, err, sizeof err);
+		if (!e) {
 			fprintf(stderr, "decode_bench: %s\n", err);
 			return 1;
 		}
-		samples += st.samples;
-		t = cpu_s();
+		B.api.engine = e;
+		B.api.stats = &B.stats;
+		B.api.max_body = (size_t)64 << 20;
+		B.api.lp_limits = lim;
+		B.api.version = "bench";
+		atomic_store(&B.api.ready, 1);
 	}
-	double el = t - t0;
-	printf("{\"mode\":\"prw_decode\",\"series\":%zu,\"per_request\":%zu,\"requests\":%zu,"
-	       "\"samples\":%zu,\"cpu_s\":%.3f,\"samples_per_s\":%.0f,\"ns_per_sample\":%.1f,"
-	       "\"bytes_per_sample\":%.1f,\"compressed_bytes_per_sample\":%.1f,\"check\":%zu}\n",
-	       series, per, reqs, samples, el, samples / el, el * 1e9 / (double)samples,
-	       (double)raw_total / (double)(nreq * per), (double)z_total / (double)(nreq * per),
-	       sum % 1000);
-	for (size_t r = 0; r < nreq; r++)
-		free(z[r]);
-	free(z);
-	free(zl);
+	/* series creation and warm-up: untimed rounds over every body */
+	uint64_t round = 0;
+	if (B.handler) {
+		for (; round < 1 + warm; round++)
+			for (size_t bi = 0; bi < B.nbodies; bi++) {
+				prepare(&B, bi, round);
+				run_one(&B, B.bodies[bi].nsamples);
+			}
+	}
+	size_t z_total = 0;
+	for (size_t bi = 0; bi < B.nbodies; bi++) {
+		prepare(&B, bi, round);
+		z_total += B.req_len;
+	}
+	size_t samples = 0, reqs = 0;
+	double el = 0;
+	while (requests ? reqs < requests : el < seconds) {
+		size_t bi = reqs % B.nbodies;
+		prepare(&B, bi, round + reqs / B.nbodies);
+		double t0 = cpu_s();
+		samples += run_one(&B, B.bodies[bi].nsamples);
+		el += cpu_s() - t0;
+		reqs++;
+	}
+	static const char *const names[] = { "single", "multi", "prw" };
+	printf("{\"mode\":\"%s\",\"shape\":\"%s\",\"series\":%zu,\"per_request\":%zu,"
+	       "\"warm\":%zu,\"requests\":%zu,\"samples\":%zu,\"cpu_s\":%.3f,"
+	       "\"samples_per_s\":%.0f,\"ns_per_sample\":%.1f,\"bytes_per_sample\":%.1f,"
+	       "\"request_bytes_per_sample\":%.1f,\"check\":%zu}\n",
+	       B.handler ? "handler" : "decode", names[B.shape], series, per, warm, reqs, samples,
+	       el, el > 0 ? samples / el : 0, samples ? el * 1e9 / (double)samples : 0,
+	       (double)raw_total / (double)samples_total, (double)z_total / (double)samples_total,
+	       B.sum % 1000);
+	if (e)
+		engine_free(e);
+	lp_parser_free(&B.lp);
+	for (size_t r = 0; r < B.nbodies; r++) {
+		free(B.bodies[r].text);
+		free(B.bodies[r].ts_off);
+		free(B.bodies[r].val_off);
+	}
+	free(B.bodies);
+	free(B.req);
 	return 0;
 }

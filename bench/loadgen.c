@@ -62,12 +62,11 @@
 
 #include <snappy-c.h>
 
+#include "lp_shapes.h"
 #include "prw_series.h"
 
 #define MAX_PATHS 8
 #define MAX_LAT 200000   /* latency samples kept per thread */
-#define TS_W 13          /* ms timestamp digits */
-#define VAL_W 7          /* value digits: ddd.ddd */
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -374,14 +373,6 @@ struct wthread {
 	uint64_t rounds_started;     /* rounds of which at least one body was sent */
 };
 
-static void put_digits(char *p, uint64_t v, int w)
-{
-	for (int i = w - 1; i >= 0; i--) {
-		p[i] = (char)('0' + v % 10);
-		v /= 10;
-	}
-}
-
 /* A deterministic series value in [100.000, 999.999]: a daily-ish sine with
  * a per-series phase plus noise. */
 static uint64_t value_milli(uint32_t series, uint64_t round, uint64_t *rng)
@@ -400,44 +391,21 @@ static uint64_t value_milli(uint32_t series, uint64_t round, uint64_t *rng)
 static void put_value(char *p, uint32_t series, uint64_t round, uint64_t *rng)
 {
 	uint64_t m = value_milli(series, round, rng);
-	put_digits(p, m / 1000, 3);
+	lp_put_digits(p, m / 1000, 3);
 	p[3] = '.';
-	put_digits(p + 4, m % 1000, 3);
+	lp_put_digits(p + 4, m % 1000, 3);
 }
-
-/* The multi shape: per host a cpu, a mem and a net line (Telegraf's inputs),
- * 4 tags each, sorted by key as Telegraf sends them. */
-static const char *const multi_fields[3][10] = {
-	{ "usage_user", "usage_system", "usage_idle", "usage_iowait", "usage_irq",
-	  "usage_softirq", "usage_steal", "usage_nice", "usage_guest", "usage_guest_nice" },
-	{ "available", "used", "used_percent" },
-	{ "bytes_sent", "bytes_recv", "packets_sent", "packets_recv", "err_in", "err_out",
-	  "drop_in", "drop_out" },
-};
-static const unsigned multi_nf[3] = { 10, 3, 8 };
-static const unsigned multi_off[3] = { 0, 10, 13 };
-#define MULTI_PER_HOST 21
 
 /* Lines (time series for prw) it takes to send S series once. */
 static size_t total_lines(enum shape sh, size_t S)
 {
-	if (sh != SHAPE_MULTI)
-		return S;
-	size_t rem = S % MULTI_PER_HOST;
-	return S / MULTI_PER_HOST * 3 + (rem == 0 ? 0 : rem <= 10 ? 1 : rem <= 13 ? 2 : 3);
+	return lp_shape_lines(sh == SHAPE_MULTI, S);
 }
 
 /* Line k's first series id and its number of samples. */
 static uint32_t line_series(enum shape sh, size_t S, size_t k, size_t *nf)
 {
-	if (sh != SHAPE_MULTI) {
-		*nf = 1;
-		return (uint32_t)k;
-	}
-	size_t first = k / 3 * MULTI_PER_HOST + multi_off[k % 3];
-	size_t n = multi_nf[k % 3];
-	*nf = first + n <= S ? n : S - first;
-	return (uint32_t)first;
+	return lp_shape_line_series(sh == SHAPE_MULTI, S, k, nf);
 }
 
 static int put_ts_varint(char *p, int64_t t)
@@ -451,7 +419,7 @@ static int put_ts_varint(char *p, int64_t t)
  * the shape's total_lines). */
 static void build_body(struct body *b, const struct wopts *o, size_t first_line, size_t n)
 {
-	size_t cap = n * (o->shape == SHAPE_MULTI ? 400 : 200) + PRW_SERIES_MAX;
+	size_t cap = n * (o->shape == SHAPE_PRW ? 200 : LP_LINE_MAX) + PRW_SERIES_MAX;
 	size_t nsamp = 0, nf;
 	for (size_t i = 0; i < n; i++) {
 		line_series(o->shape, o->series, first_line + i, &nf);
@@ -479,43 +447,13 @@ static void build_body(struct body *b, const struct wopts *o, size_t first_line,
 			len += sl;
 			continue;
 		}
-		int w;
-		if (o->shape == SHAPE_SINGLE) {
-			/* bench_cpu,host=h0001234,dc=dc3,job=node value=ddd.ddd 1700000000000\n */
-			w = snprintf(b->text + len, cap - len, "bench_cpu,host=h%07u,dc=dc%u,job=node value=",
-			             id, id % 8);
-			len += (size_t)w;
-			b->val_off[j++] = (uint32_t)len;
-			memset(b->text + len, '0', VAL_W);
-			len += VAL_W;
-		} else {
-			uint32_t host = (uint32_t)(k / 3);
-			unsigned m = (unsigned)(k % 3);
-			if (m == 0)
-				w = snprintf(b->text + len, cap - len,
-				             "cpu,cpu=cpu-total,dc=dc%u,env=prod,host=h%07u ", host % 8, host);
-			else if (m == 1)
-				w = snprintf(b->text + len, cap - len,
-				             "mem,dc=dc%u,env=prod,host=h%07u,rack=r%02u ", host % 8, host,
-				             host % 40);
-			else
-				w = snprintf(b->text + len, cap - len,
-				             "net,dc=dc%u,env=prod,host=h%07u,interface=eth0 ", host % 8, host);
-			len += (size_t)w;
-			for (size_t f = 0; f < nf; f++) {
-				w = snprintf(b->text + len, cap - len, "%s%s=", f ? "," : "",
-				             multi_fields[m][f]);
-				len += (size_t)w;
-				b->val_off[j++] = (uint32_t)len;
-				memset(b->text + len, '0', VAL_W);
-				len += VAL_W;
-			}
-		}
-		b->text[len++] = ' ';
-		b->ts_off[i] = (uint32_t)len;
-		memset(b->text + len, '0', TS_W);
-		len += TS_W;
-		b->text[len++] = '\n';
+		uint32_t voff[LP_FIELDS_MAX], toff;
+		size_t ll = lp_shape_put_line(b->text + len, o->shape == SHAPE_MULTI, o->series, k,
+		                              voff, &toff);
+		for (size_t f = 0; f < nf; f++)
+			b->val_off[j++] = (uint32_t)len + voff[f];
+		b->ts_off[i] = (uint32_t)len + toff;
+		len += ll;
 	}
 	b->len = len;
 	b->nlines = n;
@@ -541,7 +479,7 @@ static void *write_main(void *arg)
 	double start = now_s();
 	uint64_t rng = o->seed * 2654435761u + (uint64_t)(t - (struct wthread *)0) + 1;
 	rng = rng ? rng : 1;
-	char ts[TS_W];
+	char ts[LP_TS_W];
 	int prw = o->shape == SHAPE_PRW;
 
 	for (uint64_t r = 0; r < o->rounds; r++) {
@@ -553,14 +491,14 @@ static void *write_main(void *arg)
 				exit(1);
 			}
 		} else {
-			put_digits(ts, (uint64_t)tsv, TS_W);
+			lp_put_digits(ts, (uint64_t)tsv, LP_TS_W);
 		}
 		for (size_t bi = 0; bi < t->nbodies; bi++) {
 			if (now_s() >= t->stop_at || t->st.lines_sent >= budget)
 				goto done;
 			struct body *b = &t->bodies[bi];
 			for (size_t i = 0; i < b->nlines; i++)
-				memcpy(b->text + b->ts_off[i], ts, prw ? PRW_TS_W : TS_W);
+				memcpy(b->text + b->ts_off[i], ts, prw ? PRW_TS_W : LP_TS_W);
 			for (size_t i = 0; i < b->nsamples; i++) {
 				uint32_t id = b->first_series + (uint32_t)i;
 				if (prw) {
