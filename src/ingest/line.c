@@ -171,13 +171,51 @@ static int utf8_valid(const unsigned char *s, size_t n)
 	return 1;
 }
 
+/* Sixteen bytes at a time (SSE2, every x86-64): special16() has bit i set
+ * when byte i is one of , = \\ SP, a control byte, DEL or >= 0x80, the bytes
+ * a token may stop at, escape or must check; a run without them is skipped
+ * whole. Elsewhere the byte loops below do all the work. */
+#ifdef __SSE2__
+#include <emmintrin.h>
+#define LP_SIMD 1
+static inline unsigned special16(const char *s)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+	__m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')),
+	                         _mm_cmpeq_epi8(v, _mm_set1_epi8('=')));
+	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+	m = _mm_or_si128(m, _mm_cmplt_epi8(v, _mm_set1_epi8(0x21))); /* signed: >= 0x80 too */
+	return (unsigned)_mm_movemask_epi8(m);
+}
+/* bit i set when byte i is not a decimal digit */
+static inline unsigned nondigit16(const char *s)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+	__m128i d = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+	                          _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+	return ~(unsigned)_mm_movemask_epi8(d) & 0xffff;
+}
+#endif
+
 /* Scan an escaped token (measurement, key, tag value) up to a byte of class
  * `stop`; a backslash followed by a byte of class `esc` takes both bytes.
  * Sets bit 0 of *fl if a backslash was seen, bit 1 if a byte >= 0x80 was. */
-static const char *scan_token(const char *s, const char *end, uint16_t stop, uint16_t esc, unsigned *fl)
+static inline __attribute__((always_inline)) const char *
+scan_token(const char *s, const char *end, uint16_t stop, uint16_t esc, unsigned *fl)
 {
 	unsigned f = 0;
 	while (s < end) {
+#ifdef LP_SIMD
+		if (end - s >= 16) {
+			unsigned m = special16(s);
+			if (!m) {
+				s += 16;
+				continue;
+			}
+			s += __builtin_ctz(m);
+		}
+#endif
 		uint16_t k = cls[(unsigned char)*s];
 		if (!(k & (stop | C_BSL | C_HIGH))) {
 			s++;
@@ -198,6 +236,47 @@ static const char *scan_token(const char *s, const char *end, uint16_t stop, uin
 			s++;
 	}
 	*fl = f;
+	return s;
+}
+
+/* Skip bytes up to the first of class `stop` (a field value: no escapes). */
+static const char *scan_class(const char *s, const char *end, uint16_t stop)
+{
+	while (s < end) {
+#ifdef LP_SIMD
+		if (end - s >= 16) {
+			unsigned m = special16(s);
+			if (!m) {
+				s += 16;
+				continue;
+			}
+			s += __builtin_ctz(m);
+		}
+#endif
+		if (cls[(unsigned char)*s] & stop)
+			break;
+		s++;
+	}
+	return s;
+}
+
+/* Skip decimal digits and '-' (a timestamp; lp_value_i64 checks the rest). */
+static const char *scan_digits(const char *s, const char *end)
+{
+#ifdef LP_SIMD
+	if (s < end && *s == '-')
+		s++;
+	while (end - s >= 16) {
+		unsigned m = nondigit16(s);
+		if (m) {
+			s += __builtin_ctz(m);
+			break;
+		}
+		s += 16;
+	}
+#endif
+	while (s < end && ((*s >= '0' && *s <= '9') || *s == '-'))
+		s++;
 	return s;
 }
 
@@ -484,8 +563,7 @@ static int scan_value(struct lp_parser *p, struct cur *c, struct entry *e, struc
 		return check_len(p, "string value", f->v.s, p->lim.max_value_len);
 	}
 	const char *v0 = c->s;
-	while (c->s < c->end && !(cls[(unsigned char)*c->s] & C_VSTOP))
-		c->s++;
+	c->s = scan_class(c->s, c->end, C_VSTOP);
 	size_t n = (size_t)(c->s - v0);
 	int r;
 	switch (c0) {
@@ -638,8 +716,7 @@ static int scan_time(struct lp_parser *p, struct cur *c, struct entry *e, int64_
 		return 0;
 	}
 	t0 = c->s;
-	while (c->s < c->end && ((*c->s >= '0' && *c->s <= '9') || *c->s == '-'))
-		c->s++;
+	c->s = scan_digits(c->s, c->end);
 	const char *tend = c->s;
 	if (c->s < c->end && !(cls[(unsigned char)*c->s] & C_WS)) {
 		const char *x = c->s;
@@ -714,6 +791,9 @@ static int scan_entry(struct lp_parser *p, struct cur *c, struct entry *e, int64
 
 static int str_cmp(struct lp_str a, struct lp_str b)
 {
+	/* keys are never empty, and a line's tag keys mostly differ at once */
+	if (a.len && b.len && a.p[0] != b.p[0])
+		return (unsigned char)a.p[0] < (unsigned char)b.p[0] ? -1 : 1;
 	size_t n = a.len < b.len ? a.len : b.len;
 	int r = memcmp(a.p, b.p, n);
 	if (r)
@@ -754,8 +834,14 @@ static int finish_entry(struct lp_parser *p, struct entry *e)
 				unesc_one(p->scratch, &used, &f->v.s, 0, 1);
 		}
 	}
-	/* Insertion sort: senders usually send tags sorted already. */
-	for (size_t i = 1; i < e->ntags; i++) {
+	/* Senders usually send tags sorted already: one pass checks that (and
+	 * that no key repeats); otherwise an insertion sort, then the check. */
+	size_t i = 1;
+	while (i < e->ntags && str_cmp(p->tags[i - 1].key, p->tags[i].key) < 0)
+		i++;
+	if (i >= e->ntags)
+		return 0;
+	for (i = 1; i < e->ntags; i++) {
 		struct lp_tag t = p->tags[i];
 		size_t j = i;
 		while (j > 0 && str_cmp(p->tags[j - 1].key, t.key) > 0) {
@@ -764,7 +850,7 @@ static int finish_entry(struct lp_parser *p, struct entry *e)
 		}
 		p->tags[j] = t;
 	}
-	for (size_t i = 1; i < e->ntags; i++)
+	for (i = 1; i < e->ntags; i++)
 		if (str_cmp(p->tags[i - 1].key, p->tags[i].key) == 0)
 			return fail(p, "duplicate tag key '%s'", qs(&qa, p->tags[i].key));
 	return 0;

@@ -19,6 +19,33 @@ int lp_value_u64(const char *s, size_t n, uint64_t *out)
 	if (n == 0)
 		return NUM_SYNTAX;
 	uint64_t v = 0;
+	if (n <= 19) { /* at most 10^19 - 1: no overflow */
+		size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		/* eight digits at a time (a ms timestamp has 13) */
+		const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones * 0x80;
+		for (; n - i >= 8; i += 8) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			/* the high bit of the lowest byte outside '0'..'9' is set */
+			if (((w + ones * 0x46) | (w - ones * 0x30) | w) & highs)
+				return NUM_SYNTAX;
+			w -= ones * '0';
+			w = (w * 10 + (w >> 8)) & UINT64_C(0x00ff00ff00ff00ff);
+			w = (w * 100 + (w >> 16)) & UINT64_C(0x0000ffff0000ffff);
+			w = (w * 10000 + (w >> 32)) & UINT64_C(0xffffffff);
+			v = v * 100000000 + w;
+		}
+#endif
+		for (; i < n; i++) {
+			unsigned d = (unsigned char)s[i] - '0';
+			if (d > 9)
+				return NUM_SYNTAX;
+			v = v * 10 + d;
+		}
+		*out = v;
+		return NUM_OK;
+	}
 	int range = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned d = (unsigned char)s[i] - '0';
@@ -104,6 +131,31 @@ static const double pow10_exact[] = {
  * tmp must have room for n + 1 bytes. */
 int lp_value_float(const char *s, size_t n, char *tmp, double *out)
 {
+	/* The usual value, [-+]digits[.digits] with at most 15 digits: the
+	 * mantissa and the power of ten are exact doubles, one rounding (what
+	 * the general path below computes for it). */
+	{
+		size_t k = n && (s[0] == '-' || s[0] == '+');
+		uint64_t m = 0;
+		int nd = 0, dot = 0, frac = 0;
+		for (; k < n; k++) {
+			unsigned d = (unsigned char)s[k] - '0';
+			if (d <= 9) {
+				m = m * 10 + d;
+				nd++;
+				frac += dot;
+			} else if (s[k] == '.' && !dot) {
+				dot = 1;
+			} else {
+				break;
+			}
+		}
+		if (k == n && nd && nd <= 15) {
+			double v = frac ? (double)m / pow10_exact[frac] : (double)m;
+			*out = s[0] == '-' ? -v : v;
+			return NUM_OK;
+		}
+	}
 	size_t i = 0;
 	int hex = 0, unders = 0, digits = 0, dot = 0;
 	if (i < n && (s[i] == '-' || s[i] == '+'))
