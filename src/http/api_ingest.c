@@ -176,9 +176,13 @@ static int sink_stage(struct sink *s, const struct label_ref *labels, size_t n,
 	char err[320];
 	err[0] = 0;
 	size_t pl = path ? strlen(path) + 1 : 0;
-	if (grow((void **)&s->recs, &s->caprecs, s->nrecs + 1, sizeof *s->recs) < 0 ||
-	    (path && (s->npaths + pl > UINT32_MAX ||
-	              grow((void **)&s->paths, &s->cappaths, s->npaths + pl, 1) < 0))) {
+	/* another field of the line of the last record: no new record */
+	struct srec *r = s->nrecs ? &s->recs[s->nrecs - 1] : NULL;
+	int same = r && !path && r->line == line && r->pathoff == UINT32_MAX;
+	if (!same &&
+	    (grow((void **)&s->recs, &s->caprecs, s->nrecs + 1, sizeof *s->recs) < 0 ||
+	     (path && (s->npaths + pl > UINT32_MAX ||
+	               grow((void **)&s->paths, &s->cappaths, s->npaths + pl, 1) < 0)))) {
 		sink_error(s, line, path, "out of memory");
 		return 1;
 	}
@@ -198,9 +202,8 @@ static int sink_stage(struct sink *s, const struct label_ref *labels, size_t n,
 		return 1;
 	}
 	size_t k = s->nstaged++;
-	struct srec *r = s->nrecs ? &s->recs[s->nrecs - 1] : NULL;
-	if (r && !path && r->line == line && r->pathoff == UINT32_MAX)
-		return 0; /* another field of the line */
+	if (same)
+		return 0;
 	r = &s->recs[s->nrecs++];
 	*r = (struct srec){ k, line, UINT32_MAX, 0 };
 	if (path) {
@@ -472,20 +475,22 @@ static int request_body(struct api_ctx *api, const struct api_request *req,
 
 /* Prometheus names: [a-zA-Z_:][a-zA-Z0-9_:]* for metrics (no ':' in label
  * names); anything else becomes '_', a leading digit gets a '_' prefix. */
+static const uint8_t name_ok[256] = {
+	['a' ... 'z'] = 3, ['A' ... 'Z'] = 3, ['0' ... '9'] = 3, ['_'] = 3, [':'] = 1,
+}; /* bit 0: in a metric name, bit 1: in a label name too */
+
 static size_t sanitize(char *dst, const char *src, size_t n, int allow_colon)
 {
 	size_t k = 0;
+	unsigned bit = allow_colon ? 1 : 2;
 	if (n == 0 || (src[0] >= '0' && src[0] <= '9'))
 		dst[k++] = '_';
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)src[i];
-		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		         c == '_' || (allow_colon && c == ':');
-		dst[k++] = ok ? (char)c : '_';
+		dst[k++] = (name_ok[c] & bit) ? (char)c : '_';
 	}
 	return k;
 }
-
 
 static int floor_div(int64_t a, int64_t b, int64_t *q)
 {
@@ -553,9 +558,7 @@ static int lp_on_point(void *vctx, const struct lp_point *pt, size_t lineno)
 			/* field keys may start with a digit: no '_' prefix after '_' */
 			for (size_t k = 0; k < f->key.len; k++) {
 				unsigned char c = (unsigned char)f->key.p[k];
-				int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-				         (c >= '0' && c <= '9') || c == '_' || c == ':';
-				w[l++] = ok ? (char)c : '_';
+				w[l++] = (name_ok[c] & 1) ? (char)c : '_';
 			}
 		}
 		if (shared) {
