@@ -71,7 +71,8 @@ static inline size_t rd_varint(const uint8_t *p, const uint8_t *end, unsigned ma
 
 /* The next field of the message at [*pp, end): 1 (read, *pp moved past it),
  * 0 (end of the message) or -1 (malformed). */
-static inline int pb_next(const uint8_t **pp, const uint8_t *end, struct pbf *f)
+static inline __attribute__((always_inline)) int pb_next(const uint8_t **pp, const uint8_t *end,
+                                                       struct pbf *f)
 {
 	const uint8_t *p = *pp;
 	if (p >= end)
@@ -217,21 +218,31 @@ static int pb_meta(const uint8_t *p, size_t n, int32_t *type, struct label_ref *
 
 static int ascii(const char *s, size_t n)
 {
-	unsigned char acc = 0;
-	for (size_t i = 0; i < n; i++)
+	uint64_t acc = 0;
+	size_t i = 0;
+	for (; n - i >= 8; i += 8) { /* eight bytes at a time */
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		acc |= w;
+	}
+	for (; i < n; i++)
 		acc |= (unsigned char)s[i];
-	return acc < 0x80;
+	return !(acc & UINT64_C(0x8080808080808080));
 }
+
+/* bit 0: may start a label name ([a-zA-Z_]), bit 1: may follow ([a-zA-Z0-9_]) */
+static const uint8_t name_cls[256] = {
+	['a' ... 'z'] = 3, ['A' ... 'Z'] = 3, ['_'] = 3, ['0' ... '9'] = 2,
+};
 
 static int label_name_ok(const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-		if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
+	if (n == 0 || !(name_cls[(unsigned char)s[0]] & 1))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!(name_cls[(unsigned char)s[i]] & 2))
 			return 0;
-	}
-	return n > 0;
+	return 1;
 }
 
 static int str_cmp(const char *a, size_t al, const char *b, size_t bl)
@@ -525,7 +536,7 @@ static void emit_request(const struct scan *sc, const uint8_t *p, size_t n,
                          prom_meta_fn on_meta, void *ctx, struct prw_stats *st)
 {
 	const uint8_t *end = p + n;
-	struct pbf f;
+	struct pbf f = { 0 };
 	for (size_t m = 0; on_meta && m < sc->metadata && pb_next(&p, end, &f) > 0;) {
 		if (f.num != 3)
 			continue;
@@ -589,6 +600,19 @@ int prw_decode_ex(const void *body, size_t len, const struct prom_limits *lim,
 	if (!raw)
 		goto out;
 	const uint8_t *u = (const uint8_t *)raw;
+	/* Room for what a request of this size usually holds (a label takes
+	 * 16 bytes or more on the wire, a series with its sample 32 or more),
+	 * so that pass 1 rarely grows (and copies) its arrays; untouched room
+	 * costs no memory. */
+	sc.caprefs = ulen / 16 + 16;
+	sc.capser = sc.capsmp = ulen / 32 + 16;
+	sc.refs = malloc(sc.caprefs * sizeof *sc.refs);
+	sc.ser = malloc(sc.capser * sizeof *sc.ser);
+	sc.smp = malloc(sc.capsmp * sizeof *sc.smp);
+	if (!sc.refs || !sc.ser || !sc.smp) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
 	if (scan_request(&sc, u, ulen) < 0) {
 		if (sc.toobig)
 			fail(err, errlen, "write request too large to decode (limit %zu bytes)",
