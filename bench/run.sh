@@ -44,7 +44,9 @@
 # work does not run during another's repetition.
 #
 # Every target listens on 127.0.0.1 only (foreshockd on port 0, the port it
-# got read from its log; the others on free ports), with a temporary data
+# got read from its log; the others on free ports, checked in /proc to be
+# held by the server itself, and started again on other ports when a port
+# was taken between the pick and the bind), with a temporary data
 # dir; every loop is bounded in count and time; everything this script starts
 # is killed on exit (trap). Output: $BENCH_OUTDIR/results-DATE.json and .md,
 # and the table on stdout.
@@ -179,6 +181,31 @@ rec() { printf '{"kind":"%s","data":%s}\n' "$1" "$2" >> "$steps"; }
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+# holds_ports PID PORT...: PID itself has a listening socket on every PORT
+# (tests/integration/fslib.py listening_ports: from /proc), not another
+# process that took a port between free_port and the bind
+holds_ports() {
+	FORESHOCK_SRCDIR=$top python3 -c 'import sys
+sys.path.insert(0, sys.argv[1])
+import fslib
+want = set(int(p) for p in sys.argv[3:])
+sys.exit(0 if want <= fslib.listening_ports([int(sys.argv[2])]) else 1)' \
+		"$top/tests/integration" "$@"
+}
+# wait_ports PID SECONDS PORT...: until PID listens on every PORT (0), or
+# PID exits or SECONDS pass (1)
+wait_ports() {
+	local pid=$1 limit=$2 i
+	shift 2
+	for ((i = 0; i < limit * 10; i++)); do
+		holds_ports "$pid" "$@" && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+# port_taken LOG: the server said its address was in use
+port_taken() { grep -qi 'address already in use' "$1" 2>/dev/null; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -219,6 +246,33 @@ fs_port() {
 	return 1
 }
 
+# influx_conf RPCPORT: influxd's configuration (HTTP on $tport, data in $tdir)
+influx_conf() {
+	cat <<-EOF
+	reporting-disabled = true
+	bind-address = "127.0.0.1:$1"
+	[meta]
+	  dir = "$tdir/meta"
+	[data]
+	  dir = "$tdir/data"
+	  wal-dir = "$tdir/wal"
+	  max-series-per-database = 0
+	  max-values-per-tag = 0
+	  query-log-enabled = false
+	[coordinator]
+	  query-timeout = "120s"
+	[monitor]
+	  store-enabled = false
+	[http]
+	  bind-address = "127.0.0.1:$tport"
+	  log-enabled = false
+	[logging]
+	  level = "error"
+	[continuous_queries]
+	  enabled = false
+	EOF
+}
+
 tpid=""; tport=""; tdir=""; target=""
 start_target() { # start_target NAME MAXSERIES
 	target=$1
@@ -231,43 +285,34 @@ start_target() { # start_target NAME MAXSERIES
 		tpid=$!; pids+=("$tpid")
 		tport=$(fs_port "$tdir/log" "$tpid") &&
 			wait_http "http://127.0.0.1:$tport/readyz" 120 "$tpid" ;;
-	vm)
-		tport=$(free_port)
-		victoria-metrics -httpListenAddr="127.0.0.1:$tport" -storageDataPath="$tdir" \
-			-retentionPeriod=12 -loggerLevel=ERROR > "$tdir/log" 2>&1 &
-		tpid=$!; pids+=("$tpid")
-		wait_http "http://127.0.0.1:$tport/health" 60 "$tpid" ;;
-	influx)
-		tport=$(free_port)
-		local rpc; rpc=$(free_port)
-		cat > "$tdir/influxdb.conf" <<-EOF
-		reporting-disabled = true
-		bind-address = "127.0.0.1:$rpc"
-		[meta]
-		  dir = "$tdir/meta"
-		[data]
-		  dir = "$tdir/data"
-		  wal-dir = "$tdir/wal"
-		  max-series-per-database = 0
-		  max-values-per-tag = 0
-		  query-log-enabled = false
-		[coordinator]
-		  query-timeout = "120s"
-		[monitor]
-		  store-enabled = false
-		[http]
-		  bind-address = "127.0.0.1:$tport"
-		  log-enabled = false
-		[logging]
-		  level = "error"
-		[continuous_queries]
-		  enabled = false
-		EOF
-		influxd -config "$tdir/influxdb.conf" > "$tdir/log" 2>&1 &
-		tpid=$!; pids+=("$tpid")
-		wait_http "http://127.0.0.1:$tport/ping" 60 "$tpid" &&
-			curl -sf -m 10 -XPOST "http://127.0.0.1:$tport/query" \
-				--data-urlencode 'q=CREATE DATABASE bench' >/dev/null ;;
+	vm|influx) # free ports, then checked: another process may take one
+		# between free_port and the bind; then again on other ports
+		local attempt rpc=""
+		for attempt in 1 2 3 4 5; do
+			tport=$(free_port)
+			if [ "$1" = vm ]; then
+				victoria-metrics -httpListenAddr="127.0.0.1:$tport" -storageDataPath="$tdir" \
+					-retentionPeriod=12 -loggerLevel=ERROR > "$tdir/log" 2>&1 &
+			else
+				rpc=$(free_port)
+				influx_conf "$rpc" > "$tdir/influxdb.conf"
+				influxd -config "$tdir/influxdb.conf" > "$tdir/log" 2>&1 &
+			fi
+			tpid=$!; pids+=("$tpid")
+			wait_ports "$tpid" 60 "$tport" $rpc && break
+			port_taken "$tdir/log" || { log "$1 did not start: $(tail -2 "$tdir/log")"; return 1; }
+			log "$1: port $tport${rpc:+,$rpc} was taken, again on other ports"
+			kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null
+			[ "$attempt" = 5 ] && return 1
+			rm -rf "$tdir"; mkdir -p "$tdir"
+		done
+		if [ "$1" = vm ]; then
+			wait_http "http://127.0.0.1:$tport/health" 60 "$tpid"
+		else
+			wait_http "http://127.0.0.1:$tport/ping" 60 "$tpid" &&
+				curl -sf -m 10 -XPOST "http://127.0.0.1:$tport/query" \
+					--data-urlencode 'q=CREATE DATABASE bench' >/dev/null
+		fi ;;
 	esac
 }
 stop_target() {
