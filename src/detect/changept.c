@@ -95,6 +95,7 @@ static double log_gamma_half_ratio(double y)
  * usual case (in the labelled corpora 97% of the hypotheses weighed had seen
  * fewer than 256 samples); older ones take logarithms and exp, as before. */
 #define NT 256
+_Static_assert((NT + 2) / 2 < 256, "cp_powi8 takes k < 256");
 static double cp_etab[NT];
 static pthread_once_t cp_etab_once = PTHREAD_ONCE_INIT;
 
@@ -109,22 +110,32 @@ static void cp_etab_fill(void)
 		cp_etab[n] = exp(cp_log_e(n));
 }
 
-/* x^k, k >= 0, by squaring (relative error below 2k ulp) */
-static inline double cp_powi(double x, unsigned k)
+/* x^k for 0 <= k < 256, by squaring (relative error below 2k ulp), without
+ * a branch on the bits of k (which vary from hypothesis to hypothesis and
+ * would be mispredicted): the eight squarings are always done */
+static inline double cp_powi8(double x, unsigned k)
 {
 	double r = 1;
-	for (;;) {
-		if (k & 1)
-			r *= x;
-		k >>= 1;
-		if (!k)
-			return r;
-		x *= x;
-	}
+#define CP_POW_BIT(b)                        \
+	do {                                 \
+		double f[2] = { 1, x };      \
+		r *= f[(k >> (b)) & 1];      \
+		x *= x;                      \
+	} while (0)
+	CP_POW_BIT(0);
+	CP_POW_BIT(1);
+	CP_POW_BIT(2);
+	CP_POW_BIT(3);
+	CP_POW_BIT(4);
+	CP_POW_BIT(5);
+	CP_POW_BIT(6);
+	CP_POW_BIT(7);
+#undef CP_POW_BIT
+	return r;
 }
 
 /* The posterior predictive density of z under hypothesis h (above). */
-static inline double cp_pred(const struct cp_hyp *h, double z)
+static inline __attribute__((always_inline)) double cp_pred(const struct cp_hyp *h, double z)
 {
 	double n = h->n, kap = 1 + n, mean = n * (double)h->mean / kap;
 	double be = 1 + (double)h->m2 / 2 + n * (double)h->mean * (double)h->mean / (2 * kap);
@@ -132,7 +143,9 @@ static inline double cp_pred(const struct cp_hyp *h, double z)
 	if (n < NT) {
 		unsigned k = (unsigned)n + 3;
 		double q = 1 + d;
-		return cp_etab[(int)n] * cp_powi(1 / q, k >> 1) / sqrt(k & 1 ? be * q : be);
+		/* odd k: the half power of 1/q joins be under the root (1 + 1 * d
+		 * is q, 1 + 0 * d is 1: no branch) */
+		return cp_etab[(int)n] * cp_powi8(1 / q, k >> 1) / sqrt(be * (1 + (double)(k & 1) * d));
 	}
 	return exp(cp_log_e(n) - (n + 3) / 2 * log1p(d)) / sqrt(be);
 }
@@ -148,19 +161,25 @@ static void cp_prepare(double *p)
 /* Weigh the live hypotheses by how well they predicted z, grow them by z,
  * add the new regime, keep K; returns the posterior mass of the regimes that
  * began within the last `recent` samples. */
-static double cp_step(struct cp_state *s, const double *p, double z)
+static inline __attribute__((always_inline)) double cp_step_n(struct cp_state *s, const double *p,
+                                                              double z, int live)
 {
-	int live = s->n < K ? (int)s->n : K;
-	/* the densities relative to the largest: the newest hypothesis (n = 0,
-	 * always live after the first sample, with a weight of at least H)
-	 * predicts any finite z with a density of at least 1e-18, so the
-	 * largest never underflows */
+	/* the densities relative to the largest. The newest hypothesis, last,
+	 * has seen nothing (n = 0, be = 1, d = z^2 / 4): cp_pred's arithmetic
+	 * without the terms that are exactly 1 or 0. It is always live after
+	 * the first sample, with a weight of at least H, and predicts any
+	 * finite z with a density of at least 1e-18, so the largest never
+	 * underflows. */
 	double pr[K], mx = 0;
-	for (int i = 0; i < live; i++) {
+	for (int i = 0; i < live - 1; i++) {
 		pr[i] = cp_pred(&s->h[i], z);
 		if (pr[i] > mx)
 			mx = pr[i];
 	}
+	double q0 = 1 + z * z / 4;
+	pr[live - 1] = cp_etab[0] * (1 / q0) / sqrt(q0);
+	if (pr[live - 1] > mx)
+		mx = pr[live - 1];
 	double H = p[A_HAZARD_INV], tot = 0;
 	float w[K + 1]; /* the weights, in the hypotheses' order, the new regime last */
 	for (int i = 0; i < live; i++) {
@@ -202,6 +221,13 @@ static double cp_step(struct cp_state *s, const double *p, double z)
 		s->h[j++] = h;
 	}
 	return recent;
+}
+
+/* the step with live = K (every sample after the first K - 1) spelt out
+ * with a constant trip count, so the compiler can unroll its loops */
+static double cp_step(struct cp_state *s, const double *p, double z)
+{
+	return s->n >= K ? cp_step_n(s, p, z, K) : cp_step_n(s, p, z, (int)s->n);
 }
 
 static void cp_update(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o)
