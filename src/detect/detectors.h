@@ -5,8 +5,10 @@
  * parse and range-check YAML generically, and provides state_size/init/update
  * over a fixed-size block of plain data (no pointers) that model_parse.c carves
  * out of the per-series state. Components never allocate and never keep
- * global state (the one exception, det_alpha_at's per-thread memo, only
- * remembers the last result of a pure function); parameters are read-only
+ * global state (the exceptions: det_alpha_at's per-thread memo, which only
+ * remembers the last result of a pure function, and changept's table of
+ * constants, filled once under pthread_once from prepare and read-only
+ * after); parameters are read-only
  * doubles indexed like the table.
  */
 #ifndef FORESHOCK_DETECTORS_H
