@@ -210,8 +210,8 @@ static void on_lp_error(void *ctx, size_t lineno, const char *reason)
 	exit(1);
 }
 
-/* The timed part: one request. Returns the samples it accepted. */
-static __attribute__((noinline)) size_t run_one(struct bench *B, size_t nsamples)
+/* One request. Returns the samples it accepted. */
+static size_t run_req(struct bench *B, size_t nsamples)
 {
 	if (B->handler) {
 		struct api_arg arg = { "precision", "ms" };
@@ -250,6 +250,13 @@ static __attribute__((noinline)) size_t run_one(struct bench *B, size_t nsamples
 	}
 	lp_parse(&B->lp, B->req, B->req_len, LP_MS, 0, on_point, on_lp_error, &B->sum);
 	return nsamples;
+}
+
+/* The timed part: run_req() of the timed requests only (the untimed rounds
+ * call run_req() directly, so `--toggle-collect=run_one` leaves them out). */
+static __attribute__((noinline)) size_t run_one(struct bench *B, size_t nsamples)
+{
+	return run_req(B, nsamples);
 }
 
 static void usage(void)
@@ -353,7 +360,7 @@ int main(int argc, char **argv)
 		for (; round < 1 + warm; round++)
 			for (size_t bi = 0; bi < B.nbodies; bi++) {
 				prepare(&B, bi, round);
-				run_one(&B, B.bodies[bi].nsamples);
+				run_req(&B, B.bodies[bi].nsamples);
 			}
 	}
 	size_t z_total = 0;
