@@ -243,6 +243,39 @@ static void incident_context(const struct svc *s, const struct snapshot *p, char
 		         s->ev_key, s->ev_score, s->ev_n);
 }
 
+/* The burn-rate alert's summary and description: the window (page or ticket)
+ * whose burn is furthest above its factor. */
+static void burn_text(const struct svc *s, const struct snapshot *p, int page, int ended,
+                      char **sum, char **desc)
+{
+	const struct svc_model *m = &s->m;
+	int best = -1;
+	double bs = -1;
+	for (int w = 0; w < m->nwin; w++) {
+		if (m->win[w].page != page)
+			continue;
+		double lo = p->burn[w][0] < p->burn[w][1] ? p->burn[w][0] : p->burn[w][1];
+		if (lo / m->win[w].factor > bs) {
+			bs = lo / m->win[w].factor;
+			best = w;
+		}
+	}
+	if (best >= 0) {
+		const struct burn_window *w = &m->win[best];
+		*sum = fmt_dup("%s%s is burning its %.4g%% availability error budget %.1fx too fast",
+		               ended ? "resolved; at its peak: " : "", m->name, 100 * m->objective,
+		               p->burn[best][1]);
+		*desc = fmt_dup("burn rate %.1f over %lldm and %.1f over %lldm (threshold %.1f); at "
+		                "this rate the %lld-day budget lasts %.1f days",
+		                p->burn[best][0], (long long)(w->long_ms / MS_MIN), p->burn[best][1],
+		                (long long)(w->short_ms / MS_MIN), w->factor,
+		                (long long)(m->slo_period_ms / MS_DAY),
+		                p->burn[best][1] > 0
+		                        ? (double)m->slo_period_ms / MS_DAY / p->burn[best][1]
+		                        : INFINITY);
+	}
+}
+
 static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 {
 	const struct svc_model *m = &s->m;
@@ -272,32 +305,7 @@ static char *annotations_for(const struct svc *s, int ak, enum alert_event ev)
 		               p->er_x, p->er_n, (long long)(m->er_window_ms / 1000), p->er_log10p,
 		               s->disp);
 	} else {
-		int page = ak == AK_BURN_PAGE;
-		int best = -1;
-		double bs = -1;
-		for (int w = 0; w < m->nwin; w++) {
-			if (m->win[w].page != page)
-				continue;
-			double lo = p->burn[w][0] < p->burn[w][1] ? p->burn[w][0] : p->burn[w][1];
-			if (lo / m->win[w].factor > bs) {
-				bs = lo / m->win[w].factor;
-				best = w;
-			}
-		}
-		if (best >= 0) {
-			const struct burn_window *w = &m->win[best];
-			sum = fmt_dup("%s%s is burning its %.4g%% availability error budget %.1fx too fast",
-			              ended ? "resolved; at its peak: " : "", m->name, 100 * m->objective,
-			              p->burn[best][1]);
-			desc = fmt_dup("burn rate %.1f over %lldm and %.1f over %lldm (threshold %.1f); at "
-			               "this rate the %lld-day budget lasts %.1f days",
-			               p->burn[best][0], (long long)(w->long_ms / MS_MIN), p->burn[best][1],
-			               (long long)(w->short_ms / MS_MIN), w->factor,
-			               (long long)(m->slo_period_ms / MS_DAY),
-			               p->burn[best][1] > 0
-			                       ? (double)m->slo_period_ms / MS_DAY / p->burn[best][1]
-			                       : INFINITY);
-		}
+		burn_text(s, p, ak == AK_BURN_PAGE, ended, &sum, &desc);
 	}
 	obuf_puts(&b, "{\"summary\":");
 	obuf_json_str(&b, sum ? sum : "", sum ? strlen(sum) : 0);
