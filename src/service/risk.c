@@ -209,8 +209,8 @@ static int error_burst(const struct svc *s)
 {
 	const struct svc_model *m = &s->m;
 	const struct snapshot *p = &s->snap;
-	if (s->bb_cur == INT64_MIN || s->bb_n < ER_BURST_W)
-		return 0;
+	if (s->bb_cur == INT64_MIN || s->bb_cur < ER_BURST_W - 1 || s->bb_n < ER_BURST_W)
+		return 0; /* fewer buckets than the window since the grid's origin */
 	double bx[ER_BURST_W], bn[ER_BURST_W], tx = 0, tn = 0, sx = 0, sn = 0;
 	for (int j = 0; j < ER_BURST_W; j++) {
 		size_t i = (size_t)((s->bb_cur - j) % (int64_t)s->bb_n);
