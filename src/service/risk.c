@@ -137,6 +137,18 @@ static double error_sustained(const struct svc *s)
 	return r;
 }
 
+/* Buckets bx/bn[0..j], newest first: if the run of ER_ACC_TRIM consecutive
+ * buckets ending at j (the oldest so far) holds more errors than *sx, it
+ * becomes the worst run (its errors *sx and requests *sn). */
+static void worst_run(const double *bx, const double *bn, int j, double *sx, double *sn)
+{
+	double rx = 0, rn = 0;
+	for (int q = j; q >= 0 && q > j - ER_ACC_TRIM; q--)
+		rx += bx[q], rn += bn[q];
+	if (rx > *sx)
+		*sx = rx, *sn = rn;
+}
+
 /* Errors spread over minutes, not one burst: the smallest window of W whole
  * burn-rate buckets (ER_ACC_MIN..ER_ACC_MAX, the newest complete ones) in
  * which the errors outside its worst ER_ACC_TRIM consecutive buckets (the
@@ -174,12 +186,7 @@ static double error_accumulated(const struct svc *s, int *win)
 			return NAN; /* a gap (or before the first bucket): no verdict */
 		tx += bx[j];
 		tn += bn[j];
-		/* the run of ER_ACC_TRIM buckets ending at j (the oldest so far) */
-		double rx = 0, rn = 0;
-		for (int q = j; q >= 0 && q > j - ER_ACC_TRIM; q--)
-			rx += bx[q], rn += bn[q];
-		if (rx > sx)
-			sx = rx, sn = rn;
+		worst_run(bx, bn, j, &sx, &sn);
 		int w = j + 1;
 		if (w < ER_ACC_MIN)
 			continue;
@@ -218,11 +225,7 @@ static int error_burst(const struct svc *s)
 		bn[j] = s->bb_n_[i];
 		tx += bx[j];
 		tn += bn[j];
-		double rx = 0, rn = 0;
-		for (int q = j; q >= 0 && q > j - ER_ACC_TRIM; q--)
-			rx += bx[q], rn += bn[q];
-		if (rx > sx)
-			sx = rx, sn = rn;
+		worst_run(bx, bn, j, &sx, &sn);
 	}
 	double ox = tx - sx, on = tn - sn;
 	return !(on > 0) || ox < m->er_min_errors || ox / on < 5 * p->er_base ||
