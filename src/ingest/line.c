@@ -198,6 +198,24 @@ static inline unsigned nondigit16(const char *s)
 }
 #endif
 
+/* The first byte at or after s that special16() flags, looking 16 bytes at
+ * a time while 16 remain; s itself when fewer remain (or without SSE2): the
+ * callers' byte loops take it from there. */
+static inline __attribute__((always_inline)) const char *skip_plain(const char *s,
+                                                                   const char *end)
+{
+#ifdef LP_SIMD
+	while (end - s >= 16) {
+		unsigned m = special16(s);
+		if (m)
+			return s + __builtin_ctz(m);
+		s += 16;
+	}
+#endif
+	(void)end;
+	return s;
+}
+
 /* Scan an escaped token (measurement, key, tag value) up to a byte of class
  * `stop`; a backslash followed by a byte of class `esc` takes both bytes.
  * Sets bit 0 of *fl if a backslash was seen, bit 1 if a byte >= 0x80 was. */
@@ -205,17 +223,7 @@ static inline __attribute__((always_inline)) const char *
 scan_token(const char *s, const char *end, uint16_t stop, uint16_t esc, unsigned *fl)
 {
 	unsigned f = 0;
-	while (s < end) {
-#ifdef LP_SIMD
-		if (end - s >= 16) {
-			unsigned m = special16(s);
-			if (!m) {
-				s += 16;
-				continue;
-			}
-			s += __builtin_ctz(m);
-		}
-#endif
+	while ((s = skip_plain(s, end)) < end) {
 		uint16_t k = cls[(unsigned char)*s];
 		if (!(k & (stop | C_BSL | C_HIGH))) {
 			s++;
@@ -242,17 +250,7 @@ scan_token(const char *s, const char *end, uint16_t stop, uint16_t esc, unsigned
 /* Skip bytes up to the first of class `stop` (a field value: no escapes). */
 static const char *scan_class(const char *s, const char *end, uint16_t stop)
 {
-	while (s < end) {
-#ifdef LP_SIMD
-		if (end - s >= 16) {
-			unsigned m = special16(s);
-			if (!m) {
-				s += 16;
-				continue;
-			}
-			s += __builtin_ctz(m);
-		}
-#endif
+	while ((s = skip_plain(s, end)) < end) {
 		if (cls[(unsigned char)*s] & stop)
 			break;
 		s++;
