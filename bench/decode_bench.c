@@ -5,10 +5,10 @@
  *   decode_bench [--shape single|multi|prw] [--series N] [--per-request R]
  *                [--seconds S | --requests K] [--handler [--warm W]]
  *
- * Builds the bodies bench/loadgen sends for the shape (lp_shapes.h for the
+ * Builds the bodies bench/loadgen sends for the shape (bodies.h: the
  * line-protocol shapes single and multi, R = 5,000 lines per body;
- * prw_series.h for remote_write, R = 2,000 series per request,
- * snappy-compressed; N = 100,000 series in all) and runs them round-robin:
+ * remote_write, R = 2,000 series per request, snappy-compressed;
+ * N = 100,000 series in all) and runs them round-robin:
  *   - without --handler, the decoder alone with a callback that only reads
  *     the labels (prw_decode_ex(), src/ingest/prw.h) or the tags and fields
  *     (lp_parse(), src/ingest/line.h, precision ms);
@@ -42,25 +42,14 @@
 #include "http/router.h"
 #include "ingest/line.h"
 #include "ingest/prw.h"
-#include "lp_shapes.h"
-#include "prw_series.h"
+#include "bodies.h"
 #include "util/selfstats.h"
 
-enum shape { SHAPE_SINGLE, SHAPE_MULTI, SHAPE_PRW };
-
-struct body {
-	char *text;                  /* uncompressed, patched each round */
-	size_t len;
-	size_t nlines, nsamples;
-	uint32_t *ts_off;            /* per line (prw: series) */
-	uint32_t *val_off;           /* per sample */
-	uint32_t first_series;
-};
 
 struct bench {
-	enum shape shape;
+	enum bench_shape shape;
 	int handler;
-	struct body *bodies;
+	struct bench_body *bodies;
 	size_t nbodies;
 	char *req;                   /* the request body handed over (compressed for prw) */
 	size_t req_cap, req_len;
@@ -90,49 +79,6 @@ static void *xmalloc(size_t n)
 	return p;
 }
 
-/* Body of lines (series for prw) [first, first + n). */
-static void build(struct body *b, enum shape sh, size_t S, size_t first, size_t n)
-{
-	int multi = sh == SHAPE_MULTI;
-	size_t nsamp = 0, nf;
-	for (size_t i = 0; i < n; i++) {
-		if (sh == SHAPE_PRW)
-			nf = 1;
-		else
-			lp_shape_line_series(multi, S, first + i, &nf);
-		nsamp += nf;
-	}
-	b->text = xmalloc(n * (sh == SHAPE_PRW ? PRW_SERIES_MAX : LP_LINE_MAX));
-	b->ts_off = xmalloc(n * sizeof *b->ts_off);
-	b->val_off = xmalloc(nsamp * sizeof *b->val_off);
-	size_t len = 0, j = 0;
-	for (size_t i = 0; i < n; i++) {
-		size_t k = first + i;
-		if (sh == SHAPE_PRW) {
-			size_t va, ta;
-			if (i == 0)
-				b->first_series = (uint32_t)k;
-			size_t sl = prw_put_series(b->text + len, (uint32_t)k, 0, PRW_TS_MIN, &va, &ta);
-			b->val_off[j++] = (uint32_t)(len + va);
-			b->ts_off[i] = (uint32_t)(len + ta);
-			len += sl;
-			continue;
-		}
-		uint32_t voff[LP_FIELDS_MAX], toff;
-		uint32_t id = lp_shape_line_series(multi, S, k, &nf);
-		if (i == 0)
-			b->first_series = id;
-		size_t ll = lp_shape_put_line(b->text + len, multi, S, k, voff, &toff);
-		for (size_t f = 0; f < nf; f++)
-			b->val_off[j++] = (uint32_t)len + voff[f];
-		b->ts_off[i] = (uint32_t)len + toff;
-		len += ll;
-	}
-	b->len = len;
-	b->nlines = n;
-	b->nsamples = nsamp;
-}
-
 /* A deterministic value in [100, 1000): a slow sine-like sawtooth per series
  * plus a little noise, so that the detector sees ordinary data. */
 static double value_of(uint32_t id, uint64_t round)
@@ -146,28 +92,13 @@ static double value_of(uint32_t id, uint64_t round)
 /* Patch body bi for round r and hand it over as the request body. */
 static void prepare(struct bench *B, size_t bi, uint64_t r)
 {
-	struct body *b = &B->bodies[bi];
-	int64_t ts = T0 + (int64_t)r * STEP;
-	char tsb[16];
-	if (B->shape == SHAPE_PRW)
-		prw_put_varint(tsb, (uint64_t)ts);
-	else
-		lp_put_digits(tsb, (uint64_t)ts, LP_TS_W);
-	for (size_t i = 0; i < b->nlines; i++)
-		memcpy(b->text + b->ts_off[i], tsb, B->shape == SHAPE_PRW ? PRW_TS_W : LP_TS_W);
+	struct bench_body *b = &B->bodies[bi];
+	bench_body_set_ts(b, T0 + (int64_t)r * STEP); /* within the prw range */
 	for (size_t i = 0; i < b->nsamples; i++) {
 		double v = value_of(b->first_series + (uint32_t)i, r);
-		if (B->shape == SHAPE_PRW) {
-			memcpy(b->text + b->val_off[i], &v, 8); /* little-endian, as protobuf */
-		} else {
-			uint64_t m = (uint64_t)(v * 1000.0);
-			char *p = b->text + b->val_off[i];
-			lp_put_digits(p, m / 1000, 3);
-			p[3] = '.';
-			lp_put_digits(p + 4, m % 1000, 3);
-		}
+		bench_body_set_value(b, i, (uint64_t)(v * 1000.0), v);
 	}
-	if (B->shape == SHAPE_PRW) {
+	if (B->shape == BENCH_PRW) {
 		size_t cl = B->req_cap;
 		if (snappy_compress(b->text, b->len, B->req, &cl) != SNAPPY_OK) {
 			fprintf(stderr, "decode_bench: snappy_compress failed\n");
@@ -215,7 +146,7 @@ static size_t run_req(struct bench *B, size_t nsamples)
 {
 	if (B->handler) {
 		struct api_arg arg = { "precision", "ms" };
-		int prw = B->shape == SHAPE_PRW;
+		int prw = B->shape == BENCH_PRW;
 		struct api_request req = {
 			.method = "POST",
 			.path = prw ? "/api/v1/write" : "/write",
@@ -239,7 +170,7 @@ static size_t run_req(struct bench *B, size_t nsamples)
 		free(resp.body);
 		return nsamples;
 	}
-	if (B->shape == SHAPE_PRW) {
+	if (B->shape == BENCH_PRW) {
 		struct prw_stats st;
 		if (prw_decode_ex(B->req, B->req_len, NULL, NULL, on_sample, NULL, &B->sum, &st,
 		                  B->err, sizeof B->err)) {
@@ -272,7 +203,7 @@ int main(int argc, char **argv)
 	double seconds = 3;
 	struct bench B;
 	memset(&B, 0, sizeof B);
-	B.shape = SHAPE_PRW;
+	B.shape = BENCH_PRW;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--handler")) {
@@ -284,11 +215,11 @@ int main(int argc, char **argv)
 		i++;
 		if (!strcmp(a, "--shape")) {
 			if (!strcmp(v, "single"))
-				B.shape = SHAPE_SINGLE;
+				B.shape = BENCH_SINGLE;
 			else if (!strcmp(v, "multi"))
-				B.shape = SHAPE_MULTI;
+				B.shape = BENCH_MULTI;
 			else if (!strcmp(v, "prw"))
-				B.shape = SHAPE_PRW;
+				B.shape = BENCH_PRW;
 			else
 				usage();
 		} else if (!strcmp(a, "--series")) {
@@ -306,8 +237,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!per)
-		per = B.shape == SHAPE_PRW ? 2000 : 5000;
-	size_t nlines = B.shape == SHAPE_PRW ? series : lp_shape_lines(B.shape == SHAPE_MULTI, series);
+		per = B.shape == BENCH_PRW ? 2000 : 5000;
+	size_t nlines = bench_shape_lines(B.shape, series);
 	if (!series || series > 10000000 || !per || per > 1000000 || seconds <= 0 ||
 	    seconds > 600 || warm > 100000 || (warm && !B.handler)) {
 		fprintf(stderr, "decode_bench: bad arguments\n");
@@ -320,7 +251,10 @@ int main(int argc, char **argv)
 	size_t raw_total = 0, maxlen = 0, samples_total = 0;
 	for (size_t r = 0; r < B.nbodies; r++) {
 		size_t n = r + 1 < B.nbodies ? per : nlines - r * per;
-		build(&B.bodies[r], B.shape, series, r * per, n);
+		if (bench_body_build(&B.bodies[r], B.shape, series, r * per, n)) {
+			fprintf(stderr, "decode_bench: out of memory\n");
+			return 1;
+		}
 		raw_total += B.bodies[r].len;
 		samples_total += B.bodies[r].nsamples;
 		if (B.bodies[r].len > maxlen)
@@ -390,11 +324,8 @@ int main(int argc, char **argv)
 	if (e)
 		engine_free(e);
 	lp_parser_free(&B.lp);
-	for (size_t r = 0; r < B.nbodies; r++) {
-		free(B.bodies[r].text);
-		free(B.bodies[r].ts_off);
-		free(B.bodies[r].val_off);
-	}
+	for (size_t r = 0; r < B.nbodies; r++)
+		bench_body_free(&B.bodies[r]);
 	free(B.bodies);
 	free(B.req);
 	return 0;

@@ -62,8 +62,7 @@
 
 #include <snappy-c.h>
 
-#include "lp_shapes.h"
-#include "prw_series.h"
+#include "bodies.h"
 
 #define MAX_PATHS 8
 #define MAX_LAT 200000   /* latency samples kept per thread */
@@ -336,17 +335,11 @@ static void stats_status(struct stats *s, int st)
 
 /* ---- write mode ------------------------------------------------------------ */
 
-enum shape { SHAPE_SINGLE, SHAPE_MULTI, SHAPE_PRW };
 static const char *const shape_names[] = { "single", "multi", "prw" };
 
+/* A body and, for prw, its compressed copy. */
 struct body {
-	char *text;
-	size_t len;
-	size_t nlines;               /* lines (prw: time series) */
-	size_t nsamples;             /* samples: one per value field */
-	uint32_t *ts_off;            /* per line: where its timestamp starts */
-	uint32_t *val_off;           /* per sample: where its value starts */
-	uint32_t first_series;       /* series id of the first sample */
+	struct bench_body b;
 	char *z;                     /* prw: the compressed body */
 	size_t zcap, zlen;
 };
@@ -359,12 +352,13 @@ struct wopts {
 	uint64_t max_samples, rounds;
 	int64_t t0, step;
 	uint64_t seed;
-	enum shape shape;
+	enum bench_shape shape;
 };
 
 struct wthread {
 	pthread_t tid;
 	const struct wopts *o;
+	size_t idx;                  /* its connection's number */
 	struct body *bodies;         /* this connection's bodies */
 	size_t nbodies;
 	struct stats st;
@@ -388,78 +382,16 @@ static uint64_t value_milli(uint32_t series, uint64_t round, uint64_t *rng)
 	return m;
 }
 
-static void put_value(char *p, uint32_t series, uint64_t round, uint64_t *rng)
-{
-	uint64_t m = value_milli(series, round, rng);
-	lp_put_digits(p, m / 1000, 3);
-	p[3] = '.';
-	lp_put_digits(p + 4, m % 1000, 3);
-}
-
-/* Lines (time series for prw) it takes to send S series once. */
-static size_t total_lines(enum shape sh, size_t S)
-{
-	return lp_shape_lines(sh == SHAPE_MULTI, S);
-}
-
-/* Line k's first series id and its number of samples. */
-static uint32_t line_series(enum shape sh, size_t S, size_t k, size_t *nf)
-{
-	return lp_shape_line_series(sh == SHAPE_MULTI, S, k, nf);
-}
-
-static int put_ts_varint(char *p, int64_t t)
-{
-	if (t < PRW_TS_MIN || t >= PRW_TS_END)
-		return -1;
-	return prw_put_varint(p, (uint64_t)t) == PRW_TS_W ? 0 : -1;
-}
-
-/* Bodies: L lines starting at line first_line (the caller keeps them within
- * the shape's total_lines). */
+/* The body of lines (time series for prw) [first_line, first_line + n)
+ * (the caller keeps them within the shape's bench_shape_lines). */
 static void build_body(struct body *b, const struct wopts *o, size_t first_line, size_t n)
 {
-	size_t cap = n * (o->shape == SHAPE_PRW ? 200 : LP_LINE_MAX) + PRW_SERIES_MAX;
-	size_t nsamp = 0, nf;
-	for (size_t i = 0; i < n; i++) {
-		line_series(o->shape, o->series, first_line + i, &nf);
-		nsamp += nf;
-	}
-	b->text = malloc(cap);
-	b->ts_off = malloc(n * sizeof *b->ts_off);
-	b->val_off = malloc(nsamp * sizeof *b->val_off);
-	if (!b->text || !b->ts_off || !b->val_off) {
+	if (bench_body_build(&b->b, o->shape, o->series, first_line, n)) {
 		fprintf(stderr, "loadgen: out of memory building bodies\n");
 		exit(1);
 	}
-	size_t len = 0, j = 0;
-	for (size_t i = 0; i < n; i++) {
-		size_t k = first_line + i;
-		uint32_t id = line_series(o->shape, o->series, k, &nf);
-		if (i == 0)
-			b->first_series = id;
-		if (o->shape == SHAPE_PRW) {
-			/* value and timestamp: placeholders, patched in each round */
-			size_t va, ta;
-			size_t sl = prw_put_series(b->text + len, id, 0, PRW_TS_MIN, &va, &ta);
-			b->val_off[j++] = (uint32_t)(len + va);
-			b->ts_off[i] = (uint32_t)(len + ta);
-			len += sl;
-			continue;
-		}
-		uint32_t voff[LP_FIELDS_MAX], toff;
-		size_t ll = lp_shape_put_line(b->text + len, o->shape == SHAPE_MULTI, o->series, k,
-		                              voff, &toff);
-		for (size_t f = 0; f < nf; f++)
-			b->val_off[j++] = (uint32_t)len + voff[f];
-		b->ts_off[i] = (uint32_t)len + toff;
-		len += ll;
-	}
-	b->len = len;
-	b->nlines = n;
-	b->nsamples = nsamp;
-	if (o->shape == SHAPE_PRW) {
-		b->zcap = snappy_max_compressed_length(len);
+	if (o->shape == BENCH_PRW) {
+		b->zcap = snappy_max_compressed_length(b->b.len);
 		b->z = malloc(b->zcap);
 		if (!b->z) {
 			fprintf(stderr, "loadgen: out of memory building bodies\n");
@@ -477,47 +409,36 @@ static void *write_main(void *arg)
 	uint64_t budget = o->max_samples ? o->max_samples / o->conns : UINT64_MAX;
 	double my_rate = o->rate > 0 ? o->rate / (double)o->conns : 0;
 	double start = now_s();
-	uint64_t rng = o->seed * 2654435761u + (uint64_t)(t - (struct wthread *)0) + 1;
+	uint64_t rng = o->seed * 2654435761u + (uint64_t)t->idx + 1;
 	rng = rng ? rng : 1;
-	char ts[LP_TS_W];
-	int prw = o->shape == SHAPE_PRW;
+	int prw = o->shape == BENCH_PRW;
 
 	for (uint64_t r = 0; r < o->rounds; r++) {
 		int64_t tsv = o->t0 + (int64_t)r * o->step;
-		if (prw) {
-			if (put_ts_varint(ts, tsv) < 0) {
+		for (size_t bi = 0; bi < t->nbodies; bi++) {
+			if (now_s() >= t->stop_at || t->st.lines_sent >= budget)
+				goto done;
+			struct body *tb = &t->bodies[bi];
+			struct bench_body *b = &tb->b;
+			if (bench_body_set_ts(b, tsv) < 0) {
 				fprintf(stderr, "loadgen: timestamp %lld out of the prw range\n",
 				        (long long)tsv);
 				exit(1);
 			}
-		} else {
-			lp_put_digits(ts, (uint64_t)tsv, LP_TS_W);
-		}
-		for (size_t bi = 0; bi < t->nbodies; bi++) {
-			if (now_s() >= t->stop_at || t->st.lines_sent >= budget)
-				goto done;
-			struct body *b = &t->bodies[bi];
-			for (size_t i = 0; i < b->nlines; i++)
-				memcpy(b->text + b->ts_off[i], ts, prw ? PRW_TS_W : LP_TS_W);
 			for (size_t i = 0; i < b->nsamples; i++) {
-				uint32_t id = b->first_series + (uint32_t)i;
-				if (prw) {
-					double v = (double)value_milli(id, r, &rng) / 1000.0;
-					memcpy(b->text + b->val_off[i], &v, 8); /* little-endian, as protobuf */
-				} else {
-					put_value(b->text + b->val_off[i], id, r, &rng);
-				}
+				uint64_t m = value_milli(b->first_series + (uint32_t)i, r, &rng);
+				bench_body_set_value(b, i, m, (double)m / 1000.0);
 			}
 			const char *payload = b->text;
 			size_t plen = b->len;
 			if (prw) {
-				b->zlen = b->zcap;
-				if (snappy_compress(b->text, b->len, b->z, &b->zlen) != SNAPPY_OK) {
+				tb->zlen = tb->zcap;
+				if (snappy_compress(b->text, b->len, tb->z, &tb->zlen) != SNAPPY_OK) {
 					fprintf(stderr, "loadgen: snappy_compress failed\n");
 					exit(1);
 				}
-				payload = b->z;
-				plen = b->zlen;
+				payload = tb->z;
+				plen = tb->zlen;
 			}
 			t->rounds_started = r + 1;
 			if (my_rate > 0) {
@@ -632,7 +553,7 @@ static void print_stats(const char *mode, struct stats *all, size_t n, double wa
 static int run_write(const struct wopts *o)
 {
 	size_t L = o->lines;
-	size_t nlines = total_lines(o->shape, o->series);
+	size_t nlines = bench_shape_lines(o->shape, o->series);
 	size_t per_conn = (nlines + o->conns - 1) / o->conns;
 	if (L > per_conn)
 		L = per_conn;
@@ -654,6 +575,7 @@ static int run_write(const struct wopts *o)
 	double t0 = now_s();
 	for (size_t c = 0; c < o->conns; c++) {
 		th[c].o = o;
+		th[c].idx = c;
 		th[c].bodies = mine[c];
 		th[c].stop_at = t0 + o->duration;
 		th[c].st.lat = malloc(MAX_LAT * sizeof(double));
@@ -689,9 +611,7 @@ static int run_write(const struct wopts *o)
 	print_stats("write", all, o->conns, wall, extra);
 	for (size_t c = 0; c < o->conns; c++) {
 		for (size_t i = 0; i < th[c].nbodies; i++) {
-			free(mine[c][i].text);
-			free(mine[c][i].ts_off);
-			free(mine[c][i].val_off);
+			bench_body_free(&mine[c][i].b);
 			free(mine[c][i].z);
 		}
 		free(mine[c]);
@@ -835,11 +755,11 @@ int main(int argc, char **argv)
 			o.rounds = strtoull(v, NULL, 10);
 		else if (!strcmp(a, "--shape")) {
 			if (!strcmp(v, "single"))
-				o.shape = SHAPE_SINGLE;
+				o.shape = BENCH_SINGLE;
 			else if (!strcmp(v, "multi"))
-				o.shape = SHAPE_MULTI;
+				o.shape = BENCH_MULTI;
 			else if (!strcmp(v, "prw"))
-				o.shape = SHAPE_PRW;
+				o.shape = BENCH_PRW;
 			else
 				usage();
 		} else if (!strcmp(a, "--seed"))
