@@ -28,6 +28,9 @@
 #include "detect/detectors.h"
 
 #define K 5 /* run-length hypotheses kept */
+/* the loops over the hypotheses unrolled (their trip count is K or less) */
+#define CP_UNROLL _Pragma("GCC unroll 6")
+/* the loops over the hypotheses unrolled (their trip count is K or less) */
 
 enum { P_HALFLIFE, P_DEV_HALFLIFE, P_HAZARD, P_RECENT, P_MEMORY, P_FLOOR, P_MIN_REL };
 /* derived (cp_prepare): the weights of one sampling interval */
@@ -87,16 +90,23 @@ static double log_gamma_half_ratio(double y)
  *   p(z) = E(n) / sqrt(be) * (1 + d)^-((n + 3) / 2),
  *   E(n) = Gamma(al + 1/2) / Gamma(al) / sqrt(2 pi (n + 2) / (n + 1)),
  *
- * with al = 1 + n/2, be the posterior beta and d the squared, scaled
- * distance of z from the posterior mean (cp_pred). E depends on n alone:
- * below NT samples it comes from a table filled once (cp_prepare), exactly
- * as the logarithms computed it per sample before; (1 + d) to the power is
- * a few multiplications and one square root. A hypothesis this young is the
- * usual case (in the labelled corpora 97% of the hypotheses weighed had seen
- * fewer than 508 samples); older ones take logarithms and exp, as before. */
+ * with al = 1 + n/2, be the posterior beta and d = c / be the squared,
+ * scaled distance of z from the posterior mean (cp_pred). E depends on n
+ * alone: below NT samples it comes from a table filled once (cp_prepare),
+ * exactly as the logarithms computed it per sample before, next to the two
+ * other factors of n the density needs, n / (n + 1) and (n + 1) / (2 (n + 2));
+ * (1 + d) to the power is a few multiplications and one square root. A
+ * hypothesis this young is the usual case (in the labelled corpora 97% of
+ * the hypotheses weighed had seen fewer than 508 samples); older ones take
+ * logarithms and exp, as before. */
 #define NT 508
 _Static_assert((NT + 2) / 2 < 256, "cp_powi8 takes k < 256");
-static double cp_etab[NT];
+struct cp_etab_row {
+	double e;    /* E(n) */
+	double kn;   /* n / (n + 1): the posterior mean is kn times the sample mean */
+	double kd;   /* (n + 1) / (2 (n + 2)): c = (z - mean)^2 kd */
+};
+static struct cp_etab_row cp_etab[NT];
 static pthread_once_t cp_etab_once = PTHREAD_ONCE_INIT;
 
 static double cp_log_e(double n)
@@ -106,8 +116,11 @@ static double cp_log_e(double n)
 
 static void cp_etab_fill(void)
 {
-	for (int n = 0; n < NT; n++)
-		cp_etab[n] = exp(cp_log_e(n));
+	for (int n = 0; n < NT; n++) {
+		cp_etab[n].e = exp(cp_log_e(n));
+		cp_etab[n].kn = (double)n / (n + 1);
+		cp_etab[n].kd = (n + 1.0) / (2.0 * (n + 2));
+	}
 }
 
 /* x^k for 0 <= k < 256, by squaring (relative error below 2k ulp), without
@@ -134,19 +147,25 @@ static inline double cp_powi8(double x, unsigned k)
 	return r;
 }
 
-/* The posterior predictive density of z under hypothesis h (above). */
+/* The posterior predictive density of z under hypothesis h (above), with
+ * two divisions: d = c / be is not formed, 1 / (1 + d) is be / (be + c),
+ * and for odd n + 3 the half power of 1 / (1 + d) joins be under the root
+ * (be (1 + d) is be + c). */
 static inline __attribute__((always_inline)) double cp_pred(const struct cp_hyp *h, double z)
 {
-	double n = h->n, kap = 1 + n, mean = n * (double)h->mean / kap;
-	double be = 1 + (double)h->m2 / 2 + n * (double)h->mean * (double)h->mean / (2 * kap);
-	double d = (z - mean) * (z - mean) * kap / (2 * be * (kap + 1));
+	double n = h->n, hm = h->mean;
 	if (n < NT) {
+		const struct cp_etab_row *t = &cp_etab[(int)n];
+		double mean = t->kn * hm;
+		double be = 1 + (double)h->m2 / 2 + hm * mean / 2;
+		double c = (z - mean) * (z - mean) * t->kd;
 		unsigned k = (unsigned)n + 3;
-		double q = 1 + d;
-		/* odd k: the half power of 1/q joins be under the root (1 + 1 * d
-		 * is q, 1 + 0 * d is 1: no branch) */
-		return cp_etab[(int)n] * cp_powi8(1 / q, k >> 1) / sqrt(be * (1 + (double)(k & 1) * d));
+		double bc = be + c, root = k & 1 ? bc : be;
+		return t->e * cp_powi8(be / bc, k >> 1) / sqrt(root);
 	}
+	double kap = 1 + n, mean = n * hm / kap;
+	double be = 1 + (double)h->m2 / 2 + n * hm * hm / (2 * kap);
+	double d = (z - mean) * (z - mean) * kap / (2 * be * (kap + 1));
 	return exp(cp_log_e(n) - (n + 3) / 2 * log1p(d)) / sqrt(be);
 }
 
@@ -158,68 +177,88 @@ static void cp_prepare(double *p)
 	pthread_once(&cp_etab_once, cp_etab_fill);
 }
 
+/* x rounded to float, as a double. The empty asm keeps the rounding in
+ * the generated code: with the step's loops unrolled, GCC 12's basic-block
+ * vectorizer was seen to drop it between two of them (a weight went on
+ * unrounded, so the state differed from the one the same C computes at -O0
+ * or without the unrolling). It costs no instruction on x86. */
+static inline double cp_f(double x)
+{
+	float f = (float)x;
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__("" : "+x"(f)); /* f stays in an SSE register */
+#else
+	__asm__("" : "+m"(f)); /* elsewhere through memory */
+#endif
+	return (double)f;
+}
+
 /* Weigh the live hypotheses by how well they predicted z, grow them by z,
  * add the new regime, keep K; returns the posterior mass of the regimes that
- * began within the last `recent` samples. */
+ * began within the last `recent` samples. The weights are kept as floats
+ * (rounded by cp_f) and computed in double. */
 static inline __attribute__((always_inline)) double cp_step_n(struct cp_state *s, const double *p,
                                                               double z, int live)
 {
 	/* the densities relative to the largest. The newest hypothesis, last,
-	 * has seen nothing (n = 0, be = 1, d = z^2 / 4): cp_pred's arithmetic
+	 * has seen nothing (n = 0, be = 1, c = z^2 / 4): cp_pred's arithmetic
 	 * without the terms that are exactly 1 or 0. It is always live after
 	 * the first sample, with a weight of at least H, and predicts any
 	 * finite z with a density of at least 1e-18, so the largest never
 	 * underflows. */
-	double pr[K], mx = 0;
+	double pr[K];
+	double q0 = 1 + z * z / 4;
+	double mx = pr[live - 1] = cp_etab[0].e / (q0 * sqrt(q0));
+	CP_UNROLL
 	for (int i = 0; i < live - 1; i++) {
 		pr[i] = cp_pred(&s->h[i], z);
-		if (pr[i] > mx)
-			mx = pr[i];
+		mx = pr[i] > mx ? pr[i] : mx;
 	}
-	double q0 = 1 + z * z / 4;
-	pr[live - 1] = cp_etab[0] * (1 / q0) / sqrt(q0);
-	if (pr[live - 1] > mx)
-		mx = pr[live - 1];
-	double H = p[A_HAZARD_INV], tot = 0;
-	float w[K + 1]; /* the weights, in the hypotheses' order, the new regime last */
+	double H = p[A_HAZARD_INV], tot = 0, rmx = 1 / mx;
+	double w[K + 1] = { 0 }; /* the weights, in the hypotheses' order, the new regime last */
+	CP_UNROLL
 	for (int i = 0; i < live; i++) {
-		double wi = (double)s->h[i].w * (pr[i] / mx);
+		double wi = (double)s->h[i].w * (pr[i] * rmx);
 		tot += wi;
-		w[i] = (float)wi;
+		w[i] = cp_f(wi);
 	}
+	double f = (1 - H) / tot;
+	CP_UNROLL
 	for (int i = 0; i < live; i++)
-		w[i] = (float)((1 - H) * (double)w[i] / tot);
-	w[live] = (float)H;
-	int drop = -1;
+		w[i] = cp_f(f * w[i]);
+	w[live] = cp_f(H);
+	int drop = -1; /* live < K: none (the new regime is never dropped) */
 	if (live == K) { /* K + 1 hypotheses: drop the lightest older one */
 		drop = 0;
+		CP_UNROLL
 		for (int i = 1; i < K; i++)
-			if (w[i] < w[drop])
-				drop = i;
+			drop = w[i] < w[drop] ? i : drop;
 	}
-	double sum = 0, recent = 0;
+	double sum = 0;
+	CP_UNROLL
 	for (int i = 0; i <= live; i++)
-		if (i != drop)
-			sum += (double)w[i];
-	/* grow the kept hypotheses by z and write them back in order (the
-	 * hypothesis written at j was read at i >= j) */
+		sum += i != drop ? w[i] : 0;
+	double rsum = 1 / sum, recent = 0, rn = p[P_RECENT];
+	/* grow the kept hypotheses by z and write them back in order: the
+	 * hypothesis written at j was read at i >= j; the dropped one is
+	 * written and overwritten by the next */
 	int j = 0;
-	for (int i = 0; i <= live; i++) {
-		if (i == drop)
-			continue;
-		struct cp_hyp h = { 0, 0, 0, 0 };
-		if (i < live) {
-			h = s->h[i];
-			double d = z - (double)h.mean;
-			h.n += 1;
-			h.mean = (float)((double)h.mean + d / (double)h.n);
-			h.m2 = (float)((double)h.m2 + d * (z - (double)h.mean));
-		}
-		h.w = (float)((double)w[i] / sum);
-		if (h.n >= 1 && h.n <= p[P_RECENT])
-			recent += (double)h.w;
-		s->h[j++] = h;
+	CP_UNROLL
+	for (int i = 0; i < live; i++) {
+		struct cp_hyp h = s->h[i];
+		double d = z - (double)h.mean;
+		double n1 = (double)h.n + 1, mean = cp_f((double)h.mean + d / n1);
+		double wn = cp_f(w[i] * rsum);
+		h.n = (float)n1;
+		h.mean = (float)mean;
+		h.m2 = (float)((double)h.m2 + d * (z - mean));
+		h.w = (float)wn;
+		int keep = i != drop;
+		recent += keep && n1 <= rn ? wn : 0;
+		s->h[j] = h;
+		j += keep;
 	}
+	s->h[j] = (struct cp_hyp){ (float)(w[live] * rsum), 0, 0, 0 };
 	return recent;
 }
 
