@@ -15,8 +15,10 @@
 #   changept  the default, the default without `changept`, `changept`'s
 #             direct 2 or 4 (floor 2) and floor 1 or 3 (direct 3), and
 #             `spike`'s direct 0.75 or 1.25
+#   renew     the default and the default with `renew: false`, each also
+#             without `changept` (renew's neighbourhood: the rule off)
 #
-# usage: scripts/nested-cv.sh [BUILDDIR] [CV_SEED] [spike|single|changept]
+# usage: scripts/nested-cv.sh [BUILDDIR] [CV_SEED] [spike|single|changept|renew]
 #        (defaults: build, 0, spike)
 # Reads ../shared/data/{nab,cloudmon} relative to the source tree.
 set -eu
@@ -76,8 +78,17 @@ changept)
 	for d in 0.75 1.25; do
 		candidate "spike_d$d" "$(comp spike)" direct "$d" direct "$d"
 	done ;;
+renew)
+	args="--model $def"
+	candidate norenew '1,$' renew false renew false
+	sed -e '/^  - kind: changept/,/^    direct:/d' -e 's/^name: default/name: nochangept/' \
+	    "$def" > "$tmp/nochangept.yml"
+	args="$args --model $tmp/nochangept.yml"
+	sed -e 's/^renew: [^ ]*/renew: false/' -e 's/^name: nochangept/name: nocp_norenew/' \
+	    "$tmp/nochangept.yml" > "$tmp/nocp_norenew.yml"
+	args="$args --model $tmp/nocp_norenew.yml" ;;
 *)
-	echo "nested-cv: unknown grid '$grid' (spike, single, changept)" >&2; exit 2 ;;
+	echo "nested-cv: unknown grid '$grid' (spike, single, changept, renew)" >&2; exit 2 ;;
 esac
 # shellcheck disable=SC2086
 exec "$bin" backtest --corpus "$data/nab" --corpus "$data/cloudmon" \

@@ -457,19 +457,37 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 	 * detection, and the episode that detection started is over (the score
 	 * fell below `hold` since), so a rise that merely keeps growing after
 	 * its first crossing does not detect twice. */
-	if (in_sup && !(m->refire > 0 && h->fire_dip && combined >= m->arm &&
-	                scan_bz(r) > m->refire * (double)h->fire_z)) {
+	/* Renew: a score at its ceiling (tail probability 10^-decades or less)
+	 * after the series went back to its normal side of the detection's
+	 * reference and stayed there, from the end of that detection's episode
+	 * on, for the likelihood window (so the stage's moving average no longer
+	 * holds the first event), is a new, separate event whatever its evidence
+	 * compared with the first: a bursty series whose bursts run into each
+	 * other, or that keeps returning beyond the reference, stays held. */
+	int renew = m->renew && in_sup &&
+	            (h->fire_dip & (FIRE_DIP | FIRE_STIR)) == FIRE_DIP &&
+	            (unsigned)(h->fire_dip / FIRE_CALM1) >= (unsigned)m->lk_window && combined >= 1;
+	if (in_sup && !renew &&
+	    !(m->refire > 0 && (h->fire_dip & FIRE_DIP) && combined >= m->arm &&
+	      scan_bz(r) > m->refire * (double)h->fire_z)) {
 		/* Suppressed: capped at `hold`, and held there while the sample is
 		 * still outside the band on the side that fired (hysteresis for a
 		 * sustained shift). */
-		if (combined < m->hold)
-			h->fire_dip = 1; /* the episode of the detection is over */
 		int persists;
 		if (isnan(h->fire_ref))
 			persists = dir != 0 && dir == h->fire_dir;
 		else
 			persists = h->fire_dir > 0 ? value > (double)h->fire_ref :
 			           h->fire_dir < 0 ? value < (double)h->fire_ref : 0;
+		if (h->fire_dip & FIRE_DIP) {
+			/* after the episode: count the samples, note a return
+			 * beyond the reference */
+			if (persists)
+				h->fire_dip |= FIRE_STIR;
+			if (h->fire_dip / FIRE_CALM1 < FIRE_CALM_MAX)
+				h->fire_dip = (uint16_t)(h->fire_dip + FIRE_CALM1);
+		} else if (combined < m->hold)
+			h->fire_dip = FIRE_DIP; /* the episode of the detection is over */
 		if (combined > m->hold || persists)
 			combined = m->hold;
 		h->since_fire++;

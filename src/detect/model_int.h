@@ -62,6 +62,9 @@ struct model {
 	double hold;          /* cap during suppression */
 	double refire;        /* re-detect during suppression if evidence grows this much (0: never),
 	                       * once the score has fallen below `hold` since the detection */
+	int renew;            /* a score of 1 during suppression is a new detection if the series
+	                       * has been back on its normal side of the detection's reference
+	                       * for `lk_window` samples since the episode ended (fire_dip) */
 	double arm;           /* a score >= arm starts a suppression (0: the alert threshold) */
 	struct model_alerting alert;
 	char severity[32];
@@ -78,11 +81,20 @@ struct model_hdr {
 	float fire_z;        /* evidence (likelihood z) of the last detection */
 	int64_t fire_ts;     /* event time of the last detection */
 	int16_t fire_dir;    /* direction of the last detection (+1/-1, 0 unknown) */
-	uint16_t fire_dip;   /* 1 once the score fell below `hold` after the last detection:
-	                      * the episode it started is over, a refire may follow */
+	uint16_t fire_dip;   /* FIRE_DIP once the score fell below `hold` after the last
+	                      * detection: the episode it started is over, a refire may
+	                      * follow; FIRE_STIR if a later sample was beyond fire_ref
+	                      * again; the samples counted since the dip, in units of
+	                      * FIRE_CALM1 (saturating) */
 	float fire_ref;      /* halfway between the expected value and the band edge that
 	                      * was crossed, at the last detection (NAN if unknown) */
 };
+
+/* struct model_hdr.fire_dip (a state of an older version holds 0 or FIRE_DIP) */
+#define FIRE_DIP 1u
+#define FIRE_STIR 2u
+#define FIRE_CALM1 4u
+#define FIRE_CALM_MAX 16000u /* in units of FIRE_CALM1: 64000 fits 16 bits */
 
 /* Likelihood state of one component. The fields read and written on every
  * sample come first and are followed by the moving-average ring, sized by

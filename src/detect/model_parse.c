@@ -52,6 +52,7 @@ static const char builtin_yaml[] =
 	"suppress_max: 1000\n"
 	"hold: 0.4\n"
 	"refire: 1.5\n"
+	"renew: true\n"
 	"arm: 0.45\n"
 	"alert:\n"
 	"  threshold: 0.49\n"
@@ -125,6 +126,8 @@ static void model_finish(struct model *m)
 		h = fnv(h, &m->lk_single_floor, sizeof m->lk_single_floor);
 	}
 	h = fnv(h, &m->refire, sizeof m->refire);
+	if (m->renew) /* models without it keep their fingerprint */
+		h = fnv(h, &m->renew, sizeof m->renew);
 	h = fnv(h, &m->warmup, sizeof m->warmup);
 	if (m->warmup_ms > 0) /* models without it keep their fingerprint */
 		h = fnv(h, &m->warmup_ms, sizeof m->warmup_ms);
@@ -411,6 +414,8 @@ static int parse_gating(struct model *m, const struct ynode *root, char *err, si
 	if ((n = ymap_get(root, "refire")) &&
 	    read_range(n, "refire", 0, 100, &m->refire, err, errlen) < 0)
 		return -1;
+	if ((n = ymap_get(root, "renew")) && ynode_bool(n, "renew", &m->renew, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
@@ -459,7 +464,8 @@ static int parse_model(struct model *m, const struct ynode *root, char *err, siz
 {
 	static const char *const top[] = { "name", "components", "combine", "likelihood", "warmup",
 		                           "suppress", "suppress_for", "hold", "refire", "alert",
-		                           "suppress_frac", "suppress_max", "arm", "warmup_for", NULL };
+		                           "suppress_frac", "suppress_max", "arm", "warmup_for", "renew",
+		                           NULL };
 	if (root->type != Y_MAP) {
 		yerr(err, errlen, root, "a model must be a map");
 		return -1;

@@ -815,7 +815,8 @@ static void test_weekday(void **ctx)
 	"likelihood:\n  window: 3\n  halflife: 4000\n  min_samples: 60\n  decades: 11.5\n"     \
 	"  calibrate: 0.001\n  single_for: 800\n  single_floor: 0.26\nwarmup: 120\n"          \
 	"suppress: 10\nsuppress_frac: 0.04\n"                                                   \
-	"suppress_max: 1000\nhold: 0.4\nrefire: 1.5\narm: 0.45\nalert:\n  threshold: 0.49\n"   \
+	"suppress_max: 1000\nhold: 0.4\nrefire: 1.5\nrenew: true\narm: 0.45\n"                   \
+	"alert:\n  threshold: 0.49\n"                                                          \
 	"  clear_threshold: 0.35\n"
 
 /* 5-minute samples of a volatile series with a daily cycle (level 100,

@@ -4,6 +4,11 @@
  * AND the episode that detection started is over (the score fell below `hold`
  * since). A rise that keeps growing after its first crossing is one detection;
  * a distinct, stronger event later in the suppression is a second one.
+ * And the renew rule: a score of 1 during a suppression is a new detection
+ * once the series has been back on its normal side of the detection's
+ * reference for the likelihood window since that detection's episode ended;
+ * not while the first event goes on, nor if the series went beyond the
+ * reference again in between.
  */
 #include "config.h"
 
@@ -111,10 +116,103 @@ static void test_refire_needs_new_episode(void **ctx)
 	model_free(m);
 }
 
+/* The renew rule: a likelihood stage (so a far outlier scores 1), a
+ * suppression of 300 samples, refire at 1.5x, with or without renew. */
+#define RENEW_YAML(on)                                                                  \
+	"components:\n  - kind: level\n"                                                  \
+	"likelihood:\n  window: 3\n  halflife: 4000\n  min_std: 0.05\n  min_samples: 60\n" \
+	"  decades: 11.5\n"                                                                \
+	"warmup: 100\nsuppress: 300\nhold: 0.4\nrefire: 1.5\narm: 0.45\nrenew: " on "\n"     \
+	"alert:\n  threshold: 0.49\n  clear_threshold: 0.35\n"
+
+enum { FIRST = 1000 };
+
+/* N(100, 1) 10-s samples; +5000 at FIRST and at `second`, exactly 100 (the
+ * series' normal value) in between; with `stir`, one sample halfway
+ * between them at +2.5 (beyond the halfway point between the expected value
+ * and the band edge that was crossed, about +1.5: the hold's own test of an
+ * anomaly that persists) */
+static void renew_series(int64_t *ts, double *v, int second, int stir)
+{
+	uint64_t s = 11;
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 10000;
+		v[i] = 100 + noise(&s);
+	}
+	v[FIRST] += 5000;
+	v[second] += 5000;
+	for (int i = FIRST + 1; i < second; i++)
+		v[i] = 100;
+	if (stir)
+		v[(FIRST + second) / 2] = 102.5;
+}
+
+static int detections(const double *sc, double thr, int from, int to)
+{
+	int k = 0;
+	for (int i = from; i < to; i++)
+		k += sc[i] >= thr;
+	return k;
+}
+
+static void test_renew(void **ctx)
+{
+	(void)ctx;
+	static const char on[] = RENEW_YAML("true"), off[] = RENEW_YAML("false");
+	char err[256];
+	struct model *mon = model_load_string(on, sizeof on - 1, "renew.yml", err, sizeof err);
+	struct model *moff = model_load_string(off, sizeof off - 1, "renew.yml", err, sizeof err);
+	assert_non_null(mon);
+	assert_non_null(moff);
+	assert_true(model_fingerprint(mon) != model_fingerprint(moff));
+	double thr = model_alerting(mon)->threshold;
+	int64_t ts[N];
+	double v[N], son[N], soff[N];
+	/* second outlier 20 samples later, the series normal in between: a
+	 * new event with renew, held (at `hold`) without */
+	renew_series(ts, v, FIRST + 20, 0);
+	model_scores(mon, ts, v, N, son);
+	model_scores(moff, ts, v, N, soff);
+	print_message("renew: first %.3f / %.3f, second %.3f / %.3f (on / off)\n", son[FIRST],
+	              soff[FIRST], son[FIRST + 20], soff[FIRST + 20]);
+	assert_true(son[FIRST] >= thr && soff[FIRST] >= thr);
+	assert_int_equal(detections(son, thr, 0, FIRST), 0);
+	assert_true(son[FIRST + 20] >= 1);
+	assert_int_equal(detections(son, thr, FIRST, N), 2);
+	assert_true(soff[FIRST + 20] <= model_hold(moff) + 1e-12);
+	assert_int_equal(detections(soff, thr, FIRST, N), 1);
+	/* the second outlier two samples after the first, while the moving
+	 * average still holds the first (the episode goes on), or five after
+	 * it (the episode ended at FIRST + 3, when the first left the
+	 * window of 3; normal for one sample since): one event */
+	for (int gap = 2; gap <= 5; gap += 3) {
+		renew_series(ts, v, FIRST + gap, 0);
+		model_scores(mon, ts, v, N, son);
+		assert_true(son[FIRST + gap] <= model_hold(mon) + 1e-12);
+		assert_int_equal(detections(son, thr, FIRST, N), 1);
+	}
+	/* eight after it (normal for the window's three samples since the
+	 * episode ended): two */
+	renew_series(ts, v, FIRST + 8, 0);
+	model_scores(mon, ts, v, N, son);
+	assert_true(son[FIRST + 8] >= 1);
+	assert_int_equal(detections(son, thr, FIRST, N), 2);
+	/* the series went beyond the reference again in between: held */
+	renew_series(ts, v, FIRST + 20, 1);
+	model_scores(mon, ts, v, N, son);
+	print_message("renew: after a return beyond the reference, second %.3f\n",
+	              son[FIRST + 20]);
+	assert_int_equal(detections(son, thr, FIRST, N), 1);
+	assert_true(son[FIRST + 20] <= model_hold(mon) + 1e-12);
+	model_free(mon);
+	model_free(moff);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refire_needs_new_episode),
+		cmocka_unit_test(test_renew),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,7 +92,8 @@ static void test_single_sample_early(void **ctx)
 	"  - kind: changept\n    likelihood: false\n    direct: 3\n"                         \
 	"likelihood:\n  window: 3\n  halflife: 4000\n  min_samples: 60\n  decades: 11.5\n"   \
 	"  calibrate: 0.001\n" lk "warmup: 120\nsuppress: 10\nsuppress_frac: 0.04\n"         \
-	"suppress_max: 1000\nhold: 0.4\nrefire: 1.5\narm: 0.45\nalert:\n  threshold: 0.49\n" \
+	"suppress_max: 1000\nhold: 0.4\nrefire: 1.5\nrenew: true\narm: 0.45\n"                   \
+	"alert:\n  threshold: 0.49\n"                                                        \
 	"  clear_threshold: 0.35\n"
 
 /* The default with and without the short-history path on N(100, 2) every
