@@ -255,8 +255,8 @@ int eng_reject(struct engine_batch *b, enum reject_reason r)
  * that equals label_pair_hash() of the pair as given, *pair (may be NULL)
  * to label_pair_hash() of the pair as given, so staging hashes each pair
  * once for both. */
-uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
-                              uint64_t *pair)
+static inline uint64_t route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
+                                     uint64_t *pair)
 {
 	uint64_t ph = vl ? label_pair_hash(name, nl, value, vl) : 0;
 	if (pair)
@@ -286,9 +286,15 @@ uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_
 	return ph;
 }
 
+uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
+                           uint64_t *pair)
+{
+	return route_pair_ex(name, nl, value, vl, pair);
+}
+
 static uint64_t route_pair(const char *name, size_t nl, const char *value, size_t vl)
 {
-	return eng_route_pair_ex(name, nl, value, vl, NULL);
+	return route_pair_ex(name, nl, value, vl, NULL);
 }
 
 unsigned eng_route_mix(uint64_t acc)
@@ -305,7 +311,7 @@ static unsigned route_and_hash(const struct label_ref *refs, size_t n, uint64_t 
 	uint64_t acc = 0, hacc = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t ph;
-		acc += eng_route_pair_ex(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len,
+		acc += route_pair_ex(refs[i].name, refs[i].name_len, refs[i].value, refs[i].value_len,
 		                     &ph);
 		hacc += ph;
 	}

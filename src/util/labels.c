@@ -192,69 +192,11 @@ int labels_equal(const struct labels *a, const struct labels *b)
 	return 1;
 }
 
-/* FNV-1a over "name\xffvalue\xfe" of each label in sorted order, then a
- * 64-bit finaliser (splitmix) so open addressing sees well-mixed bits. */
-#define FNV_OFF 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-
-static uint64_t mix(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* A word at a time: label strings are short, and this runs for every
- * sample (FNV's byte-at-a-time multiply chain was ~5% of the ingest
- * profile). The hash lives in memory only (the registry rebuilds it at
- * restore), so its values may change between versions. */
-static uint64_t bytes_hash(uint64_t h, const char *p, size_t n)
-{
-	h ^= (uint64_t)n * 0x9e3779b97f4a7c15ULL;
-	while (n >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-		h ^= h >> 29;
-		p += 8;
-		n -= 8;
-	}
-	/* the last n < 8 bytes as a little-endian word: byte i at bits 8i */
-	uint64_t t = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	/* two overlapping loads from each end (the bytes both hold are the
-	 * same, so OR keeps them): the loop's value, without a step per byte */
-	if (n >= 4) {
-		uint32_t lo, hi;
-		memcpy(&lo, p, 4);
-		memcpy(&hi, p + n - 4, 4);
-		t = (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
-	} else if (n >= 2) {
-		uint16_t lo, hi;
-		memcpy(&lo, p, 2);
-		memcpy(&hi, p + n - 2, 2);
-		t = (uint64_t)lo | (uint64_t)hi << (8 * (n - 2));
-	} else if (n == 1) {
-		t = (unsigned char)p[0];
-	}
-#else
-	for (size_t i = 0; i < n; i++)
-		t |= (uint64_t)(unsigned char)p[i] << (8 * i);
-#endif
-	h = (h ^ t) * 0x94d049bb133111ebULL;
-	return h ^ (h >> 32);
-}
-
-uint64_t label_pair_hash(const char *name, size_t name_len, const char *value, size_t value_len)
-{
-	return mix(bytes_hash(bytes_hash(FNV_OFF, name, name_len), value, value_len));
-}
-
 /* The set's hash is the sum of its pairs' hashes, mixed: independent of
  * order, so refs need no sorting. Empty values do not count. */
 uint64_t labels_hash_from_sum(uint64_t sum)
 {
-	return mix(sum ^ FNV_PRIME);
+	return labels_hash_mix(sum ^ LABELS_FNV_PRIME);
 }
 
 uint64_t labels_hash(const struct labels *l)
