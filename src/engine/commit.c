@@ -112,6 +112,35 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 	}
 }
 
+/* The series of staged sample st by its label bytes (staged laid out as a
+ * series keeps them: eng_copy_refs), compared whole; NULL when not found
+ * so (a new series, labels out of canonical order, an empty value): the
+ * caller then takes the general lookup. */
+static struct series *commit_find(const struct engine_batch *b, struct shard *sh,
+                                  const struct engine_staged *st)
+{
+	const uint32_t *w = b->sref + st->ref0;
+	struct label_seg seg[3];
+	size_t nseg = 0;
+	if (st->named) { /* {__name__=name}, then the tag set */
+		seg[nseg++] = (struct label_seg){ "__name__", 9 }; /* its NUL included */
+		seg[nseg++] = (struct label_seg){ b->sbytes + w[2], (size_t)w[3] + 1 };
+		size_t tn = w[1];
+		w = b->sref + w[0];
+		if (tn > 0) {
+			const uint32_t *last = w + 4 * (tn - 1);
+			seg[nseg++] = (struct label_seg){ b->sbytes + w[0],
+				                          (size_t)last[2] + last[3] + 1 - w[0] };
+		}
+	} else {
+		if (st->nref == 0)
+			return NULL;
+		const uint32_t *last = w + 4 * ((size_t)st->nref - 1);
+		seg[nseg++] = (struct label_seg){ b->sbytes + w[0], (size_t)last[2] + last[3] + 1 - w[0] };
+	}
+	return registry_find_packed(&sh->reg, st->hash, st->nref, seg, nseg);
+}
+
 /* The commit order: runs of equal timestamps, each grouped by shard
  * (stable), as copies in srt[] with their staging index in order[]: the
  * entries are read once in staging order here, and in commit order after. */
@@ -178,17 +207,24 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 		const struct engine_staged *st = &srt[j];
 		struct shard *sh = eng_batch_lock(b, st->shard);
 		commit_prefetch(b, sh, srt, j, n);
-		const uint32_t *w = b->sref + st->ref0;
-		size_t i = 0;
-		if (st->named) { /* {__name__=name}, then the tag set */
-			refs[i++] = (struct label_ref){ "__name__", 8, b->sbytes + w[2], w[3] };
-			w = b->sref + w[0];
-		}
-		for (; i < st->nref; i++, w += 4)
-			refs[i] = (struct label_ref){ b->sbytes + w[0], w[1], b->sbytes + w[2], w[3] };
 		err[0] = 0;
-		int rc = eng_add_locked(b, sh, refs, st->nref, st->hash, st->ts_ms, st->value, err,
-		                        sizeof err);
+		int rc;
+		struct series *s = commit_find(b, sh, st);
+		if (s) {
+			rc = eng_add_series(b, sh, s, st->ts_ms, st->value, err, sizeof err);
+		} else {
+			const uint32_t *w = b->sref + st->ref0;
+			size_t i = 0;
+			if (st->named) { /* {__name__=name}, then the tag set */
+				refs[i++] = (struct label_ref){ "__name__", 8, b->sbytes + w[2], w[3] };
+				w = b->sref + w[0];
+			}
+			for (; i < st->nref; i++, w += 4)
+				refs[i] = (struct label_ref){ b->sbytes + w[0], w[1], b->sbytes + w[2],
+					                      w[3] };
+			rc = eng_add_locked(b, sh, refs, st->nref, st->hash, st->ts_ms, st->value, err,
+			                    sizeof err);
+		}
 		if (rc) {
 			refused++;
 			if (fn) {

@@ -615,6 +615,12 @@ int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_
 	struct series *s = eng_find_or_create(b, sh, refs, n, hash, 0, &rej, err, errlen);
 	if (!s)
 		return eng_reject(b, (enum reject_reason)rej);
+	return eng_add_series(b, sh, s, ts_ms, value, err, errlen);
+}
+
+int eng_add_series(struct engine_batch *b, struct shard *sh, struct series *s, int64_t ts_ms,
+                   double value, char *err, size_t errlen)
+{
 	int rc = eng_check_order(b, s, ts_ms, err, errlen);
 	if (rc)
 		return rc;
@@ -683,20 +689,29 @@ struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, siz
 	return st;
 }
 
-/* Appends n labels to the staging buffers (room already made). */
+/* Appends n labels to the staging buffers (room already made: their bytes
+ * and a NUL after each name and value). The bytes are laid out as a series
+ * keeps its labels (name0 NUL value0 NUL name1 ...: series.h), so the
+ * commit finds a sample staged in canonical order by comparing them whole
+ * (registry_find_packed). */
 void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n)
 {
 	uint32_t *w = b->sref + b->nsref;
+	char *d = b->sbytes + b->nbytes;
 	for (size_t i = 0; i < n; i++, w += 4) {
-		w[0] = (uint32_t)b->nbytes;
-		w[1] = (uint32_t)refs[i].name_len;
-		eng_copy_short(b->sbytes + b->nbytes, refs[i].name, refs[i].name_len);
-		b->nbytes += refs[i].name_len;
-		w[2] = (uint32_t)b->nbytes;
-		w[3] = (uint32_t)refs[i].value_len;
-		eng_copy_short(b->sbytes + b->nbytes, refs[i].value, refs[i].value_len);
-		b->nbytes += refs[i].value_len;
+		size_t nl = refs[i].name_len, vl = refs[i].value_len;
+		w[0] = (uint32_t)(d - b->sbytes);
+		w[1] = (uint32_t)nl;
+		eng_copy_short(d, refs[i].name, nl);
+		d[nl] = 0;
+		d += nl + 1;
+		w[2] = (uint32_t)(d - b->sbytes);
+		w[3] = (uint32_t)vl;
+		eng_copy_short(d, refs[i].value, vl);
+		d[vl] = 0;
+		d += vl + 1;
 	}
+	b->nbytes = (size_t)(d - b->sbytes);
 	b->nsref += 4 * n;
 }
 
@@ -711,7 +726,7 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 		         b->e->cfg.label_limits.max_labels);
 		return eng_reject(b, REJ_LABELS);
 	}
-	size_t bytes = 0;
+	size_t bytes = 2 * n; /* a NUL after each name and value */
 	for (size_t i = 0; i < n; i++)
 		bytes += refs[i].name_len + refs[i].value_len;
 	struct engine_staged *st = eng_stage_slot(b, n, n, bytes, ts_ms, value, err, errlen);

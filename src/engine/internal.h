@@ -279,6 +279,10 @@ struct shard *eng_batch_lock(struct engine_batch *b, unsigned k);
 int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_ref *refs,
                    size_t n, uint64_t hash, int64_t ts_ms, double value, char *err,
                    size_t errlen);
+/* The same for a sample whose series s (in sh, locked) is already found:
+ * order check, then the work of its kind. */
+int eng_add_series(struct engine_batch *b, struct shard *sh, struct series *s, int64_t ts_ms,
+                   double value, char *err, size_t errlen);
 /* The model state of a new (or relearning) series; its forecaster, if it
  * has one, is kept. */
 void eng_state_init(struct engine *e, struct series *s);

@@ -146,6 +146,51 @@ struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
 	}
 }
 
+/* a[0..len) == b[0..len) for any length: 8 bytes at a time, the last
+ * word overlapping (reads stay within [0, len)). */
+static inline int bytes_eq_long(const char *a, const char *b, size_t len)
+{
+	if (len <= 16)
+		return bytes_eq(a, b, len);
+	uint64_t diff = 0, x, y;
+	size_t i = 0;
+	for (; i + 8 < len; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		diff |= x ^ y;
+	}
+	memcpy(&x, a + len - 8, 8);
+	memcpy(&y, b + len - 8, 8);
+	return (diff | (x ^ y)) == 0;
+}
+
+struct series *registry_find_packed(struct series_registry *r, uint64_t hash, size_t n,
+                                    const struct label_seg *seg, size_t nseg)
+{
+	size_t len = 0;
+	for (size_t k = 0; k < nseg; k++)
+		len += seg[k].len;
+	uint32_t tag = (uint32_t)(hash >> 32);
+	for (size_t i = hash & r->table_mask;; i = (i + 1) & r->table_mask) {
+		const struct reg_slot *slot = &r->table[i];
+		if (slot->idx1 == 0)
+			return NULL;
+		if (slot->tag != tag)
+			continue;
+		struct series *s = r->v[slot->idx1 - 1];
+		if (s->hash != hash || s->labels.n != n)
+			continue;
+		const char *p = series_lab_bytes(s);
+		if ((size_t)(s->lab_end - p) != len)
+			continue;
+		size_t k = 0;
+		for (; k < nseg && bytes_eq_long(p, seg[k].p, seg[k].len); k++)
+			p += seg[k].len;
+		if (k == nseg)
+			return s;
+	}
+}
+
 struct series *registry_find(struct series_registry *r, const struct labels *l)
 {
 	struct label_ref small[64] = { { 0 } };

@@ -120,6 +120,13 @@ static inline char *series_key_dup(const struct series *s)
 
 /* The history ring: registry->hist_cap entries, just before the detector
  * state in the series' allocation. */
+/* The series' label strings (name0 NUL value0 NUL ... up to lab_end): they
+ * follow the names and values arrays in its allocation (registry_insert). */
+static inline const char *series_lab_bytes(const struct series *s)
+{
+	return (const char *)(s->labels.values + s->labels.n);
+}
+
 static inline struct hist_entry *series_hist(const struct series *s, size_t cap)
 {
 	size_t bytes = (cap * sizeof(struct hist_entry) + 15) & ~(size_t)15;
@@ -159,6 +166,20 @@ void registry_free(struct series_registry *r);
 struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
                                   const struct label_ref *refs, size_t n);
 struct series *registry_find(struct series_registry *r, const struct labels *l);
+/* A label set's bytes as a series keeps them: name0 NUL value0 NUL name1
+ * NUL ... in canonical (sorted) order, given in up to 3 pieces. */
+struct label_seg {
+	const char *p;
+	size_t len;
+};
+/* Find by hash, label count n and those bytes (compared whole: no string
+ * lengths, no pointer arrays). NULL if no series has exactly these bytes,
+ * which also happens for a set given out of canonical order or with an
+ * empty value: the caller then asks registry_find_refs(). A match is
+ * exact: the stored bytes hold 2n NULs, so equal bytes split into the same
+ * n names and values. */
+struct series *registry_find_packed(struct series_registry *r, uint64_t hash, size_t n,
+                                    const struct label_seg *seg, size_t nseg);
 /* Insert a new series, taking ownership of *labels (moved: *labels is zeroed).
  * Returns NULL when the limit is reached or memory runs out (labels freed). */
 struct series *registry_insert(struct series_registry *r, struct labels *labels, uint64_t hash);

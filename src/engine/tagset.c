@@ -18,7 +18,7 @@ int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags
 		         b->e->cfg.label_limits.max_labels);
 		return -1;
 	}
-	size_t bytes = 0;
+	size_t bytes = 2 * n; /* a NUL after each name and value (eng_copy_refs) */
 	for (size_t i = 0; i < n; i++)
 		bytes += tags[i].name_len + tags[i].value_len;
 	if (n + 1 > UINT16_MAX || b->nsref + 4 * n > UINT32_MAX || b->nbytes + bytes > UINT32_MAX ||
@@ -53,8 +53,8 @@ int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t le
 		return eng_reject(b, REJ_LABELS);
 	}
 	/* one label's words: { tag set's ref0, its count, name offset, length } */
-	struct engine_staged *st = eng_stage_slot(b, 1, (size_t)b->tag_n + 1, len, ts_ms, value, err,
-	                                          errlen);
+	struct engine_staged *st = eng_stage_slot(b, 1, (size_t)b->tag_n + 1, len + 1, ts_ms, value,
+	                                          err, errlen);
 	if (!st)
 		return REJ_CARDINALITY + 1;
 	uint64_t ph;
@@ -68,7 +68,8 @@ int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t le
 	w[2] = (uint32_t)b->nbytes;
 	w[3] = (uint32_t)len;
 	eng_copy_short(b->sbytes + b->nbytes, name, len);
-	b->nbytes += len;
+	b->sbytes[b->nbytes + len] = 0; /* as eng_copy_refs: the name NUL-terminated */
+	b->nbytes += len + 1;
 	b->nsref += 4;
 	return 0;
 }

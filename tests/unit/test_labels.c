@@ -395,6 +395,45 @@ static void test_registry_compare(void **st)
 		if (len > 1)
 			assert_null(registry_find_refs(&r, h, sorted, 3));
 		sorted[1].value_len = len;
+		/* the same set as its bytes laid out as the series keeps them
+		 * (name0 NUL value0 NUL ...: staging's layout), whole or in
+		 * pieces: found; a byte changed, a different count, a NUL
+		 * missing or the labels in another order: not found */
+		char packed[160];
+		size_t plen = 0;
+		for (int k = 0; k < 3; k++) {
+			memcpy(packed + plen, sorted[k].name, sorted[k].name_len);
+			plen += sorted[k].name_len;
+			packed[plen++] = 0;
+			memcpy(packed + plen, sorted[k].value, sorted[k].value_len);
+			plen += sorted[k].value_len;
+			packed[plen++] = 0;
+		}
+		struct label_seg whole = { packed, plen };
+		assert_ptr_equal(registry_find_packed(&r, h, 3, &whole, 1), s);
+		struct label_seg parts[3] = { { packed, 9 }, { packed + 9, 2 }, { packed + 11, plen - 11 } };
+		assert_ptr_equal(registry_find_packed(&r, h, 3, parts, 3), s);
+		assert_null(registry_find_packed(&r, h, 2, &whole, 1));
+		assert_null(registry_find_packed(&r, h ^ 1, 3, &whole, 1));
+		whole.len = plen - 1;
+		assert_null(registry_find_packed(&r, h, 3, &whole, 1));
+		whole.len = plen;
+		for (size_t i = 0; i < plen; i++) {
+			packed[i] ^= 0x20;
+			assert_null(registry_find_packed(&r, h, 3, &whole, 1));
+			assert_null(registry_find_packed(&r, h, 3, parts, 3));
+			packed[i] ^= 0x20;
+		}
+		size_t olen = 0;
+		for (int k = 0; k < 3; k++) {
+			memcpy(packed + olen, other[k].name, other[k].name_len);
+			olen += other[k].name_len;
+			packed[olen++] = 0;
+			memcpy(packed + olen, other[k].value, other[k].value_len);
+			olen += other[k].value_len;
+			packed[olen++] = 0;
+		}
+		assert_null(registry_find_packed(&r, h, 3, &whole, 1));
 	}
 	registry_free(&r);
 }
