@@ -591,7 +591,9 @@ static int scan_value(struct lp_parser *p, struct cur *c, struct entry *e, struc
 				tmp = p->scratch;
 			}
 			f->type = LP_FLOAT;
-			r = lp_value_float(v0, n, tmp, &f->v.f);
+			r = c->end - v0 >= 9 ? lp_value_float8(v0, n, &f->v.f) : NUM_SYNTAX;
+			if (r != NUM_OK)
+				r = lp_value_float(v0, n, tmp, &f->v.f);
 		}
 		if (r == NUM_RANGE)
 			return fail(p, "field value out of range '%s' for '%s'", q(&qv, v0, n), qs(&qk, f->key));

@@ -16,6 +16,11 @@ int lp_value_u64(const char *s, size_t n, uint64_t *out);
 int lp_value_i64(const char *s, size_t n, int64_t *out);
 /* A float as Go's strconv.ParseFloat reads it; tmp has room for n + 1 bytes. */
 int lp_value_float(const char *s, size_t n, char *tmp, double *out);
+/* The usual float, [-+]digits[.digits] with at most 8 characters after the
+ * sign, read 8 bytes at a time: NUM_OK with the value lp_value_float()
+ * gives, or NUM_SYNTAX for anything else (the caller then asks
+ * lp_value_float()). 9 bytes must be readable at s, whatever n. */
+int lp_value_float8(const char *s, size_t n, double *out);
 /* t, T, true, True, TRUE, f, F, false, False, FALSE: 0; anything else: -1. */
 int lp_value_bool(const char *s, size_t n, int *out);
 

@@ -125,6 +125,49 @@ static const double pow10_exact[] = {
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
 
+int lp_value_float8(const char *s, size_t n, double *out)
+{
+	const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones * 0x80;
+	int neg = 0;
+	if (n && (s[0] == '-' || s[0] == '+')) {
+		neg = s[0] == '-';
+		s++;
+		n--;
+	}
+	if (n == 0 || n > 8)
+		return NUM_SYNTAX;
+	uint64_t w;
+	memcpy(&w, s, 8); /* byte i = character i: little-endian */
+	uint64_t keep = n == 8 ? ~UINT64_C(0) : (UINT64_C(1) << (8 * n)) - 1;
+	/* the first '.': the lowest zero byte of w ^ '.' (the exact one; a byte
+	 * above it may be flagged too, and is then no digit: refused below) */
+	uint64_t x = w ^ (ones * '.');
+	uint64_t dots = (x - ones) & ~x & highs & keep;
+	size_t frac = 0;
+	if (dots) {
+		size_t d = (size_t)__builtin_ctzll(dots) / 8;
+		uint64_t low = (UINT64_C(1) << (8 * d)) - 1; /* d < 8 */
+		w = (w & low) | ((w >> 8) & ~low);            /* the '.' taken out */
+		n--;
+		frac = n - d;
+		if (n == 0)
+			return NUM_SYNTAX;
+		keep >>= 8;
+	}
+	/* the bytes past the digits read as '0', then every byte a digit */
+	w = (w & keep) | (ones * '0' & ~keep);
+	if (((w + ones * 0x46) | (w - ones * 0x30) | w) & highs)
+		return NUM_SYNTAX;
+	/* digit values, right-aligned (the first digit is the most significant) */
+	w = (w - ones * '0') << (8 * (8 - n));
+	w = (w * 10 + (w >> 8)) & UINT64_C(0x00ff00ff00ff00ff);
+	w = (w * 100 + (w >> 16)) & UINT64_C(0x0000ffff0000ffff);
+	w = (w * 10000 + (w >> 32)) & UINT64_C(0xffffffff);
+	double v = frac ? (double)w / pow10_exact[frac] : (double)w;
+	*out = neg ? -v : v;
+	return NUM_OK;
+}
+
 /* A float as Go's strconv.ParseFloat reads it (decimal or 0x hex with a p
  * exponent, '_' between digits), minus the non-numbers: NaN and Inf are
  * syntax errors, overflow is a range error, underflow rounds to 0.
@@ -135,22 +178,24 @@ int lp_value_float(const char *s, size_t n, char *tmp, double *out)
 	 * mantissa and the power of ten are exact doubles, one rounding (what
 	 * the general path below computes for it). */
 	{
-		size_t k = n && (s[0] == '-' || s[0] == '+');
-		uint64_t m = 0;
-		int nd = 0, dot = 0, frac = 0;
-		for (; k < n; k++) {
-			unsigned d = (unsigned char)s[k] - '0';
-			if (d <= 9) {
-				m = m * 10 + d;
-				nd++;
-				frac += dot;
-			} else if (s[k] == '.' && !dot) {
-				dot = 1;
-			} else {
-				break;
-			}
+		const char *p = s + (n && (s[0] == '-' || s[0] == '+')), *e = s + n, *d0 = p;
+		uint64_t m = 0; /* wraps past 19 digits: only used up to 15 */
+		unsigned d;
+		while (p < e && (d = (unsigned char)*p - '0') <= 9) {
+			m = m * 10 + d;
+			p++;
 		}
-		if (k == n && nd && nd <= 15) {
+		size_t nd = (size_t)(p - d0), frac = 0;
+		if (p < e && *p == '.') {
+			const char *f0 = ++p;
+			while (p < e && (d = (unsigned char)*p - '0') <= 9) {
+				m = m * 10 + d;
+				p++;
+			}
+			frac = (size_t)(p - f0);
+			nd += frac;
+		}
+		if (p == e && nd && nd <= 15) {
 			double v = frac ? (double)m / pow10_exact[frac] : (double)m;
 			*out = s[0] == '-' ? -v : v;
 			return NUM_OK;

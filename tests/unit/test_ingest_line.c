@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "ingest/line.h"
+#include "ingest/line_int.h"
 
 #define DFLT 42 /* default time (ns) used by the tables */
 
@@ -491,6 +492,49 @@ static void test_error_text_is_bounded(void **state)
 	assert_non_null(strstr(s.errs[0], "zzz...' for 'v'"));
 }
 
+/* lp_value_float8() (8 bytes at a time, the bytes after the value
+ * arbitrary) gives lp_value_float()'s value, bit for bit, on every string it
+ * takes, takes the usual short forms, and refuses what the general path
+ * refuses: random strings over digits, '.', signs and a few other bytes. */
+static void test_float8_matches_general(void **state)
+{
+	(void)state;
+	static const char *const usual[] = { "512.345", "0.5", ".5", "5.", "-12.25", "+7",
+		                             "12345678", "1234.567", "-0", "00000001", "9.999999", "-1.234567" };
+	char buf[32], tmp[32];
+	double a, b;
+	for (size_t i = 0; i < sizeof usual / sizeof usual[0]; i++) {
+		size_t n = strlen(usual[i]);
+		memset(buf, '7', sizeof buf);
+		memcpy(buf, usual[i], n);
+		assert_int_equal(lp_value_float8(buf, n, &a), 0);
+		assert_int_equal(lp_value_float(usual[i], n, tmp, &b), 0);
+		assert_memory_equal(&a, &b, sizeof a);
+	}
+	static const char alpha[] = "0123456789012345678901234..-+e/:_ ";
+	uint64_t x = 88172645463325252u;
+	size_t taken = 0;
+	for (int it = 0; it < 400000; it++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		size_t n = x % 11;
+		for (size_t k = 0; k < sizeof buf; k++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[k] = k < n ? alpha[x % (sizeof alpha - 1)] : (char)(x >> 24);
+		}
+		int r8 = lp_value_float8(buf, n, &a);
+		if (r8 != 0)
+			continue;
+		taken++;
+		assert_int_equal(lp_value_float(buf, n, tmp, &b), 0);
+		assert_memory_equal(&a, &b, sizeof a);
+	}
+	assert_true(taken > 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -501,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_partial_body),
 		cmocka_unit_test(test_error_text_is_bounded),
+		cmocka_unit_test(test_float8_matches_general),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
