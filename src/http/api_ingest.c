@@ -64,6 +64,8 @@ struct sink {
 	size_t refs_cap;
 	char *scratch;            /* /write: sanitised names of the current point */
 	size_t scratch_cap;
+	uintptr_t body0, body16;  /* /write: the body's first byte, and the last at
+	                           * which 16 bytes can be read (name_copy) */
 };
 
 /* Staged samples first..(the next record's first - 1), all from one line
@@ -492,12 +494,82 @@ static size_t sanitize(char *dst, const char *src, size_t n, int allow_colon)
 	return k;
 }
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+/* Bit i set when byte i of the 16 at p belongs in a name: [a-zA-Z0-9_], and
+ * ':' too when allow_colon (name_ok[]). Bytes >= 0x80 compare negative. */
+static inline unsigned name_ok16(const char *p, int allow_colon)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	__m128i lo = _mm_or_si128(v, _mm_set1_epi8(0x20));
+	__m128i m = _mm_and_si128(_mm_cmpgt_epi8(lo, _mm_set1_epi8('a' - 1)),
+	                          _mm_cmplt_epi8(lo, _mm_set1_epi8('z' + 1)));
+	m = _mm_or_si128(m, _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+	                                  _mm_cmplt_epi8(v, _mm_set1_epi8(allow_colon ? ':' + 1
+	                                                                             : '9' + 1))));
+	m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
+	return (unsigned)_mm_movemask_epi8(m);
+}
+#endif
+
+/* sanitize() (prefix 0: no '_' before a leading digit, as after the '_' of
+ * a field key), for a name of the body: when it is at most 16 bytes, 16
+ * bytes can be read at src within the body, and every byte is already
+ * allowed, 16 bytes are copied at once (dst has room for 16). */
+static inline size_t name_copy(const struct sink *s, char *dst, const char *src, size_t n,
+                               int allow_colon, int prefix)
+{
+#ifdef __SSE2__
+	uintptr_t a = (uintptr_t)src;
+	if (n <= 16 && a >= s->body0 && a <= s->body16 &&
+	    !(prefix && (n == 0 || (src[0] >= '0' && src[0] <= '9')))) {
+		unsigned want = (1u << n) - 1;
+		if ((name_ok16(src, allow_colon) & want) == want) {
+			_mm_storeu_si128((__m128i *)(void *)dst,
+			                 _mm_loadu_si128((const __m128i *)(const void *)src));
+			return n;
+		}
+	}
+#endif
+	if (prefix)
+		return sanitize(dst, src, n, allow_colon);
+	unsigned bit = allow_colon ? 1 : 2;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[i] = (name_ok[c] & bit) ? (char)c : '_';
+	}
+	return n;
+}
+
 static int floor_div(int64_t a, int64_t b, int64_t *q)
 {
 	int64_t r = a / b;
 	if ((a % b != 0) && ((a < 0) != (b < 0)))
 		r--;
 	*q = r;
+	return 0;
+}
+
+/* Stage field value v of a line whose tag set is staged
+ * (engine_batch_stage_tags), named name[0..len): sink_stage() for a line
+ * protocol field, whose record the caller made room for. */
+static int stage_field(struct sink *s, const char *name, size_t len, int64_t ts_ms, double v,
+                       size_t line)
+{
+	char err[320];
+	err[0] = 0;
+	int rc = engine_batch_stage_named(&s->batch, name, len, ts_ms, v, err, sizeof err);
+	if (rc != 0) {
+		if (!err[0])
+			snprintf(err, sizeof err, "sample rejected (%s)",
+			         selfstats_reject_name((enum reject_reason)(rc - 1)));
+		sink_error(s, line, NULL, err);
+		return 1;
+	}
+	size_t k = s->nstaged++;
+	struct srec *r = s->nrecs ? &s->recs[s->nrecs - 1] : NULL;
+	if (!r || r->line != line || r->pathoff != UINT32_MAX)
+		s->recs[s->nrecs++] = (struct srec){ k, line, UINT32_MAX, 0 };
 	return 0;
 }
 
@@ -510,20 +582,22 @@ static int lp_on_point(void *vctx, const struct lp_point *pt, size_t lineno)
 			maxf = pt->fields[i].key.len;
 	for (size_t i = 0; i < pt->ntags; i++)
 		tagk += pt->tags[i].key.len + 1;
-	size_t need = pt->name.len + maxf + 4 + tagk;
+	/* + 16: name_copy() writes 16 bytes for a name of up to 16 */
+	size_t need = pt->name.len + maxf + 4 + tagk + 16;
 	if (grow((void **)&s->scratch, &s->scratch_cap, need, 1) ||
-	    grow((void **)&s->refs, &s->refs_cap, pt->ntags + 1, sizeof *s->refs)) {
+	    grow((void **)&s->refs, &s->refs_cap, pt->ntags + 1, sizeof *s->refs) ||
+	    grow((void **)&s->recs, &s->caprecs, s->nrecs + 1, sizeof *s->recs)) {
 		sink_error(s, lineno, NULL, "out of memory");
 		return 1;
 	}
 	/* scratch: [tag keys...][metric name] — the name is rebuilt per field */
 	char *w = s->scratch;
 	for (size_t i = 0; i < pt->ntags; i++) {
-		size_t l = sanitize(w, pt->tags[i].key.p, pt->tags[i].key.len, 0);
+		size_t l = name_copy(s, w, pt->tags[i].key.p, pt->tags[i].key.len, 0, 1);
 		s->refs[i + 1] = (struct label_ref){ w, l, pt->tags[i].value.p, pt->tags[i].value.len };
 		w += l;
 	}
-	size_t base = sanitize(w, pt->name.p, pt->name.len, 1);
+	size_t base = name_copy(s, w, pt->name.p, pt->name.len, 1, 1);
 	int64_t ts_ms;
 	floor_div(pt->time_ns, 1000000, &ts_ms);
 	/* several fields: the tags are hashed and staged once for the line, each
@@ -556,13 +630,10 @@ static int lp_on_point(void *vctx, const struct lp_point *pt, size_t lineno)
 		if (!(f->key.len == 5 && !memcmp(f->key.p, "value", 5))) {
 			w[l++] = '_';
 			/* field keys may start with a digit: no '_' prefix after '_' */
-			for (size_t k = 0; k < f->key.len; k++) {
-				unsigned char c = (unsigned char)f->key.p[k];
-				w[l++] = (name_ok[c] & 1) ? (char)c : '_';
-			}
+			l += name_copy(s, w + l, f->key.p, f->key.len, 1, 0);
 		}
 		if (shared) {
-			rejected |= sink_stage(s, NULL, l, w, ts_ms, v, lineno, NULL);
+			rejected |= stage_field(s, w, l, ts_ms, v, lineno);
 		} else {
 			s->refs[0] = (struct label_ref){ "__name__", 8, w, l };
 			rejected |= sink_add(s, s->refs, pt->ntags + 1, ts_ms, v, lineno, NULL);
@@ -606,6 +677,8 @@ void api_write_lp(struct api_ctx *api, const struct api_request *req, struct api
 	}
 	struct sink s;
 	sink_init(&s, api, req->now_ms);
+	s.body0 = (uintptr_t)body;
+	s.body16 = len >= 16 ? (uintptr_t)body + len - 16 : 0;
 	engine_batch_begin(api->engine, &s.batch);
 	if (!req->event_time) /* live ingest: the window around our clock applies */
 		engine_batch_set_clock(&s.batch, req->now_ms);

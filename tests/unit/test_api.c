@@ -234,12 +234,53 @@ static void test_table(void **state)
 	assert_string_equal(http_route_name(ROUTE__COUNT), "other");
 }
 
+/* Line-protocol names become Prometheus names: '_' for each byte not
+ * allowed, '_' before a leading digit of a measurement or tag key, ':'
+ * kept in metric names only; names of up to 16 bytes and longer, inside a
+ * body and at its very end (the handler copies short valid names 16 bytes
+ * at a time where 16 bytes can be read). */
+static void test_write_names(void **state)
+{
+	struct fixture *f = *state;
+	char lp[1024];
+	snprintf(lp, sizeof lp,
+	         "cpu-load,data.center=eu-1,host=h1 usage.idle=1,usage_user=2,0field=3,value=4,"
+	         "abcdefghijklmnop=5,abcdefghijklmnopq=6,x:y=7,t\\ x=8 %lld\n"
+	         "9lives,1tag=a,abcdefghijklmnop=b value=1 %lld\n"
+	         "m,k:k=v f=1,g=2 %lld",
+	         T0, T0, T0);
+	const struct call calls[] = {
+		{ "POST", "/write", "precision=s", "text/plain", lp, 204, NULL },
+		{ "GET", "/api/v1/series", "match[]=cpu_load_usage_idle", NULL, NULL, 200,
+		  "\"data_center\":\"eu-1\"" },
+		{ "GET", "/api/v1/series", "match[]=cpu_load_usage_user", NULL, NULL, 200,
+		  "\"host\":\"h1\"" },
+		{ "GET", "/api/v1/series", "match[]=cpu_load_0field", NULL, NULL, 200, "\"h1\"" },
+		{ "GET", "/api/v1/series", "match[]=cpu_load", NULL, NULL, 200, "\"h1\"" },
+		{ "GET", "/api/v1/series", "match[]=cpu_load_abcdefghijklmnop", NULL, NULL, 200,
+		  "\"h1\"" },
+		{ "GET", "/api/v1/series", "match[]=cpu_load_abcdefghijklmnopq", NULL, NULL, 200,
+		  "\"h1\"" },
+		{ "GET", "/api/v1/series", "match[]=cpu_load_x:y", NULL, NULL, 200, "\"h1\"" },
+		{ "GET", "/api/v1/series", "match[]=cpu_load_t_x", NULL, NULL, 200, "\"h1\"" },
+		{ "GET", "/api/v1/series", "match[]=_9lives", NULL, NULL, 200,
+		  "\"_1tag\":\"a\"" },
+		{ "GET", "/api/v1/series", "match[]=_9lives", NULL, NULL, 200,
+		  "\"abcdefghijklmnop\":\"b\"" },
+		{ "GET", "/api/v1/series", "match[]=m_g", NULL, NULL, 200, "\"k_k\":\"v\"" },
+		{ "GET", "/api/v1/series", "match[]=m_f", NULL, NULL, 200, "\"k_k\":\"v\"" },
+	};
+	for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++)
+		check(f, &calls[i]);
+}
+
 int main(void)
 {
 	gsl_set_error_handler_off(); /* as the daemon does */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_not_ready, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_names, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
