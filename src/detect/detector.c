@@ -495,6 +495,20 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 		h->since_fire = 0;
 		h->fire_ts = ts_ms;
 		h->fire_z = (float)scan_bz(r);
+		/* While the history is short (the single-sample path of the
+		 * likelihood stage is on: at most `single_for` samples), the
+		 * long-run scale a detection's z is measured against has been
+		 * learnt from a few hundred samples and is often near its floor,
+		 * so the size of that z says little beyond "it crossed the
+		 * threshold": the bar it sets for a second detection counts it
+		 * at most as the alert threshold's own z (refire then needs
+		 * `refire` times that). With a longer history the detection's
+		 * own z stands. */
+		if (m->lk_enabled && h->n <= m->lk_single_for) {
+			double zt = q_to_z(-m->alert.threshold * m->lk_decades * M_LN10);
+			if ((double)h->fire_z > zt)
+				h->fire_z = (float)zt;
+		}
 		h->fire_dir = (int16_t)dir;
 		h->fire_dip = 0;
 		const struct comp_out *f = !isnan(r->ob.expected) ? &r->ob : &r->o0;

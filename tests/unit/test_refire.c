@@ -9,6 +9,9 @@
  * reference for the likelihood window since that detection's episode ended;
  * not while the first event goes on, nor if the series went beyond the
  * reference again in between.
+ * While the series' history is short (at most the likelihood stage's
+ * `single_for` samples), the bar a detection sets counts its evidence at
+ * most as the alert threshold's own z (test_refire_cap_short_history).
  */
 #include "config.h"
 
@@ -208,11 +211,81 @@ static void test_renew(void **ctx)
 	model_free(moff);
 }
 
+/* A robust z through the likelihood stage, whose short-history path scores
+ * the single sample (z1 = (log(1 + raw) - mean) / max(sd, single_floor))
+ * for the first SINGLE_FOR samples (0: never, and no cap either). */
+static const char yaml_cap[] =
+	"components:\n  - kind: level\n"
+	"likelihood:\n  decades: 11.5\n  single_for: %d\n  single_floor: 0.26\n"
+	"warmup: 100\nsuppress: 300\nhold: 0.4\nrefire: 1.5\narm: 0.45\nrenew: false\n"
+	"alert:\n  threshold: 0.49\n  clear_threshold: 0.35\n";
+
+enum { SINGLE_FOR = 800, GAP = 100 };
+
+/* N(100, 1) with a +100 spike at `at` (evidence z1 about 16: a bar of about
+ * 24 without the cap) and a +20 spike GAP samples later (z1 about 10, inside
+ * the suppression the first started; with the cap the bar is 1.5 x 4.58 =
+ * 6.87). */
+static void two_spikes(int64_t *ts, double *v, int at, double a1, double a2)
+{
+	uint64_t s = 11;
+	for (int i = 0; i < N; i++) {
+		ts[i] = T0 + (int64_t)i * 10000;
+		v[i] = 100 + noise(&s);
+	}
+	v[at] += a1;
+	v[at + GAP] += a2;
+}
+
+static int detections_in(const double *sc, int from, int to, double thr)
+{
+	int k = 0;
+	for (int i = from; i < to; i++)
+		k += sc[i] >= thr;
+	return k;
+}
+
+static void test_refire_cap_short_history(void **ctx)
+{
+	(void)ctx;
+	int64_t ts[N];
+	double v[N], sc[N];
+	for (int single_for = 0; single_for <= SINGLE_FOR; single_for += SINGLE_FOR) {
+		char y[sizeof yaml_cap + 16], err[256];
+		int len = snprintf(y, sizeof y, yaml_cap, single_for);
+		struct model *m = model_load_string(y, (size_t)len, "cap.yml", err, sizeof err);
+		assert_non_null(m);
+		double thr = model_alerting(m)->threshold;
+		/* young series: both spikes within the first SINGLE_FOR samples */
+		two_spikes(ts, v, 300, 100, 20);
+		score(m, ts, v, sc);
+		print_message("refire cap (single_for %d): young series: %.3f, %.3f\n", single_for,
+		              sc[300], sc[300 + GAP]);
+		assert_true(sc[300] >= thr);
+		assert_int_equal(detections_in(sc, 0, 300, thr), 0);
+		assert_int_equal(detections_in(sc, 301, 300 + GAP, thr), 0);
+		if (single_for)
+			assert_true(sc[300 + GAP] > 0.95); /* the bar was capped: a second detection */
+		else
+			assert_true(sc[300 + GAP] <= model_hold(m) + 1e-12); /* no cap: held */
+		/* the same two spikes after SINGLE_FOR samples: the detection's own
+		 * evidence sets the bar, the second spike is held either way */
+		two_spikes(ts, v, SINGLE_FOR + 200, 1000, 3000);
+		score(m, ts, v, sc);
+		print_message("refire cap (single_for %d): older series: %.3f, %.3f\n", single_for,
+		              sc[SINGLE_FOR + 200], sc[SINGLE_FOR + 200 + GAP]);
+		assert_true(sc[SINGLE_FOR + 200] >= thr);
+		assert_true(sc[SINGLE_FOR + 200 + GAP] <= model_hold(m) + 1e-12);
+		model_free(m);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refire_needs_new_episode),
 		cmocka_unit_test(test_renew),
+		cmocka_unit_test(test_refire_cap_short_history),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
