@@ -11,7 +11,9 @@
 #   spike     `spike`'s direct and memory (and the model before `spike`:
 #             `level` with log in its place)
 #   single    the likelihood stage's `single_for` / `single_floor` (0 = the
-#             model without it, and the neighbourhood of the default 800 / 0.26)
+#             model without it, and the neighbourhood of the default 800 / 0.26);
+#             `single_for` is also how long a detection's refire bar is capped
+#             at the alert threshold's z (docs/detectors.md, Refire)
 #   changept  the default, the default without `changept`, `changept`'s
 #             direct 2 or 4 (floor 2) and floor 1 or 3 (direct 3), and
 #             `spike`'s direct 0.75 or 1.25
