@@ -130,20 +130,36 @@ static int labels_equal_refs(const struct series *s, const struct label_ref *ref
 	return nonempty == ln;
 }
 
-struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
-                                  const struct label_ref *refs, size_t n)
+/* The open-addressing probe both lookups share: from slot *i on, the next
+ * series whose slot tag (the hash's high 32 bits) and full hash match, or
+ * NULL at the first empty slot. *i is left one past the slot returned. */
+static inline struct series *probe_next(const struct series_registry *r, size_t *i,
+                                        uint64_t hash)
 {
 	uint32_t tag = (uint32_t)(hash >> 32);
-	for (size_t i = hash & r->table_mask;; i = (i + 1) & r->table_mask) {
-		const struct reg_slot *slot = &r->table[i];
+	for (;; *i = (*i + 1) & r->table_mask) {
+		const struct reg_slot *slot = &r->table[*i];
 		if (slot->idx1 == 0)
 			return NULL;
 		if (slot->tag != tag)
 			continue;
 		struct series *s = r->v[slot->idx1 - 1];
-		if (s->hash == hash && labels_equal_refs(s, refs, n))
+		if (s->hash == hash) {
+			*i = (*i + 1) & r->table_mask;
 			return s;
+		}
 	}
+}
+
+struct series *registry_find_refs(struct series_registry *r, uint64_t hash,
+                                  const struct label_ref *refs, size_t n)
+{
+	size_t i = hash & r->table_mask;
+	struct series *s;
+	while ((s = probe_next(r, &i, hash)))
+		if (labels_equal_refs(s, refs, n))
+			return s;
+	return NULL;
 }
 
 /* a[0..len) == b[0..len) for any length: 8 bytes at a time, the last
@@ -170,15 +186,10 @@ struct series *registry_find_packed(struct series_registry *r, uint64_t hash, si
 	size_t len = 0;
 	for (size_t k = 0; k < nseg; k++)
 		len += seg[k].len;
-	uint32_t tag = (uint32_t)(hash >> 32);
-	for (size_t i = hash & r->table_mask;; i = (i + 1) & r->table_mask) {
-		const struct reg_slot *slot = &r->table[i];
-		if (slot->idx1 == 0)
-			return NULL;
-		if (slot->tag != tag)
-			continue;
-		struct series *s = r->v[slot->idx1 - 1];
-		if (s->hash != hash || s->labels.n != n)
+	size_t i = hash & r->table_mask;
+	struct series *s;
+	while ((s = probe_next(r, &i, hash))) {
+		if (s->labels.n != n)
 			continue;
 		const char *p = series_lab_bytes(s);
 		if ((size_t)(s->lab_end - p) != len)
@@ -189,6 +200,7 @@ struct series *registry_find_packed(struct series_registry *r, uint64_t hash, si
 		if (k == nseg)
 			return s;
 	}
+	return NULL;
 }
 
 struct series *registry_find(struct series_registry *r, const struct labels *l)
