@@ -150,6 +150,22 @@ static void test_labels_reject(void **st)
 	assert_false(label_name_valid("a:b", 3));
 }
 
+/* refs[0..n) laid out as a series keeps its labels and staging writes them
+ * (name0 NUL value0 NUL ...); returns the length */
+static size_t pack_refs(char *out, const struct label_ref *refs, int n)
+{
+	size_t len = 0;
+	for (int k = 0; k < n; k++) {
+		memcpy(out + len, refs[k].name, refs[k].name_len);
+		len += refs[k].name_len;
+		out[len++] = 0;
+		memcpy(out + len, refs[k].value, refs[k].value_len);
+		len += refs[k].value_len;
+		out[len++] = 0;
+	}
+	return len;
+}
+
 static void make_labels(struct labels *l, const char *name, const char *job, const char *code)
 {
 	struct label_ref r[3] = { { "__name__", 8, name, strlen(name) },
@@ -400,15 +416,7 @@ static void test_registry_compare(void **st)
 		 * pieces: found; a byte changed, a different count, a NUL
 		 * missing or the labels in another order: not found */
 		char packed[160];
-		size_t plen = 0;
-		for (int k = 0; k < 3; k++) {
-			memcpy(packed + plen, sorted[k].name, sorted[k].name_len);
-			plen += sorted[k].name_len;
-			packed[plen++] = 0;
-			memcpy(packed + plen, sorted[k].value, sorted[k].value_len);
-			plen += sorted[k].value_len;
-			packed[plen++] = 0;
-		}
+		size_t plen = pack_refs(packed, sorted, 3);
 		struct label_seg whole = { packed, plen };
 		assert_ptr_equal(registry_find_packed(&r, h, 3, &whole, 1), s);
 		struct label_seg parts[3] = { { packed, 9 }, { packed + 9, 2 }, { packed + 11, plen - 11 } };
@@ -424,15 +432,8 @@ static void test_registry_compare(void **st)
 			assert_null(registry_find_packed(&r, h, 3, parts, 3));
 			packed[i] ^= 0x20;
 		}
-		size_t olen = 0;
-		for (int k = 0; k < 3; k++) {
-			memcpy(packed + olen, other[k].name, other[k].name_len);
-			olen += other[k].name_len;
-			packed[olen++] = 0;
-			memcpy(packed + olen, other[k].value, other[k].value_len);
-			olen += other[k].value_len;
-			packed[olen++] = 0;
-		}
+		/* the same bytes in another order: same length, not found */
+		assert_int_equal(pack_refs(packed, other, 3), plen);
 		assert_null(registry_find_packed(&r, h, 3, &whole, 1));
 	}
 	registry_free(&r);
