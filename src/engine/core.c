@@ -250,59 +250,20 @@ int eng_reject(struct engine_batch *b, enum reject_reason r)
  * family: foreshock:rate: and foreshock:p<...>: prefixes, then a _bucket
  * suffix, removed. The same function routes checkpointed series at restore,
  * so derived series come back in their parent's shard. */
-/* The routing hash of one pair: 0 for `le` and empty values, the family
- * for __name__, else the pair's label hash. *same (may be NULL) is set when
- * that equals label_pair_hash() of the pair as given, *pair (may be NULL)
- * to label_pair_hash() of the pair as given, so staging hashes each pair
- * once for both. */
+/* The routing hash of one pair, and (pair, may be NULL) its
+ * label_pair_hash(), 0 for an empty value. */
 static inline uint64_t route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
                                      uint64_t *pair)
 {
 	uint64_t ph = vl ? label_pair_hash(name, nl, value, vl) : 0;
 	if (pair)
 		*pair = ph;
-	if (vl == 0 || (nl == 2 && name[0] == 'l' && name[1] == 'e'))
-		return 0;
-	if (nl == 8 && memcmp(name, "__name__", 8) == 0) {
-		size_t ovl = vl;
-		if (vl > 15 && memcmp(value, "foreshock:rate:", 15) == 0) {
-			value += 15;
-			vl -= 15;
-		} else if (vl > 11 && memcmp(value, "foreshock:p", 11) == 0) {
-			/* up to the next ':' (quantile_name: digits, or e.g. 5e-05) */
-			size_t i = 11;
-			while (i < vl && value[i] != ':')
-				i++;
-			if (i > 11 && i < vl) {
-				value += i + 1;
-				vl -= i + 1;
-			}
-		}
-		if (vl > 7 && memcmp(value + vl - 7, "_bucket", 7) == 0)
-			vl -= 7;
-		if (vl != ovl)
-			return label_pair_hash(name, nl, value, vl);
-	}
-	return ph;
-}
-
-uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
-                           uint64_t *pair)
-{
-	return route_pair_ex(name, nl, value, vl, pair);
+	return eng_route_of(name, nl, value, vl, ph);
 }
 
 static uint64_t route_pair(const char *name, size_t nl, const char *value, size_t vl)
 {
 	return route_pair_ex(name, nl, value, vl, NULL);
-}
-
-unsigned eng_route_mix(uint64_t acc)
-{
-	acc ^= acc >> 33;
-	acc *= 0xff51afd7ed558ccdULL;
-	acc ^= acc >> 33;
-	return (unsigned)(acc >> 8);
 }
 
 /* Route and label hash (labels_hash_refs) of refs in one pass. */
@@ -693,26 +654,40 @@ struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, siz
  * and a NUL after each name and value). The bytes are laid out as a series
  * keeps its labels (name0 NUL value0 NUL name1 ...: series.h), so the
  * commit finds a sample staged in canonical order by comparing them whole
- * (registry_find_packed). */
-void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n)
+ * (registry_find_packed). Each string is hashed by the loads that copy it
+ * (label_str_words_copy): returns the sum of the pairs' label_pair_hash()
+ * (labels_hash_from_sum() of it is labels_hash_refs()), and adds their
+ * routing hashes to *route. */
+uint64_t eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n,
+                       uint64_t *route)
 {
+	/* the buffers' bases in locals: a store through d may alias *b */
+	char *const base = b->sbytes;
 	uint32_t *w = b->sref + b->nsref;
-	char *d = b->sbytes + b->nbytes;
-	for (size_t i = 0; i < n; i++, w += 4) {
-		size_t nl = refs[i].name_len, vl = refs[i].value_len;
-		w[0] = (uint32_t)(d - b->sbytes);
+	char *d = base + b->nbytes;
+	uint64_t hacc = 0, racc = 0;
+	for (const struct label_ref *r = refs, *end = refs + n; r < end; r++, w += 4) {
+		const char *name = r->name, *value = r->value;
+		size_t nl = r->name_len, vl = r->value_len;
+		uint64_t na, nb, va, vb;
+		w[0] = (uint32_t)(d - base);
 		w[1] = (uint32_t)nl;
-		eng_copy_short(d, refs[i].name, nl);
+		label_str_words_copy(d, name, nl, &na, &nb);
 		d[nl] = 0;
 		d += nl + 1;
-		w[2] = (uint32_t)(d - b->sbytes);
+		w[2] = (uint32_t)(d - base);
 		w[3] = (uint32_t)vl;
-		eng_copy_short(d, refs[i].value, vl);
+		label_str_words_copy(d, value, vl, &va, &vb);
 		d[vl] = 0;
 		d += vl + 1;
+		uint64_t ph = vl ? label_pair_hash_words(na, nb, nl, va, vb, vl) : 0;
+		hacc += ph;
+		racc += eng_route_of(name, nl, value, vl, ph);
 	}
-	b->nbytes = (size_t)(d - b->sbytes);
+	b->nbytes = (size_t)(d - base);
 	b->nsref += 4 * n;
+	*route += racc;
+	return hacc;
 }
 
 int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, size_t n,
@@ -732,9 +707,10 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	struct engine_staged *st = eng_stage_slot(b, n, n, bytes, ts_ms, value, err, errlen);
 	if (!st)
 		return REJ_CARDINALITY + 1;
-	st->shard = (uint8_t)(route_and_hash(refs, n, &st->hash) % ENGINE_SHARDS);
+	uint64_t route = 0;
+	st->hash = labels_hash_from_sum(eng_copy_refs(b, refs, n, &route));
+	st->shard = (uint8_t)(eng_route_mix(route) % ENGINE_SHARDS);
 	st->named = 0;
-	eng_copy_refs(b, refs, n);
 	return 0;
 }
 

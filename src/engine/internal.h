@@ -218,9 +218,46 @@ struct engine_staged {
 
 /* core.c */
 int eng_check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errlen);
-uint64_t eng_route_pair_ex(const char *name, size_t nl, const char *value, size_t vl,
-                           uint64_t *pair);
-unsigned eng_route_mix(uint64_t acc);
+/* The routing hash of one pair whose label_pair_hash() is ph (0 when the
+ * value is empty): 0 for `le` and empty values, the family's pair hash for
+ * __name__, else ph (see struct shard). Inline: staging routes every label
+ * of every sample. */
+static inline uint64_t eng_route_of(const char *name, size_t nl, const char *value, size_t vl,
+                                    uint64_t ph)
+{
+	if (vl == 0 || (nl == 2 && name[0] == 'l' && name[1] == 'e'))
+		return 0;
+	if (nl == 8 && memcmp(name, "__name__", 8) == 0 && vl > 7) {
+		size_t ovl = vl;
+		if (vl > 15 && memcmp(value, "foreshock:rate:", 15) == 0) {
+			value += 15;
+			vl -= 15;
+		} else if (vl > 11 && memcmp(value, "foreshock:p", 11) == 0) {
+			/* up to the next ':' (quantile_name: digits, or e.g. 5e-05) */
+			size_t i = 11;
+			while (i < vl && value[i] != ':')
+				i++;
+			if (i > 11 && i < vl) {
+				value += i + 1;
+				vl -= i + 1;
+			}
+		}
+		if (vl > 7 && memcmp(value + vl - 7, "_bucket", 7) == 0)
+			vl -= 7;
+		if (vl != ovl)
+			return label_pair_hash(name, nl, value, vl);
+	}
+	return ph;
+}
+
+/* A shard number's source from the sum of a series' routing hashes. */
+static inline unsigned eng_route_mix(uint64_t acc)
+{
+	acc ^= acc >> 33;
+	acc *= 0xff51afd7ed558ccdULL;
+	acc ^= acc >> 33;
+	return (unsigned)(acc >> 8);
+}
 /* Copies n bytes of a label name or value into the staging bytes: inline
  * for the usual lengths (two overlapping loads and stores), where a call of
  * libc's memcpy per string was 4.6% of the remote_write profile. */
@@ -267,7 +304,8 @@ int eng_admit(struct engine_batch *b, int64_t ts_ms, double value, char *err, si
 struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, size_t nref,
                                      size_t bytes, int64_t ts_ms, double value, char *err,
                                      size_t errlen);
-void eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n);
+uint64_t eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n,
+                       uint64_t *route);
 /* stage.c: gives the batch's buffers back to the engine's pool (or frees
  * them); engine_batch_end calls it after releasing its shard. */
 void eng_stage_release(struct engine *e, struct engine_batch *b);

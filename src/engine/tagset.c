@@ -27,16 +27,10 @@ int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags
 		snprintf(err, errlen, "out of memory staging a sample");
 		return -1;
 	}
-	b->tag_route = b->tag_hash = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t ph;
-		b->tag_route += eng_route_pair_ex(tags[i].name, tags[i].name_len, tags[i].value,
-		                              tags[i].value_len, &ph);
-		b->tag_hash += ph;
-	}
 	b->tag_ref0 = (uint32_t)b->nsref;
 	b->tag_n = (uint16_t)n;
-	eng_copy_refs(b, tags, n);
+	b->tag_route = 0;
+	b->tag_hash = eng_copy_refs(b, tags, n, &b->tag_route);
 	b->tag_ok = 1;
 	return 0;
 }
@@ -57,8 +51,14 @@ int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t le
 	                                          err, errlen);
 	if (!st)
 		return REJ_CARDINALITY + 1;
-	uint64_t ph;
-	uint64_t acc = b->tag_route + eng_route_pair_ex("__name__", 8, name, len, &ph);
+	/* the name is hashed by the loads that copy it (as eng_copy_refs) */
+	uint64_t na, nb, va, vb;
+	char *d = b->sbytes + b->nbytes;
+	label_str_words("__name__", 8, &na, &nb);
+	label_str_words_copy(d, name, len, &va, &vb);
+	d[len] = 0; /* as eng_copy_refs: the name NUL-terminated */
+	uint64_t ph = len ? label_pair_hash_words(na, nb, 8, va, vb, len) : 0;
+	uint64_t acc = b->tag_route + eng_route_of("__name__", 8, name, len, ph);
 	st->hash = labels_hash_from_sum(b->tag_hash + ph);
 	st->shard = (uint8_t)(eng_route_mix(acc) % ENGINE_SHARDS);
 	st->named = 1;
@@ -67,8 +67,6 @@ int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t le
 	w[1] = b->tag_n;
 	w[2] = (uint32_t)b->nbytes;
 	w[3] = (uint32_t)len;
-	eng_copy_short(b->sbytes + b->nbytes, name, len);
-	b->sbytes[b->nbytes + len] = 0; /* as eng_copy_refs: the name NUL-terminated */
 	b->nbytes += len + 1;
 	b->nsref += 4;
 	return 0;

@@ -192,13 +192,9 @@ int labels_equal(const struct labels *a, const struct labels *b)
 	return 1;
 }
 
-/* The set's hash is the sum of its pairs' hashes, mixed: independent of
- * order, so refs need no sorting. Empty values do not count. */
-uint64_t labels_hash_from_sum(uint64_t sum)
-{
-	return labels_hash_mix(sum ^ LABELS_FNV_PRIME);
-}
-
+/* The set's hash is the sum of its pairs' hashes, mixed
+ * (labels_hash_from_sum): independent of order, so refs need no sorting.
+ * Empty values do not count. */
 uint64_t labels_hash(const struct labels *l)
 {
 	uint64_t acc = 0;

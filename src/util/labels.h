@@ -60,12 +60,13 @@ uint64_t labels_hash(const struct labels *l);
  * without allocating. */
 uint64_t labels_hash_refs(const struct label_ref *refs, size_t n);
 /* The hash of one pair; a set's hash is built from its pairs' (any order).
- * Inline (with its two helpers below): staging hashes every label of every
+ * Inline (with its helpers below): staging hashes every label of every
  * sample, and the calls were a third of that work. */
 static inline uint64_t label_pair_hash(const char *name, size_t name_len, const char *value,
                                        size_t value_len);
-/* The set's hash from the sum of its non-empty pairs' label_pair_hash(). */
-uint64_t labels_hash_from_sum(uint64_t sum);
+/* The set's hash from the sum of its non-empty pairs' label_pair_hash()
+ * (inline, below). */
+static inline uint64_t labels_hash_from_sum(uint64_t sum);
 
 /* Canonical text form into a malloc'd string: name{a="x",b="y"}. */
 char *labels_to_string(const struct labels *l);
@@ -79,13 +80,26 @@ int label_name_valid(const char *s, size_t len);
 int metric_name_valid(const char *s, size_t len);
 
 /* --- the pair hash, inline ----------------------------------------------
- * A word at a time, then a 64-bit finaliser (splitmix) so open addressing
- * sees well-mixed bits: label strings are short, and this runs for every
- * sample (FNV's byte-at-a-time multiply chain was ~5% of the ingest
- * profile). The hash lives in memory only (the registry rebuilds it at
- * restore), so its values may change between versions. */
-#define LABELS_FNV_OFF 0xcbf29ce484222325ULL
+ * A string (a label name or value) of n bytes is hashed by two words, the
+ * same loads that copy it (label_str_words): its first and its last 8 bytes
+ * when 8 <= n <= 16 (overlapping below 16), the first and last 4 when
+ * 4 <= n < 8, 2 when 2 <= n < 4, its byte twice when n == 1, zeros when
+ * n == 0; above 16 bytes the first word is a fold of the words before the
+ * last 8 bytes. A pair is three 64x64->128-bit multiplies of those words,
+ * the lengths and fixed odd constants, each product folded by xor of its
+ * halves (as wyhash does): about a third of the instructions of the
+ * word-at-a-time hash with a splitmix finaliser it replaced, and the copy
+ * of the staged labels shares its loads (engine/core.c). The hash lives in
+ * memory only (the registry rebuilds it at restore, the shard routing is
+ * recomputed from the labels, nothing stores it), so its values may change
+ * between versions and between byte orders. */
 #define LABELS_FNV_PRIME 0x100000001b3ULL
+#define LABELS_K0 0xa0761d6478bd642fULL
+#define LABELS_K1 0xe7037ed1a0b428dbULL
+#define LABELS_K2 0x8ebc6af09c88c6e3ULL
+#define LABELS_K3 0x589965cc75374cc3ULL
+#define LABELS_K4 0x1d8e4e27c47d124fULL
+#define LABELS_K5 0x9e3779b97f4a7c15ULL
 
 static inline uint64_t labels_hash_mix(uint64_t z)
 {
@@ -94,48 +108,121 @@ static inline uint64_t labels_hash_mix(uint64_t z)
 	return z ^ (z >> 31);
 }
 
-static inline uint64_t labels_bytes_hash(uint64_t h, const char *p, size_t n)
+/* x * y as 128 bits, its two halves xor'ed. */
+static inline uint64_t labels_mum(uint64_t x, uint64_t y)
 {
-	h ^= (uint64_t)n * 0x9e3779b97f4a7c15ULL;
-	while (n >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
+#ifdef __SIZEOF_INT128__
+	unsigned __int128 r = (unsigned __int128)x * y;
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+#else
+	uint64_t xl = (uint32_t)x, xh = x >> 32, yl = (uint32_t)y, yh = y >> 32;
+	uint64_t ll = xl * yl, lh = xl * yh, hl = xh * yl, hh = xh * yh;
+	uint64_t mid = (ll >> 32) + (uint32_t)lh + (uint32_t)hl;
+	uint64_t lo = (mid << 32) | (uint32_t)ll;
+	uint64_t hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+	return lo ^ hi;
+#endif
+}
+
+/* The words of a string longer than 16 bytes: *a a fold of its 8-byte
+ * words before the last 8 bytes, *b those last 8 bytes. */
+static inline void label_long_words(const char *p, size_t n, uint64_t *a, uint64_t *b)
+{
+	uint64_t h = 0, w;
+	for (size_t i = 0; i + 8 < n; i += 8) {
+		memcpy(&w, p + i, 8);
 		h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
 		h ^= h >> 29;
-		p += 8;
-		n -= 8;
 	}
-	/* the last n < 8 bytes as a little-endian word: byte i at bits 8i */
-	uint64_t t = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	/* two overlapping loads from each end (the bytes both hold are the
-	 * same, so OR keeps them): the loop's value, without a step per byte */
-	if (n >= 4) {
-		uint32_t lo, hi;
-		memcpy(&lo, p, 4);
-		memcpy(&hi, p + n - 4, 4);
-		t = (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
-	} else if (n >= 2) {
-		uint16_t lo, hi;
-		memcpy(&lo, p, 2);
-		memcpy(&hi, p + n - 2, 2);
-		t = (uint64_t)lo | (uint64_t)hi << (8 * (n - 2));
+	memcpy(&w, p + n - 8, 8);
+	*a = h;
+	*b = w;
+}
+
+/* The hash words of s[0..n) (see above), and, when copy is 1 (a constant:
+ * the wrappers below), the string copied to d[0..n) by the same loads.
+ * Reads stay within [0, n). */
+static inline void label_str_words_(char *d, int copy, const char *s, size_t n, uint64_t *a,
+                                    uint64_t *b)
+{
+	if (n >= 8 && n <= 16) {
+		uint64_t x, y;
+		memcpy(&x, s, 8);
+		memcpy(&y, s + n - 8, 8);
+		if (copy) {
+			memcpy(d, &x, 8);
+			memcpy(d + n - 8, &y, 8);
+		}
+		*a = x;
+		*b = y;
+	} else if (n >= 4 && n < 8) {
+		uint32_t x, y;
+		memcpy(&x, s, 4);
+		memcpy(&y, s + n - 4, 4);
+		if (copy) {
+			memcpy(d, &x, 4);
+			memcpy(d + n - 4, &y, 4);
+		}
+		*a = x;
+		*b = y;
+	} else if (n >= 2 && n < 4) {
+		uint16_t x, y;
+		memcpy(&x, s, 2);
+		memcpy(&y, s + n - 2, 2);
+		if (copy) {
+			memcpy(d, &x, 2);
+			memcpy(d + n - 2, &y, 2);
+		}
+		*a = x;
+		*b = y;
 	} else if (n == 1) {
-		t = (unsigned char)p[0];
+		if (copy)
+			d[0] = s[0];
+		*a = *b = (unsigned char)s[0];
+	} else if (n > 16) {
+		if (copy)
+			memcpy(d, s, n);
+		label_long_words(s, n, a, b);
+	} else {
+		*a = *b = 0;
 	}
-#else
-	for (size_t i = 0; i < n; i++)
-		t |= (uint64_t)(unsigned char)p[i] << (8 * i);
-#endif
-	h = (h ^ t) * 0x94d049bb133111ebULL;
-	return h ^ (h >> 32);
+}
+
+/* The hash words of s[0..n). */
+static inline void label_str_words(const char *s, size_t n, uint64_t *a, uint64_t *b)
+{
+	label_str_words_(NULL, 0, s, n, a, b);
+}
+
+/* The same, and s[0..n) copied to d (d[n] is not written). */
+static inline void label_str_words_copy(char *d, const char *s, size_t n, uint64_t *a,
+                                        uint64_t *b)
+{
+	label_str_words_(d, 1, s, n, a, b);
+}
+
+/* The pair hash from its strings' words and lengths. */
+static inline uint64_t label_pair_hash_words(uint64_t na, uint64_t nb, size_t nl, uint64_t va,
+                                             uint64_t vb, size_t vl)
+{
+	uint64_t hn = labels_mum(na ^ LABELS_K0, nb ^ LABELS_K1 ^ (uint64_t)nl);
+	uint64_t hv = labels_mum(va ^ LABELS_K2, vb ^ LABELS_K3 ^ (uint64_t)vl);
+	return labels_mum(hn ^ LABELS_K4, hv ^ LABELS_K5);
 }
 
 static inline uint64_t label_pair_hash(const char *name, size_t name_len, const char *value,
                                        size_t value_len)
 {
-	return labels_hash_mix(labels_bytes_hash(labels_bytes_hash(LABELS_FNV_OFF, name, name_len),
-	                                         value, value_len));
+	uint64_t na, nb, va, vb;
+	label_str_words(name, name_len, &na, &nb);
+	label_str_words(value, value_len, &va, &vb);
+	return label_pair_hash_words(na, nb, name_len, va, vb, value_len);
+}
+
+/* The set's hash from the sum of its non-empty pairs' label_pair_hash(). */
+static inline uint64_t labels_hash_from_sum(uint64_t sum)
+{
+	return labels_hash_mix(sum ^ LABELS_FNV_PRIME);
 }
 
 #endif
