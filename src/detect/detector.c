@@ -106,7 +106,7 @@ static double q_to_z(double lq)
 }
 
 /* alpha = det_alpha(halflife, 1), the weight once n reaches halflife */
-static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, double alpha,
+static inline __attribute__((always_inline)) void gauss_learn(double *mean, double *var, uint32_t n, double halflife, double alpha,
                         double x, double clip, double min_std)
 {
 	if (n == 0) {
@@ -133,9 +133,14 @@ static void gauss_learn(double *mean, double *var, uint32_t n, double halflife, 
 
 /* Anomaly likelihood of one component's raw score, in [0,1]; *zout is the
  * evidence in standard deviations of the long-run distribution. n is the
- * number of samples the series has seen (for `single_for`). */
-static double likelihood(const struct model *m, struct lk_state *s, double raw, int learn,
-                         uint32_t n, double *zout)
+ * number of samples the series has seen (for `single_for`). plain (a
+ * constant where it is inlined): the model has neither the instant nor the
+ * exponential-tail stage (no struct lk_cold) and calibrates (lk_qref > 0),
+ * as the default does: the same arithmetic without the tests of those
+ * settings per sample. */
+static inline __attribute__((always_inline)) double
+likelihood(const struct model *m, struct lk_state *s, double raw, int learn, uint32_t n,
+           double *zout, const int plain)
 {
 	/* u is kept as a float, so log1p, which is slow, is not needed: once
 	 * raw >= 2^-10, log(1 + raw) is exact to well within float precision
@@ -161,14 +166,16 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		s->sum = t;
 	}
 	double avg = (double)s->sum / s->len;
-	struct lk_cold *cold = m->lk_cold_off ? (struct lk_cold *)((char *)s + m->lk_cold_off) : NULL;
+	struct lk_cold *cold = !plain && m->lk_cold_off ?
+	                       (struct lk_cold *)((char *)s + m->lk_cold_off) : NULL;
+	const int exp_tail = !plain && m->lk_exp_tail, instant = !plain && m->lk_instant;
 	double z = 0, z1 = 0;
 	if (s->n >= m->lk_min_n) {
 		double sd = sqrt(s->var);
 		if (sd < m->lk_min_std)
 			sd = m->lk_min_std;
 		z = (avg - s->mean) / sd;
-		if (m->lk_exp_tail) {
+		if (exp_tail) {
 			/* P(avg > x) ~ px * exp(-(x - mean) / beta), beta = mean excess.
 			 * Report it as the Gaussian z with the same tail probability. */
 			double beta = cold->px > 0 ? (double)cold->ex / (double)cold->px : 0;
@@ -184,7 +191,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 		 * below; no extra state. */
 		if (n <= m->lk_single_for)
 			z1 = (u - s->mean) / (sd > m->lk_single_floor ? sd : m->lk_single_floor);
-		if (m->lk_instant) {
+		if (instant) {
 			double sd1 = sqrt(cold->var1);
 			if (sd1 < m->lk_min_std)
 				sd1 = m->lk_min_std;
@@ -193,7 +200,7 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 				z = zi;
 		}
 	}
-	if (learn && m->lk_exp_tail) {
+	if (learn && exp_tail) {
 		double a = s->n < m->lk_halflife ? 1.0 / (s->n + 1) : m->lk_alpha;
 		double d = avg - s->mean;
 		cold->ex += (float)(a * ((d > 0 ? d : 0) - (double)cold->ex));
@@ -205,13 +212,13 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
 	}
 	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, m->lk_alpha, avg, m->lk_clip,
 	            m->lk_min_std);
-	if (m->lk_instant)
+	if (instant)
 		gauss_learn(&cold->mean1, &cold->var1, s->n, m->lk_halflife, m->lk_alpha, u, m->lk_clip,
 		            m->lk_min_std);
 	if (s->n < UINT32_MAX)
 		s->n++;
 	*zout = z;
-	if (m->lk_qref > 0) {
+	if (plain || m->lk_qref > 0) {
 		/* Calibrate the Gaussian tail with the observed frequency of tail
 		 * events at level qref: if they happen c times more often than the
 		 * model says, tail probabilities are c times larger (never smaller). */
@@ -250,11 +257,15 @@ static double likelihood(const struct model *m, struct lk_state *s, double raw, 
  * detection from this path compares with the likelihood stages' evidence
  * (refire). That z is only needed when a detection is armed, so it is
  * computed then (q_to_z costs a dozen libm calls), not per sample. */
-static double direct_score(const struct model *m, double raw, double d, double *lqout)
+static inline double direct_score(double raw, double d)
 {
-	double sc = raw / (raw + d);
-	*lqout = -sc * m->lk_decades * M_LN10;
-	return sc;
+	return raw / (raw + d);
+}
+
+/* the log tail probability of direct score sc */
+static inline double direct_lq(const struct model *m, double sc)
+{
+	return -sc * m->lk_decades * M_LN10;
 }
 
 static double direct_z(double lq)
@@ -296,7 +307,7 @@ void model_prefetch(const struct model *m, const void *state, int64_t ts_ms)
 	}
 }
 
-static void comp_linear(struct comp_out *o)
+static inline void comp_linear(struct comp_out *o)
 {
 	if (o->mag > 0) {
 		o->expected = o->mag * sinh(o->expected);
@@ -338,21 +349,30 @@ static inline void clock_advance(struct model_hdr *h, int64_t ts_ms, struct comp
 
 /* What one pass over the components leaves for the combination: the best
  * (weighted) score with its evidence, component and outputs, the first
- * component with a baseline, and the sums each combine rule needs. */
+ * component with a baseline, and the sums each combine rule needs. Each
+ * component's outputs stay in o[] (ob and o0 point there, or at zero
+ * outputs when there is no such component), not copied. */
 struct comp_scan {
 	double least, bz, best, prod, sum, wsum;
-	double blq;  /* bz_direct: the best's log tail probability (bz is direct_z(blq)) */
+	double bsd;  /* bz_direct: the best's direct score (bz is direct_z of its lq) */
 	int bz_direct;
 	int bi, base;
-	struct comp_out o0, ob;
+	struct comp_out *ob, *o0;
+	struct comp_out none; /* zero outputs */
+	struct comp_out o[MAX_COMPONENTS];
 };
 
-static inline void components_run(const struct model *m, void *state, struct comp_ctx *c,
-                                  int learn, struct comp_scan *r)
+/* fast (a constant where it is inlined): the model combines by max, with
+ * the plain likelihood stage (likelihood()), as the default does
+ * (model->fast, set by model_finish): the sums only the other combine
+ * rules read are not kept. */
+static inline __attribute__((always_inline)) void
+components_run(const struct model *m, void *state, struct comp_ctx *c, int learn,
+               struct comp_scan *r, const int fast)
 {
 	r->least = 2;
 	r->bz = 0;
-	r->blq = 0;
+	r->bsd = 0;
 	r->bz_direct = 0;
 	r->best = -1;
 	r->prod = 1;
@@ -360,27 +380,31 @@ static inline void components_run(const struct model *m, void *state, struct com
 	r->wsum = 0;
 	r->bi = 0;
 	r->base = -1;
-	r->o0 = (struct comp_out){ 0 };
-	r->ob = (struct comp_out){ 0 };
+	r->none = (struct comp_out){ 0 };
+	r->ob = r->o0 = &r->none;
 	for (int i = 0; i < m->ncomp; i++) {
 		const struct comp_inst *ci = &m->comp[i];
-		struct comp_out o = { 0, NAN, NAN, NAN, 0, 0, 0 };
-		ci->kind->update(ci->p, (char *)state + ci->off, c, &o);
-		if (o.season != 0 && isfinite(o.season))
-			c->season = o.season;
-		double sc, z = o.raw, lqd = 0;
-		int direct = 0; /* sc is the direct score: z is direct_z(lqd), computed if needed */
-		if (!isfinite(o.raw))
+		struct comp_out *o = &r->o[i];
+		*o = (struct comp_out){ 0, NAN, NAN, NAN, 0, 0, 0 };
+		ci->kind->update(ci->p, (char *)state + ci->off, c, o);
+		if (o->season != 0 && isfinite(o->season))
+			c->season = o->season;
+		double sc, z = o->raw, sd = 0;
+		int direct = 0; /* sc is the direct score sd: z is direct_z of its lq, if needed */
+		if (!isfinite(o->raw))
 			sc = z = 0; /* not ready (or beyond float range): no score, no learning */
 		else {
 			if (ci->no_lk)
 				sc = z = 0;
+			else if (fast)
+				sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off),
+				                o->raw, learn, c->n, &z, 1);
 			else if (m->lk_enabled)
 				sc = likelihood(m, (struct lk_state *)((char *)state + ci->lk_off),
-				                o.raw, learn, c->n, &z);
+				                o->raw, learn, c->n, &z, 0);
 			else
-				sc = o.raw / (o.raw + m->raw_scale);
-			double sd = ci->direct > 0 ? direct_score(m, o.raw, ci->direct, &lqd) : 0;
+				sc = o->raw / (o->raw + m->raw_scale);
+			sd = ci->direct > 0 ? direct_score(o->raw, ci->direct) : 0;
 			if (sd > sc) {
 				sc = sd;
 				direct = 1;
@@ -390,28 +414,31 @@ static inline void components_run(const struct model *m, void *state, struct com
 		if (sc > r->best) {
 			r->best = sc;
 			r->bz = direct ? 0 : z;
-			r->blq = lqd;
+			r->bsd = direct ? sd : 0;
 			r->bz_direct = direct;
 			r->bi = i;
 			r->ob = o;
 		}
-		if (r->base < 0 && !isnan(o.expected)) {
+		if (r->base < 0 && !isnan(o->expected)) {
 			r->base = i;
 			r->o0 = o;
 		}
-		if (sc < r->least)
-			r->least = sc;
-		r->prod *= 1 - sc;
-		r->sum += sc;
-		r->wsum += ci->weight;
+		if (!fast) {
+			if (sc < r->least)
+				r->least = sc;
+			r->prod *= 1 - sc;
+			r->sum += sc;
+			r->wsum += ci->weight;
+		}
 	}
 }
 
 /* the model's combine rule over the scan, clamped to [0,1] (NaN -> 0) */
-static inline double components_combine(const struct model *m, const struct comp_scan *r)
+static inline __attribute__((always_inline)) double
+components_combine(const struct model *m, const struct comp_scan *r, const int fast)
 {
 	double combined = 0;
-	switch (m->combine) {
+	switch (fast ? COMBINE_MAX : m->combine) {
 	case COMBINE_MAX:
 		combined = r->best;
 		break;
@@ -433,9 +460,9 @@ static inline double components_combine(const struct model *m, const struct comp
 }
 
 /* The evidence (z) of the best component of the scan. */
-static inline double scan_bz(const struct comp_scan *r)
+static inline double scan_bz(const struct model *m, const struct comp_scan *r)
 {
-	return r->bz_direct ? direct_z(r->blq) : r->bz;
+	return r->bz_direct ? direct_z(direct_lq(m, r->bsd)) : r->bz;
 }
 
 /* One detection per event: caps the score for `suppress` samples (or
@@ -469,7 +496,7 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 	            (unsigned)(h->fire_dip / FIRE_CALM1) >= (unsigned)m->lk_window && combined >= 1;
 	if (in_sup && !renew &&
 	    !(m->refire > 0 && (h->fire_dip & FIRE_DIP) && combined >= m->arm &&
-	      scan_bz(r) > m->refire * (double)h->fire_z)) {
+	      scan_bz(m, r) > m->refire * (double)h->fire_z)) {
 		/* Suppressed: capped at `hold`, and held there while the sample is
 		 * still outside the band on the side that fired (hysteresis for a
 		 * sustained shift). */
@@ -494,7 +521,7 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 	} else if (combined >= m->arm) {
 		h->since_fire = 0;
 		h->fire_ts = ts_ms;
-		h->fire_z = (float)scan_bz(r);
+		h->fire_z = (float)scan_bz(m, r);
 		/* While the history is short (the single-sample path of the
 		 * likelihood stage is on: at most `single_for` samples), the
 		 * long-run scale a detection's z is measured against has been
@@ -511,7 +538,7 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 		}
 		h->fire_dir = (int16_t)dir;
 		h->fire_dip = 0;
-		const struct comp_out *f = !isnan(r->ob.expected) ? &r->ob : &r->o0;
+		const struct comp_out *f = !isnan(r->ob->expected) ? r->ob : r->o0;
 		double edge = dir > 0 ? f->upper : f->lower;
 		h->fire_ref = (dir != 0 && !isnan(f->expected) && !isnan(edge)) ?
 		              (float)(0.5 * (f->expected + edge)) : NAN;
@@ -521,8 +548,9 @@ static inline double suppress_gate(const struct model *m, struct model_hdr *h, i
 	return combined;
 }
 
-void model_update(const struct model *m, void *state, int64_t ts_ms, double value,
-                  struct det_result *out)
+static inline __attribute__((always_inline)) void
+model_update_k(const struct model *m, void *state, int64_t ts_ms, double value,
+               struct det_result *out, const int fast)
 {
 	struct model_hdr *h = state;
 	struct comp_ctx c;
@@ -540,23 +568,34 @@ void model_update(const struct model *m, void *state, int64_t ts_ms, double valu
 	             h->n > WARM_MIN_SAMPLES / 2);
 
 	struct comp_scan r;
-	components_run(m, state, &c, learn, &r);
-	/* the band of the outputs used below, back from asinh space */
-	comp_linear(&r.ob);
-	comp_linear(&r.o0);
-	double combined = components_combine(m, &r);
+	components_run(m, state, &c, learn, &r, fast);
+	/* the band of the outputs used below, back from asinh space (once:
+	 * ob and o0 may be the same component's) */
+	comp_linear(r.ob);
+	if (r.o0 != r.ob)
+		comp_linear(r.o0);
+	double combined = components_combine(m, &r, fast);
 	if (!warm)
 		combined = 0;
-	int dir = r.ob.direction ? r.ob.direction : (r.base >= 0 ? r.o0.direction : 0);
+	int dir = r.ob->direction ? r.ob->direction : (r.base >= 0 ? r.o0->direction : 0);
 	combined = suppress_gate(m, h, ts_ms, value, combined, dir, &r);
 
 	out->score = combined;
 	out->component = m->comp[r.bi].kind->name;
-	const struct comp_out *o = &r.o0;
-	if (!isnan(r.ob.expected) || r.base < 0)
-		o = &r.ob;
+	const struct comp_out *o = r.o0;
+	if (!isnan(r.ob->expected) || r.base < 0)
+		o = r.ob;
 	out->expected = o->expected;
 	out->lower = o->lower;
 	out->upper = o->upper;
 	out->direction = dir;
+}
+
+void model_update(const struct model *m, void *state, int64_t ts_ms, double value,
+                  struct det_result *out)
+{
+	if (m->fast)
+		model_update_k(m, state, ts_ms, value, out, 1);
+	else
+		model_update_k(m, state, ts_ms, value, out, 0);
 }

@@ -52,6 +52,9 @@ struct model {
 	size_t lk_size;       /* bytes of one component's likelihood state (model_finish) */
 	size_t lk_cold_off;   /* offset of its struct lk_cold (0: none) */
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
+	int fast;             /* combine max, likelihood on without the instant and
+	                       * exponential-tail stages, calibrated (model_finish):
+	                       * model_update takes the path specialised for it */
 	/* post-processing */
 	uint32_t warmup;      /* samples scored 0 */
 	int64_t warmup_ms;    /* or less: this much event time (0: off) */

@@ -109,6 +109,8 @@ static void model_finish(struct model *m)
 	m->state_size = off;
 	m->lk_log_qref = m->lk_qref > 0 ? log(m->lk_qref) : 0;
 	m->lk_alpha = det_alpha(m->lk_halflife, 1);
+	m->fast = m->combine == COMBINE_MAX && m->lk_enabled && !m->lk_instant && !m->lk_exp_tail &&
+	          m->lk_qref > 0;
 	h = fnv(h, &m->combine, sizeof m->combine);
 	h = fnv(h, &m->lk_enabled, sizeof m->lk_enabled);
 	h = fnv(h, &m->lk_window, sizeof m->lk_window);
