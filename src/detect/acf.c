@@ -55,23 +55,16 @@ static void close_slot(struct acf_ring *a, const struct acf_shape *sh, double ha
 	a->season = (uint8_t)acf_ring_season(a, sh, halflife);
 }
 
-void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms, double z,
-                  double halflife)
+int64_t acf_ring_slot(const struct acf_shape *sh, int64_t ts_ms)
 {
-	/* the stretch of the last ts_ms and length, per thread: the engine
-	 * commits the samples of one timestamp together (a pure function, so a
-	 * hit gives the same value; len is never 0, so the zeroed memo misses) */
-	static __thread struct {
-		int64_t ts_ms, len, slot;
-	} memo;
 	int64_t len = sh->period_ms / sh->slots > 0 ? sh->period_ms / sh->slots : 1;
-	if (memo.ts_ms != ts_ms || memo.len != len) {
-		memo.ts_ms = ts_ms;
-		memo.len = len;
-		memo.slot = floor_div(ts_ms, len);
-	}
-	int64_t slot = memo.slot;
-	if (a->slot != INT64_MIN && slot != a->slot) {
+	return floor_div(ts_ms, len);
+}
+
+void acf_ring_enter(struct acf_ring *a, const struct acf_shape *sh, int64_t slot,
+                    double halflife)
+{
+	if (a->slot != INT64_MIN) {
 		if (a->cnt > 0)
 			close_slot(a, sh, halflife);
 		else /* only non-finite values in it */
@@ -87,11 +80,24 @@ void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms,
 		a->sum = 0;
 	}
 	a->slot = slot;
-	/* a stretch's mean is that of its first 65535 finite samples */
-	if (z == z && a->cnt < UINT16_MAX) {
-		a->sum += (float)(z > 1e6 ? 1e6 : z < -1e6 ? -1e6 : z);
-		a->cnt++;
+}
+
+void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms, double z,
+                  double halflife)
+{
+	/* the stretch of the last ts_ms and length, per thread: the engine
+	 * commits the samples of one timestamp together (a pure function, so a
+	 * hit gives the same value; len is never 0, so the zeroed memo misses) */
+	static __thread struct {
+		int64_t ts_ms, len, slot;
+	} memo;
+	int64_t len = sh->period_ms / sh->slots > 0 ? sh->period_ms / sh->slots : 1;
+	if (memo.ts_ms != ts_ms || memo.len != len) {
+		memo.ts_ms = ts_ms;
+		memo.len = len;
+		memo.slot = floor_div(ts_ms, len);
 	}
+	acf_ring_add_at(a, sh, memo.slot, z, halflife);
 }
 
 double acf_ring_rho(const struct acf_ring *a, int full)

@@ -27,8 +27,9 @@
 
 enum { P_PERIOD, P_BUCKETS, P_HALFLIFE, P_LEVEL_HALFLIFE, P_MIN_COUNT, P_BAND, P_MIN_REL, P_POOL, P_LOG,
        P_WEEKDAY };
-/* derived (seas_prepare): the level's weight for one sampling interval */
-enum { A_LEVEL_HALFLIFE = DET_MAX_PARAMS };
+/* derived (seas_prepare): the level's weight for one sampling interval, and
+ * the length of a bucket in ms (period / buckets) */
+enum { A_LEVEL_HALFLIFE = DET_MAX_PARAMS, A_BUCKET_MS };
 
 static const struct param_def params[] = {
 	{ "period", PARAM_DURATION, 86400e3, 60e3, 31 * 86400e3 },
@@ -87,9 +88,10 @@ struct seas_week {
 };
 
 /* Where event time ts_ms falls: the bucket of its phase in the period of
- * nb buckets, and its UTC day of the week (0 = Thursday, 1 January 1970). */
+ * nb buckets, its UTC day of the week (0 = Thursday, 1 January 1970) and
+ * its stretch of the weekly season test (acf_ring_slot). */
 struct seas_when {
-	int64_t ts_ms, period;
+	int64_t ts_ms, period, wslot;
 	int nb, b, d;
 };
 
@@ -108,8 +110,8 @@ static inline const struct seas_when *seas_when_of(int64_t ts_ms, int64_t period
 	if (ph < 0)
 		ph += period;
 	int64_t day = ts_ms >= 0 ? ts_ms / DAY_MS : (ts_ms - DAY_MS + 1) / DAY_MS;
-	*w = (struct seas_when){ ts_ms, period, nb, (int)(ph * nb / period),
-		                 (int)(((day % 7) + 7) % 7) };
+	*w = (struct seas_when){ ts_ms, period, acf_ring_slot(&week_shape, ts_ms), nb,
+		                 (int)(ph * nb / period), (int)(((day % 7) + 7) % 7) };
 	return w;
 }
 
@@ -129,6 +131,7 @@ static struct seas_week *seas_week_of(struct seas_bucket *bk, int nb)
 static void seas_prepare(double *p)
 {
 	p[A_LEVEL_HALFLIFE] = det_alpha(p[P_LEVEL_HALFLIFE], 1);
+	p[A_BUCKET_MS] = (double)(int64_t)p[P_PERIOD] / (int)p[P_BUCKETS];
 }
 
 static void seas_init(const double *p, void *state)
@@ -249,7 +252,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	/* A bucket's half-life is counted in periods, whatever the sampling rate:
 	 * one visit of the bucket lasts period/B and holds about that many
 	 * sampling intervals. */
-	double spv = ((double)period / nb) / c->interval_ms;
+	double spv = p[A_BUCKET_MS] / c->interval_ms;
 	if (!(spv >= 1))
 		spv = 1;
 	/* warm start: a plain running mean until the EWMA weight takes over */
@@ -273,7 +276,8 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		/* the weekly test learns what the daily profile leaves, in
 		 * series-wide sigmas */
 		double sg = 1.2533 * (double)s->gdev > floor ? 1.2533 * (double)s->gdev : floor;
-		acf_ring_add(&wk->acf, &week_shape, c->ts_ms, (x - s->level - k->off) / sg, p[P_HALFLIFE]);
+		acf_ring_add_at(&wk->acf, &week_shape, when->wslot, (x - s->level - k->off) / sg,
+		                p[P_HALFLIFE]);
 	}
 	if (wd) {
 		/* the weekday offset learns what the daily profile leaves, at the
