@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "detect/detector.h"
+#include "detect/logf1.h"
 #include "detect/model_int.h"
 
 void model_free(struct model *m)
@@ -147,7 +148,7 @@ likelihood(const struct model *m, struct lk_state *s, double raw, int learn, uin
 	 * (the rounding of 1 + raw is 2^-53 absolute); below, four terms of the
 	 * series are (relative error < raw^4 / 5 < 2^-42). Raw scores are often
 	 * exactly 0. */
-	float u = raw >= 0x1p-10 ? (float)log(1 + raw) :
+	float u = raw >= 0x1p-10 ? det_logf1(1 + raw) :
 	          (float)(raw * (1 - raw * (0.5 - raw * (1.0 / 3 - raw * 0.25))));
 	int w = m->lk_window;
 	if (s->len < w) {

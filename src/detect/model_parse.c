@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "detect/detector.h"
+#include "detect/logf1.h"
 #include "detect/model_int.h"
 #include "util/log.h"
 #include "util/yaml_tree.h"
@@ -109,6 +110,7 @@ static void model_finish(struct model *m)
 	m->state_size = off;
 	m->lk_log_qref = m->lk_qref > 0 ? log(m->lk_qref) : 0;
 	m->lk_alpha = det_alpha(m->lk_halflife, 1);
+	det_logf1_prepare(); /* the likelihood stage's log(1 + raw) */
 	m->fast = m->combine == COMBINE_MAX && m->lk_enabled && !m->lk_instant && !m->lk_exp_tail &&
 	          m->lk_qref > 0;
 	h = fnv(h, &m->combine, sizeof m->combine);

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include "detect/detector.h"
+#include "detect/logf1.h"
 #include "util/timefmt.h"
 
 /* ---- deterministic synthetic data ---------------------------------------- */
@@ -966,6 +968,59 @@ static void test_warmup_for(void **ctx)
 	assert_int_equal(first[1], 30);
 }
 
+/* det_logf1 (the likelihood stage's log(1 + raw) as a float) gives the float
+ * libm's log rounded to float gives, bit for bit: raw scores of every scale,
+ * y at the edges of the table's rows, and y whose log lies next to the
+ * midpoint between two floats (where a less careful shortcut rounds the
+ * other way; there it must ask libm). */
+static void test_logf1_matches_libm(void **ctx)
+{
+	(void)ctx;
+	det_logf1_prepare();
+	struct rng r = { 0x9e3779b97f4a7c15ull };
+	long bad = 0;
+	for (long i = 0; i < 3000000; i++) {
+		double raw;
+		switch (i % 5) {
+		case 0: /* the likelihood stage's smallest: 2^-10 and up (and below: libm) */
+			raw = i % 10 ? 0x1p-10 + rng_uniform(&r) * 0.05 : rng_uniform(&r) * 0x1p-9;
+			break;
+		case 1: /* 1e-3 .. 1e19 */
+			raw = exp(rng_uniform(&r) * 51 - 7);
+			break;
+		case 2: { /* log(1 + raw) next to the midpoint of two floats */
+			float f = (float)(0.001 + rng_uniform(&r) * 40);
+			double mid = ((double)f + (double)nextafterf(f, 100)) / 2;
+			raw = exp(mid) - 1;
+			if (raw < 0x1p-10)
+				raw = 0.5;
+			break;
+		}
+		case 3: { /* at the edges of the table's rows, any exponent */
+			int k = (int)(rng_uniform(&r) * DET_LOGF1_N), e = (int)(rng_uniform(&r) * 1000);
+			raw = ldexp(1 + k / (double)DET_LOGF1_N, e) * (1 + (rng_uniform(&r) - 0.5) * 1e-13) - 1;
+			if (raw < 0x1p-10)
+				raw = 0.25;
+			break;
+		}
+		default: /* any bits of a finite double >= 2^-10 */
+			raw = ldexp(1 + rng_uniform(&r), (int)(rng_uniform(&r) * 1033) - 10);
+			break;
+		}
+		double y = 1 + raw;
+		float a = det_logf1(y), b = (float)log(y);
+		if (memcmp(&a, &b, sizeof a) != 0 && bad++ < 5)
+			fprintf(stderr, "det_logf1(%a) = %a, libm %a\n", y, (double)a, (double)b);
+	}
+	assert_int_equal(bad, 0);
+	const double edge[] = { 1 + 0x1p-10, 1 + 0x1p-11, 1, 0.5, 2, 2 - 0x1p-52, 1e300, DBL_MAX,
+		                INFINITY };
+	for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+		float a = det_logf1(edge[i]), b = (float)log(edge[i]);
+		assert_memory_equal(&a, &b, sizeof a);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -989,6 +1044,7 @@ int main(void)
 		cmocka_unit_test(test_warmup_for),
 		cmocka_unit_test(test_deseason),
 		cmocka_unit_test(test_deseason_record),
+		cmocka_unit_test(test_logf1_matches_libm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
