@@ -605,7 +605,8 @@ int eng_add_series(struct engine_batch *b, struct shard *sh, struct series *s, i
 	return 0;
 }
 
-int eng_admit(struct engine_batch *b, int64_t ts_ms, double value, char *err, size_t errlen)
+int eng_admit_slow(struct engine_batch *b, int64_t ts_ms, double value, char *err,
+                   size_t errlen)
 {
 	if (!isfinite(value)) {
 		snprintf(err, errlen, "non-finite value");
@@ -627,9 +628,9 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 
 /* --- staged ingest (engine_batch_stage / engine_batch_commit) ------------ */
 
-struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, size_t nref,
-                                     size_t bytes, int64_t ts_ms, double value, char *err,
-                                     size_t errlen)
+struct engine_staged *eng_stage_slot_grow(struct engine_batch *b, size_t nlabels, size_t nref,
+                                          size_t bytes, int64_t ts_ms, double value, char *err,
+                                          size_t errlen)
 {
 	if (nref > UINT16_MAX || b->nsref + 4 * nlabels > UINT32_MAX ||
 	    b->nbytes + bytes > UINT32_MAX ||
@@ -640,14 +641,7 @@ struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, siz
 		eng_reject(b, REJ_CARDINALITY);
 		return NULL;
 	}
-	struct engine_staged *st = &b->st[b->nst++];
-	st->ts_ms = ts_ms;
-	st->value = value;
-	st->ref0 = (uint32_t)b->nsref;
-	st->nref = (uint16_t)nref;
-	if (nref > b->max_nref)
-		b->max_nref = nref;
-	return st;
+	return eng_stage_fill(b, nref, ts_ms, value);
 }
 
 /* Appends n labels to the staging buffers (room already made: their bytes

@@ -3,6 +3,7 @@
 #ifndef FORESHOCK_ENGINE_INTERNAL_H
 #define FORESHOCK_ENGINE_INTERNAL_H
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -296,14 +297,49 @@ static inline int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem)
 }
 /* The checks every sample passes before its labels are looked at (added,
  * staged or staged by name): a finite value, a timestamp within the limits
- * and the live window. 0, or the reject reason + 1 (counted) with err. */
-int eng_admit(struct engine_batch *b, int64_t ts_ms, double value, char *err, size_t errlen);
+ * and the live window. 0, or the reject reason + 1 (counted) with err.
+ * Inline for the usual sample (finite, in range, no live window: the
+ * batch's clock unset), eng_admit_slow() for the rest. */
+int eng_admit_slow(struct engine_batch *b, int64_t ts_ms, double value, char *err,
+                   size_t errlen);
+static inline int eng_admit(struct engine_batch *b, int64_t ts_ms, double value, char *err,
+                            size_t errlen)
+{
+	if (!b->now_ms && isfinite(value) && ts_ms <= ENGINE_TS_LIMIT_MS &&
+	    ts_ms >= -ENGINE_TS_LIMIT_MS)
+		return 0;
+	return eng_admit_slow(b, ts_ms, value, err, errlen);
+}
 /* A new staged entry (ts, value, ref0, nref filled; hash, shard, named left
  * to the caller) with room for nlabels more label words (4 each) and bytes
- * more label bytes; NULL when out of memory (counted, err set). */
-struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels, size_t nref,
-                                     size_t bytes, int64_t ts_ms, double value, char *err,
-                                     size_t errlen);
+ * more label bytes; NULL when out of memory (counted, err set). Inline when
+ * the three buffers have room (they only grow within a batch, so nearly
+ * always), eng_stage_slot_grow() otherwise. */
+static inline struct engine_staged *eng_stage_fill(struct engine_batch *b, size_t nref,
+                                                   int64_t ts_ms, double value)
+{
+	struct engine_staged *st = &b->st[b->nst++];
+	st->ts_ms = ts_ms;
+	st->value = value;
+	st->ref0 = (uint32_t)b->nsref;
+	st->nref = (uint16_t)nref;
+	if (nref > b->max_nref)
+		b->max_nref = nref;
+	return st;
+}
+struct engine_staged *eng_stage_slot_grow(struct engine_batch *b, size_t nlabels, size_t nref,
+                                          size_t bytes, int64_t ts_ms, double value, char *err,
+                                          size_t errlen);
+static inline struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels,
+                                                   size_t nref, size_t bytes, int64_t ts_ms,
+                                                   double value, char *err, size_t errlen)
+{
+	size_t words = b->nsref + 4 * nlabels, end = b->nbytes + bytes;
+	if (b->nst < b->capst && words <= b->capsref && end < b->capbytes && nref <= UINT16_MAX &&
+	    words <= UINT32_MAX && end <= UINT32_MAX)
+		return eng_stage_fill(b, nref, ts_ms, value);
+	return eng_stage_slot_grow(b, nlabels, nref, bytes, ts_ms, value, err, errlen);
+}
 uint64_t eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n,
                        uint64_t *route);
 /* stage.c: gives the batch's buffers back to the engine's pool (or frees

@@ -85,9 +85,10 @@ int metric_name_valid(const char *s, size_t len);
  * when 8 <= n <= 16 (overlapping below 16), the first and last 4 when
  * 4 <= n < 8, 2 when 2 <= n < 4, its byte twice when n == 1, zeros when
  * n == 0; above 16 bytes the first word is a fold of the words before the
- * last 8 bytes. A pair is three 64x64->128-bit multiplies of those words,
- * the lengths and fixed odd constants, each product folded by xor of its
- * halves (as wyhash does): about a third of the instructions of the
+ * last 8 bytes. A pair is two 64x64->128-bit multiplies, each product
+ * folded by xor of its halves (as wyhash does): the name's words (with its
+ * length and fixed constants), then the value's, its first word xor'ed with
+ * the name's product: about a third of the instructions of the
  * word-at-a-time hash with a splitmix finaliser it replaced, and the copy
  * of the staged labels shares its loads (engine/core.c). The hash lives in
  * memory only (the registry rebuilds it at restore, the shard routing is
@@ -96,10 +97,7 @@ int metric_name_valid(const char *s, size_t len);
 #define LABELS_FNV_PRIME 0x100000001b3ULL
 #define LABELS_K0 0xa0761d6478bd642fULL
 #define LABELS_K1 0xe7037ed1a0b428dbULL
-#define LABELS_K2 0x8ebc6af09c88c6e3ULL
-#define LABELS_K3 0x589965cc75374cc3ULL
-#define LABELS_K4 0x1d8e4e27c47d124fULL
-#define LABELS_K5 0x9e3779b97f4a7c15ULL
+#define LABELS_K2 0x589965cc75374cc3ULL
 
 static inline uint64_t labels_hash_mix(uint64_t z)
 {
@@ -206,8 +204,7 @@ static inline uint64_t label_pair_hash_words(uint64_t na, uint64_t nb, size_t nl
                                              uint64_t vb, size_t vl)
 {
 	uint64_t hn = labels_mum(na ^ LABELS_K0, nb ^ LABELS_K1 ^ (uint64_t)nl);
-	uint64_t hv = labels_mum(va ^ LABELS_K2, vb ^ LABELS_K3 ^ (uint64_t)vl);
-	return labels_mum(hn ^ LABELS_K4, hv ^ LABELS_K5);
+	return labels_mum(va ^ hn, vb ^ LABELS_K2 ^ (uint64_t)vl);
 }
 
 static inline uint64_t label_pair_hash(const char *name, size_t name_len, const char *value,
