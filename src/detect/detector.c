@@ -293,18 +293,17 @@ static void prefetch_range(const void *p, size_t n)
 		__builtin_prefetch(c + n - 1, 1);
 }
 
+/* The header, the likelihood states and the components' states whole, as
+ * ranges merged once (model_finish), then the components that prefetch
+ * only the part a sample at ts_ms touches. */
 void model_prefetch(const struct model *m, const void *state, int64_t ts_ms)
 {
 	const char *b = state;
-	prefetch_range(b, sizeof(struct model_hdr));
-	for (int i = 0; i < m->ncomp; i++) {
-		const struct comp_inst *ci = &m->comp[i];
-		if (m->lk_enabled && !ci->no_lk)
-			prefetch_range(b + ci->lk_off, m->lk_size);
-		if (ci->kind->prefetch)
-			ci->kind->prefetch(ci->p, b + ci->off, ts_ms);
-		else
-			prefetch_range(b + ci->off, ci->kind->state_size(ci->p));
+	for (int i = 0; i < m->npf; i++)
+		prefetch_range(b + m->pf[i].off, m->pf[i].len);
+	for (int i = 0; i < m->npf_hook; i++) {
+		const struct comp_inst *ci = &m->comp[m->pf_hook[i]];
+		ci->kind->prefetch(ci->p, b + ci->off, ts_ms);
 	}
 }
 

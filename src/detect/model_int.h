@@ -72,6 +72,16 @@ struct model {
 	struct model_alerting alert;
 	char severity[32];
 	size_t state_size;
+	/* model_prefetch: the byte ranges of the state a sample touches whole
+	 * (the header, the likelihood states, the components without a
+	 * prefetch hook), adjacent ones merged, and the components with a hook
+	 * (model_finish) */
+	struct {
+		uint32_t off, len;
+	} pf[2 * MAX_COMPONENTS + 1];
+	int npf;
+	int pf_hook[MAX_COMPONENTS];
+	int npf_hook;
 	uint64_t fingerprint;
 };
 

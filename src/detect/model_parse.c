@@ -77,6 +77,39 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
+/* a range for model_prefetch, merged with the last one if they touch */
+static void pf_add(struct model *m, size_t off, size_t len)
+{
+	if (m->npf > 0 && off <= (size_t)m->pf[m->npf - 1].off + m->pf[m->npf - 1].len) {
+		size_t end = off + len, last = (size_t)m->pf[m->npf - 1].off + m->pf[m->npf - 1].len;
+		if (end > last)
+			m->pf[m->npf - 1].len = (uint32_t)(end - m->pf[m->npf - 1].off);
+		return;
+	}
+	m->pf[m->npf].off = (uint32_t)off;
+	m->pf[m->npf].len = (uint32_t)len;
+	m->npf++;
+}
+
+/* What model_prefetch asks for, in state order: the header, each
+ * component's likelihood state (if the stage is on) and its own state
+ * whole, or through its prefetch hook. */
+static void model_prefetch_plan(struct model *m)
+{
+	m->npf = 0;
+	m->npf_hook = 0;
+	pf_add(m, 0, sizeof(struct model_hdr));
+	for (int i = 0; i < m->ncomp; i++) {
+		const struct comp_inst *c = &m->comp[i];
+		if (m->lk_enabled && !c->no_lk)
+			pf_add(m, c->lk_off, m->lk_size);
+		if (c->kind->prefetch)
+			m->pf_hook[m->npf_hook++] = i;
+		else
+			pf_add(m, c->off, c->kind->state_size(c->p));
+	}
+}
+
 static void model_finish(struct model *m)
 {
 	size_t off = align8(sizeof(struct model_hdr));
@@ -108,6 +141,7 @@ static void model_finish(struct model *m)
 		}
 	}
 	m->state_size = off;
+	model_prefetch_plan(m);
 	m->lk_log_qref = m->lk_qref > 0 ? log(m->lk_qref) : 0;
 	m->lk_alpha = det_alpha(m->lk_halflife, 1);
 	det_logf1_prepare(); /* the likelihood stage's log(1 + raw) */
