@@ -149,6 +149,7 @@ likelihood(const struct model *m, struct lk_state *s, double raw, int learn, uin
 	 * series are (relative error < raw^4 / 5 < 2^-42). Raw scores are often
 	 * exactly 0. */
 	float u = raw >= 0x1p-10 ? det_logf1(1 + raw) :
+	          raw == 0 ? (float)raw : /* often: the series' arithmetic gives raw (+-0) */
 	          (float)(raw * (1 - raw * (0.5 - raw * (1.0 / 3 - raw * 0.25))));
 	int w = m->lk_window;
 	if (s->len < w) {
