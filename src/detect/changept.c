@@ -273,8 +273,7 @@ static void cp_update(const double *p, void *state, const struct comp_ctx *c, st
 {
 	struct cp_state *s = state;
 	double x = c->value > 1e30 ? 1e30 : c->value < -1e30 ? -1e30 : c->value;
-	o->expected = o->lower = o->upper = NAN;
-	o->direction = 0;
+	/* no band: expected, lower and upper stay NAN, direction 0 (as given) */
 	o->raw = 0;
 	if (s->n == 0) {
 		s->mu = x;

@@ -48,8 +48,7 @@ static void ctx_update(const double *p, void *state, const struct comp_ctx *c,
 	double x = c->value;
 	int nb = (int)p[P_BINS];
 	int order = (int)p[P_ORDER];
-	o->expected = o->lower = o->upper = NAN;
-	o->direction = 0;
+	/* no band: expected, lower and upper stay NAN, direction 0 (as given) */
 	if (s->n == 0) {
 		s->lo = s->hi = (float)x;
 	}

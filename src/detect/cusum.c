@@ -63,8 +63,7 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 		double mag;
 		x = det_asinh_scale(&s->mag, s->n, x, &mag);
 	}
-	o->expected = o->lower = o->upper = NAN;
-	o->direction = 0;
+	/* no band: expected, lower and upper stay NAN, direction 0 (as given) */
 	if (s->n == 0) {
 		s->mu = x;
 		s->fast = (float)x;

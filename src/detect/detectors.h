@@ -49,7 +49,9 @@ struct comp_ctx {
 	                    * components with `deseason` judge value - season */
 };
 
-/* One component's verdict on one sample. */
+/* One component's verdict on one sample. update() gets it set to raw 0,
+ * expected, lower and upper NAN, direction 0, mag 0, season 0, and sets
+ * what it has. */
 struct comp_out {
 	double raw;          /* raw anomaly score, >= 0; 0 = perfectly normal; NAN while
 	                      * the component is not ready (it then neither scores

@@ -58,8 +58,7 @@ static void record_update(const double *p, void *state, const struct comp_ctx *c
 	 * turn it into inf/NaN for good */
 	double v = p[P_DESEASON] > 0 ? c->value - c->season : c->value;
 	double x = v > 1e30 ? 1e30 : v < -1e30 ? -1e30 : v;
-	o->expected = o->lower = o->upper = NAN;
-	o->direction = 0;
+	/* no band: expected, lower and upper stay NAN, direction 0 (as given) */
 	double x0 = x;
 	if (p[P_LOG] > 0) {
 		double mag;

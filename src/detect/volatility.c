@@ -43,8 +43,7 @@ static void vol_update(const double *p, void *state, const struct comp_ctx *c,
                        struct comp_out *o)
 {
 	struct vol_state *s = state;
-	o->expected = o->lower = o->upper = NAN;
-	o->direction = 0;
+	/* no band: expected, lower and upper stay NAN, direction 0 (as given) */
 	if (s->n == 0) {
 		s->prev = c->value;
 		s->n = 1;
