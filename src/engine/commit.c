@@ -32,22 +32,30 @@ static const struct series *peek_series(const struct shard *sh, const struct eng
 	return sh->reg.v[slot->idx1 - 1];
 }
 
-/* What a sample will touch of its series' block (struct, labels and key,
+/* What a sample will touch of its series' block (struct, label strings,
  * history ring, detector state: one allocation of about 2 KB) and of its
- * forecaster state if it has one: the struct with the labels, the history
- * entry it writes, the lines of detector state the model says it needs
+ * forecaster state if it has one: the label strings the commit compares
+ * (not the names/values pointer arrays before them, which it does not
+ * read), the history entry it writes (20 bytes, which may straddle two
+ * lines), the lines of detector state the model says it needs
  * (model_prefetch: the seasonal component's one bucket, not all 48), and
  * the forecaster's first 128 bytes (all a sample touches unless it closes
- * a grid bucket: one sample in six at a 10 s interval and the 1 min grid). */
+ * a grid bucket: one sample in six at a 10 s interval and the 1 min grid).
+ * The struct's own lines were prefetched at PF_STRUCT. */
 static void prefetch_series(const struct engine *e, const struct shard *sh,
                             const struct series *s, int64_t ts_ms)
 {
-	const struct hist_entry *hist = series_hist(s, sh->reg.hist_cap);
-	/* the struct's lines were prefetched at PF_STRUCT: the labels and key */
-	for (const char *p = (const char *)s + sizeof *s; p < (const char *)hist; p += 64)
-		__builtin_prefetch(p, 1);
-	if (s->hist_len > 0 || s->hist_head > 0)
-		__builtin_prefetch(&hist[s->hist_head], 1);
+	const char *lab = series_lab_bytes(s), *end = s->lab_end;
+	if (end > lab) {
+		for (const char *p = lab; p < end; p += 64)
+			__builtin_prefetch(p);
+		__builtin_prefetch(end - 1);
+	}
+	if (s->hist_len > 0 || s->hist_head > 0) {
+		const struct hist_entry *h = &series_hist(s, sh->reg.hist_cap)[s->hist_head];
+		__builtin_prefetch(h, 1);
+		__builtin_prefetch((const char *)(h + 1) - 1, 1);
+	}
 	model_prefetch(e->model, s->det_state, ts_ms);
 	if (s->fc) {
 		__builtin_prefetch(s->fc, 1);
@@ -55,13 +63,22 @@ static void prefetch_series(const struct engine *e, const struct shard *sh,
 	}
 }
 
+/* The series the PF_STRUCT stage found for the entries ahead, so that the
+ * PF_SERIES stage does not probe the table again: ring slot q % 8 holds
+ * entry q's series (NULL: its first probe missed) when q[] says so. */
+struct pf_ring {
+	const struct series *s[8];
+	size_t q[8];
+};
+
 /* The look-ahead of the commit loop at step j (the shard sh is locked, and
  * only entries of that shard are looked at: another shard's table may be
  * growing). The entries srt[] are in commit order, so reading them ahead
  * is sequential; their label words and bytes are in staging order, so each
  * is a miss unless prefetched. */
 static void commit_prefetch(const struct engine_batch *b, const struct shard *sh,
-                            const struct engine_staged *srt, size_t j, size_t n)
+                            const struct engine_staged *srt, size_t j, size_t n,
+                            struct pf_ring *ring)
 {
 	const struct engine_staged *st = &srt[j];
 	if (j + PF_SLOT < n && st[PF_SLOT].shard == st->shard) {
@@ -99,6 +116,8 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 			__builtin_prefetch(b->sbytes + last[2] + last[3]);
 		}
 		const struct series *ps = peek_series(sh, a);
+		ring->s[(j + PF_STRUCT) & 7] = ps;
+		ring->q[(j + PF_STRUCT) & 7] = j + PF_STRUCT;
 		if (ps) {
 			for (size_t off = 0; off < sizeof *ps; off += 64)
 				__builtin_prefetch((const char *)ps + off, 1);
@@ -106,7 +125,9 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 		}
 	}
 	if (j + PF_SERIES < n && st[PF_SERIES].shard == st->shard) {
-		const struct series *ps = peek_series(sh, &st[PF_SERIES]);
+		size_t q = j + PF_SERIES;
+		const struct series *ps = ring->q[q & 7] == q ? ring->s[q & 7]
+		                                              : peek_series(sh, &st[PF_SERIES]);
 		if (ps)
 			prefetch_series(b->e, sh, ps, st[PF_SERIES].ts_ms);
 	}
@@ -203,10 +224,13 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 		goto out;
 	}
 	commit_order(b, srt, order);
+	struct pf_ring ring;
+	for (unsigned k = 0; k < 8; k++)
+		ring.q[k] = SIZE_MAX;
 	for (size_t j = 0; j < n; j++) {
 		const struct engine_staged *st = &srt[j];
 		struct shard *sh = eng_batch_lock(b, st->shard);
-		commit_prefetch(b, sh, srt, j, n);
+		commit_prefetch(b, sh, srt, j, n, &ring);
 		err[0] = 0;
 		int rc;
 		struct series *s = commit_find(b, sh, st);
