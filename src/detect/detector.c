@@ -469,9 +469,9 @@ static inline double scan_bz(const struct model *m, const struct comp_scan *r)
 /* One detection per event: caps the score for `suppress` samples (or
  * `suppress_for` of event time, or a share of the history) after a
  * detection, and records a new detection. Returns the score to report. */
-static inline double suppress_gate(const struct model *m, struct model_hdr *h, int64_t ts_ms,
-                                   double value, double combined, int dir,
-                                   const struct comp_scan *r)
+static inline __attribute__((always_inline)) double
+suppress_gate(const struct model *m, struct model_hdr *h, int64_t ts_ms, double value,
+              double combined, int dir, const struct comp_scan *r)
 {
 	/* suppression that grows with the history seen (capped): the longer a
 	 * series has been watched, the longer one detection covers */
