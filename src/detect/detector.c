@@ -136,9 +136,9 @@ static inline __attribute__((always_inline)) void gauss_learn(double *mean, doub
  * evidence in standard deviations of the long-run distribution. n is the
  * number of samples the series has seen (for `single_for`). plain (a
  * constant where it is inlined): the model has neither the instant nor the
- * exponential-tail stage (no struct lk_cold) and calibrates (lk_qref > 0),
- * as the default does: the same arithmetic without the tests of those
- * settings per sample. */
+ * exponential-tail stage (no struct lk_cold), does not clip (lk_clip 0) and
+ * calibrates (lk_qref > 0), as the default does: the same arithmetic
+ * without the tests of those settings per sample. */
 static inline __attribute__((always_inline)) double
 likelihood(const struct model *m, struct lk_state *s, double raw, int learn, uint32_t n,
            double *zout, const int plain)
@@ -212,8 +212,8 @@ likelihood(const struct model *m, struct lk_state *s, double raw, int learn, uin
 		*zout = 0;
 		return 0;
 	}
-	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, m->lk_alpha, avg, m->lk_clip,
-	            m->lk_min_std);
+	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, m->lk_alpha, avg,
+	            plain ? 0 : m->lk_clip, m->lk_min_std);
 	if (instant)
 		gauss_learn(&cold->mean1, &cold->var1, s->n, m->lk_halflife, m->lk_alpha, u, m->lk_clip,
 		            m->lk_min_std);

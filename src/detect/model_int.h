@@ -53,7 +53,7 @@ struct model {
 	size_t lk_cold_off;   /* offset of its struct lk_cold (0: none) */
 	double raw_scale;     /* without likelihood: score = raw / (raw + raw_scale) */
 	int fast;             /* combine max, likelihood on without the instant and
-	                       * exponential-tail stages, calibrated (model_finish):
+	                       * exponential-tail stages, unclipped, calibrated (model_finish):
 	                       * model_update takes the path specialised for it */
 	/* post-processing */
 	uint32_t warmup;      /* samples scored 0 */

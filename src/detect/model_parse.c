@@ -146,7 +146,7 @@ static void model_finish(struct model *m)
 	m->lk_alpha = det_alpha(m->lk_halflife, 1);
 	det_logf1_prepare(); /* the likelihood stage's log(1 + raw) */
 	m->fast = m->combine == COMBINE_MAX && m->lk_enabled && !m->lk_instant && !m->lk_exp_tail &&
-	          m->lk_qref > 0;
+	          m->lk_qref > 0 && !(m->lk_clip > 0);
 	h = fnv(h, &m->combine, sizeof m->combine);
 	h = fnv(h, &m->lk_enabled, sizeof m->lk_enabled);
 	h = fnv(h, &m->lk_window, sizeof m->lk_window);
