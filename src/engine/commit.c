@@ -35,13 +35,13 @@ static const struct series *peek_series(const struct shard *sh, const struct eng
 /* What a sample will touch of its series' block (struct, label strings,
  * history ring, detector state: one allocation of about 2 KB) and of its
  * forecaster state if it has one: the label strings the commit compares
- * (not the names/values pointer arrays before them, which it does not
+ * (not the names/values pointer arrays after them, which it does not
  * read), the history entry it writes (20 bytes, which may straddle two
  * lines), the lines of detector state the model says it needs
  * (model_prefetch: the seasonal component's one bucket, not all 48), and
  * the forecaster's first 128 bytes (all a sample touches unless it closes
  * a grid bucket: one sample in six at a 10 s interval and the 1 min grid).
- * The struct's own lines were prefetched at PF_STRUCT. */
+ * The struct's hot part was prefetched at PF_STRUCT. */
 static void prefetch_series(const struct engine *e, const struct shard *sh,
                             const struct series *s, int64_t ts_ms)
 {
@@ -118,10 +118,11 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 		const struct series *ps = peek_series(sh, a);
 		ring->s[(j + PF_STRUCT) & 7] = ps;
 		ring->q[(j + PF_STRUCT) & 7] = j + PF_STRUCT;
-		if (ps) {
-			for (size_t off = 0; off < sizeof *ps; off += 64)
-				__builtin_prefetch((const char *)ps + off, 1);
-			__builtin_prefetch((const char *)ps + sizeof *ps - 1, 1);
+		if (ps) { /* the struct's hot part (series.h), to its end */
+			const char *p = (const char *)&ps->labels, *end = (const char *)(ps + 1);
+			for (; p < end; p += 64)
+				__builtin_prefetch(p, 1);
+			__builtin_prefetch(end - 1, 1);
 		}
 	}
 	if (j + PF_SERIES < n && st[PF_SERIES].shard == st->shard) {

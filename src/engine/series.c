@@ -268,27 +268,28 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 		r->v = v;
 		r->cap = ncap;
 	}
-	/* One allocation per series: the struct, its label set (pointer arrays,
-	 * then the strings), the history ring, the detector state. The strings
-	 * are consecutive (name0 NUL value0 NUL ...): the lookup
+	/* One allocation per series: the struct, its label set (the strings,
+	 * then the pointer arrays), the history ring, the detector state. The
+	 * strings are consecutive (name0 NUL value0 NUL ...) and right after
+	 * the struct (series_lab_bytes): the lookup
 	 * (stored_name_len, stored_value_len) takes their lengths from that. The
 	 * canonical key is not stored (series_key() writes it): it would repeat
 	 * every name and value. */
 	size_t strbytes = 0;
 	for (size_t k = 0; k < labels->n; k++)
 		strbytes += strlen(labels->names[k]) + strlen(labels->values[k]) + 2;
-	size_t head = align16(sizeof(struct series));
-	size_t lab = align16(2 * labels->n * sizeof(char *) + strbytes);
+	size_t head = sizeof(struct series);
+	size_t arrays = (head + strbytes + 7) & ~(size_t)7;
+	size_t lab = align16(arrays + 2 * labels->n * sizeof(char *)) - head;
 	size_t hist = align16(r->hist_cap * sizeof(struct hist_entry));
 	if (head + lab + hist + r->state_size > UINT32_MAX)
 		goto fail;
 	struct series *s = calloc(1, head + lab + hist + r->state_size);
 	if (!s)
 		goto fail;
-	char *p = (char *)s + head;
-	const char **names = (const char **)(void *)p;
+	const char **names = (const char **)(void *)((char *)s + arrays);
 	const char **values = names + labels->n;
-	p = (char *)(values + labels->n);
+	char *p = (char *)s + head;
 	for (size_t k = 0; k < labels->n; k++) {
 		size_t nl = strlen(labels->names[k]) + 1, vl = strlen(labels->values[k]) + 1;
 		memcpy(p, labels->names[k], nl);
