@@ -407,17 +407,12 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 		eng_mark_dirty(sh, s);
 	s->last_value = value;
 	s->last = (struct last_result){ r->score, r->expected, r->lower, r->upper };
-	s->last_direction = (int8_t)((r->direction > 0) - (r->direction < 0));
-	struct hist_point h = { .ts_ms = ts_ms,
-		                .value = value,
-		                .score = r->score,
-		                .expected = r->expected,
-		                .lower = r->lower,
-		                .upper = r->upper,
-		                .direction = r->direction,
-		                .comp = comp_index(sh, r->component) };
-	s->last_comp = (uint8_t)h.comp;
-	series_hist_push(s, sh->reg.hist_cap, &h);
+	int dir = (r->direction > 0) - (r->direction < 0);
+	s->last_direction = (int8_t)dir;
+	unsigned comp = comp_index(sh, r->component);
+	s->last_comp = (uint8_t)comp;
+	series_hist_put(s, sh->reg.hist_cap, ts_ms, value, r->score, r->expected, r->lower, r->upper,
+	                dir, comp);
 	if (ts_ms > sh->last_sample_ms)
 		sh->last_sample_ms = ts_ms;
 }

@@ -378,16 +378,6 @@ void *registry_fc_alloc(struct series_registry *r)
 	return st;
 }
 
-static uint16_t to_bf16(float f)
-{
-	uint32_t u;
-	memcpy(&u, &f, sizeof u);
-	if ((u & 0x7fffffffu) > 0x7f800000u)
-		return 0x7fc0; /* NaN */
-	u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
-	return (uint16_t)(u >> 16);
-}
-
 static float from_bf16(uint16_t h)
 {
 	uint32_t u = (uint32_t)h << 16;
@@ -396,46 +386,30 @@ static float from_bf16(uint16_t h)
 	return f;
 }
 
+int64_t series_hist_rebase(struct series *s, size_t cap, int64_t dt)
+{
+	/* move the base up; entries that fall off the int32 range (older than
+	 * ~24 days before the newest) are dropped */
+	int64_t shift = dt - (INT32_MAX / 2);
+	size_t first = (s->hist_head + cap - s->hist_len) % cap;
+	size_t keep = 0;
+	for (size_t k = 0; k < s->hist_len; k++) {
+		struct hist_entry *h = &series_hist(s, cap)[(first + k) % cap];
+		if ((int64_t)h->dt_ms - shift >= INT32_MIN) {
+			h->dt_ms = (int32_t)((int64_t)h->dt_ms - shift);
+			keep++;
+		}
+	}
+	/* dropped entries are the oldest: shrink from the front */
+	s->hist_len = (uint32_t)keep;
+	s->hist_base_ms += shift;
+	return dt - shift;
+}
+
 void series_hist_push(struct series *s, size_t cap, const struct hist_point *p)
 {
-	if (cap == 0)
-		return;
-	if (s->hist_len == 0)
-		s->hist_base_ms = p->ts_ms;
-	int64_t dt = p->ts_ms - s->hist_base_ms;
-	if (dt > INT32_MAX) {
-		/* rebase: move the base up; entries that fall off the int32 range
-		 * (older than ~24 days before the newest) are dropped */
-		int64_t shift = dt - (INT32_MAX / 2);
-		size_t first = (s->hist_head + cap - s->hist_len) % cap;
-		size_t keep = 0;
-		for (size_t k = 0; k < s->hist_len; k++) {
-			struct hist_entry *h = &series_hist(s, cap)[(first + k) % cap];
-			if ((int64_t)h->dt_ms - shift >= INT32_MIN) {
-				h->dt_ms = (int32_t)((int64_t)h->dt_ms - shift);
-				keep++;
-			}
-		}
-		/* dropped entries are the oldest: shrink from the front */
-		s->hist_len = (uint32_t)keep;
-		s->hist_base_ms += shift;
-		dt -= shift;
-	}
-	double score = p->score < 0 ? 0 : p->score > 1 ? 1 : p->score;
-	struct hist_entry e = {
-		.dt_ms = (int32_t)dt,
-		.value = (float)p->value,
-		.expected = (float)p->expected,
-		.score = (uint16_t)(isnan(score) ? 0 : score * 65535.0 + 0.5),
-		.below = to_bf16((float)(p->expected - p->lower)),
-		.above = to_bf16((float)(p->upper - p->expected)),
-		.comp_dir = (uint8_t)((p->comp & 0x3f) |
-		                      ((unsigned)((p->direction > 0) - (p->direction < 0) + 1) << 6)),
-	};
-	series_hist(s, cap)[s->hist_head] = e;
-	s->hist_head = s->hist_head + 1 < cap ? s->hist_head + 1 : 0; /* no division */
-	if (s->hist_len < cap)
-		s->hist_len++;
+	series_hist_put(s, cap, p->ts_ms, p->value, p->score, p->expected, p->lower, p->upper,
+	                (p->direction > 0) - (p->direction < 0), p->comp);
 }
 
 void series_hist_get(const struct series *s, size_t cap, size_t k, struct hist_point *out)

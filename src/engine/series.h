@@ -20,8 +20,10 @@
 #ifndef FORESHOCK_SERIES_H
 #define FORESHOCK_SERIES_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "alert/alert.h"
 #include "detect/detector.h"
@@ -206,6 +208,50 @@ void *registry_fc_alloc(struct series_registry *r);
 
 /* Append one point (oldest dropped when full); cap is registry->hist_cap. */
 void series_hist_push(struct series *s, size_t cap, const struct hist_point *p);
+/* The ring's offsets moved so that offset dt (> INT32_MAX) fits: returns
+ * it rebased (series_hist_put's rare path). */
+int64_t series_hist_rebase(struct series *s, size_t cap, int64_t dt);
+
+/* bfloat16 of f, rounded to nearest even (NaN stays NaN). */
+static inline uint16_t series_bf16(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, sizeof u);
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return 0x7fc0; /* NaN */
+	u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
+	return (uint16_t)(u >> 16);
+}
+
+/* series_hist_push() of a point given field by field, inline (the engine
+ * records every sample so: no struct hist_point in between); dir is
+ * -1, 0 or 1. */
+static inline void series_hist_put(struct series *s, size_t cap, int64_t ts_ms, double value,
+                                   double score, double expected, double lower, double upper,
+                                   int dir, unsigned comp)
+{
+	if (cap == 0)
+		return;
+	if (s->hist_len == 0)
+		s->hist_base_ms = ts_ms;
+	int64_t dt = ts_ms - s->hist_base_ms;
+	if (dt > INT32_MAX)
+		dt = series_hist_rebase(s, cap, dt);
+	score = score < 0 ? 0 : score > 1 ? 1 : score;
+	struct hist_entry e = {
+		.dt_ms = (int32_t)dt,
+		.value = (float)value,
+		.expected = (float)expected,
+		.score = (uint16_t)(isnan(score) ? 0 : score * 65535.0 + 0.5),
+		.below = series_bf16((float)(expected - lower)),
+		.above = series_bf16((float)(upper - expected)),
+		.comp_dir = (uint8_t)((comp & 0x3f) | ((unsigned)(dir + 1) << 6)),
+	};
+	series_hist(s, cap)[s->hist_head] = e;
+	s->hist_head = s->hist_head + 1 < cap ? s->hist_head + 1 : 0; /* no division */
+	if (s->hist_len < cap)
+		s->hist_len++;
+}
 /* The k-th oldest point of the ring (k < s->hist_len). */
 void series_hist_get(const struct series *s, size_t cap, size_t k, struct hist_point *out);
 
