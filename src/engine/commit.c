@@ -230,7 +230,9 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 		ring.q[k] = SIZE_MAX;
 	for (size_t j = 0; j < n; j++) {
 		const struct engine_staged *st = &srt[j];
-		struct shard *sh = eng_batch_lock(b, st->shard);
+		/* the lock is taken once per run of a shard's samples */
+		struct shard *sh = b->shard == (int)st->shard ? &b->e->sh[st->shard]
+		                                              : eng_batch_lock(b, st->shard);
 		commit_prefetch(b, sh, srt, j, n, &ring);
 		err[0] = 0;
 		int rc;

@@ -574,28 +574,36 @@ int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_
 	return eng_add_series(b, sh, s, ts_ms, value, err, errlen);
 }
 
+/* A counter or histogram bucket sample: recorded as it comes, and the
+ * samples it derives (a rate, quantiles) through the detectors. Out of
+ * line, so that a gauge's sample does not set up the derived batch. */
+static __attribute__((noinline)) void add_raw(struct engine_batch *b, struct shard *sh,
+                                              struct series *s, int64_t ts_ms, double value)
+{
+	struct derived_batch out;
+	out.n = 0;
+	if (s->kind == SERIES_COUNTER) {
+		/* the rate is detected before the counter is recorded */
+		eng_counter_sample(s, ts_ms, value, &out);
+		derived_detect(b, sh, &out);
+		eng_record(sh, s, ts_ms, value, &raw_result);
+	} else {
+		eng_record(sh, s, ts_ms, value, &raw_result);
+		eng_bucket_sample(b->e, sh, s, ts_ms, value, &out);
+		derived_detect(b, sh, &out);
+	}
+}
+
 int eng_add_series(struct engine_batch *b, struct shard *sh, struct series *s, int64_t ts_ms,
                    double value, char *err, size_t errlen)
 {
 	int rc = eng_check_order(b, s, ts_ms, err, errlen);
 	if (rc)
 		return rc;
-	struct derived_batch out;
-	out.n = 0;
-	switch (s->kind) {
-	case SERIES_COUNTER:
-		/* the rate is detected before the counter is recorded */
-		eng_counter_sample(s, ts_ms, value, &out);
-		derived_detect(b, sh, &out);
-		eng_record(sh, s, ts_ms, value, &raw_result);
-		break;
-	case SERIES_BUCKET:
-		eng_record(sh, s, ts_ms, value, &raw_result);
-		eng_bucket_sample(b->e, sh, s, ts_ms, value, &out);
-		derived_detect(b, sh, &out);
-		break;
-	default: eng_detect(b->e, sh, s, ts_ms, value); break;
-	}
+	if (s->kind == SERIES_COUNTER || s->kind == SERIES_BUCKET)
+		add_raw(b, sh, s, ts_ms, value);
+	else
+		eng_detect(b->e, sh, s, ts_ms, value);
 	b->res.accepted++; /* added to selfstats in engine_batch_end: one shared write per batch */
 	return 0;
 }
