@@ -52,6 +52,18 @@ void engine_config_default(struct engine_config *c)
 void engine_batch_set_clock(struct engine_batch *b, int64_t now_ms)
 {
 	b->now_ms = now_ms;
+	/* [ts_lo, ts_hi]: what eng_check_time() accepts, for eng_admit()'s
+	 * inline test (saturated: the limits are far inside int64) */
+	const struct engine_config *c = &b->e->cfg;
+	int64_t lo = -ENGINE_TS_LIMIT_MS, hi = ENGINE_TS_LIMIT_MS, t;
+	if (now_ms && c->max_sample_age_ms && !__builtin_sub_overflow(now_ms, c->max_sample_age_ms, &t) &&
+	    t > lo)
+		lo = t;
+	if (now_ms && c->max_sample_future_ms &&
+	    !__builtin_add_overflow(now_ms, c->max_sample_future_ms, &t) && t < hi)
+		hi = t;
+	b->ts_lo = lo;
+	b->ts_hi = hi;
 }
 
 /* Is ts_ms acceptable in this batch? Returns 0, or the reject reason + 1

@@ -133,6 +133,8 @@ struct engine_batch {
 	uint8_t tag_ok;
 	int64_t now_ms;           /* the clock of a live batch (engine_batch_set_clock); 0 = event
 	                           * time only (replay, backtest): no window */
+	int64_t ts_lo, ts_hi;     /* private to the engine: the timestamps a sample may have,
+	                           * the limits and the window in one (engine_batch_set_clock) */
 };
 
 /* Every timestamp must lie within +-ENGINE_TS_LIMIT_MS of the epoch (about

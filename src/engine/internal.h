@@ -298,15 +298,15 @@ static inline int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem)
 /* The checks every sample passes before its labels are looked at (added,
  * staged or staged by name): a finite value, a timestamp within the limits
  * and the live window. 0, or the reject reason + 1 (counted) with err.
- * Inline for the usual sample (finite, in range, no live window: the
- * batch's clock unset), eng_admit_slow() for the rest. */
+ * Inline for the usual sample (finite, its timestamp within the batch's
+ * [ts_lo, ts_hi]: the limits and the live window together), eng_admit_slow()
+ * for the rest (which checks again, and says why). */
 int eng_admit_slow(struct engine_batch *b, int64_t ts_ms, double value, char *err,
                    size_t errlen);
 static inline int eng_admit(struct engine_batch *b, int64_t ts_ms, double value, char *err,
                             size_t errlen)
 {
-	if (!b->now_ms && isfinite(value) && ts_ms <= ENGINE_TS_LIMIT_MS &&
-	    ts_ms >= -ENGINE_TS_LIMIT_MS)
+	if (isfinite(value) && ts_ms >= b->ts_lo && ts_ms <= b->ts_hi)
 		return 0;
 	return eng_admit_slow(b, ts_ms, value, err, errlen);
 }

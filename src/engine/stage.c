@@ -43,6 +43,8 @@ void engine_batch_begin(struct engine *e, struct engine_batch *b)
 	memset(b, 0, sizeof *b);
 	b->e = e;
 	b->shard = -1;
+	b->ts_lo = -ENGINE_TS_LIMIT_MS; /* no clock: the limits alone (engine_batch_set_clock) */
+	b->ts_hi = ENGINE_TS_LIMIT_MS;
 	struct stage_bufs v = { 0 };
 	lockrank_lock(&e->stage.mu, LOCK_RANK_STAGE);
 	if (e->stage.n > 0) /* the set given back last: the likeliest in cache */

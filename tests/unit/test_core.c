@@ -361,6 +361,40 @@ static void test_engine_time_window(void **state)
 		assert_int_equal(engine_batch_add(&b, l2, 2, 86400000 + i * 1000, i % 3, err,
 		                                  sizeof err), 0);
 	engine_batch_end(&b);
+	/* the edges, one new series each, staged (the inline check of the
+	 * batch's [ts_lo, ts_hi]) and added (the full check) alike: the window's
+	 * ends and the absolute limits are in, one millisecond past them out */
+	const int64_t fut = f->cfg.max_sample_future_ms, age = f->cfg.max_sample_age_ms;
+	const struct {
+		int live;
+		int64_t ts;
+		int rc;
+	} edge[] = {
+		{ 1, now + fut, 0 },
+		{ 1, now + fut + 1, REJ_OUT_OF_BOUNDS + 1 },
+		{ 1, now - age, 0 },
+		{ 1, now - age - 1, REJ_OUT_OF_BOUNDS + 1 },
+		{ 0, ENGINE_TS_LIMIT_MS, 0 },
+		{ 0, ENGINE_TS_LIMIT_MS + 1, REJ_OUT_OF_BOUNDS + 1 },
+		{ 0, -ENGINE_TS_LIMIT_MS, 0 },
+		{ 0, -ENGINE_TS_LIMIT_MS - 1, REJ_OUT_OF_BOUNDS + 1 },
+	};
+	for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+		for (int staged = 0; staged < 2; staged++) {
+			char v[16];
+			snprintf(v, sizeof v, "edge%zu%c", i, staged ? 's' : 'a');
+			struct label_ref le[2] = { { "__name__", 8, "t", 1 }, { "k", 1, v, strlen(v) } };
+			engine_batch_begin(e, &b);
+			if (edge[i].live)
+				engine_batch_set_clock(&b, now);
+			int rc = staged ? engine_batch_stage(&b, le, 2, edge[i].ts, 1, err, sizeof err)
+			                : engine_batch_add(&b, le, 2, edge[i].ts, 1, err, sizeof err);
+			if (rc != edge[i].rc)
+				fail_msg("edge %zu (%s): %d, want %d", i, staged ? "staged" : "added", rc,
+				         edge[i].rc);
+			assert_int_equal(engine_batch_commit(&b, NULL, NULL), 0);
+			engine_batch_end(&b);
+		}
 	engine_free(e);
 }
 
