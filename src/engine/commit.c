@@ -72,16 +72,16 @@ struct pf_ring {
 };
 
 /* The look-ahead of the commit loop at step j (the shard sh is locked, and
- * only entries of that shard are looked at: another shard's table may be
- * growing). The entries srt[] are in commit order, so reading them ahead
+ * only entries of that shard are looked at, those before end: another
+ * shard's table may be growing). The entries srt[] are in commit order, so reading them ahead
  * is sequential; their label words and bytes are in staging order, so each
  * is a miss unless prefetched. */
 static void commit_prefetch(const struct engine_batch *b, const struct shard *sh,
-                            const struct engine_staged *srt, size_t j, size_t n,
+                            const struct engine_staged *srt, size_t j, size_t end,
                             struct pf_ring *ring)
 {
 	const struct engine_staged *st = &srt[j];
-	if (j + PF_SLOT < n && st[PF_SLOT].shard == st->shard) {
+	if (j + PF_SLOT < end) {
 		const struct engine_staged *a = &st[PF_SLOT];
 		__builtin_prefetch(&sh->reg.table[a->hash & sh->reg.table_mask]);
 		/* its label words: 4 per label (a named entry has one 4-word
@@ -90,7 +90,7 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 		__builtin_prefetch(w);
 		__builtin_prefetch(w + (a->named ? 4 : 4 * (size_t)a->nref) - 1);
 	}
-	if (j + PF_LABELS < n && st[PF_LABELS].shard == st->shard) {
+	if (j + PF_LABELS < end) {
 		const struct engine_staged *a = &st[PF_LABELS];
 		const struct reg_slot *slot = &sh->reg.table[a->hash & sh->reg.table_mask];
 		if (slot->idx1)
@@ -107,7 +107,7 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 			__builtin_prefetch(b->sbytes + w[0]);
 		}
 	}
-	if (j + PF_STRUCT < n && st[PF_STRUCT].shard == st->shard) {
+	if (j + PF_STRUCT < end) {
 		const struct engine_staged *a = &st[PF_STRUCT];
 		const uint32_t *rec = b->sref + a->ref0;
 		if (a->named && rec[1] > 0) { /* the tag set's bytes, first and last */
@@ -119,13 +119,13 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 		ring->s[(j + PF_STRUCT) & 7] = ps;
 		ring->q[(j + PF_STRUCT) & 7] = j + PF_STRUCT;
 		if (ps) { /* the struct's hot part (series.h), to its end */
-			const char *p = (const char *)&ps->labels, *end = (const char *)(ps + 1);
-			for (; p < end; p += 64)
+			const char *p = (const char *)&ps->labels, *stop = (const char *)(ps + 1);
+			for (; p < stop; p += 64)
 				__builtin_prefetch(p, 1);
-			__builtin_prefetch(end - 1, 1);
+			__builtin_prefetch(stop - 1, 1);
 		}
 	}
-	if (j + PF_SERIES < n && st[PF_SERIES].shard == st->shard) {
+	if (j + PF_SERIES < end) {
 		size_t q = j + PF_SERIES;
 		const struct series *ps = ring->q[q & 7] == q ? ring->s[q & 7]
 		                                              : peek_series(sh, &st[PF_SERIES]);
@@ -228,12 +228,16 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 	struct pf_ring ring;
 	for (unsigned k = 0; k < 8; k++)
 		ring.q[k] = SIZE_MAX;
+	size_t run_end = 0; /* the end of the run of samples of st's shard */
 	for (size_t j = 0; j < n; j++) {
 		const struct engine_staged *st = &srt[j];
+		if (j == run_end)
+			for (run_end = j + 1; run_end < n && srt[run_end].shard == st->shard;)
+				run_end++;
 		/* the lock is taken once per run of a shard's samples */
 		struct shard *sh = b->shard == (int)st->shard ? &b->e->sh[st->shard]
 		                                              : eng_batch_lock(b, st->shard);
-		commit_prefetch(b, sh, srt, j, n, &ring);
+		commit_prefetch(b, sh, srt, j, run_end, &ring);
 		err[0] = 0;
 		int rc;
 		struct series *s = commit_find(b, sh, st);

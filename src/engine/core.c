@@ -485,10 +485,14 @@ void eng_detect(struct engine *e, struct shard *sh, struct series *s, int64_t ts
 	 * the service's alert and raises none of its own: its machine sees 0, so
 	 * an alert left open from before the model ends normally */
 	double sc = s->roles && e->svcs ? 0.0 : eng_series_alert_score(e, s, value, &r);
-	struct model_alerting al = e->series_al;
-	if (!(s->roles && e->svcs) && eng_series_hard_break(e, s, ts_ms, value, sc, &r))
-		al.for_ms = 0; /* an obvious break pages without waiting for `for` */
-	enum alert_event ev = alert_fsm_step(&s->alert, &al, ts_ms, sc, value);
+	const struct model_alerting *alp = &e->series_al;
+	struct model_alerting brk;
+	if (!(s->roles && e->svcs) && eng_series_hard_break(e, s, ts_ms, value, sc, &r)) {
+		brk = e->series_al;
+		brk.for_ms = 0; /* an obvious break pages without waiting for `for` */
+		alp = &brk;
+	}
+	enum alert_event ev = alert_fsm_step(&s->alert, alp, ts_ms, sc, value);
 	if (ev != AEV_NONE)
 		eng_queue_transition(e, sh, s, ev, &r, ts_ms, value);
 	if (e->out.series)
