@@ -259,36 +259,6 @@ static inline unsigned eng_route_mix(uint64_t acc)
 	acc ^= acc >> 33;
 	return (unsigned)(acc >> 8);
 }
-/* Copies n bytes of a label name or value into the staging bytes: inline
- * for the usual lengths (two overlapping loads and stores), where a call of
- * libc's memcpy per string was 4.6% of the remote_write profile. */
-static inline void eng_copy_short(char *d, const char *s, size_t n)
-{
-	if (n >= 8 && n <= 16) {
-		uint64_t x, y;
-		memcpy(&x, s, 8);
-		memcpy(&y, s + n - 8, 8);
-		memcpy(d, &x, 8);
-		memcpy(d + n - 8, &y, 8);
-	} else if (n >= 4 && n < 8) {
-		uint32_t x, y;
-		memcpy(&x, s, 4);
-		memcpy(&y, s + n - 4, 4);
-		memcpy(d, &x, 4);
-		memcpy(d + n - 4, &y, 4);
-	} else if (n >= 2 && n < 4) {
-		uint16_t x, y;
-		memcpy(&x, s, 2);
-		memcpy(&y, s + n - 2, 2);
-		memcpy(d, &x, 2);
-		memcpy(d + n - 2, &y, 2);
-	} else if (n == 1) {
-		d[0] = s[0];
-	} else if (n > 16) {
-		memcpy(d, s, n);
-	}
-}
-
 /* Room for need elements in *p (staging arrays start at 256 and double);
  * the check is inline: staging calls it three times per sample. */
 static inline int eng_grow_arr(void **p, size_t *cap, size_t need, size_t elem)
