@@ -79,6 +79,30 @@ static double log_tail(double z)
 	return -0.5 * z * z - log(z * sqrt(2 * M_PI));
 }
 
+/* How far apart two z must be for their log tails to be ordered whatever
+ * libm's rounding: log_tail falls by at least 0.79 per unit of z (the
+ * Gaussian's hazard is at least phi(0) / Q(0) = 0.798; past 30 its slope is
+ * -(z + 1/z), and the asymptotic form there lies above the true tail by
+ * less than 1/z^2 = 0.0012), so 1/64 apart they differ by more than 0.012,
+ * against errors of erfc, log and the sums below 1e-12. */
+#define LK_TAIL_GAP (1.0 / 64)
+
+double lk_rate_z(double log_qref)
+{
+	/* bisection on log_tail itself: lo stays where log_tail > log_qref */
+	double lo = 0, hi = 40;
+	if (!(log_tail(1e-9) > log_qref))
+		return 0;
+	for (int i = 0; i < 200 && hi - lo > 1e-12; i++) {
+		double mid = 0.5 * (lo + hi);
+		if (log_tail(mid) > log_qref)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo > LK_TAIL_GAP ? lo - LK_TAIL_GAP : 0;
+}
+
 static double tail_score(double z, double decades)
 {
 	if (z <= 0)
@@ -224,23 +248,39 @@ likelihood(const struct model *m, struct lk_state *s, double raw, int learn, uin
 		/* Calibrate the Gaussian tail with the observed frequency of tail
 		 * events at level qref: if they happen c times more often than the
 		 * model says, tail probabilities are c times larger (never smaller). */
-		double lq = z > 0 ? log_tail(z) : log(0.5);
 		if (s->rate <= 0)
 			s->rate = (float)m->lk_qref;
 		double c = (double)s->rate / m->lk_qref;
-		if (c > 1)
-			lq += log(c);
-		double a = m->lk_alpha;
-		s->rate += (float)(a * ((lq < m->lk_log_qref ? 1.0 : 0.0) - (double)s->rate));
-		double sc = -lq / (m->lk_decades * M_LN10);
-		if (z1 > 0) {
-			/* the single sample's tail, with the same calibration factor;
-			 * the rate above learns from the moving average only */
-			double lq1 = log_tail(z1) + (c > 1 ? log(c) : 0);
-			double sc1 = -lq1 / (m->lk_decades * M_LN10);
-			if (sc1 > sc) {
-				sc = sc1;
-				*zout = z1;
+		double lc = c > 1 ? log(c) : 0; /* once for both tails */
+		double a = m->lk_alpha, sc;
+		/* The single sample's tail (the sample's own z1, with the same
+		 * calibration factor; the rate learns from the moving average
+		 * only) replaces the average's if its score is higher. Its
+		 * erfc and log are not formed when it cannot be (z1 at least
+		 * LK_TAIL_GAP below z: its log tail is the larger, so is its
+		 * sum with lc, and its score not the higher), and the
+		 * average's are not when z1 is that far above (its score is
+		 * surely the lower) and z below lk_z_rate (its tail surely
+		 * no tail event for the rate): the same doubles as forming
+		 * both and comparing. */
+		int tail1 = z1 > 0 && !(z1 <= z - LK_TAIL_GAP);
+		if (tail1 && z > 0 && z < m->lk_z_rate && z1 >= z + LK_TAIL_GAP) {
+			s->rate += (float)(a * (0.0 - (double)s->rate));
+			sc = -(log_tail(z1) + lc) / (m->lk_decades * M_LN10);
+			*zout = z1;
+		} else {
+			double lq = z > 0 ? log_tail(z) : log(0.5);
+			if (c > 1)
+				lq += lc;
+			s->rate += (float)(a * ((lq < m->lk_log_qref ? 1.0 : 0.0) - (double)s->rate));
+			sc = -lq / (m->lk_decades * M_LN10);
+			if (tail1) {
+				double lq1 = log_tail(z1) + lc;
+				double sc1 = -lq1 / (m->lk_decades * M_LN10);
+				if (sc1 > sc) {
+					sc = sc1;
+					*zout = z1;
+				}
 			}
 		}
 		return sc < 0 ? 0 : sc > 1 ? 1 : sc;

@@ -44,6 +44,8 @@ struct model {
 	double lk_decades;    /* tail probability 10^-decades scores 1 */
 	double lk_qref;       /* calibration level (0: no calibration) */
 	double lk_log_qref;   /* log(lk_qref) */
+	double lk_z_rate;     /* below this z (> 0) the tail is surely not a tail event at
+	                       * level qref (lk_rate_z; model_finish) */
 	double lk_alpha;      /* det_alpha(lk_halflife, 1), computed once (model_finish) */
 	double lk_clip;       /* Huber clip of the long-run estimates, in sd (0: off) */
 	uint32_t lk_single_for; /* while the series has seen at most this many samples, the
@@ -131,5 +133,10 @@ struct lk_cold {
 	double mean1, var1;     /* long-run Gaussian of single samples */
 	float ex, px;           /* exponential tail: mean excess over the mean, P(above) */
 };
+
+/* detector.c: a z below which log_tail(z) > log_qref with a margin (1/64
+ * of z below the crossing, found by bisection on log_tail itself); 0 if
+ * there is none (qref 1/2) */
+double lk_rate_z(double log_qref);
 
 #endif

@@ -22,6 +22,7 @@
 
 #include "detect/detector.h"
 #include "detect/logf1.h"
+#include "detect/model_int.h"
 #include "util/timefmt.h"
 
 /* ---- deterministic synthetic data ---------------------------------------- */
@@ -1021,6 +1022,26 @@ static void test_logf1_matches_libm(void **ctx)
 	}
 }
 
+/* lk_rate_z: below the z it returns, the likelihood stage skips the
+ * average's tail when the single sample's wins, sure that the tail is no
+ * tail event at level qref: the z lies 1/64 below the crossing Q(z) = qref,
+ * found to well within that margin; 0 when the crossing is at 0 (1/2). */
+static void test_lk_rate_z(void **ctx)
+{
+	(void)ctx;
+	const double q[] = { 1e-9, 1e-4, 0.001, 0.01, 0.1, 0.3, 0.45 };
+	for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+		double z = lk_rate_z(log(q[i]));
+		assert_true(z > 0);
+		/* the crossing, from the other side: Q(z + 1/64) is still above
+		 * qref, Q(z + 1/64 + 1e-9) no longer */
+		assert_true(0.5 * erfc((z + 1.0 / 64 - 1e-9) * M_SQRT1_2) > q[i]);
+		assert_true(0.5 * erfc((z + 1.0 / 64 + 1e-9) * M_SQRT1_2) < q[i]);
+	}
+	assert_true(lk_rate_z(log(0.5)) == 0);
+	assert_true(lk_rate_z(log(0.499)) == 0); /* crossing at 0.0025 < 1/64 */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1045,6 +1066,7 @@ int main(void)
 		cmocka_unit_test(test_deseason),
 		cmocka_unit_test(test_deseason_record),
 		cmocka_unit_test(test_logf1_matches_libm),
+		cmocka_unit_test(test_lk_rate_z),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
