@@ -71,17 +71,35 @@ struct pf_ring {
 	size_t q[8];
 };
 
-/* The look-ahead of the commit loop at step j (the shard sh is locked, and
- * only entries of that shard are looked at, those before end: another
- * shard's table may be growing). The entries srt[] are in commit order, so reading them ahead
- * is sequential; their label words and bytes are in staging order, so each
- * is a miss unless prefetched. */
-static void commit_prefetch(const struct engine_batch *b, const struct shard *sh,
-                            const struct engine_staged *srt, size_t j, size_t end,
-                            struct pf_ring *ring)
+/* The shards the look-ahead may read at step j: the locked shard sh for
+ * the entries before end (the end of its run), and, once the next run's
+ * shard has been taken ahead (engine_batch_commit: a trylock, so any shard
+ * will do), nsh for the entries of that run, before nend; another shard's
+ * table may be growing, so no entry beyond is looked at. */
+struct pf_span {
+	const struct shard *sh, *nsh;
+	size_t end, nend;
+};
+
+static inline const struct shard *pf_shard(const struct pf_span *sp, size_t q)
+{
+	return q < sp->end ? sp->sh : q < sp->nend ? sp->nsh : NULL;
+}
+
+/* The look-ahead of the commit loop at step j: each stage looks at its
+ * entry in the shard given for it (NULL: not at all; see pf_span). The
+ * entries srt[] are in commit order, so reading them ahead is sequential;
+ * their label words and bytes are in staging order, so each is a miss
+ * unless prefetched. Inline: the usual call gives one shard for all four. */
+static inline __attribute__((always_inline)) void
+commit_prefetch(const struct engine_batch *b, const struct shard *sh_slot,
+                const struct shard *sh_labels, const struct shard *sh_struct,
+                const struct shard *sh_series, const struct engine_staged *srt, size_t j,
+                struct pf_ring *ring)
 {
 	const struct engine_staged *st = &srt[j];
-	if (j + PF_SLOT < end) {
+	const struct shard *sh;
+	if ((sh = sh_slot)) {
 		const struct engine_staged *a = &st[PF_SLOT];
 		__builtin_prefetch(&sh->reg.table[a->hash & sh->reg.table_mask]);
 		/* its label words: 4 per label (a named entry has one 4-word
@@ -90,7 +108,7 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 		__builtin_prefetch(w);
 		__builtin_prefetch(w + (a->named ? 4 : 4 * (size_t)a->nref) - 1);
 	}
-	if (j + PF_LABELS < end) {
+	if ((sh = sh_labels)) {
 		const struct engine_staged *a = &st[PF_LABELS];
 		const struct reg_slot *slot = &sh->reg.table[a->hash & sh->reg.table_mask];
 		if (slot->idx1)
@@ -107,7 +125,7 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 			__builtin_prefetch(b->sbytes + w[0]);
 		}
 	}
-	if (j + PF_STRUCT < end) {
+	if ((sh = sh_struct)) {
 		const struct engine_staged *a = &st[PF_STRUCT];
 		const uint32_t *rec = b->sref + a->ref0;
 		if (a->named && rec[1] > 0) { /* the tag set's bytes, first and last */
@@ -125,7 +143,7 @@ static void commit_prefetch(const struct engine_batch *b, const struct shard *sh
 			__builtin_prefetch(stop - 1, 1);
 		}
 	}
-	if (j + PF_SERIES < end) {
+	if ((sh = sh_series)) {
 		size_t q = j + PF_SERIES;
 		const struct series *ps = ring->q[q & 7] == q ? ring->s[q & 7]
 		                                              : peek_series(sh, &st[PF_SERIES]);
@@ -228,16 +246,46 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 	struct pf_ring ring;
 	for (unsigned k = 0; k < 8; k++)
 		ring.q[k] = SIZE_MAX;
-	size_t run_end = 0; /* the end of the run of samples of st's shard */
+	/* the run of samples of st's shard ends at sp.end; the next run's
+	 * shard, when taken ahead, is sp.nsh and its run ends at sp.nend */
+	struct pf_span sp = { NULL, NULL, 0, 0 };
+	struct shard *sh = NULL, *ahead = NULL;
+	int tried = 0; /* the next run's shard was tried for this run */
 	for (size_t j = 0; j < n; j++) {
 		const struct engine_staged *st = &srt[j];
-		if (j == run_end)
-			for (run_end = j + 1; run_end < n && srt[run_end].shard == st->shard;)
-				run_end++;
-		/* the lock is taken once per run of a shard's samples */
-		struct shard *sh = b->shard == (int)st->shard ? &b->e->sh[st->shard]
-		                                              : eng_batch_lock(b, st->shard);
-		commit_prefetch(b, sh, srt, j, run_end, &ring);
+		if (j == sp.end) {
+			tried = 0;
+			/* the lock is taken once per run of a shard's samples */
+			if (ahead) { /* taken ahead: srt[j] is the first of its run */
+				eng_batch_hand_over(b, ahead);
+				sh = ahead;
+				ahead = NULL;
+				sp = (struct pf_span){ sh, NULL, sp.nend, 0 };
+			} else {
+				sh = eng_batch_lock(b, st->shard);
+				size_t end = j + 1;
+				while (end < n && srt[end].shard == st->shard)
+					end++;
+				sp = (struct pf_span){ sh, NULL, end, 0 };
+			}
+		}
+		/* the next run's shard, taken ahead of the switch when its lock is
+		 * free (a trylock: it cannot deadlock, whatever the ranks), so
+		 * that the look-ahead runs on across the switch instead of
+		 * starting again at its first sample; when it is busy the
+		 * look-ahead stops at the run's end */
+		if (!tried && j + PF_SLOT >= sp.end && sp.end < n &&
+		    (tried = 1, ahead = eng_batch_lock_ahead(b, srt[sp.end].shard))) {
+			for (sp.nend = sp.end + 1; sp.nend < n && srt[sp.nend].shard == srt[sp.end].shard;)
+				sp.nend++;
+			sp.nsh = ahead;
+		}
+		if (j + PF_SLOT < sp.end) /* all four stages in this run */
+			commit_prefetch(b, sh, sh, sh, sh, srt, j, &ring);
+		else
+			commit_prefetch(b, pf_shard(&sp, j + PF_SLOT), pf_shard(&sp, j + PF_LABELS),
+			                pf_shard(&sp, j + PF_STRUCT), pf_shard(&sp, j + PF_SERIES), srt,
+			                j, &ring);
 		err[0] = 0;
 		int rc;
 		struct series *s = commit_find(b, sh, st);

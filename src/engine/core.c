@@ -577,6 +577,23 @@ struct shard *eng_batch_lock(struct engine_batch *b, unsigned k)
 	return &e->sh[k];
 }
 
+struct shard *eng_batch_lock_ahead(struct engine_batch *b, unsigned k)
+{
+	struct shard *sh = &b->e->sh[k];
+	if (lockrank_trylock(&sh->mu, LOCK_RANK_SHARD + (int)k) != 0)
+		return NULL;
+	sh->gen++; /* as eng_batch_lock: its series are about to change */
+	b->touched |= 1u << k;
+	return sh;
+}
+
+void eng_batch_hand_over(struct engine_batch *b, struct shard *next)
+{
+	if (b->shard >= 0)
+		shard_unlock(&b->e->sh[b->shard]);
+	b->shard = (int)next->id;
+}
+
 /* One sample in its shard (locked): find or create the series, order check,
  * then the work of its kind. */
 int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_ref *refs,

@@ -318,6 +318,14 @@ void eng_stage_release(struct engine *e, struct engine_batch *b);
 void eng_stage_pool_free(struct stage_pool *p);
 /* Takes shard k's lock for the batch (releasing the one it held). */
 struct shard *eng_batch_lock(struct engine_batch *b, unsigned k);
+/* The commit's look-ahead across a switch of shards (commit.c): shard k
+ * (not the batch's) taken ahead while the batch still holds its shard, by
+ * a trylock (which cannot deadlock, so k may rank below the shard held):
+ * NULL when it is busy. eng_batch_hand_over() then releases the batch's
+ * shard and makes next (taken so) the batch's. Between the two the thread
+ * holds two shards and takes no other shard lock. */
+struct shard *eng_batch_lock_ahead(struct engine_batch *b, unsigned k);
+void eng_batch_hand_over(struct engine_batch *b, struct shard *next);
 /* One sample in its shard (locked by eng_batch_lock): find or create the
  * series, order check, the work of its kind. 0, or reject reason + 1. */
 int eng_add_locked(struct engine_batch *b, struct shard *sh, const struct label_ref *refs,

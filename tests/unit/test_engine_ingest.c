@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <time.h>
 
 #include "engine/engine.h"
 #include "engine/series.h"
@@ -761,6 +763,96 @@ static void test_engine_series_key(void **state)
 	engine_free(e);
 }
 
+/* Another batch holding one shard, until the main thread has begun its
+ * commit (then 20 ms more: not a timed assertion, the commit waits for the
+ * shard either way and a deadlock would hang the test). */
+struct busy_arg {
+	struct engine *e;
+	int64_t ts;
+	int holding, go;
+};
+
+static void *busy_hold(void *arg)
+{
+	struct busy_arg *a = arg;
+	struct engine_batch b;
+	char err[256];
+	struct label_ref l[2] = { REF("__name__", "bz_busy"), REF("i", "x") };
+	engine_batch_begin(a->e, &b);
+	if (engine_batch_add(&b, l, 2, a->ts, 1, err, sizeof err) != 0)
+		fail_msg("busy sample rejected: %s", err);
+	__atomic_store_n(&a->holding, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&a->go, __ATOMIC_ACQUIRE))
+		sched_yield();
+	struct timespec ts = { 0, 20 * 1000000L };
+	nanosleep(&ts, NULL);
+	if (engine_batch_end(&b) != 0)
+		fail_msg("busy batch_end failed");
+	return NULL;
+}
+
+#define BZ_SERIES 96
+#define BZ_ROUNDS 70
+
+/* The commit takes the shard of the run after the current one ahead of the
+ * switch, by a trylock, so that its look-ahead runs on across it
+ * (commit.c), and carries on without when that shard is busy. Batches of
+ * BZ_SERIES series over every shard, at two timestamps each (so the shards
+ * come round again: a shard taken ahead may rank below the one held),
+ * committed while another thread's batch holds one shard (eb), give the
+ * same series, samples and scores as the same samples added one by one
+ * with no other batch about (ea). */
+static void test_engine_commit_shard_busy(void **state)
+{
+	struct engine_fixture *f = *state;
+	char err[320];
+	struct engine *ea = engine_fixture_engine(f, NULL, &f->stats);
+	struct engine *eb = engine_fixture_engine(f, NULL, &f->stats2);
+	struct label_ref busy[2] = { REF("__name__", "bz_busy"), REF("i", "x") };
+	struct engine_batch ba;
+	for (int r = 0; r < BZ_ROUNDS; r++) {
+		int64_t bts = 1767225600000LL + (int64_t)(2 * r + 1) * 60000;
+		struct busy_arg arg = { .e = eb, .ts = bts, .holding = 0, .go = 0 };
+		pthread_t th;
+		if (r % 2 == 0) { /* every other round with a busy shard (ea: the same sample) */
+			engine_batch_begin(ea, &ba);
+			assert_int_equal(engine_batch_add(&ba, busy, 2, bts, 1, err, sizeof err), 0);
+			assert_int_equal(engine_batch_end(&ba), 0);
+			assert_int_equal(pthread_create(&th, NULL, busy_hold, &arg), 0);
+			while (!__atomic_load_n(&arg.holding, __ATOMIC_ACQUIRE))
+				sched_yield();
+		}
+		engine_batch_begin(ea, &ba);
+		struct engine_batch bb;
+		engine_batch_begin(eb, &bb);
+		for (int half = 0; half < 2; half++) {
+			int64_t ts = 1767225600000LL + (int64_t)(2 * r + half + 1) * 60000;
+			for (int i = 0; i < BZ_SERIES; i++) {
+				char iv[16];
+				snprintf(iv, sizeof iv, "%d", i);
+				struct label_ref l[3] = { REF("__name__", "bz_g"), REF("h", "a"),
+					                  { "i", 1, iv, strlen(iv) } };
+				double v = 50 + 10 * sin(r * 0.3 + i) + (r == BZ_ROUNDS - 1 && half && i % 4 == 0 ? 400 : 0);
+				assert_int_equal(engine_batch_add(&ba, l, 3, ts, v, err, sizeof err), 0);
+				assert_int_equal(engine_batch_stage(&bb, l, 3, ts, v, err, sizeof err), 0);
+			}
+		}
+		assert_int_equal(engine_batch_end(&ba), 0);
+		__atomic_store_n(&arg.go, 1, __ATOMIC_RELEASE);
+		assert_int_equal(engine_batch_commit(&bb, NULL, NULL), 0);
+		assert_int_equal(engine_batch_end(&bb), 0);
+		assert_int_equal(bb.res.accepted, 2 * BZ_SERIES);
+		if (r % 2 == 0)
+			pthread_join(th, NULL);
+	}
+	struct sg_same same = sg_assert_same(ea, eb, "bz_busy");
+	assert_int_equal(same.n, BZ_SERIES + 1);
+	assert_int_equal(same.derived, 1);
+	assert_true(same.scored > 0);
+	engine_free(ea);
+	engine_free(eb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -770,6 +862,7 @@ int main(void)
 		ENGINE_FIXTURE_TEST(test_engine_staged),
 		ENGINE_FIXTURE_TEST(test_engine_staged_tags),
 		ENGINE_FIXTURE_TEST(test_engine_restore_derived),
+		ENGINE_FIXTURE_TEST(test_engine_commit_shard_busy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
