@@ -48,7 +48,12 @@ struct pending_tr {
  *
  * A thread only takes a lock ranked after every lock it holds. In practice:
  * - a batch holds one shard at a time (batch_lock), and under it svc_mu
- *   (services) or fam_mu (classify), never both at once;
+ *   (services) or fam_mu (classify), never both at once; the one exception:
+ *   near the end of a run of one shard's samples the commit may take the
+ *   next run's shard by a trylock (eng_batch_lock_ahead, whatever its rank:
+ *   a trylock never waits, so it cannot close a cycle), holds both until
+ *   the switch and then releases the first; it waits for no lock while it
+ *   holds two;
  * - eng_flush_shard() runs under flush_mu, takes a shard only to detach its
  *   queue, and writes to the store (wmu) with no shard held;
  * - engine_persist() holds persist_mu, takes one shard at a time to copy a
