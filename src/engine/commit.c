@@ -102,11 +102,11 @@ commit_prefetch(const struct engine_batch *b, const struct shard *sh_slot,
 	if ((sh = sh_slot)) {
 		const struct engine_staged *a = &st[PF_SLOT];
 		__builtin_prefetch(&sh->reg.table[a->hash & sh->reg.table_mask]);
-		/* its label words: 4 per label (a named entry has one 4-word
-		 * record), which may straddle two lines */
+		/* its words (STAGE_WORDS; a named entry has one 4-word record),
+		 * which may straddle two lines */
 		const uint32_t *w = b->sref + a->ref0;
 		__builtin_prefetch(w);
-		__builtin_prefetch(w + (a->named ? 4 : 4 * (size_t)a->nref) - 1);
+		__builtin_prefetch(w + (a->named ? 4 : STAGE_WORDS(a->nref)) - 1);
 	}
 	if ((sh = sh_labels)) {
 		const struct engine_staged *a = &st[PF_LABELS];
@@ -120,7 +120,7 @@ commit_prefetch(const struct engine_batch *b, const struct shard *sh_slot,
 			 * here would wait for them) */
 			__builtin_prefetch(b->sbytes + w[2]);
 			__builtin_prefetch(b->sref + w[0]);
-			__builtin_prefetch(b->sref + w[0] + 4 * (size_t)w[1] - 1);
+			__builtin_prefetch(b->sref + w[0] + STAGE_WORDS(w[1]) - 1);
 		} else {
 			__builtin_prefetch(b->sbytes + w[0]);
 		}
@@ -129,9 +129,9 @@ commit_prefetch(const struct engine_batch *b, const struct shard *sh_slot,
 		const struct engine_staged *a = &st[PF_STRUCT];
 		const uint32_t *rec = b->sref + a->ref0;
 		if (a->named && rec[1] > 0) { /* the tag set's bytes, first and last */
-			const uint32_t *w = b->sref + rec[0], *last = w + 4 * ((size_t)rec[1] - 1);
+			const uint32_t *w = b->sref + rec[0];
 			__builtin_prefetch(b->sbytes + w[0]);
-			__builtin_prefetch(b->sbytes + last[2] + last[3]);
+			__builtin_prefetch(b->sbytes + w[0] + w[1] - 1);
 		}
 		const struct series *ps = peek_series(sh, a);
 		ring->s[(j + PF_STRUCT) & 7] = ps;
@@ -167,16 +167,12 @@ static struct series *commit_find(const struct engine_batch *b, struct shard *sh
 		seg[nseg++] = (struct label_seg){ b->sbytes + w[2], (size_t)w[3] + 1 };
 		size_t tn = w[1];
 		w = b->sref + w[0];
-		if (tn > 0) {
-			const uint32_t *last = w + 4 * (tn - 1);
-			seg[nseg++] = (struct label_seg){ b->sbytes + w[0],
-				                          (size_t)last[2] + last[3] + 1 - w[0] };
-		}
+		if (tn > 0)
+			seg[nseg++] = (struct label_seg){ b->sbytes + w[0], w[1] };
 	} else {
 		if (st->nref == 0)
 			return NULL;
-		const uint32_t *last = w + 4 * ((size_t)st->nref - 1);
-		seg[nseg++] = (struct label_seg){ b->sbytes + w[0], (size_t)last[2] + last[3] + 1 - w[0] };
+		seg[nseg++] = (struct label_seg){ b->sbytes + w[0], w[1] };
 	}
 	return registry_find_packed(&sh->reg, st->hash, st->nref, seg, nseg);
 }
@@ -298,9 +294,12 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 				refs[i++] = (struct label_ref){ "__name__", 8, b->sbytes + w[2], w[3] };
 				w = b->sref + w[0];
 			}
-			for (; i < st->nref; i++, w += 4)
-				refs[i] = (struct label_ref){ b->sbytes + w[0], w[1], b->sbytes + w[2],
-					                      w[3] };
+			/* the labels' bytes from their lengths (STAGE_WORDS) */
+			const char *p = b->sbytes + w[0];
+			for (w += 2; i < st->nref; i++, w += 2) {
+				refs[i] = (struct label_ref){ p, w[0], p + w[0] + 1, w[1] };
+				p += (size_t)w[0] + w[1] + 2;
+			}
 			rc = eng_add_locked(b, sh, refs, st->nref, st->hash, st->ts_ms, st->value, err,
 			                    sizeof err);
 		}

@@ -664,14 +664,14 @@ int engine_batch_add(struct engine_batch *b, const struct label_ref *refs, size_
 
 /* --- staged ingest (engine_batch_stage / engine_batch_commit) ------------ */
 
-struct engine_staged *eng_stage_slot_grow(struct engine_batch *b, size_t nlabels, size_t nref,
+struct engine_staged *eng_stage_slot_grow(struct engine_batch *b, size_t nwords, size_t nref,
                                           size_t bytes, int64_t ts_ms, double value, char *err,
                                           size_t errlen)
 {
-	if (nref > UINT16_MAX || b->nsref + 4 * nlabels > UINT32_MAX ||
+	if (nref > UINT16_MAX || b->nsref + nwords > UINT32_MAX ||
 	    b->nbytes + bytes > UINT32_MAX ||
 	    eng_grow_arr((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st) ||
-	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * nlabels, sizeof *b->sref) ||
+	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + nwords, sizeof *b->sref) ||
 	    eng_grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
 		snprintf(err, errlen, "out of memory staging a sample");
 		eng_reject(b, REJ_CARDINALITY);
@@ -681,7 +681,10 @@ struct engine_staged *eng_stage_slot_grow(struct engine_batch *b, size_t nlabels
 }
 
 /* Appends n labels to the staging buffers (room already made: their bytes
- * and a NUL after each name and value). The bytes are laid out as a series
+ * and a NUL after each name and value, STAGE_WORDS(n) words: the bytes'
+ * offset and length, then each name's and value's length; the commit reads
+ * the offset and length only, unless it takes the general lookup). The
+ * bytes are laid out as a series
  * keeps its labels (name0 NUL value0 NUL name1 ...: series.h), so the
  * commit finds a sample staged in canonical order by comparing them whole
  * (registry_find_packed). Each string is hashed by the loads that copy it
@@ -693,20 +696,19 @@ uint64_t eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, siz
 {
 	/* the buffers' bases in locals: a store through d may alias *b */
 	char *const base = b->sbytes;
-	uint32_t *w = b->sref + b->nsref;
-	char *d = base + b->nbytes;
+	uint32_t *const w0 = b->sref + b->nsref, *w = w0 + 2;
+	char *const d0 = base + b->nbytes;
+	char *d = d0;
 	uint64_t hacc = 0, racc = 0;
-	for (const struct label_ref *r = refs, *end = refs + n; r < end; r++, w += 4) {
+	for (const struct label_ref *r = refs, *end = refs + n; r < end; r++, w += 2) {
 		const char *name = r->name, *value = r->value;
 		size_t nl = r->name_len, vl = r->value_len;
 		uint64_t na, nb, va, vb;
-		w[0] = (uint32_t)(d - base);
-		w[1] = (uint32_t)nl;
+		w[0] = (uint32_t)nl;
+		w[1] = (uint32_t)vl;
 		label_str_words_copy(d, name, nl, &na, &nb);
 		d[nl] = 0;
 		d += nl + 1;
-		w[2] = (uint32_t)(d - base);
-		w[3] = (uint32_t)vl;
 		label_str_words_copy(d, value, vl, &va, &vb);
 		d[vl] = 0;
 		d += vl + 1;
@@ -714,8 +716,10 @@ uint64_t eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, siz
 		hacc += ph;
 		racc += eng_route_of(name, nl, value, vl, ph);
 	}
+	w0[0] = (uint32_t)b->nbytes;
+	w0[1] = (uint32_t)(d - d0);
 	b->nbytes = (size_t)(d - base);
-	b->nsref += 4 * n;
+	b->nsref += STAGE_WORDS(n);
 	*route += racc;
 	return hacc;
 }
@@ -734,7 +738,8 @@ int engine_batch_stage(struct engine_batch *b, const struct label_ref *refs, siz
 	size_t bytes = 2 * n; /* a NUL after each name and value */
 	for (size_t i = 0; i < n; i++)
 		bytes += refs[i].name_len + refs[i].value_len;
-	struct engine_staged *st = eng_stage_slot(b, n, n, bytes, ts_ms, value, err, errlen);
+	struct engine_staged *st = eng_stage_slot(b, STAGE_WORDS(n), n, bytes, ts_ms, value, err,
+	                                          errlen);
 	if (!st)
 		return REJ_CARDINALITY + 1;
 	uint64_t route = 0;

@@ -118,7 +118,8 @@ struct engine_batch {
 	/* private to the engine: samples staged by engine_batch_stage() */
 	struct engine_staged *st;
 	size_t nst, capst;
-	uint32_t *sref;           /* per label: name offset, length, value offset, length */
+	uint32_t *sref;           /* per sample or tag set: its bytes' offset and length,
+	                           * then per label its name's and value's lengths */
 	size_t nsref, capsref;
 	char *sbytes;             /* label bytes of the staged samples */
 	size_t nbytes, capbytes;

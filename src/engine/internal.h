@@ -211,15 +211,24 @@ static inline uint32_t global_idx(const struct shard *sh, const struct series *s
 
 /* A sample staged by engine_batch_stage() or engine_batch_stage_named()
  * (core.c, tagset.c), waiting for engine_batch_commit(). */
+/* The words of n labels staged by eng_copy_refs(): the offset and length of
+ * their bytes in b->sbytes (name0 NUL value0 NUL ...: the commit compares
+ * them whole, registry_find_packed), then each name's and value's length
+ * (the general lookup's refs are rebuilt from them). */
+#define STAGE_WORDS(n) (2 + 2 * (size_t)(n))
+
 struct engine_staged {
 	int64_t ts_ms;
 	double value;
 	uint64_t hash;             /* labels_hash_refs() */
-	uint32_t ref0;             /* first label in b->sref (4 words per label) */
+	uint32_t ref0;             /* its words in b->sref: STAGE_WORDS(nref) of them,
+	                            * { bytes' offset, length, then each label's name
+	                            * length and value length } */
 	uint16_t nref;             /* labels, __name__ included */
 	uint8_t shard;
 	uint8_t named;             /* engine_batch_stage_named(): sref[ref0] is
-	                            * { tag set's ref0, its count, name offset, length } */
+	                            * { tag set's ref0, its count, name offset, length }
+	                            * (4 words), the tag set's words as above */
 };
 
 /* core.c */
@@ -302,18 +311,19 @@ static inline struct engine_staged *eng_stage_fill(struct engine_batch *b, size_
 		b->max_nref = nref;
 	return st;
 }
-struct engine_staged *eng_stage_slot_grow(struct engine_batch *b, size_t nlabels, size_t nref,
+struct engine_staged *eng_stage_slot_grow(struct engine_batch *b, size_t nwords, size_t nref,
                                           size_t bytes, int64_t ts_ms, double value, char *err,
                                           size_t errlen);
-static inline struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nlabels,
+/* Room for one more staged sample with nwords words and bytes label bytes. */
+static inline struct engine_staged *eng_stage_slot(struct engine_batch *b, size_t nwords,
                                                    size_t nref, size_t bytes, int64_t ts_ms,
                                                    double value, char *err, size_t errlen)
 {
-	size_t words = b->nsref + 4 * nlabels, end = b->nbytes + bytes;
+	size_t words = b->nsref + nwords, end = b->nbytes + bytes;
 	if (b->nst < b->capst && words <= b->capsref && end < b->capbytes && nref <= UINT16_MAX &&
 	    words <= UINT32_MAX && end <= UINT32_MAX)
 		return eng_stage_fill(b, nref, ts_ms, value);
-	return eng_stage_slot_grow(b, nlabels, nref, bytes, ts_ms, value, err, errlen);
+	return eng_stage_slot_grow(b, nwords, nref, bytes, ts_ms, value, err, errlen);
 }
 uint64_t eng_copy_refs(struct engine_batch *b, const struct label_ref *refs, size_t n,
                        uint64_t *route);

@@ -21,8 +21,9 @@ int engine_batch_stage_tags(struct engine_batch *b, const struct label_ref *tags
 	size_t bytes = 2 * n; /* a NUL after each name and value (eng_copy_refs) */
 	for (size_t i = 0; i < n; i++)
 		bytes += tags[i].name_len + tags[i].value_len;
-	if (n + 1 > UINT16_MAX || b->nsref + 4 * n > UINT32_MAX || b->nbytes + bytes > UINT32_MAX ||
-	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + 4 * n, sizeof *b->sref) ||
+	if (n + 1 > UINT16_MAX || b->nsref + STAGE_WORDS(n) > UINT32_MAX ||
+	    b->nbytes + bytes > UINT32_MAX ||
+	    eng_grow_arr((void **)&b->sref, &b->capsref, b->nsref + STAGE_WORDS(n), sizeof *b->sref) ||
 	    eng_grow_arr((void **)&b->sbytes, &b->capbytes, b->nbytes + bytes + 1, 1)) {
 		snprintf(err, errlen, "out of memory staging a sample");
 		return -1;
@@ -47,7 +48,7 @@ int engine_batch_stage_named(struct engine_batch *b, const char *name, size_t le
 		return eng_reject(b, REJ_LABELS);
 	}
 	/* one label's words: { tag set's ref0, its count, name offset, length } */
-	struct engine_staged *st = eng_stage_slot(b, 1, (size_t)b->tag_n + 1, len + 1, ts_ms, value,
+	struct engine_staged *st = eng_stage_slot(b, 4, (size_t)b->tag_n + 1, len + 1, ts_ms, value,
 	                                          err, errlen);
 	if (!st)
 		return REJ_CARDINALITY + 1;
