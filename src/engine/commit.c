@@ -265,23 +265,27 @@ size_t engine_batch_commit(struct engine_batch *b, engine_reject_fn fn, void *ct
 				sp = (struct pf_span){ sh, NULL, end, 0 };
 			}
 		}
-		/* the next run's shard, taken ahead of the switch when its lock is
-		 * free (a trylock: it cannot deadlock, whatever the ranks), so
-		 * that the look-ahead runs on across the switch instead of
-		 * starting again at its first sample; when it is busy the
-		 * look-ahead stops at the run's end */
-		if (!tried && j + PF_SLOT >= sp.end && sp.end < n &&
-		    (tried = 1, ahead = eng_batch_lock_ahead(b, srt[sp.end].shard))) {
-			for (sp.nend = sp.end + 1; sp.nend < n && srt[sp.nend].shard == srt[sp.end].shard;)
-				sp.nend++;
-			sp.nsh = ahead;
-		}
-		if (j + PF_SLOT < sp.end) /* all four stages in this run */
+		if (j + PF_SLOT < sp.end) { /* all four stages in this run */
 			commit_prefetch(b, sh, sh, sh, sh, srt, j, &ring);
-		else
+		} else {
+			/* the next run's shard, taken ahead of the switch when its
+			 * lock is free (a trylock: it cannot deadlock, whatever the
+			 * ranks), so that the look-ahead runs on across the switch
+			 * instead of starting again at its first sample; when it is
+			 * busy the look-ahead stops at the run's end */
+			if (!tried && sp.end < n) {
+				tried = 1;
+				unsigned k = srt[sp.end].shard;
+				if ((ahead = eng_batch_lock_ahead(b, k))) {
+					for (sp.nend = sp.end + 1; sp.nend < n && srt[sp.nend].shard == k;)
+						sp.nend++;
+					sp.nsh = ahead;
+				}
+			}
 			commit_prefetch(b, pf_shard(&sp, j + PF_SLOT), pf_shard(&sp, j + PF_LABELS),
 			                pf_shard(&sp, j + PF_STRUCT), pf_shard(&sp, j + PF_SERIES), srt,
 			                j, &ring);
+		}
 		err[0] = 0;
 		int rc;
 		struct series *s = commit_find(b, sh, st);
