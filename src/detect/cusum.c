@@ -54,12 +54,17 @@ static void cusum_init(const double *p, void *state)
 	memset(state, 0, sizeof(struct cusum_state));
 }
 
-static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
-                         struct comp_out *o)
+/* plain (a constant where it is inlined): no `log`, and one sampling
+ * interval since the last sample (c->steps 1, so the weights are the
+ * prepared ones): no call is left on the path, so the function needs no
+ * saved registers. */
+static inline __attribute__((always_inline)) void
+cusum_update_k(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o,
+               const int plain)
 {
 	struct cusum_state *s = state;
 	double x = p[P_DESEASON] > 0 ? c->value - c->season : c->value;
-	if (p[P_LOG] > 0) {
+	if (!plain && p[P_LOG] > 0) {
 		double mag;
 		x = det_asinh_scale(&s->mag, s->n, x, &mag);
 	}
@@ -89,8 +94,9 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 	o->raw = stat / p[P_H];
 	o->direction = s->sp > s->sn ? 1 : s->sn > 0 ? -1 : 0;
 
-	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], c->steps, s->n);
-	double af = det_alpha1(p[A_FAST], p[P_FAST], c->steps);
+	const double steps = plain ? 1 : c->steps;
+	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], steps, s->n);
+	double af = det_alpha1(p[A_FAST], p[P_FAST], steps);
 	s->fast += (float)(af * (x - (double)s->fast));
 	double r = x - s->mu;
 	double lim = 3 * sigma;
@@ -103,14 +109,29 @@ static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
 	} else {
 		s->mu += a * rc;
 	}
-	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], c->steps, s->n);
+	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], steps, s->n);
 	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
-	if (p[P_LOG] > 0)
+	if (!plain && p[P_LOG] > 0)
 		det_mag_learn(&s->mag, ad, c->value);
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)a * (ax - s->absmax);
 	if (s->n < UINT32_MAX)
 		s->n++;
+}
+
+static __attribute__((noinline)) void cusum_update_any(const double *p, void *state,
+                                                       const struct comp_ctx *c, struct comp_out *o)
+{
+	cusum_update_k(p, state, c, o, 0);
+}
+
+static void cusum_update(const double *p, void *state, const struct comp_ctx *c,
+                         struct comp_out *o)
+{
+	if (c->steps == 1 && !(p[P_LOG] > 0))
+		cusum_update_k(p, state, c, o, 1);
+	else
+		cusum_update_any(p, state, c, o);
 }
 
 const struct comp_kind comp_cusum = {
