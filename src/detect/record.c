@@ -34,6 +34,9 @@ struct record_state {
 	uint32_t n;
 };
 
+/* the event-time relaxation's weight (halflife_time), per thread */
+static __thread struct det_alpha_memo record_memo = DET_ALPHA_MEMO_INIT;
+
 static size_t record_size(const double *p)
 {
 	return sizeof(struct record_state);
@@ -50,8 +53,13 @@ static void record_init(const double *p, void *state)
 	memset(state, 0, sizeof(struct record_state));
 }
 
-static void record_update(const double *p, void *state, const struct comp_ctx *c,
-                          struct comp_out *o)
+/* plain (a constant where it is inlined): no `log`, no `halflife_time`,
+ * and one sampling interval since the last sample (c->steps 1, so the
+ * weights are the prepared ones): no call is left on the path, so the
+ * function needs no saved registers. */
+static inline __attribute__((always_inline)) void
+record_update_k(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o,
+                const int plain)
 {
 	struct record_state *s = state;
 	/* the range is kept in floats: clamp so that one absurd value cannot
@@ -60,7 +68,7 @@ static void record_update(const double *p, void *state, const struct comp_ctx *c
 	double x = v > 1e30 ? 1e30 : v < -1e30 ? -1e30 : v;
 	/* no band: expected, lower and upper stay NAN, direction 0 (as given) */
 	double x0 = x;
-	if (p[P_LOG] > 0) {
+	if (!plain && p[P_LOG] > 0) {
 		double mag;
 		x = det_asinh_scale(&s->mag, s->n, x, &mag);
 	}
@@ -81,28 +89,43 @@ static void record_update(const double *p, void *state, const struct comp_ctx *c
 	o->raw = up > 0 ? up : dn > 0 ? dn : 0;
 	o->direction = up > 0 ? 1 : dn > 0 ? -1 : 0;
 
-	double a = det_warm_alpha1(p[A_MEAN_HALFLIFE], p[P_MEAN_HALFLIFE], c->steps, s->n);
+	const double steps = plain ? 1 : c->steps;
+	double a = det_warm_alpha1(p[A_MEAN_HALFLIFE], p[P_MEAN_HALFLIFE], steps, s->n);
 	double r = x - s->mu;
 	double lim = 4 * sigma;
 	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
 	s->mu += a * rc;
 	s->dev += (float)(a * (fabs(rc) - (double)s->dev));
-	static __thread struct det_alpha_memo memo = DET_ALPHA_MEMO_INIT;
 	double ar;
-	if (p[P_HALFLIFE_T] > 0 && c->interval_ms > 0)
-		ar = det_alpha_at(&memo, p[P_HALFLIFE_T] / c->interval_ms, c->steps);
+	if (!plain && p[P_HALFLIFE_T] > 0 && c->interval_ms > 0)
+		ar = det_alpha_at(&record_memo, p[P_HALFLIFE_T] / c->interval_ms, steps);
 	else
-		ar = det_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], c->steps);
+		ar = det_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], steps);
 	double hi = (double)s->hi - ar * ((double)s->hi - s->mu);
 	double lo = (double)s->lo - ar * ((double)s->lo - s->mu);
 	s->hi = (float)(x > hi ? x : hi);
 	s->lo = (float)(x < lo ? x : lo);
-	if (p[P_LOG] > 0)
+	if (!plain && p[P_LOG] > 0)
 		det_mag_learn(&s->mag, a, x0);
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)a * (ax - s->absmax);
 	if (s->n < UINT32_MAX)
 		s->n++;
+}
+
+static __attribute__((noinline)) void record_update_any(const double *p, void *state,
+                                                        const struct comp_ctx *c, struct comp_out *o)
+{
+	record_update_k(p, state, c, o, 0);
+}
+
+static void record_update(const double *p, void *state, const struct comp_ctx *c,
+                          struct comp_out *o)
+{
+	if (c->steps == 1 && !(p[P_LOG] > 0) && !(p[P_HALFLIFE_T] > 0))
+		record_update_k(p, state, c, o, 1);
+	else
+		record_update_any(p, state, c, o);
 }
 
 const struct comp_kind comp_record = {
