@@ -43,6 +43,15 @@ struct spike_state {
 	float pad;
 };
 
+/* the remembered extreme's weight, per thread (det_alpha_at) */
+static __thread struct det_alpha_memo spike_memo = DET_ALPHA_MEMO_INIT;
+
+/* the remembered extreme decays by event time: `memory` in intervals */
+static inline double spike_hl(const double *p, const struct comp_ctx *c)
+{
+	return c->interval_ms > 0 ? p[P_MEMORY] / c->interval_ms : 1;
+}
+
 static size_t spike_size(const double *p)
 {
 	return sizeof(struct spike_state);
@@ -59,13 +68,18 @@ static void spike_init(const double *p, void *state)
 	memset(state, 0, sizeof(struct spike_state));
 }
 
-static void spike_update(const double *p, void *state, const struct comp_ctx *c,
-                         struct comp_out *o)
+/* plain (a constant where it is inlined): no `log`, one sampling interval
+ * since the last sample (c->steps 1, so the weights are the prepared ones)
+ * and the memory's weight am from the memo (a hit): no call is left on the
+ * path, so the function needs no saved registers. */
+static inline __attribute__((always_inline)) void
+spike_update_k(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o,
+               const int plain, double am)
 {
 	struct spike_state *s = state;
 	double x = c->value > 1e30 ? 1e30 : c->value < -1e30 ? -1e30 : c->value;
 	double x0 = x, mag = 0;
-	if (p[P_LOG] > 0)
+	if (!plain && p[P_LOG] > 0)
 		x = det_asinh_scale(&s->mag, s->n, x, &mag);
 	if (s->n == 0) {
 		s->mu = x;
@@ -82,27 +96,45 @@ static void spike_update(const double *p, void *state, const struct comp_ctx *c,
 	double az = fabs(r) / sigma;
 	if (az > 1e30)
 		az = 1e30; /* stored as a float */
-	/* the remembered extreme decays by event time: `memory` in intervals */
-	double hl = c->interval_ms > 0 ? p[P_MEMORY] / c->interval_ms : 1;
-	static __thread struct det_alpha_memo memo = DET_ALPHA_MEMO_INIT;
-	double zmax = (double)s->zmax * (1 - det_alpha_at(&memo, hl, c->steps));
+	/* the remembered extreme decays by event time (am: plain's caller
+	 * took it from the memo) */
+	const double steps = plain ? 1 : c->steps;
+	if (!plain)
+		am = det_alpha_at(&spike_memo, spike_hl(p, c), steps);
+	double zmax = (double)s->zmax * (1 - am);
 	double ref = zmax > Z_FLOOR ? zmax : Z_FLOOR;
 	o->raw = az > ref ? az / ref - 1 : 0;
 	o->direction = o->raw > 0 ? (r > 0 ? 1 : -1) : 0;
 	s->zmax = (float)(az > zmax ? az : zmax);
 
-	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], c->steps, s->n);
-	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], c->steps, s->n);
+	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], steps, s->n);
+	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], steps, s->n);
 	double lim = p[P_CLIP] * sigma;
 	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
 	s->mu += a * rc;
 	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
-	if (p[P_LOG] > 0)
+	if (!plain && p[P_LOG] > 0)
 		det_mag_learn(&s->mag, ad, x0);
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)ad * (ax - s->absmax);
 	if (s->n < UINT32_MAX)
 		s->n++;
+}
+
+static __attribute__((noinline)) void spike_update_any(const double *p, void *state,
+                                                       const struct comp_ctx *c, struct comp_out *o)
+{
+	spike_update_k(p, state, c, o, 0, 0);
+}
+
+static void spike_update(const double *p, void *state, const struct comp_ctx *c,
+                         struct comp_out *o)
+{
+	const struct det_alpha_memo *m = &spike_memo;
+	if (c->steps == 1 && !(p[P_LOG] > 0) && m->steps == 1 && m->halflife == spike_hl(p, c))
+		spike_update_k(p, state, c, o, 1, m->a);
+	else
+		spike_update_any(p, state, c, o);
 }
 
 const struct comp_kind comp_spike = {
