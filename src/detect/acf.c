@@ -55,12 +55,6 @@ static void close_slot(struct acf_ring *a, const struct acf_shape *sh, double ha
 	a->season = (uint8_t)acf_ring_season(a, sh, halflife);
 }
 
-int64_t acf_ring_slot(const struct acf_shape *sh, int64_t ts_ms)
-{
-	int64_t len = sh->period_ms / sh->slots > 0 ? sh->period_ms / sh->slots : 1;
-	return floor_div(ts_ms, len);
-}
-
 void acf_ring_enter(struct acf_ring *a, const struct acf_shape *sh, int64_t slot,
                     double halflife)
 {

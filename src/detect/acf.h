@@ -54,24 +54,35 @@ void acf_ring_init(struct acf_ring *a);
  * Keeps a->season equal to acf_ring_season(a, sh, halflife). */
 void acf_ring_add(struct acf_ring *a, const struct acf_shape *sh, int64_t ts_ms, double z,
                   double halflife);
-/* The stretch of event time ts_ms: floor(ts_ms / (period_ms / slots)). */
-int64_t acf_ring_slot(const struct acf_shape *sh, int64_t ts_ms);
+/* The stretch of event time ts_ms: floor(ts_ms / (period_ms / slots)).
+ * Inline: seasonal's per-timestamp memo computes it without a call. */
+static inline int64_t acf_ring_slot(const struct acf_shape *sh, int64_t ts_ms)
+{
+	int64_t len = sh->period_ms / sh->slots > 0 ? sh->period_ms / sh->slots : 1;
+	return ts_ms >= 0 ? ts_ms / len : -((-ts_ms + len - 1) / len);
+}
 /* acf_ring_add's move to stretch `slot` (a new one): closes the previous. */
 void acf_ring_enter(struct acf_ring *a, const struct acf_shape *sh, int64_t slot,
                     double halflife);
 /* acf_ring_add with the sample's stretch already known (acf_ring_slot of its
  * time, which a caller may keep for many samples): the same, inline, and
  * out of line only when the stretch changes. */
-static inline void acf_ring_add_at(struct acf_ring *a, const struct acf_shape *sh, int64_t slot,
-                                   double z, double halflife)
+/* acf_ring_add_at's add to the stretch being accumulated (a->slot is the
+ * sample's) */
+static inline void acf_ring_add_in(struct acf_ring *a, double z)
 {
-	if (slot != a->slot)
-		acf_ring_enter(a, sh, slot, halflife);
 	/* a stretch's mean is that of its first 65535 finite samples */
 	if (z == z && a->cnt < UINT16_MAX) {
 		a->sum += (float)(z > 1e6 ? 1e6 : z < -1e6 ? -1e6 : z);
 		a->cnt++;
 	}
+}
+static inline void acf_ring_add_at(struct acf_ring *a, const struct acf_shape *sh, int64_t slot,
+                                   double z, double halflife)
+{
+	if (slot != a->slot)
+		acf_ring_enter(a, sh, slot, halflife);
+	acf_ring_add_in(a, z);
 }
 /* The sample autocorrelation at lag `short` (full = 0) or P (full = 1); 0
  * while nothing is learnt. */

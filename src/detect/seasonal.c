@@ -165,7 +165,8 @@ static int seas_week_counts(const struct seas_week *wk)
  * w_d| of the profile over a flat prediction (r is the profile's residual),
  * each error measured before the sample is learnt (so the profile pays for
  * its estimation noise), both Huber-clipped at 4 sigma; weight a. */
-static void seas_learn_gain(struct seas_state *s, double x, double r, double floor, double a)
+static inline __attribute__((always_inline)) void
+seas_learn_gain(struct seas_state *s, double x, double r, double floor, double a)
 {
 	double lim = 4 * 1.2533 * ((double)s->gdev > floor ? (double)s->gdev : floor);
 	double rf = x - s->level - (s->seen ? (double)s->off_sum / s->seen : 0), rs = r;
@@ -182,7 +183,8 @@ static void seas_learn_gain(struct seas_state *s, double x, double r, double flo
  * standard errors above 0 (the gain's EWMA weighs about (2 - a)/a samples,
  * a the level's weight), so white noise, where the profile only adds
  * estimation noise, is not deseasonalised by chance. */
-static int seas_has_season(const struct seas_state *s, const double *p)
+static inline __attribute__((always_inline)) int
+seas_has_season(const struct seas_state *s, const double *p)
 {
 	double a = p[A_LEVEL_HALFLIFE];
 	if (s->n < p[P_LEVEL_HALFLIFE])
@@ -191,14 +193,31 @@ static int seas_has_season(const struct seas_state *s, const double *p)
 	return g > 0 && g * g > 9 * (double)s->gain_var * a / (2 - a);
 }
 
-static void seas_update(const double *p, void *state, const struct comp_ctx *c,
-                        struct comp_out *o)
+/* The visits of a bucket per sampling interval's worth of samples, at
+ * least 1: a bucket's half-life in samples is `halflife` times this. */
+static inline double seas_spv(const double *p, const struct comp_ctx *c)
+{
+	double spv = p[A_BUCKET_MS] / c->interval_ms;
+	return spv >= 1 ? spv : 1;
+}
+
+/* the weights of a bucket and of a weekday offset, per thread
+ * (det_alpha_at) */
+static __thread struct det_alpha_memo seas_memo_b = DET_ALPHA_MEMO_INIT,
+                                      seas_memo_w = DET_ALPHA_MEMO_INIT;
+
+/* plain (a constant where it is inlined): no `log`, one sampling interval
+ * since the last sample (c->steps 1, so the level's weight is the prepared
+ * one), the bucket's and the weekday's weights ab0 and aw0 from the memos
+ * (hits) and the sample in the weekly test's current stretch: no call is
+ * left on the path, so the function needs no saved registers. */
+static inline __attribute__((always_inline)) void
+seas_update_k(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o,
+              const struct seas_when *when, const int plain, double ab0, double aw0)
 {
 	struct seas_state *s = state;
 	struct seas_bucket *bk = (struct seas_bucket *)(s + 1);
 	int nb = (int)p[P_BUCKETS];
-	int64_t period = (int64_t)p[P_PERIOD];
-	const struct seas_when *when = seas_when_of(c->ts_ms, period, nb);
 	struct seas_bucket *k = &bk[when->b];
 	/* the day-of-week offset: 0 until that day has been seen */
 	struct seas_week *wk = p[P_WEEKDAY] > 0 ? seas_week_of(bk, nb) : NULL;
@@ -214,7 +233,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	}
 	double x = c->value;
 	double mag = 1;
-	if (p[P_LOG] > 0) {
+	if (!plain && p[P_LOG] > 0) {
 		x = det_asinh_scale(&s->mag, s->n, x, &mag);
 	}
 
@@ -235,7 +254,7 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		o->lower = exp_v - p[P_BAND] * sig_b;
 		o->upper = exp_v + p[P_BAND] * sig_b;
 		o->direction = x > o->upper ? 1 : x < o->lower ? -1 : 0;
-		if (p[P_LOG] > 0)
+		if (!plain && p[P_LOG] > 0)
 			o->mag = mag; /* mapped back by model_update if reported */
 		else if (seas_has_season(s, p))
 			o->season = (double)k->off + wo;
@@ -246,19 +265,16 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	}
 
 	/* learn */
-	double al = det_warm_alpha1(p[A_LEVEL_HALFLIFE], p[P_LEVEL_HALFLIFE], c->steps, s->n);
+	const double steps = plain ? 1 : c->steps;
+	double al = det_warm_alpha1(p[A_LEVEL_HALFLIFE], p[P_LEVEL_HALFLIFE], steps, s->n);
 	if (s->n > 0)
 		seas_learn_gain(s, x, r, floor, al);
 	/* A bucket's half-life is counted in periods, whatever the sampling rate:
 	 * one visit of the bucket lasts period/B and holds about that many
 	 * sampling intervals. */
-	double spv = p[A_BUCKET_MS] / c->interval_ms;
-	if (!(spv >= 1))
-		spv = 1;
+	double spv = plain ? 0 : seas_spv(p, c);
 	/* warm start: a plain running mean until the EWMA weight takes over */
-	static __thread struct det_alpha_memo memo_b = DET_ALPHA_MEMO_INIT,
-	                                      memo_w = DET_ALPHA_MEMO_INIT;
-	double ab = det_alpha_at(&memo_b, p[P_HALFLIFE] * spv, c->steps);
+	double ab = plain ? ab0 : det_alpha_at(&seas_memo_b, p[P_HALFLIFE] * spv, steps);
 	if (ab < 1.0 / (k->cnt + 1))
 		ab = 1.0 / (k->cnt + 1);
 	double lim = 4 * sig_b;
@@ -276,13 +292,16 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 		/* the weekly test learns what the daily profile leaves, in
 		 * series-wide sigmas */
 		double sg = 1.2533 * (double)s->gdev > floor ? 1.2533 * (double)s->gdev : floor;
-		acf_ring_add_at(&wk->acf, &week_shape, when->wslot, (x - s->level - k->off) / sg,
-		                p[P_HALFLIFE]);
+		double zw = (x - s->level - k->off) / sg;
+		if (plain)
+			acf_ring_add_in(&wk->acf, zw);
+		else
+			acf_ring_add_at(&wk->acf, &week_shape, when->wslot, zw, p[P_HALFLIFE]);
 	}
 	if (wd) {
 		/* the weekday offset learns what the daily profile leaves, at the
 		 * same pace in event time (a day is B buckets), warm-started */
-		double aw = det_alpha_at(&memo_w, p[P_HALFLIFE] * spv * nb, c->steps);
+		double aw = plain ? aw0 : det_alpha_at(&seas_memo_w, p[P_HALFLIFE] * spv * nb, steps);
 		if (aw < 1.0 / (*wcnt + 1.0))
 			aw = 1.0 / (*wcnt + 1.0);
 		/* the residual against the expected value with this day's offset,
@@ -309,12 +328,45 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 	double des = x - (double)k->off - wo;
 	double dl = des - s->level;
 	s->level += al * dl;
-	if (p[P_LOG] > 0)
+	if (!plain && p[P_LOG] > 0)
 		det_mag_learn(&s->mag, al, c->value);
 	float ax = (float)fabs(x);
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)al * (ax - s->absmax);
 	if (s->n < UINT32_MAX)
 		s->n++;
+}
+
+static __attribute__((noinline)) void seas_update_any(const double *p, void *state,
+                                                      const struct comp_ctx *c, struct comp_out *o,
+                                                      const struct seas_when *when)
+{
+	seas_update_k(p, state, c, o, when, 0, 0, 0);
+}
+
+static void seas_update(const double *p, void *state, const struct comp_ctx *c,
+                        struct comp_out *o)
+{
+	int nb = (int)p[P_BUCKETS];
+	const struct seas_when *when = seas_when_of(c->ts_ms, (int64_t)p[P_PERIOD], nb);
+	if (c->steps == 1 && !(p[P_LOG] > 0)) {
+		/* the memos' weights, if they are hits (det_alpha_at) */
+		double hb = p[P_HALFLIFE] * seas_spv(p, c);
+		const struct det_alpha_memo *mb = &seas_memo_b, *mw = &seas_memo_w;
+		if (mb->halflife == hb && mb->steps == 1) {
+			if (!(p[P_WEEKDAY] > 0)) {
+				seas_update_k(p, state, c, o, when, 1, mb->a, 0);
+				return;
+			}
+			struct seas_state *s = state;
+			const struct seas_week *wk = seas_week_of((struct seas_bucket *)(s + 1), nb);
+			if ((s->n == 0 || when->wslot == wk->acf.slot) && mw->halflife == hb * nb &&
+			    mw->steps == 1) {
+				seas_update_k(p, state, c, o, when, 1, mb->a, mw->a);
+				return;
+			}
+		}
+	}
+	seas_update_any(p, state, c, o, when);
 }
 
 /* A sample touches the header, the bucket of its phase and (weekday) the
