@@ -27,6 +27,10 @@
 
 #include "detect/detectors.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define K 5 /* run-length hypotheses kept */
 /* the loops over the hypotheses unrolled (their trip count is K or less) */
 #define CP_UNROLL _Pragma("GCC unroll 6")
@@ -123,6 +127,19 @@ static void cp_etab_fill(void)
 	}
 }
 
+/* sqrt(x) for x >= 1 (here): the same correctly rounded double, without
+ * the call to libm GCC keeps for a negative argument (errno), which would
+ * make the step save registers and spill around it */
+static inline double cp_sqrt(double x)
+{
+#if defined(__SSE2__)
+	__m128d v = _mm_set_sd(x);
+	return _mm_cvtsd_f64(_mm_sqrt_sd(v, v));
+#else
+	return sqrt(x);
+#endif
+}
+
 /* x^k for 0 <= k < 256, by squaring (relative error below 2k ulp), without
  * a branch on the bits of k (which vary from hypothesis to hypothesis and
  * would be mispredicted): the eight squarings are always done */
@@ -151,17 +168,18 @@ static inline double cp_powi8(double x, unsigned k)
  * two divisions: d = c / be is not formed, 1 / (1 + d) is be / (be + c),
  * and for odd n + 3 the half power of 1 / (1 + d) joins be under the root
  * (be (1 + d) is be + c). */
-static inline __attribute__((always_inline)) double cp_pred(const struct cp_hyp *h, double z)
+static inline __attribute__((always_inline)) double cp_pred(const struct cp_hyp *h, double z,
+                                                             const int young)
 {
 	double n = h->n, hm = h->mean;
-	if (n < NT) {
+	if (young || n < NT) { /* young: the caller knows n < NT */
 		const struct cp_etab_row *t = &cp_etab[(int)n];
 		double mean = t->kn * hm;
 		double be = 1 + (double)h->m2 / 2 + hm * mean / 2;
 		double c = (z - mean) * (z - mean) * t->kd;
 		unsigned k = (unsigned)n + 3;
 		double bc = be + c, root = k & 1 ? bc : be;
-		return t->e * cp_powi8(be / bc, k >> 1) / sqrt(root);
+		return t->e * cp_powi8(be / bc, k >> 1) / cp_sqrt(root);
 	}
 	double kap = 1 + n, mean = n * hm / kap;
 	double be = 1 + (double)h->m2 / 2 + n * hm * hm / (2 * kap);
@@ -198,7 +216,7 @@ static inline double cp_f(double x)
  * began within the last `recent` samples. The weights are kept as floats
  * (rounded by cp_f) and computed in double. */
 static inline __attribute__((always_inline)) double cp_step_n(struct cp_state *s, const double *p,
-                                                              double z, int live)
+                                                              double z, int live, const int young)
 {
 	/* the densities relative to the largest. The newest hypothesis, last,
 	 * has seen nothing (n = 0, be = 1, c = z^2 / 4): cp_pred's arithmetic
@@ -208,10 +226,10 @@ static inline __attribute__((always_inline)) double cp_step_n(struct cp_state *s
 	 * underflows. */
 	double pr[K];
 	double q0 = 1 + z * z / 4;
-	double mx = pr[live - 1] = cp_etab[0].e / (q0 * sqrt(q0));
+	double mx = pr[live - 1] = cp_etab[0].e / (q0 * cp_sqrt(q0));
 	CP_UNROLL
 	for (int i = 0; i < live - 1; i++) {
-		pr[i] = cp_pred(&s->h[i], z);
+		pr[i] = cp_pred(&s->h[i], z, young);
 		mx = pr[i] > mx ? pr[i] : mx;
 	}
 	double H = p[A_HAZARD_INV], tot = 0, rmx = 1 / mx;
@@ -266,16 +284,32 @@ static inline __attribute__((always_inline)) double cp_step_n(struct cp_state *s
  * with a constant trip count, so the compiler can unroll its loops */
 static double cp_step(struct cp_state *s, const double *p, double z)
 {
-	return s->n >= K ? cp_step_n(s, p, z, K) : cp_step_n(s, p, z, (int)s->n);
+	return s->n >= K ? cp_step_n(s, p, z, K, 0) : cp_step_n(s, p, z, (int)s->n, 0);
 }
 
-static void cp_update(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o)
+/* the remembered odds' weight, per thread (det_alpha_at) */
+static __thread struct det_alpha_memo cp_memo = DET_ALPHA_MEMO_INIT;
+
+/* the remembered odds decay by event time: `memory` in intervals */
+static inline double cp_hl(const double *p, const struct comp_ctx *c)
+{
+	return c->interval_ms > 0 ? p[P_MEMORY] / c->interval_ms : 1;
+}
+
+/* plain (a constant where it is inlined): K hypotheses live, all the
+ * older ones younger than NT samples (the table's densities), one sampling
+ * interval since the last sample (c->steps 1: the prepared weights) and
+ * the memory's weight am from the memo (a hit): no call is left on the
+ * path, so the step's values stay in registers. */
+static inline __attribute__((always_inline)) void
+cp_update_k(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o,
+            const int plain, double am)
 {
 	struct cp_state *s = state;
 	double x = c->value > 1e30 ? 1e30 : c->value < -1e30 ? -1e30 : c->value;
 	/* no band: expected, lower and upper stay NAN, direction 0 (as given) */
 	o->raw = 0;
-	if (s->n == 0) {
+	if (!plain && s->n == 0) { /* plain: s->n >= K */
 		s->mu = x;
 		s->absmax = (float)fabs(x);
 		s->h[0] = (struct cp_hyp){ 1, 0, 0, 0 };
@@ -291,27 +325,29 @@ static void cp_update(const double *p, void *state, const struct comp_ctx *c, st
 	double z = r / sigma;
 	if (!(fabs(z) < 1e6))
 		z = z < 0 ? -1e6 : 1e6; /* kept finite in the float statistics */
-	double recent = cp_step(s, p, z);
+	double recent = plain ? cp_step_n(s, p, z, K, 1) : cp_step(s, p, z);
 	double odds = recent < 1 - 1e-9 ? recent / (1 - recent) : 1e9;
 	/* a change cannot be dated across a gap (a sample or more missing): the
 	 * odds do not count until `recent` samples have followed it */
-	if (c->steps >= 2)
+	const double steps = plain ? 1 : c->steps;
+	if (steps >= 2)
 		s->since_gap = 0;
 	else if (s->since_gap < UINT16_MAX)
 		s->since_gap++;
 	if (s->since_gap < p[P_RECENT])
 		odds = 0;
-	/* the remembered odds decay by event time: `memory` in intervals */
-	double hl = c->interval_ms > 0 ? p[P_MEMORY] / c->interval_ms : 1;
-	static __thread struct det_alpha_memo memo = DET_ALPHA_MEMO_INIT;
-	double om = (double)s->omax * (1 - det_alpha_at(&memo, hl, c->steps));
+	/* the remembered odds decay by event time (am: plain's caller took
+	 * it from the memo) */
+	if (!plain)
+		am = det_alpha_at(&cp_memo, cp_hl(p, c), steps);
+	double om = (double)s->omax * (1 - am);
 	double ref = om > p[P_FLOOR] ? om : p[P_FLOOR];
 	o->raw = odds > ref ? odds / ref - 1 : 0;
 	o->direction = o->raw > 0 ? (r > 0 ? 1 : -1) : 0;
 	s->omax = (float)(odds > om ? odds : om);
 
-	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], c->steps, s->n);
-	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], c->steps, s->n);
+	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], steps, s->n);
+	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], steps, s->n);
 	double lim = 3 * sigma;
 	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
 	s->mu += a * rc;
@@ -320,6 +356,26 @@ static void cp_update(const double *p, void *state, const struct comp_ctx *c, st
 	s->absmax = ax > s->absmax ? ax : s->absmax + (float)ad * (ax - s->absmax);
 	if (s->n < UINT16_MAX)
 		s->n++;
+}
+
+static __attribute__((noinline)) void cp_update_any(const double *p, void *state,
+                                                    const struct comp_ctx *c, struct comp_out *o)
+{
+	cp_update_k(p, state, c, o, 0, 0);
+}
+
+static void cp_update(const double *p, void *state, const struct comp_ctx *c, struct comp_out *o)
+{
+	const struct cp_state *s = state;
+	const struct det_alpha_memo *m = &cp_memo;
+	int young = 1; /* the older hypotheses' densities all from the table */
+	CP_UNROLL
+	for (int i = 0; i < K - 1; i++)
+		young &= s->h[i].n < NT;
+	if (c->steps == 1 && s->n >= K && young && m->steps == 1 && m->halflife == cp_hl(p, c))
+		cp_update_k(p, state, c, o, 1, m->a);
+	else
+		cp_update_any(p, state, c, o);
 }
 
 const struct comp_kind comp_changept = {
