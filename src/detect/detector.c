@@ -515,12 +515,14 @@ suppress_gate(const struct model *m, struct model_hdr *h, int64_t ts_ms, double 
 {
 	/* suppression that grows with the history seen (capped): the longer a
 	 * series has been watched, the longer one detection covers */
-	double sup_frac = m->suppress_frac * (double)h->n;
-	if (sup_frac > m->suppress_max)
-		sup_frac = m->suppress_max;
-	int in_sup = h->since_fire != UINT32_MAX &&
-	             (h->since_fire < m->suppress || ts_ms - h->fire_ts < m->suppress_ms ||
-	              (double)h->since_fire < sup_frac);
+	int in_sup = 0;
+	if (h->since_fire != UINT32_MAX) { /* only after a detection */
+		double sup_frac = m->suppress_frac * (double)h->n;
+		if (sup_frac > m->suppress_max)
+			sup_frac = m->suppress_max;
+		in_sup = h->since_fire < m->suppress || ts_ms - h->fire_ts < m->suppress_ms ||
+		         (double)h->since_fire < sup_frac;
+	}
 	/* A refire is a new incident: its evidence is `refire` times that of the
 	 * detection, and the episode that detection started is over (the score
 	 * fell below `hold` since), so a rise that merely keeps growing after
@@ -601,12 +603,14 @@ model_update_k(const struct model *m, void *state, int64_t ts_ms, double value,
 	/* Warm-up: `warmup` samples, or on a slow series `warmup_for` of event
 	 * time (samples times the typical interval, so gaps do not count), with
 	 * at least WARM_MIN_SAMPLES. The likelihood stages learn from halfway. */
-	double age = (double)h->n * (double)h->interval;
-	int warm = h->n > m->warmup ||
-	           (m->warmup_ms > 0 && age >= (double)m->warmup_ms && h->n > WARM_MIN_SAMPLES);
-	int learn = h->n > m->warmup / 2 ||
-	            (m->warmup_ms > 0 && age >= 0.5 * (double)m->warmup_ms &&
-	             h->n > WARM_MIN_SAMPLES / 2);
+	int warm = 1, learn = 1;
+	if (h->n <= m->warmup) { /* the series' age only matters until then */
+		double age = (double)h->n * (double)h->interval;
+		warm = m->warmup_ms > 0 && age >= (double)m->warmup_ms && h->n > WARM_MIN_SAMPLES;
+		learn = h->n > m->warmup / 2 ||
+		        (m->warmup_ms > 0 && age >= 0.5 * (double)m->warmup_ms &&
+		         h->n > WARM_MIN_SAMPLES / 2);
+	}
 
 	struct comp_scan r;
 	components_run(m, state, &c, learn, &r, fast);
