@@ -130,16 +130,18 @@ static double q_to_z(double lq)
 	return z;
 }
 
-/* alpha = det_alpha(halflife, 1), the weight once n reaches halflife */
-static inline __attribute__((always_inline)) void gauss_learn(double *mean, double *var, uint32_t n, double halflife, double alpha,
-                        double x, double clip, double min_std)
+/* alpha = det_alpha(halflife, 1), the weight once n reaches halflife
+ * (halflife_n: ceil(halflife), model->lk_halflife_n) */
+static inline __attribute__((always_inline)) void
+gauss_learn(double *mean, double *var, uint32_t n, uint32_t halflife_n, double alpha, double x,
+            double clip, double min_std)
 {
 	if (n == 0) {
 		*mean = x;
 		*var = 0;
 		return;
 	}
-	double a = n < halflife ? 1.0 / (n + 1) : alpha;
+	double a = n < halflife_n ? 1.0 / (n + 1) : alpha;
 	double d = x - *mean;
 	if (clip > 0 && n > 30) {
 		/* Huber: an extreme value moves the estimate as if it were at
@@ -236,10 +238,10 @@ likelihood(const struct model *m, struct lk_state *s, double raw, int learn, uin
 		*zout = 0;
 		return 0;
 	}
-	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife, m->lk_alpha, avg,
+	gauss_learn(&s->mean, &s->var, s->n, m->lk_halflife_n, m->lk_alpha, avg,
 	            plain ? 0 : m->lk_clip, m->lk_min_std);
 	if (instant)
-		gauss_learn(&cold->mean1, &cold->var1, s->n, m->lk_halflife, m->lk_alpha, u, m->lk_clip,
+		gauss_learn(&cold->mean1, &cold->var1, s->n, m->lk_halflife_n, m->lk_alpha, u, m->lk_clip,
 		            m->lk_min_std);
 	if (s->n < UINT32_MAX)
 		s->n++;
@@ -266,17 +268,17 @@ likelihood(const struct model *m, struct lk_state *s, double raw, int learn, uin
 		int tail1 = z1 > 0 && !(z1 <= z - LK_TAIL_GAP);
 		if (tail1 && z > 0 && z < m->lk_z_rate && z1 >= z + LK_TAIL_GAP) {
 			s->rate += (float)(a * (0.0 - (double)s->rate));
-			sc = -(log_tail(z1) + lc) / (m->lk_decades * M_LN10);
+			sc = -(log_tail(z1) + lc) / m->lk_dln10;
 			*zout = z1;
 		} else {
 			double lq = z > 0 ? log_tail(z) : log(0.5);
 			if (c > 1)
 				lq += lc;
 			s->rate += (float)(a * ((lq < m->lk_log_qref ? 1.0 : 0.0) - (double)s->rate));
-			sc = -lq / (m->lk_decades * M_LN10);
+			sc = -lq / m->lk_dln10;
 			if (tail1) {
 				double lq1 = log_tail(z1) + lc;
-				double sc1 = -lq1 / (m->lk_decades * M_LN10);
+				double sc1 = -lq1 / m->lk_dln10;
 				if (sc1 > sc) {
 					sc = sc1;
 					*zout = z1;

@@ -47,6 +47,9 @@ struct model {
 	double lk_z_rate;     /* below this z (> 0) the tail is surely not a tail event at
 	                       * level qref (lk_rate_z; model_finish) */
 	double lk_alpha;      /* det_alpha(lk_halflife, 1), computed once (model_finish) */
+	uint32_t lk_halflife_n; /* ceil(lk_halflife): for a count n, n < lk_halflife is
+	                         * n < lk_halflife_n (model_finish) */
+	double lk_dln10;      /* lk_decades * M_LN10 (model_finish) */
 	double lk_clip;       /* Huber clip of the long-run estimates, in sd (0: off) */
 	uint32_t lk_single_for; /* while the series has seen at most this many samples, the
 	                         * single sample is scored too (0: never) */

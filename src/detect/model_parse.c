@@ -145,6 +145,8 @@ static void model_finish(struct model *m)
 	m->lk_log_qref = m->lk_qref > 0 ? log(m->lk_qref) : 0;
 	m->lk_z_rate = m->lk_qref > 0 ? lk_rate_z(m->lk_log_qref) : 0;
 	m->lk_alpha = det_alpha(m->lk_halflife, 1);
+	m->lk_halflife_n = (uint32_t)ceil(m->lk_halflife); /* halflife <= 1e7 */
+	m->lk_dln10 = m->lk_decades * M_LN10;
 	det_logf1_prepare(); /* the likelihood stage's log(1 + raw) */
 	m->fast = m->combine == COMBINE_MAX && m->lk_enabled && !m->lk_instant && !m->lk_exp_tail &&
 	          m->lk_qref > 0 && !(m->lk_clip > 0);
