@@ -160,20 +160,19 @@ static struct series *commit_find(const struct engine_batch *b, struct shard *sh
                                   const struct engine_staged *st)
 {
 	const uint32_t *w = b->sref + st->ref0;
+	if (!st->named) /* its bytes in one piece */
+		return st->nref ? registry_find_bytes(&sh->reg, st->hash, st->nref, b->sbytes + w[0],
+		                                      w[1])
+		                : NULL;
+	/* {__name__=name}, then the tag set */
 	struct label_seg seg[3];
 	size_t nseg = 0;
-	if (st->named) { /* {__name__=name}, then the tag set */
-		seg[nseg++] = (struct label_seg){ "__name__", 9 }; /* its NUL included */
-		seg[nseg++] = (struct label_seg){ b->sbytes + w[2], (size_t)w[3] + 1 };
-		size_t tn = w[1];
-		w = b->sref + w[0];
-		if (tn > 0)
-			seg[nseg++] = (struct label_seg){ b->sbytes + w[0], w[1] };
-	} else {
-		if (st->nref == 0)
-			return NULL;
+	seg[nseg++] = (struct label_seg){ "__name__", 9 }; /* its NUL included */
+	seg[nseg++] = (struct label_seg){ b->sbytes + w[2], (size_t)w[3] + 1 };
+	size_t tn = w[1];
+	w = b->sref + w[0];
+	if (tn > 0)
 		seg[nseg++] = (struct label_seg){ b->sbytes + w[0], w[1] };
-	}
 	return registry_find_packed(&sh->reg, st->hash, st->nref, seg, nseg);
 }
 

@@ -218,6 +218,18 @@ struct series *registry_find_packed(struct series_registry *r, uint64_t hash, si
 	return NULL;
 }
 
+struct series *registry_find_bytes(struct series_registry *r, uint64_t hash, size_t n,
+                                   const char *p, size_t len)
+{
+	size_t i = hash & r->table_mask;
+	struct series *s;
+	while ((s = probe_next(r, &i, hash)))
+		if (s->labels.n == n && (size_t)(s->lab_end - series_lab_bytes(s)) == len &&
+		    bytes_eq_long(series_lab_bytes(s), p, len))
+			return s;
+	return NULL;
+}
+
 struct series *registry_find(struct series_registry *r, const struct labels *l)
 {
 	struct label_ref small[64] = { { 0 } };

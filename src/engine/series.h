@@ -194,6 +194,10 @@ struct label_seg {
  * n names and values. */
 struct series *registry_find_packed(struct series_registry *r, uint64_t hash, size_t n,
                                     const struct label_seg *seg, size_t nseg);
+/* The same for bytes given in one piece (p[0..len), a staged sample's
+ * labels: engine/commit.c), without the pieces' loop. */
+struct series *registry_find_bytes(struct series_registry *r, uint64_t hash, size_t n,
+                                   const char *p, size_t len);
 /* Insert a new series, taking ownership of *labels (moved: *labels is zeroed).
  * Returns NULL when the limit is reached or memory runs out (labels freed). */
 struct series *registry_insert(struct series_registry *r, struct labels *labels, uint64_t hash);

@@ -471,7 +471,9 @@ static void test_registry(void **st)
  * that differs in any one byte, at every length from 1 to 40 (the inline
  * compare has cases for < 4, 4-7, 8-16 and longer), is a different series,
  * with the labels in canonical order and in any other order. The stored
- * hash is passed with the changed labels, as a hash collision would. */
+ * hash is passed with the changed labels, as a hash collision would. The
+ * packed lookups (registry_find_packed in pieces, registry_find_bytes in
+ * one) likewise. */
 static void test_registry_compare(void **st)
 {
 	(void)st;
@@ -523,22 +525,28 @@ static void test_registry_compare(void **st)
 		size_t plen = pack_refs(packed, sorted, 3);
 		struct label_seg whole = { packed, plen };
 		assert_ptr_equal(registry_find_packed(&r, h, 3, &whole, 1), s);
+		assert_ptr_equal(registry_find_bytes(&r, h, 3, packed, plen), s);
 		struct label_seg parts[3] = { { packed, 9 }, { packed + 9, 2 }, { packed + 11, plen - 11 } };
 		assert_ptr_equal(registry_find_packed(&r, h, 3, parts, 3), s);
 		assert_null(registry_find_packed(&r, h, 2, &whole, 1));
+		assert_null(registry_find_bytes(&r, h, 2, packed, plen));
 		assert_null(registry_find_packed(&r, h ^ 1, 3, &whole, 1));
+		assert_null(registry_find_bytes(&r, h ^ 1, 3, packed, plen));
 		whole.len = plen - 1;
 		assert_null(registry_find_packed(&r, h, 3, &whole, 1));
+		assert_null(registry_find_bytes(&r, h, 3, packed, plen - 1));
 		whole.len = plen;
 		for (size_t i = 0; i < plen; i++) {
 			packed[i] ^= 0x20;
 			assert_null(registry_find_packed(&r, h, 3, &whole, 1));
 			assert_null(registry_find_packed(&r, h, 3, parts, 3));
+			assert_null(registry_find_bytes(&r, h, 3, packed, plen));
 			packed[i] ^= 0x20;
 		}
 		/* the same bytes in another order: same length, not found */
 		assert_int_equal(pack_refs(packed, other, 3), plen);
 		assert_null(registry_find_packed(&r, h, 3, &whole, 1));
+		assert_null(registry_find_bytes(&r, h, 3, packed, plen));
 	}
 	registry_free(&r);
 }
