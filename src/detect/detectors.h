@@ -77,6 +77,11 @@ struct comp_kind {
 	/* Optional: prefetch the lines of state that update() will touch for a
 	 * sample at ts_ms (NULL: the whole state is prefetched). */
 	void (*prefetch)(const double *p, const void *state, int64_t ts_ms);
+	/* Optional, with prefetch: the parts of the state every sample
+	 * touches, at fixed offsets in it (at most 2 ranges: off[i], len[i]);
+	 * model_prefetch asks for them with the model's other ranges, so
+	 * prefetch() need only ask for the rest. Returns how many. */
+	int (*prefetch_fixed)(const double *p, size_t off[2], size_t len[2]);
 	/* Optional: called once when the model is loaded, after the parameters
 	 * are read: fills p[DET_MAX_PARAMS ..] (at most DET_MAX_DERIVED) with
 	 * constants update() would otherwise compute per sample. */

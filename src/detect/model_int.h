@@ -79,11 +79,11 @@ struct model {
 	size_t state_size;
 	/* model_prefetch: the byte ranges of the state a sample touches whole
 	 * (the header, the likelihood states, the components without a
-	 * prefetch hook), adjacent ones merged, and the components with a hook
-	 * (model_finish) */
+	 * prefetch hook and the fixed parts of those with one), adjacent ones
+	 * merged, and the components with a hook (model_finish) */
 	struct {
 		uint32_t off, len;
-	} pf[2 * MAX_COMPONENTS + 1];
+	} pf[3 * MAX_COMPONENTS + 1];
 	int npf;
 	int pf_hook[MAX_COMPONENTS];
 	int npf_hook;

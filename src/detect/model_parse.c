@@ -93,7 +93,7 @@ static void pf_add(struct model *m, size_t off, size_t len)
 
 /* What model_prefetch asks for, in state order: the header, each
  * component's likelihood state (if the stage is on) and its own state
- * whole, or through its prefetch hook. */
+ * whole, or its fixed parts and through its prefetch hook the rest. */
 static void model_prefetch_plan(struct model *m)
 {
 	m->npf = 0;
@@ -103,9 +103,13 @@ static void model_prefetch_plan(struct model *m)
 		const struct comp_inst *c = &m->comp[i];
 		if (m->lk_enabled && !c->no_lk)
 			pf_add(m, c->lk_off, m->lk_size);
-		if (c->kind->prefetch)
+		if (c->kind->prefetch) {
 			m->pf_hook[m->npf_hook++] = i;
-		else
+			size_t off[2], len[2];
+			int nf = c->kind->prefetch_fixed ? c->kind->prefetch_fixed(c->p, off, len) : 0;
+			for (int k = 0; k < nf; k++)
+				pf_add(m, c->off + off[k], len[k]);
+		} else
 			pf_add(m, c->off, c->kind->state_size(c->p));
 	}
 }

@@ -372,23 +372,28 @@ static void seas_update(const double *p, void *state, const struct comp_ctx *c,
 /* A sample touches the header, the bucket of its phase and (weekday) the
  * day-of-week offsets with the weekly test (struct seas_week, about 110
  * bytes); the state is only 16-byte aligned, so each may straddle a line
- * more than its size says. */
+ * more than its size says. The header and the weekday block lie at fixed
+ * offsets (seas_prefetch_fixed: model_prefetch asks for them with the
+ * model's other ranges); the hook asks for the bucket. */
+static int seas_prefetch_fixed(const double *p, size_t off[2], size_t len[2])
+{
+	off[0] = 0;
+	len[0] = sizeof(struct seas_state);
+	if (!(p[P_WEEKDAY] > 0))
+		return 1;
+	off[1] = sizeof(struct seas_state) + align8((size_t)p[P_BUCKETS] * sizeof(struct seas_bucket));
+	len[1] = sizeof(struct seas_week);
+	return 2;
+}
+
 static void seas_prefetch(const double *p, const void *state, int64_t ts_ms)
 {
 	const struct seas_state *s = state;
 	const struct seas_bucket *bk = (const struct seas_bucket *)(s + 1);
 	int nb = (int)p[P_BUCKETS];
-	__builtin_prefetch(s, 1);
-	__builtin_prefetch((const char *)(s + 1) - 1, 1);
 	const struct seas_bucket *k = &bk[seas_when_of(ts_ms, (int64_t)p[P_PERIOD], nb)->b];
 	__builtin_prefetch(k, 1);
 	__builtin_prefetch((const char *)(k + 1) - 1, 1);
-	if (p[P_WEEKDAY] > 0) {
-		const char *wk = (const char *)bk + align8((size_t)nb * sizeof(struct seas_bucket));
-		for (size_t off = 0; off < sizeof(struct seas_week); off += 64)
-			__builtin_prefetch(wk + off, 1);
-		__builtin_prefetch(wk + sizeof(struct seas_week) - 1, 1);
-	}
 }
 
 const struct comp_kind comp_seasonal = {
@@ -399,5 +404,6 @@ const struct comp_kind comp_seasonal = {
 	.init = seas_init,
 	.update = seas_update,
 	.prefetch = seas_prefetch,
+	.prefetch_fixed = seas_prefetch_fixed,
 	.prepare = seas_prepare,
 };
