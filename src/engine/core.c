@@ -421,7 +421,11 @@ void eng_record(struct shard *sh, struct series *s, int64_t ts_ms, double value,
 	s->last = (struct last_result){ r->score, r->expected, r->lower, r->upper };
 	int dir = (r->direction > 0) - (r->direction < 0);
 	s->last_direction = (int8_t)dir;
-	unsigned comp = comp_index(sh, r->component);
+	/* the component is most often the last sample's: its slot first */
+	unsigned comp = s->last_comp && s->last_comp < sh->ncomps &&
+	                        sh->comps[s->last_comp] == r->component
+	                        ? s->last_comp
+	                        : comp_index(sh, r->component);
 	s->last_comp = (uint8_t)comp;
 	series_hist_put(s, sh->reg.hist_cap, ts_ms, value, r->score, r->expected, r->lower, r->upper,
 	                dir, comp);
