@@ -436,7 +436,7 @@ static int evaluate(const struct eval_opts *o, const struct series *s, struct re
 			continue;
 
 		/* foreshock */
-		struct forecast_point fp;
+		struct forecast_point fp = { 0 }; /* read only when ok_fs */
 		int ok_fs = forecast_predict(&o->fp, st, T, 0, 1, &fp) == 0;
 
 		/* seasonal naive */

@@ -323,7 +323,7 @@ static void json_ts(struct obuf *b, int64_t ms)
 		char f[8];
 		snprintf(f, sizeof f, ".%03u", frac);
 		size_t n = strlen(f);
-		while (f[n - 1] == '0')
+		while (n > 2 && f[n - 1] == '0') /* ".250" -> ".25"; frac != 0 keeps a digit */
 			f[--n] = 0;
 		obuf_puts(b, f);
 	}

@@ -69,7 +69,7 @@ static void test_read_max(void **st)
 		size_t max = maxes[k];
 		char path[64];
 		make_file(path, sizeof path, max);
-		size_t len;
+		size_t len = 0;
 		char *p = obuf_read_file(path, max, &len);
 		assert_non_null(p);
 		assert_int_equal(len, max);

@@ -224,7 +224,7 @@ static void test_optimize_two_files(void **state)
 	b->score[6] = 0.7;
 	assert_int_equal(nab_corpus_prepare(&c, 0.0), 0);
 	struct nab_result r;
-	double t;
+	double t = -1;
 	double s = nab_optimize(&c, STD, &t, &r);
 	assert_true(t == 0.7);
 	assert_true(fabs(r.raw - 1.89) < EPS);
@@ -274,7 +274,7 @@ static void test_optimize_weighted(void **state)
 	assert_int_equal(nab_corpus_prepare(&ca, 0.0), 0);
 	assert_int_equal(nab_corpus_prepare(&cb, 0.0), 0);
 	const struct nab_corpus *cs[2] = { &ca, &cb };
-	double t, t1, one = 1;
+	double t = -1, t1 = -2, one = 1;
 	struct nab_result r;
 	nab_optimize(&cb, STD, &t1, &r);
 	double raw1 = r.raw;
@@ -435,7 +435,7 @@ static void check3(struct nab_corpus *c, const char *what, const double want[3],
 {
 	for (int k = 0; k < 3; k++) {
 		struct nab_result r;
-		double t;
+		double t = -1;
 		clock_t t0 = clock();
 		double s = nab_optimize(c, &nab_default_profiles[k], &t, &r);
 		double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
