@@ -25,152 +25,29 @@ static int daemon_label(const char *name)
 	return !strcmp(name, "alertname") || !strcmp(name, "severity");
 }
 
-/* Is s[0..n) valid UTF-8 as jansson's json_string() checks it (no overlong
- * form, no surrogate, nothing above U+10FFFF)? */
-static int json_utf8_ok(const unsigned char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		unsigned c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t len;
-		uint32_t cp;
-		if (c >= 0xC2 && c <= 0xDF) {
-			len = 2;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			len = 3;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (n - i < len)
-			return 0;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
-		}
-		if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || (len == 3 && cp < 0x800) ||
-		    (len == 4 && cp < 0x10000))
-			return 0;
-		i += len;
-	}
-	return 1;
-}
-
-char *eng_json_strings(const char *const *keys, const char *const *vals, size_t n)
-{
-	struct obuf b;
-	obuf_init(&b, 0);
-	obuf_add(&b, "{", 1);
-	int first = 1;
-	for (size_t k = 0; k < n; k++) {
-		const char *v = vals[k];
-		size_t len = v ? strlen(v) : 0;
-		if (!v || !json_utf8_ok((const unsigned char *)v, len))
-			continue; /* json_string() refuses it: the member is left out */
-		if (!first)
-			obuf_add(&b, ",", 1);
-		first = 0;
-		obuf_add(&b, "\"", 1);
-		obuf_puts(&b, keys[k]);
-		obuf_add(&b, "\":\"", 3);
-		size_t run = 0; /* bytes before i not yet added */
-		for (size_t i = 0; i < len; i++) {
-			unsigned char c = (unsigned char)v[i];
-			if (c >= 0x20 && c != '"' && c != '\\')
-				continue;
-			obuf_add(&b, v + run, i - run);
-			run = i + 1;
-			char esc[8];
-			switch (c) {
-			case '"': obuf_add(&b, "\\\"", 2); break;
-			case '\\': obuf_add(&b, "\\\\", 2); break;
-			case '\b': obuf_add(&b, "\\b", 2); break;
-			case '\f': obuf_add(&b, "\\f", 2); break;
-			case '\n': obuf_add(&b, "\\n", 2); break;
-			case '\r': obuf_add(&b, "\\r", 2); break;
-			case '\t': obuf_add(&b, "\\t", 2); break;
-			default:
-				snprintf(esc, sizeof esc, "\\u%04X", (unsigned)c);
-				obuf_add(&b, esc, 6);
-			}
-		}
-		obuf_add(&b, v + run, len - run);
-		obuf_add(&b, "\"", 1);
-	}
-	obuf_add(&b, "}", 1);
-	if (b.failed) {
-		obuf_free(&b);
-		return NULL;
-	}
-	return obuf_steal(&b, NULL);
-}
-
-/* A label's member of the alert's labels object. */
-struct json_member {
-	const char *key, *val;
-};
-
 char *eng_labels_json(const struct labels *l, const char *alertname, const char *severity)
 {
-	/* the members jansson's object held (json_object_set_new of each
-	 * label, the daemon's own labels kept as exported_<name> unless the
-	 * series has a valid one of that name, then alertname and severity),
-	 * sorted by name for eng_json_strings */
-	struct json_member small[34], *m = l->n + 2 <= 34 ? small : malloc((l->n + 2) * sizeof *m);
-	const char **keys = NULL, **vals = NULL;
-	char exported[2][24];
-	char *out = NULL;
-	if (!m)
+	json_t *o = json_object();
+	if (!o)
 		return NULL;
-	size_t n = 0;
 	for (size_t i = 0; i < l->n; i++)
 		if (!alertname || !daemon_label(l->names[i]))
-			m[n++] = (struct json_member){ l->names[i], l->values[i] };
+			json_object_set_new(o, l->names[i], json_string(l->values[i]));
 	if (alertname) {
-		size_t nx = 0;
 		for (size_t i = 0; i < l->n; i++) {
 			if (!daemon_label(l->names[i]))
 				continue;
-			snprintf(exported[nx], sizeof exported[nx], "exported_%s", l->names[i]);
-			int own = 0; /* the series' own exported_x (valid: in the object) wins */
-			for (size_t k = 0; k < l->n; k++)
-				own |= !strcmp(l->names[k], exported[nx]) &&
-				       json_utf8_ok((const unsigned char *)l->values[k], strlen(l->values[k]));
-			if (!own)
-				m[n++] = (struct json_member){ exported[nx++], l->values[i] };
+			char key[64];
+			snprintf(key, sizeof key, "exported_%s", l->names[i]);
+			if (!json_object_get(o, key)) /* the series' own exported_x wins */
+				json_object_set_new(o, key, json_string(l->values[i]));
 		}
-		m[n++] = (struct json_member){ "alertname", alertname };
-		m[n++] = (struct json_member){ "severity", severity ? severity : "warning" };
+		json_object_set_new(o, "alertname", json_string(alertname));
+		json_object_set_new(o, "severity", json_string(severity ? severity : "warning"));
 	}
-	for (size_t i = 1; i < n; i++) { /* insertion sort: a few labels */
-		struct json_member x = m[i];
-		size_t j = i;
-		for (; j > 0 && strcmp(m[j - 1].key, x.key) > 0; j--)
-			m[j] = m[j - 1];
-		m[j] = x;
-	}
-	keys = malloc((n ? n : 1) * sizeof *keys);
-	vals = malloc((n ? n : 1) * sizeof *vals);
-	if (keys && vals) {
-		for (size_t i = 0; i < n; i++) {
-			keys[i] = m[i].key;
-			vals[i] = m[i].val;
-		}
-		out = eng_json_strings(keys, vals, n);
-	}
-	free(keys);
-	free(vals);
-	if (m != small)
-		free(m);
-	return out;
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
 }
 
 void eng_series_alerting(const struct engine *e, struct model_alerting *out)
@@ -328,19 +205,28 @@ static char *annotations_json(const struct engine *e, const struct series *s, co
 		         model_name(e->model), r->score, al->threshold,
 		         r->component ? r->component : "unknown", val, dir, lo, hi, exp, held);
 	}
-	char *url = NULL;
-	if (e->external_url &&
-	    asprintf(&url, "%s/api/v1/anomalies?series=%s", e->external_url, key) < 0)
-		url = NULL;
-	/* the members in the order of their names (what json_dumps() with
-	 * JSON_SORT_KEYS wrote), a link only with an external URL */
-	static const char *const keys[11] = { "component", "description", "direction", "expected",
-		                              "link", "lower", "model", "observed", "series",
-		                              "summary", "upper" };
-	const char *vals[11] = { r->component ? r->component : "", desc, dir, exp, url, lo,
-		                 model_name(e->model), val, key, summary, hi };
-	char *out = eng_json_strings(keys, vals, 11);
-	free(url);
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "summary", json_string(summary));
+	json_object_set_new(o, "description", json_string(desc));
+	json_object_set_new(o, "series", json_string(key));
+	json_object_set_new(o, "expected", json_string(exp));
+	json_object_set_new(o, "lower", json_string(lo));
+	json_object_set_new(o, "upper", json_string(hi));
+	json_object_set_new(o, "observed", json_string(val));
+	json_object_set_new(o, "component", json_string(r->component ? r->component : ""));
+	json_object_set_new(o, "direction", json_string(dir));
+	json_object_set_new(o, "model", json_string(model_name(e->model)));
+	if (e->external_url) {
+		char *url = NULL;
+		if (asprintf(&url, "%s/api/v1/anomalies?series=%s", e->external_url, key) >= 0) {
+			json_object_set_new(o, "link", json_string(url));
+			free(url);
+		}
+	}
+	char *out = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
 	return out;
 }
 

@@ -231,15 +231,6 @@ struct engine_staged {
 	                            * (4 words), the tag set's words as above */
 };
 
-/* annotate.c: a JSON object of string members, keys[k] (sorted by strcmp,
- * plain ASCII) to vals[k] (NUL-terminated; NULL: left out), in the bytes
- * json_dumps(JSON_COMPACT | JSON_SORT_KEYS) writes for the object jansson
- * builds with json_object_set_new(o, keys[k], json_string(vals[k])): a value
- * that is not valid UTF-8 is left out as json_string() refuses it, quotes,
- * backslashes and control characters escaped as jansson escapes them. malloc'd;
- * NULL when out of memory. */
-char *eng_json_strings(const char *const *keys, const char *const *vals, size_t n);
-
 /* core.c */
 int eng_check_time(struct engine_batch *b, int64_t ts_ms, char *err, size_t errlen);
 /* The routing hash of one pair whose label_pair_hash() is ph (0 when the

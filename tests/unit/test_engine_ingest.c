@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -19,7 +18,6 @@
 #include <time.h>
 
 #include "engine/engine.h"
-#include "engine/internal.h"
 #include "engine/series.h"
 #include "engine_fixture.h"
 #include "util/labels.h"
@@ -855,136 +853,6 @@ static void test_engine_commit_shard_busy(void **state)
 	engine_free(eb);
 }
 
-/* An alert's annotations are written without jansson (eng_json_strings)
- * in the bytes jansson wrote: random values (plain text, quotes,
- * backslashes, every control character, valid UTF-8 of 2 to 4 bytes and
- * invalid sequences: a stray continuation byte, a truncated sequence, an
- * overlong form, a surrogate, a code point above U+10FFFF), some members
- * left out, compared with json_dumps(JSON_COMPACT | JSON_SORT_KEYS) of the
- * object json_string() builds. */
-static void test_engine_json_strings(void **state)
-{
-	(void)state;
-	static const char *const keys[11] = { "component", "description", "direction", "expected",
-		                              "link", "lower", "model", "observed", "series",
-		                              "summary", "upper" };
-	static const char *const pieces[] = {
-		"a", "bc", "host=\"h1\"", "\\", "\"", "\b", "\f", "\n", "\r", "\t", "\x01", "\x1f",
-		"\x7f", "/", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xef\xbf\xbf",
-		"\x80", "\xc3", "\xe2\x82", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
-		"\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xc2\x80", "\xf4\x8f\xbf\xbf", " ", "{}",
-	};
-	const size_t np = sizeof pieces / sizeof pieces[0];
-	uint64_t rng = 0x9e3779b97f4a7c15ULL;
-	size_t left_out = 0, escaped = 0;
-	for (int round = 0; round < 4000; round++) {
-		char buf[11][256];
-		const char *vals[11];
-		json_t *o = json_object();
-		assert_non_null(o);
-		for (int k = 0; k < 11; k++) {
-			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-			size_t len = 0, m = rng % 8;
-			buf[k][0] = 0;
-			for (size_t i = 0; i < m; i++) {
-				rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-				const char *piece = pieces[rng % np];
-				size_t pl = strlen(piece);
-				memcpy(buf[k] + len, piece, pl + 1);
-				len += pl;
-			}
-			vals[k] = (rng >> 40) % 13 == 0 ? NULL : buf[k];
-			if (vals[k]) {
-				json_t *v = json_string(vals[k]);
-				left_out += v == NULL;
-				json_object_set_new(o, keys[k], v);
-			}
-		}
-		char *want = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-		json_decref(o);
-		char *got = eng_json_strings(keys, vals, 11);
-		assert_non_null(want);
-		assert_non_null(got);
-		assert_string_equal(got, want);
-		escaped += strchr(got, '\\') != NULL;
-		free(want);
-		free(got);
-	}
-	assert_true(left_out > 100); /* invalid UTF-8 met */
-	assert_true(escaped > 1000);
-}
-
-/* What eng_labels_json wrote with jansson (before it used
- * eng_json_strings): the reference for the test below. */
-static int ref_daemon_label(const char *name)
-{
-	return !strcmp(name, "alertname") || !strcmp(name, "severity");
-}
-
-static char *ref_labels_json(const struct labels *l, const char *alertname, const char *severity)
-{
-	json_t *o = json_object();
-	for (size_t i = 0; i < l->n; i++)
-		if (!alertname || !ref_daemon_label(l->names[i]))
-			json_object_set_new(o, l->names[i], json_string(l->values[i]));
-	if (alertname) {
-		for (size_t i = 0; i < l->n; i++) {
-			if (!ref_daemon_label(l->names[i]))
-				continue;
-			char key[64];
-			snprintf(key, sizeof key, "exported_%s", l->names[i]);
-			if (!json_object_get(o, key))
-				json_object_set_new(o, key, json_string(l->values[i]));
-		}
-		json_object_set_new(o, "alertname", json_string(alertname));
-		json_object_set_new(o, "severity", json_string(severity ? severity : "warning"));
-	}
-	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	return s;
-}
-
-/* An alert's labels object: random label sets (the daemon's own label
- * names among them, with and without a series' exported_ label of the same
- * name, values valid and invalid UTF-8) give what jansson gave. */
-static void test_engine_labels_json(void **state)
-{
-	(void)state;
-	static const char *const names[] = { "__name__", "alertname", "severity",
-		                             "exported_alertname", "exported_severity", "job",
-		                             "instance", "a", "zz", "exported_job" };
-	static const char *const values[] = { "x", "node", "a\"b\\c", "\xc3\xa9t\xc3\xa9",
-		                              "\xc3", "tab\there", "\xed\xa0\x80", "\x01", "warn" };
-	uint64_t rng = 0x2545f4914f6cdd1dULL;
-	size_t members = 0;
-	for (int round = 0; round < 3000; round++) {
-		struct label_ref refs[10];
-		size_t n = 0;
-		for (size_t k = 0; k < 10; k++) {
-			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-			if (rng % 3 == 0)
-				continue;
-			const char *v = values[(rng >> 8) % 9];
-			refs[n++] = (struct label_ref){ names[k], strlen(names[k]), v, strlen(v) };
-		}
-		struct labels l;
-		char err[128];
-		assert_int_equal(labels_from_refs(&l, refs, n, NULL, err, sizeof err), 0);
-		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-		const char *an = rng % 4 == 0 ? NULL : rng % 4 == 1 ? "bad\xc3" : "ForeshockAnomaly";
-		const char *sev = (rng >> 8) % 3 == 0 ? NULL : "critical";
-		char *want = ref_labels_json(&l, an, sev), *got = eng_labels_json(&l, an, sev);
-		assert_non_null(want);
-		assert_non_null(got);
-		assert_string_equal(got, want);
-		members += strlen(got) > 2;
-		free(want);
-		free(got);
-		labels_free(&l);
-	}
-	assert_true(members > 1000); /* most objects are not empty */
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -995,8 +863,6 @@ int main(void)
 		ENGINE_FIXTURE_TEST(test_engine_staged_tags),
 		ENGINE_FIXTURE_TEST(test_engine_restore_derived),
 		ENGINE_FIXTURE_TEST(test_engine_commit_shard_busy),
-		cmocka_unit_test(test_engine_json_strings),
-		cmocka_unit_test(test_engine_labels_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
