@@ -27,7 +27,7 @@
  * peak) stay readable until the next anomalous sample opens a new alert.
  *
  * struct alert_fsm is plain data (no pointers, padding zeroed by init), so the
- * series registry can pool it and the store can checkpoint it as bytes.
+ * series registry can pool it and the store can checkpoint it.
  * alert_id is not touched by the machine except that a new alert resets it to
  * 0: the caller stores the id the store assigned (store_alerts_write).
  * Timestamps are Unix milliseconds (> 0: 0 means "not set" in the fields)
@@ -46,16 +46,20 @@
 
 enum alert_state { ALERT_INACTIVE = 0, ALERT_PENDING = 1, ALERT_FIRING = 2 };
 
+/* The fields a sample of a series with no alert open writes (value, score)
+ * and reads (state) are last: a series keeps them next to its other
+ * per-sample fields (engine/series.h). Checkpoints keep the fields in an
+ * order of their own (engine/checkpoint.c), not this struct's bytes. */
 struct alert_fsm {
-	uint8_t state;           /* enum alert_state */
 	int64_t active_at_ms;    /* first anomalous sample of the current/last alert; 0 = none */
 	int64_t firing_at_ms;    /* when it started firing; 0 = never fired */
 	int64_t normal_since_ms; /* FIRING: first normal sample of the current normal run; 0 = none */
-	double value;            /* latest sample value */
-	double score;            /* latest score */
 	double peak_score;       /* highest score since active_at */
 	int64_t alert_id;        /* store id of the current/last alert (caller-owned); 0 = none */
 	int64_t resolved_at_ms;  /* when the last alert resolved or was cancelled; 0 = not ended */
+	double value;            /* latest sample value */
+	double score;            /* latest score */
+	uint8_t state;           /* enum alert_state */
 };
 
 enum alert_event {

@@ -39,6 +39,51 @@ struct ckpt_head {
 	uint32_t flags;        /* CKPT_HAS_FC; 0 in FSK1 */
 };
 
+/* The alert fsm in a blob: struct alert_fsm's fields in the order that
+ * struct had when FSK1 and FSK2 were defined (the state byte first, its
+ * padding zero), whatever order the struct has in memory (alert.h puts its
+ * per-sample fields last), so that the blob's bytes do not change with it. */
+struct ckpt_alert {
+	uint8_t state;
+	uint8_t pad[7];
+	int64_t active_at_ms, firing_at_ms, normal_since_ms;
+	double value, score, peak_score;
+	int64_t alert_id, resolved_at_ms;
+};
+_Static_assert(sizeof(struct ckpt_alert) == 72, "checkpoint blob layout changed");
+
+static void ckpt_alert_put(unsigned char *p, const struct alert_fsm *f)
+{
+	struct ckpt_alert a;
+	memset(&a, 0, sizeof a);
+	a.state = f->state;
+	a.active_at_ms = f->active_at_ms;
+	a.firing_at_ms = f->firing_at_ms;
+	a.normal_since_ms = f->normal_since_ms;
+	a.value = f->value;
+	a.score = f->score;
+	a.peak_score = f->peak_score;
+	a.alert_id = f->alert_id;
+	a.resolved_at_ms = f->resolved_at_ms;
+	memcpy(p, &a, sizeof a);
+}
+
+static void ckpt_alert_get(struct alert_fsm *f, const unsigned char *p)
+{
+	struct ckpt_alert a;
+	memcpy(&a, p, sizeof a);
+	alert_fsm_init(f);
+	f->state = a.state;
+	f->active_at_ms = a.active_at_ms;
+	f->firing_at_ms = a.firing_at_ms;
+	f->normal_since_ms = a.normal_since_ms;
+	f->value = a.value;
+	f->score = a.score;
+	f->peak_score = a.peak_score;
+	f->alert_id = a.alert_id;
+	f->resolved_at_ms = a.resolved_at_ms;
+}
+
 /* Series state is written incrementally: eng_record() puts a series whose
  * state changed on its shard's dirty list (once, until written), and
  * engine_persist() takes the oldest entries a batch at a time: it copies
@@ -89,9 +134,9 @@ static size_t serialize(const struct series *s, size_t ss, size_t fcs, unsigned 
 	h.upper = s->last.upper;
 	h.direction = s->last_direction;
 	memcpy(blob, &h, sizeof h);
-	memcpy(blob + sizeof h, &s->alert, sizeof s->alert);
-	memcpy(blob + sizeof h + sizeof s->alert, s->det_state, ss);
-	size_t len = sizeof h + sizeof s->alert + ss;
+	ckpt_alert_put(blob + sizeof h, &s->alert);
+	memcpy(blob + sizeof h + sizeof(struct ckpt_alert), s->det_state, ss);
+	size_t len = sizeof h + sizeof(struct ckpt_alert) + ss;
 	if (h.flags & CKPT_HAS_FC) {
 		memcpy(blob + len, s->fc, fcs);
 		len += fcs;
@@ -116,7 +161,7 @@ static long persist_batch(struct engine *e, struct shard *sh, size_t want, struc
 		return 0;
 	}
 	size_t ss = sh->reg.state_size;
-	size_t bl = sizeof(struct ckpt_head) + sizeof(struct alert_fsm) + ss + e->fc_size;
+	size_t bl = sizeof(struct ckpt_head) + sizeof(struct ckpt_alert) + ss + e->fc_size;
 	if (m * bl > *blobs_cap) {
 		unsigned char *nb = realloc(*blobs, m * bl);
 		if (!nb) {
@@ -341,7 +386,7 @@ static int blob_layout(const struct engine *e, size_t ss, const unsigned char *b
 {
 	struct ckpt_head h;
 	memcpy(&h, blob, sizeof h);
-	size_t base = sizeof h + sizeof(struct alert_fsm);
+	size_t base = sizeof h + sizeof(struct ckpt_alert);
 	*fcst = NULL;
 	if (h.magic == CKPT_MAGIC && h.state_size == ss) {
 		if (!(h.flags & CKPT_HAS_FC) && len == base + ss)
@@ -426,11 +471,11 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 	const unsigned char *fcst = NULL;
 	int layout = -1;
 	if (!ahead && c->fingerprint == e->fingerprint &&
-	    c->state_len >= sizeof h + sizeof(struct alert_fsm) &&
+	    c->state_len >= sizeof h + sizeof(struct ckpt_alert) &&
 	    (layout = blob_layout(e, ss, blob, c->state_len, &fcst)) >= 0) {
 		memcpy(&h, blob, sizeof h);
 		struct alert_fsm f;
-		memcpy(&f, blob + sizeof h, sizeof f);
+		ckpt_alert_get(&f, blob + sizeof h);
 		if (alert_fsm_check(&f) == 0) {
 			s->samples = h.samples;
 			s->first_ts_ms = h.first_ts_ms;
@@ -443,7 +488,7 @@ static int restore_cb(void *ctx, const struct store_ckpt *c)
 			s->last_direction = (int8_t)((h.direction > 0) - (h.direction < 0));
 			s->last_comp = 0;
 			s->alert = f;
-			memcpy(s->det_state, blob + sizeof h + sizeof f, ss);
+			memcpy(s->det_state, blob + sizeof h + sizeof(struct ckpt_alert), ss);
 			/* a forecaster that cannot be had (limits.max_memory) relearns
 			 * when it is next asked for */
 			if (fcst && eng_forecaster(e, sh, s))

@@ -45,7 +45,7 @@ static const struct series *peek_series(const struct shard *sh, const struct eng
 static void prefetch_series(const struct engine *e, const struct shard *sh,
                             const struct series *s, int64_t ts_ms)
 {
-	const char *lab = series_lab_bytes(s), *end = s->lab_end;
+	const char *lab = series_lab_bytes(s), *end = series_lab_end(s);
 	if (end > lab) {
 		for (const char *p = lab; p < end; p += 64)
 			__builtin_prefetch(p);
@@ -137,7 +137,7 @@ commit_prefetch(const struct engine_batch *b, const struct shard *sh_slot,
 		ring->s[(j + PF_STRUCT) & 7] = ps;
 		ring->q[(j + PF_STRUCT) & 7] = j + PF_STRUCT;
 		if (ps) { /* the struct's hot part (series.h), to its end */
-			const char *p = (const char *)&ps->labels, *stop = (const char *)(ps + 1);
+			const char *p = series_hot(ps), *stop = (const char *)(ps + 1);
 			for (; p < stop; p += 64)
 				__builtin_prefetch(p, 1);
 			__builtin_prefetch(stop - 1, 1);

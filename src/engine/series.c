@@ -50,7 +50,7 @@ static inline size_t stored_name_len(const struct series *s, size_t k)
 
 static inline size_t stored_value_len(const struct series *s, size_t k)
 {
-	const char *end = k + 1 < s->labels.n ? s->labels.names[k + 1] : s->lab_end;
+	const char *end = k + 1 < s->labels.n ? s->labels.names[k + 1] : series_lab_end(s);
 	return (size_t)(end - s->labels.values[k]) - 1;
 }
 
@@ -204,11 +204,9 @@ struct series *registry_find_packed(struct series_registry *r, uint64_t hash, si
 	size_t i = hash & r->table_mask;
 	struct series *s;
 	while ((s = probe_next(r, &i, hash))) {
-		if (s->labels.n != n)
+		if (s->lab_n != n || s->lab_len != len)
 			continue;
 		const char *p = series_lab_bytes(s);
-		if ((size_t)(s->lab_end - p) != len)
-			continue;
 		size_t k = 0;
 		for (; k < nseg && bytes_eq_long(p, seg[k].p, seg[k].len); k++)
 			p += seg[k].len;
@@ -224,8 +222,7 @@ struct series *registry_find_bytes(struct series_registry *r, uint64_t hash, siz
 	size_t i = hash & r->table_mask;
 	struct series *s;
 	while ((s = probe_next(r, &i, hash)))
-		if (s->labels.n == n && (size_t)(s->lab_end - series_lab_bytes(s)) == len &&
-		    bytes_eq_long(series_lab_bytes(s), p, len))
+		if (s->lab_n == n && s->lab_len == len && bytes_eq_long(series_lab_bytes(s), p, len))
 			return s;
 	return NULL;
 }
@@ -311,7 +308,8 @@ struct series *registry_insert(struct series_registry *r, struct labels *labels,
 		values[k] = p;
 		p += vl;
 	}
-	s->lab_end = p;
+	s->lab_len = (uint32_t)strbytes;
+	s->lab_n = (uint32_t)labels->n;
 	s->labels = (struct labels){ .n = labels->n, .names = names, .values = values, .mem = NULL };
 	labels_free(labels);
 	s->hash = hash;
@@ -355,7 +353,6 @@ int registry_resize_state(struct series_registry *r, size_t state_size)
 			ns->labels.names[i] = REBASE(ns->labels.names[i]);
 			ns->labels.values[i] = REBASE(ns->labels.values[i]);
 		}
-		ns->lab_end = REBASE(ns->lab_end);
 #undef REBASE
 		ns->det_state = (unsigned char *)base + state_off;
 		ns->block_size = (uint32_t)(state_off + state_size);

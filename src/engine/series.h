@@ -70,12 +70,14 @@ struct last_result {
 
 /* 288 bytes (engine_bench prints it), in two parts. A sample of a series
  * in its steady state (no alert open, no hard break under way) reads and
- * writes only the second part and the label strings, which follow the
- * struct in its allocation: the fields used on the first sample, in
- * anomalous runs, by readers and checkpoints come first, so that what a
- * sample touches of the block is one run of about 270 bytes (5 or 6
- * cache lines, with 4 labels) instead of 6 or 7 lines. The alert machine is
- * last: a sample writes its state, value and score, at its start. */
+ * writes only the second part (from the alert machine's value on) and the
+ * label strings, which follow the struct in its allocation: the fields used
+ * on the first sample, in anomalous runs, by readers and checkpoints come
+ * first (the label set's pointer arrays too: the lookup takes the count and
+ * the strings' length from lab_n and lab_len), and the alert machine ends
+ * the cold part with its three per-sample fields last (alert.h), so that
+ * what a sample touches of the block is one run of about 195 bytes (3 or 4
+ * cache lines, with 4 labels) instead of 275 (5 or 6). */
 struct series {
 	/* cold */
 	int64_t sid;           /* persistent id in the store (series_state.sid); 0 = none yet */
@@ -90,10 +92,11 @@ struct series {
 	uint32_t derived;      /* COUNTER: index + 1 of its rate series; BUCKET: index + 1 of its group; 0 = none yet */
 	uint32_t svc;          /* service index (service.h) when roles != 0 */
 	uint32_t block_size;   /* bytes of the whole allocation */
-	/* hot: every sample */
 	struct labels labels;  /* in the series' allocation (labels.mem is NULL) */
-	const char *lab_end;   /* just past the NUL of the last label value (labels.mem
-	                        * is NULL: the strings are in the series' allocation) */
+	/* its fields a sample in the steady state writes (value, score, state)
+	 * are its last: the first of the hot part */
+	struct alert_fsm alert;
+	/* hot: every sample */
 	uint64_t hash;
 	uint64_t samples;
 	int64_t last_ts_ms;
@@ -103,6 +106,9 @@ struct series {
 	void *fc;              /* forecaster state (registry->fc_size bytes, from the registry's
 	                        * pool), NULL = none yet */
 	struct last_result last;
+	uint32_t lab_n;        /* labels.n */
+	uint32_t lab_len;      /* bytes of the label strings (series_lab_bytes), the last
+	                        * value's NUL included */
 	uint32_t roles;        /* bit mask of enum service_role this series feeds; 0 = none */
 	uint32_t hist_head;    /* next slot to write */
 	uint32_t hist_len;
@@ -113,8 +119,14 @@ struct series {
 	uint8_t stored;        /* its row is in the store: later writes update the state only */
 	uint8_t rise_only;     /* per-series alerts: 0 not classified yet, 1 either way, 2 only a
 	                        * rise (latency, errors) */
-	struct alert_fsm alert;
 };
+
+/* The first byte of the part of s a sample in the steady state touches
+ * (its end is that of the label strings: series_lab_end). */
+static inline const char *series_hot(const struct series *s)
+{
+	return (const char *)&s->alert.value;
+}
 
 /* The series' canonical key name{...} (labels_to_string()'s text), written
  * into buf as labels_format() does: returns its full length, and it fitted
@@ -129,13 +141,18 @@ static inline char *series_key_dup(const struct series *s)
 	return labels_to_string(&s->labels);
 }
 
-/* The series' label strings (name0 NUL value0 NUL ... up to lab_end): right
+/* The series' label strings (name0 NUL value0 NUL ..., lab_len bytes): right
  * after the struct in its allocation, before the names and values arrays
  * (registry_insert), so that the commit's comparison of them reads the
  * lines next to the struct's hot part. */
 static inline const char *series_lab_bytes(const struct series *s)
 {
 	return (const char *)(s + 1);
+}
+/* Just past them (the NUL of the last label value). */
+static inline const char *series_lab_end(const struct series *s)
+{
+	return series_lab_bytes(s) + s->lab_len;
 }
 
 /* The history ring: registry->hist_cap entries, just before the detector
