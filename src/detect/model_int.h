@@ -14,6 +14,7 @@
 #define MAX_COMPONENTS 6
 #define LK_MAX_WINDOW 16
 #define STATE_VERSION 8u
+#define PF_MAX_LINES 32 /* model_prefetch's lists of lines: states up to 1,984 bytes */
 #define WARM_MIN_SAMPLES 30 /* a warm-up that ends by event time lasts at least this */
 
 enum combine_mode { COMBINE_MAX, COMBINE_NOISY_OR, COMBINE_MEAN, COMBINE_MIN };
@@ -85,6 +86,14 @@ struct model {
 		uint32_t off, len;
 	} pf[3 * MAX_COMPONENTS + 1];
 	int npf;
+	/* the same ranges as the cache lines they cover, for each of the 8 ways
+	 * an 8-aligned state can sit in a line (j: the state starts 8 * j bytes
+	 * into it): pf_line[j][k] is the offset from the state's first byte of a
+	 * byte in the k-th line from the end, pf_nline[j] of them (each line
+	 * once); pf_lines 0 if a state spans more than PF_MAX_LINES lines */
+	int16_t pf_line[8][PF_MAX_LINES];
+	uint8_t pf_nline[8];
+	int pf_lines;
 	int pf_hook[MAX_COMPONENTS];
 	int npf_hook;
 	uint64_t fingerprint;

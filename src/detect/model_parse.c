@@ -112,6 +112,30 @@ static void model_prefetch_plan(struct model *m)
 		} else
 			pf_add(m, c->off, c->kind->state_size(c->p));
 	}
+	/* the ranges' lines, per position of the state in its first line;
+	 * listed last line first, so model_prefetch (which asks for them from
+	 * the end of its list) goes from the first line up, as the ranges do */
+	m->pf_lines = 1;
+	for (int j = 0; j < 8 && m->pf_lines; j++) {
+		uint64_t lines = 0;
+		for (int i = 0; i < m->npf; i++) {
+			if (m->pf[i].len == 0)
+				continue;
+			size_t first = (8 * (size_t)j + m->pf[i].off) / 64,
+			       last = (8 * (size_t)j + m->pf[i].off + m->pf[i].len - 1) / 64;
+			if (last >= PF_MAX_LINES) {
+				m->pf_lines = 0;
+				break;
+			}
+			for (size_t l = first; l <= last; l++)
+				lines |= 1ull << l;
+		}
+		int n = 0;
+		for (int l = PF_MAX_LINES - 1; l >= 0; l--)
+			if (lines >> l & 1)
+				m->pf_line[j][n++] = (int16_t)(64 * l - 8 * j);
+		m->pf_nline[j] = (uint8_t)n;
+	}
 }
 
 static void model_finish(struct model *m)

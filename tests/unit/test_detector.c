@@ -1042,6 +1042,70 @@ static void test_lk_rate_z(void **ctx)
 	assert_true(lk_rate_z(log(0.499)) == 0); /* crossing at 0.0025 < 1/64 */
 }
 
+/* model_prefetch's lines: for each way an 8-aligned state can sit in a
+ * cache line, the plan lists each line that holds a byte of one of the
+ * ranges exactly once, from the first line up (the list is read from its
+ * end), and no other line: the lines prefetch_range asked for range by
+ * range. A state larger than the lists falls back to the ranges. */
+static void test_prefetch_lines(void **ctx)
+{
+	(void)ctx;
+	const char *y[] = {
+		NULL, /* the built-in default */
+		"components:\n  - kind: level\n  - kind: seasonal\n  - kind: context\n"
+		"  - kind: cusum\n  - kind: volatility\n  - kind: record\n",
+		"components:\n  - kind: seasonal\n    weekday: true\n  - kind: spike\n"
+		"    likelihood: false\n    direct: 1\n",
+		"components:\n  - kind: seasonal\n    buckets: 168\n    weekday: true\n"
+		"  - kind: context\n    bins: 64\n",
+	};
+	int fell_back = 0;
+	for (size_t k = 0; k < sizeof y / sizeof y[0]; k++) {
+		char err[256];
+		struct model *m = y[k] ? model_load_string(y[k], strlen(y[k]), "pf", err, sizeof err) :
+		                         model_builtin_default();
+		if (!m)
+			fail_msg("%s", err);
+		assert_true(m->npf > 0);
+		if (!m->pf_lines) {
+			/* only when some alignment needs more lines than the lists hold */
+			size_t end = 0;
+			for (int i = 0; i < m->npf; i++)
+				if (m->pf[i].off + m->pf[i].len > end)
+					end = m->pf[i].off + m->pf[i].len;
+			assert_true((56 + end - 1) / 64 >= PF_MAX_LINES);
+			assert_true(model_state_size(m) > 1024);
+			fell_back++;
+			model_free(m);
+			continue;
+		}
+		for (int j = 0; j < 8; j++) {
+			/* the lines of a state 8 * j bytes into line 0 */
+			unsigned char want[PF_MAX_LINES + 2] = { 0 }, got[PF_MAX_LINES + 2] = { 0 };
+			for (int i = 0; i < m->npf; i++) {
+				size_t o = 8 * (size_t)j + m->pf[i].off;
+				for (size_t off = 0; off < m->pf[i].len; off += 64)
+					want[(o + off) / 64] = 1;
+				if (m->pf[i].len)
+					want[(o + m->pf[i].len - 1) / 64] = 1;
+			}
+			int n = m->pf_nline[j], prev = -1;
+			assert_true(n > 0 && n <= PF_MAX_LINES);
+			for (int i = n - 1; i >= 0; i--) {
+				int at = 8 * j + m->pf_line[j][i];
+				assert_true(at >= 0 && at % 64 == 0);
+				int line = at / 64;
+				assert_true(line > prev); /* first line first, each once */
+				prev = line;
+				got[line] = 1;
+			}
+			assert_memory_equal(want, got, sizeof want);
+		}
+		model_free(m);
+	}
+	assert_int_equal(fell_back, 1); /* the 168-bucket model's state */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1067,6 +1131,7 @@ int main(void)
 		cmocka_unit_test(test_deseason_record),
 		cmocka_unit_test(test_logf1_matches_libm),
 		cmocka_unit_test(test_lk_rate_z),
+		cmocka_unit_test(test_prefetch_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
