@@ -184,12 +184,14 @@ static void commit_order(const struct engine_batch *b, struct engine_staged *srt
 {
 	size_t n = b->nst;
 	for (size_t r0 = 0; r0 < n;) {
-		size_t r1 = r0 + 1;
-		while (r1 < n && b->st[r1].ts_ms == b->st[r0].ts_ms)
-			r1++;
+		/* the run's end and its count per shard in one pass (a batch's
+		 * entries are more than the L1 holds: each pass reads them from
+		 * further out) */
 		size_t cnt[ENGINE_SHARDS + 1] = { 0 };
-		for (size_t i = r0; i < r1; i++)
-			cnt[b->st[i].shard + 1]++;
+		int64_t ts = b->st[r0].ts_ms;
+		size_t r1 = r0;
+		for (; r1 < n && b->st[r1].ts_ms == ts; r1++)
+			cnt[b->st[r1].shard + 1]++;
 		for (unsigned k = 1; k <= ENGINE_SHARDS; k++)
 			cnt[k] += cnt[k - 1];
 		for (size_t i = r0; i < r1; i++) {
