@@ -280,6 +280,190 @@ static inline __attribute__((always_inline)) double cp_step_n(struct cp_state *s
 	return recent;
 }
 
+#if defined(__SSE2__)
+/* The plain step (cp_step_n with K hypotheses live and the older four all
+ * younger than NT) two hypotheses at a time in SSE2's double lanes: lanes
+ * (0, 1) and (2, 3), the newest (4) alone. Every lane does the scalar
+ * step's IEEE operations on its hypothesis in the same order (x / 2 is
+ * x * 0.5, the same double; a multiplication by a selected 1 is exact), so
+ * the doubles, and the state written, are the same (test_changept's
+ * test_changept_paths compares the two paths' states after every sample of
+ * series of several shapes). The largest
+ * density is a maximum (no density is NaN), the sums are formed in the
+ * scalar order. */
+
+/* (m ? x : y) per lane (m all ones or zero) */
+static inline __m128d cp_sel2(__m128d m, __m128d x, __m128d y)
+{
+	return _mm_or_pd(_mm_and_pd(m, x), _mm_andnot_pd(m, y));
+}
+
+/* bit b of k as a mask of the lane, kk holding [k0, k0, k1, k1] */
+#define CP_BIT2(kk, b) _mm_castsi128_pd(_mm_srai_epi32(_mm_slli_epi32((kk), 31 - (b)), 31))
+
+/* x^(2^b) or 1 as bit b + 1 of k in kk is set or not, for 0 <= x <= 1:
+ * the larger of x and (the bit ? 0 : 1), x when they are equal (maxpd
+ * returns its second operand unless the first is larger, so a +0 stays +0) */
+static inline __m128d cp_powf2(__m128i kk, int b, __m128d x, __m128d one)
+{
+	return _mm_max_pd(_mm_andnot_pd(CP_BIT2(kk, b + 1), one), x);
+}
+
+/* cp_powi8 in each lane: x^(k >> 1) with bit b + 1 of k in kk selecting
+ * x^(2^b); the same products in the same order (r = 1 times the first
+ * factor is the factor). x = be / bc is in [0, 1] (bc = be + c, c >= 0,
+ * be > 0), so are its squares. */
+static inline __m128d cp_powi8_2(__m128d x, __m128i kk)
+{
+	const __m128d one = _mm_set1_pd(1);
+	__m128d r = cp_powf2(kk, 0, x, one);
+#define CP_POW_BIT2(b)                                           \
+	do {                                                     \
+		x = _mm_mul_pd(x, x);                            \
+		r = _mm_mul_pd(r, cp_powf2(kk, (b), x, one));    \
+	} while (0)
+	CP_POW_BIT2(1);
+	CP_POW_BIT2(2);
+	CP_POW_BIT2(3);
+	CP_POW_BIT2(4);
+	CP_POW_BIT2(5);
+	CP_POW_BIT2(6);
+	CP_POW_BIT2(7);
+#undef CP_POW_BIT2
+	return r;
+}
+
+/* x rounded to float in each lane, as doubles (cp_f) */
+static inline __m128d cp_f2(__m128d x)
+{
+	__m128 f = _mm_cvtpd_ps(x);
+	__asm__("" : "+x"(f));
+	return _mm_cvtps_pd(f);
+}
+
+/* hypotheses h[0] and h[1] as lanes: w, n, mean and m2 */
+struct cp_lanes {
+	__m128d w, n, mean, m2;
+};
+
+static inline struct cp_lanes cp_load2(const struct cp_hyp *h)
+{
+	__m128 a = _mm_loadu_ps(&h[0].w), b = _mm_loadu_ps(&h[1].w);
+	__m128 lo = _mm_unpacklo_ps(a, b), hi = _mm_unpackhi_ps(a, b); /* w w n n, mean mean m2 m2 */
+	return (struct cp_lanes){ _mm_cvtps_pd(lo), _mm_cvtps_pd(_mm_movehl_ps(lo, lo)),
+		                  _mm_cvtps_pd(hi), _mm_cvtps_pd(_mm_movehl_ps(hi, hi)) };
+}
+
+/* cp_pred (young) of the two hypotheses in l, read from h */
+static inline __m128d cp_pred2(const struct cp_hyp *h, const struct cp_lanes *l, __m128d z)
+{
+	const struct cp_etab_row *t0 = &cp_etab[(int)h[0].n], *t1 = &cp_etab[(int)h[1].n];
+	__m128d e = _mm_loadh_pd(_mm_load_sd(&t0->e), &t1->e);
+	__m128d kn = _mm_loadh_pd(_mm_load_sd(&t0->kn), &t1->kn);
+	__m128d kd = _mm_loadh_pd(_mm_load_sd(&t0->kd), &t1->kd);
+	const __m128d half = _mm_set1_pd(0.5), one = _mm_set1_pd(1);
+	__m128d mean = _mm_mul_pd(kn, l->mean);
+	__m128d be = _mm_add_pd(_mm_add_pd(one, _mm_mul_pd(l->m2, half)),
+	                        _mm_mul_pd(_mm_mul_pd(l->mean, mean), half));
+	__m128d dz = _mm_sub_pd(z, mean);
+	__m128d c = _mm_mul_pd(_mm_mul_pd(dz, dz), kd);
+	__m128i k = _mm_add_epi32(_mm_cvttpd_epi32(l->n), _mm_set1_epi32(3));
+	__m128i kk = _mm_unpacklo_epi32(k, k);
+	__m128d bc = _mm_add_pd(be, c);
+	__m128d root = cp_sel2(CP_BIT2(kk, 0), bc, be);
+	__m128d pw = cp_powi8_2(_mm_div_pd(be, bc), kk);
+	return _mm_div_pd(_mm_mul_pd(e, pw), _mm_sqrt_pd(root));
+}
+
+/* grow the two hypotheses in l by z with their new weights w (times rsum),
+ * as the scalar step's last loop: the new hypotheses as floats in h0, h1
+ * and each one's n + 1 <= rn ? its weight : 0 in ra */
+static inline void cp_grow2(const struct cp_lanes *l, __m128d w, __m128d z, __m128d rsum,
+                            __m128d rn, __m128 *h0, __m128 *h1, __m128d *ra)
+{
+	__m128d d = _mm_sub_pd(z, l->mean);
+	__m128d n1 = _mm_add_pd(l->n, _mm_set1_pd(1));
+	__m128d mean = cp_f2(_mm_add_pd(l->mean, _mm_div_pd(d, n1)));
+	__m128d wn = cp_f2(_mm_mul_pd(w, rsum));
+	__m128d m2 = _mm_add_pd(l->m2, _mm_mul_pd(d, _mm_sub_pd(z, mean)));
+	*ra = _mm_and_pd(_mm_cmple_pd(n1, rn), wn);
+	__m128 a = _mm_unpacklo_ps(_mm_cvtpd_ps(wn), _mm_cvtpd_ps(n1));   /* w0 n0 w1 n1 */
+	__m128 b = _mm_unpacklo_ps(_mm_cvtpd_ps(mean), _mm_cvtpd_ps(m2)); /* mean0 m2_0 mean1 m2_1 */
+	*h0 = _mm_movelh_ps(a, b);
+	*h1 = _mm_movehl_ps(b, a);
+}
+
+static inline double cp_lo(__m128d v)
+{
+	return _mm_cvtsd_f64(v);
+}
+
+static inline double cp_hi(__m128d v)
+{
+	return _mm_cvtsd_f64(_mm_unpackhi_pd(v, v));
+}
+
+static inline __attribute__((always_inline)) double cp_step_plain(struct cp_state *s,
+                                                                  const double *p, double z)
+{
+	struct cp_hyp *h = s->h;
+	__m128d zz = _mm_set1_pd(z);
+	double q0 = 1 + z * z / 4;
+	double pr4 = cp_etab[0].e / (q0 * cp_sqrt(q0));
+	struct cp_lanes l01 = cp_load2(&h[0]), l23 = cp_load2(&h[2]);
+	double w4 = (double)h[4].w, m4 = (double)h[4].mean, m24 = (double)h[4].m2, n4 = (double)h[4].n;
+	__m128d p01 = cp_pred2(&h[0], &l01, zz), p23 = cp_pred2(&h[2], &l23, zz);
+	__m128d mx2 = _mm_max_pd(p01, p23);
+	mx2 = _mm_max_sd(mx2, _mm_unpackhi_pd(mx2, mx2));
+	double mx = cp_lo(_mm_max_sd(mx2, _mm_set_sd(pr4)));
+	double H = p[A_HAZARD_INV], rmx = 1 / mx;
+	__m128d rmx2 = _mm_set1_pd(rmx);
+	__m128d wi01 = _mm_mul_pd(l01.w, _mm_mul_pd(p01, rmx2));
+	__m128d wi23 = _mm_mul_pd(l23.w, _mm_mul_pd(p23, rmx2));
+	double wi4 = w4 * (pr4 * rmx);
+	double tot = cp_lo(wi01) + cp_hi(wi01) + cp_lo(wi23) + cp_hi(wi23) + wi4;
+	double f = (1 - H) / tot;
+	__m128d f2 = _mm_set1_pd(f);
+	__m128d w01 = cp_f2(_mm_mul_pd(f2, cp_f2(wi01)));
+	__m128d w23 = cp_f2(_mm_mul_pd(f2, cp_f2(wi23)));
+	double w[K + 1] = { cp_lo(w01), cp_hi(w01), cp_lo(w23), cp_hi(w23), cp_f(f * cp_f(wi4)),
+		            cp_f(H) };
+	int drop = 0; /* K + 1 hypotheses: drop the lightest older one */
+	CP_UNROLL
+	for (int i = 1; i < K; i++)
+		drop = w[i] < w[drop] ? i : drop;
+	double sum = 0;
+	CP_UNROLL
+	for (int i = 0; i <= K; i++)
+		sum += i != drop ? w[i] : 0;
+	double rsum = 1 / sum, rn = p[P_RECENT];
+	__m128d rsum2 = _mm_set1_pd(rsum), rn2 = _mm_set1_pd(rn);
+	__m128 g[K];
+	__m128d ra01, ra23;
+	cp_grow2(&l01, w01, zz, rsum2, rn2, &g[0], &g[1], &ra01);
+	cp_grow2(&l23, w23, zz, rsum2, rn2, &g[2], &g[3], &ra23);
+	/* the newest older hypothesis (4) as in the scalar step */
+	double d = z - m4;
+	double n1 = n4 + 1, mean = cp_f(m4 + d / n1);
+	double wn = cp_f(w[4] * rsum);
+	g[4] = _mm_setr_ps((float)wn, (float)n1, (float)mean, (float)(m24 + d * (z - mean)));
+	double ra[K] = { cp_lo(ra01), cp_hi(ra01), cp_lo(ra23), cp_hi(ra23), n1 <= rn ? wn : 0 };
+	double recent = 0;
+	CP_UNROLL
+	for (int i = 0; i < K; i++)
+		recent += i != drop ? ra[i] : 0;
+	/* written back in order, the dropped one overwritten by the next */
+	int j = 0;
+	CP_UNROLL
+	for (int i = 0; i < K; i++) {
+		_mm_storeu_ps(&h[j].w, g[i]);
+		j += i != drop;
+	}
+	h[j] = (struct cp_hyp){ (float)(w[K] * rsum), 0, 0, 0 };
+	return recent;
+}
+#endif
+
 /* the step with live = K (every sample after the first K - 1) spelt out
  * with a constant trip count, so the compiler can unroll its loops */
 static double cp_step(struct cp_state *s, const double *p, double z)
@@ -325,7 +509,11 @@ cp_update_k(const double *p, void *state, const struct comp_ctx *c, struct comp_
 	double z = r / sigma;
 	if (!(fabs(z) < 1e6))
 		z = z < 0 ? -1e6 : 1e6; /* kept finite in the float statistics */
+	#if defined(__SSE2__)
+	double recent = plain ? cp_step_plain(s, p, z) : cp_step(s, p, z);
+#else
 	double recent = plain ? cp_step_n(s, p, z, K, 1) : cp_step(s, p, z);
+#endif
 	double odds = recent < 1 - 1e-9 ? recent / (1 - recent) : 1e9;
 	/* a change cannot be dated across a gap (a sample or more missing): the
 	 * odds do not count until `recent` samples have followed it */

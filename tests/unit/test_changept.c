@@ -5,7 +5,8 @@
  * nothing before it; a shift of the same size that recurs twice a day stops
  * being detected; after days without one it is detected again; a change
  * across a gap is not scored until it can be dated; the state fits the
- * default model's 1 KiB.
+ * default model's 1 KiB; the step's usual and general paths write the same
+ * state.
  */
 #include "config.h"
 
@@ -115,6 +116,63 @@ static void test_changept_shifts(void **ctx)
 	model_free(m);
 }
 
+/* The step's two paths compute the same state: a series updated alone
+ * takes the usual path (the per-thread memo of the remembered odds' weight
+ * hits: SSE2's lanes where built with them), three series of different
+ * intervals updated in turn take the general one (the memo misses: the
+ * scalar step). Shapes that age the older hypotheses past 253 samples (the
+ * ninth bit of cp_powi8's k) and past the table (508), spikes at the z
+ * clamp, constant stretches (the deviation's floor) and frequent changes;
+ * every state block, byte for byte, after every sample. */
+static void test_changept_paths(void **ctx)
+{
+	(void)ctx;
+	enum { NS = 3, NP = 4000 };
+	static const int64_t step[NS] = { 60000, 300000, 3600000 };
+	struct model *m = load();
+	size_t sz = model_state_size(m);
+	int64_t *ts = malloc(NS * NP * sizeof *ts);
+	double *v = malloc(NS * NP * sizeof *v);
+	unsigned char *alone = malloc(NS * NP * sz), *st = malloc(NS * sz);
+	assert_true(ts && v && alone && st);
+	struct rng r = { 23 };
+	for (int k = 0; k < NS; k++)
+		for (int i = 0; i < NP; i++) {
+			double x = rng_norm(&r);
+			ts[k * NP + i] = T0 + (int64_t)i * step[k];
+			if (k == 0) /* quiet, a shift every 900 samples */
+				x = 100 + x + (i / 900 % 2 ? 8 : 0);
+			else if (k == 1) /* a new level every 40, spikes far beyond the clamp */
+				x = 10 * (i / 40 % 5) + x + (i % 97 == 50 ? 1e12 : 0) - (i % 89 == 3 ? 1e9 : 0);
+			else /* constant stretches, then a noisy random walk */
+				x = i < 1500 ? (double)(i / 500) : v[k * NP + i - 1] + x;
+			v[k * NP + i] = x;
+		}
+	for (int k = 0; k < NS; k++) {
+		unsigned char *s = st + k * sz;
+		model_state_init(m, s);
+		for (int i = 0; i < NP; i++) {
+			struct det_result res;
+			model_update(m, s, ts[k * NP + i], v[k * NP + i], &res);
+			memcpy(alone + (k * NP + i) * sz, s, sz);
+		}
+	}
+	for (int k = 0; k < NS; k++)
+		model_state_init(m, st + k * sz);
+	for (int i = 0; i < NP; i++)
+		for (int k = 0; k < NS; k++) {
+			struct det_result res;
+			model_update(m, st + k * sz, ts[k * NP + i], v[k * NP + i], &res);
+			if (memcmp(st + k * sz, alone + (k * NP + i) * sz, sz) != 0)
+				fail_msg("series %d, sample %d: the two paths' states differ", k, i);
+		}
+	free(ts);
+	free(v);
+	free(alone);
+	free(st);
+	model_free(m);
+}
+
 /* The component's 104 bytes keep the default model within the detector's
  * 1 KiB share of the per-series state. */
 static void test_changept_state(void **ctx)
@@ -135,6 +193,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_changept_shifts),
 		cmocka_unit_test(test_changept_state),
+		cmocka_unit_test(test_changept_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
