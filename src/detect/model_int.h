@@ -90,7 +90,9 @@ struct model {
 	 * an 8-aligned state can sit in a line (j: the state starts 8 * j bytes
 	 * into it): pf_line[j][k] is the offset from the state's first byte of a
 	 * byte in the k-th line from the end, pf_nline[j] of them (each line
-	 * once); pf_lines 0 if a state spans more than PF_MAX_LINES lines */
+	 * once, but the first line repeated at the end of the lists shorter
+	 * than the longest, so that all have one count); pf_lines 0 if a state
+	 * spans more than PF_MAX_LINES lines */
 	int16_t pf_line[8][PF_MAX_LINES];
 	uint8_t pf_nline[8];
 	int pf_lines;

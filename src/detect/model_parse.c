@@ -136,6 +136,22 @@ static void model_prefetch_plan(struct model *m)
 				m->pf_line[j][n++] = (int16_t)(64 * l - 8 * j);
 		m->pf_nline[j] = (uint8_t)n;
 	}
+	/* Every position asks for as many lines, the longest list's count: a
+	 * shorter list is padded with its first line (asked for again, first:
+	 * the second request finds the line on its way), so model_prefetch's
+	 * jump into its unrolled prefetches goes to the same place for every
+	 * series of the model, and is predicted, instead of one of two or three
+	 * places by where the series' state lies in its line. */
+	int nmax = 0;
+	for (int j = 0; m->pf_lines && j < 8; j++)
+		if (m->pf_nline[j] > nmax)
+			nmax = m->pf_nline[j];
+	for (int j = 0; m->pf_lines && j < 8; j++) {
+		int n = m->pf_nline[j];
+		for (int k = n; k < nmax; k++)
+			m->pf_line[j][k] = m->pf_line[j][n - 1];
+		m->pf_nline[j] = (uint8_t)nmax;
+	}
 }
 
 static void model_finish(struct model *m)

@@ -1044,9 +1044,11 @@ static void test_lk_rate_z(void **ctx)
 
 /* model_prefetch's lines: for each way an 8-aligned state can sit in a
  * cache line, the plan lists each line that holds a byte of one of the
- * ranges exactly once, from the first line up (the list is read from its
- * end), and no other line: the lines prefetch_range asked for range by
- * range. A state larger than the lists falls back to the ranges. */
+ * ranges, from the first line up (the list is read from its end), and no
+ * other line: the lines prefetch_range asked for range by range; each
+ * once, but for the first line, repeated so that every position's list
+ * has the same count. A state larger than the lists falls back to the
+ * ranges. */
 static void test_prefetch_lines(void **ctx)
 {
 	(void)ctx;
@@ -1089,13 +1091,15 @@ static void test_prefetch_lines(void **ctx)
 				if (m->pf[i].len)
 					want[(o + m->pf[i].len - 1) / 64] = 1;
 			}
-			int n = m->pf_nline[j], prev = -1;
+			int n = m->pf_nline[j], prev = -1, first = 8 * j + m->pf_line[j][n - 1];
 			assert_true(n > 0 && n <= PF_MAX_LINES);
+			assert_int_equal(n, m->pf_nline[0]); /* one count for every position */
 			for (int i = n - 1; i >= 0; i--) {
 				int at = 8 * j + m->pf_line[j][i];
 				assert_true(at >= 0 && at % 64 == 0);
 				int line = at / 64;
-				assert_true(line > prev); /* first line first, each once */
+				/* first line first (repeated at the start), then each once */
+				assert_true(line > prev || (line == prev && at == first));
 				prev = line;
 				got[line] = 1;
 			}
