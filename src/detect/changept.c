@@ -509,7 +509,7 @@ cp_update_k(const double *p, void *state, const struct comp_ctx *c, struct comp_
 	double z = r / sigma;
 	if (!(fabs(z) < 1e6))
 		z = z < 0 ? -1e6 : 1e6; /* kept finite in the float statistics */
-	#if defined(__SSE2__)
+#if defined(__SSE2__)
 	double recent = plain ? cp_step_plain(s, p, z) : cp_step(s, p, z);
 #else
 	double recent = plain ? cp_step_n(s, p, z, K, 1) : cp_step(s, p, z);
