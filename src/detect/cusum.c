@@ -14,10 +14,6 @@
 
 #include "detect/detectors.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 enum { P_HALFLIFE, P_K, P_H, P_FAST, P_MIN_REL, P_DEV_HALFLIFE, P_LOG, P_DESEASON };
 /* derived (cusum_prepare): the weights of one sampling interval */
 enum { A_HALFLIFE = DET_MAX_PARAMS, A_FAST, A_DEV_HALFLIFE };
@@ -58,17 +54,6 @@ static void cusum_init(const double *p, void *state)
 	memset(state, 0, sizeof(struct cusum_state));
 }
 
-/* x > 0 ? x : 0, the same double (NaN gives 0), with SSE2's maxsd (a > b ?
- * a : b) instead of the branch a series' noise mispredicts */
-static inline double cusum_pos(double x)
-{
-#if defined(__SSE2__)
-	return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(x), _mm_setzero_pd()));
-#else
-	return x > 0 ? x : 0;
-#endif
-}
-
 /* plain (a constant where it is inlined): no `log`, and one sampling
  * interval since the last sample (c->steps 1, so the weights are the
  * prepared ones): no call is left on the path, so the function needs no
@@ -103,8 +88,8 @@ cusum_update_k(const double *p, void *state, const struct comp_ctx *c, struct co
 		z = -50;
 	double sp = (double)s->sp + z - p[P_K];
 	double sn = (double)s->sn - z - p[P_K];
-	s->sp = (float)cusum_pos(sp);
-	s->sn = (float)cusum_pos(sn);
+	s->sp = (float)(sp > 0 ? sp : 0);
+	s->sn = (float)(sn > 0 ? sn : 0);
 	double stat = s->sp > s->sn ? s->sp : s->sn;
 	o->raw = stat / p[P_H];
 	o->direction = s->sp > s->sn ? 1 : s->sn > 0 ? -1 : 0;

@@ -21,10 +21,6 @@
 
 #include "detect/detectors.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #define Z_FLOOR 3.0 /* the remembered extreme never counts as less than this */
 
 enum { P_HALFLIFE, P_DEV_HALFLIFE, P_CLIP, P_MEMORY, P_MIN_REL, P_LOG };
@@ -72,21 +68,6 @@ static void spike_init(const double *p, void *state)
 	memset(state, 0, sizeof(struct spike_state));
 }
 
-/* r > lim ? lim : r < -lim ? -lim : r, the same double, with SSE2's maxsd
- * and minsd instead of the branches a series' noise mispredicts: maxsd(a,
- * b) is a > b ? a : b and minsd(a, b) a < b ? a : b (b when either is NaN),
- * so t = maxsd(-lim, r) is r < -lim ? -lim : r and minsd(lim, t) is lim
- * exactly when r > lim (t <= lim otherwise, lim >= 0) */
-static inline double spike_clip(double r, double lim)
-{
-#if defined(__SSE2__)
-	__m128d t = _mm_max_sd(_mm_set_sd(-lim), _mm_set_sd(r));
-	return _mm_cvtsd_f64(_mm_min_sd(_mm_set_sd(lim), t));
-#else
-	return r > lim ? lim : r < -lim ? -lim : r;
-#endif
-}
-
 /* plain (a constant where it is inlined): no `log`, one sampling interval
  * since the last sample (c->steps 1, so the weights are the prepared ones)
  * and the memory's weight am from the memo (a hit): no call is left on the
@@ -129,7 +110,7 @@ spike_update_k(const double *p, void *state, const struct comp_ctx *c, struct co
 	double a = det_warm_alpha1(p[A_HALFLIFE], p[P_HALFLIFE], steps, s->n);
 	double ad = det_warm_alpha1(p[A_DEV_HALFLIFE], p[P_DEV_HALFLIFE], steps, s->n);
 	double lim = p[P_CLIP] * sigma;
-	double rc = s->n > 8 ? spike_clip(r, lim) : r;
+	double rc = s->n > 8 ? (r > lim ? lim : r < -lim ? -lim : r) : r;
 	s->mu += a * rc;
 	s->dev += (float)(ad * (fabs(rc) - (double)s->dev));
 	if (!plain && p[P_LOG] > 0)
